@@ -1,0 +1,49 @@
+//! The policy: what egret lets out and where credentials may go.
+//!
+//! Owns the YAML policy file format (`../shared/contract.md`): parsing raw structs
+//! (`raw`), turning them into types that cannot be invalid (`validate` -> `model`), host
+//! patterns (`host`) and secret references (`secret_ref`). Pure and synchronous: it never
+//! resolves a secret, opens a socket or watches a file — the binary and the proxy do that.
+
+mod error;
+mod host;
+mod model;
+mod raw;
+mod secret_ref;
+mod validate;
+
+use std::path::Path;
+
+pub use error::{Located, PolicyError};
+pub use host::{HostPattern, is_ip_literal, normalize_host};
+pub use model::*;
+pub use secret_ref::SecretRef;
+
+/// The policy `egret serve` runs when no file is given: `config/egret.yaml` as shipped.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../../config/egret.yaml");
+
+/// Reads and validates a policy file.
+pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text, path, &validate::base_dir(path)).map_err(PolicyError::Invalid)
+}
+
+/// Parses policy text; `file` names it in errors, `base` is where relative paths resolve.
+pub fn parse(text: &str, file: &Path, base: &Path) -> Result<Policy, Located> {
+    let raw: raw::RawPolicy = serde_saphyr::from_str(text).map_err(|e| yaml_error(&e, file))?;
+    validate::validate(raw, file, base)
+}
+
+fn yaml_error(e: &serde_saphyr::Error, file: &Path) -> Located {
+    let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+    // The crate's rendering repeats the position and adds a snippet; keep the first line's reason.
+    let rendered = e.to_string();
+    let message = rendered.lines().next().unwrap_or("invalid YAML").trim().to_owned();
+    Located { file: file.to_owned(), line, column, message }
+}
+
+#[cfg(test)]
+mod tests;

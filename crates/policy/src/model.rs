@@ -1,0 +1,201 @@
+//! The validated policy: types that cannot hold an invalid value.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::host::HostPattern;
+use crate::secret_ref::SecretRef;
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The file this policy was read from (or `<embedded>` for the built-in default).
+    pub source: PathBuf,
+    pub proxy: ProxySettings,
+    pub control: ControlSettings,
+    pub ca: CaSettings,
+    pub vault: VaultSettings,
+    pub upstream: UpstreamSettings,
+    pub network: NetworkSettings,
+    pub connectors: Vec<Connector>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct ControlSettings {
+    pub listen: SocketAddr,
+    pub public_url: String,
+    /// `None`: `serve` generates a token file beside the vault.
+    pub admin_token: Option<SecretRef>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CaSettings {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct VaultSettings {
+    pub path: PathBuf,
+    pub master_key: SecretRef,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamSettings {
+    pub extra_ca: Vec<PathBuf>,
+    /// Lower-cased host name -> address, like `curl --resolve`. Trusted: set by the operator.
+    pub resolve: BTreeMap<String, IpAddr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NetworkSettings {
+    pub allow: Vec<HostPattern>,
+    pub deny_private_ranges: bool,
+}
+
+/// A connector id: lower-case letters, digits, `-` and `_`, so it is safe in paths and logs.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectorId(String);
+
+impl ConnectorId {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let ok = !text.is_empty()
+            && text.len() <= 64
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if ok {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(format!(
+                "`{text}` is not a connector id; expected 1-64 characters of a-z, 0-9, `-` or `_`"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ConnectorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ConnectorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Connector {
+    pub id: ConnectorId,
+    pub auth: AuthKind,
+    pub egress: Vec<HostPattern>,
+    pub inject: Injection,
+    pub enabled: bool,
+}
+
+impl Connector {
+    pub fn serves(&self, host: &str, port: u16) -> bool {
+        self.egress.iter().any(|p| p.matches(host, port))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum AuthKind {
+    ApiKey,
+    OAuth2(Box<OAuthSettings>),
+}
+
+impl AuthKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ApiKey => "api_key",
+            Self::OAuth2(_) => "oauth2",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    AuthorizationCode,
+    ClientCredentials,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    Basic,
+    Post,
+}
+
+#[derive(Debug, Clone)]
+pub struct OAuthSettings {
+    pub grant: Grant,
+    pub authorize_url: Option<String>,
+    pub token_url: Option<String>,
+    pub issuer: Option<String>,
+    pub revocation_url: Option<String>,
+    pub client_id: String,
+    pub client_secret: Option<SecretRef>,
+    pub scopes: Vec<String>,
+    pub pkce: bool,
+    pub client_auth: ClientAuth,
+    pub refresh_skew: Duration,
+    pub extra_params: BTreeMap<String, String>,
+}
+
+/// Where a placeholder may stand on a request toward the connector's hosts.
+/// `Authorization` (Bearer, or inside Basic) always counts; these are in addition.
+#[derive(Debug, Clone, Default)]
+pub struct Injection {
+    /// Lower-cased header names.
+    pub headers: Vec<String>,
+    pub query: Vec<String>,
+}
+
+/// What the proxy does with a `host:port` a sandbox asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// A connector serves this host: terminate TLS and swap placeholders.
+    Intercept,
+    /// `network.allow` names it: relay bytes untouched.
+    Tunnel,
+    Deny,
+}
+
+impl Policy {
+    pub fn connector(&self, id: &str) -> Option<&Connector> {
+        self.connectors.iter().find(|c| c.id.as_str() == id)
+    }
+
+    /// `host` must be normalized ([`crate::normalize_host`]). Connector hosts win over
+    /// `network.allow`, so a credential host is never tunneled blind.
+    pub fn route(&self, host: &str, port: u16) -> Route {
+        if self.connectors.iter().any(|c| c.serves(host, port)) {
+            Route::Intercept
+        } else if self.network.allow.iter().any(|p| p.matches(host, port)) {
+            Route::Tunnel
+        } else {
+            Route::Deny
+        }
+    }
+
+    /// Every host the proxy lets out, for refusal messages.
+    pub fn allowed_hosts(&self) -> Vec<String> {
+        let connector_hosts = self.connectors.iter().flat_map(|c| c.egress.iter());
+        connector_hosts
+            .chain(self.network.allow.iter())
+            .map(ToString::to_string)
+            .collect()
+    }
+}

@@ -1,0 +1,124 @@
+//! The policy file as written: serde structs that mirror the YAML, with source locations
+//! kept on every value that validation may still refuse.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+pub(crate) type S<T> = Spanned<T>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPolicy {
+    pub version: S<u32>,
+    #[serde(default)]
+    pub proxy: RawProxy,
+    #[serde(default)]
+    pub control: RawControl,
+    #[serde(default)]
+    pub ca: RawCa,
+    #[serde(default)]
+    pub vault: RawVault,
+    #[serde(default)]
+    pub upstream: RawUpstream,
+    #[serde(default)]
+    pub network: RawNetwork,
+    #[serde(default)]
+    pub connectors: Vec<RawConnector>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProxy {
+    pub listen: Option<S<String>>,
+    pub auth: Option<S<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawControl {
+    pub listen: Option<S<String>>,
+    pub public_url: Option<S<String>>,
+    pub admin_token: Option<S<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCa {
+    pub dir: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawVault {
+    pub path: Option<String>,
+    pub master_key: Option<S<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstream {
+    #[serde(default)]
+    pub extra_ca: Vec<String>,
+    #[serde(default)]
+    pub resolve: BTreeMap<String, S<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNetwork {
+    #[serde(default)]
+    pub allow: Vec<S<String>>,
+    pub deny_private_ranges: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConnector {
+    pub id: S<String>,
+    pub template: Option<S<String>>,
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+    pub auth: Option<S<String>>,
+    pub grant: Option<S<String>>,
+    pub oauth: Option<S<RawOAuth>>,
+    #[serde(default)]
+    pub egress: Vec<S<String>>,
+    #[serde(default)]
+    pub inject: RawInject,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOAuth {
+    pub authorize_url: Option<S<String>>,
+    pub token_url: Option<S<String>>,
+    pub issuer: Option<S<String>>,
+    pub revocation_url: Option<S<String>>,
+    pub client_id: Option<S<String>>,
+    pub client_secret: Option<S<String>>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default = "yes")]
+    pub pkce: bool,
+    pub client_auth: Option<S<String>>,
+    pub refresh_skew: Option<S<String>>,
+    #[serde(default)]
+    pub extra_params: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawInject {
+    #[serde(default)]
+    pub headers: Vec<S<String>>,
+    #[serde(default)]
+    pub query: Vec<S<String>>,
+}
+
+fn yes() -> bool {
+    true
+}

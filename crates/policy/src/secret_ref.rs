@@ -1,0 +1,76 @@
+//! `${env:NAME}` / `${file:PATH}` references: the only way a secret may appear in a policy.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Where a secret lives. The policy never holds the value itself.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    Env(String),
+    /// Already resolved against the policy file's directory.
+    File(PathBuf),
+}
+
+impl SecretRef {
+    /// Parses a reference; relative file paths resolve against `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, String> {
+        let inner = text
+            .trim()
+            .strip_prefix("${")
+            .and_then(|t| t.strip_suffix('}'))
+            .ok_or_else(|| {
+                "secrets are never literal in a policy file; expected `${env:NAME}` or `${file:PATH}`"
+                    .to_owned()
+            })?;
+        if let Some(name) = inner.strip_prefix("env:") {
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(format!("`{name}` is not an environment variable name; expected `${{env:NAME}}`"));
+            }
+            return Ok(Self::Env(name.to_owned()));
+        }
+        if let Some(path) = inner.strip_prefix("file:") {
+            if path.is_empty() {
+                return Err("empty path; expected `${file:PATH}`".to_owned());
+            }
+            return Ok(Self::File(base.join(path)));
+        }
+        Err(format!("unknown reference `{text}`; expected `${{env:NAME}}` or `${{file:PATH}}`"))
+    }
+}
+
+impl fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Env(name) => write!(f, "${{env:{name}}}"),
+            Self::File(path) => write!(f, "${{file:{}}}", path.display()),
+        }
+    }
+}
+
+impl fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_env_and_file_and_refuses_literals() {
+        let base = Path::new("/etc/egret");
+        assert_eq!(SecretRef::parse("${env:A_B}", base), Ok(SecretRef::Env("A_B".into())));
+        assert_eq!(
+            SecretRef::parse("${file:data/k}", base),
+            Ok(SecretRef::File(PathBuf::from("/etc/egret/data/k")))
+        );
+        assert_eq!(
+            SecretRef::parse("${file:/abs/k}", base),
+            Ok(SecretRef::File(PathBuf::from("/abs/k")))
+        );
+        assert!(SecretRef::parse("hunter2", base).is_err());
+        assert!(SecretRef::parse("${vault:x}", base).is_err());
+        assert!(SecretRef::parse("${env:}", base).is_err());
+    }
+}

@@ -1,0 +1,259 @@
+//! Raw YAML structs -> [`Policy`]: every check that can point at a line does so here.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::Located;
+use crate::host::{HostPattern, normalize_host};
+use crate::model::*;
+use crate::raw::*;
+use crate::secret_ref::SecretRef;
+
+/// Checks a parsed file; `base` is the directory relative paths resolve against.
+pub(crate) fn validate(raw: RawPolicy, file: &Path, base: &Path) -> Result<Policy, Located> {
+    let v = Validator { file };
+    if raw.version.value != 1 {
+        return Err(v.at(&raw.version, "unsupported policy version; expected `version: 1`"));
+    }
+    let proxy_listen = v.socket(raw.proxy.listen.as_ref(), "127.0.0.1:3128")?;
+    if let Some(auth) = &raw.proxy.auth {
+        match auth.value.as_str() {
+            "none" => {}
+            "basic" => {
+                return Err(v.at(
+                    auth,
+                    "proxy authentication (`basic`) is not available in this version; use `auth: none` and keep the proxy port reachable only from your sandboxes",
+                ));
+            }
+            _ => return Err(v.at(auth, "unknown proxy auth; expected `none` or `basic`")),
+        }
+    }
+    let control_listen = v.socket(raw.control.listen.as_ref(), "127.0.0.1:3129")?;
+    let public_url = match raw.control.public_url {
+        Some(url) => v.url(&url)?,
+        None => format!("http://{control_listen}"),
+    };
+    let admin_token = raw
+        .control
+        .admin_token
+        .as_ref()
+        .map(|t| v.secret(t, base))
+        .transpose()?;
+
+    let vault_path = base.join(raw.vault.path.as_deref().unwrap_or("data/egret.redb"));
+    let master_key = match &raw.vault.master_key {
+        Some(r) => v.secret(r, base)?,
+        None => SecretRef::File(vault_path.with_file_name("master.key")),
+    };
+
+    let mut resolve = BTreeMap::new();
+    for (host, addr) in &raw.upstream.resolve {
+        let ip = addr
+            .value
+            .parse::<IpAddr>()
+            .map_err(|_| v.at(addr, &format!("`{}` is not an IP address; expected e.g. `127.0.0.1`", addr.value)))?;
+        resolve.insert(normalize_host(host), ip);
+    }
+
+    let allow = raw
+        .network
+        .allow
+        .iter()
+        .map(|h| v.host(h))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let mut seen = HashSet::new();
+    let mut connectors = Vec::with_capacity(raw.connectors.len());
+    for c in raw.connectors {
+        let id_span = v.at(&c.id, "connector ids must be unique; this id is used twice");
+        let connector = v.connector(c, base)?;
+        if !seen.insert(connector.id.clone()) {
+            return Err(id_span);
+        }
+        connectors.push(connector);
+    }
+
+    Ok(Policy {
+        source: file.to_owned(),
+        proxy: ProxySettings { listen: proxy_listen },
+        control: ControlSettings { listen: control_listen, public_url, admin_token },
+        ca: CaSettings { dir: base.join(raw.ca.dir.as_deref().unwrap_or("certs")) },
+        vault: VaultSettings { path: vault_path, master_key },
+        upstream: UpstreamSettings {
+            extra_ca: raw.upstream.extra_ca.iter().map(|p| base.join(p)).collect(),
+            resolve,
+        },
+        network: NetworkSettings {
+            allow,
+            deny_private_ranges: raw.network.deny_private_ranges.unwrap_or(true),
+        },
+        connectors,
+    })
+}
+
+struct Validator<'a> {
+    file: &'a Path,
+}
+
+impl Validator<'_> {
+    fn at<T>(&self, span: &S<T>, message: &str) -> Located {
+        Located {
+            file: self.file.to_owned(),
+            line: span.referenced.line(),
+            column: span.referenced.column(),
+            message: message.to_owned(),
+        }
+    }
+
+    fn socket(&self, value: Option<&S<String>>, default: &str) -> Result<SocketAddr, Located> {
+        match value {
+            None => default.parse().map_err(|_| self.bare(default)),
+            Some(s) => s.value.parse().map_err(|_| {
+                self.at(s, &format!("`{}` is not a listen address; expected `IP:PORT` such as `127.0.0.1:3128`", s.value))
+            }),
+        }
+    }
+
+    fn bare(&self, what: &str) -> Located {
+        Located { file: self.file.to_owned(), line: 0, column: 0, message: format!("bad built-in default `{what}`") }
+    }
+
+    fn url(&self, s: &S<String>) -> Result<String, Located> {
+        let ok = (s.value.starts_with("https://") || s.value.starts_with("http://"))
+            && !s.value.contains(char::is_whitespace);
+        if ok {
+            Ok(s.value.trim_end_matches('/').to_owned())
+        } else {
+            Err(self.at(s, &format!("`{}` is not a URL; expected `https://host/path`", s.value)))
+        }
+    }
+
+    fn secret(&self, s: &S<String>, base: &Path) -> Result<SecretRef, Located> {
+        SecretRef::parse(&s.value, base).map_err(|m| self.at(s, &m))
+    }
+
+    fn host(&self, s: &S<String>) -> Result<HostPattern, Located> {
+        HostPattern::parse(&s.value).map_err(|m| self.at(s, &m))
+    }
+
+    fn connector(&self, c: RawConnector, base: &Path) -> Result<Connector, Located> {
+        let id = ConnectorId::parse(&c.id.value).map_err(|m| self.at(&c.id, &m))?;
+        if let Some(t) = &c.template {
+            return Err(self.at(
+                t,
+                "vendor templates are not available in this version; spell the connector out with `auth`, `oauth` and `egress`",
+            ));
+        }
+        if !c.settings.is_empty() {
+            return Err(self.at(&c.id, "`settings` is only used with `template`, which this version does not support"));
+        }
+        let auth_name = c.auth.as_ref().map(|a| a.value.as_str());
+        let auth = match auth_name {
+            Some("api_key") => {
+                if let Some(o) = &c.oauth {
+                    return Err(self.at(o, "`oauth` is set but `auth` is `api_key`; set `auth: oauth2` or remove `oauth`"));
+                }
+                if let Some(g) = &c.grant {
+                    return Err(self.at(g, "`grant` only applies to `auth: oauth2`"));
+                }
+                AuthKind::ApiKey
+            }
+            Some("oauth2") => {
+                let oauth = c.oauth.as_ref().ok_or_else(|| {
+                    self.at(&c.id, &format!("connector `{id}` has `auth: oauth2` but no `oauth:` block; add client_id, client_secret and token_url"))
+                })?;
+                AuthKind::OAuth2(Box::new(self.oauth(oauth, c.grant.as_ref(), base)?))
+            }
+            Some(_) => {
+                let a = c.auth.as_ref().map(|a| self.at(a, "unknown auth; expected `api_key` or `oauth2`"));
+                return Err(a.unwrap_or_else(|| self.bare("auth")));
+            }
+            None => return Err(self.at(&c.id, &format!("connector `{id}` has no `auth`; expected `auth: api_key` or `auth: oauth2`"))),
+        };
+        if c.egress.is_empty() {
+            return Err(self.at(&c.id, &format!("connector `{id}` has no `egress` hosts; list the hosts its credential may be sent to")));
+        }
+        let egress = c.egress.iter().map(|h| self.host(h)).collect::<Result<Vec<_>, _>>()?;
+        let mut headers = Vec::new();
+        for h in &c.inject.headers {
+            let name = h.value.to_ascii_lowercase();
+            let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !valid || matches!(name.as_str(), "host" | "proxy-authorization" | "cookie" | "set-cookie") {
+                return Err(self.at(h, &format!("`{}` cannot carry a credential; expected a header name such as `x-api-key`", h.value)));
+            }
+            if name != "authorization" {
+                headers.push(name);
+            }
+        }
+        let mut query = Vec::new();
+        for q in &c.inject.query {
+            if q.value.is_empty() || q.value.contains(['&', '=', '#', ' ']) {
+                return Err(self.at(q, &format!("`{}` is not a query parameter name", q.value)));
+            }
+            query.push(q.value.clone());
+        }
+        Ok(Connector { id, auth, egress, inject: Injection { headers, query }, enabled: c.enabled })
+    }
+
+    fn oauth(&self, o: &S<RawOAuth>, grant: Option<&S<String>>, base: &Path) -> Result<OAuthSettings, Located> {
+        let grant = match grant.map(|g| (g, g.value.as_str())) {
+            None | Some((_, "authorization_code")) => Grant::AuthorizationCode,
+            Some((_, "client_credentials")) => Grant::ClientCredentials,
+            Some((g, _)) => return Err(self.at(g, "unknown grant; expected `authorization_code` or `client_credentials`")),
+        };
+        let raw = &o.value;
+        let opt_url = |u: &Option<S<String>>| u.as_ref().map(|u| self.url(u)).transpose();
+        let authorize_url = opt_url(&raw.authorize_url)?;
+        let token_url = opt_url(&raw.token_url)?;
+        let issuer = opt_url(&raw.issuer)?;
+        let revocation_url = opt_url(&raw.revocation_url)?;
+        if token_url.is_none() && issuer.is_none() {
+            return Err(self.at(o, "`oauth` needs `token_url` (or `issuer` for discovery)"));
+        }
+        if grant == Grant::AuthorizationCode && authorize_url.is_none() && issuer.is_none() {
+            return Err(self.at(o, "the authorization-code grant needs `authorize_url` (or `issuer` for discovery)"));
+        }
+        let client_id = raw
+            .client_id
+            .as_ref()
+            .filter(|c| !c.value.is_empty())
+            .ok_or_else(|| self.at(o, "`oauth` needs `client_id`"))?
+            .value
+            .clone();
+        let client_secret = raw.client_secret.as_ref().map(|s| self.secret(s, base)).transpose()?;
+        let client_auth = match raw.client_auth.as_ref().map(|c| (c, c.value.as_str())) {
+            None | Some((_, "basic")) => ClientAuth::Basic,
+            Some((_, "post")) => ClientAuth::Post,
+            Some((c, _)) => return Err(self.at(c, "unknown client_auth; expected `basic` or `post`")),
+        };
+        let refresh_skew = match &raw.refresh_skew {
+            None => Duration::from_secs(60),
+            Some(s) => humantime::parse_duration(&s.value)
+                .map_err(|_| self.at(s, &format!("`{}` is not a duration; expected e.g. `60s` or `5m`", s.value)))?,
+        };
+        Ok(OAuthSettings {
+            grant,
+            authorize_url,
+            token_url,
+            issuer,
+            revocation_url,
+            client_id,
+            client_secret,
+            scopes: raw.scopes.clone(),
+            pkce: raw.pkce,
+            client_auth,
+            refresh_skew,
+            extra_params: raw.extra_params.clone(),
+        })
+    }
+}
+
+/// The directory a policy file's relative paths resolve against.
+pub(crate) fn base_dir(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}

@@ -1,0 +1,100 @@
+//! Leaf certificates for intercepted hosts: issued by the CA, cached per host (bounded),
+//! one issuance per host however many connections miss at once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quick_cache::sync::Cache;
+use rcgen::{CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair, PKCS_ECDSA_P256_SHA256};
+use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
+use rustls::sign::{CertifiedKey, SigningKey, SingleCertAndKey};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use crate::ca::CertificateAuthority;
+use crate::error::TlsError;
+use crate::provider;
+
+/// How long a leaf is valid, and when the cache re-issues it.
+const LEAF_VALIDITY: Duration = Duration::from_secs(30 * 24 * 3600);
+const LEAF_RENEW_AFTER: Duration = Duration::from_secs(20 * 24 * 3600);
+
+#[derive(Clone)]
+struct Leaf {
+    config: Arc<ServerConfig>,
+    renew_at: Instant,
+}
+
+/// Issues and caches one TLS server configuration per intercepted host.
+pub struct LeafCache {
+    ca: CertificateAuthority,
+    /// One key for every leaf: a miss costs one signature, not a key generation.
+    leaf_key: KeyPair,
+    signing_key: Arc<dyn SigningKey>,
+    provider: Arc<CryptoProvider>,
+    cache: Cache<String, Leaf>,
+}
+
+impl LeafCache {
+    pub fn new(ca: CertificateAuthority, capacity: usize) -> Result<Self, TlsError> {
+        let provider = provider();
+        let leaf_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
+            .map_err(|e| TlsError::Issue { host: "leaf key".into(), reason: e.to_string() })?;
+        let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+        let signing_key = provider.key_provider.load_private_key(der)?;
+        Ok(Self { ca, leaf_key, signing_key, provider, cache: Cache::new(capacity.max(1)) })
+    }
+
+    pub fn ca(&self) -> &CertificateAuthority {
+        &self.ca
+    }
+
+    /// The server configuration for `host` (already normalized), from the cache or freshly
+    /// issued. Concurrent misses for one host wait for a single issuance.
+    pub async fn server_config(&self, host: &str) -> Result<Arc<ServerConfig>, TlsError> {
+        if let Some(leaf) = self.cache.get(host) {
+            if leaf.renew_at > Instant::now() {
+                return Ok(leaf.config);
+            }
+            self.cache.remove(host);
+        }
+        let leaf = self
+            .cache
+            .get_or_insert_async(host, async { self.issue(host) })
+            .await?;
+        Ok(leaf.config)
+    }
+
+    /// The hot path of a cache hit, exposed for benchmarks.
+    pub fn cached(&self, host: &str) -> Option<Arc<ServerConfig>> {
+        self.cache.get(host).map(|l| l.config)
+    }
+
+    /// Issues a leaf for `host`, bypassing the cache (benchmarks and tests).
+    pub fn issue_uncached(&self, host: &str) -> Result<Arc<ServerConfig>, TlsError> {
+        self.issue(host).map(|l| l.config)
+    }
+
+    fn issue(&self, host: &str) -> Result<Leaf, TlsError> {
+        let fail = |e: rcgen::Error| TlsError::Issue { host: host.to_owned(), reason: e.to_string() };
+        let mut params = CertificateParams::new(vec![host.to_owned()]).map_err(fail)?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, host);
+        params.distinguished_name = dn;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::hours(1);
+        params.not_after = now + LEAF_VALIDITY;
+        let cert = params.signed_by(&self.leaf_key, &self.ca.issuer).map_err(fail)?;
+        let ca_der = CertificateDer::from(self.ca.issuer_der()?);
+        let chain = vec![cert.der().clone(), ca_der];
+        let certified = Arc::new(CertifiedKey::new(chain, self.signing_key.clone()));
+        let mut config = ServerConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Leaf { config: Arc::new(config), renew_at: Instant::now() + LEAF_RENEW_AFTER })
+    }
+}

@@ -1,0 +1,61 @@
+use std::sync::Arc;
+
+use super::*;
+
+#[test]
+fn creates_then_loads_the_same_ca_with_a_private_key_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca, origin) = CertificateAuthority::load_or_create(dir.path()).expect("create");
+    assert_eq!(origin, CaOrigin::Created);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(CA_KEY_FILE)).expect("key").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let (again, origin) = CertificateAuthority::load_or_create(dir.path()).expect("load");
+    assert_eq!(origin, CaOrigin::Loaded);
+    assert_eq!(ca.cert_pem(), again.cert_pem());
+}
+
+#[test]
+fn half_a_ca_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    CertificateAuthority::create(dir.path()).expect("create");
+    std::fs::remove_file(dir.path().join(CA_KEY_FILE)).expect("rm");
+    let err = CertificateAuthority::load_or_create(dir.path()).expect_err("must refuse");
+    assert!(err.to_string().contains("missing"), "{err}");
+    assert!(dir.path().join(CA_CERT_FILE).exists(), "never overwritten");
+}
+
+#[tokio::test]
+async fn concurrent_misses_issue_one_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = CertificateAuthority::create(dir.path()).expect("ca");
+    let cache = Arc::new(LeafCache::new(ca, 16).expect("cache"));
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.server_config("api.example.com").await.expect("issue") })
+        })
+        .collect();
+    let mut configs = Vec::new();
+    for t in tasks {
+        configs.push(t.await.expect("join"));
+    }
+    assert!(configs.windows(2).all(|w| Arc::ptr_eq(&w[0], &w[1])), "every waiter got the one issuance");
+    let other = cache.server_config("other.example.com").await.expect("issue");
+    assert!(!Arc::ptr_eq(&configs[0], &other));
+}
+
+#[test]
+fn upstream_config_refuses_a_pem_without_certificates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "nothing here").expect("write");
+    assert!(upstream_client_config(&[&empty]).is_err());
+    let ca = CertificateAuthority::create(&dir.path().join("ca")).expect("ca");
+    let good = dir.path().join("ca.pem");
+    std::fs::write(&good, ca.cert_pem()).expect("write");
+    assert!(upstream_client_config(&[&good]).is_ok());
+}

@@ -1,0 +1,356 @@
+//! The redb file, its tables, and the in-memory index the proxy's hot path reads.
+//!
+//! Every write commits to redb first and updates the index after, under one writer lock,
+//! so memory never shows what the disk does not hold.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::error::{VaultError, storage};
+use crate::key::MasterKey;
+use crate::placeholder::{Placeholder, PlaceholderHash};
+use crate::records::*;
+use crate::seal::Sealer;
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Reserved for connectors created through the control plane.
+const CONNECTORS: TableDefinition<&str, &[u8]> = TableDefinition::new("connectors");
+const CONNECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("connections");
+const PLACEHOLDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("placeholders");
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+
+const KEY_CHECK: &str = "key_check";
+const KEY_CHECK_PLAIN: &[u8] = b"egret vault v1";
+/// Audit events kept; older ones are dropped as new ones arrive.
+const AUDIT_KEEP: u64 = 100_000;
+
+/// What a placeholder on a request stands for.
+pub struct Resolved {
+    pub placeholder: Arc<PlaceholderEntry>,
+    pub credential: Arc<Credential>,
+}
+
+pub struct PlaceholderEntry {
+    pub info: PlaceholderInfo,
+    conn_key: Arc<str>,
+}
+
+#[derive(Default)]
+struct Index {
+    placeholders: HashMap<PlaceholderHash, Arc<PlaceholderEntry>>,
+    credentials: HashMap<Arc<str>, Arc<Credential>>,
+    connections: BTreeMap<Arc<str>, ConnectionInfo>,
+}
+
+pub struct Vault {
+    db: Database,
+    sealer: Sealer,
+    index: RwLock<Index>,
+    writer: Mutex<()>,
+}
+
+/// What a connection's sealed blob holds.
+#[derive(Serialize, Deserialize)]
+struct SealedSecret {
+    api_key: String,
+}
+
+impl Vault {
+    /// Opens (or creates) the vault file and loads its index. A key that does not match
+    /// the file's is refused before anything is written.
+    pub fn open(path: &Path, key: &MasterKey) -> Result<Self, VaultError> {
+        let db = Database::create(path).map_err(storage)?;
+        let vault = Self {
+            db,
+            sealer: Sealer::new(key),
+            index: RwLock::new(Index::default()),
+            writer: Mutex::new(()),
+        };
+        vault.check_or_stamp_key()?;
+        vault.load()?;
+        Ok(vault)
+    }
+
+    fn check_or_stamp_key(&self) -> Result<(), VaultError> {
+        let tx = self.db.begin_write().map_err(storage)?;
+        {
+            let mut meta = tx.open_table(META).map_err(storage)?;
+            let stamp = meta.get(KEY_CHECK).map_err(storage)?.map(|v| v.value().to_vec());
+            match stamp {
+                Some(sealed) => {
+                    let opened = self.sealer.open(&aad("meta", KEY_CHECK), &sealed);
+                    if opened.as_deref().map(Vec::as_slice) != Some(KEY_CHECK_PLAIN) {
+                        return Err(VaultError::WrongKey);
+                    }
+                }
+                None => {
+                    let sealed = self.sealer.seal(&aad("meta", KEY_CHECK), KEY_CHECK_PLAIN);
+                    meta.insert(KEY_CHECK, sealed.as_slice()).map_err(storage)?;
+                }
+            }
+            // Create every table now so readers never meet a missing one.
+            tx.open_table(CONNECTORS).map_err(storage)?;
+            tx.open_table(CONNECTIONS).map_err(storage)?;
+            tx.open_table(PLACEHOLDERS).map_err(storage)?;
+            tx.open_table(AUDIT).map_err(storage)?;
+        }
+        tx.commit().map_err(storage)
+    }
+
+    fn load(&self) -> Result<(), VaultError> {
+        let tx = self.db.begin_read().map_err(storage)?;
+        let mut index = Index::default();
+        let connections = tx.open_table(CONNECTIONS).map_err(storage)?;
+        for row in connections.iter().map_err(storage)? {
+            let (k, v) = row.map_err(storage)?;
+            let key: Arc<str> = Arc::from(k.value());
+            let stored: StoredConnection =
+                serde_json::from_slice(v.value()).map_err(|_| VaultError::Corrupt(key.to_string()))?;
+            let credential = self.open_credential(&key, &stored.sealed)?;
+            index.credentials.insert(key.clone(), Arc::new(credential));
+            index.connections.insert(key, stored.info);
+        }
+        let placeholders = tx.open_table(PLACEHOLDERS).map_err(storage)?;
+        for row in placeholders.iter().map_err(storage)? {
+            let (k, v) = row.map_err(storage)?;
+            let hash = parse_hex(k.value()).ok_or_else(|| VaultError::Corrupt(k.value().to_owned()))?;
+            let info: PlaceholderInfo =
+                serde_json::from_slice(v.value()).map_err(|_| VaultError::Corrupt(k.value().to_owned()))?;
+            let conn_key: Arc<str> = Arc::from(conn_key(&info.connector, &info.owner));
+            index.placeholders.insert(hash, Arc::new(PlaceholderEntry { info, conn_key }));
+        }
+        *self.index.write().unwrap_or_else(|p| p.into_inner()) = index;
+        Ok(())
+    }
+
+    fn open_credential(&self, key: &str, sealed: &[u8]) -> Result<Credential, VaultError> {
+        let plain = self
+            .sealer
+            .open(&aad("connections", key), sealed)
+            .ok_or_else(|| VaultError::Corrupt(key.to_owned()))?;
+        let secret: SealedSecret = serde_json::from_slice(&plain).map_err(|_| VaultError::Corrupt(key.to_owned()))?;
+        Ok(Credential { secret: SecretString::from(secret.api_key) })
+    }
+
+    /// Stores (or replaces) a static key. Existing placeholders keep working.
+    pub fn put_api_key(&self, connector: &str, owner: &Owner, api_key: &SecretString) -> Result<ConnectionInfo, VaultError> {
+        if api_key.expose_secret().is_empty() || api_key.expose_secret().contains(['\r', '\n', '\0']) {
+            return Err(VaultError::Invalid(
+                "the key is empty or contains a line break; send only the key itself".to_owned(),
+            ));
+        }
+        let key = conn_key(connector, owner);
+        let plain = Zeroizing::new(
+            serde_json::to_vec(&SealedSecret { api_key: api_key.expose_secret().to_owned() })
+                .map_err(|e| VaultError::Invalid(e.to_string()))?,
+        );
+        let sealed = self.sealer.seal(&aad("connections", &key), &plain);
+        let info = ConnectionInfo {
+            connector: connector.to_owned(),
+            owner: owner.clone(),
+            kind: ConnectionKind::ApiKey,
+            status: ConnectionStatus::Connected,
+            connected_at: now(),
+            expires_at: None,
+            scopes: Vec::new(),
+        };
+        let record = serde_json::to_vec(&StoredConnection { info: info.clone(), sealed })
+            .map_err(|e| VaultError::Invalid(e.to_string()))?;
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.write(|tx| {
+            tx.open_table(CONNECTIONS).map_err(storage)?.insert(key.as_str(), record.as_slice()).map_err(storage)?;
+            Ok(())
+        })?;
+        let key: Arc<str> = Arc::from(key);
+        let credential = Credential { secret: api_key.clone() };
+        let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+        index.credentials.insert(key.clone(), Arc::new(credential));
+        index.connections.insert(key, info.clone());
+        Ok(info)
+    }
+
+    /// Removes a connection and every placeholder naming it, in one transaction.
+    pub fn remove_connection(&self, connector: &str, owner: &Owner) -> Result<bool, VaultError> {
+        let key = conn_key(connector, owner);
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let doomed: Vec<PlaceholderHash> = {
+            let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+            if !index.connections.contains_key(key.as_str()) {
+                return Ok(false);
+            }
+            index
+                .placeholders
+                .iter()
+                .filter(|(_, e)| *e.conn_key == *key)
+                .map(|(h, _)| *h)
+                .collect()
+        };
+        self.write(|tx| {
+            tx.open_table(CONNECTIONS).map_err(storage)?.remove(key.as_str()).map_err(storage)?;
+            let mut table = tx.open_table(PLACEHOLDERS).map_err(storage)?;
+            for h in &doomed {
+                table.remove(h.hex().as_str()).map_err(storage)?;
+            }
+            Ok(())
+        })?;
+        let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+        index.connections.remove(key.as_str());
+        index.credentials.remove(key.as_str());
+        for h in &doomed {
+            index.placeholders.remove(h);
+        }
+        Ok(true)
+    }
+
+    pub fn connections(&self, connector: Option<&str>, owner: Option<&Owner>) -> Vec<ConnectionInfo> {
+        let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+        index
+            .connections
+            .values()
+            .filter(|c| connector.is_none_or(|id| c.connector == id))
+            .filter(|c| owner.is_none_or(|o| &c.owner == o))
+            .cloned()
+            .collect()
+    }
+
+    /// Mints a placeholder for an existing connection.
+    pub fn mint_placeholder(
+        &self,
+        connector: &str,
+        owner: &Owner,
+        ttl: Option<Duration>,
+    ) -> Result<(Placeholder, PlaceholderInfo), VaultError> {
+        let key: Arc<str> = Arc::from(conn_key(connector, owner));
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.index.read().unwrap_or_else(|p| p.into_inner()).connections.contains_key(&key) {
+            return Err(VaultError::NoConnection { connector: connector.to_owned(), owner: owner.to_string() });
+        }
+        let placeholder = Placeholder::mint();
+        let created_at = now();
+        let info = PlaceholderInfo {
+            connector: connector.to_owned(),
+            owner: owner.clone(),
+            created_at,
+            expires_at: ttl.map(|t| created_at.saturating_add(i64::try_from(t.as_secs()).unwrap_or(i64::MAX))),
+            hint: placeholder.hint(),
+        };
+        let hash = placeholder.hash();
+        let record = serde_json::to_vec(&info).map_err(|e| VaultError::Invalid(e.to_string()))?;
+        self.write(|tx| {
+            tx.open_table(PLACEHOLDERS)
+                .map_err(storage)?
+                .insert(hash.hex().as_str(), record.as_slice())
+                .map_err(storage)?;
+            Ok(())
+        })?;
+        let entry = Arc::new(PlaceholderEntry { info: info.clone(), conn_key: key });
+        self.index.write().unwrap_or_else(|p| p.into_inner()).placeholders.insert(hash, entry);
+        Ok((placeholder, info))
+    }
+
+    pub fn revoke_placeholder(&self, placeholder: &Placeholder) -> Result<PlaceholderInfo, VaultError> {
+        let hash = placeholder.hash();
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = self
+            .index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .placeholders
+            .get(&hash)
+            .cloned()
+            .ok_or(VaultError::NoPlaceholder)?;
+        self.write(|tx| {
+            tx.open_table(PLACEHOLDERS).map_err(storage)?.remove(hash.hex().as_str()).map_err(storage)?;
+            Ok(())
+        })?;
+        self.index.write().unwrap_or_else(|p| p.into_inner()).placeholders.remove(&hash);
+        Ok(entry.info.clone())
+    }
+
+    /// The hot path: memory only, no disk. Expired placeholders and placeholders whose
+    /// connection is gone resolve to `None`.
+    pub fn resolve(&self, hash: &PlaceholderHash, now_unix: i64) -> Option<Resolved> {
+        let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+        let placeholder = index.placeholders.get(hash)?.clone();
+        if placeholder.info.expires_at.is_some_and(|e| e <= now_unix) {
+            return None;
+        }
+        let credential = index.credentials.get(&placeholder.conn_key)?.clone();
+        Some(Resolved { placeholder, credential })
+    }
+
+    /// Appends an audit event. Never pass a secret or a placeholder in `detail`.
+    pub fn audit(&self, event: &str, connector: Option<&str>, owner: Option<&str>, detail: Option<String>) -> Result<AuditEvent, VaultError> {
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut recorded = None;
+        self.write(|tx| {
+            let mut table = tx.open_table(AUDIT).map_err(storage)?;
+            let seq = table.last().map_err(storage)?.map_or(1, |(k, _)| k.value() + 1);
+            let e = AuditEvent {
+                seq,
+                at: now(),
+                event: event.to_owned(),
+                connector: connector.map(str::to_owned),
+                owner: owner.map(str::to_owned),
+                detail,
+            };
+            let bytes = serde_json::to_vec(&e).map_err(|e| VaultError::Invalid(e.to_string()))?;
+            table.insert(seq, bytes.as_slice()).map_err(storage)?;
+            if seq > AUDIT_KEEP {
+                table.remove(seq - AUDIT_KEEP).map_err(storage)?;
+            }
+            recorded = Some(e);
+            Ok(())
+        })?;
+        recorded.ok_or_else(|| VaultError::Invalid("audit write produced no event".to_owned()))
+    }
+
+    /// Audit events with `seq > since`, oldest first, at most `limit`.
+    pub fn audit_since(&self, since: u64, limit: usize) -> Result<Vec<AuditEvent>, VaultError> {
+        let tx = self.db.begin_read().map_err(storage)?;
+        let table = tx.open_table(AUDIT).map_err(storage)?;
+        let mut out = Vec::new();
+        for row in table.range(since.saturating_add(1)..).map_err(storage)?.take(limit) {
+            let (k, v) = row.map_err(storage)?;
+            out.push(serde_json::from_slice(v.value()).map_err(|_| VaultError::Corrupt(format!("audit/{}", k.value())))?);
+        }
+        Ok(out)
+    }
+
+    fn write(&self, f: impl FnOnce(&WriteTransaction) -> Result<(), VaultError>) -> Result<(), VaultError> {
+        let tx = self.db.begin_write().map_err(storage)?;
+        f(&tx)?;
+        tx.commit().map_err(storage)
+    }
+}
+
+fn conn_key(connector: &str, owner: &Owner) -> String {
+    format!("{connector}/{owner}")
+}
+
+/// Associated data: the table and the record's key, so a sealed value cannot be moved.
+fn aad(table: &str, key: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(table.len() + 1 + key.len());
+    out.extend_from_slice(table.as_bytes());
+    out.push(0);
+    out.extend_from_slice(key.as_bytes());
+    out
+}
+
+fn parse_hex(text: &str) -> Option<PlaceholderHash> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(PlaceholderHash(out))
+}

@@ -1,0 +1,24 @@
+/// Everything the vault can refuse. Messages say what to do; none carries a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error("vault storage failed: {0}; check the disk and the vault file's permissions")]
+    Storage(#[from] redb::Error),
+    #[error(
+        "the master key does not open this vault; restore the key it was created with (or move the vault away to start empty)"
+    )]
+    WrongKey,
+    #[error("vault record `{0}` is corrupt or was moved from another record; restore the vault from a backup")]
+    Corrupt(String),
+    #[error("master key is malformed: {0}")]
+    BadKey(&'static str),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no connection for connector `{connector}` and owner `{owner}`; store one first")]
+    NoConnection { connector: String, owner: String },
+    #[error("placeholder not found; it may have been revoked already")]
+    NoPlaceholder,
+}
+
+pub(crate) fn storage<E: Into<redb::Error>>(e: E) -> VaultError {
+    VaultError::Storage(e.into())
+}

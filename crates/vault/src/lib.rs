@@ -1,0 +1,28 @@
+//! The vault: everything egret must remember, in one redb file.
+//!
+//! Owns the master key (`key`), the AEAD envelope (`seal`), the tables and the in-memory
+//! index the proxy reads on every request (`db`), and the record types (`records`,
+//! `placeholder`). Every secret field is sealed with XChaCha20-Poly1305 under the master
+//! key, with the record's table and key as associated data. It must not log, print or
+//! return a secret except through [`Resolved`] to the proxy, and it knows nothing of HTTP.
+
+mod db;
+mod error;
+mod key;
+mod placeholder;
+mod records;
+mod seal;
+
+pub use db::{PlaceholderEntry, Resolved, Vault};
+pub use error::VaultError;
+pub use key::MasterKey;
+pub use placeholder::{MIN_BODY as PLACEHOLDER_MIN_BODY, PREFIX as PLACEHOLDER_PREFIX, Placeholder, PlaceholderHash};
+pub use records::{AuditEvent, ConnectionInfo, ConnectionKind, ConnectionStatus, Credential, Owner, PlaceholderInfo};
+
+/// Current time in unix seconds, the unit of every timestamp the vault stores.
+pub fn unix_now() -> i64 {
+    records::now()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,84 @@
+//! Placeholder tokens: `egp_` + 40 random alphanumerics, stored only as their SHA-256.
+
+use std::fmt;
+
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use sha2::{Digest, Sha256};
+
+pub const PREFIX: &str = "egp_";
+/// The contract's minimum body length; minted ones are longer.
+pub const MIN_BODY: usize = 32;
+const MINTED_BODY: usize = 40;
+
+/// A placeholder in the clear. Not a credential, but a bearer toward egret: never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Placeholder(String);
+
+impl Placeholder {
+    pub fn mint() -> Self {
+        // ThreadRng is a ChaCha-based CSPRNG seeded from the OS.
+        let body: String = rand::rng().sample_iter(Alphanumeric).take(MINTED_BODY).map(char::from).collect();
+        Self(format!("{PREFIX}{body}"))
+    }
+
+    /// Accepts exactly `egp_[A-Za-z0-9]{32,}`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let body = text.strip_prefix(PREFIX)?;
+        (body.len() >= MIN_BODY && body.bytes().all(|b| b.is_ascii_alphanumeric())).then(|| Self(text.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn hash(&self) -> PlaceholderHash {
+        PlaceholderHash::of(self.0.as_bytes())
+    }
+
+    pub(crate) fn hint(&self) -> String {
+        format!("{}…", &self.0[..PREFIX.len() + 4])
+    }
+}
+
+impl fmt::Debug for Placeholder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Placeholder(redacted)")
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PlaceholderHash(pub [u8; 32]);
+
+impl PlaceholderHash {
+    pub fn of(placeholder: &[u8]) -> Self {
+        Self(Sha256::digest(placeholder).into())
+    }
+
+    pub(crate) fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minted_placeholders_are_well_formed_and_distinct() {
+        let a = Placeholder::mint();
+        let b = Placeholder::mint();
+        assert_ne!(a, b);
+        assert!(Placeholder::parse(a.expose()).is_some());
+        assert_eq!(a.expose().len(), PREFIX.len() + MINTED_BODY);
+        assert!(!format!("{a:?}").contains(a.expose()));
+    }
+
+    #[test]
+    fn parse_enforces_the_contract_syntax() {
+        assert!(Placeholder::parse(&format!("egp_{}", "a".repeat(32))).is_some());
+        assert!(Placeholder::parse(&format!("egp_{}", "a".repeat(31))).is_none());
+        assert!(Placeholder::parse(&format!("egp_{}-", "a".repeat(32))).is_none());
+        assert!(Placeholder::parse(&format!("egx_{}", "a".repeat(32))).is_none());
+    }
+}

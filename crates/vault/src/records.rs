@@ -1,0 +1,152 @@
+//! What the vault stores, as plain serde records. Secret material never sits in these
+//! structs in the clear on disk: it travels through [`crate::seal`] first.
+
+use std::fmt;
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// Who a connection belongs to: `org` or `user:<id>`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Owner(String);
+
+impl Owner {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text == "org" {
+            return Ok(Self(text.to_owned()));
+        }
+        let valid_user = text.strip_prefix("user:").is_some_and(|id| {
+            !id.is_empty()
+                && id.len() <= 128
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._@-+".contains(&b))
+        });
+        if valid_user {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(format!(
+                "`{text}` is not an owner; expected `org` or `user:<id>` (id: letters, digits, `.`, `_`, `@`, `-`, `+`)"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Owner {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<Owner> for String {
+    fn from(o: Owner) -> String {
+        o.0
+    }
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionKind {
+    ApiKey,
+    Oauth2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionStatus {
+    Connected,
+    NeedsReauth,
+}
+
+/// A connection as the control plane shows it: never the secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnectionInfo {
+    pub connector: String,
+    pub owner: Owner,
+    pub kind: ConnectionKind,
+    pub status: ConnectionStatus,
+    /// Unix seconds.
+    pub connected_at: i64,
+    pub expires_at: Option<i64>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// The on-disk connection record: the info plus the sealed credential.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct StoredConnection {
+    #[serde(flatten)]
+    pub info: ConnectionInfo,
+    #[serde(with = "b64")]
+    pub sealed: Vec<u8>,
+}
+
+/// The secret half of a connection, only ever in memory or sealed.
+pub struct Credential {
+    pub secret: SecretString,
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Credential(redacted)")
+    }
+}
+
+/// A placeholder's record, stored under the SHA-256 of the placeholder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlaceholderInfo {
+    pub connector: String,
+    pub owner: Owner,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    /// Short, non-secret prefix (`egp_AbCd…`) so operators can tell placeholders apart.
+    pub hint: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub seq: u64,
+    pub at: i64,
+    pub event: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connector: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+mod b64 {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
+}
+
+pub(crate) fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
