@@ -1,1 +1,58 @@
-//! stub
+//! The data plane: what a sandbox talks to through `HTTPS_PROXY`.
+//!
+//! Reads top to bottom along a request's way: `server` accepts and speaks HTTP/1.1 to the
+//! sandbox; `connect` decides each CONNECT (intercept, tunnel, refuse); `intercept`
+//! terminates TLS with a leaf from the CA and serves HTTP/1.1 or HTTP/2 inside; `forward`
+//! runs each intercepted request through host binding (`binding`), the placeholder swap
+//! (`swap`) and the pooled upstream client (`upstream`); `plain` handles absolute-form
+//! `http://` requests; `tunnel` relays bytes. `refusal` turns every "no" into the
+//! contract's answer. It must not write to the vault on the hot path, buffer a body, or
+//! log a header value.
+
+mod binding;
+pub mod body;
+mod connect;
+mod forward;
+mod hop;
+mod intercept;
+mod limits;
+mod plain;
+pub mod refusal;
+mod server;
+pub mod swap;
+mod tunnel;
+pub mod upstream;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use egret_policy::Policy;
+use egret_tls::LeafCache;
+use egret_vault::Vault;
+
+pub use limits::Limits;
+pub use server::serve;
+
+/// What every connection of the proxy shares.
+pub struct Proxy {
+    pub(crate) policy: Arc<ArcSwap<Policy>>,
+    pub(crate) vault: Arc<Vault>,
+    pub(crate) leaves: Arc<LeafCache>,
+    pub(crate) upstream: upstream::Upstream,
+    pub(crate) limits: Limits,
+}
+
+impl Proxy {
+    /// `upstream_tls` is the trust toward upstreams (see `egret_tls::upstream_client_config`).
+    pub fn new(
+        policy: Arc<ArcSwap<Policy>>,
+        vault: Arc<Vault>,
+        leaves: Arc<LeafCache>,
+        upstream_tls: rustls::ClientConfig,
+        limits: Limits,
+    ) -> Self {
+        let resolver = upstream::Resolver::new(policy.clone());
+        let upstream = upstream::Upstream::new(upstream_tls, resolver, &limits);
+        Self { policy, vault, leaves, upstream, limits }
+    }
+}

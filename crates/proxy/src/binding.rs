@@ -1,0 +1,100 @@
+//! Host binding: the CONNECT authority, the TLS SNI and every request's `Host` /
+//! `:authority` name one host, or the request is refused (superfly/tokenizer #56: a
+//! tunnel to one host must never carry a credential toward another).
+
+use egret_policy::normalize_host;
+use http::request::Parts;
+use http::uri::Authority;
+
+use crate::refusal::Refusal;
+
+/// The host a tunnel was opened to, as the CONNECT named it.
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub host: String,
+    pub port: u16,
+    /// The SNI the sandbox sent, when it named a different host.
+    pub sni_mismatch: Option<String>,
+}
+
+impl Bound {
+    /// `host:port` for URIs and messages, with the default port left out.
+    pub fn authority(&self) -> String {
+        if self.port == 443 { self.host.clone() } else { format!("{}:{}", self.host, self.port) }
+    }
+}
+
+/// Refuses a request whose names disagree with the tunnel's.
+pub fn check(parts: &Parts, bound: &Bound) -> Result<(), Refusal> {
+    if let Some(sni) = &bound.sni_mismatch {
+        return Err(Refusal::host_mismatch(&bound.authority(), &format!("TLS SNI {sni}")));
+    }
+    if let Some(authority) = parts.uri.authority() {
+        agrees(authority, bound)?;
+    }
+    match parts.headers.get(http::header::HOST) {
+        Some(value) => {
+            let authority = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.parse::<Authority>().ok())
+                .ok_or_else(|| Refusal::bad_request("the Host header is not a valid host"))?;
+            agrees(&authority, bound)
+        }
+        None if parts.uri.authority().is_none() => Err(Refusal::bad_request("the request has no Host header")),
+        None => Ok(()),
+    }
+}
+
+fn agrees(authority: &Authority, bound: &Bound) -> Result<(), Refusal> {
+    let same_host = normalize_host(authority.host()) == bound.host;
+    // A name without a port means the scheme's default; accept it for the tunnel's port,
+    // which is how clients write Host for https on 443 and often on other ports too.
+    let same_port = authority.port_u16().is_none_or(|p| p == bound.port);
+    if same_host && same_port {
+        Ok(())
+    } else {
+        Err(Refusal::host_mismatch(&bound.authority(), authority.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str, host: Option<&str>) -> Parts {
+        let mut b = http::Request::builder().uri(uri);
+        if let Some(h) = host {
+            b = b.header("host", h);
+        }
+        b.body(()).expect("request").into_parts().0
+    }
+
+    fn bound() -> Bound {
+        Bound { host: "api.x.com".into(), port: 8443, sni_mismatch: None }
+    }
+
+    #[test]
+    fn agreeing_names_pass() {
+        check(&parts("/p", Some("api.x.com:8443")), &bound()).expect("same");
+        check(&parts("/p", Some("API.X.com")), &bound()).expect("no port");
+        check(&parts("https://api.x.com:8443/p", None), &bound()).expect("h2 authority");
+    }
+
+    #[test]
+    fn any_disagreement_is_refused() {
+        for (uri, host) in [
+            ("/p", Some("evil.x.com:8443")),
+            ("/p", Some("api.x.com:443")),
+            ("https://evil.x.com/p", Some("api.x.com")),
+            ("https://api.x.com:8443/p", Some("evil.x.com")),
+        ] {
+            let e = check(&parts(uri, host), &bound()).expect_err("mismatch");
+            assert_eq!(e.code, "host_mismatch", "{uri} {host:?}");
+        }
+        assert_eq!(check(&parts("/p", None), &bound()).expect_err("no host").code, "bad_request");
+        let mut b = bound();
+        b.sni_mismatch = Some("evil.x.com".into());
+        assert_eq!(check(&parts("/p", Some("api.x.com")), &b).expect_err("sni").code, "host_mismatch");
+    }
+}

@@ -1,0 +1,58 @@
+//! Inside a CONNECT to a connector host: TLS with a leaf for the CONNECT host, the SNI
+//! check, then HTTP/1.1 or HTTP/2 (by ALPN) with every request sent to `forward`.
+
+use std::sync::Arc;
+
+use hyper::service::service_fn;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::Watcher;
+use egret_policy::normalize_host;
+use tokio_rustls::LazyConfigAcceptor;
+use tracing::debug;
+
+use crate::Proxy;
+use crate::binding::Bound;
+
+pub(crate) async fn serve(proxy: Arc<Proxy>, watcher: Option<Watcher>, mut bound: Bound, upgraded: Upgraded) {
+    let Some(watcher) = watcher else { return };
+    let handshake = async {
+        let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), TokioIo::new(upgraded)).await?;
+        let sni = start.client_hello().server_name().map(normalize_host);
+        let config = proxy.leaves.server_config(&bound.host).await.map_err(std::io::Error::other)?;
+        let stream = start.into_stream(config).await?;
+        Ok::<_, std::io::Error>((stream, sni))
+    };
+    let (stream, sni) = match tokio::time::timeout(proxy.limits.tls_handshake_timeout, handshake).await {
+        Ok(Ok(done)) => done,
+        Ok(Err(e)) => return debug!(error = %e, "TLS handshake with the sandbox failed"),
+        Err(_) => return debug!("TLS handshake with the sandbox timed out"),
+    };
+    // A missing SNI does not disagree; a different one does, and every request says so.
+    bound.sni_mismatch = sni.filter(|s| *s != bound.host);
+    let bound = Arc::new(bound);
+    let limits = &proxy.limits;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.request_head_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .max_headers(limits.max_headers);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(limits.h2_keep_alive_interval)
+        .max_concurrent_streams(256)
+        .adaptive_window(true);
+    let service = {
+        let proxy = proxy.clone();
+        service_fn(move |req| crate::forward::handle(proxy.clone(), bound.clone(), req))
+    };
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    if let Err(e) = watcher.watch(conn.into_owned()).await {
+        debug!(error = %e, "intercepted connection ended with an error");
+    }
+}

@@ -1,0 +1,44 @@
+//! Every timeout and size limit on untrusted input, named, in one place.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// TLS handshake with the sandbox inside a CONNECT tunnel (slow-handshake guard).
+    pub tls_handshake_timeout: Duration,
+    /// Reading one request head, and the idle wait for the next one on a keep-alive connection.
+    pub request_head_timeout: Duration,
+    /// TCP connect to an upstream.
+    pub upstream_connect_timeout: Duration,
+    /// From sending a request upstream to its response head (bodies then stream untimed).
+    pub upstream_response_timeout: Duration,
+    /// A tunnel (allowed host, or WebSocket) with no bytes either way for this long is closed.
+    pub tunnel_idle_timeout: Duration,
+    /// HTTP/2 pings toward the sandbox; an unanswered ping closes the connection.
+    pub h2_keep_alive_interval: Duration,
+    pub upstream_pool_idle: Duration,
+    /// Largest request head accepted (HTTP/1.1 buffer, HTTP/2 header list).
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub leaf_cache_capacity: usize,
+    /// How long shutdown waits for in-flight requests.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            tls_handshake_timeout: Duration::from_secs(10),
+            request_head_timeout: Duration::from_secs(30),
+            upstream_connect_timeout: Duration::from_secs(10),
+            upstream_response_timeout: Duration::from_secs(300),
+            tunnel_idle_timeout: Duration::from_secs(600),
+            h2_keep_alive_interval: Duration::from_secs(30),
+            upstream_pool_idle: Duration::from_secs(90),
+            max_header_bytes: 64 * 1024,
+            max_headers: 128,
+            leaf_cache_capacity: 1024,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}

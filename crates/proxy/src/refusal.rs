@@ -1,0 +1,172 @@
+//! Every answer egret gives instead of the upstream's: one status, one `x-egret-error`
+//! code and one sentence that tells a person or an agent what to do.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+
+use crate::body::ProxyBody;
+
+/// Where a failure came from; decides the status class and the log level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The sandbox sent something malformed.
+    Client,
+    /// The policy says no.
+    Policy,
+    /// The upstream could not be reached or misbehaved.
+    Upstream,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Extra, non-secret JSON fields (host, connector, allowed hosts).
+    pub extra: Vec<(&'static str, serde_json::Value)>,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: &'static str, message: String) -> Self {
+        Self { status, code, message, extra: Vec::new() }
+    }
+
+    pub fn with(mut self, key: &'static str, value: impl Into<serde_json::Value>) -> Self {
+        self.extra.push((key, value.into()));
+        self
+    }
+
+    pub fn source(&self) -> Source {
+        match self.status.as_u16() {
+            400 | 405 | 414 | 431 => Source::Client,
+            500.. => Source::Upstream,
+            _ => Source::Policy,
+        }
+    }
+
+    pub fn egress_denied(host: &str, port: u16, allowed: &[String]) -> Self {
+        let list = if allowed.is_empty() { "nothing is allowed".to_owned() } else { allowed.join(", ") };
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "egress_denied",
+            format!("egret does not allow traffic to {host}:{port}; allowed hosts are: {list}. Ask the operator to add the host to network.allow or to a connector's egress if it is needed."),
+        )
+        .with("host", host)
+        .with("allowed", allowed.to_vec())
+    }
+
+    pub fn ip_literal(host: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "egress_denied",
+            format!("egret does not allow connections to the IP address {host}; connect by host name to a host the policy allows."),
+        )
+        .with("host", host)
+    }
+
+    pub fn private_address(host: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "egress_denied",
+            format!("{host} resolves to a private, loopback or link-local address, which egret refuses (network.deny_private_ranges); use a public host, or have the operator map it in upstream.resolve."),
+        )
+        .with("host", host)
+    }
+
+    pub fn host_mismatch(expected: &str, got: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "host_mismatch",
+            format!("this tunnel was opened to {expected} but the request names {got}; send each request through a tunnel to its own host (CONNECT, TLS SNI and Host must agree)."),
+        )
+        .with("host", expected)
+    }
+
+    pub fn placeholder_unknown() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "placeholder_unknown",
+            "the placeholder on this request is unknown, expired or revoked; ask for a new one (egret placeholder mint) and use it instead.".to_owned(),
+        )
+    }
+
+    pub fn placeholder_wrong_host(connector: &str, host: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "placeholder_wrong_host",
+            format!("the placeholder belongs to connector {connector}, which may not send its credential to {host}; send it only to that connector's egress hosts."),
+        )
+        .with("connector", connector)
+        .with("host", host)
+    }
+
+    pub fn placeholder_misplaced(connector: &str, field: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "placeholder_misplaced",
+            format!("a placeholder of connector {connector} was found in {field}, where egret does not put credentials; send it in the Authorization header (or the connector's configured header or query parameter)."),
+        )
+        .with("connector", connector)
+    }
+
+    pub fn placeholder_plain_http() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "placeholder_plain_http",
+            "this plain-http request carries a placeholder, and egret never puts credentials on unencrypted requests; use https:// for this host.".to_owned(),
+        )
+    }
+
+    pub fn https_only(host: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "egress_denied",
+            format!("{host} is a connector host and egret reaches it over https only; use https://{host}/ instead."),
+        )
+        .with("host", host)
+    }
+
+    pub fn bad_request(what: &str) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", format!("{what}; send an absolute-form http:// request or CONNECT host:port to this proxy."))
+    }
+
+    pub fn upstream_unreachable(host: &str, why: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_unreachable",
+            format!("egret could not reach {host} ({why}); check that the host is up, or retry later."),
+        )
+        .with("host", host)
+    }
+
+    pub fn upstream_timeout(host: &str, what: &str) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_timeout",
+            format!("{host} did not {what} in time; retry later or check the upstream."),
+        )
+        .with("host", host)
+    }
+
+    /// The JSON body and headers. `content-length` is set so a refused CONNECT is complete.
+    pub fn into_response(self) -> Response<ProxyBody> {
+        let mut body = serde_json::Map::new();
+        body.insert("error".into(), self.code.into());
+        body.insert("message".into(), self.message.into());
+        for (k, v) in self.extra {
+            body.insert(k.into(), v);
+        }
+        let mut bytes = serde_json::to_vec(&body).unwrap_or_default();
+        bytes.push(b'\n');
+        let len = bytes.len();
+        let mut resp = Response::new(Full::new(Bytes::from(bytes)).map_err(|never| match never {}).boxed_unsync());
+        *resp.status_mut() = self.status;
+        let h = resp.headers_mut();
+        h.insert("x-egret-error", HeaderValue::from_static(self.code));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp
+    }
+}

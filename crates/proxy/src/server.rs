@@ -1,0 +1,99 @@
+//! Accepting sandbox connections and speaking HTTP/1.1 to them as a forward proxy;
+//! graceful shutdown that drains in-flight requests within a bound.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use http::{Method, Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::TcpListener;
+use tracing::{debug, info, warn};
+
+use crate::Proxy;
+use crate::body::ProxyBody;
+use crate::refusal::Refusal;
+
+/// Hands out watchers for every connection (outer and intercepted) until shutdown starts.
+pub(crate) struct Drain(Mutex<Option<GracefulShutdown>>);
+
+impl Drain {
+    pub(crate) fn watcher(&self) -> Option<Watcher> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(GracefulShutdown::watcher)
+    }
+
+    fn take(&self) -> Option<GracefulShutdown> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// Serves the proxy on `listener` until `shutdown` resolves, then stops accepting and
+/// waits up to `limits.drain_timeout` for in-flight requests.
+pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    let drain = Arc::new(Drain(Mutex::new(Some(GracefulShutdown::new()))));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let Some(watcher) = drain.watcher() else { break };
+                    if let Err(e) = stream.set_nodelay(true) {
+                        debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+                    }
+                    let proxy = proxy.clone();
+                    let drain = drain.clone();
+                    tokio::spawn(async move {
+                        // The auto builder (HTTP/1.1 only here) is the one whose upgradeable
+                        // connections support graceful shutdown.
+                        let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+                        builder
+                            .http1()
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(proxy.limits.request_head_timeout)
+                            .max_buf_size(proxy.limits.max_header_bytes.max(8192))
+                            .max_headers(proxy.limits.max_headers);
+                        let service = service_fn(move |req| handle(proxy.clone(), drain.clone(), req));
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        if let Err(e) = watcher.watch(conn).await {
+                            debug!(%peer, error = %e, "client connection ended with an error");
+                        }
+                    });
+                }
+                // Out of file descriptors and the like: back off instead of spinning.
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let drain_for = proxy.limits.drain_timeout;
+    if let Some(graceful) = drain.take() {
+        info!(pending = graceful.count(), "proxy stopped accepting; draining in-flight requests");
+        if tokio::time::timeout(drain_for, graceful.shutdown()).await.is_err() {
+            warn!(seconds = drain_for.as_secs(), "drain timeout reached; closing remaining connections");
+        }
+    }
+}
+
+async fn handle(proxy: Arc<Proxy>, drain: Arc<Drain>, req: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
+    let response = if req.method() == Method::CONNECT {
+        crate::connect::handle(proxy, drain, req).await
+    } else if req.uri().scheme_str() == Some("http") && req.uri().authority().is_some() {
+        crate::plain::forward(&proxy, req).await
+    } else if req.uri().scheme_str() == Some("https") {
+        Err(Refusal::bad_request("https:// URLs must be sent through a CONNECT tunnel, not as a plain proxy request"))
+    } else {
+        Err(Refusal::bad_request("this is egret's proxy port and the request names no host"))
+    };
+    Ok(response.unwrap_or_else(|refusal| {
+        debug!(code = refusal.code, status = refusal.status.as_u16(), "refused");
+        refusal.into_response()
+    }))
+}

@@ -1,0 +1,340 @@
+//! The placeholder swap: find every placeholder on a request's head, check it may be
+//! used here, and put the real credential in its place.
+//!
+//! Rules (contract, "The proxy"): a placeholder is swapped only in its connector's
+//! injection fields — `Authorization` (any scheme, or inside a Basic credential), plus
+//! the connector's `inject.headers` and `inject.query` — and only toward that
+//! connector's egress hosts. Each occurrence is checked in this order: unknown
+//! (`placeholder_unknown`), bound elsewhere (`placeholder_wrong_host`), outside an
+//! injection field (`placeholder_misplaced`). Anything refused is never forwarded.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use egret_policy::{Connector, Policy};
+use egret_vault::{PLACEHOLDER_MIN_BODY, PLACEHOLDER_PREFIX, PlaceholderHash, Resolved, Vault};
+use http::header::AUTHORIZATION;
+use http::request::Parts;
+use http::{HeaderName, HeaderValue, Uri};
+use memchr::memmem;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use secrecy::ExposeSecret;
+use zeroize::Zeroizing;
+
+use crate::refusal::Refusal;
+
+/// Where a request goes: the host the tunnel is bound to.
+#[derive(Debug, Clone, Copy)]
+pub struct Destination<'a> {
+    pub host: &'a str,
+    pub port: u16,
+}
+
+/// What the swap did, for logs and audit: connector ids and field names, never values.
+#[derive(Debug, Default)]
+pub struct SwapReport {
+    pub swapped: Vec<Swapped>,
+}
+
+#[derive(Debug)]
+pub struct Swapped {
+    pub connector: Arc<str>,
+    pub owner: String,
+    pub field: String,
+}
+
+/// Everything the swap reads: the live policy and the vault's in-memory index.
+pub struct Lookup<'a> {
+    pub policy: &'a Policy,
+    pub vault: &'a Vault,
+    pub now_unix: i64,
+}
+
+/// Where in the request an occurrence sits.
+#[derive(Clone, Copy)]
+enum Field<'a> {
+    Authorization,
+    Header(&'a str),
+    Query(&'a str),
+    Elsewhere(&'a str),
+}
+
+impl Field<'_> {
+    fn allowed_for(&self, c: &Connector) -> bool {
+        match self {
+            Field::Authorization => true,
+            Field::Header(name) => c.inject.headers.iter().any(|h| h == name),
+            Field::Query(name) => c.inject.query.iter().any(|q| q == name),
+            Field::Elsewhere(_) => false,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Field::Authorization => "the Authorization header".to_owned(),
+            Field::Header(name) => format!("header {name}"),
+            Field::Query(name) => format!("query parameter {name}"),
+            Field::Elsewhere(what) => (*what).to_owned(),
+        }
+    }
+}
+
+/// Swaps every placeholder in `parts` or refuses the request.
+pub fn swap_request(parts: &mut Parts, dest: Destination<'_>, lookup: &Lookup<'_>) -> Result<SwapReport, Refusal> {
+    let mut report = SwapReport::default();
+    let mut replacements: Vec<(HeaderName, usize, HeaderValue)> = Vec::new();
+    for name in parts.headers.keys() {
+        for (i, value) in parts.headers.get_all(name).iter().enumerate() {
+            let new = if name == AUTHORIZATION {
+                swap_authorization(value.as_bytes(), dest, lookup, &mut report)?
+            } else if contains_prefix(value.as_bytes()) {
+                swap_in_text(value.as_bytes(), Field::Header(name.as_str()), dest, lookup, &mut report, verbatim)?
+            } else {
+                None
+            };
+            if let Some(bytes) = new {
+                let mut v = HeaderValue::from_bytes(&bytes).map_err(|_| unusable_credential(&report))?;
+                v.set_sensitive(true);
+                replacements.push((name.clone(), i, v));
+            }
+        }
+    }
+    for (name, index, value) in replacements {
+        replace_nth(&mut parts.headers, &name, index, value);
+    }
+    if let Some(uri) = swap_uri(&parts.uri, dest, lookup, &mut report)? {
+        parts.uri = uri;
+    }
+    Ok(report)
+}
+
+/// True when `bytes` may hold a placeholder: the fast path for the common request.
+pub fn contains_prefix(bytes: &[u8]) -> bool {
+    memmem::find(bytes, PLACEHOLDER_PREFIX.as_bytes()).is_some()
+}
+
+/// Byte ranges of `egp_[A-Za-z0-9]{32,}` occurrences.
+pub fn placeholder_ranges(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let prefix = PLACEHOLDER_PREFIX.as_bytes();
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(pos) = memmem::find(&bytes[from..], prefix) {
+        let start = from + pos;
+        let body = &bytes[start + prefix.len()..];
+        let len = body.iter().take_while(|b| b.is_ascii_alphanumeric()).count();
+        let end = start + prefix.len() + len;
+        if len >= PLACEHOLDER_MIN_BODY {
+            out.push(start..end);
+        }
+        from = end.max(start + 1);
+    }
+    out
+}
+
+fn swap_authorization(
+    value: &[u8],
+    dest: Destination<'_>,
+    lookup: &Lookup<'_>,
+    report: &mut SwapReport,
+) -> Result<Option<Vec<u8>>, Refusal> {
+    let (scheme, credentials) = match value.iter().position(|b| *b == b' ') {
+        Some(i) => (&value[..i], trim(&value[i + 1..])),
+        None => (&b""[..], trim(value)),
+    };
+    if scheme.eq_ignore_ascii_case(b"basic") {
+        if let Some(decoded) = decode_basic(credentials) {
+            return swap_basic(&decoded, dest, lookup, report);
+        }
+    }
+    if !contains_prefix(value) {
+        return Ok(None);
+    }
+    // Any other scheme (Bearer, token, Bot, ...) or a bare value: the credential must be
+    // exactly one placeholder; a placeholder mixed with other text is misplaced.
+    let ranges = placeholder_ranges(credentials);
+    if ranges.len() == 1 && ranges[0] == (0..credentials.len()) {
+        let (resolved, connector) = check(credentials, Field::Authorization, dest, lookup)?;
+        let secret = resolved.credential.secret.expose_secret();
+        let mut out = Vec::with_capacity(scheme.len() + 1 + secret.len());
+        if !scheme.is_empty() {
+            out.extend_from_slice(scheme);
+            out.push(b' ');
+        }
+        out.extend_from_slice(secret.as_bytes());
+        record(report, &resolved, connector, "authorization");
+        return Ok(Some(out));
+    }
+    swap_in_text(value, Field::Elsewhere("the Authorization header, mixed with other text"), dest, lookup, report, verbatim)
+}
+
+fn swap_basic(
+    decoded: &[u8],
+    dest: Destination<'_>,
+    lookup: &Lookup<'_>,
+    report: &mut SwapReport,
+) -> Result<Option<Vec<u8>>, Refusal> {
+    if !contains_prefix(decoded) {
+        return Ok(None);
+    }
+    let split = decoded.iter().position(|b| *b == b':').unwrap_or(decoded.len());
+    let (user, pass) = (&decoded[..split], decoded.get(split + 1..).unwrap_or_default());
+    let mut out = Zeroizing::new(Vec::with_capacity(decoded.len() + 64));
+    for (i, part) in [user, pass].into_iter().enumerate() {
+        if i == 1 && split < decoded.len() {
+            out.push(b':');
+        }
+        let ranges = placeholder_ranges(part);
+        if ranges.is_empty() {
+            out.extend_from_slice(part);
+        } else if ranges.len() == 1 && ranges[0] == (0..part.len()) {
+            let (resolved, connector) = check(part, Field::Authorization, dest, lookup)?;
+            out.extend_from_slice(resolved.credential.secret.expose_secret().as_bytes());
+            record(report, &resolved, connector, "authorization (basic)");
+        } else {
+            let field = Field::Elsewhere("a Basic credential, mixed with other text");
+            swap_in_text(part, field, dest, lookup, report, verbatim)?;
+        }
+    }
+    let mut encoded = b"Basic ".to_vec();
+    encoded.extend_from_slice(STANDARD.encode(out.as_slice()).as_bytes());
+    Ok(Some(encoded))
+}
+
+/// Replaces each placeholder in `text` that `field` allows; `escape` encodes the secret
+/// for the field (identity for headers, percent-encoding for query values).
+fn swap_in_text(
+    text: &[u8],
+    field: Field<'_>,
+    dest: Destination<'_>,
+    lookup: &Lookup<'_>,
+    report: &mut SwapReport,
+    escape: impl Fn(&str) -> Vec<u8>,
+) -> Result<Option<Vec<u8>>, Refusal> {
+    let ranges = placeholder_ranges(text);
+    if ranges.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(text.len() + 64);
+    let mut last = 0;
+    for r in ranges {
+        let (resolved, connector) = check(&text[r.clone()], field, dest, lookup)?;
+        out.extend_from_slice(&text[last..r.start]);
+        out.extend_from_slice(&escape(resolved.credential.secret.expose_secret()));
+        record(report, &resolved, connector, &field.describe());
+        last = r.end;
+    }
+    out.extend_from_slice(&text[last..]);
+    Ok(Some(out))
+}
+
+/// The three checks, in order: known, bound to this host, in an allowed field.
+fn check<'p>(
+    token: &[u8],
+    field: Field<'_>,
+    dest: Destination<'_>,
+    lookup: &Lookup<'p>,
+) -> Result<(Resolved, &'p Connector), Refusal> {
+    let resolved = lookup
+        .vault
+        .resolve(&PlaceholderHash::of(token), lookup.now_unix)
+        .ok_or_else(Refusal::placeholder_unknown)?;
+    // A connector gone from the policy takes its placeholders with it.
+    let connector = lookup
+        .policy
+        .connector(&resolved.placeholder.info.connector)
+        .ok_or_else(Refusal::placeholder_unknown)?;
+    if !connector.serves(dest.host, dest.port) {
+        return Err(Refusal::placeholder_wrong_host(connector.id.as_str(), dest.host));
+    }
+    if !field.allowed_for(connector) {
+        return Err(Refusal::placeholder_misplaced(connector.id.as_str(), &field.describe()));
+    }
+    Ok((resolved, connector))
+}
+
+fn record(report: &mut SwapReport, resolved: &Resolved, connector: &Connector, field: &str) {
+    report.swapped.push(Swapped {
+        connector: Arc::from(connector.id.as_str()),
+        owner: resolved.placeholder.info.owner.to_string(),
+        field: field.to_owned(),
+    });
+}
+
+/// Characters left bare in a query value: the unreserved set of RFC 3986.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+fn swap_uri(uri: &Uri, dest: Destination<'_>, lookup: &Lookup<'_>, report: &mut SwapReport) -> Result<Option<Uri>, Refusal> {
+    let path = uri.path();
+    if contains_prefix(path.as_bytes()) {
+        swap_in_text(path.as_bytes(), Field::Elsewhere("the URL path"), dest, lookup, report, verbatim)?;
+    }
+    let Some(query) = uri.query().filter(|q| contains_prefix(q.as_bytes())) else {
+        return Ok(None);
+    };
+    let mut new_query = String::with_capacity(query.len() + 64);
+    for (i, pair) in query.split('&').enumerate() {
+        if i > 0 {
+            new_query.push('&');
+        }
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if contains_prefix(name.as_bytes()) {
+            swap_in_text(name.as_bytes(), Field::Elsewhere("a query parameter name"), dest, lookup, report, verbatim)?;
+        }
+        let field = Field::Query(name);
+        let escape = |s: &str| utf8_percent_encode(s, QUERY_VALUE).to_string().into_bytes();
+        match swap_in_text(value.as_bytes(), field, dest, lookup, report, escape)? {
+            Some(bytes) => {
+                new_query.push_str(name);
+                new_query.push('=');
+                new_query.push_str(&String::from_utf8_lossy(&bytes));
+            }
+            None => new_query.push_str(pair),
+        }
+    }
+    let path_and_query = format!("{path}?{new_query}");
+    let mut builder = Uri::builder().path_and_query(path_and_query);
+    if let Some(scheme) = uri.scheme() {
+        builder = builder.scheme(scheme.clone());
+    }
+    if let Some(authority) = uri.authority() {
+        builder = builder.authority(authority.clone());
+    }
+    builder
+        .build()
+        .map(Some)
+        .map_err(|_| Refusal::bad_request("the request target is not a valid URI after the swap"))
+}
+
+fn verbatim(secret: &str) -> Vec<u8> {
+    secret.as_bytes().to_vec()
+}
+
+fn decode_basic(credentials: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    STANDARD.decode(credentials).ok().map(Zeroizing::new)
+}
+
+fn trim(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    &bytes[start..end]
+}
+
+fn replace_nth(headers: &mut http::HeaderMap, name: &HeaderName, index: usize, value: HeaderValue) {
+    if let http::header::Entry::Occupied(mut entry) = headers.entry(name) {
+        if let Some(slot) = entry.iter_mut().nth(index) {
+            *slot = value;
+        }
+    }
+}
+
+fn unusable_credential(report: &SwapReport) -> Refusal {
+    let connector = report.swapped.last().map_or("?", |s| &*s.connector);
+    Refusal::upstream_unreachable(
+        connector,
+        "the stored credential contains characters a header cannot carry; store the key again",
+    )
+}
+
+#[cfg(test)]
+mod tests;
