@@ -1,1 +1,35 @@
-fn main(){}
+//! The `egret` binary: clap commands over the library crates. The only place that uses
+//! `anyhow`, reads the environment, and decides exit codes.
+//!
+//! `serve` (setup on first start, listeners, reload, shutdown) lives in `serve.rs` and
+//! `setup.rs`; commands that talk to a running server go through `client.rs`.
+
+mod args;
+mod client;
+mod commands;
+mod config;
+mod reload;
+mod serve;
+mod setup;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = args::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the chain of causes joined, as the contract asks.
+            let msg = e.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ");
+            eprintln!("error: {msg}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,71 @@
-//! stub
+//! The control plane: the admin HTTP API (axum) that operators and the agent platform
+//! use to see connectors, store users' connections and mint placeholders.
+//!
+//! `auth` guards every `/v1` route with the admin token; one module per resource
+//! (`connectors`, `connections`, `placeholders`, `audit`); `error` is the JSON error
+//! answer. It must never return or log a secret: keys go in, only metadata comes out.
+
+mod audit;
+mod auth;
+mod connections;
+mod connectors;
+mod error;
+mod placeholders;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post, put};
+use egret_policy::Policy;
+use egret_vault::Vault;
+use secrecy::SecretString;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+pub use error::ApiError;
+
+pub struct ControlState {
+    pub policy: Arc<ArcSwap<Policy>>,
+    pub vault: Arc<Vault>,
+    pub admin_token: SecretString,
+}
+
+impl ControlState {
+    /// Runs vault work (which fsyncs) off the async workers.
+    pub(crate) async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&ControlState) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || f(&this))
+            .await
+            .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the operation was interrupted; retry it"))?
+    }
+}
+
+pub fn router(state: Arc<ControlState>) -> Router {
+    let admin = Router::new()
+        .route("/v1/connectors", get(connectors::list))
+        .route("/v1/connectors/{id}", get(connectors::get))
+        .route("/v1/connections", get(connections::list))
+        .route("/v1/connections/{connector}/{owner}/key", put(connections::put_key))
+        .route("/v1/connections/{connector}/{owner}", delete(connections::remove))
+        .route("/v1/placeholders", post(placeholders::mint))
+        .route("/v1/placeholders/{placeholder}", delete(placeholders::revoke))
+        .route("/v1/audit", get(audit::list))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_admin));
+    Router::new()
+        .route("/healthz", get(|| async { axum::Json(json!({ "status": "ok" })) }))
+        .route("/readyz", get(|| async { axum::Json(json!({ "status": "ready" })) }))
+        .merge(admin)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route; see the control-plane routes in README.md") })
+        .with_state(state)
+}
+
+/// Serves the control plane until `shutdown` resolves.
+pub async fn serve(listener: TcpListener, state: Arc<ControlState>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,126 @@
+//! The command line, as clap structs.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub const DEFAULT_CONFIG: &str = "config/egret.yaml";
+
+#[derive(Parser)]
+#[command(name = "egret", version, about = "Egress credential-injecting forward proxy for AI-agent sandboxes")]
+pub struct Cli {
+    /// Policy file. When the default path does not exist, `serve` runs the embedded default.
+    #[arg(long, global = true, default_value = DEFAULT_CONFIG, env = "EGRET_CONFIG")]
+    pub config: PathBuf,
+    /// Control-plane URL for client commands (default: http://<control.listen>).
+    #[arg(long, global = true, env = "EGRET_SERVER")]
+    pub server: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the proxy and the control plane (creates the CA, vault, master key and admin token on first start).
+    Serve {
+        /// Log format: `text` or `json`. Levels come from EGRET_LOG (default `info`).
+        #[arg(long, default_value = "text")]
+        log_format: String,
+    },
+    /// The interception CA.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Policy files.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Connectors configured on the running server.
+    #[command(subcommand)]
+    Connector(ConnectorCommand),
+    /// Users' connections (credentials) on the running server.
+    #[command(subcommand)]
+    Connection(ConnectionCommand),
+    /// Placeholders handed to sandboxes.
+    #[command(subcommand)]
+    Placeholder(PlaceholderCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+pub enum CaCommand {
+    /// Create the CA (ECDSA P-256; key file mode 0600). Refuses to overwrite one.
+    Init {
+        /// Directory for ca.pem and ca-key.pem (default: the policy's `ca.dir`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Print the CA certificate (PEM) for sandboxes to trust.
+    Export,
+}
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy file; errors name file:line:col and what is expected.
+    Check { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+pub enum ConnectorCommand {
+    /// List connectors.
+    List,
+    /// Show one connector (secrets appear only as references).
+    Get { id: String },
+}
+
+#[derive(Subcommand)]
+pub enum ConnectionCommand {
+    /// List connections (never secrets).
+    List {
+        #[arg(long)]
+        connector: Option<String>,
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// Store a static key for CONNECTOR, read from stdin (never from the command line).
+    SetKey {
+        connector: String,
+        /// `org` or `user:<id>`.
+        #[arg(long)]
+        owner: String,
+    },
+    /// Disconnect: the connection's placeholders stop working at once.
+    Remove {
+        connector: String,
+        #[arg(long)]
+        owner: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PlaceholderCommand {
+    /// Mint a placeholder for a connection and print it.
+    Mint {
+        connector: String,
+        #[arg(long)]
+        owner: String,
+        /// Lifetime such as `8h` or `30m`; default: until revoked.
+        #[arg(long)]
+        ttl: Option<String>,
+        /// Bind to one sandbox (needs proxy authentication; not available yet).
+        #[arg(long)]
+        sandbox: Option<String>,
+    },
+    /// Revoke a placeholder.
+    Revoke { placeholder: String },
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Print audit events as JSON lines.
+    Tail {
+        /// Keep printing new events as they arrive.
+        #[arg(long)]
+        follow: bool,
+    },
+}

@@ -1,0 +1,173 @@
+//! Every command but `serve`'s internals: thin wrappers that print what the API answers.
+
+use std::io::Read;
+
+use anyhow::{Context, Result, bail};
+use http::Method;
+use serde_json::{Value, json};
+
+use crate::args::*;
+use crate::client::{ControlClient, segment};
+use crate::config::load_policy;
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let Cli { config, server, command } = cli;
+    let target = Target { config, server };
+    let cli = &target;
+    match command {
+        Command::Serve { log_format } => {
+            init_logging(&log_format)?;
+            crate::serve::run(&cli.config).await
+        }
+        Command::Ca(cmd) => ca(&cli.config, cmd),
+        Command::Policy(PolicyCommand::Check { file }) => {
+            let policy = egret_policy::load(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("ok: {} ({} connectors, {} allowed hosts)", file.display(), policy.connectors.len(), policy.network.allow.len());
+            Ok(())
+        }
+        Command::Connector(cmd) => {
+            let client = client(cli)?;
+            let path = match cmd {
+                ConnectorCommand::List => "/v1/connectors".to_owned(),
+                ConnectorCommand::Get { id } => format!("/v1/connectors/{}", segment(&id)),
+            };
+            print_json(client.call(Method::GET, &path, None).await?);
+            Ok(())
+        }
+        Command::Connection(cmd) => connection(cli, cmd).await,
+        Command::Placeholder(cmd) => placeholder(cli, cmd).await,
+        Command::Audit(AuditCommand::Tail { follow }) => audit(cli, follow).await,
+    }
+}
+
+/// The parts of the command line every command shares.
+struct Target {
+    config: std::path::PathBuf,
+    server: Option<String>,
+}
+
+fn client(cli: &Target) -> Result<ControlClient> {
+    let policy = load_policy(&cli.config)?;
+    ControlClient::new(&policy, cli.server.as_deref())
+}
+
+fn ca(config: &std::path::Path, cmd: CaCommand) -> Result<()> {
+    let policy = load_policy(config)?;
+    match cmd {
+        CaCommand::Init { dir } => {
+            let dir = dir.unwrap_or(policy.ca.dir);
+            if dir.join(egret_tls::CA_CERT_FILE).exists() || dir.join(egret_tls::CA_KEY_FILE).exists() {
+                bail!("a CA already exists in {}; remove it first if you really want a new one (sandboxes trusting the old one will stop working)", dir.display());
+            }
+            egret_tls::CertificateAuthority::create(&dir)?;
+            eprintln!("created {} and {} (mode 0600)", dir.join(egret_tls::CA_CERT_FILE).display(), dir.join(egret_tls::CA_KEY_FILE).display());
+            Ok(())
+        }
+        CaCommand::Export => {
+            let path = policy.ca.dir.join(egret_tls::CA_CERT_FILE);
+            let pem = std::fs::read_to_string(&path)
+                .with_context(|| format!("no CA at {}; run `egret serve` or `egret ca init` first", path.display()))?;
+            print!("{pem}");
+            Ok(())
+        }
+    }
+}
+
+async fn connection(cli: &Target, cmd: ConnectionCommand) -> Result<()> {
+    let client = client(cli)?;
+    match cmd {
+        ConnectionCommand::List { connector, owner } => {
+            let mut query = Vec::new();
+            if let Some(c) = connector {
+                query.push(format!("connector={}", segment(&c)));
+            }
+            if let Some(o) = owner {
+                query.push(format!("owner={}", segment(&o)));
+            }
+            let path = format!("/v1/connections?{}", query.join("&"));
+            let answer = client.call(Method::GET, &path, None).await?.unwrap_or(Value::Null);
+            println!("{:<16} {:<24} {:<8} {:<13} CONNECTED_AT", "CONNECTOR", "OWNER", "KIND", "STATUS");
+            for c in answer["connections"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<16} {:<24} {:<8} {:<13} {}",
+                    c["connector"].as_str().unwrap_or_default(),
+                    c["owner"].as_str().unwrap_or_default(),
+                    c["kind"].as_str().unwrap_or_default(),
+                    c["status"].as_str().unwrap_or_default(),
+                    c["connected_at"]
+                );
+            }
+            Ok(())
+        }
+        ConnectionCommand::SetKey { connector, owner } => {
+            let mut key = String::new();
+            std::io::stdin().read_to_string(&mut key).context("reading the key from stdin")?;
+            let key = key.trim_end_matches(['\r', '\n']);
+            if key.is_empty() {
+                bail!("no key on stdin; pipe it in, e.g. `printf %s \"$KEY\" | egret connection set-key {connector} --owner {owner}`");
+            }
+            let path = format!("/v1/connections/{}/{}/key", segment(&connector), segment(&owner));
+            client.call(Method::PUT, &path, Some(json!({ "key": key }))).await?;
+            eprintln!("stored the key for {connector} / {owner}");
+            Ok(())
+        }
+        ConnectionCommand::Remove { connector, owner } => {
+            let path = format!("/v1/connections/{}/{}", segment(&connector), segment(&owner));
+            client.call(Method::DELETE, &path, None).await?;
+            eprintln!("removed the connection {connector} / {owner}; its placeholders no longer work");
+            Ok(())
+        }
+    }
+}
+
+async fn placeholder(cli: &Target, cmd: PlaceholderCommand) -> Result<()> {
+    let client = client(cli)?;
+    match cmd {
+        PlaceholderCommand::Mint { connector, owner, ttl, sandbox } => {
+            let body = json!({ "connector": connector, "owner": owner, "ttl": ttl, "sandbox": sandbox });
+            let answer = client.call(Method::POST, "/v1/placeholders", Some(body)).await?.unwrap_or(Value::Null);
+            let p = answer["placeholder"].as_str().context("the server answered without a placeholder")?;
+            println!("{p}");
+            Ok(())
+        }
+        PlaceholderCommand::Revoke { placeholder } => {
+            client.call(Method::DELETE, &format!("/v1/placeholders/{}", segment(&placeholder)), None).await?;
+            eprintln!("revoked");
+            Ok(())
+        }
+    }
+}
+
+async fn audit(cli: &Target, follow: bool) -> Result<()> {
+    let client = client(cli)?;
+    let mut since = 0u64;
+    loop {
+        let answer = client.call(Method::GET, &format!("/v1/audit?since={since}"), None).await?.unwrap_or(Value::Null);
+        for e in answer["events"].as_array().into_iter().flatten() {
+            println!("{e}");
+            since = since.max(e["seq"].as_u64().unwrap_or(since));
+        }
+        if !follow {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+fn print_json(value: Option<Value>) {
+    if let Some(v) = value {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    }
+}
+
+fn init_logging(format: &str) -> Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("EGRET_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        "text" => builder.init(),
+        "json" => builder.json().init(),
+        other => bail!("unknown log format `{other}`; expected `text` or `json`"),
+    }
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! Policy reload on file change and on SIGHUP. A file that fails is refused whole and the
+//! policy in force stays; the reason is logged.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use egret_policy::Policy;
+use egret_vault::Vault;
+use tracing::{error, info, warn};
+
+/// How often the file's modification time and size are compared.
+const POLL: Duration = Duration::from_secs(1);
+
+pub async fn watch(path: Option<PathBuf>, policy: Arc<ArcSwap<Policy>>, vault: Arc<Vault>) {
+    let Some(path) = path else { return };
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!(error = %e, "cannot listen for SIGHUP; reload on file change only");
+            None
+        }
+    };
+    let mut seen = stamp(&path);
+    loop {
+        let by_signal = tokio::select! {
+            () = tokio::time::sleep(POLL) => false,
+            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+        };
+        let now = stamp(&path);
+        if !by_signal && now == seen {
+            continue;
+        }
+        seen = now;
+        reload(&path, &policy, &vault, if by_signal { "SIGHUP" } else { "file change" });
+    }
+}
+
+fn reload(path: &std::path::Path, policy: &ArcSwap<Policy>, vault: &Arc<Vault>, why: &str) {
+    match egret_policy::load(path) {
+        Ok(new) => {
+            let old = policy.load();
+            if new.proxy.listen != old.proxy.listen || new.control.listen != old.control.listen {
+                warn!("listen addresses changed; they take effect after a restart");
+            }
+            if new.upstream.extra_ca != old.upstream.extra_ca || new.ca.dir != old.ca.dir || new.vault.path != old.vault.path {
+                warn!("ca, vault or upstream.extra_ca changed; they take effect after a restart");
+            }
+            let detail = format!("{} connectors", new.connectors.len());
+            policy.store(Arc::new(new));
+            info!(path = %path.display(), reason = why, %detail, "policy reloaded");
+            let vault = vault.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = vault.audit("policy.reload", None, None, Some(detail)) {
+                    warn!(error = %e, "cannot write the audit event");
+                }
+            });
+        }
+        Err(e) => error!(reason = why, "policy reload refused, the previous policy stays in force: {e}"),
+    }
+}
+
+fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}

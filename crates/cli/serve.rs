@@ -1,0 +1,73 @@
+//! `egret serve`: open everything, bind both listeners, reload on change, stop cleanly.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use arc_swap::ArcSwap;
+use egret_control::ControlState;
+use egret_proxy::{Limits, Proxy};
+use egret_tls::LeafCache;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::args::DEFAULT_CONFIG;
+use crate::config::load_policy;
+use crate::setup::open_everything;
+
+pub async fn run(config: &Path) -> Result<()> {
+    let policy = load_policy(config)?;
+    info!(source = %policy.source.display(), connectors = policy.connectors.len(), "policy loaded");
+    let opened = open_everything(&policy)?;
+    let limits = Limits::default();
+    let leaves = Arc::new(LeafCache::new(opened.ca, limits.leaf_cache_capacity)?);
+    let upstream_tls = egret_tls::upstream_client_config(&policy.upstream.extra_ca)?;
+    let proxy_addr = policy.proxy.listen;
+    let control_addr = policy.control.listen;
+    let proxy_listener = TcpListener::bind(proxy_addr)
+        .await
+        .with_context(|| format!("cannot listen on {proxy_addr} (proxy.listen); is another egret running?"))?;
+    let control_listener = TcpListener::bind(control_addr)
+        .await
+        .with_context(|| format!("cannot listen on {control_addr} (control.listen)"))?;
+    let vault = Arc::new(opened.vault);
+    let policy = Arc::new(ArcSwap::from_pointee(policy));
+    let proxy = Arc::new(Proxy::new(policy.clone(), vault.clone(), leaves, upstream_tls, limits));
+    let control = Arc::new(ControlState { policy: policy.clone(), vault: vault.clone(), admin_token: opened.admin_token });
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let watched = (config != Path::new(DEFAULT_CONFIG) || config.exists()).then(|| config.to_owned());
+    let reloader = tokio::spawn(crate::reload::watch(watched, policy, vault));
+    let control_task = tokio::spawn(egret_control::serve(control_listener, control, stopped(stop_rx.clone())));
+    let proxy_task = tokio::spawn(egret_proxy::serve(proxy, proxy_listener, stopped(stop_rx)));
+    info!(proxy = %proxy_addr, control = %control_addr, "egret is ready");
+
+    shutdown_signal().await;
+    info!("shutting down: no new connections; draining in-flight requests");
+    let _ = stop_tx.send(true);
+    reloader.abort();
+    let _ = proxy_task.await;
+    let _ = control_task.await;
+    info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,24 @@
+//! `GET /v1/audit?since=`: what changed, oldest first.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::ControlState;
+use crate::error::ApiError;
+
+#[derive(Deserialize)]
+pub(crate) struct Since {
+    #[serde(default)]
+    since: u64,
+    limit: Option<usize>,
+}
+
+pub(crate) async fn list(State(state): State<Arc<ControlState>>, Query(q): Query<Since>) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(1000).min(10_000);
+    let events = state.blocking(move |s| Ok(s.vault.audit_since(q.since, limit)?)).await?;
+    Ok(Json(json!({ "events": events })))
+}

@@ -1,0 +1,99 @@
+//! Users' connections: store a static key, list, disconnect.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use egret_policy::AuthKind;
+use egret_vault::Owner;
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::ControlState;
+use crate::error::ApiError;
+
+#[derive(Deserialize)]
+pub(crate) struct Filter {
+    connector: Option<String>,
+    owner: Option<String>,
+}
+
+pub(crate) async fn list(State(state): State<Arc<ControlState>>, Query(f): Query<Filter>) -> Result<Json<Value>, ApiError> {
+    let owner = f.owner.as_deref().map(parse_owner).transpose()?;
+    let list = state.vault.connections(f.connector.as_deref(), owner.as_ref());
+    Ok(Json(json!({ "connections": list })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KeyBody {
+    key: SecretString,
+}
+
+pub(crate) async fn put_key(
+    State(state): State<Arc<ControlState>>,
+    Path((connector, owner)): Path<(String, String)>,
+    body: Result<Json<KeyBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let owner = parse_owner(&owner)?;
+    {
+        let policy = state.policy.load();
+        let c = policy.connector(&connector).ok_or_else(|| ApiError::unknown_connector(&connector))?;
+        if !c.enabled {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "connector_disabled",
+                format!("connector `{connector}` is disabled and takes no new connections; ask the operator to enable it"),
+            ));
+        }
+        if let AuthKind::OAuth2(_) = c.auth {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "wrong_auth_kind",
+                format!("connector `{connector}` uses OAuth 2.0, not a static key; connect it with `egret connection connect`"),
+            ));
+        }
+    }
+    let Json(body) = body.map_err(|e| ApiError::bad_request(format!("expected a JSON body {{\"key\": \"...\"}}: {}", e.body_text())))?;
+    let info = state
+        .blocking(move |s| {
+            let info = s.vault.put_api_key(&connector, &owner, &body.key)?;
+            s.vault.audit("connection.set_key", Some(&connector), Some(owner.as_str()), None)?;
+            Ok(info)
+        })
+        .await?;
+    Ok(Json(json!(info)))
+}
+
+pub(crate) async fn remove(
+    State(state): State<Arc<ControlState>>,
+    Path((connector, owner)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let owner = parse_owner(&owner)?;
+    let (c, o) = (connector.clone(), owner.clone());
+    let removed = state
+        .blocking(move |s| {
+            let removed = s.vault.remove_connection(&c, &o)?;
+            if removed {
+                s.vault.audit("connection.remove", Some(&c), Some(o.as_str()), None)?;
+            }
+            Ok(removed)
+        })
+        .await?;
+    if removed {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "connection_not_found",
+            format!("there is no connection for connector `{connector}` and owner `{owner}`"),
+        ))
+    }
+}
+
+pub(crate) fn parse_owner(text: &str) -> Result<Owner, ApiError> {
+    Owner::parse(text).map_err(ApiError::bad_request)
+}

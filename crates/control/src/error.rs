@@ -1,0 +1,58 @@
+//! The control plane's error answer: `{"error": code, "message": sentence}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use egret_vault::VaultError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn unknown_connector(id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "connector_not_found",
+            format!("there is no connector `{id}`; GET /v1/connectors lists them"),
+        )
+    }
+}
+
+impl From<VaultError> for ApiError {
+    fn from(e: VaultError) -> Self {
+        let status = match &e {
+            VaultError::NoConnection { .. } => return Self::new(StatusCode::NOT_FOUND, "connection_not_found", e.to_string()),
+            VaultError::NoPlaceholder => return Self::new(StatusCode::NOT_FOUND, "placeholder_not_found", e.to_string()),
+            VaultError::Invalid(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let code = if status == StatusCode::BAD_REQUEST { "bad_request" } else { "vault_error" };
+        if status.is_server_error() {
+            tracing::error!(error = %e, "vault operation failed");
+        }
+        Self::new(status, code, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.code, "message": self.message });
+        let mut resp = (self.status, Json(body)).into_response();
+        if let Ok(v) = axum::http::HeaderValue::from_str(self.code) {
+            resp.headers_mut().insert("x-egret-error", v);
+        }
+        resp
+    }
+}

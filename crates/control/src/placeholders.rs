@@ -1,0 +1,82 @@
+//! Minting and revoking placeholders.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use egret_vault::Placeholder;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::ControlState;
+use crate::connections::parse_owner;
+use crate::error::ApiError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MintBody {
+    connector: String,
+    owner: String,
+    /// e.g. `8h`, `30m`; none: valid until revoked.
+    ttl: Option<String>,
+    sandbox: Option<String>,
+}
+
+pub(crate) async fn mint(
+    State(state): State<Arc<ControlState>>,
+    body: Result<Json<MintBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(body) = body.map_err(|e| {
+        ApiError::bad_request(format!("expected a JSON body {{\"connector\", \"owner\", \"ttl\"?}}: {}", e.body_text()))
+    })?;
+    if body.sandbox.is_some() {
+        return Err(ApiError::bad_request(
+            "sandbox-bound placeholders need proxy authentication, which this version does not have yet; mint without `sandbox`",
+        ));
+    }
+    let owner = parse_owner(&body.owner)?;
+    let ttl = body
+        .ttl
+        .as_deref()
+        .map(|t| humantime::parse_duration(t).map_err(|_| ApiError::bad_request(format!("`{t}` is not a duration; expected e.g. `8h` or `30m`"))))
+        .transpose()?;
+    if ttl.is_some_and(|t| t.as_secs() == 0) {
+        return Err(ApiError::bad_request("ttl must be at least one second"));
+    }
+    if state.policy.load().connector(&body.connector).is_none() {
+        return Err(ApiError::unknown_connector(&body.connector));
+    }
+    let connector = body.connector;
+    let (placeholder, info) = state
+        .blocking(move |s| {
+            let minted = s.vault.mint_placeholder(&connector, &owner, ttl)?;
+            s.vault.audit("placeholder.mint", Some(&connector), Some(owner.as_str()), Some(minted.1.hint.clone()))?;
+            Ok(minted)
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "placeholder": placeholder.expose(),
+            "connector": info.connector,
+            "owner": info.owner,
+            "created_at": info.created_at,
+            "expires_at": info.expires_at,
+        })),
+    ))
+}
+
+pub(crate) async fn revoke(State(state): State<Arc<ControlState>>, Path(text): Path<String>) -> Result<StatusCode, ApiError> {
+    let placeholder = Placeholder::parse(&text)
+        .ok_or_else(|| ApiError::bad_request("that is not a placeholder; expected `egp_` followed by at least 32 letters and digits"))?;
+    state
+        .blocking(move |s| {
+            let info = s.vault.revoke_placeholder(&placeholder)?;
+            s.vault.audit("placeholder.revoke", Some(&info.connector), Some(info.owner.as_str()), Some(info.hint))?;
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
