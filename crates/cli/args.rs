@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 pub const DEFAULT_CONFIG: &str = "config/egret.yaml";
 
 #[derive(Parser)]
-#[command(name = "egret", version, about = "Egress credential-injecting forward proxy for AI-agent sandboxes")]
+#[command(
+    name = "egret",
+    version,
+    about = "Egress credential-injecting forward proxy for AI-agent sandboxes"
+)]
 pub struct Cli {
     /// Policy file. When the default path does not exist, `serve` runs the embedded default.
     #[arg(long, global = true, default_value = DEFAULT_CONFIG, env = "EGRET_CONFIG")]

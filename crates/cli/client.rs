@@ -26,16 +26,25 @@ impl ControlClient {
             None => format!("http://{}", policy.control.listen),
         };
         let token = client_admin_token(policy)?;
-        Ok(Self { base, token, http: Client::builder(TokioExecutor::new()).build_http() })
+        Ok(Self {
+            base,
+            token,
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        })
     }
 
     /// Sends a request; a non-2xx answer becomes an error carrying the server's message.
-    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Option<Value>> {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Option<Value>> {
         let url = format!("{}{}", self.base, path);
-        let mut req = Request::builder()
-            .method(method)
-            .uri(&url)
-            .header(header::AUTHORIZATION, format!("Bearer {}", self.token.expose_secret()));
+        let mut req = Request::builder().method(method).uri(&url).header(
+            header::AUTHORIZATION,
+            format!("Bearer {}", self.token.expose_secret()),
+        );
         let bytes = match body {
             Some(v) => {
                 req = req.header(header::CONTENT_TYPE, "application/json");
@@ -43,14 +52,30 @@ impl ControlClient {
             }
             None => Bytes::new(),
         };
-        let req = req.body(Full::new(bytes)).with_context(|| format!("bad URL {url}"))?;
+        let req = req
+            .body(Full::new(bytes))
+            .with_context(|| format!("bad URL {url}"))?;
         let resp = tokio::time::timeout(std::time::Duration::from_secs(30), self.http.request(req))
             .await
             .with_context(|| format!("{url} did not answer within 30s"))?
-            .with_context(|| format!("cannot reach the egret control plane at {}; is `egret serve` running?", self.base))?;
+            .with_context(|| {
+                format!(
+                    "cannot reach the egret control plane at {}; is `egret serve` running?",
+                    self.base
+                )
+            })?;
         let status = resp.status();
-        let body = resp.into_body().collect().await.context("reading the answer")?.to_bytes();
-        let value: Option<Value> = if body.is_empty() { None } else { serde_json::from_slice(&body).ok() };
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .context("reading the answer")?
+            .to_bytes();
+        let value: Option<Value> = if body.is_empty() {
+            None
+        } else {
+            serde_json::from_slice(&body).ok()
+        };
         if status.is_success() {
             return Ok(value);
         }
@@ -58,7 +83,10 @@ impl ControlClient {
             .as_ref()
             .and_then(|v| v.get("message"))
             .and_then(Value::as_str)
-            .map_or_else(|| String::from_utf8_lossy(&body).into_owned(), str::to_owned);
+            .map_or_else(
+                || String::from_utf8_lossy(&body).into_owned(),
+                str::to_owned,
+            );
         if status == StatusCode::UNAUTHORIZED {
             bail!("the server refused the admin token: {message}");
         }

@@ -11,7 +11,11 @@ use crate::client::{ControlClient, segment};
 use crate::config::load_policy;
 
 pub async fn run(cli: Cli) -> Result<()> {
-    let Cli { config, server, command } = cli;
+    let Cli {
+        config,
+        server,
+        command,
+    } = cli;
     let target = Target { config, server };
     let cli = &target;
     match command {
@@ -22,7 +26,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Ca(cmd) => ca(&cli.config, cmd),
         Command::Policy(PolicyCommand::Check { file }) => {
             let policy = egret_policy::load(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("ok: {} ({} connectors, {} allowed hosts)", file.display(), policy.connectors.len(), policy.network.allow.len());
+            println!(
+                "ok: {} ({} connectors, {} allowed hosts)",
+                file.display(),
+                policy.connectors.len(),
+                policy.network.allow.len()
+            );
             Ok(())
         }
         Command::Connector(cmd) => {
@@ -56,17 +65,30 @@ fn ca(config: &std::path::Path, cmd: CaCommand) -> Result<()> {
     match cmd {
         CaCommand::Init { dir } => {
             let dir = dir.unwrap_or(policy.ca.dir);
-            if dir.join(egret_tls::CA_CERT_FILE).exists() || dir.join(egret_tls::CA_KEY_FILE).exists() {
-                bail!("a CA already exists in {}; remove it first if you really want a new one (sandboxes trusting the old one will stop working)", dir.display());
+            if dir.join(egret_tls::CA_CERT_FILE).exists()
+                || dir.join(egret_tls::CA_KEY_FILE).exists()
+            {
+                bail!(
+                    "a CA already exists in {}; remove it first if you really want a new one (sandboxes trusting the old one will stop working)",
+                    dir.display()
+                );
             }
             egret_tls::CertificateAuthority::create(&dir)?;
-            eprintln!("created {} and {} (mode 0600)", dir.join(egret_tls::CA_CERT_FILE).display(), dir.join(egret_tls::CA_KEY_FILE).display());
+            eprintln!(
+                "created {} and {} (mode 0600)",
+                dir.join(egret_tls::CA_CERT_FILE).display(),
+                dir.join(egret_tls::CA_KEY_FILE).display()
+            );
             Ok(())
         }
         CaCommand::Export => {
             let path = policy.ca.dir.join(egret_tls::CA_CERT_FILE);
-            let pem = std::fs::read_to_string(&path)
-                .with_context(|| format!("no CA at {}; run `egret serve` or `egret ca init` first", path.display()))?;
+            let pem = std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "no CA at {}; run `egret serve` or `egret ca init` first",
+                    path.display()
+                )
+            })?;
             print!("{pem}");
             Ok(())
         }
@@ -85,8 +107,14 @@ async fn connection(cli: &Target, cmd: ConnectionCommand) -> Result<()> {
                 query.push(format!("owner={}", segment(&o)));
             }
             let path = format!("/v1/connections?{}", query.join("&"));
-            let answer = client.call(Method::GET, &path, None).await?.unwrap_or(Value::Null);
-            println!("{:<16} {:<24} {:<8} {:<13} CONNECTED_AT", "CONNECTOR", "OWNER", "KIND", "STATUS");
+            let answer = client
+                .call(Method::GET, &path, None)
+                .await?
+                .unwrap_or(Value::Null);
+            println!(
+                "{:<16} {:<24} {:<8} {:<13} CONNECTED_AT",
+                "CONNECTOR", "OWNER", "KIND", "STATUS"
+            );
             for c in answer["connections"].as_array().into_iter().flatten() {
                 println!(
                     "{:<16} {:<24} {:<8} {:<13} {}",
@@ -101,20 +129,36 @@ async fn connection(cli: &Target, cmd: ConnectionCommand) -> Result<()> {
         }
         ConnectionCommand::SetKey { connector, owner } => {
             let mut key = String::new();
-            std::io::stdin().read_to_string(&mut key).context("reading the key from stdin")?;
+            std::io::stdin()
+                .read_to_string(&mut key)
+                .context("reading the key from stdin")?;
             let key = key.trim_end_matches(['\r', '\n']);
             if key.is_empty() {
-                bail!("no key on stdin; pipe it in, e.g. `printf %s \"$KEY\" | egret connection set-key {connector} --owner {owner}`");
+                bail!(
+                    "no key on stdin; pipe it in, e.g. `printf %s \"$KEY\" | egret connection set-key {connector} --owner {owner}`"
+                );
             }
-            let path = format!("/v1/connections/{}/{}/key", segment(&connector), segment(&owner));
-            client.call(Method::PUT, &path, Some(json!({ "key": key }))).await?;
+            let path = format!(
+                "/v1/connections/{}/{}/key",
+                segment(&connector),
+                segment(&owner)
+            );
+            client
+                .call(Method::PUT, &path, Some(json!({ "key": key })))
+                .await?;
             eprintln!("stored the key for {connector} / {owner}");
             Ok(())
         }
         ConnectionCommand::Remove { connector, owner } => {
-            let path = format!("/v1/connections/{}/{}", segment(&connector), segment(&owner));
+            let path = format!(
+                "/v1/connections/{}/{}",
+                segment(&connector),
+                segment(&owner)
+            );
             client.call(Method::DELETE, &path, None).await?;
-            eprintln!("removed the connection {connector} / {owner}; its placeholders no longer work");
+            eprintln!(
+                "removed the connection {connector} / {owner}; its placeholders no longer work"
+            );
             Ok(())
         }
     }
@@ -123,15 +167,32 @@ async fn connection(cli: &Target, cmd: ConnectionCommand) -> Result<()> {
 async fn placeholder(cli: &Target, cmd: PlaceholderCommand) -> Result<()> {
     let client = client(cli)?;
     match cmd {
-        PlaceholderCommand::Mint { connector, owner, ttl, sandbox } => {
-            let body = json!({ "connector": connector, "owner": owner, "ttl": ttl, "sandbox": sandbox });
-            let answer = client.call(Method::POST, "/v1/placeholders", Some(body)).await?.unwrap_or(Value::Null);
-            let p = answer["placeholder"].as_str().context("the server answered without a placeholder")?;
+        PlaceholderCommand::Mint {
+            connector,
+            owner,
+            ttl,
+            sandbox,
+        } => {
+            let body =
+                json!({ "connector": connector, "owner": owner, "ttl": ttl, "sandbox": sandbox });
+            let answer = client
+                .call(Method::POST, "/v1/placeholders", Some(body))
+                .await?
+                .unwrap_or(Value::Null);
+            let p = answer["placeholder"]
+                .as_str()
+                .context("the server answered without a placeholder")?;
             println!("{p}");
             Ok(())
         }
         PlaceholderCommand::Revoke { placeholder } => {
-            client.call(Method::DELETE, &format!("/v1/placeholders/{}", segment(&placeholder)), None).await?;
+            client
+                .call(
+                    Method::DELETE,
+                    &format!("/v1/placeholders/{}", segment(&placeholder)),
+                    None,
+                )
+                .await?;
             eprintln!("revoked");
             Ok(())
         }
@@ -142,7 +203,10 @@ async fn audit(cli: &Target, follow: bool) -> Result<()> {
     let client = client(cli)?;
     let mut since = 0u64;
     loop {
-        let answer = client.call(Method::GET, &format!("/v1/audit?since={since}"), None).await?.unwrap_or(Value::Null);
+        let answer = client
+            .call(Method::GET, &format!("/v1/audit?since={since}"), None)
+            .await?
+            .unwrap_or(Value::Null);
         for e in answer["events"].as_array().into_iter().flatten() {
             println!("{e}");
             since = since.max(e["seq"].as_u64().unwrap_or(since));
@@ -163,7 +227,9 @@ fn print_json(value: Option<Value>) {
 fn init_logging(format: &str) -> Result<()> {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("EGRET_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         "text" => builder.init(),
         "json" => builder.json().init(),

@@ -12,8 +12,12 @@ use crate::args::DEFAULT_CONFIG;
 /// with paths relative to `./config`, exactly as if the shipped file were there.
 pub fn load_policy(path: &Path) -> Result<Policy> {
     if path == Path::new(DEFAULT_CONFIG) && !path.exists() {
-        let policy = egret_policy::parse(egret_policy::EMBEDDED_DEFAULT, Path::new("<embedded config/egret.yaml>"), Path::new("config"))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let policy = egret_policy::parse(
+            egret_policy::EMBEDDED_DEFAULT,
+            Path::new("<embedded config/egret.yaml>"),
+            Path::new("config"),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         return Ok(policy);
     }
     egret_policy::load(path).map_err(|e| anyhow::anyhow!("{e}"))
@@ -22,7 +26,10 @@ pub fn load_policy(path: &Path) -> Result<Policy> {
 /// Reads a secret reference. `Ok(None)`: the variable is unset or the file is missing.
 pub fn read_secret(reference: &SecretRef) -> Result<Option<SecretString>> {
     match reference {
-        SecretRef::Env(name) => Ok(std::env::var(name).ok().filter(|v| !v.is_empty()).map(SecretString::from)),
+        SecretRef::Env(name) => Ok(std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(SecretString::from)),
         SecretRef::File(path) => match std::fs::read_to_string(path) {
             Ok(text) => Ok(Some(SecretString::from(text.trim().to_owned()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

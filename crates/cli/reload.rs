@@ -33,7 +33,12 @@ pub async fn watch(path: Option<PathBuf>, policy: Arc<ArcSwap<Policy>>, vault: A
             continue;
         }
         seen = now;
-        reload(&path, &policy, &vault, if by_signal { "SIGHUP" } else { "file change" });
+        reload(
+            &path,
+            &policy,
+            &vault,
+            if by_signal { "SIGHUP" } else { "file change" },
+        );
     }
 }
 
@@ -44,7 +49,10 @@ fn reload(path: &std::path::Path, policy: &ArcSwap<Policy>, vault: &Arc<Vault>, 
             if new.proxy.listen != old.proxy.listen || new.control.listen != old.control.listen {
                 warn!("listen addresses changed; they take effect after a restart");
             }
-            if new.upstream.extra_ca != old.upstream.extra_ca || new.ca.dir != old.ca.dir || new.vault.path != old.vault.path {
+            if new.upstream.extra_ca != old.upstream.extra_ca
+                || new.ca.dir != old.ca.dir
+                || new.vault.path != old.vault.path
+            {
                 warn!("ca, vault or upstream.extra_ca changed; they take effect after a restart");
             }
             let detail = format!("{} connectors", new.connectors.len());
@@ -57,7 +65,10 @@ fn reload(path: &std::path::Path, policy: &ArcSwap<Policy>, vault: &Arc<Vault>, 
                 }
             });
         }
-        Err(e) => error!(reason = why, "policy reload refused, the previous policy stays in force: {e}"),
+        Err(e) => error!(
+            reason = why,
+            "policy reload refused, the previous policy stays in force: {e}"
+        ),
     }
 }
 

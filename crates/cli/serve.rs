@@ -25,24 +25,39 @@ pub async fn run(config: &Path) -> Result<()> {
     let upstream_tls = egret_tls::upstream_client_config(&policy.upstream.extra_ca)?;
     let proxy_addr = policy.proxy.listen;
     let control_addr = policy.control.listen;
-    let proxy_listener = TcpListener::bind(proxy_addr)
-        .await
-        .with_context(|| format!("cannot listen on {proxy_addr} (proxy.listen); is another egret running?"))?;
+    let proxy_listener = TcpListener::bind(proxy_addr).await.with_context(|| {
+        format!("cannot listen on {proxy_addr} (proxy.listen); is another egret running?")
+    })?;
     let control_listener = TcpListener::bind(control_addr)
         .await
         .with_context(|| format!("cannot listen on {control_addr} (control.listen)"))?;
     let vault = Arc::new(opened.vault);
     let policy = Arc::new(ArcSwap::from_pointee(policy));
-    let proxy = Arc::new(Proxy::new(policy.clone(), vault.clone(), leaves, upstream_tls, limits));
-    let control = Arc::new(ControlState { policy: policy.clone(), vault: vault.clone(), admin_token: opened.admin_token });
+    let proxy = Arc::new(Proxy::new(
+        policy.clone(),
+        vault.clone(),
+        leaves,
+        upstream_tls,
+        limits,
+    ));
+    let control = Arc::new(ControlState {
+        policy: policy.clone(),
+        vault: vault.clone(),
+        admin_token: opened.admin_token,
+    });
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let watched = (config != Path::new(DEFAULT_CONFIG) || config.exists()).then(|| config.to_owned());
+    let watched =
+        (config != Path::new(DEFAULT_CONFIG) || config.exists()).then(|| config.to_owned());
     let reloader = tokio::spawn(crate::reload::watch(watched, policy, vault));
-    let control_task = tokio::spawn(egret_control::serve(control_listener, control, stopped(stop_rx.clone())));
+    let control_task = tokio::spawn(egret_control::serve(
+        control_listener,
+        control,
+        stopped(stop_rx.clone()),
+    ));
     let proxy_task = tokio::spawn(egret_proxy::serve(proxy, proxy_listener, stopped(stop_rx)));
     info!(proxy = %proxy_addr, control = %control_addr, "egret is ready");
 

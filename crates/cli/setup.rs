@@ -25,7 +25,8 @@ pub fn open_everything(policy: &Policy) -> Result<Opened> {
     let vault_path = &policy.vault.path;
     let existed = vault_path.exists();
     create_parent(vault_path)?;
-    let vault = Vault::open(vault_path, &key).with_context(|| format!("cannot open the vault {}", vault_path.display()))?;
+    let vault = Vault::open(vault_path, &key)
+        .with_context(|| format!("cannot open the vault {}", vault_path.display()))?;
     if !existed {
         restrict(vault_path)?;
         info!(path = %vault_path.display(), "created the vault (mode 0600)");
@@ -34,19 +35,28 @@ pub fn open_everything(policy: &Policy) -> Result<Opened> {
     let (ca, origin) = CertificateAuthority::load_or_create(&policy.ca.dir)?;
     let ca_path = policy.ca.dir.join(egret_tls::CA_CERT_FILE);
     match origin {
-        CaOrigin::Created => info!(cert = %ca_path.display(), "created the interception CA; sandboxes must trust this certificate"),
+        CaOrigin::Created => {
+            info!(cert = %ca_path.display(), "created the interception CA; sandboxes must trust this certificate")
+        }
         CaOrigin::Loaded => info!(cert = %ca_path.display(), "loaded the interception CA"),
     }
-    Ok(Opened { vault, ca, admin_token })
+    Ok(Opened {
+        vault,
+        ca,
+        admin_token,
+    })
 }
 
 fn master_key(policy: &Policy) -> Result<MasterKey> {
     let reference = &policy.vault.master_key;
     if let Some(text) = read_secret(reference)? {
-        return MasterKey::decode(text.expose_secret()).with_context(|| format!("master key {reference}"));
+        return MasterKey::decode(text.expose_secret())
+            .with_context(|| format!("master key {reference}"));
     }
     let SecretRef::File(path) = reference else {
-        bail!("the master key {reference} is not set; export it (a base64 32-byte key) or use `${{file:PATH}}` so egret can create one");
+        bail!(
+            "the master key {reference} is not set; export it (a base64 32-byte key) or use `${{file:PATH}}` so egret can create one"
+        );
     };
     if policy.vault.path.exists() {
         bail!(
@@ -76,7 +86,11 @@ fn admin_token(policy: &Policy) -> Result<SecretString> {
         info!(path = %path.display(), "using the admin token from its file");
         return Ok(token);
     }
-    let token: String = rand::rng().sample_iter(Alphanumeric).take(43).map(char::from).collect();
+    let token: String = rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(43)
+        .map(char::from)
+        .collect();
     write_private(&path, token.as_bytes())?;
     info!(path = %path.display(), "created an admin token (mode 0600); client commands read it from there");
     Ok(SecretString::from(token))

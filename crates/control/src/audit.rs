@@ -17,8 +17,13 @@ pub(crate) struct Since {
     limit: Option<usize>,
 }
 
-pub(crate) async fn list(State(state): State<Arc<ControlState>>, Query(q): Query<Since>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list(
+    State(state): State<Arc<ControlState>>,
+    Query(q): Query<Since>,
+) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(1000).min(10_000);
-    let events = state.blocking(move |s| Ok(s.vault.audit_since(q.since, limit)?)).await?;
+    let events = state
+        .blocking(move |s| Ok(s.vault.audit_since(q.since, limit)?))
+        .await?;
     Ok(Json(json!({ "events": events })))
 }

@@ -12,7 +12,11 @@ use secrecy::ExposeSecret;
 use crate::ControlState;
 use crate::error::ApiError;
 
-pub(crate) async fn require_admin(State(state): State<Arc<ControlState>>, req: Request, next: Next) -> Response {
+pub(crate) async fn require_admin(
+    State(state): State<Arc<ControlState>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let presented = req
         .headers()
         .get(AUTHORIZATION)

@@ -21,9 +21,14 @@ pub(crate) struct Filter {
     owner: Option<String>,
 }
 
-pub(crate) async fn list(State(state): State<Arc<ControlState>>, Query(f): Query<Filter>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list(
+    State(state): State<Arc<ControlState>>,
+    Query(f): Query<Filter>,
+) -> Result<Json<Value>, ApiError> {
     let owner = f.owner.as_deref().map(parse_owner).transpose()?;
-    let list = state.vault.connections(f.connector.as_deref(), owner.as_ref());
+    let list = state
+        .vault
+        .connections(f.connector.as_deref(), owner.as_ref());
     Ok(Json(json!({ "connections": list })))
 }
 
@@ -41,27 +46,43 @@ pub(crate) async fn put_key(
     let owner = parse_owner(&owner)?;
     {
         let policy = state.policy.load();
-        let c = policy.connector(&connector).ok_or_else(|| ApiError::unknown_connector(&connector))?;
+        let c = policy
+            .connector(&connector)
+            .ok_or_else(|| ApiError::unknown_connector(&connector))?;
         if !c.enabled {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "connector_disabled",
-                format!("connector `{connector}` is disabled and takes no new connections; ask the operator to enable it"),
+                format!(
+                    "connector `{connector}` is disabled and takes no new connections; ask the operator to enable it"
+                ),
             ));
         }
         if let AuthKind::OAuth2(_) = c.auth {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "wrong_auth_kind",
-                format!("connector `{connector}` uses OAuth 2.0, not a static key; connect it with `egret connection connect`"),
+                format!(
+                    "connector `{connector}` uses OAuth 2.0, not a static key; connect it with `egret connection connect`"
+                ),
             ));
         }
     }
-    let Json(body) = body.map_err(|e| ApiError::bad_request(format!("expected a JSON body {{\"key\": \"...\"}}: {}", e.body_text())))?;
+    let Json(body) = body.map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected a JSON body {{\"key\": \"...\"}}: {}",
+            e.body_text()
+        ))
+    })?;
     let info = state
         .blocking(move |s| {
             let info = s.vault.put_api_key(&connector, &owner, &body.key)?;
-            s.vault.audit("connection.set_key", Some(&connector), Some(owner.as_str()), None)?;
+            s.vault.audit(
+                "connection.set_key",
+                Some(&connector),
+                Some(owner.as_str()),
+                None,
+            )?;
             Ok(info)
         })
         .await?;
@@ -78,7 +99,8 @@ pub(crate) async fn remove(
         .blocking(move |s| {
             let removed = s.vault.remove_connection(&c, &o)?;
             if removed {
-                s.vault.audit("connection.remove", Some(&c), Some(o.as_str()), None)?;
+                s.vault
+                    .audit("connection.remove", Some(&c), Some(o.as_str()), None)?;
             }
             Ok(removed)
         })

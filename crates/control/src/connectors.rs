@@ -16,9 +16,14 @@ pub(crate) async fn list(State(state): State<Arc<ControlState>>) -> Json<Value> 
     Json(json!({ "connectors": policy.connectors.iter().map(view).collect::<Vec<_>>() }))
 }
 
-pub(crate) async fn get(State(state): State<Arc<ControlState>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn get(
+    State(state): State<Arc<ControlState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let policy = state.policy.load();
-    let connector = policy.connector(&id).ok_or_else(|| ApiError::unknown_connector(&id))?;
+    let connector = policy
+        .connector(&id)
+        .ok_or_else(|| ApiError::unknown_connector(&id))?;
     Ok(Json(view(connector)))
 }
 

@@ -14,7 +14,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -33,12 +37,24 @@ impl ApiError {
 impl From<VaultError> for ApiError {
     fn from(e: VaultError) -> Self {
         let status = match &e {
-            VaultError::NoConnection { .. } => return Self::new(StatusCode::NOT_FOUND, "connection_not_found", e.to_string()),
-            VaultError::NoPlaceholder => return Self::new(StatusCode::NOT_FOUND, "placeholder_not_found", e.to_string()),
+            VaultError::NoConnection { .. } => {
+                return Self::new(StatusCode::NOT_FOUND, "connection_not_found", e.to_string());
+            }
+            VaultError::NoPlaceholder => {
+                return Self::new(
+                    StatusCode::NOT_FOUND,
+                    "placeholder_not_found",
+                    e.to_string(),
+                );
+            }
             VaultError::Invalid(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        let code = if status == StatusCode::BAD_REQUEST { "bad_request" } else { "vault_error" };
+        let code = if status == StatusCode::BAD_REQUEST {
+            "bad_request"
+        } else {
+            "vault_error"
+        };
         if status.is_server_error() {
             tracing::error!(error = %e, "vault operation failed");
         }

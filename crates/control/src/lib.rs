@@ -42,7 +42,13 @@ impl ControlState {
         let this = self.clone();
         tokio::task::spawn_blocking(move || f(&this))
             .await
-            .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the operation was interrupted; retry it"))?
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the operation was interrupted; retry it",
+                )
+            })?
     }
 }
 
@@ -51,21 +57,51 @@ pub fn router(state: Arc<ControlState>) -> Router {
         .route("/v1/connectors", get(connectors::list))
         .route("/v1/connectors/{id}", get(connectors::get))
         .route("/v1/connections", get(connections::list))
-        .route("/v1/connections/{connector}/{owner}/key", put(connections::put_key))
-        .route("/v1/connections/{connector}/{owner}", delete(connections::remove))
+        .route(
+            "/v1/connections/{connector}/{owner}/key",
+            put(connections::put_key),
+        )
+        .route(
+            "/v1/connections/{connector}/{owner}",
+            delete(connections::remove),
+        )
         .route("/v1/placeholders", post(placeholders::mint))
-        .route("/v1/placeholders/{placeholder}", delete(placeholders::revoke))
+        .route(
+            "/v1/placeholders/{placeholder}",
+            delete(placeholders::revoke),
+        )
         .route("/v1/audit", get(audit::list))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_admin));
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_admin,
+        ));
     Router::new()
-        .route("/healthz", get(|| async { axum::Json(json!({ "status": "ok" })) }))
-        .route("/readyz", get(|| async { axum::Json(json!({ "status": "ready" })) }))
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(json!({ "status": "ok" })) }),
+        )
+        .route(
+            "/readyz",
+            get(|| async { axum::Json(json!({ "status": "ready" })) }),
+        )
         .merge(admin)
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route; see the control-plane routes in README.md") })
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such route; see the control-plane routes in README.md",
+            )
+        })
         .with_state(state)
 }
 
 /// Serves the control plane until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, state: Arc<ControlState>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<ControlState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

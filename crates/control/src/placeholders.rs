@@ -29,7 +29,10 @@ pub(crate) async fn mint(
     body: Result<Json<MintBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(body) = body.map_err(|e| {
-        ApiError::bad_request(format!("expected a JSON body {{\"connector\", \"owner\", \"ttl\"?}}: {}", e.body_text()))
+        ApiError::bad_request(format!(
+            "expected a JSON body {{\"connector\", \"owner\", \"ttl\"?}}: {}",
+            e.body_text()
+        ))
     })?;
     if body.sandbox.is_some() {
         return Err(ApiError::bad_request(
@@ -40,7 +43,13 @@ pub(crate) async fn mint(
     let ttl = body
         .ttl
         .as_deref()
-        .map(|t| humantime::parse_duration(t).map_err(|_| ApiError::bad_request(format!("`{t}` is not a duration; expected e.g. `8h` or `30m`"))))
+        .map(|t| {
+            humantime::parse_duration(t).map_err(|_| {
+                ApiError::bad_request(format!(
+                    "`{t}` is not a duration; expected e.g. `8h` or `30m`"
+                ))
+            })
+        })
         .transpose()?;
     if ttl.is_some_and(|t| t.as_secs() == 0) {
         return Err(ApiError::bad_request("ttl must be at least one second"));
@@ -52,7 +61,12 @@ pub(crate) async fn mint(
     let (placeholder, info) = state
         .blocking(move |s| {
             let minted = s.vault.mint_placeholder(&connector, &owner, ttl)?;
-            s.vault.audit("placeholder.mint", Some(&connector), Some(owner.as_str()), Some(minted.1.hint.clone()))?;
+            s.vault.audit(
+                "placeholder.mint",
+                Some(&connector),
+                Some(owner.as_str()),
+                Some(minted.1.hint.clone()),
+            )?;
             Ok(minted)
         })
         .await?;
@@ -68,13 +82,24 @@ pub(crate) async fn mint(
     ))
 }
 
-pub(crate) async fn revoke(State(state): State<Arc<ControlState>>, Path(text): Path<String>) -> Result<StatusCode, ApiError> {
-    let placeholder = Placeholder::parse(&text)
-        .ok_or_else(|| ApiError::bad_request("that is not a placeholder; expected `egp_` followed by at least 32 letters and digits"))?;
+pub(crate) async fn revoke(
+    State(state): State<Arc<ControlState>>,
+    Path(text): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let placeholder = Placeholder::parse(&text).ok_or_else(|| {
+        ApiError::bad_request(
+            "that is not a placeholder; expected `egp_` followed by at least 32 letters and digits",
+        )
+    })?;
     state
         .blocking(move |s| {
             let info = s.vault.revoke_placeholder(&placeholder)?;
-            s.vault.audit("placeholder.revoke", Some(&info.connector), Some(info.owner.as_str()), Some(info.hint))?;
+            s.vault.audit(
+                "placeholder.revoke",
+                Some(&info.connector),
+                Some(info.owner.as_str()),
+                Some(info.hint),
+            )?;
             Ok(())
         })
         .await?;

@@ -29,7 +29,9 @@ impl HostPattern {
                     .parse::<u16>()
                     .ok()
                     .filter(|p| *p != 0)
-                    .ok_or_else(|| format!("`{text}` has an invalid port; expected a number 1-65535"))?;
+                    .ok_or_else(|| {
+                        format!("`{text}` has an invalid port; expected a number 1-65535")
+                    })?;
                 (host, Some(port))
             }
             None => (text, None),
@@ -98,7 +100,10 @@ pub fn normalize_host(host: &str) -> String {
 
 /// True when `host` is an IP literal (v4, or v6 with or without brackets).
 pub fn is_ip_literal(host: &str) -> bool {
-    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     bare.parse::<IpAddr>().is_ok()
 }
 
@@ -110,7 +115,9 @@ fn is_dns_name(name: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
 }
 

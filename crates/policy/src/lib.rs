@@ -41,8 +41,18 @@ fn yaml_error(e: &serde_saphyr::Error, file: &Path) -> Located {
     let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
     // The crate's rendering repeats the position and adds a snippet; keep the first line's reason.
     let rendered = e.to_string();
-    let message = rendered.lines().next().unwrap_or("invalid YAML").trim().to_owned();
-    Located { file: file.to_owned(), line, column, message }
+    let message = rendered
+        .lines()
+        .next()
+        .unwrap_or("invalid YAML")
+        .trim()
+        .to_owned();
+    Located {
+        file: file.to_owned(),
+        line,
+        column,
+        message,
+    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,9 @@ impl SecretRef {
             })?;
         if let Some(name) = inner.strip_prefix("env:") {
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                return Err(format!("`{name}` is not an environment variable name; expected `${{env:NAME}}`"));
+                return Err(format!(
+                    "`{name}` is not an environment variable name; expected `${{env:NAME}}`"
+                ));
             }
             return Ok(Self::Env(name.to_owned()));
         }
@@ -34,7 +36,9 @@ impl SecretRef {
             }
             return Ok(Self::File(base.join(path)));
         }
-        Err(format!("unknown reference `{text}`; expected `${{env:NAME}}` or `${{file:PATH}}`"))
+        Err(format!(
+            "unknown reference `{text}`; expected `${{env:NAME}}` or `${{file:PATH}}`"
+        ))
     }
 }
 
@@ -60,7 +64,10 @@ mod tests {
     #[test]
     fn parses_env_and_file_and_refuses_literals() {
         let base = Path::new("/etc/egret");
-        assert_eq!(SecretRef::parse("${env:A_B}", base), Ok(SecretRef::Env("A_B".into())));
+        assert_eq!(
+            SecretRef::parse("${env:A_B}", base),
+            Ok(SecretRef::Env("A_B".into()))
+        );
         assert_eq!(
             SecretRef::parse("${file:data/k}", base),
             Ok(SecretRef::File(PathBuf::from("/etc/egret/data/k")))

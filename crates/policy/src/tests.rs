@@ -8,12 +8,20 @@ fn parse_str(text: &str) -> Result<Policy, Located> {
 
 #[test]
 fn embedded_default_is_valid() {
-    let p = parse(EMBEDDED_DEFAULT, Path::new("egret.yaml"), Path::new("/x/config")).expect("default policy");
+    let p = parse(
+        EMBEDDED_DEFAULT,
+        Path::new("egret.yaml"),
+        Path::new("/x/config"),
+    )
+    .expect("default policy");
     assert_eq!(p.proxy.listen.to_string(), "127.0.0.1:3128");
     assert_eq!(p.route("api.openai.com", 443), Route::Intercept);
     assert_eq!(p.route("files.pythonhosted.org", 443), Route::Tunnel);
     assert_eq!(p.route("example.com", 443), Route::Deny);
-    assert_eq!(p.vault.master_key, SecretRef::File("/x/config/../data/master.key".into()));
+    assert_eq!(
+        p.vault.master_key,
+        SecretRef::File("/x/config/../data/master.key".into())
+    );
 }
 
 #[test]
@@ -41,14 +49,25 @@ connectors:
     enabled: false
 "#;
     let p = parse_str(text).expect("valid");
-    let AuthKind::OAuth2(o) = &p.connectors[0].auth else { panic!("oauth2") };
+    let AuthKind::OAuth2(o) = &p.connectors[0].auth else {
+        panic!("oauth2")
+    };
     assert_eq!(o.client_auth, ClientAuth::Post);
     assert_eq!(o.refresh_skew.as_secs(), 90);
-    assert_eq!(o.client_secret, Some(SecretRef::Env("GITHUB_CLIENT_SECRET".into())));
-    let AuthKind::OAuth2(ci) = &p.connectors[1].auth else { panic!("oauth2") };
+    assert_eq!(
+        o.client_secret,
+        Some(SecretRef::Env("GITHUB_CLIENT_SECRET".into()))
+    );
+    let AuthKind::OAuth2(ci) = &p.connectors[1].auth else {
+        panic!("oauth2")
+    };
     assert_eq!(ci.grant, Grant::ClientCredentials);
     assert!(!p.connectors[1].enabled);
-    assert_eq!(p.route("a.ci.example.com", 443), Route::Intercept, "disabled connectors are still intercepted");
+    assert_eq!(
+        p.route("a.ci.example.com", 443),
+        Route::Intercept,
+        "disabled connectors are still intercepted"
+    );
 }
 
 fn error_of(text: &str) -> Located {
@@ -60,7 +79,9 @@ fn error_of(text: &str) -> Located {
 
 #[test]
 fn errors_point_at_line_and_column() {
-    let e = error_of("version: 1\nconnectors:\n  - id: x\n    auth: api_key\n    egress: [\"127.0.0.1\"]\n");
+    let e = error_of(
+        "version: 1\nconnectors:\n  - id: x\n    auth: api_key\n    egress: [\"127.0.0.1\"]\n",
+    );
     assert_eq!((e.line, e.column), (5, 14), "{e}");
     assert!(e.message.contains("IP address"), "{e}");
     assert!(e.to_string().starts_with("p.yaml:5:14: "), "{e}");
@@ -76,13 +97,34 @@ fn refuses_bad_input_with_what_is_expected() {
         ("version: 2\n", "version: 1"),
         ("version: 1\nproxy: { listen: nowhere }\n", "IP:PORT"),
         ("version: 1\nbogus: 1\n", "bogus"),
-        ("version: 1\nconnectors:\n  - { id: Bad, auth: api_key, egress: [a.com] }\n", "connector id"),
-        ("version: 1\nconnectors:\n  - { id: a, auth: api_key }\n", "egress"),
-        ("version: 1\nconnectors:\n  - { id: a, auth: magic, egress: [a.com] }\n", "api_key"),
-        ("version: 1\nconnectors:\n  - { id: a, auth: oauth2, egress: [a.com] }\n", "oauth"),
-        ("version: 1\nconnectors:\n  - { id: a, auth: api_key, egress: [a.com] }\n  - { id: a, auth: api_key, egress: [b.com] }\n", "twice"),
-        ("version: 1\nconnectors:\n  - { id: a, auth: api_key, egress: [a.com], inject: { headers: [host] } }\n", "cannot carry"),
-        ("version: 1\nupstream: { resolve: { a.com: nope } }\n", "IP address"),
+        (
+            "version: 1\nconnectors:\n  - { id: Bad, auth: api_key, egress: [a.com] }\n",
+            "connector id",
+        ),
+        (
+            "version: 1\nconnectors:\n  - { id: a, auth: api_key }\n",
+            "egress",
+        ),
+        (
+            "version: 1\nconnectors:\n  - { id: a, auth: magic, egress: [a.com] }\n",
+            "api_key",
+        ),
+        (
+            "version: 1\nconnectors:\n  - { id: a, auth: oauth2, egress: [a.com] }\n",
+            "oauth",
+        ),
+        (
+            "version: 1\nconnectors:\n  - { id: a, auth: api_key, egress: [a.com] }\n  - { id: a, auth: api_key, egress: [b.com] }\n",
+            "twice",
+        ),
+        (
+            "version: 1\nconnectors:\n  - { id: a, auth: api_key, egress: [a.com], inject: { headers: [host] } }\n",
+            "cannot carry",
+        ),
+        (
+            "version: 1\nupstream: { resolve: { a.com: nope } }\n",
+            "IP address",
+        ),
         ("version: 1\nproxy: { auth: basic }\n", "not available"),
         ("version: 1\nversion: 1\n", "uplicate"),
         ("version: [1\n", ""),
@@ -95,10 +137,16 @@ fn refuses_bad_input_with_what_is_expected() {
 
 #[test]
 fn relative_paths_resolve_against_the_file() {
-    let p = parse_str("version: 1\nca: { dir: c }\nvault: { path: d/v.redb }\nupstream: { extra_ca: [x.pem] }\n").expect("valid");
+    let p = parse_str(
+        "version: 1\nca: { dir: c }\nvault: { path: d/v.redb }\nupstream: { extra_ca: [x.pem] }\n",
+    )
+    .expect("valid");
     assert_eq!(p.ca.dir, Path::new("/base/c"));
     assert_eq!(p.vault.path, Path::new("/base/d/v.redb"));
-    assert_eq!(p.vault.master_key, SecretRef::File("/base/d/master.key".into()));
+    assert_eq!(
+        p.vault.master_key,
+        SecretRef::File("/base/d/master.key".into())
+    );
     assert_eq!(p.upstream.extra_ca[0], Path::new("/base/x.pem"));
 }
 

@@ -15,7 +15,10 @@ use crate::secret_ref::SecretRef;
 pub(crate) fn validate(raw: RawPolicy, file: &Path, base: &Path) -> Result<Policy, Located> {
     let v = Validator { file };
     if raw.version.value != 1 {
-        return Err(v.at(&raw.version, "unsupported policy version; expected `version: 1`"));
+        return Err(v.at(
+            &raw.version,
+            "unsupported policy version; expected `version: 1`",
+        ));
     }
     let proxy_listen = v.socket(raw.proxy.listen.as_ref(), "127.0.0.1:3128")?;
     if let Some(auth) = &raw.proxy.auth {
@@ -50,10 +53,15 @@ pub(crate) fn validate(raw: RawPolicy, file: &Path, base: &Path) -> Result<Polic
 
     let mut resolve = BTreeMap::new();
     for (host, addr) in &raw.upstream.resolve {
-        let ip = addr
-            .value
-            .parse::<IpAddr>()
-            .map_err(|_| v.at(addr, &format!("`{}` is not an IP address; expected e.g. `127.0.0.1`", addr.value)))?;
+        let ip = addr.value.parse::<IpAddr>().map_err(|_| {
+            v.at(
+                addr,
+                &format!(
+                    "`{}` is not an IP address; expected e.g. `127.0.0.1`",
+                    addr.value
+                ),
+            )
+        })?;
         resolve.insert(normalize_host(host), ip);
     }
 
@@ -77,10 +85,21 @@ pub(crate) fn validate(raw: RawPolicy, file: &Path, base: &Path) -> Result<Polic
 
     Ok(Policy {
         source: file.to_owned(),
-        proxy: ProxySettings { listen: proxy_listen },
-        control: ControlSettings { listen: control_listen, public_url, admin_token },
-        ca: CaSettings { dir: base.join(raw.ca.dir.as_deref().unwrap_or("certs")) },
-        vault: VaultSettings { path: vault_path, master_key },
+        proxy: ProxySettings {
+            listen: proxy_listen,
+        },
+        control: ControlSettings {
+            listen: control_listen,
+            public_url,
+            admin_token,
+        },
+        ca: CaSettings {
+            dir: base.join(raw.ca.dir.as_deref().unwrap_or("certs")),
+        },
+        vault: VaultSettings {
+            path: vault_path,
+            master_key,
+        },
         upstream: UpstreamSettings {
             extra_ca: raw.upstream.extra_ca.iter().map(|p| base.join(p)).collect(),
             resolve,
@@ -111,13 +130,24 @@ impl Validator<'_> {
         match value {
             None => default.parse().map_err(|_| self.bare(default)),
             Some(s) => s.value.parse().map_err(|_| {
-                self.at(s, &format!("`{}` is not a listen address; expected `IP:PORT` such as `127.0.0.1:3128`", s.value))
+                self.at(
+                    s,
+                    &format!(
+                        "`{}` is not a listen address; expected `IP:PORT` such as `127.0.0.1:3128`",
+                        s.value
+                    ),
+                )
             }),
         }
     }
 
     fn bare(&self, what: &str) -> Located {
-        Located { file: self.file.to_owned(), line: 0, column: 0, message: format!("bad built-in default `{what}`") }
+        Located {
+            file: self.file.to_owned(),
+            line: 0,
+            column: 0,
+            message: format!("bad built-in default `{what}`"),
+        }
     }
 
     fn url(&self, s: &S<String>) -> Result<String, Located> {
@@ -126,7 +156,10 @@ impl Validator<'_> {
         if ok {
             Ok(s.value.trim_end_matches('/').to_owned())
         } else {
-            Err(self.at(s, &format!("`{}` is not a URL; expected `https://host/path`", s.value)))
+            Err(self.at(
+                s,
+                &format!("`{}` is not a URL; expected `https://host/path`", s.value),
+            ))
         }
     }
 
@@ -147,7 +180,10 @@ impl Validator<'_> {
             ));
         }
         if !c.settings.is_empty() {
-            return Err(self.at(&c.id, "`settings` is only used with `template`, which this version does not support"));
+            return Err(self.at(
+                &c.id,
+                "`settings` is only used with `template`, which this version does not support",
+            ));
         }
         let auth_name = c.auth.as_ref().map(|a| a.value.as_str());
         let auth = match auth_name {
@@ -167,20 +203,42 @@ impl Validator<'_> {
                 AuthKind::OAuth2(Box::new(self.oauth(oauth, c.grant.as_ref(), base)?))
             }
             Some(_) => {
-                let a = c.auth.as_ref().map(|a| self.at(a, "unknown auth; expected `api_key` or `oauth2`"));
+                let a = c
+                    .auth
+                    .as_ref()
+                    .map(|a| self.at(a, "unknown auth; expected `api_key` or `oauth2`"));
                 return Err(a.unwrap_or_else(|| self.bare("auth")));
             }
-            None => return Err(self.at(&c.id, &format!("connector `{id}` has no `auth`; expected `auth: api_key` or `auth: oauth2`"))),
+            None => {
+                return Err(self.at(
+                    &c.id,
+                    &format!(
+                        "connector `{id}` has no `auth`; expected `auth: api_key` or `auth: oauth2`"
+                    ),
+                ));
+            }
         };
         if c.egress.is_empty() {
             return Err(self.at(&c.id, &format!("connector `{id}` has no `egress` hosts; list the hosts its credential may be sent to")));
         }
-        let egress = c.egress.iter().map(|h| self.host(h)).collect::<Result<Vec<_>, _>>()?;
+        let egress = c
+            .egress
+            .iter()
+            .map(|h| self.host(h))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut headers = Vec::new();
         for h in &c.inject.headers {
             let name = h.value.to_ascii_lowercase();
-            let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if !valid || matches!(name.as_str(), "host" | "proxy-authorization" | "cookie" | "set-cookie") {
+            let valid = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !valid
+                || matches!(
+                    name.as_str(),
+                    "host" | "proxy-authorization" | "cookie" | "set-cookie"
+                )
+            {
                 return Err(self.at(h, &format!("`{}` cannot carry a credential; expected a header name such as `x-api-key`", h.value)));
             }
             if name != "authorization" {
@@ -194,14 +252,30 @@ impl Validator<'_> {
             }
             query.push(q.value.clone());
         }
-        Ok(Connector { id, auth, egress, inject: Injection { headers, query }, enabled: c.enabled })
+        Ok(Connector {
+            id,
+            auth,
+            egress,
+            inject: Injection { headers, query },
+            enabled: c.enabled,
+        })
     }
 
-    fn oauth(&self, o: &S<RawOAuth>, grant: Option<&S<String>>, base: &Path) -> Result<OAuthSettings, Located> {
+    fn oauth(
+        &self,
+        o: &S<RawOAuth>,
+        grant: Option<&S<String>>,
+        base: &Path,
+    ) -> Result<OAuthSettings, Located> {
         let grant = match grant.map(|g| (g, g.value.as_str())) {
             None | Some((_, "authorization_code")) => Grant::AuthorizationCode,
             Some((_, "client_credentials")) => Grant::ClientCredentials,
-            Some((g, _)) => return Err(self.at(g, "unknown grant; expected `authorization_code` or `client_credentials`")),
+            Some((g, _)) => {
+                return Err(self.at(
+                    g,
+                    "unknown grant; expected `authorization_code` or `client_credentials`",
+                ));
+            }
         };
         let raw = &o.value;
         let opt_url = |u: &Option<S<String>>| u.as_ref().map(|u| self.url(u)).transpose();
@@ -213,7 +287,10 @@ impl Validator<'_> {
             return Err(self.at(o, "`oauth` needs `token_url` (or `issuer` for discovery)"));
         }
         if grant == Grant::AuthorizationCode && authorize_url.is_none() && issuer.is_none() {
-            return Err(self.at(o, "the authorization-code grant needs `authorize_url` (or `issuer` for discovery)"));
+            return Err(self.at(
+                o,
+                "the authorization-code grant needs `authorize_url` (or `issuer` for discovery)",
+            ));
         }
         let client_id = raw
             .client_id
@@ -222,16 +299,29 @@ impl Validator<'_> {
             .ok_or_else(|| self.at(o, "`oauth` needs `client_id`"))?
             .value
             .clone();
-        let client_secret = raw.client_secret.as_ref().map(|s| self.secret(s, base)).transpose()?;
+        let client_secret = raw
+            .client_secret
+            .as_ref()
+            .map(|s| self.secret(s, base))
+            .transpose()?;
         let client_auth = match raw.client_auth.as_ref().map(|c| (c, c.value.as_str())) {
             None | Some((_, "basic")) => ClientAuth::Basic,
             Some((_, "post")) => ClientAuth::Post,
-            Some((c, _)) => return Err(self.at(c, "unknown client_auth; expected `basic` or `post`")),
+            Some((c, _)) => {
+                return Err(self.at(c, "unknown client_auth; expected `basic` or `post`"));
+            }
         };
         let refresh_skew = match &raw.refresh_skew {
             None => Duration::from_secs(60),
-            Some(s) => humantime::parse_duration(&s.value)
-                .map_err(|_| self.at(s, &format!("`{}` is not a duration; expected e.g. `60s` or `5m`", s.value)))?,
+            Some(s) => humantime::parse_duration(&s.value).map_err(|_| {
+                self.at(
+                    s,
+                    &format!(
+                        "`{}` is not a duration; expected e.g. `60s` or `5m`",
+                        s.value
+                    ),
+                )
+            })?,
         };
         Ok(OAuthSettings {
             grant,

@@ -20,14 +20,21 @@ pub struct Bound {
 impl Bound {
     /// `host:port` for URIs and messages, with the default port left out.
     pub fn authority(&self) -> String {
-        if self.port == 443 { self.host.clone() } else { format!("{}:{}", self.host, self.port) }
+        if self.port == 443 {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
     }
 }
 
 /// Refuses a request whose names disagree with the tunnel's.
 pub fn check(parts: &Parts, bound: &Bound) -> Result<(), Refusal> {
     if let Some(sni) = &bound.sni_mismatch {
-        return Err(Refusal::host_mismatch(&bound.authority(), &format!("TLS SNI {sni}")));
+        return Err(Refusal::host_mismatch(
+            &bound.authority(),
+            &format!("TLS SNI {sni}"),
+        ));
     }
     if let Some(authority) = parts.uri.authority() {
         agrees(authority, bound)?;
@@ -41,7 +48,9 @@ pub fn check(parts: &Parts, bound: &Bound) -> Result<(), Refusal> {
                 .ok_or_else(|| Refusal::bad_request("the Host header is not a valid host"))?;
             agrees(&authority, bound)
         }
-        None if parts.uri.authority().is_none() => Err(Refusal::bad_request("the request has no Host header")),
+        None if parts.uri.authority().is_none() => {
+            Err(Refusal::bad_request("the request has no Host header"))
+        }
         None => Ok(()),
     }
 }
@@ -54,7 +63,10 @@ fn agrees(authority: &Authority, bound: &Bound) -> Result<(), Refusal> {
     if same_host && same_port {
         Ok(())
     } else {
-        Err(Refusal::host_mismatch(&bound.authority(), authority.as_str()))
+        Err(Refusal::host_mismatch(
+            &bound.authority(),
+            authority.as_str(),
+        ))
     }
 }
 
@@ -71,7 +83,11 @@ mod tests {
     }
 
     fn bound() -> Bound {
-        Bound { host: "api.x.com".into(), port: 8443, sni_mismatch: None }
+        Bound {
+            host: "api.x.com".into(),
+            port: 8443,
+            sni_mismatch: None,
+        }
     }
 
     #[test]
@@ -92,9 +108,19 @@ mod tests {
             let e = check(&parts(uri, host), &bound()).expect_err("mismatch");
             assert_eq!(e.code, "host_mismatch", "{uri} {host:?}");
         }
-        assert_eq!(check(&parts("/p", None), &bound()).expect_err("no host").code, "bad_request");
+        assert_eq!(
+            check(&parts("/p", None), &bound())
+                .expect_err("no host")
+                .code,
+            "bad_request"
+        );
         let mut b = bound();
         b.sni_mismatch = Some("evil.x.com".into());
-        assert_eq!(check(&parts("/p", Some("api.x.com")), &b).expect_err("sni").code, "host_mismatch");
+        assert_eq!(
+            check(&parts("/p", Some("api.x.com")), &b)
+                .expect_err("sni")
+                .code,
+            "host_mismatch"
+        );
     }
 }

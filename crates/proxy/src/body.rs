@@ -17,5 +17,7 @@ where
 }
 
 pub fn empty() -> ProxyBody {
-    http_body_util::Empty::new().map_err(|never| match never {}).boxed_unsync()
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }

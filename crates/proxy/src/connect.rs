@@ -7,7 +7,7 @@ use egret_policy::{Route, is_ip_literal, normalize_host};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tracing::{debug, info_span, Instrument};
+use tracing::{Instrument, debug, info_span};
 
 use crate::Proxy;
 use crate::binding::Bound;
@@ -16,7 +16,11 @@ use crate::refusal::Refusal;
 use crate::server::Drain;
 use crate::upstream::ResolveError;
 
-pub(crate) async fn handle(proxy: Arc<Proxy>, drain: Arc<Drain>, req: Request<Incoming>) -> Result<Response<ProxyBody>, Refusal> {
+pub(crate) async fn handle(
+    proxy: Arc<Proxy>,
+    drain: Arc<Drain>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Refusal> {
     let authority = req
         .uri()
         .authority()
@@ -29,13 +33,25 @@ pub(crate) async fn handle(proxy: Arc<Proxy>, drain: Arc<Drain>, req: Request<In
     let route = proxy.policy.load().route(&host, port);
     let span = info_span!("tunnel", %host, port);
     match route {
-        Route::Deny => Err(Refusal::egress_denied(&host, port, &proxy.policy.load().allowed_hosts())),
+        Route::Deny => Err(Refusal::egress_denied(
+            &host,
+            port,
+            &proxy.policy.load().allowed_hosts(),
+        )),
         Route::Tunnel => {
             // Connect first, so a dead or private upstream is refused before the 200.
-            let addrs = proxy.upstream.resolver.resolve(&host, port).await.map_err(|e| match e {
-                ResolveError::Private { .. } => Refusal::private_address(&host),
-                ResolveError::Lookup { .. } => Refusal::upstream_unreachable(&host, "its name does not resolve"),
-            })?;
+            let addrs =
+                proxy
+                    .upstream
+                    .resolver
+                    .resolve(&host, port)
+                    .await
+                    .map_err(|e| match e {
+                        ResolveError::Private { .. } => Refusal::private_address(&host),
+                        ResolveError::Lookup { .. } => {
+                            Refusal::upstream_unreachable(&host, "its name does not resolve")
+                        }
+                    })?;
             let upstream = crate::tunnel::dial(&addrs, proxy.limits.upstream_connect_timeout)
                 .await
                 .map_err(|e| Refusal::upstream_unreachable(&host, &e.to_string()))?;
@@ -43,10 +59,13 @@ pub(crate) async fn handle(proxy: Arc<Proxy>, drain: Arc<Drain>, req: Request<In
             tokio::spawn(
                 async move {
                     match hyper::upgrade::on(req).await {
-                        Ok(upgraded) => match crate::tunnel::relay(TokioIo::new(upgraded), upstream, idle).await {
-                            Ok((up, down)) => debug!(up, down, "tunnel closed"),
-                            Err(e) => debug!(error = %e, "tunnel ended"),
-                        },
+                        Ok(upgraded) => {
+                            match crate::tunnel::relay(TokioIo::new(upgraded), upstream, idle).await
+                            {
+                                Ok((up, down)) => debug!(up, down, "tunnel closed"),
+                                Err(e) => debug!(error = %e, "tunnel ended"),
+                            }
+                        }
                         Err(e) => debug!(error = %e, "CONNECT upgrade failed"),
                     }
                 }
@@ -55,12 +74,18 @@ pub(crate) async fn handle(proxy: Arc<Proxy>, drain: Arc<Drain>, req: Request<In
             Ok(established())
         }
         Route::Intercept => {
-            let bound = Bound { host, port, sni_mismatch: None };
+            let bound = Bound {
+                host,
+                port,
+                sni_mismatch: None,
+            };
             let watcher = drain.watcher();
             tokio::spawn(
                 async move {
                     match hyper::upgrade::on(req).await {
-                        Ok(upgraded) => crate::intercept::serve(proxy, watcher, bound, upgraded).await,
+                        Ok(upgraded) => {
+                            crate::intercept::serve(proxy, watcher, bound, upgraded).await
+                        }
                         Err(e) => debug!(error = %e, "CONNECT upgrade failed"),
                     }
                 }

@@ -18,7 +18,11 @@ use crate::hop;
 use crate::refusal::Refusal;
 use crate::swap::{self, Destination, Lookup};
 
-pub(crate) async fn handle(proxy: Arc<Proxy>, bound: Arc<Bound>, req: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
+pub(crate) async fn handle(
+    proxy: Arc<Proxy>,
+    bound: Arc<Bound>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let resp = forward(&proxy, &bound, req).await.unwrap_or_else(|refusal| {
@@ -29,16 +33,31 @@ pub(crate) async fn handle(proxy: Arc<Proxy>, bound: Arc<Bound>, req: Request<In
     Ok(resp)
 }
 
-async fn forward(proxy: &Proxy, bound: &Bound, req: Request<Incoming>) -> Result<Response<ProxyBody>, Refusal> {
+async fn forward(
+    proxy: &Proxy,
+    bound: &Bound,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Refusal> {
     let (mut parts, body) = req.into_parts();
     binding::check(&parts, bound)?;
     let policy = proxy.policy.load();
     // The policy may have changed since the CONNECT: the tunnel keeps no privilege.
     if policy.route(&bound.host, bound.port) != Route::Intercept {
-        return Err(Refusal::egress_denied(&bound.host, bound.port, &policy.allowed_hosts()));
+        return Err(Refusal::egress_denied(
+            &bound.host,
+            bound.port,
+            &policy.allowed_hosts(),
+        ));
     }
-    let dest = Destination { host: &bound.host, port: bound.port };
-    let lookup = Lookup { policy: &policy, vault: &proxy.vault, now_unix: unix_now() };
+    let dest = Destination {
+        host: &bound.host,
+        port: bound.port,
+    };
+    let lookup = Lookup {
+        policy: &policy,
+        vault: &proxy.vault,
+        now_unix: unix_now(),
+    };
     let report = swap::swap_request(&mut parts, dest, &lookup)?;
     for s in &report.swapped {
         debug!(connector = %s.connector, owner = %s.owner, field = %s.field, "credential injected");
@@ -58,7 +77,10 @@ async fn forward(proxy: &Proxy, bound: &Bound, req: Request<Incoming>) -> Result
     if upgrade {
         return forward_upgrade(proxy, bound, parts, body).await;
     }
-    let sent = proxy.upstream.client.request(Request::from_parts(parts, body));
+    let sent = proxy
+        .upstream
+        .client
+        .request(Request::from_parts(parts, body));
     let resp = tokio::time::timeout(proxy.limits.upstream_response_timeout, sent)
         .await
         .map_err(|_| Refusal::upstream_timeout(&bound.host, "answer"))?
@@ -95,7 +117,8 @@ async fn forward_upgrade(
     tokio::spawn(async move {
         match tokio::try_join!(client_upgrade, upstream_upgrade) {
             Ok((client, upstream)) => {
-                let _ = crate::tunnel::relay(TokioIo::new(client), TokioIo::new(upstream), idle).await;
+                let _ =
+                    crate::tunnel::relay(TokioIo::new(client), TokioIo::new(upstream), idle).await;
             }
             Err(e) => debug!(error = %e, "upgrade failed"),
         }
@@ -112,7 +135,9 @@ pub(crate) fn upstream_refusal(host: &str, err: &hyper_util::client::legacy::Err
         if let Some(r) = c.downcast_ref::<crate::upstream::ResolveError>() {
             return match r {
                 crate::upstream::ResolveError::Private { .. } => Refusal::private_address(host),
-                crate::upstream::ResolveError::Lookup { .. } => Refusal::upstream_unreachable(host, "its name does not resolve"),
+                crate::upstream::ResolveError::Lookup { .. } => {
+                    Refusal::upstream_unreachable(host, "its name does not resolve")
+                }
             };
         }
         if let Some(io) = c.downcast_ref::<std::io::Error>() {
@@ -120,14 +145,26 @@ pub(crate) fn upstream_refusal(host: &str, err: &hyper_util::client::legacy::Err
                 return Refusal::upstream_timeout(host, "accept the connection");
             }
         }
-        if let Some(tls) = c.downcast_ref::<rustls::Error>() {
+        if let Some(tls) = tls_error(c) {
             return Refusal::upstream_unreachable(
                 host,
-                &format!("its TLS certificate was not accepted: {tls}; if it uses a private CA, add it to upstream.extra_ca"),
+                &format!(
+                    "its TLS certificate was not accepted: {tls}; if it uses a private CA, add it to upstream.extra_ca"
+                ),
             );
         }
         innermost = c.to_string();
         cause = c.source();
     }
     Refusal::upstream_unreachable(host, &innermost)
+}
+
+/// Finds a rustls error, looking inside `io::Error`s too: their `source()` skips the
+/// error they wrap, and connectors nest them.
+fn tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let inner = e.downcast_ref::<std::io::Error>()?.get_ref()?;
+    tls_error(inner)
 }

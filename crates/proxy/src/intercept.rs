@@ -3,32 +3,44 @@
 
 use std::sync::Arc;
 
+use egret_policy::normalize_host;
 use hyper::service::service_fn;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::Watcher;
-use egret_policy::normalize_host;
 use tokio_rustls::LazyConfigAcceptor;
 use tracing::debug;
 
 use crate::Proxy;
 use crate::binding::Bound;
 
-pub(crate) async fn serve(proxy: Arc<Proxy>, watcher: Option<Watcher>, mut bound: Bound, upgraded: Upgraded) {
+pub(crate) async fn serve(
+    proxy: Arc<Proxy>,
+    watcher: Option<Watcher>,
+    mut bound: Bound,
+    upgraded: Upgraded,
+) {
     let Some(watcher) = watcher else { return };
     let handshake = async {
-        let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), TokioIo::new(upgraded)).await?;
+        let start =
+            LazyConfigAcceptor::new(rustls::server::Acceptor::default(), TokioIo::new(upgraded))
+                .await?;
         let sni = start.client_hello().server_name().map(normalize_host);
-        let config = proxy.leaves.server_config(&bound.host).await.map_err(std::io::Error::other)?;
+        let config = proxy
+            .leaves
+            .server_config(&bound.host)
+            .await
+            .map_err(std::io::Error::other)?;
         let stream = start.into_stream(config).await?;
         Ok::<_, std::io::Error>((stream, sni))
     };
-    let (stream, sni) = match tokio::time::timeout(proxy.limits.tls_handshake_timeout, handshake).await {
-        Ok(Ok(done)) => done,
-        Ok(Err(e)) => return debug!(error = %e, "TLS handshake with the sandbox failed"),
-        Err(_) => return debug!("TLS handshake with the sandbox timed out"),
-    };
+    let (stream, sni) =
+        match tokio::time::timeout(proxy.limits.tls_handshake_timeout, handshake).await {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => return debug!(error = %e, "TLS handshake with the sandbox failed"),
+            Err(_) => return debug!("TLS handshake with the sandbox timed out"),
+        };
     // A missing SNI does not disagree; a different one does, and every request says so.
     bound.sni_mismatch = sni.filter(|s| *s != bound.host);
     let bound = Arc::new(bound);

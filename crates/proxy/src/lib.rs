@@ -53,6 +53,12 @@ impl Proxy {
     ) -> Self {
         let resolver = upstream::Resolver::new(policy.clone());
         let upstream = upstream::Upstream::new(upstream_tls, resolver, &limits);
-        Self { policy, vault, leaves, upstream, limits }
+        Self {
+            policy,
+            vault,
+            leaves,
+            upstream,
+            limits,
+        }
     }
 }

@@ -12,16 +12,26 @@ use crate::hop;
 use crate::refusal::Refusal;
 use crate::swap::contains_prefix;
 
-pub(crate) async fn forward(proxy: &Proxy, req: Request<Incoming>) -> Result<Response<ProxyBody>, Refusal> {
+pub(crate) async fn forward(
+    proxy: &Proxy,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Refusal> {
     let (mut parts, body) = req.into_parts();
-    let authority = parts.uri.authority().cloned().ok_or_else(|| Refusal::bad_request("the URL names no host"))?;
+    let authority = parts
+        .uri
+        .authority()
+        .cloned()
+        .ok_or_else(|| Refusal::bad_request("the URL names no host"))?;
     let host = normalize_host(authority.host());
     let port = authority.port_u16().unwrap_or(80);
     if is_ip_literal(&host) {
         return Err(Refusal::ip_literal(&host));
     }
     let carries_placeholder = contains_prefix(parts.uri.to_string().as_bytes())
-        || parts.headers.values().any(|v| contains_prefix(v.as_bytes()) || is_basic(v.as_bytes()));
+        || parts
+            .headers
+            .values()
+            .any(|v| contains_prefix(v.as_bytes()) || is_basic(v.as_bytes()));
     if carries_placeholder && carries_real_placeholder(&parts) {
         return Err(Refusal::placeholder_plain_http());
     }
@@ -33,16 +43,26 @@ pub(crate) async fn forward(proxy: &Proxy, req: Request<Incoming>) -> Result<Res
     }
     drop(policy);
     if let Some(h) = parts.headers.get(http::header::HOST) {
-        let same = h.to_str().ok().and_then(|v| v.parse::<http::uri::Authority>().ok()).is_some_and(|a| {
-            normalize_host(a.host()) == host && a.port_u16().is_none_or(|p| p == port)
-        });
+        let same = h
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse::<http::uri::Authority>().ok())
+            .is_some_and(|a| {
+                normalize_host(a.host()) == host && a.port_u16().is_none_or(|p| p == port)
+            });
         if !same {
-            return Err(Refusal::host_mismatch(authority.as_str(), &String::from_utf8_lossy(h.as_bytes())));
+            return Err(Refusal::host_mismatch(
+                authority.as_str(),
+                &String::from_utf8_lossy(h.as_bytes()),
+            ));
         }
     }
     hop::strip(&mut parts.headers, false);
     parts.version = Version::HTTP_11;
-    let sent = proxy.upstream.client.request(Request::from_parts(parts, body));
+    let sent = proxy
+        .upstream
+        .client
+        .request(Request::from_parts(parts, body));
     let resp = tokio::time::timeout(proxy.limits.upstream_response_timeout, sent)
         .await
         .map_err(|_| Refusal::upstream_timeout(&host, "answer"))?

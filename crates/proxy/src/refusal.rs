@@ -29,7 +29,12 @@ pub struct Refusal {
 
 impl Refusal {
     fn new(status: StatusCode, code: &'static str, message: String) -> Self {
-        Self { status, code, message, extra: Vec::new() }
+        Self {
+            status,
+            code,
+            message,
+            extra: Vec::new(),
+        }
     }
 
     pub fn with(mut self, key: &'static str, value: impl Into<serde_json::Value>) -> Self {
@@ -46,7 +51,11 @@ impl Refusal {
     }
 
     pub fn egress_denied(host: &str, port: u16, allowed: &[String]) -> Self {
-        let list = if allowed.is_empty() { "nothing is allowed".to_owned() } else { allowed.join(", ") };
+        let list = if allowed.is_empty() {
+            "nothing is allowed".to_owned()
+        } else {
+            allowed.join(", ")
+        };
         Self::new(
             StatusCode::FORBIDDEN,
             "egress_denied",
@@ -128,14 +137,22 @@ impl Refusal {
     }
 
     pub fn bad_request(what: &str) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", format!("{what}; send an absolute-form http:// request or CONNECT host:port to this proxy."))
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!(
+                "{what}; send an absolute-form http:// request or CONNECT host:port to this proxy."
+            ),
+        )
     }
 
     pub fn upstream_unreachable(host: &str, why: &str) -> Self {
         Self::new(
             StatusCode::BAD_GATEWAY,
             "upstream_unreachable",
-            format!("egret could not reach {host} ({why}); check that the host is up, or retry later."),
+            format!(
+                "egret could not reach {host} ({why}); check that the host is up, or retry later."
+            ),
         )
         .with("host", host)
     }
@@ -160,11 +177,18 @@ impl Refusal {
         let mut bytes = serde_json::to_vec(&body).unwrap_or_default();
         bytes.push(b'\n');
         let len = bytes.len();
-        let mut resp = Response::new(Full::new(Bytes::from(bytes)).map_err(|never| match never {}).boxed_unsync());
+        let mut resp = Response::new(
+            Full::new(Bytes::from(bytes))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        );
         *resp.status_mut() = self.status;
         let h = resp.headers_mut();
         h.insert("x-egret-error", HeaderValue::from_static(self.code));
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         resp

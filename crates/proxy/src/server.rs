@@ -23,7 +23,11 @@ pub(crate) struct Drain(Mutex<Option<GracefulShutdown>>);
 
 impl Drain {
     pub(crate) fn watcher(&self) -> Option<Watcher> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(GracefulShutdown::watcher)
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(GracefulShutdown::watcher)
     }
 
     fn take(&self) -> Option<GracefulShutdown> {
@@ -75,25 +79,46 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: impl Futu
     drop(listener);
     let drain_for = proxy.limits.drain_timeout;
     if let Some(graceful) = drain.take() {
-        info!(pending = graceful.count(), "proxy stopped accepting; draining in-flight requests");
-        if tokio::time::timeout(drain_for, graceful.shutdown()).await.is_err() {
-            warn!(seconds = drain_for.as_secs(), "drain timeout reached; closing remaining connections");
+        info!(
+            pending = graceful.count(),
+            "proxy stopped accepting; draining in-flight requests"
+        );
+        if tokio::time::timeout(drain_for, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            warn!(
+                seconds = drain_for.as_secs(),
+                "drain timeout reached; closing remaining connections"
+            );
         }
     }
 }
 
-async fn handle(proxy: Arc<Proxy>, drain: Arc<Drain>, req: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
+async fn handle(
+    proxy: Arc<Proxy>,
+    drain: Arc<Drain>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
     let response = if req.method() == Method::CONNECT {
         crate::connect::handle(proxy, drain, req).await
     } else if req.uri().scheme_str() == Some("http") && req.uri().authority().is_some() {
         crate::plain::forward(&proxy, req).await
     } else if req.uri().scheme_str() == Some("https") {
-        Err(Refusal::bad_request("https:// URLs must be sent through a CONNECT tunnel, not as a plain proxy request"))
+        Err(Refusal::bad_request(
+            "https:// URLs must be sent through a CONNECT tunnel, not as a plain proxy request",
+        ))
     } else {
-        Err(Refusal::bad_request("this is egret's proxy port and the request names no host"))
+        Err(Refusal::bad_request(
+            "this is egret's proxy port and the request names no host",
+        ))
     };
     Ok(response.unwrap_or_else(|refusal| {
-        debug!(code = refusal.code, status = refusal.status.as_u16(), "refused");
+        debug!(
+            code = refusal.code,
+            status = refusal.status.as_u16(),
+            "refused"
+        );
         refusal.into_response()
     }))
 }

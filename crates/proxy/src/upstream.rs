@@ -51,14 +51,23 @@ impl Resolver {
         }
         let found: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
             .await
-            .map_err(|source| ResolveError::Lookup { host: host.to_owned(), source })?
+            .map_err(|source| ResolveError::Lookup {
+                host: host.to_owned(),
+                source,
+            })?
             .collect();
         if !policy.network.deny_private_ranges {
             return Ok(found);
         }
-        let public: Vec<SocketAddr> = found.iter().copied().filter(|a| !is_private(a.ip())).collect();
+        let public: Vec<SocketAddr> = found
+            .iter()
+            .copied()
+            .filter(|a| !is_private(a.ip()))
+            .collect();
         if public.is_empty() && !found.is_empty() {
-            return Err(ResolveError::Private { host: host.to_owned() });
+            return Err(ResolveError::Private {
+                host: host.to_owned(),
+            });
         }
         Ok(public)
     }
@@ -152,7 +161,11 @@ impl Upstream {
                 .http2_adaptive_window(true)
                 .build(connector)
         };
-        Self { client: build(both), upgrade_client: build(h1), resolver }
+        Self {
+            client: build(both),
+            upgrade_client: build(h1),
+            resolver,
+        }
     }
 }
 
@@ -163,8 +176,19 @@ mod tests {
     #[test]
     fn private_ranges_cover_the_usual_suspects() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-            "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254", "224.0.0.1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "224.0.0.1",
         ] {
             assert!(is_private(ip.parse().expect("ip")), "{ip}");
         }

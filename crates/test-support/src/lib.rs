@@ -1,1 +1,26 @@
-//! stub
+//! Dev-only building blocks for egret's tests: a test CA and HTTPS upstreams on
+//! 127.0.0.1:0 (`upstream`), an in-process egret with its own temporary CA and vault
+//! (`proxy`), and clients that CONNECT through it and trust its CA (`client`).
+//!
+//! Everything binds loopback only and ends when dropped. Never a dependency of the
+//! shipped binary.
+
+pub mod client;
+pub mod proxy;
+pub mod upstream;
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Installs a test log subscriber once (level from `EGRET_TEST_LOG`, default off).
+pub fn init_logs() {
+    use std::sync::Once;
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let filter = std::env::var("EGRET_TEST_LOG").unwrap_or_else(|_| "off".into());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}

@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    PKCS_ECDSA_P256_SHA256,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
 };
 
 use crate::error::TlsError;
@@ -42,7 +42,11 @@ impl CertificateAuthority {
             (true, true) => Ok((Self::load(&cert_path, &key_path)?, CaOrigin::Loaded)),
             (false, false) => Ok((Self::create(dir)?, CaOrigin::Created)),
             (has_cert, _) => {
-                let (present, missing) = if has_cert { (cert_path, key_path) } else { (key_path, cert_path) };
+                let (present, missing) = if has_cert {
+                    (cert_path, key_path)
+                } else {
+                    (key_path, cert_path)
+                };
                 Err(TlsError::BadCa {
                     path: missing,
                     reason: format!("missing while {} exists", present.display()),
@@ -54,31 +58,45 @@ impl CertificateAuthority {
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self, TlsError> {
         let cert_pem = read(cert_path)?;
         let key_pem = read(key_path)?;
-        let key = KeyPair::from_pem(&key_pem)
-            .map_err(|e| TlsError::BadCa { path: key_path.to_owned(), reason: e.to_string() })?;
-        let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)
-            .map_err(|e| TlsError::BadCa { path: cert_path.to_owned(), reason: e.to_string() })?;
+        let key = KeyPair::from_pem(&key_pem).map_err(|e| TlsError::BadCa {
+            path: key_path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let issuer = Issuer::from_ca_cert_pem(&cert_pem, key).map_err(|e| TlsError::BadCa {
+            path: cert_path.to_owned(),
+            reason: e.to_string(),
+        })?;
         Ok(Self { issuer, cert_pem })
     }
 
     /// Creates a new CA in `dir` (which is created if needed). Refuses to overwrite.
     pub fn create(dir: &Path) -> Result<Self, TlsError> {
-        fs::create_dir_all(dir).map_err(|source| TlsError::Io { path: dir.to_owned(), source })?;
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
-            .map_err(|e| TlsError::Issue { host: "CA".into(), reason: e.to_string() })?;
+        fs::create_dir_all(dir).map_err(|source| TlsError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| TlsError::Issue {
+            host: "CA".into(),
+            reason: e.to_string(),
+        })?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, "egret local interception CA");
         dn.push(DnType::OrganizationName, "egret");
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let now = time::OffsetDateTime::now_utc();
         params.not_before = now - time::Duration::days(1);
         params.not_after = now + time::Duration::days(3650);
-        let cert = params
-            .self_signed(&key)
-            .map_err(|e| TlsError::Issue { host: "CA".into(), reason: e.to_string() })?;
+        let cert = params.self_signed(&key).map_err(|e| TlsError::Issue {
+            host: "CA".into(),
+            reason: e.to_string(),
+        })?;
         let cert_path = dir.join(CA_CERT_FILE);
         let key_path = dir.join(CA_KEY_FILE);
         write_new(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
@@ -92,7 +110,10 @@ impl CertificateAuthority {
 }
 
 fn read(path: &Path) -> Result<String, TlsError> {
-    fs::read_to_string(path).map_err(|source| TlsError::Io { path: path.to_owned(), source })
+    fs::read_to_string(path).map_err(|source| TlsError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Creates `path` with `mode` from the start (no window with wider permissions) and
@@ -104,7 +125,10 @@ pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
     #[cfg(not(unix))]
     let _ = mode;
-    let err = |source| TlsError::Io { path: PathBuf::from(path), source };
+    let err = |source| TlsError::Io {
+        path: PathBuf::from(path),
+        source,
+    };
     let mut file = options.open(path).map_err(err)?;
     file.write_all(bytes).map_err(err)?;
     file.sync_all().map_err(err)

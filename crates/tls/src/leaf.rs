@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quick_cache::sync::Cache;
-use rcgen::{CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair, PKCS_ECDSA_P256_SHA256};
+use rcgen::{
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair,
+    PKCS_ECDSA_P256_SHA256,
+};
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::sign::{CertifiedKey, SigningKey, SingleCertAndKey};
@@ -38,11 +41,20 @@ pub struct LeafCache {
 impl LeafCache {
     pub fn new(ca: CertificateAuthority, capacity: usize) -> Result<Self, TlsError> {
         let provider = provider();
-        let leaf_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
-            .map_err(|e| TlsError::Issue { host: "leaf key".into(), reason: e.to_string() })?;
+        let leaf_key =
+            KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| TlsError::Issue {
+                host: "leaf key".into(),
+                reason: e.to_string(),
+            })?;
         let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
         let signing_key = provider.key_provider.load_private_key(der)?;
-        Ok(Self { ca, leaf_key, signing_key, provider, cache: Cache::new(capacity.max(1)) })
+        Ok(Self {
+            ca,
+            leaf_key,
+            signing_key,
+            provider,
+            cache: Cache::new(capacity.max(1)),
+        })
     }
 
     pub fn ca(&self) -> &CertificateAuthority {
@@ -76,7 +88,10 @@ impl LeafCache {
     }
 
     fn issue(&self, host: &str) -> Result<Leaf, TlsError> {
-        let fail = |e: rcgen::Error| TlsError::Issue { host: host.to_owned(), reason: e.to_string() };
+        let fail = |e: rcgen::Error| TlsError::Issue {
+            host: host.to_owned(),
+            reason: e.to_string(),
+        };
         let mut params = CertificateParams::new(vec![host.to_owned()]).map_err(fail)?;
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, host);
@@ -86,7 +101,9 @@ impl LeafCache {
         let now = time::OffsetDateTime::now_utc();
         params.not_before = now - time::Duration::hours(1);
         params.not_after = now + LEAF_VALIDITY;
-        let cert = params.signed_by(&self.leaf_key, &self.ca.issuer).map_err(fail)?;
+        let cert = params
+            .signed_by(&self.leaf_key, &self.ca.issuer)
+            .map_err(fail)?;
         let ca_der = CertificateDer::from(self.ca.issuer_der()?);
         let chain = vec![cert.der().clone(), ca_der];
         let certified = Arc::new(CertifiedKey::new(chain, self.signing_key.clone()));
@@ -95,6 +112,9 @@ impl LeafCache {
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(Leaf { config: Arc::new(config), renew_at: Instant::now() + LEAF_RENEW_AFTER })
+        Ok(Leaf {
+            config: Arc::new(config),
+            renew_at: Instant::now() + LEAF_RENEW_AFTER,
+        })
     }
 }

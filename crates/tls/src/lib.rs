@@ -29,7 +29,10 @@ impl CertificateAuthority {
             .into_iter()
             .next()
             .map(|c| c.to_vec())
-            .ok_or_else(|| TlsError::Issue { host: "CA".into(), reason: "CA certificate PEM is empty".into() })
+            .ok_or_else(|| TlsError::Issue {
+                host: "CA".into(),
+                reason: "CA certificate PEM is empty".into(),
+            })
     }
 }
 

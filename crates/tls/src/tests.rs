@@ -10,7 +10,10 @@ fn creates_then_loads_the_same_ca_with_a_private_key_file() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join(CA_KEY_FILE)).expect("key").permissions().mode();
+        let mode = std::fs::metadata(dir.path().join(CA_KEY_FILE))
+            .expect("key")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     let (again, origin) = CertificateAuthority::load_or_create(dir.path()).expect("load");
@@ -36,15 +39,23 @@ async fn concurrent_misses_issue_one_certificate() {
     let tasks: Vec<_> = (0..16)
         .map(|_| {
             let cache = cache.clone();
-            tokio::spawn(async move { cache.server_config("api.example.com").await.expect("issue") })
+            tokio::spawn(
+                async move { cache.server_config("api.example.com").await.expect("issue") },
+            )
         })
         .collect();
     let mut configs = Vec::new();
     for t in tasks {
         configs.push(t.await.expect("join"));
     }
-    assert!(configs.windows(2).all(|w| Arc::ptr_eq(&w[0], &w[1])), "every waiter got the one issuance");
-    let other = cache.server_config("other.example.com").await.expect("issue");
+    assert!(
+        configs.windows(2).all(|w| Arc::ptr_eq(&w[0], &w[1])),
+        "every waiter got the one issuance"
+    );
+    let other = cache
+        .server_config("other.example.com")
+        .await
+        .expect("issue");
     assert!(!Arc::ptr_eq(&configs[0], &other));
 }
 

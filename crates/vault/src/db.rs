@@ -82,7 +82,10 @@ impl Vault {
         let tx = self.db.begin_write().map_err(storage)?;
         {
             let mut meta = tx.open_table(META).map_err(storage)?;
-            let stamp = meta.get(KEY_CHECK).map_err(storage)?.map(|v| v.value().to_vec());
+            let stamp = meta
+                .get(KEY_CHECK)
+                .map_err(storage)?
+                .map(|v| v.value().to_vec());
             match stamp {
                 Some(sealed) => {
                     let opened = self.sealer.open(&aad("meta", KEY_CHECK), &sealed);
@@ -111,8 +114,8 @@ impl Vault {
         for row in connections.iter().map_err(storage)? {
             let (k, v) = row.map_err(storage)?;
             let key: Arc<str> = Arc::from(k.value());
-            let stored: StoredConnection =
-                serde_json::from_slice(v.value()).map_err(|_| VaultError::Corrupt(key.to_string()))?;
+            let stored: StoredConnection = serde_json::from_slice(v.value())
+                .map_err(|_| VaultError::Corrupt(key.to_string()))?;
             let credential = self.open_credential(&key, &stored.sealed)?;
             index.credentials.insert(key.clone(), Arc::new(credential));
             index.connections.insert(key, stored.info);
@@ -120,11 +123,14 @@ impl Vault {
         let placeholders = tx.open_table(PLACEHOLDERS).map_err(storage)?;
         for row in placeholders.iter().map_err(storage)? {
             let (k, v) = row.map_err(storage)?;
-            let hash = parse_hex(k.value()).ok_or_else(|| VaultError::Corrupt(k.value().to_owned()))?;
-            let info: PlaceholderInfo =
-                serde_json::from_slice(v.value()).map_err(|_| VaultError::Corrupt(k.value().to_owned()))?;
+            let hash =
+                parse_hex(k.value()).ok_or_else(|| VaultError::Corrupt(k.value().to_owned()))?;
+            let info: PlaceholderInfo = serde_json::from_slice(v.value())
+                .map_err(|_| VaultError::Corrupt(k.value().to_owned()))?;
             let conn_key: Arc<str> = Arc::from(conn_key(&info.connector, &info.owner));
-            index.placeholders.insert(hash, Arc::new(PlaceholderEntry { info, conn_key }));
+            index
+                .placeholders
+                .insert(hash, Arc::new(PlaceholderEntry { info, conn_key }));
         }
         *self.index.write().unwrap_or_else(|p| p.into_inner()) = index;
         Ok(())
@@ -135,21 +141,33 @@ impl Vault {
             .sealer
             .open(&aad("connections", key), sealed)
             .ok_or_else(|| VaultError::Corrupt(key.to_owned()))?;
-        let secret: SealedSecret = serde_json::from_slice(&plain).map_err(|_| VaultError::Corrupt(key.to_owned()))?;
-        Ok(Credential { secret: SecretString::from(secret.api_key) })
+        let secret: SealedSecret =
+            serde_json::from_slice(&plain).map_err(|_| VaultError::Corrupt(key.to_owned()))?;
+        Ok(Credential {
+            secret: SecretString::from(secret.api_key),
+        })
     }
 
     /// Stores (or replaces) a static key. Existing placeholders keep working.
-    pub fn put_api_key(&self, connector: &str, owner: &Owner, api_key: &SecretString) -> Result<ConnectionInfo, VaultError> {
-        if api_key.expose_secret().is_empty() || api_key.expose_secret().contains(['\r', '\n', '\0']) {
+    pub fn put_api_key(
+        &self,
+        connector: &str,
+        owner: &Owner,
+        api_key: &SecretString,
+    ) -> Result<ConnectionInfo, VaultError> {
+        if api_key.expose_secret().is_empty()
+            || api_key.expose_secret().contains(['\r', '\n', '\0'])
+        {
             return Err(VaultError::Invalid(
                 "the key is empty or contains a line break; send only the key itself".to_owned(),
             ));
         }
         let key = conn_key(connector, owner);
         let plain = Zeroizing::new(
-            serde_json::to_vec(&SealedSecret { api_key: api_key.expose_secret().to_owned() })
-                .map_err(|e| VaultError::Invalid(e.to_string()))?,
+            serde_json::to_vec(&SealedSecret {
+                api_key: api_key.expose_secret().to_owned(),
+            })
+            .map_err(|e| VaultError::Invalid(e.to_string()))?,
         );
         let sealed = self.sealer.seal(&aad("connections", &key), &plain);
         let info = ConnectionInfo {
@@ -161,15 +179,23 @@ impl Vault {
             expires_at: None,
             scopes: Vec::new(),
         };
-        let record = serde_json::to_vec(&StoredConnection { info: info.clone(), sealed })
-            .map_err(|e| VaultError::Invalid(e.to_string()))?;
+        let record = serde_json::to_vec(&StoredConnection {
+            info: info.clone(),
+            sealed,
+        })
+        .map_err(|e| VaultError::Invalid(e.to_string()))?;
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         self.write(|tx| {
-            tx.open_table(CONNECTIONS).map_err(storage)?.insert(key.as_str(), record.as_slice()).map_err(storage)?;
+            tx.open_table(CONNECTIONS)
+                .map_err(storage)?
+                .insert(key.as_str(), record.as_slice())
+                .map_err(storage)?;
             Ok(())
         })?;
         let key: Arc<str> = Arc::from(key);
-        let credential = Credential { secret: api_key.clone() };
+        let credential = Credential {
+            secret: api_key.clone(),
+        };
         let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
         index.credentials.insert(key.clone(), Arc::new(credential));
         index.connections.insert(key, info.clone());
@@ -193,7 +219,10 @@ impl Vault {
                 .collect()
         };
         self.write(|tx| {
-            tx.open_table(CONNECTIONS).map_err(storage)?.remove(key.as_str()).map_err(storage)?;
+            tx.open_table(CONNECTIONS)
+                .map_err(storage)?
+                .remove(key.as_str())
+                .map_err(storage)?;
             let mut table = tx.open_table(PLACEHOLDERS).map_err(storage)?;
             for h in &doomed {
                 table.remove(h.hex().as_str()).map_err(storage)?;
@@ -209,7 +238,11 @@ impl Vault {
         Ok(true)
     }
 
-    pub fn connections(&self, connector: Option<&str>, owner: Option<&Owner>) -> Vec<ConnectionInfo> {
+    pub fn connections(
+        &self,
+        connector: Option<&str>,
+        owner: Option<&Owner>,
+    ) -> Vec<ConnectionInfo> {
         let index = self.index.read().unwrap_or_else(|p| p.into_inner());
         index
             .connections
@@ -229,8 +262,17 @@ impl Vault {
     ) -> Result<(Placeholder, PlaceholderInfo), VaultError> {
         let key: Arc<str> = Arc::from(conn_key(connector, owner));
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        if !self.index.read().unwrap_or_else(|p| p.into_inner()).connections.contains_key(&key) {
-            return Err(VaultError::NoConnection { connector: connector.to_owned(), owner: owner.to_string() });
+        if !self
+            .index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .connections
+            .contains_key(&key)
+        {
+            return Err(VaultError::NoConnection {
+                connector: connector.to_owned(),
+                owner: owner.to_string(),
+            });
         }
         let placeholder = Placeholder::mint();
         let created_at = now();
@@ -238,7 +280,8 @@ impl Vault {
             connector: connector.to_owned(),
             owner: owner.clone(),
             created_at,
-            expires_at: ttl.map(|t| created_at.saturating_add(i64::try_from(t.as_secs()).unwrap_or(i64::MAX))),
+            expires_at: ttl
+                .map(|t| created_at.saturating_add(i64::try_from(t.as_secs()).unwrap_or(i64::MAX))),
             hint: placeholder.hint(),
         };
         let hash = placeholder.hash();
@@ -250,12 +293,22 @@ impl Vault {
                 .map_err(storage)?;
             Ok(())
         })?;
-        let entry = Arc::new(PlaceholderEntry { info: info.clone(), conn_key: key });
-        self.index.write().unwrap_or_else(|p| p.into_inner()).placeholders.insert(hash, entry);
+        let entry = Arc::new(PlaceholderEntry {
+            info: info.clone(),
+            conn_key: key,
+        });
+        self.index
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .placeholders
+            .insert(hash, entry);
         Ok((placeholder, info))
     }
 
-    pub fn revoke_placeholder(&self, placeholder: &Placeholder) -> Result<PlaceholderInfo, VaultError> {
+    pub fn revoke_placeholder(
+        &self,
+        placeholder: &Placeholder,
+    ) -> Result<PlaceholderInfo, VaultError> {
         let hash = placeholder.hash();
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let entry = self
@@ -267,10 +320,17 @@ impl Vault {
             .cloned()
             .ok_or(VaultError::NoPlaceholder)?;
         self.write(|tx| {
-            tx.open_table(PLACEHOLDERS).map_err(storage)?.remove(hash.hex().as_str()).map_err(storage)?;
+            tx.open_table(PLACEHOLDERS)
+                .map_err(storage)?
+                .remove(hash.hex().as_str())
+                .map_err(storage)?;
             Ok(())
         })?;
-        self.index.write().unwrap_or_else(|p| p.into_inner()).placeholders.remove(&hash);
+        self.index
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .placeholders
+            .remove(&hash);
         Ok(entry.info.clone())
     }
 
@@ -283,16 +343,28 @@ impl Vault {
             return None;
         }
         let credential = index.credentials.get(&placeholder.conn_key)?.clone();
-        Some(Resolved { placeholder, credential })
+        Some(Resolved {
+            placeholder,
+            credential,
+        })
     }
 
     /// Appends an audit event. Never pass a secret or a placeholder in `detail`.
-    pub fn audit(&self, event: &str, connector: Option<&str>, owner: Option<&str>, detail: Option<String>) -> Result<AuditEvent, VaultError> {
+    pub fn audit(
+        &self,
+        event: &str,
+        connector: Option<&str>,
+        owner: Option<&str>,
+        detail: Option<String>,
+    ) -> Result<AuditEvent, VaultError> {
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut recorded = None;
         self.write(|tx| {
             let mut table = tx.open_table(AUDIT).map_err(storage)?;
-            let seq = table.last().map_err(storage)?.map_or(1, |(k, _)| k.value() + 1);
+            let seq = table
+                .last()
+                .map_err(storage)?
+                .map_or(1, |(k, _)| k.value() + 1);
             let e = AuditEvent {
                 seq,
                 at: now(),
@@ -317,14 +389,24 @@ impl Vault {
         let tx = self.db.begin_read().map_err(storage)?;
         let table = tx.open_table(AUDIT).map_err(storage)?;
         let mut out = Vec::new();
-        for row in table.range(since.saturating_add(1)..).map_err(storage)?.take(limit) {
+        for row in table
+            .range(since.saturating_add(1)..)
+            .map_err(storage)?
+            .take(limit)
+        {
             let (k, v) = row.map_err(storage)?;
-            out.push(serde_json::from_slice(v.value()).map_err(|_| VaultError::Corrupt(format!("audit/{}", k.value())))?);
+            out.push(
+                serde_json::from_slice(v.value())
+                    .map_err(|_| VaultError::Corrupt(format!("audit/{}", k.value())))?,
+            );
         }
         Ok(out)
     }
 
-    fn write(&self, f: impl FnOnce(&WriteTransaction) -> Result<(), VaultError>) -> Result<(), VaultError> {
+    fn write(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<(), VaultError>,
+    ) -> Result<(), VaultError> {
         let tx = self.db.begin_write().map_err(storage)?;
         f(&tx)?;
         tx.commit().map_err(storage)

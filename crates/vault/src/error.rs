@@ -7,7 +7,9 @@ pub enum VaultError {
         "the master key does not open this vault; restore the key it was created with (or move the vault away to start empty)"
     )]
     WrongKey,
-    #[error("vault record `{0}` is corrupt or was moved from another record; restore the vault from a backup")]
+    #[error(
+        "vault record `{0}` is corrupt or was moved from another record; restore the vault from a backup"
+    )]
     Corrupt(String),
     #[error("master key is malformed: {0}")]
     BadKey(&'static str),

@@ -21,11 +21,9 @@ impl MasterKey {
 
     /// Decodes the base64 text form (surrounding whitespace ignored).
     pub fn decode(text: &str) -> Result<Self, VaultError> {
-        let raw = Zeroizing::new(
-            STANDARD
-                .decode(text.trim())
-                .map_err(|_| VaultError::BadKey("expected 32 bytes in base64 (as `egret serve` writes it)"))?,
-        );
+        let raw = Zeroizing::new(STANDARD.decode(text.trim()).map_err(|_| {
+            VaultError::BadKey("expected 32 bytes in base64 (as `egret serve` writes it)")
+        })?);
         let bytes: [u8; 32] = raw
             .as_slice()
             .try_into()

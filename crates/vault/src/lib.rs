@@ -16,8 +16,13 @@ mod seal;
 pub use db::{PlaceholderEntry, Resolved, Vault};
 pub use error::VaultError;
 pub use key::MasterKey;
-pub use placeholder::{MIN_BODY as PLACEHOLDER_MIN_BODY, PREFIX as PLACEHOLDER_PREFIX, Placeholder, PlaceholderHash};
-pub use records::{AuditEvent, ConnectionInfo, ConnectionKind, ConnectionStatus, Credential, Owner, PlaceholderInfo};
+pub use placeholder::{
+    MIN_BODY as PLACEHOLDER_MIN_BODY, PREFIX as PLACEHOLDER_PREFIX, Placeholder, PlaceholderHash,
+};
+pub use records::{
+    AuditEvent, ConnectionInfo, ConnectionKind, ConnectionStatus, Credential, Owner,
+    PlaceholderInfo,
+};
 
 /// Current time in unix seconds, the unit of every timestamp the vault stores.
 pub fn unix_now() -> i64 {

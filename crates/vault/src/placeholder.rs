@@ -18,14 +18,19 @@ pub struct Placeholder(String);
 impl Placeholder {
     pub fn mint() -> Self {
         // ThreadRng is a ChaCha-based CSPRNG seeded from the OS.
-        let body: String = rand::rng().sample_iter(Alphanumeric).take(MINTED_BODY).map(char::from).collect();
+        let body: String = rand::rng()
+            .sample_iter(Alphanumeric)
+            .take(MINTED_BODY)
+            .map(char::from)
+            .collect();
         Self(format!("{PREFIX}{body}"))
     }
 
     /// Accepts exactly `egp_[A-Za-z0-9]{32,}`.
     pub fn parse(text: &str) -> Option<Self> {
         let body = text.strip_prefix(PREFIX)?;
-        (body.len() >= MIN_BODY && body.bytes().all(|b| b.is_ascii_alphanumeric())).then(|| Self(text.to_owned()))
+        (body.len() >= MIN_BODY && body.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .then(|| Self(text.to_owned()))
     }
 
     pub fn expose(&self) -> &str {

@@ -19,7 +19,9 @@ impl Owner {
         let valid_user = text.strip_prefix("user:").is_some_and(|id| {
             !id.is_empty()
                 && id.len() <= 128
-                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._@-+".contains(&b))
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._@-+".contains(&b))
         });
         if valid_user {
             Ok(Self(text.to_owned()))

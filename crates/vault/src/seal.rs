@@ -16,7 +16,9 @@ pub(crate) struct Sealer {
 
 impl Sealer {
     pub(crate) fn new(key: &MasterKey) -> Self {
-        Self { cipher: XChaCha20Poly1305::new(key.bytes().into()) }
+        Self {
+            cipher: XChaCha20Poly1305::new(key.bytes().into()),
+        }
     }
 
     /// `nonce || ciphertext+tag`. A random 192-bit nonce never repeats in practice.
@@ -27,7 +29,13 @@ impl Sealer {
         // Encryption with a valid key and in-memory buffers cannot fail.
         let ct = self
             .cipher
-            .encrypt(&nonce_arr, Payload { msg: plaintext, aad })
+            .encrypt(
+                &nonce_arr,
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .unwrap_or_default();
         let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
         out.extend_from_slice(&nonce);
@@ -42,7 +50,10 @@ impl Sealer {
         }
         let (nonce, ct) = sealed.split_at(NONCE_LEN);
         let nonce = XNonce::try_from(nonce).ok()?;
-        self.cipher.decrypt(&nonce, Payload { msg: ct, aad }).ok().map(Zeroizing::new)
+        self.cipher
+            .decrypt(&nonce, Payload { msg: ct, aad })
+            .ok()
+            .map(Zeroizing::new)
     }
 }
 
@@ -55,9 +66,21 @@ mod tests {
         let key = MasterKey::generate();
         let s = Sealer::new(&key);
         let sealed = s.seal(b"connections\0a", b"secret");
-        assert_eq!(s.open(b"connections\0a", &sealed).as_deref().map(Vec::as_slice), Some(&b"secret"[..]));
-        assert!(s.open(b"connections\0b", &sealed).is_none(), "moved to another record");
-        assert!(Sealer::new(&MasterKey::generate()).open(b"connections\0a", &sealed).is_none());
+        assert_eq!(
+            s.open(b"connections\0a", &sealed)
+                .as_deref()
+                .map(Vec::as_slice),
+            Some(&b"secret"[..])
+        );
+        assert!(
+            s.open(b"connections\0b", &sealed).is_none(),
+            "moved to another record"
+        );
+        assert!(
+            Sealer::new(&MasterKey::generate())
+                .open(b"connections\0a", &sealed)
+                .is_none()
+        );
         let mut tampered = sealed.clone();
         let last = tampered.len() - 1;
         tampered[last] ^= 1;

@@ -14,18 +14,30 @@ fn stores_resolves_and_survives_reopen_without_plaintext_on_disk() {
     let secret = "sk-live-THIS-IS-THE-REAL-KEY-0123456789";
     let p = {
         let v = Vault::open(&path, &key).expect("open");
-        v.put_api_key("openai", &owner("org"), &SecretString::from(secret)).expect("put");
-        let (p, _) = v.mint_placeholder("openai", &owner("org"), None).expect("mint");
-        v.audit("connection.set", Some("openai"), Some("org"), None).expect("audit");
+        v.put_api_key("openai", &owner("org"), &SecretString::from(secret))
+            .expect("put");
+        let (p, _) = v
+            .mint_placeholder("openai", &owner("org"), None)
+            .expect("mint");
+        v.audit("connection.set", Some("openai"), Some("org"), None)
+            .expect("audit");
         p
     };
     let raw = std::fs::read(&path).expect("read file");
     let hay = String::from_utf8_lossy(&raw);
-    assert!(!hay.contains(secret), "the key is in the vault file in plaintext");
-    assert!(!hay.contains(p.expose()), "the placeholder is stored in the clear");
+    assert!(
+        !hay.contains(secret),
+        "the key is in the vault file in plaintext"
+    );
+    assert!(
+        !hay.contains(p.expose()),
+        "the placeholder is stored in the clear"
+    );
 
     let v = Vault::open(&path, &key).expect("reopen");
-    let r = v.resolve(&p.hash(), unix_now()).expect("resolves after reopen");
+    let r = v
+        .resolve(&p.hash(), unix_now())
+        .expect("resolves after reopen");
     assert_eq!(r.credential.secret.expose_secret(), secret);
     assert_eq!(r.placeholder.info.connector, "openai");
     assert_eq!(v.audit_since(0, 10).expect("audit").len(), 1);
@@ -36,7 +48,10 @@ fn wrong_master_key_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("v.redb");
     Vault::open(&path, &MasterKey::generate()).expect("create");
-    assert!(matches!(Vault::open(&path, &MasterKey::generate()), Err(VaultError::WrongKey)));
+    assert!(matches!(
+        Vault::open(&path, &MasterKey::generate()),
+        Err(VaultError::WrongKey)
+    ));
 }
 
 #[test]
@@ -44,15 +59,22 @@ fn removing_a_connection_kills_its_placeholders_and_expiry_is_honoured() {
     let dir = tempfile::tempdir().expect("tempdir");
     let v = Vault::open(&dir.path().join("v.redb"), &MasterKey::generate()).expect("open");
     let o = owner("user:alice");
-    assert!(matches!(v.mint_placeholder("x", &o, None), Err(VaultError::NoConnection { .. })));
-    v.put_api_key("x", &o, &SecretString::from("k1")).expect("put");
+    assert!(matches!(
+        v.mint_placeholder("x", &o, None),
+        Err(VaultError::NoConnection { .. })
+    ));
+    v.put_api_key("x", &o, &SecretString::from("k1"))
+        .expect("put");
     let (p, _) = v.mint_placeholder("x", &o, None).expect("mint");
-    let (short, info) = v.mint_placeholder("x", &o, Some(std::time::Duration::from_secs(60))).expect("mint");
+    let (short, info) = v
+        .mint_placeholder("x", &o, Some(std::time::Duration::from_secs(60)))
+        .expect("mint");
     let exp = info.expires_at.expect("expiry");
     assert!(v.resolve(&short.hash(), exp - 1).is_some());
     assert!(v.resolve(&short.hash(), exp).is_none());
     // Replacing the key keeps placeholders working with the new value.
-    v.put_api_key("x", &o, &SecretString::from("k2")).expect("replace");
+    v.put_api_key("x", &o, &SecretString::from("k2"))
+        .expect("replace");
     let r = v.resolve(&p.hash(), unix_now()).expect("still resolves");
     assert_eq!(r.credential.secret.expose_secret(), "k2");
     assert!(v.remove_connection("x", &o).expect("remove"));
@@ -65,11 +87,15 @@ fn removing_a_connection_kills_its_placeholders_and_expiry_is_honoured() {
 fn revoke_is_immediate() {
     let dir = tempfile::tempdir().expect("tempdir");
     let v = Vault::open(&dir.path().join("v.redb"), &MasterKey::generate()).expect("open");
-    v.put_api_key("x", &owner("org"), &SecretString::from("k")).expect("put");
+    v.put_api_key("x", &owner("org"), &SecretString::from("k"))
+        .expect("put");
     let (p, _) = v.mint_placeholder("x", &owner("org"), None).expect("mint");
     v.revoke_placeholder(&p).expect("revoke");
     assert!(v.resolve(&p.hash(), unix_now()).is_none());
-    assert!(matches!(v.revoke_placeholder(&p), Err(VaultError::NoPlaceholder)));
+    assert!(matches!(
+        v.revoke_placeholder(&p),
+        Err(VaultError::NoPlaceholder)
+    ));
 }
 
 #[test]

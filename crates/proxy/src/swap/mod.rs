@@ -81,7 +81,11 @@ impl Field<'_> {
 }
 
 /// Swaps every placeholder in `parts` or refuses the request.
-pub fn swap_request(parts: &mut Parts, dest: Destination<'_>, lookup: &Lookup<'_>) -> Result<SwapReport, Refusal> {
+pub fn swap_request(
+    parts: &mut Parts,
+    dest: Destination<'_>,
+    lookup: &Lookup<'_>,
+) -> Result<SwapReport, Refusal> {
     let mut report = SwapReport::default();
     let mut replacements: Vec<(HeaderName, usize, HeaderValue)> = Vec::new();
     for name in parts.headers.keys() {
@@ -89,12 +93,20 @@ pub fn swap_request(parts: &mut Parts, dest: Destination<'_>, lookup: &Lookup<'_
             let new = if name == AUTHORIZATION {
                 swap_authorization(value.as_bytes(), dest, lookup, &mut report)?
             } else if contains_prefix(value.as_bytes()) {
-                swap_in_text(value.as_bytes(), Field::Header(name.as_str()), dest, lookup, &mut report, verbatim)?
+                swap_in_text(
+                    value.as_bytes(),
+                    Field::Header(name.as_str()),
+                    dest,
+                    lookup,
+                    &mut report,
+                    verbatim,
+                )?
             } else {
                 None
             };
             if let Some(bytes) = new {
-                let mut v = HeaderValue::from_bytes(&bytes).map_err(|_| unusable_credential(&report))?;
+                let mut v =
+                    HeaderValue::from_bytes(&bytes).map_err(|_| unusable_credential(&report))?;
                 v.set_sensitive(true);
                 replacements.push((name.clone(), i, v));
             }
@@ -122,7 +134,10 @@ pub fn placeholder_ranges(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
     while let Some(pos) = memmem::find(&bytes[from..], prefix) {
         let start = from + pos;
         let body = &bytes[start + prefix.len()..];
-        let len = body.iter().take_while(|b| b.is_ascii_alphanumeric()).count();
+        let len = body
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric())
+            .count();
         let end = start + prefix.len() + len;
         if len >= PLACEHOLDER_MIN_BODY {
             out.push(start..end);
@@ -165,7 +180,14 @@ fn swap_authorization(
         record(report, &resolved, connector, "authorization");
         return Ok(Some(out));
     }
-    swap_in_text(value, Field::Elsewhere("the Authorization header, mixed with other text"), dest, lookup, report, verbatim)
+    swap_in_text(
+        value,
+        Field::Elsewhere("the Authorization header, mixed with other text"),
+        dest,
+        lookup,
+        report,
+        verbatim,
+    )
 }
 
 fn swap_basic(
@@ -177,8 +199,14 @@ fn swap_basic(
     if !contains_prefix(decoded) {
         return Ok(None);
     }
-    let split = decoded.iter().position(|b| *b == b':').unwrap_or(decoded.len());
-    let (user, pass) = (&decoded[..split], decoded.get(split + 1..).unwrap_or_default());
+    let split = decoded
+        .iter()
+        .position(|b| *b == b':')
+        .unwrap_or(decoded.len());
+    let (user, pass) = (
+        &decoded[..split],
+        decoded.get(split + 1..).unwrap_or_default(),
+    );
     let mut out = Zeroizing::new(Vec::with_capacity(decoded.len() + 64));
     for (i, part) in [user, pass].into_iter().enumerate() {
         if i == 1 && split < decoded.len() {
@@ -245,10 +273,16 @@ fn check<'p>(
         .connector(&resolved.placeholder.info.connector)
         .ok_or_else(Refusal::placeholder_unknown)?;
     if !connector.serves(dest.host, dest.port) {
-        return Err(Refusal::placeholder_wrong_host(connector.id.as_str(), dest.host));
+        return Err(Refusal::placeholder_wrong_host(
+            connector.id.as_str(),
+            dest.host,
+        ));
     }
     if !field.allowed_for(connector) {
-        return Err(Refusal::placeholder_misplaced(connector.id.as_str(), &field.describe()));
+        return Err(Refusal::placeholder_misplaced(
+            connector.id.as_str(),
+            &field.describe(),
+        ));
     }
     Ok((resolved, connector))
 }
@@ -262,12 +296,28 @@ fn record(report: &mut SwapReport, resolved: &Resolved, connector: &Connector, f
 }
 
 /// Characters left bare in a query value: the unreserved set of RFC 3986.
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
-fn swap_uri(uri: &Uri, dest: Destination<'_>, lookup: &Lookup<'_>, report: &mut SwapReport) -> Result<Option<Uri>, Refusal> {
+fn swap_uri(
+    uri: &Uri,
+    dest: Destination<'_>,
+    lookup: &Lookup<'_>,
+    report: &mut SwapReport,
+) -> Result<Option<Uri>, Refusal> {
     let path = uri.path();
     if contains_prefix(path.as_bytes()) {
-        swap_in_text(path.as_bytes(), Field::Elsewhere("the URL path"), dest, lookup, report, verbatim)?;
+        swap_in_text(
+            path.as_bytes(),
+            Field::Elsewhere("the URL path"),
+            dest,
+            lookup,
+            report,
+            verbatim,
+        )?;
     }
     let Some(query) = uri.query().filter(|q| contains_prefix(q.as_bytes())) else {
         return Ok(None);
@@ -279,7 +329,14 @@ fn swap_uri(uri: &Uri, dest: Destination<'_>, lookup: &Lookup<'_>, report: &mut 
         }
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         if contains_prefix(name.as_bytes()) {
-            swap_in_text(name.as_bytes(), Field::Elsewhere("a query parameter name"), dest, lookup, report, verbatim)?;
+            swap_in_text(
+                name.as_bytes(),
+                Field::Elsewhere("a query parameter name"),
+                dest,
+                lookup,
+                report,
+                verbatim,
+            )?;
         }
         let field = Field::Query(name);
         let escape = |s: &str| utf8_percent_encode(s, QUERY_VALUE).to_string().into_bytes();
@@ -315,8 +372,14 @@ fn decode_basic(credentials: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &bytes[start..end]
 }
 

@@ -33,20 +33,39 @@ fn fixture() -> Fixture {
     let policy = egret_policy::parse(POLICY, Path::new("t.yaml"), Path::new("/")).expect("policy");
     let vault = Vault::open(&dir.path().join("v.redb"), &MasterKey::generate()).expect("vault");
     let org = Owner::parse("org").expect("owner");
-    vault.put_api_key("openai", &org, &SecretString::from("sk-REAL")).expect("put");
-    vault.put_api_key("weather", &org, &SecretString::from("w e&ather")).expect("put");
+    vault
+        .put_api_key("openai", &org, &SecretString::from("sk-REAL"))
+        .expect("put");
+    vault
+        .put_api_key("weather", &org, &SecretString::from("w e&ather"))
+        .expect("put");
     let (openai, _) = vault.mint_placeholder("openai", &org, None).expect("mint");
     let (weather, _) = vault.mint_placeholder("weather", &org, None).expect("mint");
-    Fixture { _dir: dir, policy, vault, openai, weather }
+    Fixture {
+        _dir: dir,
+        policy,
+        vault,
+        openai,
+        weather,
+    }
 }
 
-fn run(f: &Fixture, host: &str, uri: &str, headers: &[(&str, String)]) -> Result<(Parts, SwapReport), Refusal> {
+fn run(
+    f: &Fixture,
+    host: &str,
+    uri: &str,
+    headers: &[(&str, String)],
+) -> Result<(Parts, SwapReport), Refusal> {
     let mut b = http::Request::builder().uri(uri);
     for (k, v) in headers {
         b = b.header(*k, v.as_str());
     }
     let mut parts = b.body(()).expect("request").into_parts().0;
-    let lookup = Lookup { policy: &f.policy, vault: &f.vault, now_unix: unix_now() };
+    let lookup = Lookup {
+        policy: &f.policy,
+        vault: &f.vault,
+        now_unix: unix_now(),
+    };
     let report = swap_request(&mut parts, Destination { host, port: 443 }, &lookup)?;
     Ok((parts, report))
 }
@@ -61,7 +80,13 @@ fn code(r: Result<(Parts, SwapReport), Refusal>) -> &'static str {
 #[test]
 fn bearer_is_swapped_toward_the_connector_host_and_marked_sensitive() {
     let f = fixture();
-    let (parts, report) = run(&f, "api.openai.com", "/v1", &[("authorization", format!("Bearer {}", f.openai.expose()))]).expect("swap");
+    let (parts, report) = run(
+        &f,
+        "api.openai.com",
+        "/v1",
+        &[("authorization", format!("Bearer {}", f.openai.expose()))],
+    )
+    .expect("swap");
     let v = &parts.headers["authorization"];
     assert_eq!(v, "Bearer sk-REAL");
     assert!(v.is_sensitive());
@@ -72,9 +97,21 @@ fn bearer_is_swapped_toward_the_connector_host_and_marked_sensitive() {
 #[test]
 fn other_schemes_and_bare_values_in_authorization_swap_too() {
     let f = fixture();
-    let (p, _) = run(&f, "api.openai.com", "/", &[("authorization", format!("token {}", f.openai.expose()))]).expect("swap");
+    let (p, _) = run(
+        &f,
+        "api.openai.com",
+        "/",
+        &[("authorization", format!("token {}", f.openai.expose()))],
+    )
+    .expect("swap");
     assert_eq!(p.headers["authorization"], "token sk-REAL");
-    let (p, _) = run(&f, "api.openai.com", "/", &[("authorization", f.openai.expose().to_owned())]).expect("swap");
+    let (p, _) = run(
+        &f,
+        "api.openai.com",
+        "/",
+        &[("authorization", f.openai.expose().to_owned())],
+    )
+    .expect("swap");
     assert_eq!(p.headers["authorization"], "sk-REAL");
 }
 
@@ -82,23 +119,58 @@ fn other_schemes_and_bare_values_in_authorization_swap_too() {
 fn basic_credentials_are_decoded_swapped_and_reencoded() {
     let f = fixture();
     let basic = STANDARD.encode(format!("x-token:{}", f.openai.expose()));
-    let (p, _) = run(&f, "api.openai.com", "/", &[("authorization", format!("Basic {basic}"))]).expect("swap");
-    assert_eq!(p.headers["authorization"], format!("Basic {}", STANDARD.encode("x-token:sk-REAL")));
+    let (p, _) = run(
+        &f,
+        "api.openai.com",
+        "/",
+        &[("authorization", format!("Basic {basic}"))],
+    )
+    .expect("swap");
+    assert_eq!(
+        p.headers["authorization"],
+        format!("Basic {}", STANDARD.encode("x-token:sk-REAL"))
+    );
     let basic = STANDARD.encode(format!("{}:", f.openai.expose()));
-    let (p, _) = run(&f, "api.openai.com", "/", &[("authorization", format!("Basic {basic}"))]).expect("swap");
-    assert_eq!(p.headers["authorization"], format!("Basic {}", STANDARD.encode("sk-REAL:")));
+    let (p, _) = run(
+        &f,
+        "api.openai.com",
+        "/",
+        &[("authorization", format!("Basic {basic}"))],
+    )
+    .expect("swap");
+    assert_eq!(
+        p.headers["authorization"],
+        format!("Basic {}", STANDARD.encode("sk-REAL:"))
+    );
     // Toward another host the Basic placeholder is caught, not passed through.
     let basic = STANDARD.encode(format!("u:{}", f.openai.expose()));
-    assert_eq!(code(run(&f, "api.weather.example", "/", &[("authorization", format!("Basic {basic}"))])), "placeholder_wrong_host");
+    assert_eq!(
+        code(run(
+            &f,
+            "api.weather.example",
+            "/",
+            &[("authorization", format!("Basic {basic}"))]
+        )),
+        "placeholder_wrong_host"
+    );
 }
 
 #[test]
 fn configured_header_and_query_fields_swap_with_the_right_encoding() {
     let f = fixture();
     let uri = format!("/data?q=paris&appid={}&units=metric", f.weather.expose());
-    let (p, report) = run(&f, "api.weather.example", &uri, &[("x-api-key", f.weather.expose().to_owned())]).expect("swap");
+    let (p, report) = run(
+        &f,
+        "api.weather.example",
+        &uri,
+        &[("x-api-key", f.weather.expose().to_owned())],
+    )
+    .expect("swap");
     assert_eq!(p.headers["x-api-key"], "w e&ather");
-    assert_eq!(p.uri.to_string(), "/data?q=paris&appid=w%20e%26ather&units=metric");
+    assert_eq!(
+        p.uri.to_string(),
+        "/data?q=paris&appid=w%20e%26ather&units=metric"
+    );
     assert_eq!(report.swapped.len(), 2);
 }
 
@@ -106,9 +178,15 @@ fn configured_header_and_query_fields_swap_with_the_right_encoding() {
 fn a_placeholder_toward_another_host_is_refused() {
     let f = fixture();
     let h = [("authorization", format!("Bearer {}", f.openai.expose()))];
-    assert_eq!(code(run(&f, "api.weather.example", "/", &h)), "placeholder_wrong_host");
+    assert_eq!(
+        code(run(&f, "api.weather.example", "/", &h)),
+        "placeholder_wrong_host"
+    );
     let h = [("x-api-key", f.openai.expose().to_owned())];
-    assert_eq!(code(run(&f, "api.weather.example", "/", &h)), "placeholder_wrong_host");
+    assert_eq!(
+        code(run(&f, "api.weather.example", "/", &h)),
+        "placeholder_wrong_host"
+    );
 }
 
 #[test]
@@ -120,10 +198,20 @@ fn a_placeholder_outside_injection_fields_is_misplaced() {
         (format!("/v1?key={p}"), vec![]),
         ("/v1".to_owned(), vec![("x-api-key", p.to_owned())]),
         ("/v1".to_owned(), vec![("cookie", format!("s={p}"))]),
-        ("/v1".to_owned(), vec![("authorization", format!("Bearer {p} {p}"))]),
-        ("/v1".to_owned(), vec![("authorization", format!("Bearer x{p}"))]),
+        (
+            "/v1".to_owned(),
+            vec![("authorization", format!("Bearer {p} {p}"))],
+        ),
+        (
+            "/v1".to_owned(),
+            vec![("authorization", format!("Bearer x{p}"))],
+        ),
     ] {
-        assert_eq!(code(run(&f, "api.openai.com", &uri, &headers)), "placeholder_misplaced", "{uri} {headers:?}");
+        assert_eq!(
+            code(run(&f, "api.openai.com", &uri, &headers)),
+            "placeholder_misplaced",
+            "{uri} {headers:?}"
+        );
     }
 }
 
@@ -131,11 +219,33 @@ fn a_placeholder_outside_injection_fields_is_misplaced() {
 fn unknown_revoked_and_malformed_placeholders() {
     let f = fixture();
     let unknown = format!("egp_{}", "Z".repeat(40));
-    assert_eq!(code(run(&f, "api.openai.com", "/", &[("authorization", format!("Bearer {unknown}"))])), "placeholder_unknown");
+    assert_eq!(
+        code(run(
+            &f,
+            "api.openai.com",
+            "/",
+            &[("authorization", format!("Bearer {unknown}"))]
+        )),
+        "placeholder_unknown"
+    );
     f.vault.revoke_placeholder(&f.openai).expect("revoke");
-    assert_eq!(code(run(&f, "api.openai.com", "/", &[("authorization", format!("Bearer {}", f.openai.expose()))])), "placeholder_unknown");
+    assert_eq!(
+        code(run(
+            &f,
+            "api.openai.com",
+            "/",
+            &[("authorization", format!("Bearer {}", f.openai.expose()))]
+        )),
+        "placeholder_unknown"
+    );
     // Too short to be a placeholder: not ours, passes untouched.
-    let (p, r) = run(&f, "api.openai.com", "/", &[("authorization", "Bearer egp_short".to_owned())]).expect("passes");
+    let (p, r) = run(
+        &f,
+        "api.openai.com",
+        "/",
+        &[("authorization", "Bearer egp_short".to_owned())],
+    )
+    .expect("passes");
     assert_eq!(p.headers["authorization"], "Bearer egp_short");
     assert!(r.swapped.is_empty());
 }
@@ -143,7 +253,16 @@ fn unknown_revoked_and_malformed_placeholders() {
 #[test]
 fn requests_without_placeholders_are_untouched() {
     let f = fixture();
-    let (p, r) = run(&f, "api.openai.com", "/v1?x=1", &[("authorization", "Bearer other-token".to_owned()), ("accept", "*/*".to_owned())]).expect("ok");
+    let (p, r) = run(
+        &f,
+        "api.openai.com",
+        "/v1?x=1",
+        &[
+            ("authorization", "Bearer other-token".to_owned()),
+            ("accept", "*/*".to_owned()),
+        ],
+    )
+    .expect("ok");
     assert_eq!(p.headers["authorization"], "Bearer other-token");
     assert!(!p.headers["authorization"].is_sensitive());
     assert_eq!(p.uri, "/v1?x=1");

@@ -1,0 +1,133 @@
+//! An in-process egret (proxy + control plane) on 127.0.0.1:0 with its own temporary CA,
+//! vault and admin token.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use egret_control::ControlState;
+use egret_policy::Policy;
+use egret_proxy::{Limits, Proxy};
+use egret_tls::{CertificateAuthority, LeafCache};
+use egret_vault::{MasterKey, Owner, Vault};
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+pub struct TestProxy {
+    pub proxy_addr: SocketAddr,
+    pub control_addr: SocketAddr,
+    pub policy: Arc<ArcSwap<Policy>>,
+    pub vault: Arc<Vault>,
+    /// egret's CA, which clients must trust.
+    pub ca_pem: String,
+    pub dir: tempfile::TempDir,
+    stop: watch::Sender<bool>,
+    proxy_task: JoinHandle<()>,
+    control_task: JoinHandle<std::io::Result<()>>,
+}
+
+/// Parses a policy for tests (relative paths resolve in `dir`); panics with the error.
+pub fn policy(yaml: &str, dir: &Path) -> Policy {
+    egret_policy::parse(yaml, Path::new("test.yaml"), dir)
+        .unwrap_or_else(|e| panic!("test policy: {e}"))
+}
+
+impl TestProxy {
+    /// Starts egret with `yaml`, trusting `upstream_ca_pem` for upstream TLS.
+    pub async fn start(yaml: &str, upstream_ca_pem: &str) -> Self {
+        Self::start_with(yaml, upstream_ca_pem, Limits::default()).await
+    }
+
+    pub async fn start_with(yaml: &str, upstream_ca_pem: &str, limits: Limits) -> Self {
+        crate::init_logs();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let upstream_ca = dir.path().join("upstream-ca.pem");
+        std::fs::write(&upstream_ca, upstream_ca_pem).expect("write upstream CA");
+        let policy = policy(yaml, dir.path());
+        let vault = Arc::new(
+            Vault::open(&dir.path().join("egret.redb"), &MasterKey::generate()).expect("vault"),
+        );
+        let (ca, _) = CertificateAuthority::load_or_create(&dir.path().join("certs")).expect("ca");
+        let ca_pem = ca.cert_pem().to_owned();
+        let leaves = Arc::new(LeafCache::new(ca, limits.leaf_cache_capacity).expect("leaf cache"));
+        let upstream_tls =
+            egret_tls::upstream_client_config(&[&upstream_ca]).expect("upstream tls");
+        let policy = Arc::new(ArcSwap::from_pointee(policy));
+        let proxy = Arc::new(Proxy::new(
+            policy.clone(),
+            vault.clone(),
+            leaves,
+            upstream_tls,
+            limits,
+        ));
+        let control = Arc::new(ControlState {
+            policy: policy.clone(),
+            vault: vault.clone(),
+            admin_token: SecretString::from(ADMIN_TOKEN),
+        });
+        let proxy_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let control_listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind control");
+        let proxy_addr = proxy_listener.local_addr().expect("addr");
+        let control_addr = control_listener.local_addr().expect("addr");
+        let (stop, rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let proxy_task = tokio::spawn(egret_proxy::serve(
+            proxy,
+            proxy_listener,
+            stopped(rx.clone()),
+        ));
+        let control_task =
+            tokio::spawn(egret_control::serve(control_listener, control, stopped(rx)));
+        Self {
+            proxy_addr,
+            control_addr,
+            policy,
+            vault,
+            ca_pem,
+            dir,
+            stop,
+            proxy_task,
+            control_task,
+        }
+    }
+
+    /// Stores a static key and mints a placeholder for it, straight through the vault.
+    pub fn key_and_placeholder(&self, connector: &str, owner: &str, key: &str) -> String {
+        let owner = Owner::parse(owner).expect("owner");
+        self.vault
+            .put_api_key(connector, &owner, &SecretString::from(key))
+            .expect("put key");
+        let (p, _) = self
+            .vault
+            .mint_placeholder(connector, &owner, None)
+            .expect("mint");
+        p.expose().to_owned()
+    }
+
+    /// Replaces the policy in force, as a reload does.
+    pub fn reload(&self, yaml: &str) {
+        self.policy.store(Arc::new(policy(yaml, self.dir.path())));
+    }
+
+    /// Signals shutdown and waits for the proxy to drain.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.proxy_task.await;
+        let _ = self.control_task.await;
+    }
+
+    /// Starts shutdown without waiting; returns the proxy's task to await.
+    pub fn begin_shutdown(self) -> (JoinHandle<()>, tempfile::TempDir) {
+        let _ = self.stop.send(true);
+        (self.proxy_task, self.dir)
+    }
+}

@@ -1,0 +1,100 @@
+//! The fixture most tests share: one test CA, an HTTPS upstream answering for the test
+//! names, and an in-process egret whose policy maps those names to 127.0.0.1.
+
+use egret_proxy::Limits;
+use egret_test_support::proxy::TestProxy;
+use egret_test_support::upstream::{Offer, TestCa, Upstream};
+use serde_json::Value;
+
+pub const NAMES: &[&str] = &[
+    "api.test.local",
+    "weather.test.local",
+    "allowed.test.local",
+    "other.test.local",
+    "off.test.local",
+];
+
+pub fn policy_yaml() -> String {
+    r#"
+version: 1
+upstream:
+  extra_ca: [upstream-ca.pem]
+  resolve:
+    api.test.local: 127.0.0.1
+    weather.test.local: 127.0.0.1
+    allowed.test.local: 127.0.0.1
+    other.test.local: 127.0.0.1
+    off.test.local: 127.0.0.1
+    dead.test.local: 127.0.0.1
+network:
+  allow: [allowed.test.local, localhost]
+  deny_private_ranges: true
+connectors:
+  - id: openai
+    auth: api_key
+    egress: [api.test.local]
+  - id: weather
+    auth: api_key
+    egress: [weather.test.local]
+    inject: { headers: [x-api-key], query: [appid] }
+  - id: off
+    auth: api_key
+    egress: [off.test.local]
+    enabled: false
+  - id: dead
+    auth: api_key
+    egress: [dead.test.local]
+"#
+    .to_owned()
+}
+
+pub struct Fixture {
+    pub ca: TestCa,
+    pub upstream: Upstream,
+    pub egret: TestProxy,
+}
+
+impl Fixture {
+    pub async fn new() -> Self {
+        Self::with(Offer::Http2AndHttp1, Limits::default()).await
+    }
+
+    pub async fn with(offer: Offer, limits: Limits) -> Self {
+        let ca = TestCa::new();
+        let upstream = Upstream::https(&ca, NAMES, offer).await;
+        let egret = TestProxy::start_with(&policy_yaml(), &ca.pem, limits).await;
+        Self {
+            ca,
+            upstream,
+            egret,
+        }
+    }
+
+    /// `host:port` of the upstream under a test name.
+    pub fn at(&self, host: &str) -> String {
+        format!("{host}:{}", self.upstream.addr.port())
+    }
+
+    /// The last request head the upstream saw.
+    pub fn last_seen(&self) -> Value {
+        self.upstream.seen().last().cloned().unwrap_or(Value::Null)
+    }
+}
+
+pub fn json(body: &[u8]) -> Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
+}
+
+/// Resident memory of this test process, in KiB (Linux).
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(str::to_owned)
+        })
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}

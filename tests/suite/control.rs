@@ -1,0 +1,375 @@
+//! The control plane for this part of the contract: admin token, static keys,
+//! connections, placeholders, connectors (masked), health.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use egret_test_support::client::{Proto, get};
+use egret_test_support::proxy::ADMIN_TOKEN;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+
+use super::common::Fixture;
+
+pub async fn api(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut req = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let bytes = match body {
+        Some(v) => {
+            req = req.header("content-type", "application/json");
+            Bytes::from(v.to_string())
+        }
+        None => Bytes::new(),
+    };
+    let resp = client
+        .request(req.body(Full::new(bytes)).expect("request"))
+        .await
+        .expect("control plane answers");
+    let status = resp.status();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn admin_routes_need_the_token_and_health_does_not() {
+    let f = Fixture::new().await;
+    let addr = f.egret.control_addr;
+    assert_eq!(
+        api(addr, Method::GET, "/healthz", None, None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        api(addr, Method::GET, "/readyz", None, None).await.0,
+        StatusCode::OK
+    );
+    let (status, body) = api(addr, Method::GET, "/v1/connections", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "unauthorized");
+    assert_eq!(
+        api(addr, Method::GET, "/v1/connections", Some("wrong"), None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        api(
+            addr,
+            Method::GET,
+            "/v1/connections",
+            Some(ADMIN_TOKEN),
+            None
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn key_placeholder_request_revoke_disconnect_round_trip() {
+    let f = Fixture::new().await;
+    let addr = f.egret.control_addr;
+    let t = Some(ADMIN_TOKEN);
+    let secret = "sk-THE-REAL-KEY-via-api";
+    let (status, body) = api(
+        addr,
+        Method::PUT,
+        "/v1/connections/openai/user:bob/key",
+        t,
+        Some(json!({ "key": secret })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!body.to_string().contains(secret));
+    assert_eq!(body["status"], "connected");
+
+    let (status, list) = api(addr, Method::GET, "/v1/connections?owner=user:bob", t, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["connections"].as_array().expect("list").len(), 1);
+    assert!(!list.to_string().contains(secret));
+
+    let (status, minted) = api(
+        addr,
+        Method::POST,
+        "/v1/placeholders",
+        t,
+        Some(json!({ "connector": "openai", "owner": "user:bob", "ttl": "1h" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{minted}");
+    let p = minted["placeholder"]
+        .as_str()
+        .expect("placeholder")
+        .to_owned();
+    assert!(p.starts_with("egp_") && p.len() >= 36);
+    assert!(minted["expires_at"].as_i64().is_some());
+
+    let auth = format!("Bearer {p}");
+    let at = f.at("api.test.local");
+    let headers = [("authorization", auth.as_str())];
+    let call = || {
+        get(
+            f.egret.proxy_addr,
+            &f.egret.ca_pem,
+            &at,
+            "/",
+            &headers,
+            Proto::H1,
+        )
+    };
+    assert_eq!(call().await.expect("req").status(), StatusCode::OK);
+    assert_eq!(
+        f.last_seen()["headers"]["authorization"],
+        format!("Bearer {secret}")
+    );
+
+    // Revoke: refused at once.
+    assert_eq!(
+        api(
+            addr,
+            Method::DELETE,
+            &format!("/v1/placeholders/{p}"),
+            t,
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        call().await.expect("req").headers()["x-egret-error"],
+        "placeholder_unknown"
+    );
+    assert_eq!(
+        api(
+            addr,
+            Method::DELETE,
+            &format!("/v1/placeholders/{p}"),
+            t,
+            None
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+
+    // Disconnect: every placeholder of the connection stops at once.
+    let (_, minted) = api(
+        addr,
+        Method::POST,
+        "/v1/placeholders",
+        t,
+        Some(json!({ "connector": "openai", "owner": "user:bob" })),
+    )
+    .await;
+    let p2 = minted["placeholder"]
+        .as_str()
+        .expect("placeholder")
+        .to_owned();
+    assert_eq!(
+        api(
+            addr,
+            Method::DELETE,
+            "/v1/connections/openai/user:bob",
+            t,
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    let auth2 = format!("Bearer {p2}");
+    let resp = get(
+        f.egret.proxy_addr,
+        &f.egret.ca_pem,
+        &f.at("api.test.local"),
+        "/",
+        &[("authorization", auth2.as_str())],
+        Proto::H2,
+    )
+    .await
+    .expect("req");
+    assert_eq!(resp.headers()["x-egret-error"], "placeholder_unknown");
+    assert_eq!(
+        api(
+            addr,
+            Method::DELETE,
+            "/v1/connections/openai/user:bob",
+            t,
+            None
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+
+    // The audit log has the story, and no secret or placeholder.
+    let (_, audit) = api(addr, Method::GET, "/v1/audit", t, None).await;
+    let text = audit.to_string();
+    for event in [
+        "connection.set_key",
+        "placeholder.mint",
+        "placeholder.revoke",
+        "connection.remove",
+    ] {
+        assert!(text.contains(event), "{event} missing from {text}");
+    }
+    assert!(!text.contains(secret) && !text.contains(&p) && !text.contains(&p2));
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_error_and_changes_nothing() {
+    let f = Fixture::new().await;
+    let addr = f.egret.control_addr;
+    let t = Some(ADMIN_TOKEN);
+    let key = Some(json!({ "key": "k" }));
+    let cases = [
+        (
+            Method::PUT,
+            "/v1/connections/nope/org/key",
+            key.clone(),
+            StatusCode::NOT_FOUND,
+            "connector_not_found",
+        ),
+        (
+            Method::PUT,
+            "/v1/connections/openai/bob/key",
+            key.clone(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            Method::PUT,
+            "/v1/connections/openai/org/key",
+            Some(json!({ "nope": 1 })),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            Method::PUT,
+            "/v1/connections/openai/org/key",
+            Some(json!({ "key": "" })),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            Method::PUT,
+            "/v1/connections/off/org/key",
+            key.clone(),
+            StatusCode::CONFLICT,
+            "connector_disabled",
+        ),
+        (
+            Method::POST,
+            "/v1/placeholders",
+            Some(json!({ "connector": "openai", "owner": "org" })),
+            StatusCode::NOT_FOUND,
+            "connection_not_found",
+        ),
+        (
+            Method::POST,
+            "/v1/placeholders",
+            Some(json!({ "connector": "openai", "owner": "org", "ttl": "soon" })),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            Method::POST,
+            "/v1/placeholders",
+            Some(json!({ "connector": "zzz", "owner": "org" })),
+            StatusCode::NOT_FOUND,
+            "connector_not_found",
+        ),
+        (
+            Method::DELETE,
+            "/v1/placeholders/not-a-placeholder",
+            None,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            Method::GET,
+            "/v1/connectors/zzz",
+            None,
+            StatusCode::NOT_FOUND,
+            "connector_not_found",
+        ),
+        (
+            Method::GET,
+            "/v1/nothing",
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+    ];
+    for (method, path, body, status, code) in cases {
+        let (got, answer) = api(addr, method.clone(), path, t, body).await;
+        assert_eq!(
+            (got, answer["error"].as_str()),
+            (status, Some(code)),
+            "{method} {path}: {answer}"
+        );
+        assert!(answer["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    assert!(
+        f.egret.vault.connections(None, None).is_empty(),
+        "nothing was stored"
+    );
+}
+
+#[tokio::test]
+async fn connectors_are_listed_with_their_hosts_and_no_secrets() {
+    let ca = egret_test_support::upstream::TestCa::new();
+    let yaml = "version: 1\nconnectors:\n  - id: gh\n    auth: oauth2\n    oauth: { authorize_url: https://gh.example/a, token_url: https://gh.example/t, client_id: cid, client_secret: \"${env:GH_SECRET_FOR_TEST}\" }\n    egress: [api.gh.example]\n";
+    let egret = egret_test_support::proxy::TestProxy::start(yaml, &ca.pem).await;
+    let (status, list) = api(
+        egret.control_addr,
+        Method::GET,
+        "/v1/connectors",
+        Some(ADMIN_TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let c = &list["connectors"][0];
+    assert_eq!(c["id"], "gh");
+    assert_eq!(c["source"], "policy");
+    assert_eq!(c["egress"][0], "api.gh.example");
+    assert_eq!(c["oauth"]["client_secret"], "${env:GH_SECRET_FOR_TEST}");
+    let (status, one) = api(
+        egret.control_addr,
+        Method::GET,
+        "/v1/connectors/gh",
+        Some(ADMIN_TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one["auth"], "oauth2");
+    let (status, answer) = api(
+        egret.control_addr,
+        Method::PUT,
+        "/v1/connections/gh/org/key",
+        Some(ADMIN_TOKEN),
+        Some(json!({"key": "k"})),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (StatusCode::CONFLICT, Some("wrong_auth_kind"))
+    );
+}

@@ -1,0 +1,81 @@
+//! Process-level guarantees of the in-process proxy: graceful drain, and a vault file that
+//! never holds a key in the clear.
+
+use std::time::Duration;
+
+use egret_test_support::client::{self, Proto, Session, request};
+use http::StatusCode;
+
+use super::common::Fixture;
+
+#[tokio::test]
+async fn shutdown_drains_in_flight_requests_and_stops_accepting() {
+    let f = Fixture::new().await;
+    let p = f.egret.key_and_placeholder("openai", "org", "sk-drain");
+    let auth = format!("Bearer {p}");
+    let proxy = f.egret.proxy_addr;
+    let mut s = Session::open(
+        proxy,
+        &f.at("api.test.local"),
+        "api.test.local",
+        &f.egret.ca_pem,
+        Proto::H1,
+    )
+    .await
+    .expect("open");
+    let req = request(
+        "GET",
+        &f.at("api.test.local"),
+        "/slow?ms=700",
+        &[("authorization", &auth)],
+        client::empty(),
+        Proto::H1,
+    )
+    .expect("req");
+    let in_flight = tokio::spawn(async move { s.fetch(req).await.map(|r| r.status()) });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (task, _dir) = f.egret.begin_shutdown();
+    let status = tokio::time::timeout(Duration::from_secs(10), in_flight)
+        .await
+        .expect("bounded")
+        .expect("join")
+        .expect("answered");
+    assert_eq!(status, StatusCode::OK, "the in-flight request finished");
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .expect("drain is bounded")
+        .expect("join");
+    assert!(
+        tokio::net::TcpStream::connect(proxy).await.is_err(),
+        "no longer accepting"
+    );
+}
+
+#[tokio::test]
+async fn the_vault_file_never_holds_a_key_or_placeholder_in_the_clear() {
+    let f = Fixture::new().await;
+    let secret = "sk-GREP-ME-0123456789abcdef";
+    let p = f.egret.key_and_placeholder("openai", "user:grep", secret);
+    let resp = client::get(
+        f.egret.proxy_addr,
+        &f.egret.ca_pem,
+        &f.at("api.test.local"),
+        "/",
+        &[("authorization", &format!("Bearer {p}"))],
+        Proto::H1,
+    )
+    .await
+    .expect("req");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let raw = std::fs::read(f.egret.dir.path().join("egret.redb")).expect("vault file");
+    let find = |needle: &str| raw.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(
+        find("user:grep"),
+        "the file holds the connection (sanity check of the grep)"
+    );
+    assert!(!find(secret), "the key is in the vault file in the clear");
+    assert!(
+        !find(&p),
+        "the placeholder is in the vault file in the clear"
+    );
+}

@@ -1,0 +1,141 @@
+//! Bodies stream both ways with backpressure: big transfers pass with flat memory.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use egret_test_support::client::{Proto, ReqBody, Session, request};
+use http::StatusCode;
+use http_body::Frame;
+use http_body_util::BodyExt;
+
+use super::common::{Fixture, json, rss_kib};
+
+const MIB: u64 = 1024 * 1024;
+
+/// Memory may grow by buffers and pools, never by a body's size.
+const FLAT_KIB: u64 = 96 * 1024;
+
+async fn download(f: &Fixture, proto: Proto, bytes: u64) {
+    let p = f.egret.key_and_placeholder("openai", "org", "sk-stream");
+    let mut s = Session::open(
+        f.egret.proxy_addr,
+        &f.at("api.test.local"),
+        "api.test.local",
+        &f.egret.ca_pem,
+        proto,
+    )
+    .await
+    .expect("open");
+    let auth = format!("Bearer {p}");
+    let req = request(
+        "GET",
+        &f.at("api.test.local"),
+        &format!("/bytes?n={bytes}"),
+        &[("authorization", &auth)],
+        egret_test_support::client::empty(),
+        proto,
+    )
+    .expect("req");
+    let before = rss_kib();
+    let resp = s.send(req).await.expect("response");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let mut got = 0u64;
+    let mut peak = before;
+    while let Some(frame) = body.frame().await {
+        got += frame
+            .expect("frame")
+            .data_ref()
+            .map_or(0, |d| d.len() as u64);
+        if got % (64 * MIB) < 16 * 1024 {
+            peak = peak.max(rss_kib());
+        }
+    }
+    assert_eq!(got, bytes);
+    assert!(
+        peak.saturating_sub(before) < FLAT_KIB,
+        "memory grew by {} KiB for a {} MiB body",
+        peak - before,
+        bytes / MIB
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1_gib_download_streams_over_http1_with_flat_memory() {
+    let f = Fixture::new().await;
+    download(&f, Proto::H1, 1024 * MIB).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_256_mib_download_streams_over_http2() {
+    let f = Fixture::new().await;
+    download(&f, Proto::H2, 256 * MIB).await;
+}
+
+/// A request body produced chunk by chunk, never whole in memory.
+struct Upload {
+    remaining: u64,
+}
+
+static CHUNK: [u8; 64 * 1024] = [7; 64 * 1024];
+
+impl http_body::Body for Upload {
+    type Data = Bytes;
+    type Error = egret_test_support::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let n = self.remaining.min(CHUNK.len() as u64) as usize;
+        self.remaining -= n as u64;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(&CHUNK[..n])))))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_256_mib_upload_streams_with_flat_memory() {
+    let f = Fixture::new().await;
+    let p = f.egret.key_and_placeholder("openai", "org", "sk-up");
+    let auth = format!("Bearer {p}");
+    for proto in [Proto::H1, Proto::H2] {
+        let size = 256 * MIB;
+        let body: ReqBody = Upload { remaining: size }.boxed_unsync();
+        let len = size.to_string();
+        let mut headers = vec![("authorization", auth.as_str())];
+        if proto == Proto::H1 {
+            headers.push(("content-length", len.as_str()));
+        }
+        let req = request(
+            "POST",
+            &f.at("api.test.local"),
+            "/upload",
+            &headers,
+            body,
+            proto,
+        )
+        .expect("req");
+        let mut s = Session::open(
+            f.egret.proxy_addr,
+            &f.at("api.test.local"),
+            "api.test.local",
+            &f.egret.ca_pem,
+            proto,
+        )
+        .await
+        .expect("open");
+        let before = rss_kib();
+        let resp = s.fetch(req).await.expect("response");
+        let grew = rss_kib().saturating_sub(before);
+        assert_eq!(resp.status(), StatusCode::OK, "{proto:?}");
+        assert_eq!(json(resp.body())["received"], size, "{proto:?}");
+        assert!(
+            grew < FLAT_KIB,
+            "{proto:?}: memory grew by {grew} KiB for a 256 MiB upload"
+        );
+    }
+}

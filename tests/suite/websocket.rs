@@ -1,0 +1,41 @@
+//! WebSocket upgrades pass through interception, with the placeholder swapped in the
+//! handshake and frames relayed both ways.
+
+use egret_test_support::client::{self, connect};
+use futures_util::{SinkExt, StreamExt};
+use http::StatusCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use super::common::Fixture;
+
+#[tokio::test]
+async fn websocket_handshake_is_swapped_and_frames_flow() {
+    let f = Fixture::new().await;
+    let p = f.egret.key_and_placeholder("openai", "org", "sk-WS");
+    let c = connect(f.egret.proxy_addr, &f.at("api.test.local"))
+        .await
+        .expect("connect");
+    assert_eq!(c.status, StatusCode::OK);
+    let tls = client::tls(c.stream, "api.test.local", &f.egret.ca_pem, &[b"http/1.1"])
+        .await
+        .expect("tls");
+    let mut req = format!("wss://{}/ws", f.at("api.test.local"))
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {p}").parse().expect("header"),
+    );
+    let (mut ws, resp) = tokio_tungstenite::client_async(req, tls)
+        .await
+        .expect("handshake");
+    assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+    assert_eq!(f.last_seen()["headers"]["authorization"], "Bearer sk-WS");
+    for text in ["hello", "world"] {
+        ws.send(Message::text(text)).await.expect("send");
+        let echoed = ws.next().await.expect("frame").expect("ok");
+        assert_eq!(echoed.into_text().expect("text").as_str(), text);
+    }
+    ws.close(None).await.expect("close");
+}
