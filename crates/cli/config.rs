@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use egret_policy::{Policy, SecretRef};
 use secrecy::SecretString;
 
@@ -38,30 +38,40 @@ pub fn read_secret(reference: &SecretRef) -> Result<Option<SecretString>> {
     }
 }
 
-/// Where `serve` keeps the admin token it generates: beside the vault.
+/// Where the admin token lives when the policy does not supply it: the file its
+/// `${file:}` reference names, else `admin.token` beside the vault.
 pub fn token_file(policy: &Policy) -> PathBuf {
-    policy.vault.path.with_file_name("admin.token")
+    match &policy.control.admin_token {
+        Some(SecretRef::File(p)) => p.clone(),
+        _ => policy.vault.path.with_file_name("admin.token"),
+    }
 }
 
-/// The admin token a client command sends: `EGRET_ADMIN_TOKEN`, the policy's reference,
-/// or the generated token file.
+/// The admin token as configured: the policy's reference if it is set, else the token
+/// file `serve` generated. `None` before the first start.
+pub fn configured_admin_token(policy: &Policy) -> Result<Option<SecretString>> {
+    let from_reference = match &policy.control.admin_token {
+        Some(reference) => read_secret(reference)?,
+        None => None,
+    };
+    match from_reference {
+        Some(token) => Ok(Some(token)),
+        None => read_secret(&SecretRef::File(token_file(policy))),
+    }
+}
+
+/// The admin token a client command sends: `EGRET_ADMIN_TOKEN` first, then as configured.
 pub fn client_admin_token(policy: &Policy) -> Result<SecretString> {
-    if let Ok(t) = std::env::var("EGRET_ADMIN_TOKEN") {
-        if !t.is_empty() {
-            return Ok(SecretString::from(t));
-        }
+    if let Some(t) = std::env::var("EGRET_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+    {
+        return Ok(SecretString::from(t));
     }
-    if let Some(reference) = &policy.control.admin_token {
-        if let Some(t) = read_secret(reference)? {
-            return Ok(t);
-        }
-    }
-    let file = token_file(policy);
-    match read_secret(&SecretRef::File(file.clone()))? {
-        Some(t) => Ok(t),
-        None => bail!(
+    configured_admin_token(policy)?.ok_or_else(|| {
+        anyhow::anyhow!(
             "no admin token: set EGRET_ADMIN_TOKEN, or start `egret serve` once so it writes {}",
-            file.display()
-        ),
-    }
+            token_file(policy).display()
+        )
+    })
 }

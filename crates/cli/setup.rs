@@ -12,7 +12,7 @@ use rand::distr::Alphanumeric;
 use secrecy::{ExposeSecret, SecretString};
 use tracing::info;
 
-use crate::config::{read_secret, token_file};
+use crate::config::{configured_admin_token, read_secret, token_file};
 
 pub struct Opened {
     pub vault: Vault,
@@ -72,20 +72,10 @@ fn master_key(policy: &Policy) -> Result<MasterKey> {
 }
 
 fn admin_token(policy: &Policy) -> Result<SecretString> {
-    if let Some(reference) = &policy.control.admin_token {
-        if let Some(token) = read_secret(reference)? {
-            return Ok(token);
-        }
-    }
-    // Unset reference: a file reference names where to create it; otherwise beside the vault.
-    let path = match &policy.control.admin_token {
-        Some(SecretRef::File(p)) => p.clone(),
-        _ => token_file(policy),
-    };
-    if let Some(token) = read_secret(&SecretRef::File(path.clone()))? {
-        info!(path = %path.display(), "using the admin token from its file");
+    if let Some(token) = configured_admin_token(policy)? {
         return Ok(token);
     }
+    let path = token_file(policy);
     let token: String = rand::rng()
         .sample_iter(Alphanumeric)
         .take(43)

@@ -140,10 +140,10 @@ pub(crate) fn upstream_refusal(host: &str, err: &hyper_util::client::legacy::Err
                 }
             };
         }
-        if let Some(io) = c.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::TimedOut {
-                return Refusal::upstream_timeout(host, "accept the connection");
-            }
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            return Refusal::upstream_timeout(host, "accept the connection");
         }
         if let Some(tls) = tls_error(c) {
             return Refusal::upstream_unreachable(

@@ -157,10 +157,10 @@ fn swap_authorization(
         Some(i) => (&value[..i], trim(&value[i + 1..])),
         None => (&b""[..], trim(value)),
     };
-    if scheme.eq_ignore_ascii_case(b"basic") {
-        if let Some(decoded) = decode_basic(credentials) {
-            return swap_basic(&decoded, dest, lookup, report);
-        }
+    if scheme.eq_ignore_ascii_case(b"basic")
+        && let Some(decoded) = decode_basic(credentials)
+    {
+        return swap_basic(&decoded, dest, lookup, report);
     }
     if !contains_prefix(value) {
         return Ok(None);
@@ -384,10 +384,10 @@ fn trim(bytes: &[u8]) -> &[u8] {
 }
 
 fn replace_nth(headers: &mut http::HeaderMap, name: &HeaderName, index: usize, value: HeaderValue) {
-    if let http::header::Entry::Occupied(mut entry) = headers.entry(name) {
-        if let Some(slot) = entry.iter_mut().nth(index) {
-            *slot = value;
-        }
+    if let http::header::Entry::Occupied(mut entry) = headers.entry(name)
+        && let Some(slot) = entry.iter_mut().nth(index)
+    {
+        *slot = value;
     }
 }
 
