@@ -60,7 +60,7 @@ async fn forward(
     };
     let report = swap::swap_request(&mut parts, dest, &lookup)?;
     for s in &report.swapped {
-        debug!(connector = %s.connector, owner = %s.owner, field = %s.field, "credential injected");
+        debug!(connector = s.connector(), owner = s.owner(), field = %s.field, "credential injected");
     }
     drop(policy);
 

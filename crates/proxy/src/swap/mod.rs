@@ -8,15 +8,18 @@
 //! (`placeholder_unknown`), bound elsewhere (`placeholder_wrong_host`), outside an
 //! injection field (`placeholder_misplaced`). Anything refused is never forwarded.
 
-use std::sync::Arc;
+use std::borrow::Cow;
+use std::sync::{Arc, LazyLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use egret_policy::{Connector, Policy};
-use egret_vault::{PLACEHOLDER_MIN_BODY, PLACEHOLDER_PREFIX, PlaceholderHash, Resolved, Vault};
+use egret_vault::{
+    PLACEHOLDER_MIN_BODY, PLACEHOLDER_PREFIX, PlaceholderEntry, PlaceholderHash, Resolved, Vault,
+};
 use http::header::AUTHORIZATION;
 use http::request::Parts;
-use http::{HeaderName, HeaderValue, Uri};
+use http::{HeaderValue, Uri};
 use memchr::memmem;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use secrecy::ExposeSecret;
@@ -32,16 +35,25 @@ pub struct Destination<'a> {
 }
 
 /// What the swap did, for logs and audit: connector ids and field names, never values.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct SwapReport {
     pub swapped: Vec<Swapped>,
 }
 
-#[derive(Debug)]
 pub struct Swapped {
-    pub connector: Arc<str>,
-    pub owner: String,
-    pub field: String,
+    /// Names the connector and owner; never the placeholder itself.
+    pub placeholder: Arc<PlaceholderEntry>,
+    pub field: Cow<'static, str>,
+}
+
+impl Swapped {
+    pub fn connector(&self) -> &str {
+        &self.placeholder.info.connector
+    }
+
+    pub fn owner(&self) -> &str {
+        self.placeholder.info.owner.as_str()
+    }
 }
 
 /// Everything the swap reads: the live policy and the vault's in-memory index.
@@ -70,12 +82,12 @@ impl Field<'_> {
         }
     }
 
-    fn describe(&self) -> String {
+    fn describe(&self) -> Cow<'static, str> {
         match self {
-            Field::Authorization => "the Authorization header".to_owned(),
-            Field::Header(name) => format!("header {name}"),
-            Field::Query(name) => format!("query parameter {name}"),
-            Field::Elsewhere(what) => (*what).to_owned(),
+            Field::Authorization => Cow::Borrowed("the Authorization header"),
+            Field::Header(name) => Cow::Owned(format!("header {name}")),
+            Field::Query(name) => Cow::Owned(format!("query parameter {name}")),
+            Field::Elsewhere(what) => Cow::Owned((*what).to_owned()),
         }
     }
 }
@@ -87,33 +99,27 @@ pub fn swap_request(
     lookup: &Lookup<'_>,
 ) -> Result<SwapReport, Refusal> {
     let mut report = SwapReport::default();
-    let mut replacements: Vec<(HeaderName, usize, HeaderValue)> = Vec::new();
-    for name in parts.headers.keys() {
-        for (i, value) in parts.headers.get_all(name).iter().enumerate() {
-            let new = if name == AUTHORIZATION {
-                swap_authorization(value.as_bytes(), dest, lookup, &mut report)?
-            } else if contains_prefix(value.as_bytes()) {
-                swap_in_text(
-                    value.as_bytes(),
-                    Field::Header(name.as_str()),
-                    dest,
-                    lookup,
-                    &mut report,
-                    verbatim,
-                )?
-            } else {
-                None
-            };
-            if let Some(bytes) = new {
-                let mut v =
-                    HeaderValue::from_bytes(&bytes).map_err(|_| unusable_credential(&report))?;
-                v.set_sensitive(true);
-                replacements.push((name.clone(), i, v));
-            }
+    for (name, value) in parts.headers.iter_mut() {
+        let new = if name == AUTHORIZATION {
+            swap_authorization(value.as_bytes(), dest, lookup, &mut report)?
+        } else if contains_prefix(value.as_bytes()) {
+            swap_in_text(
+                value.as_bytes(),
+                Field::Header(name.as_str()),
+                dest,
+                lookup,
+                &mut report,
+                verbatim,
+            )?
+        } else {
+            None
+        };
+        if let Some(bytes) = new {
+            let mut v =
+                HeaderValue::from_bytes(&bytes).map_err(|_| unusable_credential(&report))?;
+            v.set_sensitive(true);
+            *value = v;
         }
-    }
-    for (name, index, value) in replacements {
-        replace_nth(&mut parts.headers, &name, index, value);
     }
     if let Some(uri) = swap_uri(&parts.uri, dest, lookup, &mut report)? {
         parts.uri = uri;
@@ -123,15 +129,19 @@ pub fn swap_request(
 
 /// True when `bytes` may hold a placeholder: the fast path for the common request.
 pub fn contains_prefix(bytes: &[u8]) -> bool {
-    memmem::find(bytes, PLACEHOLDER_PREFIX.as_bytes()).is_some()
+    PREFIX_FINDER.find(bytes).is_some()
 }
+
+/// Built once: a per-call finder would redo its setup for every header value.
+static PREFIX_FINDER: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(PLACEHOLDER_PREFIX.as_bytes()));
 
 /// Byte ranges of `egp_[A-Za-z0-9]{32,}` occurrences.
 pub fn placeholder_ranges(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
     let prefix = PLACEHOLDER_PREFIX.as_bytes();
     let mut out = Vec::new();
     let mut from = 0;
-    while let Some(pos) = memmem::find(&bytes[from..], prefix) {
+    while let Some(pos) = PREFIX_FINDER.find(&bytes[from..]) {
         let start = from + pos;
         let body = &bytes[start + prefix.len()..];
         let len = body
@@ -169,7 +179,7 @@ fn swap_authorization(
     // exactly one placeholder; a placeholder mixed with other text is misplaced.
     let ranges = placeholder_ranges(credentials);
     if ranges.len() == 1 && ranges[0] == (0..credentials.len()) {
-        let (resolved, connector) = check(credentials, Field::Authorization, dest, lookup)?;
+        let resolved = check(credentials, Field::Authorization, dest, lookup)?;
         let secret = resolved.credential.secret.expose_secret();
         let mut out = Vec::with_capacity(scheme.len() + 1 + secret.len());
         if !scheme.is_empty() {
@@ -177,7 +187,7 @@ fn swap_authorization(
             out.push(b' ');
         }
         out.extend_from_slice(secret.as_bytes());
-        record(report, &resolved, connector, "authorization");
+        record(report, &resolved, Cow::Borrowed("authorization"));
         return Ok(Some(out));
     }
     swap_in_text(
@@ -216,9 +226,9 @@ fn swap_basic(
         if ranges.is_empty() {
             out.extend_from_slice(part);
         } else if ranges.len() == 1 && ranges[0] == (0..part.len()) {
-            let (resolved, connector) = check(part, Field::Authorization, dest, lookup)?;
+            let resolved = check(part, Field::Authorization, dest, lookup)?;
             out.extend_from_slice(resolved.credential.secret.expose_secret().as_bytes());
-            record(report, &resolved, connector, "authorization (basic)");
+            record(report, &resolved, Cow::Borrowed("authorization (basic)"));
         } else {
             let field = Field::Elsewhere("a Basic credential, mixed with other text");
             swap_in_text(part, field, dest, lookup, report, verbatim)?;
@@ -246,10 +256,10 @@ fn swap_in_text(
     let mut out = Vec::with_capacity(text.len() + 64);
     let mut last = 0;
     for r in ranges {
-        let (resolved, connector) = check(&text[r.clone()], field, dest, lookup)?;
+        let resolved = check(&text[r.clone()], field, dest, lookup)?;
         out.extend_from_slice(&text[last..r.start]);
         out.extend_from_slice(&escape(resolved.credential.secret.expose_secret()));
-        record(report, &resolved, connector, &field.describe());
+        record(report, &resolved, field.describe());
         last = r.end;
     }
     out.extend_from_slice(&text[last..]);
@@ -257,12 +267,12 @@ fn swap_in_text(
 }
 
 /// The three checks, in order: known, bound to this host, in an allowed field.
-fn check<'p>(
+fn check(
     token: &[u8],
     field: Field<'_>,
     dest: Destination<'_>,
-    lookup: &Lookup<'p>,
-) -> Result<(Resolved, &'p Connector), Refusal> {
+    lookup: &Lookup<'_>,
+) -> Result<Resolved, Refusal> {
     let resolved = lookup
         .vault
         .resolve(&PlaceholderHash::of(token), lookup.now_unix)
@@ -284,14 +294,13 @@ fn check<'p>(
             &field.describe(),
         ));
     }
-    Ok((resolved, connector))
+    Ok(resolved)
 }
 
-fn record(report: &mut SwapReport, resolved: &Resolved, connector: &Connector, field: &str) {
+fn record(report: &mut SwapReport, resolved: &Resolved, field: Cow<'static, str>) {
     report.swapped.push(Swapped {
-        connector: Arc::from(connector.id.as_str()),
-        owner: resolved.placeholder.info.owner.to_string(),
-        field: field.to_owned(),
+        placeholder: resolved.placeholder.clone(),
+        field,
     });
 }
 
@@ -383,16 +392,8 @@ fn trim(bytes: &[u8]) -> &[u8] {
     &bytes[start..end]
 }
 
-fn replace_nth(headers: &mut http::HeaderMap, name: &HeaderName, index: usize, value: HeaderValue) {
-    if let http::header::Entry::Occupied(mut entry) = headers.entry(name)
-        && let Some(slot) = entry.iter_mut().nth(index)
-    {
-        *slot = value;
-    }
-}
-
 fn unusable_credential(report: &SwapReport) -> Refusal {
-    let connector = report.swapped.last().map_or("?", |s| &*s.connector);
+    let connector = report.swapped.last().map_or("?", Swapped::connector);
     Refusal::upstream_unreachable(
         connector,
         "the stored credential contains characters a header cannot carry; store the key again",

@@ -91,7 +91,7 @@ fn bearer_is_swapped_toward_the_connector_host_and_marked_sensitive() {
     assert_eq!(v, "Bearer sk-REAL");
     assert!(v.is_sensitive());
     assert_eq!(report.swapped.len(), 1);
-    assert_eq!(&*report.swapped[0].connector, "openai");
+    assert_eq!(report.swapped[0].connector(), "openai");
 }
 
 #[test]
