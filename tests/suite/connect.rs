@@ -230,3 +230,82 @@ async fn plain_http_goes_to_allowed_hosts_only_and_never_carries_a_placeholder()
         "refused requests never reached the upstream"
     );
 }
+
+#[tokio::test]
+async fn idle_connections_close_but_slow_requests_and_open_tunnels_do_not() {
+    let limits = Limits {
+        client_idle_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let f = Fixture::with(Offer::Http2AndHttp1, limits).await;
+    // A connection that never says anything is closed.
+    let mut silent = TcpStream::connect(f.egret.proxy_addr).await.expect("tcp");
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), silent.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "a silent connection was kept open");
+
+    // A request slower than the idle timeout is in flight, not idle.
+    let p = f.egret.key_and_placeholder("openai", "org", "sk-idle");
+    let auth = format!("Bearer {p}");
+    for proto in [Proto::H1, Proto::H2] {
+        let resp = client::get(
+            f.egret.proxy_addr,
+            &f.egret.ca_pem,
+            &f.at("api.test.local"),
+            "/slow?ms=900",
+            &[("authorization", &auth)],
+            proto,
+        )
+        .await
+        .expect("slow request answered");
+        assert_eq!(resp.status(), StatusCode::OK, "{proto:?}");
+    }
+
+    // An intercepted keep-alive session idle between requests is closed...
+    let mut s = client::Session::open(
+        f.egret.proxy_addr,
+        &f.at("api.test.local"),
+        "api.test.local",
+        &f.egret.ca_pem,
+        Proto::H1,
+    )
+    .await
+    .expect("open");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let req = client::request(
+        "GET",
+        &f.at("api.test.local"),
+        "/",
+        &[],
+        client::empty(),
+        Proto::H1,
+    )
+    .expect("req");
+    assert!(
+        s.send(req).await.is_err(),
+        "an idle intercepted connection stayed open"
+    );
+
+    // ...while a blind tunnel is governed by its own, longer idle timeout.
+    let c = connect(f.egret.proxy_addr, &f.at("allowed.test.local"))
+        .await
+        .expect("connect");
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let tls = client::tls(c.stream, "allowed.test.local", &f.ca.pem, &[b"http/1.1"])
+        .await
+        .expect("tunnel still open");
+    let mut s = client::h1_over(tls).await.expect("h1");
+    let req = client::request(
+        "GET",
+        &f.at("allowed.test.local"),
+        "/",
+        &[],
+        client::empty(),
+        Proto::H1,
+    )
+    .expect("req");
+    assert_eq!(
+        s.fetch(req).await.expect("through the tunnel").status(),
+        StatusCode::OK
+    );
+}

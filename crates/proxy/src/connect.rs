@@ -12,6 +12,7 @@ use tracing::{Instrument, debug, info_span};
 use crate::Proxy;
 use crate::binding::Bound;
 use crate::body::{ProxyBody, empty};
+use crate::idle::InFlight;
 use crate::refusal::Refusal;
 use crate::server::Drain;
 use crate::upstream::ResolveError;
@@ -19,6 +20,7 @@ use crate::upstream::ResolveError;
 pub(crate) async fn handle(
     proxy: Arc<Proxy>,
     drain: Arc<Drain>,
+    guard: InFlight,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Refusal> {
     let authority = req
@@ -58,6 +60,7 @@ pub(crate) async fn handle(
             let idle = proxy.limits.tunnel_idle_timeout;
             tokio::spawn(
                 async move {
+                    let _guard = guard;
                     match hyper::upgrade::on(req).await {
                         Ok(upgraded) => {
                             match crate::tunnel::relay(TokioIo::new(upgraded), upstream, idle).await
@@ -82,6 +85,7 @@ pub(crate) async fn handle(
             let watcher = drain.watcher();
             tokio::spawn(
                 async move {
+                    let _guard = guard;
                     match hyper::upgrade::on(req).await {
                         Ok(upgraded) => {
                             crate::intercept::serve(proxy, watcher, bound, upgraded).await

@@ -15,17 +15,19 @@ use crate::Proxy;
 use crate::binding::{self, Bound};
 use crate::body::{ProxyBody, stream};
 use crate::hop;
+use crate::idle::{InFlight, hold};
 use crate::refusal::Refusal;
 use crate::swap::{self, Destination, Lookup};
 
 pub(crate) async fn handle(
     proxy: Arc<Proxy>,
     bound: Arc<Bound>,
+    guard: InFlight,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let resp = forward(&proxy, &bound, req).await.unwrap_or_else(|refusal| {
+    let resp = forward(&proxy, &bound, req, guard).await.unwrap_or_else(|refusal| {
         info!(host = %bound.host, %method, code = refusal.code, status = refusal.status.as_u16(), "request refused");
         refusal.into_response()
     });
@@ -37,6 +39,7 @@ async fn forward(
     proxy: &Proxy,
     bound: &Bound,
     req: Request<Incoming>,
+    guard: InFlight,
 ) -> Result<Response<ProxyBody>, Refusal> {
     let (mut parts, body) = req.into_parts();
     binding::check(&parts, bound)?;
@@ -75,7 +78,7 @@ async fn forward(
     parts.version = Version::HTTP_11;
 
     if upgrade {
-        return forward_upgrade(proxy, bound, parts, body).await;
+        return forward_upgrade(proxy, bound, parts, body, guard).await;
     }
     let sent = proxy
         .upstream
@@ -87,7 +90,7 @@ async fn forward(
         .map_err(|e| upstream_refusal(&bound.host, &e))?;
     let (mut parts, body) = resp.into_parts();
     hop::strip(&mut parts.headers, false);
-    Ok(Response::from_parts(parts, stream(body)))
+    Ok(Response::from_parts(parts, hold(stream(body), guard)))
 }
 
 /// WebSocket and other HTTP/1.1 upgrades: the handshake goes through the swap like any
@@ -97,6 +100,7 @@ async fn forward_upgrade(
     bound: &Bound,
     parts: http::request::Parts,
     body: Incoming,
+    guard: InFlight,
 ) -> Result<Response<ProxyBody>, Refusal> {
     let mut client_req = Request::from_parts(parts.clone(), ());
     let upstream_req = Request::from_parts(parts, body);
@@ -115,6 +119,7 @@ async fn forward_upgrade(
     let client_upgrade = hyper::upgrade::on(&mut client_req);
     let idle = proxy.limits.tunnel_idle_timeout;
     tokio::spawn(async move {
+        let _guard = guard;
         match tokio::try_join!(client_upgrade, upstream_upgrade) {
             Ok((client, upstream)) => {
                 let _ =

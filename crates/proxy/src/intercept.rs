@@ -14,6 +14,7 @@ use tracing::debug;
 
 use crate::Proxy;
 use crate::binding::Bound;
+use crate::idle::{Busy, IdleIo};
 
 pub(crate) async fn serve(
     proxy: Arc<Proxy>,
@@ -56,14 +57,17 @@ pub(crate) async fn serve(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-        .keep_alive_interval(limits.h2_keep_alive_interval)
         .max_concurrent_streams(256)
         .adaptive_window(true);
+    let busy = Busy::default();
+    let io = IdleIo::new(stream, limits.client_idle_timeout, busy.clone());
     let service = {
         let proxy = proxy.clone();
-        service_fn(move |req| crate::forward::handle(proxy.clone(), bound.clone(), req))
+        service_fn(move |req| {
+            crate::forward::handle(proxy.clone(), bound.clone(), busy.enter(), req)
+        })
     };
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     if let Err(e) = watcher.watch(conn.into_owned()).await {
         debug!(error = %e, "intercepted connection ended with an error");
     }

@@ -14,6 +14,7 @@ pub mod body;
 mod connect;
 mod forward;
 mod hop;
+mod idle;
 mod intercept;
 mod limits;
 mod plain;

@@ -14,8 +14,9 @@ pub struct Limits {
     pub upstream_response_timeout: Duration,
     /// A tunnel (allowed host, or WebSocket) with no bytes either way for this long is closed.
     pub tunnel_idle_timeout: Duration,
-    /// HTTP/2 pings toward the sandbox; an unanswered ping closes the connection.
-    pub h2_keep_alive_interval: Duration,
+    /// A sandbox connection with no bytes either way and nothing in flight is closed
+    /// (a new connection that never speaks, or keep-alive between requests).
+    pub client_idle_timeout: Duration,
     pub upstream_pool_idle: Duration,
     /// Largest request head accepted (HTTP/1.1 buffer, HTTP/2 header list).
     pub max_header_bytes: usize,
@@ -33,7 +34,7 @@ impl Default for Limits {
             upstream_connect_timeout: Duration::from_secs(10),
             upstream_response_timeout: Duration::from_secs(300),
             tunnel_idle_timeout: Duration::from_secs(600),
-            h2_keep_alive_interval: Duration::from_secs(30),
+            client_idle_timeout: Duration::from_secs(90),
             upstream_pool_idle: Duration::from_secs(90),
             max_header_bytes: 64 * 1024,
             max_headers: 128,

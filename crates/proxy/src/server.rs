@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 
 use crate::Proxy;
 use crate::body::ProxyBody;
+use crate::idle::{Busy, IdleIo, InFlight, hold};
 use crate::refusal::Refusal;
 
 /// Hands out watchers for every connection (outer and intercepted) until shutdown starts.
@@ -50,6 +51,8 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: impl Futu
                     }
                     let proxy = proxy.clone();
                     let drain = drain.clone();
+                    let busy = Busy::default();
+                    let io = IdleIo::new(stream, proxy.limits.client_idle_timeout, busy.clone());
                     tokio::spawn(async move {
                         // The auto builder (HTTP/1.1 only here) is the one whose upgradeable
                         // connections support graceful shutdown.
@@ -60,8 +63,8 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: impl Futu
                             .header_read_timeout(proxy.limits.request_head_timeout)
                             .max_buf_size(proxy.limits.max_header_bytes.max(8192))
                             .max_headers(proxy.limits.max_headers);
-                        let service = service_fn(move |req| handle(proxy.clone(), drain.clone(), req));
-                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        let service = service_fn(move |req| handle(proxy.clone(), drain.clone(), busy.enter(), req));
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
                         if let Err(e) = watcher.watch(conn).await {
                             debug!(%peer, error = %e, "client connection ended with an error");
                         }
@@ -98,11 +101,22 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: impl Futu
 async fn handle(
     proxy: Arc<Proxy>,
     drain: Arc<Drain>,
+    guard: InFlight,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
-    let response = if req.method() == Method::CONNECT {
-        crate::connect::handle(proxy, drain, req).await
-    } else if req.uri().scheme_str() == Some("http") && req.uri().authority().is_some() {
+    if req.method() == Method::CONNECT {
+        // The guard rides with the tunnel: this connection is busy for the tunnel's life.
+        let response = crate::connect::handle(proxy, drain, guard, req).await;
+        return Ok(response.unwrap_or_else(|refusal| {
+            debug!(
+                code = refusal.code,
+                status = refusal.status.as_u16(),
+                "CONNECT refused"
+            );
+            refusal.into_response()
+        }));
+    }
+    let response = if req.uri().scheme_str() == Some("http") && req.uri().authority().is_some() {
         crate::plain::forward(&proxy, req).await
     } else if req.uri().scheme_str() == Some("https") {
         Err(Refusal::bad_request(
@@ -113,12 +127,13 @@ async fn handle(
             "this is egret's proxy port and the request names no host",
         ))
     };
-    Ok(response.unwrap_or_else(|refusal| {
+    let response = response.unwrap_or_else(|refusal| {
         debug!(
             code = refusal.code,
             status = refusal.status.as_u16(),
             "refused"
         );
         refusal.into_response()
-    }))
+    });
+    Ok(response.map(|body| hold(body, guard)))
 }
