@@ -29,14 +29,14 @@ ca: {{ dir: certs }}
 vault: {{ path: data/egret.redb, master_key: "${{file:data/master.key}}" }}
 upstream:
   extra_ca: [upstream-ca.pem]
-  resolve: {{ api.test.local: 127.0.0.1, other.test.local: 127.0.0.1 }}
+  resolve: {{ api.test.local: 127.0.0.1, other.test.local: 127.0.0.1, weather.test.local: 127.0.0.1 }}
 network: {{ allow: [], deny_private_ranges: true }}
 connectors:
 {connectors}"#
     )
 }
 
-const OPENAI: &str = "  - { id: openai, auth: api_key, egress: [api.test.local] }\n";
+const OPENAI: &str = "  - { id: openai, auth: api_key, egress: [api.test.local] }\n  - { id: weather, auth: api_key, egress: [weather.test.local], inject: { query: [appid] } }\n";
 
 struct Egret {
     child: Child,
@@ -297,6 +297,43 @@ async fn first_start_then_curl_over_h1_and_h2_and_nothing_secret_in_trace_logs()
         "no refused request reached the upstream"
     );
 
+    // A key injected into the query string (h1 and h2 upstream requests carry it in the
+    // request line / :path, which dependencies may trace), and a misplaced placeholder.
+    stdout(
+        &egret
+            .cli(
+                &["connection", "set-key", "weather", "--owner", "org"],
+                Some(KEY),
+            )
+            .await,
+    );
+    let wp = stdout(
+        &egret
+            .cli(&["placeholder", "mint", "weather", "--owner", "org"], None)
+            .await,
+    );
+    let wurl = format!(
+        "https://weather.test.local:{}/data?appid={wp}",
+        upstream.addr.port()
+    );
+    for flag in ["--http1.1", "--http2"] {
+        let (code, out) = egret
+            .curl(&[flag, "-o", "/dev/null", "-w", "%{http_code}"], &wurl)
+            .await;
+        assert_eq!((code, out.as_str()), (0, "200"), "{flag}");
+        assert_eq!(
+            upstream.seen().last().expect("seen")["query"],
+            format!("appid={KEY}")
+        );
+    }
+    let (_, out) = egret
+        .curl(
+            &["-o", "/dev/null", "-w", "%{http_code}"],
+            &format!("https://api.test.local:{}/v1/{p}", upstream.addr.port()),
+        )
+        .await;
+    assert_eq!(out, "403", "a placeholder in the path is misplaced");
+
     let list = stdout(&egret.cli(&["connection", "list"], None).await);
     assert!(list.contains("openai") && !list.contains(KEY), "{list}");
 
@@ -307,9 +344,13 @@ async fn first_start_then_curl_over_h1_and_h2_and_nothing_secret_in_trace_logs()
         !log.contains(KEY),
         "the real key appears in trace-level logs"
     );
+    let leaks: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(&p) || l.contains(&wp))
+        .collect();
     assert!(
-        !log.contains(&p),
-        "a placeholder appears in trace-level logs"
+        leaks.is_empty(),
+        "a placeholder appears in trace-level logs: {leaks:#?}"
     );
 
     // A second start reuses everything: same CA, same vault, the placeholder still works.

@@ -26,7 +26,7 @@ pub(crate) async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let path = crate::swap::redacted(req.uri().path()).into_owned();
     let resp = forward(&proxy, &bound, req, guard).await.unwrap_or_else(|refusal| {
         info!(host = %bound.host, %method, code = refusal.code, status = refusal.status.as_u16(), "request refused");
         refusal.into_response()

@@ -136,6 +136,23 @@ pub fn contains_prefix(bytes: &[u8]) -> bool {
 static PREFIX_FINDER: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(PLACEHOLDER_PREFIX.as_bytes()));
 
+/// `text` with every placeholder replaced by `egp_…`, for logs.
+pub fn redacted(text: &str) -> Cow<'_, str> {
+    let ranges = placeholder_ranges(text.as_bytes());
+    if ranges.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for r in ranges {
+        out.push_str(&text[last..r.start]);
+        out.push_str("egp_…");
+        last = r.end;
+    }
+    out.push_str(&text[last..]);
+    Cow::Owned(out)
+}
+
 /// Byte ranges of `egp_[A-Za-z0-9]{32,}` occurrences.
 pub fn placeholder_ranges(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
     let prefix = PLACEHOLDER_PREFIX.as_bytes();

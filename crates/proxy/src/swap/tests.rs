@@ -275,3 +275,10 @@ fn placeholder_ranges_finds_every_occurrence() {
     let text = format!("x{p}-{p} egp_short");
     assert_eq!(placeholder_ranges(text.as_bytes()), vec![1..37, 38..74]);
 }
+
+#[test]
+fn redacted_hides_placeholders_for_logs() {
+    let p = format!("egp_{}", "a".repeat(32));
+    assert_eq!(redacted(&format!("/v1/{p}/x")), "/v1/egp_…/x");
+    assert_eq!(redacted("/v1/egp_short"), "/v1/egp_short");
+}
