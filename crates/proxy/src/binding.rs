@@ -13,18 +13,27 @@ use crate::refusal::Refusal;
 pub struct Bound {
     pub host: String,
     pub port: u16,
+    /// `host[:port]` (default port left out), built once for every request's URI.
+    pub authority: Authority,
     /// The SNI the sandbox sent, when it named a different host.
     pub sni_mismatch: Option<String>,
 }
 
 impl Bound {
-    /// `host:port` for URIs and messages, with the default port left out.
-    pub fn authority(&self) -> String {
-        if self.port == 443 {
-            self.host.clone()
+    /// `None` when `host` cannot form an authority (the CONNECT parsed, so it can).
+    pub fn new(host: String, port: u16) -> Option<Self> {
+        let text = if port == 443 {
+            host.clone()
         } else {
-            format!("{}:{}", self.host, self.port)
-        }
+            format!("{host}:{port}")
+        };
+        let authority = text.parse().ok()?;
+        Some(Self {
+            host,
+            port,
+            authority,
+            sni_mismatch: None,
+        })
     }
 }
 
@@ -32,7 +41,7 @@ impl Bound {
 pub fn check(parts: &Parts, bound: &Bound) -> Result<(), Refusal> {
     if let Some(sni) = &bound.sni_mismatch {
         return Err(Refusal::host_mismatch(
-            &bound.authority(),
+            bound.authority.as_str(),
             &format!("TLS SNI {sni}"),
         ));
     }
@@ -64,7 +73,7 @@ fn agrees(authority: &Authority, bound: &Bound) -> Result<(), Refusal> {
         Ok(())
     } else {
         Err(Refusal::host_mismatch(
-            &bound.authority(),
+            bound.authority.as_str(),
             authority.as_str(),
         ))
     }
@@ -83,11 +92,7 @@ mod tests {
     }
 
     fn bound() -> Bound {
-        Bound {
-            host: "api.x.com".into(),
-            port: 8443,
-            sni_mismatch: None,
-        }
+        Bound::new("api.x.com".into(), 8443).expect("bound")
     }
 
     #[test]

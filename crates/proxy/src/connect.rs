@@ -7,7 +7,7 @@ use egret_policy::{Route, is_ip_literal, normalize_host};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tracing::{Instrument, debug, info_span};
+use tracing::{Instrument, debug, debug_span};
 
 use crate::Proxy;
 use crate::binding::Bound;
@@ -33,7 +33,8 @@ pub(crate) async fn handle(
         return Err(Refusal::ip_literal(&host));
     }
     let route = proxy.policy.load().route(&host, port);
-    let span = info_span!("tunnel", %host, port);
+    // Debug level: an enabled span is entered on every poll of the connection task.
+    let span = debug_span!("tunnel", %host, port);
     match route {
         Route::Deny => Err(Refusal::egress_denied(
             &host,
@@ -77,11 +78,8 @@ pub(crate) async fn handle(
             Ok(established())
         }
         Route::Intercept => {
-            let bound = Bound {
-                host,
-                port,
-                sni_mismatch: None,
-            };
+            let bound = Bound::new(host, port)
+                .ok_or_else(|| Refusal::bad_request("CONNECT names an invalid host"))?;
             let watcher = drain.watcher();
             tokio::spawn(
                 async move {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use egret_policy::Route;
 use egret_vault::unix_now;
+use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -17,7 +18,7 @@ use crate::body::{ProxyBody, stream};
 use crate::hop;
 use crate::idle::{InFlight, hold};
 use crate::refusal::Refusal;
-use crate::swap::{self, Destination, Lookup};
+use crate::swap::{self, Destination, Lookup, redacted};
 
 pub(crate) async fn handle(
     proxy: Arc<Proxy>,
@@ -25,13 +26,13 @@ pub(crate) async fn handle(
     guard: InFlight,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
-    let method = req.method().clone();
-    let path = crate::swap::redacted(req.uri().path()).into_owned();
+    // Cheap clones (a shared buffer, an enum): log fields are only built when enabled.
+    let (method, uri) = (req.method().clone(), req.uri().clone());
     let resp = forward(&proxy, &bound, req, guard).await.unwrap_or_else(|refusal| {
         info!(host = %bound.host, %method, code = refusal.code, status = refusal.status.as_u16(), "request refused");
         refusal.into_response()
     });
-    debug!(host = %bound.host, %method, path, status = resp.status().as_u16(), "request done");
+    debug!(host = %bound.host, %method, path = %redacted(uri.path()), status = resp.status().as_u16(), "request done");
     Ok(resp)
 }
 
@@ -71,8 +72,16 @@ async fn forward(
     hop::strip(&mut parts.headers, upgrade);
     // The client derives Host (HTTP/1.1) or :authority (HTTP/2) from the URI.
     parts.headers.remove(http::header::HOST);
-    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    parts.uri = Uri::try_from(format!("https://{}{}", bound.authority(), path_and_query))
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    parts.uri = Uri::builder()
+        .scheme(Scheme::HTTPS)
+        .authority(bound.authority.clone())
+        .path_and_query(path_and_query)
+        .build()
         .map_err(|_| Refusal::bad_request("the request target is not a valid URI"))?;
     // The pooled client picks HTTP/2 or HTTP/1.1 per upstream; it needs an HTTP/1.1 request.
     parts.version = Version::HTTP_11;

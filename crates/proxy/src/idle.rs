@@ -59,7 +59,10 @@ impl Drop for InFlight {
 pub(crate) struct IdleIo<T> {
     inner: T,
     idle: Duration,
+    /// Re-armed lazily (only when the connection goes idle), not on every byte: resetting
+    /// a timer costs far more than reading the clock.
     sleep: Pin<Box<Sleep>>,
+    last_activity: Instant,
     busy: Busy,
     /// `busy.finished()` when the clock last restarted.
     seen_finished: u64,
@@ -67,18 +70,40 @@ pub(crate) struct IdleIo<T> {
 
 impl<T> IdleIo<T> {
     pub(crate) fn new(inner: T, idle: Duration, busy: Busy) -> Self {
+        let now = Instant::now();
         Self {
             inner,
             idle,
-            sleep: Box::pin(tokio::time::sleep(idle)),
+            sleep: Box::pin(tokio::time::sleep_until(now + idle)),
+            last_activity: now,
             busy,
             seen_finished: 0,
         }
     }
 
+    /// Bytes moved. While something is in flight the clock does not run, so skip it.
     fn touch(&mut self) {
-        let deadline = Instant::now() + self.idle;
-        self.sleep.as_mut().reset(deadline);
+        if self.busy.idle() {
+            self.last_activity = Instant::now();
+        }
+    }
+
+    /// Called when a read would wait: `Ready(())` when the idle time is up.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.busy.idle() {
+            return Poll::Pending;
+        }
+        let finished = self.busy.finished();
+        if finished != self.seen_finished {
+            // The last request just ended: the idle time counts from now.
+            self.seen_finished = finished;
+            self.last_activity = Instant::now();
+        }
+        let deadline = self.last_activity + self.idle;
+        if self.sleep.deadline() != deadline {
+            self.sleep.as_mut().reset(deadline);
+        }
+        self.sleep.as_mut().poll(cx)
     }
 }
 
@@ -96,24 +121,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
                 }
                 Poll::Ready(r)
             }
-            Poll::Pending => {
-                if !self.busy.idle() {
-                    self.touch();
-                    return Poll::Pending;
-                }
-                let finished = self.busy.finished();
-                if finished != self.seen_finished {
-                    self.seen_finished = finished;
-                    self.touch();
-                }
-                if self.sleep.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "client connection idle",
-                    )));
-                }
-                Poll::Pending
-            }
+            Poll::Pending => match self.poll_idle(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "client connection idle",
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
         }
     }
 }

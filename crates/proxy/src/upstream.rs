@@ -158,7 +158,6 @@ impl Upstream {
                 .pool_idle_timeout(limits.upstream_pool_idle)
                 .http2_keep_alive_interval(Some(Duration::from_secs(30)))
                 .http2_keep_alive_timeout(Duration::from_secs(20))
-                .http2_adaptive_window(true)
                 .build(connector)
         };
         Self {
