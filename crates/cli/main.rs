@@ -14,6 +14,12 @@ mod setup;
 
 use clap::Parser;
 
+/// A proxy allocates and frees many small buffers per request on every worker thread;
+/// mimalloc's thread-local free lists beat glibc malloc there (measured in the bench run
+/// quoted in the issue note).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = args::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -156,8 +156,6 @@ impl Upstream {
                 .timer(TokioTimer::new())
                 .pool_timer(TokioTimer::new())
                 .pool_idle_timeout(limits.upstream_pool_idle)
-                .http2_keep_alive_interval(Some(Duration::from_secs(30)))
-                .http2_keep_alive_timeout(Duration::from_secs(20))
                 .build(connector)
         };
         Self {
