@@ -15,7 +15,6 @@ use crate::body::{ProxyBody, empty};
 use crate::idle::InFlight;
 use crate::refusal::Refusal;
 use crate::server::Drain;
-use crate::upstream::ResolveError;
 
 pub(crate) async fn handle(
     proxy: Arc<Proxy>,
@@ -43,18 +42,12 @@ pub(crate) async fn handle(
         )),
         Route::Tunnel => {
             // Connect first, so a dead or private upstream is refused before the 200.
-            let addrs =
-                proxy
-                    .upstream
-                    .resolver
-                    .resolve(&host, port)
-                    .await
-                    .map_err(|e| match e {
-                        ResolveError::Private { .. } => Refusal::private_address(&host),
-                        ResolveError::Lookup { .. } => {
-                            Refusal::upstream_unreachable(&host, "its name does not resolve")
-                        }
-                    })?;
+            let addrs = proxy
+                .upstream
+                .resolver
+                .resolve(&host, port)
+                .await
+                .map_err(|e| e.refusal(&host))?;
             let upstream = crate::tunnel::dial(&addrs, proxy.limits.upstream_connect_timeout)
                 .await
                 .map_err(|e| Refusal::upstream_unreachable(&host, &e.to_string()))?;

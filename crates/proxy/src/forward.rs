@@ -107,11 +107,15 @@ async fn forward(
 async fn forward_upgrade(
     proxy: &Proxy,
     bound: &Bound,
-    parts: http::request::Parts,
+    mut parts: http::request::Parts,
     body: Incoming,
     guard: InFlight,
 ) -> Result<Response<ProxyBody>, Refusal> {
-    let mut client_req = Request::from_parts(parts.clone(), ());
+    // The sandbox side's half of the upgrade; it must not travel upstream.
+    let client_upgrade = parts
+        .extensions
+        .remove::<hyper::upgrade::OnUpgrade>()
+        .ok_or_else(|| Refusal::bad_request("this connection cannot be upgraded"))?;
     let upstream_req = Request::from_parts(parts, body);
     let sent = proxy.upstream.upgrade_client.request(upstream_req);
     let mut resp = tokio::time::timeout(proxy.limits.upstream_response_timeout, sent)
@@ -124,8 +128,6 @@ async fn forward_upgrade(
         return Ok(Response::from_parts(parts, stream(body)));
     }
     let upstream_upgrade = hyper::upgrade::on(&mut resp);
-    // `client_req` carries no body; its extensions hold the sandbox side's upgrade.
-    let client_upgrade = hyper::upgrade::on(&mut client_req);
     let idle = proxy.limits.tunnel_idle_timeout;
     tokio::spawn(async move {
         let _guard = guard;
@@ -147,12 +149,7 @@ pub(crate) fn upstream_refusal(host: &str, err: &hyper_util::client::legacy::Err
     let mut innermost = err.to_string();
     while let Some(c) = cause {
         if let Some(r) = c.downcast_ref::<crate::upstream::ResolveError>() {
-            return match r {
-                crate::upstream::ResolveError::Private { .. } => Refusal::private_address(host),
-                crate::upstream::ResolveError::Lookup { .. } => {
-                    Refusal::upstream_unreachable(host, "its name does not resolve")
-                }
-            };
+            return r.refusal(host);
         }
         if let Some(io) = c.downcast_ref::<std::io::Error>()
             && io.kind() == std::io::ErrorKind::TimedOut
@@ -160,12 +157,13 @@ pub(crate) fn upstream_refusal(host: &str, err: &hyper_util::client::legacy::Err
             return Refusal::upstream_timeout(host, "accept the connection");
         }
         if let Some(tls) = tls_error(c) {
-            return Refusal::upstream_unreachable(
-                host,
-                &format!(
-                    "its TLS certificate was not accepted: {tls}; if it uses a private CA, add it to upstream.extra_ca"
-                ),
-            );
+            let hint = if matches!(tls, rustls::Error::InvalidCertificate(_)) {
+                "; if it uses a private CA, add that CA to upstream.extra_ca"
+            } else {
+                ""
+            };
+            let why = format!("the TLS handshake failed: {tls}{hint}");
+            return Refusal::upstream_unreachable(host, &why);
         }
         innermost = c.to_string();
         cause = c.source();

@@ -31,6 +31,17 @@ pub enum ResolveError {
     },
 }
 
+impl ResolveError {
+    /// The answer a sandbox gets when its destination cannot be resolved or is private.
+    pub fn refusal(&self, host: &str) -> crate::refusal::Refusal {
+        use crate::refusal::Refusal;
+        match self {
+            Self::Private { .. } => Refusal::private_address(host),
+            Self::Lookup { .. } => Refusal::upstream_unreachable(host, "its name does not resolve"),
+        }
+    }
+}
+
 /// Resolves upstream names: `upstream.resolve` first (trusted, operator-set), then DNS,
 /// dropping private addresses when `network.deny_private_ranges` is on. The check runs
 /// on the very addresses the connector dials, so DNS rebinding has no gap to use.
