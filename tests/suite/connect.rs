@@ -172,6 +172,25 @@ async fn slow_heads_and_stalled_handshakes_are_cut_by_their_timeouts() {
     let closed = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
     assert!(closed.is_ok(), "the slow head was not cut");
 
+    // Slowloris that keeps trickling: bytes do not buy more time.
+    let s = TcpStream::connect(f.egret.proxy_addr).await.expect("tcp");
+    let (mut rd, mut wr) = s.into_split();
+    let trickle = tokio::spawn(async move {
+        let _ = wr
+            .write_all(b"CONNECT api.test.local:443 HTTP/1.1\r\n")
+            .await;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if wr.write_all(b"x").await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(4), rd.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "a trickling head was not cut");
+    trickle.abort();
+
     // A tunnel opened to a connector host, then no TLS ClientHello.
     let mut c = connect(f.egret.proxy_addr, &f.at("api.test.local"))
         .await
@@ -234,7 +253,7 @@ async fn plain_http_goes_to_allowed_hosts_only_and_never_carries_a_placeholder()
 #[tokio::test]
 async fn idle_connections_close_but_slow_requests_and_open_tunnels_do_not() {
     let limits = Limits {
-        client_idle_timeout: Duration::from_millis(300),
+        request_head_timeout: Duration::from_millis(300),
         ..Limits::default()
     };
     let f = Fixture::with(Offer::Http2AndHttp1, limits).await;

@@ -1,9 +1,12 @@
-//! Idle timeout for sandbox connections: a connection that moves no bytes for the idle
-//! time while no request is in flight is closed. hyper's header-read timeout only runs
-//! once a request has started, so a connection that never sends anything (or sits idle
-//! between keep-alive requests) needs this. Requests in flight — including a tunnel or an
-//! upgraded connection riding on this one — hold an [`InFlight`] guard and pause the
-//! clock, so slow upstreams, long downloads and SSE are never cut.
+//! The request-head timeout of sandbox connections: whenever nothing is in flight on a
+//! connection (a new connection, or keep-alive between requests), a complete request head
+//! must arrive within the timeout, or the connection is closed. Bytes do not extend it, so
+//! a slowloris client trickling a head is cut as surely as a silent one.
+//!
+//! Requests in flight — including a tunnel or an upgraded connection riding on this one —
+//! hold an [`InFlight`] guard and stop the clock, so slow upstreams, long downloads and SSE
+//! are never cut. One timer per connection, moved only when a request ends: a timer per
+//! request (hyper's own header timeout) costs a wake-up of the timer thread each time.
 
 use std::future::Future;
 use std::io;
@@ -58,48 +61,40 @@ impl Drop for InFlight {
 
 pub(crate) struct IdleIo<T> {
     inner: T,
-    idle: Duration,
-    /// Re-armed lazily (only when the connection goes idle), not on every byte: resetting
-    /// a timer costs far more than reading the clock.
+    timeout: Duration,
     sleep: Pin<Box<Sleep>>,
-    last_activity: Instant,
+    /// When the connection last had nothing in flight.
+    idle_since: Instant,
     busy: Busy,
     /// `busy.finished()` when the clock last restarted.
     seen_finished: u64,
 }
 
 impl<T> IdleIo<T> {
-    pub(crate) fn new(inner: T, idle: Duration, busy: Busy) -> Self {
+    pub(crate) fn new(inner: T, timeout: Duration, busy: Busy) -> Self {
         let now = Instant::now();
         Self {
             inner,
-            idle,
-            sleep: Box::pin(tokio::time::sleep_until(now + idle)),
-            last_activity: now,
+            timeout,
+            sleep: Box::pin(tokio::time::sleep_until(now + timeout)),
+            idle_since: now,
             busy,
             seen_finished: 0,
         }
     }
 
-    /// Bytes moved. While something is in flight the clock does not run, so skip it.
-    fn touch(&mut self) {
-        if self.busy.idle() {
-            self.last_activity = Instant::now();
-        }
-    }
-
-    /// Called when a read would wait: `Ready(())` when the idle time is up.
-    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Called when a read would wait: `Ready(())` when the time is up.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if !self.busy.idle() {
             return Poll::Pending;
         }
         let finished = self.busy.finished();
         if finished != self.seen_finished {
-            // The last request just ended: the idle time counts from now.
+            // The last request just ended: the next head is due `timeout` from now.
             self.seen_finished = finished;
-            self.last_activity = Instant::now();
+            self.idle_since = Instant::now();
         }
-        let deadline = self.last_activity + self.idle;
+        let deadline = self.idle_since + self.timeout;
         if self.sleep.deadline() != deadline {
             self.sleep.as_mut().reset(deadline);
         }
@@ -113,18 +108,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
-            Poll::Ready(r) => {
-                if buf.filled().len() > before {
-                    self.touch();
-                }
-                Poll::Ready(r)
-            }
-            Poll::Pending => match self.poll_idle(cx) {
+            Poll::Ready(r) => Poll::Ready(r),
+            Poll::Pending => match self.poll_expired(cx) {
                 Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
-                    "client connection idle",
+                    "no complete request head within the request-head timeout",
                 ))),
                 Poll::Pending => Poll::Pending,
             },
@@ -138,11 +127,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write(cx, data);
-        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
-            self.touch();
-        }
-        poll
+        Pin::new(&mut self.inner).poll_write(cx, data)
     }
 
     fn poll_write_vectored(
@@ -150,11 +135,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
-            self.touch();
-        }
-        poll
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use egret_policy::normalize_host;
 use hyper::service::service_fn;
 use hyper::upgrade::Upgraded;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::Watcher;
 use tokio_rustls::LazyConfigAcceptor;
@@ -47,20 +47,18 @@ pub(crate) async fn serve(
     let bound = Arc::new(bound);
     let limits = &proxy.limits;
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // No hyper timer: the request-head timeout lives in `IdleIo`, one timer per connection.
     builder
         .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.request_head_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .max_headers(limits.max_headers);
     builder
         .http2()
-        .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
         .max_concurrent_streams(256)
         .adaptive_window(true);
     let busy = Busy::default();
-    let io = IdleIo::new(stream, limits.client_idle_timeout, busy.clone());
+    let io = IdleIo::new(stream, limits.request_head_timeout, busy.clone());
     let service = {
         let proxy = proxy.clone();
         service_fn(move |req| {

@@ -6,7 +6,8 @@ use std::time::Duration;
 pub struct Limits {
     /// TLS handshake with the sandbox inside a CONNECT tunnel (slow-handshake guard).
     pub tls_handshake_timeout: Duration,
-    /// Reading one request head, and the idle wait for the next one on a keep-alive connection.
+    /// Whenever nothing is in flight on a sandbox connection (new, or keep-alive between
+    /// requests), a complete request head must arrive within this (slowloris and idle guard).
     pub request_head_timeout: Duration,
     /// TCP connect to an upstream.
     pub upstream_connect_timeout: Duration,
@@ -14,9 +15,6 @@ pub struct Limits {
     pub upstream_response_timeout: Duration,
     /// A tunnel (allowed host, or WebSocket) with no bytes either way for this long is closed.
     pub tunnel_idle_timeout: Duration,
-    /// A sandbox connection with no bytes either way and nothing in flight is closed
-    /// (a new connection that never speaks, or keep-alive between requests).
-    pub client_idle_timeout: Duration,
     pub upstream_pool_idle: Duration,
     /// Largest request head accepted (HTTP/1.1 buffer, HTTP/2 header list).
     pub max_header_bytes: usize,
@@ -34,7 +32,6 @@ impl Default for Limits {
             upstream_connect_timeout: Duration::from_secs(10),
             upstream_response_timeout: Duration::from_secs(300),
             tunnel_idle_timeout: Duration::from_secs(600),
-            client_idle_timeout: Duration::from_secs(90),
             upstream_pool_idle: Duration::from_secs(90),
             max_header_bytes: 64 * 1024,
             max_headers: 128,

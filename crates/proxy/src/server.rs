@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::TcpListener;
@@ -52,15 +52,14 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: impl Futu
                     let proxy = proxy.clone();
                     let drain = drain.clone();
                     let busy = Busy::default();
-                    let io = IdleIo::new(stream, proxy.limits.client_idle_timeout, busy.clone());
+                    let io = IdleIo::new(stream, proxy.limits.request_head_timeout, busy.clone());
                     tokio::spawn(async move {
                         // The auto builder (HTTP/1.1 only here) is the one whose upgradeable
                         // connections support graceful shutdown.
                         let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+                        // No hyper timer: the request-head timeout lives in `IdleIo`.
                         builder
                             .http1()
-                            .timer(TokioTimer::new())
-                            .header_read_timeout(proxy.limits.request_head_timeout)
                             .max_buf_size(proxy.limits.max_header_bytes.max(8192))
                             .max_headers(proxy.limits.max_headers);
                         let service = service_fn(move |req| handle(proxy.clone(), drain.clone(), busy.enter(), req));
