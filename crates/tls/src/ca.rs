@@ -55,7 +55,10 @@ impl CertificateAuthority {
         }
     }
 
+    /// Refuses a key file that others may read: whoever holds the CA key can impersonate
+    /// any site to every sandbox that trusts it.
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self, TlsError> {
+        check_private(key_path)?;
         let cert_pem = read(cert_path)?;
         let key_pem = read(key_path)?;
         let key = KeyPair::from_pem(&key_pem).map_err(|e| TlsError::BadCa {
@@ -107,6 +110,28 @@ impl CertificateAuthority {
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem
     }
+}
+
+#[cfg(unix)]
+fn check_private(path: &Path) -> Result<(), TlsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = fs::metadata(path).map_err(|source| TlsError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(TlsError::KeyReadable {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_: &Path) -> Result<(), TlsError> {
+    Ok(())
 }
 
 fn read(path: &Path) -> Result<String, TlsError> {

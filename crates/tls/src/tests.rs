@@ -21,6 +21,20 @@ fn creates_then_loads_the_same_ca_with_a_private_key_file() {
     assert_eq!(ca.cert_pem(), again.cert_pem());
 }
 
+#[cfg(unix)]
+#[test]
+fn a_ca_key_others_can_read_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    CertificateAuthority::create(dir.path()).expect("create");
+    let key = dir.path().join(CA_KEY_FILE);
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let err = CertificateAuthority::load_or_create(dir.path()).expect_err("must refuse");
+    assert!(err.to_string().contains("chmod 600"), "{err}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    CertificateAuthority::load_or_create(dir.path()).expect("loads once private");
+}
+
 #[test]
 fn half_a_ca_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
