@@ -2,6 +2,7 @@
 //! names, and an in-process egret whose policy maps those names to 127.0.0.1.
 
 use egret_proxy::Limits;
+use egret_test_support::client::{Proto, Session};
 use egret_test_support::proxy::TestProxy;
 use egret_test_support::upstream::{Offer, TestCa, Upstream};
 use serde_json::Value;
@@ -73,6 +74,19 @@ impl Fixture {
     /// `host:port` of the upstream under a test name.
     pub fn at(&self, host: &str) -> String {
         format!("{host}:{}", self.upstream.addr.port())
+    }
+
+    /// CONNECT to `host` (at the upstream's port), TLS trusting egret's CA, then `proto`.
+    pub async fn session(&self, host: &str, proto: Proto) -> Session {
+        Session::open(
+            self.egret.proxy_addr,
+            &self.at(host),
+            host,
+            &self.egret.ca_pem,
+            proto,
+        )
+        .await
+        .expect("session through egret")
     }
 
     /// The last request head the upstream saw.

@@ -281,15 +281,7 @@ async fn idle_connections_close_but_slow_requests_and_open_tunnels_do_not() {
     }
 
     // An intercepted keep-alive session idle between requests is closed...
-    let mut s = client::Session::open(
-        f.egret.proxy_addr,
-        &f.at("api.test.local"),
-        "api.test.local",
-        &f.egret.ca_pem,
-        Proto::H1,
-    )
-    .await
-    .expect("open");
+    let mut s = f.session("api.test.local", Proto::H1).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let req = client::request(
         "GET",

@@ -3,7 +3,7 @@
 
 use base64::Engine;
 use egret_proxy::Limits;
-use egret_test_support::client::{self, Proto, Session, connect, get, request};
+use egret_test_support::client::{self, Proto, connect, get, request};
 use egret_test_support::upstream::{Offer, TestCa, Upstream};
 use http::StatusCode;
 
@@ -233,15 +233,7 @@ async fn host_header_and_authority_must_match_the_tunnel() {
     let p = f.egret.key_and_placeholder("openai", "org", "sk-REAL");
     let b = bearer(&p);
     for proto in [Proto::H1, Proto::H2] {
-        let mut s = Session::open(
-            f.egret.proxy_addr,
-            &f.at("api.test.local"),
-            "api.test.local",
-            &f.egret.ca_pem,
-            proto,
-        )
-        .await
-        .expect("open");
+        let mut s = f.session("api.test.local", proto).await;
         // Fronting: tunnel and SNI say api, the request says weather (where the key would be refused anyway) or other.
         let req = request(
             "GET",
@@ -355,15 +347,7 @@ async fn an_upstream_certificate_egret_does_not_trust_is_a_502_with_the_fix() {
 async fn a_policy_change_applies_to_open_tunnels() {
     let f = Fixture::new().await;
     let p = f.egret.key_and_placeholder("openai", "org", "sk-REAL");
-    let mut s = Session::open(
-        f.egret.proxy_addr,
-        &f.at("api.test.local"),
-        "api.test.local",
-        &f.egret.ca_pem,
-        Proto::H2,
-    )
-    .await
-    .expect("open");
+    let mut s = f.session("api.test.local", Proto::H2).await;
     let req = || {
         request(
             "GET",

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use egret_test_support::client::{self, Proto, Session, request};
+use egret_test_support::client::{self, Proto, request};
 use http::StatusCode;
 
 use super::common::Fixture;
@@ -14,15 +14,7 @@ async fn shutdown_drains_in_flight_requests_and_stops_accepting() {
     let p = f.egret.key_and_placeholder("openai", "org", "sk-drain");
     let auth = format!("Bearer {p}");
     let proxy = f.egret.proxy_addr;
-    let mut s = Session::open(
-        proxy,
-        &f.at("api.test.local"),
-        "api.test.local",
-        &f.egret.ca_pem,
-        Proto::H1,
-    )
-    .await
-    .expect("open");
+    let mut s = f.session("api.test.local", Proto::H1).await;
     let req = request(
         "GET",
         &f.at("api.test.local"),

@@ -4,7 +4,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use egret_test_support::client::{Proto, ReqBody, Session, request};
+use egret_test_support::client::{Proto, ReqBody, request};
 use http::StatusCode;
 use http_body::Frame;
 use http_body_util::BodyExt;
@@ -18,15 +18,7 @@ const FLAT_KIB: u64 = 96 * 1024;
 
 async fn download(f: &Fixture, proto: Proto, bytes: u64) {
     let p = f.egret.key_and_placeholder("openai", "org", "sk-stream");
-    let mut s = Session::open(
-        f.egret.proxy_addr,
-        &f.at("api.test.local"),
-        "api.test.local",
-        &f.egret.ca_pem,
-        proto,
-    )
-    .await
-    .expect("open");
+    let mut s = f.session("api.test.local", proto).await;
     let auth = format!("Bearer {p}");
     let req = request(
         "GET",
@@ -119,15 +111,7 @@ async fn a_256_mib_upload_streams_with_flat_memory() {
             proto,
         )
         .expect("req");
-        let mut s = Session::open(
-            f.egret.proxy_addr,
-            &f.at("api.test.local"),
-            "api.test.local",
-            &f.egret.ca_pem,
-            proto,
-        )
-        .await
-        .expect("open");
+        let mut s = f.session("api.test.local", proto).await;
         let before = rss_kib();
         let resp = s.fetch(req).await.expect("response");
         let grew = rss_kib().saturating_sub(before);

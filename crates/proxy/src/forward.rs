@@ -89,17 +89,24 @@ async fn forward(
     if upgrade {
         return forward_upgrade(proxy, bound, parts, body, guard).await;
     }
-    let sent = proxy
-        .upstream
-        .client
-        .request(Request::from_parts(parts, body));
-    let resp = tokio::time::timeout(proxy.limits.upstream_response_timeout, sent)
+    let resp = send(proxy, &bound.host, Request::from_parts(parts, body)).await?;
+    Ok(resp.map(|body| hold(stream(body), guard)))
+}
+
+/// Sends a request through the pooled client, waiting at most the response-head timeout,
+/// and strips the answer's hop-by-hop headers.
+pub(crate) async fn send(
+    proxy: &Proxy,
+    host: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Incoming>, Refusal> {
+    let sent = proxy.upstream.client.request(req);
+    let mut resp = tokio::time::timeout(proxy.limits.upstream_response_timeout, sent)
         .await
-        .map_err(|_| Refusal::upstream_timeout(&bound.host, "answer"))?
-        .map_err(|e| upstream_refusal(&bound.host, &e))?;
-    let (mut parts, body) = resp.into_parts();
-    hop::strip(&mut parts.headers, false);
-    Ok(Response::from_parts(parts, hold(stream(body), guard)))
+        .map_err(|_| Refusal::upstream_timeout(host, "answer"))?
+        .map_err(|e| upstream_refusal(host, &e))?;
+    hop::strip(resp.headers_mut(), false);
+    Ok(resp)
 }
 
 /// WebSocket and other HTTP/1.1 upgrades: the handshake goes through the swap like any

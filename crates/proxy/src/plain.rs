@@ -7,7 +7,7 @@ use hyper::body::Incoming;
 
 use crate::Proxy;
 use crate::body::{ProxyBody, stream};
-use crate::forward::upstream_refusal;
+use crate::forward::send;
 use crate::hop;
 use crate::refusal::Refusal;
 use crate::swap::contains_prefix;
@@ -59,17 +59,8 @@ pub(crate) async fn forward(
     }
     hop::strip(&mut parts.headers, false);
     parts.version = Version::HTTP_11;
-    let sent = proxy
-        .upstream
-        .client
-        .request(Request::from_parts(parts, body));
-    let resp = tokio::time::timeout(proxy.limits.upstream_response_timeout, sent)
-        .await
-        .map_err(|_| Refusal::upstream_timeout(&host, "answer"))?
-        .map_err(|e| upstream_refusal(&host, &e))?;
-    let (mut parts, body) = resp.into_parts();
-    hop::strip(&mut parts.headers, false);
-    Ok(Response::from_parts(parts, stream(body)))
+    let resp = send(proxy, &host, Request::from_parts(parts, body)).await?;
+    Ok(resp.map(stream))
 }
 
 fn is_basic(value: &[u8]) -> bool {
