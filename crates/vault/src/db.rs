@@ -24,12 +24,10 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const CONNECTORS: TableDefinition<&str, &[u8]> = TableDefinition::new("connectors");
 const CONNECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("connections");
 const PLACEHOLDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("placeholders");
-const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
 const KEY_CHECK: &str = "key_check";
 const KEY_CHECK_PLAIN: &[u8] = b"egret vault v1";
-/// Audit events kept; older ones are dropped as new ones arrive.
-const AUDIT_KEEP: u64 = 100_000;
 
 /// What a placeholder on a request stands for.
 pub struct Resolved {
@@ -50,10 +48,11 @@ struct Index {
 }
 
 pub struct Vault {
-    db: Database,
+    pub(crate) db: Database,
     sealer: Sealer,
     index: RwLock<Index>,
-    writer: Mutex<()>,
+    /// Serializes "commit, then update the index" so memory never runs ahead of disk.
+    pub(crate) writer: Mutex<()>,
 }
 
 /// What a connection's sealed blob holds.
@@ -349,61 +348,7 @@ impl Vault {
         })
     }
 
-    /// Appends an audit event. Never pass a secret or a placeholder in `detail`.
-    pub fn audit(
-        &self,
-        event: &str,
-        connector: Option<&str>,
-        owner: Option<&str>,
-        detail: Option<String>,
-    ) -> Result<AuditEvent, VaultError> {
-        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let mut recorded = None;
-        self.write(|tx| {
-            let mut table = tx.open_table(AUDIT).map_err(storage)?;
-            let seq = table
-                .last()
-                .map_err(storage)?
-                .map_or(1, |(k, _)| k.value() + 1);
-            let e = AuditEvent {
-                seq,
-                at: now(),
-                event: event.to_owned(),
-                connector: connector.map(str::to_owned),
-                owner: owner.map(str::to_owned),
-                detail,
-            };
-            let bytes = serde_json::to_vec(&e).map_err(|e| VaultError::Invalid(e.to_string()))?;
-            table.insert(seq, bytes.as_slice()).map_err(storage)?;
-            if seq > AUDIT_KEEP {
-                table.remove(seq - AUDIT_KEEP).map_err(storage)?;
-            }
-            recorded = Some(e);
-            Ok(())
-        })?;
-        recorded.ok_or_else(|| VaultError::Invalid("audit write produced no event".to_owned()))
-    }
-
-    /// Audit events with `seq > since`, oldest first, at most `limit`.
-    pub fn audit_since(&self, since: u64, limit: usize) -> Result<Vec<AuditEvent>, VaultError> {
-        let tx = self.db.begin_read().map_err(storage)?;
-        let table = tx.open_table(AUDIT).map_err(storage)?;
-        let mut out = Vec::new();
-        for row in table
-            .range(since.saturating_add(1)..)
-            .map_err(storage)?
-            .take(limit)
-        {
-            let (k, v) = row.map_err(storage)?;
-            out.push(
-                serde_json::from_slice(v.value())
-                    .map_err(|_| VaultError::Corrupt(format!("audit/{}", k.value())))?,
-            );
-        }
-        Ok(out)
-    }
-
-    fn write(
+    pub(crate) fn write(
         &self,
         f: impl FnOnce(&WriteTransaction) -> Result<(), VaultError>,
     ) -> Result<(), VaultError> {

@@ -6,6 +6,7 @@
 //! key, with the record's table and key as associated data. It must not log, print or
 //! return a secret except through [`Resolved`] to the proxy, and it knows nothing of HTTP.
 
+mod audit;
 mod db;
 mod error;
 mod key;
