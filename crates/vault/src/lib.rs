@@ -1,7 +1,7 @@
 //! The vault: everything egret must remember, in one redb file.
 //!
 //! Owns the master key (`key`), the AEAD envelope (`seal`), the tables and the in-memory
-//! index the proxy reads on every request (`db`), and the record types (`records`,
+//! index the proxy reads on every request (`db`), the audit log (`audit`), and the record types (`records`,
 //! `placeholder`). Every secret field is sealed with XChaCha20-Poly1305 under the master
 //! key, with the record's table and key as associated data. It must not log, print or
 //! return a secret except through [`Resolved`] to the proxy, and it knows nothing of HTTP.
