@@ -71,36 +71,26 @@ fn swap(c: &mut Criterion) {
         port: 443,
     };
     let mut g = c.benchmark_group("swap");
-    g.bench_function("20_headers_with_placeholder", |b| {
-        b.iter_batched(
-            || realistic(p.expose()),
-            |mut parts| {
-                let lookup = Lookup {
-                    policy: &policy,
-                    vault: &vault,
-                    now_unix: unix_now(),
-                };
-                black_box(swap_request(&mut parts, dest, &lookup).expect("swap"));
-                parts
-            },
-            BatchSize::SmallInput,
-        )
-    });
-    g.bench_function("20_headers_no_placeholder", |b| {
-        b.iter_batched(
-            || realistic("sk-not-a-placeholder"),
-            |mut parts| {
-                let lookup = Lookup {
-                    policy: &policy,
-                    vault: &vault,
-                    now_unix: unix_now(),
-                };
-                black_box(swap_request(&mut parts, dest, &lookup).expect("swap"));
-                parts
-            },
-            BatchSize::SmallInput,
-        )
-    });
+    for (name, auth) in [
+        ("20_headers_with_placeholder", p.expose()),
+        ("20_headers_no_placeholder", "sk-not-a-placeholder"),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || realistic(auth),
+                |mut parts| {
+                    let lookup = Lookup {
+                        policy: &policy,
+                        vault: &vault,
+                        now_unix: unix_now(),
+                    };
+                    black_box(swap_request(&mut parts, dest, &lookup).expect("swap"));
+                    parts
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
     g.finish();
 
     let hash = p.hash();

@@ -1,12 +1,8 @@
 //! Bodies stream both ways with backpressure: big transfers pass with flat memory.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use bytes::Bytes;
 use egret_test_support::client::{Proto, ReqBody, request};
+use egret_test_support::upstream::Zeros;
 use http::StatusCode;
-use http_body::Frame;
 use http_body_util::BodyExt;
 
 use super::common::{Fixture, json, rss_kib};
@@ -65,30 +61,6 @@ async fn a_256_mib_download_streams_over_http2() {
     download(&f, Proto::H2, 256 * MIB).await;
 }
 
-/// A request body produced chunk by chunk, never whole in memory.
-struct Upload {
-    remaining: u64,
-}
-
-static CHUNK: [u8; 64 * 1024] = [7; 64 * 1024];
-
-impl http_body::Body for Upload {
-    type Data = Bytes;
-    type Error = egret_test_support::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        if self.remaining == 0 {
-            return Poll::Ready(None);
-        }
-        let n = self.remaining.min(CHUNK.len() as u64) as usize;
-        self.remaining -= n as u64;
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(&CHUNK[..n])))))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_256_mib_upload_streams_with_flat_memory() {
     let f = Fixture::new().await;
@@ -96,7 +68,7 @@ async fn a_256_mib_upload_streams_with_flat_memory() {
     let auth = format!("Bearer {p}");
     for proto in [Proto::H1, Proto::H2] {
         let size = 256 * MIB;
-        let body: ReqBody = Upload { remaining: size }.boxed_unsync();
+        let body: ReqBody = Zeros::new(size).boxed_unsync();
         let len = size.to_string();
         let mut headers = vec![("authorization", auth.as_str())];
         if proto == Proto::H1 {

@@ -217,12 +217,7 @@ async fn handle(
     };
     let resp = match req.uri().path() {
         "/bytes" => {
-            let mut r = Response::new(
-                Zeros {
-                    remaining: number("n"),
-                }
-                .boxed_unsync(),
-            );
+            let mut r = Response::new(Zeros::new(number("n")).boxed_unsync());
             r.headers_mut().insert("content-length", number("n").into());
             r
         }
@@ -307,9 +302,16 @@ fn websocket(req: &mut Request<Incoming>) -> Response<UpBody> {
 
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
-/// A body of N zero bytes produced chunk by chunk: never in memory at once.
-struct Zeros {
+/// A body of N zero bytes produced chunk by chunk: never in memory at once. The
+/// upstream's `/bytes` answers with it; tests upload with it.
+pub struct Zeros {
     remaining: u64,
+}
+
+impl Zeros {
+    pub fn new(bytes: u64) -> Self {
+        Self { remaining: bytes }
+    }
 }
 
 impl Body for Zeros {
