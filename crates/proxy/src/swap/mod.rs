@@ -135,6 +135,18 @@ pub fn contains_prefix(bytes: &[u8]) -> bool {
 static PREFIX_FINDER: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(PLACEHOLDER_PREFIX.as_bytes()));
 
+/// True when a well-formed placeholder stands anywhere on the request head: the URL,
+/// any header value, or inside a Basic credential. For requests that must carry none.
+pub fn carries_placeholder(parts: &Parts) -> bool {
+    let found = |bytes: &[u8]| !placeholder_ranges(bytes).is_empty();
+    found(parts.uri.to_string().as_bytes())
+        || parts.headers.values().any(|v| {
+            let bytes = v.as_bytes();
+            let basic = bytes.len() > 6 && bytes[..6].eq_ignore_ascii_case(b"basic ");
+            found(bytes) || (basic && decode_basic(trim(&bytes[6..])).is_some_and(|d| found(&d)))
+        })
+}
+
 /// `text` with every placeholder replaced by `egp_…`, for logs.
 pub fn redacted(text: &str) -> Cow<'_, str> {
     let ranges = placeholder_ranges(text.as_bytes());
