@@ -31,15 +31,13 @@ pub(crate) async fn handle(
     if is_ip_literal(&host) {
         return Err(Refusal::ip_literal(&host));
     }
-    let route = proxy.policy.load().route(&host, port);
+    // One snapshot decides the route and names what is allowed in a refusal.
+    let policy = proxy.policy.load_full();
+    let route = policy.route(&host, port);
     // Debug level: an enabled span is entered on every poll of the connection task.
     let span = debug_span!("tunnel", %host, port);
     match route {
-        Route::Deny => Err(Refusal::egress_denied(
-            &host,
-            port,
-            &proxy.policy.load().allowed_hosts(),
-        )),
+        Route::Deny => Err(Refusal::egress_denied(&host, port, &policy.allowed_hosts())),
         Route::Tunnel => {
             // Connect first, so a dead or private upstream is refused before the 200.
             let addrs = proxy
