@@ -5,11 +5,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
-use egret_control::ControlState;
+use egret_control::{ControlState, Running};
 use egret_proxy::{Limits, Proxy};
 use egret_tls::LeafCache;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tracing::info;
 
 use crate::args::DEFAULT_CONFIG;
@@ -46,27 +45,16 @@ pub async fn run(config: &Path) -> Result<()> {
         admin_token: opened.admin_token,
     });
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
     let watched =
         (config != Path::new(DEFAULT_CONFIG) || config.exists()).then(|| config.to_owned());
     let reloader = tokio::spawn(crate::reload::watch(watched, policy, vault));
-    let control_task = tokio::spawn(egret_control::serve(
-        control_listener,
-        control,
-        stopped(stop_rx.clone()),
-    ));
-    let proxy_task = tokio::spawn(egret_proxy::serve(proxy, proxy_listener, stopped(stop_rx)));
+    let running = Running::start(proxy, proxy_listener, control, control_listener);
     info!(proxy = %proxy_addr, control = %control_addr, "egret is ready");
 
     shutdown_signal().await;
     info!("shutting down: no new connections; draining in-flight requests");
-    let _ = stop_tx.send(true);
     reloader.abort();
-    let _ = proxy_task.await;
-    let _ = control_task.await;
+    running.stop().await;
     info!("stopped");
     Ok(())
 }

@@ -11,6 +11,7 @@ mod connections;
 mod connectors;
 mod error;
 mod placeholders;
+mod running;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
+pub use running::Running;
 
 pub struct ControlState {
     pub policy: Arc<ArcSwap<Policy>>,

@@ -6,14 +6,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use egret_control::ControlState;
+use egret_control::{ControlState, Running};
 use egret_policy::Policy;
 use egret_proxy::{Limits, Proxy};
 use egret_tls::{CertificateAuthority, LeafCache};
 use egret_vault::{MasterKey, Owner, Vault};
 use secrecy::SecretString;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
@@ -26,9 +25,7 @@ pub struct TestProxy {
     /// egret's CA, which clients must trust.
     pub ca_pem: String,
     pub dir: tempfile::TempDir,
-    stop: watch::Sender<bool>,
-    proxy_task: JoinHandle<()>,
-    control_task: JoinHandle<std::io::Result<()>>,
+    running: Running,
 }
 
 /// Parses a policy for tests (relative paths resolve in `dir`); panics with the error.
@@ -76,17 +73,7 @@ impl TestProxy {
             .expect("bind control");
         let proxy_addr = proxy_listener.local_addr().expect("addr");
         let control_addr = control_listener.local_addr().expect("addr");
-        let (stop, rx) = watch::channel(false);
-        let stopped = |mut rx: watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
-        let proxy_task = tokio::spawn(egret_proxy::serve(
-            proxy,
-            proxy_listener,
-            stopped(rx.clone()),
-        ));
-        let control_task =
-            tokio::spawn(egret_control::serve(control_listener, control, stopped(rx)));
+        let running = Running::start(proxy, proxy_listener, control, control_listener);
         Self {
             proxy_addr,
             control_addr,
@@ -94,9 +81,7 @@ impl TestProxy {
             vault,
             ca_pem,
             dir,
-            stop,
-            proxy_task,
-            control_task,
+            running,
         }
     }
 
@@ -120,14 +105,11 @@ impl TestProxy {
 
     /// Signals shutdown and waits for the proxy to drain.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        let _ = self.proxy_task.await;
-        let _ = self.control_task.await;
+        self.running.stop().await;
     }
 
-    /// Starts shutdown without waiting; returns the proxy's task to await.
+    /// Starts shutdown without waiting; returns the proxy's drain to await.
     pub fn begin_shutdown(self) -> (JoinHandle<()>, tempfile::TempDir) {
-        let _ = self.stop.send(true);
-        (self.proxy_task, self.dir)
+        (self.running.begin_stop(), self.dir)
     }
 }
