@@ -18,7 +18,7 @@ impl Vault {
         owner: Option<&str>,
         detail: Option<String>,
     ) -> Result<AuditEvent, VaultError> {
-        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _w = self.lock_writer();
         let mut recorded = None;
         self.write(|tx| {
             let mut table = tx.open_table(AUDIT).map_err(storage)?;

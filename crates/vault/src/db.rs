@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
@@ -52,7 +52,7 @@ pub struct Vault {
     sealer: Sealer,
     index: RwLock<Index>,
     /// Serializes "commit, then update the index" so memory never runs ahead of disk.
-    pub(crate) writer: Mutex<()>,
+    writer: Mutex<()>,
 }
 
 /// What a connection's sealed blob holds.
@@ -131,7 +131,7 @@ impl Vault {
                 .placeholders
                 .insert(hash, Arc::new(PlaceholderEntry { info, conn_key }));
         }
-        *self.index.write().unwrap_or_else(|p| p.into_inner()) = index;
+        *self.write_index() = index;
         Ok(())
     }
 
@@ -183,7 +183,7 @@ impl Vault {
             sealed,
         })
         .map_err(|e| VaultError::Invalid(e.to_string()))?;
-        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _w = self.lock_writer();
         self.write(|tx| {
             tx.open_table(CONNECTIONS)
                 .map_err(storage)?
@@ -195,7 +195,7 @@ impl Vault {
         let credential = Credential {
             secret: api_key.clone(),
         };
-        let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+        let mut index = self.write_index();
         index.credentials.insert(key.clone(), Arc::new(credential));
         index.connections.insert(key, info.clone());
         Ok(info)
@@ -204,9 +204,9 @@ impl Vault {
     /// Removes a connection and every placeholder naming it, in one transaction.
     pub fn remove_connection(&self, connector: &str, owner: &Owner) -> Result<bool, VaultError> {
         let key = conn_key(connector, owner);
-        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _w = self.lock_writer();
         let doomed: Vec<PlaceholderHash> = {
-            let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+            let index = self.read_index();
             if !index.connections.contains_key(key.as_str()) {
                 return Ok(false);
             }
@@ -228,7 +228,7 @@ impl Vault {
             }
             Ok(())
         })?;
-        let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+        let mut index = self.write_index();
         index.connections.remove(key.as_str());
         index.credentials.remove(key.as_str());
         for h in &doomed {
@@ -242,7 +242,7 @@ impl Vault {
         connector: Option<&str>,
         owner: Option<&Owner>,
     ) -> Vec<ConnectionInfo> {
-        let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+        let index = self.read_index();
         index
             .connections
             .values()
@@ -260,14 +260,8 @@ impl Vault {
         ttl: Option<Duration>,
     ) -> Result<(Placeholder, PlaceholderInfo), VaultError> {
         let key: Arc<str> = Arc::from(conn_key(connector, owner));
-        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        if !self
-            .index
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .connections
-            .contains_key(&key)
-        {
+        let _w = self.lock_writer();
+        if !self.read_index().connections.contains_key(&key) {
             return Err(VaultError::NoConnection {
                 connector: connector.to_owned(),
                 owner: owner.to_string(),
@@ -296,11 +290,7 @@ impl Vault {
             info: info.clone(),
             conn_key: key,
         });
-        self.index
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .placeholders
-            .insert(hash, entry);
+        self.write_index().placeholders.insert(hash, entry);
         Ok((placeholder, info))
     }
 
@@ -309,11 +299,9 @@ impl Vault {
         placeholder: &Placeholder,
     ) -> Result<PlaceholderInfo, VaultError> {
         let hash = placeholder.hash();
-        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _w = self.lock_writer();
         let entry = self
-            .index
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+            .read_index()
             .placeholders
             .get(&hash)
             .cloned()
@@ -325,18 +313,14 @@ impl Vault {
                 .map_err(storage)?;
             Ok(())
         })?;
-        self.index
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .placeholders
-            .remove(&hash);
+        self.write_index().placeholders.remove(&hash);
         Ok(entry.info.clone())
     }
 
     /// The hot path: memory only, no disk. Expired placeholders and placeholders whose
     /// connection is gone resolve to `None`.
     pub fn resolve(&self, hash: &PlaceholderHash, now_unix: i64) -> Option<Resolved> {
-        let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+        let index = self.read_index();
         let placeholder = index.placeholders.get(hash)?.clone();
         if placeholder.info.expires_at.is_some_and(|e| e <= now_unix) {
             return None;
@@ -346,6 +330,20 @@ impl Vault {
             placeholder,
             credential,
         })
+    }
+
+    // Index updates are plain map inserts and removes, which do not panic: a lock poisoned
+    // by a panic elsewhere still guards a consistent index, so it is used as is.
+    fn read_index(&self) -> RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_index(&self) -> RwLockWriteGuard<'_, Index> {
+        self.index.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn lock_writer(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn write(
