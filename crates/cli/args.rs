@@ -86,6 +86,14 @@ pub enum ConnectionCommand {
         #[arg(long)]
         owner: Option<String>,
     },
+    /// Connect an OAuth connection: prints the vendor's authorization URL to open in a
+    /// browser (authorization code), or connects at once (client credentials).
+    Connect {
+        connector: String,
+        /// `org` or `user:<id>`.
+        #[arg(long)]
+        owner: String,
+    },
     /// Store a static key for CONNECTOR, read from stdin (never from the command line).
     SetKey {
         connector: String,
@@ -93,7 +101,8 @@ pub enum ConnectionCommand {
         #[arg(long)]
         owner: String,
     },
-    /// Disconnect: the connection's placeholders stop working at once.
+    /// Disconnect: revokes an OAuth grant at the vendor where possible; the
+    /// connection's placeholders stop working at once.
     Remove {
         connector: String,
         #[arg(long)]

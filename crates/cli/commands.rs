@@ -112,17 +112,25 @@ async fn connection(cli: &Target, cmd: ConnectionCommand) -> Result<()> {
                 .await?
                 .unwrap_or(Value::Null);
             println!(
-                "{:<16} {:<24} {:<8} {:<13} CONNECTED_AT",
-                "CONNECTOR", "OWNER", "KIND", "STATUS"
+                "{:<16} {:<24} {:<8} {:<13} {:<12} {:<12} SCOPES",
+                "CONNECTOR", "OWNER", "KIND", "STATUS", "CONNECTED_AT", "EXPIRES_AT"
             );
             for c in answer["connections"].as_array().into_iter().flatten() {
+                let scopes: Vec<&str> = c["scopes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
                 println!(
-                    "{:<16} {:<24} {:<8} {:<13} {}",
+                    "{:<16} {:<24} {:<8} {:<13} {:<12} {:<12} {}",
                     c["connector"].as_str().unwrap_or_default(),
                     c["owner"].as_str().unwrap_or_default(),
                     c["kind"].as_str().unwrap_or_default(),
                     c["status"].as_str().unwrap_or_default(),
-                    c["connected_at"]
+                    c["connected_at"],
+                    c["expires_at"],
+                    scopes.join(" ")
                 );
             }
             Ok(())
@@ -149,16 +157,50 @@ async fn connection(cli: &Target, cmd: ConnectionCommand) -> Result<()> {
             eprintln!("stored the key for {connector} / {owner}");
             Ok(())
         }
+        ConnectionCommand::Connect { connector, owner } => {
+            let path = format!(
+                "/v1/connections/{}/{}/authorize",
+                segment(&connector),
+                segment(&owner)
+            );
+            let answer = client
+                .call(Method::POST, &path, None)
+                .await?
+                .unwrap_or(Value::Null);
+            match answer["status"].as_str() {
+                Some("redirect") => {
+                    let url = answer["authorization_url"]
+                        .as_str()
+                        .context("the server answered without an authorization URL")?;
+                    eprintln!(
+                        "open this URL in a browser as {owner} within 10 minutes to connect {connector}:"
+                    );
+                    println!("{url}");
+                }
+                Some("connected") => eprintln!("connected {connector} / {owner}"),
+                _ => bail!("unexpected answer from the server: {answer}"),
+            }
+            Ok(())
+        }
         ConnectionCommand::Remove { connector, owner } => {
             let path = format!(
                 "/v1/connections/{}/{}",
                 segment(&connector),
                 segment(&owner)
             );
-            client.call(Method::DELETE, &path, None).await?;
+            let answer = client
+                .call(Method::DELETE, &path, None)
+                .await?
+                .unwrap_or(Value::Null);
             eprintln!(
                 "removed the connection {connector} / {owner}; its placeholders no longer work"
             );
+            if let Some(failed) = answer["vendor_revocation"]
+                .as_str()
+                .and_then(|r| r.strip_prefix("failed: "))
+            {
+                eprintln!("warning: the vendor did not confirm revoking the grant: {failed}");
+            }
             Ok(())
         }
     }

@@ -25,17 +25,9 @@ pub fn load_policy(path: &Path) -> Result<Policy> {
 
 /// Reads a secret reference. `Ok(None)`: the variable is unset or the file is missing.
 pub fn read_secret(reference: &SecretRef) -> Result<Option<SecretString>> {
-    match reference {
-        SecretRef::Env(name) => Ok(std::env::var(name)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .map(SecretString::from)),
-        SecretRef::File(path) => match std::fs::read_to_string(path) {
-            Ok(text) => Ok(Some(SecretString::from(text.trim().to_owned()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-        },
-    }
+    reference
+        .read()
+        .with_context(|| format!("cannot read {reference}"))
 }
 
 /// Where the admin token lives when the policy does not supply it: the file its

@@ -32,16 +32,24 @@ pub async fn run(config: &Path) -> Result<()> {
         .with_context(|| format!("cannot listen on {control_addr} (control.listen)"))?;
     let vault = Arc::new(opened.vault);
     let policy = Arc::new(ArcSwap::from_pointee(policy));
+    let oauth_http = egret_oauth::HttpClient::new(
+        policy.clone(),
+        upstream_tls.clone(),
+        std::time::Duration::from_secs(10),
+    );
+    let broker = egret_oauth::Broker::new(policy.clone(), vault.clone(), oauth_http);
     let proxy = Arc::new(Proxy::new(
         policy.clone(),
         vault.clone(),
         leaves,
         upstream_tls,
         limits,
+        broker.clone(),
     ));
     let control = Arc::new(ControlState {
         policy: policy.clone(),
         vault: vault.clone(),
+        broker,
         admin_token: opened.admin_token,
     });
 

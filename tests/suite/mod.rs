@@ -4,5 +4,6 @@ mod control;
 mod e2e;
 mod intercept;
 mod lifecycle;
+mod oauth;
 mod streaming;
 mod websocket;

@@ -50,13 +50,7 @@ pub(crate) async fn put_key(
             .connector(&connector)
             .ok_or_else(|| ApiError::unknown_connector(&connector))?;
         if !c.enabled {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "connector_disabled",
-                format!(
-                    "connector `{connector}` is disabled and takes no new connections; ask the operator to enable it"
-                ),
-            ));
+            return Err(disabled(&connector));
         }
         if let AuthKind::OAuth2(_) = c.auth {
             return Err(ApiError::new(
@@ -89,31 +83,54 @@ pub(crate) async fn put_key(
     Ok(Json(json!(info)))
 }
 
+/// Disconnects: revokes an OAuth grant at the vendor when it can, and erases the
+/// connection and its placeholders in any case.
 pub(crate) async fn remove(
     State(state): State<Arc<ControlState>>,
     Path((connector, owner)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let owner = parse_owner(&owner)?;
-    let (c, o) = (connector.clone(), owner.clone());
-    let removed = state
-        .blocking(move |s| {
-            let removed = s.vault.remove_connection(&c, &o)?;
-            if removed {
-                s.vault
-                    .audit("connection.remove", Some(&c), Some(o.as_str()), None)?;
-            }
-            Ok(removed)
-        })
+    let policy = state.policy.load_full();
+    let (removed, revocation) = state
+        .broker
+        .disconnect(policy.connector(&connector), &connector, &owner)
         .await?;
-    if removed {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::new(
+    if !removed {
+        return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "connection_not_found",
             format!("there is no connection for connector `{connector}` and owner `{owner}`"),
-        ))
+        ));
     }
+    let revoked = match &revocation {
+        None => "not_supported".to_owned(),
+        Some(Ok(())) => "revoked".to_owned(),
+        Some(Err(e)) => format!("failed: {e}"),
+    };
+    let detail = revocation
+        .is_some()
+        .then(|| format!("vendor revocation: {revoked}"));
+    let (c, o) = (connector.clone(), owner.clone());
+    state
+        .blocking(move |s| {
+            s.vault
+                .audit("connection.remove", Some(&c), Some(o.as_str()), detail)?;
+            Ok(())
+        })
+        .await?;
+    Ok(Json(
+        json!({ "removed": true, "vendor_revocation": revoked }),
+    ))
+}
+
+pub(crate) fn disabled(connector: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "connector_disabled",
+        format!(
+            "connector `{connector}` is disabled and takes no new connections; ask the operator to enable it"
+        ),
+    )
 }
 
 pub(crate) fn parse_owner(text: &str) -> Result<Owner, ApiError> {

@@ -2,14 +2,17 @@
 //! use to see connectors, store users' connections and mint placeholders.
 //!
 //! `auth` guards every `/v1` route with the admin token; one module per resource
-//! (`connectors`, `connections`, `placeholders`, `audit`); `error` is the JSON error
-//! answer. It must never return or log a secret: keys go in, only metadata comes out.
+//! (`connectors`, `connections`, `placeholders`, `audit`); `oauth` starts OAuth
+//! connections and serves the vendor's redirect back (`/oauth/callback`, the one route
+//! without the admin token: the `state` it carries is its credential); `error` is the
+//! JSON error answer. It must never return or log a secret: keys go in, only metadata comes out.
 
 mod audit;
 mod auth;
 mod connections;
 mod connectors;
 mod error;
+mod oauth;
 mod placeholders;
 mod running;
 
@@ -32,6 +35,7 @@ pub use running::Running;
 pub struct ControlState {
     pub policy: Arc<ArcSwap<Policy>>,
     pub vault: Arc<Vault>,
+    pub broker: egret_oauth::Broker,
     pub admin_token: SecretString,
 }
 
@@ -64,6 +68,10 @@ pub fn router(state: Arc<ControlState>) -> Router {
             put(connections::put_key),
         )
         .route(
+            "/v1/connections/{connector}/{owner}/authorize",
+            post(oauth::authorize),
+        )
+        .route(
             "/v1/connections/{connector}/{owner}",
             delete(connections::remove),
         )
@@ -86,6 +94,7 @@ pub fn router(state: Arc<ControlState>) -> Router {
             "/readyz",
             get(|| async { axum::Json(json!({ "status": "ready" })) }),
         )
+        .route("/oauth/callback", get(oauth::callback))
         .merge(admin)
         .fallback(|| async {
             ApiError::new(

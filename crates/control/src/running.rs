@@ -14,6 +14,7 @@ pub struct Running {
     stop: watch::Sender<bool>,
     proxy: JoinHandle<()>,
     control: JoinHandle<std::io::Result<()>>,
+    renewer: JoinHandle<()>,
 }
 
 impl Running {
@@ -33,17 +34,20 @@ impl Running {
             proxy_listener,
             stopped(rx.clone()),
         ));
+        let renewer = control.broker.spawn_background(egret_oauth::RENEW_EVERY);
         let control = tokio::spawn(crate::serve(control_listener, control, stopped(rx)));
         Self {
             stop,
             proxy,
             control,
+            renewer,
         }
     }
 
     /// Stops accepting on both listeners and returns the proxy's drain, to await.
     pub fn begin_stop(self) -> JoinHandle<()> {
         let _ = self.stop.send(true);
+        self.renewer.abort();
         // The control plane's requests are short; it ends on its own.
         drop(self.control);
         self.proxy
@@ -52,6 +56,7 @@ impl Running {
     /// Stops both and waits for in-flight requests (bounded by the proxy's drain timeout).
     pub async fn stop(self) {
         let _ = self.stop.send(true);
+        self.renewer.abort();
         let _ = self.proxy.await;
         let _ = self.control.await;
     }

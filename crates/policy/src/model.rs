@@ -151,6 +151,8 @@ pub struct OAuthSettings {
     pub pkce: bool,
     pub client_auth: ClientAuth,
     pub refresh_skew: Duration,
+    /// How long a token-endpoint call may take before it counts as failed.
+    pub timeout: Duration,
     pub extra_params: BTreeMap<String, String>,
 }
 

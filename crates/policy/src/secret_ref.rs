@@ -42,6 +42,24 @@ impl SecretRef {
     }
 }
 
+impl SecretRef {
+    /// Reads the secret now. `Ok(None)`: the variable is unset or empty, or the file does
+    /// not exist. File contents are trimmed (a trailing newline is not part of a secret).
+    pub fn read(&self) -> std::io::Result<Option<secrecy::SecretString>> {
+        match self {
+            Self::Env(name) => Ok(std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(secrecy::SecretString::from)),
+            Self::File(path) => match std::fs::read_to_string(path) {
+                Ok(text) => Ok(Some(secrecy::SecretString::from(text.trim().to_owned()))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            },
+        }
+    }
+}
+
 impl fmt::Display for SecretRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

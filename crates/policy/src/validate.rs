@@ -311,8 +311,8 @@ impl Validator<'_> {
                 return Err(self.at(c, "unknown client_auth; expected `basic` or `post`"));
             }
         };
-        let refresh_skew = match &raw.refresh_skew {
-            None => Duration::from_secs(60),
+        let duration = |d: &Option<S<String>>, default: u64| match d {
+            None => Ok(Duration::from_secs(default)),
             Some(s) => humantime::parse_duration(&s.value).map_err(|_| {
                 self.at(
                     s,
@@ -321,8 +321,15 @@ impl Validator<'_> {
                         s.value
                     ),
                 )
-            })?,
+            }),
         };
+        let refresh_skew = duration(&raw.refresh_skew, 60)?;
+        let timeout = duration(&raw.timeout, 10)?;
+        if timeout.is_zero()
+            && let Some(t) = &raw.timeout
+        {
+            return Err(self.at(t, "`timeout` must be above zero, e.g. `10s`"));
+        }
         Ok(OAuthSettings {
             grant,
             authorize_url,
@@ -335,6 +342,7 @@ impl Validator<'_> {
             pkce: raw.pkce,
             client_auth,
             refresh_skew,
+            timeout,
             extra_params: raw.extra_params.clone(),
         })
     }

@@ -1,13 +1,18 @@
 //! One intercepted request, top to bottom: host binding -> route still allowed ->
-//! placeholder swap -> upstream (pooled, HTTP/2 where offered) -> streamed response.
+//! placeholder swap (renewing OAuth tokens first where due) -> upstream (pooled, HTTP/2
+//! where offered) -> streamed response. An upstream 401 on an OAuth token egret thought
+//! valid gets one forced renewal and one retry, when the request can be replayed.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use egret_policy::Route;
-use egret_vault::unix_now;
+use bytes::Bytes;
+use egret_oauth::{Need, TokenError};
+use egret_policy::{AuthKind, Policy, Route};
+use egret_vault::{ConnectionKind, Credential, PlaceholderEntry, unix_now};
 use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tracing::{debug, info};
@@ -18,7 +23,14 @@ use crate::body::{ProxyBody, stream};
 use crate::hop;
 use crate::idle::{InFlight, hold};
 use crate::refusal::Refusal;
-use crate::swap::{self, Destination, Lookup, redacted};
+use crate::swap::{self, Destination, Halt, Lookup, SwapReport, redacted};
+use crate::upstream::UpstreamBody;
+
+/// Bodies up to this size are buffered when a retry after a 401 may be needed.
+const REPLAY_MAX: u64 = 64 * 1024;
+
+/// A placeholder's connection and the credential the broker handed out for it.
+type Renewed = Vec<(Arc<PlaceholderEntry>, Arc<Credential>)>;
 
 pub(crate) async fn handle(
     proxy: Arc<Proxy>,
@@ -57,17 +69,18 @@ async fn forward(
         host: &bound.host,
         port: bound.port,
     };
-    let lookup = Lookup {
-        policy: &policy,
-        vault: &proxy.vault,
-        now_unix: unix_now(),
-    };
-    let report = swap::swap_request(&mut parts, dest, &lookup)?;
+    let oauth_host = policy
+        .connectors
+        .iter()
+        .any(|c| matches!(c.auth, AuthKind::OAuth2(_)) && c.serves(&bound.host, bound.port));
+    // Kept only where a 401 retry could use it: an OAuth host and no streamed body.
+    let original =
+        (oauth_host && replayable(&body)).then(|| (parts.uri.clone(), parts.headers.clone()));
+    drop(policy);
+    let report = swap_fresh(proxy, &mut parts, dest, Vec::new()).await?;
     for s in &report.swapped {
         debug!(connector = s.connector(), owner = s.owner(), field = %s.field, "credential injected");
     }
-    drop(policy);
-
     let upgrade = parts.version == Version::HTTP_11 && hop::is_upgrade(&parts.headers);
     hop::strip(&mut parts.headers, upgrade);
     // The client derives Host (HTTP/1.1) or :authority (HTTP/2) from the URI.
@@ -89,8 +102,169 @@ async fn forward(
     if upgrade {
         return forward_upgrade(proxy, bound, parts, body, guard).await;
     }
-    let resp = send(proxy, &bound.host, Request::from_parts(parts, body)).await?;
+    let used: Renewed = report
+        .swapped
+        .iter()
+        .filter(|s| s.credential.kind == ConnectionKind::Oauth2)
+        .map(|s| (s.placeholder.clone(), s.credential.clone()))
+        .collect();
+    let Some((uri, headers)) = original.filter(|_| !used.is_empty()) else {
+        let resp = send(
+            proxy,
+            &bound.host,
+            Request::from_parts(parts, Either::Left(body)),
+        )
+        .await?;
+        return Ok(resp.map(|body| hold(stream(body), guard)));
+    };
+    let buffered = tokio::time::timeout(proxy.limits.request_head_timeout, body.collect())
+        .await
+        .map_err(|_| Refusal::bad_request("the request body did not arrive in time"))?
+        .map_err(|_| Refusal::bad_request("the request body broke off"))?
+        .to_bytes();
+    let retry_parts = retry_head(&parts, uri, headers);
+    let resp = send(
+        proxy,
+        &bound.host,
+        Request::from_parts(parts, full(&buffered)),
+    )
+    .await?;
+    if resp.status() != StatusCode::UNAUTHORIZED {
+        return Ok(resp.map(|body| hold(stream(body), guard)));
+    }
+    retry_after_401(proxy, bound, resp, retry_parts, used, buffered, guard).await
+}
+
+/// The upstream said 401 to a token egret believed valid: renew it once (unless another
+/// request did already) and send the request once more. If renewal fails the upstream's
+/// 401 goes back as it was, except when the grant is gone.
+async fn retry_after_401(
+    proxy: &Proxy,
+    bound: &Bound,
+    first: Response<Incoming>,
+    mut parts: http::request::Parts,
+    used: Renewed,
+    body: Bytes,
+    guard: InFlight,
+) -> Result<Response<ProxyBody>, Refusal> {
+    let policy = proxy.policy.load_full();
+    let mut renewed = Renewed::new();
+    for (entry, credential) in used {
+        let Some(connector) = policy.connector(&entry.info.connector) else {
+            continue;
+        };
+        match proxy
+            .broker
+            .fresh(connector, &entry.info.owner, Need::Replace(credential))
+            .await
+        {
+            Ok(c) => renewed.push((entry, c)),
+            Err(e @ (TokenError::InvalidGrant(_) | TokenError::NeedsReauth)) => {
+                return Err(token_refusal(&entry, &e));
+            }
+            Err(e) => {
+                debug!(connector = %entry.info.connector, error = %e, "renewal after 401 failed");
+                return Ok(first.map(|body| hold(stream(body), guard)));
+            }
+        }
+    }
+    info!(host = %bound.host, "upstream refused the token; retrying once with a renewed one");
+    let dest = Destination {
+        host: &bound.host,
+        port: bound.port,
+    };
+    swap_fresh(proxy, &mut parts, dest, renewed).await?;
+    let resp = send(proxy, &bound.host, Request::from_parts(parts, full(&body))).await?;
     Ok(resp.map(|body| hold(stream(body), guard)))
+}
+
+/// Swaps placeholders, asking the token broker for a fresh OAuth token each time the
+/// swap finds one due for renewal. `renewed` holds credentials the broker gave already.
+async fn swap_fresh(
+    proxy: &Proxy,
+    parts: &mut http::request::Parts,
+    dest: Destination<'_>,
+    mut renewed: Renewed,
+) -> Result<SwapReport, Refusal> {
+    let mut policy: Arc<Policy> = proxy.policy.load_full();
+    loop {
+        let lookup = Lookup {
+            policy: &policy,
+            vault: &proxy.vault,
+            now_unix: unix_now(),
+            renewed: &renewed,
+        };
+        let entry = match swap::swap_request(parts, dest, &lookup) {
+            Ok(report) => return Ok(report),
+            Err(Halt::Refuse(r)) => return Err(r),
+            Err(Halt::Renew(entry)) => entry,
+        };
+        // Each connection is renewed at most once per request; a renewed credential is
+        // always accepted by the swap, so this ends.
+        let connector = policy
+            .connector(&entry.info.connector)
+            .ok_or_else(Refusal::placeholder_unknown)?;
+        let credential = proxy
+            .broker
+            .fresh(connector, &entry.info.owner, Need::Fresh)
+            .await
+            .map_err(|e| token_refusal(&entry, &e))?;
+        renewed.push((entry, credential));
+        policy = proxy.policy.load_full();
+    }
+}
+
+fn token_refusal(entry: &PlaceholderEntry, e: &TokenError) -> Refusal {
+    let (connector, owner) = (&entry.info.connector, entry.info.owner.as_str());
+    match e {
+        TokenError::InvalidGrant(_) | TokenError::NeedsReauth => {
+            Refusal::connection_needs_reauth(connector, owner)
+        }
+        TokenError::NotConnected => Refusal::placeholder_unknown(),
+        other => Refusal::token_refresh_failed(connector, other.is_timeout(), &other.to_string()),
+    }
+}
+
+/// True when the body is known to be small enough to hold for a retry.
+fn replayable(body: &Incoming) -> bool {
+    use http_body::Body;
+    body.size_hint().upper().is_some_and(|n| n <= REPLAY_MAX)
+}
+
+fn full(bytes: &Bytes) -> UpstreamBody {
+    Either::Right(Full::new(bytes.clone()))
+}
+
+/// The head to retry with: the sandbox's original (placeholders, not tokens) URI and
+/// headers, on the prepared request's method and version.
+fn retry_head(
+    prepared: &http::request::Parts,
+    uri: Uri,
+    headers: http::HeaderMap,
+) -> http::request::Parts {
+    let (mut parts, ()) = Request::new(()).into_parts();
+    parts.method = prepared.method.clone();
+    parts.version = prepared.version;
+    parts.headers = headers;
+    hop::strip(&mut parts.headers, false);
+    parts.headers.remove(http::header::HOST);
+    let path_and_query = uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    parts.uri = Uri::builder()
+        .scheme(Scheme::HTTPS)
+        .authority(
+            prepared
+                .uri
+                .authority()
+                .cloned()
+                .unwrap_or_else(|| http::uri::Authority::from_static("invalid")),
+        )
+        .path_and_query(path_and_query)
+        .build()
+        .unwrap_or_else(|_| prepared.uri.clone());
+    parts
 }
 
 /// Sends a request through the pooled client, waiting at most the response-head timeout,
@@ -98,7 +272,7 @@ async fn forward(
 pub(crate) async fn send(
     proxy: &Proxy,
     host: &str,
-    req: Request<Incoming>,
+    req: Request<UpstreamBody>,
 ) -> Result<Response<Incoming>, Refusal> {
     let sent = proxy.upstream.client.request(req);
     let mut resp = tokio::time::timeout(proxy.limits.upstream_response_timeout, sent)
@@ -123,7 +297,7 @@ async fn forward_upgrade(
         .extensions
         .remove::<hyper::upgrade::OnUpgrade>()
         .ok_or_else(|| Refusal::bad_request("this connection cannot be upgraded"))?;
-    let upstream_req = Request::from_parts(parts, body);
+    let upstream_req = Request::from_parts(parts, Either::Left(body));
     let sent = proxy.upstream.upgrade_client.request(upstream_req);
     let mut resp = tokio::time::timeout(proxy.limits.upstream_response_timeout, sent)
         .await

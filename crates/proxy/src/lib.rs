@@ -41,6 +41,7 @@ pub struct Proxy {
     pub(crate) leaves: Arc<LeafCache>,
     pub(crate) upstream: upstream::Upstream,
     pub(crate) limits: Limits,
+    pub(crate) broker: egret_oauth::Broker,
 }
 
 impl Proxy {
@@ -51,6 +52,7 @@ impl Proxy {
         leaves: Arc<LeafCache>,
         upstream_tls: rustls::ClientConfig,
         limits: Limits,
+        broker: egret_oauth::Broker,
     ) -> Self {
         let resolver = upstream::Resolver::new(policy.clone());
         let upstream = upstream::Upstream::new(upstream_tls, resolver, &limits);
@@ -60,6 +62,7 @@ impl Proxy {
             leaves,
             upstream,
             limits,
+            broker,
         }
     }
 }

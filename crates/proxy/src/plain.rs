@@ -3,6 +3,7 @@
 
 use egret_policy::{Route, is_ip_literal, normalize_host};
 use http::{Request, Response, Version};
+use http_body_util::Either;
 use hyper::body::Incoming;
 
 use crate::Proxy;
@@ -43,6 +44,11 @@ pub(crate) async fn forward(
     binding::check(&parts, &bound)?;
     hop::strip(&mut parts.headers, false);
     parts.version = Version::HTTP_11;
-    let resp = send(proxy, &bound.host, Request::from_parts(parts, body)).await?;
+    let resp = send(
+        proxy,
+        &bound.host,
+        Request::from_parts(parts, Either::Left(body)),
+    )
+    .await?;
     Ok(resp.map(stream))
 }

@@ -167,6 +167,32 @@ impl Refusal {
     }
 
     /// The JSON body and headers. `content-length` is set so a refused CONNECT is complete.
+    /// The user's grant is gone (revoked, expired refresh token): only they can fix it.
+    pub fn connection_needs_reauth(connector: &str, owner: &str) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "connection_needs_reauth",
+            format!("the connection of {owner} to {connector} is no longer authorized by the vendor; the user must connect again (`egret connection connect {connector} --owner {owner}`), then retry."),
+        )
+        .with("connector", connector)
+        .with("owner", owner)
+    }
+
+    /// The vendor's token endpoint failed while the token had to be renewed.
+    pub fn token_refresh_failed(connector: &str, timed_out: bool, why: &str) -> Self {
+        let status = if timed_out {
+            StatusCode::GATEWAY_TIMEOUT
+        } else {
+            StatusCode::BAD_GATEWAY
+        };
+        Self::new(
+            status,
+            "token_refresh_failed",
+            format!("the access token for {connector} expired and the vendor's token endpoint failed to renew it ({why}); the request was not sent. Retry in a little while."),
+        )
+        .with("connector", connector)
+    }
+
     pub fn into_response(self) -> Response<ProxyBody> {
         let mut body = serde_json::Map::new();
         body.insert("error".into(), self.code.into());

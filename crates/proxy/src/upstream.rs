@@ -131,7 +131,10 @@ pub fn is_private(ip: IpAddr) -> bool {
 }
 
 pub type HttpsConnector = hyper_rustls::HttpsConnector<HttpConnector<Resolver>>;
-pub type UpstreamClient = Client<HttpsConnector, Incoming>;
+/// A request body toward an upstream: streamed from the sandbox, or buffered so the
+/// request can be sent again (see `forward::replayable`).
+pub type UpstreamBody = http_body_util::Either<Incoming, http_body_util::Full<bytes::Bytes>>;
+pub type UpstreamClient = Client<HttpsConnector, UpstreamBody>;
 
 /// The pooled clients: one that speaks HTTP/2 where the server offers it, else HTTP/1.1,
 /// and an HTTP/1.1-only one for upgrades (WebSocket needs an HTTP/1.1 connection).

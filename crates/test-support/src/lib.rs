@@ -1,11 +1,14 @@
 //! Dev-only building blocks for egret's tests: a test CA and HTTPS upstreams on
 //! 127.0.0.1:0 (`upstream`), an in-process egret with its own temporary CA and vault
-//! (`proxy`), and clients that CONNECT through it and trust its CA (`client`).
+//! (`proxy`), clients that CONNECT through it and trust its CA (`client`), the real OAuth
+//! test server (`oauth_server`) and a browser that signs in on it (`browser`).
 //!
 //! Everything binds loopback only and ends when dropped. Never a dependency of the
 //! shipped binary.
 
+pub mod browser;
 pub mod client;
+pub mod oauth_server;
 pub mod proxy;
 pub mod upstream;
 

@@ -55,16 +55,24 @@ impl TestProxy {
         let upstream_tls =
             egret_tls::upstream_client_config(&[&upstream_ca]).expect("upstream tls");
         let policy = Arc::new(ArcSwap::from_pointee(policy));
+        let oauth_http = egret_oauth::HttpClient::new(
+            policy.clone(),
+            upstream_tls.clone(),
+            std::time::Duration::from_secs(10),
+        );
+        let broker = egret_oauth::Broker::new(policy.clone(), vault.clone(), oauth_http);
         let proxy = Arc::new(Proxy::new(
             policy.clone(),
             vault.clone(),
             leaves,
             upstream_tls,
             limits,
+            broker.clone(),
         ));
         let control = Arc::new(ControlState {
             policy: policy.clone(),
             vault: vault.clone(),
+            broker: broker.clone(),
             admin_token: SecretString::from(ADMIN_TOKEN),
         });
         let proxy_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");

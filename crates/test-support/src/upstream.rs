@@ -66,6 +66,17 @@ impl TestCa {
         }
     }
 
+    /// A certificate for `names` and its private key, both PEM, for servers outside
+    /// this process (the OAuth test server).
+    pub fn issue_pem(&self, names: &[&str]) -> (String, String) {
+        let key = KeyPair::generate().expect("key");
+        let params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .expect("params");
+        let cert = params.signed_by(&key, &self.issuer).expect("sign");
+        (cert.pem(), key.serialize_pem())
+    }
+
     /// A server configuration for `names` with the given ALPN protocols.
     pub fn server_config(&self, names: &[&str], alpn: &[&[u8]]) -> Arc<ServerConfig> {
         let key = KeyPair::generate().expect("key");

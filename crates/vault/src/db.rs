@@ -22,8 +22,11 @@ use crate::seal::Sealer;
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// Reserved for connectors created through the control plane.
 const CONNECTORS: TableDefinition<&str, &[u8]> = TableDefinition::new("connectors");
-const CONNECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("connections");
+pub(crate) const CONNECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("connections");
 const PLACEHOLDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("placeholders");
+/// Pending OAuth authorizations, keyed by the SHA-256 of their `state`.
+pub(crate) const AUTHORIZATIONS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("authorizations");
 pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
 const KEY_CHECK: &str = "key_check";
@@ -41,24 +44,45 @@ pub struct PlaceholderEntry {
 }
 
 #[derive(Default)]
-struct Index {
-    placeholders: HashMap<PlaceholderHash, Arc<PlaceholderEntry>>,
-    credentials: HashMap<Arc<str>, Arc<Credential>>,
-    connections: BTreeMap<Arc<str>, ConnectionInfo>,
+pub(crate) struct Index {
+    pub(crate) placeholders: HashMap<PlaceholderHash, Arc<PlaceholderEntry>>,
+    pub(crate) credentials: HashMap<Arc<str>, Arc<Credential>>,
+    pub(crate) connections: BTreeMap<Arc<str>, ConnectionInfo>,
 }
 
 pub struct Vault {
     pub(crate) db: Database,
-    sealer: Sealer,
+    pub(crate) sealer: Sealer,
     index: RwLock<Index>,
     /// Serializes "commit, then update the index" so memory never runs ahead of disk.
     writer: Mutex<()>,
 }
 
-/// What a connection's sealed blob holds.
+/// What a connection's sealed blob holds: a static key, or an OAuth token pair.
 #[derive(Serialize, Deserialize)]
-struct SealedSecret {
-    api_key: String,
+pub(crate) struct SealedSecret {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+impl Drop for SealedSecret {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        for s in [
+            &mut self.api_key,
+            &mut self.access_token,
+            &mut self.refresh_token,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            s.zeroize();
+        }
+    }
 }
 
 impl Vault {
@@ -101,6 +125,7 @@ impl Vault {
             tx.open_table(CONNECTORS).map_err(storage)?;
             tx.open_table(CONNECTIONS).map_err(storage)?;
             tx.open_table(PLACEHOLDERS).map_err(storage)?;
+            tx.open_table(AUTHORIZATIONS).map_err(storage)?;
             tx.open_table(AUDIT).map_err(storage)?;
         }
         tx.commit().map_err(storage)
@@ -115,7 +140,7 @@ impl Vault {
             let key: Arc<str> = Arc::from(k.value());
             let stored: StoredConnection = serde_json::from_slice(v.value())
                 .map_err(|_| VaultError::Corrupt(key.to_string()))?;
-            let credential = self.open_credential(&key, &stored.sealed)?;
+            let credential = self.open_credential(&key, &stored)?;
             index.credentials.insert(key.clone(), Arc::new(credential));
             index.connections.insert(key, stored.info);
         }
@@ -135,16 +160,72 @@ impl Vault {
         Ok(())
     }
 
-    fn open_credential(&self, key: &str, sealed: &[u8]) -> Result<Credential, VaultError> {
+    fn open_credential(
+        &self,
+        key: &str,
+        stored: &StoredConnection,
+    ) -> Result<Credential, VaultError> {
+        let corrupt = || VaultError::Corrupt(key.to_owned());
         let plain = self
             .sealer
-            .open(&aad("connections", key), sealed)
-            .ok_or_else(|| VaultError::Corrupt(key.to_owned()))?;
-        let secret: SealedSecret =
-            serde_json::from_slice(&plain).map_err(|_| VaultError::Corrupt(key.to_owned()))?;
+            .open(&aad("connections", key), &stored.sealed)
+            .ok_or_else(corrupt)?;
+        let mut secret: SealedSecret = serde_json::from_slice(&plain).map_err(|_| corrupt())?;
+        let value = match stored.info.kind {
+            ConnectionKind::ApiKey => secret.api_key.take(),
+            ConnectionKind::Oauth2 => secret.access_token.take(),
+        };
         Ok(Credential {
-            secret: SecretString::from(secret.api_key),
+            secret: SecretString::from(value.ok_or_else(corrupt)?),
+            refresh_token: secret.refresh_token.take().map(SecretString::from),
+            kind: stored.info.kind,
+            status: stored.info.status,
+            expires_at: stored.info.expires_at,
         })
+    }
+
+    /// Seals `secret`, commits the connection record, then updates the index: the one
+    /// way a connection is written.
+    pub(crate) fn put_connection(
+        &self,
+        info: ConnectionInfo,
+        secret: &SealedSecret,
+        credential: Credential,
+    ) -> Result<ConnectionInfo, VaultError> {
+        let key = conn_key(&info.connector, &info.owner);
+        let plain = Zeroizing::new(
+            serde_json::to_vec(secret).map_err(|e| VaultError::Invalid(e.to_string()))?,
+        );
+        let sealed = self.sealer.seal(&aad("connections", &key), &plain);
+        let record = serde_json::to_vec(&StoredConnection {
+            info: info.clone(),
+            sealed,
+        })
+        .map_err(|e| VaultError::Invalid(e.to_string()))?;
+        let _w = self.lock_writer();
+        self.write(|tx| {
+            tx.open_table(CONNECTIONS)
+                .map_err(storage)?
+                .insert(key.as_str(), record.as_slice())
+                .map_err(storage)?;
+            Ok(())
+        })?;
+        let key: Arc<str> = Arc::from(key);
+        let mut index = self.write_index();
+        index.credentials.insert(key.clone(), Arc::new(credential));
+        index.connections.insert(key, info.clone());
+        Ok(info)
+    }
+
+    /// The connection's current credential, from memory.
+    pub fn credential(&self, connector: &str, owner: &Owner) -> Option<Arc<Credential>> {
+        let key = conn_key(connector, owner);
+        self.read_index().credentials.get(key.as_str()).cloned()
+    }
+
+    pub fn connection(&self, connector: &str, owner: &Owner) -> Option<ConnectionInfo> {
+        let key = conn_key(connector, owner);
+        self.read_index().connections.get(key.as_str()).cloned()
     }
 
     /// Stores (or replaces) a static key. Existing placeholders keep working.
@@ -161,44 +242,29 @@ impl Vault {
                 "the key is empty or contains a line break; send only the key itself".to_owned(),
             ));
         }
-        let key = conn_key(connector, owner);
-        let plain = Zeroizing::new(
-            serde_json::to_vec(&SealedSecret {
-                api_key: api_key.expose_secret().to_owned(),
-            })
-            .map_err(|e| VaultError::Invalid(e.to_string()))?,
-        );
-        let sealed = self.sealer.seal(&aad("connections", &key), &plain);
         let info = ConnectionInfo {
             connector: connector.to_owned(),
             owner: owner.clone(),
             kind: ConnectionKind::ApiKey,
             status: ConnectionStatus::Connected,
             connected_at: now(),
+            refreshed_at: None,
             expires_at: None,
             scopes: Vec::new(),
         };
-        let record = serde_json::to_vec(&StoredConnection {
-            info: info.clone(),
-            sealed,
-        })
-        .map_err(|e| VaultError::Invalid(e.to_string()))?;
-        let _w = self.lock_writer();
-        self.write(|tx| {
-            tx.open_table(CONNECTIONS)
-                .map_err(storage)?
-                .insert(key.as_str(), record.as_slice())
-                .map_err(storage)?;
-            Ok(())
-        })?;
-        let key: Arc<str> = Arc::from(key);
+        let secret = SealedSecret {
+            api_key: Some(api_key.expose_secret().to_owned()),
+            access_token: None,
+            refresh_token: None,
+        };
         let credential = Credential {
             secret: api_key.clone(),
+            refresh_token: None,
+            kind: ConnectionKind::ApiKey,
+            status: ConnectionStatus::Connected,
+            expires_at: None,
         };
-        let mut index = self.write_index();
-        index.credentials.insert(key.clone(), Arc::new(credential));
-        index.connections.insert(key, info.clone());
-        Ok(info)
+        self.put_connection(info, &secret, credential)
     }
 
     /// Removes a connection and every placeholder naming it, in one transaction.
@@ -334,11 +400,11 @@ impl Vault {
 
     // Index updates are plain map inserts and removes, which do not panic: a lock poisoned
     // by a panic elsewhere still guards a consistent index, so it is used as is.
-    fn read_index(&self) -> RwLockReadGuard<'_, Index> {
+    pub(crate) fn read_index(&self) -> RwLockReadGuard<'_, Index> {
         self.index.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write_index(&self) -> RwLockWriteGuard<'_, Index> {
+    pub(crate) fn write_index(&self) -> RwLockWriteGuard<'_, Index> {
         self.index.write().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -356,12 +422,12 @@ impl Vault {
     }
 }
 
-fn conn_key(connector: &str, owner: &Owner) -> String {
+pub(crate) fn conn_key(connector: &str, owner: &Owner) -> String {
     format!("{connector}/{owner}")
 }
 
 /// Associated data: the table and the record's key, so a sealed value cannot be moved.
-fn aad(table: &str, key: &str) -> Vec<u8> {
+pub(crate) fn aad(table: &str, key: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(table.len() + 1 + key.len());
     out.extend_from_slice(table.as_bytes());
     out.push(0);

@@ -10,6 +10,7 @@ mod audit;
 mod db;
 mod error;
 mod key;
+mod oauth;
 mod placeholder;
 mod records;
 mod seal;
@@ -22,7 +23,7 @@ pub use placeholder::{
 };
 pub use records::{
     AuditEvent, ConnectionInfo, ConnectionKind, ConnectionStatus, Credential, Owner,
-    PlaceholderInfo,
+    PendingAuthorization, PlaceholderInfo, TokenSet, TokenUpdate,
 };
 
 /// Current time in unix seconds, the unit of every timestamp the vault stores.

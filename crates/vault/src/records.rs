@@ -85,6 +85,9 @@ pub struct ConnectionInfo {
     pub status: ConnectionStatus,
     /// Unix seconds.
     pub connected_at: i64,
+    /// When egret last renewed the token (OAuth only).
+    #[serde(default)]
+    pub refreshed_at: Option<i64>,
     pub expires_at: Option<i64>,
     #[serde(default)]
     pub scopes: Vec<String>,
@@ -99,9 +102,67 @@ pub(crate) struct StoredConnection {
     pub sealed: Vec<u8>,
 }
 
-/// The secret half of a connection, only ever in memory or sealed.
+/// The secret half of a connection, only ever in memory or sealed. Replaced whole on
+/// every change, so an `Arc<Credential>` names one version of it.
 pub struct Credential {
+    /// What the swap puts on the wire: the static key or the OAuth access token.
     pub secret: SecretString,
+    pub refresh_token: Option<SecretString>,
+    pub kind: ConnectionKind,
+    pub status: ConnectionStatus,
+    /// Unix seconds; `None` when the vendor gave no lifetime.
+    pub expires_at: Option<i64>,
+}
+
+impl Credential {
+    /// True while the token may still be sent: connected and not yet expired.
+    pub fn usable_at(&self, now_unix: i64) -> bool {
+        self.status == ConnectionStatus::Connected && self.expires_at.is_none_or(|e| e > now_unix)
+    }
+
+    /// True when an OAuth token should be renewed before use: it expires within `skew`,
+    /// or the connection needs re-authorization (which the broker reports).
+    pub fn needs_renewal(&self, now_unix: i64, skew_secs: i64) -> bool {
+        self.kind == ConnectionKind::Oauth2
+            && (self.status != ConnectionStatus::Connected
+                || self
+                    .expires_at
+                    .is_some_and(|e| e <= now_unix.saturating_add(skew_secs)))
+    }
+}
+
+/// A token response, as the vault stores it.
+pub struct TokenSet {
+    pub access_token: SecretString,
+    pub refresh_token: Option<SecretString>,
+    pub expires_at: Option<i64>,
+    pub scopes: Vec<String>,
+}
+
+impl fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenSet")
+            .field("expires_at", &self.expires_at)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why tokens are being stored: a new grant or a renewal of the existing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenUpdate {
+    Authorized,
+    Refreshed,
+}
+
+/// An authorization the user has started but not finished, kept until its callback.
+pub struct PendingAuthorization {
+    pub connector: String,
+    pub owner: Owner,
+    pub pkce_verifier: Option<SecretString>,
+    pub redirect_uri: String,
+    /// Unix seconds.
+    pub expires_at: i64,
 }
 
 impl fmt::Debug for Credential {

@@ -13,9 +13,11 @@ use std::sync::{Arc, LazyLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use egret_policy::AuthKind;
 use egret_policy::{Connector, Policy};
 use egret_vault::{
-    PLACEHOLDER_MIN_BODY, PLACEHOLDER_PREFIX, PlaceholderEntry, PlaceholderHash, Resolved, Vault,
+    Credential, PLACEHOLDER_MIN_BODY, PLACEHOLDER_PREFIX, PlaceholderEntry, PlaceholderHash,
+    Resolved, Vault,
 };
 use http::HeaderValue;
 use http::header::AUTHORIZATION;
@@ -42,6 +44,8 @@ pub struct SwapReport {
 pub struct Swapped {
     /// Names the connector and owner; never the placeholder itself.
     pub placeholder: Arc<PlaceholderEntry>,
+    /// The very credential version put on the wire (an upstream 401 names this one).
+    pub credential: Arc<Credential>,
     pub field: Cow<'static, str>,
 }
 
@@ -60,6 +64,22 @@ pub struct Lookup<'a> {
     pub policy: &'a Policy,
     pub vault: &'a Vault,
     pub now_unix: i64,
+    /// Credentials the token broker has just handed out: used as they are, even inside
+    /// the renewal skew (the broker decided they are the best there is).
+    pub renewed: &'a [(Arc<PlaceholderEntry>, Arc<Credential>)],
+}
+
+/// Why a swap stopped without a request to send.
+pub enum Halt {
+    Refuse(Refusal),
+    /// This placeholder's OAuth token must be renewed first; nothing was changed.
+    Renew(Arc<PlaceholderEntry>),
+}
+
+impl From<Refusal> for Halt {
+    fn from(r: Refusal) -> Self {
+        Self::Refuse(r)
+    }
 }
 
 /// Where in the request an occurrence sits.
@@ -91,14 +111,16 @@ impl Field<'_> {
     }
 }
 
-/// Swaps every placeholder in `parts` or refuses the request.
+/// Swaps every placeholder in `parts`, or stops: then `parts` is unchanged.
 pub fn swap_request(
     parts: &mut Parts,
     dest: Destination<'_>,
     lookup: &Lookup<'_>,
-) -> Result<SwapReport, Refusal> {
+) -> Result<SwapReport, Halt> {
     let mut report = SwapReport::default();
-    for (name, value) in parts.headers.iter_mut() {
+    // Computed first, applied after: a halt midway must leave the request untouched.
+    let mut replaced: Vec<(usize, HeaderValue)> = Vec::new();
+    for (i, (name, value)) in parts.headers.iter().enumerate() {
         let new = if name == AUTHORIZATION {
             swap_authorization(value.as_bytes(), dest, lookup, &mut report)?
         } else if contains_prefix(value.as_bytes()) {
@@ -117,10 +139,21 @@ pub fn swap_request(
             let mut v =
                 HeaderValue::from_bytes(&bytes).map_err(|_| unusable_credential(&report))?;
             v.set_sensitive(true);
-            *value = v;
+            replaced.push((i, v));
         }
     }
-    if let Some(uri) = uri::swap_uri(&parts.uri, dest, lookup, &mut report)? {
+    let uri = uri::swap_uri(&parts.uri, dest, lookup, &mut report)?;
+    if !replaced.is_empty() {
+        let mut next = replaced.into_iter().peekable();
+        for (i, (_, value)) in parts.headers.iter_mut().enumerate() {
+            if next.peek().is_some_and(|(j, _)| *j == i)
+                && let Some((_, v)) = next.next()
+            {
+                *value = v;
+            }
+        }
+    }
+    if let Some(uri) = uri {
         parts.uri = uri;
     }
     Ok(report)
@@ -190,7 +223,7 @@ fn swap_authorization(
     dest: Destination<'_>,
     lookup: &Lookup<'_>,
     report: &mut SwapReport,
-) -> Result<Option<Vec<u8>>, Refusal> {
+) -> Result<Option<Vec<u8>>, Halt> {
     let (scheme, credentials) = match value.iter().position(|b| *b == b' ') {
         Some(i) => (&value[..i], trim(&value[i + 1..])),
         None => (&b""[..], trim(value)),
@@ -233,7 +266,7 @@ fn swap_basic(
     dest: Destination<'_>,
     lookup: &Lookup<'_>,
     report: &mut SwapReport,
-) -> Result<Option<Vec<u8>>, Refusal> {
+) -> Result<Option<Vec<u8>>, Halt> {
     if !contains_prefix(decoded) {
         return Ok(None);
     }
@@ -276,7 +309,7 @@ fn swap_in_text(
     lookup: &Lookup<'_>,
     report: &mut SwapReport,
     escape: impl Fn(&str) -> Vec<u8>,
-) -> Result<Option<Vec<u8>>, Refusal> {
+) -> Result<Option<Vec<u8>>, Halt> {
     let ranges = placeholder_ranges(text);
     if ranges.is_empty() {
         return Ok(None);
@@ -294,14 +327,15 @@ fn swap_in_text(
     Ok(Some(out))
 }
 
-/// The three checks, in order: known, bound to this host, in an allowed field.
+/// The three checks, in order: known, bound to this host, in an allowed field; then
+/// whether an OAuth token is fresh enough to send.
 fn check(
     token: &[u8],
     field: Field<'_>,
     dest: Destination<'_>,
     lookup: &Lookup<'_>,
-) -> Result<Resolved, Refusal> {
-    let resolved = lookup
+) -> Result<Resolved, Halt> {
+    let mut resolved = lookup
         .vault
         .resolve(&PlaceholderHash::of(token), lookup.now_unix)
         .ok_or_else(Refusal::placeholder_unknown)?;
@@ -311,16 +345,26 @@ fn check(
         .connector(&resolved.placeholder.info.connector)
         .ok_or_else(Refusal::placeholder_unknown)?;
     if !connector.serves(dest.host, dest.port) {
-        return Err(Refusal::placeholder_wrong_host(
-            connector.id.as_str(),
-            dest.host,
-        ));
+        return Err(Refusal::placeholder_wrong_host(connector.id.as_str(), dest.host).into());
     }
     if !field.allowed_for(connector) {
-        return Err(Refusal::placeholder_misplaced(
-            connector.id.as_str(),
-            &field.describe(),
-        ));
+        return Err(
+            Refusal::placeholder_misplaced(connector.id.as_str(), &field.describe()).into(),
+        );
+    }
+    if let AuthKind::OAuth2(settings) = &connector.auth {
+        let same = |(p, _): &&(Arc<PlaceholderEntry>, Arc<Credential>)| {
+            p.info.connector == resolved.placeholder.info.connector
+                && p.info.owner == resolved.placeholder.info.owner
+        };
+        if let Some((_, credential)) = lookup.renewed.iter().find(same) {
+            resolved.credential = credential.clone();
+        } else {
+            let skew = i64::try_from(settings.refresh_skew.as_secs()).unwrap_or(i64::MAX);
+            if resolved.credential.needs_renewal(lookup.now_unix, skew) {
+                return Err(Halt::Renew(resolved.placeholder));
+            }
+        }
     }
     Ok(resolved)
 }
@@ -328,6 +372,7 @@ fn check(
 fn record(report: &mut SwapReport, resolved: &Resolved, field: Cow<'static, str>) {
     report.swapped.push(Swapped {
         placeholder: resolved.placeholder.clone(),
+        credential: resolved.credential.clone(),
         field,
     });
 }

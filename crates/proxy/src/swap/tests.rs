@@ -65,8 +65,13 @@ fn run(
         policy: &f.policy,
         vault: &f.vault,
         now_unix: unix_now(),
+        renewed: &[],
     };
-    let report = swap_request(&mut parts, Destination { host, port: 443 }, &lookup)?;
+    let report = match swap_request(&mut parts, Destination { host, port: 443 }, &lookup) {
+        Ok(r) => r,
+        Err(Halt::Refuse(r)) => return Err(r),
+        Err(Halt::Renew(_)) => panic!("static keys are never renewed"),
+    };
     Ok((parts, report))
 }
 

@@ -5,7 +5,9 @@
 use http::Uri;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::{Destination, Field, Lookup, SwapReport, contains_prefix, swap_in_text, verbatim};
+use super::{
+    Destination, Field, Halt, Lookup, SwapReport, contains_prefix, swap_in_text, verbatim,
+};
 use crate::refusal::Refusal;
 
 /// Characters left bare in a query value: the unreserved set of RFC 3986.
@@ -20,7 +22,7 @@ pub(super) fn swap_uri(
     dest: Destination<'_>,
     lookup: &Lookup<'_>,
     report: &mut SwapReport,
-) -> Result<Option<Uri>, Refusal> {
+) -> Result<Option<Uri>, Halt> {
     let path = uri.path();
     if contains_prefix(path.as_bytes()) {
         swap_in_text(
@@ -70,8 +72,7 @@ pub(super) fn swap_uri(
     if let Some(authority) = uri.authority() {
         builder = builder.authority(authority.clone());
     }
-    builder
-        .build()
-        .map(Some)
-        .map_err(|_| Refusal::bad_request("the request target is not a valid URI after the swap"))
+    builder.build().map(Some).map_err(|_| {
+        Refusal::bad_request("the request target is not a valid URI after the swap").into()
+    })
 }

@@ -1,0 +1,150 @@
+//! egret's own HTTP client toward authorization servers, and the `oauth2` crate's
+//! transport over it. Every call is bounded in time and in answer size.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use egret_policy::Policy;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnectorBuilder;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use oauth2::{HttpRequest, HttpResponse};
+
+/// An authorization server's answer is small JSON; anything larger is refused.
+const MAX_ANSWER: usize = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error("answered HTTP {0}")]
+    Status(http::StatusCode),
+    #[error("the answer is larger than 1 MiB or broke off: {0}")]
+    Body(String),
+}
+
+/// Resolves authorization-server names: `upstream.resolve` first, then DNS. Token
+/// endpoints are set by the operator, not by a sandbox, so private addresses are allowed
+/// here (an identity provider inside the company network is normal).
+#[derive(Clone)]
+struct Resolver {
+    policy: Arc<ArcSwap<Policy>>,
+}
+
+impl tower::Service<Name> for Resolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let policy = self.policy.load_full();
+        Box::pin(async move {
+            if let Some(ip) = policy.upstream.resolve.get(name.as_str()) {
+                return Ok(vec![SocketAddr::new(*ip, 0)].into_iter());
+            }
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            Ok(found.into_iter())
+        })
+    }
+}
+
+type Inner = Client<hyper_rustls::HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>;
+
+/// A pooled HTTP/1.1 + HTTP/2 client; every request is bounded by `timeout`.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Inner,
+    timeout: Duration,
+}
+
+impl HttpClient {
+    pub fn new(policy: Arc<ArcSwap<Policy>>, tls: rustls::ClientConfig, timeout: Duration) -> Self {
+        let mut http = HttpConnector::new_with_resolver(Resolver { policy });
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(timeout));
+        let https = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let inner = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(https);
+        Self { inner, timeout }
+    }
+
+    /// A copy that waits at most `timeout` for each answer.
+    pub fn with_timeout(&self, timeout: Duration) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            timeout,
+        }
+    }
+
+    /// Sends `request` and reads the whole answer. 5xx and 429 answers are errors here,
+    /// so callers can tell "the server is failing" from "the server said no".
+    pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        tokio::time::timeout(self.timeout, self.send_unbounded(request))
+            .await
+            .map_err(|_| HttpError::Timeout(self.timeout))?
+    }
+
+    async fn send_unbounded(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let (parts, body) = request.into_parts();
+        let request = http::Request::from_parts(parts, Full::new(Bytes::from(body)));
+        let response = self
+            .inner
+            .request(request)
+            .await
+            .map_err(|e| HttpError::Connect(describe(&e)))?;
+        let status = response.status();
+        if status.is_server_error() || status == http::StatusCode::TOO_MANY_REQUESTS {
+            return Err(HttpError::Status(status));
+        }
+        let (parts, body) = response.into_parts();
+        let bytes = Limited::new(body, MAX_ANSWER)
+            .collect()
+            .await
+            .map_err(|e| HttpError::Body(e.to_string()))?
+            .to_bytes();
+        Ok(http::Response::from_parts(parts, bytes.to_vec()))
+    }
+}
+
+/// The innermost cause, which names what actually failed (refused, TLS, DNS).
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+impl<'c> oauth2::AsyncHttpClient<'c> for HttpClient {
+    type Error = HttpError;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, HttpError>> + Send + 'c>>;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(self.send(request))
+    }
+}

@@ -1,0 +1,48 @@
+//! OAuth 2.0 for connections: talking to vendors' authorization servers and keeping
+//! every OAuth connection's tokens fresh in the vault.
+//!
+//! `http` is egret's own client toward authorization servers (the `oauth2` crate's
+//! transport); `endpoints` completes a connector's URLs by discovery; `protocol` holds
+//! the exchanges (authorization URL with PKCE and state, code, client credentials,
+//! refresh, revocation); `broker` runs them for connections: single-flight inline
+//! renewal, background renewal, failure states, connect and disconnect. It must not
+//! touch sandbox traffic, and it never logs or returns a token, code or secret.
+
+mod broker;
+mod endpoints;
+mod error;
+mod http;
+mod protocol;
+
+pub use broker::{Begun, Broker, Need};
+pub use endpoints::Endpoints;
+pub use error::TokenError;
+pub use http::{HttpClient, HttpError};
+
+/// How often background renewal looks for tokens to renew.
+pub const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long a started authorization waits for its callback.
+pub const PENDING_TTL_SECS: i64 = 600;
+
+/// Why a callback did not connect anything. Shown to the user on the callback page.
+#[derive(Debug, thiserror::Error)]
+pub enum CallbackError {
+    #[error(
+        "this sign-in link is unknown, was used already, or is older than 10 minutes; start connecting again"
+    )]
+    UnknownState,
+    #[error("the sign-in to `{connector}` was not completed ({error}); nothing was changed")]
+    Denied { connector: String, error: String },
+    #[error("connector `{0}` no longer exists; ask your administrator")]
+    ConnectorGone(String),
+    #[error("connector `{0}` is disabled and accepts no new connections; ask your administrator")]
+    Disabled(String),
+    #[error("`{connector}` did not accept the sign-in: {error}")]
+    Exchange {
+        connector: String,
+        error: TokenError,
+    },
+    #[error("egret could not store the connection: {0}")]
+    Vault(String),
+}

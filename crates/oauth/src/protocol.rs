@@ -1,0 +1,227 @@
+//! The OAuth 2.0 exchanges themselves, over the `oauth2` crate: the authorization URL
+//! (PKCE S256 + state), the code exchange, client credentials, refresh, revocation.
+
+use std::time::Duration;
+
+use egret_policy::{ClientAuth, OAuthSettings};
+use egret_vault::TokenSet;
+use oauth2::basic::BasicClient;
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
+    EndpointNotSet, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RevocationUrl,
+    Scope, StandardRevocableToken, TokenResponse, TokenUrl,
+};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::endpoints::Endpoints;
+use crate::error::TokenError;
+use crate::http::HttpClient;
+
+type Client = BasicClient<
+    EndpointMaybeSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// Random bytes in a state: 256 bits, well above the 128 a guess must beat.
+const STATE_BYTES: u32 = 32;
+
+/// One connector's view of its authorization server.
+pub struct Exchange<'a> {
+    pub settings: &'a OAuthSettings,
+    pub endpoints: &'a Endpoints,
+    pub http: &'a HttpClient,
+}
+
+/// The URL the user opens, with the secrets its callback will need.
+pub struct Authorization {
+    pub url: String,
+    pub state: SecretString,
+    pub pkce_verifier: Option<SecretString>,
+}
+
+impl Exchange<'_> {
+    fn client(&self, redirect_uri: Option<&str>) -> Result<Client, TokenError> {
+        let bad = |what: &str, url: &str| {
+            TokenError::Config(format!("{what} `{url}` is not a valid URL"))
+        };
+        let token = TokenUrl::new(self.endpoints.token.clone())
+            .map_err(|_| bad("token_url", &self.endpoints.token))?;
+        let auth = self
+            .endpoints
+            .authorize
+            .as_ref()
+            .map(|u| AuthUrl::new(u.clone()).map_err(|_| bad("authorize_url", u)))
+            .transpose()?;
+        let revocation = self
+            .endpoints
+            .revocation
+            .as_ref()
+            .map(|u| RevocationUrl::new(u.clone()).map_err(|_| bad("revocation_url", u)))
+            .transpose()?;
+        let mut client = BasicClient::new(ClientId::new(self.settings.client_id.clone()))
+            .set_auth_uri_option(auth)
+            .set_token_uri_option(Some(token))
+            .set_revocation_url_option(revocation)
+            .set_auth_type(match self.settings.client_auth {
+                ClientAuth::Basic => AuthType::BasicAuth,
+                ClientAuth::Post => AuthType::RequestBody,
+            });
+        if let Some(reference) = &self.settings.client_secret {
+            let secret = reference
+                .read()
+                .map_err(|e| {
+                    TokenError::Config(format!("cannot read the client secret {reference}: {e}"))
+                })?
+                .ok_or_else(|| {
+                    TokenError::Config(format!(
+                        "the client secret {reference} is not set; set it where egret serve runs"
+                    ))
+                })?;
+            client = client.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()));
+        }
+        if let Some(uri) = redirect_uri {
+            let uri =
+                RedirectUrl::new(uri.to_owned()).map_err(|_| bad("control.public_url", uri))?;
+            client = client.set_redirect_uri(uri);
+        }
+        Ok(client)
+    }
+
+    fn scopes(&self) -> impl Iterator<Item = Scope> + '_ {
+        self.settings.scopes.iter().cloned().map(Scope::new)
+    }
+
+    /// The vendor's authorization URL for a new grant.
+    pub fn authorization(&self, redirect_uri: &str) -> Result<Authorization, TokenError> {
+        let client = self.client(Some(redirect_uri))?;
+        let mut request = client
+            .authorize_url(|| CsrfToken::new_random_len(STATE_BYTES))
+            .map_err(|_| {
+                TokenError::Config(
+                    "the connector has no authorize_url; set it or an issuer with discovery"
+                        .to_owned(),
+                )
+            })?
+            .add_scopes(self.scopes());
+        let mut verifier = None;
+        if self.settings.pkce {
+            let (challenge, v) = PkceCodeChallenge::new_random_sha256();
+            request = request.set_pkce_challenge(challenge);
+            verifier = Some(SecretString::from(v.into_secret()));
+        }
+        for (k, v) in &self.settings.extra_params {
+            request = request.add_extra_param(k, v);
+        }
+        let (url, state) = request.url();
+        Ok(Authorization {
+            url: url.to_string(),
+            state: SecretString::from(state.into_secret()),
+            pkce_verifier: verifier,
+        })
+    }
+
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        verifier: Option<&SecretString>,
+        redirect_uri: &str,
+    ) -> Result<TokenSet, TokenError> {
+        let client = self.client(Some(redirect_uri))?;
+        let mut request = client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .map_err(config)?;
+        if let Some(v) = verifier {
+            request =
+                request.set_pkce_verifier(PkceCodeVerifier::new(v.expose_secret().to_owned()));
+        }
+        let response = request.request_async(self.http).await?;
+        Ok(self.token_set(&response, None))
+    }
+
+    pub async fn client_credentials(&self) -> Result<TokenSet, TokenError> {
+        let client = self.client(None)?;
+        let response = client
+            .exchange_client_credentials()
+            .map_err(config)?
+            .add_scopes(self.scopes())
+            .request_async(self.http)
+            .await?;
+        Ok(self.token_set(&response, None))
+    }
+
+    /// Renews with `refresh_token`. A vendor that does not rotate refresh tokens answers
+    /// without one; the old one then stays.
+    pub async fn refresh(
+        &self,
+        refresh_token: &SecretString,
+        scopes: &[String],
+    ) -> Result<TokenSet, TokenError> {
+        let client = self.client(None)?;
+        let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
+        let response = client
+            .exchange_refresh_token(&token)
+            .map_err(config)?
+            .request_async(self.http)
+            .await?;
+        let mut set = self.token_set(&response, Some(refresh_token));
+        if response.scopes().is_none() && !scopes.is_empty() {
+            set.scopes = scopes.to_vec();
+        }
+        Ok(set)
+    }
+
+    /// RFC 7009: asks the vendor to revoke `token` (the refresh token revokes the grant).
+    pub async fn revoke(&self, token: &SecretString, is_refresh: bool) -> Result<(), TokenError> {
+        let client = self.client(None)?;
+        let value = token.expose_secret().to_owned();
+        let token = if is_refresh {
+            StandardRevocableToken::RefreshToken(RefreshToken::new(value))
+        } else {
+            StandardRevocableToken::AccessToken(oauth2::AccessToken::new(value))
+        };
+        client
+            .revoke_token(token)
+            .map_err(config)?
+            .request_async(self.http)
+            .await
+            .map_err(|e| match e {
+                oauth2::RequestTokenError::Request(h) => TokenError::from(h),
+                oauth2::RequestTokenError::ServerResponse(r) => {
+                    TokenError::Rejected(r.error().to_string())
+                }
+                other => TokenError::Malformed(other.to_string()),
+            })
+    }
+
+    fn token_set(
+        &self,
+        response: &oauth2::basic::BasicTokenResponse,
+        previous_refresh: Option<&SecretString>,
+    ) -> TokenSet {
+        let now = egret_vault::unix_now();
+        let expires_at = response
+            .expires_in()
+            .map(|d: Duration| now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)));
+        // RFC 6749 §5.1: no `scope` in the answer means the requested scopes were granted.
+        let scopes = match response.scopes() {
+            Some(s) => s.iter().map(|s| s.to_string()).collect(),
+            None => self.settings.scopes.clone(),
+        };
+        TokenSet {
+            access_token: SecretString::from(response.access_token().secret().clone()),
+            refresh_token: response
+                .refresh_token()
+                .map(|r| SecretString::from(r.secret().clone()))
+                .or_else(|| previous_refresh.cloned()),
+            expires_at,
+            scopes,
+        }
+    }
+}
+
+fn config(e: oauth2::ConfigurationError) -> TokenError {
+    TokenError::Config(format!("{e}; check the connector's oauth URLs"))
+}

@@ -1,0 +1,206 @@
+//! OAuth state in the vault: token pairs of connections, and authorizations a user has
+//! started but not finished. The protocol itself lives in `egret-oauth`.
+
+use redb::ReadableTable;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::db::{AUTHORIZATIONS, SealedSecret, Vault, aad};
+use crate::error::{VaultError, storage};
+use crate::records::{
+    ConnectionInfo, ConnectionKind, ConnectionStatus, Credential, Owner, PendingAuthorization,
+    TokenSet, TokenUpdate, now,
+};
+
+/// Pending authorizations kept at most; the oldest are dropped first. Bounds what an
+/// admin-token holder starting authorizations in a loop can make the vault hold.
+const PENDING_KEEP: usize = 10_000;
+
+/// The sealed form of a [`PendingAuthorization`].
+#[derive(Serialize, Deserialize)]
+struct SealedPending {
+    connector: String,
+    owner: Owner,
+    pkce_verifier: Option<String>,
+    redirect_uri: String,
+    expires_at: i64,
+}
+
+impl Drop for SealedPending {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        if let Some(v) = &mut self.pkce_verifier {
+            v.zeroize();
+        }
+    }
+}
+
+impl Vault {
+    /// Stores an OAuth token pair for a connection in one transaction, replacing the old
+    /// pair in place: placeholders keep working. A refresh keeps `connected_at`.
+    pub fn put_oauth_tokens(
+        &self,
+        connector: &str,
+        owner: &Owner,
+        tokens: TokenSet,
+        update: TokenUpdate,
+    ) -> Result<ConnectionInfo, VaultError> {
+        let at = now();
+        let previous = self.connection(connector, owner);
+        let connected_at = match (update, &previous) {
+            (TokenUpdate::Refreshed, Some(p)) => p.connected_at,
+            // A renewal must never bring back a connection that was removed meanwhile.
+            (TokenUpdate::Refreshed, None) => {
+                return Err(VaultError::NoConnection {
+                    connector: connector.to_owned(),
+                    owner: owner.to_string(),
+                });
+            }
+            (TokenUpdate::Authorized, _) => at,
+        };
+        let info = ConnectionInfo {
+            connector: connector.to_owned(),
+            owner: owner.clone(),
+            kind: ConnectionKind::Oauth2,
+            status: ConnectionStatus::Connected,
+            connected_at,
+            refreshed_at: (update == TokenUpdate::Refreshed).then_some(at),
+            expires_at: tokens.expires_at,
+            scopes: tokens.scopes,
+        };
+        let secret = SealedSecret {
+            access_token: Some(tokens.access_token.expose_secret().to_owned()),
+            refresh_token: tokens
+                .refresh_token
+                .as_ref()
+                .map(|r| r.expose_secret().to_owned()),
+            api_key: None,
+        };
+        let credential = Credential {
+            secret: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+            kind: ConnectionKind::Oauth2,
+            status: ConnectionStatus::Connected,
+            expires_at: tokens.expires_at,
+        };
+        self.put_connection(info, &secret, credential)
+    }
+
+    /// Marks a connection as needing the user to authorize again (its grant was revoked
+    /// or expired). Its tokens are dropped: they can no longer be renewed.
+    pub fn mark_needs_reauth(
+        &self,
+        connector: &str,
+        owner: &Owner,
+    ) -> Result<ConnectionInfo, VaultError> {
+        let mut info =
+            self.connection(connector, owner)
+                .ok_or_else(|| VaultError::NoConnection {
+                    connector: connector.to_owned(),
+                    owner: owner.to_string(),
+                })?;
+        info.status = ConnectionStatus::NeedsReauth;
+        // Keeps a non-empty access token so the record still opens; it is never sent
+        // while the status says needs_reauth.
+        let secret = SealedSecret {
+            access_token: Some("revoked".to_owned()),
+            refresh_token: None,
+            api_key: None,
+        };
+        let credential = Credential {
+            secret: SecretString::from("revoked"),
+            refresh_token: None,
+            kind: info.kind,
+            status: ConnectionStatus::NeedsReauth,
+            expires_at: info.expires_at,
+        };
+        self.put_connection(info, &secret, credential)
+    }
+
+    /// Remembers an authorization until its callback, under the hash of its `state`.
+    pub fn put_authorization(
+        &self,
+        state: &SecretString,
+        pending: &PendingAuthorization,
+    ) -> Result<(), VaultError> {
+        let key = state_key(state);
+        let record = SealedPending {
+            connector: pending.connector.clone(),
+            owner: pending.owner.clone(),
+            pkce_verifier: pending
+                .pkce_verifier
+                .as_ref()
+                .map(|v| v.expose_secret().to_owned()),
+            redirect_uri: pending.redirect_uri.clone(),
+            expires_at: pending.expires_at,
+        };
+        let plain = Zeroizing::new(
+            serde_json::to_vec(&record).map_err(|e| VaultError::Invalid(e.to_string()))?,
+        );
+        let sealed = self.sealer.seal(&aad("authorizations", &key), &plain);
+        let at = now();
+        let _w = self.lock_writer();
+        self.write(|tx| {
+            let mut table = tx.open_table(AUTHORIZATIONS).map_err(storage)?;
+            // Drop what has expired, then the oldest beyond the cap.
+            let mut live = Vec::new();
+            let mut dead = Vec::new();
+            for row in table.iter().map_err(storage)? {
+                let (k, v) = row.map_err(storage)?;
+                match self.open_pending(k.value(), v.value()) {
+                    Some(p) if p.expires_at > at => live.push((p.expires_at, k.value().to_owned())),
+                    _ => dead.push(k.value().to_owned()),
+                }
+            }
+            live.sort();
+            let excess = (live.len() + 1).saturating_sub(PENDING_KEEP);
+            dead.extend(live.into_iter().take(excess).map(|(_, k)| k));
+            for k in dead {
+                table.remove(k.as_str()).map_err(storage)?;
+            }
+            table
+                .insert(key.as_str(), sealed.as_slice())
+                .map_err(storage)?;
+            Ok(())
+        })
+    }
+
+    /// Takes the authorization started with `state`, removing it in the same
+    /// transaction: a state is usable once. Expired ones are removed and not returned.
+    pub fn take_authorization(
+        &self,
+        state: &str,
+    ) -> Result<Option<PendingAuthorization>, VaultError> {
+        let key = state_key(&SecretString::from(state));
+        let _w = self.lock_writer();
+        let mut found = None;
+        self.write(|tx| {
+            let mut table = tx.open_table(AUTHORIZATIONS).map_err(storage)?;
+            let removed = table.remove(key.as_str()).map_err(storage)?;
+            found = removed.and_then(|v| self.open_pending(&key, v.value()));
+            Ok(())
+        })?;
+        Ok(found
+            .filter(|p| p.expires_at > now())
+            .map(|p| PendingAuthorization {
+                connector: p.connector.clone(),
+                owner: p.owner.clone(),
+                pkce_verifier: p.pkce_verifier.clone().map(SecretString::from),
+                redirect_uri: p.redirect_uri.clone(),
+                expires_at: p.expires_at,
+            }))
+    }
+
+    fn open_pending(&self, key: &str, sealed: &[u8]) -> Option<SealedPending> {
+        let plain = self.sealer.open(&aad("authorizations", key), sealed)?;
+        serde_json::from_slice(&plain).ok()
+    }
+}
+
+/// The table key for a state: its SHA-256, so the file never holds the state itself.
+fn state_key(state: &SecretString) -> String {
+    let digest = Sha256::digest(state.expose_secret().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,199 @@
+// A real OAuth 2.0 authorization server (oidc-provider) for egret's integration tests,
+// plus one protected resource that accepts only this server's tokens.
+//
+// Environment:
+//   CERT, KEY      PEM files for HTTPS (the test CA issues them for auth.test.local and
+//                  api.test.local, which egret's `upstream.resolve` maps to 127.0.0.1)
+//   CLIENTS        JSON array of oidc-provider client metadata
+//   ACCESS_TTL     access-token lifetime in seconds (default 60)
+// Prints one JSON line {"port": N} on stdout once it listens on 127.0.0.1.
+//
+// Test-only routes (never part of a real server): GET /test/stats,
+// POST /test/token-mode?mode=ok|down|slow, POST /test/revoke-grants,
+// POST /test/revoke-access-tokens.
+
+import https from 'node:https';
+import fs from 'node:fs';
+import Provider from 'oidc-provider';
+
+const ACCESS_TTL = Number(process.env.ACCESS_TTL ?? 60);
+const RESOURCE = 'https://api.test.local';
+const RESOURCE_SCOPES = 'read write';
+
+const stats = { authorization_code: 0, refresh_token: 0, client_credentials: 0, revocations: 0, resource_ok: 0, resource_refused: 0 };
+let tokenMode = 'ok';
+const grants = new Set();
+const accessTokens = new Set();
+
+const server = https.createServer({
+  cert: fs.readFileSync(process.env.CERT),
+  key: fs.readFileSync(process.env.KEY),
+});
+
+server.listen(0, '127.0.0.1', () => {
+  const { port } = server.address();
+  const provider = new Provider(`https://auth.test.local:${port}`, {
+    clients: JSON.parse(process.env.CLIENTS ?? '[]'),
+    cookies: { keys: ['egret-test-cookie-key'] },
+    pkce: { required: () => true },
+    rotateRefreshToken: true,
+    scopes: ['openid', 'offline_access', 'read', 'write'],
+    ttl: {
+      AccessToken: ACCESS_TTL,
+      ClientCredentials: ACCESS_TTL,
+      RefreshToken: 24 * 3600,
+      Interaction: 600,
+      Session: 3600,
+      Grant: 24 * 3600,
+    },
+    issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
+    findAccount: async (ctx, id) => ({ accountId: id, claims: async () => ({ sub: id }) }),
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      revocation: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async () => RESOURCE,
+        useGrantedResource: async () => true,
+        getResourceServerInfo: async () => ({
+          scope: RESOURCE_SCOPES,
+          accessTokenFormat: 'opaque',
+          accessTokenTTL: ACCESS_TTL,
+        }),
+      },
+    },
+  });
+
+  provider.on('grant.success', (ctx) => {
+    const type = ctx.oidc.params.grant_type;
+    if (type in stats) stats[type] += 1;
+  });
+  provider.on('grant.error', (ctx, err) => console.error(`grant.error: ${err.message}: ${err.error_detail ?? ''}`));
+  provider.on('server_error', (ctx, err) => console.error(`server_error: ${err.stack}`));
+  provider.on('grant.saved', (grant) => grants.add(grant.jti));
+  provider.on('access_token.saved', (token) => accessTokens.add(token.jti));
+
+  provider.use(async (ctx, next) => {
+    const path = ctx.path;
+    if (path === '/test/stats') {
+      ctx.body = stats;
+      return;
+    }
+    if (path === '/test/token-mode' && ctx.method === 'POST') {
+      tokenMode = ctx.query.mode ?? 'ok';
+      ctx.body = { mode: tokenMode };
+      return;
+    }
+    if (path === '/test/revoke-grants' && ctx.method === 'POST') {
+      let n = 0;
+      for (const id of grants) {
+        const grant = await provider.Grant.find(id);
+        if (grant) { await grant.destroy(); n += 1; }
+      }
+      grants.clear();
+      ctx.body = { revoked: n };
+      return;
+    }
+    if (path === '/test/revoke-access-tokens' && ctx.method === 'POST') {
+      let n = 0;
+      for (const id of accessTokens) {
+        const token = await provider.AccessToken.find(id);
+        if (token) { await token.destroy(); n += 1; }
+      }
+      accessTokens.clear();
+      ctx.body = { revoked: n };
+      return;
+    }
+    if (path === '/token' && tokenMode === 'down') {
+      ctx.status = 503;
+      ctx.body = 'token endpoint down for maintenance';
+      return;
+    }
+    if (path === '/token' && tokenMode === 'slow') {
+      await new Promise((r) => setTimeout(r, 30000));
+    }
+    if (path === '/resource') {
+      await resource(ctx);
+      return;
+    }
+    if (path.startsWith('/interaction/')) {
+      await interaction(ctx);
+      return;
+    }
+    await next();
+    if (path === '/token/revocation' && ctx.status === 200) stats.revocations += 1;
+  });
+
+  // The protected API: only live access tokens of this server, for its resource.
+  async function resource(ctx) {
+    const auth = ctx.get('authorization');
+    const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
+    const found = token
+      ? (await provider.AccessToken.find(token)) ?? (await provider.ClientCredentials.find(token))
+      : undefined;
+    if (!found || found.isExpired || found.aud !== RESOURCE) {
+      stats.resource_refused += 1;
+      ctx.status = 401;
+      ctx.set('www-authenticate', 'Bearer error="invalid_token"');
+      ctx.body = { error: 'invalid_token' };
+      return;
+    }
+    stats.resource_ok += 1;
+    ctx.body = { sub: found.accountId ?? null, client_id: found.clientId, scope: found.scope };
+  }
+
+  // A minimal sign-in: a login form, then a consent form; "deny" refuses the
+  // authorization. Each page's first form is what a user would submit.
+  async function interaction(ctx) {
+    const [, , uid, action] = ctx.path.split('/');
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    if (details.uid !== uid) ctx.throw(400, 'interaction mismatch');
+    const { prompt, params } = details;
+    if (ctx.method === 'GET') {
+      const [step, label] = prompt.name === 'login' ? ['login', 'Sign in'] : ['consent', 'Allow'];
+      ctx.type = 'html';
+      ctx.body = `<!doctype html><p>${params.client_id} asks for: ${params.scope ?? ''}</p>
+<form method="post" action="/interaction/${uid}/${step}"><input name="login" value="alice"><button>${label}</button></form>
+<form method="post" action="/interaction/${uid}/deny"><button>Deny</button></form>`;
+      return;
+    }
+    let result;
+    if (action === 'deny') {
+      result = { error: 'access_denied', error_description: 'the user denied the request' };
+    } else if (action === 'login') {
+      const body = new URLSearchParams(await readBody(ctx.req));
+      result = { login: { accountId: body.get('login') || 'alice' } };
+    } else {
+      const grant = details.grantId
+        ? await provider.Grant.find(details.grantId)
+        : new provider.Grant({ accountId: details.session.accountId, clientId: params.client_id });
+      const d = prompt.details;
+      if (d.missingOIDCScope) grant.addOIDCScope(d.missingOIDCScope.join(' '));
+      if (d.missingOIDCClaims) grant.addOIDCClaims(d.missingOIDCClaims);
+      for (const [indicator, scopes] of Object.entries(d.missingResourceScopes ?? {})) {
+        grant.addResourceScope(indicator, scopes.join(' '));
+      }
+      result = { consent: { grantId: await grant.save() } };
+    }
+    await provider.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: action === 'consent' });
+    ctx.respond = false;
+  }
+
+  server.on('request', provider.callback());
+  process.stdout.write(`${JSON.stringify({ port })}\n`);
+});
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    let data = '';
+    req.setEncoding('utf8');
+    req.on('data', (c) => { data += c; });
+    req.on('end', () => resolve(data));
+    req.on('error', reject);
+  });
+}
+
+// The test harness closes stdin to stop the server; die with it either way.
+process.stdin.on('end', () => process.exit(0));
+process.stdin.resume();

@@ -1,0 +1,557 @@
+//! OAuth connections against a real authorization server (`oidc-provider`, started per
+//! test): the browser flow, the swap of a placeholder for the user's token, single-flight
+//! renewal under load, failure states and recovery, client credentials, state checks,
+//! upstream 401 retry, disconnect with revocation.
+
+use std::time::Duration;
+
+use egret_test_support::browser::{Browser, Choice, query_param};
+use egret_test_support::client::{Proto, get};
+use egret_test_support::oauth_server::OAuthServer;
+use egret_test_support::proxy::{ADMIN_TOKEN, TestProxy};
+use egret_test_support::upstream::TestCa;
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::control::api;
+
+pub struct OAuthFixture {
+    pub ca: TestCa,
+    pub server: OAuthServer,
+    pub egret: TestProxy,
+}
+
+pub struct Options {
+    pub access_ttl: u64,
+    pub skew: &'static str,
+    pub timeout: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            access_ttl: 300,
+            skew: "60s",
+            timeout: "2s",
+        }
+    }
+}
+
+impl OAuthFixture {
+    pub async fn new(o: Options) -> Self {
+        let ca = TestCa::new();
+        // egret first: the redirect URI the vendor registers names its control port.
+        let egret = TestProxy::start("version: 1\n", &ca.pem).await;
+        let redirect = format!(
+            "http://127.0.0.1:{}/oauth/callback",
+            egret.control_addr.port()
+        );
+        let clients = json!([
+            {
+                "client_id": "egret",
+                "client_secret": "egret-secret",
+                "grant_types": ["authorization_code", "refresh_token"],
+                "redirect_uris": [redirect],
+                "response_types": ["code"],
+                "token_endpoint_auth_method": "client_secret_basic",
+            },
+            {
+                "client_id": "egret-ci",
+                "client_secret": "ci-secret",
+                "grant_types": ["client_credentials"],
+                "redirect_uris": [],
+                "response_types": [],
+                "token_endpoint_auth_method": "client_secret_post",
+            },
+        ]);
+        let server = OAuthServer::start(&ca, &clients, o.access_ttl).await;
+        std::fs::write(egret.dir.path().join("egret-secret"), "egret-secret\n").expect("secret");
+        std::fs::write(egret.dir.path().join("ci-secret"), "ci-secret").expect("secret");
+        let port = server.port;
+        let control = egret.control_addr.port();
+        let (skew, timeout) = (o.skew, o.timeout);
+        egret.reload(&format!(
+            r#"
+version: 1
+control:
+  public_url: http://127.0.0.1:{control}
+upstream:
+  extra_ca: [upstream-ca.pem]
+  resolve: {{ auth.test.local: 127.0.0.1, api.test.local: 127.0.0.1 }}
+connectors:
+  - id: vendor
+    auth: oauth2
+    oauth:
+      issuer: https://auth.test.local:{port}
+      client_id: egret
+      client_secret: ${{file:egret-secret}}
+      scopes: [openid, offline_access, read]
+      extra_params: {{ prompt: consent }}
+      refresh_skew: {skew}
+      timeout: {timeout}
+    egress: ["api.test.local:{port}"]
+  - id: ci
+    auth: oauth2
+    grant: client_credentials
+    oauth:
+      token_url: https://auth.test.local:{port}/token
+      client_id: egret-ci
+      client_secret: ${{file:ci-secret}}
+      client_auth: post
+      scopes: [read]
+      refresh_skew: {skew}
+      timeout: {timeout}
+    egress: ["api.test.local:{port}"]
+"#
+        ));
+        Self { ca, server, egret }
+    }
+
+    pub async fn admin(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        api(
+            self.egret.control_addr,
+            method,
+            path,
+            Some(ADMIN_TOKEN),
+            body,
+        )
+        .await
+    }
+
+    /// Starts an authorization and returns the vendor URL.
+    pub async fn authorization_url(&self, connector: &str, owner: &str) -> String {
+        let (status, body) = self
+            .admin(
+                Method::POST,
+                &format!("/v1/connections/{connector}/{owner}/authorize"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["status"], "redirect");
+        body["authorization_url"].as_str().expect("url").to_owned()
+    }
+
+    /// The whole authorization-code flow, as a browser: returns the callback page.
+    pub async fn sign_in(&self, owner: &str, choice: Choice) -> egret_test_support::browser::Page {
+        let url = self.authorization_url("vendor", owner).await;
+        Browser::new(&self.ca.pem)
+            .authorize(&url, choice)
+            .await
+            .expect("browser flow")
+    }
+
+    pub async fn mint(&self, connector: &str, owner: &str) -> String {
+        let (status, body) = self
+            .admin(
+                Method::POST,
+                "/v1/placeholders",
+                Some(json!({ "connector": connector, "owner": owner })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["placeholder"]
+            .as_str()
+            .expect("placeholder")
+            .to_owned()
+    }
+
+    /// GET /resource on the vendor's API through egret with `placeholder`.
+    pub async fn call(
+        &self,
+        placeholder: &str,
+        proto: Proto,
+    ) -> (StatusCode, Option<String>, Value) {
+        let auth = format!("Bearer {placeholder}");
+        let resp = get(
+            self.egret.proxy_addr,
+            &self.egret.ca_pem,
+            &self.server.api_authority(),
+            "/resource",
+            &[("authorization", &auth)],
+            proto,
+        )
+        .await
+        .expect("request through egret");
+        let code = resp
+            .headers()
+            .get("x-egret-error")
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        (
+            resp.status(),
+            code,
+            serde_json::from_slice(resp.body()).unwrap_or(Value::Null),
+        )
+    }
+
+    pub async fn connection(&self, connector: &str, owner: &str) -> Value {
+        let (_, body) = self
+            .admin(
+                Method::GET,
+                &format!("/v1/connections?connector={connector}&owner={owner}"),
+                None,
+            )
+            .await;
+        body["connections"][0].clone()
+    }
+
+    /// Sleeps until the connection's token is within `skew_secs` of expiring.
+    pub async fn wait_until_due(&self, owner: &str, skew_secs: i64) {
+        let expires = self.connection("vendor", owner).await["expires_at"]
+            .as_i64()
+            .expect("expires_at");
+        let due = expires - skew_secs + 1;
+        let wait = due - egret_vault::unix_now();
+        if wait > 0 {
+            tokio::time::sleep(Duration::from_secs(u64::try_from(wait).unwrap_or(0))).await;
+        }
+    }
+
+    /// Retries a request until it succeeds (renewal backoff), bounded.
+    pub async fn until_ok(&self, placeholder: &str) -> Value {
+        for _ in 0..40 {
+            let (status, _, body) = self.call(placeholder, Proto::H1).await;
+            if status == StatusCode::OK {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        panic!("egret did not recover within 20 s");
+    }
+}
+
+#[tokio::test]
+async fn browser_flow_connects_and_the_placeholder_reaches_the_api_as_the_users_token() {
+    let f = OAuthFixture::new(Options::default()).await;
+    let page = f.sign_in("user:alice", Choice::Allow).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body
+            .contains("Connected to vendor, you can close this window"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("window.opener.postMessage"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("window.close()"), "{}", page.body);
+
+    let conn = f.connection("vendor", "user:alice").await;
+    assert_eq!(conn["status"], "connected");
+    assert_eq!(conn["kind"], "oauth2");
+    assert!(conn["expires_at"].as_i64().is_some());
+    assert!(
+        conn["scopes"].as_array().is_some_and(|s| !s.is_empty()),
+        "{conn}"
+    );
+    let listed = conn.to_string();
+    assert!(
+        !listed.contains("token"),
+        "no token in the listing: {listed}"
+    );
+
+    let p = f.mint("vendor", "user:alice").await;
+    for proto in [Proto::H1, Proto::H2] {
+        let (status, code, body) = f.call(&p, proto).await;
+        assert_eq!(status, StatusCode::OK, "{code:?} {body}");
+        // The API accepted a token it issued, for alice, through egret's client.
+        assert_eq!(body["sub"], "alice");
+        assert_eq!(body["client_id"], "egret");
+    }
+    let stats = f.server.stats().await;
+    assert_eq!(stats["authorization_code"], 1);
+    assert_eq!(stats["refresh_token"], 0);
+
+    // The vault file holds neither the placeholder nor anything the API accepted.
+    f.egret.shutdown().await;
+}
+
+#[tokio::test]
+async fn fifty_concurrent_requests_after_expiry_share_exactly_one_refresh() {
+    let f = OAuthFixture::new(Options {
+        access_ttl: 8,
+        skew: "5s",
+        ..Options::default()
+    })
+    .await;
+    f.sign_in("user:alice", Choice::Allow).await;
+    let p = f.mint("vendor", "user:alice").await;
+    assert_eq!(f.call(&p, Proto::H1).await.0, StatusCode::OK);
+    f.wait_until_due("user:alice", 5).await;
+
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let proto = if i % 2 == 0 { Proto::H1 } else { Proto::H2 };
+        let (proxy, ca, authority, p) = (
+            f.egret.proxy_addr,
+            f.egret.ca_pem.clone(),
+            f.server.api_authority(),
+            p.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let auth = format!("Bearer {p}");
+            get(
+                proxy,
+                &ca,
+                &authority,
+                "/resource",
+                &[("authorization", &auth)],
+                proto,
+            )
+            .await
+            .expect("request")
+            .status()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.expect("task"), StatusCode::OK);
+    }
+    let stats = f.server.stats().await;
+    assert_eq!(stats["refresh_token"], 1, "{stats}");
+    assert_eq!(stats["resource_refused"], 0, "{stats}");
+    let conn = f.connection("vendor", "user:alice").await;
+    assert!(conn["refreshed_at"].as_i64().is_some(), "{conn}");
+}
+
+#[tokio::test]
+async fn token_endpoint_down_keeps_a_valid_token_then_answers_502_and_recovers() {
+    let f = OAuthFixture::new(Options {
+        access_ttl: 6,
+        skew: "4s",
+        ..Options::default()
+    })
+    .await;
+    f.sign_in("user:alice", Choice::Allow).await;
+    let p = f.mint("vendor", "user:alice").await;
+    f.server.token_mode("down").await;
+    // Inside the skew but not expired: the current token is still used.
+    f.wait_until_due("user:alice", 4).await;
+    let (status, code, _) = f.call(&p, Proto::H1).await;
+    assert_eq!(status, StatusCode::OK, "{code:?}");
+    // Expired: the sandbox is told the token endpoint failed.
+    f.wait_until_due("user:alice", -1).await;
+    let (status, code, body) = f.call(&p, Proto::H1).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(code.as_deref(), Some("token_refresh_failed"));
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("token endpoint")),
+        "{body}"
+    );
+    assert_eq!(
+        f.connection("vendor", "user:alice").await["status"],
+        "connected"
+    );
+
+    f.server.token_mode("ok").await;
+    assert_eq!(f.until_ok(&p).await["sub"], "alice");
+}
+
+#[tokio::test]
+async fn slow_token_endpoint_times_out_with_504_and_recovers() {
+    let f = OAuthFixture::new(Options {
+        access_ttl: 3,
+        skew: "1s",
+        timeout: "1s",
+    })
+    .await;
+    f.sign_in("user:alice", Choice::Allow).await;
+    let p = f.mint("vendor", "user:alice").await;
+    f.server.token_mode("slow").await;
+    f.wait_until_due("user:alice", -1).await;
+    let (status, code, body) = f.call(&p, Proto::H2).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert_eq!(code.as_deref(), Some("token_refresh_failed"));
+    f.server.token_mode("ok").await;
+    assert_eq!(f.until_ok(&p).await["sub"], "alice");
+}
+
+#[tokio::test]
+async fn invalid_grant_needs_reauth_and_reconnecting_keeps_the_placeholder() {
+    let f = OAuthFixture::new(Options {
+        access_ttl: 4,
+        skew: "2s",
+        ..Options::default()
+    })
+    .await;
+    f.sign_in("user:alice", Choice::Allow).await;
+    let p = f.mint("vendor", "user:alice").await;
+    f.server.revoke_grants().await;
+    f.wait_until_due("user:alice", 2).await;
+    let (status, code, body) = f.call(&p, Proto::H1).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(code.as_deref(), Some("connection_needs_reauth"));
+    assert_eq!(body["connector"], "vendor");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("egret connection connect vendor --owner user:alice")),
+        "{body}"
+    );
+    assert_eq!(
+        f.connection("vendor", "user:alice").await["status"],
+        "needs_reauth"
+    );
+    // Asking again does not go back to the vendor.
+    let before = f.server.stats().await["refresh_token"].clone();
+    assert_eq!(f.call(&p, Proto::H1).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(f.server.stats().await["refresh_token"], before);
+
+    // The user connects again: the same placeholder works.
+    let page = f.sign_in("user:alice", Choice::Allow).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(
+        f.connection("vendor", "user:alice").await["status"],
+        "connected"
+    );
+    let (status, _, body) = f.call(&p, Proto::H1).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn client_credentials_connect_at_once_and_renew_by_asking_again() {
+    let f = OAuthFixture::new(Options {
+        access_ttl: 4,
+        skew: "2s",
+        ..Options::default()
+    })
+    .await;
+    let (status, body) = f
+        .admin(Method::POST, "/v1/connections/ci/org/authorize", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "connected");
+    let p = f.mint("ci", "org").await;
+    let (status, _, body) = f.call(&p, Proto::H1).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["client_id"], "egret-ci");
+    let expires = f.connection("ci", "org").await["expires_at"]
+        .as_i64()
+        .expect("expiry");
+    tokio::time::sleep(Duration::from_secs(
+        u64::try_from(expires - 2 + 1 - egret_vault::unix_now()).unwrap_or(0),
+    ))
+    .await;
+    let (status, _, _) = f.call(&p, Proto::H2).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(f.server.stats().await["client_credentials"], 2);
+}
+
+#[tokio::test]
+async fn state_reuse_forgery_and_denial_are_refused_and_change_nothing() {
+    let f = OAuthFixture::new(Options::default()).await;
+    let url = f.authorization_url("vendor", "user:alice").await;
+    let state = query_param(&url, "state").expect("state");
+    assert!(
+        state.len() >= 22,
+        "state carries at least 128 bits: {state}"
+    );
+    assert_eq!(
+        query_param(&url, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    assert_eq!(query_param(&url, "prompt").as_deref(), Some("consent"));
+
+    let mut browser = Browser::new(&f.ca.pem);
+    let page = browser.authorize(&url, Choice::Allow).await.expect("flow");
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let callback = page.url.clone();
+    let p = f.mint("vendor", "user:alice").await;
+    let connected_at = f.connection("vendor", "user:alice").await["connected_at"].clone();
+
+    // The same callback again: the state was spent.
+    let again = browser.open(&callback).await.expect("replay");
+    assert_eq!(again.status, StatusCode::BAD_REQUEST);
+    assert!(again.body.contains("used already"), "{}", again.body);
+    // A forged state.
+    let forged = callback.replace(&format!("state={state}"), "state=forged-state-value");
+    let page = browser.open(&forged).await.expect("forged");
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    // No state at all.
+    let base = format!("http://{}/oauth/callback?code=abc", f.egret.control_addr);
+    assert_eq!(
+        browser.open(&base).await.expect("no state").status,
+        StatusCode::BAD_REQUEST
+    );
+
+    // The user presses "Deny" on a new authorization.
+    let url = f.authorization_url("vendor", "user:alice").await;
+    let page = Browser::new(&f.ca.pem)
+        .authorize(&url, Choice::Deny)
+        .await
+        .expect("deny flow");
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert!(page.body.contains("access_denied"), "{}", page.body);
+
+    // Nothing changed: same connection, placeholder still works.
+    let conn = f.connection("vendor", "user:alice").await;
+    assert_eq!(conn["status"], "connected");
+    assert_eq!(conn["connected_at"], connected_at);
+    assert_eq!(f.call(&p, Proto::H1).await.0, StatusCode::OK);
+    assert_eq!(f.server.stats().await["authorization_code"], 1);
+}
+
+#[tokio::test]
+async fn an_upstream_401_gets_one_forced_refresh_and_one_retry() {
+    let f = OAuthFixture::new(Options::default()).await;
+    f.sign_in("user:alice", Choice::Allow).await;
+    let p = f.mint("vendor", "user:alice").await;
+    assert_eq!(f.call(&p, Proto::H1).await.0, StatusCode::OK);
+    f.server.revoke_access_tokens().await;
+    let (status, _, body) = f.call(&p, Proto::H2).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let stats = f.server.stats().await;
+    assert_eq!(stats["refresh_token"], 1, "{stats}");
+    assert_eq!(stats["resource_refused"], 1, "{stats}");
+}
+
+#[tokio::test]
+async fn disconnect_revokes_the_grant_at_the_vendor_and_stops_the_placeholder() {
+    let f = OAuthFixture::new(Options::default()).await;
+    f.sign_in("user:alice", Choice::Allow).await;
+    let p = f.mint("vendor", "user:alice").await;
+    let (status, body) = f
+        .admin(Method::DELETE, "/v1/connections/vendor/user:alice", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["vendor_revocation"], "revoked");
+    assert_eq!(f.server.stats().await["revocations"], 1);
+    let (status, code, _) = f.call(&p, Proto::H1).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(code.as_deref(), Some("placeholder_unknown"));
+}
+
+#[tokio::test]
+async fn authorize_refuses_disabled_static_and_unknown_connectors() {
+    let f = OAuthFixture::new(Options::default()).await;
+    let (status, body) = f
+        .admin(Method::POST, "/v1/connections/nope/org/authorize", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = f
+        .admin(
+            Method::POST,
+            "/v1/connections/vendor/bad-owner/authorize",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // A static-key connector cannot be "connected" through OAuth, nor an OAuth one keyed.
+    let (status, body) = f
+        .admin(
+            Method::PUT,
+            "/v1/connections/vendor/org/key",
+            Some(json!({"key": "k"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], "wrong_auth_kind");
+}
