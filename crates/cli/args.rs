@@ -65,7 +65,8 @@ pub enum CaCommand {
 
 #[derive(Subcommand)]
 pub enum PolicyCommand {
-    /// Validate a policy file; errors name file:line:col and what is expected.
+    /// Validate a policy file and print its connectors as resolved (templates filled in);
+    /// errors name file:line:col and what is expected.
     Check { file: PathBuf },
 }
 
@@ -75,6 +76,8 @@ pub enum ConnectorCommand {
     List,
     /// Show one connector (secrets appear only as references).
     Get { id: String },
+    /// List the built-in vendor templates (`template:` in a connector) and their settings.
+    Templates,
 }
 
 #[derive(Subcommand)]

@@ -32,15 +32,24 @@ pub async fn run(cli: Cli) -> Result<()> {
                 policy.connectors.len(),
                 policy.network.allow.len()
             );
+            let resolved: Vec<Value> = policy
+                .connectors
+                .iter()
+                .map(egret_control::connector_view)
+                .collect();
+            print_json(Some(json!({ "connectors": resolved })));
             Ok(())
         }
         Command::Connector(cmd) => {
-            let client = client(cli)?;
             let path = match cmd {
+                ConnectorCommand::Templates => {
+                    print_templates();
+                    return Ok(());
+                }
                 ConnectorCommand::List => "/v1/connectors".to_owned(),
                 ConnectorCommand::Get { id } => format!("/v1/connectors/{}", segment(&id)),
             };
-            print_json(client.call(Method::GET, &path, None).await?);
+            print_json(client(cli)?.call(Method::GET, &path, None).await?);
             Ok(())
         }
         Command::Connection(cmd) => connection(cli, cmd).await,
@@ -257,6 +266,16 @@ async fn audit(cli: &Target, follow: bool) -> Result<()> {
             return Ok(());
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+/// The built-in templates; needs no server.
+fn print_templates() {
+    for t in egret_policy::templates::TEMPLATES {
+        println!("{}\n  {}", t.name, t.summary);
+        for (key, what) in t.settings {
+            println!("  settings.{key}: {what}");
+        }
     }
 }
 

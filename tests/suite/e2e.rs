@@ -12,10 +12,10 @@ use tokio::process::{Child, Command};
 
 use super::common::NAMES;
 
-const EGRET: &str = env!("CARGO_BIN_EXE_egret");
+pub(super) const EGRET: &str = env!("CARGO_BIN_EXE_egret");
 const KEY: &str = "sk-e2e-REAL-KEY-never-logged-7f3a";
 
-fn free_port() -> SocketAddr {
+pub(super) fn free_port() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr")
 }
@@ -38,8 +38,8 @@ connectors:
 
 const OPENAI: &str = "  - { id: openai, auth: api_key, egress: [api.test.local] }\n  - { id: weather, auth: api_key, egress: [weather.test.local], inject: { query: [appid] } }\n";
 
-struct Egret {
-    child: Child,
+pub(super) struct Egret {
+    pub(super) child: Child,
     dir: PathBuf,
     config: PathBuf,
     proxy: SocketAddr,
@@ -48,7 +48,12 @@ struct Egret {
 }
 
 impl Egret {
-    async fn start(dir: &Path, proxy: SocketAddr, control: SocketAddr, log_name: &str) -> Self {
+    pub(super) async fn start(
+        dir: &Path,
+        proxy: SocketAddr,
+        control: SocketAddr,
+        log_name: &str,
+    ) -> Self {
         let config = dir.join("egret.yaml");
         let log = dir.join(log_name);
         let log_file = std::fs::File::create(&log).expect("log file");
@@ -88,12 +93,12 @@ impl Egret {
         panic!("egret did not become ready; log:\n{}", self.log_text());
     }
 
-    fn log_text(&self) -> String {
+    pub(super) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Runs an `egret` client command against this server, with optional stdin.
-    async fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
+    pub(super) async fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut child = Command::new(EGRET)
             .args(args)
             .arg("--config")
@@ -116,7 +121,7 @@ impl Egret {
             .expect("cli ran")
     }
 
-    async fn stop(mut self) -> String {
+    pub(super) async fn stop(mut self) -> String {
         let pid = self.child.id().expect("pid").to_string();
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -132,7 +137,7 @@ impl Egret {
     }
 
     /// `curl -x` through this egret; returns (exit code, stdout).
-    async fn curl(&self, extra: &[&str], url: &str) -> (i32, String) {
+    pub(super) async fn curl(&self, extra: &[&str], url: &str) -> (i32, String) {
         let out = Command::new("curl")
             .args([
                 "-s",
@@ -158,7 +163,7 @@ impl Egret {
     }
 }
 
-fn stdout(o: &Output) -> String {
+pub(super) fn stdout(o: &Output) -> String {
     assert!(
         o.status.success(),
         "command failed: {}",

@@ -2,6 +2,7 @@ mod common;
 mod connect;
 mod control;
 mod e2e;
+mod e2e_oauth;
 mod intercept;
 mod lifecycle;
 mod oauth;

@@ -13,7 +13,7 @@ use crate::error::ApiError;
 
 pub(crate) async fn list(State(state): State<Arc<ControlState>>) -> Json<Value> {
     let policy = state.policy.load();
-    Json(json!({ "connectors": policy.connectors.iter().map(view).collect::<Vec<_>>() }))
+    Json(json!({ "connectors": policy.connectors.iter().map(connector_view).collect::<Vec<_>>() }))
 }
 
 pub(crate) async fn get(
@@ -24,10 +24,12 @@ pub(crate) async fn get(
     let connector = policy
         .connector(&id)
         .ok_or_else(|| ApiError::unknown_connector(&id))?;
-    Ok(Json(view(connector)))
+    Ok(Json(connector_view(connector)))
 }
 
-fn view(c: &Connector) -> Value {
+/// A connector as operators see it, resolved (template defaults filled in), with
+/// secrets only as the reference to where they live.
+pub fn connector_view(c: &Connector) -> Value {
     let mut v = json!({
         "id": c.id.as_str(),
         "auth": c.auth.name(),
@@ -36,6 +38,9 @@ fn view(c: &Connector) -> Value {
         "enabled": c.enabled,
         "source": "policy",
     });
+    if let Some(t) = &c.template {
+        v["template"] = json!(t);
+    }
     if let AuthKind::OAuth2(o) = &c.auth {
         v["grant"] = json!(match o.grant {
             Grant::AuthorizationCode => "authorization_code",
@@ -52,7 +57,9 @@ fn view(c: &Connector) -> Value {
             "scopes": o.scopes,
             "pkce": o.pkce,
             "client_auth": match o.client_auth { ClientAuth::Basic => "basic", ClientAuth::Post => "post" },
+            "extra_params": o.extra_params,
             "refresh_skew_seconds": o.refresh_skew.as_secs(),
+            "timeout_seconds": o.timeout.as_secs_f64(),
         });
     }
     v

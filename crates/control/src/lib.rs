@@ -29,6 +29,7 @@ use secrecy::SecretString;
 use serde_json::json;
 use tokio::net::TcpListener;
 
+pub use connectors::connector_view;
 pub use error::ApiError;
 pub use running::Running;
 

@@ -2,14 +2,16 @@
 //!
 //! Owns the YAML policy file format (`../shared/contract.md`): parsing raw structs
 //! (`raw`), turning them into types that cannot be invalid (`validate` -> `model`), host
-//! patterns (`host`) and secret references (`secret_ref`). Pure and synchronous: it never
-//! resolves a secret, opens a socket or watches a file — the binary and the proxy do that.
+//! patterns (`host`), secret references (`secret_ref`) and the built-in vendor templates
+//! (`templates`). Synchronous and without I/O beyond reading a file: it never opens a
+//! socket or watches a file, and reads a secret only when asked (`SecretRef::read`).
 
 mod error;
 mod host;
 mod model;
 mod raw;
 mod secret_ref;
+pub mod templates;
 mod validate;
 
 use std::path::Path;
@@ -33,11 +35,12 @@ pub fn load(path: &Path) -> Result<Policy, PolicyError> {
 
 /// Parses policy text; `file` names it in errors, `base` is where relative paths resolve.
 pub fn parse(text: &str, file: &Path, base: &Path) -> Result<Policy, Located> {
-    let raw: raw::RawPolicy = serde_saphyr::from_str(text).map_err(|e| yaml_error(&e, file))?;
+    let raw: raw::RawPolicy =
+        serde_saphyr::from_str(text).map_err(|e| yaml_error(&e, file, text))?;
     validate::validate(raw, file, base)
 }
 
-fn yaml_error(e: &serde_saphyr::Error, file: &Path) -> Located {
+fn yaml_error(e: &serde_saphyr::Error, file: &Path, text: &str) -> Located {
     let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
     // The crate's rendering repeats the position and adds a snippet; keep the first line's reason.
     let rendered = e.to_string();
@@ -47,6 +50,19 @@ fn yaml_error(e: &serde_saphyr::Error, file: &Path) -> Located {
         .unwrap_or("invalid YAML")
         .trim()
         .to_owned();
+    // `{ client_secret: ${env:X} }`: braces end a plain scalar inside `{ }`, so YAML
+    // reads the reference as broken syntax. Say how to write it.
+    let source_line = text
+        .lines()
+        .nth(line.saturating_sub(1) as usize)
+        .unwrap_or_default();
+    let message = if message.contains("flow") && source_line.contains("${") {
+        format!(
+            "{message}; inside `{{ }}` write a secret reference in quotes, e.g. `client_secret: \"${{env:NAME}}\"`, or use block style"
+        )
+    } else {
+        message
+    };
     Located {
         file: file.to_owned(),
         line,

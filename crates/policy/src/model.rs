@@ -99,6 +99,8 @@ impl fmt::Debug for ConnectorId {
 #[derive(Debug, Clone)]
 pub struct Connector {
     pub id: ConnectorId,
+    /// The built-in vendor template it was filled from, if any.
+    pub template: Option<String>,
     pub auth: AuthKind,
     pub egress: Vec<HostPattern>,
     pub inject: Injection,

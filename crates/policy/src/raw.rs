@@ -102,8 +102,7 @@ pub(crate) struct RawOAuth {
     pub client_secret: Option<S<String>>,
     #[serde(default)]
     pub scopes: Vec<String>,
-    #[serde(default = "yes")]
-    pub pkce: bool,
+    pub pkce: Option<bool>,
     pub client_auth: Option<S<String>>,
     pub refresh_skew: Option<S<String>>,
     pub timeout: Option<S<String>>,

@@ -157,3 +157,123 @@ fn connector_hosts_win_over_allow() {
     assert_eq!(p.route("www.x.com", 443), Route::Tunnel);
     assert_eq!(p.route("x.com", 443), Route::Deny);
 }
+
+fn oauth_of(p: &Policy, id: &str) -> OAuthSettings {
+    match &p.connector(id).expect("connector").auth {
+        AuthKind::OAuth2(o) => (**o).clone(),
+        AuthKind::ApiKey => panic!("{id} is not oauth2"),
+    }
+}
+
+#[test]
+fn databricks_template_resolves_to_the_workspace_endpoints() {
+    let p = parse_str(
+        r#"
+version: 1
+connectors:
+  - id: databricks
+    template: databricks
+    settings: { workspace_url: "https://dbc-1234.cloud.databricks.com/" }
+    oauth: { client_id: abc, client_secret: "${env:DATABRICKS_CLIENT_SECRET}" }
+"#,
+    )
+    .expect("policy");
+    let o = oauth_of(&p, "databricks");
+    assert_eq!(
+        o.authorize_url.as_deref(),
+        Some("https://dbc-1234.cloud.databricks.com/oidc/v1/authorize")
+    );
+    assert_eq!(
+        o.token_url.as_deref(),
+        Some("https://dbc-1234.cloud.databricks.com/oidc/v1/token")
+    );
+    assert_eq!(o.scopes, ["all-apis", "offline_access"]);
+    assert!(o.pkce);
+    assert_eq!(o.grant, Grant::AuthorizationCode);
+    assert_eq!(
+        p.route("dbc-1234.cloud.databricks.com", 443),
+        Route::Intercept
+    );
+    assert_eq!(p.route("dbc-9999.cloud.databricks.com", 443), Route::Deny);
+    // The unquoted form of the same line is broken YAML; the error says how to fix it.
+    let e = parse_str(
+        "version: 1\nconnectors:\n  - id: d\n    oauth: { client_id: abc, client_secret: ${env:X} }\n",
+    )
+    .expect_err("flow mapping");
+    assert!(e.to_string().contains("in quotes"), "{e}");
+}
+
+#[test]
+fn the_stanza_overrides_what_a_template_fills() {
+    let p = parse_str(
+        r#"
+version: 1
+connectors:
+  - id: google
+    template: google
+    oauth:
+      client_id: abc
+      scopes: [https://www.googleapis.com/auth/drive.readonly]
+      extra_params: { prompt: select_account }
+      pkce: false
+    egress: [www.googleapis.com]
+"#,
+    )
+    .expect("policy");
+    let o = oauth_of(&p, "google");
+    assert_eq!(o.scopes, ["https://www.googleapis.com/auth/drive.readonly"]);
+    assert_eq!(o.extra_params["prompt"], "select_account");
+    assert_eq!(o.extra_params["access_type"], "offline");
+    assert!(!o.pkce);
+    assert_eq!(
+        o.revocation_url.as_deref(),
+        Some("https://oauth2.googleapis.com/revoke")
+    );
+    assert_eq!(p.route("www.googleapis.com", 443), Route::Intercept);
+    assert_eq!(p.route("storage.googleapis.com", 443), Route::Deny);
+}
+
+#[test]
+fn every_template_resolves_and_bad_template_input_is_located() {
+    for t in templates::TEMPLATES {
+        let settings: Vec<String> = t
+            .settings
+            .iter()
+            .map(|(k, _)| format!("{k}: https://x.example.com"))
+            .collect();
+        let egress = if t.name == "generic" {
+            "\n    egress: [api.example.com]"
+        } else {
+            ""
+        };
+        let text = format!(
+            "version: 1\nconnectors:\n  - id: c\n    template: {}\n    settings: {{ {} }}\n    oauth: {{ client_id: abc }}{egress}\n",
+            t.name,
+            settings.join(", ")
+        );
+        let p = parse_str(&text).unwrap_or_else(|e| panic!("{}: {e}", t.name));
+        let o = oauth_of(&p, "c");
+        assert!(o.token_url.is_some() || o.issuer.is_some(), "{}", t.name);
+    }
+    let e = parse_str(
+        "version: 1\nconnectors:\n  - id: c\n    template: nope\n    oauth: { client_id: a }\n",
+    )
+    .expect_err("unknown template");
+    assert!(e.to_string().contains("4:15"), "{e}");
+    assert!(e.to_string().contains("databricks, github"), "{e}");
+    let e = parse_str(
+        "version: 1\nconnectors:\n  - id: c\n    template: databricks\n    oauth: { client_id: a }\n",
+    )
+    .expect_err("missing setting");
+    assert!(e.to_string().contains("workspace_url"), "{e}");
+    let e = parse_str(
+        "version: 1\nconnectors:\n  - id: c\n    template: databricks\n    settings: { workspace_url: http://plain.example.com }\n    oauth: { client_id: a }\n",
+    )
+    .expect_err("plain http");
+    assert!(e.to_string().contains("https"), "{e}");
+    let e = parse_str(
+        "version: 1\nconnectors:\n  - id: c\n    template: generic\n    settings: { issuer: https://id.example.com }\n    oauth: { client_id: a }\n",
+    )
+    .expect_err("generic needs egress");
+    assert!(e.to_string().contains("egress"), "{e}");
+}

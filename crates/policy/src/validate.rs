@@ -10,6 +10,7 @@ use crate::host::{HostPattern, normalize_host};
 use crate::model::*;
 use crate::raw::*;
 use crate::secret_ref::SecretRef;
+use crate::templates::{self, Defaults};
 
 /// Checks a parsed file; `base` is the directory relative paths resolve against.
 pub(crate) fn validate(raw: RawPolicy, file: &Path, base: &Path) -> Result<Policy, Located> {
@@ -173,19 +174,34 @@ impl Validator<'_> {
 
     fn connector(&self, c: RawConnector, base: &Path) -> Result<Connector, Located> {
         let id = ConnectorId::parse(&c.id.value).map_err(|m| self.at(&c.id, &m))?;
-        if let Some(t) = &c.template {
-            return Err(self.at(
-                t,
-                "vendor templates are not available in this version; spell the connector out with `auth`, `oauth` and `egress`",
-            ));
-        }
-        if !c.settings.is_empty() {
-            return Err(self.at(
-                &c.id,
-                "`settings` is only used with `template`, which this version does not support",
-            ));
-        }
-        let auth_name = c.auth.as_ref().map(|a| a.value.as_str());
+        let defaults = match &c.template {
+            Some(t) => {
+                let template = templates::find(&t.value).ok_or_else(|| {
+                    self.at(
+                        t,
+                        &format!(
+                            "unknown template `{}`; built-in templates: {}",
+                            t.value,
+                            templates::names()
+                        ),
+                    )
+                })?;
+                Some(template.defaults(&c.settings).map_err(|m| self.at(t, &m))?)
+            }
+            None if !c.settings.is_empty() => {
+                return Err(self.at(
+                    &c.id,
+                    "`settings` only applies with `template`; name a template or remove `settings`",
+                ));
+            }
+            None => None,
+        };
+        // A template is a vendor's OAuth app: `auth: oauth2` unless the stanza says otherwise.
+        let auth_name = c
+            .auth
+            .as_ref()
+            .map(|a| a.value.as_str())
+            .or(defaults.as_ref().map(|_| "oauth2"));
         let auth = match auth_name {
             Some("api_key") => {
                 if let Some(o) = &c.oauth {
@@ -200,7 +216,12 @@ impl Validator<'_> {
                 let oauth = c.oauth.as_ref().ok_or_else(|| {
                     self.at(&c.id, &format!("connector `{id}` has `auth: oauth2` but no `oauth:` block; add client_id, client_secret and token_url"))
                 })?;
-                AuthKind::OAuth2(Box::new(self.oauth(oauth, c.grant.as_ref(), base)?))
+                AuthKind::OAuth2(Box::new(self.oauth(
+                    oauth,
+                    c.grant.as_ref(),
+                    base,
+                    defaults.as_ref(),
+                )?))
             }
             Some(_) => {
                 let a = c
@@ -218,14 +239,24 @@ impl Validator<'_> {
                 ));
             }
         };
-        if c.egress.is_empty() {
-            return Err(self.at(&c.id, &format!("connector `{id}` has no `egress` hosts; list the hosts its credential may be sent to")));
-        }
-        let egress = c
-            .egress
-            .iter()
-            .map(|h| self.host(h))
-            .collect::<Result<Vec<_>, _>>()?;
+        let egress = if c.egress.is_empty() {
+            let from_template = defaults
+                .as_ref()
+                .map(|d| d.egress.as_slice())
+                .unwrap_or_default();
+            if from_template.is_empty() {
+                return Err(self.at(&c.id, &format!("connector `{id}` has no `egress` hosts; list the hosts its credential may be sent to")));
+            }
+            from_template
+                .iter()
+                .map(|h| HostPattern::parse(h).map_err(|m| self.at(&c.id, &m)))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            c.egress
+                .iter()
+                .map(|h| self.host(h))
+                .collect::<Result<Vec<_>, _>>()?
+        };
         let mut headers = Vec::new();
         for h in &c.inject.headers {
             let name = h.value.to_ascii_lowercase();
@@ -254,6 +285,7 @@ impl Validator<'_> {
         }
         Ok(Connector {
             id,
+            template: c.template.as_ref().map(|t| t.value.clone()),
             auth,
             egress,
             inject: Injection { headers, query },
@@ -266,9 +298,13 @@ impl Validator<'_> {
         o: &S<RawOAuth>,
         grant: Option<&S<String>>,
         base: &Path,
+        defaults: Option<&Defaults>,
     ) -> Result<OAuthSettings, Located> {
+        let none = Defaults::default();
+        let d = defaults.unwrap_or(&none);
         let grant = match grant.map(|g| (g, g.value.as_str())) {
-            None | Some((_, "authorization_code")) => Grant::AuthorizationCode,
+            None => d.grant.unwrap_or(Grant::AuthorizationCode),
+            Some((_, "authorization_code")) => Grant::AuthorizationCode,
             Some((_, "client_credentials")) => Grant::ClientCredentials,
             Some((g, _)) => {
                 return Err(self.at(
@@ -279,10 +315,10 @@ impl Validator<'_> {
         };
         let raw = &o.value;
         let opt_url = |u: &Option<S<String>>| u.as_ref().map(|u| self.url(u)).transpose();
-        let authorize_url = opt_url(&raw.authorize_url)?;
-        let token_url = opt_url(&raw.token_url)?;
-        let issuer = opt_url(&raw.issuer)?;
-        let revocation_url = opt_url(&raw.revocation_url)?;
+        let authorize_url = opt_url(&raw.authorize_url)?.or_else(|| d.authorize_url.clone());
+        let token_url = opt_url(&raw.token_url)?.or_else(|| d.token_url.clone());
+        let issuer = opt_url(&raw.issuer)?.or_else(|| d.issuer.clone());
+        let revocation_url = opt_url(&raw.revocation_url)?.or_else(|| d.revocation_url.clone());
         if token_url.is_none() && issuer.is_none() {
             return Err(self.at(o, "`oauth` needs `token_url` (or `issuer` for discovery)"));
         }
@@ -305,7 +341,8 @@ impl Validator<'_> {
             .map(|s| self.secret(s, base))
             .transpose()?;
         let client_auth = match raw.client_auth.as_ref().map(|c| (c, c.value.as_str())) {
-            None | Some((_, "basic")) => ClientAuth::Basic,
+            None => d.client_auth.unwrap_or(ClientAuth::Basic),
+            Some((_, "basic")) => ClientAuth::Basic,
             Some((_, "post")) => ClientAuth::Post,
             Some((c, _)) => {
                 return Err(self.at(c, "unknown client_auth; expected `basic` or `post`"));
@@ -338,12 +375,21 @@ impl Validator<'_> {
             revocation_url,
             client_id,
             client_secret,
-            scopes: raw.scopes.clone(),
-            pkce: raw.pkce,
+            scopes: if raw.scopes.is_empty() {
+                d.scopes.clone()
+            } else {
+                raw.scopes.clone()
+            },
+            pkce: raw.pkce.unwrap_or(true),
             client_auth,
             refresh_skew,
             timeout,
-            extra_params: raw.extra_params.clone(),
+            extra_params: d
+                .extra_params
+                .iter()
+                .chain(&raw.extra_params)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         })
     }
 }

@@ -1,0 +1,208 @@
+//! Built-in vendor templates: a connector stanza names one (`template: databricks`) and
+//! gives its `settings`; the template fills the OAuth endpoints, scopes and egress hosts,
+//! and anything the stanza spells out itself wins.
+
+use std::collections::BTreeMap;
+
+use crate::model::{ClientAuth, Grant};
+
+/// What a template fills in when the stanza leaves it out.
+#[derive(Debug, Clone, Default)]
+pub struct Defaults {
+    pub grant: Option<Grant>,
+    pub authorize_url: Option<String>,
+    pub token_url: Option<String>,
+    pub issuer: Option<String>,
+    pub revocation_url: Option<String>,
+    pub scopes: Vec<String>,
+    pub client_auth: Option<ClientAuth>,
+    pub extra_params: BTreeMap<String, String>,
+    pub egress: Vec<String>,
+}
+
+pub struct Template {
+    pub name: &'static str,
+    pub summary: &'static str,
+    /// Settings the stanza must give, with what each is.
+    pub settings: &'static [(&'static str, &'static str)],
+    build: fn(&BTreeMap<String, String>) -> Result<Defaults, String>,
+}
+
+impl Template {
+    /// The defaults for these settings, or why the settings do not fit.
+    pub fn defaults(&self, settings: &BTreeMap<String, String>) -> Result<Defaults, String> {
+        for key in settings.keys() {
+            if !self.settings.iter().any(|(k, _)| k == key) {
+                return Err(format!(
+                    "template `{}` has no setting `{key}`; {}",
+                    self.name,
+                    self.expects()
+                ));
+            }
+        }
+        for (key, what) in self.settings {
+            if !settings.contains_key(*key) {
+                return Err(format!(
+                    "template `{}` needs `settings: {{ {key}: ... }}` ({what})",
+                    self.name
+                ));
+            }
+        }
+        (self.build)(settings)
+    }
+
+    fn expects(&self) -> String {
+        if self.settings.is_empty() {
+            "it takes no settings".to_owned()
+        } else {
+            let names: Vec<&str> = self.settings.iter().map(|(k, _)| *k).collect();
+            format!("it takes: {}", names.join(", "))
+        }
+    }
+}
+
+pub const TEMPLATES: &[Template] = &[
+    Template {
+        name: "databricks",
+        summary: "Databricks workspace (OAuth U2M): /oidc/v1 endpoints of the workspace, scopes all-apis offline_access, PKCE",
+        settings: &[(
+            "workspace_url",
+            "the workspace URL, e.g. https://dbc-1234.cloud.databricks.com",
+        )],
+        build: databricks,
+    },
+    Template {
+        name: "github",
+        summary: "GitHub App or OAuth App user tokens; egress api.github.com, uploads.github.com",
+        settings: &[],
+        build: |_| {
+            Ok(Defaults {
+                authorize_url: Some("https://github.com/login/oauth/authorize".into()),
+                token_url: Some("https://github.com/login/oauth/access_token".into()),
+                client_auth: Some(ClientAuth::Post),
+                egress: vec!["api.github.com".into(), "uploads.github.com".into()],
+                ..Defaults::default()
+            })
+        },
+    },
+    Template {
+        name: "slack",
+        summary: "Slack (OAuth v2); egress slack.com, files.slack.com; set `scopes` to the bot scopes you need",
+        settings: &[],
+        build: |_| {
+            Ok(Defaults {
+                authorize_url: Some("https://slack.com/oauth/v2/authorize".into()),
+                token_url: Some("https://slack.com/api/oauth.v2.access".into()),
+                client_auth: Some(ClientAuth::Post),
+                egress: vec!["slack.com".into(), "files.slack.com".into()],
+                ..Defaults::default()
+            })
+        },
+    },
+    Template {
+        name: "google",
+        summary: "Google APIs: offline access (refresh tokens), revocation; egress *.googleapis.com; set `scopes`",
+        settings: &[],
+        build: |_| {
+            Ok(Defaults {
+                authorize_url: Some("https://accounts.google.com/o/oauth2/v2/auth".into()),
+                token_url: Some("https://oauth2.googleapis.com/token".into()),
+                revocation_url: Some("https://oauth2.googleapis.com/revoke".into()),
+                client_auth: Some(ClientAuth::Post),
+                extra_params: params(&[("access_type", "offline"), ("prompt", "consent")]),
+                egress: vec!["*.googleapis.com".into()],
+                ..Defaults::default()
+            })
+        },
+    },
+    Template {
+        name: "atlassian",
+        summary: "Atlassian Cloud (3LO): audience api.atlassian.com, offline_access; egress api.atlassian.com",
+        settings: &[],
+        build: |_| {
+            Ok(Defaults {
+                authorize_url: Some("https://auth.atlassian.com/authorize".into()),
+                token_url: Some("https://auth.atlassian.com/oauth/token".into()),
+                client_auth: Some(ClientAuth::Post),
+                scopes: vec!["offline_access".into()],
+                extra_params: params(&[("audience", "api.atlassian.com"), ("prompt", "consent")]),
+                egress: vec!["api.atlassian.com".into()],
+                ..Defaults::default()
+            })
+        },
+    },
+    Template {
+        name: "generic",
+        summary: "any OpenID Connect / RFC 8414 server: endpoints from the issuer's discovery document; give `egress`",
+        settings: &[("issuer", "the issuer URL, e.g. https://login.example.com")],
+        build: |s| {
+            Ok(Defaults {
+                issuer: Some(issuer_url(&s["issuer"])?),
+                ..Defaults::default()
+            })
+        },
+    },
+];
+
+pub fn find(name: &str) -> Option<&'static Template> {
+    TEMPLATES.iter().find(|t| t.name == name)
+}
+
+pub fn names() -> String {
+    let names: Vec<&str> = TEMPLATES.iter().map(|t| t.name).collect();
+    names.join(", ")
+}
+
+fn databricks(s: &BTreeMap<String, String>) -> Result<Defaults, String> {
+    let ws = https_url("workspace_url", &s["workspace_url"])?;
+    let host = ws
+        .strip_prefix("https://")
+        .unwrap_or(&ws)
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    Ok(Defaults {
+        authorize_url: Some(format!("{ws}/oidc/v1/authorize")),
+        token_url: Some(format!("{ws}/oidc/v1/token")),
+        scopes: vec!["all-apis".into(), "offline_access".into()],
+        egress: vec![host],
+        ..Defaults::default()
+    })
+}
+
+/// An `https://host[:port]` URL without a trailing slash, path, query or credentials.
+fn https_url(key: &str, value: &str) -> Result<String, String> {
+    let trimmed = value.trim().trim_end_matches('/');
+    let host = trimmed.strip_prefix("https://").unwrap_or_default();
+    let valid = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:".contains(&b));
+    if valid {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(format!(
+            "`{key}: {value}` is not an https URL of a host; expected e.g. `https://dbc-1234.cloud.databricks.com`"
+        ))
+    }
+}
+
+/// An issuer may carry a path (`https://login.example.com/tenant/v2.0`).
+fn issuer_url(value: &str) -> Result<String, String> {
+    let trimmed = value.trim().trim_end_matches('/');
+    if trimmed.starts_with("https://") && trimmed.len() > 8 && !trimmed.contains([' ', '?', '#']) {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(format!(
+            "`issuer: {value}` is not an https URL; expected e.g. `https://login.example.com`"
+        ))
+    }
+}
+
+fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}

@@ -1,0 +1,170 @@
+//! End to end with OAuth: the real `egret` binary, a connector from the `generic`
+//! template (discovery), `egret connection connect` and a browser sign-in on the real
+//! authorization server, `curl -x` to its API — and a SIGKILL right after a refresh
+//! that must not cost the user their connection.
+
+use std::time::Duration;
+
+use egret_test_support::browser::{Browser, Choice};
+use egret_test_support::oauth_server::OAuthServer;
+use egret_test_support::upstream::TestCa;
+use serde_json::{Value, json};
+
+use super::e2e::{Egret, free_port, stdout};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_with_the_cli_refresh_survive_sigkill_and_disconnect() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new();
+    let (proxy, control) = (free_port(), free_port());
+    let clients = json!([{
+        "client_id": "egret",
+        "client_secret": "e2e-client-secret",
+        "grant_types": ["authorization_code", "refresh_token"],
+        "redirect_uris": [format!("http://{control}/oauth/callback")],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "client_secret_basic",
+    }]);
+    let server = OAuthServer::start(&ca, &clients, 6).await;
+    let port = server.port;
+    std::fs::write(dir.path().join("upstream-ca.pem"), &ca.pem).expect("write");
+    std::fs::write(dir.path().join("client.secret"), "e2e-client-secret\n").expect("write");
+    std::fs::write(
+        dir.path().join("egret.yaml"),
+        format!(
+            r#"version: 1
+proxy: {{ listen: "{proxy}" }}
+control: {{ listen: "{control}" }}
+upstream:
+  extra_ca: [upstream-ca.pem]
+  resolve: {{ auth.test.local: 127.0.0.1, api.test.local: 127.0.0.1 }}
+connectors:
+  - id: vendor
+    template: generic
+    settings: {{ issuer: "https://auth.test.local:{port}" }}
+    oauth:
+      client_id: egret
+      client_secret: ${{file:client.secret}}
+      scopes: [openid, offline_access, read]
+      extra_params: {{ prompt: consent }}
+      refresh_skew: 3s
+    egress: ["api.test.local:{port}"]
+"#
+        ),
+    )
+    .expect("write");
+    let egret = Egret::start(dir.path(), proxy, control, "first.log").await;
+    let pem = stdout(&egret.cli(&["ca", "export"], None).await);
+    std::fs::write(dir.path().join("egret-ca.pem"), format!("{pem}\n")).expect("write");
+
+    // The operator's view: `policy check` shows the template's connector resolved.
+    let checked = stdout(
+        &egret
+            .cli(
+                &[
+                    "policy",
+                    "check",
+                    &dir.path().join("egret.yaml").to_string_lossy(),
+                ],
+                None,
+            )
+            .await,
+    );
+    assert!(
+        checked.contains(&format!("\"issuer\": \"https://auth.test.local:{port}\"")),
+        "{checked}"
+    );
+
+    // The user connects: the CLI prints the vendor URL, the browser signs in.
+    let url = stdout(
+        &egret
+            .cli(
+                &["connection", "connect", "vendor", "--owner", "user:alice"],
+                None,
+            )
+            .await,
+    );
+    assert!(
+        url.starts_with(&format!("https://auth.test.local:{port}/auth?")),
+        "{url}"
+    );
+    let page = Browser::new(&ca.pem)
+        .authorize(&url, Choice::Allow)
+        .await
+        .expect("sign-in");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let p = stdout(
+        &egret
+            .cli(
+                &["placeholder", "mint", "vendor", "--owner", "user:alice"],
+                None,
+            )
+            .await,
+    );
+    let listed = stdout(&egret.cli(&["connection", "list"], None).await);
+    assert!(
+        listed.contains("vendor") && listed.contains("connected"),
+        "{listed}"
+    );
+
+    let api = format!("https://api.test.local:{port}/resource");
+    let auth = format!("authorization: Bearer {p}");
+    assert_eq!(call(&egret, &auth, &api).await["sub"], "alice");
+
+    // Once inside the skew, a request refreshes; SIGKILL right after.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(call(&egret, &auth, &api).await["sub"], "alice");
+    assert_eq!(server.stats().await["refresh_token"], 1);
+    let mut child = egret.child;
+    child.start_kill().expect("SIGKILL");
+    child.wait().await.expect("killed");
+
+    // After restart the connection is there with the rotated refresh token: the next
+    // refresh succeeds (reusing the old one would make the server revoke the grant).
+    let egret = Egret::start(dir.path(), proxy, control, "second.log").await;
+    assert_eq!(call(&egret, &auth, &api).await["sub"], "alice");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(call(&egret, &auth, &api).await["sub"], "alice");
+    let stats = server.stats().await;
+    assert_eq!(stats["refresh_token"], 2, "{stats}");
+
+    // Disconnect revokes at the vendor; the placeholder stops.
+    let out = egret
+        .cli(
+            &["connection", "remove", "vendor", "--owner", "user:alice"],
+            None,
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+    assert_eq!(server.stats().await["revocations"], 1);
+    let (_, body) = egret.curl(&["-H", &auth], &api).await;
+    assert!(body.contains("placeholder_unknown"), "{body}");
+
+    let log = egret.stop().await;
+    assert!(!log.contains(&p), "the placeholder is never logged");
+    assert!(
+        !log.contains("e2e-client-secret"),
+        "the client secret is never logged"
+    );
+    assert!(
+        log.contains("token renewed"),
+        "renewals are logged (without tokens)"
+    );
+    let vault = std::fs::read(dir.path().join("data/egret.redb")).expect("vault");
+    assert!(
+        !vault.windows(p.len()).any(|w| w == p.as_bytes()),
+        "the vault holds no placeholder"
+    );
+}
+
+/// GET the API through egret with `curl -x`; the answer as JSON.
+async fn call(egret: &Egret, auth: &str, api: &str) -> Value {
+    let (code, body) = egret.curl(&["-H", auth], api).await;
+    assert_eq!(code, 0, "curl failed: {body}");
+    serde_json::from_str::<Value>(&body).unwrap_or(Value::Null)
+}
