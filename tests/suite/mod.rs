@@ -6,5 +6,6 @@ mod e2e_oauth;
 mod intercept;
 mod lifecycle;
 mod oauth;
+mod oauth_failures;
 mod streaming;
 mod websocket;

@@ -116,3 +116,171 @@ fn master_key_round_trips_and_rejects_garbage() {
     assert!(MasterKey::decode("AAAA").is_err());
     assert!(!format!("{k:?}").contains(text.expose_secret()));
 }
+
+fn tokens(access: &str, refresh: Option<&str>, expires_at: i64) -> TokenSet {
+    TokenSet {
+        access_token: SecretString::from(access),
+        refresh_token: refresh.map(SecretString::from),
+        expires_at: Some(expires_at),
+        scopes: vec!["read".into()],
+    }
+}
+
+#[test]
+fn oauth_tokens_replace_in_place_survive_reopen_and_stay_sealed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v.redb");
+    let key = MasterKey::generate();
+    let alice = owner("user:alice");
+    let p = {
+        let v = Vault::open(&path, &key).expect("open");
+        v.put_oauth_tokens(
+            "db",
+            &alice,
+            tokens("at-ONE-secret", Some("rt-ONE-secret"), 100),
+            TokenUpdate::Authorized,
+        )
+        .expect("authorize");
+        let (p, _) = v.mint_placeholder("db", &alice, None).expect("mint");
+        let connected_at = v.connection("db", &alice).expect("info").connected_at;
+        v.put_oauth_tokens(
+            "db",
+            &alice,
+            tokens("at-TWO-secret", Some("rt-TWO-secret"), 200),
+            TokenUpdate::Refreshed,
+        )
+        .expect("refresh");
+        let info = v.connection("db", &alice).expect("info");
+        assert_eq!(
+            info.connected_at, connected_at,
+            "a refresh keeps connected_at"
+        );
+        assert!(info.refreshed_at.is_some());
+        assert_eq!(info.expires_at, Some(200));
+        p
+    };
+    let raw = String::from_utf8_lossy(&std::fs::read(&path).expect("read")).into_owned();
+    for secret in [
+        "at-ONE-secret",
+        "rt-ONE-secret",
+        "at-TWO-secret",
+        "rt-TWO-secret",
+    ] {
+        assert!(
+            !raw.contains(secret),
+            "{secret} is in the file in the clear"
+        );
+    }
+    let v = Vault::open(&path, &key).expect("reopen");
+    let r = v
+        .resolve(&p.hash(), 150)
+        .expect("placeholder still resolves");
+    assert_eq!(r.credential.secret.expose_secret(), "at-TWO-secret");
+    assert_eq!(
+        r.credential
+            .refresh_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned()),
+        Some("rt-TWO-secret".to_owned())
+    );
+    assert!(r.credential.needs_renewal(150, 60));
+    assert!(!r.credential.needs_renewal(100, 60));
+    assert!(r.credential.usable_at(199) && !r.credential.usable_at(200));
+}
+
+#[test]
+fn a_renewal_never_brings_back_a_removed_connection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let v = Vault::open(&dir.path().join("v.redb"), &MasterKey::generate()).expect("open");
+    let alice = owner("user:alice");
+    v.put_oauth_tokens(
+        "db",
+        &alice,
+        tokens("a", Some("r"), 100),
+        TokenUpdate::Authorized,
+    )
+    .expect("authorize");
+    assert!(v.remove_connection("db", &alice).expect("remove"));
+    assert!(
+        v.put_oauth_tokens(
+            "db",
+            &alice,
+            tokens("b", Some("r2"), 200),
+            TokenUpdate::Refreshed
+        )
+        .is_err()
+    );
+    assert!(v.connection("db", &alice).is_none());
+}
+
+#[test]
+fn needs_reauth_is_recorded_and_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v.redb");
+    let key = MasterKey::generate();
+    {
+        let v = Vault::open(&path, &key).expect("open");
+        v.put_oauth_tokens(
+            "db",
+            &owner("org"),
+            tokens("a", Some("r"), 100),
+            TokenUpdate::Authorized,
+        )
+        .expect("authorize");
+        v.mark_needs_reauth("db", &owner("org")).expect("mark");
+    }
+    let v = Vault::open(&path, &key).expect("reopen");
+    let c = v.credential("db", &owner("org")).expect("credential");
+    assert_eq!(c.status, ConnectionStatus::NeedsReauth);
+    assert!(!c.usable_at(0));
+    assert!(
+        c.refresh_token.is_none(),
+        "a dead grant's refresh token is dropped"
+    );
+}
+
+#[test]
+fn a_pending_authorization_is_taken_once_and_expires() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v.redb");
+    let v = Vault::open(&path, &MasterKey::generate()).expect("open");
+    let pending = |expires_at| PendingAuthorization {
+        connector: "db".into(),
+        owner: owner("user:bob"),
+        pkce_verifier: Some(SecretString::from("verifier-SECRET-value")),
+        redirect_uri: "http://127.0.0.1/oauth/callback".into(),
+        expires_at,
+    };
+    let state = SecretString::from("state-SECRET-value");
+    v.put_authorization(&state, &pending(unix_now() + 600))
+        .expect("put");
+    let raw = String::from_utf8_lossy(&std::fs::read(&path).expect("read")).into_owned();
+    assert!(!raw.contains("verifier-SECRET-value") && !raw.contains("state-SECRET-value"));
+    let taken = v
+        .take_authorization("state-SECRET-value")
+        .expect("take")
+        .expect("found");
+    assert_eq!(taken.owner, owner("user:bob"));
+    assert_eq!(
+        taken
+            .pkce_verifier
+            .as_ref()
+            .map(|s| s.expose_secret().to_owned()),
+        Some("verifier-SECRET-value".to_owned())
+    );
+    assert!(
+        v.take_authorization("state-SECRET-value")
+            .expect("take")
+            .is_none(),
+        "used once"
+    );
+    assert!(v.take_authorization("forged").expect("take").is_none());
+
+    let old = SecretString::from("old-state");
+    v.put_authorization(&old, &pending(unix_now() - 1))
+        .expect("put");
+    assert!(
+        v.take_authorization("old-state").expect("take").is_none(),
+        "expired"
+    );
+}

@@ -1,0 +1,138 @@
+//! Token-endpoint failures against in-process endpoints (fast, no Node): 5xx, a hang,
+//! a non-token answer, a refused connection, and a grant without a refresh token. Each
+//! gets its documented answer; a still-valid token keeps being used.
+
+use egret_test_support::client::Proto;
+use egret_vault::{Owner, TokenSet, TokenUpdate, unix_now};
+use http::StatusCode;
+use secrecy::SecretString;
+
+use super::common::{Fixture, json, policy_yaml};
+
+fn with_oauth(port: u16) -> String {
+    let mut yaml = policy_yaml();
+    for (id, url, timeout) in [
+        (
+            "c503",
+            format!("https://weather.test.local:{port}/status?code=503"),
+            "2s",
+        ),
+        (
+            "cslow",
+            format!("https://weather.test.local:{port}/slow?ms=5000"),
+            "300ms",
+        ),
+        ("cjunk", format!("https://weather.test.local:{port}/"), "2s"),
+        (
+            "cdead",
+            "https://weather.test.local:1/token".to_owned(),
+            "2s",
+        ),
+    ] {
+        yaml.push_str(&format!(
+            "  - id: {id}\n    auth: oauth2\n    oauth: {{ authorize_url: \"https://weather.test.local/a\", token_url: \"{url}\", client_id: x, timeout: {timeout} }}\n    egress: [api.test.local]\n"
+        ));
+    }
+    yaml
+}
+
+/// Stores tokens expiring at `expires_at` and mints a placeholder for them.
+fn connect(f: &Fixture, connector: &str, expires_at: i64, refresh: Option<&str>) -> String {
+    let owner = Owner::parse("user:ann").expect("owner");
+    let tokens = TokenSet {
+        access_token: SecretString::from(format!("{connector}-access")),
+        refresh_token: refresh.map(SecretString::from),
+        expires_at: Some(expires_at),
+        scopes: vec![],
+    };
+    f.egret
+        .vault
+        .put_oauth_tokens(connector, &owner, tokens, TokenUpdate::Authorized)
+        .expect("tokens");
+    let (p, _) = f
+        .egret
+        .vault
+        .mint_placeholder(connector, &owner, None)
+        .expect("mint");
+    p.expose().to_owned()
+}
+
+async fn call(f: &Fixture, p: &str) -> (StatusCode, Option<String>, serde_json::Value) {
+    let auth = format!("Bearer {p}");
+    let resp = egret_test_support::client::get(
+        f.egret.proxy_addr,
+        &f.egret.ca_pem,
+        &f.at("api.test.local"),
+        "/",
+        &[("authorization", &auth)],
+        Proto::H1,
+    )
+    .await
+    .expect("request");
+    let code = resp
+        .headers()
+        .get("x-egret-error")
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    (resp.status(), code, json(resp.body()))
+}
+
+#[tokio::test]
+async fn each_token_endpoint_failure_gets_its_answer() {
+    let f = Fixture::new().await;
+    f.egret.reload(&with_oauth(f.upstream.addr.port()));
+    let expired = unix_now() - 10;
+    for (connector, status) in [
+        ("c503", StatusCode::BAD_GATEWAY),
+        ("cslow", StatusCode::GATEWAY_TIMEOUT),
+        ("cjunk", StatusCode::BAD_GATEWAY),
+        ("cdead", StatusCode::BAD_GATEWAY),
+    ] {
+        let p = connect(&f, connector, expired, Some("refresh-1"));
+        let (got, code, body) = call(&f, &p).await;
+        assert_eq!(got, status, "{connector}: {body}");
+        assert_eq!(code.as_deref(), Some("token_refresh_failed"), "{connector}");
+        assert_eq!(body["connector"], connector);
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains("token endpoint"), "{message}");
+        assert!(
+            !message.contains("refresh-1") && !message.contains("-access"),
+            "{message}"
+        );
+        // The connection is kept: only the vendor can say the grant is gone.
+        let owner = Owner::parse("user:ann").expect("owner");
+        let info = f.egret.vault.connection(connector, &owner).expect("kept");
+        assert_eq!(info.status, egret_vault::ConnectionStatus::Connected);
+    }
+}
+
+#[tokio::test]
+async fn a_valid_token_is_used_while_the_endpoint_fails() {
+    let f = Fixture::new().await;
+    f.egret.reload(&with_oauth(f.upstream.addr.port()));
+    // Inside the 60 s skew, not expired: renewal fails, the current token goes out.
+    let p = connect(&f, "c503", unix_now() + 30, Some("refresh-1"));
+    for _ in 0..2 {
+        let (status, code, _) = call(&f, &p).await;
+        assert_eq!(status, StatusCode::OK, "{code:?}");
+        assert_eq!(
+            f.last_seen()["headers"]["authorization"],
+            "Bearer c503-access"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_expired_grant_without_refresh_token_needs_reauth() {
+    let f = Fixture::new().await;
+    f.egret.reload(&with_oauth(f.upstream.addr.port()));
+    let p = connect(&f, "c503", unix_now() + 30, None);
+    // Still valid: used as is, no renewal possible or needed yet.
+    assert_eq!(call(&f, &p).await.0, StatusCode::OK);
+    let p = connect(&f, "cjunk", unix_now() - 1, None);
+    let (status, code, body) = call(&f, &p).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(code.as_deref(), Some("connection_needs_reauth"));
+    let owner = Owner::parse("user:ann").expect("owner");
+    let info = f.egret.vault.connection("cjunk", &owner).expect("kept");
+    assert_eq!(info.status, egret_vault::ConnectionStatus::NeedsReauth);
+}
