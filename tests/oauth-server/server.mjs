@@ -6,6 +6,7 @@
 //                  api.test.local, which egret's `upstream.resolve` maps to 127.0.0.1)
 //   CLIENTS        JSON array of oidc-provider client metadata
 //   ACCESS_TTL     access-token lifetime in seconds (default 60)
+//   ISSUER_HOST    the issuer's host name (default auth.test.local)
 // Prints one JSON line {"port": N} on stdout once it listens on 127.0.0.1.
 //
 // Test-only routes (never part of a real server): GET /test/stats,
@@ -17,6 +18,7 @@ import fs from 'node:fs';
 import Provider from 'oidc-provider';
 
 const ACCESS_TTL = Number(process.env.ACCESS_TTL ?? 60);
+const ISSUER_HOST = process.env.ISSUER_HOST ?? 'auth.test.local';
 const RESOURCE = 'https://api.test.local';
 const RESOURCE_SCOPES = 'read write';
 
@@ -32,7 +34,7 @@ const server = https.createServer({
 
 server.listen(0, '127.0.0.1', () => {
   const { port } = server.address();
-  const provider = new Provider(`https://auth.test.local:${port}`, {
+  const provider = new Provider(`https://${ISSUER_HOST}:${port}`, {
     clients: JSON.parse(process.env.CLIENTS ?? '[]'),
     cookies: { keys: ['egret-test-cookie-key'] },
     pkce: { required: () => true },
