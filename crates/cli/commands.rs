@@ -26,7 +26,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Ca(cmd) => ca(&cli.config, cmd),
         Command::Policy(PolicyCommand::Check { file }) => {
             let policy = egret_policy::load(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!(
+            say!(
                 "ok: {} ({} connectors, {} allowed hosts)",
                 file.display(),
                 policy.connectors.len(),
@@ -120,9 +120,14 @@ async fn connection(cli: &Target, cmd: ConnectionCommand) -> Result<()> {
                 .call(Method::GET, &path, None)
                 .await?
                 .unwrap_or(Value::Null);
-            println!(
+            say!(
                 "{:<16} {:<24} {:<8} {:<13} {:<12} {:<12} SCOPES",
-                "CONNECTOR", "OWNER", "KIND", "STATUS", "CONNECTED_AT", "EXPIRES_AT"
+                "CONNECTOR",
+                "OWNER",
+                "KIND",
+                "STATUS",
+                "CONNECTED_AT",
+                "EXPIRES_AT"
             );
             for c in answer["connections"].as_array().into_iter().flatten() {
                 let scopes: Vec<&str> = c["scopes"]
@@ -131,7 +136,7 @@ async fn connection(cli: &Target, cmd: ConnectionCommand) -> Result<()> {
                     .flatten()
                     .filter_map(Value::as_str)
                     .collect();
-                println!(
+                say!(
                     "{:<16} {:<24} {:<8} {:<13} {:<12} {:<12} {}",
                     c["connector"].as_str().unwrap_or_default(),
                     c["owner"].as_str().unwrap_or_default(),
@@ -184,7 +189,7 @@ async fn connection(cli: &Target, cmd: ConnectionCommand) -> Result<()> {
                     eprintln!(
                         "open this URL in a browser as {owner} within 10 minutes to connect {connector}:"
                     );
-                    println!("{url}");
+                    say!("{url}");
                 }
                 Some("connected") => eprintln!("connected {connector} / {owner}"),
                 _ => bail!("unexpected answer from the server: {answer}"),
@@ -233,7 +238,7 @@ async fn placeholder(cli: &Target, cmd: PlaceholderCommand) -> Result<()> {
             let p = answer["placeholder"]
                 .as_str()
                 .context("the server answered without a placeholder")?;
-            println!("{p}");
+            say!("{p}");
             Ok(())
         }
         PlaceholderCommand::Revoke { placeholder } => {
@@ -259,7 +264,7 @@ async fn audit(cli: &Target, follow: bool) -> Result<()> {
             .await?
             .unwrap_or(Value::Null);
         for e in answer["events"].as_array().into_iter().flatten() {
-            println!("{e}");
+            say!("{e}");
             since = since.max(e["seq"].as_u64().unwrap_or(since));
         }
         if !follow {
@@ -272,16 +277,16 @@ async fn audit(cli: &Target, follow: bool) -> Result<()> {
 /// The built-in templates; needs no server.
 fn print_templates() {
     for t in egret_policy::templates::TEMPLATES {
-        println!("{}\n  {}", t.name, t.summary);
+        say!("{}\n  {}", t.name, t.summary);
         for (key, what) in t.settings {
-            println!("  settings.{key}: {what}");
+            say!("  settings.{key}: {what}");
         }
     }
 }
 
 fn print_json(value: Option<Value>) {
     if let Some(v) = value {
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        say!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     }
 }
 

@@ -4,6 +4,19 @@
 //! `serve` (setup on first start, listeners, reload, shutdown) lives in `serve.rs` and
 //! `setup.rs`; commands that talk to a running server go through `client.rs`.
 
+/// `println!` that ends the process quietly when stdout is closed early
+/// (`egret policy check f.yaml | head -1`) instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*)
+            && e.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            std::process::exit(0);
+        }
+    }};
+}
+
 mod args;
 mod client;
 mod commands;
