@@ -555,3 +555,30 @@ async fn authorize_refuses_disabled_static_and_unknown_connectors() {
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"], "wrong_auth_kind");
 }
+
+#[tokio::test]
+async fn background_renewal_refreshes_recently_used_tokens_before_they_come_due() {
+    let f = OAuthFixture::new(Options {
+        access_ttl: 8,
+        skew: "2s",
+        ..Options::default()
+    })
+    .await;
+    f.sign_in("user:alice", Choice::Allow).await;
+    f.sign_in("user:bob", Choice::Allow).await;
+    let p = f.mint("vendor", "user:alice").await;
+    assert_eq!(f.call(&p, Proto::H1).await.0, StatusCode::OK);
+    // A round every 1 s renews what expires within skew + 2 rounds = 4 s.
+    let every = Duration::from_secs(1);
+    f.egret.broker.renew_due(every).await;
+    assert_eq!(f.server.stats().await["refresh_token"], 0, "not due yet");
+    f.wait_until_due("user:alice", 4).await;
+    f.egret.broker.renew_due(every).await;
+    // alice was used recently and is renewed; bob never used egret and is left alone.
+    assert_eq!(f.server.stats().await["refresh_token"], 1);
+    assert!(f.connection("vendor", "user:alice").await["refreshed_at"].is_i64());
+    assert!(f.connection("vendor", "user:bob").await["refreshed_at"].is_null());
+    // The request after it needs no renewal of its own.
+    assert_eq!(f.call(&p, Proto::H2).await.0, StatusCode::OK);
+    assert_eq!(f.server.stats().await["refresh_token"], 1);
+}

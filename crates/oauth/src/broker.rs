@@ -126,6 +126,14 @@ impl Broker {
         self.inner.discovery.endpoints(settings, http).await
     }
 
+    /// Records that a request used the connection's token: background renewal keeps
+    /// recently used connections ahead of expiry.
+    pub fn touch(&self, connector: &str, owner: &Owner) {
+        self.slot(connector, owner)
+            .last_used
+            .store(unix_now(), Ordering::Relaxed);
+    }
+
     /// The connection's credential, renewed first when `need` says so. Static keys are
     /// returned as they are.
     pub async fn fresh(

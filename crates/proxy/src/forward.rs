@@ -108,6 +108,9 @@ async fn forward(
         .filter(|s| s.credential.kind == ConnectionKind::Oauth2)
         .map(|s| (s.placeholder.clone(), s.credential.clone()))
         .collect();
+    for (entry, _) in &used {
+        proxy.broker.touch(&entry.info.connector, &entry.info.owner);
+    }
     let Some((uri, headers)) = original.filter(|_| !used.is_empty()) else {
         let resp = send(
             proxy,

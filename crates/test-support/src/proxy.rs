@@ -22,6 +22,8 @@ pub struct TestProxy {
     pub control_addr: SocketAddr,
     pub policy: Arc<ArcSwap<Policy>>,
     pub vault: Arc<Vault>,
+    /// The token broker, for tests that drive background renewal by hand.
+    pub broker: egret_oauth::Broker,
     /// egret's CA, which clients must trust.
     pub ca_pem: String,
     pub dir: tempfile::TempDir,
@@ -87,6 +89,7 @@ impl TestProxy {
             control_addr,
             policy,
             vault,
+            broker,
             ca_pem,
             dir,
             running,
