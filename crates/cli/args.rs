@@ -49,6 +49,26 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Print the `export` lines a sandbox needs (proxy, CA bundle, one placeholder per
+    /// connection of OWNER) and write the CA bundle they point to.
+    SandboxEnv {
+        /// `org` or `user:<id>`: whose connections the sandbox may use.
+        #[arg(long)]
+        owner: String,
+        /// Bind the placeholders to one sandbox (needs proxy authentication; not available yet).
+        #[arg(long)]
+        sandbox: Option<String>,
+        /// Lifetime of the minted placeholders.
+        #[arg(long, default_value = "24h")]
+        ttl: String,
+        /// Where to write the CA bundle (system roots + egret's CA).
+        /// Default: `<ca.dir>/sandbox-ca-bundle.pem`.
+        #[arg(long)]
+        ca_bundle: Option<PathBuf>,
+        /// The proxy URL as the sandbox reaches it. Default: `http://<proxy.listen>`.
+        #[arg(long)]
+        proxy_url: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]

@@ -55,6 +55,26 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Connection(cmd) => connection(cli, cmd).await,
         Command::Placeholder(cmd) => placeholder(cli, cmd).await,
         Command::Audit(AuditCommand::Tail { follow }) => audit(cli, follow).await,
+        Command::SandboxEnv {
+            owner,
+            sandbox,
+            ttl,
+            ca_bundle,
+            proxy_url,
+        } => {
+            let policy = load_policy(&cli.config)?;
+            let client = ControlClient::new(&policy, cli.server.as_deref())?;
+            crate::sandbox_env::run(crate::sandbox_env::Request {
+                policy: &policy,
+                client: &client,
+                owner: &owner,
+                sandbox: sandbox.as_deref(),
+                ttl: &ttl,
+                bundle: ca_bundle,
+                proxy_url,
+            })
+            .await
+        }
     }
 }
 

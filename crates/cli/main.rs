@@ -22,6 +22,7 @@ mod client;
 mod commands;
 mod config;
 mod reload;
+mod sandbox_env;
 mod serve;
 mod setup;
 

@@ -182,7 +182,7 @@ fn mode(path: &Path) -> u32 {
         & 0o777
 }
 
-async fn setup() -> (tempfile::TempDir, TestCa, Upstream, SocketAddr, SocketAddr) {
+pub(super) async fn setup() -> (tempfile::TempDir, TestCa, Upstream, SocketAddr, SocketAddr) {
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = TestCa::new();
     let upstream = Upstream::https(&ca, NAMES, Offer::Http2AndHttp1).await;

@@ -41,6 +41,12 @@ pub fn connector_view(c: &Connector) -> Value {
     if let Some(t) = &c.template {
         v["template"] = json!(t);
     }
+    v["env"] = c
+        .env
+        .iter()
+        .map(|(name, what)| (name.clone(), json!(what.name())))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
     if let AuthKind::OAuth2(o) = &c.auth {
         v["grant"] = json!(match o.grant {
             Grant::AuthorizationCode => "authorization_code",

@@ -105,6 +105,26 @@ pub struct Connector {
     pub egress: Vec<HostPattern>,
     pub inject: Injection,
     pub enabled: bool,
+    /// Variables `egret sandbox-env` sets for a connection of this connector.
+    pub env: Vec<(String, EnvValue)>,
+}
+
+/// What a sandbox variable holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvValue {
+    /// The connection's placeholder.
+    Placeholder,
+    /// `https://` + the connector's first egress host (SDKs that need a base URL).
+    Url,
+}
+
+impl EnvValue {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Placeholder => "placeholder",
+            Self::Url => "url",
+        }
+    }
 }
 
 impl Connector {

@@ -89,6 +89,8 @@ pub(crate) struct RawConnector {
     pub inject: RawInject,
     #[serde(default = "yes")]
     pub enabled: bool,
+    #[serde(default)]
+    pub env: BTreeMap<String, S<String>>,
 }
 
 #[derive(Deserialize)]

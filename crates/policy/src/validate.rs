@@ -283,8 +283,29 @@ impl Validator<'_> {
             }
             query.push(q.value.clone());
         }
+        let env = if c.env.is_empty() {
+            default_env(id.as_str(), c.template.as_ref().map(|t| t.value.as_str()))
+        } else {
+            let mut env = Vec::new();
+            for (name, what) in &c.env {
+                let valid = name.bytes().enumerate().all(|(i, b)| {
+                    b.is_ascii_uppercase() || b == b'_' || (i > 0 && b.is_ascii_digit())
+                }) && !name.is_empty();
+                if !valid {
+                    return Err(self.at(what, &format!("`{name}` is not an environment variable name; expected e.g. `DATABRICKS_TOKEN`")));
+                }
+                let value = match what.value.as_str() {
+                    "placeholder" => EnvValue::Placeholder,
+                    "url" => EnvValue::Url,
+                    _ => return Err(self.at(what, "expected `placeholder` (the connection's placeholder) or `url` (https:// + the first egress host)")),
+                };
+                env.push((name.clone(), value));
+            }
+            env
+        };
         Ok(Connector {
             id,
+            env,
             template: c.template.as_ref().map(|t| t.value.clone()),
             auth,
             egress,
@@ -391,6 +412,26 @@ impl Validator<'_> {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         })
+    }
+}
+
+/// The variables a vendor's own SDK reads, by template or well-known connector id;
+/// otherwise `<ID>_TOKEN`.
+fn default_env(id: &str, template: Option<&str>) -> Vec<(String, EnvValue)> {
+    let p = |n: &str| (n.to_owned(), EnvValue::Placeholder);
+    let u = |n: &str| (n.to_owned(), EnvValue::Url);
+    match template.unwrap_or(id) {
+        "databricks" => vec![u("DATABRICKS_HOST"), p("DATABRICKS_TOKEN")],
+        "github" => vec![p("GITHUB_TOKEN"), p("GH_TOKEN")],
+        "openai" => vec![p("OPENAI_API_KEY")],
+        "anthropic" => vec![p("ANTHROPIC_API_KEY")],
+        "slack" => vec![p("SLACK_TOKEN")],
+        "atlassian" => vec![p("ATLASSIAN_TOKEN")],
+        "google" => vec![p("GOOGLE_OAUTH_ACCESS_TOKEN")],
+        _ => vec![p(&format!(
+            "{}_TOKEN",
+            id.to_ascii_uppercase().replace('-', "_")
+        ))],
     }
 }
 

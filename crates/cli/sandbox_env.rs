@@ -1,0 +1,174 @@
+//! `egret sandbox-env`: the `export` lines a sandbox needs — proxy, CA bundle, and one
+//! placeholder variable per connection of the owner — and the CA bundle file itself.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use http::Method;
+use serde_json::{Value, json};
+
+use crate::client::{ControlClient, segment};
+
+/// Where distributions keep the system's trusted roots, most common first.
+const SYSTEM_ROOTS: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// Every variable a tool reads for its CA bundle.
+const CA_VARIABLES: &[&str] = &[
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "CURL_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+    "PIP_CERT",
+];
+
+pub struct Request<'a> {
+    pub policy: &'a egret_policy::Policy,
+    pub client: &'a ControlClient,
+    pub owner: &'a str,
+    pub sandbox: Option<&'a str>,
+    pub ttl: &'a str,
+    pub bundle: Option<PathBuf>,
+    pub proxy_url: Option<String>,
+}
+
+pub async fn run(r: Request<'_>) -> Result<()> {
+    let proxy = match r.proxy_url {
+        Some(url) => url,
+        None => {
+            let listen = r.policy.proxy.listen;
+            if listen.ip().is_unspecified() {
+                bail!(
+                    "proxy.listen is {listen}, which a sandbox cannot dial; pass --proxy-url http://<address the sandbox reaches>:{}",
+                    listen.port()
+                );
+            }
+            format!("http://{listen}")
+        }
+    };
+    let bundle = r
+        .bundle
+        .unwrap_or_else(|| r.policy.ca.dir.join("sandbox-ca-bundle.pem"));
+    // Variables must work from any directory.
+    let bundle = std::path::absolute(&bundle).unwrap_or(bundle);
+    write_bundle(&r.policy.ca.dir, &bundle)?;
+
+    let connections = r
+        .client
+        .call(
+            Method::GET,
+            &format!("/v1/connections?owner={}", segment(r.owner)),
+            None,
+        )
+        .await?
+        .unwrap_or(Value::Null);
+    let connectors = r
+        .client
+        .call(Method::GET, "/v1/connectors", None)
+        .await?
+        .unwrap_or(Value::Null);
+    let by_id: BTreeMap<&str, &Value> = connectors["connectors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| Some((c["id"].as_str()?, c)))
+        .collect();
+
+    let mut lines = vec![
+        export("HTTPS_PROXY", &proxy),
+        export("HTTP_PROXY", &proxy),
+        export("https_proxy", &proxy),
+        export("http_proxy", &proxy),
+        export("NO_PROXY", "localhost,127.0.0.1,::1"),
+        export("no_proxy", "localhost,127.0.0.1,::1"),
+        export("NODE_USE_ENV_PROXY", "1"),
+    ];
+    let bundle_text = bundle.to_string_lossy();
+    lines.extend(CA_VARIABLES.iter().map(|v| export(v, &bundle_text)));
+
+    for conn in connections["connections"].as_array().into_iter().flatten() {
+        let (Some(id), Some(status)) = (conn["connector"].as_str(), conn["status"].as_str()) else {
+            continue;
+        };
+        if status != "connected" {
+            eprintln!(
+                "skipped {id}: the connection needs to be authorized again (`egret connection connect {id} --owner {}`)",
+                r.owner
+            );
+            continue;
+        }
+        let Some(connector) = by_id.get(id) else {
+            continue;
+        };
+        let minted = r
+            .client
+            .call(
+                Method::POST,
+                "/v1/placeholders",
+                Some(json!({ "connector": id, "owner": r.owner, "ttl": r.ttl, "sandbox": r.sandbox })),
+            )
+            .await?
+            .unwrap_or(Value::Null);
+        let placeholder = minted["placeholder"]
+            .as_str()
+            .context("the server answered without a placeholder")?;
+        let first_host = connector["egress"][0].as_str().unwrap_or_default();
+        for (name, what) in connector["env"].as_object().into_iter().flatten() {
+            match what.as_str() {
+                Some("placeholder") => lines.push(export(name, placeholder)),
+                Some("url") if !first_host.starts_with("*.") => {
+                    lines.push(export(name, &format!("https://{first_host}")));
+                }
+                _ => {}
+            }
+        }
+    }
+    for line in lines {
+        say!("{line}");
+    }
+    Ok(())
+}
+
+/// The system's roots followed by egret's CA: tools that *replace* their trust store
+/// with this file still reach the rest of the internet (through `network.allow`).
+fn write_bundle(ca_dir: &Path, bundle: &Path) -> Result<()> {
+    let ca_path = ca_dir.join(egret_tls::CA_CERT_FILE);
+    let ca = std::fs::read_to_string(&ca_path).with_context(|| {
+        format!(
+            "no CA at {}; run `egret serve` once first",
+            ca_path.display()
+        )
+    })?;
+    let mut text = String::new();
+    match SYSTEM_ROOTS.iter().find(|p| Path::new(p).is_file()) {
+        Some(roots) => {
+            text = std::fs::read_to_string(roots).with_context(|| format!("reading {roots}"))?;
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+        }
+        None => eprintln!(
+            "no system CA bundle found; {} holds only egret's CA",
+            bundle.display()
+        ),
+    }
+    text.push_str("# egret interception CA\n");
+    text.push_str(&ca);
+    if let Some(dir) = bundle.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(bundle, text).with_context(|| format!("writing {}", bundle.display()))?;
+    eprintln!("wrote the CA bundle {}", bundle.display());
+    Ok(())
+}
+
+/// `export NAME='value'`, quoted for any POSIX shell.
+fn export(name: &str, value: &str) -> String {
+    format!("export {name}='{}'", value.replace('\'', r"'\''"))
+}

@@ -1,0 +1,122 @@
+//! `egret sandbox-env` end to end: its output, and nothing else, configures real
+//! clients (curl, Python's urllib) in a clean environment to reach a connector through
+//! egret with placeholders.
+
+use std::process::Stdio;
+
+use tokio::process::Command;
+
+use super::e2e::{Egret, setup, stdout};
+
+/// Runs `script` under `sh` with only PATH, HOME and the sandbox-env lines set.
+async fn sandboxed(env_lines: &str, script: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{env_lines}\n{script}"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::var("HOME").unwrap_or_default())
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("sh runs");
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_env_sets_up_curl_and_python_with_placeholders_only() {
+    let (dir, _ca, upstream, proxy, control) = setup().await;
+    let egret = Egret::start(dir.path(), proxy, control, "serve.log").await;
+    for (connector, key) in [("openai", "sk-ann-REAL"), ("weather", "w-ann-REAL")] {
+        let out = egret
+            .cli(
+                &["connection", "set-key", connector, "--owner", "user:ann"],
+                Some(key),
+            )
+            .await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let bundle = dir.path().join("sandbox/bundle.pem");
+    let env_lines = stdout(
+        &egret
+            .cli(
+                &[
+                    "sandbox-env",
+                    "--owner",
+                    "user:ann",
+                    "--ca-bundle",
+                    &bundle.to_string_lossy(),
+                ],
+                None,
+            )
+            .await,
+    );
+    assert!(
+        env_lines.contains(&format!("export HTTPS_PROXY='http://{proxy}'")),
+        "{env_lines}"
+    );
+    for var in [
+        "SSL_CERT_FILE",
+        "REQUESTS_CA_BUNDLE",
+        "NODE_EXTRA_CA_CERTS",
+        "CURL_CA_BUNDLE",
+        "GIT_SSL_CAINFO",
+        "PIP_CERT",
+    ] {
+        assert!(
+            env_lines.contains(&format!("export {var}='{}'", bundle.display())),
+            "{var}: {env_lines}"
+        );
+    }
+    assert!(env_lines.contains("export NODE_USE_ENV_PROXY='1'"));
+    assert!(
+        env_lines.contains("export OPENAI_API_KEY='egp_"),
+        "{env_lines}"
+    );
+    assert!(
+        env_lines.contains("export WEATHER_TOKEN='egp_"),
+        "{env_lines}"
+    );
+    assert!(
+        !env_lines.contains("REAL"),
+        "no real key in the sandbox's environment"
+    );
+    let text = std::fs::read_to_string(&bundle).expect("bundle written");
+    assert!(
+        text.matches("BEGIN CERTIFICATE").count() > 1,
+        "system roots and egret's CA"
+    );
+
+    let port = upstream.addr.port();
+    sandboxed(
+        &env_lines,
+        &format!("curl -sf -H \"Authorization: Bearer $OPENAI_API_KEY\" https://api.test.local:{port}/from-curl"),
+    )
+    .await;
+    let seen = upstream.seen();
+    let last = seen.last().expect("upstream saw curl");
+    assert_eq!(last["path"], "/from-curl");
+    assert_eq!(last["headers"]["authorization"], "Bearer sk-ann-REAL");
+
+    sandboxed(
+        &env_lines,
+        &format!(
+            "python3 -c 'import os, urllib.request; urllib.request.urlopen(\"https://weather.test.local:{port}/from-python?appid=\" + os.environ[\"WEATHER_TOKEN\"]).read()'"
+        ),
+    )
+    .await;
+    let seen = upstream.seen();
+    let last = seen.last().expect("upstream saw python");
+    assert_eq!(last["path"], "/from-python");
+    assert_eq!(last["query"], "appid=w-ann-REAL");
+    egret.stop().await;
+}
