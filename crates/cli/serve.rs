@@ -20,7 +20,11 @@ pub async fn run(config: &Path) -> Result<()> {
     info!(source = %policy.source.display(), connectors = policy.connectors.len(), "policy loaded");
     let opened = open_everything(&policy)?;
     let limits = Limits::default();
-    let leaves = Arc::new(LeafCache::new(opened.ca, limits.leaf_cache_capacity)?);
+    let metrics = Arc::new(egret_metrics::Metrics::new());
+    let leaves = Arc::new(
+        LeafCache::new(opened.ca, limits.leaf_cache_capacity)?
+            .with_counters(metrics.leaf_hits.clone(), metrics.leaf_misses.clone()),
+    );
     let upstream_tls = egret_tls::upstream_client_config(&policy.upstream.extra_ca)?;
     let proxy_addr = policy.proxy.listen;
     let control_addr = policy.control.listen;
@@ -37,7 +41,8 @@ pub async fn run(config: &Path) -> Result<()> {
         upstream_tls.clone(),
         std::time::Duration::from_secs(10),
     );
-    let broker = egret_oauth::Broker::new(policy.clone(), vault.clone(), oauth_http);
+    let broker =
+        egret_oauth::Broker::new(policy.clone(), vault.clone(), oauth_http, metrics.clone());
     let proxy = Arc::new(Proxy::new(
         policy.clone(),
         vault.clone(),
@@ -45,11 +50,13 @@ pub async fn run(config: &Path) -> Result<()> {
         upstream_tls,
         limits,
         broker.clone(),
+        metrics.clone(),
     ));
     let control = Arc::new(ControlState {
         policy: policy.clone(),
         vault: vault.clone(),
         broker,
+        metrics,
         admin_token: opened.admin_token,
     });
 

@@ -6,6 +6,7 @@ mod e2e_oauth;
 mod e2e_sandbox_env;
 mod intercept;
 mod lifecycle;
+mod metrics;
 mod oauth;
 mod oauth_failures;
 mod streaming;

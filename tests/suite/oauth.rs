@@ -316,6 +316,20 @@ async fn fifty_concurrent_requests_after_expiry_share_exactly_one_refresh() {
     let stats = f.server.stats().await;
     assert_eq!(stats["refresh_token"], 1, "{stats}");
     assert_eq!(stats["resource_refused"], 0, "{stats}");
+    let m = super::metrics::scrape(f.egret.control_addr).await;
+    assert_eq!(
+        m.get(r#"egret_token_refreshes_total{connector="vendor",result="ok"}"#),
+        Some(&1.0),
+        "{m:#?}"
+    );
+    assert_eq!(
+        m.get("egret_token_refresh_duration_seconds_count"),
+        Some(&1.0)
+    );
+    assert_eq!(
+        m.get(r#"egret_swaps_total{connector="vendor"}"#),
+        Some(&61.0)
+    );
     let conn = f.connection("vendor", "user:alice").await;
     assert!(conn["refreshed_at"].as_i64().is_some(), "{conn}");
 }

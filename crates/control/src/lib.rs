@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use axum::Router;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use egret_policy::Policy;
@@ -37,6 +38,7 @@ pub struct ControlState {
     pub policy: Arc<ArcSwap<Policy>>,
     pub vault: Arc<Vault>,
     pub broker: egret_oauth::Broker,
+    pub metrics: Arc<egret_metrics::Metrics>,
     pub admin_token: SecretString,
 }
 
@@ -47,7 +49,7 @@ impl ControlState {
         f: impl FnOnce(&ControlState) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || f(&this))
+        let result = tokio::task::spawn_blocking(move || f(&this))
             .await
             .map_err(|_| {
                 ApiError::new(
@@ -55,7 +57,13 @@ impl ControlState {
                     "internal",
                     "the operation was interrupted; retry it",
                 )
-            })?
+            })?;
+        if let Err(e) = &result
+            && e.code == "vault_error"
+        {
+            self.metrics.vault_errors.inc();
+        }
+        result
     }
 }
 
@@ -93,9 +101,35 @@ pub fn router(state: Arc<ControlState>) -> Router {
         )
         .route(
             "/readyz",
-            get(|| async { axum::Json(json!({ "status": "ready" })) }),
+            get(|State(state): State<Arc<ControlState>>| async move {
+                // Listeners are bound before this answers at all; the policy is always
+                // loaded (a bad file never replaces a good one); the vault must answer.
+                match state.blocking(|s| Ok(s.vault.ping()?)).await {
+                    Ok(()) => (
+                        StatusCode::OK,
+                        axum::Json(json!({ "status": "ready", "connectors": state.policy.load().connectors.len() })),
+                    ),
+                    Err(e) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        axum::Json(json!({ "status": "not_ready", "error": "vault_error", "message": e.message })),
+                    ),
+                }
+            }),
         )
         .route("/oauth/callback", get(oauth::callback))
+        // No token: the numbers carry no secret, and scrapers rarely hold one.
+        .route(
+            "/metrics",
+            get(|State(state): State<Arc<ControlState>>| async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    state.metrics.render(),
+                )
+            }),
+        )
         .merge(admin)
         .fallback(|| async {
             ApiError::new(

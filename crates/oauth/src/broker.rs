@@ -49,6 +49,7 @@ pub struct Broker {
 }
 
 struct Inner {
+    metrics: Arc<egret_metrics::Metrics>,
     policy: Arc<ArcSwap<Policy>>,
     vault: Arc<Vault>,
     http: HttpClient,
@@ -78,9 +79,15 @@ pub enum Begun {
 }
 
 impl Broker {
-    pub fn new(policy: Arc<ArcSwap<Policy>>, vault: Arc<Vault>, http: HttpClient) -> Self {
+    pub fn new(
+        policy: Arc<ArcSwap<Policy>>,
+        vault: Arc<Vault>,
+        http: HttpClient,
+        metrics: Arc<egret_metrics::Metrics>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                metrics,
                 policy,
                 vault,
                 http,
@@ -229,6 +236,7 @@ impl Broker {
             return Ok(current.clone());
         };
         let http = self.inner.http.with_timeout(settings.timeout);
+        let started = Instant::now();
         let result = async {
             let endpoints = self.endpoints(settings, &http).await?;
             let exchange = self.exchange(settings, &endpoints, &http);
@@ -250,6 +258,14 @@ impl Broker {
         }
         .await;
         let now = unix_now();
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(TokenError::InvalidGrant(_)) => "invalid_grant",
+            Err(_) => "failed",
+        };
+        self.inner
+            .metrics
+            .refresh(id, outcome, started.elapsed().as_secs_f64());
         match result {
             Ok(tokens) => {
                 let credential = self
@@ -306,7 +322,10 @@ impl Broker {
         })
         .await
         .map_err(|_| TokenError::Config("the vault write stopped".to_owned()))?
-        .map_err(|e| TokenError::Config(e.to_string()))
+        .map_err(|e| {
+            self.inner.metrics.vault_errors.inc();
+            TokenError::Config(e.to_string())
+        })
     }
 
     /// The grant is gone: mark the connection and say so in the audit log.
@@ -325,6 +344,7 @@ impl Broker {
         .await;
         tracing::warn!(connector, owner = %owner, "connection needs re-authorization");
         if let Ok(Err(e)) = done {
+            self.inner.metrics.vault_errors.inc();
             tracing::error!(connector, error = %e, "cannot record needs_reauth");
         }
     }

@@ -50,9 +50,10 @@ pub(crate) async fn handle(
                 .await
                 .map_err(|e| Refusal::upstream_unreachable(&host, &e.to_string()))?;
             let idle = proxy.limits.tunnel_idle_timeout;
+            let open = egret_metrics::Open::new(&proxy.metrics.tunnels);
             tokio::spawn(
                 async move {
-                    let _guard = guard;
+                    let (_guard, _open) = (guard, open);
                     match hyper::upgrade::on(req).await {
                         Ok(upgraded) => {
                             match crate::tunnel::relay(TokioIo::new(upgraded), upstream, idle).await

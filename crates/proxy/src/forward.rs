@@ -40,20 +40,31 @@ pub(crate) async fn handle(
 ) -> Result<Response<ProxyBody>, Infallible> {
     // Cheap clones (a shared buffer, an enum): log fields are only built when enabled.
     let (method, uri) = (req.method().clone(), req.uri().clone());
-    let resp = forward(&proxy, &bound, req, guard).await.unwrap_or_else(|refusal| {
-        info!(host = %bound.host, %method, code = refusal.code, status = refusal.status.as_u16(), "request refused");
-        refusal.into_response()
-    });
+    let resp = match forward(&proxy, &bound, req, guard).await {
+        Ok((resp, connector)) => {
+            proxy
+                .metrics
+                .request(connector.as_deref().unwrap_or_default(), "forwarded");
+            resp
+        }
+        Err(refusal) => {
+            info!(host = %bound.host, %method, code = refusal.code, status = refusal.status.as_u16(), "request refused");
+            proxy.metrics.refusal(refusal.code);
+            proxy.metrics.request("", refusal.code);
+            refusal.into_response()
+        }
+    };
     debug!(host = %bound.host, %method, path = %redacted(uri.path()), status = resp.status().as_u16(), "request done");
     Ok(resp)
 }
 
+/// The response, and the connector whose credential the request carried (if any).
 async fn forward(
     proxy: &Proxy,
     bound: &Bound,
     req: Request<Incoming>,
     guard: InFlight,
-) -> Result<Response<ProxyBody>, Refusal> {
+) -> Result<(Response<ProxyBody>, Option<String>), Refusal> {
     let (mut parts, body) = req.into_parts();
     binding::check(&parts, bound)?;
     let policy = proxy.policy.load();
@@ -80,7 +91,9 @@ async fn forward(
     let report = swap_fresh(proxy, &mut parts, dest, Vec::new()).await?;
     for s in &report.swapped {
         debug!(connector = s.connector(), owner = s.owner(), field = %s.field, "credential injected");
+        proxy.metrics.swap(s.connector());
     }
+    let connector = report.swapped.first().map(|s| s.connector().to_owned());
     let upgrade = parts.version == Version::HTTP_11 && hop::is_upgrade(&parts.headers);
     hop::strip(&mut parts.headers, upgrade);
     // The client derives Host (HTTP/1.1) or :authority (HTTP/2) from the URI.
@@ -100,7 +113,9 @@ async fn forward(
     parts.version = Version::HTTP_11;
 
     if upgrade {
-        return forward_upgrade(proxy, bound, parts, body, guard).await;
+        return forward_upgrade(proxy, bound, parts, body, guard)
+            .await
+            .map(|r| (r, connector));
     }
     let used: Renewed = report
         .swapped
@@ -118,7 +133,7 @@ async fn forward(
             Request::from_parts(parts, Either::Left(body)),
         )
         .await?;
-        return Ok(resp.map(|body| hold(stream(body), guard)));
+        return Ok((resp.map(|body| hold(stream(body), guard)), connector));
     };
     let buffered = tokio::time::timeout(proxy.limits.request_head_timeout, body.collect())
         .await
@@ -133,9 +148,11 @@ async fn forward(
     )
     .await?;
     if resp.status() != StatusCode::UNAUTHORIZED {
-        return Ok(resp.map(|body| hold(stream(body), guard)));
+        return Ok((resp.map(|body| hold(stream(body), guard)), connector));
     }
-    retry_after_401(proxy, bound, resp, retry_parts, used, buffered, guard).await
+    retry_after_401(proxy, bound, resp, retry_parts, used, buffered, guard)
+        .await
+        .map(|r| (r, connector))
 }
 
 /// The upstream said 401 to a token egret believed valid: renew it once (unless another
@@ -277,11 +294,16 @@ pub(crate) async fn send(
     host: &str,
     req: Request<UpstreamBody>,
 ) -> Result<Response<Incoming>, Refusal> {
+    let started = std::time::Instant::now();
     let sent = proxy.upstream.client.request(req);
     let mut resp = tokio::time::timeout(proxy.limits.upstream_response_timeout, sent)
         .await
         .map_err(|_| Refusal::upstream_timeout(host, "answer"))?
         .map_err(|e| upstream_refusal(host, &e))?;
+    proxy
+        .metrics
+        .upstream_seconds
+        .observe(started.elapsed().as_secs_f64());
     hop::strip(resp.headers_mut(), false);
     Ok(resp)
 }
@@ -313,8 +335,9 @@ async fn forward_upgrade(
     }
     let upstream_upgrade = hyper::upgrade::on(&mut resp);
     let idle = proxy.limits.tunnel_idle_timeout;
+    let open = egret_metrics::Open::new(&proxy.metrics.tunnels);
     tokio::spawn(async move {
-        let _guard = guard;
+        let (_guard, _open) = (guard, open);
         match tokio::try_join!(client_upgrade, upstream_upgrade) {
             Ok((client, upstream)) => {
                 let _ =

@@ -42,6 +42,7 @@ pub struct Proxy {
     pub(crate) upstream: upstream::Upstream,
     pub(crate) limits: Limits,
     pub(crate) broker: egret_oauth::Broker,
+    pub(crate) metrics: Arc<egret_metrics::Metrics>,
 }
 
 impl Proxy {
@@ -53,6 +54,7 @@ impl Proxy {
         upstream_tls: rustls::ClientConfig,
         limits: Limits,
         broker: egret_oauth::Broker,
+        metrics: Arc<egret_metrics::Metrics>,
     ) -> Self {
         let resolver = upstream::Resolver::new(policy.clone());
         let upstream = upstream::Upstream::new(upstream_tls, resolver, &limits);
@@ -63,6 +65,7 @@ impl Proxy {
             upstream,
             limits,
             broker,
+            metrics,
         }
     }
 }

@@ -53,7 +53,9 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: impl Futu
                     let drain = drain.clone();
                     let busy = Busy::default();
                     let io = IdleIo::new(stream, proxy.limits.request_head_timeout, busy.clone());
+                    let open = egret_metrics::Open::new(&proxy.metrics.client_connections);
                     tokio::spawn(async move {
+                        let _open = open;
                         // The auto builder (HTTP/1.1 only here) is the one whose upgradeable
                         // connections support graceful shutdown.
                         let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
@@ -105,8 +107,10 @@ async fn handle(
 ) -> Result<Response<ProxyBody>, Infallible> {
     if req.method() == Method::CONNECT {
         // The guard rides with the tunnel: this connection is busy for the tunnel's life.
+        let metrics = proxy.metrics.clone();
         let response = crate::connect::handle(proxy, drain, guard, req).await;
         return Ok(response.unwrap_or_else(|refusal| {
+            metrics.refusal(refusal.code);
             debug!(
                 code = refusal.code,
                 status = refusal.status.as_u16(),
@@ -127,6 +131,7 @@ async fn handle(
         ))
     };
     let response = response.unwrap_or_else(|refusal| {
+        proxy.metrics.refusal(refusal.code);
         debug!(
             code = refusal.code,
             status = refusal.status.as_u16(),

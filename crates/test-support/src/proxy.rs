@@ -53,7 +53,12 @@ impl TestProxy {
         );
         let (ca, _) = CertificateAuthority::load_or_create(&dir.path().join("certs")).expect("ca");
         let ca_pem = ca.cert_pem().to_owned();
-        let leaves = Arc::new(LeafCache::new(ca, limits.leaf_cache_capacity).expect("leaf cache"));
+        let metrics = Arc::new(egret_metrics::Metrics::new());
+        let leaves = Arc::new(
+            LeafCache::new(ca, limits.leaf_cache_capacity)
+                .expect("leaf cache")
+                .with_counters(metrics.leaf_hits.clone(), metrics.leaf_misses.clone()),
+        );
         let upstream_tls =
             egret_tls::upstream_client_config(&[&upstream_ca]).expect("upstream tls");
         let policy = Arc::new(ArcSwap::from_pointee(policy));
@@ -62,7 +67,8 @@ impl TestProxy {
             upstream_tls.clone(),
             std::time::Duration::from_secs(10),
         );
-        let broker = egret_oauth::Broker::new(policy.clone(), vault.clone(), oauth_http);
+        let broker =
+            egret_oauth::Broker::new(policy.clone(), vault.clone(), oauth_http, metrics.clone());
         let proxy = Arc::new(Proxy::new(
             policy.clone(),
             vault.clone(),
@@ -70,11 +76,13 @@ impl TestProxy {
             upstream_tls,
             limits,
             broker.clone(),
+            metrics.clone(),
         ));
         let control = Arc::new(ControlState {
             policy: policy.clone(),
             vault: vault.clone(),
             broker: broker.clone(),
+            metrics: metrics.clone(),
             admin_token: SecretString::from(ADMIN_TOKEN),
         });
         let proxy_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");

@@ -14,6 +14,8 @@ use rustls::crypto::CryptoProvider;
 use rustls::sign::{CertifiedKey, SigningKey, SingleCertAndKey};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
+use egret_metrics::Counter;
+
 use crate::ca::CertificateAuthority;
 use crate::error::TlsError;
 use crate::provider;
@@ -36,6 +38,8 @@ pub struct LeafCache {
     signing_key: Arc<dyn SigningKey>,
     provider: Arc<CryptoProvider>,
     cache: Cache<String, Leaf>,
+    hits: Counter,
+    misses: Counter,
 }
 
 impl LeafCache {
@@ -54,7 +58,16 @@ impl LeafCache {
             signing_key,
             provider,
             cache: Cache::new(capacity.max(1)),
+            hits: Counter::default(),
+            misses: Counter::default(),
         })
+    }
+
+    /// Counts cache hits and issuances into these counters (the metrics registry's).
+    pub fn with_counters(mut self, hits: Counter, misses: Counter) -> Self {
+        self.hits = hits;
+        self.misses = misses;
+        self
     }
 
     pub fn ca(&self) -> &CertificateAuthority {
@@ -66,6 +79,7 @@ impl LeafCache {
     pub async fn server_config(&self, host: &str) -> Result<Arc<ServerConfig>, TlsError> {
         if let Some(leaf) = self.cache.get(host) {
             if leaf.renew_at > Instant::now() {
+                self.hits.inc();
                 return Ok(leaf.config);
             }
             self.cache.remove(host);
@@ -88,6 +102,7 @@ impl LeafCache {
     }
 
     fn issue(&self, host: &str) -> Result<Leaf, TlsError> {
+        self.misses.inc();
         let fail = |e: rcgen::Error| TlsError::Issue {
             host: host.to_owned(),
             reason: e.to_string(),

@@ -217,6 +217,13 @@ impl Vault {
         Ok(info)
     }
 
+    /// Readiness: the file still answers a read transaction.
+    pub fn ping(&self) -> Result<(), VaultError> {
+        let tx = self.db.begin_read().map_err(storage)?;
+        tx.open_table(META).map_err(storage)?;
+        Ok(())
+    }
+
     /// The connection's current credential, from memory.
     pub fn credential(&self, connector: &str, owner: &Owner) -> Option<Arc<Credential>> {
         let key = conn_key(connector, owner);

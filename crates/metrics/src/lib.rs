@@ -1,0 +1,213 @@
+//! egret's Prometheus metrics: one registry and the handles every crate counts with.
+//!
+//! Owns the metric names, help texts and label sets; `GET /metrics` renders them in the
+//! Prometheus text format. It must never take a secret, a placeholder or a path as a
+//! label value: labels are connector ids, refusal codes and fixed words, so their number
+//! stays bounded.
+
+use prometheus_client::encoding::EncodeLabelSet;
+pub use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The connector whose credential was used; empty when none was.
+    pub connector: String,
+    /// `forwarded`, or the refusal code.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectorLabels {
+    pub connector: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabels {
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefreshLabels {
+    pub connector: String,
+    /// `ok`, `failed` or `invalid_grant`.
+    pub result: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    /// Intercepted requests by connector and outcome.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Placeholders swapped for credentials.
+    pub swaps: Family<ConnectorLabels, Counter>,
+    /// Every refusal (CONNECT, plain HTTP, intercepted), by code.
+    pub refusals: Family<CodeLabels, Counter>,
+    pub refreshes: Family<RefreshLabels, Counter>,
+    pub refresh_seconds: Histogram,
+    /// Time from sending a request upstream to its response head.
+    pub upstream_seconds: Histogram,
+    pub leaf_hits: Counter,
+    pub leaf_misses: Counter,
+    /// Sandbox connections open now.
+    pub client_connections: Gauge,
+    /// Byte tunnels (`network.allow`, WebSocket) open now.
+    pub tunnels: Gauge,
+    pub vault_errors: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("egret");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Intercepted requests by connector and outcome (forwarded or a refusal code)",
+            requests.clone(),
+        );
+        let swaps = Family::<ConnectorLabels, Counter>::default();
+        registry.register(
+            "swaps",
+            "Placeholders swapped for real credentials",
+            swaps.clone(),
+        );
+        let refusals = Family::<CodeLabels, Counter>::default();
+        registry.register(
+            "refusals",
+            "Refused requests and CONNECTs by code",
+            refusals.clone(),
+        );
+        let refreshes = Family::<RefreshLabels, Counter>::default();
+        registry.register(
+            "token_refreshes",
+            "OAuth token renewals by result",
+            refreshes.clone(),
+        );
+        // 1 ms .. ~16 s
+        let refresh_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 15));
+        registry.register(
+            "token_refresh_duration_seconds",
+            "Time a token renewal took, from request to vault commit",
+            refresh_seconds.clone(),
+        );
+        // 100 µs .. ~100 s
+        let upstream_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 21));
+        registry.register(
+            "upstream_response_seconds",
+            "Time from sending a request upstream to its response head",
+            upstream_seconds.clone(),
+        );
+        let leaf_hits = Counter::default();
+        registry.register(
+            "leaf_cache_hits",
+            "Leaf certificates served from the cache",
+            leaf_hits.clone(),
+        );
+        let leaf_misses = Counter::default();
+        registry.register(
+            "leaf_cache_misses",
+            "Leaf certificates issued",
+            leaf_misses.clone(),
+        );
+        let client_connections = Gauge::default();
+        registry.register(
+            "client_connections",
+            "Sandbox connections open",
+            client_connections.clone(),
+        );
+        let tunnels = Gauge::default();
+        registry.register(
+            "tunnels",
+            "Byte tunnels (allow-list, WebSocket) open",
+            tunnels.clone(),
+        );
+        let vault_errors = Counter::default();
+        registry.register(
+            "vault_errors",
+            "Vault operations that failed",
+            vault_errors.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            swaps,
+            refusals,
+            refreshes,
+            refresh_seconds,
+            upstream_seconds,
+            leaf_hits,
+            leaf_misses,
+            client_connections,
+            tunnels,
+            vault_errors,
+        }
+    }
+
+    /// Counts an intercepted request's outcome.
+    pub fn request(&self, connector: &str, outcome: &str) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                connector: connector.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn refusal(&self, code: &str) {
+        self.refusals
+            .get_or_create(&CodeLabels {
+                code: code.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn swap(&self, connector: &str) {
+        self.swaps
+            .get_or_create(&ConnectorLabels {
+                connector: connector.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn refresh(&self, connector: &str, result: &str, seconds: f64) {
+        self.refreshes
+            .get_or_create(&RefreshLabels {
+                connector: connector.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+        self.refresh_seconds.observe(seconds);
+    }
+
+    /// The Prometheus text format (OpenMetrics flavour, which Prometheus reads).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Holds a gauge up while alive: an open connection or tunnel.
+pub struct Open(Gauge);
+
+impl Open {
+    pub fn new(gauge: &Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
