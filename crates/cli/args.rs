@@ -94,8 +94,17 @@ pub enum PolicyCommand {
 pub enum ConnectorCommand {
     /// List connectors.
     List,
-    /// Show one connector (secrets appear only as references).
+    /// Show one connector (secrets appear only as references, or masked).
     Get { id: String },
+    /// Create a connector from a JSON file holding one connector entry (secrets as
+    /// values; they are stored sealed in the vault).
+    Create { file: PathBuf },
+    /// Enable a connector created through the control plane.
+    Enable { id: String },
+    /// Disable it: no new connections; existing ones keep working.
+    Disable { id: String },
+    /// Delete it: its connections, tokens and placeholders are erased at once.
+    Remove { id: String },
     /// List the built-in vendor templates (`template:` in a connector) and their settings.
     Templates,
 }

@@ -48,6 +48,34 @@ pub async fn run(cli: Cli) -> Result<()> {
                 }
                 ConnectorCommand::List => "/v1/connectors".to_owned(),
                 ConnectorCommand::Get { id } => format!("/v1/connectors/{}", segment(&id)),
+                ConnectorCommand::Create { file } => {
+                    let text = std::fs::read_to_string(&file)
+                        .with_context(|| format!("reading {}", file.display()))?;
+                    let entry: Value = serde_json::from_str(&text)
+                        .with_context(|| format!("{} is not JSON", file.display()))?;
+                    let answer = client(cli)?
+                        .call(Method::POST, "/v1/connectors", Some(entry))
+                        .await?;
+                    print_json(answer);
+                    return Ok(());
+                }
+                ConnectorCommand::Enable { id } => return set_enabled(cli, &id, true).await,
+                ConnectorCommand::Disable { id } => return set_enabled(cli, &id, false).await,
+                ConnectorCommand::Remove { id } => {
+                    let answer = client(cli)?
+                        .call(
+                            Method::DELETE,
+                            &format!("/v1/connectors/{}", segment(&id)),
+                            None,
+                        )
+                        .await?
+                        .unwrap_or(Value::Null);
+                    eprintln!(
+                        "deleted connector {id}: {} connections and their placeholders erased",
+                        answer["connections_erased"]
+                    );
+                    return Ok(());
+                }
             };
             print_json(client(cli)?.call(Method::GET, &path, None).await?);
             Ok(())
@@ -292,6 +320,22 @@ async fn audit(cli: &Target, follow: bool) -> Result<()> {
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
+}
+
+async fn set_enabled(cli: &Target, id: &str, enabled: bool) -> Result<()> {
+    client(cli)?
+        .call(
+            Method::PATCH,
+            &format!("/v1/connectors/{}", segment(id)),
+            Some(json!({ "enabled": enabled })),
+        )
+        .await?;
+    if enabled {
+        eprintln!("enabled connector {id}");
+    } else {
+        eprintln!("disabled connector {id}: no new connections; existing ones keep working");
+    }
+    Ok(())
 }
 
 /// The built-in templates; needs no server.

@@ -55,8 +55,16 @@ fn reload(path: &std::path::Path, policy: &ArcSwap<Policy>, vault: &Arc<Vault>, 
             {
                 warn!("ca, vault or upstream.extra_ca changed; they take effect after a restart");
             }
-            let detail = format!("{} connectors", new.connectors.len());
-            policy.store(Arc::new(new));
+            let detail = format!("{} connectors in the file", new.connectors.len());
+            drop(old);
+            // Connectors gone from the file lose their connections: the kill switch.
+            if let Err(e) = egret_control::lifecycle::install(new, policy, vault, true) {
+                error!(
+                    reason = why,
+                    "policy reload failed, the previous policy stays in force: {e}"
+                );
+                return;
+            }
             info!(path = %path.display(), reason = why, %detail, "policy reloaded");
             let vault = vault.clone();
             tokio::task::spawn_blocking(move || {

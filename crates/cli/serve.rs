@@ -35,7 +35,12 @@ pub async fn run(config: &Path) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {control_addr} (control.listen)"))?;
     let vault = Arc::new(opened.vault);
-    let policy = Arc::new(ArcSwap::from_pointee(policy));
+    let policy = {
+        let live = Arc::new(ArcSwap::from_pointee(policy.clone()));
+        // API connectors join the file's; nothing is erased at start-up.
+        egret_control::lifecycle::install(policy, &live, &vault, false)?;
+        live
+    };
     let oauth_http = egret_oauth::HttpClient::new(
         policy.clone(),
         upstream_tls.clone(),

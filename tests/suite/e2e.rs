@@ -449,7 +449,8 @@ async fn policy_reloads_on_change_and_sighup_and_a_bad_file_changes_nothing() {
         "the old policy is still in force"
     );
 
-    // Removing the connector takes effect on change: its host is now refused at CONNECT.
+    // Removing the connector takes effect on change: its host is now refused at CONNECT,
+    // and (the kill switch) its connections and placeholders are erased.
     std::fs::write(
         &cfg,
         config(
@@ -469,7 +470,8 @@ async fn policy_reloads_on_change_and_sighup_and_a_bad_file_changes_nothing() {
         .status()
         .await
         .expect("kill");
-    wait_for("200").await;
+    // The host is intercepted again (CONNECT 200), but the erased placeholder stays dead.
+    wait_for("403200").await;
     egret.stop().await;
 }
 

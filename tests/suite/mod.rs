@@ -1,5 +1,6 @@
 mod common;
 mod connect;
+mod connectors;
 mod control;
 mod e2e;
 mod e2e_oauth;

@@ -596,3 +596,52 @@ async fn background_renewal_refreshes_recently_used_tokens_before_they_come_due(
     assert_eq!(f.call(&p, Proto::H2).await.0, StatusCode::OK);
     assert_eq!(f.server.stats().await["refresh_token"], 1);
 }
+
+#[tokio::test]
+async fn an_api_connector_keeps_its_client_secret_sealed_and_masked() {
+    let f = OAuthFixture::new(Options::default()).await;
+    let port = f.server.port;
+    let secret = "ci-secret";
+    let (status, body) = f
+        .admin(
+            Method::POST,
+            "/v1/connectors",
+            Some(json!({
+                "id": "ci-api",
+                "auth": "oauth2",
+                "grant": "client_credentials",
+                "oauth": {
+                    "token_url": format!("https://auth.test.local:{port}/token"),
+                    "client_id": "egret-ci",
+                    "client_secret": secret,
+                    "client_auth": "post",
+                    "scopes": ["read"],
+                },
+                "egress": [format!("api.test.local:{port}")],
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["oauth"]["client_secret"], "••••");
+    let (_, listed) = f.admin(Method::GET, "/v1/connectors", None).await;
+    for c in listed["connectors"].as_array().expect("list") {
+        assert_ne!(c["oauth"]["client_secret"], secret, "{c}");
+    }
+    let (status, body) = f
+        .admin(Method::POST, "/v1/connections/ci-api/org/authorize", None)
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("connected")),
+        "{body}"
+    );
+    let p = f.mint("ci-api", "org").await;
+    let (status, _, body) = f.call(&p, Proto::H1).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["client_id"], "egret-ci");
+    let vault = std::fs::read(f.egret.dir.path().join("egret.redb")).expect("vault");
+    assert!(
+        !vault.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "sealed at rest"
+    );
+}

@@ -1,15 +1,163 @@
-//! `GET /v1/connectors[/{id}]`: what the operator configured, secrets shown only as the
-//! reference to where they live.
+//! Connectors: list and show (file and API ones alike; secrets shown only as the
+//! reference to where they live, or masked), and create / change / delete the ones that
+//! live in the vault. Policy-file connectors are read-only here.
 
 use std::sync::Arc;
 
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use egret_policy::{AuthKind, ClientAuth, Connector, Grant};
+use axum::http::StatusCode;
+use egret_policy::{AuthKind, ClientAuth, Connector, Grant, Source};
 use serde_json::{Value, json};
 
 use crate::ControlState;
 use crate::error::ApiError;
+use crate::lifecycle;
+
+pub(crate) async fn create(
+    State(state): State<Arc<ControlState>>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(entry) = body.map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected a connector entry as JSON: {}",
+            e.body_text()
+        ))
+    })?;
+    let connector = egret_policy::parse_api_connector(&entry).map_err(ApiError::bad_request)?;
+    let id = connector.id.to_string();
+    if state.policy.load().connector(&id).is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_exists",
+            format!("connector `{id}` already exists; change it with PATCH /v1/connectors/{id}"),
+        ));
+    }
+    let view = state
+        .blocking(move |s| {
+            s.vault.put_api_connector(&id, &entry)?;
+            lifecycle::refresh(&s.policy, &s.vault)?;
+            s.vault.audit("connector.create", Some(&id), None, None)?;
+            let policy = s.policy.load();
+            Ok(policy
+                .connector(&id)
+                .map(connector_view)
+                .unwrap_or_default())
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// JSON merge patch (RFC 7396) onto the stored entry: `{"enabled": false}` disables.
+pub(crate) async fn update(
+    State(state): State<Arc<ControlState>>,
+    Path(id): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(patch) = body.map_err(|e| {
+        ApiError::bad_request(format!("expected a JSON merge patch: {}", e.body_text()))
+    })?;
+    api_only(&state, &id)?;
+    if patch
+        .get("id")
+        .is_some_and(|v| v.as_str() != Some(id.as_str()))
+    {
+        return Err(ApiError::bad_request(
+            "a connector's id cannot change; create a new one",
+        ));
+    }
+    let view = state
+        .blocking(move |s| {
+            let (_, mut entry) = s
+                .vault
+                .api_connectors()?
+                .into_iter()
+                .find(|(k, _)| *k == id)
+                .ok_or_else(|| ApiError::unknown_connector(&id))?;
+            merge_patch(&mut entry, &patch);
+            egret_policy::parse_api_connector(&entry).map_err(ApiError::bad_request)?;
+            s.vault.put_api_connector(&id, &entry)?;
+            lifecycle::refresh(&s.policy, &s.vault)?;
+            let fields: Vec<&str> = patch
+                .as_object()
+                .map(|o| o.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            s.vault.audit(
+                "connector.update",
+                Some(&id),
+                None,
+                Some(format!("changed: {}", fields.join(", "))),
+            )?;
+            let policy = s.policy.load();
+            Ok(policy
+                .connector(&id)
+                .map(connector_view)
+                .unwrap_or_default())
+        })
+        .await?;
+    Ok(Json(view))
+}
+
+/// The kill switch: the connector, its connections, tokens and placeholders go in one
+/// vault transaction; the next request using any of them is refused.
+pub(crate) async fn remove(
+    State(state): State<Arc<ControlState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    api_only(&state, &id)?;
+    let erased = state
+        .blocking(move |s| {
+            let erased = s.vault.erase_connector(&id)?;
+            lifecycle::refresh(&s.policy, &s.vault)?;
+            s.vault.audit(
+                "connector.delete",
+                Some(&id),
+                None,
+                Some(format!(
+                    "{erased} connections and their placeholders erased"
+                )),
+            )?;
+            Ok(erased)
+        })
+        .await?;
+    Ok(Json(
+        json!({ "deleted": true, "connections_erased": erased }),
+    ))
+}
+
+/// 404 for unknown ids, 409 for connectors the policy file manages.
+fn api_only(state: &ControlState, id: &str) -> Result<(), ApiError> {
+    let policy = state.policy.load();
+    match policy.connector(id).map(|c| c.source) {
+        None => Err(ApiError::unknown_connector(id)),
+        Some(Source::Policy) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "managed_by_policy",
+            format!(
+                "connector `{id}` is defined in the policy file {}; change it there (egret reloads the file)",
+                policy.source.display()
+            ),
+        )),
+        Some(Source::Api) => Ok(()),
+    }
+}
+
+/// RFC 7396: objects merge key by key, `null` removes, anything else replaces.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
 
 pub(crate) async fn list(State(state): State<Arc<ControlState>>) -> Json<Value> {
     let policy = state.policy.load();
@@ -36,7 +184,7 @@ pub fn connector_view(c: &Connector) -> Value {
         "egress": c.egress.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "inject": { "headers": c.inject.headers, "query": c.inject.query },
         "enabled": c.enabled,
-        "source": "policy",
+        "source": c.source.name(),
     });
     if let Some(t) = &c.template {
         v["template"] = json!(t);
@@ -58,7 +206,7 @@ pub fn connector_view(c: &Connector) -> Value {
             "issuer": o.issuer,
             "revocation_url": o.revocation_url,
             "client_id": o.client_id,
-            // The policy holds a reference, never the secret; showing where it lives is safe.
+            // A reference (where the secret lives) or, for API connectors, a masked value.
             "client_secret": o.client_secret.as_ref().map(ToString::to_string),
             "scopes": o.scopes,
             "pkce": o.pkce,

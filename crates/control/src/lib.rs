@@ -12,6 +12,7 @@ mod auth;
 mod connections;
 mod connectors;
 mod error;
+pub mod lifecycle;
 mod oauth;
 mod placeholders;
 mod running;
@@ -69,8 +70,16 @@ impl ControlState {
 
 pub fn router(state: Arc<ControlState>) -> Router {
     let admin = Router::new()
-        .route("/v1/connectors", get(connectors::list))
-        .route("/v1/connectors/{id}", get(connectors::get))
+        .route(
+            "/v1/connectors",
+            get(connectors::list).post(connectors::create),
+        )
+        .route(
+            "/v1/connectors/{id}",
+            get(connectors::get)
+                .patch(connectors::update)
+                .delete(connectors::remove),
+        )
         .route("/v1/connections", get(connections::list))
         .route(
             "/v1/connections/{connector}/{owner}/key",

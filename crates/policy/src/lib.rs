@@ -71,5 +71,40 @@ fn yaml_error(e: &serde_saphyr::Error, file: &Path, text: &str) -> Located {
     }
 }
 
+/// A connector created through the control plane: `entry` is a connector entry of the
+/// policy file, as JSON, except that `oauth.client_secret` is the secret's value (which
+/// a policy file never holds). Validated exactly like a file entry.
+pub fn parse_api_connector(entry: &serde_json::Value) -> Result<Connector, String> {
+    let mut entry = entry.clone();
+    let secret = match entry.pointer_mut("/oauth/client_secret") {
+        Some(serde_json::Value::String(s)) => {
+            let value = std::mem::take(s);
+            // A reference the validator accepts; replaced by the stored value below.
+            *s = "${env:EGRET_API_CONNECTOR_SECRET}".to_owned();
+            if value.is_empty() {
+                return Err(
+                    "`oauth.client_secret` is empty; give the secret or leave it out".to_owned(),
+                );
+            }
+            Some(value)
+        }
+        Some(_) => return Err("`oauth.client_secret` must be a string".to_owned()),
+        None => None,
+    };
+    // JSON is YAML: the entry goes through the policy parser as a one-connector file.
+    let text = format!("version: 1\nconnectors:\n  - {entry}\n");
+    let policy = parse(&text, Path::new("<request>"), Path::new(".")).map_err(|e| e.message)?;
+    let mut connector = policy
+        .connectors
+        .into_iter()
+        .next()
+        .ok_or_else(|| "the body is not a connector entry".to_owned())?;
+    connector.source = Source::Api;
+    if let (Some(value), AuthKind::OAuth2(o)) = (secret, &mut connector.auth) {
+        o.client_secret = Some(SecretRef::Stored(std::sync::Arc::new(value.into())));
+    }
+    Ok(connector)
+}
+
 #[cfg(test)]
 mod tests;

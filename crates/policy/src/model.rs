@@ -107,6 +107,23 @@ pub struct Connector {
     pub enabled: bool,
     /// Variables `egret sandbox-env` sets for a connection of this connector.
     pub env: Vec<(String, EnvValue)>,
+    /// Where it was defined: the policy file, or the control plane (stored in the vault).
+    pub source: Source,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Policy,
+    Api,
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Policy => "policy",
+            Self::Api => "api",
+        }
+    }
 }
 
 /// What a sandbox variable holds.

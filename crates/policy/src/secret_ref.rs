@@ -3,12 +3,26 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// Where a secret lives. The policy never holds the value itself.
-#[derive(Clone, PartialEq, Eq)]
+/// Where a secret lives. A policy file never holds the value itself; a connector
+/// created through the control plane carries its value, sealed in the vault at rest.
+#[derive(Clone)]
 pub enum SecretRef {
     Env(String),
     /// Already resolved against the policy file's directory.
     File(PathBuf),
+    /// Given through the control plane; shown only masked.
+    Stored(std::sync::Arc<secrecy::SecretString>),
+}
+
+impl PartialEq for SecretRef {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Env(a), Self::Env(b)) => a == b,
+            (Self::File(a), Self::File(b)) => a == b,
+            (Self::Stored(a), Self::Stored(b)) => std::sync::Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
 }
 
 impl SecretRef {
@@ -47,6 +61,7 @@ impl SecretRef {
     /// not exist. File contents are trimmed (a trailing newline is not part of a secret).
     pub fn read(&self) -> std::io::Result<Option<secrecy::SecretString>> {
         match self {
+            Self::Stored(value) => Ok(Some((**value).clone())),
             Self::Env(name) => Ok(std::env::var(name)
                 .ok()
                 .filter(|v| !v.is_empty())
@@ -65,6 +80,19 @@ impl fmt::Display for SecretRef {
         match self {
             Self::Env(name) => write!(f, "${{env:{name}}}"),
             Self::File(path) => write!(f, "${{file:{}}}", path.display()),
+            Self::Stored(value) => {
+                use secrecy::ExposeSecret;
+                // At most the last 4 characters, and only of a secret long enough that
+                // they give nothing away.
+                let v = value.expose_secret();
+                let tail: String = if v.chars().count() >= 16 {
+                    let skip = v.chars().count() - 4;
+                    v.chars().skip(skip).collect()
+                } else {
+                    String::new()
+                };
+                write!(f, "••••{tail}")
+            }
         }
     }
 }

@@ -306,6 +306,7 @@ impl Validator<'_> {
         Ok(Connector {
             id,
             env,
+            source: Source::Policy,
             template: c.template.as_ref().map(|t| t.value.clone()),
             auth,
             egress,

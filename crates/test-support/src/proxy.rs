@@ -62,6 +62,8 @@ impl TestProxy {
         let upstream_tls =
             egret_tls::upstream_client_config(&[&upstream_ca]).expect("upstream tls");
         let policy = Arc::new(ArcSwap::from_pointee(policy));
+        egret_control::lifecycle::install((**policy.load()).clone(), &policy, &vault, false)
+            .expect("install policy");
         let oauth_http = egret_oauth::HttpClient::new(
             policy.clone(),
             upstream_tls.clone(),
@@ -117,9 +119,16 @@ impl TestProxy {
         p.expose().to_owned()
     }
 
-    /// Replaces the policy in force, as a reload does.
+    /// Replaces the policy in force, as a reload does (removed connectors lose their
+    /// connections).
     pub fn reload(&self, yaml: &str) {
-        self.policy.store(Arc::new(policy(yaml, self.dir.path())));
+        egret_control::lifecycle::install(
+            policy(yaml, self.dir.path()),
+            &self.policy,
+            &self.vault,
+            true,
+        )
+        .expect("install policy");
     }
 
     /// Signals shutdown and waits for the proxy to drain.

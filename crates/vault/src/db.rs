@@ -20,10 +20,10 @@ use crate::records::*;
 use crate::seal::Sealer;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-/// Reserved for connectors created through the control plane.
-const CONNECTORS: TableDefinition<&str, &[u8]> = TableDefinition::new("connectors");
+/// Connectors created through the control plane (sealed: they may hold a client secret).
+pub(crate) const CONNECTORS: TableDefinition<&str, &[u8]> = TableDefinition::new("connectors");
 pub(crate) const CONNECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("connections");
-const PLACEHOLDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("placeholders");
+pub(crate) const PLACEHOLDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("placeholders");
 /// Pending OAuth authorizations, keyed by the SHA-256 of their `state`.
 pub(crate) const AUTHORIZATIONS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("authorizations");

@@ -7,6 +7,7 @@
 //! return a secret except through [`Resolved`] to the proxy, and it knows nothing of HTTP.
 
 mod audit;
+mod connectors;
 mod db;
 mod error;
 mod key;

@@ -1,0 +1,96 @@
+//! Connectors created through the control plane, and the kill switch that erases
+//! everything a connector's users stored, in one transaction.
+
+use std::sync::Arc;
+
+use redb::{ReadableDatabase, ReadableTable};
+use zeroize::Zeroizing;
+
+use crate::db::{CONNECTIONS, CONNECTORS, PLACEHOLDERS, Vault, aad};
+use crate::error::{VaultError, storage};
+use crate::placeholder::PlaceholderHash;
+
+impl Vault {
+    /// Stores (or replaces) a connector entry. Sealed whole: it may hold a client secret.
+    pub fn put_api_connector(&self, id: &str, entry: &serde_json::Value) -> Result<(), VaultError> {
+        let plain = Zeroizing::new(
+            serde_json::to_vec(entry).map_err(|e| VaultError::Invalid(e.to_string()))?,
+        );
+        let sealed = self.sealer.seal(&aad("connectors", id), &plain);
+        let _w = self.lock_writer();
+        self.write(|tx| {
+            tx.open_table(CONNECTORS)
+                .map_err(storage)?
+                .insert(id, sealed.as_slice())
+                .map_err(storage)?;
+            Ok(())
+        })
+    }
+
+    /// Every stored connector entry, opened.
+    pub fn api_connectors(&self) -> Result<Vec<(String, serde_json::Value)>, VaultError> {
+        let tx = self.db.begin_read().map_err(storage)?;
+        let table = tx.open_table(CONNECTORS).map_err(storage)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(storage)? {
+            let (k, v) = row.map_err(storage)?;
+            let id = k.value().to_owned();
+            let plain = self
+                .sealer
+                .open(&aad("connectors", &id), v.value())
+                .ok_or_else(|| VaultError::Corrupt(format!("connector {id}")))?;
+            let entry = serde_json::from_slice(&plain)
+                .map_err(|_| VaultError::Corrupt(format!("connector {id}")))?;
+            out.push((id, entry));
+        }
+        Ok(out)
+    }
+
+    /// The kill switch: erases the connector's stored entry (if it came from the API), all
+    /// its connections (tokens, keys) and all their placeholders, in one transaction.
+    /// Returns how many connections were erased.
+    pub fn erase_connector(&self, id: &str) -> Result<usize, VaultError> {
+        let prefix = format!("{id}/");
+        let _w = self.lock_writer();
+        let (conns, doomed): (Vec<Arc<str>>, Vec<PlaceholderHash>) = {
+            let index = self.read_index();
+            let conns = index
+                .connections
+                .keys()
+                .filter(|k| k.starts_with(&prefix))
+                .cloned()
+                .collect();
+            let doomed = index
+                .placeholders
+                .iter()
+                .filter(|(_, e)| e.info.connector == id)
+                .map(|(h, _)| *h)
+                .collect();
+            (conns, doomed)
+        };
+        self.write(|tx| {
+            tx.open_table(CONNECTORS)
+                .map_err(storage)?
+                .remove(id)
+                .map_err(storage)?;
+            let mut connections = tx.open_table(CONNECTIONS).map_err(storage)?;
+            for k in &conns {
+                connections.remove(&**k).map_err(storage)?;
+            }
+            let mut placeholders = tx.open_table(PLACEHOLDERS).map_err(storage)?;
+            for h in &doomed {
+                placeholders.remove(h.hex().as_str()).map_err(storage)?;
+            }
+            Ok(())
+        })?;
+        let mut index = self.write_index();
+        for k in &conns {
+            index.connections.remove(k);
+            index.credentials.remove(k);
+        }
+        for h in &doomed {
+            index.placeholders.remove(h);
+        }
+        Ok(conns.len())
+    }
+}
