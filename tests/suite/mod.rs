@@ -3,6 +3,7 @@ mod connect;
 mod connectors;
 mod control;
 mod e2e;
+mod e2e_connectors;
 mod e2e_oauth;
 mod e2e_sandbox_env;
 mod intercept;
