@@ -84,6 +84,7 @@ fn swap(c: &mut Criterion) {
                         vault: &vault,
                         now_unix: unix_now(),
                         renewed: &[],
+                        sandbox: None,
                     };
                     let swapped = swap_request(&mut parts, dest, &lookup);
                     black_box(swapped.is_ok());

@@ -55,10 +55,11 @@ pub enum Command {
         /// `org` or `user:<id>`: whose connections the sandbox may use.
         #[arg(long)]
         owner: String,
-        /// Bind the placeholders to one sandbox (needs proxy authentication; not available yet).
+        /// The sandbox's id (with `proxy.auth: basic`): issues its credentials and binds
+        /// the placeholders to it. Default with proxy authentication: a new random id.
         #[arg(long)]
         sandbox: Option<String>,
-        /// Lifetime of the minted placeholders.
+        /// Lifetime of the minted placeholders (and of the sandbox credentials).
         #[arg(long, default_value = "24h")]
         ttl: String,
         /// Where to write the CA bundle (system roots + egret's CA).
@@ -152,7 +153,8 @@ pub enum PlaceholderCommand {
         /// Lifetime such as `8h` or `30m`; default: until revoked.
         #[arg(long)]
         ttl: Option<String>,
-        /// Bind to one sandbox (needs proxy authentication; not available yet).
+        /// Bind to one sandbox: only its requests may use the placeholder (needs
+        /// `proxy.auth: basic`).
         #[arg(long)]
         sandbox: Option<String>,
     },

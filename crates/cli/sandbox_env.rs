@@ -52,6 +52,37 @@ pub async fn run(r: Request<'_>) -> Result<()> {
             format!("http://{listen}")
         }
     };
+    // With proxy authentication the sandbox gets an identity; its placeholders are bound
+    // to it and its proxy URL carries the credentials.
+    let mut sandbox = r.sandbox.map(str::to_owned);
+    let proxy = if r.policy.proxy.auth == egret_policy::ProxyAuth::Basic {
+        let issued = r
+            .client
+            .call(
+                Method::POST,
+                "/v1/sandboxes",
+                Some(json!({ "id": r.sandbox, "ttl": r.ttl })),
+            )
+            .await?
+            .unwrap_or(Value::Null);
+        let id = issued["id"]
+            .as_str()
+            .context("the server answered without a sandbox id")?;
+        let secret = issued["secret"]
+            .as_str()
+            .context("the server answered without a secret")?;
+        eprintln!(
+            "sandbox {id}: credentials issued (valid {}); any earlier secret of it no longer works",
+            r.ttl
+        );
+        sandbox = Some(id.to_owned());
+        match proxy.split_once("://") {
+            Some((scheme, rest)) => format!("{scheme}://{id}:{secret}@{rest}"),
+            None => format!("http://{id}:{secret}@{proxy}"),
+        }
+    } else {
+        proxy
+    };
     let bundle = r
         .bundle
         .unwrap_or_else(|| r.policy.ca.dir.join("sandbox-ca-bundle.pem"));
@@ -111,7 +142,9 @@ pub async fn run(r: Request<'_>) -> Result<()> {
             .call(
                 Method::POST,
                 "/v1/placeholders",
-                Some(json!({ "connector": id, "owner": r.owner, "ttl": r.ttl, "sandbox": r.sandbox })),
+                Some(
+                    json!({ "connector": id, "owner": r.owner, "ttl": r.ttl, "sandbox": sandbox }),
+                ),
             )
             .await?
             .unwrap_or(Value::Null);

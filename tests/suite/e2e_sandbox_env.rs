@@ -120,3 +120,79 @@ async fn sandbox_env_sets_up_curl_and_python_with_placeholders_only() {
     assert_eq!(last["query"], "appid=w-ann-REAL");
     egret.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_proxy_auth_sandbox_env_issues_credentials_that_curl_and_python_use() {
+    let (dir, _ca, upstream, proxy, control) = setup().await;
+    let cfg = dir.path().join("egret.yaml");
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(&cfg, text.replace("auth: none", "auth: basic")).expect("write");
+    let egret = Egret::start(dir.path(), proxy, control, "serve.log").await;
+    let out = egret
+        .cli(
+            &["connection", "set-key", "openai", "--owner", "org"],
+            Some("sk-org-REAL"),
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bundle = dir.path().join("bundle.pem");
+    let env_lines = stdout(
+        &egret
+            .cli(
+                &[
+                    "sandbox-env",
+                    "--owner",
+                    "org",
+                    "--sandbox",
+                    "sb-1",
+                    "--ca-bundle",
+                    &bundle.to_string_lossy(),
+                ],
+                None,
+            )
+            .await,
+    );
+    assert!(
+        env_lines.contains("export HTTPS_PROXY='http://sb-1:egs_"),
+        "{env_lines}"
+    );
+    let port = upstream.addr.port();
+    sandboxed(
+        &env_lines,
+        &format!("curl -sf -H \"Authorization: Bearer $OPENAI_API_KEY\" https://api.test.local:{port}/curl-auth"),
+    )
+    .await;
+    assert_eq!(
+        upstream.seen().last().expect("seen")["headers"]["authorization"],
+        "Bearer sk-org-REAL"
+    );
+    sandboxed(
+        &env_lines,
+        &format!(
+            "python3 -c 'import os, urllib.request; urllib.request.urlopen(urllib.request.Request(\"https://api.test.local:{port}/py-auth\", headers={{\"Authorization\": \"Bearer \" + os.environ[\"OPENAI_API_KEY\"]}})).read()'"
+        ),
+    )
+    .await;
+    assert_eq!(upstream.seen().last().expect("seen")["path"], "/py-auth");
+    // Without the sandbox's credentials the same placeholder gets nowhere.
+    let out = tokio::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_connect}",
+            "-x",
+            &format!("http://{proxy}"),
+            &format!("https://api.test.local:{port}/"),
+        ])
+        .output()
+        .await
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "407");
+    egret.stop().await;
+}

@@ -11,5 +11,6 @@ mod lifecycle;
 mod metrics;
 mod oauth;
 mod oauth_failures;
+mod sandboxes;
 mod streaming;
 mod websocket;

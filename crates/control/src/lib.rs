@@ -16,6 +16,7 @@ pub mod lifecycle;
 mod oauth;
 mod placeholders;
 mod running;
+mod sandboxes;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -99,6 +100,8 @@ pub fn router(state: Arc<ControlState>) -> Router {
             delete(placeholders::revoke),
         )
         .route("/v1/audit", get(audit::list))
+        .route("/v1/sandboxes", get(sandboxes::list).post(sandboxes::issue))
+        .route("/v1/sandboxes/{id}", delete(sandboxes::revoke))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,

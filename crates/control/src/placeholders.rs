@@ -34,9 +34,9 @@ pub(crate) async fn mint(
             e.body_text()
         ))
     })?;
-    if body.sandbox.is_some() {
+    if body.sandbox.is_some() && state.policy.load().proxy.auth == egret_policy::ProxyAuth::None {
         return Err(ApiError::bad_request(
-            "sandbox-bound placeholders need proxy authentication, which this version does not have yet; mint without `sandbox`",
+            "sandbox-bound placeholders need proxy authentication (`proxy.auth: basic` in the policy); without it no request can say which sandbox it comes from",
         ));
     }
     let owner = parse_owner(&body.owner)?;
@@ -57,10 +57,12 @@ pub(crate) async fn mint(
     if state.policy.load().connector(&body.connector).is_none() {
         return Err(ApiError::unknown_connector(&body.connector));
     }
-    let connector = body.connector;
+    let (connector, sandbox) = (body.connector, body.sandbox);
     let (placeholder, info) = state
         .blocking(move |s| {
-            let minted = s.vault.mint_placeholder(&connector, &owner, ttl)?;
+            let minted =
+                s.vault
+                    .mint_placeholder_for(&connector, &owner, ttl, sandbox.as_deref())?;
             s.vault.audit(
                 "placeholder.mint",
                 Some(&connector),
@@ -78,6 +80,7 @@ pub(crate) async fn mint(
             "owner": info.owner,
             "created_at": info.created_at,
             "expires_at": info.expires_at,
+            "sandbox": info.sandbox,
         })),
     ))
 }

@@ -25,6 +25,16 @@ pub struct Policy {
 #[derive(Debug, Clone)]
 pub struct ProxySettings {
     pub listen: SocketAddr,
+    pub auth: ProxyAuth,
+}
+
+/// How sandboxes identify themselves to the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyAuth {
+    /// Anyone who reaches the port may use it.
+    None,
+    /// `Proxy-Authorization: Basic <sandbox-id>:<secret>` on every CONNECT and request.
+    Basic,
 }
 
 #[derive(Debug, Clone)]

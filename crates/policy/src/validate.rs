@@ -22,18 +22,11 @@ pub(crate) fn validate(raw: RawPolicy, file: &Path, base: &Path) -> Result<Polic
         ));
     }
     let proxy_listen = v.socket(raw.proxy.listen.as_ref(), "127.0.0.1:3128")?;
-    if let Some(auth) = &raw.proxy.auth {
-        match auth.value.as_str() {
-            "none" => {}
-            "basic" => {
-                return Err(v.at(
-                    auth,
-                    "proxy authentication (`basic`) is not available in this version; use `auth: none` and keep the proxy port reachable only from your sandboxes",
-                ));
-            }
-            _ => return Err(v.at(auth, "unknown proxy auth; expected `none` or `basic`")),
-        }
-    }
+    let proxy_auth = match raw.proxy.auth.as_ref().map(|a| (a, a.value.as_str())) {
+        None | Some((_, "none")) => ProxyAuth::None,
+        Some((_, "basic")) => ProxyAuth::Basic,
+        Some((a, _)) => return Err(v.at(a, "unknown proxy auth; expected `none` or `basic`")),
+    };
     let control_listen = v.socket(raw.control.listen.as_ref(), "127.0.0.1:3129")?;
     let public_url = match raw.control.public_url {
         Some(url) => v.url(&url)?,
@@ -88,6 +81,7 @@ pub(crate) fn validate(raw: RawPolicy, file: &Path, base: &Path) -> Result<Polic
         source: file.to_owned(),
         proxy: ProxySettings {
             listen: proxy_listen,
+            auth: proxy_auth,
         },
         control: ControlSettings {
             listen: control_listen,

@@ -2,6 +2,8 @@
 //! `:authority` name one host, or the request is refused (superfly/tokenizer #56: a
 //! tunnel to one host must never carry a credential toward another).
 
+use std::sync::Arc;
+
 use egret_policy::normalize_host;
 use http::request::Parts;
 use http::uri::Authority;
@@ -17,6 +19,8 @@ pub struct Bound {
     pub authority: Authority,
     /// The SNI the sandbox sent, when it named a different host.
     pub sni_mismatch: Option<String>,
+    /// The sandbox that opened the tunnel (proxy authentication), if any.
+    pub sandbox: Option<Arc<str>>,
 }
 
 impl Bound {
@@ -33,6 +37,7 @@ impl Bound {
             port,
             authority,
             sni_mismatch: None,
+            sandbox: None,
         })
     }
 }

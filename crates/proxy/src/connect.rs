@@ -21,6 +21,7 @@ pub(crate) async fn handle(
     drain: Arc<Drain>,
     guard: InFlight,
     req: Request<Incoming>,
+    sandbox: Option<Arc<str>>,
 ) -> Result<Response<ProxyBody>, Refusal> {
     let authority = req
         .uri()
@@ -70,8 +71,9 @@ pub(crate) async fn handle(
             Ok(established())
         }
         Route::Intercept => {
-            let bound = Bound::new(host, port)
+            let mut bound = Bound::new(host, port)
                 .ok_or_else(|| Refusal::bad_request("CONNECT names an invalid host"))?;
+            bound.sandbox = sandbox;
             let watcher = drain.watcher();
             tokio::spawn(
                 async move {

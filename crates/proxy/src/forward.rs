@@ -88,7 +88,7 @@ async fn forward(
     let original =
         (oauth_host && replayable(&body)).then(|| (parts.uri.clone(), parts.headers.clone()));
     drop(policy);
-    let report = swap_fresh(proxy, &mut parts, dest, Vec::new()).await?;
+    let report = swap_fresh(proxy, &mut parts, dest, Vec::new(), &bound.sandbox).await?;
     for s in &report.swapped {
         debug!(connector = s.connector(), owner = s.owner(), field = %s.field, "credential injected");
         proxy.metrics.swap(s.connector());
@@ -193,7 +193,7 @@ async fn retry_after_401(
         host: &bound.host,
         port: bound.port,
     };
-    swap_fresh(proxy, &mut parts, dest, renewed).await?;
+    swap_fresh(proxy, &mut parts, dest, renewed, &bound.sandbox).await?;
     let resp = send(proxy, &bound.host, Request::from_parts(parts, full(&body))).await?;
     Ok(resp.map(|body| hold(stream(body), guard)))
 }
@@ -205,6 +205,7 @@ async fn swap_fresh(
     parts: &mut http::request::Parts,
     dest: Destination<'_>,
     mut renewed: Renewed,
+    sandbox: &Option<Arc<str>>,
 ) -> Result<SwapReport, Refusal> {
     let mut policy: Arc<Policy> = proxy.policy.load_full();
     loop {
@@ -213,6 +214,7 @@ async fn swap_fresh(
             vault: &proxy.vault,
             now_unix: unix_now(),
             renewed: &renewed,
+            sandbox: sandbox.as_deref(),
         };
         let entry = match swap::swap_request(parts, dest, &lookup) {
             Ok(report) => return Ok(report),

@@ -18,6 +18,7 @@ mod idle;
 mod intercept;
 mod limits;
 mod plain;
+mod proxy_auth;
 pub mod refusal;
 mod server;
 pub mod swap;

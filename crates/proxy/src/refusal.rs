@@ -167,6 +167,27 @@ impl Refusal {
     }
 
     /// The JSON body and headers. `content-length` is set so a refused CONNECT is complete.
+    /// Proxy authentication is on and the sandbox did not present valid credentials.
+    pub fn proxy_auth_required(why: &str) -> Self {
+        Self::new(
+            StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            "proxy_auth_required",
+            format!(
+                "{why}; send Proxy-Authorization: Basic <sandbox-id>:<secret> (the proxy URL `egret sandbox-env --sandbox ID` prints carries it)."
+            ),
+        )
+    }
+
+    /// A placeholder bound to one sandbox, sent from another (or from none).
+    pub fn placeholder_wrong_sandbox(connector: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "placeholder_wrong_sandbox",
+            format!("this {connector} placeholder belongs to another sandbox and was not used; mint one for this sandbox (`egret sandbox-env --sandbox ID`)."),
+        )
+        .with("connector", connector)
+    }
+
     /// The user's grant is gone (revoked, expired refresh token): only they can fix it.
     pub fn connection_needs_reauth(connector: &str, owner: &str) -> Self {
         Self::new(
@@ -194,6 +215,7 @@ impl Refusal {
     }
 
     pub fn into_response(self) -> Response<ProxyBody> {
+        let challenge = self.status == StatusCode::PROXY_AUTHENTICATION_REQUIRED;
         let mut body = serde_json::Map::new();
         body.insert("error".into(), self.code.into());
         body.insert("message".into(), self.message.into());
@@ -217,6 +239,12 @@ impl Refusal {
         );
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if challenge {
+            h.insert(
+                header::PROXY_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"egret\""),
+            );
+        }
         resp
     }
 }

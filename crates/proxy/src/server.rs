@@ -105,10 +105,17 @@ async fn handle(
     guard: InFlight,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    let sandbox = match crate::proxy_auth::identify(&proxy, &req) {
+        Ok(s) => s,
+        Err(refusal) => {
+            proxy.metrics.refusal(refusal.code);
+            return Ok(refusal.into_response());
+        }
+    };
     if req.method() == Method::CONNECT {
         // The guard rides with the tunnel: this connection is busy for the tunnel's life.
         let metrics = proxy.metrics.clone();
-        let response = crate::connect::handle(proxy, drain, guard, req).await;
+        let response = crate::connect::handle(proxy, drain, guard, req, sandbox).await;
         return Ok(response.unwrap_or_else(|refusal| {
             metrics.refusal(refusal.code);
             debug!(

@@ -40,10 +40,26 @@ pub struct Connected {
 
 /// Sends `CONNECT authority` and reads the answer head (and body, if it has one).
 pub async fn connect(proxy: SocketAddr, authority: &str) -> crate::Result<Connected> {
+    connect_as(proxy, authority, None).await
+}
+
+/// `CONNECT` with `Proxy-Authorization: Basic id:secret` when `credentials` is given.
+pub async fn connect_as(
+    proxy: SocketAddr,
+    authority: &str,
+    credentials: Option<(&str, &str)>,
+) -> crate::Result<Connected> {
+    use base64::Engine;
     let mut stream = TcpStream::connect(proxy).await?;
     stream.set_nodelay(true)?;
+    let auth = credentials.map_or_else(String::new, |(id, secret)| {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+        format!("Proxy-Authorization: Basic {token}\r\n")
+    });
     stream
-        .write_all(format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n").as_bytes())
+        .write_all(
+            format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n{auth}\r\n").as_bytes(),
+        )
         .await?;
     let (status, headers, body) = read_response(&mut stream).await?;
     Ok(Connected {
@@ -137,7 +153,19 @@ impl Session {
         ca_pem: &str,
         proto: Proto,
     ) -> crate::Result<Self> {
-        let c = connect(proxy, authority).await?;
+        Self::open_as(proxy, authority, sni, ca_pem, proto, None).await
+    }
+
+    /// As [`Session::open`], presenting sandbox credentials on the CONNECT.
+    pub async fn open_as(
+        proxy: SocketAddr,
+        authority: &str,
+        sni: &str,
+        ca_pem: &str,
+        proto: Proto,
+        credentials: Option<(&str, &str)>,
+    ) -> crate::Result<Self> {
+        let c = connect_as(proxy, authority, credentials).await?;
         if c.status != StatusCode::OK {
             return Err(format!(
                 "CONNECT answered {}: {}",

@@ -24,6 +24,8 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub(crate) const CONNECTORS: TableDefinition<&str, &[u8]> = TableDefinition::new("connectors");
 pub(crate) const CONNECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("connections");
 pub(crate) const PLACEHOLDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("placeholders");
+/// Sandbox identities (id -> secret hash).
+pub(crate) const SANDBOXES: TableDefinition<&str, &[u8]> = TableDefinition::new("sandboxes");
 /// Pending OAuth authorizations, keyed by the SHA-256 of their `state`.
 pub(crate) const AUTHORIZATIONS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("authorizations");
@@ -48,6 +50,7 @@ pub(crate) struct Index {
     pub(crate) placeholders: HashMap<PlaceholderHash, Arc<PlaceholderEntry>>,
     pub(crate) credentials: HashMap<Arc<str>, Arc<Credential>>,
     pub(crate) connections: BTreeMap<Arc<str>, ConnectionInfo>,
+    pub(crate) sandboxes: HashMap<String, crate::sandboxes::StoredSandbox>,
 }
 
 pub struct Vault {
@@ -126,6 +129,7 @@ impl Vault {
             tx.open_table(CONNECTIONS).map_err(storage)?;
             tx.open_table(PLACEHOLDERS).map_err(storage)?;
             tx.open_table(AUTHORIZATIONS).map_err(storage)?;
+            tx.open_table(SANDBOXES).map_err(storage)?;
             tx.open_table(AUDIT).map_err(storage)?;
         }
         tx.commit().map_err(storage)
@@ -156,6 +160,7 @@ impl Vault {
                 .placeholders
                 .insert(hash, Arc::new(PlaceholderEntry { info, conn_key }));
         }
+        index.sandboxes = self.load_sandboxes(&tx)?.into_iter().collect();
         *self.write_index() = index;
         Ok(())
     }
@@ -332,8 +337,26 @@ impl Vault {
         owner: &Owner,
         ttl: Option<Duration>,
     ) -> Result<(Placeholder, PlaceholderInfo), VaultError> {
+        self.mint_placeholder_for(connector, owner, ttl, None)
+    }
+
+    /// Mints a placeholder usable only by requests from `sandbox` when one is given.
+    pub fn mint_placeholder_for(
+        &self,
+        connector: &str,
+        owner: &Owner,
+        ttl: Option<Duration>,
+        sandbox: Option<&str>,
+    ) -> Result<(Placeholder, PlaceholderInfo), VaultError> {
         let key: Arc<str> = Arc::from(conn_key(connector, owner));
         let _w = self.lock_writer();
+        if let Some(s) = sandbox
+            && !self.read_index().sandboxes.contains_key(s)
+        {
+            return Err(VaultError::Invalid(format!(
+                "there is no sandbox `{s}`; create it with POST /v1/sandboxes first"
+            )));
+        }
         if !self.read_index().connections.contains_key(&key) {
             return Err(VaultError::NoConnection {
                 connector: connector.to_owned(),
@@ -349,6 +372,7 @@ impl Vault {
             expires_at: ttl
                 .map(|t| created_at.saturating_add(i64::try_from(t.as_secs()).unwrap_or(i64::MAX))),
             hint: placeholder.hint(),
+            sandbox: sandbox.map(str::to_owned),
         };
         let hash = placeholder.hash();
         let record = serde_json::to_vec(&info).map_err(|e| VaultError::Invalid(e.to_string()))?;

@@ -14,6 +14,7 @@ mod key;
 mod oauth;
 mod placeholder;
 mod records;
+mod sandboxes;
 mod seal;
 
 pub use db::{PlaceholderEntry, Resolved, Vault};
@@ -26,6 +27,7 @@ pub use records::{
     AuditEvent, ConnectionInfo, ConnectionKind, ConnectionStatus, Credential, Owner,
     PendingAuthorization, PlaceholderInfo, TokenSet, TokenUpdate,
 };
+pub use sandboxes::{SandboxInfo, valid_sandbox_id};
 
 /// Current time in unix seconds, the unit of every timestamp the vault stores.
 pub fn unix_now() -> i64 {

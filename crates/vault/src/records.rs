@@ -180,6 +180,9 @@ pub struct PlaceholderInfo {
     pub expires_at: Option<i64>,
     /// Short, non-secret prefix (`egp_AbCd…`) so operators can tell placeholders apart.
     pub hint: String,
+    /// When set, only requests from this sandbox may use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -5,8 +5,9 @@
 //! injection fields — `Authorization` (any scheme, or inside a Basic credential), plus
 //! the connector's `inject.headers` and `inject.query` — and only toward that
 //! connector's egress hosts. Each occurrence is checked in this order: unknown
-//! (`placeholder_unknown`), bound elsewhere (`placeholder_wrong_host`), outside an
-//! injection field (`placeholder_misplaced`). Anything refused is never forwarded.
+//! (`placeholder_unknown`), minted for another sandbox (`placeholder_wrong_sandbox`),
+//! bound elsewhere (`placeholder_wrong_host`), outside an injection field
+//! (`placeholder_misplaced`). Anything refused is never forwarded.
 
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
@@ -67,6 +68,8 @@ pub struct Lookup<'a> {
     /// Credentials the token broker has just handed out: used as they are, even inside
     /// the renewal skew (the broker decided they are the best there is).
     pub renewed: &'a [(Arc<PlaceholderEntry>, Arc<Credential>)],
+    /// The sandbox the request came from (proxy authentication), if known.
+    pub sandbox: Option<&'a str>,
 }
 
 /// Why a swap stopped without a request to send.
@@ -339,6 +342,13 @@ fn check(
         .vault
         .resolve(&PlaceholderHash::of(token), lookup.now_unix)
         .ok_or_else(Refusal::placeholder_unknown)?;
+    if let Some(owner_sandbox) = &resolved.placeholder.info.sandbox
+        && lookup.sandbox != Some(owner_sandbox.as_str())
+    {
+        return Err(
+            Refusal::placeholder_wrong_sandbox(&resolved.placeholder.info.connector).into(),
+        );
+    }
     // A connector gone from the policy takes its placeholders with it.
     let connector = lookup
         .policy

@@ -66,6 +66,7 @@ fn run(
         vault: &f.vault,
         now_unix: unix_now(),
         renewed: &[],
+        sandbox: None,
     };
     let report = match swap_request(&mut parts, Destination { host, port: 443 }, &lookup) {
         Ok(r) => r,

@@ -1,0 +1,97 @@
+//! Sandbox identities for proxy authentication: create (or re-issue the secret), list,
+//! revoke. The secret is shown once, in the answer that creates it.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::ControlState;
+use crate::error::ApiError;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IssueBody {
+    /// Default: a random `sbx-…` id.
+    id: Option<String>,
+    /// e.g. `8h`; none: until revoked.
+    ttl: Option<String>,
+}
+
+pub(crate) async fn issue(
+    State(state): State<Arc<ControlState>>,
+    raw: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // An empty body is a sandbox with a random id and no expiry.
+    let body: IssueBody = if raw.iter().all(u8::is_ascii_whitespace) {
+        IssueBody::default()
+    } else {
+        serde_json::from_slice(&raw)
+            .map_err(|e| ApiError::bad_request(format!("expected {{\"id\"?, \"ttl\"?}}: {e}")))?
+    };
+    let ttl = body
+        .ttl
+        .as_deref()
+        .map(|t| {
+            humantime::parse_duration(t).map_err(|_| {
+                ApiError::bad_request(format!("`{t}` is not a duration; expected e.g. `8h`"))
+            })
+        })
+        .transpose()?
+        .map(|d| d.as_secs().max(1));
+    let (info, secret) = state
+        .blocking(move |s| {
+            let issued = s.vault.issue_sandbox(body.id.as_deref(), ttl)?;
+            s.vault
+                .audit("sandbox.issue", None, None, Some(issued.0.id.clone()))?;
+            Ok(issued)
+        })
+        .await?;
+    let policy = state.policy.load();
+    let listen = policy.proxy.listen;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": info.id,
+            "secret": secret.expose_secret(),
+            "created_at": info.created_at,
+            "expires_at": info.expires_at,
+            "proxy_auth": policy.proxy.auth == egret_policy::ProxyAuth::Basic,
+            "proxy_url": format!("http://{}:{}@{listen}", info.id, secret.expose_secret()),
+        })),
+    ))
+}
+
+pub(crate) async fn list(State(state): State<Arc<ControlState>>) -> Json<Value> {
+    Json(json!({ "sandboxes": state.vault.sandboxes() }))
+}
+
+pub(crate) async fn revoke(
+    State(state): State<Arc<ControlState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let i = id.clone();
+    let found = state
+        .blocking(move |s| {
+            let found = s.vault.revoke_sandbox(&i)?;
+            if found {
+                s.vault
+                    .audit("sandbox.revoke", None, None, Some(i.clone()))?;
+            }
+            Ok(found)
+        })
+        .await?;
+    if found {
+        Ok(Json(json!({ "revoked": true })))
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "sandbox_not_found",
+            format!("there is no sandbox `{id}`; GET /v1/sandboxes lists them"),
+        ))
+    }
+}

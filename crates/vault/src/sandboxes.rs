@@ -1,0 +1,186 @@
+//! Sandbox identities: an id and a secret the sandbox presents to the proxy
+//! (`Proxy-Authorization: Basic id:secret`). Only the secret's SHA-256 is stored; the
+//! proxy checks it from memory.
+
+use std::fmt;
+
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use redb::ReadableTable;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::db::{PLACEHOLDERS, SANDBOXES, Vault};
+use crate::error::{VaultError, storage};
+use crate::placeholder::PlaceholderHash;
+use crate::records::now;
+
+/// A sandbox as the control plane shows it: never the secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxInfo {
+    pub id: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct StoredSandbox {
+    #[serde(flatten)]
+    pub info: SandboxInfo,
+    /// Hex SHA-256 of the secret.
+    pub secret_sha256: String,
+}
+
+impl fmt::Debug for StoredSandbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.info.fmt(f)
+    }
+}
+
+/// `[a-z0-9-_]{1,64}`: safe in URLs, logs and the userinfo of a proxy URL.
+pub fn valid_sandbox_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn random(n: usize) -> String {
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(n)
+        .map(char::from)
+        .collect()
+}
+
+fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Vault {
+    /// Creates a sandbox (a random id when `id` is `None`), or issues a new secret for an
+    /// existing one (the old secret stops working). The secret is returned once.
+    pub fn issue_sandbox(
+        &self,
+        id: Option<&str>,
+        ttl_secs: Option<u64>,
+    ) -> Result<(SandboxInfo, SecretString), VaultError> {
+        let id = match id {
+            Some(id) if valid_sandbox_id(id) => id.to_owned(),
+            Some(id) => {
+                return Err(VaultError::Invalid(format!(
+                    "`{id}` is not a sandbox id; expected 1-64 characters of a-z, 0-9, `-` or `_`"
+                )));
+            }
+            None => format!("sbx-{}", random(12).to_ascii_lowercase()),
+        };
+        let secret = SecretString::from(format!("egs_{}", random(40)));
+        let created_at = now();
+        let info = SandboxInfo {
+            id: id.clone(),
+            created_at,
+            expires_at: ttl_secs
+                .map(|t| created_at.saturating_add(i64::try_from(t).unwrap_or(i64::MAX))),
+        };
+        let stored = StoredSandbox {
+            info: info.clone(),
+            secret_sha256: sha256_hex(secret.expose_secret()),
+        };
+        let record = serde_json::to_vec(&stored).map_err(|e| VaultError::Invalid(e.to_string()))?;
+        let _w = self.lock_writer();
+        self.write(|tx| {
+            tx.open_table(SANDBOXES)
+                .map_err(storage)?
+                .insert(id.as_str(), record.as_slice())
+                .map_err(storage)?;
+            Ok(())
+        })?;
+        self.write_index().sandboxes.insert(id, stored);
+        Ok((info, secret))
+    }
+
+    pub fn sandboxes(&self) -> Vec<SandboxInfo> {
+        let index = self.read_index();
+        let mut list: Vec<SandboxInfo> = index.sandboxes.values().map(|s| s.info.clone()).collect();
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+        list
+    }
+
+    /// Revokes a sandbox and every placeholder bound to it, in one transaction.
+    pub fn revoke_sandbox(&self, id: &str) -> Result<bool, VaultError> {
+        let _w = self.lock_writer();
+        let doomed: Vec<PlaceholderHash> = {
+            let index = self.read_index();
+            if !index.sandboxes.contains_key(id) {
+                return Ok(false);
+            }
+            index
+                .placeholders
+                .iter()
+                .filter(|(_, e)| e.info.sandbox.as_deref() == Some(id))
+                .map(|(h, _)| *h)
+                .collect()
+        };
+        self.write(|tx| {
+            tx.open_table(SANDBOXES)
+                .map_err(storage)?
+                .remove(id)
+                .map_err(storage)?;
+            let mut table = tx.open_table(PLACEHOLDERS).map_err(storage)?;
+            for h in &doomed {
+                table.remove(h.hex().as_str()).map_err(storage)?;
+            }
+            Ok(())
+        })?;
+        let mut index = self.write_index();
+        index.sandboxes.remove(id);
+        for h in &doomed {
+            index.placeholders.remove(h);
+        }
+        Ok(true)
+    }
+
+    /// The proxy's check, from memory: a live sandbox with this secret.
+    pub fn authenticate_sandbox(&self, id: &str, secret: &str, now_unix: i64) -> bool {
+        let index = self.read_index();
+        let Some(s) = index.sandboxes.get(id) else {
+            return false;
+        };
+        if s.info.expires_at.is_some_and(|e| e <= now_unix) {
+            return false;
+        }
+        // Both sides are hashes of the same length: comparing them leaks nothing useful
+        // about the secret, but stay constant-time anyway.
+        let given = sha256_hex(secret);
+        given.len() == s.secret_sha256.len()
+            && given
+                .bytes()
+                .zip(s.secret_sha256.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+
+    pub fn sandbox_exists(&self, id: &str) -> bool {
+        self.read_index().sandboxes.contains_key(id)
+    }
+
+    pub(crate) fn load_sandboxes(
+        &self,
+        tx: &redb::ReadTransaction,
+    ) -> Result<Vec<(String, StoredSandbox)>, VaultError> {
+        let table = tx.open_table(SANDBOXES).map_err(storage)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(storage)? {
+            let (k, v) = row.map_err(storage)?;
+            let stored: StoredSandbox = serde_json::from_slice(v.value())
+                .map_err(|_| VaultError::Corrupt(format!("sandbox {}", k.value())))?;
+            out.push((k.value().to_owned(), stored));
+        }
+        Ok(out)
+    }
+}
