@@ -169,5 +169,11 @@ pub enum AuditCommand {
         /// Keep printing new events as they arrive.
         #[arg(long)]
         follow: bool,
+        /// Only events of this connector.
+        #[arg(long)]
+        connector: Option<String>,
+        /// Only events of this owner.
+        #[arg(long)]
+        owner: Option<String>,
     },
 }

@@ -82,7 +82,20 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Connection(cmd) => connection(cli, cmd).await,
         Command::Placeholder(cmd) => placeholder(cli, cmd).await,
-        Command::Audit(AuditCommand::Tail { follow }) => audit(cli, follow).await,
+        Command::Audit(AuditCommand::Tail {
+            follow,
+            connector,
+            owner,
+        }) => {
+            let mut filter = String::new();
+            if let Some(c) = connector {
+                filter.push_str(&format!("&connector={}", segment(&c)));
+            }
+            if let Some(o) = owner {
+                filter.push_str(&format!("&owner={}", segment(&o)));
+            }
+            audit(cli, follow, &filter).await
+        }
         Command::SandboxEnv {
             owner,
             sandbox,
@@ -303,22 +316,30 @@ async fn placeholder(cli: &Target, cmd: PlaceholderCommand) -> Result<()> {
     }
 }
 
-async fn audit(cli: &Target, follow: bool) -> Result<()> {
+async fn audit(cli: &Target, follow: bool, filter: &str) -> Result<()> {
     let client = client(cli)?;
     let mut since = 0u64;
     loop {
         let answer = client
-            .call(Method::GET, &format!("/v1/audit?since={since}"), None)
+            .call(
+                Method::GET,
+                &format!("/v1/audit?since={since}{filter}"),
+                None,
+            )
             .await?
             .unwrap_or(Value::Null);
-        for e in answer["events"].as_array().into_iter().flatten() {
+        let events = answer["events"].as_array().cloned().unwrap_or_default();
+        for e in &events {
             say!("{e}");
             since = since.max(e["seq"].as_u64().unwrap_or(since));
         }
-        if !follow {
-            return Ok(());
+        // Page through everything there is; then stop, or wait for more.
+        if events.is_empty() {
+            if !follow {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
 

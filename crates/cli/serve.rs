@@ -46,6 +46,7 @@ pub async fn run(config: &Path) -> Result<()> {
         upstream_tls.clone(),
         std::time::Duration::from_secs(10),
     );
+    let audit = egret_vault::AuditWriter::start(vault.clone());
     let broker =
         egret_oauth::Broker::new(policy.clone(), vault.clone(), oauth_http, metrics.clone());
     let proxy = Arc::new(Proxy::new(
@@ -54,8 +55,11 @@ pub async fn run(config: &Path) -> Result<()> {
         leaves,
         upstream_tls,
         limits,
-        broker.clone(),
-        metrics.clone(),
+        egret_proxy::Services {
+            broker: broker.clone(),
+            metrics: metrics.clone(),
+            audit: audit.clone(),
+        },
     ));
     let control = Arc::new(ControlState {
         policy: policy.clone(),
@@ -75,6 +79,7 @@ pub async fn run(config: &Path) -> Result<()> {
     info!("shutting down: no new connections; draining in-flight requests");
     reloader.abort();
     running.stop().await;
+    audit.flush(std::time::Duration::from_secs(5));
     info!("stopped");
     Ok(())
 }

@@ -1,3 +1,4 @@
+mod audit;
 mod common;
 mod connect;
 mod connectors;

@@ -1,4 +1,4 @@
-//! `GET /v1/audit?since=`: what changed, oldest first.
+//! `GET /v1/audit?since=&connector=&owner=&limit=`: decisions and changes, oldest first.
 
 use std::sync::Arc;
 
@@ -15,6 +15,8 @@ pub(crate) struct Since {
     #[serde(default)]
     since: u64,
     limit: Option<usize>,
+    connector: Option<String>,
+    owner: Option<String>,
 }
 
 pub(crate) async fn list(
@@ -23,7 +25,10 @@ pub(crate) async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(1000).min(10_000);
     let events = state
-        .blocking(move |s| Ok(s.vault.audit_since(q.since, limit)?))
+        .blocking(move |s| {
+            Ok(s.vault
+                .audit_since(q.since, limit, q.connector.as_deref(), q.owner.as_deref())?)
+        })
         .await?;
     Ok(Json(json!({ "events": events })))
 }

@@ -282,6 +282,17 @@ impl Broker {
                 Err(TokenError::InvalidGrant(why))
             }
             Err(e) => {
+                let vault = self.inner.vault.clone();
+                let (c, o, why) = (id.to_owned(), owner.clone(), e.to_string());
+                // Off the async threads; the outcome of writing it only matters to the log.
+                tokio::task::spawn_blocking(move || {
+                    let _ = vault.audit(
+                        "connection.refresh_failed",
+                        Some(&c),
+                        Some(o.as_str()),
+                        Some(why),
+                    );
+                });
                 guard.failures = guard.failures.saturating_add(1);
                 let backoff = Duration::from_secs(1u64 << guard.failures.min(6).saturating_sub(1))
                     .min(MAX_BACKOFF);

@@ -125,7 +125,10 @@ fn refuses_bad_input_with_what_is_expected() {
             "version: 1\nupstream: { resolve: { a.com: nope } }\n",
             "IP address",
         ),
-        ("version: 1\nproxy: { auth: digest }\n", "expected `none` or `basic`"),
+        (
+            "version: 1\nproxy: { auth: digest }\n",
+            "expected `none` or `basic`",
+        ),
         ("version: 1\nversion: 1\n", "uplicate"),
         ("version: [1\n", ""),
     ] {

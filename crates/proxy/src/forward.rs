@@ -9,12 +9,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use egret_oauth::{Need, TokenError};
 use egret_policy::{AuthKind, Policy, Route};
-use egret_vault::{ConnectionKind, Credential, PlaceholderEntry, unix_now};
+use egret_vault::{AuditRecord, ConnectionKind, Credential, PlaceholderEntry, unix_now};
 use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use serde_json::json;
 use tracing::{debug, info};
 
 use crate::Proxy;
@@ -40,17 +41,48 @@ pub(crate) async fn handle(
 ) -> Result<Response<ProxyBody>, Infallible> {
     // Cheap clones (a shared buffer, an enum): log fields are only built when enabled.
     let (method, uri) = (req.method().clone(), req.uri().clone());
+    let started = std::time::Instant::now();
     let resp = match forward(&proxy, &bound, req, guard).await {
-        Ok((resp, connector)) => {
-            proxy
-                .metrics
-                .request(connector.as_deref().unwrap_or_default(), "forwarded");
+        Ok((resp, None)) => {
+            proxy.metrics.request("", "forwarded");
+            resp
+        }
+        Ok((resp, Some(swap))) => {
+            proxy.metrics.request(&swap.connector, "forwarded");
+            let data = json!({
+                "sandbox": bound.sandbox.as_deref(),
+                "host": bound.host,
+                "method": method.as_str(),
+                "path": redacted(uri.path()),
+                "status": resp.status().as_u16(),
+                "latency_ms": started.elapsed().as_millis() as u64,
+                "fields": swap.fields,
+            });
+            proxy.audit.record(AuditRecord {
+                event: "request.swap".to_owned(),
+                connector: Some(swap.connector),
+                owner: Some(swap.owner),
+                detail: None,
+                data: Some(data),
+            });
             resp
         }
         Err(refusal) => {
             info!(host = %bound.host, %method, code = refusal.code, status = refusal.status.as_u16(), "request refused");
             proxy.metrics.refusal(refusal.code);
             proxy.metrics.request("", refusal.code);
+            proxy.audit.record(AuditRecord {
+                event: "request.refused".to_owned(),
+                data: Some(json!({
+                    "code": refusal.code,
+                    "sandbox": bound.sandbox.as_deref(),
+                    "host": bound.host,
+                    "method": method.as_str(),
+                    "path": redacted(uri.path()),
+                    "status": refusal.status.as_u16(),
+                })),
+                ..AuditRecord::default()
+            });
             refusal.into_response()
         }
     };
@@ -58,13 +90,20 @@ pub(crate) async fn handle(
     Ok(resp)
 }
 
-/// The response, and the connector whose credential the request carried (if any).
+/// Which credential a forwarded request carried: for metrics and the audit log.
+pub(crate) struct SwapSummary {
+    connector: String,
+    owner: String,
+    fields: Vec<String>,
+}
+
+/// The response, and which credential the request carried (if any).
 async fn forward(
     proxy: &Proxy,
     bound: &Bound,
     req: Request<Incoming>,
     guard: InFlight,
-) -> Result<(Response<ProxyBody>, Option<String>), Refusal> {
+) -> Result<(Response<ProxyBody>, Option<SwapSummary>), Refusal> {
     let (mut parts, body) = req.into_parts();
     binding::check(&parts, bound)?;
     let policy = proxy.policy.load();
@@ -93,7 +132,11 @@ async fn forward(
         debug!(connector = s.connector(), owner = s.owner(), field = %s.field, "credential injected");
         proxy.metrics.swap(s.connector());
     }
-    let connector = report.swapped.first().map(|s| s.connector().to_owned());
+    let connector = report.swapped.first().map(|first| SwapSummary {
+        connector: first.connector().to_owned(),
+        owner: first.owner().to_owned(),
+        fields: report.swapped.iter().map(|s| s.field.to_string()).collect(),
+    });
     let upgrade = parts.version == Version::HTTP_11 && hop::is_upgrade(&parts.headers);
     hop::strip(&mut parts.headers, upgrade);
     // The client derives Host (HTTP/1.1) or :authority (HTTP/2) from the URI.

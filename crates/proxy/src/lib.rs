@@ -33,7 +33,16 @@ use egret_tls::LeafCache;
 use egret_vault::Vault;
 
 pub use limits::Limits;
+
 pub use server::serve;
+
+/// The proxy's collaborators beyond policy, vault and TLS: the token broker that renews
+/// OAuth tokens, the metrics registry and the audit writer.
+pub struct Services {
+    pub broker: egret_oauth::Broker,
+    pub metrics: Arc<egret_metrics::Metrics>,
+    pub audit: egret_vault::AuditWriter,
+}
 
 /// What every connection of the proxy shares.
 pub struct Proxy {
@@ -44,6 +53,7 @@ pub struct Proxy {
     pub(crate) limits: Limits,
     pub(crate) broker: egret_oauth::Broker,
     pub(crate) metrics: Arc<egret_metrics::Metrics>,
+    pub(crate) audit: egret_vault::AuditWriter,
 }
 
 impl Proxy {
@@ -54,9 +64,13 @@ impl Proxy {
         leaves: Arc<LeafCache>,
         upstream_tls: rustls::ClientConfig,
         limits: Limits,
-        broker: egret_oauth::Broker,
-        metrics: Arc<egret_metrics::Metrics>,
+        services: Services,
     ) -> Self {
+        let Services {
+            broker,
+            metrics,
+            audit,
+        } = services;
         let resolver = upstream::Resolver::new(policy.clone());
         let upstream = upstream::Upstream::new(upstream_tls, resolver, &limits);
         Self {
@@ -67,6 +81,7 @@ impl Proxy {
             limits,
             broker,
             metrics,
+            audit,
         }
     }
 }

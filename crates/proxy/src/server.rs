@@ -109,15 +109,24 @@ async fn handle(
         Ok(s) => s,
         Err(refusal) => {
             proxy.metrics.refusal(refusal.code);
+            audit_refusal(
+                &proxy,
+                &refusal,
+                req.uri().authority().map(|a| a.as_str()),
+                None,
+            );
             return Ok(refusal.into_response());
         }
     };
     if req.method() == Method::CONNECT {
         // The guard rides with the tunnel: this connection is busy for the tunnel's life.
-        let metrics = proxy.metrics.clone();
+        let audit_proxy = proxy.clone();
+        let target = req.uri().authority().map(ToString::to_string);
+        let who = sandbox.clone();
         let response = crate::connect::handle(proxy, drain, guard, req, sandbox).await;
         return Ok(response.unwrap_or_else(|refusal| {
-            metrics.refusal(refusal.code);
+            audit_proxy.metrics.refusal(refusal.code);
+            audit_refusal(&audit_proxy, &refusal, target.as_deref(), who.as_deref());
             debug!(
                 code = refusal.code,
                 status = refusal.status.as_u16(),
@@ -126,6 +135,7 @@ async fn handle(
             refusal.into_response()
         }));
     }
+    let target = req.uri().authority().map(ToString::to_string);
     let response = if req.uri().scheme_str() == Some("http") && req.uri().authority().is_some() {
         crate::plain::forward(&proxy, req).await
     } else if req.uri().scheme_str() == Some("https") {
@@ -139,6 +149,7 @@ async fn handle(
     };
     let response = response.unwrap_or_else(|refusal| {
         proxy.metrics.refusal(refusal.code);
+        audit_refusal(&proxy, &refusal, target.as_deref(), sandbox.as_deref());
         debug!(
             code = refusal.code,
             status = refusal.status.as_u16(),
@@ -147,4 +158,18 @@ async fn handle(
         refusal.into_response()
     });
     Ok(response.map(|body| hold(body, guard)))
+}
+
+/// One audit event per refused CONNECT or plain request: the code and where it went.
+fn audit_refusal(proxy: &Proxy, refusal: &Refusal, target: Option<&str>, sandbox: Option<&str>) {
+    proxy.audit.record(egret_vault::AuditRecord {
+        event: "request.refused".to_owned(),
+        data: Some(serde_json::json!({
+            "code": refusal.code,
+            "target": target,
+            "sandbox": sandbox,
+            "status": refusal.status.as_u16(),
+        })),
+        ..egret_vault::AuditRecord::default()
+    });
 }

@@ -22,6 +22,8 @@ pub struct TestProxy {
     pub control_addr: SocketAddr,
     pub policy: Arc<ArcSwap<Policy>>,
     pub vault: Arc<Vault>,
+    /// The audit writer, to flush before reading the audit log.
+    pub audit: egret_vault::AuditWriter,
     /// The token broker, for tests that drive background renewal by hand.
     pub broker: egret_oauth::Broker,
     /// egret's CA, which clients must trust.
@@ -69,6 +71,7 @@ impl TestProxy {
             upstream_tls.clone(),
             std::time::Duration::from_secs(10),
         );
+        let audit = egret_vault::AuditWriter::start(vault.clone());
         let broker =
             egret_oauth::Broker::new(policy.clone(), vault.clone(), oauth_http, metrics.clone());
         let proxy = Arc::new(Proxy::new(
@@ -77,8 +80,11 @@ impl TestProxy {
             leaves,
             upstream_tls,
             limits,
-            broker.clone(),
-            metrics.clone(),
+            egret_proxy::Services {
+                broker: broker.clone(),
+                metrics: metrics.clone(),
+                audit: audit.clone(),
+            },
         ));
         let control = Arc::new(ControlState {
             policy: policy.clone(),
@@ -99,6 +105,7 @@ impl TestProxy {
             control_addr,
             policy,
             vault,
+            audit,
             broker,
             ca_pem,
             dir,

@@ -1,4 +1,12 @@
-//! The audit log: an append-only table of what changed, bounded in count.
+//! The audit log: an append-only table of decisions and changes, bounded in count and
+//! age, each event also written as one JSON line on the `audit` tracing target.
+//! [`AuditWriter`] takes the proxy's per-request events off the hot path and writes them
+//! in batches.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::time::Duration;
 
 use redb::{ReadableDatabase, ReadableTable};
 
@@ -8,6 +16,23 @@ use crate::records::{AuditEvent, now};
 
 /// Audit events kept; older ones are dropped as new ones arrive.
 const AUDIT_KEEP: u64 = 100_000;
+/// Events older than this are dropped too.
+const AUDIT_MAX_AGE_SECS: i64 = 30 * 24 * 3600;
+/// Events waiting for the writer thread; beyond this they are dropped (and counted)
+/// rather than slow the proxy down.
+const QUEUE: usize = 10_000;
+const BATCH: usize = 512;
+
+/// An event before it has a sequence number and a time.
+#[derive(Debug, Clone, Default)]
+pub struct AuditRecord {
+    pub event: String,
+    pub connector: Option<String>,
+    pub owner: Option<String>,
+    pub detail: Option<String>,
+    /// Structured fields of a decision (host, method, status, …). Never a secret.
+    pub data: Option<serde_json::Value>,
+}
 
 impl Vault {
     /// Appends an audit event. Never pass a secret or a placeholder in `detail`.
@@ -18,49 +43,174 @@ impl Vault {
         owner: Option<&str>,
         detail: Option<String>,
     ) -> Result<AuditEvent, VaultError> {
-        let _w = self.lock_writer();
-        let mut recorded = None;
-        self.write(|tx| {
-            let mut table = tx.open_table(AUDIT).map_err(storage)?;
-            let seq = table
-                .last()
-                .map_err(storage)?
-                .map_or(1, |(k, _)| k.value() + 1);
-            let e = AuditEvent {
-                seq,
-                at: now(),
-                event: event.to_owned(),
-                connector: connector.map(str::to_owned),
-                owner: owner.map(str::to_owned),
-                detail,
-            };
-            let bytes = serde_json::to_vec(&e).map_err(|e| VaultError::Invalid(e.to_string()))?;
-            table.insert(seq, bytes.as_slice()).map_err(storage)?;
-            if seq > AUDIT_KEEP {
-                table.remove(seq - AUDIT_KEEP).map_err(storage)?;
-            }
-            recorded = Some(e);
-            Ok(())
-        })?;
-        recorded.ok_or_else(|| VaultError::Invalid("audit write produced no event".to_owned()))
+        let record = AuditRecord {
+            event: event.to_owned(),
+            connector: connector.map(str::to_owned),
+            owner: owner.map(str::to_owned),
+            detail,
+            data: None,
+        };
+        self.append_audit(vec![record])?
+            .pop()
+            .ok_or_else(|| VaultError::Invalid("audit write produced no event".to_owned()))
     }
 
-    /// Audit events with `seq > since`, oldest first, at most `limit`.
-    pub fn audit_since(&self, since: u64, limit: usize) -> Result<Vec<AuditEvent>, VaultError> {
+    /// Appends events in one transaction and applies retention.
+    pub fn append_audit(&self, records: Vec<AuditRecord>) -> Result<Vec<AuditEvent>, VaultError> {
+        let _w = self.lock_writer();
+        let mut written = Vec::with_capacity(records.len());
+        let at = now();
+        self.write(|tx| {
+            let mut table = tx.open_table(AUDIT).map_err(storage)?;
+            let mut seq = table.last().map_err(storage)?.map_or(0, |(k, _)| k.value());
+            for r in records {
+                seq += 1;
+                let e = AuditEvent {
+                    seq,
+                    at,
+                    event: r.event,
+                    connector: r.connector,
+                    owner: r.owner,
+                    detail: r.detail,
+                    data: r.data,
+                };
+                let bytes =
+                    serde_json::to_vec(&e).map_err(|e| VaultError::Invalid(e.to_string()))?;
+                table.insert(seq, bytes.as_slice()).map_err(storage)?;
+                written.push(e);
+            }
+            // Retention: the oldest beyond the count, then anything past the age.
+            let cutoff = at - AUDIT_MAX_AGE_SECS;
+            let mut doomed = Vec::new();
+            for row in table.iter().map_err(storage)?.take(BATCH * 2) {
+                let (k, v) = row.map_err(storage)?;
+                let old_by_count = seq.saturating_sub(k.value()) >= AUDIT_KEEP;
+                let old_by_age =
+                    serde_json::from_slice::<AuditEvent>(v.value()).is_ok_and(|e| e.at < cutoff);
+                if !(old_by_count || old_by_age) {
+                    break;
+                }
+                doomed.push(k.value());
+            }
+            for k in doomed {
+                table.remove(k).map_err(storage)?;
+            }
+            Ok(())
+        })?;
+        for e in &written {
+            if let Ok(line) = serde_json::to_string(e) {
+                tracing::info!(target: "audit", "{line}");
+            }
+        }
+        Ok(written)
+    }
+
+    /// Audit events with `seq > since`, oldest first, at most `limit`, optionally only
+    /// those of one connector and/or owner.
+    pub fn audit_since(
+        &self,
+        since: u64,
+        limit: usize,
+        connector: Option<&str>,
+        owner: Option<&str>,
+    ) -> Result<Vec<AuditEvent>, VaultError> {
         let tx = self.db.begin_read().map_err(storage)?;
         let table = tx.open_table(AUDIT).map_err(storage)?;
         let mut out = Vec::new();
-        for row in table
-            .range(since.saturating_add(1)..)
-            .map_err(storage)?
-            .take(limit)
-        {
+        for row in table.range(since.saturating_add(1)..).map_err(storage)? {
+            if out.len() >= limit {
+                break;
+            }
             let (k, v) = row.map_err(storage)?;
-            out.push(
-                serde_json::from_slice(v.value())
-                    .map_err(|_| VaultError::Corrupt(format!("audit/{}", k.value())))?,
-            );
+            let e: AuditEvent = serde_json::from_slice(v.value())
+                .map_err(|_| VaultError::Corrupt(format!("audit/{}", k.value())))?;
+            if connector.is_some_and(|c| e.connector.as_deref() != Some(c))
+                || owner.is_some_and(|o| e.owner.as_deref() != Some(o))
+            {
+                continue;
+            }
+            out.push(e);
         }
         Ok(out)
+    }
+}
+
+enum Msg {
+    Event(AuditRecord),
+    Flush(SyncSender<()>),
+}
+
+/// Writes audit events from the proxy in batches on a thread of its own: `record` never
+/// blocks; when the queue is full the event is dropped and counted.
+#[derive(Clone)]
+pub struct AuditWriter {
+    tx: SyncSender<Msg>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl AuditWriter {
+    pub fn start(vault: Arc<Vault>) -> Self {
+        let (tx, rx) = sync_channel(QUEUE);
+        let spawned = std::thread::Builder::new()
+            .name("egret-audit".to_owned())
+            .spawn(move || write_loop(&vault, &rx));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the audit writer; request events will be dropped");
+        }
+        Self {
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Queues an event; `false` when it had to be dropped.
+    pub fn record(&self, record: AuditRecord) -> bool {
+        match self.tx.try_send(Msg::Event(record)) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Events dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Waits (at most `timeout`) until everything queued so far is written.
+    pub fn flush(&self, timeout: Duration) {
+        let (ack, done) = sync_channel(1);
+        if self.tx.send(Msg::Flush(ack)).is_ok() {
+            let _ = done.recv_timeout(timeout);
+        }
+    }
+}
+
+fn write_loop(vault: &Vault, rx: &Receiver<Msg>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut acks = Vec::new();
+    let push = |m: Msg, batch: &mut Vec<AuditRecord>, acks: &mut Vec<SyncSender<()>>| match m {
+        Msg::Event(r) => batch.push(r),
+        Msg::Flush(ack) => acks.push(ack),
+    };
+    while let Ok(first) = rx.recv() {
+        push(first, &mut batch, &mut acks);
+        // Gather what arrives within a few milliseconds: one commit for many events.
+        while batch.len() < BATCH && acks.is_empty() {
+            match rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(m) => push(m, &mut batch, &mut acks),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        if !batch.is_empty()
+            && let Err(e) = vault.append_audit(std::mem::take(&mut batch))
+        {
+            tracing::error!(error = %e, "audit events could not be written");
+        }
+        for ack in acks.drain(..) {
+            let _ = ack.send(());
+        }
     }
 }

@@ -17,6 +17,7 @@ mod records;
 mod sandboxes;
 mod seal;
 
+pub use audit::{AuditRecord, AuditWriter};
 pub use db::{PlaceholderEntry, Resolved, Vault};
 pub use error::VaultError;
 pub use key::MasterKey;

@@ -196,6 +196,9 @@ pub struct AuditEvent {
     pub owner: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Structured fields of a decision: host, method, path (no query), status, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
 }
 
 mod b64 {

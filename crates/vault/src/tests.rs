@@ -40,7 +40,7 @@ fn stores_resolves_and_survives_reopen_without_plaintext_on_disk() {
         .expect("resolves after reopen");
     assert_eq!(r.credential.secret.expose_secret(), secret);
     assert_eq!(r.placeholder.info.connector, "openai");
-    assert_eq!(v.audit_since(0, 10).expect("audit").len(), 1);
+    assert_eq!(v.audit_since(0, 10, None, None).expect("audit").len(), 1);
 }
 
 #[test]
