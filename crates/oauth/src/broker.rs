@@ -269,7 +269,13 @@ impl Broker {
         match result {
             Ok(tokens) => {
                 let credential = self
-                    .store(id, owner, tokens, TokenUpdate::Refreshed)
+                    .store(
+                        id,
+                        owner,
+                        tokens,
+                        TokenUpdate::Refreshed,
+                        Some(started.elapsed()),
+                    )
                     .await?;
                 *guard = Renewal::default();
                 tracing::info!(connector = id, owner = %owner, "token renewed");
@@ -314,16 +320,28 @@ impl Broker {
         owner: &Owner,
         tokens: TokenSet,
         update: TokenUpdate,
+        took: Option<Duration>,
     ) -> Result<Arc<Credential>, TokenError> {
         let vault = self.inner.vault.clone();
         let (c, o) = (connector.to_owned(), owner.clone());
         tokio::task::spawn_blocking(move || {
+            let expires_at = tokens.expires_at;
             vault.put_oauth_tokens(&c, &o, tokens, update)?;
             let event = match update {
                 TokenUpdate::Authorized => "connection.connect",
                 TokenUpdate::Refreshed => "connection.refresh",
             };
-            vault.audit(event, Some(&c), Some(o.as_str()), None)?;
+            vault.append_audit(vec![egret_vault::AuditRecord {
+                event: event.to_owned(),
+                connector: Some(c.clone()),
+                owner: Some(o.to_string()),
+                detail: None,
+                data: Some(serde_json::json!({
+                    "result": "ok",
+                    "duration_ms": took.map(|d| d.as_millis() as u64),
+                    "expires_at": expires_at,
+                })),
+            }])?;
             vault
                 .credential(&c, &o)
                 .ok_or(egret_vault::VaultError::NoConnection {
@@ -383,6 +401,7 @@ impl Broker {
                     owner,
                     tokens,
                     TokenUpdate::Authorized,
+                    None,
                 )
                 .await?;
                 *guard = Renewal::default();
@@ -482,6 +501,7 @@ impl Broker {
             &pending.owner,
             tokens,
             TokenUpdate::Authorized,
+            None,
         )
         .await
         .map_err(|e| E::Vault(e.to_string()))?;
