@@ -1,5 +1,6 @@
 //! The audit log: an append-only table of decisions and changes, bounded in count and
-//! age, each event also written as one JSON line on the `audit` tracing target.
+//! age, each event also written as one JSON line on the `audit` tracing target (debug
+//! level).
 //! [`AuditWriter`] takes the proxy's per-request events off the hot path and writes them
 //! in batches.
 
@@ -21,7 +22,7 @@ const AUDIT_MAX_AGE_SECS: i64 = 30 * 24 * 3600;
 /// Events waiting for the writer thread; beyond this they are dropped (and counted)
 /// rather than slow the proxy down.
 const QUEUE: usize = 10_000;
-const BATCH: usize = 512;
+const BATCH: usize = 4096;
 
 /// An event before it has a sequence number and a time.
 #[derive(Debug, Clone, Default)]
@@ -55,12 +56,22 @@ impl Vault {
             .ok_or_else(|| VaultError::Invalid("audit write produced no event".to_owned()))
     }
 
-    /// Appends events in one transaction and applies retention.
+    /// Appends events in one durable transaction and applies retention.
     pub fn append_audit(&self, records: Vec<AuditRecord>) -> Result<Vec<AuditEvent>, VaultError> {
+        self.append_audit_with(records, true)
+    }
+
+    /// `durable: false` skips the disk sync: the events reach the disk with the next
+    /// durable commit. The request writer uses it between its once-a-second syncs.
+    fn append_audit_with(
+        &self,
+        records: Vec<AuditRecord>,
+        durable: bool,
+    ) -> Result<Vec<AuditEvent>, VaultError> {
         let _w = self.lock_writer();
         let mut written = Vec::with_capacity(records.len());
         let at = now();
-        self.write(|tx| {
+        self.write_with(durable, |tx| {
             let mut table = tx.open_table(AUDIT).map_err(storage)?;
             let mut seq = table.last().map_err(storage)?.map_or(0, |(k, _)| k.value());
             for r in records {
@@ -84,10 +95,11 @@ impl Vault {
             let mut doomed = Vec::new();
             for row in table.iter().map_err(storage)?.take(BATCH * 2) {
                 let (k, v) = row.map_err(storage)?;
+                // Past the count needs no parsing; only the oldest within it are read for age.
                 let old_by_count = seq.saturating_sub(k.value()) >= AUDIT_KEEP;
-                let old_by_age =
-                    serde_json::from_slice::<AuditEvent>(v.value()).is_ok_and(|e| e.at < cutoff);
-                if !(old_by_count || old_by_age) {
+                if !old_by_count
+                    && !serde_json::from_slice::<AuditAt>(v.value()).is_ok_and(|e| e.at < cutoff)
+                {
                     break;
                 }
                 doomed.push(k.value());
@@ -97,9 +109,13 @@ impl Vault {
             }
             Ok(())
         })?;
-        for e in &written {
-            if let Ok(line) = serde_json::to_string(e) {
-                tracing::info!(target: "audit", "{line}");
+        // Opt-in (`EGRET_LOG=info,audit=debug`): at the default level a line per request
+        // would double the log volume of a busy proxy. The vault keeps every event anyway.
+        if tracing::enabled!(target: "audit", tracing::Level::DEBUG) {
+            for e in &written {
+                if let Ok(line) = serde_json::to_string(e) {
+                    tracing::debug!(target: "audit", "{line}");
+                }
             }
         }
         Ok(written)
@@ -133,6 +149,12 @@ impl Vault {
         }
         Ok(out)
     }
+}
+
+/// Just the time of a stored event, for the age check.
+#[derive(serde::Deserialize)]
+struct AuditAt {
+    at: i64,
 }
 
 enum Msg {
@@ -188,9 +210,14 @@ impl AuditWriter {
     }
 }
 
+/// How often the request writer syncs to disk: a crash loses at most this much of the
+/// per-request events (never a connection or token change: those sync on every commit).
+const SYNC_EVERY: Duration = Duration::from_secs(1);
+
 fn write_loop(vault: &Vault, rx: &Receiver<Msg>) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut acks = Vec::new();
+    let mut synced = std::time::Instant::now();
     let push = |m: Msg, batch: &mut Vec<AuditRecord>, acks: &mut Vec<SyncSender<()>>| match m {
         Msg::Event(r) => batch.push(r),
         Msg::Flush(ack) => acks.push(ack),
@@ -199,15 +226,18 @@ fn write_loop(vault: &Vault, rx: &Receiver<Msg>) {
         push(first, &mut batch, &mut acks);
         // Gather what arrives within a few milliseconds: one commit for many events.
         while batch.len() < BATCH && acks.is_empty() {
-            match rx.recv_timeout(Duration::from_millis(20)) {
+            match rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(m) => push(m, &mut batch, &mut acks),
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             }
         }
-        if !batch.is_empty()
-            && let Err(e) = vault.append_audit(std::mem::take(&mut batch))
-        {
-            tracing::error!(error = %e, "audit events could not be written");
+        let durable = !acks.is_empty() || synced.elapsed() >= SYNC_EVERY;
+        if !batch.is_empty() {
+            match vault.append_audit_with(std::mem::take(&mut batch), durable) {
+                Ok(_) if durable => synced = std::time::Instant::now(),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "audit events could not be written"),
+            }
         }
         for ack in acks.drain(..) {
             let _ = ack.send(());

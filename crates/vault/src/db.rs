@@ -447,7 +447,19 @@ impl Vault {
         &self,
         f: impl FnOnce(&WriteTransaction) -> Result<(), VaultError>,
     ) -> Result<(), VaultError> {
-        let tx = self.db.begin_write().map_err(storage)?;
+        self.write_with(true, f)
+    }
+
+    /// A write that syncs to disk only when `durable`; a later durable commit persists it.
+    pub(crate) fn write_with(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&WriteTransaction) -> Result<(), VaultError>,
+    ) -> Result<(), VaultError> {
+        let mut tx = self.db.begin_write().map_err(storage)?;
+        if !durable {
+            tx.set_durability(redb::Durability::None).map_err(storage)?;
+        }
         f(&tx)?;
         tx.commit().map_err(storage)
     }
