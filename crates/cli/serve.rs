@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
-use egret_control::{ControlState, Running};
-use egret_proxy::{Limits, Proxy};
-use egret_tls::LeafCache;
+use egret_control::{Assembled, Parts, Running};
+use egret_proxy::Limits;
 use tokio::net::TcpListener;
 use tracing::info;
 
@@ -19,12 +18,6 @@ pub async fn run(config: &Path) -> Result<()> {
     let policy = load_policy(config)?;
     info!(source = %policy.source.display(), connectors = policy.connectors.len(), "policy loaded");
     let opened = open_everything(&policy)?;
-    let limits = Limits::default();
-    let metrics = Arc::new(egret_metrics::Metrics::new());
-    let leaves = Arc::new(
-        LeafCache::new(opened.ca, limits.leaf_cache_capacity)?
-            .with_counters(metrics.leaf_hits.clone(), metrics.leaf_misses.clone()),
-    );
     let upstream_tls = egret_tls::upstream_client_config(&policy.upstream.extra_ca)?;
     let proxy_addr = policy.proxy.listen;
     let control_addr = policy.control.listen;
@@ -35,39 +28,19 @@ pub async fn run(config: &Path) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {control_addr} (control.listen)"))?;
     let vault = Arc::new(opened.vault);
-    let policy = {
-        let live = Arc::new(ArcSwap::from_pointee(policy.clone()));
-        // API connectors join the file's; nothing is erased at start-up.
-        egret_control::lifecycle::install(policy, &live, &vault, false)?;
-        live
-    };
-    let oauth_http = egret_oauth::HttpClient::new(
-        policy.clone(),
-        upstream_tls.clone(),
-        std::time::Duration::from_secs(10),
-    );
-    let audit = egret_vault::AuditWriter::start(vault.clone());
-    let broker =
-        egret_oauth::Broker::new(policy.clone(), vault.clone(), oauth_http, metrics.clone());
-    let proxy = Arc::new(Proxy::new(
-        policy.clone(),
-        vault.clone(),
-        leaves,
-        upstream_tls,
-        limits,
-        egret_proxy::Services {
-            broker: broker.clone(),
-            metrics: metrics.clone(),
-            audit: audit.clone(),
-        },
-    ));
-    let control = Arc::new(ControlState {
+    let policy = Arc::new(ArcSwap::from_pointee(policy));
+    let Assembled {
+        proxy,
+        control,
+        audit,
+    } = egret_control::assemble(Parts {
         policy: policy.clone(),
         vault: vault.clone(),
-        broker,
-        metrics,
+        ca: opened.ca,
+        upstream_tls,
+        limits: Limits::default(),
         admin_token: opened.admin_token,
-    });
+    })?;
 
     let watched =
         (config != Path::new(DEFAULT_CONFIG) || config.exists()).then(|| config.to_owned());

@@ -34,7 +34,7 @@ use tokio::net::TcpListener;
 
 pub use connectors::connector_view;
 pub use error::ApiError;
-pub use running::Running;
+pub use running::{AssembleError, Assembled, Parts, Running, assemble};
 
 pub struct ControlState {
     pub policy: Arc<ArcSwap<Policy>>,

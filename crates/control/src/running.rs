@@ -2,13 +2,96 @@
 //! and the test harness share, so the tests run what ships.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use egret_proxy::Proxy;
+use arc_swap::ArcSwap;
+use egret_policy::Policy;
+use egret_proxy::{Limits, Proxy, Services};
+use egret_tls::{CertificateAuthority, LeafCache};
+use egret_vault::{AuditWriter, Vault, VaultError};
+use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::ControlState;
+
+/// What both planes are built from.
+pub struct Parts {
+    /// Holds the file's policy; API connectors are merged in by [`assemble`].
+    pub policy: Arc<ArcSwap<Policy>>,
+    pub vault: Arc<Vault>,
+    pub ca: CertificateAuthority,
+    /// Trust toward upstreams and token endpoints.
+    pub upstream_tls: rustls::ClientConfig,
+    pub limits: Limits,
+    pub admin_token: SecretString,
+}
+
+/// The proxy and the control plane, sharing one broker, one metrics registry and one
+/// audit writer.
+pub struct Assembled {
+    pub proxy: Arc<Proxy>,
+    pub control: Arc<ControlState>,
+    pub audit: AuditWriter,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AssembleError {
+    #[error(transparent)]
+    Tls(#[from] egret_tls::TlsError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+/// Wires everything the way `egret serve` runs it; the test harness calls the same.
+pub fn assemble(p: Parts) -> Result<Assembled, AssembleError> {
+    // API connectors join the file's; nothing is erased at start-up.
+    let file = (**p.policy.load()).clone();
+    crate::lifecycle::install(file, &p.policy, &p.vault, false)?;
+    let metrics = Arc::new(egret_metrics::Metrics::new());
+    let leaves = Arc::new(
+        LeafCache::new(p.ca, p.limits.leaf_cache_capacity)?
+            .with_counters(metrics.leaf_hits.clone(), metrics.leaf_misses.clone()),
+    );
+    let oauth_http = egret_oauth::HttpClient::new(
+        p.policy.clone(),
+        p.upstream_tls.clone(),
+        Duration::from_secs(10),
+    );
+    let audit = AuditWriter::start(p.vault.clone());
+    let broker = egret_oauth::Broker::new(
+        p.policy.clone(),
+        p.vault.clone(),
+        oauth_http,
+        metrics.clone(),
+    );
+    let services = Services {
+        broker: broker.clone(),
+        metrics: metrics.clone(),
+        audit: audit.clone(),
+    };
+    let proxy = Arc::new(Proxy::new(
+        p.policy.clone(),
+        p.vault.clone(),
+        leaves,
+        p.upstream_tls,
+        p.limits,
+        services,
+    ));
+    let control = Arc::new(ControlState {
+        policy: p.policy,
+        vault: p.vault,
+        broker,
+        metrics,
+        admin_token: p.admin_token,
+    });
+    Ok(Assembled {
+        proxy,
+        control,
+        audit,
+    })
+}
 
 pub struct Running {
     stop: watch::Sender<bool>,

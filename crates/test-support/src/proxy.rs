@@ -6,10 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use egret_control::{ControlState, Running};
+use egret_control::{Assembled, Parts, Running};
 use egret_policy::Policy;
-use egret_proxy::{Limits, Proxy};
-use egret_tls::{CertificateAuthority, LeafCache};
+use egret_proxy::Limits;
+use egret_tls::CertificateAuthority;
 use egret_vault::{MasterKey, Owner, Vault};
 use secrecy::SecretString;
 use tokio::net::TcpListener;
@@ -55,44 +55,23 @@ impl TestProxy {
         );
         let (ca, _) = CertificateAuthority::load_or_create(&dir.path().join("certs")).expect("ca");
         let ca_pem = ca.cert_pem().to_owned();
-        let metrics = Arc::new(egret_metrics::Metrics::new());
-        let leaves = Arc::new(
-            LeafCache::new(ca, limits.leaf_cache_capacity)
-                .expect("leaf cache")
-                .with_counters(metrics.leaf_hits.clone(), metrics.leaf_misses.clone()),
-        );
         let upstream_tls =
             egret_tls::upstream_client_config(&[&upstream_ca]).expect("upstream tls");
         let policy = Arc::new(ArcSwap::from_pointee(policy));
-        egret_control::lifecycle::install((**policy.load()).clone(), &policy, &vault, false)
-            .expect("install policy");
-        let oauth_http = egret_oauth::HttpClient::new(
-            policy.clone(),
-            upstream_tls.clone(),
-            std::time::Duration::from_secs(10),
-        );
-        let audit = egret_vault::AuditWriter::start(vault.clone());
-        let broker =
-            egret_oauth::Broker::new(policy.clone(), vault.clone(), oauth_http, metrics.clone());
-        let proxy = Arc::new(Proxy::new(
-            policy.clone(),
-            vault.clone(),
-            leaves,
-            upstream_tls,
-            limits,
-            egret_proxy::Services {
-                broker: broker.clone(),
-                metrics: metrics.clone(),
-                audit: audit.clone(),
-            },
-        ));
-        let control = Arc::new(ControlState {
+        let Assembled {
+            proxy,
+            control,
+            audit,
+        } = egret_control::assemble(Parts {
             policy: policy.clone(),
             vault: vault.clone(),
-            broker: broker.clone(),
-            metrics: metrics.clone(),
+            ca,
+            upstream_tls,
+            limits,
             admin_token: SecretString::from(ADMIN_TOKEN),
-        });
+        })
+        .expect("assemble");
+        let broker = control.broker.clone();
         let proxy_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let control_listener = TcpListener::bind("127.0.0.1:0")
             .await
