@@ -2,7 +2,7 @@
 //! (existing connections keep working), delete (the kill switch), policy-file removal,
 //! and policy connectors being read-only here.
 
-use egret_test_support::client::{Proto, Session, get, request};
+use egret_test_support::client::{Proto, Session, get, refusal_code};
 use egret_test_support::proxy::ADMIN_TOKEN;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -30,11 +30,7 @@ async fn call(f: &Fixture, host: &str, path: &str, auth: &str) -> (StatusCode, O
     )
     .await
     .expect("request");
-    let code = resp
-        .headers()
-        .get("x-egret-error")
-        .map(|v| v.to_str().unwrap_or_default().to_owned());
-    (resp.status(), code)
+    (resp.status(), refusal_code(&resp))
 }
 
 #[tokio::test]
@@ -124,17 +120,7 @@ async fn api_connectors_create_disable_and_delete_with_exact_semantics() {
     .expect("session");
     let authority = f.at("other.test.local");
     let ok = session
-        .fetch(
-            request(
-                "GET",
-                &authority,
-                "/",
-                &[("authorization", &auth)],
-                egret_test_support::client::empty(),
-                Proto::H1,
-            )
-            .expect("req"),
-        )
+        .get(&authority, "/", &[("authorization", &auth)])
         .await
         .expect("fetch");
     assert_eq!(ok.status(), StatusCode::OK);
@@ -142,17 +128,7 @@ async fn api_connectors_create_disable_and_delete_with_exact_semantics() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["connections_erased"], 1);
     let refused = session
-        .fetch(
-            request(
-                "GET",
-                &authority,
-                "/",
-                &[("authorization", &auth)],
-                egret_test_support::client::empty(),
-                Proto::H1,
-            )
-            .expect("req"),
-        )
+        .get(&authority, "/", &[("authorization", &auth)])
         .await
         .expect("fetch");
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);

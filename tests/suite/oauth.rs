@@ -178,10 +178,7 @@ connectors:
         )
         .await
         .expect("request through egret");
-        let code = resp
-            .headers()
-            .get("x-egret-error")
-            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        let code = egret_test_support::client::refusal_code(&resp);
         (
             resp.status(),
             code,

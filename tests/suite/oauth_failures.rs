@@ -69,10 +69,7 @@ async fn call(f: &Fixture, p: &str) -> (StatusCode, Option<String>, serde_json::
     )
     .await
     .expect("request");
-    let code = resp
-        .headers()
-        .get("x-egret-error")
-        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    let code = egret_test_support::client::refusal_code(&resp);
     (resp.status(), code, json(resp.body()))
 }
 

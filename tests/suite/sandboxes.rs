@@ -1,6 +1,6 @@
 //! Proxy authentication and sandbox-bound placeholders (`proxy.auth: basic`).
 
-use egret_test_support::client::{Proto, Session, connect_as, empty, request};
+use egret_test_support::client::{Proto, Session, connect_as};
 use egret_test_support::proxy::{ADMIN_TOKEN, TestProxy};
 use egret_test_support::upstream::{Offer, TestCa, Upstream};
 use http::{Method, StatusCode};
@@ -64,23 +64,10 @@ impl Setup {
         .await
         .expect("session");
         let resp = s
-            .fetch(
-                request(
-                    "GET",
-                    &authority,
-                    "/",
-                    &[("authorization", auth)],
-                    empty(),
-                    Proto::H1,
-                )
-                .expect("req"),
-            )
+            .get(&authority, "/", &[("authorization", auth)])
             .await
             .expect("fetch");
-        let code = resp
-            .headers()
-            .get("x-egret-error")
-            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        let code = egret_test_support::client::refusal_code(&resp);
         (resp.status(), code)
     }
 }

@@ -211,6 +211,21 @@ impl Session {
         })
     }
 
+    /// A GET of `path` on `authority` inside this session, collected.
+    pub async fn get(
+        &mut self,
+        authority: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> crate::Result<Response<Bytes>> {
+        let proto = match self {
+            Self::H1(_) => Proto::H1,
+            Self::H2(_) => Proto::H2,
+        };
+        self.fetch(request("GET", authority, path, headers, empty(), proto)?)
+            .await
+    }
+
     /// Sends and collects the whole answer body.
     pub async fn fetch(&mut self, req: Request<ReqBody>) -> crate::Result<Response<Bytes>> {
         let resp = self.send(req).await?;
@@ -218,6 +233,14 @@ impl Session {
         let bytes = body.collect().await?.to_bytes();
         Ok(Response::from_parts(parts, bytes))
     }
+}
+
+/// The `x-egret-error` code of an answer, if egret refused.
+pub fn refusal_code<B>(resp: &Response<B>) -> Option<String> {
+    resp.headers()
+        .get("x-egret-error")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// A GET through egret to `https://{authority}{path}` with `headers`; h1 or h2.
