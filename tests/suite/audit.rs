@@ -1,7 +1,7 @@
 //! The audit log records every decision — swaps and refusals with where and what — and
 //! never a secret or a placeholder.
 
-use egret_test_support::client::{Proto, connect, get};
+use egret_test_support::client::{Proto, connect};
 use egret_test_support::proxy::ADMIN_TOKEN;
 use http::{Method, StatusCode};
 
@@ -15,28 +15,17 @@ async fn swaps_and_refusals_are_audited_without_secrets_and_can_be_filtered() {
         .egret
         .key_and_placeholder("weather", "user:ann", "w-audit-REAL");
     let path = format!("/forecast?appid={p}&q=paris");
-    let resp = get(
-        f.egret.proxy_addr,
-        &f.egret.ca_pem,
-        &f.at("weather.test.local"),
-        &path,
-        &[],
-        Proto::H2,
-    )
-    .await
-    .expect("request");
+    let resp = f.get("weather.test.local", &path, &[], Proto::H2).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let auth = format!("Bearer {p}");
-    let resp = get(
-        f.egret.proxy_addr,
-        &f.egret.ca_pem,
-        &f.at("api.test.local"),
-        "/x",
-        &[("authorization", &auth)],
-        Proto::H1,
-    )
-    .await
-    .expect("request");
+    let resp = f
+        .get(
+            "api.test.local",
+            "/x",
+            &[("authorization", &auth)],
+            Proto::H1,
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let refused = connect(f.egret.proxy_addr, "evil.example.com:443")
         .await

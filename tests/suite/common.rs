@@ -89,6 +89,26 @@ impl Fixture {
         .expect("session through egret")
     }
 
+    /// A GET through egret to `host` (at the upstream's port), the answer collected.
+    pub async fn get(
+        &self,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        proto: Proto,
+    ) -> http::Response<bytes::Bytes> {
+        egret_test_support::client::get(
+            self.egret.proxy_addr,
+            &self.egret.ca_pem,
+            &self.at(host),
+            path,
+            headers,
+            proto,
+        )
+        .await
+        .expect("request through egret")
+    }
+
     /// The last request head the upstream saw.
     pub fn last_seen(&self) -> Value {
         self.upstream.seen().last().cloned().unwrap_or(Value::Null)

@@ -2,34 +2,17 @@
 //! (existing connections keep working), delete (the kill switch), policy-file removal,
 //! and policy connectors being read-only here.
 
-use egret_test_support::client::{Proto, Session, get, refusal_code};
-use egret_test_support::proxy::ADMIN_TOKEN;
+use egret_test_support::client::{Proto, Session, refusal_code};
 use http::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::common::{Fixture, policy_yaml};
-use super::control::api;
-
-async fn admin(
-    f: &Fixture,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    api(f.egret.control_addr, method, path, Some(ADMIN_TOKEN), body).await
-}
+use super::control::admin;
 
 async fn call(f: &Fixture, host: &str, path: &str, auth: &str) -> (StatusCode, Option<String>) {
-    let resp = get(
-        f.egret.proxy_addr,
-        &f.egret.ca_pem,
-        &f.at(host),
-        path,
-        &[("authorization", auth)],
-        Proto::H1,
-    )
-    .await
-    .expect("request");
+    let resp = f
+        .get(host, path, &[("authorization", auth)], Proto::H1)
+        .await;
     (resp.status(), refusal_code(&resp))
 }
 
@@ -37,7 +20,7 @@ async fn call(f: &Fixture, host: &str, path: &str, auth: &str) -> (StatusCode, O
 async fn api_connectors_create_disable_and_delete_with_exact_semantics() {
     let f = Fixture::new().await;
     let (status, body) = admin(
-        &f,
+        &f.egret,
         Method::POST,
         "/v1/connectors",
         Some(json!({ "id": "crm", "auth": "api_key", "egress": ["other.test.local"] })),
@@ -48,7 +31,7 @@ async fn api_connectors_create_disable_and_delete_with_exact_semantics() {
     assert_eq!(body["env"]["CRM_TOKEN"], "placeholder");
 
     let (status, _) = admin(
-        &f,
+        &f.egret,
         Method::PUT,
         "/v1/connections/crm/user:ann/key",
         Some(json!({"key": "crm-ann-REAL"})),
@@ -56,7 +39,7 @@ async fn api_connectors_create_disable_and_delete_with_exact_semantics() {
     .await;
     assert_eq!(status, StatusCode::OK);
     let (_, minted) = admin(
-        &f,
+        &f.egret,
         Method::POST,
         "/v1/placeholders",
         Some(json!({"connector": "crm", "owner": "user:ann"})),
@@ -77,7 +60,7 @@ async fn api_connectors_create_disable_and_delete_with_exact_semantics() {
 
     // Disabled: existing connection and placeholder keep working; no new connections.
     let (status, body) = admin(
-        &f,
+        &f.egret,
         Method::PATCH,
         "/v1/connectors/crm",
         Some(json!({"enabled": false})),
@@ -90,7 +73,7 @@ async fn api_connectors_create_disable_and_delete_with_exact_semantics() {
         StatusCode::OK
     );
     let (status, body) = admin(
-        &f,
+        &f.egret,
         Method::PUT,
         "/v1/connections/crm/user:bob/key",
         Some(json!({"key": "k"})),
@@ -101,7 +84,7 @@ async fn api_connectors_create_disable_and_delete_with_exact_semantics() {
         (StatusCode::CONFLICT, Some("connector_disabled"))
     );
     admin(
-        &f,
+        &f.egret,
         Method::PATCH,
         "/v1/connectors/crm",
         Some(json!({"enabled": true})),
@@ -124,7 +107,7 @@ async fn api_connectors_create_disable_and_delete_with_exact_semantics() {
         .await
         .expect("fetch");
     assert_eq!(ok.status(), StatusCode::OK);
-    let (status, body) = admin(&f, Method::DELETE, "/v1/connectors/crm", None).await;
+    let (status, body) = admin(&f.egret, Method::DELETE, "/v1/connectors/crm", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["connections_erased"], 1);
     let refused = session
@@ -132,13 +115,15 @@ async fn api_connectors_create_disable_and_delete_with_exact_semantics() {
         .await
         .expect("fetch");
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
-    let (_, conns) = admin(&f, Method::GET, "/v1/connections?connector=crm", None).await;
+    let (_, conns) = admin(&f.egret, Method::GET, "/v1/connections?connector=crm", None).await;
     assert_eq!(conns["connections"], json!([]));
     assert_eq!(
-        admin(&f, Method::GET, "/v1/connectors/crm", None).await.0,
+        admin(&f.egret, Method::GET, "/v1/connectors/crm", None)
+            .await
+            .0,
         StatusCode::NOT_FOUND
     );
-    let audit = admin(&f, Method::GET, "/v1/audit", None)
+    let audit = admin(&f.egret, Method::GET, "/v1/audit", None)
         .await
         .1
         .to_string();
@@ -154,7 +139,7 @@ async fn policy_connectors_are_read_only_and_bad_entries_are_refused() {
     let f = Fixture::new().await;
     for method in [Method::PATCH, Method::DELETE] {
         let (status, body) = admin(
-            &f,
+            &f.egret,
             method,
             "/v1/connectors/openai",
             Some(json!({"enabled": false})),
@@ -167,7 +152,7 @@ async fn policy_connectors_are_read_only_and_bad_entries_are_refused() {
         );
     }
     let (status, body) = admin(
-        &f,
+        &f.egret,
         Method::POST,
         "/v1/connectors",
         Some(json!({"id": "openai", "auth": "api_key", "egress": ["x.example.com"]})),
@@ -178,7 +163,7 @@ async fn policy_connectors_are_read_only_and_bad_entries_are_refused() {
         (StatusCode::CONFLICT, Some("already_exists"))
     );
     let (status, body) = admin(
-        &f,
+        &f.egret,
         Method::POST,
         "/v1/connectors",
         Some(json!({"id": "bad", "auth": "api_key"})),
@@ -191,7 +176,13 @@ async fn policy_connectors_are_read_only_and_bad_entries_are_refused() {
             .is_some_and(|m| m.contains("egress")),
         "{body}"
     );
-    let (status, _) = admin(&f, Method::PATCH, "/v1/connectors/nope", Some(json!({}))).await;
+    let (status, _) = admin(
+        &f.egret,
+        Method::PATCH,
+        "/v1/connectors/nope",
+        Some(json!({})),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -212,7 +203,13 @@ async fn removing_a_connector_from_the_policy_file_kills_its_connections_on_relo
     );
     assert!(!without.contains("openai"));
     f.egret.reload(&without);
-    let (_, conns) = admin(&f, Method::GET, "/v1/connections?connector=openai", None).await;
+    let (_, conns) = admin(
+        &f.egret,
+        Method::GET,
+        "/v1/connections?connector=openai",
+        None,
+    )
+    .await;
     assert_eq!(conns["connections"], json!([]));
     // Back in the file: a fresh connector, the old placeholder stays dead.
     f.egret.reload(&policy_yaml());

@@ -44,6 +44,16 @@ pub async fn api(
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
+/// A control-plane call with the test admin token.
+pub async fn admin(
+    egret: &egret_test_support::proxy::TestProxy,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    api(egret.control_addr, method, path, Some(ADMIN_TOKEN), body).await
+}
+
 #[tokio::test]
 async fn admin_routes_need_the_token_and_health_does_not() {
     let f = Fixture::new().await;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use egret_test_support::client::{Proto, connect, get};
+use egret_test_support::client::{Proto, connect};
 use http::StatusCode;
 
 use super::common::Fixture;
@@ -61,31 +61,27 @@ async fn metrics_count_requests_swaps_refusals_connections_and_leaves() {
         .key_and_placeholder("openai", "org", "sk-metrics-REAL");
     let auth = format!("Bearer {p}");
     for _ in 0..3 {
-        let resp = get(
-            f.egret.proxy_addr,
-            &f.egret.ca_pem,
-            &f.at("api.test.local"),
-            "/",
-            &[("authorization", &auth)],
-            Proto::H1,
-        )
-        .await
-        .expect("request");
+        let resp = f
+            .get(
+                "api.test.local",
+                "/",
+                &[("authorization", &auth)],
+                Proto::H1,
+            )
+            .await;
         assert_eq!(resp.status(), StatusCode::OK);
     }
-    let resp = get(
-        f.egret.proxy_addr,
-        &f.egret.ca_pem,
-        &f.at("api.test.local"),
-        "/",
-        &[(
-            "authorization",
-            "Bearer egp_0123456789012345678901234567890123456789",
-        )],
-        Proto::H2,
-    )
-    .await
-    .expect("request");
+    let resp = f
+        .get(
+            "api.test.local",
+            "/",
+            &[(
+                "authorization",
+                "Bearer egp_0123456789012345678901234567890123456789",
+            )],
+            Proto::H2,
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let refused = connect(f.egret.proxy_addr, "evil.example.com:443")
         .await
@@ -116,6 +112,7 @@ async fn metrics_count_requests_swaps_refusals_connections_and_leaves() {
     assert_eq!(get("egret_leaf_cache_misses_total"), 1.0);
     assert_eq!(get("egret_leaf_cache_hits_total"), 3.0);
     assert!(get("egret_client_connections") >= 0.0);
+    assert_eq!(get("egret_audit_dropped_total"), 0.0, "the audit writer kept up");
     let text = format!("{m:?}");
     assert!(
         !text.contains("sk-metrics-REAL") && !text.contains(&p),

@@ -8,12 +8,12 @@ use std::time::Duration;
 use egret_test_support::browser::{Browser, Choice, query_param};
 use egret_test_support::client::{Proto, get};
 use egret_test_support::oauth_server::OAuthServer;
-use egret_test_support::proxy::{ADMIN_TOKEN, TestProxy};
+use egret_test_support::proxy::TestProxy;
 use egret_test_support::upstream::TestCa;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::control::api;
+use super::control::admin;
 
 pub struct OAuthFixture {
     pub ca: TestCa,
@@ -113,14 +113,7 @@ connectors:
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        api(
-            self.egret.control_addr,
-            method,
-            path,
-            Some(ADMIN_TOKEN),
-            body,
-        )
-        .await
+        admin(&self.egret, method, path, body).await
     }
 
     /// Starts an authorization and returns the vendor URL.
@@ -197,9 +190,13 @@ connectors:
         body["connections"][0].clone()
     }
 
-    /// Sleeps until the connection's token is within `skew_secs` of expiring.
+    /// Sleeps until the `vendor` connection's token is within `skew_secs` of expiring.
     pub async fn wait_until_due(&self, owner: &str, skew_secs: i64) {
-        let expires = self.connection("vendor", owner).await["expires_at"]
+        self.wait_until_due_of("vendor", owner, skew_secs).await;
+    }
+
+    pub async fn wait_until_due_of(&self, connector: &str, owner: &str, skew_secs: i64) {
+        let expires = self.connection(connector, owner).await["expires_at"]
             .as_i64()
             .expect("expires_at");
         let due = expires - skew_secs + 1;
@@ -444,13 +441,7 @@ async fn client_credentials_connect_at_once_and_renew_by_asking_again() {
     let (status, _, body) = f.call(&p, Proto::H1).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["client_id"], "egret-ci");
-    let expires = f.connection("ci", "org").await["expires_at"]
-        .as_i64()
-        .expect("expiry");
-    tokio::time::sleep(Duration::from_secs(
-        u64::try_from(expires - 2 + 1 - egret_vault::unix_now()).unwrap_or(0),
-    ))
-    .await;
+    f.wait_until_due_of("ci", "org", 2).await;
     let (status, _, _) = f.call(&p, Proto::H2).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(f.server.stats().await["client_credentials"], 2);

@@ -59,16 +59,14 @@ fn connect(f: &Fixture, connector: &str, expires_at: i64, refresh: Option<&str>)
 
 async fn call(f: &Fixture, p: &str) -> (StatusCode, Option<String>, serde_json::Value) {
     let auth = format!("Bearer {p}");
-    let resp = egret_test_support::client::get(
-        f.egret.proxy_addr,
-        &f.egret.ca_pem,
-        &f.at("api.test.local"),
-        "/",
-        &[("authorization", &auth)],
-        Proto::H1,
-    )
-    .await
-    .expect("request");
+    let resp = f
+        .get(
+            "api.test.local",
+            "/",
+            &[("authorization", &auth)],
+            Proto::H1,
+        )
+        .await;
     let code = egret_test_support::client::refusal_code(&resp);
     (resp.status(), code, json(resp.body()))
 }

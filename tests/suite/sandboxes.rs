@@ -1,13 +1,13 @@
 //! Proxy authentication and sandbox-bound placeholders (`proxy.auth: basic`).
 
 use egret_test_support::client::{Proto, Session, connect_as};
-use egret_test_support::proxy::{ADMIN_TOKEN, TestProxy};
+use egret_test_support::proxy::TestProxy;
 use egret_test_support::upstream::{Offer, TestCa, Upstream};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::common::{NAMES, policy_yaml};
-use super::control::api;
+use super::control::admin;
 
 struct Setup {
     upstream: Upstream,
@@ -24,14 +24,7 @@ async fn setup() -> Setup {
 
 impl Setup {
     async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        api(
-            self.egret.control_addr,
-            method,
-            path,
-            Some(ADMIN_TOKEN),
-            body,
-        )
-        .await
+        admin(&self.egret, method, path, body).await
     }
 
     async fn sandbox(&self, id: &str, ttl: Option<&str>) -> String {

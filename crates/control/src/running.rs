@@ -59,7 +59,7 @@ pub fn assemble(p: Parts) -> Result<Assembled, AssembleError> {
         p.upstream_tls.clone(),
         Duration::from_secs(10),
     );
-    let audit = AuditWriter::start(p.vault.clone());
+    let audit = AuditWriter::start(p.vault.clone(), metrics.audit_dropped.clone());
     let broker = egret_oauth::Broker::new(
         p.policy.clone(),
         p.vault.clone(),

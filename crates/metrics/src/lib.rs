@@ -56,6 +56,8 @@ pub struct Metrics {
     /// Byte tunnels (`network.allow`, WebSocket) open now.
     pub tunnels: Gauge,
     pub vault_errors: Counter,
+    /// Request audit events dropped because the audit writer fell behind.
+    pub audit_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -135,6 +137,12 @@ impl Metrics {
             "Vault operations that failed",
             vault_errors.clone(),
         );
+        let audit_dropped = Counter::default();
+        registry.register(
+            "audit_dropped",
+            "Request audit events dropped because the audit writer fell behind",
+            audit_dropped.clone(),
+        );
         Self {
             registry,
             requests,
@@ -148,6 +156,7 @@ impl Metrics {
             client_connections,
             tunnels,
             vault_errors,
+            audit_dropped,
         }
     }
 

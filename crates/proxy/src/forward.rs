@@ -69,21 +69,13 @@ pub(crate) async fn handle(
         }
         Err(refusal) => {
             info!(host = %bound.host, %method, code = refusal.code, status = refusal.status.as_u16(), "request refused");
-            proxy.metrics.refusal(refusal.code);
             proxy.metrics.request("", refusal.code);
-            proxy.audit.record(AuditRecord {
-                event: "request.refused".to_owned(),
-                data: Some(json!({
-                    "code": refusal.code,
-                    "sandbox": bound.sandbox.as_deref(),
-                    "host": bound.host,
-                    "method": method.as_str(),
-                    "path": redacted(uri.path()),
-                    "status": refusal.status.as_u16(),
-                })),
-                ..AuditRecord::default()
+            let context = json!({
+                "host": bound.host,
+                "method": method.as_str(),
+                "path": redacted(uri.path()),
             });
-            refusal.into_response()
+            crate::server::refused(&proxy, refusal, bound.sandbox.as_deref(), context)
         }
     };
     debug!(host = %bound.host, %method, path = %redacted(uri.path()), status = resp.status().as_u16(), "request done");
@@ -106,7 +98,7 @@ async fn forward(
 ) -> Result<(Response<ProxyBody>, Option<SwapSummary>), Refusal> {
     let (mut parts, body) = req.into_parts();
     binding::check(&parts, bound)?;
-    let policy = proxy.policy.load();
+    let policy = proxy.policy.load_full();
     // The policy may have changed since the CONNECT: the tunnel keeps no privilege.
     if policy.route(&bound.host, bound.port) != Route::Intercept {
         return Err(Refusal::egress_denied(
@@ -126,8 +118,7 @@ async fn forward(
     // Kept only where a 401 retry could use it: an OAuth host and no streamed body.
     let original =
         (oauth_host && replayable(&body)).then(|| (parts.uri.clone(), parts.headers.clone()));
-    drop(policy);
-    let report = swap_fresh(proxy, &mut parts, dest, Vec::new(), &bound.sandbox).await?;
+    let report = swap_fresh(proxy, policy, &mut parts, dest, Vec::new(), &bound.sandbox).await?;
     for s in &report.swapped {
         debug!(connector = s.connector(), owner = s.owner(), field = %s.field, "credential injected");
         proxy.metrics.swap(s.connector());
@@ -236,7 +227,8 @@ async fn retry_after_401(
         host: &bound.host,
         port: bound.port,
     };
-    swap_fresh(proxy, &mut parts, dest, renewed, &bound.sandbox).await?;
+    let policy = proxy.policy.load_full();
+    swap_fresh(proxy, policy, &mut parts, dest, renewed, &bound.sandbox).await?;
     let resp = send(proxy, &bound.host, Request::from_parts(parts, full(&body))).await?;
     Ok(resp.map(|body| hold(stream(body), guard)))
 }
@@ -245,12 +237,12 @@ async fn retry_after_401(
 /// swap finds one due for renewal. `renewed` holds credentials the broker gave already.
 async fn swap_fresh(
     proxy: &Proxy,
+    mut policy: Arc<Policy>,
     parts: &mut http::request::Parts,
     dest: Destination<'_>,
     mut renewed: Renewed,
     sandbox: &Option<Arc<str>>,
 ) -> Result<SwapReport, Refusal> {
-    let mut policy: Arc<Policy> = proxy.policy.load_full();
     loop {
         let lookup = Lookup {
             policy: &policy,

@@ -11,6 +11,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use serde_json::json;
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
@@ -105,37 +106,25 @@ async fn handle(
     guard: InFlight,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    // Where the request was going, for the audit of a refusal.
+    let target = json!({ "target": req.uri().authority().map(|a| a.as_str()) });
     let sandbox = match crate::proxy_auth::identify(&proxy, &req) {
         Ok(s) => s,
-        Err(refusal) => {
-            proxy.metrics.refusal(refusal.code);
-            audit_refusal(
-                &proxy,
-                &refusal,
-                req.uri().authority().map(|a| a.as_str()),
-                None,
-            );
-            return Ok(refusal.into_response());
-        }
+        Err(refusal) => return Ok(refused(&proxy, refusal, None, target)),
     };
     if req.method() == Method::CONNECT {
         // The guard rides with the tunnel: this connection is busy for the tunnel's life.
-        let audit_proxy = proxy.clone();
-        let target = req.uri().authority().map(ToString::to_string);
-        let who = sandbox.clone();
+        let (shared, who) = (proxy.clone(), sandbox.clone());
         let response = crate::connect::handle(proxy, drain, guard, req, sandbox).await;
         return Ok(response.unwrap_or_else(|refusal| {
-            audit_proxy.metrics.refusal(refusal.code);
-            audit_refusal(&audit_proxy, &refusal, target.as_deref(), who.as_deref());
             debug!(
                 code = refusal.code,
                 status = refusal.status.as_u16(),
                 "CONNECT refused"
             );
-            refusal.into_response()
+            refused(&shared, refusal, who.as_deref(), target)
         }));
     }
-    let target = req.uri().authority().map(ToString::to_string);
     let response = if req.uri().scheme_str() == Some("http") && req.uri().authority().is_some() {
         crate::plain::forward(&proxy, req).await
     } else if req.uri().scheme_str() == Some("https") {
@@ -148,28 +137,34 @@ async fn handle(
         ))
     };
     let response = response.unwrap_or_else(|refusal| {
-        proxy.metrics.refusal(refusal.code);
-        audit_refusal(&proxy, &refusal, target.as_deref(), sandbox.as_deref());
         debug!(
             code = refusal.code,
             status = refusal.status.as_u16(),
             "refused"
         );
-        refusal.into_response()
+        refused(&proxy, refusal, sandbox.as_deref(), target)
     });
     Ok(response.map(|body| hold(body, guard)))
 }
 
-/// One audit event per refused CONNECT or plain request: the code and where it went.
-fn audit_refusal(proxy: &Proxy, refusal: &Refusal, target: Option<&str>, sandbox: Option<&str>) {
+/// Every refusal the proxy answers, wherever it is decided: counted, audited (code,
+/// status, sandbox and the `context` object: target, or host/method/path) and answered.
+pub(crate) fn refused(
+    proxy: &Proxy,
+    refusal: Refusal,
+    sandbox: Option<&str>,
+    mut context: serde_json::Value,
+) -> Response<ProxyBody> {
+    proxy.metrics.refusal(refusal.code);
+    if let Some(fields) = context.as_object_mut() {
+        fields.insert("code".into(), refusal.code.into());
+        fields.insert("status".into(), refusal.status.as_u16().into());
+        fields.insert("sandbox".into(), sandbox.into());
+    }
     proxy.audit.record(egret_vault::AuditRecord {
         event: "request.refused".to_owned(),
-        data: Some(serde_json::json!({
-            "code": refusal.code,
-            "target": target,
-            "sandbox": sandbox,
-            "status": refusal.status.as_u16(),
-        })),
+        data: Some(context),
         ..egret_vault::AuditRecord::default()
     });
+    refusal.into_response()
 }

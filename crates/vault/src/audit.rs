@@ -5,10 +5,10 @@
 //! in batches.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::time::Duration;
 
+use egret_metrics::Counter;
 use redb::{ReadableDatabase, ReadableTable};
 
 use crate::db::{AUDIT, Vault};
@@ -167,11 +167,12 @@ enum Msg {
 #[derive(Clone)]
 pub struct AuditWriter {
     tx: SyncSender<Msg>,
-    dropped: Arc<AtomicU64>,
+    /// The metrics registry's `egret_audit_dropped_total`.
+    dropped: Counter,
 }
 
 impl AuditWriter {
-    pub fn start(vault: Arc<Vault>) -> Self {
+    pub fn start(vault: Arc<Vault>, dropped: Counter) -> Self {
         let (tx, rx) = sync_channel(QUEUE);
         let spawned = std::thread::Builder::new()
             .name("egret-audit".to_owned())
@@ -179,10 +180,7 @@ impl AuditWriter {
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the audit writer; request events will be dropped");
         }
-        Self {
-            tx,
-            dropped: Arc::new(AtomicU64::new(0)),
-        }
+        Self { tx, dropped }
     }
 
     /// Queues an event; `false` when it had to be dropped.
@@ -190,15 +188,10 @@ impl AuditWriter {
         match self.tx.try_send(Msg::Event(record)) {
             Ok(()) => true,
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.dropped.inc();
                 false
             }
         }
-    }
-
-    /// Events dropped because the queue was full.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Waits (at most `timeout`) until everything queued so far is written.

@@ -6,9 +6,8 @@ use std::sync::Arc;
 use redb::{ReadableDatabase, ReadableTable};
 use zeroize::Zeroizing;
 
-use crate::db::{CONNECTIONS, CONNECTORS, PLACEHOLDERS, Vault, aad};
+use crate::db::{CONNECTIONS, CONNECTORS, Vault, aad};
 use crate::error::{VaultError, storage};
-use crate::placeholder::PlaceholderHash;
 
 impl Vault {
     /// Stores (or replaces) a connector entry. Sealed whole: it may hold a client secret.
@@ -52,22 +51,14 @@ impl Vault {
     pub fn erase_connector(&self, id: &str) -> Result<usize, VaultError> {
         let prefix = format!("{id}/");
         let _w = self.lock_writer();
-        let (conns, doomed): (Vec<Arc<str>>, Vec<PlaceholderHash>) = {
-            let index = self.read_index();
-            let conns = index
-                .connections
-                .keys()
-                .filter(|k| k.starts_with(&prefix))
-                .cloned()
-                .collect();
-            let doomed = index
-                .placeholders
-                .iter()
-                .filter(|(_, e)| e.info.connector == id)
-                .map(|(h, _)| *h)
-                .collect();
-            (conns, doomed)
-        };
+        let conns: Vec<Arc<str>> = self
+            .read_index()
+            .connections
+            .keys()
+            .filter(|k| k.starts_with(&prefix))
+            .cloned()
+            .collect();
+        let doomed = self.placeholders_where(|e| e.info.connector == id);
         self.write(|tx| {
             tx.open_table(CONNECTORS)
                 .map_err(storage)?
@@ -77,11 +68,7 @@ impl Vault {
             for k in &conns {
                 connections.remove(&**k).map_err(storage)?;
             }
-            let mut placeholders = tx.open_table(PLACEHOLDERS).map_err(storage)?;
-            for h in &doomed {
-                placeholders.remove(h.hex().as_str()).map_err(storage)?;
-            }
-            Ok(())
+            Self::delete_placeholders(tx, &doomed)
         })?;
         let mut index = self.write_index();
         for k in &conns {

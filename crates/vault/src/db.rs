@@ -283,28 +283,16 @@ impl Vault {
     pub fn remove_connection(&self, connector: &str, owner: &Owner) -> Result<bool, VaultError> {
         let key = conn_key(connector, owner);
         let _w = self.lock_writer();
-        let doomed: Vec<PlaceholderHash> = {
-            let index = self.read_index();
-            if !index.connections.contains_key(key.as_str()) {
-                return Ok(false);
-            }
-            index
-                .placeholders
-                .iter()
-                .filter(|(_, e)| *e.conn_key == *key)
-                .map(|(h, _)| *h)
-                .collect()
-        };
+        if !self.read_index().connections.contains_key(key.as_str()) {
+            return Ok(false);
+        }
+        let doomed = self.placeholders_where(|e| *e.conn_key == *key);
         self.write(|tx| {
             tx.open_table(CONNECTIONS)
                 .map_err(storage)?
                 .remove(key.as_str())
                 .map_err(storage)?;
-            let mut table = tx.open_table(PLACEHOLDERS).map_err(storage)?;
-            for h in &doomed {
-                table.remove(h.hex().as_str()).map_err(storage)?;
-            }
-            Ok(())
+            Self::delete_placeholders(tx, &doomed)
         })?;
         let mut index = self.write_index();
         index.connections.remove(key.as_str());
@@ -427,6 +415,32 @@ impl Vault {
             placeholder,
             credential,
         })
+    }
+
+    /// Placeholders matching `doomed`, from the index: what a removal must take along.
+    /// Call with the writer lock held so the set cannot change before the commit.
+    pub(crate) fn placeholders_where(
+        &self,
+        doomed: impl Fn(&PlaceholderEntry) -> bool,
+    ) -> Vec<PlaceholderHash> {
+        self.read_index()
+            .placeholders
+            .iter()
+            .filter(|(_, e)| doomed(e))
+            .map(|(h, _)| *h)
+            .collect()
+    }
+
+    /// Deletes placeholder records inside a write transaction.
+    pub(crate) fn delete_placeholders(
+        tx: &WriteTransaction,
+        hashes: &[PlaceholderHash],
+    ) -> Result<(), VaultError> {
+        let mut table = tx.open_table(PLACEHOLDERS).map_err(storage)?;
+        for h in hashes {
+            table.remove(h.hex().as_str()).map_err(storage)?;
+        }
+        Ok(())
     }
 
     // Index updates are plain map inserts and removes, which do not panic: a lock poisoned

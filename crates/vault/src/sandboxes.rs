@@ -11,9 +11,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::db::{PLACEHOLDERS, SANDBOXES, Vault};
+use crate::db::{SANDBOXES, Vault};
 use crate::error::{VaultError, storage};
-use crate::placeholder::PlaceholderHash;
 use crate::records::now;
 
 /// A sandbox as the control plane shows it: never the secret.
@@ -114,28 +113,16 @@ impl Vault {
     /// Revokes a sandbox and every placeholder bound to it, in one transaction.
     pub fn revoke_sandbox(&self, id: &str) -> Result<bool, VaultError> {
         let _w = self.lock_writer();
-        let doomed: Vec<PlaceholderHash> = {
-            let index = self.read_index();
-            if !index.sandboxes.contains_key(id) {
-                return Ok(false);
-            }
-            index
-                .placeholders
-                .iter()
-                .filter(|(_, e)| e.info.sandbox.as_deref() == Some(id))
-                .map(|(h, _)| *h)
-                .collect()
-        };
+        if !self.read_index().sandboxes.contains_key(id) {
+            return Ok(false);
+        }
+        let doomed = self.placeholders_where(|e| e.info.sandbox.as_deref() == Some(id));
         self.write(|tx| {
             tx.open_table(SANDBOXES)
                 .map_err(storage)?
                 .remove(id)
                 .map_err(storage)?;
-            let mut table = tx.open_table(PLACEHOLDERS).map_err(storage)?;
-            for h in &doomed {
-                table.remove(h.hex().as_str()).map_err(storage)?;
-            }
-            Ok(())
+            Self::delete_placeholders(tx, &doomed)
         })?;
         let mut index = self.write_index();
         index.sandboxes.remove(id);
@@ -163,10 +150,6 @@ impl Vault {
                 .zip(s.secret_sha256.bytes())
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0
-    }
-
-    pub fn sandbox_exists(&self, id: &str) -> bool {
-        self.read_index().sandboxes.contains_key(id)
     }
 
     pub(crate) fn load_sandboxes(
