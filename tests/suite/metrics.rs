@@ -112,7 +112,11 @@ async fn metrics_count_requests_swaps_refusals_connections_and_leaves() {
     assert_eq!(get("egret_leaf_cache_misses_total"), 1.0);
     assert_eq!(get("egret_leaf_cache_hits_total"), 3.0);
     assert!(get("egret_client_connections") >= 0.0);
-    assert_eq!(get("egret_audit_dropped_total"), 0.0, "the audit writer kept up");
+    assert_eq!(
+        get("egret_audit_dropped_total"),
+        0.0,
+        "the audit writer kept up"
+    );
     let text = format!("{m:?}");
     assert!(
         !text.contains("sk-metrics-REAL") && !text.contains(&p),
