@@ -106,6 +106,49 @@ fn swap(c: &mut Criterion) {
     });
 }
 
+/// The response scan (issue 5): building the matcher for one request's credential, and
+/// streaming a 1 MiB answer through it in 16 KiB chunks.
+fn redaction(c: &mut Criterion) {
+    use bytes::Bytes;
+    use egret_proxy::redact::Redactor;
+    use egret_proxy::swap::Echo;
+    use futures_util::FutureExt;
+    use http_body_util::BodyExt;
+
+    let echoes = [Echo {
+        sent: b"sk-proj-0123456789abcdefghijklmnopqrstuvwxyz"
+            .to_vec()
+            .into(),
+        shown: b"egp_0123456789abcdefghijklmnopqrstuvwxyzABCD".to_vec(),
+    }];
+    c.bench_function("redact/build_for_one_credential", |b| {
+        b.iter(|| black_box(Redactor::new(black_box(&echoes)).is_some()))
+    });
+    let redactor = Redactor::new(&echoes).expect("patterns");
+    let chunk = Bytes::from(vec![b'a'; 16 * 1024]);
+    let mut g = c.benchmark_group("redact");
+    g.throughput(criterion::Throughput::Bytes(1024 * 1024));
+    g.bench_function("scan_1MiB_in_16KiB_chunks", |b| {
+        b.iter(|| {
+            let frames = (0..64)
+                .map(|_| Ok::<_, std::convert::Infallible>(http_body::Frame::data(chunk.clone())));
+            let body =
+                redactor
+                    .clone()
+                    .body(http_body_util::StreamBody::new(futures_util::stream::iter(
+                        frames,
+                    )));
+            let out = body
+                .collect()
+                .now_or_never()
+                .expect("ready")
+                .expect("infallible");
+            black_box(out.to_bytes().len())
+        })
+    });
+    g.finish();
+}
+
 fn certificates(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = CertificateAuthority::create(dir.path()).expect("ca");
@@ -173,5 +216,5 @@ fn end_to_end(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, swap, certificates, end_to_end);
+criterion_group!(benches, swap, redaction, certificates, end_to_end);
 criterion_main!(benches);

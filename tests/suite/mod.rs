@@ -8,6 +8,7 @@ mod e2e_connectors;
 mod e2e_oauth;
 mod e2e_sandbox_env;
 mod intercept;
+mod leaks;
 mod lifecycle;
 mod metrics;
 mod oauth;

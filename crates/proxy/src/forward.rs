@@ -10,8 +10,9 @@ use bytes::Bytes;
 use egret_oauth::{Need, TokenError};
 use egret_policy::{AuthKind, Policy, Route};
 use egret_vault::{AuditRecord, ConnectionKind, Credential, PlaceholderEntry, unix_now};
+use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH};
 use http::uri::{PathAndQuery, Scheme};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -23,6 +24,7 @@ use crate::binding::{self, Bound};
 use crate::body::{ProxyBody, stream};
 use crate::hop;
 use crate::idle::{InFlight, hold};
+use crate::redact::Redactor;
 use crate::refusal::Refusal;
 use crate::swap::{self, Destination, Halt, Lookup, SwapReport, redacted};
 use crate::upstream::UpstreamBody;
@@ -128,6 +130,13 @@ async fn forward(
         owner: first.owner().to_owned(),
         fields: report.swapped.iter().map(|s| s.field.to_string()).collect(),
     });
+    let scan = Redactor::new(&report.echoes).map(|r| Scan::new(r, &parts.method));
+    if scan.is_some() {
+        // A compressed answer cannot be scanned as it streams (see `redact`).
+        parts
+            .headers
+            .insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+    }
     let upgrade = parts.version == Version::HTTP_11 && hop::is_upgrade(&parts.headers);
     hop::strip(&mut parts.headers, upgrade);
     // The client derives Host (HTTP/1.1) or :authority (HTTP/2) from the URI.
@@ -147,7 +156,7 @@ async fn forward(
     parts.version = Version::HTTP_11;
 
     if upgrade {
-        return forward_upgrade(proxy, bound, parts, body, guard)
+        return forward_upgrade(proxy, bound, parts, body, guard, scan.as_ref())
             .await
             .map(|r| (r, connector));
     }
@@ -167,7 +176,7 @@ async fn forward(
             Request::from_parts(parts, Either::Left(body)),
         )
         .await?;
-        return Ok((resp.map(|body| hold(stream(body), guard)), connector));
+        return Ok((answer(bound, resp, scan.as_ref(), guard)?, connector));
     };
     let buffered = tokio::time::timeout(proxy.limits.request_head_timeout, body.collect())
         .await
@@ -182,11 +191,70 @@ async fn forward(
     )
     .await?;
     if resp.status() != StatusCode::UNAUTHORIZED {
-        return Ok((resp.map(|body| hold(stream(body), guard)), connector));
+        return Ok((answer(bound, resp, scan.as_ref(), guard)?, connector));
     }
-    retry_after_401(proxy, bound, resp, retry_parts, used, buffered, guard)
+    let first = scanned(bound, resp, scan.as_ref())?;
+    retry_after_401(proxy, bound, first, retry_parts, used, buffered, guard)
         .await
         .map(|r| (r, connector))
+}
+
+/// Scanning state for one response: the credentials to look for, and whether the
+/// request's method lets the response carry a body.
+struct Scan {
+    redactor: Arc<Redactor>,
+    head: bool,
+}
+
+impl Scan {
+    fn new(redactor: Arc<Redactor>, method: &Method) -> Self {
+        Self {
+            redactor,
+            head: method == Method::HEAD,
+        }
+    }
+}
+
+/// The upstream's response as the sandbox gets it: credentials replaced (when the
+/// request carried any), and held open against the connection's idle timeout.
+fn answer(
+    bound: &Bound,
+    resp: Response<Incoming>,
+    scan: Option<&Scan>,
+    guard: InFlight,
+) -> Result<Response<ProxyBody>, Refusal> {
+    scanned(bound, resp, scan).map(|resp| resp.map(|body| hold(body, guard)))
+}
+
+fn scanned(
+    bound: &Bound,
+    resp: Response<Incoming>,
+    scan: Option<&Scan>,
+) -> Result<Response<ProxyBody>, Refusal> {
+    let Some(scan) = scan else {
+        return Ok(resp.map(stream));
+    };
+    let (mut parts, body) = resp.into_parts();
+    if let Some(encoding) = parts.headers.get(CONTENT_ENCODING)
+        && !encoding.as_bytes().eq_ignore_ascii_case(b"identity")
+    {
+        let encoding = String::from_utf8_lossy(encoding.as_bytes()).into_owned();
+        return Err(Refusal::response_unscannable(&bound.host, &encoding));
+    }
+    if scan.redactor.headers(&mut parts.headers) {
+        info!(host = %bound.host, "upstream echoed a credential in a response header; replaced");
+    }
+    let bodiless = scan.head
+        || parts.status.is_informational()
+        || parts.status == StatusCode::NO_CONTENT
+        || parts.status == StatusCode::NOT_MODIFIED;
+    if bodiless {
+        return Ok(Response::from_parts(parts, stream(body)));
+    }
+    // Placeholders and credentials differ in length: the length is known only at the end.
+    parts.headers.remove(CONTENT_LENGTH);
+    let body = scan.redactor.clone().body(body);
+    Ok(Response::from_parts(parts, stream(body)))
 }
 
 /// The upstream said 401 to a token egret believed valid: renew it once (unless another
@@ -195,7 +263,7 @@ async fn forward(
 async fn retry_after_401(
     proxy: &Proxy,
     bound: &Bound,
-    first: Response<Incoming>,
+    first: Response<ProxyBody>,
     mut parts: http::request::Parts,
     used: Renewed,
     body: Bytes,
@@ -218,7 +286,7 @@ async fn retry_after_401(
             }
             Err(e) => {
                 debug!(connector = %entry.info.connector, error = %e, "renewal after 401 failed");
-                return Ok(first.map(|body| hold(stream(body), guard)));
+                return Ok(first.map(|body| hold(body, guard)));
             }
         }
     }
@@ -228,9 +296,16 @@ async fn retry_after_401(
         port: bound.port,
     };
     let policy = proxy.policy.load_full();
-    swap_fresh(proxy, policy, &mut parts, dest, renewed, &bound.sandbox).await?;
+    let report = swap_fresh(proxy, policy, &mut parts, dest, renewed, &bound.sandbox).await?;
+    let scan = Redactor::new(&report.echoes).map(|r| Scan::new(r, &parts.method));
+    if scan.is_some() {
+        parts
+            .headers
+            .insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+    }
+    drop(first);
     let resp = send(proxy, &bound.host, Request::from_parts(parts, full(&body))).await?;
-    Ok(resp.map(|body| hold(stream(body), guard)))
+    answer(bound, resp, scan.as_ref(), guard)
 }
 
 /// Swaps placeholders, asking the token broker for a fresh OAuth token each time the
@@ -353,6 +428,7 @@ async fn forward_upgrade(
     mut parts: http::request::Parts,
     body: Incoming,
     guard: InFlight,
+    scan: Option<&Scan>,
 ) -> Result<Response<ProxyBody>, Refusal> {
     // The sandbox side's half of the upgrade; it must not travel upstream.
     let client_upgrade = parts
@@ -366,9 +442,13 @@ async fn forward_upgrade(
         .map_err(|_| Refusal::upstream_timeout(&bound.host, "answer the upgrade"))?
         .map_err(|e| upstream_refusal(&bound.host, &e))?;
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-        let (mut parts, body) = resp.into_parts();
-        hop::strip(&mut parts.headers, false);
-        return Ok(Response::from_parts(parts, stream(body)));
+        hop::strip(resp.headers_mut(), false);
+        return answer(bound, resp, scan, guard);
+    }
+    // The relayed frames are not scanned (see the README's security model); the
+    // handshake answer's headers are.
+    if let Some(scan) = scan {
+        scan.redactor.headers(resp.headers_mut());
     }
     let upstream_upgrade = hyper::upgrade::on(&mut resp);
     let idle = proxy.limits.tunnel_idle_timeout;

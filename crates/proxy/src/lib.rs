@@ -19,6 +19,7 @@ mod intercept;
 mod limits;
 mod plain;
 mod proxy_auth;
+pub mod redact;
 pub mod refusal;
 mod server;
 pub mod swap;

@@ -166,6 +166,17 @@ impl Refusal {
         .with("host", host)
     }
 
+    /// The upstream compressed an answer to a request that carried a credential, though
+    /// egret asked for `identity`: it cannot be scanned for an echoed credential.
+    pub fn response_unscannable(host: &str, encoding: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "response_unscannable",
+            format!("{host} answered with a {encoding}-encoded body although egret asked for an uncompressed one; egret must check answers to requests that carry a credential and cannot check this one, so it withheld it. Ask the operator to report the upstream, or send the request without a placeholder."),
+        )
+        .with("host", host)
+    }
+
     /// The JSON body and headers. `content-length` is set so a refused CONNECT is complete.
     /// Proxy authentication is on and the sandbox did not present valid credentials.
     pub fn proxy_auth_required(why: &str) -> Self {

@@ -2,7 +2,9 @@
 //!
 //! Routes: `/bytes?n=N` streams N bytes without buffering; `/upload` counts the request
 //! body; `/ws` is a WebSocket echo that reports the Authorization it saw; `/slow?ms=`
-//! waits first; anything else echoes the request head as JSON.
+//! waits first; `/reflect` echoes the head as JSON in 7-byte chunks and the request's
+//! Authorization in a response header (a leaky debug endpoint); `/gzip` always answers
+//! with a gzip-encoded body; anything else echoes the request head as JSON.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -247,6 +249,26 @@ async fn handle(
         "/slow" => {
             tokio::time::sleep(std::time::Duration::from_millis(number("ms"))).await;
             json_response(head)
+        }
+        "/reflect" => {
+            let text = head.to_string().into_bytes();
+            let frames: Vec<Result<Frame<Bytes>, crate::Error>> = text
+                .chunks(7)
+                .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+                .collect();
+            let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+            let mut r = Response::new(body.boxed_unsync());
+            if let Some(auth) = req.headers().get("authorization") {
+                r.headers_mut()
+                    .insert("x-reflect-authorization", auth.clone());
+            }
+            r
+        }
+        "/gzip" => {
+            let mut r = json_response(head);
+            r.headers_mut()
+                .insert("content-encoding", "gzip".parse().expect("static"));
+            r
         }
         "/status" => {
             let mut r = json_response(head);

@@ -24,6 +24,7 @@ use http::HeaderValue;
 use http::header::AUTHORIZATION;
 use http::request::Parts;
 use memchr::memmem;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
@@ -40,7 +41,32 @@ pub struct Destination<'a> {
 #[derive(Default)]
 pub struct SwapReport {
     pub swapped: Vec<Swapped>,
+    /// Each credential as it went out and what the sandbox had in its place: the
+    /// response is scanned for these (see `redact`).
+    pub echoes: Vec<Echo>,
 }
+
+/// One credential on the wire and the text the sandbox sent instead. Never printed.
+pub struct Echo {
+    pub sent: Zeroizing<Vec<u8>>,
+    pub shown: Vec<u8>,
+}
+
+impl SwapReport {
+    fn echo(&mut self, sent: &[u8], shown: &[u8]) {
+        self.echoes.push(Echo {
+            sent: Zeroizing::new(sent.to_vec()),
+            shown: shown.to_vec(),
+        });
+    }
+}
+
+/// Characters left bare in a query value: the unreserved set of RFC 3986.
+pub(crate) const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 pub struct Swapped {
     /// Names the connector and owner; never the placeholder itself.
@@ -234,7 +260,7 @@ fn swap_authorization(
     if scheme.eq_ignore_ascii_case(b"basic")
         && let Some(decoded) = decode_basic(credentials)
     {
-        return swap_basic(&decoded, dest, lookup, report);
+        return swap_basic(&decoded, credentials, dest, lookup, report);
     }
     if !contains_prefix(value) {
         return Ok(None);
@@ -251,6 +277,7 @@ fn swap_authorization(
             out.push(b' ');
         }
         out.extend_from_slice(secret.as_bytes());
+        report.echo(secret.as_bytes(), credentials);
         record(report, &resolved, Cow::Borrowed("authorization"));
         return Ok(Some(out));
     }
@@ -266,6 +293,7 @@ fn swap_authorization(
 
 fn swap_basic(
     decoded: &[u8],
+    original: &[u8],
     dest: Destination<'_>,
     lookup: &Lookup<'_>,
     report: &mut SwapReport,
@@ -291,15 +319,19 @@ fn swap_basic(
             out.extend_from_slice(part);
         } else if ranges.len() == 1 && ranges[0] == (0..part.len()) {
             let resolved = check(part, Field::Authorization, dest, lookup)?;
-            out.extend_from_slice(resolved.credential.secret.expose_secret().as_bytes());
+            let secret = resolved.credential.secret.expose_secret().as_bytes();
+            out.extend_from_slice(secret);
+            report.echo(secret, part);
             record(report, &resolved, Cow::Borrowed("authorization (basic)"));
         } else {
             let field = Field::Elsewhere("a Basic credential, mixed with other text");
             swap_in_text(part, field, dest, lookup, report, verbatim)?;
         }
     }
+    let sent = Zeroizing::new(STANDARD.encode(out.as_slice()));
+    report.echo(sent.as_bytes(), original);
     let mut encoded = b"Basic ".to_vec();
-    encoded.extend_from_slice(STANDARD.encode(out.as_slice()).as_bytes());
+    encoded.extend_from_slice(sent.as_bytes());
     Ok(Some(encoded))
 }
 
@@ -322,7 +354,13 @@ fn swap_in_text(
     for r in ranges {
         let resolved = check(&text[r.clone()], field, dest, lookup)?;
         out.extend_from_slice(&text[last..r.start]);
-        out.extend_from_slice(&escape(resolved.credential.secret.expose_secret()));
+        let secret = resolved.credential.secret.expose_secret();
+        let escaped = Zeroizing::new(escape(secret));
+        out.extend_from_slice(&escaped);
+        report.echo(secret.as_bytes(), &text[r.clone()]);
+        if escaped.as_slice() != secret.as_bytes() {
+            report.echo(&escaped, &text[r.clone()]);
+        }
         record(report, &resolved, field.describe());
         last = r.end;
     }

@@ -3,19 +3,13 @@
 //! percent-encoded into it.
 
 use http::Uri;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
 
 use super::{
-    Destination, Field, Halt, Lookup, SwapReport, contains_prefix, swap_in_text, verbatim,
+    Destination, Field, Halt, Lookup, QUERY_VALUE, SwapReport, contains_prefix, swap_in_text,
+    verbatim,
 };
 use crate::refusal::Refusal;
-
-/// Characters left bare in a query value: the unreserved set of RFC 3986.
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 pub(super) fn swap_uri(
     uri: &Uri,

@@ -1,0 +1,224 @@
+//! Nothing leaks back: an upstream that echoes a request (debug endpoints, error pages,
+//! httpbin-style APIs) must not hand the sandbox the credential egret injected. Every
+//! form of a credential sent on a request — as sent, percent-encoded, JSON-escaped, and
+//! the whole Basic credential in base64 — is replaced in the response's headers, body
+//! and trailers by what the sandbox sent in its place.
+//!
+//! The body scan streams: it holds back at most the longest pattern minus one byte
+//! between chunks, so a credential split across chunks is still found and memory stays
+//! flat whatever the body size. Compressed bodies cannot be scanned as they stream, so
+//! egret asks for `identity` on requests that carry a credential and refuses an answer
+//! that is encoded anyway (`response_unscannable`).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue};
+use http_body::{Body, Frame, SizeHint};
+use percent_encoding::utf8_percent_encode;
+use zeroize::Zeroizing;
+
+use crate::swap::{Echo, QUERY_VALUE};
+
+/// The credentials of one request and what goes back in their place.
+pub struct Redactor {
+    finder: AhoCorasick,
+    /// Indexed by pattern id: the placeholder-side text for each credential form.
+    shown: Vec<Bytes>,
+    longest: usize,
+}
+
+impl Redactor {
+    /// `None` when the request carried no credential (nothing to look for).
+    pub fn new(echoes: &[Echo]) -> Option<Arc<Self>> {
+        let mut patterns: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+        let mut shown = Vec::new();
+        for echo in echoes {
+            for form in forms(&echo.sent) {
+                // Empty or already-listed forms (the same key in two fields) add nothing.
+                if form.is_empty() || patterns.iter().any(|p| **p == *form) {
+                    continue;
+                }
+                patterns.push(form);
+                shown.push(Bytes::copy_from_slice(&echo.shown));
+            }
+        }
+        if patterns.is_empty() {
+            return None;
+        }
+        let longest = patterns.iter().map(|p| p.len()).max().unwrap_or(0);
+        let finder = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(patterns.iter().map(|p| p.as_slice()))
+            .ok()?;
+        Some(Arc::new(Self {
+            finder,
+            shown,
+            longest,
+        }))
+    }
+
+    /// Replaces credentials in every header value; true when one was found.
+    pub fn headers(&self, headers: &mut HeaderMap) -> bool {
+        let mut found = false;
+        for value in headers.values_mut() {
+            if !self.finder.is_match(value.as_bytes()) {
+                continue;
+            }
+            let (out, _) = self.replace(&Bytes::copy_from_slice(value.as_bytes()), true);
+            if let Ok(mut v) = HeaderValue::from_bytes(&out) {
+                v.set_sensitive(true);
+                *value = v;
+            } else {
+                *value = HeaderValue::from_static("egp_redacted");
+            }
+            found = true;
+        }
+        found
+    }
+
+    /// Replaces matches in `buf`. Unless `last`, a match may still be growing at the end,
+    /// so matches starting in the final `longest - 1` bytes are left for the next call:
+    /// returns the output and how many bytes of `buf` it covers.
+    pub(crate) fn replace(&self, buf: &Bytes, last: bool) -> (Bytes, usize) {
+        let limit = if last {
+            buf.len()
+        } else {
+            buf.len().saturating_sub(self.longest - 1)
+        };
+        // Any longer pattern starting before `limit` would fit in `buf`, so a match found
+        // there is final; later ones are looked at again with more bytes.
+        let mut matches = self
+            .finder
+            .find_iter(buf.as_ref())
+            .take_while(|m| m.start() < limit)
+            .peekable();
+        if matches.peek().is_none() {
+            // The common case: nothing echoed, pass the bytes on without copying.
+            return (buf.slice(..limit), limit);
+        }
+        let mut out = BytesMut::with_capacity(buf.len());
+        let mut at = 0;
+        for m in matches {
+            out.extend_from_slice(&buf[at..m.start()]);
+            out.extend_from_slice(&self.shown[m.pattern().as_usize()]);
+            at = m.end();
+        }
+        let covered = at.max(limit);
+        out.extend_from_slice(&buf[at..covered]);
+        (out.freeze(), covered)
+    }
+
+    /// Wraps a response body so it is scanned as it streams.
+    pub fn body<B>(self: Arc<Self>, inner: B) -> Redacted<B> {
+        Redacted {
+            inner,
+            redactor: self,
+            held: Bytes::new(),
+            trailers: None,
+            ended: false,
+        }
+    }
+}
+
+/// The forms a sent credential can come back in.
+fn forms(sent: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+    let mut out = vec![Zeroizing::new(sent.to_vec())];
+    if let Ok(text) = std::str::from_utf8(sent) {
+        let encoded = utf8_percent_encode(text, QUERY_VALUE).to_string();
+        out.push(Zeroizing::new(encoded.into_bytes()));
+        if let Ok(json) = serde_json::to_string(text) {
+            let inner = &json[1..json.len() - 1];
+            out.push(Zeroizing::new(inner.as_bytes().to_vec()));
+            out.push(Zeroizing::new(inner.replace('/', "\\/").into_bytes()));
+        }
+    }
+    out
+}
+
+pin_project_lite::pin_project! {
+    /// A response body with every credential form replaced; see the module doc.
+    pub struct Redacted<B> {
+        #[pin]
+        inner: B,
+        redactor: Arc<Redactor>,
+        // Tail of the previous chunk that may start a credential.
+        held: Bytes,
+        trailers: Option<HeaderMap>,
+        ended: bool,
+    }
+}
+
+impl<B> Body for Redacted<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let mut this = self.project();
+        loop {
+            if *this.ended {
+                if !this.held.is_empty() {
+                    let (out, _) = this.redactor.replace(this.held, true);
+                    *this.held = Bytes::new();
+                    return Poll::Ready(Some(Ok(Frame::data(out))));
+                }
+                return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
+            }
+            let frame = match this.inner.as_mut().poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    *this.ended = true;
+                    continue;
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(Some(Ok(frame))) => frame,
+            };
+            let chunk = match frame.into_data() {
+                Ok(chunk) => chunk,
+                Err(frame) => {
+                    // Trailers end the body: flush what is held first, then send them.
+                    if let Ok(mut trailers) = frame.into_trailers() {
+                        this.redactor.headers(&mut trailers);
+                        *this.trailers = Some(trailers);
+                    }
+                    *this.ended = true;
+                    continue;
+                }
+            };
+            let buf = if this.held.is_empty() {
+                chunk
+            } else {
+                let mut joined = BytesMut::with_capacity(this.held.len() + chunk.len());
+                joined.extend_from_slice(this.held);
+                joined.extend_from_slice(&chunk);
+                joined.freeze()
+            };
+            let (out, covered) = this.redactor.replace(&buf, false);
+            *this.held = buf.slice(covered..);
+            if !out.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(out))));
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended && self.held.is_empty() && self.trailers.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        // Placeholders and credentials differ in length: the size is unknown.
+        SizeHint::default()
+    }
+}
+
+#[cfg(test)]
+mod tests;

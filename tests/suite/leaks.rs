@@ -1,0 +1,131 @@
+//! Nothing leaks back: an upstream that echoes the request gets the real credential, the
+//! sandbox gets its placeholder back, in headers and streamed bodies, h1 and h2.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use egret_test_support::client::{self, Proto, refusal_code};
+use http::StatusCode;
+
+use super::common::{Fixture, json};
+
+fn text(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).into_owned()
+}
+
+#[tokio::test]
+async fn an_echoed_bearer_token_comes_back_as_the_placeholder() {
+    let f = Fixture::new().await;
+    let secret = "sk-LEAKY/secret+42";
+    let p = f.egret.key_and_placeholder("openai", "org", secret);
+    for proto in [Proto::H1, Proto::H2] {
+        let auth = format!("Bearer {p}");
+        let headers = [
+            ("authorization", auth.as_str()),
+            ("accept-encoding", "gzip"),
+        ];
+        let resp = f.get("api.test.local", "/reflect", &headers, proto).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{proto:?}");
+        // The upstream got the key, uncompressed answers asked for.
+        let seen = f.last_seen();
+        assert_eq!(seen["headers"]["authorization"], format!("Bearer {secret}"));
+        assert_eq!(seen["headers"]["accept-encoding"], "identity");
+        // The sandbox gets the placeholder back wherever the upstream echoed the key.
+        assert_eq!(resp.headers()["x-reflect-authorization"], auth.as_str());
+        let body = text(resp.body());
+        assert!(!body.contains("sk-LEAKY"), "{proto:?}: {body}");
+        assert_eq!(json(resp.body())["headers"]["authorization"], auth);
+        assert!(resp.headers().get("content-length").is_none());
+    }
+}
+
+#[tokio::test]
+async fn an_echoed_basic_credential_and_query_key_come_back_as_sent() {
+    let f = Fixture::new().await;
+    let p = f.egret.key_and_placeholder("openai", "org", "pw-LEAKY");
+    let basic = format!("Basic {}", STANDARD.encode(format!("bot:{p}")));
+    let resp = f
+        .get(
+            "api.test.local",
+            "/",
+            &[("authorization", &basic)],
+            Proto::H1,
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let sent = STANDARD.encode("bot:pw-LEAKY");
+    assert_eq!(
+        f.last_seen()["headers"]["authorization"],
+        format!("Basic {sent}")
+    );
+    assert!(!text(resp.body()).contains(&sent));
+    assert_eq!(json(resp.body())["headers"]["authorization"], basic);
+
+    // A query key goes out percent-encoded; the echoed URL holds the placeholder again.
+    let q = f.egret.key_and_placeholder("weather", "org", "wx/LEAKY+1");
+    let resp = f
+        .get(
+            "weather.test.local",
+            &format!("/reflect?appid={q}"),
+            &[],
+            Proto::H2,
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(f.last_seen()["query"], "appid=wx%2FLEAKY%2B1");
+    let body = text(resp.body());
+    assert!(!body.contains("LEAKY"), "{body}");
+    assert_eq!(json(resp.body())["query"], format!("appid={q}"));
+}
+
+#[tokio::test]
+async fn a_compressed_answer_to_a_credentialed_request_is_withheld() {
+    let f = Fixture::new().await;
+    let p = f.egret.key_and_placeholder("openai", "org", "sk-gz");
+    let auth = format!("Bearer {p}");
+    let resp = f
+        .get(
+            "api.test.local",
+            "/gzip",
+            &[("authorization", &auth)],
+            Proto::H1,
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(refusal_code(&resp).as_deref(), Some("response_unscannable"));
+    assert!(!text(resp.body()).contains("sk-gz"));
+    // Without a credential there is nothing to scan for: the answer passes as it is.
+    let resp = f.get("api.test.local", "/gzip", &[], Proto::H1).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-encoding"], "gzip");
+}
+
+#[tokio::test]
+async fn head_answers_keep_their_length() {
+    let f = Fixture::new().await;
+    let p = f.egret.key_and_placeholder("openai", "org", "sk-head");
+    let auth = format!("Bearer {p}");
+    let resp = f
+        .get(
+            "api.test.local",
+            "/bytes?n=1234",
+            &[("authorization", &auth)],
+            Proto::H1,
+        )
+        .await;
+    assert_eq!(resp.body().len(), 1234);
+    let headers = [("authorization", auth.as_str())];
+    let (authority, body) = (f.at("api.test.local"), client::empty());
+    let req = client::request(
+        "HEAD",
+        &authority,
+        "/bytes?n=1234",
+        &headers,
+        body,
+        Proto::H1,
+    )
+    .expect("request");
+    let mut s = f.session("api.test.local", Proto::H1).await;
+    let resp = s.send(req).await.expect("HEAD");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-length"], "1234");
+}
