@@ -124,6 +124,10 @@ fn redaction(c: &mut Criterion) {
     c.bench_function("redact/build_for_one_credential", |b| {
         b.iter(|| black_box(Redactor::new(black_box(&echoes)).is_some()))
     });
+    let cache = egret_proxy::redact::Redactors::new(16);
+    c.bench_function("redact/cached_for_one_credential", |b| {
+        b.iter(|| black_box(cache.for_echoes(black_box(&echoes)).is_some()))
+    });
     let redactor = Redactor::new(&echoes).expect("patterns");
     let chunk = Bytes::from(vec![b'a'; 16 * 1024]);
     let mut g = c.benchmark_group("redact");

@@ -130,7 +130,10 @@ async fn forward(
         owner: first.owner().to_owned(),
         fields: report.swapped.iter().map(|s| s.field.to_string()).collect(),
     });
-    let scan = Redactor::new(&report.echoes).map(|r| Scan::new(r, &parts.method));
+    let scan = proxy
+        .redactors
+        .for_echoes(&report.echoes)
+        .map(|r| Scan::new(r, &parts.method));
     if scan.is_some() {
         // A compressed answer cannot be scanned as it streams (see `redact`).
         parts
@@ -297,7 +300,10 @@ async fn retry_after_401(
     };
     let policy = proxy.policy.load_full();
     let report = swap_fresh(proxy, policy, &mut parts, dest, renewed, &bound.sandbox).await?;
-    let scan = Redactor::new(&report.echoes).map(|r| Scan::new(r, &parts.method));
+    let scan = proxy
+        .redactors
+        .for_echoes(&report.echoes)
+        .map(|r| Scan::new(r, &parts.method));
     if scan.is_some() {
         parts
             .headers

@@ -55,6 +55,7 @@ pub struct Proxy {
     pub(crate) broker: egret_oauth::Broker,
     pub(crate) metrics: Arc<egret_metrics::Metrics>,
     pub(crate) audit: egret_vault::AuditWriter,
+    pub(crate) redactors: redact::Redactors,
 }
 
 impl Proxy {
@@ -83,6 +84,7 @@ impl Proxy {
             broker,
             metrics,
             audit,
+            redactors: redact::Redactors::new(1024),
         }
     }
 }
