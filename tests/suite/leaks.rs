@@ -129,3 +129,81 @@ async fn head_answers_keep_their_length() {
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-length"], "1234");
 }
+
+#[tokio::test]
+async fn a_disguised_placeholder_bound_elsewhere_is_refused_and_audited() {
+    let f = Fixture::new().await;
+    let p = f.egret.key_and_placeholder("openai", "org", "sk-disguised");
+    let disguises = [
+        ("x-token", p.replacen('_', "%5F", 1)),
+        ("x-token", p.replacen('_', "\\u005f", 1)),
+        (
+            "cookie",
+            format!("s={}", STANDARD.encode(format!("me:{p}"))),
+        ),
+    ];
+    for (header, value) in &disguises {
+        let before = f.upstream.seen().len();
+        for proto in [Proto::H1, Proto::H2] {
+            let resp = f
+                .get("weather.test.local", "/", &[(header, value)], proto)
+                .await;
+            assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{value}");
+            assert_eq!(
+                refusal_code(&resp).as_deref(),
+                Some("placeholder_wrong_host")
+            );
+        }
+        assert_eq!(f.upstream.seen().len(), before, "never forwarded");
+    }
+    f.egret.audit.flush(std::time::Duration::from_secs(5));
+    let events = f
+        .egret
+        .vault
+        .audit_since(0, 100, None, None)
+        .expect("audit");
+    let refused = events
+        .iter()
+        .filter(|e| e.event == "request.refused")
+        .filter(|e| {
+            e.data
+                .as_ref()
+                .is_some_and(|d| d["code"] == "placeholder_wrong_host")
+        })
+        .count();
+    assert_eq!(refused, disguises.len() * 2);
+}
+
+#[tokio::test]
+async fn a_placeholder_split_by_header_folding_is_rejected_unsent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let f = Fixture::new().await;
+    let p = f.egret.key_and_placeholder("openai", "org", "sk-folded");
+    let (head, tail) = p.split_at(12);
+    let authority = f.at("weather.test.local");
+    let connected = client::connect(f.egret.proxy_addr, &authority)
+        .await
+        .expect("connect");
+    let mut tls = client::tls(
+        connected.stream,
+        "weather.test.local",
+        &f.egret.ca_pem,
+        &[b"http/1.1"],
+    )
+    .await
+    .expect("tls");
+    // Obsolete line folding (RFC 9112 §5.2): a proxy must reject it or unfold it.
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: {authority}\r\nX-Token: {head}\r\n {tail}\r\nConnection: close\r\n\r\n"
+    );
+    tls.write_all(req.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tls.read_to_end(&mut answer),
+    );
+    let _ = read.await.expect("answer in time");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(f.upstream.seen().is_empty(), "never forwarded");
+}

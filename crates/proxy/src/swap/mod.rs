@@ -150,6 +150,11 @@ pub fn swap_request(
     // Computed first, applied after: a halt midway must leave the request untouched.
     let mut replaced: Vec<(usize, HeaderValue)> = Vec::new();
     for (i, (name, value)) in parts.headers.iter().enumerate() {
+        let bytes = value.as_bytes();
+        // Base64 is a Basic credential's own encoding, decoded by `swap_authorization`.
+        let basic =
+            name == AUTHORIZATION && bytes.len() > 6 && bytes[..6].eq_ignore_ascii_case(b"basic ");
+        refuse_hidden(bytes, !basic, || format!("header {name}"), dest, lookup)?;
         let new = if name == AUTHORIZATION {
             swap_authorization(value.as_bytes(), dest, lookup, &mut report)?
         } else if contains_prefix(value.as_bytes()) {
@@ -170,6 +175,15 @@ pub fn swap_request(
             v.set_sensitive(true);
             replaced.push((i, v));
         }
+    }
+    if let Some(pq) = parts.uri.path_and_query() {
+        refuse_hidden(
+            pq.as_str().as_bytes(),
+            true,
+            || "the URL".to_owned(),
+            dest,
+            lookup,
+        )?;
     }
     let uri = uri::swap_uri(&parts.uri, dest, lookup, &mut report)?;
     if !replaced.is_empty() {
@@ -200,7 +214,9 @@ static PREFIX_FINDER: LazyLock<memmem::Finder<'static>> =
 /// True when a well-formed placeholder stands anywhere on the request head: the URL,
 /// any header value, or inside a Basic credential. For requests that must carry none.
 pub fn carries_placeholder(parts: &Parts) -> bool {
-    let found = |bytes: &[u8]| !placeholder_ranges(bytes).is_empty();
+    let found = |bytes: &[u8]| {
+        !placeholder_ranges(bytes).is_empty() || !encoded::hidden(bytes, true).is_empty()
+    };
     found(parts.uri.to_string().as_bytes())
         || parts.headers.values().any(|v| {
             let bytes = v.as_bytes();
@@ -417,6 +433,24 @@ fn check(
     Ok(resolved)
 }
 
+/// Refuses placeholders that stand in `bytes` only encoded (see `encoded`).
+fn refuse_hidden(
+    bytes: &[u8],
+    base64: bool,
+    place: impl Fn() -> String,
+    dest: Destination<'_>,
+    lookup: &Lookup<'_>,
+) -> Result<(), Halt> {
+    if let Some(token) = encoded::hidden(bytes, base64).first() {
+        let what = format!("{}, encoded (percent, JSON or base64)", place());
+        // `Elsewhere` is never an injection field: this always ends in a refusal.
+        let resolved = check(token, Field::Elsewhere(&what), dest, lookup)?;
+        let connector = &resolved.placeholder.info.connector;
+        return Err(Refusal::placeholder_misplaced(connector, &what).into());
+    }
+    Ok(())
+}
+
 fn record(report: &mut SwapReport, resolved: &Resolved, field: Cow<'static, str>) {
     report.swapped.push(Swapped {
         placeholder: resolved.placeholder.clone(),
@@ -453,6 +487,7 @@ fn unusable_credential(report: &SwapReport) -> Refusal {
     )
 }
 
+mod encoded;
 #[cfg(test)]
 mod tests;
 mod uri;

@@ -288,3 +288,120 @@ fn redacted_hides_placeholders_for_logs() {
     assert_eq!(redacted(&format!("/v1/{p}/x")), "/v1/egp_…/x");
     assert_eq!(redacted("/v1/egp_short"), "/v1/egp_short");
 }
+
+/// Each way to disguise a placeholder: percent-encoded (once, twice, fully), JSON-escaped,
+/// base64 (standard, URL-safe, at every alignment, inside other text).
+fn disguises(p: &str) -> Vec<String> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let fully: String = p.bytes().map(|b| format!("%{b:02X}")).collect();
+    vec![
+        p.replacen('_', "%5F", 1),
+        p.replacen('_', "%255F", 1),
+        fully,
+        p.replacen('_', "\\u005f", 1),
+        format!("\\u0065{}", &p[1..]),
+        STANDARD.encode(p),
+        STANDARD.encode(format!("a{p}")),
+        STANDARD.encode(format!("ab:{p}")),
+        URL_SAFE_NO_PAD.encode(format!("{{\"token\":\"{p}\"}}")),
+        format!(
+            "session={}; theme=dark",
+            STANDARD.encode(format!("user:{p}"))
+        ),
+    ]
+}
+
+#[test]
+fn disguised_placeholders_toward_another_host_are_wrong_host() {
+    let f = fixture();
+    for disguise in disguises(f.openai.expose()) {
+        for (where_, headers, uri) in [
+            (
+                "header",
+                vec![("x-anything", disguise.clone())],
+                "/".to_owned(),
+            ),
+            (
+                "authorization",
+                vec![("authorization", format!("Bearer {disguise}"))],
+                "/".to_owned(),
+            ),
+            (
+                "query",
+                vec![],
+                format!("/?q={}", disguise.replace(' ', "%20").replace(';', "%3B")),
+            ),
+        ] {
+            let got = code(run(&f, "api.weather.example", &uri, &headers));
+            assert_eq!(got, "placeholder_wrong_host", "{where_}: {disguise}");
+        }
+    }
+}
+
+#[test]
+fn disguised_placeholders_toward_their_own_host_are_misplaced_never_swapped() {
+    let f = fixture();
+    for disguise in disguises(f.openai.expose()) {
+        let headers = [("authorization", format!("Bearer {disguise}"))];
+        let got = code(run(&f, "api.openai.com", "/", &headers));
+        assert_eq!(got, "placeholder_misplaced", "{disguise}");
+    }
+    // An unknown placeholder in disguise is unknown, as it would be in the clear.
+    let stranger = egret_vault::Placeholder::mint();
+    let headers = [("x-a", STANDARD.encode(stranger.expose()))];
+    assert_eq!(
+        code(run(&f, "api.openai.com", "/", &headers)),
+        "placeholder_unknown"
+    );
+}
+
+#[test]
+fn the_usual_encoded_headers_are_left_alone() {
+    let f = fixture();
+    let headers = [
+        ("cookie", format!("sid={}", STANDARD.encode([7u8; 64]))),
+        ("x-json", "{\"a\":\"\\u00e9\\/\"}".to_owned()),
+        ("referer", "https://x.example/?q=a%20b%2Fc".to_owned()),
+        (
+            "authorization",
+            format!(
+                "Basic {}",
+                STANDARD.encode(format!("u:{}", f.openai.expose()))
+            ),
+        ),
+    ];
+    let (p, _) = run(&f, "api.openai.com", "/a%2Fb?c=%41", &headers).expect("swap");
+    assert_eq!(
+        p.headers["authorization"],
+        format!("Basic {}", STANDARD.encode("u:sk-REAL"))
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Whatever bytes a sandbox puts in a header or the query, the swap answers (with a
+    /// swap or a refusal) and never panics.
+    #[test]
+    fn the_swap_never_panics(
+        value in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+        query in "[ -~]{0,80}",
+    ) {
+        let f = fixture();
+        let Ok(value) = http::HeaderValue::from_bytes(&value) else { return Ok(()) };
+        let mut b = http::Request::builder();
+        if let Ok(uri) = format!("/?{query}").parse::<http::Uri>() {
+            b = b.uri(uri);
+        }
+        let mut parts = b.body(()).expect("request").into_parts().0;
+        parts.headers.insert("x-fuzz", value.clone());
+        parts.headers.insert("authorization", value);
+        let lookup = Lookup {
+            policy: &f.policy,
+            vault: &f.vault,
+            now_unix: unix_now(),
+            renewed: &[],
+            sandbox: None,
+        };
+        let _ = swap_request(&mut parts, Destination { host: "api.openai.com", port: 443 }, &lookup);
+    }
+}
