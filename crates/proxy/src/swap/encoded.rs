@@ -14,10 +14,13 @@ use zeroize::Zeroizing;
 
 use super::placeholder_ranges;
 
-/// What an encoded placeholder must contain: `%` or `\` (percent and JSON escapes), or
-/// `egp_` in base64 at each of the three byte alignments (the same in both alphabets).
-static SUSPECT: LazyLock<Option<AhoCorasick>> =
-    LazyLock::new(|| AhoCorasick::new(["%", "\\", "ZWdwX", "VncF", "lZ3Bf"]).ok());
+/// `egp_` in base64 at each of the three byte alignments (the same in both alphabets):
+/// base64 text without one of these cannot hold a placeholder.
+static BASE64_PREFIXES: LazyLock<Option<AhoCorasick>> =
+    LazyLock::new(|| AhoCorasick::new(["ZWdwX", "VncF", "lZ3Bf"]).ok());
+
+/// No placeholder, encoded or not, fits in fewer bytes (`egp_` and 32 characters).
+const PLACEHOLDER_MIN: usize = 36;
 
 /// The shortest base64 text that can hold a whole placeholder (36 bytes).
 const BASE64_MIN: usize = 48;
@@ -39,10 +42,15 @@ static URL_SAFE: LazyLock<GeneralPurpose> = LazyLock::new(|| lenient(&alphabet::
 /// off where base64 is the field's own encoding (a Basic credential is decoded by the
 /// swap itself).
 pub(super) fn hidden(bytes: &[u8], base64: bool) -> Vec<Zeroizing<Vec<u8>>> {
-    let Some(suspect) = SUSPECT.as_ref() else {
+    // The hot path: most header values are short or plain, and leave here.
+    if bytes.len() < PLACEHOLDER_MIN {
         return Vec::new();
-    };
-    if !suspect.is_match(bytes) {
+    }
+    let escaped = memchr::memchr2(b'%', b'\\', bytes).is_some();
+    let base64 = base64
+        && bytes.len() >= BASE64_MIN
+        && BASE64_PREFIXES.as_ref().is_some_and(|f| f.is_match(bytes));
+    if !escaped && !base64 {
         return Vec::new();
     }
     let mut decoded: Vec<Zeroizing<Vec<u8>>> = Vec::new();
