@@ -14,5 +14,6 @@ mod metrics;
 mod oauth;
 mod oauth_failures;
 mod sandboxes;
+mod ssrf;
 mod streaming;
 mod websocket;

@@ -43,7 +43,7 @@ impl HostPattern {
         };
         if name.parse::<IpAddr>().is_ok() || name.starts_with('[') {
             return Err(format!(
-                "`{text}` is an IP address; egress and allow entries are host names (`api.example.com` or `*.example.com`)"
+                "`{text}` is an IP address; egress entries are host names (`api.example.com` or `*.example.com`), and addresses go in network.allow as an address or CIDR block (any port)"
             ));
         }
         if !is_dns_name(&name) {
@@ -96,6 +96,44 @@ impl fmt::Debug for HostPattern {
 pub fn normalize_host(host: &str) -> String {
     let host = host.strip_suffix('.').unwrap_or(host);
     host.to_ascii_lowercase()
+}
+
+/// `network.allow` address rules: `10.1.2.3`, `10.0.0.0/8`, `fd00::/8`, `[::1]`.
+/// `None` when `text` is not meant as an address (then it is a host pattern).
+pub fn parse_ip_rule(text: &str) -> Option<Result<ipnet::IpNet, String>> {
+    let text = text.trim();
+    let bare = text
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(text);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Some(Ok(ipnet::IpNet::from(canonical_ip(ip))));
+    }
+    let (addr, prefix) = bare.split_once('/')?;
+    addr.parse::<IpAddr>().ok()?;
+    Some(match format!("{addr}/{prefix}").parse::<ipnet::IpNet>() {
+        Ok(net) => Ok(net.trunc()),
+        Err(_) => Err(format!(
+            "`{text}` is not a valid CIDR block; expected an address and a prefix length, like 10.0.0.0/8 or fd00::/8"
+        )),
+    })
+}
+
+/// IPv4-mapped IPv6 (`::ffff:10.0.0.1`) as the IPv4 address it is.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The address an IP-literal host names (brackets allowed), if it is one.
+pub fn ip_literal(host: &str) -> Option<IpAddr> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.parse::<IpAddr>().ok()
 }
 
 /// True when `host` is an IP literal (v4, or v6 with or without brackets).

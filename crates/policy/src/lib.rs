@@ -17,7 +17,7 @@ mod validate;
 use std::path::Path;
 
 pub use error::{Located, PolicyError};
-pub use host::{HostPattern, is_ip_literal, normalize_host};
+pub use host::{HostPattern, canonical_ip, ip_literal, is_ip_literal, normalize_host};
 pub use model::*;
 pub use secret_ref::SecretRef;
 

@@ -66,7 +66,18 @@ pub struct UpstreamSettings {
 #[derive(Debug, Clone)]
 pub struct NetworkSettings {
     pub allow: Vec<HostPattern>,
+    /// Addresses and CIDR blocks from `network.allow`: the only way to reach an IP
+    /// literal, and exempt from `deny_private_ranges` (the operator named them).
+    pub allow_ips: Vec<ipnet::IpNet>,
     pub deny_private_ranges: bool,
+}
+
+impl NetworkSettings {
+    /// True when an explicit address rule covers `ip` (IPv4-mapped IPv6 as its IPv4).
+    pub fn allows_ip(&self, ip: std::net::IpAddr) -> bool {
+        let ip = crate::host::canonical_ip(ip);
+        self.allow_ips.iter().any(|net| net.contains(&ip))
+    }
 }
 
 /// A connector id: lower-case letters, digits, `-` and `_`, so it is safe in paths and logs.
@@ -247,6 +258,7 @@ impl Policy {
         connector_hosts
             .chain(self.network.allow.iter())
             .map(ToString::to_string)
+            .chain(self.network.allow_ips.iter().map(ToString::to_string))
             .collect()
     }
 }

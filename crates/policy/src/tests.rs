@@ -280,3 +280,21 @@ fn every_template_resolves_and_bad_template_input_is_located() {
     .expect_err("generic needs egress");
     assert!(e.to_string().contains("egress"), "{e}");
 }
+
+#[test]
+fn network_allow_takes_addresses_and_cidr_blocks() {
+    let p = parse_str(
+        "version: 1\nnetwork:\n  allow: [pypi.org, 10.0.0.0/8, \"fd00::/8\", 192.168.1.7, \"[::1]\"]\n",
+    )
+    .expect("policy");
+    assert_eq!(p.network.allow.len(), 1);
+    let allows = |ip: &str| p.network.allows_ip(ip.parse().expect("ip"));
+    assert!(allows("10.200.0.1") && allows("::ffff:10.0.0.1") && allows("fd12::1"));
+    assert!(allows("192.168.1.7") && !allows("192.168.1.8") && allows("::1"));
+    assert!(!allows("11.0.0.1"));
+    let e = error_of("version: 1\nnetwork:\n  allow: [10.0.0.0/33]\n");
+    assert_eq!((e.line, e.column), (3, 11), "{e}");
+    assert!(e.message.contains("CIDR"), "{e}");
+    let e = error_of("version: 1\nnetwork:\n  allow: [\"10.0.0.1:443\"]\n");
+    assert!(e.message.contains("network.allow as an address"), "{e}");
+}

@@ -59,12 +59,17 @@ pub(crate) fn validate(raw: RawPolicy, file: &Path, base: &Path) -> Result<Polic
         resolve.insert(normalize_host(host), ip);
     }
 
-    let allow = raw
-        .network
-        .allow
-        .iter()
-        .map(|h| v.host(h))
-        .collect::<Result<Vec<_>, _>>()?;
+    // An entry that is an address or a CIDR block allows those addresses; any other
+    // entry is a host name pattern.
+    let mut allow = Vec::new();
+    let mut allow_ips = Vec::new();
+    for entry in &raw.network.allow {
+        match crate::host::parse_ip_rule(&entry.value) {
+            Some(Ok(net)) => allow_ips.push(net),
+            Some(Err(m)) => return Err(v.at(entry, &m)),
+            None => allow.push(v.host(entry)?),
+        }
+    }
 
     let mut seen = HashSet::new();
     let mut connectors = Vec::with_capacity(raw.connectors.len());
@@ -101,6 +106,7 @@ pub(crate) fn validate(raw: RawPolicy, file: &Path, base: &Path) -> Result<Polic
         },
         network: NetworkSettings {
             allow,
+            allow_ips,
             deny_private_ranges: raw.network.deny_private_ranges.unwrap_or(true),
         },
         connectors,

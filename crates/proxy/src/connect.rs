@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use egret_policy::{Route, is_ip_literal, normalize_host};
+use egret_policy::{Route, ip_literal, normalize_host};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -29,24 +29,31 @@ pub(crate) async fn handle(
         .ok_or_else(|| Refusal::bad_request("CONNECT needs a host:port target"))?;
     let host = normalize_host(authority.host());
     let port = authority.port_u16().unwrap_or(443);
-    if is_ip_literal(&host) {
-        return Err(Refusal::ip_literal(&host));
-    }
     // One snapshot decides the route and names what is allowed in a refusal.
     let policy = proxy.policy.load_full();
-    let route = policy.route(&host, port);
+    // An address is reached only through an explicit address rule, and only tunneled:
+    // no connector is ever bound to an address.
+    let literal = ip_literal(&host);
+    let route = match literal {
+        Some(ip) if policy.network.allows_ip(ip) => Route::Tunnel,
+        Some(_) => return Err(Refusal::ip_literal(&host)),
+        None => policy.route(&host, port),
+    };
     // Debug level: an enabled span is entered on every poll of the connection task.
     let span = debug_span!("tunnel", %host, port);
     match route {
         Route::Deny => Err(Refusal::egress_denied(&host, port, &policy.allowed_hosts())),
         Route::Tunnel => {
             // Connect first, so a dead or private upstream is refused before the 200.
-            let addrs = proxy
-                .upstream
-                .resolver
-                .resolve(&host, port)
-                .await
-                .map_err(|e| e.refusal(&host))?;
+            let addrs = match literal {
+                Some(ip) => vec![std::net::SocketAddr::new(ip, port)],
+                None => proxy
+                    .upstream
+                    .resolver
+                    .resolve(&host, port)
+                    .await
+                    .map_err(|e| e.refusal(&host))?,
+            };
             let upstream = crate::tunnel::dial(&addrs, proxy.limits.upstream_connect_timeout)
                 .await
                 .map_err(|e| Refusal::upstream_unreachable(&host, &e.to_string()))?;

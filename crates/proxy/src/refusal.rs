@@ -69,7 +69,7 @@ impl Refusal {
         Self::new(
             StatusCode::FORBIDDEN,
             "egress_denied",
-            format!("egret does not allow connections to the IP address {host}; connect by host name to a host the policy allows."),
+            format!("egret does not allow connections to the IP address {host}; connect by host name to a host the policy allows, or ask the operator to add the address or its CIDR block to network.allow."),
         )
         .with("host", host)
     }

@@ -70,10 +70,11 @@ impl Resolver {
         if !policy.network.deny_private_ranges {
             return Ok(found);
         }
+        // Private addresses go, unless the operator named them in an address rule.
         let public: Vec<SocketAddr> = found
             .iter()
             .copied()
-            .filter(|a| !is_private(a.ip()))
+            .filter(|a| !is_private(a.ip()) || policy.network.allows_ip(a.ip()))
             .collect();
         if public.is_empty() && !found.is_empty() {
             return Err(ResolveError::Private {
