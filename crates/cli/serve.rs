@@ -38,7 +38,7 @@ pub async fn run(config: &Path) -> Result<()> {
         vault: vault.clone(),
         ca: opened.ca,
         upstream_tls,
-        limits: Limits::default(),
+        limits: Limits::default().with_settings(&policy.load().limits),
         admin_token: opened.admin_token,
     })?;
 

@@ -10,6 +10,7 @@ mod e2e_sandbox_env;
 mod intercept;
 mod leaks;
 mod lifecycle;
+mod limits;
 mod metrics;
 mod oauth;
 mod oauth_failures;

@@ -73,7 +73,10 @@ async fn a_connector_host_that_resolves_to_loopback_is_refused_at_the_dial() {
     .await
     .expect("answer");
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    let message = json(resp.body())["message"].as_str().unwrap_or_default().to_owned();
+    let message = json(resp.body())["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(message.contains("private"), "{message}");
     assert!(upstream.seen().is_empty());
 }
@@ -85,22 +88,35 @@ async fn an_address_rule_opens_exactly_its_block() {
     let port = upstream.addr.port();
     let egret = TestProxy::start(&policy("[localhost, 127.0.0.1/32]"), &ca.pem).await;
     // The literal inside the block is tunneled; its neighbour is not.
-    let c = connect(egret.proxy_addr, &format!("127.0.0.1:{port}")).await.expect("connect");
+    let c = connect(egret.proxy_addr, &format!("127.0.0.1:{port}"))
+        .await
+        .expect("connect");
     assert_eq!(c.status, StatusCode::OK);
-    let tls = client::tls(c.stream, "localhost", &ca.pem, &[b"http/1.1"]).await.expect("tls");
+    let tls = client::tls(c.stream, "localhost", &ca.pem, &[b"http/1.1"])
+        .await
+        .expect("tls");
     let mut s = client::h1_over(tls).await.expect("h1");
-    let resp = s.get(&format!("localhost:{port}"), "/", &[]).await.expect("get");
+    let resp = s
+        .get(&format!("localhost:{port}"), "/", &[])
+        .await
+        .expect("get");
     assert_eq!(resp.status(), StatusCode::OK);
-    let c = connect(egret.proxy_addr, &format!("127.0.0.2:{port}")).await.expect("connect");
+    let c = connect(egret.proxy_addr, &format!("127.0.0.2:{port}"))
+        .await
+        .expect("connect");
     assert_eq!(c.status, StatusCode::FORBIDDEN);
     // A name that resolves into the block is let through as well.
-    let c = connect(egret.proxy_addr, &format!("localhost:{port}")).await.expect("connect");
+    let c = connect(egret.proxy_addr, &format!("localhost:{port}"))
+        .await
+        .expect("connect");
     assert_eq!(c.status, StatusCode::OK);
     // Plain http to an address in the block is forwarded too.
     let plain = Upstream::plain().await;
     let plain_port = plain.addr.port();
     let mut tcp = TcpStream::connect(egret.proxy_addr).await.expect("tcp");
-    let req = format!("GET http://127.0.0.1:{plain_port}/x HTTP/1.1\r\nHost: 127.0.0.1:{plain_port}\r\n\r\n");
+    let req = format!(
+        "GET http://127.0.0.1:{plain_port}/x HTTP/1.1\r\nHost: 127.0.0.1:{plain_port}\r\n\r\n"
+    );
     tcp.write_all(req.as_bytes()).await.expect("write");
     let (status, _, _) = client::read_response(&mut tcp).await.expect("answer");
     assert_eq!(status, StatusCode::OK);

@@ -189,6 +189,12 @@ pub fn connector_view(c: &Connector) -> Value {
     if let Some(t) = &c.template {
         v["template"] = json!(t);
     }
+    if let Some(r) = c.rate_limit {
+        v["rate_limit"] = json!({
+            "requests": r.requests,
+            "per": humantime::format_duration(r.per).to_string(),
+        });
+    }
     v["env"] = c
         .env
         .iter()

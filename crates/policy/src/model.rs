@@ -19,7 +19,30 @@ pub struct Policy {
     pub vault: VaultSettings,
     pub upstream: UpstreamSettings,
     pub network: NetworkSettings,
+    /// Operator overrides of the proxy's limits; unset ones keep the built-in default.
+    /// Read at start-up (a reload does not resize a running listener).
+    pub limits: LimitSettings,
     pub connectors: Vec<Connector>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LimitSettings {
+    pub max_header_bytes: Option<usize>,
+    pub max_headers: Option<usize>,
+    pub max_client_connections: Option<usize>,
+    pub tls_handshake_timeout: Option<Duration>,
+    pub request_head_timeout: Option<Duration>,
+    pub upstream_connect_timeout: Option<Duration>,
+    pub upstream_response_timeout: Option<Duration>,
+    pub tunnel_idle_timeout: Option<Duration>,
+}
+
+/// At most `requests` per `per` toward a connector's hosts (a token bucket that holds
+/// `requests` and refills over `per`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub per: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -130,6 +153,7 @@ pub struct Connector {
     pub env: Vec<(String, EnvValue)>,
     /// Where it was defined: the policy file, or the control plane (stored in the vault).
     pub source: Source,
+    pub rate_limit: Option<RateLimit>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -25,7 +25,29 @@ pub(crate) struct RawPolicy {
     #[serde(default)]
     pub network: RawNetwork,
     #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
     pub connectors: Vec<RawConnector>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    pub max_header_bytes: Option<S<u64>>,
+    pub max_headers: Option<S<u64>>,
+    pub max_client_connections: Option<S<u64>>,
+    pub tls_handshake_timeout: Option<S<String>>,
+    pub request_head_timeout: Option<S<String>>,
+    pub upstream_connect_timeout: Option<S<String>>,
+    pub upstream_response_timeout: Option<S<String>>,
+    pub tunnel_idle_timeout: Option<S<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRateLimit {
+    pub requests: S<u64>,
+    pub per: S<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -91,6 +113,7 @@ pub(crate) struct RawConnector {
     pub enabled: bool,
     #[serde(default)]
     pub env: BTreeMap<String, S<String>>,
+    pub rate_limit: Option<S<RawRateLimit>>,
 }
 
 #[derive(Deserialize)]

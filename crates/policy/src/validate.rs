@@ -109,6 +109,7 @@ pub(crate) fn validate(raw: RawPolicy, file: &Path, base: &Path) -> Result<Polic
             allow_ips,
             deny_private_ranges: raw.network.deny_private_ranges.unwrap_or(true),
         },
+        limits: v.limits(&raw.limits)?,
         connectors,
     })
 }
@@ -166,6 +167,57 @@ impl Validator<'_> {
 
     fn secret(&self, s: &S<String>, base: &Path) -> Result<SecretRef, Located> {
         SecretRef::parse(&s.value, base).map_err(|m| self.at(s, &m))
+    }
+
+    /// A duration like `30s` or `5m`, above zero.
+    fn duration(&self, s: &S<String>) -> Result<Duration, Located> {
+        match humantime::parse_duration(&s.value) {
+            Ok(d) if !d.is_zero() => Ok(d),
+            _ => Err(self.at(
+                s,
+                &format!(
+                    "`{}` is not a duration above zero; expected e.g. `30s` or `5m`",
+                    s.value
+                ),
+            )),
+        }
+    }
+
+    /// A count above zero that fits the platform.
+    fn count(&self, s: &S<u64>, what: &str) -> Result<usize, Located> {
+        usize::try_from(s.value)
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| self.at(s, &format!("`{what}` must be a number above zero")))
+    }
+
+    fn limits(&self, raw: &RawLimits) -> Result<LimitSettings, Located> {
+        let count = |s: &Option<S<u64>>, what| s.as_ref().map(|s| self.count(s, what)).transpose();
+        let duration = |s: &Option<S<String>>| s.as_ref().map(|s| self.duration(s)).transpose();
+        Ok(LimitSettings {
+            max_header_bytes: count(&raw.max_header_bytes, "max_header_bytes")?,
+            max_headers: count(&raw.max_headers, "max_headers")?,
+            max_client_connections: count(&raw.max_client_connections, "max_client_connections")?,
+            tls_handshake_timeout: duration(&raw.tls_handshake_timeout)?,
+            request_head_timeout: duration(&raw.request_head_timeout)?,
+            upstream_connect_timeout: duration(&raw.upstream_connect_timeout)?,
+            upstream_response_timeout: duration(&raw.upstream_response_timeout)?,
+            tunnel_idle_timeout: duration(&raw.tunnel_idle_timeout)?,
+        })
+    }
+
+    fn rate_limit(&self, raw: &S<RawRateLimit>) -> Result<RateLimit, Located> {
+        let requests = u32::try_from(raw.value.requests.value)
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                self.at(
+                    &raw.value.requests,
+                    "`requests` must be a number from 1 to 4294967295",
+                )
+            })?;
+        let per = self.duration(&raw.value.per)?;
+        Ok(RateLimit { requests, per })
     }
 
     fn host(&self, s: &S<String>) -> Result<HostPattern, Located> {
@@ -303,9 +355,15 @@ impl Validator<'_> {
             }
             env
         };
+        let rate_limit = c
+            .rate_limit
+            .as_ref()
+            .map(|r| self.rate_limit(r))
+            .transpose()?;
         Ok(Connector {
             id,
             env,
+            rate_limit,
             source: Source::Policy,
             template: c.template.as_ref().map(|t| t.value.clone()),
             auth,

@@ -109,6 +109,20 @@ async fn forward(
             &policy.allowed_hosts(),
         ));
     }
+    // Before the swap: a request over its connector's rate limit must not cost a
+    // token renewal either.
+    let limited = policy
+        .connectors
+        .iter()
+        .find(|c| c.rate_limit.is_some() && c.serves(&bound.host, bound.port));
+    if let Some(c) = limited
+        && let Some(limit) = c.rate_limit
+        && let Err(wait) = proxy
+            .rate
+            .take(c.id.as_str(), limit, std::time::Instant::now())
+    {
+        return Err(Refusal::rate_limited(c.id.as_str(), wait));
+    }
     let dest = Destination {
         host: &bound.host,
         port: bound.port,

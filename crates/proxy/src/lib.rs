@@ -19,6 +19,7 @@ mod intercept;
 mod limits;
 mod plain;
 mod proxy_auth;
+mod rate;
 pub mod redact;
 pub mod refusal;
 mod server;
@@ -56,6 +57,9 @@ pub struct Proxy {
     pub(crate) metrics: Arc<egret_metrics::Metrics>,
     pub(crate) audit: egret_vault::AuditWriter,
     pub(crate) redactors: redact::Redactors,
+    pub(crate) rate: rate::RateLimiter,
+    /// One permit per sandbox connection (`limits.max_client_connections`).
+    pub(crate) connections: Arc<tokio::sync::Semaphore>,
 }
 
 impl Proxy {
@@ -73,6 +77,7 @@ impl Proxy {
             metrics,
             audit,
         } = services;
+        let limits_connections = limits.max_client_connections;
         let resolver = upstream::Resolver::new(policy.clone());
         let upstream = upstream::Upstream::new(upstream_tls, resolver, &limits);
         Self {
@@ -85,6 +90,8 @@ impl Proxy {
             metrics,
             audit,
             redactors: redact::Redactors::new(1024),
+            rate: rate::RateLimiter::default(),
+            connections: Arc::new(tokio::sync::Semaphore::new(limits_connections)),
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct Refusal {
     pub message: String,
     /// Extra, non-secret JSON fields (host, connector, allowed hosts).
     pub extra: Vec<(&'static str, serde_json::Value)>,
+    /// Seconds, sent as `retry-after` (rate limits, overload).
+    pub retry_after: Option<u64>,
 }
 
 impl Refusal {
@@ -34,6 +36,7 @@ impl Refusal {
             code,
             message,
             extra: Vec::new(),
+            retry_after: None,
         }
     }
 
@@ -177,6 +180,62 @@ impl Refusal {
         .with("host", host)
     }
 
+    /// The connector's `rate_limit` is used up for now.
+    pub fn rate_limited(connector: &str, retry_after: std::time::Duration) -> Self {
+        let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        let mut r = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("connector {connector} allows only so many requests at a time and this one is over its rate limit; retry after {seconds} s."),
+        )
+        .with("connector", connector)
+        .with("retry_after", seconds);
+        r.retry_after = Some(seconds);
+        r
+    }
+
+    /// The proxy holds as many sandbox connections as it may (`limits.max_client_connections`).
+    pub fn too_many_connections() -> Self {
+        let mut r = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_connections",
+            "egret is serving as many connections as it is configured for; close idle connections or retry in a moment.".to_owned(),
+        );
+        r.retry_after = Some(1);
+        r
+    }
+
+    /// The whole answer as HTTP/1.1 bytes, for when no HTTP connection is served at all.
+    pub fn to_http1_bytes(&self) -> Vec<u8> {
+        let body = self.json_body();
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\nx-egret-error: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+            self.status.as_u16(),
+            self.status.canonical_reason().unwrap_or(""),
+            self.code,
+            body.len()
+        );
+        if let Some(s) = self.retry_after {
+            out.push_str(&format!("retry-after: {s}\r\n"));
+        }
+        out.push_str("\r\n");
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(&body);
+        bytes
+    }
+
+    fn json_body(&self) -> Vec<u8> {
+        let mut body = serde_json::Map::new();
+        body.insert("error".into(), self.code.into());
+        body.insert("message".into(), self.message.clone().into());
+        for (k, v) in &self.extra {
+            body.insert((*k).into(), v.clone());
+        }
+        let mut bytes = serde_json::to_vec(&body).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes
+    }
+
     /// The JSON body and headers. `content-length` is set so a refused CONNECT is complete.
     /// Proxy authentication is on and the sandbox did not present valid credentials.
     pub fn proxy_auth_required(why: &str) -> Self {
@@ -227,14 +286,7 @@ impl Refusal {
 
     pub fn into_response(self) -> Response<ProxyBody> {
         let challenge = self.status == StatusCode::PROXY_AUTHENTICATION_REQUIRED;
-        let mut body = serde_json::Map::new();
-        body.insert("error".into(), self.code.into());
-        body.insert("message".into(), self.message.into());
-        for (k, v) in self.extra {
-            body.insert(k.into(), v);
-        }
-        let mut bytes = serde_json::to_vec(&body).unwrap_or_default();
-        bytes.push(b'\n');
+        let bytes = self.json_body();
         let len = bytes.len();
         let mut resp = Response::new(
             Full::new(Bytes::from(bytes))
@@ -250,6 +302,9 @@ impl Refusal {
         );
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(s) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
         if challenge {
             h.insert(
                 header::PROXY_AUTHENTICATE,

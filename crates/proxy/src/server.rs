@@ -47,6 +47,11 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: impl Futu
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let Some(watcher) = drain.watcher() else { break };
+                    let Ok(permit) = proxy.connections.clone().try_acquire_owned() else {
+                        proxy.metrics.refusal("too_many_connections");
+                        tokio::spawn(turn_away(stream));
+                        continue;
+                    };
                     if let Err(e) = stream.set_nodelay(true) {
                         debug!(%peer, error = %e, "cannot set TCP_NODELAY");
                     }
@@ -56,7 +61,7 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: impl Futu
                     let io = IdleIo::new(stream, proxy.limits.request_head_timeout, busy.clone());
                     let open = egret_metrics::Open::new(&proxy.metrics.client_connections);
                     tokio::spawn(async move {
-                        let _open = open;
+                        let (_open, _permit) = (open, permit);
                         // The auto builder (HTTP/1.1 only here) is the one whose upgradeable
                         // connections support graceful shutdown.
                         let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
@@ -98,6 +103,27 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: impl Futu
             );
         }
     }
+}
+
+/// Answers a connection over `max_client_connections` with 503 and closes it. The
+/// request is drained briefly first, so the client reads the answer instead of a reset.
+async fn turn_away(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let answer = Refusal::too_many_connections().to_http1_bytes();
+    let bounded = async {
+        stream.write_all(&answer).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        let mut drained = 0;
+        while drained < 64 * 1024 {
+            match stream.read(&mut sink).await? {
+                0 => break,
+                n => drained += n,
+            }
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), bounded).await;
 }
 
 async fn handle(

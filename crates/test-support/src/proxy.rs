@@ -67,7 +67,7 @@ impl TestProxy {
             vault: vault.clone(),
             ca,
             upstream_tls,
-            limits,
+            limits: limits.with_settings(&policy.load().limits),
             admin_token: SecretString::from(ADMIN_TOKEN),
         })
         .expect("assemble");

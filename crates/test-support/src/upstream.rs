@@ -4,7 +4,8 @@
 //! body; `/ws` is a WebSocket echo that reports the Authorization it saw; `/slow?ms=`
 //! waits first; `/reflect` echoes the head as JSON in 7-byte chunks and the request's
 //! Authorization in a response header (a leaky debug endpoint); `/gzip` always answers
-//! with a gzip-encoded body; anything else echoes the request head as JSON.
+//! with a gzip-encoded body; `/events?n=&ms=` sends server-sent events `ms` apart;
+//! anything else echoes the request head as JSON.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -262,6 +263,22 @@ async fn handle(
                 r.headers_mut()
                     .insert("x-reflect-authorization", auth.clone());
             }
+            r
+        }
+        "/events" => {
+            // Server-sent events: `n` events, `ms` apart, on one open response.
+            let (n, ms) = (number("n"), number("ms"));
+            let events = futures_util::stream::unfold(0u64, move |i| async move {
+                if i >= n {
+                    return None;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                let frame = Frame::data(Bytes::from(format!("data: event {i}\n\n")));
+                Some((Ok::<_, crate::Error>(frame), i + 1))
+            });
+            let mut r = Response::new(http_body_util::StreamBody::new(events).boxed_unsync());
+            r.headers_mut()
+                .insert("content-type", "text/event-stream".parse().expect("static"));
             r
         }
         "/gzip" => {
