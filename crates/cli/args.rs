@@ -49,6 +49,9 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The vault file (run with `egret serve` stopped).
+    #[command(subcommand)]
+    Vault(VaultCommand),
     /// Print the `export` lines a sandbox needs (proxy, CA bundle, one placeholder per
     /// connection of OWNER) and write the CA bundle they point to.
     SandboxEnv {
@@ -70,6 +73,13 @@ pub enum Command {
         #[arg(long)]
         proxy_url: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+pub enum VaultCommand {
+    /// Re-seal every record under a new master key, in one transaction, and replace the
+    /// key file (`vault.master_key` must be `${file:PATH}`). Stop `egret serve` first.
+    RotateKey,
 }
 
 #[derive(Subcommand)]

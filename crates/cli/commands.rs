@@ -24,6 +24,17 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::serve::run(&cli.config).await
         }
         Command::Ca(cmd) => ca(&cli.config, cmd),
+        Command::Vault(VaultCommand::RotateKey) => {
+            let policy = load_policy(&cli.config)?;
+            let rotated = crate::setup::rotate_master_key(&policy)?;
+            say!(
+                "rotated the master key: re-sealed {} connections, {} connectors, {} pending authorizations",
+                rotated.connections,
+                rotated.connectors,
+                rotated.authorizations
+            );
+            Ok(())
+        }
         Command::Policy(PolicyCommand::Check { file }) => {
             let policy = egret_policy::load(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
             say!(

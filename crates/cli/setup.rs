@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use egret_policy::{Policy, SecretRef};
 use egret_tls::{CaOrigin, CertificateAuthority};
-use egret_vault::{MasterKey, Vault};
+use egret_vault::{MasterKey, Vault, VaultError};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use secrecy::{ExposeSecret, SecretString};
@@ -25,8 +25,15 @@ pub fn open_everything(policy: &Policy) -> Result<Opened> {
     let vault_path = &policy.vault.path;
     let existed = vault_path.exists();
     create_parent(vault_path)?;
-    let vault = Vault::open(vault_path, &key)
-        .with_context(|| format!("cannot open the vault {}", vault_path.display()))?;
+    let vault = match Vault::open(vault_path, &key) {
+        Err(VaultError::WrongKey) => finish_rotation(policy)?,
+        opened => opened.with_context(|| {
+            format!(
+                "cannot open the vault {}; egret does not touch a vault it cannot read: restore it from a backup, or move it away to start empty",
+                vault_path.display()
+            )
+        })?,
+    };
     if !existed {
         restrict(vault_path)?;
         info!(path = %vault_path.display(), "created the vault (mode 0600)");
@@ -49,6 +56,9 @@ pub fn open_everything(policy: &Policy) -> Result<Opened> {
 
 fn master_key(policy: &Policy) -> Result<MasterKey> {
     let reference = &policy.vault.master_key;
+    if let SecretRef::File(path) = reference {
+        refuse_readable(path)?;
+    }
     if let Some(text) = read_secret(reference)? {
         return MasterKey::decode(text.expose_secret())
             .with_context(|| format!("master key {reference}"));
@@ -69,6 +79,106 @@ fn master_key(policy: &Policy) -> Result<MasterKey> {
     write_private(path, key.encode().expose_secret().as_bytes())?;
     info!(path = %path.display(), "created the master key (mode 0600); back it up: the vault cannot be opened without it");
     Ok(key)
+}
+
+/// Where `vault rotate-key` keeps the new key until the vault is re-sealed under it.
+fn pending_key_path(key_file: &Path) -> std::path::PathBuf {
+    let mut name = key_file.as_os_str().to_owned();
+    name.push(".new");
+    name.into()
+}
+
+/// Re-seals the vault under a new master key. Crash-safe in this order: the new key is
+/// written (synced) beside the old one, the vault is re-sealed in one transaction, then
+/// the new key file replaces the old by rename. A crash before the commit leaves the
+/// old key valid; after it, start-up finds the pending key and finishes the rename.
+pub fn rotate_master_key(policy: &Policy) -> Result<egret_vault::Rotated> {
+    let SecretRef::File(key_file) = &policy.vault.master_key else {
+        bail!(
+            "vault rotate-key replaces the key file, but vault.master_key is {}; point it at a file (`${{file:PATH}}`) first",
+            policy.vault.master_key
+        );
+    };
+    let vault_path = &policy.vault.path;
+    if !vault_path.exists() {
+        bail!("there is no vault at {} to rotate", vault_path.display());
+    }
+    let old = master_key(policy)?;
+    let pending = pending_key_path(key_file);
+    if pending.exists() {
+        bail!(
+            "{} exists: an earlier rotation was interrupted; start `egret serve` once (it finishes the rotation) or remove that file if the vault still opens with the current key",
+            pending.display()
+        );
+    }
+    let new = MasterKey::generate();
+    write_private(&pending, new.encode().expose_secret().as_bytes())?;
+    sync(&pending)?;
+    let rotated = egret_vault::rotate_key(vault_path, &old, &new).with_context(|| {
+        let _ = std::fs::remove_file(&pending);
+        format!(
+            "cannot re-seal the vault {} (is `egret serve` still running? it holds the file)",
+            vault_path.display()
+        )
+    })?;
+    std::fs::rename(&pending, key_file)
+        .with_context(|| format!("the vault is re-sealed under the key in {}, but it could not replace {}; move it there by hand", pending.display(), key_file.display()))?;
+    info!(path = %key_file.display(), "master key rotated; back up the new key file");
+    Ok(rotated)
+}
+
+/// The vault does not open with the key file: if a rotation committed but did not get
+/// to replace the key file, the pending key opens it, and the rename is finished now.
+fn finish_rotation(policy: &Policy) -> Result<Vault> {
+    let vault_path = &policy.vault.path;
+    let wrong_key = || {
+        anyhow::anyhow!(
+            "the master key {} does not open the vault {}; restore the key that created it (egret never re-creates a vault that holds data)",
+            policy.vault.master_key,
+            vault_path.display()
+        )
+    };
+    let SecretRef::File(key_file) = &policy.vault.master_key else {
+        return Err(wrong_key());
+    };
+    let pending = pending_key_path(key_file);
+    let Ok(text) = std::fs::read_to_string(&pending) else {
+        return Err(wrong_key());
+    };
+    let key = MasterKey::decode(text.trim()).map_err(|_| wrong_key())?;
+    let vault = Vault::open(vault_path, &key).map_err(|_| wrong_key())?;
+    std::fs::rename(&pending, key_file).with_context(|| {
+        format!(
+            "cannot move {} to {}",
+            pending.display(),
+            key_file.display()
+        )
+    })?;
+    info!(path = %key_file.display(), "finished an interrupted master key rotation");
+    Ok(vault)
+}
+
+/// The master key opens every credential: a key file others may read is refused.
+fn refuse_readable(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "{}: the master key file has mode {mode:o} and others may read it; run `chmod 600 {}` (and `egret vault rotate-key` if it may have leaked)",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn sync(path: &Path) -> Result<()> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("cannot sync {}", path.display()))
 }
 
 fn admin_token(policy: &Policy) -> Result<SecretString> {

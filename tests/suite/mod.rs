@@ -7,6 +7,7 @@ mod e2e;
 mod e2e_connectors;
 mod e2e_oauth;
 mod e2e_sandbox_env;
+mod e2e_vault;
 mod intercept;
 mod leaks;
 mod lifecycle;

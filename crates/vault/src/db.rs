@@ -19,7 +19,7 @@ use crate::placeholder::{Placeholder, PlaceholderHash};
 use crate::records::*;
 use crate::seal::Sealer;
 
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// Connectors created through the control plane (sealed: they may hold a client secret).
 pub(crate) const CONNECTORS: TableDefinition<&str, &[u8]> = TableDefinition::new("connectors");
 pub(crate) const CONNECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("connections");
@@ -31,7 +31,7 @@ pub(crate) const AUTHORIZATIONS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("authorizations");
 pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
-const KEY_CHECK: &str = "key_check";
+pub(crate) const KEY_CHECK: &str = "key_check";
 const KEY_CHECK_PLAIN: &[u8] = b"egret vault v1";
 
 /// What a placeholder on a request stands for.
@@ -105,6 +105,19 @@ impl Vault {
     }
 
     fn check_or_stamp_key(&self) -> Result<(), VaultError> {
+        // Read first: a wrong key must not cost the file a write transaction.
+        {
+            let tx = self.db.begin_read().map_err(storage)?;
+            if let Ok(meta) = tx.open_table(META) {
+                let stamp = meta.get(KEY_CHECK).map_err(storage)?;
+                if let Some(sealed) = stamp {
+                    let opened = self.sealer.open(&aad("meta", KEY_CHECK), sealed.value());
+                    if opened.as_deref().map(Vec::as_slice) != Some(KEY_CHECK_PLAIN) {
+                        return Err(VaultError::WrongKey);
+                    }
+                }
+            }
+        }
         let tx = self.db.begin_write().map_err(storage)?;
         {
             let mut meta = tx.open_table(META).map_err(storage)?;

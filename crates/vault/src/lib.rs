@@ -14,6 +14,7 @@ mod key;
 mod oauth;
 mod placeholder;
 mod records;
+mod rotate;
 mod sandboxes;
 mod seal;
 
@@ -28,6 +29,7 @@ pub use records::{
     AuditEvent, ConnectionInfo, ConnectionKind, ConnectionStatus, Credential, Owner,
     PendingAuthorization, PlaceholderInfo, TokenSet, TokenUpdate,
 };
+pub use rotate::{Rotated, rotate_key};
 pub use sandboxes::{SandboxInfo, valid_sandbox_id};
 
 /// Current time in unix seconds, the unit of every timestamp the vault stores.

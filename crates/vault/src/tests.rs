@@ -284,3 +284,64 @@ fn a_pending_authorization_is_taken_once_and_expires() {
         "expired"
     );
 }
+
+#[test]
+fn rotating_the_master_key_reseals_everything_and_retires_the_old_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v.redb");
+    let (old, new) = (MasterKey::generate(), MasterKey::generate());
+    let state = SecretString::from("state-abc");
+    let p = {
+        let v = Vault::open(&path, &old).expect("open");
+        v.put_api_key("openai", &owner("org"), &SecretString::from("sk-rotate-me"))
+            .expect("put");
+        v.put_api_connector("api-made", &serde_json::json!({"id": "api-made"}))
+            .expect("connector");
+        let pending = PendingAuthorization {
+            connector: "gh".to_owned(),
+            owner: owner("user:ann"),
+            pkce_verifier: Some(SecretString::from("verifier-xyz")),
+            redirect_uri: "http://127.0.0.1/cb".to_owned(),
+            expires_at: unix_now() + 600,
+        };
+        v.put_authorization(&state, &pending).expect("pending");
+        v.mint_placeholder("openai", &owner("org"), None)
+            .expect("mint")
+            .0
+    };
+    let rotated = rotate_key(&path, &old, &new).expect("rotate");
+    assert_eq!(
+        rotated,
+        Rotated {
+            connectors: 1,
+            connections: 1,
+            authorizations: 1
+        }
+    );
+    assert!(matches!(
+        Vault::open(&path, &old),
+        Err(VaultError::WrongKey)
+    ));
+    assert!(matches!(
+        rotate_key(&path, &old, &new),
+        Err(VaultError::WrongKey)
+    ));
+    let v = Vault::open(&path, &new).expect("new key opens");
+    let r = v
+        .resolve(&p.hash(), unix_now())
+        .expect("placeholder still resolves");
+    assert_eq!(r.credential.secret.expose_secret(), "sk-rotate-me");
+    assert_eq!(v.api_connectors().expect("connectors").len(), 1);
+    let taken = v
+        .take_authorization("state-abc")
+        .expect("read")
+        .expect("pending kept");
+    assert_eq!(
+        taken
+            .pkce_verifier
+            .as_ref()
+            .map(|s| s.expose_secret().to_owned())
+            .as_deref(),
+        Some("verifier-xyz")
+    );
+}
