@@ -145,7 +145,7 @@ fn ca(config: &std::path::Path, cmd: CaCommand) -> Result<()> {
     let policy = load_policy(config)?;
     match cmd {
         CaCommand::Init { dir } => {
-            let dir = dir.unwrap_or(policy.ca.dir);
+            let dir = dir.unwrap_or_else(|| policy.ca.dir.clone());
             if dir.join(egret_tls::CA_CERT_FILE).exists()
                 || dir.join(egret_tls::CA_KEY_FILE).exists()
             {
@@ -154,7 +154,7 @@ fn ca(config: &std::path::Path, cmd: CaCommand) -> Result<()> {
                     dir.display()
                 );
             }
-            egret_tls::CertificateAuthority::create(&dir)?;
+            egret_tls::CertificateAuthority::create_for(&dir, &crate::setup::ca_limits(&policy)?)?;
             eprintln!(
                 "created {} and {} (mode 0600)",
                 dir.join(egret_tls::CA_CERT_FILE).display(),

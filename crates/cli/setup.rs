@@ -39,7 +39,8 @@ pub fn open_everything(policy: &Policy) -> Result<Opened> {
         info!(path = %vault_path.display(), "created the vault (mode 0600)");
     }
     let admin_token = admin_token(policy)?;
-    let (ca, origin) = CertificateAuthority::load_or_create(&policy.ca.dir)?;
+    let (ca, origin) =
+        CertificateAuthority::load_or_create_for(&policy.ca.dir, &ca_limits(policy)?)?;
     let ca_path = policy.ca.dir.join(egret_tls::CA_CERT_FILE);
     match origin {
         CaOrigin::Created => {
@@ -52,6 +53,20 @@ pub fn open_everything(policy: &Policy) -> Result<Opened> {
         ca,
         admin_token,
     })
+}
+
+/// The domains a new CA is limited to (`ca.name_constraints`); empty for no limit.
+pub fn ca_limits(policy: &Policy) -> Result<Vec<String>> {
+    if !policy.ca.name_constraints {
+        return Ok(Vec::new());
+    }
+    let domains = policy.intercepted_domains();
+    if domains.is_empty() {
+        bail!(
+            "ca.name_constraints is on but no connector names an egress host; add the connectors first, then create the CA"
+        );
+    }
+    Ok(domains)
 }
 
 fn master_key(policy: &Policy) -> Result<MasterKey> {

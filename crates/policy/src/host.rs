@@ -59,6 +59,15 @@ impl HostPattern {
         Ok(Self { name, port })
     }
 
+    /// The DNS name this pattern stands for, without wildcard or port: `api.x.com`, or
+    /// `x.com` for `*.x.com`.
+    pub fn domain(&self) -> String {
+        match &self.name {
+            NamePattern::Exact(name) => name.clone(),
+            NamePattern::AnySubdomain(suffix) => suffix.trim_start_matches('.').to_owned(),
+        }
+    }
+
     /// `host` must already be normalized with [`normalize_host`].
     pub fn matches(&self, host: &str, port: u16) -> bool {
         if self.port.is_some_and(|p| p != port) {

@@ -71,6 +71,8 @@ pub struct ControlSettings {
 #[derive(Debug, Clone)]
 pub struct CaSettings {
     pub dir: PathBuf,
+    /// Create the CA limited to the connectors' egress domains (X.509 name constraints).
+    pub name_constraints: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -274,6 +276,20 @@ impl Policy {
         } else {
             Route::Deny
         }
+    }
+
+    /// The domains a name-constrained CA is limited to: each connector egress host, and
+    /// the parent domain of each `*.` pattern (a constraint covers all subdomains).
+    pub fn intercepted_domains(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .connectors
+            .iter()
+            .flat_map(|c| c.egress.iter())
+            .map(HostPattern::domain)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// Every host the proxy lets out, for refusal messages.

@@ -69,6 +69,7 @@ pub(crate) struct RawControl {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCa {
     pub dir: Option<String>,
+    pub name_constraints: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]

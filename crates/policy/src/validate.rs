@@ -95,6 +95,7 @@ pub(crate) fn validate(raw: RawPolicy, file: &Path, base: &Path) -> Result<Polic
         },
         ca: CaSettings {
             dir: base.join(raw.ca.dir.as_deref().unwrap_or("certs")),
+            name_constraints: raw.ca.name_constraints.unwrap_or(false),
         },
         vault: VaultSettings {
             path: vault_path,

@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, GeneralSubtree, IsCa, Issuer,
+    KeyPair, KeyUsagePurpose, NameConstraints, PKCS_ECDSA_P256_SHA256,
 };
 
 use crate::error::TlsError;
@@ -37,10 +37,19 @@ impl CertificateAuthority {
     /// Loads `dir/ca.pem` + `dir/ca-key.pem`, creating both when neither exists.
     /// One without the other is refused: never overwrite half a CA.
     pub fn load_or_create(dir: &Path) -> Result<(Self, CaOrigin), TlsError> {
+        Self::load_or_create_for(dir, &[])
+    }
+
+    /// As [`Self::load_or_create`]; a CA created here is limited to `permitted` domains
+    /// (and their subdomains) when that list is not empty.
+    pub fn load_or_create_for(
+        dir: &Path,
+        permitted: &[String],
+    ) -> Result<(Self, CaOrigin), TlsError> {
         let (cert_path, key_path) = (dir.join(CA_CERT_FILE), dir.join(CA_KEY_FILE));
         match (cert_path.exists(), key_path.exists()) {
             (true, true) => Ok((Self::load(&cert_path, &key_path)?, CaOrigin::Loaded)),
-            (false, false) => Ok((Self::create(dir)?, CaOrigin::Created)),
+            (false, false) => Ok((Self::create_for(dir, permitted)?, CaOrigin::Created)),
             (has_cert, _) => {
                 let (present, missing) = if has_cert {
                     (cert_path, key_path)
@@ -74,6 +83,13 @@ impl CertificateAuthority {
 
     /// Creates a new CA in `dir` (which is created if needed). Refuses to overwrite.
     pub fn create(dir: &Path) -> Result<Self, TlsError> {
+        Self::create_for(dir, &[])
+    }
+
+    /// Creates a CA that, when `permitted` is not empty, carries an X.509 name
+    /// constraint: clients then accept its certificates only for those domains and their
+    /// subdomains, so a leaked CA key cannot impersonate any other site.
+    pub fn create_for(dir: &Path, permitted: &[String]) -> Result<Self, TlsError> {
         fs::create_dir_all(dir).map_err(|source| TlsError::Io {
             path: dir.to_owned(),
             source,
@@ -88,6 +104,15 @@ impl CertificateAuthority {
         dn.push(DnType::OrganizationName, "egret");
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        if !permitted.is_empty() {
+            params.name_constraints = Some(NameConstraints {
+                permitted_subtrees: permitted
+                    .iter()
+                    .map(|d| GeneralSubtree::DnsName(d.clone()))
+                    .collect(),
+                excluded_subtrees: Vec::new(),
+            });
+        }
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
             KeyUsagePurpose::CrlSign,

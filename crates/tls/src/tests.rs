@@ -84,3 +84,47 @@ fn upstream_config_refuses_a_pem_without_certificates() {
     std::fs::write(&good, ca.cert_pem()).expect("write");
     assert!(upstream_client_config(&[&good]).is_ok());
 }
+
+/// A TLS handshake in memory: a client trusting only `ca` connects to `host` served
+/// with a leaf from `cache`. True when the client accepts the certificate.
+async fn client_accepts(cache: &LeafCache, host: &str) -> bool {
+    let server = tokio_rustls::TlsAcceptor::from(cache.issue_uncached(host).expect("leaf"));
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in crate::upstream::certs_from_pem(cache.ca().cert_pem()) {
+        roots.add(cert).expect("root");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(crate::provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let client = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let name = rustls_pki_types::ServerName::try_from(host.to_owned()).expect("name");
+    let (client, _server) = tokio::join!(client.connect(name, a), server.accept(b));
+    client.is_ok()
+}
+
+#[tokio::test]
+async fn a_name_constrained_ca_is_trusted_only_for_its_domains() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let permitted = vec!["api.example.com".to_owned(), "example.org".to_owned()];
+    let (ca, _) = CertificateAuthority::load_or_create_for(dir.path(), &permitted).expect("ca");
+    let cache = LeafCache::new(ca, 8).expect("cache");
+    assert!(client_accepts(&cache, "api.example.com").await);
+    assert!(client_accepts(&cache, "files.example.org").await);
+    assert!(
+        !client_accepts(&cache, "www.google.com").await,
+        "outside the constraint"
+    );
+    assert!(
+        !client_accepts(&cache, "example.com").await,
+        "the parent of an exact host"
+    );
+
+    // Without constraints the same CA would vouch for anything.
+    let open = tempfile::tempdir().expect("tempdir");
+    let (ca, _) = CertificateAuthority::load_or_create(open.path()).expect("ca");
+    let cache = LeafCache::new(ca, 8).expect("cache");
+    assert!(client_accepts(&cache, "www.google.com").await);
+}
