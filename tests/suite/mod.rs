@@ -5,6 +5,7 @@ mod connectors;
 mod control;
 mod e2e;
 mod e2e_connectors;
+mod e2e_hygiene;
 mod e2e_oauth;
 mod e2e_sandbox_env;
 mod e2e_vault;
