@@ -298,3 +298,77 @@ fn network_allow_takes_addresses_and_cidr_blocks() {
     let e = error_of("version: 1\nnetwork:\n  allow: [\"10.0.0.1:443\"]\n");
     assert!(e.message.contains("network.allow as an address"), "{e}");
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn label() -> impl Strategy<Value = String> {
+        "[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?"
+    }
+
+    fn domain() -> impl Strategy<Value = String> {
+        proptest::collection::vec(label(), 2..4).prop_map(|l| l.join("."))
+    }
+
+    proptest! {
+        /// `*.d` matches every subdomain of `d`, never `d` itself, and never a name that
+        /// merely ends with the same characters (`evild.com` against `*.d.com`).
+        #[test]
+        fn wildcards_match_subdomains_only(d in domain(), sub in label(), junk in label()) {
+            let p = HostPattern::parse(&format!("*.{d}")).expect("pattern");
+            let sub_host = format!("{sub}.{d}");
+            let glued = format!("{junk}{d}");
+            prop_assert!(p.matches(&sub_host, 443));
+            prop_assert!(!p.matches(&d, 443));
+            prop_assert!(!p.matches(&glued, 443));
+            let exact = HostPattern::parse(&d).expect("pattern");
+            prop_assert!(exact.matches(&d, 443));
+            prop_assert!(!exact.matches(&sub_host, 443));
+            let with_port = HostPattern::parse(&format!("{d}:8443")).expect("pattern");
+            prop_assert!(with_port.matches(&d, 8443) && !with_port.matches(&d, 443));
+        }
+
+        /// Any text at all: the parsers answer (a pattern or an error), never panic.
+        #[test]
+        fn parsers_never_panic(text in "\\PC{0,300}") {
+            let _ = HostPattern::parse(&text);
+            let _ = crate::host::parse_ip_rule(&text);
+            let _ = parse_str(&text);
+            let _ = parse_str(&format!("version: 1\nconnectors:\n  - {text}\n"));
+        }
+
+        /// A policy written out as YAML reads back as the same connectors.
+        #[test]
+        fn generated_policies_round_trip(
+            connectors in proptest::collection::vec(
+                ("[a-z][a-z0-9_-]{0,12}", proptest::collection::vec(domain(), 1..3), proptest::option::of(label()), any::<bool>()),
+                1..5,
+            ),
+        ) {
+            let mut seen = std::collections::HashSet::new();
+            let connectors: Vec<_> = connectors.into_iter().filter(|c| seen.insert(c.0.clone())).collect();
+            let mut yaml = String::from("version: 1\nconnectors:\n");
+            for (id, egress, header, enabled) in &connectors {
+                yaml.push_str(&format!("  - id: {id}\n    auth: api_key\n    enabled: {enabled}\n    egress: [{}]\n", egress.join(", ")));
+                if let Some(h) = header {
+                    yaml.push_str(&format!("    inject: {{ headers: [x-{h}] }}\n"));
+                }
+            }
+            let policy = parse_str(&yaml).map_err(|e| TestCaseError::fail(format!("{e}\n{yaml}")))?;
+            prop_assert_eq!(policy.connectors.len(), connectors.len());
+            for (c, (id, egress, header, enabled)) in policy.connectors.iter().zip(&connectors) {
+                prop_assert_eq!(c.id.as_str(), id.as_str());
+                prop_assert_eq!(c.enabled, *enabled);
+                let hosts: Vec<String> = c.egress.iter().map(ToString::to_string).collect();
+                prop_assert_eq!(&hosts, egress);
+                let headers: Vec<String> = header.iter().map(|h| format!("x-{h}")).collect();
+                prop_assert_eq!(&c.inject.headers, &headers);
+                for host in egress {
+                    prop_assert!(c.serves(host, 443));
+                }
+            }
+        }
+    }
+}
