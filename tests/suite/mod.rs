@@ -13,6 +13,7 @@ mod intercept;
 mod leaks;
 mod lifecycle;
 mod limits;
+mod load;
 mod metrics;
 mod oauth;
 mod oauth_failures;
