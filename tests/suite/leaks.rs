@@ -59,6 +59,9 @@ async fn an_echoed_basic_credential_and_query_key_come_back_as_sent() {
     );
     assert!(!text(resp.body()).contains(&sent));
     assert_eq!(json(resp.body())["headers"]["authorization"], basic);
+    // A small answer of known length is scanned whole and keeps an exact length.
+    let length = resp.headers()["content-length"].to_str().expect("ascii");
+    assert_eq!(length, resp.body().len().to_string());
 
     // A query key goes out percent-encoded; the echoed URL holds the placeholder again.
     let q = f.egret.key_and_placeholder("weather", "org", "wx/LEAKY+1");

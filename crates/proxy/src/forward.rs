@@ -193,7 +193,10 @@ async fn forward(
             Request::from_parts(parts, Either::Left(body)),
         )
         .await?;
-        return Ok((answer(bound, resp, scan.as_ref(), guard)?, connector));
+        return Ok((
+            answer(proxy, bound, resp, scan.as_ref(), guard).await?,
+            connector,
+        ));
     };
     let buffered = tokio::time::timeout(proxy.limits.request_head_timeout, body.collect())
         .await
@@ -208,9 +211,12 @@ async fn forward(
     )
     .await?;
     if resp.status() != StatusCode::UNAUTHORIZED {
-        return Ok((answer(bound, resp, scan.as_ref(), guard)?, connector));
+        return Ok((
+            answer(proxy, bound, resp, scan.as_ref(), guard).await?,
+            connector,
+        ));
     }
-    let first = scanned(bound, resp, scan.as_ref())?;
+    let first = scanned(proxy, bound, resp, scan.as_ref()).await?;
     retry_after_401(proxy, bound, first, retry_parts, used, buffered, guard)
         .await
         .map(|r| (r, connector))
@@ -234,16 +240,23 @@ impl Scan {
 
 /// The upstream's response as the sandbox gets it: credentials replaced (when the
 /// request carried any), and held open against the connection's idle timeout.
-fn answer(
+async fn answer(
+    proxy: &Proxy,
     bound: &Bound,
     resp: Response<Incoming>,
     scan: Option<&Scan>,
     guard: InFlight,
 ) -> Result<Response<ProxyBody>, Refusal> {
-    scanned(bound, resp, scan).map(|resp| resp.map(|body| hold(body, guard)))
+    let resp = scanned(proxy, bound, resp, scan).await?;
+    Ok(resp.map(|body| hold(body, guard)))
 }
 
-fn scanned(
+/// Answers of at most this many bytes with a known length are scanned whole: they keep
+/// an exact `content-length` (and go out in one write) instead of streaming chunked.
+const SCAN_WHOLE_MAX: u64 = 64 * 1024;
+
+async fn scanned(
+    proxy: &Proxy,
     bound: &Bound,
     resp: Response<Incoming>,
     scan: Option<&Scan>,
@@ -266,6 +279,31 @@ fn scanned(
         || parts.status == StatusCode::NO_CONTENT
         || parts.status == StatusCode::NOT_MODIFIED;
     if bodiless {
+        return Ok(Response::from_parts(parts, stream(body)));
+    }
+    let small = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n <= SCAN_WHOLE_MAX);
+    if small {
+        let collected =
+            tokio::time::timeout(proxy.limits.upstream_response_timeout, body.collect())
+                .await
+                .map_err(|_| Refusal::upstream_timeout(&bound.host, "send its answer"))?
+                .map_err(|e| upstream_body_refusal(&bound.host, &e))?;
+        let mut trailers = collected.trailers().cloned();
+        let (out, _) = scan.redactor.replace(&collected.to_bytes(), true);
+        parts
+            .headers
+            .insert(CONTENT_LENGTH, HeaderValue::from(out.len()));
+        let mut frames = vec![Ok::<_, Infallible>(http_body::Frame::data(out))];
+        if let Some(t) = trailers.as_mut() {
+            scan.redactor.headers(t);
+            frames.extend(trailers.map(|t| Ok(http_body::Frame::trailers(t))));
+        }
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
         return Ok(Response::from_parts(parts, stream(body)));
     }
     // Placeholders and credentials differ in length: the length is known only at the end.
@@ -325,7 +363,7 @@ async fn retry_after_401(
     }
     drop(first);
     let resp = send(proxy, &bound.host, Request::from_parts(parts, full(&body))).await?;
-    answer(bound, resp, scan.as_ref(), guard)
+    answer(proxy, bound, resp, scan.as_ref(), guard).await
 }
 
 /// Swaps placeholders, asking the token broker for a fresh OAuth token each time the
@@ -463,7 +501,7 @@ async fn forward_upgrade(
         .map_err(|e| upstream_refusal(&bound.host, &e))?;
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         hop::strip(resp.headers_mut(), false);
-        return answer(bound, resp, scan, guard);
+        return answer(proxy, bound, resp, scan, guard).await;
     }
     // The relayed frames are not scanned (see the README's security model); the
     // handshake answer's headers are.
@@ -485,6 +523,10 @@ async fn forward_upgrade(
     });
     let (parts, _) = resp.into_parts();
     Ok(Response::from_parts(parts, crate::body::empty()))
+}
+
+fn upstream_body_refusal(host: &str, e: &hyper::Error) -> Refusal {
+    Refusal::upstream_unreachable(host, &format!("its answer broke off: {e}"))
 }
 
 /// Maps a client error to the refusal a sandbox can act on, walking its causes.
