@@ -114,6 +114,9 @@ server.listen(0, '127.0.0.1', () => {
     }
     if (path === '/token' && tokenMode === 'slow') {
       await new Promise((r) => setTimeout(r, 30000));
+      // A caller that hung up (timed out, or was killed) never gets its grant processed:
+      // the request is as if it had not arrived.
+      if (ctx.req.socket.destroyed) return;
     }
     if (path === '/resource') {
       await resource(ctx);
