@@ -144,16 +144,7 @@ async fn forward(
         owner: first.owner().to_owned(),
         fields: report.swapped.iter().map(|s| s.field.to_string()).collect(),
     });
-    let scan = proxy
-        .redactors
-        .for_echoes(&report.echoes)
-        .map(|r| Scan::new(r, &parts.method));
-    if scan.is_some() {
-        // A compressed answer cannot be scanned as it streams (see `redact`).
-        parts
-            .headers
-            .insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
-    }
+    let scan = Scan::prepare(proxy, &report, &mut parts);
     let upgrade = parts.version == Version::HTTP_11 && hop::is_upgrade(&parts.headers);
     hop::strip(&mut parts.headers, upgrade);
     // The client derives Host (HTTP/1.1) or :authority (HTTP/2) from the URI.
@@ -230,11 +221,22 @@ struct Scan {
 }
 
 impl Scan {
-    fn new(redactor: Arc<Redactor>, method: &Method) -> Self {
-        Self {
+    /// The scan for the answer to a request that carries `report`'s credentials (none
+    /// when it carries none). A compressed answer cannot be scanned as it streams (see
+    /// `redact`), so the request asks the upstream for an uncompressed one.
+    fn prepare(
+        proxy: &Proxy,
+        report: &SwapReport,
+        parts: &mut http::request::Parts,
+    ) -> Option<Self> {
+        let redactor = proxy.redactors.for_echoes(&report.echoes)?;
+        parts
+            .headers
+            .insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        Some(Self {
             redactor,
-            head: method == Method::HEAD,
-        }
+            head: parts.method == Method::HEAD,
+        })
     }
 }
 
@@ -352,15 +354,7 @@ async fn retry_after_401(
     };
     let policy = proxy.policy.load_full();
     let report = swap_fresh(proxy, policy, &mut parts, dest, renewed, &bound.sandbox).await?;
-    let scan = proxy
-        .redactors
-        .for_echoes(&report.echoes)
-        .map(|r| Scan::new(r, &parts.method));
-    if scan.is_some() {
-        parts
-            .headers
-            .insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
-    }
+    let scan = Scan::prepare(proxy, &report, &mut parts);
     drop(first);
     let resp = send(proxy, &bound.host, Request::from_parts(parts, full(&body))).await?;
     answer(proxy, bound, resp, scan.as_ref(), guard).await
