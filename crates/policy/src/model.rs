@@ -269,6 +269,15 @@ impl Policy {
     /// `host` must be normalized ([`crate::normalize_host`]). Connector hosts win over
     /// `network.allow`, so a credential host is never tunneled blind.
     pub fn route(&self, host: &str, port: u16) -> Route {
+        // An address never matches a name rule; only an address rule lets it out, and
+        // only tunneled: no connector is bound to an address.
+        if let Some(ip) = crate::host::ip_literal(host) {
+            return if self.network.allows_ip(ip) {
+                Route::Tunnel
+            } else {
+                Route::Deny
+            };
+        }
         if self.connectors.iter().any(|c| c.serves(host, port)) {
             Route::Intercept
         } else if self.network.allow.iter().any(|p| p.matches(host, port)) {

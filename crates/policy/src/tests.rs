@@ -292,6 +292,9 @@ fn network_allow_takes_addresses_and_cidr_blocks() {
     assert!(allows("10.200.0.1") && allows("::ffff:10.0.0.1") && allows("fd12::1"));
     assert!(allows("192.168.1.7") && !allows("192.168.1.8") && allows("::1"));
     assert!(!allows("11.0.0.1"));
+    assert_eq!(p.route("10.200.0.1", 5432), Route::Tunnel);
+    assert_eq!(p.route("[::1]", 443), Route::Tunnel);
+    assert_eq!(p.route("11.0.0.1", 443), Route::Deny);
     let e = error_of("version: 1\nnetwork:\n  allow: [10.0.0.0/33]\n");
     assert_eq!((e.line, e.column), (3, 11), "{e}");
     assert!(e.message.contains("CIDR"), "{e}");

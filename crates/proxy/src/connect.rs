@@ -31,17 +31,12 @@ pub(crate) async fn handle(
     let port = authority.port_u16().unwrap_or(443);
     // One snapshot decides the route and names what is allowed in a refusal.
     let policy = proxy.policy.load_full();
-    // An address is reached only through an explicit address rule, and only tunneled:
-    // no connector is ever bound to an address.
     let literal = ip_literal(&host);
-    let route = match literal {
-        Some(ip) if policy.network.allows_ip(ip) => Route::Tunnel,
-        Some(_) => return Err(Refusal::ip_literal(&host)),
-        None => policy.route(&host, port),
-    };
+    let route = policy.route(&host, port);
     // Debug level: an enabled span is entered on every poll of the connection task.
     let span = debug_span!("tunnel", %host, port);
     match route {
+        Route::Deny if literal.is_some() => Err(Refusal::ip_literal(&host)),
         Route::Deny => Err(Refusal::egress_denied(&host, port, &policy.allowed_hosts())),
         Route::Tunnel => {
             // Connect first, so a dead or private upstream is refused before the 200.

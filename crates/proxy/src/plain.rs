@@ -1,7 +1,7 @@
 //! Absolute-form `http://` requests: forwarded to `network.allow` hosts only, and never
 //! with a credential — a placeholder on plain HTTP is refused, not swapped.
 
-use egret_policy::{Route, ip_literal, normalize_host};
+use egret_policy::{Route, is_ip_literal, normalize_host};
 use http::{Request, Response, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
@@ -30,14 +30,10 @@ pub(crate) async fn forward(
         return Err(Refusal::placeholder_plain_http());
     }
     let policy = proxy.policy.load();
-    let route = match ip_literal(&host) {
-        Some(ip) if policy.network.allows_ip(ip) => Route::Tunnel,
-        Some(_) => return Err(Refusal::ip_literal(&host)),
-        None => policy.route(&host, port),
-    };
-    match route {
+    match policy.route(&host, port) {
         Route::Tunnel => {}
         Route::Intercept => return Err(Refusal::https_only(&host)),
+        Route::Deny if is_ip_literal(&host) => return Err(Refusal::ip_literal(&host)),
         Route::Deny => return Err(Refusal::egress_denied(&host, port, &policy.allowed_hosts())),
     }
     drop(policy);
