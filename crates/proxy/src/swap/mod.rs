@@ -152,8 +152,7 @@ pub fn swap_request(
     for (i, (name, value)) in parts.headers.iter().enumerate() {
         let bytes = value.as_bytes();
         // Base64 is a Basic credential's own encoding, decoded by `swap_authorization`.
-        let basic =
-            name == AUTHORIZATION && bytes.len() > 6 && bytes[..6].eq_ignore_ascii_case(b"basic ");
+        let basic = name == AUTHORIZATION && basic_credentials(bytes).is_some();
         refuse_hidden(bytes, !basic, || format!("header {name}"), dest, lookup)?;
         let new = if name == AUTHORIZATION {
             swap_authorization(value.as_bytes(), dest, lookup, &mut report)?
@@ -220,8 +219,8 @@ pub fn carries_placeholder(parts: &Parts) -> bool {
     found(parts.uri.to_string().as_bytes())
         || parts.headers.values().any(|v| {
             let bytes = v.as_bytes();
-            let basic = bytes.len() > 6 && bytes[..6].eq_ignore_ascii_case(b"basic ");
-            found(bytes) || (basic && decode_basic(trim(&bytes[6..])).is_some_and(|d| found(&d)))
+            let decoded = basic_credentials(bytes).and_then(decode_basic);
+            found(bytes) || decoded.is_some_and(|d| found(&d))
         })
 }
 
@@ -461,6 +460,14 @@ fn record(report: &mut SwapReport, resolved: &Resolved, field: Cow<'static, str>
 
 fn verbatim(secret: &str) -> Vec<u8> {
     secret.as_bytes().to_vec()
+}
+
+/// The credentials of a `Basic <base64>` value (any case of the scheme), trimmed.
+fn basic_credentials(value: &[u8]) -> Option<&[u8]> {
+    let scheme = value.get(..6)?;
+    scheme
+        .eq_ignore_ascii_case(b"basic ")
+        .then(|| trim(&value[6..]))
 }
 
 fn decode_basic(credentials: &[u8]) -> Option<Zeroizing<Vec<u8>>> {

@@ -61,6 +61,12 @@ fn run(
         b = b.header(*k, v.as_str());
     }
     let mut parts = b.body(()).expect("request").into_parts().0;
+    let report = swap_parts(f, host, &mut parts)?;
+    Ok((parts, report))
+}
+
+/// The swap of `parts` toward `host`:443 with the fixture's policy and vault.
+fn swap_parts(f: &Fixture, host: &str, parts: &mut Parts) -> Result<SwapReport, Refusal> {
     let lookup = Lookup {
         policy: &f.policy,
         vault: &f.vault,
@@ -68,12 +74,11 @@ fn run(
         renewed: &[],
         sandbox: None,
     };
-    let report = match swap_request(&mut parts, Destination { host, port: 443 }, &lookup) {
-        Ok(r) => r,
-        Err(Halt::Refuse(r)) => return Err(r),
+    match swap_request(parts, Destination { host, port: 443 }, &lookup) {
+        Ok(r) => Ok(r),
+        Err(Halt::Refuse(r)) => Err(r),
         Err(Halt::Renew(_)) => panic!("static keys are never renewed"),
-    };
-    Ok((parts, report))
+    }
 }
 
 fn code(r: Result<(Parts, SwapReport), Refusal>) -> &'static str {
@@ -395,13 +400,6 @@ proptest::proptest! {
         let mut parts = b.body(()).expect("request").into_parts().0;
         parts.headers.insert("x-fuzz", value.clone());
         parts.headers.insert("authorization", value);
-        let lookup = Lookup {
-            policy: &f.policy,
-            vault: &f.vault,
-            now_unix: unix_now(),
-            renewed: &[],
-            sandbox: None,
-        };
-        let _ = swap_request(&mut parts, Destination { host: "api.openai.com", port: 443 }, &lookup);
+        let _ = swap_parts(&f, "api.openai.com", &mut parts);
     }
 }
