@@ -2,7 +2,7 @@
 //! code and one sentence that tells a person or an agent what to do.
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 
 use crate::body::ProxyBody;
@@ -205,23 +205,43 @@ impl Refusal {
         r
     }
 
-    /// The whole answer as HTTP/1.1 bytes, for when no HTTP connection is served at all.
+    /// The whole answer as HTTP/1.1 bytes, for when no HTTP connection is served at all:
+    /// the same head and body as [`Self::into_response`], and `connection: close`.
     pub fn to_http1_bytes(&self) -> Vec<u8> {
         let body = self.json_body();
-        let mut out = format!(
-            "HTTP/1.1 {} {}\r\nx-egret-error: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
-            self.status.as_u16(),
-            self.status.canonical_reason().unwrap_or(""),
-            self.code,
-            body.len()
-        );
-        if let Some(s) = self.retry_after {
-            out.push_str(&format!("retry-after: {s}\r\n"));
+        let reason = self.status.canonical_reason().unwrap_or("");
+        let mut out = format!("HTTP/1.1 {} {reason}\r\n", self.status.as_u16()).into_bytes();
+        for (name, value) in &self.headers(body.len()) {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
-        out.push_str("\r\n");
-        let mut bytes = out.into_bytes();
-        bytes.extend_from_slice(&body);
-        bytes
+        out.extend_from_slice(b"connection: close\r\n\r\n");
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Every refusal's headers; `content-length` is set so a refused CONNECT is complete.
+    fn headers(&self, body_len: usize) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-egret-error", HeaderValue::from_static(self.code));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(s) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if self.status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
+            h.insert(
+                header::PROXY_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"egret\""),
+            );
+        }
+        h
     }
 
     fn json_body(&self) -> Vec<u8> {
@@ -236,7 +256,6 @@ impl Refusal {
         bytes
     }
 
-    /// The JSON body and headers. `content-length` is set so a refused CONNECT is complete.
     /// Proxy authentication is on and the sandbox did not present valid credentials.
     pub fn proxy_auth_required(why: &str) -> Self {
         Self::new(
@@ -284,33 +303,17 @@ impl Refusal {
         .with("connector", connector)
     }
 
+    /// The JSON body and headers.
     pub fn into_response(self) -> Response<ProxyBody> {
-        let challenge = self.status == StatusCode::PROXY_AUTHENTICATION_REQUIRED;
         let bytes = self.json_body();
-        let len = bytes.len();
+        let headers = self.headers(bytes.len());
         let mut resp = Response::new(
             Full::new(Bytes::from(bytes))
                 .map_err(|never| match never {})
                 .boxed_unsync(),
         );
         *resp.status_mut() = self.status;
-        let h = resp.headers_mut();
-        h.insert("x-egret-error", HeaderValue::from_static(self.code));
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(s) = self.retry_after {
-            h.insert(header::RETRY_AFTER, HeaderValue::from(s));
-        }
-        if challenge {
-            h.insert(
-                header::PROXY_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"egret\""),
-            );
-        }
+        *resp.headers_mut() = headers;
         resp
     }
 }
