@@ -375,3 +375,19 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn limits_and_rate_limits_refuse_zero_and_non_durations() {
+    let e = error_of("version: 1\nlimits:\n  request_head_timeout: 0s\n");
+    assert!(
+        e.message
+            .contains("`request_head_timeout` must be above zero"),
+        "{e}"
+    );
+    let e = error_of("version: 1\nlimits:\n  tunnel_idle_timeout: soon\n");
+    assert!(e.message.contains("is not a duration"), "{e}");
+    let e = error_of(
+        "version: 1\nconnectors:\n  - { id: a, auth: api_key, egress: [a.com], rate_limit: { requests: 5, per: 0s } }\n",
+    );
+    assert!(e.message.contains("`per` must be above zero"), "{e}");
+}

@@ -170,18 +170,26 @@ impl Validator<'_> {
         SecretRef::parse(&s.value, base).map_err(|m| self.at(s, &m))
     }
 
-    /// A duration like `30s` or `5m`, above zero.
+    /// A duration like `30s` or `5m`.
     fn duration(&self, s: &S<String>) -> Result<Duration, Located> {
-        match humantime::parse_duration(&s.value) {
-            Ok(d) if !d.is_zero() => Ok(d),
-            _ => Err(self.at(
+        humantime::parse_duration(&s.value).map_err(|_| {
+            self.at(
                 s,
                 &format!(
-                    "`{}` is not a duration above zero; expected e.g. `30s` or `5m`",
+                    "`{}` is not a duration; expected e.g. `60s` or `5m`",
                     s.value
                 ),
-            )),
+            )
+        })
+    }
+
+    /// A duration above zero; `what` names the key in the error.
+    fn positive_duration(&self, s: &S<String>, what: &str) -> Result<Duration, Located> {
+        let d = self.duration(s)?;
+        if d.is_zero() {
+            return Err(self.at(s, &format!("`{what}` must be above zero, e.g. `10s`")));
         }
+        Ok(d)
     }
 
     /// A count above zero that fits the platform.
@@ -194,16 +202,26 @@ impl Validator<'_> {
 
     fn limits(&self, raw: &RawLimits) -> Result<LimitSettings, Located> {
         let count = |s: &Option<S<u64>>, what| s.as_ref().map(|s| self.count(s, what)).transpose();
-        let duration = |s: &Option<S<String>>| s.as_ref().map(|s| self.duration(s)).transpose();
+        let duration = |s: &Option<S<String>>, what| {
+            s.as_ref()
+                .map(|s| self.positive_duration(s, what))
+                .transpose()
+        };
         Ok(LimitSettings {
             max_header_bytes: count(&raw.max_header_bytes, "max_header_bytes")?,
             max_headers: count(&raw.max_headers, "max_headers")?,
             max_client_connections: count(&raw.max_client_connections, "max_client_connections")?,
-            tls_handshake_timeout: duration(&raw.tls_handshake_timeout)?,
-            request_head_timeout: duration(&raw.request_head_timeout)?,
-            upstream_connect_timeout: duration(&raw.upstream_connect_timeout)?,
-            upstream_response_timeout: duration(&raw.upstream_response_timeout)?,
-            tunnel_idle_timeout: duration(&raw.tunnel_idle_timeout)?,
+            tls_handshake_timeout: duration(&raw.tls_handshake_timeout, "tls_handshake_timeout")?,
+            request_head_timeout: duration(&raw.request_head_timeout, "request_head_timeout")?,
+            upstream_connect_timeout: duration(
+                &raw.upstream_connect_timeout,
+                "upstream_connect_timeout",
+            )?,
+            upstream_response_timeout: duration(
+                &raw.upstream_response_timeout,
+                "upstream_response_timeout",
+            )?,
+            tunnel_idle_timeout: duration(&raw.tunnel_idle_timeout, "tunnel_idle_timeout")?,
         })
     }
 
@@ -217,7 +235,7 @@ impl Validator<'_> {
                     "`requests` must be a number from 1 to 4294967295",
                 )
             })?;
-        let per = self.duration(&raw.value.per)?;
+        let per = self.positive_duration(&raw.value.per, "per")?;
         Ok(RateLimit { requests, per })
     }
 
@@ -429,25 +447,14 @@ impl Validator<'_> {
                 return Err(self.at(c, "unknown client_auth; expected `basic` or `post`"));
             }
         };
-        let duration = |d: &Option<S<String>>, default: u64| match d {
-            None => Ok(Duration::from_secs(default)),
-            Some(s) => humantime::parse_duration(&s.value).map_err(|_| {
-                self.at(
-                    s,
-                    &format!(
-                        "`{}` is not a duration; expected e.g. `60s` or `5m`",
-                        s.value
-                    ),
-                )
-            }),
+        let refresh_skew = match &raw.refresh_skew {
+            Some(s) => self.duration(s)?,
+            None => Duration::from_secs(60),
         };
-        let refresh_skew = duration(&raw.refresh_skew, 60)?;
-        let timeout = duration(&raw.timeout, 10)?;
-        if timeout.is_zero()
-            && let Some(t) = &raw.timeout
-        {
-            return Err(self.at(t, "`timeout` must be above zero, e.g. `10s`"));
-        }
+        let timeout = match &raw.timeout {
+            Some(s) => self.positive_duration(s, "timeout")?,
+            None => Duration::from_secs(10),
+        };
         Ok(OAuthSettings {
             grant,
             authorize_url,
