@@ -175,12 +175,8 @@ fn finish_rotation(policy: &Policy) -> Result<Vault> {
 
 /// The master key opens every credential: a key file others may read is refused.
 fn refuse_readable(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let Ok(meta) = std::fs::metadata(path) else {
-        return Ok(());
-    };
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
+    // A missing file is not refused here: `master_key` says what to do about it.
+    if let Ok(Some(mode)) = egret_tls::loose_mode(path) {
         bail!(
             "{}: the master key file has mode {mode:o} and others may read it; run `chmod 600 {}` (and `egret vault rotate-key` if it may have leaked)",
             path.display(),

@@ -137,26 +137,32 @@ impl CertificateAuthority {
     }
 }
 
-#[cfg(unix)]
 fn check_private(path: &Path) -> Result<(), TlsError> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = fs::metadata(path).map_err(|source| TlsError::Io {
+    let mode = loose_mode(path).map_err(|source| TlsError::Io {
         path: path.to_owned(),
         source,
     })?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(TlsError::KeyReadable {
+    match mode {
+        Some(mode) => Err(TlsError::KeyReadable {
             path: path.to_owned(),
             mode,
-        });
+        }),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// The permission bits of a secret file when its group or others may use it (the key
+/// files egret refuses); `None` when only its owner may.
+#[cfg(unix)]
+pub fn loose_mode(path: &Path) -> std::io::Result<Option<u32>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(path)?.permissions().mode() & 0o777;
+    Ok((mode & 0o077 != 0).then_some(mode))
 }
 
 #[cfg(not(unix))]
-fn check_private(_: &Path) -> Result<(), TlsError> {
-    Ok(())
+pub fn loose_mode(_: &Path) -> std::io::Result<Option<u32>> {
+    Ok(None)
 }
 
 fn read(path: &Path) -> Result<String, TlsError> {

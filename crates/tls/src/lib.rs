@@ -12,7 +12,7 @@ mod upstream;
 
 use std::sync::Arc;
 
-pub use ca::{CA_CERT_FILE, CA_KEY_FILE, CaOrigin, CertificateAuthority, write_new};
+pub use ca::{CA_CERT_FILE, CA_KEY_FILE, CaOrigin, CertificateAuthority, loose_mode, write_new};
 pub use error::TlsError;
 pub use leaf::LeafCache;
 pub use upstream::{certs_from_pem, upstream_client_config};
