@@ -39,11 +39,7 @@ pub(crate) async fn create(
             s.vault.put_api_connector(&id, &entry)?;
             lifecycle::refresh(&s.policy, &s.vault)?;
             s.vault.audit("connector.create", Some(&id), None, None)?;
-            let policy = s.policy.load();
-            Ok(policy
-                .connector(&id)
-                .map(connector_view)
-                .unwrap_or_default())
+            Ok(view_now(&s.policy.load(), &id))
         })
         .await?;
     Ok((StatusCode::CREATED, Json(view)))
@@ -89,11 +85,7 @@ pub(crate) async fn update(
                 None,
                 Some(format!("changed: {}", fields.join(", "))),
             )?;
-            let policy = s.policy.load();
-            Ok(policy
-                .connector(&id)
-                .map(connector_view)
-                .unwrap_or_default())
+            Ok(view_now(&s.policy.load(), &id))
         })
         .await?;
     Ok(Json(view))
@@ -173,6 +165,11 @@ pub(crate) async fn get(
         .connector(&id)
         .ok_or_else(|| ApiError::unknown_connector(&id))?;
     Ok(Json(connector_view(connector)))
+}
+
+/// The connector `id` as the policy now in force has it (after an install or a change).
+fn view_now(policy: &egret_policy::Policy, id: &str) -> Value {
+    policy.connector(id).map(connector_view).unwrap_or_default()
 }
 
 /// A connector as operators see it, resolved (template defaults filled in), with
