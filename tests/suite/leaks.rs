@@ -36,6 +36,9 @@ async fn an_echoed_bearer_token_comes_back_as_the_placeholder() {
         assert_eq!(json(resp.body())["headers"]["authorization"], auth);
         assert!(resp.headers().get("content-length").is_none());
     }
+    // Counted, once per answer (h1 and h2), rather than logged on every request.
+    let m = super::metrics::scrape(f.egret.control_addr).await;
+    assert_eq!(m.get("egret_echoed_headers_total"), Some(&2.0), "{m:?}");
 }
 
 #[tokio::test]

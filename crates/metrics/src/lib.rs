@@ -58,6 +58,10 @@ pub struct Metrics {
     pub vault_errors: Counter,
     /// Request audit events dropped because the audit writer fell behind.
     pub audit_dropped: Counter,
+    /// Responses whose headers echoed an injected credential (replaced before the
+    /// sandbox saw them). A counter, not a log line: an echoing upstream does it on
+    /// every request.
+    pub echoed_headers: Counter,
 }
 
 impl Default for Metrics {
@@ -143,6 +147,12 @@ impl Metrics {
             "Request audit events dropped because the audit writer fell behind",
             audit_dropped.clone(),
         );
+        let echoed_headers = Counter::default();
+        registry.register(
+            "echoed_headers",
+            "Responses whose headers echoed an injected credential; replaced before the sandbox saw them",
+            echoed_headers.clone(),
+        );
         Self {
             registry,
             requests,
@@ -157,6 +167,7 @@ impl Metrics {
             tunnels,
             vault_errors,
             audit_dropped,
+            echoed_headers,
         }
     }
 

@@ -274,7 +274,8 @@ async fn scanned(
         return Err(Refusal::response_unscannable(&bound.host, &encoding));
     }
     if scan.redactor.headers(&mut parts.headers) {
-        info!(host = %bound.host, "upstream echoed a credential in a response header; replaced");
+        proxy.metrics.echoed_headers.inc();
+        debug!(host = %bound.host, "upstream echoed a credential in a response header; replaced");
     }
     let bodiless = scan.head
         || parts.status.is_informational()
