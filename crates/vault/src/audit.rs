@@ -17,10 +17,18 @@ use crate::db::{AUDIT, Vault};
 use crate::error::{VaultError, storage};
 use crate::records::{AuditEvent, now};
 
-/// Audit events kept; older ones are dropped as new ones arrive.
-const AUDIT_KEEP: u64 = 100_000;
-/// Events older than this are dropped too.
-const AUDIT_MAX_AGE_SECS: i64 = 30 * 24 * 3600;
+/// How much of the audit log is kept: the newest `keep` events, none older than
+/// `max_age_secs`. Older ones are dropped as new ones arrive.
+#[derive(Debug, Clone, Copy)]
+struct Retention {
+    keep: u64,
+    max_age_secs: i64,
+}
+
+const RETENTION: Retention = Retention {
+    keep: 100_000,
+    max_age_secs: 30 * 24 * 3600,
+};
 /// Events waiting for the writer thread; beyond this they are dropped (and counted)
 /// rather than slow the proxy down.
 const QUEUE: usize = 10_000;
@@ -70,6 +78,15 @@ impl Vault {
         records: Vec<AuditRecord>,
         durable: bool,
     ) -> Result<Vec<AuditEvent>, VaultError> {
+        self.append_audit_kept(records, durable, RETENTION)
+    }
+
+    fn append_audit_kept(
+        &self,
+        records: Vec<AuditRecord>,
+        durable: bool,
+        retention: Retention,
+    ) -> Result<Vec<AuditEvent>, VaultError> {
         let _w = self.lock_writer();
         let mut written = Vec::with_capacity(records.len());
         let at = now();
@@ -92,22 +109,22 @@ impl Vault {
                 table.insert(seq, bytes.as_slice()).map_err(storage)?;
                 written.push(e);
             }
-            // Retention: the oldest beyond the count, then anything past the age.
-            let cutoff = at - AUDIT_MAX_AGE_SECS;
-            let mut doomed = Vec::new();
-            for row in table.iter().map_err(storage)?.take(BATCH * 2) {
+            // Retention: the oldest beyond the count, then anything past the age. Both
+            // are a prefix of the table (sequence numbers grow with time), dropped in one
+            // cursor pass: a `remove` per event cost more than the insert.
+            let mut last_doomed = seq.checked_sub(retention.keep);
+            let cutoff = at - retention.max_age_secs;
+            let start = last_doomed.map_or(0, |k| k + 1);
+            for row in table.range(start..).map_err(storage)?.take(BATCH * 2) {
                 let (k, v) = row.map_err(storage)?;
-                // Past the count needs no parsing; only the oldest within it are read for age.
-                let old_by_count = seq.saturating_sub(k.value()) >= AUDIT_KEEP;
-                if !old_by_count
-                    && !serde_json::from_slice::<AuditAt>(v.value()).is_ok_and(|e| e.at < cutoff)
-                {
+                if !serde_json::from_slice::<AuditAt>(v.value()).is_ok_and(|e| e.at < cutoff) {
                     break;
                 }
-                doomed.push(k.value());
+                last_doomed = Some(k.value());
             }
-            for k in doomed {
-                table.remove(k).map_err(storage)?;
+            // The newest event always stays: the next sequence number follows it.
+            if let Some(last) = last_doomed.map(|k| k.min(seq - 1)) {
+                table.retain_in(..=last, |_, _| false).map_err(storage)?;
             }
             Ok(())
         })?;
@@ -270,5 +287,51 @@ fn write_loop(vault: &Vault, rx: &Receiver<Msg>) {
         for ack in acks.drain(..) {
             let _ = ack.send(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MasterKey;
+
+    fn events(n: usize) -> Vec<AuditRecord> {
+        (0..n)
+            .map(|i| AuditRecord {
+                event: format!("test.{i}"),
+                ..AuditRecord::default()
+            })
+            .collect()
+    }
+
+    fn kept(v: &Vault) -> Vec<u64> {
+        let all = v.audit_since(0, 1000, None, None).expect("read");
+        all.iter().map(|e| e.seq).collect()
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_by_count_and_drops_those_past_the_age() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let v = Vault::open(&dir.path().join("v.redb"), &MasterKey::generate()).expect("open");
+        let five = Retention {
+            keep: 5,
+            max_age_secs: 3600,
+        };
+        for _ in 0..3 {
+            v.append_audit_kept(events(4), false, five).expect("append");
+        }
+        assert_eq!(kept(&v), vec![8, 9, 10, 11, 12]);
+        // Sequence numbers go on from the newest kept, never reused.
+        v.append_audit_kept(events(1), true, five).expect("append");
+        assert_eq!(kept(&v), vec![9, 10, 11, 12, 13]);
+        // Everything is past an age below zero, whatever the count allows, but the
+        // newest stays so that sequence numbers never start over.
+        let expired = Retention {
+            keep: 1000,
+            max_age_secs: -1,
+        };
+        v.append_audit_kept(events(1), true, expired)
+            .expect("append");
+        assert_eq!(kept(&v), vec![14]);
     }
 }
