@@ -93,6 +93,7 @@ impl Vault {
         self.write_with(durable, |tx| {
             let mut table = tx.open_table(AUDIT).map_err(storage)?;
             let mut seq = table.last().map_err(storage)?.map_or(0, |(k, _)| k.value());
+            let mut row = Vec::with_capacity(records.len() * 256);
             for r in records {
                 seq += 1;
                 let e = AuditEvent {
@@ -104,26 +105,32 @@ impl Vault {
                     detail: r.detail,
                     data: r.data,
                 };
-                let bytes =
-                    serde_json::to_vec(&e).map_err(|e| VaultError::Invalid(e.to_string()))?;
-                table.insert(seq, bytes.as_slice()).map_err(storage)?;
+                if !row.is_empty() {
+                    row.push(b'\n');
+                }
+                serde_json::to_writer(&mut row, &e)
+                    .map_err(|e| VaultError::Invalid(e.to_string()))?;
                 written.push(e);
             }
-            // Retention: the oldest beyond the count, then anything past the age. Both
+            if !row.is_empty() {
+                table.insert(seq, row.as_slice()).map_err(storage)?;
+            }
+            // Retention: the oldest rows past the count, then those past the age. Both
             // are a prefix of the table (sequence numbers grow with time), dropped in one
-            // cursor pass: a `remove` per event cost more than the insert.
+            // cursor pass. Whole rows go, so up to a batch more than `keep` may stay.
             let mut last_doomed = seq.checked_sub(retention.keep);
             let cutoff = at - retention.max_age_secs;
             let start = last_doomed.map_or(0, |k| k + 1);
-            for row in table.range(start..).map_err(storage)?.take(BATCH * 2) {
-                let (k, v) = row.map_err(storage)?;
-                if !serde_json::from_slice::<AuditAt>(v.value()).is_ok_and(|e| e.at < cutoff) {
+            for stored in table.range(start..).map_err(storage)?.take(64) {
+                let (k, v) = stored.map_err(storage)?;
+                let newest = v.value().rsplit(|b| *b == b'\n').next().unwrap_or_default();
+                if !serde_json::from_slice::<AuditAt>(newest).is_ok_and(|e| e.at < cutoff) {
                     break;
                 }
                 last_doomed = Some(k.value());
             }
-            // The newest event always stays: the next sequence number follows it.
-            if let Some(last) = last_doomed.map(|k| k.min(seq - 1)) {
+            // The newest row always stays: the next sequence number follows it.
+            if let Some(last) = last_doomed.map(|k| k.min(seq.saturating_sub(1))) {
                 table.retain_in(..=last, |_, _| false).map_err(storage)?;
             }
             Ok(())
@@ -152,19 +159,24 @@ impl Vault {
         let tx = self.db.begin_read().map_err(storage)?;
         let table = tx.open_table(AUDIT).map_err(storage)?;
         let mut out = Vec::new();
-        for row in table.range(since.saturating_add(1)..).map_err(storage)? {
-            if out.len() >= limit {
-                break;
+        // A row's key is its newest event, so the first row past `since` may still
+        // hold older ones.
+        'rows: for stored in table.range(since.saturating_add(1)..).map_err(storage)? {
+            let (k, v) = stored.map_err(storage)?;
+            for line in v.value().split(|b| *b == b'\n') {
+                if out.len() >= limit {
+                    break 'rows;
+                }
+                let e: AuditEvent = serde_json::from_slice(line)
+                    .map_err(|_| VaultError::Corrupt(format!("audit/{}", k.value())))?;
+                if e.seq <= since
+                    || connector.is_some_and(|c| e.connector.as_deref() != Some(c))
+                    || owner.is_some_and(|o| e.owner.as_deref() != Some(o))
+                {
+                    continue;
+                }
+                out.push(e);
             }
-            let (k, v) = row.map_err(storage)?;
-            let e: AuditEvent = serde_json::from_slice(v.value())
-                .map_err(|_| VaultError::Corrupt(format!("audit/{}", k.value())))?;
-            if connector.is_some_and(|c| e.connector.as_deref() != Some(c))
-                || owner.is_some_and(|o| e.owner.as_deref() != Some(o))
-            {
-                continue;
-            }
-            out.push(e);
         }
         Ok(out)
     }
@@ -320,10 +332,17 @@ mod tests {
         for _ in 0..3 {
             v.append_audit_kept(events(4), false, five).expect("append");
         }
-        assert_eq!(kept(&v), vec![8, 9, 10, 11, 12]);
+        // A batch is one row and goes whole: at least the newest five stay.
+        assert_eq!(kept(&v), (5..=12).collect::<Vec<_>>());
         // Sequence numbers go on from the newest kept, never reused.
         v.append_audit_kept(events(1), true, five).expect("append");
         assert_eq!(kept(&v), vec![9, 10, 11, 12, 13]);
+        // Reading from the middle of a row starts after `since`.
+        let after = v.audit_since(10, 2, None, None).expect("read");
+        assert_eq!(
+            after.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![11, 12]
+        );
         // Everything is past an age below zero, whatever the count allows, but the
         // newest stays so that sequence numbers never start over.
         let expired = Retention {
