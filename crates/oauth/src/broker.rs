@@ -331,17 +331,17 @@ impl Broker {
                 TokenUpdate::Authorized => "connection.connect",
                 TokenUpdate::Refreshed => "connection.refresh",
             };
-            vault.append_audit(vec![egret_vault::AuditRecord {
+            let record = egret_vault::AuditRecord {
                 event: event.to_owned(),
                 connector: Some(c.clone()),
                 owner: Some(o.to_string()),
-                detail: None,
-                data: Some(serde_json::json!({
-                    "result": "ok",
-                    "duration_ms": took.map(|d| d.as_millis() as u64),
-                    "expires_at": expires_at,
-                })),
-            }])?;
+                ..egret_vault::AuditRecord::default()
+            };
+            vault.append_audit(vec![record.with_data(&serde_json::json!({
+                "result": "ok",
+                "duration_ms": took.map(|d| d.as_millis() as u64),
+                "expires_at": expires_at,
+            }))])?;
             vault
                 .credential(&c, &o)
                 .ok_or(egret_vault::VaultError::NoConnection {

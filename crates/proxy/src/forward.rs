@@ -3,6 +3,7 @@
 //! where offered) -> streamed response. An upstream 401 on an OAuth token egret thought
 //! valid gets one forced renewal and one retry, when the request can be replayed.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use bytes::Bytes;
 use egret_oauth::{Need, TokenError};
 use egret_policy::{AuthKind, Policy, Route};
 use egret_vault::{AuditRecord, ConnectionKind, Credential, PlaceholderEntry, unix_now};
+use futures_util::FutureExt;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH};
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
@@ -51,22 +53,22 @@ pub(crate) async fn handle(
         }
         Ok((resp, Some(swap))) => {
             proxy.metrics.request(&swap.connector, "forwarded");
-            let data = json!({
-                "sandbox": bound.sandbox.as_deref(),
-                "host": bound.host,
-                "method": method.as_str(),
-                "path": redacted(uri.path()),
-                "status": resp.status().as_u16(),
-                "latency_ms": started.elapsed().as_millis() as u64,
-                "fields": swap.fields,
-            });
-            proxy.audit.record(AuditRecord {
+            let data = SwapEvent {
+                sandbox: bound.sandbox.as_deref(),
+                host: &bound.host,
+                method: method.as_str(),
+                path: redacted(uri.path()),
+                status: resp.status().as_u16(),
+                latency_ms: started.elapsed().as_millis() as u64,
+                fields: &swap.fields,
+            };
+            let record = AuditRecord {
                 event: "request.swap".to_owned(),
                 connector: Some(swap.connector),
                 owner: Some(swap.owner),
-                detail: None,
-                data: Some(data),
-            });
+                ..AuditRecord::default()
+            };
+            proxy.audit.record(record.with_data(&data));
             resp
         }
         Err(refusal) => {
@@ -88,7 +90,19 @@ pub(crate) async fn handle(
 pub(crate) struct SwapSummary {
     connector: String,
     owner: String,
-    fields: Vec<String>,
+    fields: Vec<Cow<'static, str>>,
+}
+
+/// The `data` of a `request.swap` audit event, serialized as it is (no map built).
+#[derive(serde::Serialize)]
+struct SwapEvent<'a> {
+    sandbox: Option<&'a str>,
+    host: &'a str,
+    method: &'a str,
+    path: Cow<'a, str>,
+    status: u16,
+    latency_ms: u64,
+    fields: &'a [Cow<'static, str>],
 }
 
 /// The response, and which credential the request carried (if any).
@@ -142,7 +156,7 @@ async fn forward(
     let connector = report.swapped.first().map(|first| SwapSummary {
         connector: first.connector().to_owned(),
         owner: first.owner().to_owned(),
-        fields: report.swapped.iter().map(|s| s.field.to_string()).collect(),
+        fields: report.swapped.iter().map(|s| s.field.clone()).collect(),
     });
     let scan = Scan::prepare(proxy, &report, &mut parts);
     let upgrade = parts.version == Version::HTTP_11 && hop::is_upgrade(&parts.headers);
@@ -291,22 +305,31 @@ async fn scanned(
         .and_then(|v| v.parse::<u64>().ok())
         .is_some_and(|n| n <= SCAN_WHOLE_MAX);
     if small {
-        let collected =
-            tokio::time::timeout(proxy.limits.upstream_response_timeout, body.collect())
+        // A small answer usually arrives with its head: then no timer is set up at all.
+        let mut collect = body.collect();
+        let collected = match (&mut collect).now_or_never() {
+            Some(done) => done,
+            None => tokio::time::timeout(proxy.limits.upstream_response_timeout, collect)
                 .await
-                .map_err(|_| Refusal::upstream_timeout(&bound.host, "send its answer"))?
-                .map_err(|e| upstream_body_refusal(&bound.host, &e))?;
-        let mut trailers = collected.trailers().cloned();
+                .map_err(|_| Refusal::upstream_timeout(&bound.host, "send its answer"))?,
+        }
+        .map_err(|e| upstream_body_refusal(&bound.host, &e))?;
+        let trailers = collected.trailers().cloned();
         let (out, _) = scan.redactor.replace(&collected.to_bytes(), true);
         parts
             .headers
             .insert(CONTENT_LENGTH, HeaderValue::from(out.len()));
-        let mut frames = vec![Ok::<_, Infallible>(http_body::Frame::data(out))];
-        if let Some(t) = trailers.as_mut() {
-            scan.redactor.headers(t);
-            frames.extend(trailers.map(|t| Ok(http_body::Frame::trailers(t))));
-        }
-        let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+        let Some(mut trailers) = trailers else {
+            return Ok(Response::from_parts(parts, stream(Full::new(out))));
+        };
+        scan.redactor.headers(&mut trailers);
+        let frames = [
+            http_body::Frame::data(out),
+            http_body::Frame::trailers(trailers),
+        ];
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(
+            frames.map(Ok::<_, Infallible>),
+        ));
         return Ok(Response::from_parts(parts, stream(body)));
     }
     // Placeholders and credentials differ in length: the length is known only at the end.

@@ -62,6 +62,9 @@ pub struct Redactor {
     /// Indexed by pattern id: the placeholder-side text for each credential form.
     shown: Vec<Bytes>,
     longest: usize,
+    /// Header values shorter than this cannot hold a credential (most of them: dates,
+    /// lengths, types) and are not scanned.
+    shortest: usize,
 }
 
 impl Redactor {
@@ -83,6 +86,7 @@ impl Redactor {
             return None;
         }
         let longest = patterns.iter().map(|p| p.len()).max().unwrap_or(0);
+        let shortest = patterns.iter().map(|p| p.len()).min().unwrap_or(0);
         // A handful of short patterns per request: the contiguous NFA builds in a few
         // microseconds where the default DFA takes tens, and scans as fast here (the
         // prefilter does the work on bodies without a match).
@@ -95,6 +99,7 @@ impl Redactor {
             finder,
             shown,
             longest,
+            shortest,
         }))
     }
 
@@ -102,7 +107,7 @@ impl Redactor {
     pub fn headers(&self, headers: &mut HeaderMap) -> bool {
         let mut found = false;
         for value in headers.values_mut() {
-            if !self.finder.is_match(value.as_bytes()) {
+            if value.len() < self.shortest || !self.finder.is_match(value.as_bytes()) {
                 continue;
             }
             let (out, _) = self.replace(&Bytes::copy_from_slice(value.as_bytes()), true);

@@ -187,10 +187,10 @@ pub(crate) fn refused(
         fields.insert("status".into(), refusal.status.as_u16().into());
         fields.insert("sandbox".into(), sandbox.into());
     }
-    proxy.audit.record(egret_vault::AuditRecord {
+    let record = egret_vault::AuditRecord {
         event: "request.refused".to_owned(),
-        data: Some(context),
         ..egret_vault::AuditRecord::default()
-    });
+    };
+    proxy.audit.record(record.with_data(&context));
     refusal.into_response()
 }

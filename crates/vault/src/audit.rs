@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use egret_metrics::Counter;
 use redb::{ReadableDatabase, ReadableTable};
+use serde_json::value::RawValue;
 
 use crate::db::{AUDIT, Vault};
 use crate::error::{VaultError, storage};
@@ -41,8 +42,36 @@ pub struct AuditRecord {
     pub connector: Option<String>,
     pub owner: Option<String>,
     pub detail: Option<String>,
-    /// Structured fields of a decision (host, method, status, …). Never a secret.
-    pub data: Option<serde_json::Value>,
+    /// Structured fields of a decision (host, method, status, …), already JSON: the
+    /// proxy serializes its typed request event once, where it happens, instead of
+    /// building a map to serialize later. Never a secret.
+    pub data: Option<Box<RawValue>>,
+}
+
+impl AuditRecord {
+    /// `fields` as the record's structured data (`None` if it cannot be serialized,
+    /// which typed events and JSON values never fail).
+    pub fn with_data(mut self, fields: &impl serde::Serialize) -> Self {
+        self.data = serde_json::value::to_raw_value(fields).ok();
+        self
+    }
+}
+
+/// An event as it is stored: the fields of [`AuditEvent`], borrowed, with its data
+/// copied in as the JSON it already is.
+#[derive(serde::Serialize)]
+struct Stored<'a> {
+    seq: u64,
+    at: i64,
+    event: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connector: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a RawValue>,
 }
 
 impl Vault {
@@ -68,49 +97,55 @@ impl Vault {
 
     /// Appends events in one durable transaction and applies retention.
     pub fn append_audit(&self, records: Vec<AuditRecord>) -> Result<Vec<AuditEvent>, VaultError> {
-        self.append_audit_with(records, true)
+        let (first, at) = self.append_audit_kept(&records, true, RETENTION)?;
+        Ok(records
+            .into_iter()
+            .zip(first..)
+            .map(|(r, seq)| AuditEvent {
+                seq,
+                at,
+                event: r.event,
+                connector: r.connector,
+                owner: r.owner,
+                detail: r.detail,
+                data: r.data.and_then(|raw| serde_json::from_str(raw.get()).ok()),
+            })
+            .collect())
     }
 
-    /// `durable: false` skips the disk sync: the events reach the disk with the next
-    /// durable commit. The request writer uses it between its once-a-second syncs.
-    fn append_audit_with(
-        &self,
-        records: Vec<AuditRecord>,
-        durable: bool,
-    ) -> Result<Vec<AuditEvent>, VaultError> {
-        self.append_audit_kept(records, durable, RETENTION)
-    }
-
+    /// Writes `records` and applies `retention`; returns the first sequence number
+    /// given and the time stamped on them. `durable: false` skips the disk sync: the events reach the disk with the
+    /// next durable commit (the request writer's, between its once-a-second syncs).
     fn append_audit_kept(
         &self,
-        records: Vec<AuditRecord>,
+        records: &[AuditRecord],
         durable: bool,
         retention: Retention,
-    ) -> Result<Vec<AuditEvent>, VaultError> {
+    ) -> Result<(u64, i64), VaultError> {
         let _w = self.lock_writer();
-        let mut written = Vec::with_capacity(records.len());
         let at = now();
+        let mut row = Vec::with_capacity(records.len() * 256);
+        let mut first = 0;
         self.write_with(durable, |tx| {
             let mut table = tx.open_table(AUDIT).map_err(storage)?;
             let mut seq = table.last().map_err(storage)?.map_or(0, |(k, _)| k.value());
-            let mut row = Vec::with_capacity(records.len() * 256);
+            first = seq + 1;
             for r in records {
                 seq += 1;
-                let e = AuditEvent {
+                let stored = Stored {
                     seq,
                     at,
-                    event: r.event,
-                    connector: r.connector,
-                    owner: r.owner,
-                    detail: r.detail,
-                    data: r.data,
+                    event: &r.event,
+                    connector: r.connector.as_deref(),
+                    owner: r.owner.as_deref(),
+                    detail: r.detail.as_deref(),
+                    data: r.data.as_deref(),
                 };
                 if !row.is_empty() {
                     row.push(b'\n');
                 }
-                serde_json::to_writer(&mut row, &e)
+                serde_json::to_writer(&mut row, &stored)
                     .map_err(|e| VaultError::Invalid(e.to_string()))?;
-                written.push(e);
             }
             if !row.is_empty() {
                 table.insert(seq, row.as_slice()).map_err(storage)?;
@@ -138,13 +173,11 @@ impl Vault {
         // Opt-in (`EGRET_LOG=info,audit=debug`): at the default level a line per request
         // would double the log volume of a busy proxy. The vault keeps every event anyway.
         if tracing::enabled!(target: "audit", tracing::Level::DEBUG) {
-            for e in &written {
-                if let Ok(line) = serde_json::to_string(e) {
-                    tracing::debug!(target: "audit", "{line}");
-                }
+            for line in row.split(|b| *b == b'\n') {
+                tracing::debug!(target: "audit", "{}", String::from_utf8_lossy(line));
             }
         }
-        Ok(written)
+        Ok((first, at))
     }
 
     /// Audit events with `seq > since`, oldest first, at most `limit`, optionally only
@@ -290,7 +323,9 @@ fn write_loop(vault: &Vault, rx: &Receiver<Msg>) {
         behind = batch.len() >= BATCH;
         let durable = !acks.is_empty() || synced.elapsed() >= SYNC_EVERY;
         if !batch.is_empty() {
-            match vault.append_audit_with(std::mem::take(&mut batch), durable) {
+            let written = vault.append_audit_kept(&batch, durable, RETENTION);
+            batch.clear();
+            match written {
                 Ok(_) if durable => (synced, unsynced) = (std::time::Instant::now(), false),
                 Ok(_) => unsynced = true,
                 Err(e) => tracing::error!(error = %e, "audit events could not be written"),
@@ -330,12 +365,13 @@ mod tests {
             max_age_secs: 3600,
         };
         for _ in 0..3 {
-            v.append_audit_kept(events(4), false, five).expect("append");
+            v.append_audit_kept(&events(4), false, five)
+                .expect("append");
         }
         // A batch is one row and goes whole: at least the newest five stay.
         assert_eq!(kept(&v), (5..=12).collect::<Vec<_>>());
         // Sequence numbers go on from the newest kept, never reused.
-        v.append_audit_kept(events(1), true, five).expect("append");
+        v.append_audit_kept(&events(1), true, five).expect("append");
         assert_eq!(kept(&v), vec![9, 10, 11, 12, 13]);
         // Reading from the middle of a row starts after `since`.
         let after = v.audit_since(10, 2, None, None).expect("read");
@@ -349,7 +385,7 @@ mod tests {
             keep: 1000,
             max_age_secs: -1,
         };
-        v.append_audit_kept(events(1), true, expired)
+        v.append_audit_kept(&events(1), true, expired)
             .expect("append");
         assert_eq!(kept(&v), vec![14]);
     }
