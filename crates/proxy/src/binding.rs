@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use egret_policy::normalize_host;
 use http::request::Parts;
 use http::uri::Authority;
 
@@ -54,6 +53,14 @@ pub fn check(parts: &Parts, bound: &Bound) -> Result<(), Refusal> {
         agrees(authority, bound)?;
     }
     match parts.headers.get(http::header::HOST) {
+        // The usual case, the very authority of the CONNECT: nothing to parse.
+        Some(value)
+            if value
+                .as_bytes()
+                .eq_ignore_ascii_case(bound.authority.as_str().as_bytes()) =>
+        {
+            Ok(())
+        }
         Some(value) => {
             let authority = value
                 .to_str()
@@ -70,7 +77,12 @@ pub fn check(parts: &Parts, bound: &Bound) -> Result<(), Refusal> {
 }
 
 fn agrees(authority: &Authority, bound: &Bound) -> Result<(), Refusal> {
-    let same_host = normalize_host(authority.host()) == bound.host;
+    // `bound.host` is normalized already: lowercase, no trailing dot.
+    let host = authority.host();
+    let same_host = host
+        .strip_suffix('.')
+        .unwrap_or(host)
+        .eq_ignore_ascii_case(&bound.host);
     // A name without a port means the scheme's default; accept it for the tunnel's port,
     // which is how clients write Host for https on 443 and often on other ports too.
     let same_port = authority.port_u16().is_none_or(|p| p == bound.port);
