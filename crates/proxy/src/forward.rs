@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use egret_oauth::{Need, TokenError};
 use egret_policy::{AuthKind, Policy, Route};
-use egret_vault::{AuditRecord, ConnectionKind, Credential, PlaceholderEntry, unix_now};
+use egret_vault::{ConnectionKind, Credential, PlaceholderEntry, unix_now};
 use futures_util::FutureExt;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH};
 use http::uri::{PathAndQuery, Scheme};
@@ -62,13 +62,12 @@ pub(crate) async fn handle(
                 latency_ms: started.elapsed().as_millis() as u64,
                 fields: &swap.fields,
             };
-            let record = AuditRecord {
-                event: "request.swap".to_owned(),
-                connector: Some(swap.connector),
-                owner: Some(swap.owner),
-                ..AuditRecord::default()
-            };
-            proxy.audit.record(record.with_data(&data));
+            proxy.audit.record(
+                "request.swap",
+                Some(&swap.connector),
+                Some(&swap.owner),
+                &data,
+            );
             resp
         }
         Err(refusal) => {

@@ -187,10 +187,6 @@ pub(crate) fn refused(
         fields.insert("status".into(), refusal.status.as_u16().into());
         fields.insert("sandbox".into(), sandbox.into());
     }
-    let record = egret_vault::AuditRecord {
-        event: "request.refused".to_owned(),
-        ..egret_vault::AuditRecord::default()
-    };
-    proxy.audit.record(record.with_data(&context));
+    proxy.audit.record("request.refused", None, None, &context);
     refusal.into_response()
 }

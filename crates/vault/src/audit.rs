@@ -1,22 +1,20 @@
 //! The audit log: an append-only table of decisions and changes, bounded in count and
 //! age, each event also written as one JSON line on the `audit` tracing target (debug
-//! level).
-//! [`AuditWriter`] takes the proxy's per-request events off the hot path and writes them
-//! in batches.
+//! level). [`AuditWriter`] takes the proxy's per-request events off the hot path and
+//! writes them in batches.
 
-use std::sync::Arc;
-use std::sync::mpsc::{
-    Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError, sync_channel,
-};
-use std::time::Duration;
+mod writer;
 
-use egret_metrics::Counter;
+use std::io::Write as _;
+
 use redb::{ReadableDatabase, ReadableTable};
 use serde_json::value::RawValue;
 
 use crate::db::{AUDIT, Vault};
 use crate::error::{VaultError, storage};
 use crate::records::{AuditEvent, now};
+
+pub use writer::AuditWriter;
 
 /// How much of the audit log is kept: the newest `keep` events, none older than
 /// `max_age_secs`. Older ones are dropped as new ones arrive.
@@ -30,10 +28,6 @@ const RETENTION: Retention = Retention {
     keep: 100_000,
     max_age_secs: 30 * 24 * 3600,
 };
-/// Events waiting for the writer thread; beyond this they are dropped (and counted)
-/// rather than slow the proxy down.
-const QUEUE: usize = 10_000;
-const BATCH: usize = 4096;
 
 /// An event before it has a sequence number and a time.
 #[derive(Debug, Clone, Default)]
@@ -42,9 +36,8 @@ pub struct AuditRecord {
     pub connector: Option<String>,
     pub owner: Option<String>,
     pub detail: Option<String>,
-    /// Structured fields of a decision (host, method, status, …), already JSON: the
-    /// proxy serializes its typed request event once, where it happens, instead of
-    /// building a map to serialize later. Never a secret.
+    /// Structured fields of a decision (host, method, status, …), already JSON. Never a
+    /// secret.
     pub data: Option<Box<RawValue>>,
 }
 
@@ -57,11 +50,10 @@ impl AuditRecord {
     }
 }
 
-/// An event as it is stored: the fields of [`AuditEvent`], borrowed, with its data
-/// copied in as the JSON it already is.
+/// An event as it waits to be stored: the fields of [`AuditEvent`] but its sequence
+/// number, which the writer puts in front (`{"seq":N,` + the rest) as it stores it.
 #[derive(serde::Serialize)]
-struct Stored<'a> {
-    seq: u64,
+struct Unnumbered<'a, D: serde::Serialize + ?Sized> {
     at: i64,
     event: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -71,7 +63,7 @@ struct Stored<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<&'a RawValue>,
+    data: Option<&'a D>,
 }
 
 impl Vault {
@@ -97,7 +89,20 @@ impl Vault {
 
     /// Appends events in one durable transaction and applies retention.
     pub fn append_audit(&self, records: Vec<AuditRecord>) -> Result<Vec<AuditEvent>, VaultError> {
-        let (first, at) = self.append_audit_kept(&records, true, RETENTION)?;
+        let at = now();
+        let mut lines = Vec::with_capacity(records.len() * 256);
+        for r in &records {
+            let event = Unnumbered {
+                at,
+                event: &r.event,
+                connector: r.connector.as_deref(),
+                owner: r.owner.as_deref(),
+                detail: r.detail.as_deref(),
+                data: r.data.as_deref(),
+            };
+            push_line(&mut lines, &event)?;
+        }
+        let first = self.store_lines(&lines, true, RETENTION)?;
         Ok(records
             .into_iter()
             .zip(first..)
@@ -113,39 +118,32 @@ impl Vault {
             .collect())
     }
 
-    /// Writes `records` and applies `retention`; returns the first sequence number
-    /// given and the time stamped on them. `durable: false` skips the disk sync: the events reach the disk with the
-    /// next durable commit (the request writer's, between its once-a-second syncs).
-    fn append_audit_kept(
+    /// Stores `lines` (events without sequence numbers, one JSON object a line) as one
+    /// row, numbering them, and applies `retention`; returns the first number given.
+    /// `durable: false` skips the disk sync: the events reach the disk with the next
+    /// durable commit (the request writer's, between its once-a-second syncs).
+    fn store_lines(
         &self,
-        records: &[AuditRecord],
+        lines: &[u8],
         durable: bool,
         retention: Retention,
-    ) -> Result<(u64, i64), VaultError> {
+    ) -> Result<u64, VaultError> {
         let _w = self.lock_writer();
         let at = now();
-        let mut row = Vec::with_capacity(records.len() * 256);
+        let mut row = Vec::with_capacity(lines.len() + lines.len() / 16);
         let mut first = 0;
         self.write_with(durable, |tx| {
             let mut table = tx.open_table(AUDIT).map_err(storage)?;
             let mut seq = table.last().map_err(storage)?.map_or(0, |(k, _)| k.value());
             first = seq + 1;
-            for r in records {
+            // Every line is a JSON object with at least `at`: `{"seq":N,` + the rest.
+            for line in lines.split(|b| *b == b'\n').filter(|l| l.len() > 2) {
                 seq += 1;
-                let stored = Stored {
-                    seq,
-                    at,
-                    event: &r.event,
-                    connector: r.connector.as_deref(),
-                    owner: r.owner.as_deref(),
-                    detail: r.detail.as_deref(),
-                    data: r.data.as_deref(),
-                };
                 if !row.is_empty() {
                     row.push(b'\n');
                 }
-                serde_json::to_writer(&mut row, &stored)
-                    .map_err(|e| VaultError::Invalid(e.to_string()))?;
+                write!(row, "{{\"seq\":{seq},").map_err(|e| VaultError::Invalid(e.to_string()))?;
+                row.extend_from_slice(&line[1..]);
             }
             if !row.is_empty() {
                 table.insert(seq, row.as_slice()).map_err(storage)?;
@@ -177,7 +175,7 @@ impl Vault {
                 tracing::debug!(target: "audit", "{}", String::from_utf8_lossy(line));
             }
         }
-        Ok((first, at))
+        Ok(first)
     }
 
     /// Audit events with `seq > since`, oldest first, at most `limit`, optionally only
@@ -221,120 +219,12 @@ struct AuditAt {
     at: i64,
 }
 
-enum Msg {
-    Event(AuditRecord),
-    Flush(SyncSender<()>),
-}
-
-/// Writes audit events from the proxy in batches on a thread of its own: `record` never
-/// blocks; when the queue is full the event is dropped and counted.
-#[derive(Clone)]
-pub struct AuditWriter {
-    tx: SyncSender<Msg>,
-    /// The metrics registry's `egret_audit_dropped_total`.
-    dropped: Counter,
-}
-
-impl AuditWriter {
-    pub fn start(vault: Arc<Vault>, dropped: Counter) -> Self {
-        let (tx, rx) = sync_channel(QUEUE);
-        let spawned = std::thread::Builder::new()
-            .name("egret-audit".to_owned())
-            .spawn(move || write_loop(&vault, &rx));
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start the audit writer; request events will be dropped");
-        }
-        Self { tx, dropped }
+/// Appends `event` to `lines` as one JSON line.
+fn push_line(lines: &mut Vec<u8>, event: &impl serde::Serialize) -> Result<(), VaultError> {
+    if !lines.is_empty() {
+        lines.push(b'\n');
     }
-
-    /// Queues an event; `false` when it had to be dropped.
-    pub fn record(&self, record: AuditRecord) -> bool {
-        match self.tx.try_send(Msg::Event(record)) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.dropped.inc();
-                false
-            }
-        }
-    }
-
-    /// Waits (at most `timeout`) until everything queued so far is written.
-    pub fn flush(&self, timeout: Duration) {
-        let (ack, done) = sync_channel(1);
-        if self.tx.send(Msg::Flush(ack)).is_ok() {
-            let _ = done.recv_timeout(timeout);
-        }
-    }
-}
-
-/// How often the request writer syncs to disk: a crash loses at most this much of the
-/// per-request events (never a connection or token change: those sync on every commit).
-const SYNC_EVERY: Duration = Duration::from_secs(1);
-/// After the first event of a batch the writer sleeps this long, then takes everything
-/// queued meanwhile. Sleeping, it is not waiting on the channel, so the events that
-/// arrive cost the proxy no wake-up of this thread: one wake-up per batch, not per
-/// request (waking per event cost a busy proxy about a tenth of its CPU).
-const GATHER: Duration = Duration::from_millis(20);
-
-fn write_loop(vault: &Vault, rx: &Receiver<Msg>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut acks = Vec::new();
-    let mut synced = std::time::Instant::now();
-    // Written since the last sync: the sync comes at most SYNC_EVERY later, even if no
-    // event follows.
-    let mut unsynced = false;
-    // A full batch means more is waiting: take it without sleeping first.
-    let mut behind = false;
-    let push = |m: Msg, batch: &mut Vec<AuditRecord>, acks: &mut Vec<SyncSender<()>>| match m {
-        Msg::Event(r) => batch.push(r),
-        Msg::Flush(ack) => acks.push(ack),
-    };
-    loop {
-        let first = if unsynced {
-            match rx.recv_timeout(SYNC_EVERY.saturating_sub(synced.elapsed())) {
-                Ok(m) => m,
-                Err(timeout_or_gone) => {
-                    match vault.write_with(true, |_| Ok(())) {
-                        Ok(()) => (synced, unsynced) = (std::time::Instant::now(), false),
-                        Err(e) => tracing::error!(error = %e, "audit events could not be synced"),
-                    }
-                    if timeout_or_gone == RecvTimeoutError::Disconnected {
-                        return;
-                    }
-                    continue;
-                }
-            }
-        } else {
-            match rx.recv() {
-                Ok(m) => m,
-                Err(_) => return,
-            }
-        };
-        push(first, &mut batch, &mut acks);
-        if acks.is_empty() && !behind {
-            std::thread::sleep(GATHER);
-        }
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(m) => push(m, &mut batch, &mut acks),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-            }
-        }
-        behind = batch.len() >= BATCH;
-        let durable = !acks.is_empty() || synced.elapsed() >= SYNC_EVERY;
-        if !batch.is_empty() {
-            let written = vault.append_audit_kept(&batch, durable, RETENTION);
-            batch.clear();
-            match written {
-                Ok(_) if durable => (synced, unsynced) = (std::time::Instant::now(), false),
-                Ok(_) => unsynced = true,
-                Err(e) => tracing::error!(error = %e, "audit events could not be written"),
-            }
-        }
-        for ack in acks.drain(..) {
-            let _ = ack.send(());
-        }
-    }
+    serde_json::to_writer(&mut *lines, event).map_err(|e| VaultError::Invalid(e.to_string()))
 }
 
 #[cfg(test)]
@@ -342,13 +232,20 @@ mod tests {
     use super::*;
     use crate::MasterKey;
 
-    fn events(n: usize) -> Vec<AuditRecord> {
-        (0..n)
-            .map(|i| AuditRecord {
-                event: format!("test.{i}"),
-                ..AuditRecord::default()
-            })
-            .collect()
+    fn events(n: usize) -> Vec<u8> {
+        let mut lines = Vec::new();
+        for i in 0..n {
+            let event = Unnumbered::<()> {
+                at: now(),
+                event: &format!("test.{i}"),
+                connector: None,
+                owner: None,
+                detail: None,
+                data: None,
+            };
+            push_line(&mut lines, &event).expect("line");
+        }
+        lines
     }
 
     fn kept(v: &Vault) -> Vec<u64> {
@@ -365,13 +262,12 @@ mod tests {
             max_age_secs: 3600,
         };
         for _ in 0..3 {
-            v.append_audit_kept(&events(4), false, five)
-                .expect("append");
+            v.store_lines(&events(4), false, five).expect("append");
         }
         // A batch is one row and goes whole: at least the newest five stay.
         assert_eq!(kept(&v), (5..=12).collect::<Vec<_>>());
         // Sequence numbers go on from the newest kept, never reused.
-        v.append_audit_kept(&events(1), true, five).expect("append");
+        v.store_lines(&events(1), true, five).expect("append");
         assert_eq!(kept(&v), vec![9, 10, 11, 12, 13]);
         // Reading from the middle of a row starts after `since`.
         let after = v.audit_since(10, 2, None, None).expect("read");
@@ -385,8 +281,7 @@ mod tests {
             keep: 1000,
             max_age_secs: -1,
         };
-        v.append_audit_kept(&events(1), true, expired)
-            .expect("append");
+        v.store_lines(&events(1), true, expired).expect("append");
         assert_eq!(kept(&v), vec![14]);
     }
 }
