@@ -31,7 +31,8 @@ pub(crate) const AUTHORIZATIONS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("authorizations");
 /// Audit events, a row per write: the value is the events as JSON lines (oldest first),
 /// the key the sequence number of the row's newest event. A batch of request events is
-/// one row: one B-tree insert per batch instead of one per request. A single event is a one-line row, as every row of older vaults is.
+/// one row: one B-tree insert per batch instead of one per request. A single event is a
+/// one-line row, as every row of older vaults is.
 pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
 pub(crate) const KEY_CHECK: &str = "key_check";
