@@ -17,7 +17,7 @@ pub struct RequestLabels {
     /// The connector whose credential was used; empty when none was.
     pub connector: String,
     /// `forwarded`, or the refusal code.
-    pub outcome: String,
+    pub outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -27,7 +27,7 @@ pub struct ConnectorLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabels {
-    pub code: String,
+    pub code: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -172,21 +172,19 @@ impl Metrics {
     }
 
     /// Counts an intercepted request's outcome.
-    pub fn request(&self, connector: &str, outcome: &str) {
+    /// Outcomes and codes are static strings: counting a request allocates nothing
+    /// unless it carried a credential (the connector id).
+    pub fn request(&self, connector: &str, outcome: &'static str) {
         self.requests
             .get_or_create(&RequestLabels {
                 connector: connector.to_owned(),
-                outcome: outcome.to_owned(),
+                outcome,
             })
             .inc();
     }
 
-    pub fn refusal(&self, code: &str) {
-        self.refusals
-            .get_or_create(&CodeLabels {
-                code: code.to_owned(),
-            })
-            .inc();
+    pub fn refusal(&self, code: &'static str) {
+        self.refusals.get_or_create(&CodeLabels { code }).inc();
     }
 
     pub fn swap(&self, connector: &str) {

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use arc_swap::Guard;
 use bytes::Bytes;
 use egret_oauth::{Need, TokenError};
 use egret_policy::{AuthKind, Policy, Route};
@@ -113,7 +114,8 @@ async fn forward(
 ) -> Result<(Response<ProxyBody>, Option<SwapSummary>), Refusal> {
     let (mut parts, body) = req.into_parts();
     binding::check(&parts, bound)?;
-    let policy = proxy.policy.load_full();
+    // A guard, not an `Arc` clone: no shared reference count to bounce between threads.
+    let policy = proxy.policy.load();
     // The policy may have changed since the CONNECT: the tunnel keeps no privilege.
     if policy.route(&bound.host, bound.port) != Route::Intercept {
         return Err(Refusal::egress_denied(
@@ -375,7 +377,7 @@ async fn retry_after_401(
         host: &bound.host,
         port: bound.port,
     };
-    let policy = proxy.policy.load_full();
+    let policy = proxy.policy.load();
     let report = swap_fresh(proxy, policy, &mut parts, dest, renewed, &bound.sandbox).await?;
     let scan = Scan::prepare(proxy, &report, &mut parts);
     drop(first);
@@ -387,7 +389,7 @@ async fn retry_after_401(
 /// swap finds one due for renewal. `renewed` holds credentials the broker gave already.
 async fn swap_fresh(
     proxy: &Proxy,
-    mut policy: Arc<Policy>,
+    mut policy: Guard<Arc<Policy>>,
     parts: &mut http::request::Parts,
     dest: Destination<'_>,
     mut renewed: Renewed,
@@ -417,7 +419,7 @@ async fn swap_fresh(
             .await
             .map_err(|e| token_refusal(&entry, &e))?;
         renewed.push((entry, credential));
-        policy = proxy.policy.load_full();
+        policy = proxy.policy.load();
     }
 }
 
