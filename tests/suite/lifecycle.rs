@@ -44,6 +44,42 @@ async fn shutdown_drains_in_flight_requests_and_stops_accepting() {
 }
 
 #[tokio::test]
+async fn shutdown_closes_idle_intercepted_connections() {
+    let f = Fixture::new().await;
+    let p = f.egret.key_and_placeholder("openai", "org", "sk-idle");
+    let auth = format!("Bearer {p}");
+    let mut s = f.session("api.test.local", Proto::H1).await;
+    let at = f.at("api.test.local");
+    let get = || {
+        request(
+            "GET",
+            &at,
+            "/",
+            &[("authorization", &auth)],
+            client::empty(),
+            Proto::H1,
+        )
+        .expect("req")
+    };
+    let first = s.fetch(get()).await.expect("first request");
+    assert_eq!(first.status(), StatusCode::OK);
+    // The session stays open and idle while the proxy shuts down: it is told to close
+    // rather than waited for until the drain timeout.
+    let (task, _dir) = f.egret.begin_shutdown();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("drain is bounded")
+        .expect("join");
+    let again = tokio::time::timeout(Duration::from_secs(10), s.fetch(get()))
+        .await
+        .expect("bounded");
+    assert!(
+        again.is_err(),
+        "the idle connection was closed by the drain"
+    );
+}
+
+#[tokio::test]
 async fn the_vault_file_never_holds_a_key_or_placeholder_in_the_clear() {
     let f = Fixture::new().await;
     let secret = "sk-GREP-ME-0123456789abcdef";

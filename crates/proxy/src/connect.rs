@@ -12,9 +12,9 @@ use tracing::{Instrument, debug, debug_span};
 use crate::Proxy;
 use crate::binding::Bound;
 use crate::body::{ProxyBody, empty};
+use crate::drain::Drain;
 use crate::idle::InFlight;
 use crate::refusal::Refusal;
-use crate::server::Drain;
 
 pub(crate) async fn handle(
     proxy: Arc<Proxy>,

@@ -8,12 +8,12 @@ use hyper::service::service_fn;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::Watcher;
 use tokio_rustls::LazyConfigAcceptor;
 use tracing::debug;
 
 use crate::Proxy;
 use crate::binding::Bound;
+use crate::drain::Watcher;
 use crate::idle::{Busy, IdleIo};
 
 pub(crate) async fn serve(

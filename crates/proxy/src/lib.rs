@@ -12,6 +12,7 @@
 mod binding;
 pub mod body;
 mod connect;
+mod drain;
 mod forward;
 mod hop;
 mod idle;

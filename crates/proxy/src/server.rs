@@ -3,44 +3,27 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 use crate::Proxy;
 use crate::body::ProxyBody;
+use crate::drain::Drain;
 use crate::idle::{Busy, IdleIo, InFlight, hold};
 use crate::refusal::Refusal;
-
-/// Hands out watchers for every connection (outer and intercepted) until shutdown starts.
-pub(crate) struct Drain(Mutex<Option<GracefulShutdown>>);
-
-impl Drain {
-    pub(crate) fn watcher(&self) -> Option<Watcher> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(GracefulShutdown::watcher)
-    }
-
-    fn take(&self) -> Option<GracefulShutdown> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
-    }
-}
 
 /// Serves the proxy on `listener` until `shutdown` resolves, then stops accepting and
 /// waits up to `limits.drain_timeout` for in-flight requests.
 pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-    let drain = Arc::new(Drain(Mutex::new(Some(GracefulShutdown::new()))));
+    let drain = Arc::new(Drain::new());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -88,20 +71,15 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: impl Futu
     }
     drop(listener);
     let drain_for = proxy.limits.drain_timeout;
-    if let Some(graceful) = drain.take() {
-        info!(
-            pending = graceful.count(),
-            "proxy stopped accepting; draining in-flight requests"
+    info!(
+        pending = drain.open(),
+        "proxy stopped accepting; draining in-flight requests"
+    );
+    if !drain.shutdown(drain_for).await {
+        warn!(
+            seconds = drain_for.as_secs(),
+            "drain timeout reached; closing remaining connections"
         );
-        if tokio::time::timeout(drain_for, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            warn!(
-                seconds = drain_for.as_secs(),
-                "drain timeout reached; closing remaining connections"
-            );
-        }
     }
 }
 
