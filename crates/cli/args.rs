@@ -30,6 +30,10 @@ pub enum Command {
         /// Log format: `text` or `json`. Levels come from EGRET_LOG (default `info`).
         #[arg(long, default_value = "text")]
         log_format: String,
+        /// Worker threads (default: one per CPU). On a machine egret shares with the
+        /// sandboxes, fewer threads mean fewer wake-ups across cores (see the README).
+        #[arg(long, env = "EGRET_WORKERS")]
+        workers: Option<std::num::NonZeroUsize>,
     },
     /// The interception CA.
     #[command(subcommand)]

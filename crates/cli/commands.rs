@@ -19,7 +19,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     let target = Target { config, server };
     let cli = &target;
     match command {
-        Command::Serve { log_format } => {
+        Command::Serve { log_format, .. } => {
             init_logging(&log_format)?;
             crate::serve::run(&cli.config).await
         }
@@ -389,8 +389,11 @@ fn print_json(value: Option<Value>) {
 fn init_logging(format: &str) -> Result<()> {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("EGRET_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only on a terminal: a log file or journald gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         "text" => builder.init(),

@@ -46,7 +46,8 @@ pub async fn run(config: &Path) -> Result<()> {
         (config != Path::new(DEFAULT_CONFIG) || config.exists()).then(|| config.to_owned());
     let reloader = tokio::spawn(crate::reload::watch(watched, policy, vault));
     let running = Running::start(proxy, proxy_listener, control, control_listener);
-    info!(proxy = %proxy_addr, control = %control_addr, "egret is ready");
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    info!(proxy = %proxy_addr, control = %control_addr, workers, "egret is ready");
 
     shutdown_signal().await;
     info!("shutting down: no new connections; draining in-flight requests");

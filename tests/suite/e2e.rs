@@ -54,12 +54,24 @@ impl Egret {
         control: SocketAddr,
         log_name: &str,
     ) -> Self {
+        Self::start_with(dir, proxy, control, log_name, &[]).await
+    }
+
+    /// `start` with more `serve` arguments.
+    pub(super) async fn start_with(
+        dir: &Path,
+        proxy: SocketAddr,
+        control: SocketAddr,
+        log_name: &str,
+        extra: &[&str],
+    ) -> Self {
         let config = dir.join("egret.yaml");
         let log = dir.join(log_name);
         let log_file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(EGRET)
             .args(["serve", "--config"])
             .arg(&config)
+            .args(extra)
             .env_remove("EGRET_ADMIN_TOKEN")
             .env("EGRET_LOG", "trace")
             .stdout(Stdio::null())
@@ -541,4 +553,58 @@ async fn policy_check_names_file_line_and_column() {
         .await
         .expect("run");
     assert!(!out.status.success());
+}
+
+/// `serve --workers N` runs the proxy on N worker threads, and it serves as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_on_the_worker_threads_asked_for() {
+    let (dir, _ca, upstream, proxy, control) = setup().await;
+    let egret = Egret::start_with(
+        dir.path(),
+        proxy,
+        control,
+        "workers.log",
+        &["--workers", "1"],
+    )
+    .await;
+    // The runtime's own count, as the ready line reports it.
+    let log = egret.log_text();
+    let ready = log
+        .lines()
+        .find(|l| l.contains("egret is ready"))
+        .unwrap_or_else(|| panic!("no ready line in\n{log}"));
+    assert!(ready.contains("workers=1"), "{ready}");
+    stdout(
+        &egret
+            .cli(
+                &["connection", "set-key", "openai", "--owner", "org"],
+                Some(KEY),
+            )
+            .await,
+    );
+    let p = stdout(
+        &egret
+            .cli(&["placeholder", "mint", "openai", "--owner", "org"], None)
+            .await,
+    );
+    let pem = stdout(&egret.cli(&["ca", "export"], None).await);
+    std::fs::write(dir.path().join("egret-ca.pem"), format!("{pem}\n")).expect("write");
+    let url = format!("https://api.test.local:{}/echo", upstream.addr.port());
+    let auth = format!("Authorization: Bearer {p}");
+    let (code, out) = egret
+        .curl(
+            &["-H", &auth, "-o", "/dev/null", "-w", "%{http_code}"],
+            &url,
+        )
+        .await;
+    assert_eq!((code, out.as_str()), (0, "200"));
+    // Zero threads is refused before anything starts.
+    let out = Command::new(EGRET)
+        .args(["serve", "--workers", "0", "--config"])
+        .arg(dir.path().join("egret.yaml"))
+        .output()
+        .await
+        .expect("ran");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--workers"));
 }
