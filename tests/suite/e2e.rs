@@ -109,6 +109,27 @@ impl Egret {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Stores the test key for `openai`/`org`, mints a placeholder, writes the CA where
+    /// `curl` looks for it, and returns the header a sandbox would send.
+    pub(super) async fn openai_placeholder_header(&self) -> String {
+        stdout(
+            &self
+                .cli(
+                    &["connection", "set-key", "openai", "--owner", "org"],
+                    Some(KEY),
+                )
+                .await,
+        );
+        let p = stdout(
+            &self
+                .cli(&["placeholder", "mint", "openai", "--owner", "org"], None)
+                .await,
+        );
+        let pem = stdout(&self.cli(&["ca", "export"], None).await);
+        std::fs::write(self.dir.join("egret-ca.pem"), format!("{pem}\n")).expect("write");
+        format!("Authorization: Bearer {p}")
+    }
+
     /// Runs an `egret` client command against this server, with optional stdin.
     pub(super) async fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut child = Command::new(EGRET)
@@ -391,23 +412,8 @@ async fn first_start_then_curl_over_h1_and_h2_and_nothing_secret_in_trace_logs()
 async fn policy_reloads_on_change_and_sighup_and_a_bad_file_changes_nothing() {
     let (dir, _ca, upstream, proxy, control) = setup().await;
     let egret = Egret::start(dir.path(), proxy, control, "reload.log").await;
-    stdout(
-        &egret
-            .cli(
-                &["connection", "set-key", "openai", "--owner", "org"],
-                Some(KEY),
-            )
-            .await,
-    );
-    let p = stdout(
-        &egret
-            .cli(&["placeholder", "mint", "openai", "--owner", "org"], None)
-            .await,
-    );
-    let pem = stdout(&egret.cli(&["ca", "export"], None).await);
-    std::fs::write(dir.path().join("egret-ca.pem"), format!("{pem}\n")).expect("write");
+    let auth = egret.openai_placeholder_header().await;
     let url = format!("https://api.test.local:{}/echo", upstream.addr.port());
-    let auth = format!("Authorization: Bearer {p}");
     let status = || async {
         egret
             .curl(
@@ -574,23 +580,8 @@ async fn serve_runs_on_the_worker_threads_asked_for() {
         .find(|l| l.contains("egret is ready"))
         .unwrap_or_else(|| panic!("no ready line in\n{log}"));
     assert!(ready.contains("workers=1"), "{ready}");
-    stdout(
-        &egret
-            .cli(
-                &["connection", "set-key", "openai", "--owner", "org"],
-                Some(KEY),
-            )
-            .await,
-    );
-    let p = stdout(
-        &egret
-            .cli(&["placeholder", "mint", "openai", "--owner", "org"], None)
-            .await,
-    );
-    let pem = stdout(&egret.cli(&["ca", "export"], None).await);
-    std::fs::write(dir.path().join("egret-ca.pem"), format!("{pem}\n")).expect("write");
+    let auth = egret.openai_placeholder_header().await;
     let url = format!("https://api.test.local:{}/echo", upstream.addr.port());
-    let auth = format!("Authorization: Bearer {p}");
     let (code, out) = egret
         .curl(
             &["-H", &auth, "-o", "/dev/null", "-w", "%{http_code}"],
