@@ -253,6 +253,15 @@ impl Scan {
             head: parts.method == Method::HEAD,
         })
     }
+
+    /// Replaces echoed credentials in an answer's headers, counting the answers that
+    /// had one (a counter, not a log line: an echoing upstream does it every time).
+    fn answer_headers(&self, proxy: &Proxy, host: &str, headers: &mut http::HeaderMap) {
+        if self.redactor.headers(headers) {
+            proxy.metrics.echoed_headers.inc();
+            debug!(%host, "upstream echoed a credential in a response header; replaced");
+        }
+    }
 }
 
 /// The upstream's response as the sandbox gets it: credentials replaced (when the
@@ -288,10 +297,7 @@ async fn scanned(
         let encoding = String::from_utf8_lossy(encoding.as_bytes()).into_owned();
         return Err(Refusal::response_unscannable(&bound.host, &encoding));
     }
-    if scan.redactor.headers(&mut parts.headers) {
-        proxy.metrics.echoed_headers.inc();
-        debug!(host = %bound.host, "upstream echoed a credential in a response header; replaced");
-    }
+    scan.answer_headers(proxy, &bound.host, &mut parts.headers);
     let bodiless = scan.head
         || parts.status.is_informational()
         || parts.status == StatusCode::NO_CONTENT
@@ -525,7 +531,7 @@ async fn forward_upgrade(
     // The relayed frames are not scanned (see the README's security model); the
     // handshake answer's headers are.
     if let Some(scan) = scan {
-        scan.redactor.headers(resp.headers_mut());
+        scan.answer_headers(proxy, &bound.host, resp.headers_mut());
     }
     let upstream_upgrade = hyper::upgrade::on(&mut resp);
     let idle = proxy.limits.tunnel_idle_timeout;

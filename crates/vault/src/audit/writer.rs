@@ -58,6 +58,12 @@ struct Pending {
     closed: bool,
 }
 
+impl Pending {
+    fn flush_waiting(&self) -> bool {
+        self.flush_asked > self.flush_done
+    }
+}
+
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
@@ -175,8 +181,7 @@ fn write_loop(vault: &Vault, shared: &Shared) {
     loop {
         let mut pending = shared.lock();
         loop {
-            let flush_waiting = pending.flush_asked > pending.flush_done;
-            if pending.closed || flush_waiting || !pending.lines.is_empty() {
+            if pending.closed || pending.flush_waiting() || !pending.lines.is_empty() {
                 break;
             }
             if !unsynced {
@@ -193,14 +198,14 @@ fn write_loop(vault: &Vault, shared: &Shared) {
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
-        let hurry = pending.closed || pending.flush_asked > pending.flush_done;
+        let hurry = pending.closed || pending.flush_waiting();
         if !hurry && !pending.lines.is_empty() && pending.count < BATCH {
             drop(pending);
             std::thread::sleep(GATHER);
             pending = shared.lock();
         }
         let ticket = pending.flush_asked;
-        let flush_waiting = pending.flush_asked > pending.flush_done;
+        let flush_waiting = pending.flush_waiting();
         let closing = pending.closed;
         std::mem::swap(&mut pending.lines, &mut batch);
         pending.count = 0;
