@@ -4,9 +4,10 @@
 //! the whole Basic credential in base64 — is replaced in the response's headers, body
 //! and trailers by what the sandbox sent in its place.
 //!
-//! The body scan streams: it holds back at most the longest pattern minus one byte
-//! between chunks, so a credential split across chunks is still found and memory stays
-//! flat whatever the body size. Compressed bodies cannot be scanned as they stream, so
+//! The body scan streams: between chunks it holds back only a tail that could begin a
+//! credential (at most the longest pattern minus one byte), so a credential split across
+//! chunks is still found, memory stays flat whatever the body size, and a chunk whose
+//! end begins no credential — nearly all — passes on without being copied. Compressed bodies cannot be scanned as they stream, so
 //! egret asks for `identity` on requests that carry a credential and refuses an answer
 //! that is encoded anyway (`response_unscannable`).
 
@@ -59,6 +60,10 @@ impl Redactors {
 /// The credentials of one request and what goes back in their place.
 pub struct Redactor {
     finder: AhoCorasick,
+    /// The credential forms, to tell whether a chunk's tail could begin one.
+    patterns: Vec<Zeroizing<Vec<u8>>>,
+    /// Which bytes begin a pattern: most tail bytes are ruled out by this alone.
+    starts: [bool; 256],
     /// Indexed by pattern id: the placeholder-side text for each credential form.
     shown: Vec<Bytes>,
     longest: usize,
@@ -95,8 +100,14 @@ impl Redactor {
             .match_kind(MatchKind::LeftmostLongest)
             .build(patterns.iter().map(|p| p.as_slice()))
             .ok()?;
+        let mut starts = [false; 256];
+        for p in &patterns {
+            starts[usize::from(p[0])] = true;
+        }
         Some(Arc::new(Self {
             finder,
+            patterns,
+            starts,
             shown,
             longest,
             shortest,
@@ -123,16 +134,17 @@ impl Redactor {
     }
 
     /// Replaces matches in `buf`. Unless `last`, a match may still be growing at the end,
-    /// so matches starting in the final `longest - 1` bytes are left for the next call:
-    /// returns the output and how many bytes of `buf` it covers.
+    /// so the tail from which `buf` could still grow into a credential is left for the
+    /// next call: returns the output and how many bytes of `buf` it covers.
     pub(crate) fn replace(&self, buf: &Bytes, last: bool) -> (Bytes, usize) {
         let limit = if last {
             buf.len()
         } else {
-            buf.len().saturating_sub(self.longest - 1)
+            self.growing_from(buf)
         };
-        // Any longer pattern starting before `limit` would fit in `buf`, so a match found
-        // there is final; later ones are looked at again with more bytes.
+        // A match starting before `limit` cannot grow (a longer pattern starting there
+        // would make the rest of `buf` its prefix, and `limit` would be at or before it),
+        // so it is final; later ones are looked at again with more bytes.
         let mut matches = self
             .finder
             .find_iter(buf.as_ref())
@@ -152,6 +164,22 @@ impl Redactor {
         let covered = at.max(limit);
         out.extend_from_slice(&buf[at..covered]);
         (out.freeze(), covered)
+    }
+
+    /// The first position among the last `longest - 1` bytes of `buf` from which the
+    /// rest of `buf` is the beginning of a credential form; `buf.len()` when none is.
+    fn growing_from(&self, buf: &[u8]) -> usize {
+        let from = buf.len().saturating_sub(self.longest - 1);
+        (from..buf.len())
+            .find(|&i| {
+                let rest = &buf[i..];
+                self.starts[usize::from(rest[0])]
+                    && self
+                        .patterns
+                        .iter()
+                        .any(|p| p.len() > rest.len() && p.starts_with(rest))
+            })
+            .unwrap_or(buf.len())
     }
 
     /// Wraps a response body so it is scanned as it streams.

@@ -91,6 +91,21 @@ fn nothing_to_replace_passes_bytes_through() {
     assert!(Redactor::new(&[]).is_none());
 }
 
+#[test]
+fn only_a_tail_that_could_begin_a_credential_is_held_back() {
+    let r = redactor();
+    // Ends in bytes that begin no credential form: all of it goes on, not copied.
+    let plain = Bytes::from_static(b"{\"data\": [1, 2, 3]}\n");
+    let (out, covered) = r.replace(&plain, false);
+    assert_eq!(covered, plain.len());
+    assert_eq!(out.as_ptr(), plain.as_ptr(), "passed on without a copy");
+    // Ends in the first bytes of the credential: exactly those wait for the next chunk.
+    let split = Bytes::from_static(b"token: sk-liv");
+    let (out, covered) = r.replace(&split, false);
+    assert_eq!(&out[..], b"token: ");
+    assert_eq!(&split[covered..], b"sk-liv");
+}
+
 proptest! {
     /// A credential split across chunks at any point is still found, and the output is
     /// what a scan of the whole body gives.
