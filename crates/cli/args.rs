@@ -30,8 +30,8 @@ pub enum Command {
         /// Log format: `text` or `json`. Levels come from EGRET_LOG (default `info`).
         #[arg(long, default_value = "text")]
         log_format: String,
-        /// Worker threads (default: one per CPU). On a machine egret shares with the
-        /// sandboxes, fewer threads mean fewer wake-ups across cores (see the README).
+        /// Proxy worker threads, each an event loop with its own upstream pool
+        /// (default: one per CPU; see the README's operations section).
         #[arg(long, env = "EGRET_WORKERS")]
         workers: Option<std::num::NonZeroUsize>,
     },

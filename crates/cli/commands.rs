@@ -19,9 +19,12 @@ pub async fn run(cli: Cli) -> Result<()> {
     let target = Target { config, server };
     let cli = &target;
     match command {
-        Command::Serve { log_format, .. } => {
+        Command::Serve {
+            log_format,
+            workers,
+        } => {
             init_logging(&log_format)?;
-            crate::serve::run(&cli.config).await
+            crate::serve::run(&cli.config, workers).await
         }
         Command::Ca(cmd) => ca(&cli.config, cmd),
         Command::Vault(VaultCommand::RotateKey) => {

@@ -36,14 +36,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = args::Cli::parse();
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let args::Command::Serve {
-        workers: Some(n), ..
-    } = &cli.command
+    // One thread: the control plane, reload and signals are light. The proxy runs on
+    // worker threads of its own (`egret_proxy::serve`).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
     {
-        runtime.worker_threads(n.get());
-    }
-    let runtime = match runtime.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -1,5 +1,6 @@
 //! `egret serve`: open everything, bind both listeners, reload on change, stop cleanly.
 
+use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,7 +15,8 @@ use crate::args::DEFAULT_CONFIG;
 use crate::config::load_policy;
 use crate::setup::open_everything;
 
-pub async fn run(config: &Path) -> Result<()> {
+/// `workers`: proxy worker threads; one per CPU when not set.
+pub async fn run(config: &Path, workers: Option<NonZeroUsize>) -> Result<()> {
     let policy = load_policy(config)?;
     info!(source = %policy.source.display(), connectors = policy.connectors.len(), "policy loaded");
     let opened = open_everything(&policy)?;
@@ -45,8 +47,10 @@ pub async fn run(config: &Path) -> Result<()> {
     let watched =
         (config != Path::new(DEFAULT_CONFIG) || config.exists()).then(|| config.to_owned());
     let reloader = tokio::spawn(crate::reload::watch(watched, policy, vault));
-    let running = Running::start(proxy, proxy_listener, control, control_listener);
-    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    let workers = workers
+        .or_else(|| std::thread::available_parallelism().ok())
+        .unwrap_or(NonZeroUsize::MIN);
+    let running = Running::start(proxy, proxy_listener, workers, control, control_listener);
     info!(proxy = %proxy_addr, control = %control_addr, workers, "egret is ready");
 
     shutdown_signal().await;

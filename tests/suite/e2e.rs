@@ -561,7 +561,8 @@ async fn policy_check_names_file_line_and_column() {
     assert!(!out.status.success());
 }
 
-/// `serve --workers N` runs the proxy on N worker threads, and it serves as usual.
+/// `serve --workers N` runs the proxy on N worker threads of its own, and it serves as
+/// usual.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_on_the_worker_threads_asked_for() {
     let (dir, _ca, upstream, proxy, control) = setup().await;
@@ -570,16 +571,23 @@ async fn serve_runs_on_the_worker_threads_asked_for() {
         proxy,
         control,
         "workers.log",
-        &["--workers", "1"],
+        &["--workers", "3"],
     )
     .await;
-    // The runtime's own count, as the ready line reports it.
     let log = egret.log_text();
     let ready = log
         .lines()
         .find(|l| l.contains("egret is ready"))
         .unwrap_or_else(|| panic!("no ready line in\n{log}"));
-    assert!(ready.contains("workers=1"), "{ready}");
+    assert!(ready.contains("workers=3"), "{ready}");
+    // The threads themselves, by the names egret gives them.
+    let pid = egret.child.id().expect("pid");
+    let proxy_threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("threads")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("egret-proxy-"))
+        .count();
+    assert_eq!(proxy_threads, 3);
     let auth = egret.openai_placeholder_header().await;
     let url = format!("https://api.test.local:{}/echo", upstream.addr.port());
     let (code, out) = egret

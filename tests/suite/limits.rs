@@ -65,10 +65,10 @@ async fn a_connector_over_its_rate_limit_gets_429_with_retry_after() {
 async fn connections_over_the_limit_get_503_at_once_not_a_queue() {
     let yaml = format!("{}limits:\n  max_client_connections: 2\n", policy_yaml());
     let f = fixture(&yaml).await;
-    let held = [
-        TcpStream::connect(f.egret.proxy_addr).await.expect("tcp"),
-        TcpStream::connect(f.egret.proxy_addr).await.expect("tcp"),
-    ];
+    // An intercepted tunnel counts as long as it is open, not only its CONNECT; so
+    // does a connection that has sent nothing yet.
+    let tunnel = f.session("api.test.local", Proto::H1).await;
+    let idle = TcpStream::connect(f.egret.proxy_addr).await.expect("tcp");
     // Give the accept loop time to take both before the third arrives.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut third = TcpStream::connect(f.egret.proxy_addr).await.expect("tcp");
@@ -82,7 +82,7 @@ async fn connections_over_the_limit_get_503_at_once_not_a_queue() {
     assert_eq!(headers["retry-after"], "1");
     assert_eq!(json(&body)["error"], "too_many_connections");
     // A freed slot is usable again.
-    drop(held);
+    drop((tunnel, idle));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let resp = f.get("api.test.local", "/", &[], Proto::H1).await;
     assert_eq!(resp.status(), StatusCode::OK);

@@ -1,6 +1,7 @@
 //! Both planes on their listeners, stopped together: the one wiring that `egret serve`
 //! and the test harness share, so the tests run what ships.
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -101,10 +102,12 @@ pub struct Running {
 }
 
 impl Running {
-    /// Spawns the proxy and the control plane; they run until [`Running::stop`].
+    /// Spawns the proxy (on `workers` threads of its own) and the control plane (on the
+    /// caller's runtime); they run until [`Running::stop`].
     pub fn start(
         proxy: Arc<Proxy>,
         proxy_listener: TcpListener,
+        workers: NonZeroUsize,
         control: Arc<ControlState>,
         control_listener: TcpListener,
     ) -> Self {
@@ -115,7 +118,8 @@ impl Running {
         let proxy = tokio::spawn(egret_proxy::serve(
             proxy,
             proxy_listener,
-            stopped(rx.clone()),
+            workers,
+            rx.clone(),
         ));
         let renewer = control.broker.spawn_background(egret_oauth::RENEW_EVERY);
         let control = tokio::spawn(crate::serve(control_listener, control, stopped(rx)));

@@ -15,11 +15,14 @@ use crate::body::{ProxyBody, empty};
 use crate::drain::Drain;
 use crate::idle::InFlight;
 use crate::refusal::Refusal;
+use crate::server::Held;
 
+/// `guard` keeps the sandbox connection busy (no request-head timeout) and counted
+/// (`server::Held`) for as long as the tunnel lives.
 pub(crate) async fn handle(
     proxy: Arc<Proxy>,
     drain: Arc<Drain>,
-    guard: InFlight,
+    guard: (InFlight, Arc<Held>),
     req: Request<Incoming>,
     sandbox: Option<Arc<str>>,
 ) -> Result<Response<ProxyBody>, Refusal> {

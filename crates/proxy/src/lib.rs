@@ -1,7 +1,7 @@
 //! The data plane: what a sandbox talks to through `HTTPS_PROXY`.
 //!
-//! Reads top to bottom along a request's way: `server` accepts and speaks HTTP/1.1 to the
-//! sandbox; `connect` decides each CONNECT (intercept, tunnel, refuse); `intercept`
+//! Reads top to bottom along a request's way: `workers` runs one event loop per thread,
+//! each with its own upstream pool; `server` accepts and speaks HTTP/1.1 to the sandbox; `connect` decides each CONNECT (intercept, tunnel, refuse); `intercept`
 //! terminates TLS with a leaf from the CA and serves HTTP/1.1 or HTTP/2 inside; `forward`
 //! runs each intercepted request through host binding (`binding`), the placeholder swap
 //! (`swap`) and the pooled upstream client (`upstream`); `plain` handles absolute-form
@@ -27,6 +27,7 @@ mod server;
 pub mod swap;
 mod tunnel;
 pub mod upstream;
+mod workers;
 
 use std::sync::Arc;
 
@@ -37,7 +38,7 @@ use egret_vault::Vault;
 
 pub use limits::Limits;
 
-pub use server::serve;
+pub use workers::serve;
 
 /// The proxy's collaborators beyond policy, vault and TLS: the token broker that renews
 /// OAuth tokens, the metrics registry and the audit writer.
@@ -47,7 +48,8 @@ pub struct Services {
     pub audit: egret_vault::AuditWriter,
 }
 
-/// What every connection of the proxy shares.
+/// What the proxy's connections share. Everything here is shared by all worker threads
+/// except the upstream pools: each worker has its own copy (see [`Proxy::for_worker`]).
 pub struct Proxy {
     pub(crate) policy: Arc<ArcSwap<Policy>>,
     pub(crate) vault: Arc<Vault>,
@@ -57,8 +59,8 @@ pub struct Proxy {
     pub(crate) broker: egret_oauth::Broker,
     pub(crate) metrics: Arc<egret_metrics::Metrics>,
     pub(crate) audit: egret_vault::AuditWriter,
-    pub(crate) redactors: redact::Redactors,
-    pub(crate) rate: rate::RateLimiter,
+    pub(crate) redactors: Arc<redact::Redactors>,
+    pub(crate) rate: Arc<rate::RateLimiter>,
     /// One permit per sandbox connection (`limits.max_client_connections`).
     pub(crate) connections: Arc<tokio::sync::Semaphore>,
 }
@@ -90,9 +92,27 @@ impl Proxy {
             broker,
             metrics,
             audit,
-            redactors: redact::Redactors::new(1024),
-            rate: rate::RateLimiter::default(),
+            redactors: Arc::new(redact::Redactors::new(1024)),
+            rate: Arc::default(),
             connections: Arc::new(tokio::sync::Semaphore::new(limits_connections)),
+        }
+    }
+
+    /// The proxy one worker thread serves with: everything shared with `self` except
+    /// the upstream pools, which start empty and fill on this worker only.
+    pub fn for_worker(&self) -> Self {
+        Self {
+            policy: self.policy.clone(),
+            vault: self.vault.clone(),
+            leaves: self.leaves.clone(),
+            upstream: self.upstream.new_pool(),
+            limits: self.limits.clone(),
+            broker: self.broker.clone(),
+            metrics: self.metrics.clone(),
+            audit: self.audit.clone(),
+            redactors: self.redactors.clone(),
+            rate: self.rate.clone(),
+            connections: self.connections.clone(),
         }
     }
 }

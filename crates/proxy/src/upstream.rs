@@ -139,19 +139,50 @@ pub type UpstreamClient = Client<HttpsConnector, UpstreamBody>;
 
 /// The pooled clients: one that speaks HTTP/2 where the server offers it, else HTTP/1.1,
 /// and an HTTP/1.1-only one for upgrades (WebSocket needs an HTTP/1.1 connection).
+///
+/// Each proxy worker thread has its own (see [`Upstream::new_pool`]): a pooled
+/// connection's task then runs on the thread whose requests use it.
 pub struct Upstream {
     pub client: UpstreamClient,
     pub upgrade_client: UpstreamClient,
     pub resolver: Resolver,
+    /// What the clients were built from, to build another pool.
+    tls: rustls::ClientConfig,
+    connect_timeout: Duration,
+    pool_idle: Duration,
 }
 
 impl Upstream {
     pub fn new(tls: rustls::ClientConfig, resolver: Resolver, limits: &Limits) -> Self {
+        Self::build(
+            tls,
+            resolver,
+            limits.upstream_connect_timeout,
+            limits.upstream_pool_idle,
+        )
+    }
+
+    /// The same trust and resolver with empty pools.
+    pub fn new_pool(&self) -> Self {
+        Self::build(
+            self.tls.clone(),
+            self.resolver.clone(),
+            self.connect_timeout,
+            self.pool_idle,
+        )
+    }
+
+    fn build(
+        tls: rustls::ClientConfig,
+        resolver: Resolver,
+        connect_timeout: Duration,
+        pool_idle: Duration,
+    ) -> Self {
         let http = || {
             let mut http = HttpConnector::new_with_resolver(resolver.clone());
             http.enforce_http(false);
             http.set_nodelay(true);
-            http.set_connect_timeout(Some(limits.upstream_connect_timeout));
+            http.set_connect_timeout(Some(connect_timeout));
             http.set_keepalive(Some(Duration::from_secs(60)));
             http
         };
@@ -162,7 +193,7 @@ impl Upstream {
             .enable_http2()
             .wrap_connector(http());
         let h1 = HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
+            .with_tls_config(tls.clone())
             .https_or_http()
             .enable_http1()
             .wrap_connector(http());
@@ -170,13 +201,16 @@ impl Upstream {
             Client::builder(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .pool_timer(TokioTimer::new())
-                .pool_idle_timeout(limits.upstream_pool_idle)
+                .pool_idle_timeout(pool_idle)
                 .build(connector)
         };
         Self {
             client: build(both),
             upgrade_client: build(h1),
             resolver,
+            tls,
+            connect_timeout,
+            pool_idle,
         }
     }
 }

@@ -78,7 +78,10 @@ impl TestProxy {
             .expect("bind control");
         let proxy_addr = proxy_listener.local_addr().expect("addr");
         let control_addr = control_listener.local_addr().expect("addr");
-        let running = Running::start(proxy, proxy_listener, control, control_listener);
+        // Two workers, as on the smallest machine egret ships to: connections of one
+        // test land on both threads, each with its own upstream pool.
+        let workers = std::num::NonZeroUsize::new(2).expect("two");
+        let running = Running::start(proxy, proxy_listener, workers, control, control_listener);
         Self {
             proxy_addr,
             control_addr,
