@@ -100,8 +100,8 @@ fn start(
                 }
             });
             // Ends the connections' leftover tasks (pooled upstream connections) here,
-            // before saying done.
-            drop(runtime);
+            // before saying done; a vault write still running gets a moment to finish.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(2));
             let _ = done.send(());
         })?;
     Ok(finished)
@@ -152,9 +152,16 @@ impl Worker {
             peer,
             load: self.load(least),
         };
-        // A worker that has stopped (shutdown) takes nothing: the connection closes.
-        let _ = self.balance.inboxes[least].send(handed);
-        None
+        // A worker that has ended (shutdown, or a panic) takes nothing: serve it here.
+        let mpsc::error::SendError(back) = self.balance.inboxes[least].send(handed).err()?;
+        let Handed { stream, peer, .. } = back;
+        match TcpStream::from_std(stream) {
+            Ok(stream) => Some((stream, peer, self.load(self.index))),
+            Err(e) => {
+                debug!(%peer, error = %e, "cannot take a connection back");
+                None
+            }
+        }
     }
 
     fn load(&self, index: usize) -> Load {
