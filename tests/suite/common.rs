@@ -109,6 +109,26 @@ impl Fixture {
         .expect("request through egret")
     }
 
+    /// A GET of `path` at `host` for a [`Session`], with `placeholder` as its Bearer token.
+    pub fn bearer_get(
+        &self,
+        host: &str,
+        path: &str,
+        placeholder: &str,
+        proto: Proto,
+    ) -> http::Request<egret_test_support::client::ReqBody> {
+        let auth = format!("Bearer {placeholder}");
+        egret_test_support::client::request(
+            "GET",
+            &self.at(host),
+            path,
+            &[("authorization", &auth)],
+            egret_test_support::client::empty(),
+            proto,
+        )
+        .expect("request")
+    }
+
     /// The last request head the upstream saw.
     pub fn last_seen(&self) -> Value {
         self.upstream.seen().last().cloned().unwrap_or(Value::Null)

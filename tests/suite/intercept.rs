@@ -348,17 +348,7 @@ async fn a_policy_change_applies_to_open_tunnels() {
     let f = Fixture::new().await;
     let p = f.egret.key_and_placeholder("openai", "org", "sk-REAL");
     let mut s = f.session("api.test.local", Proto::H2).await;
-    let req = || {
-        request(
-            "GET",
-            &f.at("api.test.local"),
-            "/",
-            &[("authorization", &bearer(&p))],
-            client::empty(),
-            Proto::H2,
-        )
-        .expect("req")
-    };
+    let req = || f.bearer_get("api.test.local", "/", &p, Proto::H2);
     assert_eq!(
         s.fetch(req()).await.expect("first").status(),
         StatusCode::OK
@@ -378,17 +368,7 @@ async fn a_policy_change_applies_to_open_tunnels() {
 async fn open_connections_spread_over_the_workers() {
     let f = Fixture::new().await;
     let p = f.egret.key_and_placeholder("openai", "org", "sk-REAL");
-    let req = || {
-        request(
-            "GET",
-            &f.at("api.test.local"),
-            "/echo",
-            &[("authorization", &bearer(&p))],
-            client::empty(),
-            Proto::H1,
-        )
-        .expect("req")
-    };
+    let req = || f.bearer_get("api.test.local", "/echo", &p, Proto::H1);
     let mut first = f.session("api.test.local", Proto::H1).await;
     assert_eq!(
         first.fetch(req()).await.expect("first").status(),
