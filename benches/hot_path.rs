@@ -14,6 +14,10 @@ use egret_tls::{CertificateAuthority, LeafCache};
 use egret_vault::{MasterKey, Owner, Placeholder, Vault, unix_now};
 use secrecy::SecretString;
 
+/// The allocator the `egret` binary ships with, so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const POLICY: &str =
     "version: 1\nconnectors:\n  - { id: openai, auth: api_key, egress: [api.openai.com] }\n";
 
