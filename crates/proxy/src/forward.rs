@@ -53,7 +53,8 @@ pub(crate) async fn handle(
             resp
         }
         Ok((resp, Some(swap))) => {
-            proxy.metrics.request(&swap.connector, "forwarded");
+            let info = &swap.placeholder.info;
+            proxy.metrics.request(&info.connector, "forwarded");
             let data = SwapEvent {
                 sandbox: bound.sandbox.as_deref(),
                 host: &bound.host,
@@ -65,8 +66,8 @@ pub(crate) async fn handle(
             };
             proxy.audit.record(
                 "request.swap",
-                Some(&swap.connector),
-                Some(&swap.owner),
+                Some(&info.connector),
+                Some(info.owner.as_str()),
                 &data,
             );
             resp
@@ -88,8 +89,8 @@ pub(crate) async fn handle(
 
 /// Which credential a forwarded request carried: for metrics and the audit log.
 pub(crate) struct SwapSummary {
-    connector: String,
-    owner: String,
+    /// The first placeholder swapped: names the connector and owner (shared, not copied).
+    placeholder: Arc<PlaceholderEntry>,
     fields: Vec<Cow<'static, str>>,
 }
 
@@ -155,8 +156,7 @@ async fn forward(
         proxy.metrics.swap(s.connector());
     }
     let connector = report.swapped.first().map(|first| SwapSummary {
-        connector: first.connector().to_owned(),
-        owner: first.owner().to_owned(),
+        placeholder: first.placeholder.clone(),
         fields: report.swapped.iter().map(|s| s.field.clone()).collect(),
     });
     let scan = Scan::prepare(proxy, &report, &mut parts);
