@@ -109,22 +109,33 @@ impl Egret {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Stores the test key for `openai`/`org`, mints a placeholder, writes the CA where
-    /// `curl` looks for it, and returns the header a sandbox would send.
-    pub(super) async fn openai_placeholder_header(&self) -> String {
+    /// Stores `key` for `connector`/`owner` and mints a placeholder for it, through
+    /// the CLI (the key on stdin); returns the placeholder.
+    pub(super) async fn key_and_placeholder(
+        &self,
+        connector: &str,
+        owner: &str,
+        key: &str,
+    ) -> String {
         stdout(
             &self
                 .cli(
-                    &["connection", "set-key", "openai", "--owner", "org"],
-                    Some(KEY),
+                    &["connection", "set-key", connector, "--owner", owner],
+                    Some(key),
                 )
                 .await,
         );
-        let p = stdout(
+        stdout(
             &self
-                .cli(&["placeholder", "mint", "openai", "--owner", "org"], None)
+                .cli(&["placeholder", "mint", connector, "--owner", owner], None)
                 .await,
-        );
+        )
+    }
+
+    /// Stores the test key for `openai`/`org`, mints a placeholder, writes the CA where
+    /// `curl` looks for it, and returns the header a sandbox would send.
+    pub(super) async fn openai_placeholder_header(&self) -> String {
+        let p = self.key_and_placeholder("openai", "org", KEY).await;
         let pem = stdout(&self.cli(&["ca", "export"], None).await);
         std::fs::write(self.dir.join("egret-ca.pem"), format!("{pem}\n")).expect("write");
         format!("Authorization: Bearer {p}")
@@ -249,18 +260,7 @@ async fn first_start_then_curl_over_h1_and_h2_and_nothing_secret_in_trace_logs()
         "{log}"
     );
 
-    let set = egret
-        .cli(
-            &["connection", "set-key", "openai", "--owner", "org"],
-            Some(KEY),
-        )
-        .await;
-    stdout(&set);
-    let p = stdout(
-        &egret
-            .cli(&["placeholder", "mint", "openai", "--owner", "org"], None)
-            .await,
-    );
+    let p = egret.key_and_placeholder("openai", "org", KEY).await;
     assert!(p.starts_with("egp_"), "{p}");
     let pem = stdout(&egret.cli(&["ca", "export"], None).await);
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
@@ -337,19 +337,7 @@ async fn first_start_then_curl_over_h1_and_h2_and_nothing_secret_in_trace_logs()
 
     // A key injected into the query string (h1 and h2 upstream requests carry it in the
     // request line / :path, which dependencies may trace), and a misplaced placeholder.
-    stdout(
-        &egret
-            .cli(
-                &["connection", "set-key", "weather", "--owner", "org"],
-                Some(KEY),
-            )
-            .await,
-    );
-    let wp = stdout(
-        &egret
-            .cli(&["placeholder", "mint", "weather", "--owner", "org"], None)
-            .await,
-    );
+    let wp = egret.key_and_placeholder("weather", "org", KEY).await;
     let wurl = format!(
         "https://weather.test.local:{}/data?appid={wp}",
         upstream.addr.port()

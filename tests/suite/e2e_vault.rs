@@ -34,27 +34,14 @@ fn chmod(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
-/// Stores a key and mints a placeholder through the CLI of a running egret.
-async fn key_and_placeholder(egret: &Egret, owner: &str, key: &str) -> String {
-    let set = egret
-        .cli(
-            &["connection", "set-key", "openai", "--owner", owner],
-            Some(key),
-        )
-        .await;
-    stdout(&set);
-    let minted = egret
-        .cli(&["placeholder", "mint", "openai", "--owner", owner], None)
-        .await;
-    stdout(&minted)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_keys_and_files_stop_startup_with_the_fix_and_change_nothing() {
     let (dir, _ca, _upstream, proxy, control) = setup().await;
     let d = dir.path();
     let egret = Egret::start(d, proxy, control, "first.log").await;
-    let p = key_and_placeholder(&egret, "org", "sk-keep-me").await;
+    let p = egret
+        .key_and_placeholder("openai", "org", "sk-keep-me")
+        .await;
     egret.stop().await;
     let (vault, key) = (d.join("data/egret.redb"), d.join("data/master.key"));
     let good_key = std::fs::read(&key).expect("key");
@@ -116,7 +103,9 @@ async fn rotate_key_reseals_and_an_interrupted_rotation_finishes_at_start() {
     let (dir, _ca, upstream, proxy, control) = setup().await;
     let d = dir.path();
     let egret = Egret::start(d, proxy, control, "first.log").await;
-    let p = key_and_placeholder(&egret, "org", "sk-rotated").await;
+    let p = egret
+        .key_and_placeholder("openai", "org", "sk-rotated")
+        .await;
     // While serve holds the vault, rotation refuses and leaves no pending key behind.
     let busy = egret.cli(&["vault", "rotate-key"], None).await;
     assert!(!busy.status.success());
