@@ -1,8 +1,9 @@
 //! The data plane: what a sandbox talks to through `HTTPS_PROXY`.
 //!
 //! Reads top to bottom along a request's way: `workers` runs one event loop per thread,
-//! each with its own upstream pool; `server` accepts and speaks HTTP/1.1 to the sandbox; `connect` decides each CONNECT (intercept, tunnel, refuse); `intercept`
-//! terminates TLS with a leaf from the CA and serves HTTP/1.1 or HTTP/2 inside; `forward`
+//! each with its own upstream pool; `server` accepts and speaks HTTP/1.1 to the sandbox;
+//! `connect` decides each CONNECT (intercept, tunnel, refuse); `intercept` terminates
+//! TLS with a leaf from the CA and serves HTTP/1.1 or HTTP/2 inside; `forward`
 //! runs each intercepted request through host binding (`binding`), the placeholder swap
 //! (`swap`) and the pooled upstream client (`upstream`); `plain` handles absolute-form
 //! `http://` requests; `tunnel` relays bytes. `refusal` turns every "no" into the
@@ -105,7 +106,7 @@ impl Proxy {
             policy: self.policy.clone(),
             vault: self.vault.clone(),
             leaves: self.leaves.clone(),
-            upstream: self.upstream.new_pool(),
+            upstream: self.upstream.new_pool(&self.limits),
             limits: self.limits.clone(),
             broker: self.broker.clone(),
             metrics: self.metrics.clone(),

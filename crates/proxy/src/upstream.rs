@@ -146,43 +146,17 @@ pub struct Upstream {
     pub client: UpstreamClient,
     pub upgrade_client: UpstreamClient,
     pub resolver: Resolver,
-    /// What the clients were built from, to build another pool.
+    /// The trust the clients were built with, to build another pool.
     tls: rustls::ClientConfig,
-    connect_timeout: Duration,
-    pool_idle: Duration,
 }
 
 impl Upstream {
     pub fn new(tls: rustls::ClientConfig, resolver: Resolver, limits: &Limits) -> Self {
-        Self::build(
-            tls,
-            resolver,
-            limits.upstream_connect_timeout,
-            limits.upstream_pool_idle,
-        )
-    }
-
-    /// The same trust and resolver with empty pools.
-    pub fn new_pool(&self) -> Self {
-        Self::build(
-            self.tls.clone(),
-            self.resolver.clone(),
-            self.connect_timeout,
-            self.pool_idle,
-        )
-    }
-
-    fn build(
-        tls: rustls::ClientConfig,
-        resolver: Resolver,
-        connect_timeout: Duration,
-        pool_idle: Duration,
-    ) -> Self {
         let http = || {
             let mut http = HttpConnector::new_with_resolver(resolver.clone());
             http.enforce_http(false);
             http.set_nodelay(true);
-            http.set_connect_timeout(Some(connect_timeout));
+            http.set_connect_timeout(Some(limits.upstream_connect_timeout));
             http.set_keepalive(Some(Duration::from_secs(60)));
             http
         };
@@ -201,7 +175,7 @@ impl Upstream {
             Client::builder(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .pool_timer(TokioTimer::new())
-                .pool_idle_timeout(pool_idle)
+                .pool_idle_timeout(limits.upstream_pool_idle)
                 .build(connector)
         };
         Self {
@@ -209,9 +183,12 @@ impl Upstream {
             upgrade_client: build(h1),
             resolver,
             tls,
-            connect_timeout,
-            pool_idle,
         }
+    }
+
+    /// The same trust and resolver with empty pools.
+    pub fn new_pool(&self, limits: &Limits) -> Self {
+        Self::new(self.tls.clone(), self.resolver.clone(), limits)
     }
 }
 
