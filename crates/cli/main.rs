@@ -21,7 +21,6 @@ mod args;
 mod client;
 mod commands;
 mod config;
-mod reload;
 mod sandbox_env;
 mod serve;
 mod setup;

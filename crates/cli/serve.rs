@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
-use egret_control::{Assembled, Parts, Running};
+use egret_app::{Assembled, Parts, Running};
 use egret_proxy::Limits;
 use tokio::net::TcpListener;
 use tracing::info;
@@ -35,21 +35,24 @@ pub async fn run(config: &Path, workers: Option<NonZeroUsize>) -> Result<()> {
         proxy,
         control,
         audit,
-    } = egret_control::assemble(Parts {
+        lifecycle,
+    } = egret_app::assemble(Parts {
         policy: policy.clone(),
         vault: vault.clone(),
         ca: opened.ca,
         upstream_tls,
         limits: Limits::default().with_settings(&policy.load().limits),
         admin_token: opened.admin_token,
+        clock: egret_clock::Clock::system(),
     })?;
 
     let watched =
         (config != Path::new(DEFAULT_CONFIG) || config.exists()).then(|| config.to_owned());
-    let reloader = tokio::spawn(crate::reload::watch(watched, policy, vault));
+    let reloader = tokio::spawn(egret_app::watch(watched, lifecycle, vault));
     let workers = workers
         .or_else(|| std::thread::available_parallelism().ok())
-        .unwrap_or(NonZeroUsize::MIN);
+        .unwrap_or(NonZeroUsize::MIN)
+        .get();
     let running = Running::start(proxy, proxy_listener, workers, control, control_listener);
     info!(proxy = %proxy_addr, control = %control_addr, workers, "egret is ready");
 

@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 
 use crate::ControlState;
 use crate::error::ApiError;
-use crate::lifecycle;
 
 pub(crate) async fn create(
     State(state): State<Arc<ControlState>>,
@@ -37,7 +36,7 @@ pub(crate) async fn create(
     let view = state
         .blocking(move |s| {
             s.vault.put_api_connector(&id, &entry)?;
-            lifecycle::refresh(&s.policy, &s.vault)?;
+            s.lifecycle.refresh()?;
             s.vault.audit("connector.create", Some(&id), None, None)?;
             Ok(view_now(&s.policy.load(), &id))
         })
@@ -74,7 +73,7 @@ pub(crate) async fn update(
             merge_patch(&mut entry, &patch);
             egret_policy::parse_api_connector(&entry).map_err(ApiError::bad_request)?;
             s.vault.put_api_connector(&id, &entry)?;
-            lifecycle::refresh(&s.policy, &s.vault)?;
+            s.lifecycle.refresh()?;
             let fields: Vec<&str> = patch
                 .as_object()
                 .map(|o| o.keys().map(String::as_str).collect())
@@ -101,7 +100,7 @@ pub(crate) async fn remove(
     let erased = state
         .blocking(move |s| {
             let erased = s.vault.erase_connector(&id)?;
-            lifecycle::refresh(&s.policy, &s.vault)?;
+            s.lifecycle.refresh()?;
             s.vault.audit(
                 "connector.delete",
                 Some(&id),

@@ -2,10 +2,15 @@
 //! use to see connectors, store users' connections and mint placeholders.
 //!
 //! `auth` guards every `/v1` route with the admin token; one module per resource
-//! (`connectors`, `connections`, `placeholders`, `audit`); `oauth` starts OAuth
-//! connections and serves the vendor's redirect back (`/oauth/callback`, the one route
-//! without the admin token: the `state` it carries is its credential); `error` is the
-//! JSON error answer. It must never return or log a secret: keys go in, only metadata comes out.
+//! (`connectors`, `connections`, `placeholders`, `sandboxes`, `audit`); `oauth` starts
+//! OAuth connections and serves the vendor's redirect back (`/oauth/callback`, the one
+//! route without the admin token: the `state` it carries is its credential);
+//! `lifecycle` installs policies (file + API connectors, the kill switch); `error` is
+//! the JSON error answer.
+//!
+//! It must never return or log a secret: keys go in, only metadata comes out. It knows
+//! nothing of the data plane (no proxy, TLS or sockets of sandboxes): `egret-app`
+//! assembles both planes.
 
 mod audit;
 mod auth;
@@ -15,7 +20,6 @@ mod error;
 pub mod lifecycle;
 mod oauth;
 mod placeholders;
-mod running;
 mod sandboxes;
 
 use std::future::Future;
@@ -34,10 +38,13 @@ use tokio::net::TcpListener;
 
 pub use connectors::connector_view;
 pub use error::ApiError;
-pub use running::{AssembleError, Assembled, Parts, Running, assemble};
+pub use lifecycle::Lifecycle;
 
+/// What every control-plane route reads and changes.
 pub struct ControlState {
     pub policy: Arc<ArcSwap<Policy>>,
+    /// Installs policy changes made through the API (and, in `egret-app`, reloads).
+    pub lifecycle: Arc<Lifecycle>,
     pub vault: Arc<Vault>,
     pub broker: egret_oauth::Broker,
     pub metrics: Arc<egret_metrics::Metrics>,

@@ -61,6 +61,13 @@ pub(crate) fn token_error(connector: &str, e: &TokenError) -> ApiError {
             "connector_misconfigured",
             format!("connector `{connector}` cannot reach its authorization server: {e}"),
         ),
+        TokenError::Store(_) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "vault_error",
+            format!(
+                "egret could not store the connection to `{connector}` ({e}); nothing at the vendor is wrong. Check egret's log and its vault's disk, then connect again"
+            ),
+        ),
         TokenError::Timeout(_) => ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
             "token_request_failed",

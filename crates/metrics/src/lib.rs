@@ -31,6 +31,12 @@ pub struct CodeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// `client`, `policy`, `upstream` or `internal`: who caused a refusal.
+    pub source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RefreshLabels {
     pub connector: String,
     /// `ok`, `failed` or `invalid_grant`.
@@ -45,6 +51,9 @@ pub struct Metrics {
     pub swaps: Family<ConnectorLabels, Counter>,
     /// Every refusal (CONNECT, plain HTTP, intercepted), by code.
     pub refusals: Family<CodeLabels, Counter>,
+    /// Every refusal by its source: a rise in `upstream` or `internal` is egret's or a
+    /// vendor's trouble, not the sandboxes'.
+    pub refusal_sources: Family<SourceLabels, Counter>,
     pub refreshes: Family<RefreshLabels, Counter>,
     pub refresh_seconds: Histogram,
     /// Time from sending a request upstream to its response head.
@@ -90,6 +99,12 @@ impl Metrics {
             "refusals",
             "Refused requests and CONNECTs by code",
             refusals.clone(),
+        );
+        let refusal_sources = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "refusals_by_source",
+            "Refused requests and CONNECTs by source (client, policy, upstream, internal)",
+            refusal_sources.clone(),
         );
         let refreshes = Family::<RefreshLabels, Counter>::default();
         registry.register(
@@ -158,6 +173,7 @@ impl Metrics {
             requests,
             swaps,
             refusals,
+            refusal_sources,
             refreshes,
             refresh_seconds,
             upstream_seconds,
@@ -183,8 +199,12 @@ impl Metrics {
             .inc();
     }
 
-    pub fn refusal(&self, code: &'static str) {
+    /// Counts a refusal by its code and by its source.
+    pub fn refusal(&self, code: &'static str, source: &'static str) {
         self.refusals.get_or_create(&CodeLabels { code }).inc();
+        self.refusal_sources
+            .get_or_create(&SourceLabels { source })
+            .inc();
     }
 
     pub fn swap(&self, connector: &str) {

@@ -25,6 +25,10 @@ pub enum TokenError {
     NotConnected,
     #[error("{0}")]
     Config(String),
+    /// The vendor answered, but egret could not keep what it gave (vault write failed):
+    /// egret's own failure, never reported as the vendor's.
+    #[error("egret could not store the tokens: {0}")]
+    Store(String),
 }
 
 impl TokenError {

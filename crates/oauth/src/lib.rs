@@ -4,20 +4,29 @@
 //! `http` is egret's own client toward authorization servers (the `oauth2` crate's
 //! transport); `endpoints` completes a connector's URLs by discovery; `protocol` holds
 //! the exchanges (authorization URL with PKCE and state, code, client credentials,
-//! refresh, revocation); `broker` runs them for connections: single-flight inline
-//! renewal, background renewal, failure states, connect and disconnect. It must not
-//! touch sandbox traffic, and it never logs or returns a token, code or secret.
+//! refresh, revocation); `vendor` puts them behind the [`Vendor`] trait; `store` is the
+//! [`TokenStore`] trait the vault implements; `broker` runs them for connections:
+//! single-flight inline renewal, background renewal, failure states, connect and
+//! disconnect; `error` says what went wrong and whose fault it was.
+//!
+//! It must not touch sandbox traffic, and it never logs or returns a token, code or
+//! secret.
 
 mod broker;
 mod endpoints;
 mod error;
 mod http;
 mod protocol;
+mod store;
+mod vendor;
 
 pub use broker::{Begun, Broker, Need};
 pub use endpoints::Endpoints;
 pub use error::TokenError;
 pub use http::{HttpClient, HttpError};
+pub use protocol::Authorization;
+pub use store::{Claim, TokenStore};
+pub use vendor::{HttpVendor, Vendor, VendorCall};
 
 /// How often background renewal looks for tokens to renew.
 pub const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(30);

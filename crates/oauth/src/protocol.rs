@@ -33,6 +33,8 @@ pub struct Exchange<'a> {
     pub settings: &'a OAuthSettings,
     pub endpoints: &'a Endpoints,
     pub http: &'a HttpClient,
+    /// Now, in unix seconds: a token's `expires_in` counts from here.
+    pub now_unix: i64,
 }
 
 /// The URL the user opens, with the secrets its callback will need.
@@ -201,7 +203,7 @@ impl Exchange<'_> {
         response: &oauth2::basic::BasicTokenResponse,
         previous_refresh: Option<&SecretString>,
     ) -> TokenSet {
-        let now = egret_vault::unix_now();
+        let now = self.now_unix;
         let expires_at = response
             .expires_in()
             .map(|d: Duration| now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)));

@@ -13,15 +13,15 @@ use crate::Proxy;
 use crate::binding::Bound;
 use crate::body::{ProxyBody, empty};
 use crate::drain::Drain;
+use crate::guard::Held;
 use crate::idle::InFlight;
 use crate::refusal::Refusal;
-use crate::server::Held;
 
 /// `guard` keeps the sandbox connection busy (no request-head timeout) and counted
-/// (`server::Held`) for as long as the tunnel lives.
+/// (`guard::Held`) for as long as the tunnel lives.
 pub(crate) async fn handle(
-    proxy: Arc<Proxy>,
-    drain: Arc<Drain>,
+    proxy: &Arc<Proxy>,
+    drain: &Drain,
     guard: (InFlight, Arc<Held>),
     req: Request<Incoming>,
     sandbox: Option<Arc<str>>,
@@ -80,6 +80,7 @@ pub(crate) async fn handle(
                 .ok_or_else(|| Refusal::bad_request("CONNECT names an invalid host"))?;
             bound.sandbox = sandbox;
             let watcher = drain.watcher();
+            let proxy = proxy.clone();
             tokio::spawn(
                 async move {
                     let _guard = guard;

@@ -1,9 +1,12 @@
 //! Inside a CONNECT to a connector host: TLS with a leaf for the CONNECT host, the SNI
 //! check, then HTTP/1.1 or HTTP/2 (by ALPN) with every request sent to `forward`.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use egret_policy::normalize_host;
+use http::{Request, Response};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -13,8 +16,32 @@ use tracing::debug;
 
 use crate::Proxy;
 use crate::binding::Bound;
+use crate::body::ProxyBody;
 use crate::drain::Watcher;
 use crate::idle::{Busy, IdleIo};
+
+/// What every request inside one intercepted tunnel needs, held for the tunnel's life.
+struct Intercepted {
+    /// Everything the proxy's connections share.
+    proxy: Arc<Proxy>,
+    /// The host the tunnel was opened to (CONNECT, SNI) and the sandbox that opened it:
+    /// every request inside must name the same host.
+    bound: Bound,
+    /// Requests in flight: the request-head timeout runs only while there are none.
+    busy: Busy,
+}
+
+impl Intercepted {
+    /// Counts the request in flight at once (not when the future first runs), so the
+    /// head timeout cannot fire between the head's arrival and its handling.
+    fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+    ) -> impl Future<Output = Result<Response<ProxyBody>, Infallible>> {
+        let guard = self.busy.enter();
+        async move { Ok(crate::forward::handle(&self.proxy, &self.bound, guard, req).await) }
+    }
+}
 
 pub(crate) async fn serve(
     proxy: Arc<Proxy>,
@@ -44,7 +71,6 @@ pub(crate) async fn serve(
         };
     // A missing SNI does not disagree; a different one does, and every request says so.
     bound.sni_mismatch = sni.filter(|s| *s != bound.host);
-    let bound = Arc::new(bound);
     let limits = &proxy.limits;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // No hyper timer: the request-head timeout lives in `IdleIo`, one timer per connection.
@@ -59,12 +85,12 @@ pub(crate) async fn serve(
         .adaptive_window(true);
     let busy = Busy::default();
     let io = IdleIo::new(stream, limits.request_head_timeout, busy.clone());
-    let service = {
-        let proxy = proxy.clone();
-        service_fn(move |req| {
-            crate::forward::handle(proxy.clone(), bound.clone(), busy.enter(), req)
-        })
-    };
+    let tunnel = Arc::new(Intercepted {
+        proxy: proxy.clone(),
+        bound,
+        busy,
+    });
+    let service = service_fn(move |req| tunnel.clone().handle(req));
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     if let Err(e) = watcher.watch(conn.into_owned()).await {
         debug!(error = %e, "intercepted connection ended with an error");

@@ -1,20 +1,32 @@
 //! The data plane: what a sandbox talks to through `HTTPS_PROXY`.
 //!
-//! Reads top to bottom along a request's way: `workers` runs one event loop per thread,
-//! each with its own upstream pool; `server` accepts and speaks HTTP/1.1 to the sandbox;
-//! `connect` decides each CONNECT (intercept, tunnel, refuse); `intercept` terminates
-//! TLS with a leaf from the CA and serves HTTP/1.1 or HTTP/2 inside; `forward`
-//! runs each intercepted request through host binding (`binding`), the placeholder swap
-//! (`swap`) and the pooled upstream client (`upstream`); `plain` handles absolute-form
-//! `http://` requests; `tunnel` relays bytes. `refusal` turns every "no" into the
-//! contract's answer. It must not write to the vault on the hot path, buffer a body, or
-//! log a header value.
+//! Modules, in the order a request meets them (each imports only modules below it):
+//! - `workers`: one event loop per thread, each accepting from the one socket; new
+//!   connections go to the least busy worker (`guard` counts them).
+//! - `connection`: one sandbox connection speaking HTTP/1.1 as a forward proxy;
+//!   `proxy_auth` says which sandbox it is.
+//! - `connect`: one CONNECT — refuse, relay bytes (`tunnel`), or intercept.
+//! - `intercept`: TLS with a leaf from the CA, then HTTP/1.1 or HTTP/2 inside.
+//! - `forward`: one intercepted request as a list of named steps (binding, route, rate
+//!   limit, fresh credentials + `swap`, response scan via `redact`, upstream send, one
+//!   replay after a 401).
+//! - `plain`: absolute-form `http://` requests to `network.allow` hosts.
+//! - `upstream`: name resolution, the pooled clients and sending a request upstream.
+//! - `refusal`: every "no" as one status, code and message (README, "What the proxy
+//!   does"); `binding`, `hop`, `body`, `idle`, `drain`, `limits`, `rate`: the pieces.
+//!
+//! It must not write to the vault on the hot path (audit events are queued), log a
+//! header value, or hold a body in memory beyond a bound: answers of known length up
+//! to 64 KiB and replayable request bodies up to 64 KiB are buffered whole; everything
+//! else streams, with at most one credential form's length held back by the scan.
 
 mod binding;
 pub mod body;
 mod connect;
+mod connection;
 mod drain;
 mod forward;
+mod guard;
 mod hop;
 mod idle;
 mod intercept;
@@ -24,8 +36,9 @@ mod proxy_auth;
 mod rate;
 pub mod redact;
 pub mod refusal;
-mod server;
 pub mod swap;
+#[cfg(test)]
+mod testing;
 mod tunnel;
 pub mod upstream;
 mod workers;
@@ -33,20 +46,27 @@ mod workers;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use egret_clock::Clock;
 use egret_policy::Policy;
 use egret_tls::LeafCache;
 use egret_vault::Vault;
+use http::Response;
 
 pub use limits::Limits;
-
+#[cfg(test)]
+pub(crate) use testing::test_proxy;
 pub use workers::serve;
 
+use crate::body::ProxyBody;
+use crate::refusal::Refusal;
+
 /// The proxy's collaborators beyond policy, vault and TLS: the token broker that renews
-/// OAuth tokens, the metrics registry and the audit writer.
+/// OAuth tokens, the metrics registry, the audit writer and the clock.
 pub struct Services {
     pub broker: egret_oauth::Broker,
     pub metrics: Arc<egret_metrics::Metrics>,
     pub audit: egret_vault::AuditWriter,
+    pub clock: Clock,
 }
 
 /// What the proxy's connections share. Everything here is shared by all worker threads
@@ -60,6 +80,7 @@ pub struct Proxy {
     pub(crate) broker: egret_oauth::Broker,
     pub(crate) metrics: Arc<egret_metrics::Metrics>,
     pub(crate) audit: egret_vault::AuditWriter,
+    pub(crate) clock: Clock,
     pub(crate) redactors: Arc<redact::Redactors>,
     pub(crate) rate: Arc<rate::RateLimiter>,
     /// One permit per sandbox connection (`limits.max_client_connections`).
@@ -80,6 +101,7 @@ impl Proxy {
             broker,
             metrics,
             audit,
+            clock,
         } = services;
         let limits_connections = limits.max_client_connections;
         let resolver = upstream::Resolver::new(policy.clone());
@@ -93,6 +115,7 @@ impl Proxy {
             broker,
             metrics,
             audit,
+            clock,
             redactors: Arc::new(redact::Redactors::new(1024)),
             rate: Arc::default(),
             connections: Arc::new(tokio::sync::Semaphore::new(limits_connections)),
@@ -111,9 +134,33 @@ impl Proxy {
             broker: self.broker.clone(),
             metrics: self.metrics.clone(),
             audit: self.audit.clone(),
+            clock: self.clock.clone(),
             redactors: self.redactors.clone(),
             rate: self.rate.clone(),
             connections: self.connections.clone(),
         }
+    }
+
+    /// Every refusal the proxy answers, wherever it is decided: logged at its source's
+    /// level, counted, audited (code, status, sandbox and the `context` object: target,
+    /// or host/method/path) and answered.
+    pub(crate) fn refused(
+        &self,
+        refusal: Refusal,
+        what: &str,
+        host: &str,
+        sandbox: Option<&str>,
+        mut context: serde_json::Value,
+    ) -> Response<ProxyBody> {
+        refusal.log(what, host);
+        self.metrics
+            .refusal(refusal.code.as_str(), refusal.source().as_str());
+        if let Some(fields) = context.as_object_mut() {
+            fields.insert("code".into(), refusal.code.as_str().into());
+            fields.insert("status".into(), refusal.status.as_u16().into());
+            fields.insert("sandbox".into(), sandbox.into());
+        }
+        self.audit.record("request.refused", None, None, &context);
+        refusal.into_response()
     }
 }

@@ -9,10 +9,10 @@ use hyper::body::Incoming;
 use crate::Proxy;
 use crate::binding::{self, Bound};
 use crate::body::{ProxyBody, stream};
-use crate::forward::send;
 use crate::hop;
 use crate::refusal::Refusal;
 use crate::swap::carries_placeholder;
+use crate::upstream::send;
 
 pub(crate) async fn forward(
     proxy: &Proxy,

@@ -7,21 +7,117 @@ use http_body_util::{BodyExt, Full};
 
 use crate::body::ProxyBody;
 
-/// Where a failure came from; decides the status class and the log level.
+/// Where a failure came from, set where the refusal is made. It decides the log level
+/// and the `egret_refusals_by_source_total` label; a code always has the same source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
-    /// The sandbox sent something malformed.
+    /// The sandbox sent something malformed or unauthenticated.
     Client,
-    /// The policy says no.
+    /// The policy (or a connection's state) says no.
     Policy,
-    /// The upstream could not be reached or misbehaved.
+    /// An upstream or a vendor's token endpoint could not be reached or misbehaved.
     Upstream,
+    /// egret itself failed (its vault could not be written): not the sandbox's fault,
+    /// nor the vendor's.
+    Internal,
+}
+
+impl Source {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Policy => "policy",
+            Self::Upstream => "upstream",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+/// Every `x-egret-error` code egret answers with (the README's list of codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    BadRequest,
+    ProxyAuthRequired,
+    EgressDenied,
+    HostMismatch,
+    PlaceholderUnknown,
+    PlaceholderWrongHost,
+    PlaceholderMisplaced,
+    PlaceholderPlainHttp,
+    PlaceholderWrongSandbox,
+    ConnectionNeedsReauth,
+    RateLimited,
+    TooManyConnections,
+    UpstreamUnreachable,
+    UpstreamTimeout,
+    ResponseUnscannable,
+    TokenRefreshFailed,
+    Internal,
+}
+
+impl Code {
+    /// The code as it appears in `x-egret-error`, the JSON body, metrics and the audit.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::ProxyAuthRequired => "proxy_auth_required",
+            Self::EgressDenied => "egress_denied",
+            Self::HostMismatch => "host_mismatch",
+            Self::PlaceholderUnknown => "placeholder_unknown",
+            Self::PlaceholderWrongHost => "placeholder_wrong_host",
+            Self::PlaceholderMisplaced => "placeholder_misplaced",
+            Self::PlaceholderPlainHttp => "placeholder_plain_http",
+            Self::PlaceholderWrongSandbox => "placeholder_wrong_sandbox",
+            Self::ConnectionNeedsReauth => "connection_needs_reauth",
+            Self::RateLimited => "rate_limited",
+            Self::TooManyConnections => "too_many_connections",
+            Self::UpstreamUnreachable => "upstream_unreachable",
+            Self::UpstreamTimeout => "upstream_timeout",
+            Self::ResponseUnscannable => "response_unscannable",
+            Self::TokenRefreshFailed => "token_refresh_failed",
+            Self::Internal => "internal_error",
+        }
+    }
+
+    /// Who caused a refusal with this code.
+    pub const fn source(self) -> Source {
+        match self {
+            Self::BadRequest | Self::ProxyAuthRequired => Source::Client,
+            Self::EgressDenied
+            | Self::HostMismatch
+            | Self::PlaceholderUnknown
+            | Self::PlaceholderWrongHost
+            | Self::PlaceholderMisplaced
+            | Self::PlaceholderPlainHttp
+            | Self::PlaceholderWrongSandbox
+            | Self::ConnectionNeedsReauth
+            | Self::RateLimited
+            | Self::TooManyConnections => Source::Policy,
+            Self::UpstreamUnreachable
+            | Self::UpstreamTimeout
+            | Self::ResponseUnscannable
+            | Self::TokenRefreshFailed => Source::Upstream,
+            Self::Internal => Source::Internal,
+        }
+    }
+}
+
+impl PartialEq<&str> for Code {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     /// Extra, non-secret JSON fields (host, connector, allowed hosts).
     pub extra: Vec<(&'static str, serde_json::Value)>,
@@ -30,7 +126,7 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    fn new(status: StatusCode, code: &'static str, message: String) -> Self {
+    fn new(status: StatusCode, code: Code, message: String) -> Self {
         Self {
             status,
             code,
@@ -45,11 +141,24 @@ impl Refusal {
         self
     }
 
+    /// Who caused it: decides the log level and the metric label.
     pub fn source(&self) -> Source {
-        match self.status.as_u16() {
-            400 | 405 | 414 | 431 => Source::Client,
-            500.. => Source::Upstream,
-            _ => Source::Policy,
+        self.code.source()
+    }
+
+    /// Logs the refusal at the level its source calls for: a sandbox's or the policy's
+    /// "no" is routine (`info`), an upstream's failure is worth a look (`warn`), egret's
+    /// own failure is an `error`. `what` says where it was decided.
+    pub fn log(&self, what: &str, host: &str) {
+        let (code, status) = (self.code.as_str(), self.status.as_u16());
+        match self.source() {
+            Source::Client | Source::Policy => {
+                tracing::info!(%host, code, status, "{what} refused")
+            }
+            Source::Upstream => tracing::warn!(%host, code, status, "{what} refused"),
+            Source::Internal => {
+                tracing::error!(%host, code, status, message = %self.message, "{what} refused")
+            }
         }
     }
 
@@ -61,7 +170,7 @@ impl Refusal {
         };
         Self::new(
             StatusCode::FORBIDDEN,
-            "egress_denied",
+            Code::EgressDenied,
             format!("egret does not allow traffic to {host}:{port}; allowed hosts are: {list}. Ask the operator to add the host to network.allow or to a connector's egress if it is needed."),
         )
         .with("host", host)
@@ -71,7 +180,7 @@ impl Refusal {
     pub fn ip_literal(host: &str) -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
-            "egress_denied",
+            Code::EgressDenied,
             format!("egret does not allow connections to the IP address {host}; connect by host name to a host the policy allows, or ask the operator to add the address or its CIDR block to network.allow."),
         )
         .with("host", host)
@@ -80,7 +189,7 @@ impl Refusal {
     pub fn private_address(host: &str) -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
-            "egress_denied",
+            Code::EgressDenied,
             format!("{host} resolves to a private, loopback or link-local address, which egret refuses (network.deny_private_ranges); use a public host, or have the operator map it in upstream.resolve."),
         )
         .with("host", host)
@@ -89,7 +198,7 @@ impl Refusal {
     pub fn host_mismatch(expected: &str, got: &str) -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
-            "host_mismatch",
+            Code::HostMismatch,
             format!("this tunnel was opened to {expected} but the request names {got}; send each request through a tunnel to its own host (CONNECT, TLS SNI and Host must agree)."),
         )
         .with("host", expected)
@@ -98,7 +207,7 @@ impl Refusal {
     pub fn placeholder_unknown() -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
-            "placeholder_unknown",
+            Code::PlaceholderUnknown,
             "the placeholder on this request is unknown, expired or revoked; ask for a new one (egret placeholder mint) and use it instead.".to_owned(),
         )
     }
@@ -106,7 +215,7 @@ impl Refusal {
     pub fn placeholder_wrong_host(connector: &str, host: &str) -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
-            "placeholder_wrong_host",
+            Code::PlaceholderWrongHost,
             format!("the placeholder belongs to connector {connector}, which may not send its credential to {host}; send it only to that connector's egress hosts."),
         )
         .with("connector", connector)
@@ -116,7 +225,7 @@ impl Refusal {
     pub fn placeholder_misplaced(connector: &str, field: &str) -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
-            "placeholder_misplaced",
+            Code::PlaceholderMisplaced,
             format!("a placeholder of connector {connector} was found in {field}, where egret does not put credentials; send it in the Authorization header (or the connector's configured header or query parameter)."),
         )
         .with("connector", connector)
@@ -125,7 +234,7 @@ impl Refusal {
     pub fn placeholder_plain_http() -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
-            "placeholder_plain_http",
+            Code::PlaceholderPlainHttp,
             "this plain-http request carries a placeholder, and egret never puts credentials on unencrypted requests; use https:// for this host.".to_owned(),
         )
     }
@@ -133,7 +242,7 @@ impl Refusal {
     pub fn https_only(host: &str) -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
-            "egress_denied",
+            Code::EgressDenied,
             format!("{host} is a connector host and egret reaches it over https only; use https://{host}/ instead."),
         )
         .with("host", host)
@@ -142,7 +251,7 @@ impl Refusal {
     pub fn bad_request(what: &str) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
-            "bad_request",
+            Code::BadRequest,
             format!(
                 "{what}; send an absolute-form http:// request or CONNECT host:port to this proxy."
             ),
@@ -152,7 +261,7 @@ impl Refusal {
     pub fn upstream_unreachable(host: &str, why: &str) -> Self {
         Self::new(
             StatusCode::BAD_GATEWAY,
-            "upstream_unreachable",
+            Code::UpstreamUnreachable,
             format!(
                 "egret could not reach {host} ({why}); check that the host is up, or retry later."
             ),
@@ -163,7 +272,7 @@ impl Refusal {
     pub fn upstream_timeout(host: &str, what: &str) -> Self {
         Self::new(
             StatusCode::GATEWAY_TIMEOUT,
-            "upstream_timeout",
+            Code::UpstreamTimeout,
             format!("{host} did not {what} in time; retry later or check the upstream."),
         )
         .with("host", host)
@@ -174,7 +283,7 @@ impl Refusal {
     pub fn response_unscannable(host: &str, encoding: &str) -> Self {
         Self::new(
             StatusCode::BAD_GATEWAY,
-            "response_unscannable",
+            Code::ResponseUnscannable,
             format!("{host} answered with a {encoding}-encoded body although egret asked for an uncompressed one; egret must check answers to requests that carry a credential and cannot check this one, so it withheld it. Ask the operator to report the upstream, or send the request without a placeholder."),
         )
         .with("host", host)
@@ -185,7 +294,7 @@ impl Refusal {
         let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
         let mut r = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            Code::RateLimited,
             format!("connector {connector} allows only so many requests at a time and this one is over its rate limit; retry after {seconds} s."),
         )
         .with("connector", connector)
@@ -198,7 +307,7 @@ impl Refusal {
     pub fn too_many_connections() -> Self {
         let mut r = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_connections",
+            Code::TooManyConnections,
             "egret is serving as many connections as it is configured for; close idle connections or retry in a moment.".to_owned(),
         );
         r.retry_after = Some(1);
@@ -225,7 +334,10 @@ impl Refusal {
     /// Every refusal's headers; `content-length` is set so a refused CONNECT is complete.
     fn headers(&self, body_len: usize) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert("x-egret-error", HeaderValue::from_static(self.code));
+        h.insert(
+            "x-egret-error",
+            HeaderValue::from_static(self.code.as_str()),
+        );
         h.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -246,7 +358,7 @@ impl Refusal {
 
     fn json_body(&self) -> Vec<u8> {
         let mut body = serde_json::Map::new();
-        body.insert("error".into(), self.code.into());
+        body.insert("error".into(), self.code.as_str().into());
         body.insert("message".into(), self.message.clone().into());
         for (k, v) in &self.extra {
             body.insert((*k).into(), v.clone());
@@ -260,7 +372,7 @@ impl Refusal {
     pub fn proxy_auth_required(why: &str) -> Self {
         Self::new(
             StatusCode::PROXY_AUTHENTICATION_REQUIRED,
-            "proxy_auth_required",
+            Code::ProxyAuthRequired,
             format!(
                 "{why}; send Proxy-Authorization: Basic <sandbox-id>:<secret> (the proxy URL `egret sandbox-env --sandbox ID` prints carries it)."
             ),
@@ -271,7 +383,7 @@ impl Refusal {
     pub fn placeholder_wrong_sandbox(connector: &str) -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
-            "placeholder_wrong_sandbox",
+            Code::PlaceholderWrongSandbox,
             format!("this {connector} placeholder belongs to another sandbox and was not used; mint one for this sandbox (`egret sandbox-env --sandbox ID`)."),
         )
         .with("connector", connector)
@@ -281,7 +393,7 @@ impl Refusal {
     pub fn connection_needs_reauth(connector: &str, owner: &str) -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
-            "connection_needs_reauth",
+            Code::ConnectionNeedsReauth,
             format!("the connection of {owner} to {connector} is no longer authorized by the vendor; the user must connect again (`egret connection connect {connector} --owner {owner}`), then retry."),
         )
         .with("connector", connector)
@@ -297,8 +409,19 @@ impl Refusal {
         };
         Self::new(
             status,
-            "token_refresh_failed",
+            Code::TokenRefreshFailed,
             format!("the access token for {connector} expired and the vendor's token endpoint failed to renew it ({why}); the request was not sent. Retry in a little while."),
+        )
+        .with("connector", connector)
+    }
+
+    /// A renewed token could not be stored (full disk, vault error): egret's own failure,
+    /// not the vendor's, and the request was not sent.
+    pub fn credentials_not_stored(connector: &str, why: &str) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Code::Internal,
+            format!("egret renewed the access token for {connector} but could not store it ({why}), so the request was not sent. This is a fault in egret's vault, not at the vendor: retry shortly, and ask the operator to check egret's log and the vault's disk."),
         )
         .with("connector", connector)
     }

@@ -18,6 +18,7 @@ use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::limits::Limits;
+use crate::refusal::Refusal;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
@@ -33,8 +34,7 @@ pub enum ResolveError {
 
 impl ResolveError {
     /// The answer a sandbox gets when its destination cannot be resolved or is private.
-    pub fn refusal(&self, host: &str) -> crate::refusal::Refusal {
-        use crate::refusal::Refusal;
+    pub fn refusal(&self, host: &str) -> Refusal {
         match self {
             Self::Private { .. } => Refusal::private_address(host),
             Self::Lookup { .. } => Refusal::upstream_unreachable(host, "its name does not resolve"),
@@ -101,39 +101,67 @@ impl tower::Service<Name> for Resolver {
     }
 }
 
-/// Loopback, RFC 1918, CGNAT, link-local (cloud metadata), ULA, unspecified, multicast,
-/// broadcast, documentation, and the IPv4-mapped forms of all of those.
+/// Address blocks an upstream name must not resolve into (`network.deny_private_ranges`):
+/// one row per block, each with why it is here.
+const PRIVATE_BLOCKS: &[(&str, &str)] = &[
+    ("0.0.0.0/8", "this network, and the unspecified address"),
+    ("10.0.0.0/8", "RFC 1918 private"),
+    ("100.64.0.0/10", "carrier-grade NAT (RFC 6598)"),
+    ("127.0.0.0/8", "loopback"),
+    (
+        "169.254.0.0/16",
+        "link-local, where cloud metadata services live",
+    ),
+    ("172.16.0.0/12", "RFC 1918 private"),
+    ("192.0.0.0/24", "IETF protocol assignments (RFC 6890)"),
+    ("192.0.2.0/24", "documentation (TEST-NET-1)"),
+    ("192.168.0.0/16", "RFC 1918 private"),
+    (
+        "198.18.0.0/15",
+        "benchmarking (RFC 2544), used inside data centres",
+    ),
+    ("198.51.100.0/24", "documentation (TEST-NET-2)"),
+    ("203.0.113.0/24", "documentation (TEST-NET-3)"),
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "reserved, and the broadcast address"),
+    (
+        "::/96",
+        "IPv4-compatible IPv6 (deprecated), and the unspecified address",
+    ),
+    ("::1/128", "loopback"),
+    (
+        "64:ff9b::/96",
+        "NAT64: reaches IPv4 addresses, private ones included, through a translator",
+    ),
+    (
+        "2002::/16",
+        "6to4: reaches IPv4 addresses, private ones included, through a relay",
+    ),
+    ("fc00::/7", "unique local (ULA)"),
+    ("fe80::/10", "link-local"),
+    ("ff00::/8", "multicast"),
+];
+
+static PRIVATE: std::sync::LazyLock<Vec<ipnet::IpNet>> = std::sync::LazyLock::new(|| {
+    PRIVATE_BLOCKS
+        .iter()
+        .filter_map(|(block, _)| block.parse().ok())
+        .collect()
+});
+
+/// True for an address in one of [`PRIVATE_BLOCKS`], or the IPv4-mapped IPv6 form
+/// (`::ffff:a.b.c.d`) of one.
 pub fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || (o[0] == 100 && (o[1] & 0xc0) == 64)
-                || o[0] == 0
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_private(IpAddr::V4(v4));
-            }
-            let s = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
-        }
-    }
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    PRIVATE.iter().any(|block| block.contains(&ip))
 }
 
 pub type HttpsConnector = hyper_rustls::HttpsConnector<HttpConnector<Resolver>>;
 /// A request body toward an upstream: streamed from the sandbox, or buffered so the
-/// request can be sent again (see `forward::replayable`).
+/// request can be sent again (see `forward::replay`).
 pub type UpstreamBody = http_body_util::Either<Incoming, http_body_util::Full<bytes::Bytes>>;
 pub type UpstreamClient = Client<HttpsConnector, UpstreamBody>;
 
@@ -192,31 +220,103 @@ impl Upstream {
     }
 }
 
+/// Sends a request through the worker's pooled client, waiting at most the
+/// response-head timeout, and strips the answer's hop-by-hop headers.
+pub(crate) async fn send(
+    proxy: &crate::Proxy,
+    host: &str,
+    req: http::Request<UpstreamBody>,
+) -> Result<http::Response<Incoming>, Refusal> {
+    let started = proxy.clock.instant();
+    let sent = proxy.upstream.client.request(req);
+    let mut resp = tokio::time::timeout(proxy.limits.upstream_response_timeout, sent)
+        .await
+        .map_err(|_| Refusal::upstream_timeout(host, "answer"))?
+        .map_err(|e| refusal(host, &e))?;
+    let took = proxy.clock.instant() - started;
+    proxy.metrics.upstream_seconds.observe(took.as_secs_f64());
+    crate::hop::strip(resp.headers_mut(), false);
+    Ok(resp)
+}
+
+/// Maps a client error to the refusal a sandbox can act on, walking its causes.
+pub(crate) fn refusal(host: &str, err: &hyper_util::client::legacy::Error) -> Refusal {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    let mut innermost = err.to_string();
+    while let Some(c) = cause {
+        if let Some(r) = c.downcast_ref::<ResolveError>() {
+            return r.refusal(host);
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            return Refusal::upstream_timeout(host, "accept the connection");
+        }
+        if let Some(tls) = tls_error(c) {
+            let hint = if matches!(tls, rustls::Error::InvalidCertificate(_)) {
+                "; if it uses a private CA, add that CA to upstream.extra_ca"
+            } else {
+                ""
+            };
+            let why = format!("the TLS handshake failed: {tls}{hint}");
+            return Refusal::upstream_unreachable(host, &why);
+        }
+        innermost = c.to_string();
+        cause = c.source();
+    }
+    Refusal::upstream_unreachable(host, &innermost)
+}
+
+/// Finds a rustls error, looking inside `io::Error`s too: their `source()` skips the
+/// error they wrap, and connectors nest them.
+fn tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let inner = e.downcast_ref::<std::io::Error>()?.get_ref()?;
+    tls_error(inner)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn private_ranges_cover_the_usual_suspects() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-            "::ffff:169.254.169.254",
-            "224.0.0.1",
+    fn every_block_of_the_table_parses() {
+        assert_eq!(PRIVATE.len(), PRIVATE_BLOCKS.len());
+    }
+
+    /// One address inside each block, and the first address past it, which is public.
+    #[test]
+    fn each_private_block_is_refused_and_its_neighbour_is_not() {
+        for (inside, past) in [
+            ("0.1.2.3", "1.0.0.0"),
+            ("10.1.2.3", "11.0.0.0"),
+            ("100.64.0.1", "100.128.0.1"),
+            ("127.0.0.1", "128.0.0.1"),
+            ("169.254.169.254", "169.255.0.1"),
+            ("172.16.0.1", "172.32.0.1"),
+            ("192.0.0.8", "192.0.1.1"),
+            ("192.0.2.1", "192.0.3.1"),
+            ("192.168.1.1", "192.169.0.1"),
+            ("198.19.255.1", "198.20.0.1"),
+            ("198.51.100.1", "198.51.101.1"),
+            ("203.0.113.1", "203.0.114.1"),
+            ("224.0.0.1", "223.255.255.1"),
+            ("255.255.255.255", "223.1.1.1"),
+            ("240.0.0.1", "223.0.0.1"),
+            ("::7f00:1", "::1:0:0:1"),
+            ("::1", "::ffff:8.8.8.8"),
+            ("64:ff9b::a00:1", "64:ff9b:0:0:0:1::1"),
+            ("2002:a00:1::1", "2003::1"),
+            ("fd00::1", "fe00::1"),
+            ("fe80::1", "fec0::1"),
+            ("ff02::1", "2606:4700::1111"),
+            ("::ffff:127.0.0.1", "::ffff:1.1.1.1"),
+            ("::ffff:169.254.169.254", "::ffff:8.8.4.4"),
         ] {
-            assert!(is_private(ip.parse().expect("ip")), "{ip}");
-        }
-        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700::1111", "100.128.0.1"] {
-            assert!(!is_private(ip.parse().expect("ip")), "{ip}");
+            assert!(is_private(inside.parse().expect("ip")), "{inside}");
+            assert!(!is_private(past.parse().expect("ip")), "{past}");
         }
     }
 }

@@ -6,31 +6,39 @@
 //! Why not one multi-threaded runtime: there a request's tasks land on whichever worker
 //! is free — the sandbox connection on one, the pooled upstream connection on the
 //! other — and every hop is a wake-up across cores. On 2 cores shared with the
-//! sandboxes that cost a fifth of one keep-alive connection's throughput (measured with
-//! `../shared/bench/`, see the README's operations section). Connections spread over the
-//! workers instead: every worker waits on the socket, and the one that accepts a
-//! connection keeps it when no other worker has fewer open, else hands it over. The
-//! kernel alone would not spread them: the first worker awake accepts a whole burst.
+//! sandboxes that cost a fifth of one keep-alive connection's throughput (the README's
+//! "Worker threads" has the figures). Connections spread over the workers instead:
+//! every worker waits on the socket, and the one that accepts a connection keeps it
+//! when no other worker has fewer open, else hands it over. The kernel alone would not
+//! spread them: the first worker awake accepts a whole burst.
+//!
+//! With zero workers the proxy runs on the caller's runtime instead: one accept loop,
+//! no threads of its own (tests that pause tokio's clock use this).
 
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::Proxy;
+use crate::drain::Drain;
+use crate::guard::{Load, Loads};
 
-/// Serves the proxy on `listener` with `workers` threads until `stop` turns true, then
-/// waits for every worker to drain (each within `limits.drain_timeout`).
+/// Serves the proxy on `listener` with `workers` threads (none: on the caller's
+/// runtime) until `stop` turns true, then waits for every worker to drain (each within
+/// `limits.drain_timeout`).
 pub async fn serve(
     proxy: Arc<Proxy>,
     listener: TcpListener,
-    workers: NonZeroUsize,
+    workers: usize,
     stop: watch::Receiver<bool>,
 ) {
+    if workers == 0 {
+        let worker = Worker::alone();
+        return accept_loop(proxy, listener, worker, stopped(stop)).await;
+    }
     let listener = match listener.into_std() {
         Ok(l) => l,
         Err(e) => {
@@ -38,14 +46,13 @@ pub async fn serve(
             return;
         }
     };
-    let (inboxes, receivers): (Vec<_>, Vec<_>) = (0..workers.get())
-        .map(|_| mpsc::unbounded_channel())
-        .unzip();
+    let (inboxes, receivers): (Vec<_>, Vec<_>) =
+        (0..workers).map(|_| mpsc::unbounded_channel()).unzip();
     let balance = Arc::new(Balance {
-        open: (0..workers.get()).map(|_| AtomicUsize::new(0)).collect(),
+        loads: Arc::new(Loads::new(workers)),
         inboxes: inboxes.into(),
     });
-    let mut finished = Vec::with_capacity(workers.get());
+    let mut finished = Vec::with_capacity(workers);
     for (index, inbox) in receivers.into_iter().enumerate() {
         let worker = Worker {
             index,
@@ -69,13 +76,17 @@ pub async fn serve(
     }
 }
 
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
 /// Starts `worker` on its own thread with its own copy of the listening socket; the
 /// receiver resolves when the worker has drained.
 fn start(
     proxy: &Proxy,
     listener: &std::net::TcpListener,
     worker: Worker,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> std::io::Result<oneshot::Receiver<()>> {
     let index = worker.index;
     let listener = listener.try_clone()?;
@@ -90,12 +101,7 @@ fn start(
             runtime.block_on(async move {
                 // Registers this copy of the socket with this thread's event loop.
                 match TcpListener::from_std(listener) {
-                    Ok(listener) => {
-                        let stopped = async move {
-                            let _ = stop.wait_for(|s| *s).await;
-                        };
-                        crate::server::serve(proxy, listener, worker, stopped).await;
-                    }
+                    Ok(listener) => accept_loop(proxy, listener, worker, stopped(stop)).await,
                     Err(e) => error!(worker = index, error = %e, "proxy worker cannot listen"),
                 }
             });
@@ -107,37 +113,93 @@ fn start(
     Ok(finished)
 }
 
+/// One worker's accept loop: serves the proxy on `listener` until `shutdown` resolves,
+/// then stops accepting and waits up to `limits.drain_timeout` for in-flight requests.
+/// A connection this worker accepts goes to the least busy worker ([`Worker::place`]);
+/// the ones other workers hand over arrive in the worker's inbox.
+async fn accept_loop(
+    proxy: Arc<Proxy>,
+    listener: TcpListener,
+    mut worker: Worker,
+    shutdown: impl Future<Output = ()>,
+) {
+    let drain = Arc::new(Drain::new());
+    tokio::pin!(shutdown);
+    loop {
+        let placed = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => worker.place(stream, peer),
+                // Out of file descriptors and the like: back off instead of spinning.
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    None
+                }
+            },
+            Some(handed) = worker.inbox.recv() => match handed.register() {
+                Ok(placed) => Some(placed),
+                Err(e) => {
+                    debug!(error = %e, "cannot take over a connection from another worker");
+                    None
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Some((stream, peer, load)) = placed
+            && !crate::connection::serve(&proxy, &drain, stream, peer, load)
+        {
+            break;
+        }
+    }
+    drop(listener);
+    let drain_for = proxy.limits.drain_timeout;
+    info!(
+        pending = drain.open(),
+        "proxy worker stopped accepting; draining in-flight requests"
+    );
+    if !drain.shutdown(drain_for).await {
+        warn!(
+            seconds = drain_for.as_secs(),
+            "drain timeout reached; closing remaining connections"
+        );
+    }
+}
+
 /// What the workers know of each other: how many connections each serves, and where to
 /// hand one over.
 struct Balance {
-    open: Box<[AtomicUsize]>,
+    loads: Arc<Loads>,
     inboxes: Box<[mpsc::UnboundedSender<Handed>]>,
 }
 
 /// One worker's place among the others.
-pub(crate) struct Worker {
+struct Worker {
     index: usize,
     balance: Arc<Balance>,
     /// Connections other workers accepted and handed to this one.
-    pub(crate) inbox: mpsc::UnboundedReceiver<Handed>,
+    inbox: mpsc::UnboundedReceiver<Handed>,
 }
 
 impl Worker {
+    /// The only worker, on the caller's runtime: nobody to hand connections to.
+    fn alone() -> Self {
+        let (inbox_tx, inbox) = mpsc::unbounded_channel();
+        Self {
+            index: 0,
+            balance: Arc::new(Balance {
+                loads: Arc::new(Loads::new(1)),
+                inboxes: Box::new([inbox_tx]),
+            }),
+            inbox,
+        }
+    }
+
     /// Decides who serves a connection this worker accepted: this worker, unless
     /// another has fewer open connections. `Some` when it stays here.
-    pub(crate) fn place(
-        &self,
-        stream: TcpStream,
-        peer: SocketAddr,
-    ) -> Option<(TcpStream, SocketAddr, Load)> {
-        let open = &self.balance.open;
-        let mine = open[self.index].load(Ordering::Relaxed);
-        let least = (0..open.len())
-            .map(|i| (open[i].load(Ordering::Relaxed), i))
-            .min()
-            .filter(|&(n, _)| n < mine);
-        let Some((_, least)) = least else {
-            return Some((stream, peer, self.load(self.index)));
+    fn place(&self, stream: TcpStream, peer: SocketAddr) -> Option<(TcpStream, SocketAddr, Load)> {
+        let loads = &self.balance.loads;
+        let Some(least) = loads.lighter_than(self.index) else {
+            return Some((stream, peer, loads.add(self.index)));
         };
         // Off this thread's event loop; the other worker registers it with its own.
         let stream = match stream.into_std() {
@@ -150,31 +212,23 @@ impl Worker {
         let handed = Handed {
             stream,
             peer,
-            load: self.load(least),
+            load: loads.add(least),
         };
         // A worker that has ended (shutdown, or a panic) takes nothing: serve it here.
         let mpsc::error::SendError(back) = self.balance.inboxes[least].send(handed).err()?;
         let Handed { stream, peer, .. } = back;
         match TcpStream::from_std(stream) {
-            Ok(stream) => Some((stream, peer, self.load(self.index))),
+            Ok(stream) => Some((stream, peer, loads.add(self.index))),
             Err(e) => {
                 debug!(%peer, error = %e, "cannot take a connection back");
                 None
             }
         }
     }
-
-    fn load(&self, index: usize) -> Load {
-        self.balance.open[index].fetch_add(1, Ordering::Relaxed);
-        Load {
-            balance: self.balance.clone(),
-            index,
-        }
-    }
 }
 
 /// A connection on its way from the worker that accepted it to the one that serves it.
-pub(crate) struct Handed {
+struct Handed {
     stream: std::net::TcpStream,
     peer: SocketAddr,
     load: Load,
@@ -182,19 +236,7 @@ pub(crate) struct Handed {
 
 impl Handed {
     /// Registers the connection with the receiving worker's event loop.
-    pub(crate) fn register(self) -> std::io::Result<(TcpStream, SocketAddr, Load)> {
+    fn register(self) -> std::io::Result<(TcpStream, SocketAddr, Load)> {
         Ok((TcpStream::from_std(self.stream)?, self.peer, self.load))
-    }
-}
-
-/// Counts one open connection against a worker while it lives.
-pub(crate) struct Load {
-    balance: Arc<Balance>,
-    index: usize,
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        self.balance.open[self.index].fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -6,7 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use egret_control::{Assembled, Parts, Running};
+use egret_app::{Assembled, Parts, Running};
+use egret_clock::Clock;
+use egret_control::Lifecycle;
 use egret_policy::Policy;
 use egret_proxy::Limits;
 use egret_tls::CertificateAuthority;
@@ -26,6 +28,9 @@ pub struct TestProxy {
     pub audit: egret_vault::AuditWriter,
     /// The token broker, for tests that drive background renewal by hand.
     pub broker: egret_oauth::Broker,
+    /// The clock egret reads: a test clock, which tests may move forward.
+    pub clock: Clock,
+    lifecycle: Arc<Lifecycle>,
     /// egret's CA, which clients must trust.
     pub ca_pem: String,
     pub dir: tempfile::TempDir,
@@ -50,9 +55,11 @@ impl TestProxy {
         let upstream_ca = dir.path().join("upstream-ca.pem");
         std::fs::write(&upstream_ca, upstream_ca_pem).expect("write upstream CA");
         let policy = policy(yaml, dir.path());
-        let vault = Arc::new(
-            Vault::open(&dir.path().join("egret.redb"), &MasterKey::generate()).expect("vault"),
-        );
+        let clock = Clock::for_tests();
+        let vault = Vault::open(&dir.path().join("egret.redb"), &MasterKey::generate())
+            .expect("vault")
+            .with_clock(clock.clone());
+        let vault = Arc::new(vault);
         let (ca, _) = CertificateAuthority::load_or_create(&dir.path().join("certs")).expect("ca");
         let ca_pem = ca.cert_pem().to_owned();
         let upstream_tls =
@@ -62,13 +69,15 @@ impl TestProxy {
             proxy,
             control,
             audit,
-        } = egret_control::assemble(Parts {
+            lifecycle,
+        } = egret_app::assemble(Parts {
             policy: policy.clone(),
             vault: vault.clone(),
             ca,
             upstream_tls,
             limits: limits.with_settings(&policy.load().limits),
             admin_token: SecretString::from(ADMIN_TOKEN),
+            clock: clock.clone(),
         })
         .expect("assemble");
         let broker = control.broker.clone();
@@ -80,7 +89,7 @@ impl TestProxy {
         let control_addr = control_listener.local_addr().expect("addr");
         // Two workers, as on the smallest machine egret ships to: connections of one
         // test land on both threads, each with its own upstream pool.
-        let workers = std::num::NonZeroUsize::new(2).expect("two");
+        let workers = 2;
         let running = Running::start(proxy, proxy_listener, workers, control, control_listener);
         Self {
             proxy_addr,
@@ -89,6 +98,8 @@ impl TestProxy {
             vault,
             audit,
             broker,
+            clock,
+            lifecycle,
             ca_pem,
             dir,
             running,
@@ -111,13 +122,9 @@ impl TestProxy {
     /// Replaces the policy in force, as a reload does (removed connectors lose their
     /// connections).
     pub fn reload(&self, yaml: &str) {
-        egret_control::lifecycle::install(
-            policy(yaml, self.dir.path()),
-            &self.policy,
-            &self.vault,
-            true,
-        )
-        .expect("install policy");
+        self.lifecycle
+            .install(policy(yaml, self.dir.path()), true)
+            .expect("install policy");
     }
 
     /// Signals shutdown and waits for the proxy to drain.

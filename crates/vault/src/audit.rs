@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 
 use crate::db::{AUDIT, Vault};
 use crate::error::{VaultError, storage};
-use crate::records::{AuditEvent, now};
+use crate::records::AuditEvent;
 
 pub use writer::AuditWriter;
 
@@ -89,7 +89,7 @@ impl Vault {
 
     /// Appends events in one durable transaction and applies retention.
     pub fn append_audit(&self, records: Vec<AuditRecord>) -> Result<Vec<AuditEvent>, VaultError> {
-        let at = now();
+        let at = self.clock.unix();
         let mut lines = Vec::with_capacity(records.len() * 256);
         for r in &records {
             let event = Unnumbered {
@@ -129,7 +129,7 @@ impl Vault {
         retention: Retention,
     ) -> Result<u64, VaultError> {
         let _w = self.lock_writer();
-        let at = now();
+        let at = self.clock.unix();
         let mut row = Vec::with_capacity(lines.len() + lines.len() / 16);
         let mut first = 0;
         self.write_with(durable, |tx| {
@@ -231,6 +231,7 @@ fn push_line(lines: &mut Vec<u8>, event: &impl serde::Serialize) -> Result<(), V
 mod tests {
     use super::*;
     use crate::MasterKey;
+    use crate::records::now;
 
     fn events(n: usize) -> Vec<u8> {
         let mut lines = Vec::new();

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+use egret_clock::Clock;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -63,6 +64,8 @@ pub struct Vault {
     index: RwLock<Index>,
     /// Serializes "commit, then update the index" so memory never runs ahead of disk.
     writer: Mutex<()>,
+    /// Where "now" comes from for every timestamp and expiry the vault writes or checks.
+    pub(crate) clock: Clock,
 }
 
 /// What a connection's sealed blob holds: a static key, or an OAuth token pair.
@@ -102,10 +105,22 @@ impl Vault {
             sealer: Sealer::new(key),
             index: RwLock::new(Index::default()),
             writer: Mutex::new(()),
+            clock: Clock::system(),
         };
         vault.check_or_stamp_key()?;
         vault.load()?;
         Ok(vault)
+    }
+
+    /// The same vault reading the time from `clock` (a test's, which it can move).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock this vault reads.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     fn check_or_stamp_key(&self) -> Result<(), VaultError> {
@@ -276,7 +291,7 @@ impl Vault {
             owner: owner.clone(),
             kind: ConnectionKind::ApiKey,
             status: ConnectionStatus::Connected,
-            connected_at: now(),
+            connected_at: self.clock.unix(),
             refreshed_at: None,
             expires_at: None,
             scopes: Vec::new(),
@@ -369,7 +384,7 @@ impl Vault {
             });
         }
         let placeholder = Placeholder::mint();
-        let created_at = now();
+        let created_at = self.clock.unix();
         let info = PlaceholderInfo {
             connector: connector.to_owned(),
             owner: owner.clone(),

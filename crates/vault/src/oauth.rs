@@ -11,7 +11,7 @@ use crate::db::{AUTHORIZATIONS, SealedSecret, Vault, aad};
 use crate::error::{VaultError, storage};
 use crate::records::{
     ConnectionInfo, ConnectionKind, ConnectionStatus, Credential, Owner, PendingAuthorization,
-    TokenSet, TokenUpdate, now,
+    TokenSet, TokenUpdate,
 };
 
 /// Pending authorizations kept at most; the oldest are dropped first. Bounds what an
@@ -47,7 +47,7 @@ impl Vault {
         tokens: TokenSet,
         update: TokenUpdate,
     ) -> Result<ConnectionInfo, VaultError> {
-        let at = now();
+        let at = self.clock.unix();
         let previous = self.connection(connector, owner);
         let connected_at = match (update, &previous) {
             (TokenUpdate::Refreshed, Some(p)) => p.connected_at,
@@ -140,7 +140,7 @@ impl Vault {
             serde_json::to_vec(&record).map_err(|e| VaultError::Invalid(e.to_string()))?,
         );
         let sealed = self.sealer.seal(&aad("authorizations", &key), &plain);
-        let at = now();
+        let at = self.clock.unix();
         let _w = self.lock_writer();
         self.write(|tx| {
             let mut table = tx.open_table(AUTHORIZATIONS).map_err(storage)?;
@@ -183,7 +183,7 @@ impl Vault {
             Ok(())
         })?;
         Ok(found
-            .filter(|p| p.expires_at > now())
+            .filter(|p| p.expires_at > self.clock.unix())
             .map(|p| PendingAuthorization {
                 connector: p.connector.clone(),
                 owner: p.owner.clone(),

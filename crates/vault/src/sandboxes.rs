@@ -13,7 +13,6 @@ use sha2::{Digest, Sha256};
 
 use crate::db::{SANDBOXES, Vault};
 use crate::error::{VaultError, storage};
-use crate::records::now;
 
 /// A sandbox as the control plane shows it: never the secret.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -79,7 +78,7 @@ impl Vault {
             None => format!("sbx-{}", random(12).to_ascii_lowercase()),
         };
         let secret = SecretString::from(format!("egs_{}", random(40)));
-        let created_at = now();
+        let created_at = self.clock.unix();
         let info = SandboxInfo {
             id: id.clone(),
             created_at,

@@ -84,7 +84,7 @@ fn swap_parts(f: &Fixture, host: &str, parts: &mut Parts) -> Result<SwapReport, 
 fn code(r: Result<(Parts, SwapReport), Refusal>) -> &'static str {
     match r {
         Ok(_) => "ok",
-        Err(e) => e.code,
+        Err(e) => e.code.as_str(),
     }
 }
 

@@ -15,7 +15,6 @@ use egret_metrics::Counter;
 
 use super::{RETENTION, Unnumbered, push_line};
 use crate::db::Vault;
-use crate::records::now;
 
 /// Events waiting for the writer; beyond this they are dropped (and counted) rather
 /// than slow the proxy down.
@@ -37,6 +36,8 @@ pub struct AuditWriter {
     _last: Arc<Closer>,
     /// The metrics registry's `egret_audit_dropped_total`.
     dropped: Counter,
+    /// The vault's clock, for each event's time.
+    clock: egret_clock::Clock,
 }
 
 struct Shared {
@@ -87,6 +88,7 @@ thread_local! {
 
 impl AuditWriter {
     pub fn start(vault: Arc<Vault>, dropped: Counter) -> Self {
+        let clock = vault.clock().clone();
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
             work: Condvar::new(),
@@ -104,6 +106,7 @@ impl AuditWriter {
             _last: Arc::new(Closer(shared.clone())),
             shared,
             dropped,
+            clock,
         }
     }
 
@@ -117,7 +120,7 @@ impl AuditWriter {
         data: &(impl serde::Serialize + ?Sized),
     ) -> bool {
         let event = Unnumbered {
-            at: now(),
+            at: self.clock.unix(),
             event,
             connector,
             owner,

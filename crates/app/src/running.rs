@@ -1,11 +1,11 @@
-//! Both planes on their listeners, stopped together: the one wiring that `egret serve`
-//! and the test harness share, so the tests run what ships.
+//! Both planes on their listeners, stopped together.
 
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use egret_clock::Clock;
+use egret_control::{ControlState, Lifecycle};
 use egret_policy::Policy;
 use egret_proxy::{Limits, Proxy, Services};
 use egret_tls::{CertificateAuthority, LeafCache};
@@ -14,8 +14,6 @@ use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-
-use crate::ControlState;
 
 /// What both planes are built from.
 pub struct Parts {
@@ -27,14 +25,18 @@ pub struct Parts {
     pub upstream_tls: rustls::ClientConfig,
     pub limits: Limits,
     pub admin_token: SecretString,
+    /// `Clock::system()` in `egret serve`; tests may pass a clock they control.
+    pub clock: Clock,
 }
 
-/// The proxy and the control plane, sharing one broker, one metrics registry and one
-/// audit writer.
+/// The proxy and the control plane, sharing one broker, one metrics registry, one
+/// audit writer and one clock.
 pub struct Assembled {
     pub proxy: Arc<Proxy>,
     pub control: Arc<ControlState>,
     pub audit: AuditWriter,
+    /// Installs new policies (the reload watcher's way in).
+    pub lifecycle: Arc<Lifecycle>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,9 +49,10 @@ pub enum AssembleError {
 
 /// Wires everything the way `egret serve` runs it; the test harness calls the same.
 pub fn assemble(p: Parts) -> Result<Assembled, AssembleError> {
+    let lifecycle = Arc::new(Lifecycle::new(p.policy.clone(), p.vault.clone()));
     // API connectors join the file's; nothing is erased at start-up.
     let file = (**p.policy.load()).clone();
-    crate::lifecycle::install(file, &p.policy, &p.vault, false)?;
+    lifecycle.install(file, false)?;
     let metrics = Arc::new(egret_metrics::Metrics::new());
     let leaves = Arc::new(
         LeafCache::new(p.ca, p.limits.leaf_cache_capacity)?
@@ -61,16 +64,19 @@ pub fn assemble(p: Parts) -> Result<Assembled, AssembleError> {
         Duration::from_secs(10),
     );
     let audit = AuditWriter::start(p.vault.clone(), metrics.audit_dropped.clone());
+    let vendor = Arc::new(egret_oauth::HttpVendor::new(oauth_http, p.clock.clone()));
     let broker = egret_oauth::Broker::new(
         p.policy.clone(),
         p.vault.clone(),
-        oauth_http,
+        vendor,
         metrics.clone(),
+        p.clock.clone(),
     );
     let services = Services {
         broker: broker.clone(),
         metrics: metrics.clone(),
         audit: audit.clone(),
+        clock: p.clock,
     };
     let proxy = Arc::new(Proxy::new(
         p.policy.clone(),
@@ -82,6 +88,7 @@ pub fn assemble(p: Parts) -> Result<Assembled, AssembleError> {
     ));
     let control = Arc::new(ControlState {
         policy: p.policy,
+        lifecycle: lifecycle.clone(),
         vault: p.vault,
         broker,
         metrics,
@@ -91,9 +98,11 @@ pub fn assemble(p: Parts) -> Result<Assembled, AssembleError> {
         proxy,
         control,
         audit,
+        lifecycle,
     })
 }
 
+/// Both planes running; [`Running::stop`] ends them.
 pub struct Running {
     stop: watch::Sender<bool>,
     proxy: JoinHandle<()>,
@@ -102,12 +111,13 @@ pub struct Running {
 }
 
 impl Running {
-    /// Spawns the proxy (on `workers` threads of its own) and the control plane (on the
-    /// caller's runtime); they run until [`Running::stop`].
+    /// Spawns the proxy (on `workers` threads of its own; with 0, on the caller's
+    /// runtime) and the control plane (on the caller's runtime); they run until
+    /// [`Running::stop`].
     pub fn start(
         proxy: Arc<Proxy>,
         proxy_listener: TcpListener,
-        workers: NonZeroUsize,
+        workers: usize,
         control: Arc<ControlState>,
         control_listener: TcpListener,
     ) -> Self {
@@ -122,7 +132,7 @@ impl Running {
             rx.clone(),
         ));
         let renewer = control.broker.spawn_background(egret_oauth::RENEW_EVERY);
-        let control = tokio::spawn(crate::serve(control_listener, control, stopped(rx)));
+        let control = tokio::spawn(egret_control::serve(control_listener, control, stopped(rx)));
         Self {
             stop,
             proxy,

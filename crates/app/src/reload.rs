@@ -5,15 +5,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use arc_swap::ArcSwap;
-use egret_policy::Policy;
+use egret_control::Lifecycle;
 use egret_vault::Vault;
 use tracing::{error, info, warn};
 
 /// How often the file's modification time and size are compared.
 const POLL: Duration = Duration::from_secs(1);
 
-pub async fn watch(path: Option<PathBuf>, policy: Arc<ArcSwap<Policy>>, vault: Arc<Vault>) {
+/// Reloads the policy file at `path` whenever it changes (checked every second) or
+/// SIGHUP arrives, until the task is dropped; `None` (the embedded default policy)
+/// watches nothing.
+pub async fn watch(path: Option<PathBuf>, lifecycle: Arc<Lifecycle>, vault: Arc<Vault>) {
     let Some(path) = path else { return };
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
@@ -35,17 +37,17 @@ pub async fn watch(path: Option<PathBuf>, policy: Arc<ArcSwap<Policy>>, vault: A
         seen = now;
         reload(
             &path,
-            &policy,
+            &lifecycle,
             &vault,
             if by_signal { "SIGHUP" } else { "file change" },
         );
     }
 }
 
-fn reload(path: &std::path::Path, policy: &ArcSwap<Policy>, vault: &Arc<Vault>, why: &str) {
+fn reload(path: &std::path::Path, lifecycle: &Lifecycle, vault: &Arc<Vault>, why: &str) {
     match egret_policy::load(path) {
         Ok(new) => {
-            let old = policy.load();
+            let old = lifecycle.live().load();
             if new.proxy.listen != old.proxy.listen || new.control.listen != old.control.listen {
                 warn!("listen addresses changed; they take effect after a restart");
             }
@@ -58,7 +60,7 @@ fn reload(path: &std::path::Path, policy: &ArcSwap<Policy>, vault: &Arc<Vault>, 
             let detail = format!("{} connectors in the file", new.connectors.len());
             drop(old);
             // Connectors gone from the file lose their connections: the kill switch.
-            if let Err(e) = egret_control::lifecycle::install(new, policy, vault, true) {
+            if let Err(e) = lifecycle.install(new, true) {
                 error!(
                     reason = why,
                     "policy reload failed, the previous policy stays in force: {e}"

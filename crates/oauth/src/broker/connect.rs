@@ -1,0 +1,181 @@
+//! Connecting and disconnecting: the first step of an authorization (the vendor's URL,
+//! or the token at once for client credentials), the callback that completes it, and
+//! disconnect with revocation at the vendor.
+
+use egret_policy::{AuthKind, Connector, Grant};
+use egret_vault::{ConnectionInfo, ConnectionKind, ConnectionStatus, Owner, TokenUpdate};
+
+use super::{Broker, Renewal};
+use crate::error::TokenError;
+use crate::{CallbackError, PENDING_TTL_SECS};
+
+/// The first step of connecting: where to send the user, or done already.
+pub enum Begun {
+    Redirect(String),
+    Connected(ConnectionInfo),
+}
+
+impl Broker {
+    /// Starts connecting `owner` to `connector`: the vendor URL for the authorization-code
+    /// grant (the pending authorization is kept in the store for 10 minutes), or the
+    /// token itself for client credentials.
+    pub async fn begin(&self, connector: &Connector, owner: &Owner) -> Result<Begun, TokenError> {
+        let AuthKind::OAuth2(settings) = &connector.auth else {
+            return Err(TokenError::Config(format!(
+                "connector `{}` uses static keys",
+                connector.id
+            )));
+        };
+        let id = connector.id.as_str();
+        match settings.grant {
+            Grant::ClientCredentials => {
+                let tokens = self.inner.vendor.client_credentials(settings).await?;
+                let slot = self.slot(id, owner);
+                let mut guard = slot.lock.clone().lock_owned().await;
+                self.store(id, owner, tokens, TokenUpdate::Authorized, None)
+                    .await?;
+                *guard = Renewal::default();
+                self.inner
+                    .store
+                    .connection(id, owner)
+                    .map(Begun::Connected)
+                    .ok_or(TokenError::NotConnected)
+            }
+            Grant::AuthorizationCode => {
+                let redirect = self.redirect_uri();
+                let auth = self.inner.vendor.authorization(settings, &redirect).await?;
+                let pending = egret_vault::PendingAuthorization {
+                    connector: id.to_owned(),
+                    owner: owner.clone(),
+                    pkce_verifier: auth.pkce_verifier,
+                    redirect_uri: redirect,
+                    expires_at: self.inner.clock.unix() + PENDING_TTL_SECS,
+                };
+                let store = self.inner.store.clone();
+                let state = auth.state;
+                tokio::task::spawn_blocking(move || store.put_authorization(&state, &pending))
+                    .await
+                    .map_err(|_| TokenError::Store("the store write stopped".to_owned()))?
+                    .map_err(|e| self.store_error(&e))?;
+                Ok(Begun::Redirect(auth.url))
+            }
+        }
+    }
+
+    /// `control.public_url` + `/oauth/callback`, as registered with the vendor.
+    pub fn redirect_uri(&self) -> String {
+        let policy = self.inner.policy.load();
+        format!(
+            "{}/oauth/callback",
+            policy.control.public_url.trim_end_matches('/')
+        )
+    }
+
+    /// Finishes an authorization from its callback. The state is spent whatever happens.
+    pub async fn complete(
+        &self,
+        state: &str,
+        outcome: Result<&str, &str>,
+    ) -> Result<ConnectionInfo, CallbackError> {
+        use CallbackError as E;
+        let store = self.inner.store.clone();
+        let taken = {
+            let state = state.to_owned();
+            tokio::task::spawn_blocking(move || store.take_authorization(&state))
+                .await
+                .map_err(|_| E::Vault("the vault read stopped".to_owned()))?
+                .map_err(|e| E::Vault(e.to_string()))?
+        };
+        let pending = taken.ok_or(E::UnknownState)?;
+        let code = match outcome {
+            Ok(code) => code,
+            Err(error) => {
+                let _ = self.inner.store.audit(
+                    "connection.denied",
+                    &pending.connector,
+                    &pending.owner,
+                    error.to_owned(),
+                );
+                return Err(E::Denied {
+                    connector: pending.connector,
+                    error: error.to_owned(),
+                });
+            }
+        };
+        let policy = self.inner.policy.load_full();
+        let connector = policy
+            .connector(&pending.connector)
+            .ok_or_else(|| E::ConnectorGone(pending.connector.clone()))?;
+        if !connector.enabled {
+            return Err(E::Disabled(pending.connector.clone()));
+        }
+        let AuthKind::OAuth2(settings) = &connector.auth else {
+            return Err(E::ConnectorGone(pending.connector.clone()));
+        };
+        let verifier = pending.pkce_verifier.as_ref();
+        let tokens = self
+            .inner
+            .vendor
+            .exchange_code(settings, code, verifier, &pending.redirect_uri)
+            .await
+            .map_err(|e| E::Exchange {
+                connector: pending.connector.clone(),
+                error: e,
+            })?;
+        // Waits out any renewal of the old grant so it cannot overwrite the new one.
+        let slot = self.slot(&pending.connector, &pending.owner);
+        let mut guard = slot.lock.clone().lock_owned().await;
+        let (id, owner) = (&pending.connector, &pending.owner);
+        self.store(id, owner, tokens, TokenUpdate::Authorized, None)
+            .await
+            .map_err(|e| E::Vault(e.to_string()))?;
+        *guard = Renewal::default();
+        self.inner
+            .store
+            .connection(id, owner)
+            .ok_or_else(|| E::Vault("the connection vanished".to_owned()))
+    }
+
+    /// Disconnects: revokes the grant at the vendor (RFC 7009) when a revocation endpoint
+    /// is known, then erases the connection and its placeholders whatever the vendor said.
+    /// Returns whether a connection existed, and the revocation's outcome when one was
+    /// attempted (OAuth connection, revocation endpoint known).
+    pub async fn disconnect(
+        &self,
+        connector: Option<&Connector>,
+        connector_id: &str,
+        owner: &Owner,
+    ) -> Result<(bool, Option<Result<(), TokenError>>), egret_vault::VaultError> {
+        let slot = self.slot(connector_id, owner);
+        let _guard = slot.lock.clone().lock_owned().await;
+        let mut revocation = None;
+        if let (Some(c), Some(credential)) =
+            (connector, self.inner.store.credential(connector_id, owner))
+            && let AuthKind::OAuth2(settings) = &c.auth
+            && credential.kind == ConnectionKind::Oauth2
+            && credential.status == ConnectionStatus::Connected
+        {
+            let (token, is_refresh) = match &credential.refresh_token {
+                Some(r) => (r, true),
+                None => (&credential.secret, false),
+            };
+            revocation = self
+                .inner
+                .vendor
+                .revoke(settings, token, is_refresh)
+                .await
+                .transpose();
+            if let Some(Err(e)) = &revocation {
+                tracing::warn!(connector = connector_id, error = %e, "revocation at the vendor failed; erasing the tokens anyway");
+            }
+        }
+        let store = self.inner.store.clone();
+        let (c, o) = (connector_id.to_owned(), owner.clone());
+        let existed = tokio::task::spawn_blocking(move || store.remove_connection(&c, &o))
+            .await
+            .map_err(|_| {
+                egret_vault::VaultError::Invalid("the vault write stopped".to_owned())
+            })??;
+        Ok((existed, revocation))
+    }
+}

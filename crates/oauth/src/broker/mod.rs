@@ -1,0 +1,386 @@
+//! The token broker: keeps every OAuth connection's access token fresh.
+//!
+//! One renewal per connection at a time: callers queue on the connection's lock, and the
+//! first one in runs the refresh in a task of its own that holds the lock until the new
+//! tokens are committed to the store. Cancelling a caller (its sandbox hung up) can
+//! therefore never lose a rotated refresh token, and nobody after it can reuse the old
+//! one — which would make vendors with single-use refresh tokens revoke the grant.
+//!
+//! `mod.rs` holds inline renewal ([`Broker::fresh`]); `connect` starts, completes and
+//! removes connections; `background` renews ahead of expiry. The broker reaches the
+//! vendor through [`Vendor`] and storage through [`TokenStore`], and reads the time from
+//! its [`Clock`]: `tests` drives it with a scripted vendor, an in-memory store and
+//! paused time.
+
+mod background;
+mod connect;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use egret_clock::Clock;
+use egret_policy::{AuthKind, Connector, Grant, Policy};
+use egret_vault::{ConnectionKind, ConnectionStatus, Credential, Owner, TokenSet, TokenUpdate};
+use tokio::sync::OwnedMutexGuard;
+use tokio::time::Instant;
+
+pub use connect::Begun;
+
+use crate::error::TokenError;
+use crate::store::{Claim, TokenStore};
+use crate::vendor::Vendor;
+
+/// Backoff after a failed renewal: 1 s, doubling, at most this.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How often a broker looks whether another replica's renewal has been committed.
+const CLAIM_POLL: Duration = Duration::from_millis(200);
+
+/// What a caller needs from [`Broker::fresh`].
+pub enum Need {
+    /// A token that does not expire within the connector's skew (a request is waiting).
+    Fresh,
+    /// Renew if it expires within this many seconds (background renewal).
+    Ahead(i64),
+    /// The upstream refused this very credential: renew unless it was replaced already.
+    Replace(Arc<Credential>),
+    /// Renew now, whatever the expiry (keeps an idle refresh token alive).
+    Keepalive,
+}
+
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    metrics: Arc<egret_metrics::Metrics>,
+    policy: Arc<ArcSwap<Policy>>,
+    store: Arc<dyn TokenStore>,
+    vendor: Arc<dyn Vendor>,
+    clock: Clock,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+}
+
+/// Per-connection renewal state.
+struct Slot {
+    lock: Arc<tokio::sync::Mutex<Renewal>>,
+    /// Renewals finished, so a waiter can tell one ran while it queued.
+    finished: AtomicU64,
+    last_used: AtomicI64,
+}
+
+/// The outcome of the last renewal, while it failed: shared by every waiter until the
+/// backoff is over.
+#[derive(Default)]
+struct Renewal {
+    failures: u32,
+    retry_at: Option<Instant>,
+    last_error: Option<TokenError>,
+}
+
+impl Broker {
+    pub fn new(
+        policy: Arc<ArcSwap<Policy>>,
+        store: Arc<dyn TokenStore>,
+        vendor: Arc<dyn Vendor>,
+        metrics: Arc<egret_metrics::Metrics>,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                metrics,
+                policy,
+                store,
+                vendor,
+                clock,
+                slots: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    fn slot(&self, connector: &str, owner: &Owner) -> Arc<Slot> {
+        let key = format!("{connector}/{owner}");
+        let mut slots = self.inner.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(Slot {
+                    lock: Arc::new(tokio::sync::Mutex::new(Renewal::default())),
+                    finished: AtomicU64::new(0),
+                    last_used: AtomicI64::new(0),
+                })
+            })
+            .clone()
+    }
+
+    /// Records that a request used the connection's token: background renewal keeps
+    /// recently used connections ahead of expiry.
+    pub fn touch(&self, connector: &str, owner: &Owner) {
+        self.slot(connector, owner)
+            .last_used
+            .store(self.inner.clock.unix(), Ordering::Relaxed);
+    }
+
+    /// The connection's credential, renewed first when `need` says so. Static keys are
+    /// returned as they are.
+    pub async fn fresh(
+        &self,
+        connector: &Connector,
+        owner: &Owner,
+        need: Need,
+    ) -> Result<Arc<Credential>, TokenError> {
+        let store = &self.inner.store;
+        let clock = &self.inner.clock;
+        let id = connector.id.as_str();
+        let AuthKind::OAuth2(settings) = &connector.auth else {
+            return store.credential(id, owner).ok_or(TokenError::NotConnected);
+        };
+        let slot = self.slot(id, owner);
+        if !matches!(need, Need::Ahead(_) | Need::Keepalive) {
+            slot.last_used.store(clock.unix(), Ordering::Relaxed);
+        }
+        let seen = slot.finished.load(Ordering::Acquire);
+        let guard = slot.lock.clone().lock_owned().await;
+        let current = store
+            .credential(id, owner)
+            .ok_or(TokenError::NotConnected)?;
+        if current.kind != ConnectionKind::Oauth2 {
+            return Ok(current);
+        }
+        if current.status == ConnectionStatus::NeedsReauth {
+            return Err(TokenError::NeedsReauth);
+        }
+        let now = clock.unix();
+        let skew = i64::try_from(settings.refresh_skew.as_secs()).unwrap_or(i64::MAX);
+        let due = match &need {
+            Need::Fresh => current.needs_renewal(now, skew),
+            Need::Ahead(window) => current.needs_renewal(now, *window),
+            Need::Replace(used) => Arc::ptr_eq(used, &current),
+            Need::Keepalive => true,
+        };
+        if !due {
+            return Ok(current);
+        }
+        if slot.finished.load(Ordering::Acquire) != seen && !matches!(need, Need::Keepalive) {
+            // A renewal ran while this caller queued: share its outcome rather than ask
+            // the vendor again at once (even when a short-lived token is still "due").
+            return match &guard.last_error {
+                Some(e) => usable_or(current, e.clone(), now),
+                None if current.usable_at(now) => Ok(current),
+                None => Err(TokenError::Unreachable(
+                    "the vendor issued a token that had already expired".to_owned(),
+                )),
+            };
+        }
+        if let (Some(at), Some(e)) = (guard.retry_at, &guard.last_error)
+            && clock.instant() < at
+        {
+            return usable_or(current, e.clone(), now);
+        }
+        if settings.grant == Grant::AuthorizationCode && current.refresh_token.is_none() {
+            if current.usable_at(now) {
+                return Ok(current);
+            }
+            let why = "the token expired and the vendor issued no refresh token";
+            self.give_up(id, owner, why).await;
+            return Err(TokenError::NeedsReauth);
+        }
+        match self.claim(id, owner).await? {
+            Claim::Granted => {}
+            Claim::HeldElsewhere => {
+                return self.await_other(id, owner, current, settings.timeout).await;
+            }
+        }
+        let this = self.clone();
+        let connector = connector.clone();
+        let owner = owner.clone();
+        let task = tokio::spawn(async move {
+            let result = this.renew(&connector, &owner, &current, guard).await;
+            slot.finished.fetch_add(1, Ordering::Release);
+            result
+        });
+        task.await.unwrap_or_else(|_| {
+            Err(TokenError::Unreachable(
+                "the renewal task stopped".to_owned(),
+            ))
+        })
+    }
+
+    /// Asks the store whether this egret renews the connection now.
+    async fn claim(&self, connector: &str, owner: &Owner) -> Result<Claim, TokenError> {
+        let store = self.inner.store.clone();
+        let (c, o) = (connector.to_owned(), owner.clone());
+        tokio::task::spawn_blocking(move || store.claim_renewal(&c, &o))
+            .await
+            .map_err(|_| TokenError::Store("the store stopped".to_owned()))?
+            .map_err(|e| self.store_error(&e))
+    }
+
+    /// Another egret is renewing: waits (at most `patience`) for the credential it
+    /// commits, then shares it; the current one meanwhile when it is still valid.
+    async fn await_other(
+        &self,
+        connector: &str,
+        owner: &Owner,
+        current: Arc<Credential>,
+        patience: Duration,
+    ) -> Result<Arc<Credential>, TokenError> {
+        let clock = &self.inner.clock;
+        let deadline = clock.instant() + patience;
+        while clock.instant() < deadline {
+            tokio::time::sleep(CLAIM_POLL).await;
+            match self.inner.store.credential(connector, owner) {
+                Some(c) if !Arc::ptr_eq(&c, &current) => {
+                    return match c.status {
+                        ConnectionStatus::NeedsReauth => Err(TokenError::NeedsReauth),
+                        ConnectionStatus::Connected => Ok(c),
+                    };
+                }
+                Some(_) => {}
+                None => return Err(TokenError::NotConnected),
+            }
+        }
+        let why = "another egret replica is renewing this token and has not finished";
+        usable_or(
+            current,
+            TokenError::Unreachable(why.to_owned()),
+            clock.unix(),
+        )
+    }
+
+    /// Runs one renewal while holding the connection's lock, and records its outcome.
+    async fn renew(
+        &self,
+        connector: &Connector,
+        owner: &Owner,
+        current: &Arc<Credential>,
+        mut guard: OwnedMutexGuard<Renewal>,
+    ) -> Result<Arc<Credential>, TokenError> {
+        let id = connector.id.as_str();
+        let AuthKind::OAuth2(settings) = &connector.auth else {
+            return Ok(current.clone());
+        };
+        let clock = &self.inner.clock;
+        let started = clock.instant();
+        let scopes = self
+            .inner
+            .store
+            .connection(id, owner)
+            .map(|c| c.scopes)
+            .unwrap_or_default();
+        let vendor = &self.inner.vendor;
+        let result = match (&settings.grant, &current.refresh_token) {
+            (Grant::AuthorizationCode, Some(refresh)) => {
+                vendor.refresh(settings, refresh, &scopes).await
+            }
+            (Grant::AuthorizationCode, None) => {
+                Err(TokenError::InvalidGrant("no refresh token".to_owned()))
+            }
+            (Grant::ClientCredentials, _) => vendor.client_credentials(settings).await,
+        };
+        let took = clock.instant() - started;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(TokenError::InvalidGrant(_)) => "invalid_grant",
+            Err(_) => "failed",
+        };
+        self.inner.metrics.refresh(id, outcome, took.as_secs_f64());
+        match result {
+            Ok(tokens) => {
+                let credential = self
+                    .store(id, owner, tokens, TokenUpdate::Refreshed, Some(took))
+                    .await?;
+                *guard = Renewal::default();
+                tracing::info!(connector = id, owner = %owner, "token renewed");
+                Ok(credential)
+            }
+            Err(TokenError::InvalidGrant(why)) => {
+                self.give_up(id, owner, &why).await;
+                guard.last_error = Some(TokenError::NeedsReauth);
+                guard.retry_at = None;
+                Err(TokenError::InvalidGrant(why))
+            }
+            Err(e) => {
+                let store = self.inner.store.clone();
+                let (c, o, why) = (id.to_owned(), owner.clone(), e.to_string());
+                // Off the async threads; the outcome of writing it only matters to the log.
+                tokio::task::spawn_blocking(move || {
+                    let _ = store.audit("connection.refresh_failed", &c, &o, why);
+                });
+                guard.failures = guard.failures.saturating_add(1);
+                let backoff = backoff_after(guard.failures);
+                guard.retry_at = Some(clock.instant() + backoff);
+                guard.last_error = Some(e.clone());
+                tracing::warn!(
+                    connector = id, owner = %owner, error = %e, retry_in = ?backoff,
+                    "token renewal failed"
+                );
+                usable_or(current.clone(), e, clock.unix())
+            }
+        }
+    }
+
+    /// Commits tokens to the store (off the async threads: the vault syncs to disk). A
+    /// failure here is egret's, never the vendor's: [`TokenError::Store`].
+    async fn store(
+        &self,
+        connector: &str,
+        owner: &Owner,
+        tokens: TokenSet,
+        update: TokenUpdate,
+        took: Option<Duration>,
+    ) -> Result<Arc<Credential>, TokenError> {
+        let store = self.inner.store.clone();
+        let (c, o) = (connector.to_owned(), owner.clone());
+        let data = serde_json::json!({
+            "result": "ok",
+            "duration_ms": took.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            "expires_at": tokens.expires_at,
+        });
+        tokio::task::spawn_blocking(move || store.commit_tokens(&c, &o, tokens, update, data))
+            .await
+            .map_err(|_| TokenError::Store("the store write stopped".to_owned()))?
+            .map_err(|e| self.store_error(&e))
+    }
+
+    fn store_error(&self, e: &egret_vault::VaultError) -> TokenError {
+        self.inner.metrics.vault_errors.inc();
+        tracing::error!(error = %e, "the token store failed");
+        TokenError::Store(e.to_string())
+    }
+
+    /// The grant is gone: mark the connection and say so in the audit log.
+    async fn give_up(&self, connector: &str, owner: &Owner, why: &str) {
+        let store = self.inner.store.clone();
+        let (c, o, why) = (connector.to_owned(), owner.clone(), why.to_owned());
+        let done = tokio::task::spawn_blocking(move || store.mark_needs_reauth(&c, &o, why)).await;
+        tracing::warn!(connector, owner = %owner, "connection needs re-authorization");
+        if let Ok(Err(e)) = done {
+            self.inner.metrics.vault_errors.inc();
+            tracing::error!(connector, error = %e, "cannot record needs_reauth");
+        }
+    }
+}
+
+/// 1 s after the first failure, doubling, at most [`MAX_BACKOFF`].
+fn backoff_after(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.min(7).saturating_sub(1)).min(MAX_BACKOFF)
+}
+
+/// The current token while it is still valid, else the renewal's error.
+fn usable_or(
+    current: Arc<Credential>,
+    e: TokenError,
+    now: i64,
+) -> Result<Arc<Credential>, TokenError> {
+    if current.usable_at(now) {
+        Ok(current)
+    } else {
+        Err(e)
+    }
+}

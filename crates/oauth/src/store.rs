@@ -1,0 +1,177 @@
+//! What the token broker keeps, and where: a trait over the store, so the broker's
+//! logic is tested against an in-memory store, and a store shared by several egret
+//! replicas can plug in behind it. [`Vault`] is the store egret ships with.
+//!
+//! Reads come from memory and are cheap; every method that changes something is
+//! durable when it returns and may block (the broker calls those off the async threads).
+
+use std::sync::Arc;
+
+use egret_vault::{
+    AuditRecord, ConnectionInfo, Credential, Owner, PendingAuthorization, TokenSet, TokenUpdate,
+    Vault, VaultError,
+};
+use secrecy::SecretString;
+
+/// Whether this egret may renew a connection now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Yes: renew, then commit.
+    Granted,
+    /// Another egret sharing the store is renewing it: wait for its commit instead of
+    /// asking the vendor too (a rotated refresh token may be used only once).
+    HeldElsewhere,
+}
+
+/// The broker's storage.
+pub trait TokenStore: Send + Sync + 'static {
+    /// The connection's credential as the proxy would send it.
+    fn credential(&self, connector: &str, owner: &Owner) -> Option<Arc<Credential>>;
+
+    /// The connection's metadata (status, scopes, times).
+    fn connection(&self, connector: &str, owner: &Owner) -> Option<ConnectionInfo>;
+
+    /// Every connection (background renewal walks them).
+    fn connections(&self) -> Vec<ConnectionInfo>;
+
+    /// Who renews this connection now. One egret on its own store is always granted
+    /// (the broker's per-connection lock already makes it the only renewer); a store
+    /// shared by replicas grants it to one replica at a time.
+    fn claim_renewal(&self, connector: &str, owner: &Owner) -> Result<Claim, VaultError>;
+
+    /// Commits tokens the vendor issued, with their audit event (`connection.connect` or
+    /// `connection.refresh`, carrying `data`), and returns the credential now in force.
+    fn commit_tokens(
+        &self,
+        connector: &str,
+        owner: &Owner,
+        tokens: TokenSet,
+        update: TokenUpdate,
+        data: serde_json::Value,
+    ) -> Result<Arc<Credential>, VaultError>;
+
+    /// The grant is gone: the connection needs the user again (and an audit event says why).
+    fn mark_needs_reauth(
+        &self,
+        connector: &str,
+        owner: &Owner,
+        why: String,
+    ) -> Result<(), VaultError>;
+
+    /// Appends an audit event (never a secret in `detail`).
+    fn audit(
+        &self,
+        event: &str,
+        connector: &str,
+        owner: &Owner,
+        detail: String,
+    ) -> Result<(), VaultError>;
+
+    /// Remembers a started authorization under its state until the callback.
+    fn put_authorization(
+        &self,
+        state: &SecretString,
+        pending: &PendingAuthorization,
+    ) -> Result<(), VaultError>;
+
+    /// Takes (and spends) a started authorization by its state.
+    fn take_authorization(&self, state: &str) -> Result<Option<PendingAuthorization>, VaultError>;
+
+    /// Erases a connection and its placeholders; false when there was none.
+    fn remove_connection(&self, connector: &str, owner: &Owner) -> Result<bool, VaultError>;
+}
+
+impl TokenStore for Vault {
+    fn credential(&self, connector: &str, owner: &Owner) -> Option<Arc<Credential>> {
+        Vault::credential(self, connector, owner)
+    }
+
+    fn connection(&self, connector: &str, owner: &Owner) -> Option<ConnectionInfo> {
+        Vault::connection(self, connector, owner)
+    }
+
+    fn connections(&self) -> Vec<ConnectionInfo> {
+        Vault::connections(self, None, None)
+    }
+
+    fn claim_renewal(&self, _connector: &str, _owner: &Owner) -> Result<Claim, VaultError> {
+        // One process owns this vault file (redb locks it): nobody else renews.
+        Ok(Claim::Granted)
+    }
+
+    fn commit_tokens(
+        &self,
+        connector: &str,
+        owner: &Owner,
+        tokens: TokenSet,
+        update: TokenUpdate,
+        data: serde_json::Value,
+    ) -> Result<Arc<Credential>, VaultError> {
+        self.put_oauth_tokens(connector, owner, tokens, update)?;
+        let event = match update {
+            TokenUpdate::Authorized => "connection.connect",
+            TokenUpdate::Refreshed => "connection.refresh",
+        };
+        let record = AuditRecord {
+            event: event.to_owned(),
+            connector: Some(connector.to_owned()),
+            owner: Some(owner.to_string()),
+            ..AuditRecord::default()
+        };
+        self.append_audit(vec![record.with_data(&data)])?;
+        Vault::credential(self, connector, owner).ok_or_else(|| VaultError::NoConnection {
+            connector: connector.to_owned(),
+            owner: owner.to_string(),
+        })
+    }
+
+    fn mark_needs_reauth(
+        &self,
+        connector: &str,
+        owner: &Owner,
+        why: String,
+    ) -> Result<(), VaultError> {
+        Vault::mark_needs_reauth(self, connector, owner)?;
+        Vault::audit(
+            self,
+            "connection.needs_reauth",
+            Some(connector),
+            Some(owner.as_str()),
+            Some(why),
+        )
+        .map(drop)
+    }
+
+    fn audit(
+        &self,
+        event: &str,
+        connector: &str,
+        owner: &Owner,
+        detail: String,
+    ) -> Result<(), VaultError> {
+        Vault::audit(
+            self,
+            event,
+            Some(connector),
+            Some(owner.as_str()),
+            Some(detail),
+        )
+        .map(drop)
+    }
+
+    fn put_authorization(
+        &self,
+        state: &SecretString,
+        pending: &PendingAuthorization,
+    ) -> Result<(), VaultError> {
+        Vault::put_authorization(self, state, pending)
+    }
+
+    fn take_authorization(&self, state: &str) -> Result<Option<PendingAuthorization>, VaultError> {
+        Vault::take_authorization(self, state)
+    }
+
+    fn remove_connection(&self, connector: &str, owner: &Owner) -> Result<bool, VaultError> {
+        Vault::remove_connection(self, connector, owner)
+    }
+}

@@ -1,0 +1,103 @@
+//! One intercepted request, top to bottom. [`forward`] is the list of steps, each a
+//! small function in a file of its own with its own tests, and [`handle`] is the one
+//! place where a failed step becomes the sandbox's answer.
+
+mod fresh;
+mod limit;
+mod record;
+mod replay;
+mod route;
+mod scan;
+mod target;
+mod upgrade;
+
+use http::{Request, Response};
+use http_body_util::Either;
+use hyper::body::Incoming;
+use serde_json::json;
+use tracing::debug;
+
+use crate::Proxy;
+use crate::binding::{self, Bound};
+use crate::body::ProxyBody;
+use crate::idle::InFlight;
+use crate::refusal::Refusal;
+use crate::swap::redacted;
+use crate::upstream;
+
+use record::SwapSummary;
+use scan::Scan;
+
+/// Forwards one request from an intercepted tunnel and answers the sandbox: the
+/// upstream's (scanned) response, or the refusal of the step that said no.
+pub(crate) async fn handle(
+    proxy: &Proxy,
+    bound: &Bound,
+    guard: InFlight,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    // Cheap clones (a shared buffer, an enum): log fields are only built when enabled.
+    let (method, uri) = (req.method().clone(), req.uri().clone());
+    let started = proxy.clock.instant();
+    let resp = match forward(proxy, bound, req, guard).await {
+        Ok((resp, swapped)) => {
+            let latency = proxy.clock.instant() - started;
+            record::forwarded(proxy, bound, &method, uri.path(), &resp, latency, swapped);
+            resp
+        }
+        Err(refusal) => {
+            proxy.metrics.request("", refusal.code.as_str());
+            let context = json!({
+                "host": bound.host,
+                "method": method.as_str(),
+                "path": redacted(uri.path()),
+            });
+            let sandbox = bound.sandbox.as_deref();
+            proxy.refused(refusal, "request", &bound.host, sandbox, context)
+        }
+    };
+    debug!(host = %bound.host, %method, path = %redacted(uri.path()), status = resp.status().as_u16(), "request done");
+    resp
+}
+
+/// The steps, in order; each returns early with the refusal that stops the request.
+async fn forward(
+    proxy: &Proxy,
+    bound: &Bound,
+    req: Request<Incoming>,
+    guard: InFlight,
+) -> Result<(Response<ProxyBody>, Option<SwapSummary>), Refusal> {
+    let (mut parts, body) = req.into_parts();
+    // 1. CONNECT, SNI and Host name one host: a tunnel never carries a credential elsewhere.
+    binding::check(&parts, bound)?;
+    // A guard, not an `Arc` clone: no shared reference count to bounce between threads.
+    let policy = proxy.policy.load();
+    // 2. The policy may have changed since the CONNECT: the tunnel keeps no privilege.
+    route::still_intercepted(&policy, bound)?;
+    // 3. Before the swap: a request over its connector's rate limit costs no renewal either.
+    limit::take(&proxy.rate, &policy, bound, proxy.clock.instant())?;
+    // The sandbox's own head (placeholders, not tokens), kept for step 8 when it may come.
+    let original = replay::Original::keep(&policy, bound, &parts, &body);
+    // 4. Fresh credentials in place of placeholders, renewing OAuth tokens that are due.
+    let report = fresh::swap(proxy, policy, &mut parts, bound, Vec::new()).await?;
+    let swapped = record::swapped(proxy, &report);
+    // 5. The answer will be scanned for the credentials sent, so ask for it uncompressed.
+    let scan = Scan::prepare(proxy, &report, &mut parts);
+    let upgrade = target::upstream_head(&mut parts, bound)?;
+    if upgrade {
+        let resp = upgrade::forward(proxy, bound, parts, body, guard, scan.as_ref()).await?;
+        return Ok((resp, swapped));
+    }
+    let used = fresh::oauth_tokens(proxy, &report);
+    let Some(original) = original.filter(|_| !used.is_empty()) else {
+        // 6. Upstream send, the body streamed.
+        let req = Request::from_parts(parts, Either::Left(body));
+        let resp = upstream::send(proxy, &bound.host, req).await?;
+        // 7. The answer scanned on its way back.
+        let resp = scan::answer(proxy, bound, resp, scan.as_ref(), guard).await?;
+        return Ok((resp, swapped));
+    };
+    // 6-8. Upstream send with the body held, and one replay after a 401 on a token.
+    let resp = replay::send(proxy, bound, parts, body, original, used, scan, guard).await?;
+    Ok((resp, swapped))
+}

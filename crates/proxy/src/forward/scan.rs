@@ -1,0 +1,246 @@
+//! Steps 5 and 7: the answer to a request that carried a credential is scanned for it
+//! before the sandbox sees it (see `redact` for the forms looked for). Step 5 prepares
+//! the scan and asks the upstream for an uncompressed answer; step 7 applies it to the
+//! answer's headers, its body (whole when small and of known length, else streamed)
+//! and its trailers.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH};
+use http::{HeaderValue, Method, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use tracing::debug;
+
+use crate::Proxy;
+use crate::binding::Bound;
+use crate::body::{BoxError, ProxyBody, stream};
+use crate::idle::{InFlight, hold};
+use crate::redact::Redactor;
+use crate::refusal::Refusal;
+use crate::swap::SwapReport;
+
+/// Answers of at most this many bytes with a known length are scanned whole: they keep
+/// an exact `content-length` (and go out in one write) instead of streaming chunked.
+const SCAN_WHOLE_MAX: u64 = 64 * 1024;
+
+/// Scanning state for one response: the credentials to look for, and whether the
+/// request's method lets the response carry a body.
+pub(super) struct Scan {
+    redactor: Arc<Redactor>,
+    head: bool,
+}
+
+impl Scan {
+    /// The scan for the answer to a request that carries `report`'s credentials (none
+    /// when it carries none). A compressed answer cannot be scanned as it streams, so
+    /// the request asks the upstream for an uncompressed one.
+    pub(super) fn prepare(
+        proxy: &Proxy,
+        report: &SwapReport,
+        parts: &mut http::request::Parts,
+    ) -> Option<Self> {
+        let redactor = proxy.redactors.for_echoes(&report.echoes)?;
+        parts
+            .headers
+            .insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        Some(Self {
+            redactor,
+            head: parts.method == Method::HEAD,
+        })
+    }
+
+    /// Replaces echoed credentials in an answer's headers, counting the answers that
+    /// had one (a counter, not a log line: an echoing upstream does it every time).
+    pub(super) fn answer_headers(&self, proxy: &Proxy, host: &str, headers: &mut http::HeaderMap) {
+        if self.redactor.headers(headers) {
+            proxy.metrics.echoed_headers.inc();
+            debug!(%host, "upstream echoed a credential in a response header; replaced");
+        }
+    }
+}
+
+/// The upstream's response as the sandbox gets it: scanned (when the request carried a
+/// credential), and held open against the connection's idle timeout.
+pub(super) async fn answer<B>(
+    proxy: &Proxy,
+    bound: &Bound,
+    resp: Response<B>,
+    scan: Option<&Scan>,
+    guard: InFlight,
+) -> Result<Response<ProxyBody>, Refusal>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError> + std::fmt::Display,
+{
+    let resp = scanned(proxy, bound, resp, scan).await?;
+    Ok(resp.map(|body| hold(body, guard)))
+}
+
+/// The response with every echoed credential replaced by what the sandbox sent.
+pub(super) async fn scanned<B>(
+    proxy: &Proxy,
+    bound: &Bound,
+    resp: Response<B>,
+    scan: Option<&Scan>,
+) -> Result<Response<ProxyBody>, Refusal>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError> + std::fmt::Display,
+{
+    let Some(scan) = scan else {
+        return Ok(resp.map(stream));
+    };
+    let (mut parts, body) = resp.into_parts();
+    if let Some(encoding) = parts.headers.get(CONTENT_ENCODING)
+        && !encoding.as_bytes().eq_ignore_ascii_case(b"identity")
+    {
+        let encoding = String::from_utf8_lossy(encoding.as_bytes()).into_owned();
+        return Err(Refusal::response_unscannable(&bound.host, &encoding));
+    }
+    scan.answer_headers(proxy, &bound.host, &mut parts.headers);
+    let bodiless = scan.head
+        || parts.status.is_informational()
+        || parts.status == StatusCode::NO_CONTENT
+        || parts.status == StatusCode::NOT_MODIFIED;
+    if bodiless {
+        return Ok(Response::from_parts(parts, stream(body)));
+    }
+    let small = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n <= SCAN_WHOLE_MAX);
+    if !small {
+        // Placeholders and credentials differ in length: the length is known only at the end.
+        parts.headers.remove(CONTENT_LENGTH);
+        let body = scan.redactor.clone().body(body);
+        return Ok(Response::from_parts(parts, stream(body)));
+    }
+    // A small answer usually arrives with its head: then no timer is set up at all.
+    let mut collect = std::pin::pin!(body.collect());
+    let collected = match collect.as_mut().now_or_never() {
+        Some(done) => done,
+        None => tokio::time::timeout(proxy.limits.upstream_response_timeout, collect)
+            .await
+            .map_err(|_| Refusal::upstream_timeout(&bound.host, "send its answer"))?,
+    }
+    .map_err(|e| {
+        Refusal::upstream_unreachable(&bound.host, &format!("its answer broke off: {e}"))
+    })?;
+    let trailers = collected.trailers().cloned();
+    let (out, _) = scan.redactor.replace(&collected.to_bytes(), true);
+    parts
+        .headers
+        .insert(CONTENT_LENGTH, HeaderValue::from(out.len()));
+    let Some(mut trailers) = trailers else {
+        return Ok(Response::from_parts(parts, stream(Full::new(out))));
+    };
+    scan.redactor.headers(&mut trailers);
+    let frames = [
+        http_body::Frame::data(out),
+        http_body::Frame::trailers(trailers),
+    ];
+    let body = http_body_util::StreamBody::new(futures_util::stream::iter(
+        frames.map(Ok::<_, Infallible>),
+    ));
+    Ok(Response::from_parts(parts, stream(body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::refusal::Code;
+    use crate::swap::Echo;
+    use zeroize::Zeroizing;
+
+    const KEY: &[u8] = b"sk-live-0123456789abcdef";
+    const SHOWN: &[u8] = b"egp_placeholder0123456789abcdefghijklmnop";
+
+    fn scan(head: bool) -> Scan {
+        let echo = Echo {
+            sent: Zeroizing::new(KEY.to_vec()),
+            shown: SHOWN.to_vec(),
+        };
+        Scan {
+            redactor: Redactor::new(&[echo]).expect("redactor"),
+            head,
+        }
+    }
+
+    fn response(headers: &[(&str, &str)], body: &'static [u8]) -> Response<Full<Bytes>> {
+        let mut b = Response::builder().status(200);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(Full::new(Bytes::from_static(body)))
+            .expect("response")
+    }
+
+    async fn run(
+        scan: &Scan,
+        resp: Response<Full<Bytes>>,
+    ) -> Result<(http::response::Parts, Bytes), Refusal> {
+        let proxy = crate::test_proxy();
+        let bound = Bound::new("api.x.com".into(), 443).expect("bound");
+        let (parts, body) = scanned(&proxy, &bound, resp, Some(scan))
+            .await?
+            .into_parts();
+        let bytes = body.collect().await.expect("body").to_bytes();
+        Ok((parts, bytes))
+    }
+
+    #[tokio::test]
+    async fn a_small_answer_is_scanned_whole_with_its_new_length() {
+        let body: &'static [u8] = b"{\"echo\":\"sk-live-0123456789abcdef\"}";
+        let (parts, bytes) = run(
+            &scan(false),
+            response(
+                &[
+                    ("content-length", "35"),
+                    ("x-echo", "sk-live-0123456789abcdef"),
+                ],
+                body,
+            ),
+        )
+        .await
+        .expect("scanned");
+        let expected = String::from_utf8_lossy(body).replace(
+            "sk-live-0123456789abcdef",
+            std::str::from_utf8(SHOWN).expect("ascii"),
+        );
+        assert_eq!(bytes, expected.as_bytes());
+        assert_eq!(
+            parts.headers["content-length"],
+            expected.len().to_string().as_str()
+        );
+        assert_eq!(parts.headers["x-echo"].as_bytes(), SHOWN);
+    }
+
+    #[tokio::test]
+    async fn a_long_answer_streams_without_a_length_and_head_answers_keep_theirs() {
+        let (parts, bytes) = run(&scan(false), response(&[], b"a sk-live-0123456789abcdef b"))
+            .await
+            .expect("scanned");
+        assert!(!parts.headers.contains_key("content-length"));
+        assert!(!bytes.windows(KEY.len()).any(|w| w == KEY));
+        let (parts, _) = run(&scan(true), response(&[("content-length", "999")], b""))
+            .await
+            .expect("head");
+        assert_eq!(parts.headers["content-length"], "999");
+    }
+
+    #[tokio::test]
+    async fn a_compressed_answer_is_withheld() {
+        let refused = run(
+            &scan(false),
+            response(&[("content-encoding", "gzip")], b"\x1f\x8b"),
+        )
+        .await
+        .expect_err("unscannable");
+        assert_eq!(refused.code, Code::ResponseUnscannable);
+    }
+}
