@@ -11,7 +11,7 @@ use redb::{ReadableDatabase, ReadableTable};
 use serde_json::value::RawValue;
 
 use crate::db::{AUDIT, Vault};
-use crate::error::{VaultError, storage};
+use crate::error::VaultError;
 use crate::records::AuditEvent;
 
 pub use writer::AuditWriter;
@@ -133,8 +133,8 @@ impl Vault {
         let mut row = Vec::with_capacity(lines.len() + lines.len() / 16);
         let mut first = 0;
         self.write_with(durable, |tx| {
-            let mut table = tx.open_table(AUDIT).map_err(storage)?;
-            let mut seq = table.last().map_err(storage)?.map_or(0, |(k, _)| k.value());
+            let mut table = tx.open_table(AUDIT)?;
+            let mut seq = table.last()?.map_or(0, |(k, _)| k.value());
             first = seq + 1;
             // Every line is a JSON object with at least `at`: `{"seq":N,` + the rest.
             for line in lines.split(|b| *b == b'\n').filter(|l| l.len() > 2) {
@@ -146,7 +146,7 @@ impl Vault {
                 row.extend_from_slice(&line[1..]);
             }
             if !row.is_empty() {
-                table.insert(seq, row.as_slice()).map_err(storage)?;
+                table.insert(seq, row.as_slice())?;
             }
             // Retention: the oldest rows past the count, then those past the age. Both
             // are a prefix of the table (sequence numbers grow with time), dropped in one
@@ -154,8 +154,8 @@ impl Vault {
             let mut last_doomed = seq.checked_sub(retention.keep);
             let cutoff = at - retention.max_age_secs;
             let start = last_doomed.map_or(0, |k| k + 1);
-            for stored in table.range(start..).map_err(storage)?.take(64) {
-                let (k, v) = stored.map_err(storage)?;
+            for stored in table.range(start..)?.take(64) {
+                let (k, v) = stored?;
                 let newest = v.value().rsplit(|b| *b == b'\n').next().unwrap_or_default();
                 if !serde_json::from_slice::<AuditAt>(newest).is_ok_and(|e| e.at < cutoff) {
                     break;
@@ -164,7 +164,7 @@ impl Vault {
             }
             // The newest row always stays: the next sequence number follows it.
             if let Some(last) = last_doomed.map(|k| k.min(seq.saturating_sub(1))) {
-                table.retain_in(..=last, |_, _| false).map_err(storage)?;
+                table.retain_in(..=last, |_, _| false)?;
             }
             Ok(())
         })?;
@@ -187,13 +187,13 @@ impl Vault {
         connector: Option<&str>,
         owner: Option<&str>,
     ) -> Result<Vec<AuditEvent>, VaultError> {
-        let tx = self.db.begin_read().map_err(storage)?;
-        let table = tx.open_table(AUDIT).map_err(storage)?;
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(AUDIT)?;
         let mut out = Vec::new();
         // A row's key is its newest event, so the first row past `since` may still
         // hold older ones.
-        'rows: for stored in table.range(since.saturating_add(1)..).map_err(storage)? {
-            let (k, v) = stored.map_err(storage)?;
+        'rows: for stored in table.range(since.saturating_add(1)..)? {
+            let (k, v) = stored?;
             for line in v.value().split(|b| *b == b'\n') {
                 if out.len() >= limit {
                     break 'rows;

@@ -7,7 +7,7 @@ use redb::{ReadableDatabase, ReadableTable};
 use zeroize::Zeroizing;
 
 use crate::db::{CONNECTIONS, CONNECTORS, Vault, aad};
-use crate::error::{VaultError, storage};
+use crate::error::VaultError;
 
 impl Vault {
     /// Stores (or replaces) a connector entry. Sealed whole: it may hold a client secret.
@@ -19,20 +19,20 @@ impl Vault {
         let _w = self.lock_writer();
         self.write(|tx| {
             tx.open_table(CONNECTORS)
-                .map_err(storage)?
+                ?
                 .insert(id, sealed.as_slice())
-                .map_err(storage)?;
+                ?;
             Ok(())
         })
     }
 
     /// Every stored connector entry, opened.
     pub fn api_connectors(&self) -> Result<Vec<(String, serde_json::Value)>, VaultError> {
-        let tx = self.db.begin_read().map_err(storage)?;
-        let table = tx.open_table(CONNECTORS).map_err(storage)?;
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(CONNECTORS)?;
         let mut out = Vec::new();
-        for row in table.iter().map_err(storage)? {
-            let (k, v) = row.map_err(storage)?;
+        for row in table.iter()? {
+            let (k, v) = row?;
             let id = k.value().to_owned();
             let plain = self
                 .sealer
@@ -61,12 +61,12 @@ impl Vault {
         let doomed = self.placeholders_where(|e| e.info.connector == id);
         self.write(|tx| {
             tx.open_table(CONNECTORS)
-                .map_err(storage)?
+                ?
                 .remove(id)
-                .map_err(storage)?;
-            let mut connections = tx.open_table(CONNECTIONS).map_err(storage)?;
+                ?;
+            let mut connections = tx.open_table(CONNECTIONS)?;
             for k in &conns {
-                connections.remove(&**k).map_err(storage)?;
+                connections.remove(&**k)?;
             }
             Self::delete_placeholders(tx, &doomed)
         })?;

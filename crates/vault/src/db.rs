@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::error::{VaultError, storage};
+use crate::error::VaultError;
 use crate::key::MasterKey;
 use crate::placeholder::{Placeholder, PlaceholderHash};
 use crate::records::*;
@@ -99,7 +99,7 @@ impl Vault {
     /// Opens (or creates) the vault file and loads its index. A key that does not match
     /// the file's is refused before anything is written.
     pub fn open(path: &Path, key: &MasterKey) -> Result<Self, VaultError> {
-        let db = Database::create(path).map_err(storage)?;
+        let db = Database::create(path)?;
         let vault = Self {
             db,
             sealer: Sealer::new(key),
@@ -126,9 +126,9 @@ impl Vault {
     fn check_or_stamp_key(&self) -> Result<(), VaultError> {
         // Read first: a wrong key must not cost the file a write transaction.
         {
-            let tx = self.db.begin_read().map_err(storage)?;
+            let tx = self.db.begin_read()?;
             if let Ok(meta) = tx.open_table(META) {
-                let stamp = meta.get(KEY_CHECK).map_err(storage)?;
+                let stamp = meta.get(KEY_CHECK)?;
                 if let Some(sealed) = stamp {
                     let opened = self.sealer.open(&aad("meta", KEY_CHECK), sealed.value());
                     if opened.as_deref().map(Vec::as_slice) != Some(KEY_CHECK_PLAIN) {
@@ -137,12 +137,12 @@ impl Vault {
                 }
             }
         }
-        let tx = self.db.begin_write().map_err(storage)?;
+        let tx = self.db.begin_write()?;
         {
-            let mut meta = tx.open_table(META).map_err(storage)?;
+            let mut meta = tx.open_table(META)?;
             let stamp = meta
                 .get(KEY_CHECK)
-                .map_err(storage)?
+                ?
                 .map(|v| v.value().to_vec());
             match stamp {
                 Some(sealed) => {
@@ -153,26 +153,26 @@ impl Vault {
                 }
                 None => {
                     let sealed = self.sealer.seal(&aad("meta", KEY_CHECK), KEY_CHECK_PLAIN);
-                    meta.insert(KEY_CHECK, sealed.as_slice()).map_err(storage)?;
+                    meta.insert(KEY_CHECK, sealed.as_slice())?;
                 }
             }
             // Create every table now so readers never meet a missing one.
-            tx.open_table(CONNECTORS).map_err(storage)?;
-            tx.open_table(CONNECTIONS).map_err(storage)?;
-            tx.open_table(PLACEHOLDERS).map_err(storage)?;
-            tx.open_table(AUTHORIZATIONS).map_err(storage)?;
-            tx.open_table(SANDBOXES).map_err(storage)?;
-            tx.open_table(AUDIT).map_err(storage)?;
+            tx.open_table(CONNECTORS)?;
+            tx.open_table(CONNECTIONS)?;
+            tx.open_table(PLACEHOLDERS)?;
+            tx.open_table(AUTHORIZATIONS)?;
+            tx.open_table(SANDBOXES)?;
+            tx.open_table(AUDIT)?;
         }
-        tx.commit().map_err(storage)
+        Ok(tx.commit()?)
     }
 
     fn load(&self) -> Result<(), VaultError> {
-        let tx = self.db.begin_read().map_err(storage)?;
+        let tx = self.db.begin_read()?;
         let mut index = Index::default();
-        let connections = tx.open_table(CONNECTIONS).map_err(storage)?;
-        for row in connections.iter().map_err(storage)? {
-            let (k, v) = row.map_err(storage)?;
+        let connections = tx.open_table(CONNECTIONS)?;
+        for row in connections.iter()? {
+            let (k, v) = row?;
             let key: Arc<str> = Arc::from(k.value());
             let stored: StoredConnection = serde_json::from_slice(v.value())
                 .map_err(|_| VaultError::Corrupt(key.to_string()))?;
@@ -180,9 +180,9 @@ impl Vault {
             index.credentials.insert(key.clone(), Arc::new(credential));
             index.connections.insert(key, stored.info);
         }
-        let placeholders = tx.open_table(PLACEHOLDERS).map_err(storage)?;
-        for row in placeholders.iter().map_err(storage)? {
-            let (k, v) = row.map_err(storage)?;
+        let placeholders = tx.open_table(PLACEHOLDERS)?;
+        for row in placeholders.iter()? {
+            let (k, v) = row?;
             let hash =
                 parse_hex(k.value()).ok_or_else(|| VaultError::Corrupt(k.value().to_owned()))?;
             let info: PlaceholderInfo = serde_json::from_slice(v.value())
@@ -242,9 +242,9 @@ impl Vault {
         let _w = self.lock_writer();
         self.write(|tx| {
             tx.open_table(CONNECTIONS)
-                .map_err(storage)?
+                ?
                 .insert(key.as_str(), record.as_slice())
-                .map_err(storage)?;
+                ?;
             Ok(())
         })?;
         let key: Arc<str> = Arc::from(key);
@@ -256,8 +256,8 @@ impl Vault {
 
     /// Readiness: the file still answers a read transaction.
     pub fn ping(&self) -> Result<(), VaultError> {
-        let tx = self.db.begin_read().map_err(storage)?;
-        tx.open_table(META).map_err(storage)?;
+        let tx = self.db.begin_read()?;
+        tx.open_table(META)?;
         Ok(())
     }
 
@@ -321,9 +321,9 @@ impl Vault {
         let doomed = self.placeholders_where(|e| *e.conn_key == *key);
         self.write(|tx| {
             tx.open_table(CONNECTIONS)
-                .map_err(storage)?
+                ?
                 .remove(key.as_str())
-                .map_err(storage)?;
+                ?;
             Self::delete_placeholders(tx, &doomed)
         })?;
         let mut index = self.write_index();
@@ -398,9 +398,9 @@ impl Vault {
         let record = serde_json::to_vec(&info).map_err(|e| VaultError::Invalid(e.to_string()))?;
         self.write(|tx| {
             tx.open_table(PLACEHOLDERS)
-                .map_err(storage)?
+                ?
                 .insert(hash.hex().as_str(), record.as_slice())
-                .map_err(storage)?;
+                ?;
             Ok(())
         })?;
         let entry = Arc::new(PlaceholderEntry {
@@ -425,9 +425,9 @@ impl Vault {
             .ok_or(VaultError::NoPlaceholder)?;
         self.write(|tx| {
             tx.open_table(PLACEHOLDERS)
-                .map_err(storage)?
+                ?
                 .remove(hash.hex().as_str())
-                .map_err(storage)?;
+                ?;
             Ok(())
         })?;
         self.write_index().placeholders.remove(&hash);
@@ -468,9 +468,9 @@ impl Vault {
         tx: &WriteTransaction,
         hashes: &[PlaceholderHash],
     ) -> Result<(), VaultError> {
-        let mut table = tx.open_table(PLACEHOLDERS).map_err(storage)?;
+        let mut table = tx.open_table(PLACEHOLDERS)?;
         for h in hashes {
-            table.remove(h.hex().as_str()).map_err(storage)?;
+            table.remove(h.hex().as_str())?;
         }
         Ok(())
     }
@@ -502,12 +502,12 @@ impl Vault {
         durable: bool,
         f: impl FnOnce(&WriteTransaction) -> Result<(), VaultError>,
     ) -> Result<(), VaultError> {
-        let mut tx = self.db.begin_write().map_err(storage)?;
+        let mut tx = self.db.begin_write()?;
         if !durable {
-            tx.set_durability(redb::Durability::None).map_err(storage)?;
+            tx.set_durability(redb::Durability::None)?;
         }
         f(&tx)?;
-        tx.commit().map_err(storage)
+        Ok(tx.commit()?)
     }
 }
 

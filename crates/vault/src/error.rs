@@ -21,6 +21,24 @@ pub enum VaultError {
     NoPlaceholder,
 }
 
-pub(crate) fn storage<E: Into<redb::Error>>(e: E) -> VaultError {
-    VaultError::Storage(e.into())
+/// Every redb error is a storage failure: `?` turns each kind into one.
+macro_rules! storage_from {
+    ($($kind:ty),* $(,)?) => {$(
+        impl From<$kind> for VaultError {
+            fn from(e: $kind) -> Self {
+                Self::Storage(e.into())
+            }
+        }
+    )*};
 }
+
+storage_from!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::CompactionError,
+    redb::SavepointError,
+    redb::SetDurabilityError,
+);

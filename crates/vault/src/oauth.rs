@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::db::{AUTHORIZATIONS, SealedSecret, Vault, aad};
-use crate::error::{VaultError, storage};
+use crate::error::VaultError;
 use crate::records::{
     ConnectionInfo, ConnectionKind, ConnectionStatus, Credential, Owner, PendingAuthorization,
     TokenSet, TokenUpdate,
@@ -143,12 +143,12 @@ impl Vault {
         let at = self.clock.unix();
         let _w = self.lock_writer();
         self.write(|tx| {
-            let mut table = tx.open_table(AUTHORIZATIONS).map_err(storage)?;
+            let mut table = tx.open_table(AUTHORIZATIONS)?;
             // Drop what has expired, then the oldest beyond the cap.
             let mut live = Vec::new();
             let mut dead = Vec::new();
-            for row in table.iter().map_err(storage)? {
-                let (k, v) = row.map_err(storage)?;
+            for row in table.iter()? {
+                let (k, v) = row?;
                 match self.open_pending(k.value(), v.value()) {
                     Some(p) if p.expires_at > at => live.push((p.expires_at, k.value().to_owned())),
                     _ => dead.push(k.value().to_owned()),
@@ -158,11 +158,11 @@ impl Vault {
             let excess = (live.len() + 1).saturating_sub(PENDING_KEEP);
             dead.extend(live.into_iter().take(excess).map(|(_, k)| k));
             for k in dead {
-                table.remove(k.as_str()).map_err(storage)?;
+                table.remove(k.as_str())?;
             }
             table
                 .insert(key.as_str(), sealed.as_slice())
-                .map_err(storage)?;
+                ?;
             Ok(())
         })
     }
@@ -177,8 +177,8 @@ impl Vault {
         let _w = self.lock_writer();
         let mut found = None;
         self.write(|tx| {
-            let mut table = tx.open_table(AUTHORIZATIONS).map_err(storage)?;
-            let removed = table.remove(key.as_str()).map_err(storage)?;
+            let mut table = tx.open_table(AUTHORIZATIONS)?;
+            let removed = table.remove(key.as_str())?;
             found = removed.and_then(|v| self.open_pending(&key, v.value()));
             Ok(())
         })?;

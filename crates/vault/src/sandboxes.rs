@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::db::{SANDBOXES, Vault};
-use crate::error::{VaultError, storage};
+use crate::error::VaultError;
 
 /// A sandbox as the control plane shows it: never the secret.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,9 +93,9 @@ impl Vault {
         let _w = self.lock_writer();
         self.write(|tx| {
             tx.open_table(SANDBOXES)
-                .map_err(storage)?
+                ?
                 .insert(id.as_str(), record.as_slice())
-                .map_err(storage)?;
+                ?;
             Ok(())
         })?;
         self.write_index().sandboxes.insert(id, stored);
@@ -118,9 +118,9 @@ impl Vault {
         let doomed = self.placeholders_where(|e| e.info.sandbox.as_deref() == Some(id));
         self.write(|tx| {
             tx.open_table(SANDBOXES)
-                .map_err(storage)?
+                ?
                 .remove(id)
-                .map_err(storage)?;
+                ?;
             Self::delete_placeholders(tx, &doomed)
         })?;
         let mut index = self.write_index();
@@ -155,10 +155,10 @@ impl Vault {
         &self,
         tx: &redb::ReadTransaction,
     ) -> Result<Vec<(String, StoredSandbox)>, VaultError> {
-        let table = tx.open_table(SANDBOXES).map_err(storage)?;
+        let table = tx.open_table(SANDBOXES)?;
         let mut out = Vec::new();
-        for row in table.iter().map_err(storage)? {
-            let (k, v) = row.map_err(storage)?;
+        for row in table.iter()? {
+            let (k, v) = row?;
             let stored: StoredSandbox = serde_json::from_slice(v.value())
                 .map_err(|_| VaultError::Corrupt(format!("sandbox {}", k.value())))?;
             out.push((k.value().to_owned(), stored));
