@@ -33,6 +33,17 @@ impl ControlClient {
         })
     }
 
+    /// Where the running server's proxy listens (`/readyz` says), for a policy whose
+    /// `proxy.listen` has port 0.
+    pub async fn proxy_listen(&self) -> Result<std::net::SocketAddr> {
+        let ready = self.call(Method::GET, "/readyz", None).await?;
+        ready
+            .as_ref()
+            .and_then(|r| r["proxy"].as_str())
+            .and_then(|a| a.parse().ok())
+            .context("the server did not say where its proxy listens; pass --proxy-url")
+    }
+
     /// Sends a request; a non-2xx answer becomes an error carrying the server's message.
     pub async fn call(
         &self,

@@ -42,7 +42,11 @@ pub async fn run(r: Request<'_>) -> Result<()> {
     let proxy = match r.proxy_url {
         Some(url) => url,
         None => {
-            let listen = r.policy.proxy.listen;
+            let mut listen = r.policy.proxy.listen;
+            if listen.port() == 0 {
+                // The system picked the port when the server started: ask it which.
+                listen = r.client.proxy_listen().await?;
+            }
             if listen.ip().is_unspecified() {
                 bail!(
                     "proxy.listen is {listen}, which a sandbox cannot dial; pass --proxy-url http://<address the sandbox reaches>:{}",

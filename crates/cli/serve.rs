@@ -17,7 +17,7 @@ use crate::setup::open_everything;
 
 /// `workers`: proxy worker threads; one per CPU when not set.
 pub async fn run(config: &Path, workers: Option<NonZeroUsize>) -> Result<()> {
-    let policy = load_policy(config)?;
+    let mut policy = load_policy(config)?;
     info!(source = %policy.source.display(), connectors = policy.connectors.len(), "policy loaded");
     let opened = open_everything(&policy)?;
     let upstream_tls = egret_tls::upstream_client_config(&policy.upstream.extra_ca)?;
@@ -29,6 +29,10 @@ pub async fn run(config: &Path, workers: Option<NonZeroUsize>) -> Result<()> {
     let control_listener = TcpListener::bind(control_addr)
         .await
         .with_context(|| format!("cannot listen on {control_addr} (control.listen)"))?;
+    // A `:0` port is the system's choice: from here on egret says where it really is.
+    let proxy_addr = proxy_listener.local_addr()?;
+    let control_addr = control_listener.local_addr()?;
+    policy.bound_to(proxy_addr, control_addr);
     let vault = Arc::new(opened.vault);
     let policy = Arc::new(ArcSwap::from_pointee(policy));
     let Assembled {

@@ -5,8 +5,8 @@ use egret_test_support::client::{Proto, connect};
 use egret_test_support::proxy::ADMIN_TOKEN;
 use http::{Method, StatusCode};
 
-use super::common::Fixture;
-use super::control::api;
+use super::harness::Fixture;
+use super::harness::api::api;
 
 #[tokio::test]
 async fn swaps_and_refusals_are_audited_without_secrets_and_can_be_filtered() {

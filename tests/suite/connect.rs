@@ -10,7 +10,7 @@ use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::common::{Fixture, json};
+use super::harness::{Fixture, json};
 
 #[tokio::test]
 async fn a_host_outside_the_policy_is_refused_before_any_tunnel() {

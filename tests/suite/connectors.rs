@@ -6,8 +6,8 @@ use egret_test_support::client::{Proto, Session, refusal_code};
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use super::common::{Fixture, policy_yaml};
-use super::control::admin;
+use super::harness::api::admin;
+use super::harness::{Fixture, policy_yaml};
 
 async fn call(f: &Fixture, host: &str, path: &str, auth: &str) -> (StatusCode, Option<String>) {
     let resp = f

@@ -1,220 +1,12 @@
 //! End to end: the real `egret` binary, started as a user would, driven by its own CLI and
 //! by `curl -x` over HTTP/1.1 and HTTP/2.
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
-use egret_test_support::upstream::{Offer, TestCa, Upstream};
-use tokio::io::AsyncWriteExt;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-use super::common::NAMES;
-
-pub(super) const EGRET: &str = env!("CARGO_BIN_EXE_egret");
-const KEY: &str = "sk-e2e-REAL-KEY-never-logged-7f3a";
-
-pub(super) fn free_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
-}
-
-fn config(proxy: SocketAddr, control: SocketAddr, connectors: &str) -> String {
-    format!(
-        r#"version: 1
-proxy: {{ listen: "{proxy}", auth: none }}
-control: {{ listen: "{control}", admin_token: "${{env:EGRET_E2E_TOKEN_UNSET}}" }}
-ca: {{ dir: certs }}
-vault: {{ path: data/egret.redb, master_key: "${{file:data/master.key}}" }}
-upstream:
-  extra_ca: [upstream-ca.pem]
-  resolve: {{ api.test.local: 127.0.0.1, other.test.local: 127.0.0.1, weather.test.local: 127.0.0.1 }}
-network: {{ allow: [], deny_private_ranges: true }}
-connectors:
-{connectors}"#
-    )
-}
-
-const OPENAI: &str = "  - { id: openai, auth: api_key, egress: [api.test.local] }\n  - { id: weather, auth: api_key, egress: [weather.test.local], inject: { query: [appid] } }\n";
-
-pub(super) struct Egret {
-    pub(super) child: Child,
-    dir: PathBuf,
-    config: PathBuf,
-    proxy: SocketAddr,
-    control: SocketAddr,
-    log: PathBuf,
-}
-
-impl Egret {
-    pub(super) async fn start(
-        dir: &Path,
-        proxy: SocketAddr,
-        control: SocketAddr,
-        log_name: &str,
-    ) -> Self {
-        Self::start_with(dir, proxy, control, log_name, &[]).await
-    }
-
-    /// `start` with more `serve` arguments.
-    pub(super) async fn start_with(
-        dir: &Path,
-        proxy: SocketAddr,
-        control: SocketAddr,
-        log_name: &str,
-        extra: &[&str],
-    ) -> Self {
-        let config = dir.join("egret.yaml");
-        let log = dir.join(log_name);
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(EGRET)
-            .args(["serve", "--config"])
-            .arg(&config)
-            .args(extra)
-            .env_remove("EGRET_ADMIN_TOKEN")
-            .env("EGRET_LOG", "trace")
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn egret");
-        let egret = Self {
-            child,
-            dir: dir.to_owned(),
-            config,
-            proxy,
-            control,
-            log,
-        };
-        egret.wait_ready().await;
-        egret
-    }
-
-    async fn wait_ready(&self) {
-        for _ in 0..200 {
-            let probe = Command::new("curl")
-                .args(["-sf", &format!("http://{}/readyz", self.control)])
-                .output()
-                .await;
-            if probe.is_ok_and(|out| out.status.success()) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("egret did not become ready; log:\n{}", self.log_text());
-    }
-
-    pub(super) fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Stores `key` for `connector`/`owner` and mints a placeholder for it, through
-    /// the CLI (the key on stdin); returns the placeholder.
-    pub(super) async fn key_and_placeholder(
-        &self,
-        connector: &str,
-        owner: &str,
-        key: &str,
-    ) -> String {
-        stdout(
-            &self
-                .cli(
-                    &["connection", "set-key", connector, "--owner", owner],
-                    Some(key),
-                )
-                .await,
-        );
-        stdout(
-            &self
-                .cli(&["placeholder", "mint", connector, "--owner", owner], None)
-                .await,
-        )
-    }
-
-    /// Stores the test key for `openai`/`org`, mints a placeholder, writes the CA where
-    /// `curl` looks for it, and returns the header a sandbox would send.
-    pub(super) async fn openai_placeholder_header(&self) -> String {
-        let p = self.key_and_placeholder("openai", "org", KEY).await;
-        let pem = stdout(&self.cli(&["ca", "export"], None).await);
-        std::fs::write(self.dir.join("egret-ca.pem"), format!("{pem}\n")).expect("write");
-        format!("Authorization: Bearer {p}")
-    }
-
-    /// Runs an `egret` client command against this server, with optional stdin.
-    pub(super) async fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = Command::new(EGRET)
-            .args(args)
-            .arg("--config")
-            .arg(&self.config)
-            .env_remove("EGRET_ADMIN_TOKEN")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn cli");
-        let mut input = child.stdin.take().expect("stdin");
-        input
-            .write_all(stdin.unwrap_or_default().as_bytes())
-            .await
-            .expect("write stdin");
-        drop(input);
-        tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
-            .await
-            .expect("cli bounded")
-            .expect("cli ran")
-    }
-
-    pub(super) async fn stop(mut self) -> String {
-        let pid = self.child.id().expect("pid").to_string();
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .await
-            .expect("kill");
-        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
-            .await
-            .expect("stops within the drain bound")
-            .expect("wait");
-        assert!(status.success(), "egret exited with {status}");
-        self.log_text()
-    }
-
-    /// `curl -x` through this egret; returns (exit code, stdout).
-    pub(super) async fn curl(&self, extra: &[&str], url: &str) -> (i32, String) {
-        let out = Command::new("curl")
-            .args([
-                "-s",
-                "--max-time",
-                "20",
-                "-x",
-                &format!("http://{}", self.proxy),
-                "--cacert",
-            ])
-            .arg(self.dir.join("egret-ca.pem"))
-            .args(extra)
-            .arg(url)
-            .env_remove("HTTPS_PROXY")
-            .env_remove("https_proxy")
-            .env_remove("CURL_CA_BUNDLE")
-            .output()
-            .await
-            .expect("curl runs");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    }
-}
-
-pub(super) fn stdout(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "command failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_owned()
-}
+use super::harness::binary::{EGRET, Egret, KEY, OPENAI, config, setup, stdout};
 
 #[cfg(unix)]
 fn mode(path: &Path) -> u32 {
@@ -226,24 +18,10 @@ fn mode(path: &Path) -> u32 {
         & 0o777
 }
 
-pub(super) async fn setup() -> (tempfile::TempDir, TestCa, Upstream, SocketAddr, SocketAddr) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca = TestCa::new();
-    let upstream = Upstream::https(&ca, NAMES, Offer::Http2AndHttp1).await;
-    std::fs::write(dir.path().join("upstream-ca.pem"), &ca.pem).expect("write");
-    let (proxy, control) = (free_port(), free_port());
-    std::fs::write(
-        dir.path().join("egret.yaml"),
-        config(proxy, control, OPENAI),
-    )
-    .expect("write");
-    (dir, ca, upstream, proxy, control)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_start_then_curl_over_h1_and_h2_and_nothing_secret_in_trace_logs() {
-    let (dir, _ca, upstream, proxy, control) = setup().await;
-    let egret = Egret::start(dir.path(), proxy, control, "first.log").await;
+    let (dir, _ca, upstream) = setup().await;
+    let egret = Egret::start(dir.path(), "first.log").await;
     for (file, want) in [
         ("certs/ca-key.pem", 0o600),
         ("data/master.key", 0o600),
@@ -380,7 +158,7 @@ async fn first_start_then_curl_over_h1_and_h2_and_nothing_secret_in_trace_logs()
     );
 
     // A second start reuses everything: same CA, same vault, the placeholder still works.
-    let again = Egret::start(dir.path(), proxy, control, "second.log").await;
+    let again = Egret::start(dir.path(), "second.log").await;
     let log = again.log_text();
     assert!(
         log.contains("loaded the interception CA") && !log.contains("created"),
@@ -398,8 +176,8 @@ async fn first_start_then_curl_over_h1_and_h2_and_nothing_secret_in_trace_logs()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_reloads_on_change_and_sighup_and_a_bad_file_changes_nothing() {
-    let (dir, _ca, upstream, proxy, control) = setup().await;
-    let egret = Egret::start(dir.path(), proxy, control, "reload.log").await;
+    let (dir, _ca, upstream) = setup().await;
+    let egret = Egret::start(dir.path(), "reload.log").await;
     let auth = egret.openai_placeholder_header().await;
     let url = format!("https://api.test.local:{}/echo", upstream.addr.port());
     let status = || async {
@@ -433,11 +211,7 @@ async fn policy_reloads_on_change_and_sighup_and_a_bad_file_changes_nothing() {
     let cfg = dir.path().join("egret.yaml");
     std::fs::write(
         &cfg,
-        config(
-            proxy,
-            control,
-            "  - { id: openai, auth: api_key, egress: [\"1.2.3.4\"] }\n",
-        ),
+        config("  - { id: openai, auth: api_key, egress: [\"1.2.3.4\"] }\n"),
     )
     .expect("write");
     for _ in 0..100 {
@@ -459,17 +233,13 @@ async fn policy_reloads_on_change_and_sighup_and_a_bad_file_changes_nothing() {
     // and (the kill switch) its connections and placeholders are erased.
     std::fs::write(
         &cfg,
-        config(
-            proxy,
-            control,
-            "  - { id: other, auth: api_key, egress: [other.test.local] }\n",
-        ),
+        config("  - { id: other, auth: api_key, egress: [other.test.local] }\n"),
     )
     .expect("write");
     wait_for("000403").await;
 
     // SIGHUP reloads too (the file is restored with the same size and mtime granularity aside).
-    std::fs::write(&cfg, config(proxy, control, OPENAI)).expect("write");
+    std::fs::write(&cfg, config(OPENAI)).expect("write");
     let pid = egret.child.id().expect("pid").to_string();
     Command::new("kill")
         .args(["-HUP", &pid])
@@ -520,7 +290,8 @@ async fn policy_check_names_file_line_and_column() {
     let cfg = dir.path().join("c.yaml");
     std::fs::write(
         &cfg,
-        format!("version: 1\ncontrol: {{ listen: \"{}\" }}\n", free_port()),
+        // Port 1 (tcpmux): nothing listens there.
+        "version: 1\ncontrol: { listen: \"127.0.0.1:1\" }\n",
     )
     .expect("write");
     let out = Command::new(EGRET)
@@ -553,15 +324,8 @@ async fn policy_check_names_file_line_and_column() {
 /// usual.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_on_the_worker_threads_asked_for() {
-    let (dir, _ca, upstream, proxy, control) = setup().await;
-    let egret = Egret::start_with(
-        dir.path(),
-        proxy,
-        control,
-        "workers.log",
-        &["--workers", "3"],
-    )
-    .await;
+    let (dir, _ca, upstream) = setup().await;
+    let egret = Egret::start_with(dir.path(), "workers.log", &["--workers", "3"]).await;
     let log = egret.log_text();
     let ready = log
         .lines()

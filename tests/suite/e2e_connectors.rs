@@ -1,11 +1,11 @@
 //! The connector commands of the real binary against its own control plane.
 
-use super::e2e::{Egret, setup, stdout};
+use super::harness::binary::{Egret, setup, stdout};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connector_create_disable_enable_remove_with_the_cli() {
-    let (dir, _ca, _upstream, proxy, control) = setup().await;
-    let egret = Egret::start(dir.path(), proxy, control, "serve.log").await;
+    let (dir, _ca, _upstream) = setup().await;
+    let egret = Egret::start(dir.path(), "serve.log").await;
     let entry = dir.path().join("crm.json");
     std::fs::write(
         &entry,
@@ -69,7 +69,7 @@ async fn connector_create_disable_enable_remove_with_the_cli() {
         .await;
     assert!(out.status.success());
     egret.stop().await;
-    let egret = Egret::start(dir.path(), proxy, control, "second.log").await;
+    let egret = Egret::start(dir.path(), "second.log").await;
     let listed = stdout(&egret.cli(&["connector", "list"], None).await);
     assert!(listed.contains("\"crm\""), "{listed}");
     egret.stop().await;

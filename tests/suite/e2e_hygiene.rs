@@ -6,7 +6,7 @@ use std::process::Stdio;
 
 use tokio::process::Command;
 
-use super::e2e::{Egret, setup, stdout};
+use super::harness::binary::{Egret, setup, stdout};
 
 const STATIC_KEY: &str = "sk-HYGIENE-static-0123456789";
 const CLIENT_SECRET: &str = "cs-HYGIENE-client-secret-42";
@@ -32,12 +32,13 @@ async fn curl(args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_appears_in_any_output_or_in_the_vault_file() {
-    let (dir, _ca, upstream, proxy, control) = setup().await;
+    let (dir, _ca, upstream) = setup().await;
     let d = dir.path();
-    let egret = Egret::start(d, proxy, control, "trace.log").await;
+    let egret = Egret::start(d, "trace.log").await;
     let token = std::fs::read_to_string(d.join("data/admin.token")).expect("token");
     let token = token.trim().to_owned();
     let auth = format!("Authorization: Bearer {token}");
+    let (proxy, control) = (egret.proxy, egret.control);
     let base = format!("http://{control}");
     let mut outputs = Vec::new();
 

@@ -10,18 +10,20 @@ use egret_test_support::oauth_server::OAuthServer;
 use egret_test_support::upstream::TestCa;
 use serde_json::{Value, json};
 
-use super::e2e::{Egret, free_port, stdout};
+use super::harness::binary::{Egret, stdout};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_with_the_cli_refresh_survive_sigkill_and_disconnect() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = TestCa::new();
-    let (proxy, control) = (free_port(), free_port());
+    // egret's control port is the system's pick, known only once it runs: a native
+    // client's loopback redirect URI matches on any port (RFC 8252 §7.3).
     let clients = json!([{
         "client_id": "egret",
         "client_secret": "e2e-client-secret",
+        "application_type": "native",
         "grant_types": ["authorization_code", "refresh_token"],
-        "redirect_uris": [format!("http://{control}/oauth/callback")],
+        "redirect_uris": ["http://127.0.0.1/oauth/callback"],
         "response_types": ["code"],
         "token_endpoint_auth_method": "client_secret_basic",
     }]);
@@ -33,8 +35,8 @@ async fn connect_with_the_cli_refresh_survive_sigkill_and_disconnect() {
         dir.path().join("egret.yaml"),
         format!(
             r#"version: 1
-proxy: {{ listen: "{proxy}" }}
-control: {{ listen: "{control}" }}
+proxy: {{ listen: "127.0.0.1:0" }}
+control: {{ listen: "127.0.0.1:0" }}
 upstream:
   extra_ca: [upstream-ca.pem]
   resolve: {{ auth.test.local: 127.0.0.1, api.test.local: 127.0.0.1 }}
@@ -53,7 +55,7 @@ connectors:
         ),
     )
     .expect("write");
-    let egret = Egret::start(dir.path(), proxy, control, "first.log").await;
+    let egret = Egret::start(dir.path(), "first.log").await;
     let pem = stdout(&egret.cli(&["ca", "export"], None).await);
     std::fs::write(dir.path().join("egret-ca.pem"), format!("{pem}\n")).expect("write");
 
@@ -121,7 +123,7 @@ connectors:
 
     // After restart the connection is there with the rotated refresh token: the next
     // refresh succeeds (reusing the old one would make the server revoke the grant).
-    let egret = Egret::start(dir.path(), proxy, control, "second.log").await;
+    let egret = Egret::start(dir.path(), "second.log").await;
     assert_eq!(call(&egret, &auth, &api).await["sub"], "alice");
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(call(&egret, &auth, &api).await["sub"], "alice");
@@ -138,7 +140,7 @@ connectors:
             "--max-time",
             "20",
             "-x",
-            &format!("http://{proxy}"),
+            &format!("http://{}", egret.proxy),
             "--cacert",
         ])
         .arg(dir.path().join("egret-ca.pem"))
@@ -152,7 +154,7 @@ connectors:
     child.wait().await.expect("killed");
     let _ = waiting.kill().await;
     server.token_mode("ok").await;
-    let egret = Egret::start(dir.path(), proxy, control, "third.log").await;
+    let egret = Egret::start(dir.path(), "third.log").await;
     assert_eq!(call(&egret, &auth, &api).await["sub"], "alice");
     let stats = server.stats().await;
     assert_eq!(stats["refresh_token"], 3, "{stats}");

@@ -6,7 +6,7 @@ use std::process::Stdio;
 
 use tokio::process::Command;
 
-use super::e2e::{Egret, setup, stdout};
+use super::harness::binary::{Egret, setup, stdout};
 
 /// Runs `script` under `sh` with only PATH, HOME and the sandbox-env lines set.
 async fn sandboxed(env_lines: &str, script: &str) -> String {
@@ -30,8 +30,9 @@ async fn sandboxed(env_lines: &str, script: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sandbox_env_sets_up_curl_and_python_with_placeholders_only() {
-    let (dir, _ca, upstream, proxy, control) = setup().await;
-    let egret = Egret::start(dir.path(), proxy, control, "serve.log").await;
+    let (dir, _ca, upstream) = setup().await;
+    let egret = Egret::start(dir.path(), "serve.log").await;
+    let proxy = egret.proxy;
     for (connector, key) in [("openai", "sk-ann-REAL"), ("weather", "w-ann-REAL")] {
         let out = egret
             .cli(
@@ -123,11 +124,12 @@ async fn sandbox_env_sets_up_curl_and_python_with_placeholders_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_proxy_auth_sandbox_env_issues_credentials_that_curl_and_python_use() {
-    let (dir, _ca, upstream, proxy, control) = setup().await;
+    let (dir, _ca, upstream) = setup().await;
     let cfg = dir.path().join("egret.yaml");
     let text = std::fs::read_to_string(&cfg).expect("config");
     std::fs::write(&cfg, text.replace("auth: none", "auth: basic")).expect("write");
-    let egret = Egret::start(dir.path(), proxy, control, "serve.log").await;
+    let egret = Egret::start(dir.path(), "serve.log").await;
+    let proxy = egret.proxy;
     let out = egret
         .cli(
             &["connection", "set-key", "openai", "--owner", "org"],

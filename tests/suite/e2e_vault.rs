@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-use super::e2e::{Egret, setup, stdout};
+use super::harness::binary::{Egret, setup, stdout};
 
 const EGRET: &str = env!("CARGO_BIN_EXE_egret");
 
@@ -36,9 +36,9 @@ fn chmod(path: &Path, mode: u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_keys_and_files_stop_startup_with_the_fix_and_change_nothing() {
-    let (dir, _ca, _upstream, proxy, control) = setup().await;
+    let (dir, _ca, _upstream) = setup().await;
     let d = dir.path();
-    let egret = Egret::start(d, proxy, control, "first.log").await;
+    let egret = Egret::start(d, "first.log").await;
     let p = egret
         .key_and_placeholder("openai", "org", "sk-keep-me")
         .await;
@@ -90,7 +90,7 @@ async fn bad_keys_and_files_stop_startup_with_the_fix_and_change_nothing() {
 
     // Everything restored: the same placeholder works again.
     std::fs::write(&vault, &vault_bytes).expect("restore");
-    let egret = Egret::start(d, proxy, control, "second.log").await;
+    let egret = Egret::start(d, "second.log").await;
     let listed = stdout(&egret.cli(&["connection", "list"], None).await);
     assert!(listed.contains("openai"), "{listed}");
     assert!(!listed.contains("sk-keep-me"));
@@ -100,9 +100,9 @@ async fn bad_keys_and_files_stop_startup_with_the_fix_and_change_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotate_key_reseals_and_an_interrupted_rotation_finishes_at_start() {
-    let (dir, _ca, upstream, proxy, control) = setup().await;
+    let (dir, _ca, upstream) = setup().await;
     let d = dir.path();
-    let egret = Egret::start(d, proxy, control, "first.log").await;
+    let egret = Egret::start(d, "first.log").await;
     let p = egret
         .key_and_placeholder("openai", "org", "sk-rotated")
         .await;
@@ -130,7 +130,7 @@ async fn rotate_key_reseals_and_an_interrupted_rotation_finishes_at_start() {
     std::fs::write(d.join("data/master.key.new"), &new_key).expect("pending");
     chmod(&d.join("data/master.key.new"), 0o600);
     std::fs::write(&key, &old_key).expect("old back");
-    let egret = Egret::start(d, proxy, control, "second.log").await;
+    let egret = Egret::start(d, "second.log").await;
     assert!(
         egret
             .log_text()
@@ -153,9 +153,10 @@ async fn rotate_key_reseals_and_an_interrupted_rotation_finishes_at_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_writes_and_a_reload_loses_nothing_acknowledged() {
-    let (dir, _ca, _upstream, proxy, control) = setup().await;
+    let (dir, _ca, _upstream) = setup().await;
     let d = dir.path().to_owned();
-    let mut egret = Egret::start(&d, proxy, control, "first.log").await;
+    let mut egret = Egret::start(&d, "first.log").await;
+    let control = egret.control;
     let token = std::fs::read_to_string(d.join("data/admin.token")).expect("token");
     // Writers: one key per owner through the API; each 200 is an acknowledgement.
     let writers = (0..4).map(|w| {
@@ -217,7 +218,7 @@ async fn sigkill_during_writes_and_a_reload_loses_nothing_acknowledged() {
         "some writes were acknowledged before the kill"
     );
 
-    let egret = Egret::start(&d, proxy, control, "second.log").await;
+    let egret = Egret::start(&d, "second.log").await;
     let listed = stdout(
         &egret
             .cli(&["connection", "list", "--connector", "openai"], None)

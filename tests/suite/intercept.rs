@@ -7,7 +7,7 @@ use egret_test_support::client::{self, Proto, connect, get, request};
 use egret_test_support::upstream::{Offer, TestCa, Upstream};
 use http::StatusCode;
 
-use super::common::{Fixture, json};
+use super::harness::{Fixture, json};
 
 fn bearer(p: &str) -> String {
     format!("Bearer {p}")

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use egret_test_support::client::{self, Proto, refusal_code};
 use http::StatusCode;
 
-use super::common::{Fixture, json};
+use super::harness::{Fixture, json};
 
 fn text(body: &[u8]) -> String {
     String::from_utf8_lossy(body).into_owned()

@@ -6,7 +6,7 @@ use std::time::Duration;
 use egret_test_support::client::{self, Proto, request};
 use http::StatusCode;
 
-use super::common::Fixture;
+use super::harness::Fixture;
 
 #[tokio::test]
 async fn shutdown_drains_in_flight_requests_and_stops_accepting() {

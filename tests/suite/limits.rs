@@ -11,7 +11,7 @@ use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::common::{Fixture, NAMES, json, policy_yaml};
+use super::harness::{Fixture, NAMES, json, policy_yaml};
 
 async fn fixture(yaml: &str) -> Fixture {
     let ca = TestCa::new();

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use egret_test_support::client::{Proto, connect};
 use http::StatusCode;
 
-use super::common::Fixture;
+use super::harness::Fixture;
 
 /// Fetches `/metrics` and checks every line is Prometheus text; returns samples by
 /// `name{labels}`.

@@ -1,23 +1,51 @@
+//! One module per concern. `harness` is what they stand on; the rest are tests, and
+//! none imports another. Modules named `e2e*` drive the real `egret` binary; the
+//! others run egret in-process (`harness::Fixture`).
+
+/// Fixtures and clients: in-process egret, the real binary, the API, an OAuth server.
+mod harness;
+
+/// The audit log: what is recorded for each decision and change, and what never is.
 mod audit;
-mod common;
+/// CONNECT: refusals before a tunnel, tunnels to allowed hosts, timeouts, bad input.
 mod connect;
+/// Connectors created, changed and deleted through the control plane.
 mod connectors;
+/// The admin API: token, keys, placeholders, connections, bad input.
 mod control;
+/// The binary end to end: first start, curl over HTTP/1.1 and HTTP/2, reload, CLI.
 mod e2e;
+/// The binary's connector commands.
 mod e2e_connectors;
+/// The binary with trace logs: no secret in any output, log, metric, audit or file.
 mod e2e_hygiene;
+/// The binary with a real OAuth server: connect, refresh, SIGKILL, disconnect.
 mod e2e_oauth;
+/// `egret sandbox-env`: what a sandbox is given, and that it works as given.
 mod e2e_sandbox_env;
+/// The binary's vault: permissions, wrong keys, crash safety, key rotation.
 mod e2e_vault;
+/// Interception: the swap, host binding, HTTP/1.1 and HTTP/2, pooling, policy changes.
 mod intercept;
+/// Nothing leaks back: echoed credentials replaced in answers, disguised placeholders.
 mod leaks;
+/// Start, graceful shutdown and the vault at rest.
 mod lifecycle;
+/// Limits: head size, header count, connections, rate limits.
 mod limits;
+/// Many requests over many connections without an error.
 mod load;
+/// Prometheus metrics.
 mod metrics;
+/// OAuth connections against a real authorization server.
 mod oauth;
+/// OAuth failure states: token endpoint down, slow, revoked grants.
 mod oauth_failures;
+/// Proxy authentication: sandbox identities and bound placeholders.
 mod sandboxes;
+/// No SSRF: IP literals, private ranges, DNS answers checked where they are dialled.
 mod ssrf;
+/// Big bodies stream both ways with flat memory (measured in the egret process).
 mod streaming;
+/// WebSocket upgrades through the swap.
 mod websocket;

@@ -7,7 +7,7 @@ use egret_vault::{Owner, TokenSet, TokenUpdate, unix_now};
 use http::StatusCode;
 use secrecy::SecretString;
 
-use super::common::{Fixture, json, policy_yaml};
+use super::harness::{Fixture, json, policy_yaml};
 
 fn with_oauth(port: u16) -> String {
     let mut yaml = policy_yaml();

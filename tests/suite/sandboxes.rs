@@ -6,8 +6,8 @@ use egret_test_support::upstream::{Offer, TestCa, Upstream};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::common::{NAMES, policy_yaml};
-use super::control::admin;
+use super::harness::api::admin;
+use super::harness::{NAMES, policy_yaml};
 
 struct Setup {
     upstream: Upstream,

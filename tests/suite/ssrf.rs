@@ -9,7 +9,7 @@ use http::StatusCode;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::common::json;
+use super::harness::json;
 
 fn policy(allow: &str) -> String {
     format!(

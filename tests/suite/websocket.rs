@@ -7,7 +7,7 @@ use http::StatusCode;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use super::common::Fixture;
+use super::harness::Fixture;
 
 #[tokio::test]
 async fn websocket_handshake_is_swapped_and_frames_flow() {

@@ -46,11 +46,13 @@ pub async fn watch(path: Option<PathBuf>, lifecycle: Arc<Lifecycle>, vault: Arc<
 
 fn reload(path: &std::path::Path, lifecycle: &Lifecycle, vault: &Arc<Vault>, why: &str) {
     match egret_policy::load(path) {
-        Ok(new) => {
+        Ok(mut new) => {
             let old = lifecycle.live().load();
-            if new.proxy.listen != old.proxy.listen || new.control.listen != old.control.listen {
+            if new.moves_listeners(&old) {
                 warn!("listen addresses changed; they take effect after a restart");
             }
+            // Until then the policy in force says where egret really listens.
+            new.bound_to(old.proxy.listen, old.control.listen);
             if new.upstream.extra_ca != old.upstream.extra_ca
                 || new.ca.dir != old.ca.dir
                 || new.vault.path != old.vault.path

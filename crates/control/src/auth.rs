@@ -8,6 +8,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
+use subtle::ConstantTimeEq;
 
 use crate::ControlState;
 use crate::error::ApiError;
@@ -31,11 +32,9 @@ pub(crate) async fn require_admin(
 }
 
 /// Compares without an early exit, so response time says nothing about the token.
+/// Equal, in time that does not depend on where the inputs differ.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.ct_eq(b).into()
 }
 
 #[cfg(test)]

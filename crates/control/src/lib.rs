@@ -124,10 +124,16 @@ pub fn router(state: Arc<ControlState>) -> Router {
                 // Listeners are bound before this answers at all; the policy is always
                 // loaded (a bad file never replaces a good one); the vault must answer.
                 match state.blocking(|s| Ok(s.vault.ping()?)).await {
-                    Ok(()) => (
-                        StatusCode::OK,
-                        axum::Json(json!({ "status": "ready", "connectors": state.policy.load().connectors.len() })),
-                    ),
+                    Ok(()) => {
+                        let policy = state.policy.load();
+                        let ready = json!({
+                            "status": "ready",
+                            "connectors": policy.connectors.len(),
+                            // Where sandboxes connect: the bound address (a `:0` resolved).
+                            "proxy": policy.proxy.listen.to_string(),
+                        });
+                        (StatusCode::OK, axum::Json(ready))
+                    }
                     Err(e) => (
                         StatusCode::SERVICE_UNAVAILABLE,
                         axum::Json(json!({ "status": "not_ready", "error": "vault_error", "message": e.message })),

@@ -262,6 +262,27 @@ pub enum Route {
 }
 
 impl Policy {
+    /// The policy as served from `proxy` and `control`, the addresses actually bound
+    /// (a `:0` port resolved by the system). The default public URL follows the
+    /// control address; one the file sets stays as it is.
+    pub fn bound_to(&mut self, proxy: std::net::SocketAddr, control: std::net::SocketAddr) {
+        if self.control.public_url == format!("http://{}", self.control.listen) {
+            self.control.public_url = format!("http://{control}");
+        }
+        self.proxy.listen = proxy;
+        self.control.listen = control;
+    }
+
+    /// True when `self` (a file just read) asks for other listen addresses than the
+    /// running `served` policy is bound to; a `:0` port asks for none in particular.
+    pub fn moves_listeners(&self, served: &Policy) -> bool {
+        let moved = |wanted: std::net::SocketAddr, bound: std::net::SocketAddr| {
+            wanted != bound && !(wanted.port() == 0 && wanted.ip() == bound.ip())
+        };
+        moved(self.proxy.listen, served.proxy.listen)
+            || moved(self.control.listen, served.control.listen)
+    }
+
     pub fn connector(&self, id: &str) -> Option<&Connector> {
         self.connectors.iter().find(|c| c.id.as_str() == id)
     }

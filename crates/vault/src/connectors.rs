@@ -18,10 +18,7 @@ impl Vault {
         let sealed = self.sealer.seal(&aad("connectors", id), &plain);
         let _w = self.lock_writer();
         self.write(|tx| {
-            tx.open_table(CONNECTORS)
-                ?
-                .insert(id, sealed.as_slice())
-                ?;
+            tx.open_table(CONNECTORS)?.insert(id, sealed.as_slice())?;
             Ok(())
         })
     }
@@ -60,10 +57,7 @@ impl Vault {
             .collect();
         let doomed = self.placeholders_where(|e| e.info.connector == id);
         self.write(|tx| {
-            tx.open_table(CONNECTORS)
-                ?
-                .remove(id)
-                ?;
+            tx.open_table(CONNECTORS)?.remove(id)?;
             let mut connections = tx.open_table(CONNECTIONS)?;
             for k in &conns {
                 connections.remove(&**k)?;

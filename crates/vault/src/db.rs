@@ -140,10 +140,7 @@ impl Vault {
         let tx = self.db.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
-            let stamp = meta
-                .get(KEY_CHECK)
-                ?
-                .map(|v| v.value().to_vec());
+            let stamp = meta.get(KEY_CHECK)?.map(|v| v.value().to_vec());
             match stamp {
                 Some(sealed) => {
                     let opened = self.sealer.open(&aad("meta", KEY_CHECK), &sealed);
@@ -241,10 +238,8 @@ impl Vault {
         .map_err(|e| VaultError::Invalid(e.to_string()))?;
         let _w = self.lock_writer();
         self.write(|tx| {
-            tx.open_table(CONNECTIONS)
-                ?
-                .insert(key.as_str(), record.as_slice())
-                ?;
+            tx.open_table(CONNECTIONS)?
+                .insert(key.as_str(), record.as_slice())?;
             Ok(())
         })?;
         let key: Arc<str> = Arc::from(key);
@@ -320,10 +315,7 @@ impl Vault {
         }
         let doomed = self.placeholders_where(|e| *e.conn_key == *key);
         self.write(|tx| {
-            tx.open_table(CONNECTIONS)
-                ?
-                .remove(key.as_str())
-                ?;
+            tx.open_table(CONNECTIONS)?.remove(key.as_str())?;
             Self::delete_placeholders(tx, &doomed)
         })?;
         let mut index = self.write_index();
@@ -397,10 +389,8 @@ impl Vault {
         let hash = placeholder.hash();
         let record = serde_json::to_vec(&info).map_err(|e| VaultError::Invalid(e.to_string()))?;
         self.write(|tx| {
-            tx.open_table(PLACEHOLDERS)
-                ?
-                .insert(hash.hex().as_str(), record.as_slice())
-                ?;
+            tx.open_table(PLACEHOLDERS)?
+                .insert(hash.hex().as_str(), record.as_slice())?;
             Ok(())
         })?;
         let entry = Arc::new(PlaceholderEntry {
@@ -424,10 +414,7 @@ impl Vault {
             .cloned()
             .ok_or(VaultError::NoPlaceholder)?;
         self.write(|tx| {
-            tx.open_table(PLACEHOLDERS)
-                ?
-                .remove(hash.hex().as_str())
-                ?;
+            tx.open_table(PLACEHOLDERS)?.remove(hash.hex().as_str())?;
             Ok(())
         })?;
         self.write_index().placeholders.remove(&hash);

@@ -160,9 +160,7 @@ impl Vault {
             for k in dead {
                 table.remove(k.as_str())?;
             }
-            table
-                .insert(key.as_str(), sealed.as_slice())
-                ?;
+            table.insert(key.as_str(), sealed.as_slice())?;
             Ok(())
         })
     }

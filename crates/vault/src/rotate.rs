@@ -38,12 +38,10 @@ pub fn rotate_key(path: &Path, old: &MasterKey, new: &MasterKey) -> Result<Rotat
     {
         let mut meta = tx.open_table(META)?;
         let stamp = meta
-            .get(KEY_CHECK)
-            ?
+            .get(KEY_CHECK)?
             .map(|v| v.value().to_vec())
             .ok_or(VaultError::WrongKey)?;
-        meta.insert(KEY_CHECK, reseal("meta", KEY_CHECK, &stamp)?.as_slice())
-            ?;
+        meta.insert(KEY_CHECK, reseal("meta", KEY_CHECK, &stamp)?.as_slice())?;
 
         for (name, table, count) in [
             ("connectors", CONNECTORS, &mut rotated.connectors),
@@ -56,8 +54,7 @@ pub fn rotate_key(path: &Path, old: &MasterKey, new: &MasterKey) -> Result<Rotat
             let mut t = tx.open_table(table)?;
             let rows = all_rows(&t)?;
             for (k, v) in rows {
-                t.insert(k.as_str(), reseal(name, &k, &v)?.as_slice())
-                    ?;
+                t.insert(k.as_str(), reseal(name, &k, &v)?.as_slice())?;
                 *count += 1;
             }
         }

@@ -11,6 +11,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use subtle::ConstantTimeEq;
+
 use crate::db::{SANDBOXES, Vault};
 use crate::error::VaultError;
 
@@ -92,10 +94,8 @@ impl Vault {
         let record = serde_json::to_vec(&stored).map_err(|e| VaultError::Invalid(e.to_string()))?;
         let _w = self.lock_writer();
         self.write(|tx| {
-            tx.open_table(SANDBOXES)
-                ?
-                .insert(id.as_str(), record.as_slice())
-                ?;
+            tx.open_table(SANDBOXES)?
+                .insert(id.as_str(), record.as_slice())?;
             Ok(())
         })?;
         self.write_index().sandboxes.insert(id, stored);
@@ -117,10 +117,7 @@ impl Vault {
         }
         let doomed = self.placeholders_where(|e| e.info.sandbox.as_deref() == Some(id));
         self.write(|tx| {
-            tx.open_table(SANDBOXES)
-                ?
-                .remove(id)
-                ?;
+            tx.open_table(SANDBOXES)?.remove(id)?;
             Self::delete_placeholders(tx, &doomed)
         })?;
         let mut index = self.write_index();
@@ -143,12 +140,7 @@ impl Vault {
         // Both sides are hashes of the same length: comparing them leaks nothing useful
         // about the secret, but stay constant-time anyway.
         let given = sha256_hex(secret);
-        given.len() == s.secret_sha256.len()
-            && given
-                .bytes()
-                .zip(s.secret_sha256.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
+        given.as_bytes().ct_eq(s.secret_sha256.as_bytes()).into()
     }
 
     pub(crate) fn load_sandboxes(

@@ -397,7 +397,9 @@ async fn waiters_share_one_failed_outcome_instead_of_asking_again() {
     // The failure is audited off the async threads: wait for it (paused time moves on).
     let audited = || {
         let events = f.store.events.lock().expect("lock");
-        events.iter().any(|e| e.starts_with("connection.refresh_failed"))
+        events
+            .iter()
+            .any(|e| e.starts_with("connection.refresh_failed"))
     };
     for _ in 0..100 {
         if audited() {

@@ -269,8 +269,8 @@ fn swap_authorization(
     report: &mut SwapReport,
 ) -> Result<Option<Vec<u8>>, Halt> {
     let (scheme, credentials) = match value.iter().position(|b| *b == b' ') {
-        Some(i) => (&value[..i], trim(&value[i + 1..])),
-        None => (&b""[..], trim(value)),
+        Some(i) => (&value[..i], value[i + 1..].trim_ascii()),
+        None => (&b""[..], value.trim_ascii()),
     };
     if scheme.eq_ignore_ascii_case(b"basic")
         && let Some(decoded) = decode_basic(credentials)
@@ -467,23 +467,11 @@ fn basic_credentials(value: &[u8]) -> Option<&[u8]> {
     let scheme = value.get(..6)?;
     scheme
         .eq_ignore_ascii_case(b"basic ")
-        .then(|| trim(&value[6..]))
+        .then(|| value[6..].trim_ascii())
 }
 
 fn decode_basic(credentials: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     STANDARD.decode(credentials).ok().map(Zeroizing::new)
-}
-
-fn trim(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &bytes[start..end]
 }
 
 fn unusable_credential(report: &SwapReport) -> Refusal {

@@ -1,5 +1,11 @@
-//! The fixture most tests share: one test CA, an HTTPS upstream answering for the test
-//! names, and an in-process egret whose policy maps those names to 127.0.0.1.
+//! What the tests stand on: `Fixture` (an in-process egret beside an HTTPS upstream,
+//! with clients that trust egret's CA), and in submodules the real binary (`binary`),
+//! the control plane over HTTP (`api`) and a real authorization server (`oauth`).
+//! Test modules import from here, never from each other.
+
+pub mod api;
+pub mod binary;
+pub mod oauth;
 
 use egret_proxy::Limits;
 use egret_test_support::client::{Proto, Session};
@@ -138,17 +144,4 @@ impl Fixture {
 pub fn json(body: &[u8]) -> Value {
     serde_json::from_slice(body)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
-}
-
-/// Resident memory of this test process, in KiB (Linux).
-pub fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .map(str::to_owned)
-        })
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
 }

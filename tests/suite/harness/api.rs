@@ -1,0 +1,51 @@
+//! The control plane over HTTP, as an operator's script would call it.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use egret_test_support::proxy::ADMIN_TOKEN;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+pub async fn api(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut req = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let bytes = match body {
+        Some(v) => {
+            req = req.header("content-type", "application/json");
+            Bytes::from(v.to_string())
+        }
+        None => Bytes::new(),
+    };
+    let resp = client
+        .request(req.body(Full::new(bytes)).expect("request"))
+        .await
+        .expect("control plane answers");
+    let status = resp.status();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// A control-plane call with the test admin token.
+pub async fn admin(
+    egret: &egret_test_support::proxy::TestProxy,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    api(egret.control_addr, method, path, Some(ADMIN_TOKEN), body).await
+}
