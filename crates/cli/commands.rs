@@ -173,7 +173,7 @@ fn ca(config: &std::path::Path, cmd: CaCommand) -> Result<()> {
                     path.display()
                 )
             })?;
-            print!("{pem}");
+            crate::emit(&pem)?;
             Ok(())
         }
     }

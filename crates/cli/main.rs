@@ -17,6 +17,17 @@ macro_rules! say {
     }};
 }
 
+/// Writes `text` to stdout as it is (no newline added), ending the process quietly when
+/// stdout is closed early (`egret ca export | head -1`), as [`say!`] does.
+fn emit(text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => other,
+    }
+}
+
 mod args;
 mod client;
 mod commands;

@@ -359,3 +359,38 @@ async fn serve_runs_on_the_worker_threads_asked_for() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--workers"));
 }
+
+/// `egret ca export | head -1`: a reader that goes away early ends egret quietly, with
+/// exit 0 and no panic. (The pipe's read end is closed before egret writes, so every
+/// run meets the broken pipe a real `head` only sometimes causes.)
+#[tokio::test]
+async fn ca_export_into_a_closed_pipe_exits_quietly() {
+    let (dir, _ca, _upstream) = setup().await;
+    let init = Command::new(EGRET)
+        .args(["ca", "init", "--config"])
+        .arg(dir.path().join("egret.yaml"))
+        .output()
+        .await
+        .expect("ca init");
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    // Not `output()`: tokio's replaces the stdout given with a pipe of its own.
+    let out = Command::new(EGRET)
+        .args(["ca", "export", "--config"])
+        .arg(dir.path().join("egret.yaml"))
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ca export")
+        .wait_with_output()
+        .await
+        .expect("ca export ran");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+}

@@ -107,3 +107,45 @@ async fn the_vault_file_never_holds_a_key_or_placeholder_in_the_clear() {
         "the placeholder is in the vault file in the clear"
     );
 }
+
+/// A placeholder's TTL ends it on time, on egret's clock: paused here and moved on
+/// without waiting.
+#[tokio::test(start_paused = true)]
+async fn a_placeholder_stops_when_its_ttl_ends() {
+    let f = Fixture::inline().await;
+    f.egret
+        .vault
+        .put_api_key(
+            "openai",
+            &egret_vault::Owner::parse("org").expect("owner"),
+            &secrecy::SecretString::from("sk-ttl"),
+        )
+        .expect("key");
+    let (status, minted) = super::harness::api::admin(
+        &f.egret,
+        http::Method::POST,
+        "/v1/placeholders",
+        Some(serde_json::json!({ "connector": "openai", "owner": "org", "ttl": "2m" })),
+    )
+    .await;
+    assert_eq!(status, http::StatusCode::CREATED, "{minted}");
+    let p = minted["placeholder"]
+        .as_str()
+        .expect("placeholder")
+        .to_owned();
+    let auth = format!("Bearer {p}");
+    let headers = [("authorization", auth.as_str())];
+    let call = || f.get("api.test.local", "/", &headers, Proto::H1);
+    let resp = call().await;
+    assert_eq!(resp.status(), http::StatusCode::OK);
+    tokio::time::advance(Duration::from_secs(119)).await;
+    assert_eq!(
+        call().await.status(),
+        http::StatusCode::OK,
+        "a second before its end"
+    );
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let resp = call().await;
+    assert_eq!(resp.status(), http::StatusCode::FORBIDDEN);
+    assert_eq!(resp.headers()["x-egret-error"], "placeholder_unknown");
+}

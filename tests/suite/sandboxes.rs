@@ -17,9 +17,20 @@ struct Setup {
 async fn setup() -> Setup {
     let ca = TestCa::new();
     let upstream = Upstream::https(&ca, NAMES, Offer::Http2AndHttp1).await;
-    let yaml = policy_yaml().replace("version: 1\n", "version: 1\nproxy: { auth: basic }\n");
-    let egret = TestProxy::start(&yaml, &ca.pem).await;
+    let egret = TestProxy::start(&basic_auth_policy(), &ca.pem).await;
     Setup { upstream, egret }
+}
+
+/// As [`setup`], with the proxy on the test's own runtime, whose clock the test may pause.
+async fn setup_inline() -> Setup {
+    let ca = TestCa::new();
+    let upstream = Upstream::https(&ca, NAMES, Offer::Http2AndHttp1).await;
+    let egret = TestProxy::start_inline(&basic_auth_policy(), &ca.pem).await;
+    Setup { upstream, egret }
+}
+
+fn basic_auth_policy() -> String {
+    policy_yaml().replace("version: 1\n", "version: 1\nproxy: { auth: basic }\n")
 }
 
 impl Setup {
@@ -65,9 +76,9 @@ impl Setup {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn without_valid_sandbox_credentials_the_proxy_answers_407() {
-    let s = setup().await;
+    let s = setup_inline().await;
     let authority = s.at("api.test.local");
     for creds in [None, Some(("ghost", "egs_nope")), Some(("sb-a", "wrong"))] {
         let c = connect_as(s.egret.proxy_addr, &authority, creds)
@@ -95,7 +106,8 @@ async fn without_valid_sandbox_credentials_the_proxy_answers_407() {
         .expect("connect");
     assert_eq!(c.status, StatusCode::PROXY_AUTHENTICATION_REQUIRED);
     let short = s.sandbox("sb-short", Some("1s")).await;
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    // Paused time: egret's clock moves on at once, nobody waits.
+    tokio::time::advance(std::time::Duration::from_millis(2100)).await;
     let c = connect_as(s.egret.proxy_addr, &authority, Some(("sb-short", &short)))
         .await
         .expect("connect");

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use egret_policy::ProxyAuth;
-use egret_vault::unix_now;
 use http::Request;
 use http::header::PROXY_AUTHORIZATION;
 use zeroize::Zeroizing;
@@ -39,7 +38,10 @@ pub(crate) fn identify<B>(proxy: &Proxy, req: &Request<B>) -> Result<Option<Arc<
     let decoded = Zeroizing::new(STANDARD.decode(encoded.trim_ascii()).map_err(|_| bad())?);
     let text = std::str::from_utf8(&decoded).map_err(|_| bad())?;
     let (id, secret) = text.split_once(':').ok_or_else(bad)?;
-    if proxy.vault.authenticate_sandbox(id, secret, unix_now()) {
+    if proxy
+        .vault
+        .authenticate_sandbox(id, secret, proxy.clock.unix())
+    {
         Ok(Some(Arc::from(id)))
     } else {
         Err(bad())

@@ -49,7 +49,19 @@ impl TestProxy {
         Self::start_with(yaml, upstream_ca_pem, Limits::default()).await
     }
 
+    /// Starts egret with its proxy on the caller's runtime (no worker threads of its
+    /// own): a test that pauses tokio's clock then pauses egret's too.
+    pub async fn start_inline(yaml: &str, upstream_ca_pem: &str) -> Self {
+        Self::start_on(yaml, upstream_ca_pem, Limits::default(), 0).await
+    }
+
     pub async fn start_with(yaml: &str, upstream_ca_pem: &str, limits: Limits) -> Self {
+        // Two workers, as on the smallest machine egret ships to: connections of one
+        // test land on both threads, each with its own upstream pool.
+        Self::start_on(yaml, upstream_ca_pem, limits, 2).await
+    }
+
+    async fn start_on(yaml: &str, upstream_ca_pem: &str, limits: Limits, workers: usize) -> Self {
         crate::init_logs();
         let dir = tempfile::tempdir().expect("tempdir");
         let upstream_ca = dir.path().join("upstream-ca.pem");
@@ -87,9 +99,6 @@ impl TestProxy {
             .expect("bind control");
         let proxy_addr = proxy_listener.local_addr().expect("addr");
         let control_addr = control_listener.local_addr().expect("addr");
-        // Two workers, as on the smallest machine egret ships to: connections of one
-        // test land on both threads, each with its own upstream pool.
-        let workers = 2;
         let running = Running::start(proxy, proxy_listener, workers, control, control_listener);
         Self {
             proxy_addr,

@@ -77,6 +77,19 @@ impl Fixture {
         }
     }
 
+    /// As [`Fixture::new`], with the proxy on the test's own runtime: a test that pauses
+    /// tokio's clock pauses egret's (placeholders, sandboxes, backoff) with it.
+    pub async fn inline() -> Self {
+        let ca = TestCa::new();
+        let upstream = Upstream::https(&ca, NAMES, Offer::Http2AndHttp1).await;
+        let egret = TestProxy::start_inline(&policy_yaml(), &ca.pem).await;
+        Self {
+            ca,
+            upstream,
+            egret,
+        }
+    }
+
     /// `host:port` of the upstream under a test name.
     pub fn at(&self, host: &str) -> String {
         format!("{host}:{}", self.upstream.addr.port())

@@ -189,19 +189,27 @@ connectors:
         body["connections"][0].clone()
     }
 
-    /// Sleeps until the `vendor` connection's token is within `skew_secs` of expiring.
+    /// Moves egret's clock to when the `vendor` connection's token is within
+    /// `skew_secs` of expiring (a negative skew: past its expiry).
     pub async fn wait_until_due(&self, owner: &str, skew_secs: i64) {
         self.wait_until_due_of("vendor", owner, skew_secs).await;
     }
 
+    /// As [`Self::wait_until_due`] for any connection. Nobody waits: egret's test clock
+    /// skips ahead. (It cannot be tokio's paused clock: the authorization server is
+    /// another process on real sockets, and paused time would fire egret's timeouts
+    /// while it answers.) The vendor's own view of time is unchanged, so a token egret
+    /// now counts as expired is still one the vendor accepts.
     pub async fn wait_until_due_of(&self, connector: &str, owner: &str, skew_secs: i64) {
         let expires = self.connection(connector, owner).await["expires_at"]
             .as_i64()
             .expect("expires_at");
         let due = expires - skew_secs + 1;
-        let wait = due - egret_vault::unix_now();
+        let wait = due - self.egret.clock.unix();
         if wait > 0 {
-            tokio::time::sleep(Duration::from_secs(u64::try_from(wait).unwrap_or(0))).await;
+            self.egret
+                .clock
+                .skip(Duration::from_secs(u64::try_from(wait).unwrap_or(0)));
         }
     }
 
