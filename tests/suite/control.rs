@@ -1,4 +1,4 @@
-//! The control plane for this part of the contract: admin token, static keys,
+//! The control plane (README, "Control plane"): admin token, static keys,
 //! connections, placeholders, connectors (masked), health.
 
 use egret_test_support::client::{Proto, get};

@@ -1,4 +1,5 @@
-//! egret's Prometheus metrics: one registry and the handles every crate counts with.
+//! egret's Prometheus metrics: one registry and the handles every crate counts with, in
+//! this one file.
 //!
 //! Owns the metric names, help texts and label sets; `GET /metrics` renders them in the
 //! Prometheus text format. It must never take a secret, a placeholder or a path as a

@@ -1,9 +1,9 @@
 //! The policy: what egret lets out and where credentials may go.
 //!
-//! Owns the YAML policy file format (`../shared/contract.md`): parsing raw structs
+//! Owns the YAML policy file format (the README's "Policy reference"): parsing raw structs
 //! (`raw`), turning them into types that cannot be invalid (`validate` -> `model`), host
-//! patterns (`host`), secret references (`secret_ref`) and the built-in vendor templates
-//! (`templates`). Synchronous and without I/O beyond reading a file: it never opens a
+//! patterns (`host`), secret references (`secret_ref`), the built-in vendor templates
+//! (`templates`) and what can be wrong with a file (`error`). Synchronous and without I/O beyond reading a file: it never opens a
 //! socket or watches a file, and reads a secret only when asked (`SecretRef::read`).
 
 mod error;

@@ -25,7 +25,7 @@ fn embedded_default_is_valid() {
 }
 
 #[test]
-fn contract_example_parses_its_oauth_fields() {
+fn the_readme_example_parses_its_oauth_fields() {
     let text = r#"
 version: 1
 connectors:

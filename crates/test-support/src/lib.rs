@@ -3,8 +3,8 @@
 //! (`proxy`), clients that CONNECT through it and trust its CA (`client`), the real OAuth
 //! test server (`oauth_server`) and a browser that signs in on it (`browser`).
 //!
-//! Everything binds loopback only and ends when dropped. Never a dependency of the
-//! shipped binary.
+//! Everything binds loopback only and ends when dropped. It must never be a dependency
+//! of the shipped binary, and never decides a test's outcome (assertions live in tests/).
 
 pub mod browser;
 pub mod client;

@@ -1,6 +1,6 @@
 //! TLS for egret: the local CA (`ca`), leaf certificates for intercepted hosts with a
-//! bounded single-flight cache (`leaf`), and the trust egret uses toward upstreams
-//! (`upstream`).
+//! bounded single-flight cache (`leaf`), the trust egret uses toward upstreams
+//! (`upstream`), and what can go wrong with them (`error`).
 //!
 //! The only crate that names the crypto provider (aws-lc-rs): everything else asks
 //! [`provider`]. It must not do I/O beyond the CA files, and never logs key material.

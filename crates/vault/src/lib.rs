@@ -1,8 +1,11 @@
 //! The vault: everything egret must remember, in one redb file.
 //!
-//! Owns the master key (`key`), the AEAD envelope (`seal`), the tables and the in-memory
-//! index the proxy reads on every request (`db`), the audit log (`audit`), and the record types (`records`,
-//! `placeholder`). Every secret field is sealed with XChaCha20-Poly1305 under the master
+//! Owns the master key (`key`, and its rotation in `rotate`), the AEAD envelope (`seal`),
+//! the tables and the in-memory index the proxy reads on every request (`db`), OAuth
+//! tokens and pending authorizations (`oauth`), connectors created through the API
+//! (`connectors`), sandbox identities (`sandboxes`), the audit log and its batching
+//! writer (`audit`), the record types (`records`, `placeholder`) and its errors (`error`).
+//! Timestamps and expiries come from its [`egret_clock::Clock`]. Every secret field is sealed with XChaCha20-Poly1305 under the master
 //! key, with the record's table and key as associated data. It must not log, print or
 //! return a secret except through [`Resolved`] to the proxy, and it knows nothing of HTTP.
 

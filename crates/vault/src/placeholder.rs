@@ -7,7 +7,8 @@ use rand::distr::Alphanumeric;
 use sha2::{Digest, Sha256};
 
 pub const PREFIX: &str = "egp_";
-/// The contract's minimum body length; minted ones are longer.
+/// The shortest body a placeholder may have (README, "What the proxy does":
+/// `egp_` + 40 letters and digits); minted ones have exactly 40.
 pub const MIN_BODY: usize = 32;
 const MINTED_BODY: usize = 40;
 
@@ -80,7 +81,7 @@ mod tests {
     }
 
     #[test]
-    fn parse_enforces_the_contract_syntax() {
+    fn parse_enforces_the_placeholder_syntax() {
         assert!(Placeholder::parse(&format!("egp_{}", "a".repeat(32))).is_some());
         assert!(Placeholder::parse(&format!("egp_{}", "a".repeat(31))).is_none());
         assert!(Placeholder::parse(&format!("egp_{}-", "a".repeat(32))).is_none());

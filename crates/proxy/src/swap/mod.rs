@@ -1,7 +1,7 @@
 //! The placeholder swap: find every placeholder on a request's head, check it may be
 //! used here, and put the real credential in its place.
 //!
-//! Rules (contract, "The proxy"): a placeholder is swapped only in its connector's
+//! Rules (README, "What the proxy does"): a placeholder is swapped only in its connector's
 //! injection fields — `Authorization` (any scheme, or inside a Basic credential), plus
 //! the connector's `inject.headers` and `inject.query` — and only toward that
 //! connector's egress hosts. Each occurrence is checked in this order: unknown
