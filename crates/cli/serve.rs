@@ -52,17 +52,16 @@ pub async fn run(config: &Path, workers: Option<NonZeroUsize>) -> Result<()> {
 
     let watched =
         (config != Path::new(DEFAULT_CONFIG) || config.exists()).then(|| config.to_owned());
-    let reloader = tokio::spawn(egret_app::watch(watched, lifecycle, vault));
     let workers = workers
         .or_else(|| std::thread::available_parallelism().ok())
         .unwrap_or(NonZeroUsize::MIN)
         .get();
-    let running = Running::start(proxy, proxy_listener, workers, control, control_listener);
+    let mut running = Running::start(proxy, proxy_listener, workers, control, control_listener);
+    running.watch_policy(watched, lifecycle, vault);
     info!(proxy = %proxy_addr, control = %control_addr, workers, "egret is ready");
 
     shutdown_signal().await;
     info!("shutting down: no new connections; draining in-flight requests");
-    reloader.abort();
     running.stop().await;
     audit.flush(std::time::Duration::from_secs(5));
     info!("stopped");

@@ -1,5 +1,6 @@
 //! Both planes on their listeners, stopped together.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -108,6 +109,8 @@ pub struct Running {
     proxy: JoinHandle<()>,
     control: JoinHandle<std::io::Result<()>>,
     renewer: JoinHandle<()>,
+    /// The policy file's watcher, when one runs ([`Running::watch_policy`]).
+    reloader: Option<JoinHandle<()>>,
 }
 
 impl Running {
@@ -138,13 +141,29 @@ impl Running {
             proxy,
             control,
             renewer,
+            reloader: None,
         }
+    }
+
+    /// Keeps the policy file at `path` in force: reloaded on change and on SIGHUP
+    /// (see [`crate::watch`]) until egret stops. `None` (the embedded default policy)
+    /// watches nothing.
+    pub fn watch_policy(
+        &mut self,
+        path: Option<PathBuf>,
+        lifecycle: Arc<Lifecycle>,
+        vault: Arc<Vault>,
+    ) {
+        self.reloader = Some(tokio::spawn(crate::watch(path, lifecycle, vault)));
     }
 
     /// Stops accepting on both listeners and returns the proxy's drain, to await.
     pub fn begin_stop(self) -> JoinHandle<()> {
         let _ = self.stop.send(true);
         self.renewer.abort();
+        if let Some(r) = &self.reloader {
+            r.abort();
+        }
         // The control plane's requests are short; it ends on its own.
         drop(self.control);
         self.proxy
@@ -154,6 +173,9 @@ impl Running {
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         self.renewer.abort();
+        if let Some(r) = &self.reloader {
+            r.abort();
+        }
         let _ = self.proxy.await;
         let _ = self.control.await;
     }

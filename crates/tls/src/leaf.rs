@@ -2,7 +2,10 @@
 //! one issuance per host however many connections miss at once.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's instant: a test that pauses tokio's clock ages leaves with it.
+use tokio::time::Instant;
 
 use quick_cache::sync::Cache;
 use rcgen::{

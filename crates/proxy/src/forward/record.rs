@@ -79,3 +79,77 @@ pub(super) fn forwarded<B>(
         &data,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::swap::{Destination, Lookup, swap_request};
+    use egret_vault::Owner;
+    use secrecy::SecretString;
+
+    #[test]
+    fn a_credentialed_request_is_audited_with_fields_and_no_values() {
+        let proxy = crate::test_proxy();
+        let owner = Owner::parse("org").expect("owner");
+        let key = SecretString::from("sk-recorded-0123456789");
+        proxy.vault.put_api_key("api", &owner, &key).expect("key");
+        let (placeholder, _) = proxy
+            .vault
+            .mint_placeholder("api", &owner, None)
+            .expect("mint");
+        let policy = egret_policy::parse(
+            "version: 1\nconnectors:\n  - { id: api, auth: api_key, egress: [api.x.com] }\n",
+            std::path::Path::new("t.yaml"),
+            std::path::Path::new("."),
+        )
+        .expect("policy");
+        let auth = format!("Bearer {}", placeholder.expose());
+        let req = http::Request::get("/v1/items?token=q").header("authorization", &auth);
+        let (mut parts, ()) = req.body(()).expect("request").into_parts();
+        let lookup = Lookup {
+            policy: &policy,
+            vault: &proxy.vault,
+            now_unix: proxy.clock.unix(),
+            renewed: &[],
+            sandbox: None,
+        };
+        let dest = Destination {
+            host: "api.x.com",
+            port: 443,
+        };
+        let report = swap_request(&mut parts, dest, &lookup)
+            .ok()
+            .expect("swapped");
+        let summary = swapped(&proxy, &report);
+        assert!(summary.is_some());
+        let bound = Bound::new("api.x.com".into(), 443).expect("bound");
+        let resp = Response::builder().status(201).body(()).expect("response");
+        let latency = Duration::from_millis(12);
+        forwarded(
+            &proxy,
+            &bound,
+            &Method::GET,
+            "/v1/items",
+            &resp,
+            latency,
+            summary,
+        );
+        proxy.audit.flush(Duration::from_secs(5));
+        let events = proxy.vault.audit_since(0, 10, None, None).expect("audit");
+        let event = events
+            .iter()
+            .find(|e| e.event == "request.swap")
+            .expect("audited");
+        assert_eq!(event.connector.as_deref(), Some("api"));
+        let data = event.data.as_ref().expect("data");
+        assert_eq!(data["status"], 201);
+        assert_eq!(data["latency_ms"], 12);
+        assert_eq!(data["fields"], serde_json::json!(["authorization"]));
+        let text = serde_json::to_string(&events).expect("json");
+        assert!(
+            !text.contains(placeholder.expose()),
+            "no placeholder in the audit"
+        );
+        assert!(!text.contains("sk-recorded"), "no key in the audit");
+    }
+}
