@@ -7,7 +7,7 @@ use http::{Method, StatusCode};
 use serde_json::json;
 
 use super::harness::Fixture;
-use super::harness::api::api;
+use super::harness::api::{admin, api};
 
 #[tokio::test]
 async fn admin_routes_need_the_token_and_health_does_not() {
@@ -337,4 +337,40 @@ async fn connectors_are_listed_with_their_hosts_and_no_secrets() {
         (status, answer["error"].as_str()),
         (StatusCode::CONFLICT, Some("wrong_auth_kind"))
     );
+}
+
+/// Lifetimes have a ceiling (`limits.max_ttl`, 30 days unless set): beyond it a
+/// placeholder or a sandbox identity is refused, with the ceiling named.
+#[tokio::test]
+async fn placeholder_and_sandbox_lifetimes_are_capped_with_the_maximum_named() {
+    let f = Fixture::new().await;
+    f.egret.key_and_placeholder("openai", "org", "sk-ttl");
+    let mint = |ttl: &'static str| {
+        let body = json!({ "connector": "openai", "owner": "org", "ttl": ttl });
+        admin(&f.egret, Method::POST, "/v1/placeholders", Some(body))
+    };
+    let (status, body) = mint("1000000000h").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let message = body["message"].as_str().expect("message");
+    assert!(message.contains("30days") && message.contains("limits.max_ttl"), "{message}");
+    assert_eq!(mint("720h").await.0, StatusCode::CREATED, "exactly 30 days is allowed");
+    let (status, body) = admin(
+        &f.egret,
+        Method::POST,
+        "/v1/sandboxes",
+        Some(json!({ "id": "sb-long", "ttl": "31d" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("30days")), "{body}");
+
+    // The operator sets another ceiling: it applies at once.
+    f.egret.reload(&super::harness::policy_yaml().replace(
+        "version: 1\n",
+        "version: 1\nlimits: { max_ttl: 2h }\n",
+    ));
+    let (status, body) = mint("3h").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("2h")), "{body}");
+    assert_eq!(mint("2h").await.0, StatusCode::CREATED);
 }

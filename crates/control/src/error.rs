@@ -25,6 +25,24 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
+    /// A lifetime (`ttl`) as the API takes it: a duration from one second up to the
+    /// policy's `limits.max_ttl`, refused beyond it with the maximum named.
+    pub fn parse_ttl(text: &str, max: std::time::Duration) -> Result<std::time::Duration, Self> {
+        let ttl = humantime::parse_duration(text).map_err(|_| {
+            Self::bad_request(format!("`{text}` is not a duration; expected e.g. `8h` or `30m`"))
+        })?;
+        if ttl.as_secs() == 0 {
+            return Err(Self::bad_request("ttl must be at least one second"));
+        }
+        if ttl > max {
+            return Err(Self::bad_request(format!(
+                "ttl `{text}` is longer than the longest lifetime allowed, {} (limits.max_ttl); ask for at most that",
+                humantime::format_duration(max)
+            )));
+        }
+        Ok(ttl)
+    }
+
     pub fn unknown_connector(id: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,

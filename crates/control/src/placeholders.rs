@@ -40,20 +40,12 @@ pub(crate) async fn mint(
         ));
     }
     let owner = parse_owner(&body.owner)?;
+    let max = state.policy.load().limits.max_ttl();
     let ttl = body
         .ttl
         .as_deref()
-        .map(|t| {
-            humantime::parse_duration(t).map_err(|_| {
-                ApiError::bad_request(format!(
-                    "`{t}` is not a duration; expected e.g. `8h` or `30m`"
-                ))
-            })
-        })
+        .map(|t| ApiError::parse_ttl(t, max))
         .transpose()?;
-    if ttl.is_some_and(|t| t.as_secs() == 0) {
-        return Err(ApiError::bad_request("ttl must be at least one second"));
-    }
     if state.policy.load().connector(&body.connector).is_none() {
         return Err(ApiError::unknown_connector(&body.connector));
     }

@@ -33,16 +33,13 @@ pub(crate) async fn issue(
         serde_json::from_slice(&raw)
             .map_err(|e| ApiError::bad_request(format!("expected {{\"id\"?, \"ttl\"?}}: {e}")))?
     };
+    let max = state.policy.load().limits.max_ttl();
     let ttl = body
         .ttl
         .as_deref()
-        .map(|t| {
-            humantime::parse_duration(t).map_err(|_| {
-                ApiError::bad_request(format!("`{t}` is not a duration; expected e.g. `8h`"))
-            })
-        })
+        .map(|t| ApiError::parse_ttl(t, max))
         .transpose()?
-        .map(|d| d.as_secs().max(1));
+        .map(|d| d.as_secs());
     let (info, secret) = state
         .blocking(move |s| {
             let issued = s.vault.issue_sandbox(body.id.as_deref(), ttl)?;

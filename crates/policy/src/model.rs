@@ -35,6 +35,18 @@ pub struct LimitSettings {
     pub upstream_connect_timeout: Option<Duration>,
     pub upstream_response_timeout: Option<Duration>,
     pub tunnel_idle_timeout: Option<Duration>,
+    /// The longest lifetime a placeholder or a sandbox identity may be given.
+    pub max_ttl: Option<Duration>,
+}
+
+impl LimitSettings {
+    /// `max_ttl` when the policy sets none: 30 days.
+    pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+    /// The longest lifetime a placeholder or a sandbox identity may be given.
+    pub fn max_ttl(&self) -> Duration {
+        self.max_ttl.unwrap_or(Self::DEFAULT_MAX_TTL)
+    }
 }
 
 /// At most `requests` per `per` toward a connector's hosts (a token bucket that holds

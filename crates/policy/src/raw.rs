@@ -41,6 +41,7 @@ pub(crate) struct RawLimits {
     pub upstream_connect_timeout: Option<S<String>>,
     pub upstream_response_timeout: Option<S<String>>,
     pub tunnel_idle_timeout: Option<S<String>>,
+    pub max_ttl: Option<S<String>>,
 }
 
 #[derive(Deserialize)]

@@ -222,6 +222,7 @@ impl Validator<'_> {
                 "upstream_response_timeout",
             )?,
             tunnel_idle_timeout: duration(&raw.tunnel_idle_timeout, "tunnel_idle_timeout")?,
+            max_ttl: duration(&raw.max_ttl, "max_ttl")?,
         })
     }
 
