@@ -352,8 +352,15 @@ async fn placeholder_and_sandbox_lifetimes_are_capped_with_the_maximum_named() {
     let (status, body) = mint("1000000000h").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let message = body["message"].as_str().expect("message");
-    assert!(message.contains("30days") && message.contains("limits.max_ttl"), "{message}");
-    assert_eq!(mint("720h").await.0, StatusCode::CREATED, "exactly 30 days is allowed");
+    assert!(
+        message.contains("30days") && message.contains("limits.max_ttl"),
+        "{message}"
+    );
+    assert_eq!(
+        mint("720h").await.0,
+        StatusCode::CREATED,
+        "exactly 30 days is allowed"
+    );
     let (status, body) = admin(
         &f.egret,
         Method::POST,
@@ -362,15 +369,23 @@ async fn placeholder_and_sandbox_lifetimes_are_capped_with_the_maximum_named() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["message"].as_str().is_some_and(|m| m.contains("30days")), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("30days")),
+        "{body}"
+    );
 
     // The operator sets another ceiling: it applies at once.
-    f.egret.reload(&super::harness::policy_yaml().replace(
-        "version: 1\n",
-        "version: 1\nlimits: { max_ttl: 2h }\n",
-    ));
+    f.egret.reload(
+        &super::harness::policy_yaml()
+            .replace("version: 1\n", "version: 1\nlimits: { max_ttl: 2h }\n"),
+    );
     let (status, body) = mint("3h").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["message"].as_str().is_some_and(|m| m.contains("2h")), "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| m.contains("2h")),
+        "{body}"
+    );
     assert_eq!(mint("2h").await.0, StatusCode::CREATED);
 }

@@ -174,3 +174,58 @@ async fn a_sandbox_bound_placeholder_works_only_from_its_sandbox() {
         )
     );
 }
+
+/// Revoking a sandbox (or issuing it new credentials) reaches the tunnels it already
+/// has open: the next request inside is refused, not only the next CONNECT.
+#[tokio::test]
+async fn revoking_a_sandbox_stops_the_tunnels_it_has_open() {
+    let s = setup().await;
+    let p = s
+        .egret
+        .key_and_placeholder("openai", "user:ann", "sk-ann-REAL");
+    let auth = format!("Bearer {p}");
+    let authority = s.at("api.test.local");
+    let open = |id: &'static str, secret: String| {
+        let (proxy, ca, authority) = (
+            s.egret.proxy_addr,
+            s.egret.ca_pem.clone(),
+            authority.clone(),
+        );
+        async move {
+            Session::open_as(
+                proxy,
+                &authority,
+                "api.test.local",
+                &ca,
+                Proto::H1,
+                Some((id, &secret)),
+            )
+            .await
+            .expect("session")
+        }
+    };
+    for (what, replace) in [("revoked", false), ("issued anew", true)] {
+        let secret = s.sandbox("sb-open", None).await;
+        let mut tunnel = open("sb-open", secret).await;
+        let headers = [("authorization", auth.as_str())];
+        let resp = tunnel.get(&authority, "/", &headers).await.expect("answer");
+        assert_eq!(resp.status(), StatusCode::OK, "{what}: before");
+        if replace {
+            s.sandbox("sb-open", None).await;
+        } else {
+            let (status, _) = s.admin(Method::DELETE, "/v1/sandboxes/sb-open", None).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        let resp = tunnel.get(&authority, "/", &headers).await.expect("answer");
+        assert_eq!(
+            resp.status(),
+            StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            "{what}: after"
+        );
+        assert_eq!(
+            egret_test_support::client::refusal_code(&resp).as_deref(),
+            Some("proxy_auth_required"),
+            "{what}"
+        );
+    }
+}

@@ -29,7 +29,9 @@ impl ApiError {
     /// policy's `limits.max_ttl`, refused beyond it with the maximum named.
     pub fn parse_ttl(text: &str, max: std::time::Duration) -> Result<std::time::Duration, Self> {
         let ttl = humantime::parse_duration(text).map_err(|_| {
-            Self::bad_request(format!("`{text}` is not a duration; expected e.g. `8h` or `30m`"))
+            Self::bad_request(format!(
+                "`{text}` is not a duration; expected e.g. `8h` or `30m`"
+            ))
         })?;
         if ttl.as_secs() == 0 {
             return Err(Self::bad_request("ttl must be at least one second"));

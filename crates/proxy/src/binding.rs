@@ -2,8 +2,6 @@
 //! `:authority` name one host, or the request is refused (superfly/tokenizer #56: a
 //! tunnel to one host must never carry a credential toward another).
 
-use std::sync::Arc;
-
 use http::request::Parts;
 use http::uri::Authority;
 
@@ -19,10 +17,15 @@ pub struct Bound {
     /// The SNI the sandbox sent, when it named a different host.
     pub sni_mismatch: Option<String>,
     /// The sandbox that opened the tunnel (proxy authentication), if any.
-    pub sandbox: Option<Arc<str>>,
+    pub(crate) sandbox: Option<crate::proxy_auth::Sandbox>,
 }
 
 impl Bound {
+    /// The id of the sandbox that opened the tunnel, if proxy authentication is on.
+    pub fn sandbox_id(&self) -> Option<&str> {
+        self.sandbox.as_ref().map(|s| &*s.id)
+    }
+
     /// `None` when `host` cannot form an authority (the CONNECT parsed, so it can).
     pub fn new(host: String, port: u16) -> Option<Self> {
         let text = if port == 443 {

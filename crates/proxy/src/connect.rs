@@ -24,7 +24,7 @@ pub(crate) async fn handle(
     drain: &Drain,
     guard: (InFlight, Arc<Held>),
     req: Request<Incoming>,
-    sandbox: Option<Arc<str>>,
+    sandbox: Option<crate::proxy_auth::Sandbox>,
 ) -> Result<Response<ProxyBody>, Refusal> {
     let authority = req
         .uri()

@@ -117,10 +117,11 @@ impl SandboxConnection {
         if req.method() == Method::CONNECT {
             // The guard rides with the tunnel: this connection is busy for its life.
             let tunnel = (guard, self.held.clone());
-            let answer = crate::connect::handle(proxy, &self.drain, tunnel, req, sandbox.clone());
+            let id = sandbox.as_ref().map(|s| s.id.clone());
+            let answer = crate::connect::handle(proxy, &self.drain, tunnel, req, sandbox);
             return Ok(answer.await.unwrap_or_else(|r| {
                 let host = target.as_deref().unwrap_or("-");
-                proxy.refused(r, "CONNECT", host, sandbox.as_deref(), context())
+                proxy.refused(r, "CONNECT", host, id.as_deref(), context())
             }));
         }
         let answer = if req.uri().scheme_str() == Some("http") && req.uri().authority().is_some() {
@@ -136,7 +137,8 @@ impl SandboxConnection {
         };
         let answer = answer.unwrap_or_else(|r| {
             let host = target.as_deref().unwrap_or("-");
-            proxy.refused(r, "request", host, sandbox.as_deref(), context())
+            let id = sandbox.as_ref().map(|s| &*s.id);
+            proxy.refused(r, "request", host, id, context())
         });
         Ok(answer.map(|body| hold(body, guard)))
     }

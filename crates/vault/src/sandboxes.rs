@@ -62,6 +62,17 @@ fn sha256_hex(text: &str) -> String {
         .collect()
 }
 
+/// Which issue of a sandbox's credentials a connection authenticated with (the stored
+/// hash of its secret: opaque, never printed).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SandboxIssue(String);
+
+impl std::fmt::Debug for SandboxIssue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SandboxIssue(..)")
+    }
+}
+
 impl Vault {
     /// Creates a sandbox (a random id when `id` is `None`), or issues a new secret for an
     /// existing one (the old secret stops working). The secret is returned once.
@@ -128,19 +139,34 @@ impl Vault {
         Ok(true)
     }
 
-    /// The proxy's check, from memory: a live sandbox with this secret.
-    pub fn authenticate_sandbox(&self, id: &str, secret: &str, now_unix: i64) -> bool {
+    /// The proxy's check, from memory: a live sandbox with this secret. `Some` names the
+    /// issue of the credentials that passed, to check again later ([`Vault::sandbox_still_valid`]).
+    pub fn authenticate_sandbox(
+        &self,
+        id: &str,
+        secret: &str,
+        now_unix: i64,
+    ) -> Option<SandboxIssue> {
         let index = self.read_index();
-        let Some(s) = index.sandboxes.get(id) else {
-            return false;
-        };
+        let s = index.sandboxes.get(id)?;
         if s.info.expires_at.is_some_and(|e| e <= now_unix) {
-            return false;
+            return None;
         }
         // Both sides are hashes of the same length: comparing them leaks nothing useful
         // about the secret, but stay constant-time anyway.
         let given = sha256_hex(secret);
-        given.as_bytes().ct_eq(s.secret_sha256.as_bytes()).into()
+        let same: bool = given.as_bytes().ct_eq(s.secret_sha256.as_bytes()).into();
+        same.then(|| SandboxIssue(s.secret_sha256.clone()))
+    }
+
+    /// True while the credentials that passed as `issue` are in force: the sandbox is
+    /// neither revoked, expired, nor issued new credentials since. The proxy asks on
+    /// every request inside a tunnel, so revocation reaches open tunnels.
+    pub fn sandbox_still_valid(&self, id: &str, issue: &SandboxIssue, now_unix: i64) -> bool {
+        let index = self.read_index();
+        index.sandboxes.get(id).is_some_and(|s| {
+            s.info.expires_at.is_none_or(|e| e > now_unix) && s.secret_sha256 == issue.0
+        })
     }
 
     pub(crate) fn load_sandboxes(

@@ -36,7 +36,7 @@ pub(super) async fn swap(
             vault: &proxy.vault,
             now_unix: proxy.clock.unix(),
             renewed: &renewed,
-            sandbox: bound.sandbox.as_deref(),
+            sandbox: bound.sandbox_id(),
         };
         let entry = match swap::swap_request(parts, dest, &lookup) {
             Ok(report) => return Ok(report),

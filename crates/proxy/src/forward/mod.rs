@@ -52,7 +52,7 @@ pub(crate) async fn handle(
                 "method": method.as_str(),
                 "path": redacted(uri.path()),
             });
-            let sandbox = bound.sandbox.as_deref();
+            let sandbox = bound.sandbox_id();
             proxy.refused(refusal, "request", &bound.host, sandbox, context)
         }
     };
@@ -68,8 +68,12 @@ async fn forward(
     guard: InFlight,
 ) -> Result<(Response<ProxyBody>, Option<SwapSummary>), Refusal> {
     let (mut parts, body) = req.into_parts();
-    // 1. CONNECT, SNI and Host name one host: a tunnel never carries a credential elsewhere.
+    // 1. CONNECT, SNI and Host name one host: a tunnel never carries a credential elsewhere;
+    //    and the sandbox that opened it still holds the credentials it opened it with.
     binding::check(&parts, bound)?;
+    if let Some(sandbox) = &bound.sandbox {
+        sandbox.still_valid(proxy)?;
+    }
     // A guard, not an `Arc` clone: no shared reference count to bounce between threads.
     let policy = proxy.policy.load();
     // 2. The policy may have changed since the CONNECT: the tunnel keeps no privilege.

@@ -64,7 +64,7 @@ pub(super) fn forwarded<B>(
     let info = &swap.placeholder.info;
     proxy.metrics.request(&info.connector, "forwarded");
     let data = SwapEvent {
-        sandbox: bound.sandbox.as_deref(),
+        sandbox: bound.sandbox_id(),
         host: &bound.host,
         method: method.as_str(),
         path: redacted(path),
