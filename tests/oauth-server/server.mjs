@@ -122,6 +122,14 @@ server.listen(0, '127.0.0.1', () => {
       await resource(ctx);
       return;
     }
+    // A buggy vendor endpoint: 401 to every token, valid or not.
+    if (path === '/refuse-all') {
+      stats.resource_refused += 1;
+      ctx.status = 401;
+      ctx.set('www-authenticate', 'Bearer error="invalid_token"');
+      ctx.body = { error: 'invalid_token' };
+      return;
+    }
     if (path.startsWith('/interaction/')) {
       await interaction(ctx);
       return;

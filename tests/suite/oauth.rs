@@ -308,6 +308,27 @@ async fn an_upstream_401_gets_one_forced_refresh_and_one_retry() {
     assert_eq!(stats["resource_refused"], 1, "{stats}");
 }
 
+/// An endpoint that answers 401 to every token must not let a sandbox drive renewals
+/// at its request rate: one forced renewal per connection per 30 s, and a 401 to a token
+/// just renewed goes back to the sandbox as it is.
+#[tokio::test]
+async fn repeated_401s_force_at_most_one_renewal() {
+    let f = OAuthFixture::new(Options::default()).await;
+    f.sign_in("user:alice", Choice::Allow).await;
+    let p = f.mint("vendor", "user:alice").await;
+    for _ in 0..10 {
+        let (status, code, body) = f.call_path(&p, "/refuse-all", Proto::H1).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(code, None, "the vendor's own 401, not egret's");
+    }
+    let stats = f.server.stats().await;
+    assert_eq!(stats["refresh_token"], 1, "{stats}");
+    // The token itself is fine: the API that accepts it still does.
+    assert_eq!(f.call(&p, Proto::H1).await.0, StatusCode::OK);
+    // (That another forced renewal may come after the interval is the broker's unit
+    // test `forced_renewals_after_401s_are_spaced_by_the_interval`, on paused time.)
+}
+
 #[tokio::test]
 async fn disconnect_revokes_the_grant_at_the_vendor_and_stops_the_placeholder() {
     let f = OAuthFixture::new(Options::default()).await;

@@ -159,12 +159,22 @@ connectors:
         placeholder: &str,
         proto: Proto,
     ) -> (StatusCode, Option<String>, Value) {
+        self.call_path(placeholder, "/resource", proto).await
+    }
+
+    /// As [`Self::call`], to another path of the server's API.
+    pub async fn call_path(
+        &self,
+        placeholder: &str,
+        path: &str,
+        proto: Proto,
+    ) -> (StatusCode, Option<String>, Value) {
         let auth = format!("Bearer {placeholder}");
         let resp = get(
             self.egret.proxy_addr,
             &self.egret.ca_pem,
             &self.server.api_authority(),
-            "/resource",
+            path,
             &[("authorization", &auth)],
             proto,
         )

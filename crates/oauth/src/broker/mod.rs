@@ -37,6 +37,10 @@ use crate::vendor::Vendor;
 
 /// Backoff after a failed renewal: 1 s, doubling, at most this.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// A renewal forced by an upstream 401 happens at most this often per connection: a
+/// vendor endpoint that refuses every token must not let a sandbox drive renewals (and
+/// get the operator's OAuth app rate-limited) at its request rate.
+pub const FORCED_RENEWAL_EVERY: Duration = Duration::from_secs(30);
 /// How often a broker looks whether another replica's renewal has been committed.
 const CLAIM_POLL: Duration = Duration::from_millis(200);
 
@@ -46,7 +50,8 @@ pub enum Need {
     Fresh,
     /// Renew if it expires within this many seconds (background renewal).
     Ahead(i64),
-    /// The upstream refused this very credential: renew unless it was replaced already.
+    /// The upstream refused this very credential: renew unless it was replaced already,
+    /// or renewed less than [`FORCED_RENEWAL_EVERY`] ago (then it comes back as it is).
     Replace(Arc<Credential>),
     /// Renew now, whatever the expiry (keeps an idle refresh token alive).
     Keepalive,
@@ -81,6 +86,8 @@ struct Renewal {
     failures: u32,
     retry_at: Option<Instant>,
     last_error: Option<TokenError>,
+    /// When the last renewal succeeded, to space renewals forced by 401s.
+    renewed_at: Option<Instant>,
 }
 
 impl Broker {
@@ -160,7 +167,12 @@ impl Broker {
         let due = match &need {
             Need::Fresh => current.needs_renewal(now, skew),
             Need::Ahead(window) => current.needs_renewal(now, *window),
-            Need::Replace(used) => Arc::ptr_eq(used, &current),
+            Need::Replace(used) => {
+                let spaced = guard
+                    .renewed_at
+                    .is_none_or(|at| clock.instant() >= at + FORCED_RENEWAL_EVERY);
+                Arc::ptr_eq(used, &current) && spaced
+            }
             Need::Keepalive => true,
         };
         if !due {
@@ -295,7 +307,10 @@ impl Broker {
                 let credential = self
                     .store(id, owner, tokens, TokenUpdate::Refreshed, Some(took))
                     .await?;
-                *guard = Renewal::default();
+                *guard = Renewal {
+                    renewed_at: Some(clock.instant()),
+                    ..Renewal::default()
+                };
                 tracing::info!(connector = id, owner = %owner, "token renewed");
                 Ok(credential)
             }

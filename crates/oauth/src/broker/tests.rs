@@ -466,8 +466,9 @@ async fn each_need_renews_only_when_it_says() {
         "Replace(old): someone renewed it already"
     );
     assert!(Arc::ptr_eq(&again, &renewed));
-    // An upstream 401 on the token in force: renewed, whatever its expiry.
-    tokio::time::advance(Duration::from_secs(1)).await;
+    // An upstream 401 on the token in force: renewed, whatever its expiry, once the
+    // last renewal is far enough back.
+    tokio::time::advance(super::FORCED_RENEWAL_EVERY).await;
     f.fresh(Need::Replace(renewed)).await.expect("replace");
     assert_eq!(f.vendor.calls(), 2, "Replace(current)");
     tokio::time::advance(Duration::from_secs(1)).await;
@@ -589,4 +590,34 @@ async fn a_renewal_held_by_another_replica_is_awaited_not_repeated() {
     );
     let e = f.fresh(Need::Fresh).await.expect_err("waited in vain");
     assert!(e.to_string().contains("another egret replica"), "{e}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn forced_renewals_after_401s_are_spaced_by_the_interval() {
+    let f = Fixture::new().connected(3600);
+    let mut current = f.fresh(Need::Fresh).await.expect("fresh");
+    // The first 401 renews; every 401 on the new token within the interval gets it back
+    // unchanged (the caller passes the vendor's 401 on).
+    let renewed = f
+        .fresh(Need::Replace(current.clone()))
+        .await
+        .expect("renewed");
+    assert!(!Arc::ptr_eq(&renewed, &current));
+    current = renewed;
+    for _ in 0..10 {
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let again = f
+            .fresh(Need::Replace(current.clone()))
+            .await
+            .expect("as it is");
+        assert!(Arc::ptr_eq(&again, &current), "not renewed again");
+    }
+    assert_eq!(f.vendor.calls(), 1, "ten 401s within 30 s: one renewal");
+    tokio::time::advance(super::FORCED_RENEWAL_EVERY).await;
+    let later = f
+        .fresh(Need::Replace(current.clone()))
+        .await
+        .expect("renewed");
+    assert!(!Arc::ptr_eq(&later, &current));
+    assert_eq!(f.vendor.calls(), 2, "after the interval: one more");
 }

@@ -4,6 +4,8 @@
 //! Only requests whose body is known to be small are held for this; a streamed body
 //! cannot be sent twice.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use egret_oauth::{Need, TokenError};
 use egret_policy::{AuthKind, Policy};
@@ -106,8 +108,9 @@ pub(super) async fn send(
 }
 
 /// Renews each token the upstream refused (unless another request replaced it
-/// already). `None` when a renewal failed for a passing reason; a refusal when the
-/// grant is gone.
+/// already). `None` when there is nothing to replay with: a renewal failed for a
+/// passing reason, or the token was renewed moments ago (the broker spaces forced
+/// renewals); a refusal when the grant is gone.
 async fn renew(proxy: &Proxy, used: Renewed) -> Result<Option<Renewed>, Refusal> {
     let policy = proxy.policy.load_full();
     let mut renewed = Renewed::new();
@@ -115,8 +118,11 @@ async fn renew(proxy: &Proxy, used: Renewed) -> Result<Option<Renewed>, Refusal>
         let Some(connector) = policy.connector(&entry.info.connector) else {
             continue;
         };
-        let need = Need::Replace(credential);
+        let need = Need::Replace(credential.clone());
         match proxy.broker.fresh(connector, &entry.info.owner, need).await {
+            // Renewed moments ago and refused all the same: the 401 is the vendor's
+            // answer to a good token, and goes back as it is.
+            Ok(c) if Arc::ptr_eq(&c, &credential) => return Ok(None),
             Ok(c) => renewed.push((entry, c)),
             Err(e @ (TokenError::InvalidGrant(_) | TokenError::NeedsReauth)) => {
                 return Err(fresh::token_refusal(&entry.info, &e));
