@@ -25,6 +25,8 @@ mod e2e_oauth;
 mod e2e_sandbox_env;
 /// The binary's vault: permissions, wrong keys, crash safety, key rotation.
 mod e2e_vault;
+/// Hostile upstreams: compressed, renamed and malformed answers never bring a key back.
+mod hostile;
 /// Interception: the swap, host binding, HTTP/1.1 and HTTP/2, pooling, policy changes.
 mod intercept;
 /// Nothing leaks back: echoed credentials replaced in answers, disguised placeholders.

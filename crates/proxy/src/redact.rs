@@ -116,7 +116,7 @@ impl Redactor {
 
     /// Replaces credentials in every header value; true when one was found.
     pub fn headers(&self, headers: &mut HeaderMap) -> bool {
-        let mut found = false;
+        let mut found = self.header_names(headers);
         for value in headers.values_mut() {
             if value.len() < self.shortest || !self.finder.is_match(value.as_bytes()) {
                 continue;
@@ -131,6 +131,39 @@ impl Redactor {
             found = true;
         }
         found
+    }
+
+    /// Renames headers whose name carries a credential form (`x-<key>: 1`: keys of
+    /// lowercase letters, digits and dashes are valid header names). Rare, so the map is
+    /// rebuilt only when a name matches.
+    fn header_names(&self, headers: &mut HeaderMap) -> bool {
+        let matches = |name: &http::HeaderName| {
+            name.as_str().len() >= self.shortest && self.finder.is_match(name.as_str().as_bytes())
+        };
+        if !headers.keys().any(matches) {
+            return false;
+        }
+        let old = std::mem::take(headers);
+        let mut name = None;
+        for (key, value) in old {
+            // `HeaderMap`'s iterator names only the first value of each header.
+            let key = match key {
+                Some(key) if matches(&key) => {
+                    let (out, _) =
+                        self.replace(&Bytes::copy_from_slice(key.as_str().as_bytes()), true);
+                    http::HeaderName::from_bytes(&out)
+                        .unwrap_or(http::HeaderName::from_static("x-egret-redacted"))
+                }
+                Some(key) => key,
+                None => match &name {
+                    Some(previous) => http::HeaderName::clone(previous),
+                    None => continue,
+                },
+            };
+            headers.append(key.clone(), value);
+            name = Some(key);
+        }
+        true
     }
 
     /// Replaces matches in `buf`. Unless `last`, a match may still be growing at the end,

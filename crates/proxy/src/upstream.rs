@@ -220,8 +220,49 @@ impl Upstream {
     }
 }
 
+/// The codings an upstream applied to an answer's body (every `Content-Encoding`
+/// value, every `Transfer-Encoding` coding but `chunked`), other than `identity`: read
+/// before hop-by-hop headers are stripped, since `Connection` can name
+/// `Content-Encoding`. Present only when there is one; the scan withholds such answers.
+#[derive(Debug, Clone)]
+pub(crate) struct Codings(pub(crate) String);
+
+/// What egret checks on every answer head as it arrives, before anything of it is
+/// passed on: a length that conflicts with the framing is an upstream error (it can
+/// smuggle or truncate answers, and a scan must not trust it), the body's codings are
+/// noted, and hop-by-hop headers are stripped.
+pub(crate) fn received<B>(resp: &mut http::Response<B>, host: &str) -> Result<(), Refusal> {
+    let headers = resp.headers();
+    if headers.contains_key(http::header::CONTENT_LENGTH)
+        && headers.contains_key(http::header::TRANSFER_ENCODING)
+    {
+        return Err(Refusal::upstream_unreachable(
+            host,
+            "it answered with both Content-Length and Transfer-Encoding, which RFC 9112 §6.3 treats as an error",
+        ));
+    }
+    let content = headers.get_all(http::header::CONTENT_ENCODING).iter();
+    let transfer = headers.get_all(http::header::TRANSFER_ENCODING).iter();
+    let codings: Vec<String> = content
+        .chain(transfer)
+        .flat_map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .into_owned()
+                .split(',')
+                .map(|c| c.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .filter(|c| !c.is_empty() && c != "identity" && c != "chunked")
+        .collect();
+    if !codings.is_empty() {
+        resp.extensions_mut().insert(Codings(codings.join(", ")));
+    }
+    crate::hop::strip(resp.headers_mut(), false);
+    Ok(())
+}
+
 /// Sends a request through the worker's pooled client, waiting at most the
-/// response-head timeout, and strips the answer's hop-by-hop headers.
+/// response-head timeout, and checks the answer head ([`received`]).
 pub(crate) async fn send(
     proxy: &crate::Proxy,
     host: &str,
@@ -235,7 +276,7 @@ pub(crate) async fn send(
         .map_err(|e| refusal(host, &e))?;
     let took = proxy.clock.instant() - started;
     proxy.metrics.upstream_seconds.observe(took.as_secs_f64());
-    crate::hop::strip(resp.headers_mut(), false);
+    received(&mut resp, host)?;
     Ok(resp)
 }
 

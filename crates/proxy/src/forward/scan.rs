@@ -21,6 +21,7 @@ use crate::idle::{InFlight, hold};
 use crate::redact::Redactor;
 use crate::refusal::Refusal;
 use crate::swap::SwapReport;
+use crate::upstream::Codings;
 
 /// Answers of at most this many bytes with a known length are scanned whole: they keep
 /// an exact `content-length` (and go out in one write) instead of streaming chunked.
@@ -52,13 +53,35 @@ impl Scan {
         })
     }
 
-    /// Replaces echoed credentials in an answer's headers, counting the answers that
-    /// had one (a counter, not a log line: an echoing upstream does it every time).
-    pub(super) fn answer_headers(&self, proxy: &Proxy, host: &str, headers: &mut http::HeaderMap) {
-        if self.redactor.headers(headers) {
+    /// Replaces echoed credentials in an answer's head — header names and values, and
+    /// an HTTP/1 reason phrase (hyper keeps a non-canonical one and writes it back out)
+    /// — counting the answers that had one (a counter, not a log line: an echoing
+    /// upstream does it every time).
+    pub(super) fn answer_head(&self, proxy: &Proxy, host: &str, head: &mut http::response::Parts) {
+        let in_headers = self.redactor.headers(&mut head.headers);
+        let in_reason = self.reason_phrase(&mut head.extensions);
+        if in_headers || in_reason {
             proxy.metrics.echoed_headers.inc();
-            debug!(%host, "upstream echoed a credential in a response header; replaced");
+            debug!(%host, "upstream echoed a credential in a response head; replaced");
         }
+    }
+
+    /// Scans the reason phrase; one that still cannot be written is dropped (the
+    /// canonical one goes out instead).
+    fn reason_phrase(&self, extensions: &mut http::Extensions) -> bool {
+        let Some(reason) = extensions.get::<hyper::ext::ReasonPhrase>() else {
+            return false;
+        };
+        let text = Bytes::copy_from_slice(reason.as_bytes());
+        let (out, _) = self.redactor.replace(&text, true);
+        if out == text {
+            return false;
+        }
+        match hyper::ext::ReasonPhrase::try_from(out) {
+            Ok(scanned) => extensions.insert(scanned),
+            Err(_) => extensions.remove::<hyper::ext::ReasonPhrase>(),
+        };
+        true
     }
 }
 
@@ -94,13 +117,19 @@ where
         return Ok(resp.map(stream));
     };
     let (mut parts, body) = resp.into_parts();
-    if let Some(encoding) = parts.headers.get(CONTENT_ENCODING)
-        && !encoding.as_bytes().eq_ignore_ascii_case(b"identity")
-    {
-        let encoding = String::from_utf8_lossy(encoding.as_bytes()).into_owned();
+    // Decided from every coding the upstream applied, noted before hop-by-hop headers
+    // went (`upstream::received`); a plain header check is the belt to those braces.
+    let coded = parts.extensions.get::<Codings>().map(|c| c.0.clone());
+    let labelled = parts
+        .headers
+        .get_all(CONTENT_ENCODING)
+        .iter()
+        .find(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    if let Some(encoding) = coded.or(labelled) {
         return Err(Refusal::response_unscannable(&bound.host, &encoding));
     }
-    scan.answer_headers(proxy, &bound.host, &mut parts.headers);
+    scan.answer_head(proxy, &bound.host, &mut parts);
     let bodiless = scan.head
         || parts.status.is_informational()
         || parts.status == StatusCode::NO_CONTENT
@@ -108,11 +137,10 @@ where
     if bodiless {
         return Ok(Response::from_parts(parts, stream(body)));
     }
-    let small = parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
+    // Decided by the body's framing (what will arrive), never by a header alone.
+    let small = body
+        .size_hint()
+        .upper()
         .is_some_and(|n| n <= SCAN_WHOLE_MAX);
     if !small {
         // Placeholders and credentials differ in length: the length is known only at the end.
@@ -121,7 +149,9 @@ where
         return Ok(Response::from_parts(parts, stream(body)));
     }
     // A small answer usually arrives with its head: then no timer is set up at all.
-    let mut collect = std::pin::pin!(body.collect());
+    // The cap holds whatever the framing claimed.
+    let limited = http_body_util::Limited::new(body, SCAN_WHOLE_MAX as usize);
+    let mut collect = std::pin::pin!(limited.collect());
     let collected = match collect.as_mut().now_or_never() {
         Some(done) => done,
         None => tokio::time::timeout(proxy.limits.upstream_response_timeout, collect)
@@ -180,10 +210,14 @@ mod tests {
             .expect("response")
     }
 
-    async fn run(
+    async fn run<B>(
         scan: &Scan,
-        resp: Response<Full<Bytes>>,
-    ) -> Result<(http::response::Parts, Bytes), Refusal> {
+        resp: Response<B>,
+    ) -> Result<(http::response::Parts, Bytes), Refusal>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError> + std::fmt::Display,
+    {
         let proxy = crate::test_proxy();
         let bound = Bound::new("api.x.com".into(), 443).expect("bound");
         let (parts, body) = scanned(&proxy, &bound, resp, Some(scan))
@@ -222,9 +256,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_long_answer_streams_without_a_length_and_head_answers_keep_theirs() {
-        let (parts, bytes) = run(&scan(false), response(&[], b"a sk-live-0123456789abcdef b"))
-            .await
-            .expect("scanned");
+        // Of unknown length (chunked), whatever its size: it streams.
+        let chunk = Ok::<_, Infallible>(http_body::Frame::data(Bytes::from_static(
+            b"a sk-live-0123456789abcdef b",
+        )));
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter([chunk]));
+        let streamed = Response::builder()
+            .status(200)
+            .body(body)
+            .expect("response");
+        let (parts, bytes) = run(&scan(false), streamed).await.expect("scanned");
         assert!(!parts.headers.contains_key("content-length"));
         assert!(!bytes.windows(KEY.len()).any(|w| w == KEY));
         let (parts, _) = run(&scan(true), response(&[("content-length", "999")], b""))

@@ -13,7 +13,6 @@ use super::scan::{self, Scan};
 use crate::Proxy;
 use crate::binding::Bound;
 use crate::body::ProxyBody;
-use crate::hop;
 use crate::idle::InFlight;
 use crate::refusal::Refusal;
 
@@ -37,11 +36,13 @@ pub(super) async fn forward(
         .map_err(|_| Refusal::upstream_timeout(&bound.host, "answer the upgrade"))?
         .map_err(|e| crate::upstream::refusal(&bound.host, &e))?;
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-        hop::strip(resp.headers_mut(), false);
+        crate::upstream::received(&mut resp, &bound.host)?;
         return scan::answer(proxy, bound, resp, scan, guard).await;
     }
     if let Some(scan) = scan {
-        scan.answer_headers(proxy, &bound.host, resp.headers_mut());
+        let (mut parts, body) = resp.into_parts();
+        scan.answer_head(proxy, &bound.host, &mut parts);
+        resp = http::Response::from_parts(parts, body);
     }
     let upstream_upgrade = hyper::upgrade::on(&mut resp);
     let idle = proxy.limits.tunnel_idle_timeout;
