@@ -396,11 +396,14 @@ fn init_logging(format: &str) -> Result<()> {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+        .with_ansi(ansi);
     match format {
-        "text" => builder.init(),
-        "json" => builder.json().init(),
+        // Untrusted values reach log fields: no control character gets out raw.
+        "text" => builder
+            .with_writer(crate::log_writer::EscapingStderr { ansi })
+            .init(),
+        // JSON escapes control characters in strings itself.
+        "json" => builder.json().with_writer(std::io::stderr).init(),
         other => bail!("unknown log format `{other}`; expected `text` or `json`"),
     }
     Ok(())

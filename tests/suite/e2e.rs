@@ -394,3 +394,51 @@ async fn ca_export_into_a_closed_pipe_exits_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
 }
+
+/// A callback's `error` is the caller's text: a newline in it must not forge a log line
+/// (`… INFO … connection authorized …`). It is logged, escaped, inside its own event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_error_cannot_forge_log_lines() {
+    let (dir, _ca, _upstream) = setup().await;
+    let connector = "  - id: vendor\n    auth: oauth2\n    egress: [api.test.local]\n    oauth: { authorize_url: 'https://id.test.local/authorize', token_url: 'https://id.test.local/token', client_id: app }\n";
+    std::fs::write(dir.path().join("egret.yaml"), config(connector)).expect("write");
+    let egret = Egret::start(dir.path(), "forge.log").await;
+    let url = stdout(
+        &egret
+            .cli(
+                &["connection", "connect", "vendor", "--owner", "user:x"],
+                None,
+            )
+            .await,
+    );
+    let state = url
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("state="))
+        .expect("state in the sign-in URL");
+    let forged = "2026-01-01T00:00:00.000000Z  INFO egret_control::oauth: connection authorized connector=vendor owner=user:admin";
+    let error = format!("access_denied\r\n{forged}");
+    let encoded: String = error.bytes().map(|b| format!("%{b:02X}")).collect();
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!(
+            "http://{}/oauth/callback?state={state}&error={encoded}",
+            egret.control
+        ))
+        .output()
+        .await
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "400");
+    let log = egret.stop().await;
+    assert!(
+        log.contains("authorization callback refused"),
+        "the refusal is logged: {log}"
+    );
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-01-01T00:00:00")),
+        "a forged line got into the log:\n{log}"
+    );
+    assert!(
+        log.contains("access_denied\\r\\n2026-01-01"),
+        "escaped in place:\n{log}"
+    );
+}
