@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use egret_test_support::client::{Proto, Session, empty, request};
-use egret_test_support::hostile::{Hostile, gzip};
+use egret_test_support::hostile::{Hostile, Script, gzip};
 use http::StatusCode;
 
 use super::harness::{Fixture, NAMES};
@@ -72,7 +72,7 @@ async fn a_compressed_answer_is_withheld_however_the_encoding_is_announced() {
         out.extend_from_slice(b"\r\n0\r\n\r\n");
         out
     };
-    let cases: Vec<(&str, Box<dyn Fn(&str) -> Vec<u8> + Send + Sync>)> = vec![
+    let cases: Vec<(&str, Box<Script>)> = vec![
         (
             "identity then gzip",
             Box::new(answer(
@@ -191,4 +191,55 @@ async fn a_conflicting_length_is_refused_not_buffered() {
         body.contains("Content-Length") && body.contains("Transfer-Encoding"),
         "{body}"
     );
+}
+
+/// The encodings an upstream can trivially apply to the key it was sent: none reaches
+/// the sandbox (base64 at any alignment, hex, case, percent- and JSON-escapes, HTML
+/// entities), over HTTP/1.1 in a streamed body.
+#[tokio::test]
+async fn every_trivial_encoding_of_the_key_is_caught() {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    let encodings = |key: &str| -> Vec<String> {
+        let mut out = vec![
+            key.to_uppercase(),
+            key.bytes().map(|b| format!("{b:02x}")).collect(),
+            key.bytes().map(|b| format!("{b:02X}")).collect(),
+            key.bytes().map(|b| format!("%{b:02x}")).collect(),
+            key.bytes().map(|b| format!("%{b:02X}")).collect(),
+            key.bytes()
+                .map(|b| format!("\\u{:04x}", u32::from(b)))
+                .collect(),
+            key.bytes().map(|b| format!("&#{b};")).collect(),
+            key.bytes().map(|b| format!("&#x{b:x};")).collect(),
+        ];
+        for prefix in ["", "x", "xy", "Bearer "] {
+            let text = format!("{prefix}{key} trailing text");
+            out.push(STANDARD.encode(&text));
+            out.push(URL_SAFE.encode(&text));
+        }
+        out
+    };
+    let resp = through(move |key| {
+        let body = encodings(key).join("\n");
+        format!(
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+            body.len()
+        )
+        .into_bytes()
+    })
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = String::from_utf8_lossy(resp.body()).into_owned();
+    for (line, encoded) in body.lines().zip(encodings(KEY)) {
+        assert!(!line.contains(&encoded), "came back: {encoded}");
+    }
+    // The base64 lines decode to text in which the key is nowhere.
+    for line in body.lines().skip(8) {
+        for engine in [&STANDARD, &URL_SAFE] {
+            if let Ok(decoded) = engine.decode(line) {
+                assert!(!String::from_utf8_lossy(&decoded).contains(KEY), "{line}");
+            }
+        }
+    }
 }

@@ -1,8 +1,8 @@
 //! Nothing leaks back: an upstream that echoes a request (debug endpoints, error pages,
 //! httpbin-style APIs) must not hand the sandbox the credential egret injected. Every
-//! form of a credential sent on a request — as sent, percent-encoded, JSON-escaped, and
-//! the whole Basic credential in base64 — is replaced in the response's headers, body
-//! and trailers by what the sandbox sent in its place.
+//! form of a credential sent on a request that an upstream can trivially apply (see
+//! `forms`) is replaced in the response's headers, body and trailers by the same form
+//! of what the sandbox sent in its place.
 //!
 //! The body scan streams: between chunks it holds back only a tail that could begin a
 //! credential (at most the longest pattern minus one byte), so a credential split across
@@ -19,11 +19,10 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue};
 use http_body::{Body, Frame, SizeHint};
-use percent_encoding::utf8_percent_encode;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::swap::{Echo, QUERY_VALUE};
+use crate::swap::Echo;
 
 /// Redactors already built, by a digest of their credential pairs: building one costs
 /// tens of microseconds, and the same credential and placeholder come back request
@@ -78,13 +77,13 @@ impl Redactor {
         let mut patterns: Vec<Zeroizing<Vec<u8>>> = Vec::new();
         let mut shown = Vec::new();
         for echo in echoes {
-            for form in forms(&echo.sent) {
+            for (form, replacement) in forms::of(&echo.sent, &echo.shown) {
                 // Empty or already-listed forms (the same key in two fields) add nothing.
                 if form.is_empty() || patterns.iter().any(|p| **p == *form) {
                     continue;
                 }
                 patterns.push(form);
-                shown.push(Bytes::copy_from_slice(&echo.shown));
+                shown.push(Bytes::from(replacement));
             }
         }
         if patterns.is_empty() {
@@ -227,21 +226,6 @@ impl Redactor {
     }
 }
 
-/// The forms a sent credential can come back in.
-fn forms(sent: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
-    let mut out = vec![Zeroizing::new(sent.to_vec())];
-    if let Ok(text) = std::str::from_utf8(sent) {
-        let encoded = utf8_percent_encode(text, QUERY_VALUE).to_string();
-        out.push(Zeroizing::new(encoded.into_bytes()));
-        if let Ok(json) = serde_json::to_string(text) {
-            let inner = &json[1..json.len() - 1];
-            out.push(Zeroizing::new(inner.as_bytes().to_vec()));
-            out.push(Zeroizing::new(inner.replace('/', "\\/").into_bytes()));
-        }
-    }
-    out
-}
-
 pin_project_lite::pin_project! {
     /// A response body with every credential form replaced; see the module doc.
     pub struct Redacted<B> {
@@ -323,5 +307,6 @@ where
     }
 }
 
+mod forms;
 #[cfg(test)]
 mod tests;

@@ -247,7 +247,6 @@ pub(crate) fn received<B>(resp: &mut http::Response<B>, host: &str) -> Result<()
         .chain(transfer)
         .flat_map(|v| {
             String::from_utf8_lossy(v.as_bytes())
-                .into_owned()
                 .split(',')
                 .map(|c| c.trim().to_ascii_lowercase())
                 .collect::<Vec<_>>()
