@@ -243,3 +243,81 @@ async fn every_trivial_encoding_of_the_key_is_caught() {
         }
     }
 }
+
+/// Request 1 carries the key and the upstream keeps it; request 2 carries none and the
+/// upstream hands it back. Every answer from a connector's hosts is scanned for its live
+/// credentials (`scan_answers`, on unless the connector turns it off).
+#[tokio::test]
+async fn a_key_stored_by_the_upstream_does_not_come_back_on_a_later_request() {
+    let f = Fixture::new().await;
+    let p = f.egret.key_and_placeholder("openai", "org", KEY);
+    let kept = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let keeper = kept.clone();
+    let hostile = Hostile::start(&f.ca, NAMES, move |key| {
+        let mut kept = keeper.lock().expect("lock");
+        if !key.is_empty() {
+            *kept = key.to_owned();
+        }
+        let body = format!(
+            "{{\"stored\":\"{kept}\",\"hex\":\"{}\"}}",
+            kept.bytes().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        format!(
+            "HTTP/1.1 200 OK\r\nx-stored: {kept}\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    })
+    .await;
+    let authority = format!("api.test.local:{}", hostile.addr.port());
+    let get = |auth: Option<String>| {
+        let (proxy, ca, authority) = (
+            f.egret.proxy_addr,
+            f.egret.ca_pem.clone(),
+            authority.clone(),
+        );
+        async move {
+            let mut s = Session::open(proxy, &authority, "api.test.local", &ca, Proto::H1)
+                .await
+                .expect("session");
+            let headers: Vec<(&str, &str)> = auth
+                .as_deref()
+                .map(|a| ("authorization", a))
+                .into_iter()
+                .collect();
+            let req =
+                request("GET", &authority, "/", &headers, empty(), Proto::H1).expect("request");
+            s.fetch(req).await.expect("an answer")
+        }
+    };
+    let first = get(Some(format!("Bearer {p}"))).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(
+        *kept.lock().expect("lock"),
+        KEY,
+        "the upstream kept the real key"
+    );
+    let second = get(None).await;
+    assert_eq!(second.status(), StatusCode::OK);
+    let body = String::from_utf8_lossy(second.body());
+    let hex: String = KEY.bytes().map(|b| format!("{b:02x}")).collect();
+    assert!(!body.contains(KEY) && !body.contains(&hex), "{body}");
+    assert!(body.contains("egret-credential-withheld"), "{body}");
+    assert!(
+        !second.headers()["x-stored"]
+            .to_str()
+            .unwrap_or_default()
+            .contains(KEY)
+    );
+
+    // A connector that turns the scan off for throughput gets answers untouched.
+    f.egret.reload(&super::harness::policy_yaml().replace(
+        "  - id: openai\n",
+        "  - id: openai\n    scan_answers: false\n",
+    ));
+    let third = get(None).await;
+    assert!(
+        String::from_utf8_lossy(third.body()).contains(KEY),
+        "scan_answers: false"
+    );
+}

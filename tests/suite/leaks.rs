@@ -99,7 +99,16 @@ async fn a_compressed_answer_to_a_credentialed_request_is_withheld() {
     assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(refusal_code(&resp).as_deref(), Some("response_unscannable"));
     assert!(!text(resp.body()).contains("sk-gz"));
-    // Without a credential there is nothing to scan for: the answer passes as it is.
+    // Without a credential the answer is still scanned for the connector's stored
+    // credentials (`scan_answers`), so it cannot be compressed either.
+    let resp = f.get("api.test.local", "/gzip", &[], Proto::H1).await;
+    assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(refusal_code(&resp).as_deref(), Some("response_unscannable"));
+    // A connector that turns that off gets it as it is.
+    f.egret.reload(&super::harness::policy_yaml().replace(
+        "  - id: openai\n",
+        "  - id: openai\n    scan_answers: false\n",
+    ));
     let resp = f.get("api.test.local", "/gzip", &[], Proto::H1).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-encoding"], "gzip");

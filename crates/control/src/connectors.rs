@@ -181,6 +181,7 @@ pub fn connector_view(c: &Connector) -> Value {
         "inject": { "headers": c.inject.headers, "query": c.inject.query },
         "enabled": c.enabled,
         "source": c.source.name(),
+        "scan_answers": c.scan_answers,
     });
     if let Some(t) = &c.template {
         v["template"] = json!(t);

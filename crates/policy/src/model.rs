@@ -168,6 +168,11 @@ pub struct Connector {
     /// Where it was defined: the policy file, or the control plane (stored in the vault).
     pub source: Source,
     pub rate_limit: Option<RateLimit>,
+    /// Scan every answer from its hosts for its live credentials (an upstream may store
+    /// a key sent on one request and return it on another that carried none); `false`
+    /// scans only answers to requests that carried one (faster, and leaves answers to
+    /// other requests compressed).
+    pub scan_answers: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -116,6 +116,8 @@ pub(crate) struct RawConnector {
     #[serde(default)]
     pub env: BTreeMap<String, S<String>>,
     pub rate_limit: Option<S<RawRateLimit>>,
+    #[serde(default = "yes")]
+    pub scan_answers: bool,
 }
 
 #[derive(Deserialize)]

@@ -390,6 +390,7 @@ impl Validator<'_> {
             egress,
             inject: Injection { headers, query },
             enabled: c.enabled,
+            scan_answers: c.scan_answers,
         })
     }
 

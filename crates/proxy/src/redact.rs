@@ -24,14 +24,66 @@ use zeroize::Zeroizing;
 
 use crate::swap::Echo;
 
+/// What replaces a connector's stored credential found in an answer to a request that
+/// did not carry it (there is no placeholder of the sandbox's to put back).
+pub const WITHHELD: &[u8] = b"egret-credential-withheld";
+
 /// Redactors already built, by a digest of their credential pairs: building one costs
 /// tens of microseconds, and the same credential and placeholder come back request
 /// after request. The digest, not the credential, is the key.
-pub struct Redactors(quick_cache::sync::Cache<[u8; 32], Arc<Redactor>>);
+pub struct Redactors {
+    by_echoes: quick_cache::sync::Cache<[u8; 32], Arc<Redactor>>,
+    /// Per connector: every live credential of it, built at a vault generation.
+    by_connector: std::sync::Mutex<std::collections::HashMap<String, Stored>>,
+}
+
+/// A connector's live credentials and their redactor, as of a vault generation.
+#[derive(Clone)]
+pub struct Stored {
+    generation: u64,
+    /// The credentials scanned for (to tell when a request already carries them all).
+    pub credentials: Vec<Arc<egret_vault::Credential>>,
+    pub redactor: Option<Arc<Redactor>>,
+}
 
 impl Redactors {
     pub fn new(capacity: usize) -> Self {
-        Self(quick_cache::sync::Cache::new(capacity.max(1)))
+        Self {
+            by_echoes: quick_cache::sync::Cache::new(capacity.max(1)),
+            by_connector: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The redactor for every live credential of `connector` (each replaced by
+    /// [`WITHHELD`]), rebuilt only when the vault has changed since.
+    pub fn for_connector(&self, vault: &egret_vault::Vault, connector: &str) -> Stored {
+        let now = vault.generation();
+        {
+            let cached = self.by_connector.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(hit) = cached.get(connector).filter(|s| s.generation == now) {
+                return hit.clone();
+            }
+        }
+        let (generation, credentials) = vault.live_credentials(connector);
+        let echoes: Vec<Echo> = credentials
+            .iter()
+            .map(|c| Echo {
+                sent: Zeroizing::new(
+                    secrecy::ExposeSecret::expose_secret(&c.secret)
+                        .as_bytes()
+                        .to_vec(),
+                ),
+                shown: WITHHELD.to_vec(),
+            })
+            .collect();
+        let stored = Stored {
+            generation,
+            redactor: Redactor::new(&echoes),
+            credentials,
+        };
+        let mut cached = self.by_connector.lock().unwrap_or_else(|p| p.into_inner());
+        cached.insert(connector.to_owned(), stored.clone());
+        stored
     }
 
     /// The redactor for `echoes`; `None` when the request carried no credential.
@@ -47,11 +99,11 @@ impl Redactors {
             }
         }
         let key: [u8; 32] = digest.finalize().into();
-        if let Some(hit) = self.0.get(&key) {
+        if let Some(hit) = self.by_echoes.get(&key) {
             return Some(hit);
         }
         let built = Redactor::new(echoes)?;
-        self.0.insert(key, built.clone());
+        self.by_echoes.insert(key, built.clone());
         Some(built)
     }
 }

@@ -66,6 +66,9 @@ pub struct Vault {
     writer: Mutex<()>,
     /// Where "now" comes from for every timestamp and expiry the vault writes or checks.
     pub(crate) clock: Clock,
+    /// Bumped on every change to the index (under its write lock): lets readers cache
+    /// what they derive from it (the proxy's scanners of a connector's credentials).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 /// What a connection's sealed blob holds: a static key, or an OAuth token pair.
@@ -106,6 +109,7 @@ impl Vault {
             index: RwLock::new(Index::default()),
             writer: Mutex::new(()),
             clock: Clock::system(),
+            generation: std::sync::atomic::AtomicU64::new(0),
         };
         vault.check_or_stamp_key()?;
         vault.load()?;
@@ -469,7 +473,30 @@ impl Vault {
     }
 
     pub(crate) fn write_index(&self) -> RwLockWriteGuard<'_, Index> {
-        self.index.write().unwrap_or_else(|p| p.into_inner())
+        let guard = self.index.write().unwrap_or_else(|p| p.into_inner());
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        guard
+    }
+
+    /// The credentials of `connector`'s connected connections, with the index
+    /// generation they were read at (it changes whenever they may have).
+    pub fn live_credentials(&self, connector: &str) -> (u64, Vec<Arc<Credential>>) {
+        let index = self.read_index();
+        let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
+        let prefix = format!("{connector}/");
+        let live = index
+            .credentials
+            .iter()
+            .filter(|(key, c)| key.starts_with(&prefix) && c.status == ConnectionStatus::Connected)
+            .map(|(_, c)| c.clone())
+            .collect();
+        (generation, live)
+    }
+
+    /// The index generation now (see [`Vault::live_credentials`]).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub(crate) fn lock_writer(&self) -> MutexGuard<'_, ()> {

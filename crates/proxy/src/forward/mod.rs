@@ -85,8 +85,9 @@ async fn forward(
     // 4. Fresh credentials in place of placeholders, renewing OAuth tokens that are due.
     let report = fresh::swap(proxy, policy, &mut parts, bound, Vec::new()).await?;
     let swapped = record::swapped(proxy, &report);
-    // 5. The answer will be scanned for the credentials sent, so ask for it uncompressed.
-    let scan = Scan::prepare(proxy, &report, &mut parts);
+    // 5. The answer will be scanned for the credentials sent (and the connector's stored
+    //    ones, where it says so), so ask for it uncompressed.
+    let scan = Scan::prepare(proxy, bound, &report, &mut parts);
     let upgrade = target::upstream_head(&mut parts, bound)?;
     if upgrade {
         let resp = upgrade::forward(proxy, bound, parts, body, guard, scan.as_ref()).await?;

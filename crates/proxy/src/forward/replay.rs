@@ -100,7 +100,7 @@ pub(super) async fn send(
     let mut parts = original.parts();
     let policy = proxy.policy.load();
     let report = fresh::swap(proxy, policy, &mut parts, bound, renewed).await?;
-    let scan = Scan::prepare(proxy, &report, &mut parts);
+    let scan = Scan::prepare(proxy, bound, &report, &mut parts);
     target::upstream_head(&mut parts, bound)?;
     drop(first);
     let resp = upstream::send(proxy, &bound.host, Request::from_parts(parts, full(&body))).await?;

@@ -30,27 +30,70 @@ const SCAN_WHOLE_MAX: u64 = 64 * 1024;
 /// Scanning state for one response: the credentials to look for, and whether the
 /// request's method lets the response carry a body.
 pub(super) struct Scan {
-    redactor: Arc<Redactor>,
+    /// First the request's own credentials (each replaced by what the sandbox sent),
+    /// then, where a connector scans all its answers, its other live credentials.
+    redactors: Vec<Arc<Redactor>>,
     head: bool,
 }
 
 impl Scan {
-    /// The scan for the answer to a request that carries `report`'s credentials (none
-    /// when it carries none). A compressed answer cannot be scanned as it streams, so
-    /// the request asks the upstream for an uncompressed one.
+    /// The scan for the answer to a request that carries `report`'s credentials, and
+    /// for the live credentials of every connector serving `bound` that scans all its
+    /// answers (`scan_answers`): an upstream may have stored a key from one request and
+    /// hand it back on another. `None` when there is nothing to look for. A compressed
+    /// answer cannot be scanned as it streams, so the request asks for an uncompressed one.
     pub(super) fn prepare(
         proxy: &Proxy,
+        bound: &Bound,
         report: &SwapReport,
         parts: &mut http::request::Parts,
     ) -> Option<Self> {
-        let redactor = proxy.redactors.for_echoes(&report.echoes)?;
+        let mut redactors: Vec<Arc<Redactor>> = proxy
+            .redactors
+            .for_echoes(&report.echoes)
+            .into_iter()
+            .collect();
+        let policy = proxy.policy.load();
+        let scanning = policy
+            .connectors
+            .iter()
+            .filter(|c| c.scan_answers && c.serves(&bound.host, bound.port));
+        for connector in scanning {
+            let stored = proxy
+                .redactors
+                .for_connector(&proxy.vault, connector.id.as_str());
+            let Some(redactor) = stored.redactor else {
+                continue;
+            };
+            // When the request carries every credential the connector has (one key, or
+            // one user's token: the usual case), the first pass finds them all.
+            let carried = stored.credentials.iter().all(|live| {
+                report
+                    .swapped
+                    .iter()
+                    .any(|s| Arc::ptr_eq(&s.credential, live))
+            });
+            if !carried {
+                redactors.push(redactor);
+            }
+        }
+        if redactors.is_empty() {
+            return None;
+        }
         parts
             .headers
             .insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
         Some(Self {
-            redactor,
+            redactors,
             head: parts.method == Method::HEAD,
         })
+    }
+
+    /// Replaces credentials in `bytes`, all of them at once (the end of a body).
+    fn replace_all(&self, bytes: Bytes) -> Bytes {
+        self.redactors
+            .iter()
+            .fold(bytes, |text, r| r.replace(&text, true).0)
     }
 
     /// Replaces echoed credentials in an answer's head — header names and values, and
@@ -58,7 +101,10 @@ impl Scan {
     /// — counting the answers that had one (a counter, not a log line: an echoing
     /// upstream does it every time).
     pub(super) fn answer_head(&self, proxy: &Proxy, host: &str, head: &mut http::response::Parts) {
-        let in_headers = self.redactor.headers(&mut head.headers);
+        let mut in_headers = false;
+        for redactor in &self.redactors {
+            in_headers |= redactor.headers(&mut head.headers);
+        }
         let in_reason = self.reason_phrase(&mut head.extensions);
         if in_headers || in_reason {
             proxy.metrics.echoed_headers.inc();
@@ -73,7 +119,7 @@ impl Scan {
             return false;
         };
         let text = Bytes::copy_from_slice(reason.as_bytes());
-        let (out, _) = self.redactor.replace(&text, true);
+        let out = self.replace_all(text.clone());
         if out == text {
             return false;
         }
@@ -145,8 +191,15 @@ where
     if !small {
         // Placeholders and credentials differ in length: the length is known only at the end.
         parts.headers.remove(CONTENT_LENGTH);
-        let body = scan.redactor.clone().body(body);
-        return Ok(Response::from_parts(parts, stream(body)));
+        let mut layers = scan.redactors.iter();
+        let Some(first) = layers.next() else {
+            return Ok(Response::from_parts(parts, stream(body)));
+        };
+        let mut body = stream(first.clone().body(body));
+        for redactor in layers {
+            body = stream(redactor.clone().body(body));
+        }
+        return Ok(Response::from_parts(parts, body));
     }
     // A small answer usually arrives with its head: then no timer is set up at all.
     // The cap holds whatever the framing claimed.
@@ -162,14 +215,16 @@ where
         Refusal::upstream_unreachable(&bound.host, &format!("its answer broke off: {e}"))
     })?;
     let trailers = collected.trailers().cloned();
-    let (out, _) = scan.redactor.replace(&collected.to_bytes(), true);
+    let out = scan.replace_all(collected.to_bytes());
     parts
         .headers
         .insert(CONTENT_LENGTH, HeaderValue::from(out.len()));
     let Some(mut trailers) = trailers else {
         return Ok(Response::from_parts(parts, stream(Full::new(out))));
     };
-    scan.redactor.headers(&mut trailers);
+    for redactor in &scan.redactors {
+        redactor.headers(&mut trailers);
+    }
     let frames = [
         http_body::Frame::data(out),
         http_body::Frame::trailers(trailers),
@@ -196,7 +251,7 @@ mod tests {
             shown: SHOWN.to_vec(),
         };
         Scan {
-            redactor: Redactor::new(&[echo]).expect("redactor"),
+            redactors: vec![Redactor::new(&[echo]).expect("redactor")],
             head,
         }
     }
