@@ -34,11 +34,10 @@ pub const WITHHELD: &[u8] = b"egret-credential-withheld";
 pub struct Redactors {
     by_echoes: quick_cache::sync::Cache<[u8; 32], Arc<Redactor>>,
     /// Per connector: every live credential of it, built at a vault generation.
-    by_connector: std::sync::Mutex<std::collections::HashMap<String, Stored>>,
+    by_connector: std::sync::Mutex<std::collections::HashMap<String, Arc<Stored>>>,
 }
 
 /// A connector's live credentials and their redactor, as of a vault generation.
-#[derive(Clone)]
 pub struct Stored {
     generation: u64,
     /// The credentials scanned for (to tell when a request already carries them all).
@@ -56,7 +55,7 @@ impl Redactors {
 
     /// The redactor for every live credential of `connector` (each replaced by
     /// [`WITHHELD`]), rebuilt only when the vault has changed since.
-    pub fn for_connector(&self, vault: &egret_vault::Vault, connector: &str) -> Stored {
+    pub fn for_connector(&self, vault: &egret_vault::Vault, connector: &str) -> Arc<Stored> {
         let now = vault.generation();
         {
             let cached = self.by_connector.lock().unwrap_or_else(|p| p.into_inner());
@@ -76,11 +75,11 @@ impl Redactors {
                 shown: WITHHELD.to_vec(),
             })
             .collect();
-        let stored = Stored {
+        let stored = Arc::new(Stored {
             generation,
             redactor: Redactor::new(&echoes),
             credentials,
-        };
+        });
         let mut cached = self.by_connector.lock().unwrap_or_else(|p| p.into_inner());
         cached.insert(connector.to_owned(), stored.clone());
         stored

@@ -64,7 +64,7 @@ impl Vault {
             }
             Self::delete_placeholders(tx, &doomed)
         })?;
-        let mut index = self.write_index();
+        let mut index = self.write_credentials();
         for k in &conns {
             index.connections.remove(k);
             index.credentials.remove(k);

@@ -66,8 +66,8 @@ pub struct Vault {
     writer: Mutex<()>,
     /// Where "now" comes from for every timestamp and expiry the vault writes or checks.
     pub(crate) clock: Clock,
-    /// Bumped on every change to the index (under its write lock): lets readers cache
-    /// what they derive from it (the proxy's scanners of a connector's credentials).
+    /// Bumped on every change to the credentials (under the index's write lock): lets
+    /// readers cache what they derive from them (the proxy's scanners per connector).
     generation: std::sync::atomic::AtomicU64,
 }
 
@@ -194,7 +194,7 @@ impl Vault {
                 .insert(hash, Arc::new(PlaceholderEntry { info, conn_key }));
         }
         index.sandboxes = self.load_sandboxes(&tx)?.into_iter().collect();
-        *self.write_index() = index;
+        *self.write_credentials() = index;
         Ok(())
     }
 
@@ -247,7 +247,7 @@ impl Vault {
             Ok(())
         })?;
         let key: Arc<str> = Arc::from(key);
-        let mut index = self.write_index();
+        let mut index = self.write_credentials();
         index.credentials.insert(key.clone(), Arc::new(credential));
         index.connections.insert(key, info.clone());
         Ok(info)
@@ -322,7 +322,7 @@ impl Vault {
             tx.open_table(CONNECTIONS)?.remove(key.as_str())?;
             Self::delete_placeholders(tx, &doomed)
         })?;
-        let mut index = self.write_index();
+        let mut index = self.write_credentials();
         index.connections.remove(key.as_str());
         index.credentials.remove(key.as_str());
         for h in &doomed {
@@ -473,7 +473,13 @@ impl Vault {
     }
 
     pub(crate) fn write_index(&self) -> RwLockWriteGuard<'_, Index> {
-        let guard = self.index.write().unwrap_or_else(|p| p.into_inner());
+        self.index.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The index for a change to credentials: it bumps the generation, under the write
+    /// lock, so a reader of [`Vault::live_credentials`] sees the change or a new number.
+    pub(crate) fn write_credentials(&self) -> RwLockWriteGuard<'_, Index> {
+        let guard = self.write_index();
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         guard
@@ -494,7 +500,7 @@ impl Vault {
         (generation, live)
     }
 
-    /// The index generation now (see [`Vault::live_credentials`]).
+    /// The credentials' generation now (see [`Vault::live_credentials`]).
     pub fn generation(&self) -> u64 {
         self.generation.load(std::sync::atomic::Ordering::Acquire)
     }

@@ -62,19 +62,20 @@ impl Scan {
             let stored = proxy
                 .redactors
                 .for_connector(&proxy.vault, connector.id.as_str());
-            let Some(redactor) = stored.redactor else {
+            let Some(redactor) = &stored.redactor else {
                 continue;
             };
             // When the request carries every credential the connector has (one key, or
             // one user's token: the usual case), the first pass finds them all.
-            let carried = stored.credentials.iter().all(|live| {
-                report
-                    .swapped
-                    .iter()
-                    .any(|s| Arc::ptr_eq(&s.credential, live))
-            });
+            let carried = stored.credentials.len() <= report.swapped.len()
+                && stored.credentials.iter().all(|live| {
+                    report
+                        .swapped
+                        .iter()
+                        .any(|s| Arc::ptr_eq(&s.credential, live))
+                });
             if !carried {
-                redactors.push(redactor);
+                redactors.push(redactor.clone());
             }
         }
         if redactors.is_empty() {
