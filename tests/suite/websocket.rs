@@ -39,3 +39,51 @@ async fn websocket_handshake_is_swapped_and_frames_flow() {
     }
     ws.close(None).await.expect("close");
 }
+
+/// After a credentialed upgrade the upstream's frames are scanned: the key it was sent
+/// comes back neither in a message nor split across two fragments of one.
+#[tokio::test]
+async fn frames_from_the_upstream_never_carry_the_key_back() {
+    let f = Fixture::new().await;
+    let p = f
+        .egret
+        .key_and_placeholder("openai", "org", "sk-WS-0123456789abcdef");
+    let c = connect(f.egret.proxy_addr, &f.at("api.test.local"))
+        .await
+        .expect("connect");
+    let tls = client::tls(c.stream, "api.test.local", &f.egret.ca_pem, &[b"http/1.1"])
+        .await
+        .expect("tls");
+    let mut req = format!("wss://{}/ws", f.at("api.test.local"))
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {p}").parse().expect("header"),
+    );
+    // The sandbox offers compression; egret takes it out of the offer.
+    req.headers_mut().insert(
+        "sec-websocket-extensions",
+        "permessage-deflate".parse().expect("header"),
+    );
+    let (mut ws, resp) = tokio_tungstenite::client_async(req, tls)
+        .await
+        .expect("handshake");
+    assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+    assert!(
+        f.last_seen()["headers"]
+            .get("sec-websocket-extensions")
+            .is_none()
+    );
+    for ask in ["whoami", "whoami-split"] {
+        ws.send(Message::text(ask)).await.expect("send");
+        let answer = ws.next().await.expect("frame").expect("ok");
+        let text = answer.into_text().expect("text").to_string();
+        assert!(!text.contains("sk-WS"), "{ask}: {text}");
+        assert!(
+            text.contains(&p),
+            "{ask}: the placeholder in its place: {text}"
+        );
+    }
+    ws.close(None).await.expect("close");
+}

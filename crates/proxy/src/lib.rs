@@ -11,6 +11,7 @@
 //!   limit, fresh credentials + `swap`, response scan via `redact`, upstream send, one
 //!   replay after a 401).
 //! - `plain`: absolute-form `http://` requests to `network.allow` hosts.
+//! - `websocket`: frames from an upstream scanned after a credentialed upgrade.
 //! - `upstream`: name resolution, the pooled clients and sending a request upstream.
 //! - `refusal`: every "no" as one status, code and message (README, "What the proxy
 //!   does"); `binding`, `hop`, `body`, `idle`, `drain`, `limits`, `rate`: the pieces.
@@ -41,6 +42,7 @@ pub mod swap;
 mod testing;
 mod tunnel;
 pub mod upstream;
+mod websocket;
 mod workers;
 
 use std::sync::Arc;

@@ -277,6 +277,56 @@ impl Redactor {
     }
 }
 
+/// A stream of bytes that is not an HTTP body (WebSocket payloads) through one or more
+/// redactors in turn, each holding back the tail that could begin a credential until
+/// more bytes, or the end, come.
+pub(crate) struct Scanner {
+    stages: Vec<(Arc<Redactor>, Bytes)>,
+}
+
+impl Scanner {
+    pub(crate) fn new(redactors: &[Arc<Redactor>]) -> Self {
+        Self {
+            stages: redactors
+                .iter()
+                .map(|r| (r.clone(), Bytes::new()))
+                .collect(),
+        }
+    }
+
+    /// The scanned bytes that can go out now.
+    pub(crate) fn push(&mut self, mut data: Bytes) -> Bytes {
+        for (redactor, held) in &mut self.stages {
+            let buf = joined(held, data);
+            let (out, covered) = redactor.replace(&buf, false);
+            *held = buf.slice(covered..);
+            data = out;
+        }
+        data
+    }
+
+    /// Everything still held back, scanned: the end of the stream (or message).
+    pub(crate) fn finish(&mut self) -> Bytes {
+        let mut data = Bytes::new();
+        for (redactor, held) in &mut self.stages {
+            let buf = joined(held, data);
+            data = redactor.replace(&buf, true).0;
+            *held = Bytes::new();
+        }
+        data
+    }
+}
+
+fn joined(held: &Bytes, more: Bytes) -> Bytes {
+    if held.is_empty() {
+        return more;
+    }
+    let mut buf = BytesMut::with_capacity(held.len() + more.len());
+    buf.extend_from_slice(held);
+    buf.extend_from_slice(&more);
+    buf.freeze()
+}
+
 pin_project_lite::pin_project! {
     /// A response body with every credential form replaced; see the module doc.
     pub struct Redacted<B> {

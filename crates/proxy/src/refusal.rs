@@ -289,6 +289,17 @@ impl Refusal {
         .with("host", host)
     }
 
+    /// An upgrade egret cannot watch: a protocol other than WebSocket, or WebSocket with
+    /// an extension (compression) the upstream took though egret did not offer it.
+    pub fn upgrade_unscannable(host: &str, what: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            Code::ResponseUnscannable,
+            format!("the upgrade to {host} {what}, which egret cannot scan; egret must check what comes back to requests that carry a credential (or to a connector host that scans all answers), so it refused the upgrade. Send it without a placeholder, or ask the operator about the connector's scan_answers."),
+        )
+        .with("host", host)
+    }
+
     /// The connector's `rate_limit` is used up for now.
     pub fn rate_limited(connector: &str, retry_after: std::time::Duration) -> Self {
         let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);

@@ -21,30 +21,14 @@ where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
-    let start = Instant::now();
-    let last = Arc::new(AtomicU64::new(0));
-    let mut a = Activity {
-        inner: a,
-        last: last.clone(),
-        start,
-    };
-    let mut b = Activity {
-        inner: b,
-        last: last.clone(),
-        start,
-    };
+    let activity = Activity::clock();
+    let mut a = activity.watch(a);
+    let mut b = activity.watch(b);
     let copy = tokio::io::copy_bidirectional_with_sizes(&mut a, &mut b, RELAY_BUFFER, RELAY_BUFFER);
-    tokio::pin!(copy);
-    loop {
-        let seen = last.load(Ordering::Relaxed);
-        let deadline = start + Duration::from_millis(seen) + idle;
-        tokio::select! {
-            done = &mut copy => return done,
-            () = tokio::time::sleep_until(deadline) => {
-                if last.load(Ordering::Relaxed) == seen {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, "tunnel idle timeout"));
-                }
-            }
+    tokio::select! {
+        done = copy => done,
+        () = activity.idle_for(idle) => {
+            Err(io::Error::new(io::ErrorKind::TimedOut, "tunnel idle timeout"))
         }
     }
 }
@@ -65,21 +49,54 @@ pub async fn dial(addrs: &[SocketAddr], timeout: Duration) -> io::Result<TcpStre
     Err(last_err)
 }
 
-/// Records the time of the last byte moved, for the idle timeout.
-struct Activity<T> {
-    inner: T,
+/// When a byte last moved on any stream it watches: one idle clock for both directions.
+#[derive(Clone)]
+pub(crate) struct Activity {
+    /// Milliseconds after `start` of the last byte moved.
     last: Arc<AtomicU64>,
     start: Instant,
 }
 
-impl<T> Activity<T> {
+impl Activity {
+    pub(crate) fn clock() -> Self {
+        Self {
+            last: Arc::new(AtomicU64::new(0)),
+            start: Instant::now(),
+        }
+    }
+
+    /// `inner`, reporting every byte it moves to this clock.
+    pub(crate) fn watch<T>(&self, inner: T) -> Watched<T> {
+        Watched {
+            inner,
+            activity: self.clone(),
+        }
+    }
+
     fn touch(&self) {
         let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last.store(ms, Ordering::Relaxed);
     }
+
+    /// Resolves once no watched stream has moved a byte for `idle`.
+    pub(crate) async fn idle_for(&self, idle: Duration) {
+        loop {
+            let seen = self.last.load(Ordering::Relaxed);
+            tokio::time::sleep_until(self.start + Duration::from_millis(seen) + idle).await;
+            if self.last.load(Ordering::Relaxed) == seen {
+                return;
+            }
+        }
+    }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Activity<T> {
+/// A stream whose traffic an [`Activity`] clock watches.
+pub(crate) struct Watched<T> {
+    inner: T,
+    activity: Activity,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -88,13 +105,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for Activity<T> {
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            self.touch();
+            self.activity.touch();
         }
         poll
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Activity<T> {
+impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -102,7 +119,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Activity<T> {
     ) -> Poll<io::Result<usize>> {
         let poll = Pin::new(&mut self.inner).poll_write(cx, data);
         if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
-            self.touch();
+            self.activity.touch();
         }
         poll
     }

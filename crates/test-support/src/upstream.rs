@@ -1,7 +1,9 @@
 //! HTTPS (and plain HTTP) upstream servers for tests, with a CA of their own.
 //!
 //! Routes: `/bytes?n=N` streams N bytes without buffering; `/upload` counts the request
-//! body; `/ws` is a WebSocket echo that reports the Authorization it saw; `/slow?ms=`
+//! body; `/ws` is a WebSocket echo that reports the Authorization it saw (in a header of
+//! its `101`, and in a message when sent `whoami`, or in two fragments for
+//! `whoami-split`); `/slow?ms=`
 //! waits first; `/reflect` echoes the head as JSON in 7-byte chunks and the request's
 //! Authorization in a response header (a leaky debug endpoint); `/gzip` always answers
 //! with a gzip-encoded body; `/events?n=&ms=` sends server-sent events `ms` apart;
@@ -315,6 +317,7 @@ fn websocket(req: &mut Request<Incoming>) -> Response<UpBody> {
         return r;
     };
     let auth = req.headers().get("authorization").cloned();
+    let seen_auth = auth.clone();
     let upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else { return };
@@ -324,11 +327,37 @@ fn websocket(req: &mut Request<Incoming>) -> Response<UpBody> {
             None,
         )
         .await;
+        use tokio_tungstenite::tungstenite::Message;
+        use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+        // What it saw, for the tests that check it never comes back to the sandbox.
+        let seen = seen_auth
+            .as_ref()
+            .map(|a| String::from_utf8_lossy(a.as_bytes()).into_owned())
+            .unwrap_or_default();
         while let Some(Ok(msg)) = ws.next().await {
             if msg.is_close() {
                 break;
             }
-            if ws.send(msg).await.is_err() {
+            let sent = match msg.to_text().unwrap_or_default() {
+                // The Authorization it saw, as a text message.
+                "whoami" => ws.send(Message::text(format!("you are {seen}"))).await,
+                // The same, split over two fragments in the middle of the token.
+                "whoami-split" => {
+                    let text = format!("you are {seen}");
+                    let (a, b) = text.split_at(text.len() - 6);
+                    let first =
+                        Frame::message(a.as_bytes().to_vec(), OpCode::Data(Data::Text), false);
+                    let rest =
+                        Frame::message(b.as_bytes().to_vec(), OpCode::Data(Data::Continue), true);
+                    match ws.send(Message::Frame(first)).await {
+                        Ok(()) => ws.send(Message::Frame(rest)).await,
+                        Err(e) => Err(e),
+                    }
+                }
+                _ => ws.send(msg).await,
+            };
+            if sent.is_err() {
                 break;
             }
         }

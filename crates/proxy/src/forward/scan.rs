@@ -90,6 +90,11 @@ impl Scan {
         })
     }
 
+    /// The redactors, in the order they apply.
+    pub(super) fn redactors(&self) -> &[Arc<Redactor>] {
+        &self.redactors
+    }
+
     /// Replaces credentials in `bytes`, all of them at once (the end of a body).
     fn replace_all(&self, bytes: Bytes) -> Bytes {
         self.redactors

@@ -1,6 +1,8 @@
 //! WebSocket and other HTTP/1.1 upgrades: the handshake went through the swap like any
-//! request; after `101` both sides are relayed as bytes (not scanned: see the README's
-//! security model), the handshake answer's headers scanned like any answer's.
+//! request, and its answer's head is scanned like any answer's. After `101` the bytes
+//! are relayed; when the answer is to be scanned, the upstream's WebSocket frames are
+//! (`websocket`), compression is taken out of the offer so they can be, and any other
+//! upgraded protocol is refused: egret could not read it.
 
 use http::request::Parts;
 use http::{Request, Response, StatusCode};
@@ -29,6 +31,20 @@ pub(super) async fn forward(
         .extensions
         .remove::<hyper::upgrade::OnUpgrade>()
         .ok_or_else(|| Refusal::bad_request("this connection cannot be upgraded"))?;
+    if scan.is_some() {
+        let websocket = parts
+            .headers
+            .get(http::header::UPGRADE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+        if !websocket {
+            return Err(Refusal::upgrade_unscannable(
+                &bound.host,
+                "asks for a protocol other than WebSocket",
+            ));
+        }
+        // Compressed frames could not be scanned: the upstream is not offered it.
+        parts.headers.remove(http::header::SEC_WEBSOCKET_EXTENSIONS);
+    }
     let upstream_req = Request::from_parts(parts, Either::Left(body));
     let sent = proxy.upstream.upgrade_client.request(upstream_req);
     let mut resp = tokio::time::timeout(proxy.limits.upstream_response_timeout, sent)
@@ -39,11 +55,25 @@ pub(super) async fn forward(
         crate::upstream::received(&mut resp, &bound.host)?;
         return scan::answer(proxy, bound, resp, scan, guard).await;
     }
-    if let Some(scan) = scan {
-        let (mut parts, body) = resp.into_parts();
-        scan.answer_head(proxy, &bound.host, &mut parts);
-        resp = http::Response::from_parts(parts, body);
-    }
+    let redactors = match scan {
+        Some(scan) => {
+            if resp
+                .headers()
+                .contains_key(http::header::SEC_WEBSOCKET_EXTENSIONS)
+            {
+                // An extension egret did not offer: its frames could not be scanned.
+                return Err(Refusal::upgrade_unscannable(
+                    &bound.host,
+                    "was answered with a WebSocket extension (compression) egret did not offer",
+                ));
+            }
+            let (mut parts, body) = resp.into_parts();
+            scan.answer_head(proxy, &bound.host, &mut parts);
+            resp = http::Response::from_parts(parts, body);
+            Some(scan.redactors().to_vec())
+        }
+        None => None,
+    };
     let upstream_upgrade = hyper::upgrade::on(&mut resp);
     let idle = proxy.limits.tunnel_idle_timeout;
     let open = egret_metrics::Open::new(&proxy.metrics.tunnels);
@@ -51,8 +81,14 @@ pub(super) async fn forward(
         let (_guard, _open) = (guard, open);
         match tokio::try_join!(client_upgrade, upstream_upgrade) {
             Ok((client, upstream)) => {
-                let _ =
-                    crate::tunnel::relay(TokioIo::new(client), TokioIo::new(upstream), idle).await;
+                let (client, upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+                let relayed = match redactors {
+                    Some(r) => crate::websocket::relay_scanned(client, upstream, idle, r).await,
+                    None => crate::tunnel::relay(client, upstream, idle).await.map(drop),
+                };
+                if let Err(e) = relayed {
+                    debug!(error = %e, "upgraded connection ended");
+                }
             }
             Err(e) => debug!(error = %e, "upgrade failed"),
         }
