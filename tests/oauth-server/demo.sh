@@ -84,7 +84,7 @@ else
     next="$(curl -s "${resolve[@]}" -c "$jar" -b "$jar" -d login=you -o /dev/null -w '%{redirect_url}' "https://auth.localhost:$port$action")"
     final="$(curl -s "${resolve[@]}" -c "$jar" -b "$jar" -o /dev/null -w '%{redirect_url}' "$next")"
     if [[ "$final" == http://127.0.0.1:3229/* ]]; then
-      curl -s "$final" | sed -n 's/.*<p>\(.*\)<\/p>.*/   callback page: \1/p'
+      curl -s -b "$jar" "$final" | sed -n 's/.*<p>\(.*\)<\/p>.*/   callback page: \1/p'
       echo
       break
     fi

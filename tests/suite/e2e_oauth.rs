@@ -77,7 +77,8 @@ connectors:
         "{checked}"
     );
 
-    // The user connects: the CLI prints the vendor URL, the browser signs in.
+    // The user connects: the CLI prints egret's sign-in link, which sends the browser
+    // on to the vendor; the browser signs in.
     let url = stdout(
         &egret
             .cli(
@@ -87,11 +88,21 @@ connectors:
             .await,
     );
     assert!(
-        url.starts_with(&format!("https://auth.test.local:{port}/auth?")),
+        url.starts_with(&format!("http://{}/oauth/start?state=", egret.control)),
         "{url}"
     );
-    let page = Browser::new(&ca.pem)
-        .authorize(&url, Choice::Allow)
+    let mut browser = Browser::new(&ca.pem);
+    let started = browser
+        .request(http::Method::GET, &url, None)
+        .await
+        .expect("start link");
+    let vendor_url = started.location.expect("a redirect to the vendor");
+    assert!(
+        vendor_url.starts_with(&format!("https://auth.test.local:{port}/auth?")),
+        "{vendor_url}"
+    );
+    let page = browser
+        .authorize(&vendor_url, Choice::Allow)
         .await
         .expect("sign-in");
     assert_eq!(page.status, 200, "{}", page.body);

@@ -243,7 +243,14 @@ async fn client_credentials_connect_at_once_and_renew_by_asking_again() {
 #[tokio::test]
 async fn state_reuse_forgery_and_denial_are_refused_and_change_nothing() {
     let f = OAuthFixture::new(Options::default()).await;
-    let url = f.authorization_url("vendor", "user:alice").await;
+    let start = f.authorization_url("vendor", "user:alice").await;
+    // egret's start link binds the sign-in to this browser and sends it to the vendor.
+    let mut browser = Browser::new(&f.ca.pem);
+    let started = browser
+        .request(Method::GET, &start, None)
+        .await
+        .expect("start link");
+    let url = started.location.expect("a redirect to the vendor");
     let state = query_param(&url, "state").expect("state");
     assert!(
         state.len() >= 22,
@@ -255,7 +262,6 @@ async fn state_reuse_forgery_and_denial_are_refused_and_change_nothing() {
     );
     assert_eq!(query_param(&url, "prompt").as_deref(), Some("consent"));
 
-    let mut browser = Browser::new(&f.ca.pem);
     let page = browser.authorize(&url, Choice::Allow).await.expect("flow");
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     let callback = page.url.clone();
@@ -445,5 +451,39 @@ async fn an_api_connector_keeps_its_client_secret_sealed_and_masked() {
     assert!(
         !vault.windows(secret.len()).any(|w| w == secret.as_bytes()),
         "sealed at rest"
+    );
+}
+
+/// Login CSRF: someone starts a sign-in for their own owner, takes the vendor URL
+/// egret's link leads to, and gets a victim to finish it. The callback completes only
+/// in the browser that opened egret's link: the victim's account is bound to nobody.
+#[tokio::test]
+async fn a_sign_in_finished_in_another_browser_connects_nothing() {
+    let f = OAuthFixture::new(Options::default()).await;
+    let start = f.authorization_url("vendor", "user:mallory").await;
+    let mut attacker = Browser::new(&f.ca.pem);
+    let opened = attacker
+        .request(Method::GET, &start, None)
+        .await
+        .expect("start link");
+    let vendor_url = opened.location.expect("a redirect to the vendor");
+    // The start link works once: a second browser cannot be bound to it either.
+    let again = Browser::new(&f.ca.pem).open(&start).await.expect("again");
+    assert_eq!(again.status, StatusCode::BAD_REQUEST, "{}", again.body);
+    // The victim signs in at the vendor URL they were handed.
+    let page = Browser::new(&f.ca.pem)
+        .authorize(&vendor_url, Choice::Allow)
+        .await
+        .expect("victim's sign-in");
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert!(page.body.contains("different browser"), "{}", page.body);
+    let (_, listed) = f
+        .admin(Method::GET, "/v1/connections?owner=user:mallory", None)
+        .await;
+    assert_eq!(listed["connections"], json!([]), "nothing was connected");
+    assert_eq!(
+        f.server.stats().await["authorization_code"],
+        0,
+        "no code was exchanged"
     );
 }

@@ -141,6 +141,7 @@ pub fn router(state: Arc<ControlState>) -> Router {
                 }
             }),
         )
+        .route("/oauth/start", get(oauth::start))
         .route("/oauth/callback", get(oauth::callback))
         // No token: the numbers carry no secret, and scrapers rarely hold one.
         .route(

@@ -1,6 +1,9 @@
 //! Connecting OAuth connections: `POST .../authorize` starts (or, for client
-//! credentials, completes) a connection; `GET /oauth/callback` is where the vendor
-//! sends the user's browser back, and answers a small page for a person.
+//! credentials, completes) a connection and answers egret's start link; `GET
+//! /oauth/start` is that link: it binds the sign-in to the browser that opens it (a
+//! cookie) and sends it on to the vendor; `GET /oauth/callback` is where the vendor
+//! sends the browser back, and answers a small page for a person. The callback
+//! completes only in the browser that carries the start link's cookie.
 
 use std::sync::Arc;
 
@@ -81,6 +84,83 @@ pub(crate) fn token_error(connector: &str, e: &TokenError) -> ApiError {
     }
 }
 
+/// The cookie that binds a sign-in to the browser that opened its start link.
+const BINDING_COOKIE: &str = "egret_oauth_binding";
+
+#[derive(Deserialize)]
+pub(crate) struct StartQuery {
+    state: Option<String>,
+}
+
+/// egret's sign-in link: binds the sign-in to this browser and redirects to the vendor.
+pub(crate) async fn start(
+    State(state): State<Arc<ControlState>>,
+    Query(q): Query<StartQuery>,
+) -> Response {
+    let Some(s) = q.state.as_deref().filter(|s| !s.is_empty()) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Not connected",
+            "This sign-in link is incomplete; open the whole link you were given.",
+            None,
+        );
+    };
+    match state.broker.start(s).await {
+        Ok((vendor_url, binding)) => {
+            let secure = if state
+                .policy
+                .load()
+                .control
+                .public_url
+                .starts_with("https://")
+            {
+                "; Secure"
+            } else {
+                ""
+            };
+            // Lax: sent on the vendor's top-level redirect back, not on cross-site
+            // subrequests; HttpOnly: no script reads it; scoped to the OAuth routes.
+            let cookie = format!(
+                "{BINDING_COOKIE}={}; HttpOnly; SameSite=Lax; Path=/oauth/; Max-Age={}{secure}",
+                secrecy::ExposeSecret::expose_secret(&binding),
+                egret_oauth::PENDING_TTL_SECS
+            );
+            let mut resp = (StatusCode::FOUND, [(header::LOCATION, vendor_url)]).into_response();
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                resp.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp.headers_mut().insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            );
+            resp
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "sign-in start refused");
+            page(
+                StatusCode::BAD_REQUEST,
+                "Not connected",
+                &escape(&e.to_string()),
+                None,
+            )
+        }
+    }
+}
+
+/// The binding secret this browser carries, if any.
+fn binding_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == BINDING_COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
 #[derive(Deserialize)]
 pub(crate) struct CallbackQuery {
     state: Option<String>,
@@ -90,6 +170,7 @@ pub(crate) struct CallbackQuery {
 
 pub(crate) async fn callback(
     State(state): State<Arc<ControlState>>,
+    headers: axum::http::HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
     let Some(s) = q.state.as_deref().filter(|s| !s.is_empty()) else {
@@ -105,7 +186,8 @@ pub(crate) async fn callback(
         (None, Some(code)) if !code.is_empty() => Ok(code.as_str()),
         _ => Err("no authorization code"),
     };
-    match state.broker.complete(s, outcome).await {
+    let binding = binding_cookie(&headers);
+    let mut resp = match state.broker.complete(s, outcome, binding.as_deref()).await {
         Ok(info) => {
             tracing::info!(connector = %info.connector, owner = %info.owner, "connection authorized");
             let text = format!(
@@ -128,7 +210,15 @@ pub(crate) async fn callback(
             };
             page(status, "Not connected", &escape(&e.to_string()), None)
         }
-    }
+    };
+    // The binding has done its job: the browser forgets it.
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "egret_oauth_binding=; HttpOnly; SameSite=Lax; Path=/oauth/; Max-Age=0",
+        ),
+    );
+    resp
 }
 
 /// The page a person sees. On success it tells the opener and closes the popup.

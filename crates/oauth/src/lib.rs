@@ -52,6 +52,14 @@ pub enum CallbackError {
         connector: String,
         error: TokenError,
     },
+    #[error(
+        "this sign-in link was opened already, is unknown, or is older than 10 minutes; ask for a new one (egret connection connect)"
+    )]
+    StartUsed,
+    #[error(
+        "this sign-in to `{0}` was finished in a different browser from the one that opened egret's sign-in link, so nothing was connected; open the link you were given and sign in from there"
+    )]
+    OtherBrowser(String),
     #[error("egret could not store the connection: {0}")]
     Vault(String),
 }

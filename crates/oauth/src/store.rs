@@ -74,6 +74,15 @@ pub trait TokenStore: Send + Sync + 'static {
         pending: &PendingAuthorization,
     ) -> Result<(), VaultError>;
 
+    /// Binds a started authorization to the browser that opened its start link (the
+    /// hash of its binding secret); the vendor URL, or `None` when the state is
+    /// unknown, expired or bound already.
+    fn bind_authorization(
+        &self,
+        state: &str,
+        binding_sha256: &str,
+    ) -> Result<Option<String>, VaultError>;
+
     /// Takes (and spends) a started authorization by its state.
     fn take_authorization(&self, state: &str) -> Result<Option<PendingAuthorization>, VaultError>;
 
@@ -165,6 +174,14 @@ impl TokenStore for Vault {
         pending: &PendingAuthorization,
     ) -> Result<(), VaultError> {
         Vault::put_authorization(self, state, pending)
+    }
+
+    fn bind_authorization(
+        &self,
+        state: &str,
+        binding_sha256: &str,
+    ) -> Result<Option<String>, VaultError> {
+        Vault::bind_authorization(self, state, binding_sha256)
     }
 
     fn take_authorization(&self, state: &str) -> Result<Option<PendingAuthorization>, VaultError> {

@@ -130,12 +130,14 @@ impl Browser {
         Err("too many redirects".into())
     }
 
-    /// Opens an authorization URL and submits the vendor's forms (Allow: each page's
-    /// first form; Deny: the form whose action ends in `/deny`) until a page from
-    /// another origin than the vendor's answers: the redirect URI's.
+    /// Opens a sign-in link (egret's start link, or the vendor's URL) and submits the
+    /// vendor's forms (Allow: each page's first form; Deny: the form whose action ends
+    /// in `/deny`) until a page from another origin than the vendor's answers: the
+    /// redirect URI's.
     pub async fn authorize(&mut self, url: &str, choice: Choice) -> crate::Result<Page> {
-        let vendor = origin(url)?;
         let mut page = self.open(url).await?;
+        // Where the redirects landed is the vendor (egret's start link sends it on).
+        let vendor = origin(&page.url)?;
         for _ in 0..5 {
             if origin(&page.url)? != vendor {
                 return Ok(page);

@@ -26,6 +26,39 @@ struct SealedPending {
     pkce_verifier: Option<String>,
     redirect_uri: String,
     expires_at: i64,
+    #[serde(default)]
+    vendor_url: Option<String>,
+    #[serde(default)]
+    binding: Option<String>,
+}
+
+impl SealedPending {
+    fn of(pending: &PendingAuthorization) -> Self {
+        Self {
+            connector: pending.connector.clone(),
+            owner: pending.owner.clone(),
+            pkce_verifier: pending
+                .pkce_verifier
+                .as_ref()
+                .map(|v| v.expose_secret().to_owned()),
+            redirect_uri: pending.redirect_uri.clone(),
+            expires_at: pending.expires_at,
+            vendor_url: pending.vendor_url.clone(),
+            binding: pending.binding.clone(),
+        }
+    }
+
+    fn opened(&self) -> PendingAuthorization {
+        PendingAuthorization {
+            connector: self.connector.clone(),
+            owner: self.owner.clone(),
+            pkce_verifier: self.pkce_verifier.clone().map(SecretString::from),
+            redirect_uri: self.redirect_uri.clone(),
+            expires_at: self.expires_at,
+            vendor_url: self.vendor_url.clone(),
+            binding: self.binding.clone(),
+        }
+    }
 }
 
 impl Drop for SealedPending {
@@ -126,16 +159,7 @@ impl Vault {
         pending: &PendingAuthorization,
     ) -> Result<(), VaultError> {
         let key = state_key(state);
-        let record = SealedPending {
-            connector: pending.connector.clone(),
-            owner: pending.owner.clone(),
-            pkce_verifier: pending
-                .pkce_verifier
-                .as_ref()
-                .map(|v| v.expose_secret().to_owned()),
-            redirect_uri: pending.redirect_uri.clone(),
-            expires_at: pending.expires_at,
-        };
+        let record = SealedPending::of(pending);
         let plain = Zeroizing::new(
             serde_json::to_vec(&record).map_err(|e| VaultError::Invalid(e.to_string()))?,
         );
@@ -182,13 +206,41 @@ impl Vault {
         })?;
         Ok(found
             .filter(|p| p.expires_at > self.clock.unix())
-            .map(|p| PendingAuthorization {
-                connector: p.connector.clone(),
-                owner: p.owner.clone(),
-                pkce_verifier: p.pkce_verifier.clone().map(SecretString::from),
-                redirect_uri: p.redirect_uri.clone(),
-                expires_at: p.expires_at,
-            }))
+            .map(|p| p.opened()))
+    }
+
+    /// Binds the authorization started with `state` to the browser that opened its
+    /// start link: records the hash of that browser's binding secret and returns the
+    /// vendor URL to send it to. `None` when the state is unknown, expired, or already
+    /// bound (a start link works once).
+    pub fn bind_authorization(
+        &self,
+        state: &str,
+        binding_sha256: &str,
+    ) -> Result<Option<String>, VaultError> {
+        let key = state_key(&SecretString::from(state));
+        let now = self.clock.unix();
+        let _w = self.lock_writer();
+        let mut vendor_url = None;
+        self.write(|tx| {
+            let mut table = tx.open_table(AUTHORIZATIONS)?;
+            let found = table
+                .get(key.as_str())?
+                .and_then(|v| self.open_pending(&key, v.value()));
+            let Some(mut pending) = found.filter(|p| p.expires_at > now && p.binding.is_none())
+            else {
+                return Ok(());
+            };
+            pending.binding = Some(binding_sha256.to_owned());
+            let plain = Zeroizing::new(
+                serde_json::to_vec(&pending).map_err(|e| VaultError::Invalid(e.to_string()))?,
+            );
+            let sealed = self.sealer.seal(&aad("authorizations", &key), &plain);
+            table.insert(key.as_str(), sealed.as_slice())?;
+            vendor_url = pending.vendor_url.clone();
+            Ok(())
+        })?;
+        Ok(vendor_url)
     }
 
     fn open_pending(&self, key: &str, sealed: &[u8]) -> Option<SealedPending> {

@@ -163,6 +163,11 @@ pub struct PendingAuthorization {
     pub redirect_uri: String,
     /// Unix seconds.
     pub expires_at: i64,
+    /// The vendor's authorization URL, which egret's start link redirects to.
+    pub vendor_url: Option<String>,
+    /// SHA-256 (hex) of the binding secret set as a cookie in the browser that opened
+    /// the start link: only that browser can finish the sign-in.
+    pub binding: Option<String>,
 }
 
 impl fmt::Debug for Credential {

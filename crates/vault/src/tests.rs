@@ -250,17 +250,37 @@ fn a_pending_authorization_is_taken_once_and_expires() {
         pkce_verifier: Some(SecretString::from("verifier-SECRET-value")),
         redirect_uri: "http://127.0.0.1/oauth/callback".into(),
         expires_at,
+        vendor_url: Some("https://id.example/authorize?state=x".into()),
+        binding: None,
     };
     let state = SecretString::from("state-SECRET-value");
     v.put_authorization(&state, &pending(unix_now() + 600))
         .expect("put");
     let raw = String::from_utf8_lossy(&std::fs::read(&path).expect("read")).into_owned();
     assert!(!raw.contains("verifier-SECRET-value") && !raw.contains("state-SECRET-value"));
+    // The start link binds the sign-in to one browser, once.
+    let bound = v
+        .bind_authorization("state-SECRET-value", "ab12")
+        .expect("bind");
+    assert_eq!(
+        bound.as_deref(),
+        Some("https://id.example/authorize?state=x")
+    );
+    let rebound = v
+        .bind_authorization("state-SECRET-value", "cd34")
+        .expect("bind");
+    assert!(rebound.is_none(), "a start link binds once");
+    assert!(
+        v.bind_authorization("forged", "ab12")
+            .expect("bind")
+            .is_none()
+    );
     let taken = v
         .take_authorization("state-SECRET-value")
         .expect("take")
         .expect("found");
     assert_eq!(taken.owner, owner("user:bob"));
+    assert_eq!(taken.binding.as_deref(), Some("ab12"));
     assert_eq!(
         taken
             .pkce_verifier
@@ -303,6 +323,8 @@ fn rotating_the_master_key_reseals_everything_and_retires_the_old_key() {
             pkce_verifier: Some(SecretString::from("verifier-xyz")),
             redirect_uri: "http://127.0.0.1/cb".to_owned(),
             expires_at: unix_now() + 600,
+            vendor_url: None,
+            binding: None,
         };
         v.put_authorization(&state, &pending).expect("pending");
         v.mint_placeholder("openai", &owner("org"), None)

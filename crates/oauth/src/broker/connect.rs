@@ -5,6 +5,9 @@
 use egret_policy::{AuthKind, Connector, Grant};
 use egret_vault::{ConnectionInfo, ConnectionKind, ConnectionStatus, Owner, TokenUpdate};
 
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
 use super::{Broker, Renewal};
 use crate::error::TokenError;
 use crate::{CallbackError, PENDING_TTL_SECS};
@@ -50,16 +53,49 @@ impl Broker {
                     pkce_verifier: auth.pkce_verifier,
                     redirect_uri: redirect,
                     expires_at: self.inner.clock.unix() + PENDING_TTL_SECS,
+                    vendor_url: Some(auth.url),
+                    binding: None,
                 };
                 let store = self.inner.store.clone();
                 let state = auth.state;
+                let start = self.start_url(state.expose_secret());
                 tokio::task::spawn_blocking(move || store.put_authorization(&state, &pending))
                     .await
                     .map_err(|_| TokenError::Store("the store write stopped".to_owned()))?
                     .map_err(|e| self.store_error(&e))?;
-                Ok(Begun::Redirect(auth.url))
+                Ok(Begun::Redirect(start))
             }
         }
+    }
+
+    /// egret's start link for a sign-in: opened in a browser, it binds the sign-in to
+    /// that browser (a cookie) and redirects to the vendor. The vendor's own URL is
+    /// never handed out, so a sign-in cannot be finished in a browser that did not start it.
+    fn start_url(&self, state: &str) -> String {
+        let policy = self.inner.policy.load();
+        let base = policy.control.public_url.trim_end_matches('/');
+        format!("{base}/oauth/start?state={state}")
+    }
+
+    /// Opens a start link: binds the sign-in to this browser and answers the vendor URL
+    /// to redirect to and the binding secret to set as a cookie. A start link works
+    /// once, within the sign-in's 10 minutes.
+    pub async fn start(&self, state: &str) -> Result<(String, SecretString), CallbackError> {
+        use base64::Engine;
+        let mut secret = [0u8; 32];
+        rand::fill(&mut secret);
+        let binding =
+            SecretString::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret));
+        let hash = binding_hash(binding.expose_secret());
+        let store = self.inner.store.clone();
+        let state = state.to_owned();
+        let vendor = tokio::task::spawn_blocking(move || store.bind_authorization(&state, &hash))
+            .await
+            .map_err(|_| CallbackError::Vault("the vault write stopped".to_owned()))?
+            .map_err(|e| CallbackError::Vault(e.to_string()))?;
+        vendor
+            .map(|url| (url, binding))
+            .ok_or(CallbackError::StartUsed)
     }
 
     /// `control.public_url` + `/oauth/callback`, as registered with the vendor.
@@ -76,6 +112,7 @@ impl Broker {
         &self,
         state: &str,
         outcome: Result<&str, &str>,
+        binding: Option<&str>,
     ) -> Result<ConnectionInfo, CallbackError> {
         use CallbackError as E;
         let store = self.inner.store.clone();
@@ -102,6 +139,21 @@ impl Broker {
                 });
             }
         };
+        // Only the browser that opened the start link may finish: a vendor URL passed on
+        // to someone else (login CSRF) finishes nothing.
+        let bound = pending.binding.as_deref().is_some_and(|expected| {
+            let given = binding_hash(binding.unwrap_or_default());
+            subtle::ConstantTimeEq::ct_eq(given.as_bytes(), expected.as_bytes()).into()
+        });
+        if !bound {
+            let _ = self.inner.store.audit(
+                "connection.denied",
+                &pending.connector,
+                &pending.owner,
+                "the sign-in was finished in a browser that did not start it".to_owned(),
+            );
+            return Err(E::OtherBrowser(pending.connector.clone()));
+        }
         let policy = self.inner.policy.load_full();
         let connector = policy
             .connector(&pending.connector)
@@ -178,4 +230,12 @@ impl Broker {
             })??;
         Ok((existed, revocation))
     }
+}
+
+/// SHA-256 (hex) of a binding secret: what the store keeps of it.
+fn binding_hash(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

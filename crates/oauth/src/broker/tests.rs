@@ -192,6 +192,10 @@ impl TokenStore for MemoryStore {
         Ok(())
     }
 
+    fn bind_authorization(&self, _: &str, _: &str) -> Result<Option<String>, VaultError> {
+        Ok(None)
+    }
+
     fn take_authorization(&self, _: &str) -> Result<Option<PendingAuthorization>, VaultError> {
         Ok(None)
     }
