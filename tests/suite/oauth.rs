@@ -162,6 +162,7 @@ async fn slow_token_endpoint_times_out_with_504_and_recovers() {
         access_ttl: 3,
         skew: "1s",
         timeout: "1s",
+        ..Options::default()
     })
     .await;
     f.sign_in("user:alice", Choice::Allow).await;
@@ -485,5 +486,52 @@ async fn a_sign_in_finished_in_another_browser_connects_nothing() {
         f.server.stats().await["authorization_code"],
         0,
         "no code was exchanged"
+    );
+}
+
+/// Who signed in at the vendor is recorded ("connected as", from the ID token), shown
+/// on the callback page, listed and audited; with `identity_match` a sign-in as someone
+/// else than the link's owner connects nothing.
+#[tokio::test]
+async fn the_vendor_identity_is_recorded_and_can_be_required_to_match_the_owner() {
+    let f = OAuthFixture::new(Options {
+        identity_match: Some("sub"),
+        ..Options::default()
+    })
+    .await;
+    // The test browser signs in as `alice`.
+    let page = f.sign_in("user:alice", Choice::Allow).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("Signed in as alice."), "{}", page.body);
+    let conn = f.connection("vendor", "user:alice").await;
+    assert_eq!(conn["identity_label"], "alice", "{conn}");
+    f.egret.audit.flush(Duration::from_secs(5));
+    let (_, audit) = f
+        .admin(Method::GET, "/v1/audit?connector=vendor", None)
+        .await;
+    let connect = audit["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["event"] == "connection.connect")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(connect["data"]["identity"], "alice", "{audit}");
+
+    // A link for bob, finished by someone signed in at the vendor as alice.
+    let page = f.sign_in("user:bob", Choice::Allow).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert!(
+        page.body.contains("as alice") && page.body.contains("user:bob"),
+        "{}",
+        page.body
+    );
+    let (_, listed) = f
+        .admin(Method::GET, "/v1/connections?owner=user:bob", None)
+        .await;
+    assert_eq!(
+        listed["connections"],
+        json!([]),
+        "nothing was connected for bob"
     );
 }

@@ -40,6 +40,7 @@ fn with_oauth(port: u16) -> String {
 fn connect(f: &Fixture, connector: &str, expires_at: i64, refresh: Option<&str>) -> String {
     let owner = Owner::parse("user:ann").expect("owner");
     let tokens = TokenSet {
+        identity: None,
         access_token: SecretString::from(format!("{connector}-access")),
         refresh_token: refresh.map(SecretString::from),
         expires_at: Some(expires_at),

@@ -190,10 +190,13 @@ pub(crate) async fn callback(
     let mut resp = match state.broker.complete(s, outcome, binding.as_deref()).await {
         Ok(info) => {
             tracing::info!(connector = %info.connector, owner = %info.owner, "connection authorized");
-            let text = format!(
+            let mut text = format!(
                 "Connected to {}, you can close this window.",
                 escape(&info.connector)
             );
+            if let Some(who) = &info.identity_label {
+                text.push_str(&format!(" Signed in as {}.", escape(who)));
+            }
             let message = json!({
                 "type": "egret.connected",
                 "connector": info.connector,

@@ -60,6 +60,15 @@ pub enum CallbackError {
         "this sign-in to `{0}` was finished in a different browser from the one that opened egret's sign-in link, so nothing was connected; open the link you were given and sign in from there"
     )]
     OtherBrowser(String),
+    #[error(
+        "you signed in to `{connector}` as {signed_in_as}, but this sign-in link is for {owner}, and `{connector}` requires the two to match ({claim}); sign in with that account, or ask your administrator"
+    )]
+    IdentityMismatch {
+        connector: String,
+        owner: String,
+        signed_in_as: String,
+        claim: &'static str,
+    },
     #[error("egret could not store the connection: {0}")]
     Vault(String),
 }

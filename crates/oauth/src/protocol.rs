@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use egret_policy::{ClientAuth, OAuthSettings};
 use egret_vault::TokenSet;
-use oauth2::basic::BasicClient;
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
     EndpointNotSet, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RevocationUrl,
@@ -17,7 +16,34 @@ use crate::endpoints::Endpoints;
 use crate::error::TokenError;
 use crate::http::HttpClient;
 
-type Client = BasicClient<
+/// The token response's extra field egret reads: an OpenID Connect ID token, for the
+/// identity of who signed in ("connected as").
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct IdTokenField {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
+}
+
+impl oauth2::ExtraTokenFields for IdTokenField {}
+
+type TokenResponseWithId =
+    oauth2::StandardTokenResponse<IdTokenField, oauth2::basic::BasicTokenType>;
+
+/// The client as built, before its endpoints are set.
+type NewClient = oauth2::Client<
+    oauth2::basic::BasicErrorResponse,
+    TokenResponseWithId,
+    oauth2::basic::BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    oauth2::basic::BasicRevocationErrorResponse,
+>;
+
+type Client = oauth2::Client<
+    oauth2::basic::BasicErrorResponse,
+    TokenResponseWithId,
+    oauth2::basic::BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    oauth2::basic::BasicRevocationErrorResponse,
     EndpointMaybeSet,
     EndpointNotSet,
     EndpointNotSet,
@@ -63,7 +89,7 @@ impl Exchange<'_> {
             .as_ref()
             .map(|u| RevocationUrl::new(u.clone()).map_err(|_| bad("revocation_url", u)))
             .transpose()?;
-        let mut client = BasicClient::new(ClientId::new(self.settings.client_id.clone()))
+        let mut client = NewClient::new(ClientId::new(self.settings.client_id.clone()))
             .set_auth_uri_option(auth)
             .set_token_uri_option(Some(token))
             .set_revocation_url_option(revocation)
@@ -200,7 +226,7 @@ impl Exchange<'_> {
 
     fn token_set(
         &self,
-        response: &oauth2::basic::BasicTokenResponse,
+        response: &TokenResponseWithId,
         previous_refresh: Option<&SecretString>,
     ) -> TokenSet {
         let now = self.now_unix;
@@ -213,6 +239,11 @@ impl Exchange<'_> {
             None => self.settings.scopes.clone(),
         };
         TokenSet {
+            identity: response
+                .extra_fields()
+                .id_token
+                .as_deref()
+                .and_then(identity_of),
             access_token: SecretString::from(response.access_token().secret().clone()),
             refresh_token: response
                 .refresh_token()
@@ -226,4 +257,40 @@ impl Exchange<'_> {
 
 fn config(e: oauth2::ConfigurationError) -> TokenError {
     TokenError::Config(format!("{e}; check the connector's oauth URLs"))
+}
+
+/// The identity claims of an ID token received straight from the token endpoint over
+/// TLS (OpenID Connect Core §3.1.3.7 lets the client skip the signature check then):
+/// the payload is read, nothing else. `None` for anything that is not a JWT.
+fn identity_of(id_token: &str) -> Option<egret_vault::Identity> {
+    use base64::Engine;
+    let payload = id_token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let claim = |name: &str| claims[name].as_str().map(str::to_owned);
+    Some(egret_vault::Identity {
+        sub: claim("sub"),
+        email: claim("email"),
+        preferred_username: claim("preferred_username"),
+        name: claim("name"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_identity_comes_from_the_id_tokens_claims() {
+        use base64::Engine;
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+            br#"{"sub":"248289761001","email":"jane@example.com","preferred_username":"jane"}"#,
+        );
+        let token = format!("eyJhbGciOiJSUzI1NiJ9.{payload}.c2ln");
+        let id = super::identity_of(&token).expect("claims");
+        assert_eq!(id.sub.as_deref(), Some("248289761001"));
+        assert_eq!(id.email.as_deref(), Some("jane@example.com"));
+        assert_eq!(id.label().as_deref(), Some("jane@example.com"));
+        assert!(super::identity_of("not-a-jwt").is_none());
+    }
 }

@@ -257,6 +257,27 @@ pub struct OAuthSettings {
     /// How long a token-endpoint call may take before it counts as failed.
     pub timeout: Duration,
     pub extra_params: BTreeMap<String, String>,
+    /// Refuse a sign-in whose vendor identity (this ID-token claim) is not the owner's
+    /// id (`user:<id>`): for organisations whose owner ids are those emails or names.
+    pub identity_match: Option<IdentityClaim>,
+}
+
+/// The ID-token claim `identity_match` compares with the owner's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityClaim {
+    Email,
+    PreferredUsername,
+    Sub,
+}
+
+impl IdentityClaim {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::PreferredUsername => "preferred_username",
+            Self::Sub => "sub",
+        }
+    }
 }
 
 /// Where a placeholder may stand on a request toward the connector's hosts.

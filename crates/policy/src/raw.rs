@@ -134,6 +134,7 @@ pub(crate) struct RawOAuth {
     pub pkce: Option<bool>,
     pub client_auth: Option<S<String>>,
     pub refresh_skew: Option<S<String>>,
+    pub identity_match: Option<S<String>>,
     pub timeout: Option<S<String>>,
     #[serde(default)]
     pub extra_params: BTreeMap<String, String>,

@@ -457,7 +457,20 @@ impl Validator<'_> {
             Some(s) => self.positive_duration(s, "timeout")?,
             None => Duration::from_secs(10),
         };
+        let identity_match = match raw.identity_match.as_ref().map(|c| (c, c.value.as_str())) {
+            None => None,
+            Some((_, "email")) => Some(IdentityClaim::Email),
+            Some((_, "preferred_username")) => Some(IdentityClaim::PreferredUsername),
+            Some((_, "sub")) => Some(IdentityClaim::Sub),
+            Some((c, _)) => {
+                return Err(self.at(
+                    c,
+                    "unknown identity_match; expected `email`, `preferred_username` or `sub`",
+                ));
+            }
+        };
         Ok(OAuthSettings {
+            identity_match,
             grant,
             authorize_url,
             token_url,

@@ -294,6 +294,7 @@ impl Vault {
             refreshed_at: None,
             expires_at: None,
             scopes: Vec::new(),
+            identity_label: None,
         };
         let secret = SealedSecret {
             api_key: Some(api_key.expose_secret().to_owned()),

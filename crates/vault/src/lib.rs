@@ -29,7 +29,7 @@ pub use placeholder::{
     MIN_BODY as PLACEHOLDER_MIN_BODY, PREFIX as PLACEHOLDER_PREFIX, Placeholder, PlaceholderHash,
 };
 pub use records::{
-    AuditEvent, ConnectionInfo, ConnectionKind, ConnectionStatus, Credential, Owner,
+    AuditEvent, ConnectionInfo, ConnectionKind, ConnectionStatus, Credential, Identity, Owner,
     PendingAuthorization, PlaceholderInfo, TokenSet, TokenUpdate,
 };
 pub use rotate::{Rotated, rotate_key};

@@ -93,6 +93,15 @@ impl Vault {
             }
             (TokenUpdate::Authorized, _) => at,
         };
+        // A renewal keeps who signed in, unless the vendor says again.
+        let identity_label = tokens
+            .identity
+            .as_ref()
+            .and_then(crate::Identity::label)
+            .or_else(|| match update {
+                TokenUpdate::Refreshed => previous.as_ref().and_then(|p| p.identity_label.clone()),
+                TokenUpdate::Authorized => None,
+            });
         let info = ConnectionInfo {
             connector: connector.to_owned(),
             owner: owner.clone(),
@@ -102,6 +111,7 @@ impl Vault {
             refreshed_at: (update == TokenUpdate::Refreshed).then_some(at),
             expires_at: tokens.expires_at,
             scopes: tokens.scopes,
+            identity_label,
         };
         let secret = SealedSecret {
             access_token: Some(tokens.access_token.expose_secret().to_owned()),

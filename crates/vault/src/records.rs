@@ -91,6 +91,9 @@ pub struct ConnectionInfo {
     pub expires_at: Option<i64>,
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// "Connected as": who signed in at the vendor, when it said (ID token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_label: Option<String>,
 }
 
 /// The on-disk connection record: the info plus the sealed credential.
@@ -133,6 +136,8 @@ impl Credential {
 
 /// A token response, as the vault stores it.
 pub struct TokenSet {
+    /// Who signed in, from the ID token when the vendor sent one.
+    pub identity: Option<Identity>,
     pub access_token: SecretString,
     pub refresh_token: Option<SecretString>,
     pub expires_at: Option<i64>,
@@ -223,4 +228,24 @@ mod b64 {
 
 pub(crate) fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Who signed in at the vendor, from an ID token's claims (never a secret).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub sub: Option<String>,
+    pub email: Option<String>,
+    pub preferred_username: Option<String>,
+    pub name: Option<String>,
+}
+
+impl Identity {
+    /// "Connected as": the email, else the username, the name, or the subject.
+    pub fn label(&self) -> Option<String> {
+        self.email
+            .clone()
+            .or_else(|| self.preferred_username.clone())
+            .or_else(|| self.name.clone())
+            .or_else(|| self.sub.clone())
+    }
 }

@@ -119,6 +119,7 @@ fn master_key_round_trips_and_rejects_garbage() {
 
 fn tokens(access: &str, refresh: Option<&str>, expires_at: i64) -> TokenSet {
     TokenSet {
+        identity: None,
         access_token: SecretString::from(access),
         refresh_token: refresh.map(SecretString::from),
         expires_at: Some(expires_at),

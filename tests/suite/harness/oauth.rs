@@ -24,6 +24,8 @@ pub struct Options {
     pub access_ttl: u64,
     pub skew: &'static str,
     pub timeout: &'static str,
+    /// The `vendor` connector's `identity_match`, if any.
+    pub identity_match: Option<&'static str>,
 }
 
 impl Default for Options {
@@ -32,6 +34,7 @@ impl Default for Options {
             access_ttl: 300,
             skew: "60s",
             timeout: "2s",
+            identity_match: None,
         }
     }
 }
@@ -69,6 +72,10 @@ impl OAuthFixture {
         let port = server.port;
         let control = egret.control_addr.port();
         let (skew, timeout) = (o.skew, o.timeout);
+        let identity = o
+            .identity_match
+            .map(|c| format!("\n      identity_match: {c}"))
+            .unwrap_or_default();
         egret.reload(&format!(
             r#"
 version: 1
@@ -86,7 +93,7 @@ connectors:
       client_secret: ${{file:egret-secret}}
       scopes: [openid, offline_access, read]
       extra_params: {{ prompt: consent }}
-      refresh_skew: {skew}
+      refresh_skew: {skew}{identity}
       timeout: {timeout}
     egress: ["api.test.local:{port}"]
   - id: ci

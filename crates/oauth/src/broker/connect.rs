@@ -174,6 +174,17 @@ impl Broker {
                 connector: pending.connector.clone(),
                 error: e,
             })?;
+        if let Some(claim) = settings.identity_match
+            && let Err(e) = identity_matches(claim, tokens.identity.as_ref(), &pending)
+        {
+            let _ = self.inner.store.audit(
+                "connection.denied",
+                &pending.connector,
+                &pending.owner,
+                e.to_string(),
+            );
+            return Err(e);
+        }
         // Waits out any renewal of the old grant so it cannot overwrite the new one.
         let slot = self.slot(&pending.connector, &pending.owner);
         let mut guard = slot.lock.clone().lock_owned().await;
@@ -238,4 +249,37 @@ fn binding_hash(secret: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// `identity_match`: the vendor identity's `claim` must be the owner's id (`user:<id>`;
+/// emails compared without regard to case).
+fn identity_matches(
+    claim: egret_policy::IdentityClaim,
+    identity: Option<&egret_vault::Identity>,
+    pending: &egret_vault::PendingAuthorization,
+) -> Result<(), CallbackError> {
+    use egret_policy::IdentityClaim as C;
+    let given = identity.and_then(|i| match claim {
+        C::Email => i.email.clone(),
+        C::PreferredUsername => i.preferred_username.clone(),
+        C::Sub => i.sub.clone(),
+    });
+    let expected = pending.owner.as_str().strip_prefix("user:");
+    let same = match (&given, expected) {
+        (Some(g), Some(e)) if claim == C::Email => g.eq_ignore_ascii_case(e),
+        (Some(g), Some(e)) => g == e,
+        _ => false,
+    };
+    if same {
+        return Ok(());
+    }
+    let signed_in_as = identity
+        .and_then(egret_vault::Identity::label)
+        .unwrap_or_else(|| format!("an account the vendor gave no `{}` for", claim.name()));
+    Err(CallbackError::IdentityMismatch {
+        connector: pending.connector.clone(),
+        owner: pending.owner.to_string(),
+        signed_in_as,
+        claim: claim.name(),
+    })
 }

@@ -356,6 +356,7 @@ impl Broker {
             "result": "ok",
             "duration_ms": took.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             "expires_at": tokens.expires_at,
+            "identity": tokens.identity.as_ref().and_then(egret_vault::Identity::label),
         });
         tokio::task::spawn_blocking(move || store.commit_tokens(&c, &o, tokens, update, data))
             .await

@@ -52,6 +52,7 @@ impl MemoryStore {
 
     fn put(&self, owner: &Owner, access: &str, refresh: Option<&str>, expires_at: Option<i64>) {
         let tokens = TokenSet {
+            identity: None,
             access_token: SecretString::from(access),
             refresh_token: refresh.map(SecretString::from),
             expires_at,
@@ -81,6 +82,7 @@ impl MemoryStore {
             refreshed_at: (update == TokenUpdate::Refreshed).then_some(at),
             expires_at: tokens.expires_at,
             scopes: tokens.scopes,
+            identity_label: None,
         };
         let credential = Arc::new(Credential {
             secret: tokens.access_token,
@@ -277,6 +279,7 @@ impl Vendor for ScriptedVendor {
                 return Err(e);
             }
             Ok(TokenSet {
+                identity: None,
                 access_token: SecretString::from(format!("access-{n}")),
                 refresh_token: Some(SecretString::from(format!("refresh-{n}"))),
                 expires_at: Some(self.clock.unix() + 3600),
@@ -575,6 +578,7 @@ async fn a_renewal_held_by_another_replica_is_awaited_not_repeated() {
     tokio::time::advance(Duration::from_secs(1)).await;
     // The other replica commits its renewal.
     let tokens = TokenSet {
+        identity: None,
         access_token: SecretString::from("from-the-other-replica"),
         refresh_token: Some(SecretString::from("refresh-other")),
         expires_at: Some(f.clock.unix() + 3600),
