@@ -25,8 +25,20 @@ pub fn open_everything(policy: &Policy) -> Result<Opened> {
     let vault_path = &policy.vault.path;
     let existed = vault_path.exists();
     create_parent(vault_path)?;
+    let pid_file = vault_path.with_extension("pid");
     let vault = match Vault::open(vault_path, &key) {
         Err(VaultError::WrongKey) => finish_rotation(policy)?,
+        // Not a damaged vault: nothing to restore or move away.
+        Err(VaultError::InUse) => {
+            let pid = std::fs::read_to_string(&pid_file)
+                .ok()
+                .map(|p| format!(" (pid {})", p.trim()))
+                .unwrap_or_default();
+            anyhow::bail!(
+                "egret is already running with the vault {}{pid}; stop that egret first, or start this one with another vault.path",
+                vault_path.display()
+            );
+        }
         opened => opened.with_context(|| {
             format!(
                 "cannot open the vault {}; egret does not touch a vault it cannot read: restore it from a backup, or move it away to start empty",
@@ -37,6 +49,10 @@ pub fn open_everything(policy: &Policy) -> Result<Opened> {
     if !existed {
         restrict(vault_path)?;
         info!(path = %vault_path.display(), "created the vault (mode 0600)");
+    }
+    // Read only by a second egret that finds the vault locked, to name this one.
+    if let Err(e) = std::fs::write(&pid_file, std::process::id().to_string()) {
+        tracing::debug!(path = %pid_file.display(), error = %e, "cannot write the pid file");
     }
     let admin_token = admin_token(policy)?;
     let (ca, origin) =

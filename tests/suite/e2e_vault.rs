@@ -232,3 +232,25 @@ async fn sigkill_during_writes_and_a_reload_loses_nothing_acknowledged() {
     }
     egret.stop().await;
 }
+
+/// A second `egret serve` on a vault that one already holds says exactly that, with
+/// the first one's pid, and nothing about restoring or moving the vault away (advice
+/// that would make a user throw away every stored key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_serve_on_the_same_vault_names_the_running_egret() {
+    let (dir, _ca, _upstream) = setup().await;
+    let d = dir.path();
+    let first = Egret::start(d, "first.log").await;
+    let pid = first.child.id().expect("pid");
+    let err = serve_fails(d).await;
+    assert!(err.contains("already running with the vault"), "{err}");
+    assert!(err.contains(&format!("pid {pid}")), "{err}");
+    assert!(
+        !err.contains("move it away") && !err.contains("restore"),
+        "{err}"
+    );
+    // The first one is untouched and still serves.
+    let listed = stdout(&first.cli(&["connection", "list"], None).await);
+    assert!(!listed.contains("error"), "{listed}");
+    first.stop().await;
+}

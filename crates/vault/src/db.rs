@@ -102,7 +102,10 @@ impl Vault {
     /// Opens (or creates) the vault file and loads its index. A key that does not match
     /// the file's is refused before anything is written.
     pub fn open(path: &Path, key: &MasterKey) -> Result<Self, VaultError> {
-        let db = Database::create(path)?;
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => VaultError::InUse,
+            other => other.into(),
+        })?;
         let vault = Self {
             db,
             sealer: Sealer::new(key),

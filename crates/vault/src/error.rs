@@ -7,6 +7,11 @@ pub enum VaultError {
         "the master key does not open this vault; restore the key it was created with (or move the vault away to start empty)"
     )]
     WrongKey,
+    /// Another process holds the vault file open (redb locks it): another egret.
+    #[error(
+        "another egret is already running with this vault; stop it first, or give this one another vault.path"
+    )]
+    InUse,
     #[error(
         "vault record `{0}` is corrupt or was moved from another record; restore the vault from a backup"
     )]
