@@ -442,3 +442,46 @@ async fn a_callback_error_cannot_forge_log_lines() {
         "escaped in place:\n{log}"
     );
 }
+
+/// A refused CONNECT says why in its status line, which clients print even where they
+/// hide the body: curl (`-v`) and Python's `Tunnel connection failed: 403 …`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connect_says_why_in_the_status_line_curl_and_python_print() {
+    let (dir, _ca, _upstream) = setup().await;
+    let egret = Egret::start(dir.path(), "reason.log").await;
+    let out = Command::new("curl")
+        .args([
+            "-sv",
+            "--max-time",
+            "10",
+            "-x",
+            &format!("http://{}", egret.proxy),
+        ])
+        .arg("https://evil.test.local/")
+        .output()
+        .await
+        .expect("curl");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("403 egress_denied: evil.test.local is not an allowed host"),
+        "{said}"
+    );
+    let script = format!(
+        "import urllib.request\n\
+         h = urllib.request.ProxyHandler({{'https': 'http://{}'}})\n\
+         try:\n    urllib.request.build_opener(h).open('https://evil.test.local/', timeout=10)\n\
+         except Exception as e:\n    print(e)\n",
+        egret.proxy
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .await
+        .expect("python3");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("403 egress_denied: evil.test.local is not an allowed host"),
+        "{said}"
+    );
+    egret.stop().await;
+}

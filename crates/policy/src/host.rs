@@ -73,6 +73,11 @@ impl HostPattern {
         if self.port.is_some_and(|p| p != port) {
             return false;
         }
+        self.matches_name(host)
+    }
+
+    /// The name alone, whatever the port.
+    pub fn matches_name(&self, host: &str) -> bool {
         match &self.name {
             NamePattern::Exact(name) => name == host,
             NamePattern::AnySubdomain(suffix) => {

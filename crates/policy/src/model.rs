@@ -361,6 +361,17 @@ impl Policy {
     }
 
     /// Every host the proxy lets out, for refusal messages.
+    /// The connector whose egress names `host` on another port than `port`, and that
+    /// entry: what a refusal can point the sandbox to.
+    pub fn allows_elsewhere(&self, host: &str, port: u16) -> Option<(&Connector, &HostPattern)> {
+        self.connectors.iter().find_map(|c| {
+            c.egress
+                .iter()
+                .find(|p| p.matches_name(host) && !p.matches(host, port))
+                .map(|p| (c, p))
+        })
+    }
+
     pub fn allowed_hosts(&self) -> Vec<String> {
         let connector_hosts = self.connectors.iter().flat_map(|c| c.egress.iter());
         connector_hosts

@@ -40,7 +40,7 @@ pub(crate) async fn handle(
     let span = debug_span!("tunnel", %host, port);
     match route {
         Route::Deny if literal.is_some() => Err(Refusal::ip_literal(&host)),
-        Route::Deny => Err(Refusal::egress_denied(&host, port, &policy.allowed_hosts())),
+        Route::Deny => Err(Refusal::egress_denied(&host, port, &policy)),
         Route::Tunnel => {
             // Connect first, so a dead or private upstream is refused before the 200.
             let addrs = match literal {

@@ -34,7 +34,7 @@ pub(crate) async fn forward(
         Route::Tunnel => {}
         Route::Intercept => return Err(Refusal::https_only(&host)),
         Route::Deny if is_ip_literal(&host) => return Err(Refusal::ip_literal(&host)),
-        Route::Deny => return Err(Refusal::egress_denied(&host, port, &policy.allowed_hosts())),
+        Route::Deny => return Err(Refusal::egress_denied(&host, port, &policy)),
     }
     drop(policy);
     let bound = Bound::new(host, port)

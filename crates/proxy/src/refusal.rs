@@ -123,6 +123,9 @@ pub struct Refusal {
     pub extra: Vec<(&'static str, serde_json::Value)>,
     /// Seconds, sent as `retry-after` (rate limits, overload).
     pub retry_after: Option<u64>,
+    /// The HTTP/1 reason phrase after the code (`403 egress_denied: … is not an allowed
+    /// host`): clients that hide a refused CONNECT's body (curl, Python, Go) print it.
+    pub short: Option<String>,
 }
 
 impl Refusal {
@@ -133,7 +136,31 @@ impl Refusal {
             message,
             extra: Vec::new(),
             retry_after: None,
+            short: None,
         }
+    }
+
+    fn short(mut self, text: String) -> Self {
+        self.short = Some(text);
+        self
+    }
+
+    /// The reason phrase: `<code>: <short reason>`, or the code alone; kept to
+    /// printable ASCII.
+    pub fn reason_phrase(&self) -> String {
+        let text = match &self.short {
+            Some(s) => format!("{}: {s}", self.code),
+            None => self.code.as_str().to_owned(),
+        };
+        text.chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect()
     }
 
     pub fn with(mut self, key: &'static str, value: impl Into<serde_json::Value>) -> Self {
@@ -162,19 +189,28 @@ impl Refusal {
         }
     }
 
-    pub fn egress_denied(host: &str, port: u16, allowed: &[String]) -> Self {
-        let list = if allowed.is_empty() {
-            "nothing is allowed".to_owned()
-        } else {
-            allowed.join(", ")
+    /// A host the policy does not let out. The sandbox is not handed the list of
+    /// allowed hosts; it is told which connector names the host on another port, if
+    /// one does, else where the operator allows hosts.
+    pub fn egress_denied(host: &str, port: u16, policy: &egret_policy::Policy) -> Self {
+        let hint = match policy.allows_elsewhere(host, port) {
+            Some((c, entry)) => format!(
+                "connector {} allows {entry}, not port {port}; use that port, or ask the operator to add {host}:{port} to its egress",
+                c.id
+            ),
+            None => "if the sandbox needs it, ask the operator to add it to network.allow (tunneled untouched) or to a connector's egress (credentials injected)".to_owned(),
         };
-        Self::new(
+        let mut r = Self::new(
             StatusCode::FORBIDDEN,
             Code::EgressDenied,
-            format!("egret does not allow traffic to {host}:{port}; allowed hosts are: {list}. Ask the operator to add the host to network.allow or to a connector's egress if it is needed."),
+            format!("egret does not allow traffic to {host}:{port}; {hint}."),
         )
         .with("host", host)
-        .with("allowed", allowed.to_vec())
+        .short(format!("{host} is not an allowed host"));
+        if let Some((c, _)) = policy.allows_elsewhere(host, port) {
+            r = r.with("connector", c.id.as_str());
+        }
+        r
     }
 
     pub fn ip_literal(host: &str) -> Self {
@@ -329,7 +365,7 @@ impl Refusal {
     /// the same head and body as [`Self::into_response`], and `connection: close`.
     pub fn to_http1_bytes(&self) -> Vec<u8> {
         let body = self.json_body();
-        let reason = self.status.canonical_reason().unwrap_or("");
+        let reason = self.reason_phrase();
         let mut out = format!("HTTP/1.1 {} {reason}\r\n", self.status.as_u16()).into_bytes();
         for (name, value) in &self.headers(body.len()) {
             out.extend_from_slice(name.as_str().as_bytes());
@@ -448,6 +484,52 @@ impl Refusal {
         );
         *resp.status_mut() = self.status;
         *resp.headers_mut() = headers;
+        if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(self.reason_phrase()) {
+            resp.extensions_mut().insert(reason);
+        }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(yaml: &str) -> egret_policy::Policy {
+        egret_policy::parse(
+            yaml,
+            std::path::Path::new("t.yaml"),
+            std::path::Path::new("."),
+        )
+        .expect("policy")
+    }
+
+    #[test]
+    fn a_denied_host_names_the_connector_that_allows_it_elsewhere_and_no_list() {
+        let p = policy(
+            "version: 1\nconnectors:\n  - { id: crm, auth: api_key, egress: ['api.x.com:8443', other.x.com] }\n",
+        );
+        let r = Refusal::egress_denied("api.x.com", 443, &p);
+        assert_eq!(
+            r.reason_phrase(),
+            "egress_denied: api.x.com is not an allowed host"
+        );
+        assert!(
+            r.message.contains("connector crm allows api.x.com:8443"),
+            "{}",
+            r.message
+        );
+        assert!(!r.message.contains("other.x.com"), "{}", r.message);
+        let r = Refusal::egress_denied("evil.x.com", 443, &p);
+        assert!(
+            r.message.contains("network.allow") && !r.message.contains("api.x.com"),
+            "{}",
+            r.message
+        );
+        let raw = String::from_utf8(r.to_http1_bytes()).expect("ascii");
+        assert!(
+            raw.starts_with("HTTP/1.1 403 egress_denied: evil.x.com is not an allowed host\r\n"),
+            "{raw}"
+        );
     }
 }

@@ -10,11 +10,7 @@ pub(super) fn still_intercepted(policy: &Policy, bound: &Bound) -> Result<(), Re
     if policy.route(&bound.host, bound.port) == Route::Intercept {
         Ok(())
     } else {
-        Err(Refusal::egress_denied(
-            &bound.host,
-            bound.port,
-            &policy.allowed_hosts(),
-        ))
+        Err(Refusal::egress_denied(&bound.host, bound.port, policy))
     }
 }
 
