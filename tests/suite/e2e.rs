@@ -485,3 +485,48 @@ async fn a_refused_connect_says_why_in_the_status_line_curl_and_python_print() {
     );
     egret.stop().await;
 }
+
+/// Every refused CONNECT is logged at `info` with its code, host and sandbox — but a
+/// looping agent cannot flood the log: past a burst, lines are left out and the next
+/// one says how many.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_logged_with_their_host_and_a_loop_cannot_flood_the_log() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (dir, _ca, _upstream) = setup().await;
+    let egret = Egret::start(dir.path(), "flood.log").await;
+    for _ in 0..400 {
+        let mut s = tokio::net::TcpStream::connect(egret.proxy)
+            .await
+            .expect("connect");
+        s.write_all(b"CONNECT evil.test.local:443 HTTP/1.1\r\nHost: evil.test.local:443\r\n\r\n")
+            .await
+            .expect("write");
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).await.expect("answer");
+        assert_eq!(&head, b"HTTP/1.1 403");
+    }
+    let log = egret.stop().await;
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("CONNECT refused"))
+        .collect();
+    assert!(
+        lines.iter().all(|l| l.contains(" INFO ")
+            && l.contains("code=\"egress_denied\"")
+            && l.contains("host=evil.test.local")
+            && l.contains("sandbox=")),
+        "{:?}",
+        lines.first()
+    );
+    assert!(
+        (100..300).contains(&lines.len()),
+        "a burst of 100, then 20 a second: {} lines",
+        lines.len()
+    );
+    if lines.len() < 400 {
+        assert!(
+            lines.iter().any(|l| l.contains("suppressed=")),
+            "a line says how many were left out"
+        );
+    }
+}

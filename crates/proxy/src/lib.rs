@@ -14,7 +14,8 @@
 //! - `websocket`: frames from an upstream scanned after a credentialed upgrade.
 //! - `upstream`: name resolution, the pooled clients and sending a request upstream.
 //! - `refusal`: every "no" as one status, code and message (README, "What the proxy
-//!   does"); `binding`, `hop`, `body`, `idle`, `drain`, `limits`, `rate`: the pieces.
+//!   does"); `binding`, `hop`, `body`, `idle`, `drain`, `limits`, `rate`,
+//!   `log_budget`: the pieces.
 //!
 //! It must not write to the vault on the hot path (audit events are queued), log a
 //! header value, or hold a body in memory beyond a bound: answers of known length up
@@ -32,6 +33,7 @@ mod hop;
 mod idle;
 mod intercept;
 mod limits;
+mod log_budget;
 mod plain;
 mod proxy_auth;
 mod rate;
@@ -87,6 +89,8 @@ pub struct Proxy {
     pub(crate) rate: Arc<rate::RateLimiter>,
     /// One permit per sandbox connection (`limits.max_client_connections`).
     pub(crate) connections: Arc<tokio::sync::Semaphore>,
+    /// How many refusal log lines may be written now (shared by the workers).
+    pub(crate) log_budget: Arc<log_budget::LogBudget>,
 }
 
 impl Proxy {
@@ -121,6 +125,7 @@ impl Proxy {
             redactors: Arc::new(redact::Redactors::new(1024)),
             rate: Arc::default(),
             connections: Arc::new(tokio::sync::Semaphore::new(limits_connections)),
+            log_budget: Arc::default(),
         }
     }
 
@@ -140,11 +145,12 @@ impl Proxy {
             redactors: self.redactors.clone(),
             rate: self.rate.clone(),
             connections: self.connections.clone(),
+            log_budget: self.log_budget.clone(),
         }
     }
 
     /// Every refusal the proxy answers, wherever it is decided: logged at its source's
-    /// level, counted, audited (code, status, sandbox and the `context` object: target,
+    /// level (within the log budget), counted, audited (code, status, sandbox and the `context` object: target,
     /// or host/method/path) and answered.
     pub(crate) fn refused(
         &self,
@@ -154,7 +160,9 @@ impl Proxy {
         sandbox: Option<&str>,
         mut context: serde_json::Value,
     ) -> Response<ProxyBody> {
-        refusal.log(what, host);
+        if let Some(suppressed) = self.log_budget.take(self.clock.instant()) {
+            refusal.log(what, host, sandbox, suppressed);
+        }
         self.metrics
             .refusal(refusal.code.as_str(), refusal.source().as_str());
         if let Some(fields) = context.as_object_mut() {

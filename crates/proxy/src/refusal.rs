@@ -176,16 +176,23 @@ impl Refusal {
     /// Logs the refusal at the level its source calls for: a sandbox's or the policy's
     /// "no" is routine (`info`), an upstream's failure is worth a look (`warn`), egret's
     /// own failure is an `error`. `what` says where it was decided.
-    pub fn log(&self, what: &str, host: &str) {
+    /// `suppressed`: refusals left out of the log since the last line (see
+    /// `log_budget`), said on this one when there were any.
+    pub fn log(&self, what: &str, host: &str, sandbox: Option<&str>, suppressed: u64) {
         let (code, status) = (self.code.as_str(), self.status.as_u16());
+        let sandbox = sandbox.unwrap_or("-");
+        let suppressed = (suppressed > 0).then_some(suppressed);
         match self.source() {
             Source::Client | Source::Policy => {
-                tracing::info!(%host, code, status, "{what} refused")
+                tracing::info!(%host, code, status, sandbox, suppressed, "{what} refused")
             }
-            Source::Upstream => tracing::warn!(%host, code, status, "{what} refused"),
-            Source::Internal => {
-                tracing::error!(%host, code, status, message = %self.message, "{what} refused")
+            Source::Upstream => {
+                tracing::warn!(%host, code, status, sandbox, suppressed, "{what} refused")
             }
+            Source::Internal => tracing::error!(
+                %host, code, status, sandbox, suppressed, message = %self.message,
+                "{what} refused"
+            ),
         }
     }
 
