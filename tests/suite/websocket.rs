@@ -9,10 +9,16 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::harness::Fixture;
 
-#[tokio::test]
-async fn websocket_handshake_is_swapped_and_frames_flow() {
-    let f = Fixture::new().await;
-    let p = f.egret.key_and_placeholder("openai", "org", "sk-WS");
+/// A WebSocket to the upstream's `/ws` through egret, the placeholder `p` in its
+/// handshake with `extra` headers; the socket and the handshake's answer.
+async fn open(
+    f: &Fixture,
+    p: &str,
+    extra: &[(&'static str, &str)],
+) -> (
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+    tokio_tungstenite::tungstenite::handshake::client::Response,
+) {
     let c = connect(f.egret.proxy_addr, &f.at("api.test.local"))
         .await
         .expect("connect");
@@ -27,9 +33,20 @@ async fn websocket_handshake_is_swapped_and_frames_flow() {
         "authorization",
         format!("Bearer {p}").parse().expect("header"),
     );
-    let (mut ws, resp) = tokio_tungstenite::client_async(req, tls)
+    for (name, value) in extra {
+        req.headers_mut()
+            .insert(*name, value.parse().expect("header"));
+    }
+    tokio_tungstenite::client_async(req, tls)
         .await
-        .expect("handshake");
+        .expect("handshake")
+}
+
+#[tokio::test]
+async fn websocket_handshake_is_swapped_and_frames_flow() {
+    let f = Fixture::new().await;
+    let p = f.egret.key_and_placeholder("openai", "org", "sk-WS");
+    let (mut ws, resp) = open(&f, &p, &[]).await;
     assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
     assert_eq!(f.last_seen()["headers"]["authorization"], "Bearer sk-WS");
     for text in ["hello", "world"] {
@@ -48,27 +65,9 @@ async fn frames_from_the_upstream_never_carry_the_key_back() {
     let p = f
         .egret
         .key_and_placeholder("openai", "org", "sk-WS-0123456789abcdef");
-    let c = connect(f.egret.proxy_addr, &f.at("api.test.local"))
-        .await
-        .expect("connect");
-    let tls = client::tls(c.stream, "api.test.local", &f.egret.ca_pem, &[b"http/1.1"])
-        .await
-        .expect("tls");
-    let mut req = format!("wss://{}/ws", f.at("api.test.local"))
-        .into_client_request()
-        .expect("request");
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer {p}").parse().expect("header"),
-    );
     // The sandbox offers compression; egret takes it out of the offer.
-    req.headers_mut().insert(
-        "sec-websocket-extensions",
-        "permessage-deflate".parse().expect("header"),
-    );
-    let (mut ws, resp) = tokio_tungstenite::client_async(req, tls)
-        .await
-        .expect("handshake");
+    let offer = [("sec-websocket-extensions", "permessage-deflate")];
+    let (mut ws, resp) = open(&f, &p, &offer).await;
     assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
     assert!(
         f.last_seen()["headers"]

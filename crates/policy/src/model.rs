@@ -371,13 +371,4 @@ impl Policy {
                 .map(|p| (c, p))
         })
     }
-
-    pub fn allowed_hosts(&self) -> Vec<String> {
-        let connector_hosts = self.connectors.iter().flat_map(|c| c.egress.iter());
-        connector_hosts
-            .chain(self.network.allow.iter())
-            .map(ToString::to_string)
-            .chain(self.network.allow_ips.iter().map(ToString::to_string))
-            .collect()
-    }
 }

@@ -200,7 +200,8 @@ impl Refusal {
     /// allowed hosts; it is told which connector names the host on another port, if
     /// one does, else where the operator allows hosts.
     pub fn egress_denied(host: &str, port: u16, policy: &egret_policy::Policy) -> Self {
-        let hint = match policy.allows_elsewhere(host, port) {
+        let elsewhere = policy.allows_elsewhere(host, port);
+        let hint = match elsewhere {
             Some((c, entry)) => format!(
                 "connector {} allows {entry}, not port {port}; use that port, or ask the operator to add {host}:{port} to its egress",
                 c.id
@@ -214,7 +215,7 @@ impl Refusal {
         )
         .with("host", host)
         .short(format!("{host} is not an allowed host"));
-        if let Some((c, _)) = policy.allows_elsewhere(host, port) {
+        if let Some((c, _)) = elsewhere {
             r = r.with("connector", c.id.as_str());
         }
         r

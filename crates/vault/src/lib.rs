@@ -33,7 +33,7 @@ pub use records::{
     PendingAuthorization, PlaceholderInfo, TokenSet, TokenUpdate,
 };
 pub use rotate::{Rotated, rotate_key};
-pub use sandboxes::{SandboxInfo, SandboxIssue, valid_sandbox_id};
+pub use sandboxes::{SandboxInfo, SandboxIssue, sha256_hex, valid_sandbox_id};
 
 /// Current time in unix seconds, the unit of every timestamp the vault stores.
 pub fn unix_now() -> i64 {

@@ -4,7 +4,6 @@
 use redb::ReadableTable;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::db::{AUTHORIZATIONS, SealedSecret, Vault, aad};
@@ -261,6 +260,5 @@ impl Vault {
 
 /// The table key for a state: its SHA-256, so the file never holds the state itself.
 fn state_key(state: &SecretString) -> String {
-    let digest = Sha256::digest(state.expose_secret().as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::sandboxes::sha256_hex(state.expose_secret())
 }

@@ -55,7 +55,9 @@ fn random(n: usize) -> String {
         .collect()
 }
 
-fn sha256_hex(text: &str) -> String {
+/// SHA-256 of `text`, lower-case hex: how the vault keeps a secret it must only
+/// recognise (sandbox secrets, OAuth states, sign-in bindings).
+pub fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -6,7 +6,6 @@ use egret_policy::{AuthKind, Connector, Grant};
 use egret_vault::{ConnectionInfo, ConnectionKind, ConnectionStatus, Owner, TokenUpdate};
 
 use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
 
 use super::{Broker, Renewal};
 use crate::error::TokenError;
@@ -86,7 +85,7 @@ impl Broker {
         rand::fill(&mut secret);
         let binding =
             SecretString::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret));
-        let hash = binding_hash(binding.expose_secret());
+        let hash = egret_vault::sha256_hex(binding.expose_secret());
         let store = self.inner.store.clone();
         let state = state.to_owned();
         let vendor = tokio::task::spawn_blocking(move || store.bind_authorization(&state, &hash))
@@ -142,7 +141,7 @@ impl Broker {
         // Only the browser that opened the start link may finish: a vendor URL passed on
         // to someone else (login CSRF) finishes nothing.
         let bound = pending.binding.as_deref().is_some_and(|expected| {
-            let given = binding_hash(binding.unwrap_or_default());
+            let given = egret_vault::sha256_hex(binding.unwrap_or_default());
             subtle::ConstantTimeEq::ct_eq(given.as_bytes(), expected.as_bytes()).into()
         });
         if !bound {
@@ -241,14 +240,6 @@ impl Broker {
             })??;
         Ok((existed, revocation))
     }
-}
-
-/// SHA-256 (hex) of a binding secret: what the store keeps of it.
-fn binding_hash(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// `identity_match`: the vendor identity's `claim` must be the owner's id (`user:<id>`;
