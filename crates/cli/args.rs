@@ -120,6 +120,9 @@ pub enum ConnectorCommand {
     Disable { id: String },
     /// Delete it: its connections, tokens and placeholders are erased at once.
     Remove { id: String },
+    /// Erase now what a connector removed from the policy file kept for its return
+    /// (otherwise erased when `connectors_removed_retention` ends).
+    Purge { id: String },
     /// List the built-in vendor templates (`template:` in a connector) and their settings.
     Templates,
 }

@@ -73,6 +73,24 @@ pub async fn run(cli: Cli) -> Result<()> {
                     print_json(answer);
                     return Ok(());
                 }
+                ConnectorCommand::Purge { id } => {
+                    let answer = client(cli)?
+                        .call(
+                            Method::POST,
+                            &format!("/v1/connectors/{}/purge", segment(&id)),
+                            None,
+                        )
+                        .await?
+                        .unwrap_or(Value::Null);
+                    eprintln!(
+                        "purged connector {id}: {} erased, with the placeholders",
+                        count(
+                            answer["connections_erased"].as_u64().unwrap_or(0),
+                            "connection"
+                        )
+                    );
+                    return Ok(());
+                }
                 ConnectorCommand::Enable { id } => return set_enabled(cli, &id, true).await,
                 ConnectorCommand::Disable { id } => return set_enabled(cli, &id, false).await,
                 ConnectorCommand::Remove { id } => {
@@ -85,8 +103,11 @@ pub async fn run(cli: Cli) -> Result<()> {
                         .await?
                         .unwrap_or(Value::Null);
                     eprintln!(
-                        "deleted connector {id}: {} connections and their placeholders erased",
-                        answer["connections_erased"]
+                        "deleted connector {id}: {} erased, with the placeholders",
+                        count(
+                            answer["connections_erased"].as_u64().unwrap_or(0),
+                            "connection"
+                        )
                     );
                     return Ok(());
                 }
@@ -380,6 +401,15 @@ fn print_templates() {
         for (key, what) in t.settings {
             say!("  settings.{key}: {what}");
         }
+    }
+}
+
+/// `1 connection`, `2 connections`.
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 

@@ -4,7 +4,7 @@
 
 use egret_test_support::client::{Proto, Session, refusal_code};
 use http::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::harness::api::admin;
 use super::harness::{Fixture, policy_yaml};
@@ -186,8 +186,27 @@ async fn policy_connectors_are_read_only_and_bad_entries_are_refused() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+fn without_openai() -> String {
+    // Another connector keeps the host intercepted: the refusal is the connector's,
+    // not the network's.
+    let without = policy_yaml().replace("  - id: openai\n", "  - id: successor\n");
+    assert!(!without.contains("openai"));
+    without
+}
+
+async fn openai_status(f: &Fixture) -> Value {
+    let (_, conns) = admin(
+        &f.egret,
+        Method::GET,
+        "/v1/connections?connector=openai",
+        None,
+    )
+    .await;
+    conns["connections"][0].clone()
+}
+
 #[tokio::test]
-async fn removing_a_connector_from_the_policy_file_kills_its_connections_on_reload() {
+async fn a_connector_gone_from_the_file_is_refused_at_once_kept_and_restored_when_it_returns() {
     let f = Fixture::new().await;
     let p = f
         .egret
@@ -197,25 +216,128 @@ async fn removing_a_connector_from_the_policy_file_kills_its_connections_on_relo
         call(&f, "api.test.local", "/", &auth).await.0,
         StatusCode::OK
     );
-    let without = policy_yaml().replace(
-        "  - id: openai\n    auth: api_key\n    egress: [api.test.local]\n",
-        "",
+    f.egret.reload(&without_openai());
+    // Refused at once, saying why, and nothing sent upstream.
+    let before = f.upstream.seen().len();
+    let (status, code) = call(&f, "api.test.local", "/", &auth).await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (StatusCode::FORBIDDEN, Some("connector_removed"))
     );
-    assert!(!without.contains("openai"));
-    f.egret.reload(&without);
-    let (_, conns) = admin(
+    assert_eq!(f.upstream.seen().len(), before);
+    // Kept, and shown as such, with when it will be erased (7 days by default).
+    let conn = openai_status(&f).await;
+    assert_eq!(conn["status"], "connector_removed", "{conn}");
+    let since = conn["connector_removed_at"].as_i64().expect("removed_at");
+    assert_eq!(conn["purge_at"].as_i64(), Some(since + 7 * 24 * 3600));
+    let (_, listed) = admin(&f.egret, Method::GET, "/v1/connectors", None).await;
+    assert_eq!(listed["removed"][0]["id"], "openai", "{listed}");
+    assert_eq!(listed["removed"][0]["connections"], 1, "{listed}");
+    // An API connector may not take the id while its users' tokens wait for it.
+    let (status, body) = admin(
         &f.egret,
-        Method::GET,
-        "/v1/connections?connector=openai",
-        None,
+        Method::POST,
+        "/v1/connectors",
+        Some(json!({ "id": "openai", "auth": "api_key", "egress": ["other.test.local"] })),
     )
     .await;
-    assert_eq!(conns["connections"], json!([]));
-    // Back in the file: a fresh connector, the old placeholder stays dead.
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], "connector_removed");
+
+    // Back in the file: the same placeholder works again, the connection as it was.
+    f.egret.reload(&policy_yaml());
+    assert_eq!(
+        call(&f, "api.test.local", "/", &auth).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        f.last_seen()["headers"]["authorization"],
+        "Bearer sk-gone-REAL"
+    );
+    assert_eq!(openai_status(&f).await["status"], "connected");
+    let (_, listed) = admin(&f.egret, Method::GET, "/v1/connectors", None).await;
+    assert_eq!(listed["removed"], json!([]));
+    let (_, audit) = admin(&f.egret, Method::GET, "/v1/audit?connector=openai", None).await;
+    let actions: Vec<&str> = audit["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"connector.removed") && actions.contains(&"connector.restored"),
+        "{audit}"
+    );
+}
+
+#[tokio::test]
+async fn a_removed_connector_is_erased_by_a_purge_or_when_its_retention_ends() {
+    let f = Fixture::new().await;
+    let p = f
+        .egret
+        .key_and_placeholder("openai", "user:ann", "sk-purge-REAL");
+    let auth = format!("Bearer {p}");
+    f.egret.key_and_placeholder("weather", "org", "w-REAL");
+    // Nothing to purge while the connector is in force, or when nothing is stored.
+    let (status, body) = admin(&f.egret, Method::POST, "/v1/connectors/openai/purge", None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], "connector_in_force");
+    let (status, body) = admin(&f.egret, Method::POST, "/v1/connectors/nope/purge", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    // An operator's purge erases at once; the stanza coming back restores nothing.
+    f.egret.reload(&without_openai());
+    let (status, body) = admin(&f.egret, Method::POST, "/v1/connectors/openai/purge", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["connections_erased"], 1);
+    assert_eq!(openai_status(&f).await, Value::Null);
     f.egret.reload(&policy_yaml());
     let (status, code) = call(&f, "api.test.local", "/", &auth).await;
     assert_eq!(
         (status, code.as_deref()),
         (StatusCode::FORBIDDEN, Some("placeholder_unknown"))
+    );
+
+    // The retention ending erases too (egret checks every second).
+    let without_weather = policy_yaml()
+        .replace("version: 1\n", "version: 1\nconnectors_removed_retention: 1h\n")
+        .replace(
+            "  - id: weather\n    auth: api_key\n    egress: [weather.test.local]\n    inject: { headers: [x-api-key], query: [appid] }\n",
+            "",
+        );
+    assert!(!without_weather.contains("id: weather"));
+    f.egret.reload(&without_weather);
+    let weather = || async {
+        admin(
+            &f.egret,
+            Method::GET,
+            "/v1/connections?connector=weather",
+            None,
+        )
+        .await
+        .1["connections"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(weather().await, 1, "kept within the retention");
+    f.egret.clock.skip(std::time::Duration::from_secs(3601));
+    let mut left = 1;
+    for _ in 0..50 {
+        left = weather().await;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "erased once the retention ended");
+    let (_, audit) = admin(&f.egret, Method::GET, "/v1/audit?connector=weather", None).await;
+    assert!(
+        audit["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["event"] == "connector.purged"),
+        "{audit}"
     );
 }

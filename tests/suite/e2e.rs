@@ -229,8 +229,8 @@ async fn policy_reloads_on_change_and_sighup_and_a_bad_file_changes_nothing() {
         "the old policy is still in force"
     );
 
-    // Removing the connector takes effect on change: its host is now refused at CONNECT,
-    // and (the kill switch) its connections and placeholders are erased.
+    // Removing the connector takes effect on change: its host is now refused at CONNECT
+    // (the kill switch); its connections and placeholders are kept for its return.
     std::fs::write(
         &cfg,
         config("  - { id: other, auth: api_key, egress: [other.test.local] }\n"),
@@ -246,8 +246,8 @@ async fn policy_reloads_on_change_and_sighup_and_a_bad_file_changes_nothing() {
         .status()
         .await
         .expect("kill");
-    // The host is intercepted again (CONNECT 200), but the erased placeholder stays dead.
-    wait_for("403200").await;
+    // The host is intercepted again (CONNECT 200) and the kept placeholder works again.
+    wait_for("200200").await;
     egret.stop().await;
 }
 

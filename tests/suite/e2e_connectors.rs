@@ -1,6 +1,8 @@
 //! The connector commands of the real binary against its own control plane.
 
-use super::harness::binary::{Egret, setup, stdout};
+use std::time::Duration;
+
+use super::harness::binary::{Egret, KEY, config, setup, stdout};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connector_create_disable_enable_remove_with_the_cli() {
@@ -51,7 +53,7 @@ async fn connector_create_disable_enable_remove_with_the_cli() {
     let out = egret.cli(&["connector", "remove", "crm"], None).await;
     assert!(out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("1 connections"),
+        String::from_utf8_lossy(&out.stderr).contains("1 connection erased"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -73,4 +75,142 @@ async fn connector_create_disable_enable_remove_with_the_cli() {
     let listed = stdout(&egret.cli(&["connector", "list"], None).await);
     assert!(listed.contains("\"crm\""), "{listed}");
     egret.stop().await;
+}
+
+/// The real binary, its policy file edited as an editor would: a connector commented
+/// out is refused at once but its connection is kept; back in the file, the same
+/// placeholder works; `connector purge` erases at once, and so does the retention's end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_commented_out_is_kept_restored_and_erased_only_by_purge_or_retention() {
+    let (dir, _ca, upstream) = setup().await;
+    let cfg = dir.path().join("egret.yaml");
+    // `weather` keeps api.test.local intercepted while `openai` is out of the file, so
+    // the refusal is the connector's own.
+    let both = config(
+        "  - { id: openai, auth: api_key, egress: [api.test.local] }\n  - { id: weather, auth: api_key, egress: [weather.test.local, api.test.local] }\n",
+    );
+    let commented = both.replace("  - { id: openai", "#  - { id: openai");
+    std::fs::write(&cfg, &both).expect("write");
+    let egret = Egret::start(dir.path(), "serve.log").await;
+    let auth = egret.openai_placeholder_header().await;
+    let url = format!("https://api.test.local:{}/echo", upstream.addr.port());
+    let answer = || async {
+        egret
+            .curl(&["-H", &auth, "-w", "\n%{http_code}"], &url)
+            .await
+            .1
+    };
+    let wait_for = |want: &'static str| async move {
+        let mut last = String::new();
+        for _ in 0..100 {
+            last = answer().await;
+            if last.ends_with(want) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the answer never ended with {want}: {last}");
+    };
+    wait_for("\n200").await;
+
+    // Commented out (an editor's save): refused at once, saying why; kept and shown.
+    std::fs::write(&cfg, &commented).expect("write");
+    let refused = wait_for("\n403").await;
+    assert!(refused.contains("connector_removed"), "{refused}");
+    let listed = stdout(&egret.cli(&["connection", "list"], None).await);
+    assert!(listed.contains("connector_removed"), "{listed}");
+    let connectors = stdout(&egret.cli(&["connector", "list"], None).await);
+    assert!(connectors.contains("\"removed\""), "{connectors}");
+
+    // Back in the file: the same placeholder, the same key.
+    std::fs::write(&cfg, &both).expect("write");
+    wait_for("\n200").await;
+    let seen = upstream.seen().last().cloned().unwrap_or_default();
+    assert_eq!(
+        seen["headers"]["authorization"],
+        format!("Bearer {KEY}"),
+        "the stored key is injected again"
+    );
+
+    // Out again, then purged by an operator: back in the file restores nothing.
+    std::fs::write(&cfg, &commented).expect("write");
+    wait_for("\n403").await;
+    let out = egret.cli(&["connector", "purge", "openai"], None).await;
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && said.contains("1 connection erased"),
+        "{said}"
+    );
+    std::fs::write(&cfg, &both).expect("write");
+    for _ in 0..100 {
+        if egret
+            .cli(&["connector", "get", "openai"], None)
+            .await
+            .status
+            .success()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dead = answer().await;
+    assert!(
+        dead.contains("placeholder_unknown"),
+        "purged for good: {dead}"
+    );
+
+    // A retention of one second: the next removal is erased by egret itself.
+    stdout(
+        &egret
+            .cli(
+                &["connection", "set-key", "openai", "--owner", "org"],
+                Some(KEY),
+            )
+            .await,
+    );
+    std::fs::write(
+        &cfg,
+        commented.replace(
+            "version: 1\n",
+            "version: 1\nconnectors_removed_retention: 1s\n",
+        ),
+    )
+    .expect("write");
+    let mut listed = String::new();
+    for _ in 0..100 {
+        listed = stdout(
+            &egret
+                .cli(&["connection", "list", "--connector", "openai"], None)
+                .await,
+        );
+        if !listed.contains("openai") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !listed.contains("openai"),
+        "erased after the retention: {listed}"
+    );
+    let audit = stdout(
+        &egret
+            .cli(&["audit", "tail", "--connector", "openai"], None)
+            .await,
+    );
+    for event in [
+        "connector.removed",
+        "connector.restored",
+        "connector.purge\"",
+        "connector.purged",
+    ] {
+        assert!(audit.contains(event), "{event} in {audit}");
+    }
+    let log = egret.stop().await;
+    assert!(
+        log.contains("its connections are kept until the retention ends")
+            && log.contains("its kept connections serve again")
+            && log.contains("purged by an operator")
+            && log.contains("retention of a removed connector ended"),
+        "the log says what happened in words"
+    );
 }

@@ -61,8 +61,9 @@ fn reload(path: &std::path::Path, lifecycle: &Lifecycle, vault: &Arc<Vault>, why
             }
             let detail = format!("{} connectors in the file", new.connectors.len());
             drop(old);
-            // Connectors gone from the file lose their connections: the kill switch.
-            if let Err(e) = lifecycle.install(new, true) {
+            // Connectors gone from the file are refused at once; their connections are
+            // kept for the retention period (see `Lifecycle`).
+            if let Err(e) = lifecycle.install(new, egret_control::Install::Reload) {
                 error!(
                     reason = why,
                     "policy reload failed, the previous policy stays in force: {e}"

@@ -51,9 +51,10 @@ pub enum AssembleError {
 /// Wires everything the way `egret serve` runs it; the test harness calls the same.
 pub fn assemble(p: Parts) -> Result<Assembled, AssembleError> {
     let lifecycle = Arc::new(Lifecycle::new(p.policy.clone(), p.vault.clone()));
-    // API connectors join the file's; nothing is erased at start-up.
+    // API connectors join the file's; nothing is erased at start-up (connectors with
+    // stored connections but not in the file start their retention).
     let file = (**p.policy.load()).clone();
-    lifecycle.install(file, false)?;
+    lifecycle.install(file, egret_control::Install::Start)?;
     let metrics = Arc::new(egret_metrics::Metrics::new());
     let leaves = Arc::new(
         LeafCache::new(p.ca, p.limits.leaf_cache_capacity)?
@@ -109,6 +110,8 @@ pub struct Running {
     proxy: JoinHandle<()>,
     control: JoinHandle<std::io::Result<()>>,
     renewer: JoinHandle<()>,
+    /// Erases what removed connectors kept once their retention ends.
+    purger: JoinHandle<()>,
     /// The policy file's watcher, when one runs ([`Running::watch_policy`]).
     reloader: Option<JoinHandle<()>>,
 }
@@ -135,12 +138,14 @@ impl Running {
             rx.clone(),
         ));
         let renewer = control.broker.spawn_background(egret_oauth::RENEW_EVERY);
+        let purger = tokio::spawn(purge_expired(control.lifecycle.clone()));
         let control = tokio::spawn(egret_control::serve(control_listener, control, stopped(rx)));
         Self {
             stop,
             proxy,
             control,
             renewer,
+            purger,
             reloader: None,
         }
     }
@@ -161,6 +166,7 @@ impl Running {
     pub fn begin_stop(self) -> JoinHandle<()> {
         let _ = self.stop.send(true);
         self.renewer.abort();
+        self.purger.abort();
         if let Some(r) = &self.reloader {
             r.abort();
         }
@@ -173,10 +179,27 @@ impl Running {
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         self.renewer.abort();
+        self.purger.abort();
         if let Some(r) = &self.reloader {
             r.abort();
         }
         let _ = self.proxy.await;
         let _ = self.control.await;
+    }
+}
+
+/// Every second, erases what connectors gone from the policy kept once their retention
+/// has ended (a cheap look at memory when none is due).
+async fn purge_expired(lifecycle: Arc<Lifecycle>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let l = lifecycle.clone();
+        match tokio::task::spawn_blocking(move || l.purge_expired()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot erase the connections of a removed connector whose retention ended; retrying")
+            }
+            Err(_) => {}
+        }
     }
 }

@@ -29,6 +29,22 @@ pub(crate) async fn list(
     let list = state
         .vault
         .connections(f.connector.as_deref(), owner.as_ref());
+    let retention = i64::try_from(state.policy.load().connectors_removed_retention.as_secs())
+        .unwrap_or(i64::MAX);
+    let list: Vec<Value> = list
+        .into_iter()
+        .map(|c| {
+            let removed = state.vault.connector_removed_at(&c.connector);
+            let mut v = json!(c);
+            // Kept for the connector's return, refused meanwhile: say so, and until when.
+            if let Some(since) = removed {
+                v["status"] = json!("connector_removed");
+                v["connector_removed_at"] = json!(since);
+                v["purge_at"] = json!(since.saturating_add(retention));
+            }
+            v
+        })
+        .collect();
     Ok(Json(json!({ "connections": list })))
 }
 

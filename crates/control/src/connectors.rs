@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::ControlState;
 use crate::error::ApiError;
+use crate::lifecycle::PurgeError;
 
 pub(crate) async fn create(
     State(state): State<Arc<ControlState>>,
@@ -31,6 +32,17 @@ pub(crate) async fn create(
             StatusCode::CONFLICT,
             "already_exists",
             format!("connector `{id}` already exists; change it with PATCH /v1/connectors/{id}"),
+        ));
+    }
+    // Its kept connections would start sending their credentials to the new one's hosts.
+    if let Some(since) = state.vault.connector_removed_at(&id) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "connector_removed",
+            format!(
+                "connector `{id}` left the policy file at {} and its connections are kept for its return; put it back in the file, or erase them first with `egret connector purge {id}`",
+                crate::lifecycle::format_unix(since)
+            ),
         ));
     }
     let view = state
@@ -117,6 +129,30 @@ pub(crate) async fn remove(
     ))
 }
 
+/// Erases at once what a connector gone from the policy file kept (its retention not
+/// yet ended); 409 while it is in force, 404 when nothing is stored.
+pub(crate) async fn purge(
+    State(state): State<Arc<ControlState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let erased = state
+        .blocking(move |s| {
+            s.lifecycle.purge(&id).map_err(|e| match e {
+                PurgeError::InForce(_) => {
+                    ApiError::new(StatusCode::CONFLICT, "connector_in_force", e.to_string())
+                }
+                PurgeError::NothingStored(_) => {
+                    ApiError::new(StatusCode::NOT_FOUND, "nothing_to_purge", e.to_string())
+                }
+                PurgeError::Vault(v) => v.into(),
+            })
+        })
+        .await?;
+    Ok(Json(
+        json!({ "purged": true, "connections_erased": erased }),
+    ))
+}
+
 /// 404 for unknown ids, 409 for connectors the policy file manages.
 fn api_only(state: &ControlState, id: &str) -> Result<(), ApiError> {
     let policy = state.policy.load();
@@ -150,9 +186,28 @@ fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
+/// The connectors in force, and those gone from the file whose connections are kept.
 pub(crate) async fn list(State(state): State<Arc<ControlState>>) -> Json<Value> {
     let policy = state.policy.load();
-    Json(json!({ "connectors": policy.connectors.iter().map(connector_view).collect::<Vec<_>>() }))
+    let retention =
+        i64::try_from(policy.connectors_removed_retention.as_secs()).unwrap_or(i64::MAX);
+    let removed: Vec<Value> = state
+        .vault
+        .removed_connectors()
+        .into_iter()
+        .map(|(id, since)| {
+            json!({
+                "id": id,
+                "removed_at": since,
+                "purge_at": since.saturating_add(retention),
+                "connections": state.vault.connections(Some(&id), None).len(),
+            })
+        })
+        .collect();
+    Json(json!({
+        "connectors": policy.connectors.iter().map(connector_view).collect::<Vec<_>>(),
+        "removed": removed,
+    }))
 }
 
 pub(crate) async fn get(

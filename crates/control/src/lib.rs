@@ -5,7 +5,8 @@
 //! (`connectors`, `connections`, `placeholders`, `sandboxes`, `audit`); `oauth` starts
 //! OAuth connections and serves the vendor's redirect back (`/oauth/callback`, the one
 //! route without the admin token: the `state` it carries is its credential);
-//! `lifecycle` installs policies (file + API connectors, the kill switch); `error` is
+//! `lifecycle` installs policies (file + API connectors, the kill switch, the retention
+//! of connectors gone from the file); `error` is
 //! the JSON error answer.
 //!
 //! It must never return or log a secret: keys go in, only metadata comes out. It knows
@@ -38,7 +39,7 @@ use tokio::net::TcpListener;
 
 pub use connectors::connector_view;
 pub use error::ApiError;
-pub use lifecycle::Lifecycle;
+pub use lifecycle::{Install, Lifecycle};
 
 /// What every control-plane route reads and changes.
 pub struct ControlState {
@@ -88,6 +89,7 @@ pub fn router(state: Arc<ControlState>) -> Router {
                 .patch(connectors::update)
                 .delete(connectors::remove),
         )
+        .route("/v1/connectors/{id}/purge", post(connectors::purge))
         .route("/v1/connections", get(connections::list))
         .route(
             "/v1/connections/{connector}/{owner}/key",

@@ -22,7 +22,15 @@ pub struct Policy {
     /// Operator overrides of the proxy's limits; unset ones keep the built-in default.
     /// Read at start-up (a reload does not resize a running listener).
     pub limits: LimitSettings,
+    /// How long the connections of a connector gone from the file are kept (refused,
+    /// but restorable by putting the connector back) before they are erased.
+    pub connectors_removed_retention: Duration,
     pub connectors: Vec<Connector>,
+}
+
+impl Policy {
+    /// `connectors_removed_retention` when the file sets none: 7 days.
+    pub const DEFAULT_REMOVED_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 }
 
 #[derive(Debug, Clone, Default)]

@@ -26,6 +26,7 @@ pub(crate) struct RawPolicy {
     pub network: RawNetwork,
     #[serde(default)]
     pub limits: RawLimits,
+    pub connectors_removed_retention: Option<S<String>>,
     #[serde(default)]
     pub connectors: Vec<RawConnector>,
 }

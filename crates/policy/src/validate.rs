@@ -111,6 +111,12 @@ pub(crate) fn validate(raw: RawPolicy, file: &Path, base: &Path) -> Result<Polic
             deny_private_ranges: raw.network.deny_private_ranges.unwrap_or(true),
         },
         limits: v.limits(&raw.limits)?,
+        connectors_removed_retention: raw
+            .connectors_removed_retention
+            .as_ref()
+            .map(|s| v.duration(s))
+            .transpose()?
+            .unwrap_or(Policy::DEFAULT_REMOVED_RETENTION),
         connectors,
     })
 }

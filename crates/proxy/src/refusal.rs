@@ -45,6 +45,7 @@ pub enum Code {
     PlaceholderMisplaced,
     PlaceholderPlainHttp,
     PlaceholderWrongSandbox,
+    ConnectorRemoved,
     ConnectionNeedsReauth,
     RateLimited,
     TooManyConnections,
@@ -68,6 +69,7 @@ impl Code {
             Self::PlaceholderMisplaced => "placeholder_misplaced",
             Self::PlaceholderPlainHttp => "placeholder_plain_http",
             Self::PlaceholderWrongSandbox => "placeholder_wrong_sandbox",
+            Self::ConnectorRemoved => "connector_removed",
             Self::ConnectionNeedsReauth => "connection_needs_reauth",
             Self::RateLimited => "rate_limited",
             Self::TooManyConnections => "too_many_connections",
@@ -90,6 +92,7 @@ impl Code {
             | Self::PlaceholderMisplaced
             | Self::PlaceholderPlainHttp
             | Self::PlaceholderWrongSandbox
+            | Self::ConnectorRemoved
             | Self::ConnectionNeedsReauth
             | Self::RateLimited
             | Self::TooManyConnections => Source::Policy,
@@ -254,6 +257,18 @@ impl Refusal {
             Code::PlaceholderUnknown,
             "the placeholder on this request is unknown, expired or revoked; ask for a new one (egret placeholder mint) and use it instead.".to_owned(),
         )
+    }
+
+    /// The placeholder's connector left the policy; its connections are kept, refused,
+    /// until it returns or its retention ends.
+    pub fn connector_removed(connector: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            Code::ConnectorRemoved,
+            format!("connector {connector} is no longer in egret's policy, so its credential is not sent; ask the operator to restore the connector (its connections are kept for a while) or to give you another one."),
+        )
+        .with("connector", connector)
+        .short(format!("connector {connector} was removed from the policy"))
     }
 
     pub fn placeholder_wrong_host(connector: &str, host: &str) -> Self {

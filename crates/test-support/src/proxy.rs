@@ -128,11 +128,14 @@ impl TestProxy {
         p.expose().to_owned()
     }
 
-    /// Replaces the policy in force, as a reload does (removed connectors lose their
-    /// connections).
+    /// Replaces the policy in force, as a reload does (removed connectors are refused;
+    /// their connections are kept for the retention period).
     pub fn reload(&self, yaml: &str) {
         self.lifecycle
-            .install(policy(yaml, self.dir.path()), true)
+            .install(
+                policy(yaml, self.dir.path()),
+                egret_control::Install::Reload,
+            )
             .expect("install policy");
     }
 

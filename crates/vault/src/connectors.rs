@@ -6,7 +6,7 @@ use std::sync::Arc;
 use redb::{ReadableDatabase, ReadableTable};
 use zeroize::Zeroizing;
 
-use crate::db::{CONNECTIONS, CONNECTORS, Vault, aad};
+use crate::db::{CONNECTIONS, CONNECTORS, REMOVED_CONNECTORS, Vault, aad};
 use crate::error::VaultError;
 
 impl Vault {
@@ -44,7 +44,7 @@ impl Vault {
 
     /// The kill switch: erases the connector's stored entry (if it came from the API), all
     /// its connections (tokens, keys) and all their placeholders, in one transaction.
-    /// Returns how many connections were erased.
+    /// A note that it left the policy goes too. Returns how many connections were erased.
     pub fn erase_connector(&self, id: &str) -> Result<usize, VaultError> {
         let prefix = format!("{id}/");
         let _w = self.lock_writer();
@@ -58,6 +58,7 @@ impl Vault {
         let doomed = self.placeholders_where(|e| e.info.connector == id);
         self.write(|tx| {
             tx.open_table(CONNECTORS)?.remove(id)?;
+            tx.open_table(REMOVED_CONNECTORS)?.remove(id)?;
             let mut connections = tx.open_table(CONNECTIONS)?;
             for k in &conns {
                 connections.remove(&**k)?;
@@ -72,6 +73,7 @@ impl Vault {
         for h in &doomed {
             index.placeholders.remove(h);
         }
+        index.removed.remove(id);
         Ok(conns.len())
     }
 }

@@ -27,6 +27,10 @@ pub(crate) const CONNECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::ne
 pub(crate) const PLACEHOLDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("placeholders");
 /// Sandbox identities (id -> secret hash).
 pub(crate) const SANDBOXES: TableDefinition<&str, &[u8]> = TableDefinition::new("sandboxes");
+/// Connectors found gone from the policy file (id -> unix seconds when), whose
+/// connections are kept for `connectors_removed_retention`.
+pub(crate) const REMOVED_CONNECTORS: TableDefinition<&str, i64> =
+    TableDefinition::new("removed_connectors");
 /// Pending OAuth authorizations, keyed by the SHA-256 of their `state`.
 pub(crate) const AUTHORIZATIONS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("authorizations");
@@ -56,6 +60,8 @@ pub(crate) struct Index {
     pub(crate) credentials: HashMap<Arc<str>, Arc<Credential>>,
     pub(crate) connections: BTreeMap<Arc<str>, ConnectionInfo>,
     pub(crate) sandboxes: HashMap<String, crate::sandboxes::StoredSandbox>,
+    /// Connectors gone from the policy, with when (see `retained`).
+    pub(crate) removed: BTreeMap<String, i64>,
 }
 
 pub struct Vault {
@@ -167,6 +173,7 @@ impl Vault {
             tx.open_table(AUTHORIZATIONS)?;
             tx.open_table(SANDBOXES)?;
             tx.open_table(AUDIT)?;
+            tx.open_table(REMOVED_CONNECTORS)?;
         }
         Ok(tx.commit()?)
     }
@@ -197,6 +204,7 @@ impl Vault {
                 .insert(hash, Arc::new(PlaceholderEntry { info, conn_key }));
         }
         index.sandboxes = self.load_sandboxes(&tx)?.into_iter().collect();
+        index.removed = Self::load_removed(&tx)?;
         *self.write_credentials() = index;
         Ok(())
     }

@@ -3,7 +3,8 @@
 //! Owns the master key (`key`, and its rotation in `rotate`), the AEAD envelope (`seal`),
 //! the tables and the in-memory index the proxy reads on every request (`db`), OAuth
 //! tokens and pending authorizations (`oauth`), connectors created through the API
-//! (`connectors`), sandbox identities (`sandboxes`), the audit log and its batching
+//! (`connectors`) and those gone from the policy file, kept until their retention ends
+//! (`retained`), sandbox identities (`sandboxes`), the audit log and its batching
 //! writer (`audit`), the record types (`records`, `placeholder`) and its errors (`error`).
 //! Timestamps and expiries come from its [`egret_clock::Clock`]. Every secret field is sealed with XChaCha20-Poly1305 under the master
 //! key, with the record's table and key as associated data. It must not log, print or
@@ -17,6 +18,7 @@ mod key;
 mod oauth;
 mod placeholder;
 mod records;
+mod retained;
 mod rotate;
 mod sandboxes;
 mod seal;

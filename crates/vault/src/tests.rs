@@ -368,3 +368,27 @@ fn rotating_the_master_key_reseals_everything_and_retires_the_old_key() {
         Some("verifier-xyz")
     );
 }
+
+#[test]
+fn a_removed_connector_note_survives_reopen_keeps_its_first_time_and_goes_with_an_erase() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v.redb");
+    let key = MasterKey::generate();
+    {
+        let v = Vault::open(&path, &key).expect("open");
+        v.put_api_key("crm", &owner("org"), &SecretString::from("k"))
+            .expect("put");
+        assert!(v.note_connector_removed("crm", 100).expect("note"));
+        // A second removal (say, at the next start-up) keeps the first time.
+        assert!(!v.note_connector_removed("crm", 200).expect("note"));
+    }
+    let v = Vault::open(&path, &key).expect("reopen");
+    assert_eq!(v.removed_connectors(), vec![("crm".to_owned(), 100)]);
+    assert_eq!(v.connections(Some("crm"), None).len(), 1, "kept");
+    assert_eq!(v.erase_connector("crm").expect("erase"), 1);
+    assert_eq!(v.connector_removed_at("crm"), None);
+    assert_eq!(v.forget_connector_removed("crm").expect("forget"), None);
+    drop(v);
+    let v = Vault::open(&path, &key).expect("reopen");
+    assert!(v.removed_connectors().is_empty());
+}

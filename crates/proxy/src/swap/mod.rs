@@ -402,11 +402,16 @@ fn check(
             Refusal::placeholder_wrong_sandbox(&resolved.placeholder.info.connector).into(),
         );
     }
-    // A connector gone from the policy takes its placeholders with it.
-    let connector = lookup
-        .policy
-        .connector(&resolved.placeholder.info.connector)
-        .ok_or_else(Refusal::placeholder_unknown)?;
+    // A connector gone from the policy is refused at once; its connections are kept
+    // for its return (the vault notes it), so say that rather than "unknown".
+    let id = &resolved.placeholder.info.connector;
+    let connector = lookup.policy.connector(id).ok_or_else(|| {
+        if lookup.vault.connector_removed_at(id).is_some() {
+            Refusal::connector_removed(id)
+        } else {
+            Refusal::placeholder_unknown()
+        }
+    })?;
     if !connector.serves(dest.host, dest.port) {
         return Err(Refusal::placeholder_wrong_host(connector.id.as_str(), dest.host).into());
     }
