@@ -1,8 +1,11 @@
-//! The command line, as clap structs.
+//! The command line, as clap structs. Every argument has a help line; a flag is offered
+//! only on the commands it means something for (`--server` on those that talk to a
+//! running egret, `--output` on those that list).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub const DEFAULT_CONFIG: &str = "config/egret.yaml";
 
@@ -16,24 +19,54 @@ pub struct Cli {
     /// Policy file. When the default path does not exist, `serve` runs the embedded default.
     #[arg(long, global = true, default_value = DEFAULT_CONFIG, env = "EGRET_CONFIG")]
     pub config: PathBuf,
-    /// Control-plane URL for client commands (default: http://<control.listen>).
-    #[arg(long, global = true, env = "EGRET_SERVER")]
-    pub server: Option<String>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How a command reaches a running egret.
+#[derive(Args, Clone, Default)]
+pub struct Remote {
+    /// Control-plane URL of the running egret (default: http://<control.listen>, or
+    /// EGRET_CONTROL_LISTEN when set).
+    #[arg(long, global = true, env = "EGRET_SERVER")]
+    pub server: Option<String>,
+}
+
+/// What a listing prints.
+#[derive(ValueEnum, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Output {
+    /// Aligned columns with readable times, for people.
+    #[default]
+    Table,
+    /// The API's JSON, field for field, for scripts.
+    Json,
+}
+
+/// `--output table|json` on a listing command.
+#[derive(Args, Clone, Copy, Default)]
+pub struct Format {
+    /// `table` (default) for people, `json` (the API's field names) for scripts.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
 }
 
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the proxy and the control plane (creates the CA, vault, master key and admin token on first start).
-    Serve {
-        /// Log format: `text` or `json`. Levels come from EGRET_LOG (default `info`).
-        #[arg(long, default_value = "text")]
-        log_format: String,
-        /// Proxy worker threads, each an event loop with its own upstream pool
-        /// (default: one per CPU; see the README's operations section).
-        #[arg(long, env = "EGRET_WORKERS")]
-        workers: Option<std::num::NonZeroUsize>,
+    Serve(ServeArgs),
+    /// Is egret up, with which policy, vault and CA; connectors, connections by status,
+    /// sandboxes; and what needs attention.
+    Status {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Exit 0 when the running egret answers /healthz, 1 otherwise (a container
+    /// HEALTHCHECK; the image has no curl).
+    Health {
+        #[command(flatten)]
+        remote: Remote,
     },
     /// The interception CA.
     #[command(subcommand)]
@@ -42,23 +75,48 @@ pub enum Command {
     #[command(subcommand)]
     Policy(PolicyCommand),
     /// Connectors configured on the running server.
-    #[command(subcommand)]
-    Connector(ConnectorCommand),
+    Connector {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: ConnectorCommand,
+    },
     /// Users' connections (credentials) on the running server.
-    #[command(subcommand)]
-    Connection(ConnectionCommand),
+    Connection {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: ConnectionCommand,
+    },
     /// Placeholders handed to sandboxes.
-    #[command(subcommand)]
-    Placeholder(PlaceholderCommand),
+    Placeholder {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: PlaceholderCommand,
+    },
+    /// Sandbox identities (`proxy.auth: basic`).
+    Sandbox {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: SandboxCommand,
+    },
     /// The audit log.
-    #[command(subcommand)]
-    Audit(AuditCommand),
+    Audit {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// The vault file (run with `egret serve` stopped).
     #[command(subcommand)]
     Vault(VaultCommand),
     /// Print the `export` lines a sandbox needs (proxy, CA bundle, one placeholder per
     /// connection of OWNER) and write the CA bundle they point to.
     SandboxEnv {
+        #[command(flatten)]
+        remote: Remote,
         /// `org` or `user:<id>`: whose connections the sandbox may use.
         #[arg(long)]
         owner: String,
@@ -77,6 +135,30 @@ pub enum Command {
         #[arg(long)]
         proxy_url: Option<String>,
     },
+    /// Print a completion script for SHELL (e.g. `egret completions bash >
+    /// /etc/bash_completion.d/egret`).
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Log format: `text` or `json`. Levels come from EGRET_LOG (default `info`).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    /// Proxy worker threads, each an event loop with its own upstream pool
+    /// (default: one per CPU; see the README's operations section).
+    #[arg(long, env = "EGRET_WORKERS")]
+    pub workers: Option<std::num::NonZeroUsize>,
+    /// Where the proxy listens (`IP:PORT`), instead of the policy's `proxy.listen`.
+    #[arg(long, env = "EGRET_PROXY_LISTEN", value_name = "IP:PORT")]
+    pub proxy_listen: Option<SocketAddr>,
+    /// Where the control plane listens (`IP:PORT`), instead of the policy's
+    /// `control.listen`.
+    #[arg(long, env = "EGRET_CONTROL_LISTEN", value_name = "IP:PORT")]
+    pub control_listen: Option<SocketAddr>,
 }
 
 #[derive(Subcommand)]
@@ -100,29 +182,57 @@ pub enum CaCommand {
 
 #[derive(Subcommand)]
 pub enum PolicyCommand {
-    /// Validate a policy file and print its connectors as resolved (templates filled in);
-    /// errors name file:line:col and what is expected.
-    Check { file: PathBuf },
+    /// Validate a policy file and summarize it; errors name file:line:col and what is
+    /// expected, warnings name secrets that do not resolve now.
+    Check {
+        /// The file to check (default: `--config`).
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        format: Format,
+    },
 }
 
 #[derive(Subcommand)]
 pub enum ConnectorCommand {
-    /// List connectors.
-    List,
+    /// List connectors (and those removed from the file whose connections are kept).
+    List {
+        #[command(flatten)]
+        format: Format,
+    },
     /// Show one connector (secrets appear only as references, or masked).
-    Get { id: String },
+    Get {
+        /// The connector's id.
+        id: String,
+        #[command(flatten)]
+        format: Format,
+    },
     /// Create a connector from a JSON file holding one connector entry (secrets as
     /// values; they are stored sealed in the vault).
-    Create { file: PathBuf },
+    Create {
+        /// A JSON file with one connector entry, as in the policy file.
+        file: PathBuf,
+    },
     /// Enable a connector created through the control plane.
-    Enable { id: String },
+    Enable {
+        /// The connector's id.
+        id: String,
+    },
     /// Disable it: no new connections; existing ones keep working.
-    Disable { id: String },
+    Disable {
+        /// The connector's id.
+        id: String,
+    },
     /// Delete it: its connections, tokens and placeholders are erased at once.
-    Remove { id: String },
+    Remove {
+        /// The connector's id.
+        id: String,
+    },
     /// Erase now what a connector removed from the policy file kept for its return
     /// (otherwise erased when `connectors_removed_retention` ends).
-    Purge { id: String },
+    Purge {
+        /// The removed connector's id.
+        id: String,
+    },
     /// List the built-in vendor templates (`template:` in a connector) and their settings.
     Templates,
 }
@@ -131,21 +241,28 @@ pub enum ConnectorCommand {
 pub enum ConnectionCommand {
     /// List connections (never secrets).
     List {
+        /// Only this connector's.
         #[arg(long)]
         connector: Option<String>,
+        /// Only this owner's (`org` or `user:<id>`).
         #[arg(long)]
         owner: Option<String>,
+        #[command(flatten)]
+        format: Format,
     },
     /// Connect an OAuth connection: prints the vendor's authorization URL to open in a
     /// browser (authorization code), or connects at once (client credentials).
     Connect {
+        /// The connector's id.
         connector: String,
         /// `org` or `user:<id>`.
         #[arg(long)]
         owner: String,
     },
-    /// Store a static key for CONNECTOR, read from stdin (never from the command line).
+    /// Store a static key for CONNECTOR: typed at a prompt that does not echo, or piped
+    /// on stdin (never on the command line).
     SetKey {
+        /// The connector's id.
         connector: String,
         /// `org` or `user:<id>`.
         #[arg(long)]
@@ -154,7 +271,9 @@ pub enum ConnectionCommand {
     /// Disconnect: revokes an OAuth grant at the vendor where possible; the
     /// connection's placeholders stop working at once.
     Remove {
+        /// The connector's id.
         connector: String,
+        /// `org` or `user:<id>`.
         #[arg(long)]
         owner: String,
     },
@@ -164,24 +283,57 @@ pub enum ConnectionCommand {
 pub enum PlaceholderCommand {
     /// Mint a placeholder for a connection and print it.
     Mint {
+        /// The connector's id.
         connector: String,
+        /// `org` or `user:<id>`.
         #[arg(long)]
         owner: String,
-        /// Lifetime such as `8h` or `30m`; default: until revoked.
-        #[arg(long)]
-        ttl: Option<String>,
+        /// Lifetime such as `8h` or `30m`; at most `limits.max_ttl` (default 30 days).
+        #[arg(long, default_value = "24h")]
+        ttl: String,
         /// Bind to one sandbox: only its requests may use the placeholder (needs
         /// `proxy.auth: basic`).
         #[arg(long)]
         sandbox: Option<String>,
     },
-    /// Revoke a placeholder.
-    Revoke { placeholder: String },
+    /// List live placeholders: their hint (`egp_AbCd…`), connection, sandbox and expiry.
+    List {
+        /// Only this connector's.
+        #[arg(long)]
+        connector: Option<String>,
+        /// Only this owner's (`org` or `user:<id>`).
+        #[arg(long)]
+        owner: Option<String>,
+        /// Only those bound to this sandbox.
+        #[arg(long)]
+        sandbox: Option<String>,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Revoke a placeholder at once.
+    Revoke {
+        /// The whole placeholder (`egp_…`).
+        placeholder: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SandboxCommand {
+    /// List sandbox identities (never their secrets).
+    List {
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Revoke a sandbox: its credentials and the placeholders bound to it stop at once.
+    Revoke {
+        /// The sandbox's id.
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
-    /// Print audit events as JSON lines.
+    /// Print audit events, oldest first.
     Tail {
         /// Keep printing new events as they arrive.
         #[arg(long)]
@@ -192,5 +344,8 @@ pub enum AuditCommand {
         /// Only events of this owner.
         #[arg(long)]
         owner: Option<String>,
+        /// `table` (default) or `json`: one JSON object per line, as the API has them.
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+        output: Output,
     },
 }

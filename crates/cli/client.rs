@@ -15,22 +15,41 @@ use crate::config::client_admin_token;
 
 pub struct ControlClient {
     base: String,
-    token: SecretString,
+    /// `None` for routes without the admin token (`/healthz`).
+    token: Option<SecretString>,
     http: Client<HttpConnector, Full<Bytes>>,
 }
 
 impl ControlClient {
     pub fn new(policy: &egret_policy::Policy, server: Option<&str>) -> Result<Self> {
+        let mut client = Self::without_token(policy, server);
+        client.token = Some(client_admin_token(policy)?);
+        Ok(client)
+    }
+
+    /// A client for the routes that need no admin token. The server is `--server`, else
+    /// `EGRET_CONTROL_LISTEN` (as `serve` reads it), else the policy's `control.listen`.
+    pub fn without_token(policy: &egret_policy::Policy, server: Option<&str>) -> Self {
         let base = match server {
             Some(s) => s.trim_end_matches('/').to_owned(),
-            None => format!("http://{}", policy.control.listen),
+            None => match std::env::var("EGRET_CONTROL_LISTEN") {
+                Ok(listen) if !listen.is_empty() => format!("http://{listen}"),
+                _ => format!("http://{}", policy.control.listen),
+            },
         };
-        let token = client_admin_token(policy)?;
-        Ok(Self {
+        Self {
             base,
-            token,
+            token: None,
             http: Client::builder(TokioExecutor::new()).build_http(),
-        })
+        }
+    }
+
+    /// GET `path`; the answer's JSON (`null` for an empty body).
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        Ok(self
+            .call(Method::GET, path, None)
+            .await?
+            .unwrap_or(Value::Null))
     }
 
     /// Where the running server's proxy listens (`/readyz` says), for a policy whose
@@ -52,10 +71,13 @@ impl ControlClient {
         body: Option<Value>,
     ) -> Result<Option<Value>> {
         let url = format!("{}{}", self.base, path);
-        let mut req = Request::builder().method(method).uri(&url).header(
-            header::AUTHORIZATION,
-            format!("Bearer {}", self.token.expose_secret()),
-        );
+        let mut req = Request::builder().method(method).uri(&url);
+        if let Some(token) = &self.token {
+            req = req.header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", token.expose_secret()),
+            );
+        }
         let bytes = match body {
             Some(v) => {
                 req = req.header(header::CONTENT_TYPE, "application/json");
@@ -69,10 +91,11 @@ impl ControlClient {
         let resp = tokio::time::timeout(std::time::Duration::from_secs(30), self.http.request(req))
             .await
             .with_context(|| format!("{url} did not answer within 30s"))?
-            .with_context(|| {
-                format!(
-                    "cannot reach the egret control plane at {}; is `egret serve` running?",
-                    self.base
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot reach the egret control plane at {} ({}); is `egret serve` running?",
+                    self.base,
+                    root_cause(&e)
                 )
             })?;
         let status = resp.status();
@@ -105,7 +128,30 @@ impl ControlClient {
     }
 }
 
+/// `?a=1&b=2` from the pairs that have a value; empty when none has.
+pub fn query(pairs: &[(&str, Option<String>)]) -> String {
+    let set: Vec<String> = pairs
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", segment(v))))
+        .collect();
+    if set.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", set.join("&"))
+    }
+}
+
 /// Percent-encodes one path segment (owners contain `:`; ids are plain).
 pub fn segment(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// The innermost reason a request failed (`Connection refused (os error 111)`), without
+/// the layers around it (`client error (Connect): tcp connect error: …`).
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut inner = e;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    inner.to_string()
 }

@@ -5,8 +5,8 @@
 //! and runs egret through `egret-app` until a signal; `setup` creates what a first start
 //! needs (CA, master key, vault, admin token); `config` loads the policy and the admin
 //! token; `client` is the JSON client commands use to reach a running server;
-//! `sandbox_env` prints what a sandbox needs; `log_writer` escapes control characters in
-//! the text log. It must not hold proxy, control-plane or
+//! `sandbox_env` prints what a sandbox needs; `output` prints listings (tables for
+//! people, JSON for scripts); `log_writer` escapes control characters in the text log. It must not hold proxy, control-plane or
 //! storage logic of its own: that lives in the library crates.
 
 /// `println!` that ends the process quietly when stdout is closed early
@@ -38,6 +38,7 @@ mod client;
 mod commands;
 mod config;
 mod log_writer;
+mod output;
 mod sandbox_env;
 mod serve;
 mod setup;

@@ -169,8 +169,12 @@ pub async fn run(r: Request<'_>) -> Result<()> {
     for line in lines {
         say!("{line}");
     }
+    eprintln!("{NODE_NOTE}");
     Ok(())
 }
+
+/// Node.js reads HTTPS_PROXY only when told to, and only from 22.21 and 24 on.
+const NODE_NOTE: &str = "note: NODE_USE_ENV_PROXY=1 makes Node.js use the proxy only on Node >= 22.21 (22.x) or >= 24; Node 20 ignores it: there, install undici and run `setGlobalDispatcher(new EnvHttpProxyAgent())` first (see the README, \"Setting up a sandbox\")";
 
 /// The system's roots followed by egret's CA: tools that *replace* their trust store
 /// with this file still reach the rest of the internet (through `network.allow`).

@@ -22,6 +22,12 @@ async fn connector_create_disable_enable_remove_with_the_cli() {
     assert!(created.contains("\"source\": \"api\""), "{created}");
     stdout(&egret.cli(&["connector", "disable", "crm"], None).await);
     let shown = stdout(&egret.cli(&["connector", "get", "crm"], None).await);
+    assert!(shown.contains("enabled: false"), "{shown}");
+    let shown = stdout(
+        &egret
+            .cli(&["connector", "get", "crm", "--output", "json"], None)
+            .await,
+    );
     assert!(shown.contains("\"enabled\": false"), "{shown}");
     stdout(&egret.cli(&["connector", "enable", "crm"], None).await);
     let out = egret
@@ -73,7 +79,7 @@ async fn connector_create_disable_enable_remove_with_the_cli() {
     egret.stop().await;
     let egret = Egret::start(dir.path(), "second.log").await;
     let listed = stdout(&egret.cli(&["connector", "list"], None).await);
-    assert!(listed.contains("\"crm\""), "{listed}");
+    assert!(listed.lines().any(|l| l.starts_with("crm ")), "{listed}");
     egret.stop().await;
 }
 
@@ -119,8 +125,18 @@ async fn a_connector_commented_out_is_kept_restored_and_erased_only_by_purge_or_
     assert!(refused.contains("connector_removed"), "{refused}");
     let listed = stdout(&egret.cli(&["connection", "list"], None).await);
     assert!(listed.contains("connector_removed"), "{listed}");
-    let connectors = stdout(&egret.cli(&["connector", "list"], None).await);
-    assert!(connectors.contains("\"removed\""), "{connectors}");
+    let connectors = stdout(
+        &egret
+            .cli(&["connector", "list", "--output", "json"], None)
+            .await,
+    );
+    let connectors: serde_json::Value = serde_json::from_str(&connectors).expect("json");
+    assert_eq!(connectors["removed"][0]["id"], "openai", "{connectors}");
+    let table = stdout(&egret.cli(&["connector", "list"], None).await);
+    assert!(
+        table.contains("Removed from the policy file") && table.contains("openai"),
+        "{table}"
+    );
 
     // Back in the file: the same placeholder, the same key.
     std::fs::write(&cfg, &both).expect("write");
@@ -194,7 +210,10 @@ async fn a_connector_commented_out_is_kept_restored_and_erased_only_by_purge_or_
     );
     let audit = stdout(
         &egret
-            .cli(&["audit", "tail", "--connector", "openai"], None)
+            .cli(
+                &["audit", "tail", "--connector", "openai", "--output", "json"],
+                None,
+            )
             .await,
     );
     for event in [

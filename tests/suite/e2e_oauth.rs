@@ -67,6 +67,8 @@ connectors:
                     "policy",
                     "check",
                     &dir.path().join("egret.yaml").to_string_lossy(),
+                    "--output",
+                    "json",
                 ],
                 None,
             )

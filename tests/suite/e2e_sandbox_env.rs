@@ -47,19 +47,24 @@ async fn sandbox_env_sets_up_curl_and_python_with_placeholders_only() {
         );
     }
     let bundle = dir.path().join("sandbox/bundle.pem");
-    let env_lines = stdout(
-        &egret
-            .cli(
-                &[
-                    "sandbox-env",
-                    "--owner",
-                    "user:ann",
-                    "--ca-bundle",
-                    &bundle.to_string_lossy(),
-                ],
-                None,
-            )
-            .await,
+    let out = egret
+        .cli(
+            &[
+                "sandbox-env",
+                "--owner",
+                "user:ann",
+                "--ca-bundle",
+                &bundle.to_string_lossy(),
+            ],
+            None,
+        )
+        .await;
+    let env_lines = stdout(&out);
+    // Node versions that ignore NODE_USE_ENV_PROXY are named, with what to do.
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("Node 20 ignores it") && said.contains("EnvHttpProxyAgent"),
+        "{said}"
     );
     assert!(
         env_lines.contains(&format!("export HTTPS_PROXY='http://{proxy}'")),

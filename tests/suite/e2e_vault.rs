@@ -122,7 +122,7 @@ async fn rotate_key_reseals_and_an_interrupted_rotation_finishes_at_start() {
         .await
         .expect("rotate");
     let said = stdout(&egret_cli);
-    assert!(said.contains("re-sealed 1 connections"), "{said}");
+    assert!(said.contains("re-sealed 1 connection,"), "{said}");
     let new_key = std::fs::read(&key).expect("key");
     assert_ne!(old_key, new_key);
 

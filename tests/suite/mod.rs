@@ -15,6 +15,8 @@ mod connectors;
 mod control;
 /// The binary end to end: first start, curl over HTTP/1.1 and HTTP/2, reload, CLI.
 mod e2e;
+/// The binary's command line: flags, output formats, status, health, completions.
+mod e2e_cli;
 /// The binary's connector commands.
 mod e2e_connectors;
 /// The binary with trace logs: no secret in any output, log, metric, audit or file.

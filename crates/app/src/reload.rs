@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use egret_control::Lifecycle;
+use egret_policy::ListenOverride;
 use egret_vault::Vault;
 use tracing::{error, info, warn};
 
@@ -15,7 +16,13 @@ const POLL: Duration = Duration::from_secs(1);
 /// Reloads the policy file at `path` whenever it changes (checked every second) or
 /// SIGHUP arrives, until the task is dropped; `None` (the embedded default policy)
 /// watches nothing.
-pub async fn watch(path: Option<PathBuf>, lifecycle: Arc<Lifecycle>, vault: Arc<Vault>) {
+/// `listen` (flags, environment) is applied to every file read, as at start-up.
+pub async fn watch(
+    path: Option<PathBuf>,
+    listen: ListenOverride,
+    lifecycle: Arc<Lifecycle>,
+    vault: Arc<Vault>,
+) {
     let Some(path) = path else { return };
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
@@ -37,6 +44,7 @@ pub async fn watch(path: Option<PathBuf>, lifecycle: Arc<Lifecycle>, vault: Arc<
         seen = now;
         reload(
             &path,
+            listen,
             &lifecycle,
             &vault,
             if by_signal { "SIGHUP" } else { "file change" },
@@ -44,9 +52,16 @@ pub async fn watch(path: Option<PathBuf>, lifecycle: Arc<Lifecycle>, vault: Arc<
     }
 }
 
-fn reload(path: &std::path::Path, lifecycle: &Lifecycle, vault: &Arc<Vault>, why: &str) {
+fn reload(
+    path: &std::path::Path,
+    listen: ListenOverride,
+    lifecycle: &Lifecycle,
+    vault: &Arc<Vault>,
+    why: &str,
+) {
     match egret_policy::load(path) {
         Ok(mut new) => {
+            new.listen_at(listen);
             let old = lifecycle.live().load();
             if new.moves_listeners(&old) {
                 warn!("listen addresses changed; they take effect after a restart");

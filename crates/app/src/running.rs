@@ -156,10 +156,11 @@ impl Running {
     pub fn watch_policy(
         &mut self,
         path: Option<PathBuf>,
+        listen: egret_policy::ListenOverride,
         lifecycle: Arc<Lifecycle>,
         vault: Arc<Vault>,
     ) {
-        self.reloader = Some(tokio::spawn(crate::watch(path, lifecycle, vault)));
+        self.reloader = Some(tokio::spawn(crate::watch(path, listen, lifecycle, vault)));
     }
 
     /// Stops accepting on both listeners and returns the proxy's drain, to await.

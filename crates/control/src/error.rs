@@ -27,6 +27,19 @@ impl ApiError {
 
     /// A lifetime (`ttl`) as the API takes it: a duration from one second up to the
     /// policy's `limits.max_ttl`, refused beyond it with the maximum named.
+    /// A placeholder's or sandbox's lifetime: `text` when given (at most `max`), else 24
+    /// hours (or `max`, when that is shorter). Nothing lives forever: `limits.max_ttl`
+    /// bounds every lifetime.
+    pub fn ttl_or_default(
+        text: Option<&str>,
+        max: std::time::Duration,
+    ) -> Result<std::time::Duration, Self> {
+        match text {
+            Some(t) => Self::parse_ttl(t, max),
+            None => Ok(DEFAULT_TTL.min(max)),
+        }
+    }
+
     pub fn parse_ttl(text: &str, max: std::time::Duration) -> Result<std::time::Duration, Self> {
         let ttl = humantime::parse_duration(text).map_err(|_| {
             Self::bad_request(format!(
@@ -53,6 +66,9 @@ impl ApiError {
         )
     }
 }
+
+/// The lifetime of a placeholder or sandbox identity when none is asked for.
+pub const DEFAULT_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 impl From<VaultError> for ApiError {
     fn from(e: VaultError) -> Self {

@@ -103,7 +103,10 @@ pub fn router(state: Arc<ControlState>) -> Router {
             "/v1/connections/{connector}/{owner}",
             delete(connections::remove),
         )
-        .route("/v1/placeholders", post(placeholders::mint))
+        .route(
+            "/v1/placeholders",
+            get(placeholders::list).post(placeholders::mint),
+        )
         .route(
             "/v1/placeholders/{placeholder}",
             delete(placeholders::revoke),

@@ -122,7 +122,8 @@ impl Lifecycle {
             let since = self.vault.connector_removed_at(&id).unwrap_or(now);
             let until = format_unix(since.saturating_add(secs(retention)));
             let what = format!(
-                "not in the policy any more: refused at once; its {connections} connection(s) are kept until {until} (connectors_removed_retention) and serve again if it comes back; `egret connector purge {id}` erases them now"
+                "not in the policy any more: refused at once; connections kept: {}, until {until} (connectors_removed_retention); they serve again if it comes back, and `egret connector purge {id}` erases them now",
+                connections_word(connections),
             );
             if newly {
                 warn!(connector = %id, connections, until = %until, "connector removed from the policy: refused, its connections are kept until the retention ends");
@@ -135,8 +136,9 @@ impl Lifecycle {
             if let Some(since) = self.vault.forget_connector_removed(&id)? {
                 let connections = self.vault.connections(Some(&id), None).len();
                 let what = format!(
-                    "back in the policy: its {connections} connection(s) kept since {} serve again",
-                    format_unix(since)
+                    "back in the policy: connections kept since {} serve again: {}",
+                    format_unix(since),
+                    connections_word(connections)
                 );
                 info!(connector = %id, connections, "connector back in the policy: its kept connections serve again");
                 self.vault
@@ -172,8 +174,9 @@ impl Lifecycle {
                 Some(&id),
                 None,
                 Some(format!(
-                    "removed from the policy at {} and not back within connectors_removed_retention: {erased} connection(s) and their placeholders erased",
-                    format_unix(since)
+                    "removed from the policy at {} and not back within connectors_removed_retention: {} erased, with the placeholders",
+                    format_unix(since),
+                    connections_word(erased)
                 )),
             )?;
             purged.push((id, erased));
@@ -199,7 +202,8 @@ impl Lifecycle {
             Some(id),
             None,
             Some(format!(
-                "purged by an operator: {erased} connection(s) and their placeholders erased"
+                "purged by an operator: {} erased, with the placeholders",
+                connections_word(erased)
             )),
         )?;
         Ok(erased)
@@ -207,6 +211,15 @@ impl Lifecycle {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
         self.one_at_a_time.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `1 connection`, `3 connections`.
+fn connections_word(n: usize) -> String {
+    if n == 1 {
+        "1 connection".to_owned()
+    } else {
+        format!("{n} connections")
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use egret_vault::Placeholder;
 use serde::Deserialize;
@@ -19,7 +19,7 @@ use crate::error::ApiError;
 pub(crate) struct MintBody {
     connector: String,
     owner: String,
-    /// e.g. `8h`, `30m`; none: valid until revoked.
+    /// e.g. `8h`, `30m`; none: 24 hours. Never longer than `limits.max_ttl`.
     ttl: Option<String>,
     sandbox: Option<String>,
 }
@@ -41,11 +41,7 @@ pub(crate) async fn mint(
     }
     let owner = parse_owner(&body.owner)?;
     let max = state.policy.load().limits.max_ttl();
-    let ttl = body
-        .ttl
-        .as_deref()
-        .map(|t| ApiError::parse_ttl(t, max))
-        .transpose()?;
+    let ttl = Some(ApiError::ttl_or_default(body.ttl.as_deref(), max)?);
     if state.policy.load().connector(&body.connector).is_none() {
         return Err(ApiError::unknown_connector(&body.connector));
     }
@@ -75,6 +71,29 @@ pub(crate) async fn mint(
             "sandbox": info.sandbox,
         })),
     ))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Filter {
+    connector: Option<String>,
+    owner: Option<String>,
+    sandbox: Option<String>,
+}
+
+/// Live placeholders: who and what each stands for, its hint (`egp_AbCd…`), never the
+/// placeholder itself.
+pub(crate) async fn list(
+    State(state): State<Arc<ControlState>>,
+    Query(f): Query<Filter>,
+) -> Result<Json<Value>, ApiError> {
+    let owner = f.owner.as_deref().map(parse_owner).transpose()?;
+    let list = state.vault.placeholders(
+        f.connector.as_deref(),
+        owner.as_ref(),
+        f.sandbox.as_deref(),
+        state.vault.clock().unix(),
+    );
+    Ok(Json(json!({ "placeholders": list })))
 }
 
 pub(crate) async fn revoke(

@@ -18,7 +18,7 @@ use crate::error::ApiError;
 pub(crate) struct IssueBody {
     /// Default: a random `sbx-…` id.
     id: Option<String>,
-    /// e.g. `8h`; none: until revoked.
+    /// e.g. `8h`; none: 24 hours. Never longer than `limits.max_ttl`.
     ttl: Option<String>,
 }
 
@@ -26,7 +26,7 @@ pub(crate) async fn issue(
     State(state): State<Arc<ControlState>>,
     raw: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    // An empty body is a sandbox with a random id and no expiry.
+    // An empty body is a sandbox with a random id and the default lifetime.
     let body: IssueBody = if raw.iter().all(u8::is_ascii_whitespace) {
         IssueBody::default()
     } else {
@@ -34,12 +34,7 @@ pub(crate) async fn issue(
             .map_err(|e| ApiError::bad_request(format!("expected {{\"id\"?, \"ttl\"?}}: {e}")))?
     };
     let max = state.policy.load().limits.max_ttl();
-    let ttl = body
-        .ttl
-        .as_deref()
-        .map(|t| ApiError::parse_ttl(t, max))
-        .transpose()?
-        .map(|d| d.as_secs());
+    let ttl = Some(ApiError::ttl_or_default(body.ttl.as_deref(), max)?.as_secs());
     let (info, secret) = state
         .blocking(move |s| {
             let issued = s.vault.issue_sandbox(body.id.as_deref(), ttl)?;

@@ -28,6 +28,14 @@ pub struct Policy {
     pub connectors: Vec<Connector>,
 }
 
+/// Listen addresses from outside the policy file (`--proxy-listen`,
+/// `EGRET_CONTROL_LISTEN`, …): each set one replaces the file's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenOverride {
+    pub proxy: Option<std::net::SocketAddr>,
+    pub control: Option<std::net::SocketAddr>,
+}
+
 impl Policy {
     /// `connectors_removed_retention` when the file sets none: 7 days.
     pub const DEFAULT_REMOVED_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -317,6 +325,42 @@ impl Policy {
         }
         self.proxy.listen = proxy;
         self.control.listen = control;
+    }
+
+    /// A warning for every connector secret reference (`${env:…}`, `${file:…}`) that
+    /// does not resolve now, naming the connector: better said at `policy check` and at
+    /// start than when a user first connects.
+    pub fn unresolved_secrets(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for c in &self.connectors {
+            let AuthKind::OAuth2(o) = &c.auth else {
+                continue;
+            };
+            let Some(reference) = &o.client_secret else {
+                continue;
+            };
+            let why = match reference.read() {
+                Ok(Some(_)) => continue,
+                Ok(None) => match reference {
+                    SecretRef::Env(_) => "is not set (or empty)".to_owned(),
+                    _ => "does not exist".to_owned(),
+                },
+                Err(e) => format!("cannot be read: {e}"),
+            };
+            out.push(format!(
+                "connector `{}`: oauth.client_secret {reference} {why}; connecting and renewing its tokens will fail until it resolves",
+                c.id
+            ));
+        }
+        out
+    }
+
+    /// Applies listen addresses given outside the file (flags, environment), which win
+    /// over it; `control.public_url` follows when it was the default.
+    pub fn listen_at(&mut self, given: ListenOverride) {
+        let proxy = given.proxy.unwrap_or(self.proxy.listen);
+        let control = given.control.unwrap_or(self.control.listen);
+        self.bound_to(proxy, control);
     }
 
     /// True when `self` (a file just read) asks for other listen addresses than the

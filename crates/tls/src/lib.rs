@@ -17,6 +17,14 @@ pub use error::TlsError;
 pub use leaf::LeafCache;
 pub use upstream::{certs_from_pem, upstream_client_config};
 
+/// When the certificate in `pem` (the first one) stops being valid, in unix seconds;
+/// `None` when it cannot be parsed. `egret status` warns before the CA runs out.
+pub fn certificate_not_after(pem: &str) -> Option<i64> {
+    let der = certs_from_pem(pem).into_iter().next()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
+    Some(cert.validity().not_after.timestamp())
+}
+
 /// The process's one crypto provider, passed explicitly so a second provider in the
 /// dependency graph can never make rustls pick at random (or panic).
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {

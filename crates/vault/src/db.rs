@@ -437,6 +437,30 @@ impl Vault {
         Ok(entry.info.clone())
     }
 
+    /// Placeholders not yet expired, oldest first, optionally of one connector, owner or
+    /// sandbox: metadata and the short hint only, never the placeholder itself.
+    pub fn placeholders(
+        &self,
+        connector: Option<&str>,
+        owner: Option<&Owner>,
+        sandbox: Option<&str>,
+        now_unix: i64,
+    ) -> Vec<PlaceholderInfo> {
+        let index = self.read_index();
+        let mut list: Vec<PlaceholderInfo> = index
+            .placeholders
+            .values()
+            .map(|e| &e.info)
+            .filter(|i| i.expires_at.is_none_or(|e| e > now_unix))
+            .filter(|i| connector.is_none_or(|c| i.connector == c))
+            .filter(|i| owner.is_none_or(|o| &i.owner == o))
+            .filter(|i| sandbox.is_none_or(|s| i.sandbox.as_deref() == Some(s)))
+            .cloned()
+            .collect();
+        list.sort_by(|a, b| (a.created_at, &a.hint).cmp(&(b.created_at, &b.hint)));
+        list
+    }
+
     /// The hot path: memory only, no disk. Expired placeholders and placeholders whose
     /// connection is gone resolve to `None`.
     pub fn resolve(&self, hash: &PlaceholderHash, now_unix: i64) -> Option<Resolved> {

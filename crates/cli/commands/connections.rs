@@ -1,0 +1,145 @@
+//! `egret connection …`: users' connections on the running server.
+
+use std::io::{IsTerminal, Read};
+
+use anyhow::{Context, Result, bail};
+use http::Method;
+use serde_json::{Value, json};
+
+use crate::args::ConnectionCommand;
+use crate::client::{ControlClient, query, segment};
+use crate::output::{Table, text, wants_json, when};
+
+pub async fn run(client: ControlClient, cmd: ConnectionCommand) -> Result<()> {
+    match cmd {
+        ConnectionCommand::List {
+            connector,
+            owner,
+            format,
+        } => {
+            let path = format!(
+                "/v1/connections{}",
+                query(&[("connector", connector), ("owner", owner)])
+            );
+            let answer = client.get(&path).await?;
+            if wants_json(format.output) {
+                crate::output::json(&answer);
+                return Ok(());
+            }
+            let mut table = Table::new(&[
+                "CONNECTOR",
+                "OWNER",
+                "KIND",
+                "STATUS",
+                "CONNECTED AS",
+                "CONNECTED",
+                "EXPIRES",
+                "SCOPES",
+            ]);
+            for c in answer["connections"].as_array().into_iter().flatten() {
+                let status = match c["status"].as_str() {
+                    // Say until when it is kept, where a person looks.
+                    Some("connector_removed") => {
+                        format!("connector_removed (erased {})", when(&c["purge_at"]))
+                    }
+                    _ => text(&c["status"]),
+                };
+                table.row(vec![
+                    text(&c["connector"]),
+                    text(&c["owner"]),
+                    text(&c["kind"]),
+                    status,
+                    text(&c["identity_label"]),
+                    when(&c["connected_at"]),
+                    when(&c["expires_at"]),
+                    text(&c["scopes"]),
+                ]);
+            }
+            table.print("no connections; store a key with `egret connection set-key` or connect with `egret connection connect`");
+            Ok(())
+        }
+        ConnectionCommand::SetKey { connector, owner } => {
+            let key = read_key(&connector, &owner)?;
+            let path = format!(
+                "/v1/connections/{}/{}/key",
+                segment(&connector),
+                segment(&owner)
+            );
+            client
+                .call(Method::PUT, &path, Some(json!({ "key": key.as_str() })))
+                .await?;
+            eprintln!("stored the key for {connector} / {owner}");
+            Ok(())
+        }
+        ConnectionCommand::Connect { connector, owner } => {
+            let path = format!(
+                "/v1/connections/{}/{}/authorize",
+                segment(&connector),
+                segment(&owner)
+            );
+            let answer = client
+                .call(Method::POST, &path, None)
+                .await?
+                .unwrap_or(Value::Null);
+            match answer["status"].as_str() {
+                Some("redirect") => {
+                    let url = answer["authorization_url"]
+                        .as_str()
+                        .context("the server answered without an authorization URL")?;
+                    eprintln!(
+                        "open this URL in a browser as {owner} within 10 minutes to connect {connector}:"
+                    );
+                    say!("{url}");
+                }
+                Some("connected") => eprintln!("connected {connector} / {owner}"),
+                _ => bail!("unexpected answer from the server: {answer}"),
+            }
+            Ok(())
+        }
+        ConnectionCommand::Remove { connector, owner } => {
+            let path = format!(
+                "/v1/connections/{}/{}",
+                segment(&connector),
+                segment(&owner)
+            );
+            let answer = client
+                .call(Method::DELETE, &path, None)
+                .await?
+                .unwrap_or(Value::Null);
+            eprintln!(
+                "removed the connection {connector} / {owner}; its placeholders no longer work"
+            );
+            if let Some(failed) = answer["vendor_revocation"]
+                .as_str()
+                .and_then(|r| r.strip_prefix("failed: "))
+            {
+                eprintln!("warning: the vendor did not confirm revoking the grant: {failed}");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The key: typed at a prompt that does not echo when stdin is a terminal, else read
+/// whole from stdin (a pipe). Never from the command line, where `ps` would show it.
+fn read_key(connector: &str, owner: &str) -> Result<zeroize::Zeroizing<String>> {
+    let key = if std::io::stdin().is_terminal() {
+        zeroize::Zeroizing::new(
+            rpassword::prompt_password(format!("key for {connector} / {owner} (not shown): "))
+                .context("reading the key from the terminal")?,
+        )
+    } else {
+        let mut key = zeroize::Zeroizing::new(String::new());
+        std::io::stdin()
+            .read_to_string(&mut key)
+            .context("reading the key from stdin")?;
+        key
+    };
+    let trimmed = key.trim_end_matches(['\r', '\n']);
+    if trimmed.is_empty() {
+        bail!(
+            "no key given; type it at the prompt, or pipe it in, e.g. `printf %s \"$KEY\" | egret connection set-key {connector} --owner {owner}`"
+        );
+    }
+    Ok(zeroize::Zeroizing::new(trimmed.to_owned()))
+}

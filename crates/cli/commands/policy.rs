@@ -1,0 +1,56 @@
+//! `egret policy check [FILE]`: validate and summarize a policy file; needs no server.
+
+use anyhow::Result;
+use serde_json::{Value, json};
+
+use crate::args::Format;
+use crate::output::{count, wants_json};
+
+pub fn check(file: &std::path::Path, format: Format) -> Result<()> {
+    let policy = crate::config::load_policy(file)?;
+    let warnings = policy.unresolved_secrets();
+    let connectors: Vec<Value> = policy
+        .connectors
+        .iter()
+        .map(egret_control::connector_view)
+        .collect();
+    if wants_json(format.output) {
+        crate::output::json(&json!({
+            "ok": true,
+            "file": policy.source.display().to_string(),
+            "proxy_listen": policy.proxy.listen.to_string(),
+            "control_listen": policy.control.listen.to_string(),
+            "allowed_hosts": policy.network.allow.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "connectors": connectors,
+            "warnings": warnings,
+        }));
+        return Ok(());
+    }
+    say!(
+        "ok: {} ({}, {}; proxy {}, control {})",
+        policy.source.display(),
+        count(policy.connectors.len() as u64, "connector"),
+        count(policy.network.allow.len() as u64, "allowed host"),
+        policy.proxy.listen,
+        policy.control.listen,
+    );
+    for c in &policy.connectors {
+        let egress: Vec<String> = c.egress.iter().map(ToString::to_string).collect();
+        let template = c
+            .template
+            .as_deref()
+            .map(|t| format!(" ({t})"))
+            .unwrap_or_default();
+        let disabled = if c.enabled { "" } else { ", disabled" };
+        say!(
+            "  {}{template}: {}{disabled} -> {}",
+            c.id,
+            c.auth.name(),
+            egress.join(", ")
+        );
+    }
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(())
+}

@@ -1,0 +1,188 @@
+//! `egret status` (what a running egret is, and what needs attention) and `egret
+//! health` (a container's HEALTHCHECK).
+
+use anyhow::{Result, bail};
+use serde_json::{Value, json};
+
+use crate::args::{Format, Remote};
+use crate::config::load_policy;
+use crate::output::{count, wants_json, when};
+
+/// A CA this close to its end is worth a line under "needs attention".
+const CA_WARN_DAYS: i64 = 30;
+
+pub async fn status(config: &std::path::Path, remote: &Remote, format: Format) -> Result<()> {
+    let policy = load_policy(config)?;
+    let mut attention: Vec<String> = policy.unresolved_secrets();
+    let ca_path = policy.ca.dir.join(egret_tls::CA_CERT_FILE);
+    let ca_expires = std::fs::read_to_string(&ca_path)
+        .ok()
+        .and_then(|pem| egret_tls::certificate_not_after(&pem));
+    match ca_expires {
+        None => attention.push(format!(
+            "no CA at {}: `egret serve` creates one on first start",
+            ca_path.display()
+        )),
+        Some(t) if t - egret_vault::unix_now() < CA_WARN_DAYS * 86_400 => attention.push(format!(
+            "the CA expires {}: make a new one (`egret ca init` in a new directory) and hand it to sandboxes",
+            when(&json!(t))
+        )),
+        Some(_) => {}
+    }
+    let client = crate::client::ControlClient::new(&policy, remote.server.as_deref());
+    let server = match &client {
+        Ok(c) => Server::ask(c).await,
+        Err(e) => Server::Down(e.to_string()),
+    };
+    if let Server::Up { connections, .. } = &server {
+        for c in connections {
+            match c["status"].as_str() {
+                Some("needs_reauth") => attention.push(format!(
+                    "connection {} / {} needs the user to reconnect (`egret connection connect`)",
+                    c["connector"].as_str().unwrap_or_default(),
+                    c["owner"].as_str().unwrap_or_default()
+                )),
+                Some("connector_removed") => attention.push(format!(
+                    "connection {} / {} is kept for a connector removed from the policy, erased {}",
+                    c["connector"].as_str().unwrap_or_default(),
+                    c["owner"].as_str().unwrap_or_default(),
+                    when(&c["purge_at"])
+                )),
+                _ => {}
+            }
+        }
+    }
+    if let Server::Down(why) = &server {
+        attention.push(format!("the server is not answering: {why}"));
+    }
+    let by_status = match &server {
+        Server::Up { connections, .. } => {
+            let mut m = std::collections::BTreeMap::<String, u64>::new();
+            for c in connections {
+                *m.entry(c["status"].as_str().unwrap_or("unknown").to_owned())
+                    .or_default() += 1;
+            }
+            Some(m)
+        }
+        Server::Down(_) => None,
+    };
+    if wants_json(format.output) {
+        let (up, connectors, sandboxes) = match &server {
+            Server::Up {
+                connectors,
+                sandboxes,
+                ..
+            } => (true, Some(*connectors), Some(*sandboxes)),
+            Server::Down(_) => (false, None, None),
+        };
+        crate::output::json(&json!({
+            "server": { "up": up, "control": policy.control.listen.to_string(), "proxy": policy.proxy.listen.to_string() },
+            "policy": policy.source.display().to_string(),
+            "vault": policy.vault.path.display().to_string(),
+            "ca": { "path": ca_path.display().to_string(), "expires_at": ca_expires },
+            "connectors": connectors,
+            "connections": by_status,
+            "sandboxes": sandboxes,
+            "attention": attention,
+        }));
+        return Ok(());
+    }
+    match &server {
+        Server::Up { proxy, .. } => say!(
+            "server:      up (control {}, proxy {proxy})",
+            policy.control.listen
+        ),
+        Server::Down(_) => say!("server:      not answering at {}", policy.control.listen),
+    }
+    say!("policy:      {}", policy.source.display());
+    say!("vault:       {}", policy.vault.path.display());
+    say!(
+        "CA:          {} (expires {})",
+        ca_path.display(),
+        ca_expires.map_or("-".to_owned(), |t| when(&json!(t)))
+    );
+    if let Server::Up {
+        connectors,
+        sandboxes,
+        ..
+    } = &server
+    {
+        say!("connectors:  {connectors}");
+        let statuses = by_status
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(s, n)| format!("{n} {s}"))
+            .collect::<Vec<_>>();
+        say!(
+            "connections: {}",
+            if statuses.is_empty() {
+                "none".to_owned()
+            } else {
+                statuses.join(", ")
+            }
+        );
+        say!("sandboxes:   {sandboxes}");
+    }
+    if attention.is_empty() {
+        say!("nothing needs attention");
+    } else {
+        say!(
+            "needs attention ({}):",
+            count(attention.len() as u64, "item")
+        );
+        for a in &attention {
+            say!("  - {a}");
+        }
+    }
+    Ok(())
+}
+
+/// What the running server said, or why it said nothing.
+enum Server {
+    Up {
+        proxy: String,
+        connectors: u64,
+        connections: Vec<Value>,
+        sandboxes: u64,
+    },
+    Down(String),
+}
+
+impl Server {
+    async fn ask(client: &crate::client::ControlClient) -> Self {
+        let answers = async {
+            let ready = client.get("/readyz").await?;
+            let connections = client.get("/v1/connections").await?;
+            let sandboxes = client.get("/v1/sandboxes").await?;
+            anyhow::Ok((ready, connections, sandboxes))
+        };
+        match answers.await {
+            Ok((ready, connections, sandboxes)) => Self::Up {
+                proxy: ready["proxy"].as_str().unwrap_or("-").to_owned(),
+                connectors: ready["connectors"].as_u64().unwrap_or(0),
+                connections: connections["connections"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+                sandboxes: sandboxes["sandboxes"]
+                    .as_array()
+                    .map_or(0, |s| s.len() as u64),
+            },
+            Err(e) => Self::Down(format!("{e:#}")),
+        }
+    }
+}
+
+/// Exit 0 when `/healthz` answers ok within a few seconds; an error (exit 1) otherwise.
+pub async fn health(config: &std::path::Path, remote: &Remote) -> Result<()> {
+    let policy = load_policy(config)?;
+    let client = crate::client::ControlClient::without_token(&policy, remote.server.as_deref());
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(5), client.get("/healthz"))
+        .await
+        .map_err(|_| anyhow::anyhow!("/healthz did not answer within 5s"))??;
+    if answer["status"] != "ok" {
+        bail!("/healthz answered {answer}");
+    }
+    say!("ok");
+    Ok(())
+}

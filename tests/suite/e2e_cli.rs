@@ -1,0 +1,258 @@
+//! The binary's command line as a person and a script meet it: listen addresses from
+//! flags, one output convention (tables by default, the API's JSON with `--output
+//! json`), `policy check`, `status`, `health`, completions and default lifetimes.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::process::Command;
+
+use super::harness::binary::{EGRET, Egret, OPENAI, config, setup, stdout};
+
+/// `egret ARGS --output json`, parsed.
+async fn json(egret: &Egret, args: &[&str]) -> Value {
+    let mut args = args.to_vec();
+    args.extend(["--output", "json"]);
+    serde_json::from_str(&stdout(&egret.cli(&args, None).await)).expect("--output json is JSON")
+}
+
+/// A failed command's stderr: one line, one `error:` prefix.
+fn one_error(out: &std::process::Output) -> String {
+    assert!(!out.status.success(), "expected a failure");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.starts_with("error: "), "{err}");
+    assert_eq!(err.matches("error:").count(), 1, "doubled prefix: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    err
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_port_names_what_changes_it_and_the_flags_override_the_file() {
+    let (dir, _ca, _upstream) = setup().await;
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = busy.local_addr().expect("addr").port();
+    let cfg = dir.path().join("egret.yaml");
+    std::fs::write(
+        &cfg,
+        config(OPENAI).replace(
+            "proxy: { listen: \"127.0.0.1:0\"",
+            &format!("proxy: {{ listen: \"127.0.0.1:{port}\""),
+        ),
+    )
+    .expect("write");
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        Command::new(EGRET)
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .env_remove("EGRET_PROXY_LISTEN")
+            .output(),
+    )
+    .await
+    .expect("bounded")
+    .expect("run");
+    assert!(!out.status.success());
+    // The log lines before it aside, the last line is the one error.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let err = stderr.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        err.starts_with("error: ") && err.matches("error:").count() == 1,
+        "{err}"
+    );
+    for says in [
+        "in use",
+        "proxy.listen",
+        "--proxy-listen",
+        "EGRET_PROXY_LISTEN",
+    ] {
+        assert!(err.contains(says), "{says} in {err}");
+    }
+    // The flag wins over the file; a reload keeps it (no "listen addresses changed").
+    let egret =
+        Egret::start_with(dir.path(), "serve.log", &["--proxy-listen", "127.0.0.1:0"]).await;
+    assert_ne!(egret.proxy.port(), port);
+    std::fs::write(&cfg, std::fs::read_to_string(&cfg).expect("read") + "\n").expect("write");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let log = egret.stop().await;
+    assert!(log.contains("policy reloaded"), "{log}");
+    assert!(!log.contains("listen addresses changed"), "{log}");
+    drop(busy);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_are_tables_for_people_and_the_apis_json_for_scripts() {
+    let (dir, _ca, _upstream) = setup().await;
+    let egret = Egret::start(dir.path(), "serve.log").await;
+    // No --ttl: a day, as sandbox-env gives.
+    let p = egret
+        .key_and_placeholder("openai", "org", "sk-cli-REAL")
+        .await;
+    let placeholders = json(&egret, &["placeholder", "list"]).await;
+    let listed = &placeholders["placeholders"][0];
+    let hint = listed["hint"].as_str().expect("hint");
+    assert!(p.starts_with(hint.trim_end_matches('…')), "{listed}");
+    assert!(
+        !placeholders.to_string().contains(&p),
+        "never the placeholder itself"
+    );
+    let lifetime = listed["expires_at"].as_i64().expect("expires")
+        - listed["created_at"].as_i64().expect("created");
+    assert_eq!(lifetime, 24 * 3600, "{listed}");
+    // The same field names as the API.
+    let connections = json(&egret, &["connection", "list"]).await;
+    let c = &connections["connections"][0];
+    for field in ["connector", "owner", "kind", "status", "connected_at"] {
+        assert!(!c[field].is_null(), "{field} in {c}");
+    }
+    assert!(json(&egret, &["sandbox", "list"]).await["sandboxes"].is_array());
+    assert!(json(&egret, &["connector", "list"]).await["connectors"].is_array());
+
+    // Tables: headers, readable times, no raw epoch and no `null`.
+    for args in [
+        &["connection", "list"][..],
+        &["placeholder", "list"][..],
+        &["connector", "list"][..],
+        &["audit", "tail"][..],
+    ] {
+        let table = stdout(&egret.cli(args, None).await);
+        assert!(!table.contains("null"), "{args:?}: {table}");
+        let epoch = c["connected_at"].as_i64().expect("epoch").to_string();
+        assert!(
+            !table.contains(&epoch[..8]),
+            "{args:?} shows a raw epoch: {table}"
+        );
+    }
+    let table = stdout(&egret.cli(&["placeholder", "list"], None).await);
+    assert!(
+        table.starts_with("HINT")
+            && (table.contains("UTC (in 23h)") || table.contains("UTC (in 24h)")),
+        "{table}"
+    );
+    let table = stdout(&egret.cli(&["connection", "list"], None).await);
+    assert!(
+        table.starts_with("CONNECTOR") && (table.contains(" ago)") || table.contains("(now)")),
+        "{table}"
+    );
+
+    // A lifetime beyond the maximum is refused with the maximum named, in one line.
+    let out = egret
+        .cli(
+            &[
+                "placeholder",
+                "mint",
+                "openai",
+                "--owner",
+                "org",
+                "--ttl",
+                "100y",
+            ],
+            None,
+        )
+        .await;
+    let err = one_error(&out);
+    assert!(
+        err.contains("30days") && err.contains("limits.max_ttl"),
+        "{err}"
+    );
+    // A sandbox that does not exist.
+    let err = one_error(&egret.cli(&["sandbox", "revoke", "nope"], None).await);
+    assert!(err.contains("nope"), "{err}");
+
+    // status: up, what it runs with, counts; health: exit 0.
+    let status = stdout(&egret.cli(&["status"], None).await);
+    for says in [
+        "server:      up",
+        "egret.yaml",
+        "egret.redb",
+        "CA:",
+        "connectors:  2",
+        "1 connected",
+    ] {
+        assert!(status.contains(says), "{says} in {status}");
+    }
+    let status = json(&egret, &["status"]).await;
+    assert_eq!(status["server"]["up"], true, "{status}");
+    assert!(status["ca"]["expires_at"].as_i64().is_some(), "{status}");
+    assert_eq!(stdout(&egret.cli(&["health"], None).await), "ok");
+    egret.stop().await;
+
+    // With the server gone: health fails, status says so and still reads the files.
+    let out = Command::new(EGRET)
+        .args(["health", "--config"])
+        .arg(dir.path().join("egret.yaml"))
+        .env("EGRET_SERVER", "http://127.0.0.1:1")
+        .output()
+        .await
+        .expect("run");
+    one_error(&out);
+    let out = Command::new(EGRET)
+        .args(["status", "--config"])
+        .arg(dir.path().join("egret.yaml"))
+        .env("EGRET_SERVER", "http://127.0.0.1:1")
+        .output()
+        .await
+        .expect("run");
+    let said = stdout(&out);
+    assert!(
+        said.contains("not answering") && said.contains("needs attention"),
+        "{said}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_check_defaults_to_the_config_summarizes_and_warns_about_unresolved_secrets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("p.yaml");
+    std::fs::write(
+        &cfg,
+        "version: 1\nconnectors:\n  - id: gh\n    template: github\n    oauth: { client_id: abc, client_secret: \"${env:EGRET_TEST_UNSET_SECRET}\" }\n  - { id: k, auth: api_key, egress: [api.example.com] }\n",
+    )
+    .expect("write");
+    let out = Command::new(EGRET)
+        .args(["policy", "check", "--config"])
+        .arg(&cfg)
+        .env_remove("EGRET_TEST_UNSET_SECRET")
+        .output()
+        .await
+        .expect("run");
+    let said = stdout(&out);
+    assert!(
+        said.starts_with("ok: ") && said.contains("2 connectors, 0 allowed hosts"),
+        "{said}"
+    );
+    assert!(said.contains("gh (github): oauth2"), "{said}");
+    let warned = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warned.contains("warning: connector `gh`")
+            && warned.contains("${env:EGRET_TEST_UNSET_SECRET}"),
+        "{warned}"
+    );
+    let out = Command::new(EGRET)
+        .args(["policy", "check", "--output", "json"])
+        .arg(&cfg)
+        .output()
+        .await
+        .expect("run");
+    let v: Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(v["connectors"].as_array().map(Vec::len), Some(2));
+    assert_eq!(v["warnings"].as_array().map(Vec::len), Some(1), "{v}");
+
+    let out = Command::new(EGRET)
+        .args(["completions", "bash"])
+        .output()
+        .await
+        .expect("run");
+    let script = stdout(&out);
+    assert!(
+        script.contains("egret") && script.contains("placeholder"),
+        "a bash completion script"
+    );
+    // Flags that mean nothing for a command are not offered on it.
+    let out = Command::new(EGRET)
+        .args(["policy", "check", "--server", "http://x"])
+        .arg(&cfg)
+        .output()
+        .await
+        .expect("run");
+    assert!(!out.status.success());
+}
