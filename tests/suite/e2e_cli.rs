@@ -256,3 +256,64 @@ async fn policy_check_defaults_to_the_config_summarizes_and_warns_about_unresolv
         .expect("run");
     assert!(!out.status.success());
 }
+
+/// On a terminal, `set-key` prompts and the key typed is not echoed (a pseudo-terminal
+/// from `script(1)` stands in for the person's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_key_on_a_terminal_prompts_without_echo() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (dir, _ca, _upstream) = setup().await;
+    let egret = Egret::start(dir.path(), "serve.log").await;
+    let key = "sk-typed-at-a-tty-REAL";
+    let inner = format!(
+        "{EGRET} connection set-key openai --owner user:tty --config {}",
+        dir.path().join("egret.yaml").display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env("EGRET_SERVER", format!("http://{}", egret.control))
+        .env_remove("EGRET_ADMIN_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("script(1) runs");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut seen = Vec::new();
+    // Type only once the prompt is up (and echo is off), as a person would.
+    tokio::time::timeout(Duration::from_secs(20), async {
+        let mut buf = [0u8; 256];
+        while !String::from_utf8_lossy(&seen).contains("(not shown): ") {
+            let n = out.read(&mut buf).await.expect("read");
+            assert!(
+                n > 0,
+                "ended before the prompt: {}",
+                String::from_utf8_lossy(&seen)
+            );
+            seen.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("the prompt appears");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(format!("{key}\n").as_bytes())
+        .await
+        .expect("type");
+    tokio::time::timeout(Duration::from_secs(20), out.read_to_end(&mut seen))
+        .await
+        .expect("set-key ends")
+        .expect("read");
+    drop(stdin);
+    let status = child.wait().await.expect("wait");
+    let shown = String::from_utf8_lossy(&seen);
+    assert!(status.success(), "{shown}");
+    assert!(
+        shown.contains("stored the key for openai / user:tty"),
+        "{shown}"
+    );
+    assert!(!shown.contains(key), "the key was echoed: {shown}");
+    let listed = json(&egret, &["connection", "list", "--owner", "user:tty"]).await;
+    assert_eq!(listed["connections"][0]["connector"], "openai", "{listed}");
+    egret.stop().await;
+}
