@@ -156,6 +156,44 @@ async fn token_endpoint_down_keeps_a_valid_token_then_answers_502_and_recovers()
     assert_eq!(f.until_ok(&p).await["sub"], "alice");
 }
 
+/// Recovery is prompt: after failures that would have grown the backoff to 8 s, the
+/// first request made once the endpoint is back (a second after the last try) is served.
+#[tokio::test]
+async fn a_request_right_after_the_token_endpoint_recovers_is_served() {
+    let f = OAuthFixture::new(Options {
+        access_ttl: 3,
+        skew: "1s",
+        ..Options::default()
+    })
+    .await;
+    f.sign_in("user:alice", Choice::Allow).await;
+    let p = f.mint("vendor", "user:alice").await;
+    f.server.token_mode("down").await;
+    f.wait_until_due("user:alice", -1).await;
+    for _ in 0..4 {
+        let (status, code, body) = f.call(&p, Proto::H1).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+        assert_eq!(code.as_deref(), Some("token_refresh_failed"));
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+    let refreshes = f.server.stats().await["refresh_token"].as_u64();
+    f.server.token_mode("ok").await;
+    let back = std::time::Instant::now();
+    let (status, code, body) = f.call(&p, Proto::H1).await;
+    assert_eq!(status, StatusCode::OK, "{code:?} {body}");
+    assert_eq!(body["sub"], "alice");
+    // The first request after recovery is served (the old backoff refused it for 8 s);
+    // how long it took is reported, not asserted.
+    eprintln!(
+        "served {:?} after the token endpoint recovered",
+        back.elapsed()
+    );
+    assert!(
+        f.server.stats().await["refresh_token"].as_u64() > refreshes,
+        "a real refresh at the vendor"
+    );
+}
+
 #[tokio::test]
 async fn slow_token_endpoint_times_out_with_504_and_recovers() {
     let f = OAuthFixture::new(Options {

@@ -76,7 +76,7 @@ impl OAuthFixture {
             .identity_match
             .map(|c| format!("\n      identity_match: {c}"))
             .unwrap_or_default();
-        egret.reload(&format!(
+        let yaml = format!(
             r#"
 version: 1
 control:
@@ -109,7 +109,8 @@ connectors:
       timeout: {timeout}
     egress: ["api.test.local:{port}"]
 "#
-        ));
+        );
+        egret.reload(&yaml);
         Self { ca, server, egret }
     }
 

@@ -35,8 +35,13 @@ use crate::error::TokenError;
 use crate::store::{Claim, TokenStore};
 use crate::vendor::Vendor;
 
-/// Backoff after a failed renewal: 1 s, doubling, at most this.
+/// Backoff after a failed renewal of a token that is still valid: 1 s, doubling, at
+/// most this.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// A request that needs an expired token (it cannot be served otherwise) tries the
+/// vendor again this soon after a failure, whatever the backoff: a vendor that is back
+/// must be used at once, not a minute later. Still one try at a time per connection.
+pub const EXPIRED_RETRY_EVERY: Duration = Duration::from_secs(1);
 /// A renewal forced by an upstream 401 happens at most this often per connection: a
 /// vendor endpoint that refuses every token must not let a sandbox drive renewals (and
 /// get the operator's OAuth app rate-limited) at its request rate.
@@ -85,6 +90,8 @@ struct Slot {
 struct Renewal {
     failures: u32,
     retry_at: Option<Instant>,
+    /// When the last failed renewal ended.
+    failed_at: Option<Instant>,
     last_error: Option<TokenError>,
     /// When the last renewal succeeded, to space renewals forced by 401s.
     renewed_at: Option<Instant>,
@@ -189,10 +196,18 @@ impl Broker {
                 )),
             };
         }
-        if let (Some(at), Some(e)) = (guard.retry_at, &guard.last_error)
-            && clock.instant() < at
-        {
-            return usable_or(current, e.clone(), now);
+        if let Some(e) = &guard.last_error {
+            // The backoff spares the vendor while the current token still serves; a
+            // request that needs an expired one may try again after a second.
+            let waiting = matches!(need, Need::Fresh | Need::Replace(_));
+            let next = if waiting && !current.usable_at(now) {
+                guard.failed_at.map(|at| at + EXPIRED_RETRY_EVERY)
+            } else {
+                guard.retry_at
+            };
+            if next.is_some_and(|at| clock.instant() < at) {
+                return usable_or(current, e.clone(), now);
+            }
         }
         if settings.grant == Grant::AuthorizationCode && current.refresh_token.is_none() {
             if current.usable_at(now) {
@@ -330,6 +345,7 @@ impl Broker {
                 guard.failures = guard.failures.saturating_add(1);
                 let backoff = backoff_after(guard.failures);
                 guard.retry_at = Some(clock.instant() + backoff);
+                guard.failed_at = Some(clock.instant());
                 guard.last_error = Some(e.clone());
                 tracing::warn!(
                     connector = id, owner = %owner, error = %e, retry_in = ?backoff,

@@ -456,6 +456,39 @@ async fn a_failed_renewal_backs_off_1_2_4_seconds_doubling_to_60() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_request_for_an_expired_token_tries_again_after_a_second_whatever_the_backoff() {
+    let f = Fixture::new().connected(-10);
+    f.vendor
+        .fail_next((0..4).map(|_| TokenError::Unreachable("down".into())));
+    // Four failures a second apart: a still-valid token would now wait 8 s.
+    for n in 1..=4 {
+        f.fresh(Need::Fresh).await.expect_err("the vendor is down");
+        assert_eq!(f.vendor.calls(), n);
+        // Within the second, waiters share the failure without asking again.
+        tokio::time::advance(Duration::from_millis(500)).await;
+        f.fresh(Need::Fresh).await.expect_err("shared");
+        assert_eq!(f.vendor.calls(), n, "at most one try a second");
+        tokio::time::advance(Duration::from_millis(600)).await;
+    }
+    // The vendor is back: the next request, a second after the last try, is served.
+    let renewed = f.fresh(Need::Fresh).await.expect("renewed at once");
+    assert_eq!(f.vendor.calls(), 5);
+    assert_eq!(renewed.secret.expose_secret(), "access-5");
+    // Background renewal of an expired token keeps the backoff: no request waits on it.
+    let g = Fixture::new().connected(-10);
+    g.vendor
+        .fail_next((0..2).map(|_| TokenError::Unreachable("down".into())));
+    g.fresh(Need::Ahead(600)).await.expect_err("down");
+    tokio::time::advance(Duration::from_millis(1100)).await;
+    g.fresh(Need::Ahead(600)).await.expect_err("down");
+    tokio::time::advance(Duration::from_millis(1100)).await;
+    g.fresh(Need::Ahead(600))
+        .await
+        .expect_err("inside the 2 s backoff");
+    assert_eq!(g.vendor.calls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn each_need_renews_only_when_it_says() {
     // A token with an hour left: not due for a request.
     let f = Fixture::new().connected(3600);
