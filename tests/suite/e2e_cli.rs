@@ -34,7 +34,11 @@ async fn a_busy_port_names_what_changes_it_and_the_flags_override_the_file() {
     let cfg = dir.path().join("egret.yaml");
     std::fs::write(
         &cfg,
-        config(OPENAI).replace(
+        // A secret that does not resolve is warned about at start, naming its connector.
+        config(&format!(
+            "{OPENAI}  - {{ id: gh, template: github, oauth: {{ client_id: abc, client_secret: \"${{env:EGRET_TEST_UNSET_SECRET}}\" }} }}\n"
+        ))
+        .replace(
             "proxy: { listen: \"127.0.0.1:0\"",
             &format!("proxy: {{ listen: \"127.0.0.1:{port}\""),
         ),
@@ -75,6 +79,12 @@ async fn a_busy_port_names_what_changes_it_and_the_flags_override_the_file() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let log = egret.stop().await;
     assert!(log.contains("policy reloaded"), "{log}");
+    assert!(
+        log.contains(
+            "connector `gh`: oauth.client_secret ${env:EGRET_TEST_UNSET_SECRET} is not set"
+        ),
+        "{log}"
+    );
     assert!(!log.contains("listen addresses changed"), "{log}");
     drop(busy);
 }

@@ -74,7 +74,10 @@ fn reload(
             {
                 warn!("ca, vault or upstream.extra_ca changed; they take effect after a restart");
             }
-            let detail = format!("{} connectors in the file", new.connectors.len());
+            let detail = match new.connectors.len() {
+                1 => "1 connector in the file".to_owned(),
+                n => format!("{n} connectors in the file"),
+            };
             drop(old);
             // Connectors gone from the file are refused at once; their connections are
             // kept for the retention period (see `Lifecycle`).

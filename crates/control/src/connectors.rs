@@ -118,7 +118,8 @@ pub(crate) async fn remove(
                 Some(&id),
                 None,
                 Some(format!(
-                    "{erased} connections and their placeholders erased"
+                    "{} erased, with the placeholders",
+                    crate::lifecycle::connections_word(erased)
                 )),
             )?;
             Ok(erased)

@@ -215,7 +215,7 @@ impl Lifecycle {
 }
 
 /// `1 connection`, `3 connections`.
-fn connections_word(n: usize) -> String {
+pub(crate) fn connections_word(n: usize) -> String {
     if n == 1 {
         "1 connection".to_owned()
     } else {
