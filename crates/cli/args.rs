@@ -268,6 +268,21 @@ pub enum ConnectionCommand {
         #[arg(long)]
         owner: String,
     },
+    /// Change what people write on a connection: its description (shown to agents)
+    /// and "connected as". An empty value clears it.
+    Update {
+        /// The connector's id.
+        connector: String,
+        /// `org` or `user:<id>`.
+        #[arg(long)]
+        owner: String,
+        /// What the connection is for, e.g. "staging CRM, read only".
+        #[arg(long)]
+        description: Option<String>,
+        /// Who or what it is connected as, when egret could not learn it.
+        #[arg(long)]
+        identity_label: Option<String>,
+    },
     /// Disconnect: revokes an OAuth grant at the vendor where possible; the
     /// connection's placeholders stop working at once.
     Remove {

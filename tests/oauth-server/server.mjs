@@ -11,7 +11,8 @@
 //
 // Test-only routes (never part of a real server): GET /test/stats,
 // POST /test/token-mode?mode=ok|down|slow, POST /test/revoke-grants,
-// POST /test/revoke-access-tokens.
+// POST /test/revoke-access-tokens, POST /test/withhold-scope?scope=S (consent then grants
+// every scope asked for but S: a vendor that grants fewer scopes than asked).
 
 import https from 'node:https';
 import { generateKeyPairSync } from 'node:crypto';
@@ -37,6 +38,7 @@ const RESOURCE_SCOPES = 'read write';
 
 const stats = { authorization_code: 0, refresh_token: 0, client_credentials: 0, revocations: 0, resource_ok: 0, resource_refused: 0 };
 let tokenMode = 'ok';
+let withheld = null;
 const grants = new Set();
 const accessTokens = new Set();
 
@@ -106,6 +108,11 @@ server.listen(0, '127.0.0.1', () => {
     if (path === '/test/token-mode' && ctx.method === 'POST') {
       tokenMode = ctx.query.mode ?? 'ok';
       ctx.body = { mode: tokenMode };
+      return;
+    }
+    if (path === '/test/withhold-scope' && ctx.method === 'POST') {
+      withheld = ctx.query.scope ?? null;
+      ctx.body = { withheld };
       return;
     }
     if (path === '/test/revoke-grants' && ctx.method === 'POST') {
@@ -206,7 +213,9 @@ server.listen(0, '127.0.0.1', () => {
       if (d.missingOIDCScope) grant.addOIDCScope(d.missingOIDCScope.join(' '));
       if (d.missingOIDCClaims) grant.addOIDCClaims(d.missingOIDCClaims);
       for (const [indicator, scopes] of Object.entries(d.missingResourceScopes ?? {})) {
-        grant.addResourceScope(indicator, scopes.join(' '));
+        const granted = scopes.filter((s) => s !== withheld);
+        if (granted.length > 0) grant.addResourceScope(indicator, granted.join(' '));
+        if (granted.length < scopes.length) grant.rejectResourceScope(indicator, withheld);
       }
       result = { consent: { grantId: await grant.save() } };
     }

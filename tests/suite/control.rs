@@ -389,3 +389,79 @@ async fn placeholder_and_sandbox_lifetimes_are_capped_with_the_maximum_named() {
     );
     assert_eq!(mint("2h").await.0, StatusCode::CREATED);
 }
+
+/// What people write on a connection: `PATCH` takes exactly `description` and
+/// `identity_label`, a new key keeps them, and the listing counts the requests that
+/// carried the key and the vendor's error answers among them.
+#[tokio::test]
+async fn a_connection_carries_a_description_and_its_use_over_the_last_day() {
+    let f = Fixture::new().await;
+    let p = f.egret.key_and_placeholder("openai", "org", "sk-desc-REAL");
+    let path = "/v1/connections/openai/org";
+    let (status, body) = admin(
+        &f.egret,
+        Method::PATCH,
+        path,
+        Some(json!({"description": "staging CRM, read only", "identity_label": "svc-bot"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["description"], "staging CRM, read only");
+    for (patch, named) in [
+        (json!({"status": "connected"}), "status"),
+        (json!({"description": "x", "scopes": []}), "scopes"),
+    ] {
+        let (status, body) = admin(&f.egret, Method::PATCH, path, Some(patch)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| m.contains(named)),
+            "{body}"
+        );
+    }
+    let (status, _) = admin(
+        &f.egret,
+        Method::PATCH,
+        "/v1/connections/openai/user:nobody",
+        Some(json!({"description": "x"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // A new key keeps what people wrote.
+    f.egret.key_and_placeholder("openai", "org", "sk-desc-NEW");
+    let auth = format!("Bearer {p}");
+    for path in ["/ok", "/status?code=404", "/status?code=503"] {
+        f.get(
+            "api.test.local",
+            path,
+            &[("authorization", &auth)],
+            Proto::H1,
+        )
+        .await;
+    }
+    let (_, listed) = admin(&f.egret, Method::GET, "/v1/connections?owner=org", None).await;
+    let c = &listed["connections"][0];
+    assert_eq!(c["description"], "staging CRM, read only", "{c}");
+    assert_eq!(c["identity_label"], "svc-bot", "{c}");
+    assert_eq!(c["requests_24h"], 3, "{c}");
+    assert_eq!(c["upstream_errors_24h"], 2, "{c}");
+    assert!(c["last_used_at"].as_i64().is_some(), "{c}");
+    assert_eq!(c["missing_scopes"], json!([]), "{c}");
+    // `null` clears; the change is audited.
+    let (_, body) = admin(
+        &f.egret,
+        Method::PATCH,
+        path,
+        Some(json!({"description": null})),
+    )
+    .await;
+    assert!(body.get("description").is_none(), "{body}");
+    let (_, audit) = admin(&f.egret, Method::GET, "/v1/audit?connector=openai", None).await;
+    assert!(
+        audit["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["event"] == "connection.update"),
+        "{audit}"
+    );
+}

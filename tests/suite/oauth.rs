@@ -8,7 +8,7 @@ use std::time::Duration;
 use egret_test_support::browser::{Browser, Choice, query_param};
 use egret_test_support::client::{Proto, get};
 use http::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::harness::oauth::{OAuthFixture, Options};
 
@@ -147,9 +147,10 @@ async fn token_endpoint_down_keeps_a_valid_token_then_answers_502_and_recovers()
             .is_some_and(|m| m.contains("token endpoint")),
         "{body}"
     );
+    // Kept (only the vendor can say the grant is gone), and shown as failing.
     assert_eq!(
         f.connection("vendor", "user:alice").await["status"],
-        "connected"
+        "refresh_failing"
     );
 
     f.server.token_mode("ok").await;
@@ -174,7 +175,7 @@ async fn a_request_right_after_the_token_endpoint_recovers_is_served() {
         let (status, code, body) = f.call(&p, Proto::H1).await;
         assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
         assert_eq!(code.as_deref(), Some("token_refresh_failed"));
-        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
     }
     let refreshes = f.server.stats().await["refresh_token"].as_u64();
     f.server.token_mode("ok").await;
@@ -192,6 +193,67 @@ async fn a_request_right_after_the_token_endpoint_recovers_is_served() {
         f.server.stats().await["refresh_token"].as_u64() > refreshes,
         "a real refresh at the vendor"
     );
+}
+
+/// A connection's health in its listing: `refresh_failing` with the vendor's error and
+/// when egret tries again while renewal fails for a passing reason, `connected` again
+/// once it succeeds; requests and last use counted.
+#[tokio::test]
+async fn a_failing_renewal_shows_as_refresh_failing_and_clears_when_it_succeeds() {
+    let f = OAuthFixture::new(Options {
+        access_ttl: 3,
+        skew: "1s",
+        ..Options::default()
+    })
+    .await;
+    f.sign_in("user:alice", Choice::Allow).await;
+    let p = f.mint("vendor", "user:alice").await;
+    let (status, _, _) = f.call(&p, Proto::H1).await;
+    assert_eq!(status, StatusCode::OK);
+    let conn = f.connection("vendor", "user:alice").await;
+    assert_eq!(conn["status"], "connected", "{conn}");
+    assert_eq!(conn["requests_24h"], 1, "{conn}");
+    assert!(conn["last_used_at"].as_i64().is_some(), "{conn}");
+    assert_eq!(conn["missing_scopes"], json!([]), "{conn}");
+
+    f.server.token_mode("down").await;
+    f.wait_until_due("user:alice", -1).await;
+    let (status, _, _) = f.call(&p, Proto::H1).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    let conn = f.connection("vendor", "user:alice").await;
+    assert_eq!(conn["status"], "refresh_failing", "{conn}");
+    assert!(
+        conn["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("503")),
+        "{conn}"
+    );
+    assert!(conn["next_retry_at"].as_i64().is_some(), "{conn}");
+
+    f.server.token_mode("ok").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, _, _) = f.call(&p, Proto::H1).await;
+    assert_eq!(status, StatusCode::OK);
+    let conn = f.connection("vendor", "user:alice").await;
+    assert_eq!(conn["status"], "connected", "{conn}");
+    assert_eq!(conn["last_error"], Value::Null, "{conn}");
+    assert!(conn["last_refresh_at"].as_i64().is_some(), "{conn}");
+    assert_eq!(
+        conn["requests_24h"], 2,
+        "a refused request is not the vendor's answer: {conn}"
+    );
+}
+
+/// Scope drift: the vendor grants fewer scopes than the connector declares; the listing
+/// names the missing ones (a reconnect is needed to get them) and the connection works.
+#[tokio::test]
+async fn scopes_the_vendor_did_not_grant_are_listed_as_missing() {
+    let f = OAuthFixture::new(Options::default()).await;
+    f.server.withhold_scope("read").await;
+    f.sign_in("user:alice", Choice::Allow).await;
+    let conn = f.connection("vendor", "user:alice").await;
+    assert_eq!(conn["status"], "connected", "{conn}");
+    assert_eq!(conn["missing_scopes"], json!(["read"]), "{conn}");
 }
 
 #[tokio::test]

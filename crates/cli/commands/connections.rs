@@ -32,15 +32,19 @@ pub async fn run(client: ControlClient, cmd: ConnectionCommand) -> Result<()> {
                 "KIND",
                 "STATUS",
                 "CONNECTED AS",
-                "CONNECTED",
+                "DESCRIPTION",
+                "LAST USED",
                 "EXPIRES",
-                "SCOPES",
+                "MISSING SCOPES",
             ]);
             for c in answer["connections"].as_array().into_iter().flatten() {
                 let status = match c["status"].as_str() {
-                    // Say until when it is kept, where a person looks.
+                    // Say until when it is kept, or when egret tries again.
                     Some("connector_removed") => {
                         format!("connector_removed (erased {})", when(&c["purge_at"]))
+                    }
+                    Some("refresh_failing") => {
+                        format!("refresh_failing (retry {})", when(&c["next_retry_at"]))
                     }
                     _ => text(&c["status"]),
                 };
@@ -50,9 +54,10 @@ pub async fn run(client: ControlClient, cmd: ConnectionCommand) -> Result<()> {
                     text(&c["kind"]),
                     status,
                     text(&c["identity_label"]),
-                    when(&c["connected_at"]),
+                    text(&c["description"]),
+                    when(&c["last_used_at"]),
                     when(&c["expires_at"]),
-                    text(&c["scopes"]),
+                    text(&c["missing_scopes"]),
                 ]);
             }
             table.print("no connections; store a key with `egret connection set-key` or connect with `egret connection connect`");
@@ -69,6 +74,39 @@ pub async fn run(client: ControlClient, cmd: ConnectionCommand) -> Result<()> {
                 .call(Method::PUT, &path, Some(json!({ "key": key.as_str() })))
                 .await?;
             eprintln!("stored the key for {connector} / {owner}");
+            Ok(())
+        }
+        ConnectionCommand::Update {
+            connector,
+            owner,
+            description,
+            identity_label,
+        } => {
+            let mut body = serde_json::Map::new();
+            for (field, value) in [
+                ("description", description),
+                ("identity_label", identity_label),
+            ] {
+                // An empty value clears the field.
+                if let Some(v) = value {
+                    body.insert(
+                        field.to_owned(),
+                        if v.is_empty() { Value::Null } else { json!(v) },
+                    );
+                }
+            }
+            if body.is_empty() {
+                bail!("nothing to change; give --description or --identity-label");
+            }
+            let path = format!(
+                "/v1/connections/{}/{}",
+                segment(&connector),
+                segment(&owner)
+            );
+            client
+                .call(Method::PATCH, &path, Some(Value::Object(body)))
+                .await?;
+            eprintln!("updated the connection {connector} / {owner}");
             Ok(())
         }
         ConnectionCommand::Connect { connector, owner } => {

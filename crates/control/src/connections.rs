@@ -7,7 +7,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use egret_policy::AuthKind;
-use egret_vault::Owner;
+use egret_vault::{ConnectionInfo, ConnectionStatus, Owner};
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -31,16 +31,28 @@ pub(crate) async fn list(
         .connections(f.connector.as_deref(), owner.as_ref());
     let retention = i64::try_from(state.policy.load().connectors_removed_retention.as_secs())
         .unwrap_or(i64::MAX);
+    let policy = state.policy.load();
     let list: Vec<Value> = list
         .into_iter()
         .map(|c| {
             let removed = state.vault.connector_removed_at(&c.connector);
+            let health = state.broker.health(&c.connector, &c.owner);
+            let missing = missing_scopes(policy.connector(&c.connector), &c);
             let mut v = json!(c);
+            v["last_refresh_at"] = json!(c.refreshed_at);
+            v["missing_scopes"] = json!(missing);
+            for (k, value) in json!(health).as_object().into_iter().flatten() {
+                if k != "refresh_failing" {
+                    v[k.as_str()] = value.clone();
+                }
+            }
             // Kept for the connector's return, refused meanwhile: say so, and until when.
             if let Some(since) = removed {
                 v["status"] = json!("connector_removed");
                 v["connector_removed_at"] = json!(since);
                 v["purge_at"] = json!(since.saturating_add(retention));
+            } else if health.refresh_failing && c.status == ConnectionStatus::Connected {
+                v["status"] = json!("refresh_failing");
             }
             v
         })
@@ -137,6 +149,116 @@ pub(crate) async fn remove(
     Ok(Json(
         json!({ "removed": true, "vendor_revocation": revoked }),
     ))
+}
+
+/// OpenID Connect's own scopes: vendors leave them out of the scopes an access token
+/// carries (they ask for an ID token or a refresh token, not for an API's data).
+const PROTOCOL_SCOPES: &[&str] = &[
+    "openid",
+    "offline_access",
+    "profile",
+    "email",
+    "address",
+    "phone",
+];
+
+/// The connector's declared scopes the vendor did not grant (scope drift: a reconnect
+/// is needed to get them), OpenID Connect's own scopes aside. Empty for static keys.
+fn missing_scopes(connector: Option<&egret_policy::Connector>, c: &ConnectionInfo) -> Vec<String> {
+    let Some(AuthKind::OAuth2(o)) = connector.map(|c| &c.auth) else {
+        return Vec::new();
+    };
+    if c.kind != egret_vault::ConnectionKind::Oauth2 || c.status != ConnectionStatus::Connected {
+        return Vec::new();
+    }
+    o.scopes
+        .iter()
+        .filter(|s| !PROTOCOL_SCOPES.contains(&s.as_str()) && !c.scopes.contains(s))
+        .cloned()
+        .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LabelsBody {
+    #[serde(default, deserialize_with = "present")]
+    description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    identity_label: Option<Option<String>>,
+}
+
+/// A field that is present: `null` clears it, a string sets it.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// `PATCH /v1/connections/{connector}/{owner}`: exactly `description` and
+/// `identity_label` (a string sets, `null` clears); any other field is a 400 naming it.
+pub(crate) async fn update(
+    State(state): State<Arc<ControlState>>,
+    Path((connector, owner)): Path<(String, String)>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let owner = parse_owner(&owner)?;
+    let Json(body) = body.map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected a JSON body {{\"description\"?, \"identity_label\"?}}: {}",
+            e.body_text()
+        ))
+    })?;
+    if let Some(other) = body.as_object().and_then(|o| {
+        o.keys()
+            .find(|k| *k != "description" && *k != "identity_label")
+    }) {
+        return Err(ApiError::bad_request(format!(
+            "`{other}` cannot be changed here; only `description` and `identity_label` can"
+        )));
+    }
+    let labels: LabelsBody = serde_json::from_value(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "`description` and `identity_label` are strings (or null to clear): {e}"
+        ))
+    })?;
+    for (field, value, max) in [
+        ("description", &labels.description, 500),
+        ("identity_label", &labels.identity_label, 200),
+    ] {
+        if let Some(Some(text)) = value
+            && (text.chars().count() > max || text.chars().any(char::is_control))
+        {
+            return Err(ApiError::bad_request(format!(
+                "`{field}` must be at most {max} characters, without control characters"
+            )));
+        }
+    }
+    let fields: Vec<&str> = [
+        labels.description.is_some().then_some("description"),
+        labels.identity_label.is_some().then_some("identity_label"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let detail = format!("changed: {}", fields.join(", "));
+    let info = state
+        .blocking(move |s| {
+            let info = s.vault.update_labels(
+                &connector,
+                &owner,
+                egret_vault::Labels {
+                    description: labels.description,
+                    identity_label: labels.identity_label,
+                },
+            )?;
+            s.vault.audit(
+                "connection.update",
+                Some(&connector),
+                Some(owner.as_str()),
+                Some(detail),
+            )?;
+            Ok(info)
+        })
+        .await?;
+    Ok(Json(json!(info)))
 }
 
 pub(crate) fn disabled(connector: &str) -> ApiError {

@@ -101,7 +101,7 @@ pub fn router(state: Arc<ControlState>) -> Router {
         )
         .route(
             "/v1/connections/{connector}/{owner}",
-            delete(connections::remove),
+            delete(connections::remove).patch(connections::update),
         )
         .route(
             "/v1/placeholders",

@@ -142,6 +142,12 @@ impl OAuthServer {
         self.call(Method::POST, "/test/revoke-grants").await;
     }
 
+    /// From now on consent grants every scope asked for but `scope` (scope drift).
+    pub async fn withhold_scope(&self, scope: &str) {
+        self.call(Method::POST, &format!("/test/withhold-scope?scope={scope}"))
+            .await;
+    }
+
     /// Destroys every access token: the API then answers 401 to them.
     pub async fn revoke_access_tokens(&self) {
         self.call(Method::POST, "/test/revoke-access-tokens").await;

@@ -296,6 +296,8 @@ impl Vault {
                 "the key is empty or contains a line break; send only the key itself".to_owned(),
             ));
         }
+        // A new key keeps what people wrote on the connection.
+        let previous = self.connection(connector, owner);
         let info = ConnectionInfo {
             connector: connector.to_owned(),
             owner: owner.clone(),
@@ -305,7 +307,8 @@ impl Vault {
             refreshed_at: None,
             expires_at: None,
             scopes: Vec::new(),
-            identity_label: None,
+            identity_label: previous.as_ref().and_then(|p| p.identity_label.clone()),
+            description: previous.and_then(|p| p.description),
         };
         let secret = SealedSecret {
             api_key: Some(api_key.expose_secret().to_owned()),
@@ -320,6 +323,52 @@ impl Vault {
             expires_at: None,
         };
         self.put_connection(info, &secret, credential)
+    }
+
+    /// Changes what people write on a connection (description, "connected as"); the
+    /// sealed credential is rewritten as it is. Returns the connection as it is now.
+    pub fn update_labels(
+        &self,
+        connector: &str,
+        owner: &Owner,
+        labels: Labels,
+    ) -> Result<ConnectionInfo, VaultError> {
+        let key = conn_key(connector, owner);
+        let _w = self.lock_writer();
+        let missing = || VaultError::NoConnection {
+            connector: connector.to_owned(),
+            owner: owner.to_string(),
+        };
+        let mut info = self
+            .read_index()
+            .connections
+            .get(key.as_str())
+            .cloned()
+            .ok_or_else(missing)?;
+        if let Some(d) = labels.description {
+            info.description = d;
+        }
+        if let Some(l) = labels.identity_label {
+            info.identity_label = l;
+        }
+        let updated = info.clone();
+        self.write(|tx| {
+            let mut table = tx.open_table(CONNECTIONS)?;
+            let sealed = {
+                let row = table.get(key.as_str())?.ok_or_else(missing)?;
+                let stored: StoredConnection = serde_json::from_slice(row.value())
+                    .map_err(|_| VaultError::Corrupt(key.clone()))?;
+                stored.sealed
+            };
+            let record = serde_json::to_vec(&StoredConnection { info, sealed })
+                .map_err(|e| VaultError::Invalid(e.to_string()))?;
+            table.insert(key.as_str(), record.as_slice())?;
+            Ok(())
+        })?;
+        self.write_index()
+            .connections
+            .insert(Arc::from(key.as_str()), updated.clone());
+        Ok(updated)
     }
 
     /// Removes a connection and every placeholder naming it, in one transaction.

@@ -31,8 +31,8 @@ pub use placeholder::{
     MIN_BODY as PLACEHOLDER_MIN_BODY, PREFIX as PLACEHOLDER_PREFIX, Placeholder, PlaceholderHash,
 };
 pub use records::{
-    AuditEvent, ConnectionInfo, ConnectionKind, ConnectionStatus, Credential, Identity, Owner,
-    PendingAuthorization, PlaceholderInfo, TokenSet, TokenUpdate,
+    AuditEvent, ConnectionInfo, ConnectionKind, ConnectionStatus, Credential, Identity, Labels,
+    Owner, PendingAuthorization, PlaceholderInfo, TokenSet, TokenUpdate,
 };
 pub use rotate::{Rotated, rotate_key};
 pub use sandboxes::{SandboxInfo, SandboxIssue, sha256_hex, valid_sandbox_id};

@@ -111,6 +111,7 @@ impl Vault {
             expires_at: tokens.expires_at,
             scopes: tokens.scopes,
             identity_label,
+            description: previous.as_ref().and_then(|p| p.description.clone()),
         };
         let secret = SealedSecret {
             access_token: Some(tokens.access_token.expose_secret().to_owned()),

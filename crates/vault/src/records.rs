@@ -91,9 +91,22 @@ pub struct ConnectionInfo {
     pub expires_at: Option<i64>,
     #[serde(default)]
     pub scopes: Vec<String>,
-    /// "Connected as": who signed in at the vendor, when it said (ID token).
+    /// "Connected as": who signed in at the vendor, when it said (ID token), or what a
+    /// person wrote.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity_label: Option<String>,
+    /// Written by a person, shown to agents ("staging CRM, read only"). Kept when the
+    /// credential is replaced (a new key, a reconnect, a renewal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A change to what people write on a connection: `None` leaves a field as it is,
+/// `Some(None)` clears it.
+#[derive(Debug, Default, Clone)]
+pub struct Labels {
+    pub description: Option<Option<String>>,
+    pub identity_label: Option<Option<String>>,
 }
 
 /// The on-disk connection record: the info plus the sealed credential.

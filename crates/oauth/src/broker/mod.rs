@@ -14,6 +14,7 @@
 
 mod background;
 mod connect;
+mod health;
 #[cfg(test)]
 mod tests;
 
@@ -30,6 +31,7 @@ use tokio::sync::OwnedMutexGuard;
 use tokio::time::Instant;
 
 pub use connect::Begun;
+pub use health::Health;
 
 use crate::error::TokenError;
 use crate::store::{Claim, TokenStore};
@@ -82,6 +84,8 @@ struct Slot {
     /// Renewals finished, so a waiter can tell one ran while it queued.
     finished: AtomicU64,
     last_used: AtomicI64,
+    /// Health for listings: renewal failing or not, requests per hour.
+    tally: Mutex<health::Tally>,
 }
 
 /// The outcome of the last renewal, while it failed: shared by every waiter until the
@@ -127,6 +131,7 @@ impl Broker {
                     lock: Arc::new(tokio::sync::Mutex::new(Renewal::default())),
                     finished: AtomicU64::new(0),
                     last_used: AtomicI64::new(0),
+                    tally: Mutex::new(health::Tally::default()),
                 })
             })
             .clone()
@@ -326,10 +331,13 @@ impl Broker {
                     renewed_at: Some(clock.instant()),
                     ..Renewal::default()
                 };
+                self.set_failing(id, owner, None);
                 tracing::info!(connector = id, owner = %owner, "token renewed");
                 Ok(credential)
             }
             Err(TokenError::InvalidGrant(why)) => {
+                // Not failing for a passing reason: the listing says needs_reauth.
+                self.set_failing(id, owner, None);
                 self.give_up(id, owner, &why).await;
                 guard.last_error = Some(TokenError::NeedsReauth);
                 guard.retry_at = None;
@@ -347,6 +355,20 @@ impl Broker {
                 guard.retry_at = Some(clock.instant() + backoff);
                 guard.failed_at = Some(clock.instant());
                 guard.last_error = Some(e.clone());
+                let secrets: Vec<&str> = [Some(&current.secret), current.refresh_token.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .map(secrecy::ExposeSecret::expose_secret)
+                    .collect();
+                let retry_in = i64::try_from(backoff.as_secs()).unwrap_or(i64::MAX);
+                self.set_failing(
+                    id,
+                    owner,
+                    Some(health::Failing {
+                        error: health::sanitized(&e.to_string(), &secrets),
+                        next_retry_at: clock.unix().saturating_add(retry_in),
+                    }),
+                );
                 tracing::warn!(
                     connector = id, owner = %owner, error = %e, retry_in = ?backoff,
                     "token renewal failed"
@@ -354,6 +376,15 @@ impl Broker {
                 usable_or(current.clone(), e, clock.unix())
             }
         }
+    }
+
+    /// Records whether renewal is failing for a passing reason (for listings).
+    fn set_failing(&self, connector: &str, owner: &Owner, failing: Option<health::Failing>) {
+        self.slot(connector, owner)
+            .tally
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .failing = failing;
     }
 
     /// Commits tokens to the store (off the async threads: the vault syncs to disk). A

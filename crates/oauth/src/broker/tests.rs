@@ -83,6 +83,7 @@ impl MemoryStore {
             expires_at: tokens.expires_at,
             scopes: tokens.scopes,
             identity_label: None,
+            description: None,
         };
         let credential = Arc::new(Credential {
             secret: tokens.access_token,

@@ -63,6 +63,10 @@ pub(super) fn forwarded<B>(
     };
     let info = &swap.placeholder.info;
     proxy.metrics.request(&info.connector, "forwarded");
+    // The connection's own counts, for its listing (last used, requests, errors).
+    proxy
+        .broker
+        .record_use(&info.connector, &info.owner, resp.status().as_u16());
     let data = SwapEvent {
         sandbox: bound.sandbox_id(),
         host: &bound.host,
