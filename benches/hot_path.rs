@@ -193,6 +193,11 @@ fn end_to_end(c: &mut Criterion) {
         (upstream, TestProxy::start(yaml, &ca.pem).await)
     });
     let p = egret.key_and_placeholder("bench", "org", "real-secret-abc");
+    // What each request that carried a credential adds for the connection's listing.
+    let owner = egret_vault::Owner::parse("org").expect("owner");
+    c.bench_function("broker/record_use", |b| {
+        b.iter(|| egret.broker.record_use(black_box("bench"), &owner, 200));
+    });
     let authority = format!("api.test.local:{}", upstream.addr.port());
     let auth = format!("Bearer {p}");
     for proto in [Proto::H1, Proto::H2] {
