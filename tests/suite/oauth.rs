@@ -121,16 +121,23 @@ async fn fifty_concurrent_requests_after_expiry_share_exactly_one_refresh() {
     assert!(conn["refreshed_at"].as_i64().is_some(), "{conn}");
 }
 
-#[tokio::test]
-async fn token_endpoint_down_keeps_a_valid_token_then_answers_502_and_recovers() {
+/// An `OAuthFixture` with access tokens living `access_ttl` seconds and renewed
+/// `skew` before expiry, alice signed in, and a placeholder for her connection.
+async fn alice_connected(access_ttl: u64, skew: &'static str) -> (OAuthFixture, String) {
     let f = OAuthFixture::new(Options {
-        access_ttl: 6,
-        skew: "4s",
+        access_ttl,
+        skew,
         ..Options::default()
     })
     .await;
     f.sign_in("user:alice", Choice::Allow).await;
     let p = f.mint("vendor", "user:alice").await;
+    (f, p)
+}
+
+#[tokio::test]
+async fn token_endpoint_down_keeps_a_valid_token_then_answers_502_and_recovers() {
+    let (f, p) = alice_connected(6, "4s").await;
     f.server.token_mode("down").await;
     // Inside the skew but not expired: the current token is still used.
     f.wait_until_due("user:alice", 4).await;
@@ -161,14 +168,7 @@ async fn token_endpoint_down_keeps_a_valid_token_then_answers_502_and_recovers()
 /// first request made once the endpoint is back (a second after the last try) is served.
 #[tokio::test]
 async fn a_request_right_after_the_token_endpoint_recovers_is_served() {
-    let f = OAuthFixture::new(Options {
-        access_ttl: 3,
-        skew: "1s",
-        ..Options::default()
-    })
-    .await;
-    f.sign_in("user:alice", Choice::Allow).await;
-    let p = f.mint("vendor", "user:alice").await;
+    let (f, p) = alice_connected(3, "1s").await;
     f.server.token_mode("down").await;
     f.wait_until_due("user:alice", -1).await;
     for _ in 0..4 {
@@ -200,14 +200,7 @@ async fn a_request_right_after_the_token_endpoint_recovers_is_served() {
 /// once it succeeds; requests and last use counted.
 #[tokio::test]
 async fn a_failing_renewal_shows_as_refresh_failing_and_clears_when_it_succeeds() {
-    let f = OAuthFixture::new(Options {
-        access_ttl: 3,
-        skew: "1s",
-        ..Options::default()
-    })
-    .await;
-    f.sign_in("user:alice", Choice::Allow).await;
-    let p = f.mint("vendor", "user:alice").await;
+    let (f, p) = alice_connected(3, "1s").await;
     let (status, _, _) = f.call(&p, Proto::H1).await;
     assert_eq!(status, StatusCode::OK);
     let conn = f.connection("vendor", "user:alice").await;

@@ -56,40 +56,24 @@ pub async fn run(config: &std::path::Path, remote: &Remote, cmd: ConnectorComman
         ConnectorCommand::Enable { id } => set_enabled(&client, &id, true).await,
         ConnectorCommand::Disable { id } => set_enabled(&client, &id, false).await,
         ConnectorCommand::Remove { id } => {
-            let answer = client
-                .call(
-                    Method::DELETE,
-                    &format!("/v1/connectors/{}", segment(&id)),
-                    None,
-                )
-                .await?
-                .unwrap_or(Value::Null);
-            eprintln!(
-                "deleted connector {id}: {} erased, with the placeholders",
-                count(
-                    answer["connections_erased"].as_u64().unwrap_or(0),
-                    "connection"
-                )
-            );
-            Ok(())
+            let path = format!("/v1/connectors/{}", segment(&id));
+            erase(
+                &client,
+                Method::DELETE,
+                &path,
+                &format!("deleted connector {id}"),
+            )
+            .await
         }
         ConnectorCommand::Purge { id } => {
-            let answer = client
-                .call(
-                    Method::POST,
-                    &format!("/v1/connectors/{}/purge", segment(&id)),
-                    None,
-                )
-                .await?
-                .unwrap_or(Value::Null);
-            eprintln!(
-                "purged connector {id}: {} erased, with the placeholders",
-                count(
-                    answer["connections_erased"].as_u64().unwrap_or(0),
-                    "connection"
-                )
-            );
-            Ok(())
+            let path = format!("/v1/connectors/{}/purge", segment(&id));
+            erase(
+                &client,
+                Method::POST,
+                &path,
+                &format!("purged connector {id}"),
+            )
+            .await
         }
     }
 }
@@ -130,6 +114,25 @@ fn list(answer: &Value, format: Format) {
         }
         table.print("");
     }
+}
+
+/// Deletes or purges: says what went, counted.
+async fn erase(
+    client: &crate::client::ControlClient,
+    method: Method,
+    path: &str,
+    done: &str,
+) -> Result<()> {
+    let answer = client
+        .call(method, path, None)
+        .await?
+        .unwrap_or(Value::Null);
+    let erased = answer["connections_erased"].as_u64().unwrap_or(0);
+    eprintln!(
+        "{done}: {} erased, with the placeholders",
+        count(erased, "connection")
+    );
+    Ok(())
 }
 
 /// A JSON object as `key: value` lines (`oauth.client_id: …`), nulls left out.
