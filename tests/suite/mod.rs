@@ -13,6 +13,8 @@ mod connect;
 mod connectors;
 /// The admin API: token, keys, placeholders, connections, bad input.
 mod control;
+/// `http://egret.internal/connections`: what placeholders stand for, asked through the proxy.
+mod discovery;
 /// The binary end to end: first start, curl over HTTP/1.1 and HTTP/2, reload, CLI.
 mod e2e;
 /// The binary's command line: flags, output formats, status, health, completions.

@@ -124,7 +124,13 @@ impl SandboxConnection {
                 proxy.refused(r, "CONNECT", host, id.as_deref(), context())
             }));
         }
-        let answer = if req.uri().scheme_str() == Some("http") && req.uri().authority().is_some() {
+        let answer = if req.uri().scheme_str() == Some("http")
+            && crate::discovery::is_for_egret(&req)
+        {
+            // Answered by egret itself, never forwarded.
+            let id = sandbox.as_ref().map(|s| &*s.id);
+            Ok(crate::discovery::answer(proxy, &req, id))
+        } else if req.uri().scheme_str() == Some("http") && req.uri().authority().is_some() {
             crate::plain::forward(proxy, req).await
         } else if req.uri().scheme_str() == Some("https") {
             Err(Refusal::bad_request(

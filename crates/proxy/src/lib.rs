@@ -11,6 +11,8 @@
 //!   limit, fresh credentials + `swap`, response scan via `redact`, upstream send, one
 //!   replay after a 401).
 //! - `plain`: absolute-form `http://` requests to `network.allow` hosts.
+//! - `discovery`: `http://egret.internal/connections`, answered by egret itself: what a
+//!   sandbox's placeholders stand for, never a credential.
 //! - `websocket`: frames from an upstream scanned after a credentialed upgrade.
 //! - `upstream`: name resolution, the pooled clients and sending a request upstream.
 //! - `refusal`: every "no" as one status, code and message (README, "What the proxy
@@ -26,6 +28,7 @@ mod binding;
 pub mod body;
 mod connect;
 mod connection;
+pub mod discovery;
 mod drain;
 mod forward;
 mod guard;

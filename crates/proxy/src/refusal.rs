@@ -9,6 +9,9 @@ use crate::body::ProxyBody;
 
 /// Where a failure came from, set where the refusal is made. It decides the log level
 /// and the `egret_refusals_by_source_total` label; a code always has the same source.
+/// Where an agent asks egret what its placeholders stand for (see `discovery`).
+pub const DISCOVERY: &str = "http://egret.internal/connections";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     /// The sandbox sent something malformed or unauthenticated.
@@ -143,6 +146,15 @@ impl Refusal {
         }
     }
 
+    /// For refusals that concern a connection: says where an agent learns what its
+    /// placeholders stand for.
+    fn about_connection(mut self) -> Self {
+        self.message.push_str(&format!(
+            " What your placeholders stand for: GET {DISCOVERY} through this proxy."
+        ));
+        self.with("discover", DISCOVERY)
+    }
+
     fn short(mut self, text: String) -> Self {
         self.short = Some(text);
         self
@@ -257,6 +269,7 @@ impl Refusal {
             Code::PlaceholderUnknown,
             "the placeholder on this request is unknown, expired or revoked; ask for a new one (egret placeholder mint) and use it instead.".to_owned(),
         )
+        .about_connection()
     }
 
     /// The placeholder's connector left the policy; its connections are kept, refused,
@@ -269,6 +282,7 @@ impl Refusal {
         )
         .with("connector", connector)
         .short(format!("connector {connector} was removed from the policy"))
+        .about_connection()
     }
 
     pub fn placeholder_wrong_host(connector: &str, host: &str) -> Self {
@@ -279,6 +293,7 @@ impl Refusal {
         )
         .with("connector", connector)
         .with("host", host)
+        .about_connection()
     }
 
     pub fn placeholder_misplaced(connector: &str, field: &str) -> Self {
@@ -288,6 +303,7 @@ impl Refusal {
             format!("a placeholder of connector {connector} was found in {field}, where egret does not put credentials; send it in the Authorization header (or the connector's configured header or query parameter)."),
         )
         .with("connector", connector)
+        .about_connection()
     }
 
     pub fn placeholder_plain_http() -> Self {
@@ -457,6 +473,7 @@ impl Refusal {
             format!("this {connector} placeholder belongs to another sandbox and was not used; mint one for this sandbox (`egret sandbox-env --sandbox ID`)."),
         )
         .with("connector", connector)
+        .about_connection()
     }
 
     /// The user's grant is gone (revoked, expired refresh token): only they can fix it.
@@ -468,6 +485,7 @@ impl Refusal {
         )
         .with("connector", connector)
         .with("owner", owner)
+        .about_connection()
     }
 
     /// The vendor's token endpoint failed while the token had to be renewed.
@@ -483,6 +501,7 @@ impl Refusal {
             format!("the access token for {connector} expired and the vendor's token endpoint failed to renew it ({why}); the request was not sent. Retry in a little while."),
         )
         .with("connector", connector)
+        .about_connection()
     }
 
     /// A renewed token could not be stored (full disk, vault error): egret's own failure,

@@ -1,0 +1,193 @@
+//! `http://egret.internal/connections`, asked through the proxy: egret answers it itself
+//! and never forwards it. An agent learns what its placeholders stand for — connector,
+//! description, who it is connected as, where the placeholder may be sent and in which
+//! field, the variable `sandbox-env` puts it in, and whether it works — and never a
+//! credential. With proxy authentication the sandbox's own placeholders are listed; in
+//! any case each placeholder given in `Authorization` (Bearer, a comma-separated list
+//! allowed). A placeholder bound to another sandbox is answered as unknown: a sandbox
+//! learns nothing about another's.
+
+use bytes::Bytes;
+use egret_policy::{AuthKind, EnvValue, Policy};
+use egret_vault::{ConnectionStatus, Placeholder, PlaceholderInfo};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use serde_json::{Value, json};
+
+use crate::Proxy;
+use crate::body::ProxyBody;
+
+/// The name a sandbox asks egret itself at; it never resolves anywhere.
+pub const HOST: &str = "egret.internal";
+
+/// Where refusals that concern a connection point an agent.
+pub const ADDRESS: &str = crate::refusal::DISCOVERY;
+
+/// True when a plain-HTTP proxy request is for egret itself.
+pub(crate) fn is_for_egret<B>(req: &Request<B>) -> bool {
+    req.uri()
+        .host()
+        .is_some_and(|h| h.eq_ignore_ascii_case(HOST))
+}
+
+/// Answers a request to `egret.internal` from `sandbox` (its id, with proxy
+/// authentication).
+pub(crate) fn answer<B>(
+    proxy: &Proxy,
+    req: &Request<B>,
+    sandbox: Option<&str>,
+) -> Response<ProxyBody> {
+    if req.uri().path() != "/connections" {
+        return reply(
+            StatusCode::NOT_FOUND,
+            &json!({ "error": "not_found", "message": format!("egret answers {ADDRESS} only") }),
+        );
+    }
+    if req.method() != Method::GET {
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &json!({ "error": "method_not_allowed", "message": format!("use GET {ADDRESS}") }),
+        );
+    }
+    let now = proxy.clock.unix();
+    let mut seen: Vec<PlaceholderInfo> = Vec::new();
+    if let Some(id) = sandbox {
+        seen.extend(proxy.vault.placeholders(None, None, Some(id), now));
+    }
+    let mut unknown = 0usize;
+    for text in bearer_list(req.headers().get(header::AUTHORIZATION)) {
+        let found = Placeholder::parse(text)
+            .and_then(|p| proxy.vault.resolve(&p.hash(), now))
+            .map(|r| r.placeholder.info.clone())
+            // Bound to another sandbox (or to one, asked without proxy authentication):
+            // the same answer as a placeholder that does not exist.
+            .filter(|info| info.sandbox.is_none() || info.sandbox.as_deref() == sandbox);
+        match found {
+            Some(info)
+                if !seen
+                    .iter()
+                    .any(|s| s.hint == info.hint && s.created_at == info.created_at) =>
+            {
+                seen.push(info);
+            }
+            Some(_) => {}
+            None => unknown += 1,
+        }
+    }
+    let policy = proxy.policy.load();
+    let connections: Vec<Value> = seen.iter().map(|p| describe(proxy, &policy, p)).collect();
+    let mut body = json!({ "connections": connections, "unknown_placeholders": unknown });
+    if sandbox.is_none() && seen.is_empty() && unknown == 0 {
+        body["message"] = json!(
+            "give your placeholders as `Authorization: Bearer egp_…` (several separated by commas) to learn what they stand for"
+        );
+    }
+    reply(StatusCode::OK, &body)
+}
+
+/// What one placeholder stands for, as an agent needs it.
+fn describe(proxy: &Proxy, policy: &Policy, p: &PlaceholderInfo) -> Value {
+    let connection = proxy.vault.connection(&p.connector, &p.owner);
+    let connector = policy.connector(&p.connector);
+    let health = proxy.broker.health(&p.connector, &p.owner);
+    let status = match (&connection, connector) {
+        (_, None) => "connector_removed",
+        (None, _) => "not_connected",
+        (Some(c), _) if c.status == ConnectionStatus::NeedsReauth => "needs_reauth",
+        (Some(_), _) if health.refresh_failing => "refresh_failing",
+        (Some(_), _) => "connected",
+    };
+    let mut v = json!({
+        "placeholder": p.hint,
+        "connector": p.connector,
+        "name": "default",
+        "owner": p.owner,
+        "status": status,
+        "expires_at": p.expires_at,
+        "description": connection.as_ref().and_then(|c| c.description.clone()),
+        "identity_label": connection.as_ref().and_then(|c| c.identity_label.clone()),
+    });
+    if let Some(c) = connector {
+        v["egress"] = json!(c.egress.iter().map(ToString::to_string).collect::<Vec<_>>());
+        let mut fields = vec![json!({ "header": "authorization", "form": "Bearer <placeholder>" })];
+        fields.extend(c.inject.headers.iter().map(|h| json!({ "header": h })));
+        fields.extend(c.inject.query.iter().map(|q| json!({ "query": q })));
+        v["send_in"] = json!(fields);
+        v["env"] = json!(
+            c.env
+                .iter()
+                .filter(|(_, what)| *what == EnvValue::Placeholder)
+                .map(|(name, _)| name)
+                .collect::<Vec<_>>()
+        );
+        v["auth"] = json!(match c.auth {
+            AuthKind::OAuth2(_) => "oauth2",
+            _ => "api_key",
+        });
+    }
+    let action = match status {
+        "needs_reauth" => Some(format!(
+            "the user must connect {} again (the Connections page, or `egret connection connect {} --owner {}`); until then requests with this placeholder are refused",
+            p.connector, p.connector, p.owner
+        )),
+        "refresh_failing" => Some(
+            "the vendor's token endpoint is failing; egret keeps retrying: retry in a little while"
+                .to_owned(),
+        ),
+        "connector_removed" => {
+            Some("the connector is no longer in egret's policy; ask the operator".to_owned())
+        }
+        "not_connected" => Some("the connection was removed; ask for a new placeholder".to_owned()),
+        _ => None,
+    };
+    if let Some(a) = action {
+        v["action"] = json!(a);
+    }
+    v
+}
+
+/// The placeholders in `Authorization: Bearer a, b` (or `Bearer a, Bearer b`).
+fn bearer_list(value: Option<&HeaderValue>) -> Vec<&str> {
+    let Some(text) = value.and_then(|v| v.to_str().ok()) else {
+        return Vec::new();
+    };
+    text.split(',')
+        .map(|part| {
+            let part = part.trim();
+            part.strip_prefix("Bearer ")
+                .or_else(|| part.strip_prefix("bearer "))
+                .unwrap_or(part)
+                .trim()
+        })
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+fn reply(status: StatusCode, body: &Value) -> Response<ProxyBody> {
+    let bytes = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
+    let mut resp = Response::new(
+        Full::new(bytes)
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *resp.status_mut() = status;
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_lists_split_on_commas_with_or_without_the_scheme() {
+        let v = HeaderValue::from_static("Bearer egp_a, egp_b,Bearer egp_c");
+        assert_eq!(bearer_list(Some(&v)), ["egp_a", "egp_b", "egp_c"]);
+        assert!(bearer_list(None).is_empty());
+    }
+}
