@@ -112,10 +112,20 @@ async fn no_secret_appears_in_any_output_or_in_the_vault_file() {
         "/v1/connections",
         "/v1/audit",
         "/v1/sandboxes",
+        "/v1/placeholders",
         "/v1/connectors/nope",
     ] {
         outputs.push(api("GET", path.into(), None).await);
     }
+    outputs.push(
+        api(
+            "PATCH",
+            "/v1/connections/weather/org".into(),
+            Some(r#"{"description": "hygiene"}"#.to_owned()),
+        )
+        .await,
+    );
+    outputs.push(api("POST", "/v1/connectors/nope/purge".into(), None).await);
     outputs.push(
         api(
             "PATCH",
@@ -223,11 +233,28 @@ async fn no_secret_appears_in_any_output_or_in_the_vault_file() {
         "the key did go upstream"
     );
 
+    // What an agent can ask egret, with the placeholders it holds.
+    outputs.push(
+        curl(&[
+            "-x",
+            &format!("http://{proxy}"),
+            "-H",
+            &format!("Authorization: Bearer {wp}"),
+            "http://egret.internal/connections",
+        ])
+        .await,
+    );
+
     // Disconnect and delete: their answers too.
     outputs.push(api("DELETE", "/v1/connections/openai/org".into(), None).await);
     outputs.push(api("DELETE", "/v1/connectors/apiconn".into(), None).await);
     outputs.push(stdout(&egret.cli(&["audit", "tail"], None).await));
     outputs.push(stdout(&egret.cli(&["connection", "list"], None).await));
+    outputs.push(stdout(
+        &egret.cli(&["connection", "list", "-o", "json"], None).await,
+    ));
+    outputs.push(stdout(&egret.cli(&["placeholder", "list"], None).await));
+    outputs.push(stdout(&egret.cli(&["status"], None).await));
     let log = egret.stop().await;
     let vault = String::from_utf8_lossy(&std::fs::read(d.join("data/egret.redb")).expect("vault"))
         .into_owned();
