@@ -268,6 +268,18 @@ pub enum ConnectionCommand {
         #[arg(long)]
         owner: String,
     },
+    /// Test a connection: one real, read-only request to the vendor with its credential
+    /// (the connector's `test:`, or its template's identity request). Exit 1 when it
+    /// fails.
+    Test {
+        /// The connector's id.
+        connector: String,
+        /// `org` or `user:<id>`.
+        #[arg(long)]
+        owner: String,
+        #[command(flatten)]
+        format: Format,
+    },
     /// Change what people write on a connection: its description (shown to agents)
     /// and "connected as". An empty value clears it.
     Update {

@@ -465,3 +465,84 @@ async fn a_connection_carries_a_description_and_its_use_over_the_last_day() {
         "{audit}"
     );
 }
+
+/// `POST /v1/connections/{c}/{o}/test`: one real request with the key, to the
+/// connector's `test:`; the vendor's error text comes back without the key in it.
+#[tokio::test]
+async fn testing_a_static_key_connection_says_whether_it_works_and_never_shows_the_key() {
+    let f = Fixture::new().await;
+    let with_test = |test: &str| {
+        super::harness::policy_yaml().replace(
+            "  - id: openai\n    auth: api_key\n    egress: [api.test.local]\n",
+            &format!(
+                "  - id: openai\n    auth: api_key\n    egress: [api.test.local]\n    test: {test}\n"
+            ),
+        )
+    };
+    f.egret
+        .key_and_placeholder("openai", "org", "sk-test-REAL-key");
+    let test = || {
+        admin(
+            &f.egret,
+            Method::POST,
+            "/v1/connections/openai/org/test",
+            None,
+        )
+    };
+    // No test request: say how to add one.
+    let (status, body) = test().await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], "no_test_request");
+
+    let port = f.upstream.addr.port();
+    f.egret.reload(&with_test(&format!(
+        "{{ url: \"https://api.test.local:{port}/echo\" }}"
+    )));
+    let (status, body) = test().await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["ok"], true, "{body}");
+    assert_eq!(body["status"], 200);
+    assert!(body["latency_ms"].as_u64().is_some());
+    assert_eq!(
+        f.last_seen()["headers"]["authorization"],
+        "Bearer sk-test-REAL-key",
+        "the real key went to the vendor"
+    );
+
+    // The vendor answers otherwise: not ok, its text shown, the key (echoed) taken out.
+    f.egret.reload(&with_test(&format!(
+        "{{ url: \"https://api.test.local:{port}/echo\", expect: 204 }}"
+    )));
+    let (_, body) = test().await;
+    assert_eq!(body["ok"], false, "{body}");
+    assert_eq!(body["status"], 200);
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("expected 204"), "{message}");
+    assert!(!message.contains("sk-test-REAL-key"), "{message}");
+    assert!(message.contains("[redacted]"), "{message}");
+
+    // The outcome is on the connection and in the audit log.
+    let (_, listed) = admin(&f.egret, Method::GET, "/v1/connections?owner=org", None).await;
+    assert_eq!(
+        listed["connections"][0]["last_test"]["ok"], false,
+        "{listed}"
+    );
+    let (_, audit) = admin(&f.egret, Method::GET, "/v1/audit?connector=openai", None).await;
+    assert!(
+        audit["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["event"] == "connection.test"),
+        "{audit}"
+    );
+    // No connection: 404.
+    let (status, _) = admin(
+        &f.egret,
+        Method::POST,
+        "/v1/connections/openai/user:nobody/test",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

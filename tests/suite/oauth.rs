@@ -249,6 +249,31 @@ async fn scopes_the_vendor_did_not_grant_are_listed_as_missing() {
     assert_eq!(conn["missing_scopes"], json!(["read"]), "{conn}");
 }
 
+/// Testing an OAuth connection: a due token is renewed first (a real refresh at the
+/// vendor), then one real request; a token the vendor no longer accepts fails the test.
+#[tokio::test]
+async fn testing_an_oauth_connection_renews_a_due_token_first_and_reports_a_refusal() {
+    let (f, _) = alice_connected(3, "1s").await;
+    f.wait_until_due("user:alice", -1).await;
+    let refreshes = f.server.stats().await["refresh_token"].as_u64();
+    let path = "/v1/connections/vendor/user:alice/test";
+    let (status, body) = f.admin(Method::POST, path, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["ok"], true, "{body}");
+    assert!(
+        f.server.stats().await["refresh_token"].as_u64() > refreshes,
+        "renewed first"
+    );
+    f.server.revoke_access_tokens().await;
+    let (_, body) = f.admin(Method::POST, path, None).await;
+    assert_eq!(body["ok"], false, "{body}");
+    assert_eq!(body["status"], 401, "{body}");
+    assert_eq!(
+        f.connection("vendor", "user:alice").await["last_test"]["ok"],
+        false
+    );
+}
+
 #[tokio::test]
 async fn slow_token_endpoint_times_out_with_504_and_recovers() {
     let f = OAuthFixture::new(Options {

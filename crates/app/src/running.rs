@@ -95,6 +95,7 @@ pub fn assemble(p: Parts) -> Result<Assembled, AssembleError> {
         broker,
         metrics,
         admin_token: p.admin_token,
+        tester: Arc::new(ProxyTester(proxy.clone())),
     });
     Ok(Assembled {
         proxy,
@@ -102,6 +103,31 @@ pub fn assemble(p: Parts) -> Result<Assembled, AssembleError> {
         audit,
         lifecycle,
     })
+}
+
+/// Connection tests for the control plane, made by the proxy (its upstream client,
+/// resolution and address checks).
+struct ProxyTester(Arc<Proxy>);
+
+impl egret_control::ConnectionTester for ProxyTester {
+    fn test<'a>(
+        &'a self,
+        connector: &'a egret_policy::Connector,
+        owner: &'a egret_vault::Owner,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Option<egret_control::TestOutcome>> + Send + 'a>,
+    > {
+        Box::pin(async move {
+            let o = egret_proxy::probe::test_connection(&self.0, connector, owner).await?;
+            Some(egret_control::TestOutcome {
+                ok: o.ok,
+                status: o.status,
+                latency_ms: o.latency_ms,
+                message: o.message,
+                identity: o.identity,
+            })
+        })
+    }
 }
 
 /// Both planes running; [`Running::stop`] ends them.

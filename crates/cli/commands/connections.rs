@@ -76,6 +76,35 @@ pub async fn run(client: ControlClient, cmd: ConnectionCommand) -> Result<()> {
             eprintln!("stored the key for {connector} / {owner}");
             Ok(())
         }
+        ConnectionCommand::Test {
+            connector,
+            owner,
+            format,
+        } => {
+            let path = format!(
+                "/v1/connections/{}/{}/test",
+                segment(&connector),
+                segment(&owner)
+            );
+            let answer = client
+                .call(Method::POST, &path, None)
+                .await?
+                .unwrap_or(Value::Null);
+            if wants_json(format.output) {
+                crate::output::json(&answer);
+            } else {
+                say!(
+                    "{} ({}, {} ms)",
+                    text(&answer["message"]),
+                    text(&answer["status"]),
+                    text(&answer["latency_ms"])
+                );
+            }
+            if answer["ok"] != Value::Bool(true) {
+                bail!("the test of {connector} / {owner} failed");
+            }
+            Ok(())
+        }
         ConnectionCommand::Update {
             connector,
             owner,

@@ -261,6 +261,75 @@ pub(crate) async fn update(
     Ok(Json(json!(info)))
 }
 
+/// `POST /v1/connections/{connector}/{owner}/test`: one real, read-only request with
+/// the connection's credential (renewed first when due); the outcome is audited and
+/// kept for the listing.
+pub(crate) async fn test(
+    State(state): State<Arc<ControlState>>,
+    Path((connector, owner)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let owner = parse_owner(&owner)?;
+    let policy = state.policy.load_full();
+    let c = policy
+        .connector(&connector)
+        .ok_or_else(|| ApiError::unknown_connector(&connector))?;
+    if state.vault.connection(&connector, &owner).is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "connection_not_found",
+            format!("there is no connection for connector `{connector}` and owner `{owner}`"),
+        ));
+    }
+    let outcome = state.tester.test(c, &owner).await.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "no_test_request",
+            format!(
+                "connector `{connector}` has no test request; add `test: {{method: GET, path: /…, expect: 200}}` to it (templates bring their identity request)"
+            ),
+        )
+    })?;
+    state
+        .broker
+        .record_test(&connector, &owner, outcome.ok, outcome.status);
+    let (o, detail) = (
+        owner.clone(),
+        format!(
+            "{}: {}",
+            if outcome.ok { "ok" } else { "failed" },
+            outcome.message
+        ),
+    );
+    let identity = outcome.identity.clone();
+    state
+        .blocking(move |s| {
+            // A test that names who is connected fills "connected as" when nothing did.
+            if let Some(who) = identity
+                && s.vault
+                    .connection(&connector, &o)
+                    .is_some_and(|c| c.identity_label.is_none())
+            {
+                s.vault.update_labels(
+                    &connector,
+                    &o,
+                    egret_vault::Labels {
+                        identity_label: Some(Some(who)),
+                        description: None,
+                    },
+                )?;
+            }
+            s.vault.audit(
+                "connection.test",
+                Some(&connector),
+                Some(o.as_str()),
+                Some(detail),
+            )?;
+            Ok(())
+        })
+        .await?;
+    Ok(Json(json!(outcome)))
+}
+
 pub(crate) fn disabled(connector: &str) -> ApiError {
     ApiError::new(
         StatusCode::CONFLICT,

@@ -242,6 +242,9 @@ pub fn connector_view(c: &Connector) -> Value {
     if let Some(t) = &c.template {
         v["template"] = json!(t);
     }
+    if let Some(t) = &c.test {
+        v["test"] = json!({ "method": t.method, "url": t.url, "expect": t.expect, "identity_field": t.identity_field });
+    }
     if let Some(r) = c.rate_limit {
         v["rate_limit"] = json!({
             "requests": r.requests,

@@ -41,6 +41,28 @@ pub use connectors::connector_view;
 pub use error::ApiError;
 pub use lifecycle::{Install, Lifecycle};
 
+/// What a connection test says (see [`ConnectionTester`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TestOutcome {
+    pub ok: bool,
+    pub status: Option<u16>,
+    pub latency_ms: u64,
+    pub message: String,
+    /// Who the vendor says is connected, when the test is an identity request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+}
+
+/// Makes a connection's test request through the data plane (which this crate does not
+/// know): `egret-app` wires the proxy in. `None` when the connector has no test request.
+pub trait ConnectionTester: Send + Sync {
+    fn test<'a>(
+        &'a self,
+        connector: &'a egret_policy::Connector,
+        owner: &'a egret_vault::Owner,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Option<TestOutcome>> + Send + 'a>>;
+}
+
 /// What every control-plane route reads and changes.
 pub struct ControlState {
     pub policy: Arc<ArcSwap<Policy>>,
@@ -50,6 +72,8 @@ pub struct ControlState {
     pub broker: egret_oauth::Broker,
     pub metrics: Arc<egret_metrics::Metrics>,
     pub admin_token: SecretString,
+    /// Tests connections (`POST /v1/connections/{c}/{o}/test`).
+    pub tester: Arc<dyn ConnectionTester>,
 }
 
 impl ControlState {
@@ -98,6 +122,10 @@ pub fn router(state: Arc<ControlState>) -> Router {
         .route(
             "/v1/connections/{connector}/{owner}/authorize",
             post(oauth::authorize),
+        )
+        .route(
+            "/v1/connections/{connector}/{owner}/test",
+            post(connections::test),
         )
         .route(
             "/v1/connections/{connector}/{owner}",

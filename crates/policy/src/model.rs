@@ -189,6 +189,22 @@ pub struct Connector {
     /// scans only answers to requests that carried one (faster, and leaves answers to
     /// other requests compressed).
     pub scan_answers: bool,
+    /// The read-only request that tests a connection: the connector's own `test:`, or
+    /// its template's identity request.
+    pub test: Option<Probe>,
+}
+
+/// One read-only request that says whether a connection works, and who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub method: String,
+    /// `https://host[:port]/path`, to one of the connector's egress hosts.
+    pub url: String,
+    pub expect: u16,
+    /// The header the credential goes in as-is; `None`: `Authorization: Bearer <token>`.
+    pub header: Option<String>,
+    /// The field of the JSON answer that names who is connected (`login`, `email`).
+    pub identity_field: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

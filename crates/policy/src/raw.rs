@@ -119,6 +119,22 @@ pub(crate) struct RawConnector {
     pub rate_limit: Option<S<RawRateLimit>>,
     #[serde(default = "yes")]
     pub scan_answers: bool,
+    pub test: Option<S<RawProbe>>,
+}
+
+/// `test: {method: GET, path: /v1/me, expect: 200}`: the read-only request `connection
+/// test` makes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProbe {
+    pub method: Option<String>,
+    /// Appended to `https://` + the first egress host without a wildcard.
+    pub path: Option<String>,
+    /// A whole `https://` URL instead (its host must be one of the connector's).
+    pub url: Option<String>,
+    pub expect: Option<u16>,
+    /// The header the credential goes in, as-is (default: `Authorization: Bearer`).
+    pub header: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -18,6 +18,8 @@ pub struct Defaults {
     pub client_auth: Option<ClientAuth>,
     pub extra_params: BTreeMap<String, String>,
     pub egress: Vec<String>,
+    /// The vendor's "who am I" request: `(method, url, field naming who)`.
+    pub identity: Option<(&'static str, String, &'static str)>,
 }
 
 pub struct Template {
@@ -81,6 +83,7 @@ pub const TEMPLATES: &[Template] = &[
                 token_url: Some("https://github.com/login/oauth/access_token".into()),
                 client_auth: Some(ClientAuth::Post),
                 egress: vec!["api.github.com".into(), "uploads.github.com".into()],
+                identity: Some(("GET", "https://api.github.com/user".into(), "login")),
                 ..Defaults::default()
             })
         },
@@ -95,6 +98,7 @@ pub const TEMPLATES: &[Template] = &[
                 token_url: Some("https://slack.com/api/oauth.v2.access".into()),
                 client_auth: Some(ClientAuth::Post),
                 egress: vec!["slack.com".into(), "files.slack.com".into()],
+                identity: Some(("POST", "https://slack.com/api/auth.test".into(), "user")),
                 ..Defaults::default()
             })
         },
@@ -111,6 +115,11 @@ pub const TEMPLATES: &[Template] = &[
                 client_auth: Some(ClientAuth::Post),
                 extra_params: params(&[("access_type", "offline"), ("prompt", "consent")]),
                 egress: vec!["*.googleapis.com".into()],
+                identity: Some((
+                    "GET",
+                    "https://www.googleapis.com/oauth2/v3/userinfo".into(),
+                    "email",
+                )),
                 ..Defaults::default()
             })
         },
@@ -127,6 +136,7 @@ pub const TEMPLATES: &[Template] = &[
                 scopes: vec!["offline_access".into()],
                 extra_params: params(&[("audience", "api.atlassian.com"), ("prompt", "consent")]),
                 egress: vec!["api.atlassian.com".into()],
+                identity: Some(("GET", "https://api.atlassian.com/me".into(), "email")),
                 ..Defaults::default()
             })
         },
@@ -167,6 +177,11 @@ fn databricks(s: &BTreeMap<String, String>) -> Result<Defaults, String> {
         token_url: Some(format!("{ws}/oidc/v1/token")),
         scopes: vec!["all-apis".into(), "offline_access".into()],
         egress: vec![host],
+        identity: Some((
+            "GET",
+            format!("{ws}/api/2.0/preview/scim/v2/Me"),
+            "userName",
+        )),
         ..Defaults::default()
     })
 }

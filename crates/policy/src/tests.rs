@@ -391,3 +391,39 @@ fn limits_and_rate_limits_refuse_zero_and_non_durations() {
     );
     assert!(e.message.contains("`per` must be above zero"), "{e}");
 }
+
+#[test]
+fn a_test_request_comes_from_the_template_or_the_stanza_and_stays_on_the_egress() {
+    let p = parse_str(
+        "version: 1\nconnectors:\n  - { id: gh, template: github, oauth: { client_id: a, client_secret: \"${env:X}\" } }\n  - { id: k, auth: api_key, egress: [\"*.x.com\", api.x.com], test: { path: /v1/me, expect: 204 } }\n",
+    )
+    .expect("policy");
+    let gh = p
+        .connector("gh")
+        .and_then(|c| c.test.clone())
+        .expect("template test");
+    assert_eq!(gh.url, "https://api.github.com/user");
+    assert_eq!(gh.identity_field.as_deref(), Some("login"));
+    let k = p
+        .connector("k")
+        .and_then(|c| c.test.clone())
+        .expect("own test");
+    assert_eq!(
+        (k.method.as_str(), k.url.as_str(), k.expect),
+        ("GET", "https://api.x.com/v1/me", 204)
+    );
+    for (test, says) in [
+        (
+            "{ url: \"https://evil.example/\" }",
+            "not one of the connector's egress hosts",
+        ),
+        ("{ method: DELETE, path: /x }", "must be GET, HEAD or POST"),
+        ("{ path: x }", "needs `path: /…`"),
+    ] {
+        let e = parse_str(&format!(
+            "version: 1\nconnectors:\n  - {{ id: k, auth: api_key, egress: [api.x.com], test: {test} }}\n"
+        ))
+        .expect_err("refused");
+        assert!(e.to_string().contains(says), "{e}");
+    }
+}

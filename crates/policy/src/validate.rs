@@ -386,7 +386,21 @@ impl Validator<'_> {
             .as_ref()
             .map(|r| self.rate_limit(r))
             .transpose()?;
+        let test =
+            match &c.test {
+                Some(t) => Some(self.probe(t, &egress)?),
+                None => defaults.as_ref().and_then(|d| d.identity.as_ref()).map(
+                    |(method, url, field)| Probe {
+                        method: (*method).to_owned(),
+                        url: url.clone(),
+                        expect: 200,
+                        header: None,
+                        identity_field: Some((*field).to_owned()),
+                    },
+                ),
+            };
         Ok(Connector {
+            test,
             id,
             env,
             rate_limit,
@@ -397,6 +411,60 @@ impl Validator<'_> {
             inject: Injection { headers, query },
             enabled: c.enabled,
             scan_answers: c.scan_answers,
+        })
+    }
+
+    /// A connector's own `test:`: to one of its egress hosts, over https.
+    fn probe(&self, t: &S<RawProbe>, egress: &[HostPattern]) -> Result<Probe, Located> {
+        let raw = &t.value;
+        let method = raw
+            .method
+            .clone()
+            .unwrap_or_else(|| "GET".to_owned())
+            .to_uppercase();
+        if !["GET", "HEAD", "POST"].contains(&method.as_str()) {
+            return Err(self.at(
+                t,
+                "`test.method` must be GET, HEAD or POST (a test must not change anything)",
+            ));
+        }
+        let url = match (&raw.path, &raw.url) {
+            (Some(path), None) if path.starts_with('/') => {
+                let host = egress
+                    .iter()
+                    .map(ToString::to_string)
+                    .find(|h| !h.starts_with('*'))
+                    .ok_or_else(|| self.at(t, "every egress host has a wildcard; give `test.url` with the host to test"))?;
+                format!("https://{host}{path}")
+            }
+            (None, Some(url)) if url.starts_with("https://") => url.clone(),
+            _ => {
+                return Err(self.at(t, "`test` needs `path: /…` (to the first egress host) or `url: https://…`, not both"));
+            }
+        };
+        let host = url
+            .strip_prefix("https://")
+            .and_then(|r| r.split('/').next())
+            .unwrap_or_default();
+        let (name, port) = match host.rsplit_once(':') {
+            Some((n, p)) => (n, p.parse::<u16>().unwrap_or(0)),
+            None => (host, 443),
+        };
+        if !egress
+            .iter()
+            .any(|e| e.matches(&normalize_host(name), port))
+        {
+            return Err(self.at(
+                t,
+                &format!("`test` goes to {host}, which is not one of the connector's egress hosts"),
+            ));
+        }
+        Ok(Probe {
+            method,
+            url,
+            expect: raw.expect.unwrap_or(200),
+            header: raw.header.as_ref().map(|h| h.to_ascii_lowercase()),
+            identity_field: None,
         })
     }
 

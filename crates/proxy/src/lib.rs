@@ -13,6 +13,8 @@
 //! - `plain`: absolute-form `http://` requests to `network.allow` hosts.
 //! - `discovery`: `http://egret.internal/connections`, answered by egret itself: what a
 //!   sandbox's placeholders stand for, never a credential.
+//! - `probe`: a connection's test request (the control plane's "test"), sent with the
+//!   upstream client a sandbox's requests use.
 //! - `websocket`: frames from an upstream scanned after a credentialed upgrade.
 //! - `upstream`: name resolution, the pooled clients and sending a request upstream.
 //! - `refusal`: every "no" as one status, code and message (README, "What the proxy
@@ -38,6 +40,7 @@ mod intercept;
 mod limits;
 mod log_budget;
 mod plain;
+pub mod probe;
 mod proxy_auth;
 mod rate;
 pub mod redact;

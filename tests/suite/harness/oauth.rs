@@ -96,6 +96,7 @@ connectors:
       refresh_skew: {skew}{identity}
       timeout: {timeout}
     egress: ["api.test.local:{port}"]
+    test: {{ path: /resource }}
   - id: ci
     auth: oauth2
     grant: client_credentials

@@ -28,12 +28,22 @@ pub struct Health {
     pub requests_24h: u64,
     /// Of those, the answers with a 4xx or 5xx status from the vendor.
     pub upstream_errors_24h: u64,
+    /// The last `connection test`: `{at, ok, status}`.
+    pub last_test: Option<LastTest>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LastTest {
+    pub at: i64,
+    pub ok: bool,
+    pub status: Option<u16>,
 }
 
 /// Per-connection counters, in hourly buckets (`hour` is unix seconds / 3600).
 #[derive(Default)]
 pub(super) struct Tally {
     pub(super) failing: Option<Failing>,
+    last_test: Option<LastTest>,
     buckets: [(i64, u32, u32); WINDOW_HOURS],
 }
 
@@ -77,6 +87,16 @@ impl Broker {
             .count(now, status >= 400);
     }
 
+    /// Keeps the outcome of a connection test for the listing.
+    pub fn record_test(&self, connector: &str, owner: &Owner, ok: bool, status: Option<u16>) {
+        let at = self.inner.clock.unix();
+        self.slot(connector, owner)
+            .tally
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last_test = Some(LastTest { at, ok, status });
+    }
+
     /// The connection's health as this egret has seen it.
     pub fn health(&self, connector: &str, owner: &Owner) -> Health {
         let now = self.inner.clock.unix();
@@ -91,6 +111,7 @@ impl Broker {
             last_used_at: (used > 0).then_some(used),
             requests_24h: requests,
             upstream_errors_24h: errors,
+            last_test: tally.last_test.clone(),
         }
     }
 }
