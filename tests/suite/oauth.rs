@@ -274,6 +274,26 @@ async fn testing_an_oauth_connection_renews_a_due_token_first_and_reports_a_refu
     );
 }
 
+/// Without an ID token (client credentials), "connected as" comes from the connector's
+/// identity request, asked right after the connect.
+#[tokio::test]
+async fn without_an_id_token_the_identity_request_says_who_is_connected() {
+    let f = OAuthFixture::new(Options::default()).await;
+    let (status, body) = f
+        .admin(Method::POST, "/v1/connections/ci/org/authorize", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut label = Value::Null;
+    for _ in 0..50 {
+        label = f.connection("ci", "org").await["identity_label"].clone();
+        if !label.is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(label, "egret-ci");
+}
+
 #[tokio::test]
 async fn slow_token_endpoint_times_out_with_504_and_recovers() {
     let f = OAuthFixture::new(Options {

@@ -300,24 +300,11 @@ pub(crate) async fn test(
             outcome.message
         ),
     );
-    let identity = outcome.identity.clone();
+    if let Some(who) = outcome.identity.clone() {
+        fill_identity(&state, &connector, &owner, who).await?;
+    }
     state
         .blocking(move |s| {
-            // A test that names who is connected fills "connected as" when nothing did.
-            if let Some(who) = identity
-                && s.vault
-                    .connection(&connector, &o)
-                    .is_some_and(|c| c.identity_label.is_none())
-            {
-                s.vault.update_labels(
-                    &connector,
-                    &o,
-                    egret_vault::Labels {
-                        identity_label: Some(Some(who)),
-                        description: None,
-                    },
-                )?;
-            }
             s.vault.audit(
                 "connection.test",
                 Some(&connector),
@@ -328,6 +315,69 @@ pub(crate) async fn test(
         })
         .await?;
     Ok(Json(json!(outcome)))
+}
+
+/// Fills "connected as" with `who` when nothing filled it yet (the vendor's ID token,
+/// or a person).
+async fn fill_identity(
+    state: &Arc<ControlState>,
+    connector: &str,
+    owner: &Owner,
+    who: String,
+) -> Result<(), ApiError> {
+    let (c, o) = (connector.to_owned(), owner.clone());
+    state
+        .blocking(move |s| {
+            if s.vault
+                .connection(&c, &o)
+                .is_some_and(|info| info.identity_label.is_none())
+            {
+                s.vault.update_labels(
+                    &c,
+                    &o,
+                    egret_vault::Labels {
+                        identity_label: Some(Some(who)),
+                        description: None,
+                    },
+                )?;
+            }
+            Ok(())
+        })
+        .await
+}
+
+/// After a connect: when the vendor's ID token named nobody and the connector has an
+/// identity request, asks the vendor who is connected (in the background: the user's
+/// page does not wait on it).
+pub(crate) fn learn_identity(state: &Arc<ControlState>, connector: &str, owner: &Owner) {
+    let policy = state.policy.load();
+    let Some(c) = policy.connector(connector) else {
+        return;
+    };
+    let wants = c.test.as_ref().is_some_and(|t| t.identity_field.is_some());
+    let known = state
+        .vault
+        .connection(connector, owner)
+        .is_some_and(|info| info.identity_label.is_some());
+    if !wants || known {
+        return;
+    }
+    let (state, c, owner) = (state.clone(), c.clone(), owner.clone());
+    tokio::spawn(async move {
+        let Some(outcome) = state.tester.test(&c, &owner).await else {
+            return;
+        };
+        match outcome.identity {
+            Some(who) => {
+                if let Err(e) = fill_identity(&state, c.id.as_str(), &owner, who).await {
+                    tracing::warn!(connector = %c.id, error = %e.message, "cannot record who is connected");
+                }
+            }
+            None => {
+                tracing::info!(connector = %c.id, message = %outcome.message, "the identity request named nobody");
+            }
+        }
+    });
 }
 
 pub(crate) fn disabled(connector: &str) -> ApiError {

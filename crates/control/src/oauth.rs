@@ -52,7 +52,10 @@ pub(crate) async fn authorize(
             "authorization_url": url,
             "expires_in": egret_oauth::PENDING_TTL_SECS,
         }))),
-        Begun::Connected(info) => Ok(Json(json!({ "status": "connected", "connection": info }))),
+        Begun::Connected(info) => {
+            crate::connections::learn_identity(&state, &connector, &owner);
+            Ok(Json(json!({ "status": "connected", "connection": info })))
+        }
     }
 }
 
@@ -190,6 +193,7 @@ pub(crate) async fn callback(
     let mut resp = match state.broker.complete(s, outcome, binding.as_deref()).await {
         Ok(info) => {
             tracing::info!(connector = %info.connector, owner = %info.owner, "connection authorized");
+            crate::connections::learn_identity(&state, &info.connector, &info.owner);
             let mut text = format!(
                 "Connected to {}, you can close this window.",
                 escape(&info.connector)

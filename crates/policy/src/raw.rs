@@ -135,6 +135,8 @@ pub(crate) struct RawProbe {
     pub expect: Option<u16>,
     /// The header the credential goes in, as-is (default: `Authorization: Bearer`).
     pub header: Option<String>,
+    /// The field of the JSON answer naming who is connected (fills "connected as").
+    pub identity: Option<String>,
 }
 
 #[derive(Deserialize)]

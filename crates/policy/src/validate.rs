@@ -464,7 +464,7 @@ impl Validator<'_> {
             url,
             expect: raw.expect.unwrap_or(200),
             header: raw.header.as_ref().map(|h| h.to_ascii_lowercase()),
-            identity_field: None,
+            identity_field: raw.identity.clone(),
         })
     }
 

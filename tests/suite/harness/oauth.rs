@@ -109,6 +109,7 @@ connectors:
       refresh_skew: {skew}
       timeout: {timeout}
     egress: ["api.test.local:{port}"]
+    test: {{ path: /resource, identity: client_id }}
 "#
         );
         egret.reload(&yaml);
