@@ -29,10 +29,10 @@ pub async fn run(client: ControlClient, cmd: ConnectionCommand) -> Result<()> {
             let mut table = Table::new(&[
                 "CONNECTOR",
                 "OWNER",
-                "KIND",
                 "STATUS",
                 "CONNECTED AS",
                 "DESCRIPTION",
+                "CONNECTED",
                 "LAST USED",
                 "EXPIRES",
                 "MISSING SCOPES",
@@ -51,10 +51,10 @@ pub async fn run(client: ControlClient, cmd: ConnectionCommand) -> Result<()> {
                 table.row(vec![
                     text(&c["connector"]),
                     text(&c["owner"]),
-                    text(&c["kind"]),
                     status,
                     text(&c["identity_label"]),
                     text(&c["description"]),
+                    when(&c["connected_at"]),
                     when(&c["last_used_at"]),
                     when(&c["expires_at"]),
                     text(&c["missing_scopes"]),
