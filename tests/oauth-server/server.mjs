@@ -62,17 +62,23 @@ server.listen(0, '127.0.0.1', () => {
     cookies: { keys: ['egret-test-cookie-key'] },
     pkce: { required: () => true },
     rotateRefreshToken: true,
-    scopes: ['openid', 'offline_access', 'read', 'write'],
+    scopes: ['openid', 'offline_access', 'email', 'read', 'write'],
+    claims: { openid: ['sub'], email: ['email'] },
     ttl: {
       AccessToken: ACCESS_TTL,
       ClientCredentials: ACCESS_TTL,
       RefreshToken: 24 * 3600,
       Interaction: 600,
+      IdToken: 3600,
       Session: 3600,
       Grant: 24 * 3600,
     },
     issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
-    findAccount: async (ctx, id) => ({ accountId: id, claims: async () => ({ sub: id }) }),
+    // The email only from userinfo, as vendors whose ID tokens carry a bare subject do.
+    findAccount: async (ctx, id) => ({
+      accountId: id,
+      claims: async (use) => (use === 'userinfo' ? { sub: id, email: `${id}@example.test` } : { sub: id }),
+    }),
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
@@ -80,7 +86,9 @@ server.listen(0, '127.0.0.1', () => {
       resourceIndicators: {
         enabled: true,
         defaultResource: async () => RESOURCE,
-        useGrantedResource: async () => true,
+        // A sign-in that asked for `email` gets a token for the userinfo endpoint (as
+        // Google's and Microsoft's are); the others get one for the API.
+        useGrantedResource: async (ctx, model) => !String(model?.scope ?? '').split(' ').includes('email'),
         getResourceServerInfo: async () => ({
           scope: RESOURCE_SCOPES,
           accessTokenFormat: 'opaque',

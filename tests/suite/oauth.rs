@@ -274,6 +274,21 @@ async fn testing_an_oauth_connection_renews_a_due_token_first_and_reports_a_refu
     );
 }
 
+/// An ID token that names only a subject: the userinfo endpoint (from discovery) says
+/// who signed in, and its email wins as "connected as".
+#[tokio::test]
+async fn the_userinfo_endpoint_names_who_signed_in_when_the_id_token_does_not() {
+    let f = OAuthFixture::new(Options {
+        scopes: "openid, offline_access, email, read",
+        ..Options::default()
+    })
+    .await;
+    f.sign_in("user:alice", Choice::Allow).await;
+    let conn = f.connection("vendor", "user:alice").await;
+    assert_eq!(conn["identity_label"], "alice@example.test", "{conn}");
+    assert_eq!(conn["missing_scopes"], json!([]), "{conn}");
+}
+
 /// Without an ID token (client credentials), "connected as" comes from the connector's
 /// identity request, asked right after the connect.
 #[tokio::test]

@@ -16,6 +16,9 @@ pub struct Endpoints {
     pub authorize: Option<String>,
     pub token: String,
     pub revocation: Option<String>,
+    /// OpenID Connect's userinfo endpoint (from discovery): who signed in, when the ID
+    /// token does not say more than a subject.
+    pub userinfo: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -24,6 +27,7 @@ struct Metadata {
     authorization_endpoint: Option<String>,
     token_endpoint: Option<String>,
     revocation_endpoint: Option<String>,
+    userinfo_endpoint: Option<String>,
 }
 
 /// Discovery documents by issuer, fetched once per process (an issuer's endpoints do
@@ -66,6 +70,7 @@ impl Discovery {
                 .revocation_url
                 .clone()
                 .or_else(|| from_meta(|m| &m.revocation_endpoint)),
+            userinfo: from_meta(|m| &m.userinfo_endpoint),
         })
     }
 

@@ -166,7 +166,62 @@ impl Exchange<'_> {
                 request.set_pkce_verifier(PkceCodeVerifier::new(v.expose_secret().to_owned()));
         }
         let response = request.request_async(self.http).await?;
-        Ok(self.token_set(&response, None))
+        let mut set = self.token_set(&response, None);
+        // An ID token that names only a subject: the userinfo endpoint may say more.
+        let named = set.identity.as_ref().is_some_and(|i| {
+            i.email.is_some() || i.preferred_username.is_some() || i.name.is_some()
+        });
+        if !named && let Some(url) = &self.endpoints.userinfo {
+            set.identity = self
+                .userinfo(url, &set.access_token, set.identity.take())
+                .await;
+        }
+        Ok(set)
+    }
+
+    /// Asks the userinfo endpoint who signed in and fills what `known` (the ID token's
+    /// claims) lacks. Its `sub` must be the ID token's (OpenID Connect Core §5.3.2);
+    /// any failure keeps `known` as it was: a label is a nicety, never a reason to fail.
+    async fn userinfo(
+        &self,
+        url: &str,
+        access_token: &SecretString,
+        known: Option<egret_vault::Identity>,
+    ) -> Option<egret_vault::Identity> {
+        let request = http::Request::get(url)
+            .header(http::header::ACCEPT, "application/json")
+            .header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", access_token.expose_secret()),
+            )
+            .body(Vec::new())
+            .ok()?;
+        let answer = match self.http.send(request).await {
+            Ok(r) if r.status().is_success() => r,
+            Ok(r) => {
+                tracing::debug!(status = %r.status(), "the userinfo endpoint did not answer who signed in");
+                return known;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "the userinfo endpoint could not be reached");
+                return known;
+            }
+        };
+        let Ok(claims) = serde_json::from_slice::<serde_json::Value>(answer.body()) else {
+            return known;
+        };
+        let claim = |name: &str| claims[name].as_str().map(str::to_owned);
+        let mut identity = known.unwrap_or_default();
+        if identity.sub.is_some() && claim("sub") != identity.sub {
+            return Some(identity);
+        }
+        identity.sub = identity.sub.or_else(|| claim("sub"));
+        identity.email = identity.email.or_else(|| claim("email"));
+        identity.preferred_username = identity
+            .preferred_username
+            .or_else(|| claim("preferred_username"));
+        identity.name = identity.name.or_else(|| claim("name"));
+        Some(identity)
     }
 
     pub async fn client_credentials(&self) -> Result<TokenSet, TokenError> {

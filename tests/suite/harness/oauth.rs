@@ -26,6 +26,8 @@ pub struct Options {
     pub timeout: &'static str,
     /// The `vendor` connector's `identity_match`, if any.
     pub identity_match: Option<&'static str>,
+    /// The `vendor` connector's scopes.
+    pub scopes: &'static str,
 }
 
 impl Default for Options {
@@ -35,6 +37,7 @@ impl Default for Options {
             skew: "60s",
             timeout: "2s",
             identity_match: None,
+            scopes: "openid, offline_access, read",
         }
     }
 }
@@ -71,7 +74,7 @@ impl OAuthFixture {
         std::fs::write(egret.dir.path().join("ci-secret"), "ci-secret").expect("secret");
         let port = server.port;
         let control = egret.control_addr.port();
-        let (skew, timeout) = (o.skew, o.timeout);
+        let (skew, timeout, scopes) = (o.skew, o.timeout, o.scopes);
         let identity = o
             .identity_match
             .map(|c| format!("\n      identity_match: {c}"))
@@ -91,7 +94,7 @@ connectors:
       issuer: https://auth.test.local:{port}
       client_id: egret
       client_secret: ${{file:egret-secret}}
-      scopes: [openid, offline_access, read]
+      scopes: [{scopes}]
       extra_params: {{ prompt: consent }}
       refresh_skew: {skew}{identity}
       timeout: {timeout}
