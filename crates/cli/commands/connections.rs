@@ -65,11 +65,7 @@ pub async fn run(client: ControlClient, cmd: ConnectionCommand) -> Result<()> {
         }
         ConnectionCommand::SetKey { connector, owner } => {
             let key = read_key(&connector, &owner)?;
-            let path = format!(
-                "/v1/connections/{}/{}/key",
-                segment(&connector),
-                segment(&owner)
-            );
+            let path = connection_path(&connector, &owner, "/key");
             client
                 .call(Method::PUT, &path, Some(json!({ "key": key.as_str() })))
                 .await?;
@@ -81,11 +77,7 @@ pub async fn run(client: ControlClient, cmd: ConnectionCommand) -> Result<()> {
             owner,
             format,
         } => {
-            let path = format!(
-                "/v1/connections/{}/{}/test",
-                segment(&connector),
-                segment(&owner)
-            );
+            let path = connection_path(&connector, &owner, "/test");
             let answer = client
                 .call(Method::POST, &path, None)
                 .await?
@@ -127,11 +119,7 @@ pub async fn run(client: ControlClient, cmd: ConnectionCommand) -> Result<()> {
             if body.is_empty() {
                 bail!("nothing to change; give --description or --identity-label");
             }
-            let path = format!(
-                "/v1/connections/{}/{}",
-                segment(&connector),
-                segment(&owner)
-            );
+            let path = connection_path(&connector, &owner, "");
             client
                 .call(Method::PATCH, &path, Some(Value::Object(body)))
                 .await?;
@@ -139,11 +127,7 @@ pub async fn run(client: ControlClient, cmd: ConnectionCommand) -> Result<()> {
             Ok(())
         }
         ConnectionCommand::Connect { connector, owner } => {
-            let path = format!(
-                "/v1/connections/{}/{}/authorize",
-                segment(&connector),
-                segment(&owner)
-            );
+            let path = connection_path(&connector, &owner, "/authorize");
             let answer = client
                 .call(Method::POST, &path, None)
                 .await?
@@ -164,11 +148,7 @@ pub async fn run(client: ControlClient, cmd: ConnectionCommand) -> Result<()> {
             Ok(())
         }
         ConnectionCommand::Remove { connector, owner } => {
-            let path = format!(
-                "/v1/connections/{}/{}",
-                segment(&connector),
-                segment(&owner)
-            );
+            let path = connection_path(&connector, &owner, "");
             let answer = client
                 .call(Method::DELETE, &path, None)
                 .await?
@@ -185,6 +165,16 @@ pub async fn run(client: ControlClient, cmd: ConnectionCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `/v1/connections/{connector}/{owner}` and `tail` (`/key`, `/test`, …), each part
+/// percent-encoded.
+fn connection_path(connector: &str, owner: &str, tail: &str) -> String {
+    format!(
+        "/v1/connections/{}/{}{tail}",
+        segment(connector),
+        segment(owner)
+    )
 }
 
 /// The key: typed at a prompt that does not echo when stdin is a terminal, else read

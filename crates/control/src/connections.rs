@@ -29,8 +29,6 @@ pub(crate) async fn list(
     let list = state
         .vault
         .connections(f.connector.as_deref(), owner.as_ref());
-    let retention = i64::try_from(state.policy.load().connectors_removed_retention.as_secs())
-        .unwrap_or(i64::MAX);
     let policy = state.policy.load();
     let list: Vec<Value> = list
         .into_iter()
@@ -46,13 +44,11 @@ pub(crate) async fn list(
                     v[k.as_str()] = value.clone();
                 }
             }
-            // Kept for the connector's return, refused meanwhile: say so, and until when.
+            v["status"] = json!(health.status(&c, removed.is_some()));
+            // Kept for the connector's return, refused meanwhile: until when.
             if let Some(since) = removed {
-                v["status"] = json!("connector_removed");
                 v["connector_removed_at"] = json!(since);
-                v["purge_at"] = json!(since.saturating_add(retention));
-            } else if health.refresh_failing && c.status == ConnectionStatus::Connected {
-                v["status"] = json!("refresh_failing");
+                v["purge_at"] = json!(policy.removed_purge_at(since));
             }
             v
         })

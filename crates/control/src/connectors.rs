@@ -190,8 +190,6 @@ fn merge_patch(target: &mut Value, patch: &Value) {
 /// The connectors in force, and those gone from the file whose connections are kept.
 pub(crate) async fn list(State(state): State<Arc<ControlState>>) -> Json<Value> {
     let policy = state.policy.load();
-    let retention =
-        i64::try_from(policy.connectors_removed_retention.as_secs()).unwrap_or(i64::MAX);
     let removed: Vec<Value> = state
         .vault
         .removed_connectors()
@@ -200,7 +198,7 @@ pub(crate) async fn list(State(state): State<Arc<ControlState>>) -> Json<Value> 
             json!({
                 "id": id,
                 "removed_at": since,
-                "purge_at": since.saturating_add(retention),
+                "purge_at": policy.removed_purge_at(since),
                 "connections": state.vault.connections(Some(&id), None).len(),
             })
         })

@@ -78,6 +78,7 @@ impl Lifecycle {
         let _one = self.lock();
         let new = merge(file, &self.vault)?;
         let old = self.live.load_full();
+        let stored = self.vault.stored_connector_ids();
         let gone: Vec<String> = match why {
             Install::Reload => old
                 .connectors
@@ -85,11 +86,10 @@ impl Lifecycle {
                 .filter(|c| new.connector(c.id.as_str()).is_none())
                 .map(|c| c.id.to_string())
                 .collect(),
-            Install::Start => self
-                .vault
-                .stored_connector_ids()
-                .into_iter()
+            Install::Start => stored
+                .iter()
                 .filter(|id| new.connector(id).is_none())
+                .cloned()
                 .collect(),
             Install::ApiChange => Vec::new(),
         };
@@ -100,12 +100,11 @@ impl Lifecycle {
             .map(|(id, _)| id)
             .filter(|id| new.connector(id).is_some())
             .collect();
-        let retention = new.connectors_removed_retention;
         // The kill switch first: from here on no request uses a connector that left.
-        self.live.store(Arc::new(new));
+        let new = Arc::new(new);
+        self.live.store(new.clone());
         let mut done = Installed::default();
         let now = self.vault.clock().unix();
-        let stored = self.vault.stored_connector_ids();
         for id in gone {
             if !stored.contains(&id) {
                 info!(connector = %id, "connector removed from the policy; it had no connections");
@@ -120,7 +119,7 @@ impl Lifecycle {
             let connections = self.vault.connections(Some(&id), None).len();
             let newly = self.vault.note_connector_removed(&id, now)?;
             let since = self.vault.connector_removed_at(&id).unwrap_or(now);
-            let until = format_unix(since.saturating_add(secs(retention)));
+            let until = format_unix(new.removed_purge_at(since));
             let what = format!(
                 "not in the policy any more: refused at once; connections kept: {}, until {until} (connectors_removed_retention); they serve again if it comes back, and `egret connector purge {id}` erases them now",
                 connections_word(connections),
@@ -161,10 +160,9 @@ impl Lifecycle {
         let _one = self.lock();
         let live = self.live.load_full();
         let now = self.vault.clock().unix();
-        let retention = secs(live.connectors_removed_retention);
         let mut purged = Vec::new();
         for (id, since) in self.vault.removed_connectors() {
-            if live.connector(&id).is_some() || since.saturating_add(retention) > now {
+            if live.connector(&id).is_some() || live.removed_purge_at(since) > now {
                 continue;
             }
             let erased = self.vault.erase_connector(&id)?;
@@ -221,10 +219,6 @@ pub(crate) fn connections_word(n: usize) -> String {
     } else {
         format!("{n} connections")
     }
-}
-
-fn secs(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// `2026-11-26T13:52:37Z`, for log lines and audit details a person reads.

@@ -20,7 +20,7 @@ mod protocol;
 mod store;
 mod vendor;
 
-pub use broker::{Begun, Broker, Health, Need};
+pub use broker::{Begun, Broker, Health, Need, sanitized};
 pub use endpoints::Endpoints;
 pub use error::TokenError;
 pub use http::{HttpClient, HttpError};

@@ -39,6 +39,14 @@ pub struct ListenOverride {
 impl Policy {
     /// `connectors_removed_retention` when the file sets none: 7 days.
     pub const DEFAULT_REMOVED_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+    /// When the connections kept for a connector that left the policy at `since` (unix
+    /// seconds) are erased.
+    pub fn removed_purge_at(&self, since: i64) -> i64 {
+        let retention =
+            i64::try_from(self.connectors_removed_retention.as_secs()).unwrap_or(i64::MAX);
+        since.saturating_add(retention)
+    }
 }
 
 #[derive(Debug, Clone, Default)]

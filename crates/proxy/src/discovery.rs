@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 use egret_policy::{AuthKind, EnvValue, Policy};
-use egret_vault::{ConnectionStatus, Placeholder, PlaceholderInfo};
+use egret_vault::{Placeholder, PlaceholderInfo};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
@@ -90,12 +90,10 @@ fn describe(proxy: &Proxy, policy: &Policy, p: &PlaceholderInfo) -> Value {
     let connection = proxy.vault.connection(&p.connector, &p.owner);
     let connector = policy.connector(&p.connector);
     let health = proxy.broker.health(&p.connector, &p.owner);
-    let status = match (&connection, connector) {
-        (_, None) => "connector_removed",
-        (None, _) => "not_connected",
-        (Some(c), _) if c.status == ConnectionStatus::NeedsReauth => "needs_reauth",
-        (Some(_), _) if health.refresh_failing => "refresh_failing",
-        (Some(_), _) => "connected",
+    let status = match &connection {
+        Some(c) => health.status(c, connector.is_none()),
+        None if connector.is_none() => "connector_removed",
+        None => "not_connected",
     };
     let mut v = json!({
         "placeholder": p.hint,

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use egret_oauth::Need;
+use egret_oauth::{Need, sanitized};
 use egret_policy::{Connector, Probe};
 use egret_vault::Owner;
 use http::{HeaderValue, Method, Request, header};
@@ -79,7 +79,7 @@ pub async fn test_connection(
                 ok: false,
                 status: None,
                 latency_ms: elapsed(),
-                message: sanitized(&refusal.message, secret),
+                message: sanitized(&refusal.message, &[secret]),
                 identity: None,
             });
         }
@@ -103,7 +103,7 @@ pub async fn test_connection(
         .flatten()
         .and_then(|field| json.get(field))
         .and_then(Value::as_str)
-        .map(|s| sanitized(s, secret));
+        .map(|s| sanitized(s, &[secret]));
     let message = if ok {
         match &identity {
             Some(who) => format!("works: connected as {who}"),
@@ -119,7 +119,7 @@ pub async fn test_connection(
                 "{} answered {status} (expected {}): {said}",
                 probe.url, probe.expect
             ),
-            secret,
+            &[secret],
         )
     };
     Some(Outcome {
@@ -158,32 +158,4 @@ fn request(probe: &Probe, secret: &str) -> Result<Request<upstream::UpstreamBody
         .header(name, value)
         .body(Either::Right(Full::new(Bytes::new())))
         .map_err(|e| e.to_string())
-}
-
-/// Vendor text fit to show: the credential taken out, control characters dropped, at
-/// most 300 characters.
-fn sanitized(text: &str, secret: &str) -> String {
-    let text = if secret.len() >= 4 {
-        text.replace(secret, "[redacted]")
-    } else {
-        text.to_owned()
-    };
-    let mut out: String = text.chars().filter(|c| !c.is_control()).collect();
-    if out.chars().count() > 300 {
-        out = out.chars().take(299).collect::<String>() + "…";
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn vendor_text_loses_the_credential_and_control_characters() {
-        assert_eq!(
-            sanitized("bad token sk-REAL-1\r\nX-Evil: 1", "sk-REAL-1"),
-            "bad token [redacted]X-Evil: 1"
-        );
-    }
 }

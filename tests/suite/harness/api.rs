@@ -49,3 +49,23 @@ pub async fn admin(
 ) -> (StatusCode, Value) {
     api(egret.control_addr, method, path, Some(ADMIN_TOKEN), body).await
 }
+
+/// The names of the audit events recorded for `connector`, oldest first.
+pub async fn audit_events(
+    egret: &egret_test_support::proxy::TestProxy,
+    connector: &str,
+) -> Vec<String> {
+    let (_, audit) = admin(
+        egret,
+        Method::GET,
+        &format!("/v1/audit?connector={connector}"),
+        None,
+    )
+    .await;
+    audit["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["event"].as_str().map(str::to_owned))
+        .collect()
+}

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
-use egret_vault::Owner;
+use egret_vault::{ConnectionInfo, ConnectionStatus, Owner};
 use serde::Serialize;
 
 use super::Broker;
@@ -50,6 +50,23 @@ pub(super) struct Tally {
 pub(super) struct Failing {
     pub(super) error: String,
     pub(super) next_retry_at: i64,
+}
+
+impl Health {
+    /// The status a connection is listed with, the same for operators and agents:
+    /// `connector_removed` (its connector left the policy and it is kept, refused),
+    /// `needs_reauth`, `refresh_failing`, or `connected`.
+    pub fn status(&self, info: &ConnectionInfo, connector_removed: bool) -> &'static str {
+        if connector_removed {
+            "connector_removed"
+        } else if info.status == ConnectionStatus::NeedsReauth {
+            "needs_reauth"
+        } else if self.refresh_failing {
+            "refresh_failing"
+        } else {
+            "connected"
+        }
+    }
 }
 
 impl Tally {
@@ -116,9 +133,9 @@ impl Broker {
     }
 }
 
-/// An error text fit to show: each of `secrets` taken out, control characters dropped,
-/// at most 300 characters.
-pub(super) fn sanitized(text: &str, secrets: &[&str]) -> String {
+/// A vendor's or an error's text fit to show (listings, test answers): each of
+/// `secrets` taken out, control characters dropped, at most 300 characters.
+pub fn sanitized(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_owned();
     for s in secrets.iter().filter(|s| s.len() >= 4) {
         out = out.replace(s, "[redacted]");
@@ -155,5 +172,9 @@ mod tests {
         );
         assert_eq!(s, "bad refresh token [redacted]X: y");
         assert_eq!(sanitized(&"x".repeat(400), &[]).chars().count(), 300);
+        assert_eq!(
+            sanitized("bad token sk-REAL-1\r\nX-Evil: 1", &["sk-REAL-1"]),
+            "bad token [redacted]X-Evil: 1"
+        );
     }
 }

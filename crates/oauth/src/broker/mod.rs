@@ -31,7 +31,7 @@ use tokio::sync::OwnedMutexGuard;
 use tokio::time::Instant;
 
 pub use connect::Begun;
-pub use health::Health;
+pub use health::{Health, sanitized};
 
 use crate::error::TokenError;
 use crate::store::{Claim, TokenStore};
