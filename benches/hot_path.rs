@@ -11,7 +11,7 @@ use egret_test_support::client::{Proto, Session, empty, request};
 use egret_test_support::proxy::TestProxy;
 use egret_test_support::upstream::{Offer, TestCa, Upstream};
 use egret_tls::{CertificateAuthority, LeafCache};
-use egret_vault::{MasterKey, Owner, Placeholder, Vault, unix_now};
+use egret_vault::{ConnectionId, MasterKey, Owner, Placeholder, Vault, unix_now};
 use secrecy::SecretString;
 
 /// The allocator the `egret` binary ships with, so the figures are the binary's.
@@ -61,15 +61,14 @@ fn swap(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let policy = egret_policy::parse(POLICY, Path::new("b.yaml"), dir.path()).expect("policy");
     let vault = Vault::open(&dir.path().join("v.redb"), &MasterKey::generate()).expect("vault");
-    let org = Owner::parse("org").expect("owner");
+    let org = ConnectionId::default_of("openai", &Owner::parse("org").expect("owner"));
     vault
         .put_api_key(
-            "openai",
             &org,
             &SecretString::from("sk-proj-0123456789abcdefghijklmnopqrstuvwxyz"),
         )
         .expect("put");
-    let (p, _) = vault.mint_placeholder("openai", &org, None).expect("mint");
+    let (p, _) = vault.mint_placeholder(&org, None).expect("mint");
     let dest = Destination {
         host: "api.openai.com",
         port: 443,
@@ -194,9 +193,9 @@ fn end_to_end(c: &mut Criterion) {
     });
     let p = egret.key_and_placeholder("bench", "org", "real-secret-abc");
     // What each request that carried a credential adds for the connection's listing.
-    let owner = egret_vault::Owner::parse("org").expect("owner");
+    let conn = ConnectionId::default_of("bench", &Owner::parse("org").expect("owner"));
     c.bench_function("broker/record_use", |b| {
-        b.iter(|| egret.broker.record_use(black_box("bench"), &owner, 200));
+        b.iter(|| egret.broker.record_use(black_box(&conn), 200));
     });
     let authority = format!("api.test.local:{}", upstream.addr.port());
     let auth = format!("Bearer {p}");
@@ -242,13 +241,14 @@ fn audit(c: &mut Criterion) {
         "path": "/v1/chat/completions", "status": 200, "latency_ms": 412,
         "fields": ["authorization"],
     });
+    let conn = ConnectionId::default_of("openai", &Owner::parse("org").expect("owner"));
     c.bench_function("audit/record_request_event", |b| {
         b.iter_custom(|iters| {
             let mut spent = std::time::Duration::ZERO;
             for chunk in (0..iters).collect::<Vec<_>>().chunks(1000) {
                 let started = std::time::Instant::now();
                 for _ in chunk {
-                    black_box(writer.record("request.swap", Some("openai"), Some("org"), &data));
+                    black_box(writer.record("request.swap", Some(&conn), &data));
                 }
                 spent += started.elapsed();
                 writer.flush(std::time::Duration::from_secs(10));

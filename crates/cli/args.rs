@@ -237,6 +237,20 @@ pub enum ConnectorCommand {
     Templates,
 }
 
+/// One connection: CONNECTOR, `--owner`, and `--name` when not `default`.
+#[derive(Args)]
+pub struct WhichConnection {
+    /// The connector's id.
+    pub connector: String,
+    /// `org` or `user:<id>`.
+    #[arg(long)]
+    pub owner: String,
+    /// Which of the owner's connections to the connector (`[a-z0-9_-]`); `default`
+    /// when not given. Several need `multiple_connections: true` on the connector.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
 #[derive(Subcommand)]
 pub enum ConnectionCommand {
     /// List connections (never secrets).
@@ -247,47 +261,38 @@ pub enum ConnectionCommand {
         /// Only this owner's (`org` or `user:<id>`).
         #[arg(long)]
         owner: Option<String>,
+        /// Only connections of this name.
+        #[arg(long)]
+        name: Option<String>,
         #[command(flatten)]
         format: Format,
     },
     /// Connect an OAuth connection: prints the vendor's authorization URL to open in a
     /// browser (authorization code), or connects at once (client credentials).
     Connect {
-        /// The connector's id.
-        connector: String,
-        /// `org` or `user:<id>`.
-        #[arg(long)]
-        owner: String,
+        #[command(flatten)]
+        which: WhichConnection,
     },
     /// Store a static key for CONNECTOR: typed at a prompt that does not echo, or piped
     /// on stdin (never on the command line).
     SetKey {
-        /// The connector's id.
-        connector: String,
-        /// `org` or `user:<id>`.
-        #[arg(long)]
-        owner: String,
+        #[command(flatten)]
+        which: WhichConnection,
     },
     /// Test a connection: one real, read-only request to the vendor with its credential
     /// (the connector's `test:`, or its template's identity request). Exit 1 when it
     /// fails.
     Test {
-        /// The connector's id.
-        connector: String,
-        /// `org` or `user:<id>`.
-        #[arg(long)]
-        owner: String,
+        #[command(flatten)]
+        which: WhichConnection,
         #[command(flatten)]
         format: Format,
     },
     /// Change what people write on a connection: its description (shown to agents)
     /// and "connected as". An empty value clears it.
     Update {
-        /// The connector's id.
-        connector: String,
-        /// `org` or `user:<id>`.
-        #[arg(long)]
-        owner: String,
+        #[command(flatten)]
+        which: WhichConnection,
         /// What the connection is for, e.g. "staging CRM, read only".
         #[arg(long)]
         description: Option<String>,
@@ -298,11 +303,8 @@ pub enum ConnectionCommand {
     /// Disconnect: revokes an OAuth grant at the vendor where possible; the
     /// connection's placeholders stop working at once.
     Remove {
-        /// The connector's id.
-        connector: String,
-        /// `org` or `user:<id>`.
-        #[arg(long)]
-        owner: String,
+        #[command(flatten)]
+        which: WhichConnection,
     },
 }
 
@@ -310,11 +312,8 @@ pub enum ConnectionCommand {
 pub enum PlaceholderCommand {
     /// Mint a placeholder for a connection and print it.
     Mint {
-        /// The connector's id.
-        connector: String,
-        /// `org` or `user:<id>`.
-        #[arg(long)]
-        owner: String,
+        #[command(flatten)]
+        which: WhichConnection,
         /// Lifetime such as `8h` or `30m`; at most `limits.max_ttl` (default 30 days).
         #[arg(long, default_value = "24h")]
         ttl: String,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use egret_vault::ConnectionName;
 use http::Method;
 use serde_json::{Value, json};
 
@@ -131,9 +132,22 @@ pub async fn run(r: Request<'_>) -> Result<()> {
         let (Some(id), Some(status)) = (conn["connector"].as_str(), conn["status"].as_str()) else {
             continue;
         };
-        if status != "connected" {
+        // Records from before names are `default`; a name the server sent is valid.
+        let name = conn["name"]
+            .as_str()
+            .and_then(|n| ConnectionName::parse(n).ok())
+            .unwrap_or_default();
+        if status == "needs_reauth" {
             eprintln!(
-                "skipped {id}: the connection needs to be authorized again (`egret connection connect {id} --owner {}`)",
+                "skipped {id} ({name}): the connection needs to be authorized again (`egret connection connect {id} --owner {}{}`)",
+                r.owner,
+                name.flag()
+            );
+            continue;
+        }
+        if status != "connected" && status != "refresh_failing" {
+            eprintln!(
+                "skipped {id} ({name}): the connection is {status} (`egret connection list --owner {}` says more)",
                 r.owner
             );
             continue;
@@ -147,7 +161,7 @@ pub async fn run(r: Request<'_>) -> Result<()> {
                 Method::POST,
                 "/v1/placeholders",
                 Some(
-                    json!({ "connector": id, "owner": r.owner, "ttl": r.ttl, "sandbox": sandbox }),
+                    json!({ "connector": id, "owner": r.owner, "name": name, "ttl": r.ttl, "sandbox": sandbox }),
                 ),
             )
             .await?
@@ -156,11 +170,11 @@ pub async fn run(r: Request<'_>) -> Result<()> {
             .as_str()
             .context("the server answered without a placeholder")?;
         let first_host = connector["egress"][0].as_str().unwrap_or_default();
-        for (name, what) in connector["env"].as_object().into_iter().flatten() {
+        for (var, what) in connector["env"].as_object().into_iter().flatten() {
             match what.as_str() {
-                Some("placeholder") => lines.push(export(name, placeholder)),
+                Some("placeholder") => lines.push(export(&name.env_var(var), placeholder)),
                 Some("url") if !first_host.starts_with("*.") => {
-                    lines.push(export(name, &format!("https://{first_host}")));
+                    lines.push(export(var, &format!("https://{first_host}")));
                 }
                 _ => {}
             }

@@ -2,32 +2,15 @@
 //! placeholders stand for, itself, and never a credential or another sandbox's secret.
 
 use base64::Engine;
-use egret_test_support::client::read_response;
 use egret_test_support::proxy::TestProxy;
 use egret_test_support::upstream::{Offer, TestCa, Upstream};
-use egret_vault::{Owner, TokenSet, TokenUpdate};
+use egret_vault::{ConnectionId, Owner, TokenSet, TokenUpdate};
 use http::{Method, StatusCode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
-use super::harness::api::admin;
+use super::harness::api::{admin, discover};
 use super::harness::{Fixture, NAMES, policy_yaml};
-
-/// `GET http://egret.internal/connections` through `egret`, with these extra headers.
-async fn ask(egret: &TestProxy, headers: &[(&str, &str)]) -> (StatusCode, Value) {
-    let mut s = TcpStream::connect(egret.proxy_addr).await.expect("tcp");
-    let mut req =
-        "GET http://egret.internal/connections HTTP/1.1\r\nHost: egret.internal\r\n".to_owned();
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).await.expect("write");
-    let (status, _, body) = read_response(&mut s).await.expect("answer");
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
 
 #[tokio::test]
 async fn placeholders_given_are_described_and_nothing_secret_comes_back() {
@@ -44,7 +27,7 @@ async fn placeholders_given_are_described_and_nothing_secret_comes_back() {
     // An OAuth connection whose grant is gone: the agent is told what the user must do.
     f.egret.reload(&(policy_yaml()
         + "  - id: crm\n    auth: oauth2\n    oauth: { authorize_url: \"https://other.test.local/a\", token_url: \"https://other.test.local/t\", client_id: x }\n    egress: [other.test.local]\n"));
-    let owner = Owner::parse("org").expect("owner");
+    let crm_conn = ConnectionId::default_of("crm", &Owner::parse("org").expect("owner"));
     let tokens = TokenSet {
         identity: None,
         access_token: SecretString::from("crm-access-REAL"),
@@ -54,16 +37,13 @@ async fn placeholders_given_are_described_and_nothing_secret_comes_back() {
     };
     f.egret
         .vault
-        .put_oauth_tokens("crm", &owner, tokens, TokenUpdate::Authorized)
+        .put_oauth_tokens(&crm_conn, tokens, TokenUpdate::Authorized)
         .expect("tokens");
-    f.egret
-        .vault
-        .mark_needs_reauth("crm", &owner)
-        .expect("mark");
+    f.egret.vault.mark_needs_reauth(&crm_conn).expect("mark");
     let (crm, _) = f
         .egret
         .vault
-        .mint_placeholder("crm", &owner, None)
+        .mint_placeholder(&crm_conn, None)
         .expect("mint");
     let before = f.upstream.seen().len();
 
@@ -72,7 +52,7 @@ async fn placeholders_given_are_described_and_nothing_secret_comes_back() {
         crm.expose(),
         "x".repeat(40)
     );
-    let (status, body) = ask(&f.egret, &[("Authorization", &list)]).await;
+    let (status, body) = discover(&f.egret, &[("Authorization", &list)]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["unknown_placeholders"], 1, "{body}");
     let by = |id: &str| {
@@ -137,7 +117,7 @@ async fn placeholders_given_are_described_and_nothing_secret_comes_back() {
     );
     assert_eq!(refusal["discover"], "http://egret.internal/connections");
     // Without placeholders: what to do.
-    let (_, body) = ask(&f.egret, &[]).await;
+    let (_, body) = discover(&f.egret, &[]).await;
     assert_eq!(body["connections"], json!([]));
     assert!(
         body["message"]
@@ -190,18 +170,18 @@ async fn with_proxy_authentication_a_sandbox_sees_its_own_placeholders_and_nothi
         )
     };
     // No proxy credentials: the usual 407, nothing listed.
-    let (status, _) = ask(&egret, &[]).await;
+    let (status, _) = discover(&egret, &[]).await;
     assert_eq!(status, StatusCode::PROXY_AUTHENTICATION_REQUIRED);
     // Sandbox A: its own placeholder, without naming it.
     let a = basic("sbx-a", &secrets[0]);
-    let (status, body) = ask(&egret, &[("Proxy-Authorization", &a)]).await;
+    let (status, body) = discover(&egret, &[("Proxy-Authorization", &a)]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let listed = body["connections"].as_array().cloned().unwrap_or_default();
     assert_eq!(listed.len(), 1, "{body}");
     assert_eq!(listed[0]["connector"], "openai");
     // Sandbox A asking about sandbox B's placeholder learns nothing about it.
     let other = format!("Bearer {}", minted[1]);
-    let (_, body) = ask(
+    let (_, body) = discover(
         &egret,
         &[("Proxy-Authorization", &a), ("Authorization", &other)],
     )

@@ -327,3 +327,85 @@ async fn set_key_on_a_terminal_prompts_without_echo() {
     assert_eq!(listed["connections"][0]["connector"], "openai", "{listed}");
     egret.stop().await;
 }
+
+/// `--name` on the connection and placeholder commands: two connections of one owner to
+/// a connector that allows several, each listed, minted, and exported by `sandbox-env`
+/// under a variable of its own; removing one leaves the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_connections_from_the_command_line() {
+    let (dir, _ca, _upstream) = setup().await;
+    let connectors = "  - { id: openai, auth: api_key, egress: [api.test.local], multiple_connections: true, env: { OPENAI_API_KEY: placeholder } }\n";
+    std::fs::write(dir.path().join("egret.yaml"), config(connectors)).expect("write");
+    let egret = Egret::start(dir.path(), "serve.log").await;
+    for (name, key) in [(None, "sk-cli-default"), (Some("work"), "sk-cli-work")] {
+        let mut args = vec!["connection", "set-key", "openai", "--owner", "org"];
+        args.extend(name.iter().flat_map(|n| ["--name", *n]));
+        let out = egret.cli(&args, Some(key)).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let listed = json(&egret, &["connection", "list", "--name", "work"]).await;
+    assert_eq!(listed["connections"][0]["name"], "work", "{listed}");
+    assert_eq!(listed["connections"].as_array().map(Vec::len), Some(1));
+    let table = stdout(&egret.cli(&["connection", "list"], None).await);
+    assert!(table.contains("NAME") && table.contains("work"), "{table}");
+    let minted = stdout(
+        &egret
+            .cli(
+                &[
+                    "placeholder",
+                    "mint",
+                    "openai",
+                    "--owner",
+                    "org",
+                    "--name",
+                    "work",
+                ],
+                None,
+            )
+            .await,
+    );
+    assert!(minted.starts_with("egp_"), "{minted}");
+    let env = stdout(
+        &egret
+            .cli(
+                &[
+                    "sandbox-env",
+                    "--owner",
+                    "org",
+                    "--ca-bundle",
+                    &dir.path().join("bundle.pem").to_string_lossy(),
+                ],
+                None,
+            )
+            .await,
+    );
+    assert!(
+        env.contains("export OPENAI_API_KEY='egp_")
+            && env.contains("export OPENAI_API_KEY_WORK='egp_"),
+        "{env}"
+    );
+    let out = egret
+        .cli(
+            &[
+                "connection",
+                "remove",
+                "openai",
+                "--owner",
+                "org",
+                "--name",
+                "work",
+            ],
+            None,
+        )
+        .await;
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("openai / org / work"), "{said}");
+    let left = json(&egret, &["connection", "list"]).await;
+    assert_eq!(left["connections"][0]["name"], "default", "{left}");
+    assert_eq!(left["connections"].as_array().map(Vec::len), Some(1));
+    egret.stop().await;
+}

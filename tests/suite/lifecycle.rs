@@ -116,8 +116,10 @@ async fn a_placeholder_stops_when_its_ttl_ends() {
     f.egret
         .vault
         .put_api_key(
-            "openai",
-            &egret_vault::Owner::parse("org").expect("owner"),
+            &egret_vault::ConnectionId::default_of(
+                "openai",
+                &egret_vault::Owner::parse("org").expect("owner"),
+            ),
             &secrecy::SecretString::from("sk-ttl"),
         )
         .expect("key");

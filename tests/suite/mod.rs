@@ -43,6 +43,8 @@ mod limits;
 mod load;
 /// Prometheus metrics.
 mod metrics;
+/// Named connections: several per owner where a connector allows it, one elsewhere.
+mod named;
 /// OAuth connections against a real authorization server.
 mod oauth;
 /// OAuth failure states: token endpoint down, slow, revoked grants.

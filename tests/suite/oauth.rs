@@ -289,6 +289,87 @@ async fn the_userinfo_endpoint_names_who_signed_in_when_the_id_token_does_not() 
     assert_eq!(conn["missing_scopes"], json!([]), "{conn}");
 }
 
+/// Named connections end to end: one user connects the same vendor twice, as two
+/// accounts; two placeholders carry two real tokens, each its own account's.
+#[tokio::test]
+async fn two_named_oauth_connections_carry_two_real_tokens() {
+    let f = OAuthFixture::new(Options {
+        multiple_connections: true,
+        ..Options::default()
+    })
+    .await;
+    for (name, login) in [(None, "alice"), (Some("work"), "alice-work")] {
+        let url = f
+            .authorization_url_named("vendor", "user:alice", name)
+            .await;
+        let page = Browser::new(&f.ca.pem)
+            .login_as(login)
+            .authorize(&url, Choice::Allow)
+            .await
+            .expect("browser flow");
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    }
+    let (_, list) = f
+        .admin(Method::GET, "/v1/connections?connector=vendor", None)
+        .await;
+    let names: Vec<&str> = list["connections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["default", "work"], "{list}");
+
+    let mut subjects = Vec::new();
+    for name in [None, Some("work")] {
+        let (status, minted) = f
+            .admin(
+                Method::POST,
+                "/v1/placeholders",
+                Some(json!({ "connector": "vendor", "owner": "user:alice", "name": name })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{minted}");
+        let p = minted["placeholder"].as_str().expect("placeholder");
+        let (status, code, body) = f.call(p, Proto::H1).await;
+        assert_eq!(status, StatusCode::OK, "{code:?} {body}");
+        subjects.push(body["sub"].clone());
+    }
+    // Each placeholder reached the API with a token the vendor issued to its account.
+    assert_eq!(subjects, [json!("alice"), json!("alice-work")]);
+    assert_eq!(f.server.stats().await["authorization_code"], 2);
+
+    // Without multiple_connections: two sign-ins started before either finished, the
+    // second to finish connects nothing; a third is refused before the vendor.
+    let single = OAuthFixture::new(Options::default()).await;
+    let first = single.authorization_url("vendor", "user:alice").await;
+    let second = single
+        .authorization_url_named("vendor", "user:alice", Some("work"))
+        .await;
+    for (url, expected) in [(first, StatusCode::OK), (second, StatusCode::CONFLICT)] {
+        let page = Browser::new(&single.ca.pem)
+            .authorize(&url, Choice::Allow)
+            .await
+            .expect("browser flow");
+        assert_eq!(page.status, expected, "{}", page.body);
+    }
+    let (_, list) = single.admin(Method::GET, "/v1/connections", None).await;
+    assert_eq!(
+        list["connections"].as_array().map(Vec::len),
+        Some(1),
+        "{list}"
+    );
+    let (status, body) = single
+        .admin(
+            Method::POST,
+            "/v1/connections/vendor/user:alice/authorize?name=work",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], "one_connection_per_owner");
+}
+
 /// Without an ID token (client credentials), "connected as" comes from the connector's
 /// identity request, asked right after the connect.
 #[tokio::test]

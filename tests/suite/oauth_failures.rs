@@ -3,7 +3,7 @@
 //! gets its documented answer; a still-valid token keeps being used.
 
 use egret_test_support::client::Proto;
-use egret_vault::{Owner, TokenSet, TokenUpdate, unix_now};
+use egret_vault::{ConnectionId, Owner, TokenSet, TokenUpdate, unix_now};
 use http::StatusCode;
 use secrecy::SecretString;
 
@@ -38,7 +38,7 @@ fn with_oauth(port: u16) -> String {
 
 /// Stores tokens expiring at `expires_at` and mints a placeholder for them.
 fn connect(f: &Fixture, connector: &str, expires_at: i64, refresh: Option<&str>) -> String {
-    let owner = Owner::parse("user:ann").expect("owner");
+    let conn = ConnectionId::default_of(connector, &Owner::parse("user:ann").expect("owner"));
     let tokens = TokenSet {
         identity: None,
         access_token: SecretString::from(format!("{connector}-access")),
@@ -48,13 +48,9 @@ fn connect(f: &Fixture, connector: &str, expires_at: i64, refresh: Option<&str>)
     };
     f.egret
         .vault
-        .put_oauth_tokens(connector, &owner, tokens, TokenUpdate::Authorized)
+        .put_oauth_tokens(&conn, tokens, TokenUpdate::Authorized)
         .expect("tokens");
-    let (p, _) = f
-        .egret
-        .vault
-        .mint_placeholder(connector, &owner, None)
-        .expect("mint");
+    let (p, _) = f.egret.vault.mint_placeholder(&conn, None).expect("mint");
     p.expose().to_owned()
 }
 
@@ -96,7 +92,11 @@ async fn each_token_endpoint_failure_gets_its_answer() {
         );
         // The connection is kept: only the vendor can say the grant is gone.
         let owner = Owner::parse("user:ann").expect("owner");
-        let info = f.egret.vault.connection(connector, &owner).expect("kept");
+        let info = f
+            .egret
+            .vault
+            .connection(&ConnectionId::default_of(connector, &owner))
+            .expect("kept");
         assert_eq!(info.status, egret_vault::ConnectionStatus::Connected);
     }
 }
@@ -129,6 +129,10 @@ async fn an_expired_grant_without_refresh_token_needs_reauth() {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(code.as_deref(), Some("connection_needs_reauth"));
     let owner = Owner::parse("user:ann").expect("owner");
-    let info = f.egret.vault.connection("cjunk", &owner).expect("kept");
+    let info = f
+        .egret
+        .vault
+        .connection(&ConnectionId::default_of("cjunk", &owner))
+        .expect("kept");
     assert_eq!(info.status, egret_vault::ConnectionStatus::NeedsReauth);
 }

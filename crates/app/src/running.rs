@@ -113,12 +113,12 @@ impl egret_control::ConnectionTester for ProxyTester {
     fn test<'a>(
         &'a self,
         connector: &'a egret_policy::Connector,
-        owner: &'a egret_vault::Owner,
+        conn: &'a egret_vault::ConnectionId,
     ) -> std::pin::Pin<
         Box<dyn std::future::Future<Output = Option<egret_control::TestOutcome>> + Send + 'a>,
     > {
         Box::pin(async move {
-            let o = egret_proxy::probe::test_connection(&self.0, connector, owner).await?;
+            let o = egret_proxy::probe::test_connection(&self.0, connector, conn).await?;
             Some(egret_control::TestOutcome {
                 ok: o.ok,
                 status: o.status,

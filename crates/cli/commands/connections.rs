@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use http::Method;
 use serde_json::{Value, json};
 
-use crate::args::ConnectionCommand;
+use crate::args::{ConnectionCommand, WhichConnection};
 use crate::client::{ControlClient, query, segment};
 use crate::output::{Table, text, wants_json, when};
 
@@ -15,11 +15,12 @@ pub async fn run(client: ControlClient, cmd: ConnectionCommand) -> Result<()> {
         ConnectionCommand::List {
             connector,
             owner,
+            name,
             format,
         } => {
             let path = format!(
                 "/v1/connections{}",
-                query(&[("connector", connector), ("owner", owner)])
+                query(&[("connector", connector), ("owner", owner), ("name", name)])
             );
             let answer = client.get(&path).await?;
             if wants_json(format.output) {
@@ -29,6 +30,7 @@ pub async fn run(client: ControlClient, cmd: ConnectionCommand) -> Result<()> {
             let mut table = Table::new(&[
                 "CONNECTOR",
                 "OWNER",
+                "NAME",
                 "STATUS",
                 "CONNECTED AS",
                 "DESCRIPTION",
@@ -51,6 +53,7 @@ pub async fn run(client: ControlClient, cmd: ConnectionCommand) -> Result<()> {
                 table.row(vec![
                     text(&c["connector"]),
                     text(&c["owner"]),
+                    text(&c["name"]),
                     status,
                     text(&c["identity_label"]),
                     text(&c["description"]),
@@ -63,21 +66,17 @@ pub async fn run(client: ControlClient, cmd: ConnectionCommand) -> Result<()> {
             table.print("no connections; store a key with `egret connection set-key` or connect with `egret connection connect`");
             Ok(())
         }
-        ConnectionCommand::SetKey { connector, owner } => {
-            let key = read_key(&connector, &owner)?;
-            let path = connection_path(&connector, &owner, "/key");
+        ConnectionCommand::SetKey { which } => {
+            let key = read_key(&which)?;
+            let path = connection_path(&which, "/key");
             client
                 .call(Method::PUT, &path, Some(json!({ "key": key.as_str() })))
                 .await?;
-            eprintln!("stored the key for {connector} / {owner}");
+            eprintln!("stored the key for {}", label(&which));
             Ok(())
         }
-        ConnectionCommand::Test {
-            connector,
-            owner,
-            format,
-        } => {
-            let path = connection_path(&connector, &owner, "/test");
+        ConnectionCommand::Test { which, format } => {
+            let path = connection_path(&which, "/test");
             let answer = client
                 .call(Method::POST, &path, None)
                 .await?
@@ -93,13 +92,12 @@ pub async fn run(client: ControlClient, cmd: ConnectionCommand) -> Result<()> {
                 );
             }
             if answer["ok"] != Value::Bool(true) {
-                bail!("the test of {connector} / {owner} failed");
+                bail!("the test of {} failed", label(&which));
             }
             Ok(())
         }
         ConnectionCommand::Update {
-            connector,
-            owner,
+            which,
             description,
             identity_label,
         } => {
@@ -119,15 +117,15 @@ pub async fn run(client: ControlClient, cmd: ConnectionCommand) -> Result<()> {
             if body.is_empty() {
                 bail!("nothing to change; give --description or --identity-label");
             }
-            let path = connection_path(&connector, &owner, "");
+            let path = connection_path(&which, "");
             client
                 .call(Method::PATCH, &path, Some(Value::Object(body)))
                 .await?;
-            eprintln!("updated the connection {connector} / {owner}");
+            eprintln!("updated the connection {}", label(&which));
             Ok(())
         }
-        ConnectionCommand::Connect { connector, owner } => {
-            let path = connection_path(&connector, &owner, "/authorize");
+        ConnectionCommand::Connect { which } => {
+            let path = connection_path(&which, "/authorize");
             let answer = client
                 .call(Method::POST, &path, None)
                 .await?
@@ -138,23 +136,26 @@ pub async fn run(client: ControlClient, cmd: ConnectionCommand) -> Result<()> {
                         .as_str()
                         .context("the server answered without an authorization URL")?;
                     eprintln!(
-                        "open this URL in a browser as {owner} within 10 minutes to connect {connector}:"
+                        "open this URL in a browser as {} within 10 minutes to connect {}:",
+                        which.owner,
+                        label(&which)
                     );
                     say!("{url}");
                 }
-                Some("connected") => eprintln!("connected {connector} / {owner}"),
+                Some("connected") => eprintln!("connected {}", label(&which)),
                 _ => bail!("unexpected answer from the server: {answer}"),
             }
             Ok(())
         }
-        ConnectionCommand::Remove { connector, owner } => {
-            let path = connection_path(&connector, &owner, "");
+        ConnectionCommand::Remove { which } => {
+            let path = connection_path(&which, "");
             let answer = client
                 .call(Method::DELETE, &path, None)
                 .await?
                 .unwrap_or(Value::Null);
             eprintln!(
-                "removed the connection {connector} / {owner}; its placeholders no longer work"
+                "removed the connection {}; its placeholders no longer work",
+                label(&which)
             );
             if let Some(failed) = answer["vendor_revocation"]
                 .as_str()
@@ -167,22 +168,31 @@ pub async fn run(client: ControlClient, cmd: ConnectionCommand) -> Result<()> {
     }
 }
 
-/// `/v1/connections/{connector}/{owner}` and `tail` (`/key`, `/test`, …), each part
-/// percent-encoded.
-fn connection_path(connector: &str, owner: &str, tail: &str) -> String {
+/// `/v1/connections/{connector}/{owner}`, `tail` (`/key`, `/test`, …) and `?name=`
+/// when one is given, each part percent-encoded.
+pub(crate) fn connection_path(which: &WhichConnection, tail: &str) -> String {
     format!(
-        "/v1/connections/{}/{}{tail}",
-        segment(connector),
-        segment(owner)
+        "/v1/connections/{}/{}{tail}{}",
+        segment(&which.connector),
+        segment(&which.owner),
+        query(&[("name", which.name.clone())])
     )
+}
+
+/// `connector / owner`, and `/ name` when one is given: how messages name a connection.
+fn label(which: &WhichConnection) -> String {
+    match &which.name {
+        Some(name) => format!("{} / {} / {name}", which.connector, which.owner),
+        None => format!("{} / {}", which.connector, which.owner),
+    }
 }
 
 /// The key: typed at a prompt that does not echo when stdin is a terminal, else read
 /// whole from stdin (a pipe). Never from the command line, where `ps` would show it.
-fn read_key(connector: &str, owner: &str) -> Result<zeroize::Zeroizing<String>> {
+fn read_key(which: &WhichConnection) -> Result<zeroize::Zeroizing<String>> {
     let key = if std::io::stdin().is_terminal() {
         zeroize::Zeroizing::new(
-            rpassword::prompt_password(format!("key for {connector} / {owner} (not shown): "))
+            rpassword::prompt_password(format!("key for {} (not shown): ", label(which)))
                 .context("reading the key from the terminal")?,
         )
     } else {
@@ -195,7 +205,9 @@ fn read_key(connector: &str, owner: &str) -> Result<zeroize::Zeroizing<String>> 
     let trimmed = key.trim_end_matches(['\r', '\n']);
     if trimmed.is_empty() {
         bail!(
-            "no key given; type it at the prompt, or pipe it in, e.g. `printf %s \"$KEY\" | egret connection set-key {connector} --owner {owner}`"
+            "no key given; type it at the prompt, or pipe it in, e.g. `printf %s \"$KEY\" | egret connection set-key {} --owner {}`",
+            which.connector,
+            which.owner
         );
     }
     Ok(zeroize::Zeroizing::new(trimmed.to_owned()))

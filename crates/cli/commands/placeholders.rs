@@ -11,13 +11,17 @@ use crate::output::{Table, text, wants_json, when};
 pub async fn run(client: ControlClient, cmd: PlaceholderCommand) -> Result<()> {
     match cmd {
         PlaceholderCommand::Mint {
-            connector,
-            owner,
+            which,
             ttl,
             sandbox,
         } => {
-            let body =
-                json!({ "connector": connector, "owner": owner, "ttl": ttl, "sandbox": sandbox });
+            let body = json!({
+                "connector": which.connector,
+                "owner": which.owner,
+                "name": which.name,
+                "ttl": ttl,
+                "sandbox": sandbox,
+            });
             let answer = client
                 .call(Method::POST, "/v1/placeholders", Some(body))
                 .await?
@@ -52,6 +56,7 @@ pub async fn run(client: ControlClient, cmd: PlaceholderCommand) -> Result<()> {
                 "HINT",
                 "CONNECTOR",
                 "OWNER",
+                "NAME",
                 "SANDBOX",
                 "CREATED",
                 "EXPIRES",
@@ -61,6 +66,7 @@ pub async fn run(client: ControlClient, cmd: PlaceholderCommand) -> Result<()> {
                     text(&p["hint"]),
                     text(&p["connector"]),
                     text(&p["owner"]),
+                    text(&p["name"]),
                     text(&p["sandbox"]),
                     when(&p["created_at"]),
                     when(&p["expires_at"]),

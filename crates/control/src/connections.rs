@@ -1,4 +1,5 @@
-//! Users' connections: store a static key, list, disconnect.
+//! Users' connections: store a static key, list, label, test, disconnect. Every route
+//! names one by connector and owner in its path and by `?name=` (default `default`).
 
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use egret_policy::AuthKind;
-use egret_vault::{ConnectionInfo, ConnectionStatus, Owner};
+use egret_vault::{ConnectionId, ConnectionInfo, ConnectionName, ConnectionStatus, Owner};
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -19,6 +20,61 @@ use crate::error::ApiError;
 pub(crate) struct Filter {
     connector: Option<String>,
     owner: Option<String>,
+    name: Option<String>,
+}
+
+/// `?name=`: which of an owner's connections to a connector a route is about.
+#[derive(Deserialize)]
+pub(crate) struct Which {
+    pub(crate) name: Option<String>,
+}
+
+/// The connection a route names: its path's connector and owner, and `?name=`.
+pub(crate) fn connection_id(
+    connector: &str,
+    owner: &str,
+    which: &Which,
+) -> Result<ConnectionId, ApiError> {
+    let owner = parse_owner(owner)?;
+    let name = match &which.name {
+        Some(n) => ConnectionName::parse(n).map_err(ApiError::bad_request)?,
+        None => ConnectionName::default(),
+    };
+    Ok(ConnectionId::new(connector, &owner, &name))
+}
+
+/// One connection per connector, per owner, unless the connector allows several: a
+/// second name is a 409 naming the one in the way.
+pub(crate) fn one_per_owner(
+    state: &ControlState,
+    connector: &egret_policy::Connector,
+    conn: &ConnectionId,
+) -> Result<(), ApiError> {
+    if connector.multiple_connections {
+        return Ok(());
+    }
+    match egret_oauth::TokenStore::other_connection(&*state.vault, conn) {
+        None => Ok(()),
+        Some(other) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "one_connection_per_owner",
+            format!(
+                "`{}` is connected to `{}` already (as `{}`) and the connector allows one connection per owner; use that name, remove it first, or set `multiple_connections: true` on the connector",
+                conn.owner, conn.connector, other.name
+            ),
+        )),
+    }
+}
+
+pub(crate) fn not_found(conn: &ConnectionId) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "connection_not_found",
+        format!(
+            "there is no connection `{}` for connector `{}` and owner `{}`; `egret connection list` shows what there is",
+            conn.name, conn.connector, conn.owner
+        ),
+    )
 }
 
 pub(crate) async fn list(
@@ -26,15 +82,18 @@ pub(crate) async fn list(
     Query(f): Query<Filter>,
 ) -> Result<Json<Value>, ApiError> {
     let owner = f.owner.as_deref().map(parse_owner).transpose()?;
-    let list = state
+    let mut list = state
         .vault
         .connections(f.connector.as_deref(), owner.as_ref());
+    if let Some(name) = &f.name {
+        list.retain(|c| c.name.as_str() == name);
+    }
     let policy = state.policy.load();
     let list: Vec<Value> = list
         .into_iter()
         .map(|c| {
             let removed = state.vault.connector_removed_at(&c.connector);
-            let health = state.broker.health(&c.connector, &c.owner);
+            let health = state.broker.health(&c.id());
             let missing = missing_scopes(policy.connector(&c.connector), &c);
             let mut v = json!(c);
             v["last_refresh_at"] = json!(c.refreshed_at);
@@ -65,9 +124,10 @@ pub(crate) struct KeyBody {
 pub(crate) async fn put_key(
     State(state): State<Arc<ControlState>>,
     Path((connector, owner)): Path<(String, String)>,
+    Query(which): Query<Which>,
     body: Result<Json<KeyBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let owner = parse_owner(&owner)?;
+    let conn = connection_id(&connector, &owner, &which)?;
     {
         let policy = state.policy.load();
         let c = policy
@@ -85,6 +145,7 @@ pub(crate) async fn put_key(
                 ),
             ));
         }
+        one_per_owner(&state, c, &conn)?;
     }
     let Json(body) = body.map_err(|e| {
         ApiError::bad_request(format!(
@@ -94,13 +155,9 @@ pub(crate) async fn put_key(
     })?;
     let info = state
         .blocking(move |s| {
-            let info = s.vault.put_api_key(&connector, &owner, &body.key)?;
-            s.vault.audit(
-                "connection.set_key",
-                Some(&connector),
-                Some(owner.as_str()),
-                None,
-            )?;
+            let info = s.vault.put_api_key(&conn, &body.key)?;
+            s.vault
+                .audit_connection("connection.set_key", &conn, None)?;
             Ok(info)
         })
         .await?;
@@ -112,19 +169,16 @@ pub(crate) async fn put_key(
 pub(crate) async fn remove(
     State(state): State<Arc<ControlState>>,
     Path((connector, owner)): Path<(String, String)>,
+    Query(which): Query<Which>,
 ) -> Result<Json<Value>, ApiError> {
-    let owner = parse_owner(&owner)?;
+    let conn = connection_id(&connector, &owner, &which)?;
     let policy = state.policy.load_full();
     let (removed, revocation) = state
         .broker
-        .disconnect(policy.connector(&connector), &connector, &owner)
+        .disconnect(policy.connector(&connector), &conn)
         .await?;
     if !removed {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "connection_not_found",
-            format!("there is no connection for connector `{connector}` and owner `{owner}`"),
-        ));
+        return Err(not_found(&conn));
     }
     let revoked = match &revocation {
         None => "not_supported".to_owned(),
@@ -134,11 +188,10 @@ pub(crate) async fn remove(
     let detail = revocation
         .is_some()
         .then(|| format!("vendor revocation: {revoked}"));
-    let (c, o) = (connector.clone(), owner.clone());
     state
         .blocking(move |s| {
             s.vault
-                .audit("connection.remove", Some(&c), Some(o.as_str()), detail)?;
+                .audit_connection("connection.remove", &conn, detail)?;
             Ok(())
         })
         .await?;
@@ -193,9 +246,10 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 pub(crate) async fn update(
     State(state): State<Arc<ControlState>>,
     Path((connector, owner)): Path<(String, String)>,
+    Query(which): Query<Which>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let owner = parse_owner(&owner)?;
+    let conn = connection_id(&connector, &owner, &which)?;
     let Json(body) = body.map_err(|e| {
         ApiError::bad_request(format!(
             "expected a JSON body {{\"description\"?, \"identity_label\"?}}: {}",
@@ -238,19 +292,14 @@ pub(crate) async fn update(
     let info = state
         .blocking(move |s| {
             let info = s.vault.update_labels(
-                &connector,
-                &owner,
+                &conn,
                 egret_vault::Labels {
                     description: labels.description,
                     identity_label: labels.identity_label,
                 },
             )?;
-            s.vault.audit(
-                "connection.update",
-                Some(&connector),
-                Some(owner.as_str()),
-                Some(detail),
-            )?;
+            s.vault
+                .audit_connection("connection.update", &conn, Some(detail))?;
             Ok(info)
         })
         .await?;
@@ -263,20 +312,17 @@ pub(crate) async fn update(
 pub(crate) async fn test(
     State(state): State<Arc<ControlState>>,
     Path((connector, owner)): Path<(String, String)>,
+    Query(which): Query<Which>,
 ) -> Result<Json<Value>, ApiError> {
-    let owner = parse_owner(&owner)?;
+    let conn = connection_id(&connector, &owner, &which)?;
     let policy = state.policy.load_full();
     let c = policy
         .connector(&connector)
         .ok_or_else(|| ApiError::unknown_connector(&connector))?;
-    if state.vault.connection(&connector, &owner).is_none() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "connection_not_found",
-            format!("there is no connection for connector `{connector}` and owner `{owner}`"),
-        ));
+    if state.vault.connection(&conn).is_none() {
+        return Err(not_found(&conn));
     }
-    let outcome = state.tester.test(c, &owner).await.ok_or_else(|| {
+    let outcome = state.tester.test(c, &conn).await.ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
             "no_test_request",
@@ -285,28 +331,19 @@ pub(crate) async fn test(
             ),
         )
     })?;
-    state
-        .broker
-        .record_test(&connector, &owner, outcome.ok, outcome.status);
-    let (o, detail) = (
-        owner.clone(),
-        format!(
-            "{}: {}",
-            if outcome.ok { "ok" } else { "failed" },
-            outcome.message
-        ),
+    state.broker.record_test(&conn, outcome.ok, outcome.status);
+    let detail = format!(
+        "{}: {}",
+        if outcome.ok { "ok" } else { "failed" },
+        outcome.message
     );
     if let Some(who) = outcome.identity.clone() {
-        fill_identity(&state, &connector, &owner, who).await?;
+        fill_identity(&state, &conn, who).await?;
     }
     state
         .blocking(move |s| {
-            s.vault.audit(
-                "connection.test",
-                Some(&connector),
-                Some(o.as_str()),
-                Some(detail),
-            )?;
+            s.vault
+                .audit_connection("connection.test", &conn, Some(detail))?;
             Ok(())
         })
         .await?;
@@ -317,20 +354,18 @@ pub(crate) async fn test(
 /// or a person).
 async fn fill_identity(
     state: &Arc<ControlState>,
-    connector: &str,
-    owner: &Owner,
+    conn: &ConnectionId,
     who: String,
 ) -> Result<(), ApiError> {
-    let (c, o) = (connector.to_owned(), owner.clone());
+    let c = conn.clone();
     state
         .blocking(move |s| {
             if s.vault
-                .connection(&c, &o)
+                .connection(&c)
                 .is_some_and(|info| info.identity_label.is_none())
             {
                 s.vault.update_labels(
                     &c,
-                    &o,
                     egret_vault::Labels {
                         identity_label: Some(Some(who)),
                         description: None,
@@ -345,27 +380,27 @@ async fn fill_identity(
 /// After a connect: when the vendor's ID token named nobody and the connector has an
 /// identity request, asks the vendor who is connected (in the background: the user's
 /// page does not wait on it).
-pub(crate) fn learn_identity(state: &Arc<ControlState>, connector: &str, owner: &Owner) {
+pub(crate) fn learn_identity(state: &Arc<ControlState>, conn: &ConnectionId) {
     let policy = state.policy.load();
-    let Some(c) = policy.connector(connector) else {
+    let Some(c) = policy.connector(&conn.connector) else {
         return;
     };
     let wants = c.test.as_ref().is_some_and(|t| t.identity_field.is_some());
     let known = state
         .vault
-        .connection(connector, owner)
+        .connection(conn)
         .is_some_and(|info| info.identity_label.is_some());
     if !wants || known {
         return;
     }
-    let (state, c, owner) = (state.clone(), c.clone(), owner.clone());
+    let (state, c, conn) = (state.clone(), c.clone(), conn.clone());
     tokio::spawn(async move {
-        let Some(outcome) = state.tester.test(&c, &owner).await else {
+        let Some(outcome) = state.tester.test(&c, &conn).await else {
             return;
         };
         match outcome.identity {
             Some(who) => {
-                if let Err(e) = fill_identity(&state, c.id.as_str(), &owner, who).await {
+                if let Err(e) = fill_identity(&state, &conn, who).await {
                     tracing::warn!(connector = %c.id, error = %e.message, "cannot record who is connected");
                 }
             }

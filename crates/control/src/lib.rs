@@ -59,7 +59,7 @@ pub trait ConnectionTester: Send + Sync {
     fn test<'a>(
         &'a self,
         connector: &'a egret_policy::Connector,
-        owner: &'a egret_vault::Owner,
+        conn: &'a egret_vault::ConnectionId,
     ) -> std::pin::Pin<Box<dyn Future<Output = Option<TestOutcome>> + Send + 'a>>;
 }
 

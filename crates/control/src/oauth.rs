@@ -17,14 +17,15 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::ControlState;
-use crate::connections::{disabled, parse_owner};
+use crate::connections::{Which, connection_id, disabled, one_per_owner};
 use crate::error::ApiError;
 
 pub(crate) async fn authorize(
     State(state): State<Arc<ControlState>>,
     Path((connector, owner)): Path<(String, String)>,
+    Query(which): Query<Which>,
 ) -> Result<Json<Value>, ApiError> {
-    let owner = parse_owner(&owner)?;
+    let conn = connection_id(&connector, &owner, &which)?;
     let policy = state.policy.load_full();
     let c = policy
         .connector(&connector)
@@ -41,9 +42,10 @@ pub(crate) async fn authorize(
             ),
         ));
     }
+    one_per_owner(&state, c, &conn)?;
     match state
         .broker
-        .begin(c, &owner)
+        .begin(c, &conn)
         .await
         .map_err(|e| token_error(&connector, &e))?
     {
@@ -53,7 +55,7 @@ pub(crate) async fn authorize(
             "expires_in": egret_oauth::PENDING_TTL_SECS,
         }))),
         Begun::Connected(info) => {
-            crate::connections::learn_identity(&state, &connector, &owner);
+            crate::connections::learn_identity(&state, &conn);
             Ok(Json(json!({ "status": "connected", "connection": info })))
         }
     }
@@ -193,7 +195,7 @@ pub(crate) async fn callback(
     let mut resp = match state.broker.complete(s, outcome, binding.as_deref()).await {
         Ok(info) => {
             tracing::info!(connector = %info.connector, owner = %info.owner, "connection authorized");
-            crate::connections::learn_identity(&state, &info.connector, &info.owner);
+            crate::connections::learn_identity(&state, &info.id());
             let mut text = format!(
                 "Connected to {}, you can close this window.",
                 escape(&info.connector)
@@ -205,6 +207,7 @@ pub(crate) async fn callback(
                 "type": "egret.connected",
                 "connector": info.connector,
                 "owner": info.owner,
+                "name": info.name,
             });
             page(StatusCode::OK, "Connected", &text, Some(message))
         }
@@ -212,6 +215,7 @@ pub(crate) async fn callback(
             tracing::info!(error = %e, "authorization callback refused");
             let status = match e {
                 CallbackError::Exchange { .. } => StatusCode::BAD_GATEWAY,
+                CallbackError::SecondConnection { .. } => StatusCode::CONFLICT,
                 CallbackError::Vault(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::BAD_REQUEST,
             };

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::ControlState;
-use crate::connections::parse_owner;
+use crate::connections::{Which, connection_id, parse_owner};
 use crate::error::ApiError;
 
 #[derive(Deserialize)]
@@ -19,6 +19,8 @@ use crate::error::ApiError;
 pub(crate) struct MintBody {
     connector: String,
     owner: String,
+    /// Which of the owner's connections (`default` when absent).
+    name: Option<String>,
     /// e.g. `8h`, `30m`; none: 24 hours. Never longer than `limits.max_ttl`.
     ttl: Option<String>,
     sandbox: Option<String>,
@@ -30,7 +32,7 @@ pub(crate) async fn mint(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(body) = body.map_err(|e| {
         ApiError::bad_request(format!(
-            "expected a JSON body {{\"connector\", \"owner\", \"ttl\"?}}: {}",
+            "expected a JSON body {{\"connector\", \"owner\", \"name\"?, \"ttl\"?, \"sandbox\"?}}: {}",
             e.body_text()
         ))
     })?;
@@ -39,24 +41,21 @@ pub(crate) async fn mint(
             "sandbox-bound placeholders need proxy authentication (`proxy.auth: basic` in the policy); without it no request can say which sandbox it comes from",
         ));
     }
-    let owner = parse_owner(&body.owner)?;
+    let which = Which { name: body.name };
+    let conn = connection_id(&body.connector, &body.owner, &which)?;
     let max = state.policy.load().limits.max_ttl();
     let ttl = Some(ApiError::ttl_or_default(body.ttl.as_deref(), max)?);
     if state.policy.load().connector(&body.connector).is_none() {
         return Err(ApiError::unknown_connector(&body.connector));
     }
-    let (connector, sandbox) = (body.connector, body.sandbox);
+    let sandbox = body.sandbox;
     let (placeholder, info) = state
         .blocking(move |s| {
-            let minted =
-                s.vault
-                    .mint_placeholder_for(&connector, &owner, ttl, sandbox.as_deref())?;
-            s.vault.audit(
-                "placeholder.mint",
-                Some(&connector),
-                Some(owner.as_str()),
-                Some(minted.1.hint.clone()),
-            )?;
+            let minted = s
+                .vault
+                .mint_placeholder_for(&conn, ttl, sandbox.as_deref())?;
+            s.vault
+                .audit_connection("placeholder.mint", &conn, Some(minted.1.hint.clone()))?;
             Ok(minted)
         })
         .await?;
@@ -66,6 +65,7 @@ pub(crate) async fn mint(
             "placeholder": placeholder.expose(),
             "connector": info.connector,
             "owner": info.owner,
+            "name": info.name,
             "created_at": info.created_at,
             "expires_at": info.expires_at,
             "sandbox": info.sandbox,
@@ -108,12 +108,8 @@ pub(crate) async fn revoke(
     state
         .blocking(move |s| {
             let info = s.vault.revoke_placeholder(&placeholder)?;
-            s.vault.audit(
-                "placeholder.revoke",
-                Some(&info.connector),
-                Some(info.owner.as_str()),
-                Some(info.hint),
-            )?;
+            s.vault
+                .audit_connection("placeholder.revoke", &info.connection(), Some(info.hint))?;
             Ok(())
         })
         .await?;

@@ -53,6 +53,14 @@ pub enum CallbackError {
         error: TokenError,
     },
     #[error(
+        "`{owner}` is connected to `{connector}` already (as `{existing}`), and the connector allows one connection per owner; nothing was changed. Remove that connection first, or ask your administrator to set `multiple_connections: true`"
+    )]
+    SecondConnection {
+        connector: String,
+        owner: String,
+        existing: String,
+    },
+    #[error(
         "this sign-in link was opened already, is unknown, or is older than 10 minutes; ask for a new one (egret connection connect)"
     )]
     StartUsed,

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use egret_vault::{
-    AuditRecord, ConnectionInfo, Credential, Owner, PendingAuthorization, TokenSet, TokenUpdate,
-    Vault, VaultError,
+    AuditRecord, ConnectionId, ConnectionInfo, Credential, PendingAuthorization, TokenSet,
+    TokenUpdate, Vault, VaultError,
 };
 use secrecy::SecretString;
 
@@ -26,46 +26,42 @@ pub enum Claim {
 /// The broker's storage.
 pub trait TokenStore: Send + Sync + 'static {
     /// The connection's credential as the proxy would send it.
-    fn credential(&self, connector: &str, owner: &Owner) -> Option<Arc<Credential>>;
+    fn credential(&self, id: &ConnectionId) -> Option<Arc<Credential>>;
 
     /// The connection's metadata (status, scopes, times).
-    fn connection(&self, connector: &str, owner: &Owner) -> Option<ConnectionInfo>;
+    fn connection(&self, id: &ConnectionId) -> Option<ConnectionInfo>;
 
     /// Every connection (background renewal walks them).
     fn connections(&self) -> Vec<ConnectionInfo>;
 
+    /// The owner's connection to the same connector under another name, if any: what
+    /// stands in the way of `conn` when the connector allows one connection per owner.
+    fn other_connection(&self, conn: &ConnectionId) -> Option<ConnectionInfo> {
+        self.connections()
+            .into_iter()
+            .find(|c| c.connector == conn.connector && c.owner == conn.owner && c.name != conn.name)
+    }
+
     /// Who renews this connection now. One egret on its own store is always granted
     /// (the broker's per-connection lock already makes it the only renewer); a store
     /// shared by replicas grants it to one replica at a time.
-    fn claim_renewal(&self, connector: &str, owner: &Owner) -> Result<Claim, VaultError>;
+    fn claim_renewal(&self, id: &ConnectionId) -> Result<Claim, VaultError>;
 
     /// Commits tokens the vendor issued, with their audit event (`connection.connect` or
     /// `connection.refresh`, carrying `data`), and returns the credential now in force.
     fn commit_tokens(
         &self,
-        connector: &str,
-        owner: &Owner,
+        id: &ConnectionId,
         tokens: TokenSet,
         update: TokenUpdate,
         data: serde_json::Value,
     ) -> Result<Arc<Credential>, VaultError>;
 
     /// The grant is gone: the connection needs the user again (and an audit event says why).
-    fn mark_needs_reauth(
-        &self,
-        connector: &str,
-        owner: &Owner,
-        why: String,
-    ) -> Result<(), VaultError>;
+    fn mark_needs_reauth(&self, id: &ConnectionId, why: String) -> Result<(), VaultError>;
 
     /// Appends an audit event (never a secret in `detail`).
-    fn audit(
-        &self,
-        event: &str,
-        connector: &str,
-        owner: &Owner,
-        detail: String,
-    ) -> Result<(), VaultError>;
+    fn audit(&self, event: &str, id: &ConnectionId, detail: String) -> Result<(), VaultError>;
 
     /// Remembers a started authorization under its state until the callback.
     fn put_authorization(
@@ -87,85 +83,57 @@ pub trait TokenStore: Send + Sync + 'static {
     fn take_authorization(&self, state: &str) -> Result<Option<PendingAuthorization>, VaultError>;
 
     /// Erases a connection and its placeholders; false when there was none.
-    fn remove_connection(&self, connector: &str, owner: &Owner) -> Result<bool, VaultError>;
+    fn remove_connection(&self, id: &ConnectionId) -> Result<bool, VaultError>;
 }
 
 impl TokenStore for Vault {
-    fn credential(&self, connector: &str, owner: &Owner) -> Option<Arc<Credential>> {
-        Vault::credential(self, connector, owner)
+    fn credential(&self, id: &ConnectionId) -> Option<Arc<Credential>> {
+        Vault::credential(self, id)
     }
 
-    fn connection(&self, connector: &str, owner: &Owner) -> Option<ConnectionInfo> {
-        Vault::connection(self, connector, owner)
+    fn connection(&self, id: &ConnectionId) -> Option<ConnectionInfo> {
+        Vault::connection(self, id)
     }
 
     fn connections(&self) -> Vec<ConnectionInfo> {
         Vault::connections(self, None, None)
     }
 
-    fn claim_renewal(&self, _connector: &str, _owner: &Owner) -> Result<Claim, VaultError> {
+    fn other_connection(&self, conn: &ConnectionId) -> Option<ConnectionInfo> {
+        Vault::connections(self, Some(&conn.connector), Some(&conn.owner))
+            .into_iter()
+            .find(|c| c.name != conn.name)
+    }
+
+    fn claim_renewal(&self, _id: &ConnectionId) -> Result<Claim, VaultError> {
         // One process owns this vault file (redb locks it): nobody else renews.
         Ok(Claim::Granted)
     }
 
     fn commit_tokens(
         &self,
-        connector: &str,
-        owner: &Owner,
+        id: &ConnectionId,
         tokens: TokenSet,
         update: TokenUpdate,
         data: serde_json::Value,
     ) -> Result<Arc<Credential>, VaultError> {
-        self.put_oauth_tokens(connector, owner, tokens, update)?;
+        self.put_oauth_tokens(id, tokens, update)?;
         let event = match update {
             TokenUpdate::Authorized => "connection.connect",
             TokenUpdate::Refreshed => "connection.refresh",
         };
-        let record = AuditRecord {
-            event: event.to_owned(),
-            connector: Some(connector.to_owned()),
-            owner: Some(owner.to_string()),
-            ..AuditRecord::default()
-        };
-        self.append_audit(vec![record.with_data(&data)])?;
-        Vault::credential(self, connector, owner).ok_or_else(|| VaultError::NoConnection {
-            connector: connector.to_owned(),
-            owner: owner.to_string(),
-        })
+        self.append_audit(vec![AuditRecord::about(event, id).with_data(&data)])?;
+        Vault::credential(self, id).ok_or_else(|| VaultError::NoConnection(id.clone()))
     }
 
-    fn mark_needs_reauth(
-        &self,
-        connector: &str,
-        owner: &Owner,
-        why: String,
-    ) -> Result<(), VaultError> {
-        Vault::mark_needs_reauth(self, connector, owner)?;
-        Vault::audit(
-            self,
-            "connection.needs_reauth",
-            Some(connector),
-            Some(owner.as_str()),
-            Some(why),
-        )
-        .map(drop)
+    fn mark_needs_reauth(&self, id: &ConnectionId, why: String) -> Result<(), VaultError> {
+        Vault::mark_needs_reauth(self, id)?;
+        self.audit_connection("connection.needs_reauth", id, Some(why))
+            .map(drop)
     }
 
-    fn audit(
-        &self,
-        event: &str,
-        connector: &str,
-        owner: &Owner,
-        detail: String,
-    ) -> Result<(), VaultError> {
-        Vault::audit(
-            self,
-            event,
-            Some(connector),
-            Some(owner.as_str()),
-            Some(detail),
-        )
-        .map(drop)
+    fn audit(&self, event: &str, id: &ConnectionId, detail: String) -> Result<(), VaultError> {
+        self.audit_connection(event, id, Some(detail)).map(drop)
     }
 
     fn put_authorization(
@@ -188,7 +156,7 @@ impl TokenStore for Vault {
         Vault::take_authorization(self, state)
     }
 
-    fn remove_connection(&self, connector: &str, owner: &Owner) -> Result<bool, VaultError> {
-        Vault::remove_connection(self, connector, owner)
+    fn remove_connection(&self, id: &ConnectionId) -> Result<bool, VaultError> {
+        Vault::remove_connection(self, id)
     }
 }

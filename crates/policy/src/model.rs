@@ -200,6 +200,9 @@ pub struct Connector {
     /// The read-only request that tests a connection: the connector's own `test:`, or
     /// its template's identity request.
     pub test: Option<Probe>,
+    /// Whether an owner may hold several named connections to it; by default one
+    /// connection per connector, per owner.
+    pub multiple_connections: bool,
 }
 
 /// One read-only request that says whether a connection works, and who it is.

@@ -120,6 +120,8 @@ pub(crate) struct RawConnector {
     #[serde(default = "yes")]
     pub scan_answers: bool,
     pub test: Option<S<RawProbe>>,
+    #[serde(default)]
+    pub multiple_connections: bool,
 }
 
 /// `test: {method: GET, path: /v1/me, expect: 200}`: the read-only request `connection

@@ -411,6 +411,7 @@ impl Validator<'_> {
             inject: Injection { headers, query },
             enabled: c.enabled,
             scan_answers: c.scan_answers,
+            multiple_connections: c.multiple_connections,
         })
     }
 

@@ -87,9 +87,10 @@ pub(crate) fn answer<B>(
 
 /// What one placeholder stands for, as an agent needs it.
 fn describe(proxy: &Proxy, policy: &Policy, p: &PlaceholderInfo) -> Value {
-    let connection = proxy.vault.connection(&p.connector, &p.owner);
+    let id = p.connection();
+    let connection = proxy.vault.connection(&id);
     let connector = policy.connector(&p.connector);
-    let health = proxy.broker.health(&p.connector, &p.owner);
+    let health = proxy.broker.health(&id);
     let status = match &connection {
         Some(c) => health.status(c, connector.is_none()),
         None if connector.is_none() => "connector_removed",
@@ -98,7 +99,7 @@ fn describe(proxy: &Proxy, policy: &Policy, p: &PlaceholderInfo) -> Value {
     let mut v = json!({
         "placeholder": p.hint,
         "connector": p.connector,
-        "name": "default",
+        "name": p.name,
         "owner": p.owner,
         "status": status,
         "expires_at": p.expires_at,
@@ -115,7 +116,7 @@ fn describe(proxy: &Proxy, policy: &Policy, p: &PlaceholderInfo) -> Value {
             c.env
                 .iter()
                 .filter(|(_, what)| *what == EnvValue::Placeholder)
-                .map(|(name, _)| name)
+                .map(|(var, _)| p.name.env_var(var))
                 .collect::<Vec<_>>()
         );
         v["auth"] = json!(match c.auth {
@@ -125,8 +126,11 @@ fn describe(proxy: &Proxy, policy: &Policy, p: &PlaceholderInfo) -> Value {
     }
     let action = match status {
         "needs_reauth" => Some(format!(
-            "the user must connect {} again (the Connections page, or `egret connection connect {} --owner {}`); until then requests with this placeholder are refused",
-            p.connector, p.connector, p.owner
+            "the user must connect {} again (the Connections page, or `egret connection connect {} --owner {}{}`); until then requests with this placeholder are refused",
+            p.connector,
+            p.connector,
+            p.owner,
+            p.name.flag()
         )),
         "refresh_failing" => Some(
             "the vendor's token endpoint is failing; egret keeps retrying: retry in a little while"

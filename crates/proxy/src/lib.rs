@@ -176,7 +176,7 @@ impl Proxy {
             fields.insert("status".into(), refusal.status.as_u16().into());
             fields.insert("sandbox".into(), sandbox.into());
         }
-        self.audit.record("request.refused", None, None, &context);
+        self.audit.record("request.refused", None, &context);
         refusal.into_response()
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use egret_oauth::{Need, sanitized};
 use egret_policy::{Connector, Probe};
-use egret_vault::Owner;
+use egret_vault::ConnectionId;
 use http::{HeaderValue, Method, Request, header};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use secrecy::ExposeSecret;
@@ -35,18 +35,18 @@ pub struct Outcome {
     pub identity: Option<String>,
 }
 
-/// Makes `connector`'s test request for `owner`'s connection. `None` when the connector
+/// Makes `connector`'s test request for the connection `conn`. `None` when the connector
 /// has no test request (neither its own `test:` nor a template's identity request).
 pub async fn test_connection(
     proxy: &Proxy,
     connector: &Connector,
-    owner: &Owner,
+    conn: &ConnectionId,
 ) -> Option<Outcome> {
     let probe = connector.test.as_ref()?;
     let started = proxy.clock.instant();
     let elapsed =
         || u64::try_from((proxy.clock.instant() - started).as_millis()).unwrap_or(u64::MAX);
-    let credential = match proxy.broker.fresh(connector, owner, Need::Fresh).await {
+    let credential = match proxy.broker.fresh(connector, conn, Need::Fresh).await {
         Ok(c) => c,
         Err(e) => {
             return Some(Outcome {

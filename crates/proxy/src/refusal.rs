@@ -477,15 +477,27 @@ impl Refusal {
     }
 
     /// The user's grant is gone (revoked, expired refresh token): only they can fix it.
-    pub fn connection_needs_reauth(connector: &str, owner: &str) -> Self {
-        Self::new(
+    pub fn connection_needs_reauth(conn: &egret_vault::ConnectionId) -> Self {
+        let (connector, owner) = (&conn.connector, conn.owner.as_str());
+        let which = if conn.name.is_default() {
+            String::new()
+        } else {
+            format!(" (`{}`)", conn.name)
+        };
+        let flag = conn.name.flag();
+        let refusal = Self::new(
             StatusCode::UNAUTHORIZED,
             Code::ConnectionNeedsReauth,
-            format!("the connection of {owner} to {connector} is no longer authorized by the vendor; the user must connect again (`egret connection connect {connector} --owner {owner}`), then retry."),
+            format!("the connection of {owner} to {connector}{which} is no longer authorized by the vendor; the user must connect again (`egret connection connect {connector} --owner {owner}{flag}`), then retry."),
         )
-        .with("connector", connector)
-        .with("owner", owner)
-        .about_connection()
+        .with("connector", connector.as_str())
+        .with("owner", owner);
+        let refusal = if conn.name.is_default() {
+            refusal
+        } else {
+            refusal.with("name", conn.name.as_str())
+        };
+        refusal.about_connection()
     }
 
     /// The vendor's token endpoint failed while the token had to be renewed.

@@ -30,6 +30,8 @@ pub enum Choice {
 pub struct Browser {
     ca_pem: String,
     cookies: BTreeMap<String, String>,
+    /// The account the vendor's login form is filled with.
+    login: String,
 }
 
 impl Browser {
@@ -37,7 +39,14 @@ impl Browser {
         Self {
             ca_pem: ca_pem.to_owned(),
             cookies: BTreeMap::new(),
+            login: "alice".to_owned(),
         }
+    }
+
+    /// Signs in at the vendor as `login` instead of `alice`.
+    pub fn login_as(mut self, login: &str) -> Self {
+        self.login = login.to_owned();
+        self
     }
 
     /// Sends one request (no redirect following), keeping cookies.
@@ -146,8 +155,9 @@ impl Browser {
                 format!("no form on {} ({}): {}", page.url, page.status, page.body)
             })?;
             let target = absolute(&page.url.parse()?, &action);
+            let login = self.login.clone();
             let posted = self
-                .request(Method::POST, &target, Some(&[("login", "alice")]))
+                .request(Method::POST, &target, Some(&[("login", login.as_str())]))
                 .await?;
             page = self.follow(posted).await?;
         }

@@ -12,7 +12,7 @@ use egret_control::Lifecycle;
 use egret_policy::Policy;
 use egret_proxy::Limits;
 use egret_tls::CertificateAuthority;
-use egret_vault::{MasterKey, Owner, Vault};
+use egret_vault::{ConnectionId, MasterKey, Owner, Vault};
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -117,14 +117,11 @@ impl TestProxy {
 
     /// Stores a static key and mints a placeholder for it, straight through the vault.
     pub fn key_and_placeholder(&self, connector: &str, owner: &str, key: &str) -> String {
-        let owner = Owner::parse(owner).expect("owner");
+        let conn = ConnectionId::default_of(connector, &Owner::parse(owner).expect("owner"));
         self.vault
-            .put_api_key(connector, &owner, &SecretString::from(key))
+            .put_api_key(&conn, &SecretString::from(key))
             .expect("put key");
-        let (p, _) = self
-            .vault
-            .mint_placeholder(connector, &owner, None)
-            .expect("mint");
+        let (p, _) = self.vault.mint_placeholder(&conn, None).expect("mint");
         p.expose().to_owned()
     }
 

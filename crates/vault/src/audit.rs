@@ -35,6 +35,8 @@ pub struct AuditRecord {
     pub event: String,
     pub connector: Option<String>,
     pub owner: Option<String>,
+    /// The connection's name, when it is not `default`.
+    pub name: Option<String>,
     pub detail: Option<String>,
     /// Structured fields of a decision (host, method, status, …), already JSON. Never a
     /// secret.
@@ -42,6 +44,17 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
+    /// An event about one connection.
+    pub fn about(event: &str, id: &crate::ConnectionId) -> Self {
+        Self {
+            event: event.to_owned(),
+            connector: Some(id.connector.clone()),
+            owner: Some(id.owner.to_string()),
+            name: (!id.name.is_default()).then(|| id.name.to_string()),
+            ..Self::default()
+        }
+    }
+
     /// `fields` as the record's structured data (`None` if it cannot be serialized,
     /// which typed events and JSON values never fail).
     pub fn with_data(mut self, fields: &impl serde::Serialize) -> Self {
@@ -60,6 +73,8 @@ struct Unnumbered<'a, D: serde::Serialize + ?Sized> {
     connector: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     owner: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -80,7 +95,24 @@ impl Vault {
             connector: connector.map(str::to_owned),
             owner: owner.map(str::to_owned),
             detail,
-            data: None,
+            ..AuditRecord::default()
+        };
+        self.append_audit(vec![record])?
+            .pop()
+            .ok_or_else(|| VaultError::Invalid("audit write produced no event".to_owned()))
+    }
+
+    /// Appends an audit event about one connection (its name recorded when it is not
+    /// `default`). Never pass a secret or a placeholder in `detail`.
+    pub fn audit_connection(
+        &self,
+        event: &str,
+        id: &crate::ConnectionId,
+        detail: Option<String>,
+    ) -> Result<AuditEvent, VaultError> {
+        let record = AuditRecord {
+            detail,
+            ..AuditRecord::about(event, id)
         };
         self.append_audit(vec![record])?
             .pop()
@@ -97,6 +129,7 @@ impl Vault {
                 event: &r.event,
                 connector: r.connector.as_deref(),
                 owner: r.owner.as_deref(),
+                name: r.name.as_deref(),
                 detail: r.detail.as_deref(),
                 data: r.data.as_deref(),
             };
@@ -112,6 +145,7 @@ impl Vault {
                 event: r.event,
                 connector: r.connector,
                 owner: r.owner,
+                name: r.name,
                 detail: r.detail,
                 data: r.data.and_then(|raw| serde_json::from_str(raw.get()).ok()),
             })
@@ -241,6 +275,7 @@ mod tests {
                 event: &format!("test.{i}"),
                 connector: None,
                 owner: None,
+                name: None,
                 detail: None,
                 data: None,
             };

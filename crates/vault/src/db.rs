@@ -51,7 +51,21 @@ pub struct Resolved {
 
 pub struct PlaceholderEntry {
     pub info: PlaceholderInfo,
+    /// The connection it stands for (from `info`, built once).
+    pub connection: ConnectionId,
     conn_key: Arc<str>,
+}
+
+impl PlaceholderEntry {
+    fn new(info: PlaceholderInfo) -> Self {
+        let connection = info.connection();
+        let conn_key = Arc::from(connection.key());
+        Self {
+            info,
+            connection,
+            conn_key,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -198,10 +212,9 @@ impl Vault {
                 parse_hex(k.value()).ok_or_else(|| VaultError::Corrupt(k.value().to_owned()))?;
             let info: PlaceholderInfo = serde_json::from_slice(v.value())
                 .map_err(|_| VaultError::Corrupt(k.value().to_owned()))?;
-            let conn_key: Arc<str> = Arc::from(conn_key(&info.connector, &info.owner));
             index
                 .placeholders
-                .insert(hash, Arc::new(PlaceholderEntry { info, conn_key }));
+                .insert(hash, Arc::new(PlaceholderEntry::new(info)));
         }
         index.sandboxes = self.load_sandboxes(&tx)?.into_iter().collect();
         index.removed = Self::load_removed(&tx)?;
@@ -241,7 +254,7 @@ impl Vault {
         secret: &SealedSecret,
         credential: Credential,
     ) -> Result<ConnectionInfo, VaultError> {
-        let key = conn_key(&info.connector, &info.owner);
+        let key = info.id().key();
         let plain = Zeroizing::new(
             serde_json::to_vec(secret).map_err(|e| VaultError::Invalid(e.to_string()))?,
         );
@@ -272,21 +285,24 @@ impl Vault {
     }
 
     /// The connection's current credential, from memory.
-    pub fn credential(&self, connector: &str, owner: &Owner) -> Option<Arc<Credential>> {
-        let key = conn_key(connector, owner);
-        self.read_index().credentials.get(key.as_str()).cloned()
+    pub fn credential(&self, id: &ConnectionId) -> Option<Arc<Credential>> {
+        self.read_index()
+            .credentials
+            .get(id.key().as_str())
+            .cloned()
     }
 
-    pub fn connection(&self, connector: &str, owner: &Owner) -> Option<ConnectionInfo> {
-        let key = conn_key(connector, owner);
-        self.read_index().connections.get(key.as_str()).cloned()
+    pub fn connection(&self, id: &ConnectionId) -> Option<ConnectionInfo> {
+        self.read_index()
+            .connections
+            .get(id.key().as_str())
+            .cloned()
     }
 
     /// Stores (or replaces) a static key. Existing placeholders keep working.
     pub fn put_api_key(
         &self,
-        connector: &str,
-        owner: &Owner,
+        id: &ConnectionId,
         api_key: &SecretString,
     ) -> Result<ConnectionInfo, VaultError> {
         if api_key.expose_secret().is_empty()
@@ -297,10 +313,11 @@ impl Vault {
             ));
         }
         // A new key keeps what people wrote on the connection.
-        let previous = self.connection(connector, owner);
+        let previous = self.connection(id);
         let info = ConnectionInfo {
-            connector: connector.to_owned(),
-            owner: owner.clone(),
+            connector: id.connector.clone(),
+            owner: id.owner.clone(),
+            name: id.name.clone(),
             kind: ConnectionKind::ApiKey,
             status: ConnectionStatus::Connected,
             connected_at: self.clock.unix(),
@@ -329,16 +346,12 @@ impl Vault {
     /// sealed credential is rewritten as it is. Returns the connection as it is now.
     pub fn update_labels(
         &self,
-        connector: &str,
-        owner: &Owner,
+        id: &ConnectionId,
         labels: Labels,
     ) -> Result<ConnectionInfo, VaultError> {
-        let key = conn_key(connector, owner);
+        let key = id.key();
         let _w = self.lock_writer();
-        let missing = || VaultError::NoConnection {
-            connector: connector.to_owned(),
-            owner: owner.to_string(),
-        };
+        let missing = || VaultError::NoConnection(id.clone());
         let mut info = self
             .read_index()
             .connections
@@ -372,8 +385,8 @@ impl Vault {
     }
 
     /// Removes a connection and every placeholder naming it, in one transaction.
-    pub fn remove_connection(&self, connector: &str, owner: &Owner) -> Result<bool, VaultError> {
-        let key = conn_key(connector, owner);
+    pub fn remove_connection(&self, id: &ConnectionId) -> Result<bool, VaultError> {
+        let key = id.key();
         let _w = self.lock_writer();
         if !self.read_index().connections.contains_key(key.as_str()) {
             return Ok(false);
@@ -410,22 +423,20 @@ impl Vault {
     /// Mints a placeholder for an existing connection.
     pub fn mint_placeholder(
         &self,
-        connector: &str,
-        owner: &Owner,
+        id: &ConnectionId,
         ttl: Option<Duration>,
     ) -> Result<(Placeholder, PlaceholderInfo), VaultError> {
-        self.mint_placeholder_for(connector, owner, ttl, None)
+        self.mint_placeholder_for(id, ttl, None)
     }
 
     /// Mints a placeholder usable only by requests from `sandbox` when one is given.
     pub fn mint_placeholder_for(
         &self,
-        connector: &str,
-        owner: &Owner,
+        id: &ConnectionId,
         ttl: Option<Duration>,
         sandbox: Option<&str>,
     ) -> Result<(Placeholder, PlaceholderInfo), VaultError> {
-        let key: Arc<str> = Arc::from(conn_key(connector, owner));
+        let key: Arc<str> = Arc::from(id.key());
         let _w = self.lock_writer();
         if let Some(s) = sandbox
             && !self.read_index().sandboxes.contains_key(s)
@@ -435,16 +446,14 @@ impl Vault {
             )));
         }
         if !self.read_index().connections.contains_key(&key) {
-            return Err(VaultError::NoConnection {
-                connector: connector.to_owned(),
-                owner: owner.to_string(),
-            });
+            return Err(VaultError::NoConnection(id.clone()));
         }
         let placeholder = Placeholder::mint();
         let created_at = self.clock.unix();
         let info = PlaceholderInfo {
-            connector: connector.to_owned(),
-            owner: owner.clone(),
+            connector: id.connector.clone(),
+            owner: id.owner.clone(),
+            name: id.name.clone(),
             created_at,
             expires_at: ttl
                 .map(|t| created_at.saturating_add(i64::try_from(t.as_secs()).unwrap_or(i64::MAX))),
@@ -458,10 +467,7 @@ impl Vault {
                 .insert(hash.hex().as_str(), record.as_slice())?;
             Ok(())
         })?;
-        let entry = Arc::new(PlaceholderEntry {
-            info: info.clone(),
-            conn_key: key,
-        });
+        let entry = Arc::new(PlaceholderEntry::new(info.clone()));
         self.write_index().placeholders.insert(hash, entry);
         Ok((placeholder, info))
     }
@@ -614,10 +620,6 @@ impl Vault {
         f(&tx)?;
         Ok(tx.commit()?)
     }
-}
-
-pub(crate) fn conn_key(connector: &str, owner: &Owner) -> String {
-    format!("{connector}/{owner}")
 }
 
 /// Associated data: the table and the record's key, so a sealed value cannot be moved.

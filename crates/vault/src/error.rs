@@ -20,8 +20,11 @@ pub enum VaultError {
     BadKey(&'static str),
     #[error("{0}")]
     Invalid(String),
-    #[error("no connection for connector `{connector}` and owner `{owner}`; store one first")]
-    NoConnection { connector: String, owner: String },
+    #[error(
+        "there is no connection `{}` for connector `{}` and owner `{}`; store one first",
+        .0.name, .0.connector, .0.owner
+    )]
+    NoConnection(crate::ConnectionId),
     #[error("placeholder not found; it may have been revoked already")]
     NoPlaceholder,
 }

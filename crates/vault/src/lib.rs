@@ -5,7 +5,7 @@
 //! tokens and pending authorizations (`oauth`), connectors created through the API
 //! (`connectors`) and those gone from the policy file, kept until their retention ends
 //! (`retained`), sandbox identities (`sandboxes`), the audit log and its batching
-//! writer (`audit`), the record types (`records`, `placeholder`) and its errors (`error`).
+//! writer (`audit`), the record types (`records`, `placeholder`, and `names`: which connection a record is about) and its errors (`error`).
 //! Timestamps and expiries come from its [`egret_clock::Clock`]. Every secret field is sealed with XChaCha20-Poly1305 under the master
 //! key, with the record's table and key as associated data. It must not log, print or
 //! return a secret except through [`Resolved`] to the proxy, and it knows nothing of HTTP.
@@ -15,6 +15,7 @@ mod connectors;
 mod db;
 mod error;
 mod key;
+mod names;
 mod oauth;
 mod placeholder;
 mod records;
@@ -31,8 +32,9 @@ pub use placeholder::{
     MIN_BODY as PLACEHOLDER_MIN_BODY, PREFIX as PLACEHOLDER_PREFIX, Placeholder, PlaceholderHash,
 };
 pub use records::{
-    AuditEvent, ConnectionInfo, ConnectionKind, ConnectionStatus, Credential, Identity, Labels,
-    Owner, PendingAuthorization, PlaceholderInfo, TokenSet, TokenUpdate,
+    AuditEvent, ConnectionId, ConnectionInfo, ConnectionKind, ConnectionName, ConnectionStatus,
+    Credential, Identity, Labels, Owner, PendingAuthorization, PlaceholderInfo, TokenSet,
+    TokenUpdate,
 };
 pub use rotate::{Rotated, rotate_key};
 pub use sandboxes::{SandboxInfo, SandboxIssue, sha256_hex, valid_sandbox_id};

@@ -9,8 +9,8 @@ use zeroize::Zeroizing;
 use crate::db::{AUTHORIZATIONS, SealedSecret, Vault, aad};
 use crate::error::VaultError;
 use crate::records::{
-    ConnectionInfo, ConnectionKind, ConnectionStatus, Credential, Owner, PendingAuthorization,
-    TokenSet, TokenUpdate,
+    ConnectionId, ConnectionInfo, ConnectionKind, ConnectionName, ConnectionStatus, Credential,
+    Owner, PendingAuthorization, TokenSet, TokenUpdate,
 };
 
 /// Pending authorizations kept at most; the oldest are dropped first. Bounds what an
@@ -22,6 +22,8 @@ const PENDING_KEEP: usize = 10_000;
 struct SealedPending {
     connector: String,
     owner: Owner,
+    #[serde(default)]
+    name: ConnectionName,
     pkce_verifier: Option<String>,
     redirect_uri: String,
     expires_at: i64,
@@ -36,6 +38,7 @@ impl SealedPending {
         Self {
             connector: pending.connector.clone(),
             owner: pending.owner.clone(),
+            name: pending.name.clone(),
             pkce_verifier: pending
                 .pkce_verifier
                 .as_ref()
@@ -51,6 +54,7 @@ impl SealedPending {
         PendingAuthorization {
             connector: self.connector.clone(),
             owner: self.owner.clone(),
+            name: self.name.clone(),
             pkce_verifier: self.pkce_verifier.clone().map(SecretString::from),
             redirect_uri: self.redirect_uri.clone(),
             expires_at: self.expires_at,
@@ -74,22 +78,16 @@ impl Vault {
     /// pair in place: placeholders keep working. A refresh keeps `connected_at`.
     pub fn put_oauth_tokens(
         &self,
-        connector: &str,
-        owner: &Owner,
+        id: &ConnectionId,
         tokens: TokenSet,
         update: TokenUpdate,
     ) -> Result<ConnectionInfo, VaultError> {
         let at = self.clock.unix();
-        let previous = self.connection(connector, owner);
+        let previous = self.connection(id);
         let connected_at = match (update, &previous) {
             (TokenUpdate::Refreshed, Some(p)) => p.connected_at,
             // A renewal must never bring back a connection that was removed meanwhile.
-            (TokenUpdate::Refreshed, None) => {
-                return Err(VaultError::NoConnection {
-                    connector: connector.to_owned(),
-                    owner: owner.to_string(),
-                });
-            }
+            (TokenUpdate::Refreshed, None) => return Err(VaultError::NoConnection(id.clone())),
             (TokenUpdate::Authorized, _) => at,
         };
         // A renewal keeps who signed in, unless the vendor says again.
@@ -102,8 +100,9 @@ impl Vault {
                 TokenUpdate::Authorized => None,
             });
         let info = ConnectionInfo {
-            connector: connector.to_owned(),
-            owner: owner.clone(),
+            connector: id.connector.clone(),
+            owner: id.owner.clone(),
+            name: id.name.clone(),
             kind: ConnectionKind::Oauth2,
             status: ConnectionStatus::Connected,
             connected_at,
@@ -133,17 +132,10 @@ impl Vault {
 
     /// Marks a connection as needing the user to authorize again (its grant was revoked
     /// or expired). Its tokens are dropped: they can no longer be renewed.
-    pub fn mark_needs_reauth(
-        &self,
-        connector: &str,
-        owner: &Owner,
-    ) -> Result<ConnectionInfo, VaultError> {
-        let mut info =
-            self.connection(connector, owner)
-                .ok_or_else(|| VaultError::NoConnection {
-                    connector: connector.to_owned(),
-                    owner: owner.to_string(),
-                })?;
+    pub fn mark_needs_reauth(&self, id: &ConnectionId) -> Result<ConnectionInfo, VaultError> {
+        let mut info = self
+            .connection(id)
+            .ok_or_else(|| VaultError::NoConnection(id.clone()))?;
         info.status = ConnectionStatus::NeedsReauth;
         // Keeps a non-empty access token so the record still opens; it is never sent
         // while the status says needs_reauth.

@@ -6,61 +6,7 @@ use std::fmt;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-/// Who a connection belongs to: `org` or `user:<id>`.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Owner(String);
-
-impl Owner {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        if text == "org" {
-            return Ok(Self(text.to_owned()));
-        }
-        let valid_user = text.strip_prefix("user:").is_some_and(|id| {
-            !id.is_empty()
-                && id.len() <= 128
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._@-+".contains(&b))
-        });
-        if valid_user {
-            Ok(Self(text.to_owned()))
-        } else {
-            Err(format!(
-                "`{text}` is not an owner; expected `org` or `user:<id>` (id: letters, digits, `.`, `_`, `@`, `-`, `+`)"
-            ))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for Owner {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s)
-    }
-}
-
-impl From<Owner> for String {
-    fn from(o: Owner) -> String {
-        o.0
-    }
-}
-
-impl fmt::Display for Owner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for Owner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
-}
+pub use crate::names::{ConnectionId, ConnectionName, Owner};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -81,6 +27,10 @@ pub enum ConnectionStatus {
 pub struct ConnectionInfo {
     pub connector: String,
     pub owner: Owner,
+    /// `default` unless the connector allows several connections per owner; records
+    /// written before names existed read as `default`.
+    #[serde(default)]
+    pub name: ConnectionName,
     pub kind: ConnectionKind,
     pub status: ConnectionStatus,
     /// Unix seconds.
@@ -99,6 +49,12 @@ pub struct ConnectionInfo {
     /// credential is replaced (a new key, a reconnect, a renewal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+}
+
+impl ConnectionInfo {
+    pub fn id(&self) -> ConnectionId {
+        ConnectionId::new(&self.connector, &self.owner, &self.name)
+    }
 }
 
 /// A change to what people write on a connection: `None` leaves a field as it is,
@@ -177,6 +133,7 @@ pub enum TokenUpdate {
 pub struct PendingAuthorization {
     pub connector: String,
     pub owner: Owner,
+    pub name: ConnectionName,
     pub pkce_verifier: Option<SecretString>,
     pub redirect_uri: String,
     /// Unix seconds.
@@ -186,6 +143,12 @@ pub struct PendingAuthorization {
     /// SHA-256 (hex) of the binding secret set as a cookie in the browser that opened
     /// the start link: only that browser can finish the sign-in.
     pub binding: Option<String>,
+}
+
+impl PendingAuthorization {
+    pub fn connection(&self) -> ConnectionId {
+        ConnectionId::new(&self.connector, &self.owner, &self.name)
+    }
 }
 
 impl fmt::Debug for Credential {
@@ -199,6 +162,9 @@ impl fmt::Debug for Credential {
 pub struct PlaceholderInfo {
     pub connector: String,
     pub owner: Owner,
+    /// The connection it stands for (`default` in records written before names).
+    #[serde(default)]
+    pub name: ConnectionName,
     pub created_at: i64,
     pub expires_at: Option<i64>,
     /// Short, non-secret prefix (`egp_AbCd…`) so operators can tell placeholders apart.
@@ -206,6 +172,12 @@ pub struct PlaceholderInfo {
     /// When set, only requests from this sandbox may use it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<String>,
+}
+
+impl PlaceholderInfo {
+    pub fn connection(&self) -> ConnectionId {
+        ConnectionId::new(&self.connector, &self.owner, &self.name)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -217,6 +189,9 @@ pub struct AuditEvent {
     pub connector: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// The connection's name, when it is not `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// Structured fields of a decision: host, method, path (no query), status, …

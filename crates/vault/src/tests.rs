@@ -6,6 +6,11 @@ fn owner(s: &str) -> Owner {
     Owner::parse(s).expect("owner")
 }
 
+/// The owner's default connection to `connector`.
+fn conn(connector: &str, o: &str) -> ConnectionId {
+    ConnectionId::default_of(connector, &owner(o))
+}
+
 #[test]
 fn stores_resolves_and_survives_reopen_without_plaintext_on_disk() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -14,10 +19,10 @@ fn stores_resolves_and_survives_reopen_without_plaintext_on_disk() {
     let secret = "sk-live-THIS-IS-THE-REAL-KEY-0123456789";
     let p = {
         let v = Vault::open(&path, &key).expect("open");
-        v.put_api_key("openai", &owner("org"), &SecretString::from(secret))
+        v.put_api_key(&conn("openai", "org"), &SecretString::from(secret))
             .expect("put");
         let (p, _) = v
-            .mint_placeholder("openai", &owner("org"), None)
+            .mint_placeholder(&conn("openai", "org"), None)
             .expect("mint");
         v.audit("connection.set", Some("openai"), Some("org"), None)
             .expect("audit");
@@ -60,36 +65,59 @@ fn removing_a_connection_kills_its_placeholders_and_expiry_is_honoured() {
     let v = Vault::open(&dir.path().join("v.redb"), &MasterKey::generate()).expect("open");
     let o = owner("user:alice");
     assert!(matches!(
-        v.mint_placeholder("x", &o, None),
+        v.mint_placeholder(&ConnectionId::default_of("x", &o), None),
         Err(VaultError::NoConnection { .. })
     ));
-    v.put_api_key("x", &o, &SecretString::from("k1"))
-        .expect("put");
-    let (p, _) = v.mint_placeholder("x", &o, None).expect("mint");
+    v.put_api_key(
+        &ConnectionId::default_of("x", &o),
+        &SecretString::from("k1"),
+    )
+    .expect("put");
+    let (p, _) = v
+        .mint_placeholder(&ConnectionId::default_of("x", &o), None)
+        .expect("mint");
     let (short, info) = v
-        .mint_placeholder("x", &o, Some(std::time::Duration::from_secs(60)))
+        .mint_placeholder(
+            &ConnectionId::default_of("x", &o),
+            Some(std::time::Duration::from_secs(60)),
+        )
         .expect("mint");
     let exp = info.expires_at.expect("expiry");
     assert!(v.resolve(&short.hash(), exp - 1).is_some());
     assert!(v.resolve(&short.hash(), exp).is_none());
     // Replacing the key keeps placeholders working with the new value.
-    v.put_api_key("x", &o, &SecretString::from("k2"))
-        .expect("replace");
+    v.put_api_key(
+        &ConnectionId::default_of("x", &o),
+        &SecretString::from("k2"),
+    )
+    .expect("replace");
     let r = v.resolve(&p.hash(), unix_now()).expect("still resolves");
     assert_eq!(r.credential.secret.expose_secret(), "k2");
-    assert!(v.remove_connection("x", &o).expect("remove"));
+    assert!(
+        v.remove_connection(&ConnectionId::default_of("x", &o))
+            .expect("remove")
+    );
     assert!(v.resolve(&p.hash(), unix_now()).is_none());
-    assert!(!v.remove_connection("x", &o).expect("second remove"));
-    assert!(v.put_api_key("x", &o, &SecretString::from("a\nb")).is_err());
+    assert!(
+        !v.remove_connection(&ConnectionId::default_of("x", &o))
+            .expect("second remove")
+    );
+    assert!(
+        v.put_api_key(
+            &ConnectionId::default_of("x", &o),
+            &SecretString::from("a\nb")
+        )
+        .is_err()
+    );
 }
 
 #[test]
 fn revoke_is_immediate() {
     let dir = tempfile::tempdir().expect("tempdir");
     let v = Vault::open(&dir.path().join("v.redb"), &MasterKey::generate()).expect("open");
-    v.put_api_key("x", &owner("org"), &SecretString::from("k"))
+    v.put_api_key(&conn("x", "org"), &SecretString::from("k"))
         .expect("put");
-    let (p, _) = v.mint_placeholder("x", &owner("org"), None).expect("mint");
+    let (p, _) = v.mint_placeholder(&conn("x", "org"), None).expect("mint");
     v.revoke_placeholder(&p).expect("revoke");
     assert!(v.resolve(&p.hash(), unix_now()).is_none());
     assert!(matches!(
@@ -136,22 +164,27 @@ fn oauth_tokens_replace_in_place_survive_reopen_and_stay_sealed() {
     let p = {
         let v = Vault::open(&path, &key).expect("open");
         v.put_oauth_tokens(
-            "db",
-            &alice,
+            &ConnectionId::default_of("db", &alice),
             tokens("at-ONE-secret", Some("rt-ONE-secret"), 100),
             TokenUpdate::Authorized,
         )
         .expect("authorize");
-        let (p, _) = v.mint_placeholder("db", &alice, None).expect("mint");
-        let connected_at = v.connection("db", &alice).expect("info").connected_at;
+        let (p, _) = v
+            .mint_placeholder(&ConnectionId::default_of("db", &alice), None)
+            .expect("mint");
+        let connected_at = v
+            .connection(&ConnectionId::default_of("db", &alice))
+            .expect("info")
+            .connected_at;
         v.put_oauth_tokens(
-            "db",
-            &alice,
+            &ConnectionId::default_of("db", &alice),
             tokens("at-TWO-secret", Some("rt-TWO-secret"), 200),
             TokenUpdate::Refreshed,
         )
         .expect("refresh");
-        let info = v.connection("db", &alice).expect("info");
+        let info = v
+            .connection(&ConnectionId::default_of("db", &alice))
+            .expect("info");
         assert_eq!(
             info.connected_at, connected_at,
             "a refresh keeps connected_at"
@@ -195,23 +228,27 @@ fn a_renewal_never_brings_back_a_removed_connection() {
     let v = Vault::open(&dir.path().join("v.redb"), &MasterKey::generate()).expect("open");
     let alice = owner("user:alice");
     v.put_oauth_tokens(
-        "db",
-        &alice,
+        &ConnectionId::default_of("db", &alice),
         tokens("a", Some("r"), 100),
         TokenUpdate::Authorized,
     )
     .expect("authorize");
-    assert!(v.remove_connection("db", &alice).expect("remove"));
+    assert!(
+        v.remove_connection(&ConnectionId::default_of("db", &alice))
+            .expect("remove")
+    );
     assert!(
         v.put_oauth_tokens(
-            "db",
-            &alice,
+            &ConnectionId::default_of("db", &alice),
             tokens("b", Some("r2"), 200),
             TokenUpdate::Refreshed
         )
         .is_err()
     );
-    assert!(v.connection("db", &alice).is_none());
+    assert!(
+        v.connection(&ConnectionId::default_of("db", &alice))
+            .is_none()
+    );
 }
 
 #[test]
@@ -222,16 +259,15 @@ fn needs_reauth_is_recorded_and_survives_reopen() {
     {
         let v = Vault::open(&path, &key).expect("open");
         v.put_oauth_tokens(
-            "db",
-            &owner("org"),
+            &conn("db", "org"),
             tokens("a", Some("r"), 100),
             TokenUpdate::Authorized,
         )
         .expect("authorize");
-        v.mark_needs_reauth("db", &owner("org")).expect("mark");
+        v.mark_needs_reauth(&conn("db", "org")).expect("mark");
     }
     let v = Vault::open(&path, &key).expect("reopen");
-    let c = v.credential("db", &owner("org")).expect("credential");
+    let c = v.credential(&conn("db", "org")).expect("credential");
     assert_eq!(c.status, ConnectionStatus::NeedsReauth);
     assert!(!c.usable_at(0));
     assert!(
@@ -248,6 +284,7 @@ fn a_pending_authorization_is_taken_once_and_expires() {
     let pending = |expires_at| PendingAuthorization {
         connector: "db".into(),
         owner: owner("user:bob"),
+        name: ConnectionName::default(),
         pkce_verifier: Some(SecretString::from("verifier-SECRET-value")),
         redirect_uri: "http://127.0.0.1/oauth/callback".into(),
         expires_at,
@@ -314,13 +351,14 @@ fn rotating_the_master_key_reseals_everything_and_retires_the_old_key() {
     let state = SecretString::from("state-abc");
     let p = {
         let v = Vault::open(&path, &old).expect("open");
-        v.put_api_key("openai", &owner("org"), &SecretString::from("sk-rotate-me"))
+        v.put_api_key(&conn("openai", "org"), &SecretString::from("sk-rotate-me"))
             .expect("put");
         v.put_api_connector("api-made", &serde_json::json!({"id": "api-made"}))
             .expect("connector");
         let pending = PendingAuthorization {
             connector: "gh".to_owned(),
             owner: owner("user:ann"),
+            name: ConnectionName::default(),
             pkce_verifier: Some(SecretString::from("verifier-xyz")),
             redirect_uri: "http://127.0.0.1/cb".to_owned(),
             expires_at: unix_now() + 600,
@@ -328,7 +366,7 @@ fn rotating_the_master_key_reseals_everything_and_retires_the_old_key() {
             binding: None,
         };
         v.put_authorization(&state, &pending).expect("pending");
-        v.mint_placeholder("openai", &owner("org"), None)
+        v.mint_placeholder(&conn("openai", "org"), None)
             .expect("mint")
             .0
     };
@@ -376,7 +414,7 @@ fn a_removed_connector_note_survives_reopen_keeps_its_first_time_and_goes_with_a
     let key = MasterKey::generate();
     {
         let v = Vault::open(&path, &key).expect("open");
-        v.put_api_key("crm", &owner("org"), &SecretString::from("k"))
+        v.put_api_key(&conn("crm", "org"), &SecretString::from("k"))
             .expect("put");
         assert!(v.note_connector_removed("crm", 100).expect("note"));
         // A second removal (say, at the next start-up) keeps the first time.
@@ -391,4 +429,70 @@ fn a_removed_connector_note_survives_reopen_keeps_its_first_time_and_goes_with_a
     drop(v);
     let v = Vault::open(&path, &key).expect("reopen");
     assert!(v.removed_connectors().is_empty());
+}
+
+#[test]
+fn connection_names_are_checked_and_default_keeps_the_old_key() {
+    for good in ["default", "work", "a-b_c", "x9", &"n".repeat(64)] {
+        assert!(ConnectionName::parse(good).is_ok(), "{good}");
+    }
+    for bad in ["", "Work", "a b", "x/y", "x.y", &"n".repeat(65)] {
+        assert!(ConnectionName::parse(bad).is_err(), "{bad:?}");
+    }
+    // Vaults written before names key connections `connector/owner`: the default
+    // name keeps that key, so they open as they are.
+    assert_eq!(conn("gh", "user:ann").key(), "gh/user:ann");
+    let work = ConnectionId::new(
+        "gh",
+        &owner("user:ann"),
+        &ConnectionName::parse("work").expect("name"),
+    );
+    assert_eq!(work.key(), "gh/user:ann/work");
+    assert_eq!(work.name.env_var("GH_TOKEN"), "GH_TOKEN_WORK");
+    assert_eq!(
+        ConnectionName::default().env_var("GH_TOKEN"),
+        "GH_TOKEN",
+        "the default name keeps the connector's variable"
+    );
+    // A record without `name` reads as `default`.
+    let old: ConnectionInfo = serde_json::from_value(serde_json::json!({
+        "connector": "gh", "owner": "user:ann", "kind": "api_key", "status": "connected",
+        "connected_at": 1, "expires_at": null
+    }))
+    .expect("old record");
+    assert!(old.name.is_default());
+}
+
+#[test]
+fn two_names_are_two_connections_with_their_own_placeholders() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("v.redb");
+    let key = MasterKey::generate();
+    let work = ConnectionId::new(
+        "x",
+        &owner("org"),
+        &ConnectionName::parse("work").expect("name"),
+    );
+    let (p_default, p_work) = {
+        let v = Vault::open(&path, &key).expect("open");
+        v.put_api_key(&conn("x", "org"), &SecretString::from("k-default"))
+            .expect("default");
+        v.put_api_key(&work, &SecretString::from("k-work"))
+            .expect("work");
+        let (a, _) = v.mint_placeholder(&conn("x", "org"), None).expect("mint");
+        let (b, _) = v.mint_placeholder(&work, None).expect("mint");
+        (a, b)
+    };
+    // Reopened: each placeholder still resolves to its own connection's key.
+    let v = Vault::open(&path, &key).expect("reopen");
+    let now = v.clock().unix();
+    let secret = |p: &Placeholder| {
+        v.resolve(&p.hash(), now)
+            .map(|r| r.credential.secret.expose_secret().to_owned())
+    };
+    assert_eq!(secret(&p_default).as_deref(), Some("k-default"));
+    assert_eq!(secret(&p_work).as_deref(), Some("k-work"));
+    assert!(v.remove_connection(&work).expect("remove"));
+    assert_eq!(secret(&p_work), None);
+    assert_eq!(secret(&p_default).as_deref(), Some("k-default"));
 }

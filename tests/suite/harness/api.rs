@@ -9,6 +9,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 pub async fn api(
     addr: SocketAddr,
@@ -68,4 +70,23 @@ pub async fn audit_events(
         .flatten()
         .filter_map(|e| e["event"].as_str().map(str::to_owned))
         .collect()
+}
+
+/// `GET http://egret.internal/connections` through `egret`, with these extra headers.
+pub async fn discover(
+    egret: &egret_test_support::proxy::TestProxy,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let mut s = TcpStream::connect(egret.proxy_addr).await.expect("tcp");
+    let mut req =
+        "GET http://egret.internal/connections HTTP/1.1\r\nHost: egret.internal\r\n".to_owned();
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let (status, _, body) = egret_test_support::client::read_response(&mut s)
+        .await
+        .expect("answer");
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }

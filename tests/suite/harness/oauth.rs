@@ -28,6 +28,8 @@ pub struct Options {
     pub identity_match: Option<&'static str>,
     /// The `vendor` connector's scopes.
     pub scopes: &'static str,
+    /// Whether `vendor` allows several named connections per owner.
+    pub multiple_connections: bool,
 }
 
 impl Default for Options {
@@ -38,6 +40,7 @@ impl Default for Options {
             timeout: "2s",
             identity_match: None,
             scopes: "openid, offline_access, read",
+            multiple_connections: false,
         }
     }
 }
@@ -75,6 +78,7 @@ impl OAuthFixture {
         let port = server.port;
         let control = egret.control_addr.port();
         let (skew, timeout, scopes) = (o.skew, o.timeout, o.scopes);
+        let multiple = o.multiple_connections;
         let identity = o
             .identity_match
             .map(|c| format!("\n      identity_match: {c}"))
@@ -100,6 +104,7 @@ connectors:
       timeout: {timeout}
     egress: ["api.test.local:{port}"]
     test: {{ path: /resource }}
+    multiple_connections: {multiple}
   - id: ci
     auth: oauth2
     grant: client_credentials
@@ -130,10 +135,21 @@ connectors:
 
     /// Starts an authorization and returns the vendor URL.
     pub async fn authorization_url(&self, connector: &str, owner: &str) -> String {
+        self.authorization_url_named(connector, owner, None).await
+    }
+
+    /// Starts an authorization of the connection `name` (`?name=`), when one is given.
+    pub async fn authorization_url_named(
+        &self,
+        connector: &str,
+        owner: &str,
+        name: Option<&str>,
+    ) -> String {
+        let query = name.map(|n| format!("?name={n}")).unwrap_or_default();
         let (status, body) = self
             .admin(
                 Method::POST,
-                &format!("/v1/connections/{connector}/{owner}/authorize"),
+                &format!("/v1/connections/{connector}/{owner}/authorize{query}"),
                 None,
             )
             .await;

@@ -48,10 +48,8 @@ impl Broker {
                 continue;
             };
             let skew = i64::try_from(settings.refresh_skew.as_secs()).unwrap_or(i64::MAX);
-            let used = self
-                .slot(&info.connector, &info.owner)
-                .last_used
-                .load(Ordering::Relaxed);
+            let conn = info.id();
+            let used = self.slot(&conn).last_used.load(Ordering::Relaxed);
             let renewed = info.refreshed_at.unwrap_or(info.connected_at);
             let need = if now - used < RECENT_USE && info.expires_at.is_some() {
                 Need::Ahead(skew.saturating_add(rounds))
@@ -60,8 +58,8 @@ impl Broker {
             } else {
                 continue;
             };
-            if let Err(e) = self.fresh(connector, &info.owner, need).await {
-                tracing::debug!(connector = %info.connector, error = %e, "background renewal did not succeed");
+            if let Err(e) = self.fresh(connector, &conn, need).await {
+                tracing::debug!(connection = %conn, error = %e, "background renewal did not succeed");
             }
         }
     }

@@ -3,7 +3,7 @@
 //! disconnect with revocation at the vendor.
 
 use egret_policy::{AuthKind, Connector, Grant};
-use egret_vault::{ConnectionInfo, ConnectionKind, ConnectionStatus, Owner, TokenUpdate};
+use egret_vault::{ConnectionId, ConnectionInfo, ConnectionKind, ConnectionStatus, TokenUpdate};
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -18,28 +18,31 @@ pub enum Begun {
 }
 
 impl Broker {
-    /// Starts connecting `owner` to `connector`: the vendor URL for the authorization-code
+    /// Starts connecting `conn` (an owner's connection to `connector`): the vendor URL for the authorization-code
     /// grant (the pending authorization is kept in the store for 10 minutes), or the
     /// token itself for client credentials.
-    pub async fn begin(&self, connector: &Connector, owner: &Owner) -> Result<Begun, TokenError> {
+    pub async fn begin(
+        &self,
+        connector: &Connector,
+        conn: &ConnectionId,
+    ) -> Result<Begun, TokenError> {
         let AuthKind::OAuth2(settings) = &connector.auth else {
             return Err(TokenError::Config(format!(
                 "connector `{}` uses static keys",
                 connector.id
             )));
         };
-        let id = connector.id.as_str();
         match settings.grant {
             Grant::ClientCredentials => {
                 let tokens = self.inner.vendor.client_credentials(settings).await?;
-                let slot = self.slot(id, owner);
+                let slot = self.slot(conn);
                 let mut guard = slot.lock.clone().lock_owned().await;
-                self.store(id, owner, tokens, TokenUpdate::Authorized, None)
+                self.store(conn, tokens, TokenUpdate::Authorized, None)
                     .await?;
                 *guard = Renewal::default();
                 self.inner
                     .store
-                    .connection(id, owner)
+                    .connection(conn)
                     .map(Begun::Connected)
                     .ok_or(TokenError::NotConnected)
             }
@@ -47,8 +50,9 @@ impl Broker {
                 let redirect = self.redirect_uri();
                 let auth = self.inner.vendor.authorization(settings, &redirect).await?;
                 let pending = egret_vault::PendingAuthorization {
-                    connector: id.to_owned(),
-                    owner: owner.clone(),
+                    connector: conn.connector.clone(),
+                    owner: conn.owner.clone(),
+                    name: conn.name.clone(),
                     pkce_verifier: auth.pkce_verifier,
                     redirect_uri: redirect,
                     expires_at: self.inner.clock.unix() + PENDING_TTL_SECS,
@@ -123,15 +127,14 @@ impl Broker {
                 .map_err(|e| E::Vault(e.to_string()))?
         };
         let pending = taken.ok_or(E::UnknownState)?;
+        let conn = pending.connection();
         let code = match outcome {
             Ok(code) => code,
             Err(error) => {
-                let _ = self.inner.store.audit(
-                    "connection.denied",
-                    &pending.connector,
-                    &pending.owner,
-                    error.to_owned(),
-                );
+                let _ = self
+                    .inner
+                    .store
+                    .audit("connection.denied", &conn, error.to_owned());
                 return Err(E::Denied {
                     connector: pending.connector,
                     error: error.to_owned(),
@@ -147,8 +150,7 @@ impl Broker {
         if !bound {
             let _ = self.inner.store.audit(
                 "connection.denied",
-                &pending.connector,
-                &pending.owner,
+                &conn,
                 "the sign-in was finished in a browser that did not start it".to_owned(),
             );
             return Err(E::OtherBrowser(pending.connector.clone()));
@@ -163,6 +165,16 @@ impl Broker {
         let AuthKind::OAuth2(settings) = &connector.auth else {
             return Err(E::ConnectorGone(pending.connector.clone()));
         };
+        // Checked when the sign-in started too; another may have finished meanwhile.
+        if !connector.multiple_connections
+            && let Some(other) = self.inner.store.other_connection(&conn)
+        {
+            return Err(E::SecondConnection {
+                connector: conn.connector.clone(),
+                owner: conn.owner.to_string(),
+                existing: other.name.to_string(),
+            });
+        }
         let verifier = pending.pkce_verifier.as_ref();
         let tokens = self
             .inner
@@ -176,25 +188,22 @@ impl Broker {
         if let Some(claim) = settings.identity_match
             && let Err(e) = identity_matches(claim, tokens.identity.as_ref(), &pending)
         {
-            let _ = self.inner.store.audit(
-                "connection.denied",
-                &pending.connector,
-                &pending.owner,
-                e.to_string(),
-            );
+            let _ = self
+                .inner
+                .store
+                .audit("connection.denied", &conn, e.to_string());
             return Err(e);
         }
         // Waits out any renewal of the old grant so it cannot overwrite the new one.
-        let slot = self.slot(&pending.connector, &pending.owner);
+        let slot = self.slot(&conn);
         let mut guard = slot.lock.clone().lock_owned().await;
-        let (id, owner) = (&pending.connector, &pending.owner);
-        self.store(id, owner, tokens, TokenUpdate::Authorized, None)
+        self.store(&conn, tokens, TokenUpdate::Authorized, None)
             .await
             .map_err(|e| E::Vault(e.to_string()))?;
         *guard = Renewal::default();
         self.inner
             .store
-            .connection(id, owner)
+            .connection(&conn)
             .ok_or_else(|| E::Vault("the connection vanished".to_owned()))
     }
 
@@ -205,14 +214,12 @@ impl Broker {
     pub async fn disconnect(
         &self,
         connector: Option<&Connector>,
-        connector_id: &str,
-        owner: &Owner,
+        conn: &ConnectionId,
     ) -> Result<(bool, Option<Result<(), TokenError>>), egret_vault::VaultError> {
-        let slot = self.slot(connector_id, owner);
+        let slot = self.slot(conn);
         let _guard = slot.lock.clone().lock_owned().await;
         let mut revocation = None;
-        if let (Some(c), Some(credential)) =
-            (connector, self.inner.store.credential(connector_id, owner))
+        if let (Some(c), Some(credential)) = (connector, self.inner.store.credential(conn))
             && let AuthKind::OAuth2(settings) = &c.auth
             && credential.kind == ConnectionKind::Oauth2
             && credential.status == ConnectionStatus::Connected
@@ -228,12 +235,12 @@ impl Broker {
                 .await
                 .transpose();
             if let Some(Err(e)) = &revocation {
-                tracing::warn!(connector = connector_id, error = %e, "revocation at the vendor failed; erasing the tokens anyway");
+                tracing::warn!(connection = %conn, error = %e, "revocation at the vendor failed; erasing the tokens anyway");
             }
         }
         let store = self.inner.store.clone();
-        let (c, o) = (connector_id.to_owned(), owner.clone());
-        let existed = tokio::task::spawn_blocking(move || store.remove_connection(&c, &o))
+        let c = conn.clone();
+        let existed = tokio::task::spawn_blocking(move || store.remove_connection(&c))
             .await
             .map_err(|_| {
                 egret_vault::VaultError::Invalid("the vault write stopped".to_owned())

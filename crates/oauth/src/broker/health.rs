@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
-use egret_vault::{ConnectionInfo, ConnectionStatus, Owner};
+use egret_vault::{ConnectionId, ConnectionInfo, ConnectionStatus};
 use serde::Serialize;
 
 use super::Broker;
@@ -94,9 +94,9 @@ impl Tally {
 impl Broker {
     /// Counts a request that carried the connection's credential and the status the
     /// vendor answered with.
-    pub fn record_use(&self, connector: &str, owner: &Owner, status: u16) {
+    pub fn record_use(&self, conn: &ConnectionId, status: u16) {
         let now = self.inner.clock.unix();
-        let slot = self.slot(connector, owner);
+        let slot = self.slot(conn);
         slot.last_used.store(now, Ordering::Relaxed);
         slot.tally
             .lock()
@@ -105,9 +105,9 @@ impl Broker {
     }
 
     /// Keeps the outcome of a connection test for the listing.
-    pub fn record_test(&self, connector: &str, owner: &Owner, ok: bool, status: Option<u16>) {
+    pub fn record_test(&self, conn: &ConnectionId, ok: bool, status: Option<u16>) {
         let at = self.inner.clock.unix();
-        self.slot(connector, owner)
+        self.slot(conn)
             .tally
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -115,9 +115,9 @@ impl Broker {
     }
 
     /// The connection's health as this egret has seen it.
-    pub fn health(&self, connector: &str, owner: &Owner) -> Health {
+    pub fn health(&self, conn: &ConnectionId) -> Health {
         let now = self.inner.clock.unix();
-        let slot = self.slot(connector, owner);
+        let slot = self.slot(conn);
         let used = slot.last_used.load(Ordering::Relaxed);
         let tally = slot.tally.lock().unwrap_or_else(|p| p.into_inner());
         let (requests, errors) = tally.window(now);

@@ -26,7 +26,9 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use egret_clock::Clock;
 use egret_policy::{AuthKind, Connector, Grant, Policy};
-use egret_vault::{ConnectionKind, ConnectionStatus, Credential, Owner, TokenSet, TokenUpdate};
+use egret_vault::{
+    ConnectionId, ConnectionKind, ConnectionStatus, Credential, TokenSet, TokenUpdate,
+};
 use tokio::sync::OwnedMutexGuard;
 use tokio::time::Instant;
 
@@ -121,8 +123,8 @@ impl Broker {
         }
     }
 
-    fn slot(&self, connector: &str, owner: &Owner) -> Arc<Slot> {
-        let key = format!("{connector}/{owner}");
+    fn slot(&self, conn: &ConnectionId) -> Arc<Slot> {
+        let key = conn.key();
         let mut slots = self.inner.slots.lock().unwrap_or_else(|p| p.into_inner());
         slots
             .entry(key)
@@ -139,8 +141,8 @@ impl Broker {
 
     /// Records that a request used the connection's token: background renewal keeps
     /// recently used connections ahead of expiry.
-    pub fn touch(&self, connector: &str, owner: &Owner) {
-        self.slot(connector, owner)
+    pub fn touch(&self, conn: &ConnectionId) {
+        self.slot(conn)
             .last_used
             .store(self.inner.clock.unix(), Ordering::Relaxed);
     }
@@ -150,24 +152,21 @@ impl Broker {
     pub async fn fresh(
         &self,
         connector: &Connector,
-        owner: &Owner,
+        conn: &ConnectionId,
         need: Need,
     ) -> Result<Arc<Credential>, TokenError> {
         let store = &self.inner.store;
         let clock = &self.inner.clock;
-        let id = connector.id.as_str();
         let AuthKind::OAuth2(settings) = &connector.auth else {
-            return store.credential(id, owner).ok_or(TokenError::NotConnected);
+            return store.credential(conn).ok_or(TokenError::NotConnected);
         };
-        let slot = self.slot(id, owner);
+        let slot = self.slot(conn);
         if !matches!(need, Need::Ahead(_) | Need::Keepalive) {
             slot.last_used.store(clock.unix(), Ordering::Relaxed);
         }
         let seen = slot.finished.load(Ordering::Acquire);
         let guard = slot.lock.clone().lock_owned().await;
-        let current = store
-            .credential(id, owner)
-            .ok_or(TokenError::NotConnected)?;
+        let current = store.credential(conn).ok_or(TokenError::NotConnected)?;
         if current.kind != ConnectionKind::Oauth2 {
             return Ok(current);
         }
@@ -219,20 +218,20 @@ impl Broker {
                 return Ok(current);
             }
             let why = "the token expired and the vendor issued no refresh token";
-            self.give_up(id, owner, why).await;
+            self.give_up(conn, why).await;
             return Err(TokenError::NeedsReauth);
         }
-        match self.claim(id, owner).await? {
+        match self.claim(conn).await? {
             Claim::Granted => {}
             Claim::HeldElsewhere => {
-                return self.await_other(id, owner, current, settings.timeout).await;
+                return self.await_other(conn, current, settings.timeout).await;
             }
         }
         let this = self.clone();
         let connector = connector.clone();
-        let owner = owner.clone();
+        let conn = conn.clone();
         let task = tokio::spawn(async move {
-            let result = this.renew(&connector, &owner, &current, guard).await;
+            let result = this.renew(&connector, &conn, &current, guard).await;
             slot.finished.fetch_add(1, Ordering::Release);
             result
         });
@@ -244,10 +243,10 @@ impl Broker {
     }
 
     /// Asks the store whether this egret renews the connection now.
-    async fn claim(&self, connector: &str, owner: &Owner) -> Result<Claim, TokenError> {
+    async fn claim(&self, conn: &ConnectionId) -> Result<Claim, TokenError> {
         let store = self.inner.store.clone();
-        let (c, o) = (connector.to_owned(), owner.clone());
-        tokio::task::spawn_blocking(move || store.claim_renewal(&c, &o))
+        let c = conn.clone();
+        tokio::task::spawn_blocking(move || store.claim_renewal(&c))
             .await
             .map_err(|_| TokenError::Store("the store stopped".to_owned()))?
             .map_err(|e| self.store_error(&e))
@@ -257,8 +256,7 @@ impl Broker {
     /// commits, then shares it; the current one meanwhile when it is still valid.
     async fn await_other(
         &self,
-        connector: &str,
-        owner: &Owner,
+        conn: &ConnectionId,
         current: Arc<Credential>,
         patience: Duration,
     ) -> Result<Arc<Credential>, TokenError> {
@@ -266,7 +264,7 @@ impl Broker {
         let deadline = clock.instant() + patience;
         while clock.instant() < deadline {
             tokio::time::sleep(CLAIM_POLL).await;
-            match self.inner.store.credential(connector, owner) {
+            match self.inner.store.credential(conn) {
                 Some(c) if !Arc::ptr_eq(&c, &current) => {
                     return match c.status {
                         ConnectionStatus::NeedsReauth => Err(TokenError::NeedsReauth),
@@ -289,7 +287,7 @@ impl Broker {
     async fn renew(
         &self,
         connector: &Connector,
-        owner: &Owner,
+        conn: &ConnectionId,
         current: &Arc<Credential>,
         mut guard: OwnedMutexGuard<Renewal>,
     ) -> Result<Arc<Credential>, TokenError> {
@@ -302,7 +300,7 @@ impl Broker {
         let scopes = self
             .inner
             .store
-            .connection(id, owner)
+            .connection(conn)
             .map(|c| c.scopes)
             .unwrap_or_default();
         let vendor = &self.inner.vendor;
@@ -325,30 +323,30 @@ impl Broker {
         match result {
             Ok(tokens) => {
                 let credential = self
-                    .store(id, owner, tokens, TokenUpdate::Refreshed, Some(took))
+                    .store(conn, tokens, TokenUpdate::Refreshed, Some(took))
                     .await?;
                 *guard = Renewal {
                     renewed_at: Some(clock.instant()),
                     ..Renewal::default()
                 };
-                self.set_failing(id, owner, None);
-                tracing::info!(connector = id, owner = %owner, "token renewed");
+                self.set_failing(conn, None);
+                tracing::info!(connection = %conn, "token renewed");
                 Ok(credential)
             }
             Err(TokenError::InvalidGrant(why)) => {
                 // Not failing for a passing reason: the listing says needs_reauth.
-                self.set_failing(id, owner, None);
-                self.give_up(id, owner, &why).await;
+                self.set_failing(conn, None);
+                self.give_up(conn, &why).await;
                 guard.last_error = Some(TokenError::NeedsReauth);
                 guard.retry_at = None;
                 Err(TokenError::InvalidGrant(why))
             }
             Err(e) => {
                 let store = self.inner.store.clone();
-                let (c, o, why) = (id.to_owned(), owner.clone(), e.to_string());
+                let (c, why) = (conn.clone(), e.to_string());
                 // Off the async threads; the outcome of writing it only matters to the log.
                 tokio::task::spawn_blocking(move || {
-                    let _ = store.audit("connection.refresh_failed", &c, &o, why);
+                    let _ = store.audit("connection.refresh_failed", &c, why);
                 });
                 guard.failures = guard.failures.saturating_add(1);
                 let backoff = backoff_after(guard.failures);
@@ -362,15 +360,14 @@ impl Broker {
                     .collect();
                 let retry_in = i64::try_from(backoff.as_secs()).unwrap_or(i64::MAX);
                 self.set_failing(
-                    id,
-                    owner,
+                    conn,
                     Some(health::Failing {
                         error: health::sanitized(&e.to_string(), &secrets),
                         next_retry_at: clock.unix().saturating_add(retry_in),
                     }),
                 );
                 tracing::warn!(
-                    connector = id, owner = %owner, error = %e, retry_in = ?backoff,
+                    connection = %conn, error = %e, retry_in = ?backoff,
                     "token renewal failed"
                 );
                 usable_or(current.clone(), e, clock.unix())
@@ -379,8 +376,8 @@ impl Broker {
     }
 
     /// Records whether renewal is failing for a passing reason (for listings).
-    fn set_failing(&self, connector: &str, owner: &Owner, failing: Option<health::Failing>) {
-        self.slot(connector, owner)
+    fn set_failing(&self, conn: &ConnectionId, failing: Option<health::Failing>) {
+        self.slot(conn)
             .tally
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -391,21 +388,20 @@ impl Broker {
     /// failure here is egret's, never the vendor's: [`TokenError::Store`].
     async fn store(
         &self,
-        connector: &str,
-        owner: &Owner,
+        conn: &ConnectionId,
         tokens: TokenSet,
         update: TokenUpdate,
         took: Option<Duration>,
     ) -> Result<Arc<Credential>, TokenError> {
         let store = self.inner.store.clone();
-        let (c, o) = (connector.to_owned(), owner.clone());
+        let c = conn.clone();
         let data = serde_json::json!({
             "result": "ok",
             "duration_ms": took.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             "expires_at": tokens.expires_at,
             "identity": tokens.identity.as_ref().and_then(egret_vault::Identity::label),
         });
-        tokio::task::spawn_blocking(move || store.commit_tokens(&c, &o, tokens, update, data))
+        tokio::task::spawn_blocking(move || store.commit_tokens(&c, tokens, update, data))
             .await
             .map_err(|_| TokenError::Store("the store write stopped".to_owned()))?
             .map_err(|e| self.store_error(&e))
@@ -418,14 +414,14 @@ impl Broker {
     }
 
     /// The grant is gone: mark the connection and say so in the audit log.
-    async fn give_up(&self, connector: &str, owner: &Owner, why: &str) {
+    async fn give_up(&self, conn: &ConnectionId, why: &str) {
         let store = self.inner.store.clone();
-        let (c, o, why) = (connector.to_owned(), owner.clone(), why.to_owned());
-        let done = tokio::task::spawn_blocking(move || store.mark_needs_reauth(&c, &o, why)).await;
-        tracing::warn!(connector, owner = %owner, "connection needs re-authorization");
+        let (c, why) = (conn.clone(), why.to_owned());
+        let done = tokio::task::spawn_blocking(move || store.mark_needs_reauth(&c, why)).await;
+        tracing::warn!(connection = %conn, "connection needs re-authorization");
         if let Ok(Err(e)) = done {
             self.inner.metrics.vault_errors.inc();
-            tracing::error!(connector, error = %e, "cannot record needs_reauth");
+            tracing::error!(connection = %conn, error = %e, "cannot record needs_reauth");
         }
     }
 }

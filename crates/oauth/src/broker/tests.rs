@@ -10,8 +10,8 @@ use arc_swap::ArcSwap;
 use egret_clock::Clock;
 use egret_policy::{Connector, OAuthSettings, Policy};
 use egret_vault::{
-    ConnectionInfo, ConnectionKind, ConnectionStatus, Credential, Owner, PendingAuthorization,
-    TokenSet, TokenUpdate, VaultError,
+    ConnectionId, ConnectionInfo, ConnectionKind, ConnectionStatus, Credential, Owner,
+    PendingAuthorization, TokenSet, TokenUpdate, VaultError,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -22,6 +22,11 @@ use crate::store::{Claim, TokenStore};
 use crate::vendor::{Vendor, VendorCall};
 
 const CONNECTOR: &str = "crm";
+
+/// The owner's default connection to [`CONNECTOR`].
+fn conn(owner: &Owner) -> ConnectionId {
+    ConnectionId::default_of(CONNECTOR, owner)
+}
 const SKEW: i64 = 60;
 
 /// Connections in memory, with switches for the failures a real store can have.
@@ -76,6 +81,7 @@ impl MemoryStore {
         let info = ConnectionInfo {
             connector: connector.to_owned(),
             owner: owner.clone(),
+            name: Default::default(),
             kind: ConnectionKind::Oauth2,
             status: ConnectionStatus::Connected,
             connected_at,
@@ -97,32 +103,32 @@ impl MemoryStore {
     }
 
     fn access_token(&self, owner: &Owner) -> String {
-        let c = self.credential(CONNECTOR, owner).expect("connected");
+        let c = self.credential(&conn(owner)).expect("connected");
         c.secret.expose_secret().to_owned()
     }
 
     fn refresh_token(&self, owner: &Owner) -> Option<String> {
-        let c = self.credential(CONNECTOR, owner).expect("connected");
+        let c = self.credential(&conn(owner)).expect("connected");
         c.refresh_token
             .as_ref()
             .map(|r| r.expose_secret().to_owned())
     }
 
     fn status(&self, owner: &Owner) -> ConnectionStatus {
-        self.credential(CONNECTOR, owner).expect("connected").status
+        self.credential(&conn(owner)).expect("connected").status
     }
 }
 
 impl TokenStore for MemoryStore {
-    fn credential(&self, connector: &str, owner: &Owner) -> Option<Arc<Credential>> {
+    fn credential(&self, id: &ConnectionId) -> Option<Arc<Credential>> {
         let all = self.connections.lock().expect("lock");
-        all.get(&Self::key(connector, owner))
+        all.get(&Self::key(&id.connector, &id.owner))
             .map(|(_, c)| c.clone())
     }
 
-    fn connection(&self, connector: &str, owner: &Owner) -> Option<ConnectionInfo> {
+    fn connection(&self, id: &ConnectionId) -> Option<ConnectionInfo> {
         let all = self.connections.lock().expect("lock");
-        all.get(&Self::key(connector, owner))
+        all.get(&Self::key(&id.connector, &id.owner))
             .map(|(i, _)| i.clone())
     }
 
@@ -131,7 +137,7 @@ impl TokenStore for MemoryStore {
         all.values().map(|(i, _)| i.clone()).collect()
     }
 
-    fn claim_renewal(&self, _: &str, _: &Owner) -> Result<Claim, VaultError> {
+    fn claim_renewal(&self, _: &ConnectionId) -> Result<Claim, VaultError> {
         Ok(if self.held_elsewhere.load(Ordering::SeqCst) {
             Claim::HeldElsewhere
         } else {
@@ -141,8 +147,7 @@ impl TokenStore for MemoryStore {
 
     fn commit_tokens(
         &self,
-        connector: &str,
-        owner: &Owner,
+        id: &ConnectionId,
         tokens: TokenSet,
         update: TokenUpdate,
         _data: serde_json::Value,
@@ -151,18 +156,13 @@ impl TokenStore for MemoryStore {
             return Err(VaultError::Invalid("No space left on device".to_owned()));
         }
         self.commits.fetch_add(1, Ordering::SeqCst);
-        Ok(self.write(connector, owner, tokens, update))
+        Ok(self.write(&id.connector, &id.owner, tokens, update))
     }
 
-    fn mark_needs_reauth(
-        &self,
-        connector: &str,
-        owner: &Owner,
-        why: String,
-    ) -> Result<(), VaultError> {
+    fn mark_needs_reauth(&self, id: &ConnectionId, why: String) -> Result<(), VaultError> {
         let mut all = self.connections.lock().expect("lock");
         let (info, credential) = all
-            .get_mut(&Self::key(connector, owner))
+            .get_mut(&Self::key(&id.connector, &id.owner))
             .ok_or(VaultError::NoPlaceholder)?;
         info.status = ConnectionStatus::NeedsReauth;
         *credential = Arc::new(Credential {
@@ -179,7 +179,7 @@ impl TokenStore for MemoryStore {
         Ok(())
     }
 
-    fn audit(&self, event: &str, _: &str, _: &Owner, detail: String) -> Result<(), VaultError> {
+    fn audit(&self, event: &str, _: &ConnectionId, detail: String) -> Result<(), VaultError> {
         self.events
             .lock()
             .expect("lock")
@@ -203,9 +203,9 @@ impl TokenStore for MemoryStore {
         Ok(None)
     }
 
-    fn remove_connection(&self, connector: &str, owner: &Owner) -> Result<bool, VaultError> {
+    fn remove_connection(&self, id: &ConnectionId) -> Result<bool, VaultError> {
         let mut all = self.connections.lock().expect("lock");
-        Ok(all.remove(&Self::key(connector, owner)).is_some())
+        Ok(all.remove(&Self::key(&id.connector, &id.owner)).is_some())
     }
 }
 
@@ -346,7 +346,9 @@ impl Fixture {
     }
 
     async fn fresh(&self, need: Need) -> Result<Arc<Credential>, TokenError> {
-        self.broker.fresh(&self.connector, &self.owner, need).await
+        self.broker
+            .fresh(&self.connector, &conn(&self.owner), need)
+            .await
     }
 }
 
@@ -528,7 +530,7 @@ async fn background_rounds_renew_recently_used_tokens_ahead_and_idle_ones_daily(
         "unused and renewed just now: nothing to do"
     );
     // Used, and now within skew + two rounds of expiry: renewed ahead.
-    f.broker.touch(CONNECTOR, &f.owner);
+    f.broker.touch(&conn(&f.owner));
     tokio::time::advance(Duration::from_secs(3600 - SKEW as u64 - 60 + 1)).await;
     f.broker.renew_due(every).await;
     assert_eq!(f.vendor.calls(), 1, "renewed before a request had to wait");

@@ -50,7 +50,7 @@ pub(super) async fn swap(
             .ok_or_else(Refusal::placeholder_unknown)?;
         let credential = proxy
             .broker
-            .fresh(connector, &entry.info.owner, Need::Fresh)
+            .fresh(connector, &entry.connection, Need::Fresh)
             .await
             .map_err(|e| token_refusal(&entry.info, &e))?;
         renewed.push((entry, credential));
@@ -68,7 +68,7 @@ pub(super) fn oauth_tokens(proxy: &Proxy, report: &SwapReport) -> Renewed {
         .map(|s| (s.placeholder.clone(), s.credential.clone()))
         .collect();
     for (entry, _) in &used {
-        proxy.broker.touch(&entry.info.connector, &entry.info.owner);
+        proxy.broker.touch(&entry.connection);
     }
     used
 }
@@ -76,10 +76,10 @@ pub(super) fn oauth_tokens(proxy: &Proxy, report: &SwapReport) -> Renewed {
 /// What the sandbox hears when a token cannot be had: the user must reconnect, the
 /// vendor failed, or egret failed to store what the vendor gave (its own fault).
 pub(super) fn token_refusal(info: &PlaceholderInfo, e: &TokenError) -> Refusal {
-    let (connector, owner) = (&info.connector, info.owner.as_str());
+    let connector = &info.connector;
     match e {
         TokenError::InvalidGrant(_) | TokenError::NeedsReauth => {
-            Refusal::connection_needs_reauth(connector, owner)
+            Refusal::connection_needs_reauth(&info.connection())
         }
         TokenError::NotConnected => Refusal::placeholder_unknown(),
         TokenError::Store(why) => Refusal::credentials_not_stored(connector, why),
@@ -97,6 +97,7 @@ mod tests {
         PlaceholderInfo {
             connector: "crm".into(),
             owner: Owner::parse("user:ann").expect("owner"),
+            name: Default::default(),
             created_at: 0,
             expires_at: None,
             hint: "egp_AbCd".into(),

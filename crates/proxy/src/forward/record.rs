@@ -66,7 +66,7 @@ pub(super) fn forwarded<B>(
     // The connection's own counts, for its listing (last used, requests, errors).
     proxy
         .broker
-        .record_use(&info.connector, &info.owner, resp.status().as_u16());
+        .record_use(&swap.placeholder.connection, resp.status().as_u16());
     let data = SwapEvent {
         sandbox: bound.sandbox_id(),
         host: &bound.host,
@@ -76,19 +76,16 @@ pub(super) fn forwarded<B>(
         latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
         fields: &swap.fields,
     };
-    proxy.audit.record(
-        "request.swap",
-        Some(&info.connector),
-        Some(info.owner.as_str()),
-        &data,
-    );
+    proxy
+        .audit
+        .record("request.swap", Some(&swap.placeholder.connection), &data);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::swap::{Destination, Lookup, swap_request};
-    use egret_vault::Owner;
+    use egret_vault::{ConnectionId, Owner};
     use secrecy::SecretString;
 
     #[test]
@@ -96,10 +93,13 @@ mod tests {
         let proxy = crate::test_proxy();
         let owner = Owner::parse("org").expect("owner");
         let key = SecretString::from("sk-recorded-0123456789");
-        proxy.vault.put_api_key("api", &owner, &key).expect("key");
+        proxy
+            .vault
+            .put_api_key(&ConnectionId::default_of("api", &owner), &key)
+            .expect("key");
         let (placeholder, _) = proxy
             .vault
-            .mint_placeholder("api", &owner, None)
+            .mint_placeholder(&ConnectionId::default_of("api", &owner), None)
             .expect("mint");
         let policy = egret_policy::parse(
             "version: 1\nconnectors:\n  - { id: api, auth: api_key, egress: [api.x.com] }\n",

@@ -119,7 +119,7 @@ async fn renew(proxy: &Proxy, used: Renewed) -> Result<Option<Renewed>, Refusal>
             continue;
         };
         let need = Need::Replace(credential.clone());
-        match proxy.broker.fresh(connector, &entry.info.owner, need).await {
+        match proxy.broker.fresh(connector, &entry.connection, need).await {
             // Renewed moments ago and refused all the same: the 401 is the vendor's
             // answer to a good token, and goes back as it is.
             Ok(c) if Arc::ptr_eq(&c, &credential) => return Ok(None),

@@ -3,7 +3,7 @@ use std::path::Path;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use egret_policy::Policy;
-use egret_vault::{MasterKey, Owner, Placeholder, Vault, unix_now};
+use egret_vault::{ConnectionId, MasterKey, Owner, Placeholder, Vault, unix_now};
 use secrecy::SecretString;
 
 use super::*;
@@ -34,13 +34,23 @@ fn fixture() -> Fixture {
     let vault = Vault::open(&dir.path().join("v.redb"), &MasterKey::generate()).expect("vault");
     let org = Owner::parse("org").expect("owner");
     vault
-        .put_api_key("openai", &org, &SecretString::from("sk-REAL"))
+        .put_api_key(
+            &ConnectionId::default_of("openai", &org),
+            &SecretString::from("sk-REAL"),
+        )
         .expect("put");
     vault
-        .put_api_key("weather", &org, &SecretString::from("w e&ather"))
+        .put_api_key(
+            &ConnectionId::default_of("weather", &org),
+            &SecretString::from("w e&ather"),
+        )
         .expect("put");
-    let (openai, _) = vault.mint_placeholder("openai", &org, None).expect("mint");
-    let (weather, _) = vault.mint_placeholder("weather", &org, None).expect("mint");
+    let (openai, _) = vault
+        .mint_placeholder(&ConnectionId::default_of("openai", &org), None)
+        .expect("mint");
+    let (weather, _) = vault
+        .mint_placeholder(&ConnectionId::default_of("weather", &org), None)
+        .expect("mint");
     Fixture {
         _dir: dir,
         policy,

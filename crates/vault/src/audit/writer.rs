@@ -115,15 +115,17 @@ impl AuditWriter {
     pub fn record(
         &self,
         event: &str,
-        connector: Option<&str>,
-        owner: Option<&str>,
+        connection: Option<&crate::ConnectionId>,
         data: &(impl serde::Serialize + ?Sized),
     ) -> bool {
         let event = Unnumbered {
             at: self.clock.unix(),
             event,
-            connector,
-            owner,
+            connector: connection.map(|c| c.connector.as_str()),
+            owner: connection.map(|c| c.owner.as_str()),
+            name: connection
+                .filter(|c| !c.name.is_default())
+                .map(|c| c.name.as_str()),
             detail: None,
             data: Some(data),
         };
@@ -257,9 +259,11 @@ mod tests {
             .expect("audit");
         let dropped = Counter::default();
         let writer = AuditWriter::start(vault.clone(), dropped.clone());
+        let conn =
+            crate::ConnectionId::default_of("openai", &crate::Owner::parse("org").expect("owner"));
         for i in 0..50 {
             let data = serde_json::json!({ "path": format!("/v1/{i}"), "status": 200 });
-            assert!(writer.record("request.swap", Some("openai"), Some("org"), &data));
+            assert!(writer.record("request.swap", Some(&conn), &data));
         }
         writer.flush(Duration::from_secs(5));
         let events = vault
