@@ -530,3 +530,55 @@ async fn refusals_are_logged_with_their_host_and_a_loop_cannot_flood_the_log() {
         );
     }
 }
+
+/// A webhook receiver that is down while egret stops loses nothing: the delivery waits
+/// in the vault, and the next `egret serve` delivers it, signed, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_owed_when_egret_stops_is_delivered_by_the_next_start() {
+    let (dir, _ca, _upstream) = setup().await;
+    let receiver = egret_test_support::receiver::Receiver::start(false).await;
+    std::fs::write(dir.path().join("hook-secret"), "a-plain-secret").expect("secret");
+    let policy = format!(
+        "{}webhooks:\n  - {{ url: \"{}\", secret: \"${{file:hook-secret}}\", events: [connection.connected] }}\n",
+        config(OPENAI),
+        receiver.url()
+    );
+    std::fs::write(dir.path().join("egret.yaml"), policy).expect("policy");
+    let egret = Egret::start(dir.path(), "hook-first.log").await;
+    let out = egret
+        .cli(
+            &["connection", "set-key", "openai", "--owner", "org"],
+            Some("sk-hook"),
+        )
+        .await;
+    assert!(out.status.success());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while receiver.attempts().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "never tried");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    egret.stop().await;
+    let refused = receiver.attempts().len();
+    receiver.set_up(true);
+    let again = Egret::start(dir.path(), "hook-second.log").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !receiver.attempts().iter().any(|a| a.accepted) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not delivered after the restart: {:#?}",
+            receiver.attempts()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let attempts = receiver.attempts();
+    assert_eq!(attempts.iter().filter(|a| a.accepted).count(), 1);
+    assert!(attempts.len() > refused);
+    let ids: std::collections::BTreeSet<_> = attempts
+        .iter()
+        .map(|a| a.headers["webhook-id"].clone())
+        .collect();
+    assert_eq!(ids.len(), 1, "one delivery, one id, on every attempt");
+    assert!(attempts[0].body.contains("\"connection.connected\""));
+    again.stop().await;
+}

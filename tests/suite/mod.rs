@@ -55,5 +55,7 @@ mod sandboxes;
 mod ssrf;
 /// Big bodies stream both ways with flat memory (measured in the egret process).
 mod streaming;
+/// Webhooks: signed events about connections, delivered at least once.
+mod webhooks;
 /// WebSocket upgrades through the swap.
 mod websocket;

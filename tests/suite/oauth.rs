@@ -237,6 +237,75 @@ async fn a_failing_renewal_shows_as_refresh_failing_and_clears_when_it_succeeds(
     );
 }
 
+/// The platform hears of each turn of an OAuth connection from its webhook: connected,
+/// renewal failing, recovered, and a grant the vendor revoked — and never a token.
+#[tokio::test]
+async fn webhooks_tell_of_connect_failing_renewal_recovery_and_a_revoked_grant() {
+    let receiver = egret_test_support::receiver::Receiver::start(true).await;
+    let f = OAuthFixture::new(Options {
+        access_ttl: 3,
+        skew: "1s",
+        webhook: Some(receiver.url()),
+        ..Options::default()
+    })
+    .await;
+    f.sign_in("user:alice", Choice::Allow).await;
+    let p = f.mint("vendor", "user:alice").await;
+    f.server.token_mode("down").await;
+    f.wait_until_due("user:alice", -1).await;
+    let (status, _, _) = f.call(&p, Proto::H1).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    f.server.token_mode("ok").await;
+    f.until_ok(&p).await;
+    f.server.revoke_grants().await;
+    f.wait_until_due("user:alice", -1).await;
+    let (status, _, _) = f.call(&p, Proto::H1).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let expected = [
+        ("connection.connected", "connected"),
+        ("connection.refresh_failing", "refresh_failing"),
+        ("connection.recovered", "connected"),
+        ("connection.needs_reauth", "needs_reauth"),
+    ];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let told = loop {
+        let told: Vec<Value> = receiver
+            .attempts()
+            .iter()
+            .map(|a| serde_json::from_str(&a.body).unwrap_or(Value::Null))
+            .collect();
+        if told.len() >= expected.len() || tokio::time::Instant::now() > deadline {
+            break told;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let seen: Vec<(&str, &str)> = told
+        .iter()
+        .map(|b| {
+            (
+                b["type"].as_str().unwrap_or_default(),
+                b["data"]["status"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(seen, expected, "{told:#?}");
+    assert!(
+        told[1]["data"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("503")),
+        "{told:#?}"
+    );
+    // Tokens are long runs of base64url letters; no such run is in what was told.
+    let text = format!("{told:?}");
+    let longest = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    assert!(longest < 32, "{text}");
+}
+
 /// Scope drift: the vendor grants fewer scopes than the connector declares; the listing
 /// names the missing ones (a reconnect is needed to get them) and the connection works.
 #[tokio::test]

@@ -66,6 +66,13 @@ pub fn assemble(p: Parts) -> Result<Assembled, AssembleError> {
         Duration::from_secs(10),
     );
     let audit = AuditWriter::start(p.vault.clone(), metrics.audit_dropped.clone());
+    let webhooks = Arc::new(egret_webhooks::Webhooks::new(
+        p.policy.clone(),
+        p.vault.clone(),
+        metrics.clone(),
+        p.clock.clone(),
+        p.upstream_tls.clone(),
+    ));
     let vendor = Arc::new(egret_oauth::HttpVendor::new(oauth_http, p.clock.clone()));
     let broker = egret_oauth::Broker::new(
         p.policy.clone(),
@@ -73,6 +80,7 @@ pub fn assemble(p: Parts) -> Result<Assembled, AssembleError> {
         vendor,
         metrics.clone(),
         p.clock.clone(),
+        webhooks.clone(),
     );
     let services = Services {
         broker: broker.clone(),
@@ -96,6 +104,7 @@ pub fn assemble(p: Parts) -> Result<Assembled, AssembleError> {
         metrics,
         admin_token: p.admin_token,
         tester: Arc::new(ProxyTester(proxy.clone())),
+        webhooks,
     });
     Ok(Assembled {
         proxy,
@@ -138,6 +147,8 @@ pub struct Running {
     renewer: JoinHandle<()>,
     /// Erases what removed connectors kept once their retention ends.
     purger: JoinHandle<()>,
+    /// Delivers webhook events.
+    webhooks: JoinHandle<()>,
     /// The policy file's watcher, when one runs ([`Running::watch_policy`]).
     reloader: Option<JoinHandle<()>>,
 }
@@ -164,7 +175,11 @@ impl Running {
             rx.clone(),
         ));
         let renewer = control.broker.spawn_background(egret_oauth::RENEW_EVERY);
-        let purger = tokio::spawn(purge_expired(control.lifecycle.clone()));
+        let purger = tokio::spawn(purge_expired(
+            control.lifecycle.clone(),
+            control.webhooks.clone(),
+        ));
+        let webhooks = tokio::spawn(control.webhooks.clone().run(stopped(rx.clone())));
         let control = tokio::spawn(egret_control::serve(control_listener, control, stopped(rx)));
         Self {
             stop,
@@ -172,6 +187,7 @@ impl Running {
             control,
             renewer,
             purger,
+            webhooks,
             reloader: None,
         }
     }
@@ -197,8 +213,10 @@ impl Running {
         if let Some(r) = &self.reloader {
             r.abort();
         }
-        // The control plane's requests are short; it ends on its own.
+        // The control plane's requests are short, and the webhook deliverer writes what
+        // it holds to the outbox: both end on their own.
         drop(self.control);
+        drop(self.webhooks);
         self.proxy
     }
 
@@ -212,17 +230,28 @@ impl Running {
         }
         let _ = self.proxy.await;
         let _ = self.control.await;
+        let _ = self.webhooks.await;
     }
 }
 
 /// Every second, erases what connectors gone from the policy kept once their retention
 /// has ended (a cheap look at memory when none is due).
-async fn purge_expired(lifecycle: Arc<Lifecycle>) {
+async fn purge_expired(lifecycle: Arc<Lifecycle>, webhooks: Arc<egret_webhooks::Webhooks>) {
+    use egret_webhooks::{Event, EventSink};
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let l = lifecycle.clone();
         match tokio::task::spawn_blocking(move || l.purge_expired()).await {
-            Ok(Ok(_)) => {}
+            Ok(Ok(erased)) => {
+                for (connector, n) in erased {
+                    let n = u64::try_from(n).unwrap_or(u64::MAX);
+                    webhooks.emit(Event::connector_deleted(
+                        &connector,
+                        "removed from the policy file, and its retention ended",
+                        n,
+                    ));
+                }
+            }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot erase the connections of a removed connector whose retention ended; retrying")
             }

@@ -13,6 +13,9 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use egret_policy::EventKind;
+use egret_webhooks::{Event, EventSink};
+
 use crate::ControlState;
 use crate::error::ApiError;
 
@@ -161,6 +164,12 @@ pub(crate) async fn put_key(
             Ok(info)
         })
         .await?;
+    state.webhooks.emit(Event::connection(
+        EventKind::ConnectionConnected,
+        &info.id(),
+        "connected",
+        "a key was stored",
+    ));
     Ok(Json(json!(info)))
 }
 
@@ -188,6 +197,7 @@ pub(crate) async fn remove(
     let detail = revocation
         .is_some()
         .then(|| format!("vendor revocation: {revoked}"));
+    let told = conn.clone();
     state
         .blocking(move |s| {
             s.vault
@@ -195,6 +205,12 @@ pub(crate) async fn remove(
             Ok(())
         })
         .await?;
+    state.webhooks.emit(Event::connection(
+        EventKind::ConnectionRemoved,
+        &told,
+        "removed",
+        "disconnected through the control plane",
+    ));
     Ok(Json(
         json!({ "removed": true, "vendor_revocation": revoked }),
     ))

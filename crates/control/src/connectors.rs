@@ -9,6 +9,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use egret_policy::{AuthKind, ClientAuth, Connector, Grant, Source};
+use egret_webhooks::{Event, EventSink};
 use serde_json::{Value, json};
 
 use crate::ControlState;
@@ -109,6 +110,7 @@ pub(crate) async fn remove(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     api_only(&state, &id)?;
+    let connector = id.clone();
     let erased = state
         .blocking(move |s| {
             let erased = s.vault.erase_connector(&id)?;
@@ -125,6 +127,11 @@ pub(crate) async fn remove(
             Ok(erased)
         })
         .await?;
+    state.webhooks.emit(Event::connector_deleted(
+        &connector,
+        "deleted through the control plane",
+        u64::try_from(erased).unwrap_or(u64::MAX),
+    ));
     Ok(Json(
         json!({ "deleted": true, "connections_erased": erased }),
     ))
@@ -136,6 +143,7 @@ pub(crate) async fn purge(
     State(state): State<Arc<ControlState>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    let connector = id.clone();
     let erased = state
         .blocking(move |s| {
             s.lifecycle.purge(&id).map_err(|e| match e {
@@ -149,6 +157,11 @@ pub(crate) async fn purge(
             })
         })
         .await?;
+    state.webhooks.emit(Event::connector_deleted(
+        &connector,
+        "removed from the policy file, and purged",
+        u64::try_from(erased).unwrap_or(u64::MAX),
+    ));
     Ok(Json(
         json!({ "purged": true, "connections_erased": erased }),
     ))

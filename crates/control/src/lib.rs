@@ -74,6 +74,8 @@ pub struct ControlState {
     pub admin_token: SecretString,
     /// Tests connections (`POST /v1/connections/{c}/{o}/test`).
     pub tester: Arc<dyn ConnectionTester>,
+    /// Tells the platform's receivers what happened (and delivers, in `egret-app`).
+    pub webhooks: Arc<egret_webhooks::Webhooks>,
 }
 
 impl ControlState {

@@ -44,6 +44,13 @@ pub struct RefreshLabels {
     pub result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    /// `delivered`, `failed` (an attempt that will be retried) or `dropped` (given up
+    /// after a day, the receiver left the policy, or the outbox was full).
+    pub outcome: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     /// Intercepted requests by connector and outcome.
@@ -72,6 +79,10 @@ pub struct Metrics {
     /// sandbox saw them). A counter, not a log line: an echoing upstream does it on
     /// every request.
     pub echoed_headers: Counter,
+    /// Webhook delivery attempts by outcome.
+    pub webhook_deliveries: Family<WebhookLabels, Counter>,
+    /// Webhook deliveries waiting in the vault's outbox.
+    pub webhook_pending: Gauge,
 }
 
 impl Default for Metrics {
@@ -169,6 +180,18 @@ impl Metrics {
             "Responses whose headers echoed an injected credential; replaced before the sandbox saw them",
             echoed_headers.clone(),
         );
+        let webhook_deliveries = Family::<WebhookLabels, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts by outcome (delivered, failed and retried, dropped)",
+            webhook_deliveries.clone(),
+        );
+        let webhook_pending = Gauge::default();
+        registry.register(
+            "webhook_pending",
+            "Webhook deliveries waiting in the outbox",
+            webhook_pending.clone(),
+        );
         Self {
             registry,
             requests,
@@ -185,7 +208,15 @@ impl Metrics {
             vault_errors,
             audit_dropped,
             echoed_headers,
+            webhook_deliveries,
+            webhook_pending,
         }
+    }
+
+    pub fn webhook(&self, outcome: &'static str) {
+        self.webhook_deliveries
+            .get_or_create(&WebhookLabels { outcome })
+            .inc();
     }
 
     /// Counts an intercepted request's outcome.

@@ -3,7 +3,7 @@
 //! Owns the YAML policy file format (the README's "Policy reference"): parsing raw structs
 //! (`raw`), turning them into types that cannot be invalid (`validate` -> `model`), host
 //! patterns (`host`), secret references (`secret_ref`), the built-in vendor templates
-//! (`templates`) and what can be wrong with a file (`error`). Synchronous and without I/O beyond reading a file: it never opens a
+//! (`templates`), where events are delivered (`webhook`) and what can be wrong with a file (`error`). Synchronous and without I/O beyond reading a file: it never opens a
 //! socket or watches a file, and reads a secret only when asked (`SecretRef::read`).
 
 mod error;
@@ -13,6 +13,7 @@ mod raw;
 mod secret_ref;
 pub mod templates;
 mod validate;
+mod webhook;
 
 use std::path::Path;
 
@@ -20,6 +21,7 @@ pub use error::{Located, PolicyError};
 pub use host::{HostPattern, canonical_ip, ip_literal, is_ip_literal, normalize_host};
 pub use model::*;
 pub use secret_ref::SecretRef;
+pub use webhook::{EventKind, Webhook};
 
 /// The policy `egret serve` runs when no file is given: `config/egret.yaml` as shipped.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../../config/egret.yaml");

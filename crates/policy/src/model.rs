@@ -26,6 +26,8 @@ pub struct Policy {
     /// but restorable by putting the connector back) before they are erased.
     pub connectors_removed_retention: Duration,
     pub connectors: Vec<Connector>,
+    /// Where events about connections are delivered (`webhooks:`).
+    pub webhooks: Vec<crate::Webhook>,
 }
 
 /// Listen addresses from outside the policy file (`--proxy-listen`,

@@ -29,6 +29,18 @@ pub(crate) struct RawPolicy {
     pub connectors_removed_retention: Option<S<String>>,
     #[serde(default)]
     pub connectors: Vec<RawConnector>,
+    #[serde(default)]
+    pub webhooks: Vec<S<RawWebhook>>,
+}
+
+/// `webhooks: [{url, secret: ${env:…}, events: [...]}]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWebhook {
+    pub url: S<String>,
+    pub secret: S<String>,
+    #[serde(default)]
+    pub events: Vec<S<String>>,
 }
 
 #[derive(Deserialize, Default)]

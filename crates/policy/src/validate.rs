@@ -118,15 +118,20 @@ pub(crate) fn validate(raw: RawPolicy, file: &Path, base: &Path) -> Result<Polic
             .transpose()?
             .unwrap_or(Policy::DEFAULT_REMOVED_RETENTION),
         connectors,
+        webhooks: raw
+            .webhooks
+            .iter()
+            .map(|w| v.webhook(w, base))
+            .collect::<Result<_, _>>()?,
     })
 }
 
-struct Validator<'a> {
+pub(crate) struct Validator<'a> {
     file: &'a Path,
 }
 
 impl Validator<'_> {
-    fn at<T>(&self, span: &S<T>, message: &str) -> Located {
+    pub(crate) fn at<T>(&self, span: &S<T>, message: &str) -> Located {
         Located {
             file: self.file.to_owned(),
             line: span.referenced.line(),
@@ -159,7 +164,7 @@ impl Validator<'_> {
         }
     }
 
-    fn url(&self, s: &S<String>) -> Result<String, Located> {
+    pub(crate) fn url(&self, s: &S<String>) -> Result<String, Located> {
         let ok = (s.value.starts_with("https://") || s.value.starts_with("http://"))
             && !s.value.contains(char::is_whitespace);
         if ok {
@@ -172,7 +177,7 @@ impl Validator<'_> {
         }
     }
 
-    fn secret(&self, s: &S<String>, base: &Path) -> Result<SecretRef, Located> {
+    pub(crate) fn secret(&self, s: &S<String>, base: &Path) -> Result<SecretRef, Located> {
         SecretRef::parse(&s.value, base).map_err(|m| self.at(s, &m))
     }
 

@@ -47,6 +47,7 @@ pub(crate) fn test_proxy() -> TestProxy {
         vendor,
         metrics.clone(),
         clock.clone(),
+        Arc::new(egret_webhooks::NoEvents),
     );
     let audit = egret_vault::AuditWriter::start(vault.clone(), metrics.audit_dropped.clone());
     let services = Services {

@@ -188,6 +188,7 @@ impl Vault {
             tx.open_table(SANDBOXES)?;
             tx.open_table(AUDIT)?;
             tx.open_table(REMOVED_CONNECTORS)?;
+            tx.open_table(crate::outbox::OUTBOX)?;
         }
         Ok(tx.commit()?)
     }

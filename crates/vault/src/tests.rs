@@ -1,6 +1,7 @@
 use secrecy::{ExposeSecret, SecretString};
 
 use super::*;
+use crate::OutboxEntry;
 
 fn owner(s: &str) -> Owner {
     Owner::parse(s).expect("owner")
@@ -495,4 +496,48 @@ fn two_names_are_two_connections_with_their_own_placeholders() {
     assert!(v.remove_connection(&work).expect("remove"));
     assert_eq!(secret(&p_work), None);
     assert_eq!(secret(&p_default).as_deref(), Some("k-default"));
+}
+
+#[test]
+fn webhook_deliveries_wait_in_the_outbox_across_a_reopen_and_the_oldest_go_beyond_the_cap() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("v.redb");
+    let key = MasterKey::generate();
+    let entry = |n: i64| OutboxEntry {
+        id: format!("msg_{n}"),
+        url: "http://127.0.0.1:9/hook".to_owned(),
+        event: "connection.removed".to_owned(),
+        body: format!("{{\"n\":{n}}}"),
+        created_at: n,
+        attempts: 0,
+        next_at: n,
+        last_error: None,
+    };
+    {
+        let v = Vault::open(&path, &key).expect("open");
+        let dropped = v
+            .outbox_push(&[entry(1), entry(2), entry(3)], 2)
+            .expect("push");
+        assert_eq!(dropped, 1, "the oldest goes when the cap is passed");
+    }
+    let v = Vault::open(&path, &key).expect("reopen");
+    assert_eq!(v.outbox_len().expect("len"), 2);
+    let due = v.outbox_due(2, 10).expect("due");
+    assert_eq!(due.len(), 1, "only what is due at 2");
+    assert_eq!(due[0].1, entry(2));
+    // A failed attempt waits; a delivered one is gone.
+    let (k, mut e) = due[0].clone();
+    e.attempts = 1;
+    e.next_at = 100;
+    v.outbox_update(k, Some(&e)).expect("retry");
+    assert!(
+        v.outbox_due(3, 10)
+            .expect("due")
+            .iter()
+            .all(|(_, d)| d.id != "msg_2")
+    );
+    let (k3, _) = v.outbox_due(3, 10).expect("due")[0].clone();
+    v.outbox_update(k3, None).expect("delivered");
+    assert_eq!(v.outbox_len().expect("len"), 1);
+    assert_eq!(v.outbox_due(100, 10).expect("due")[0].1.attempts, 1);
 }

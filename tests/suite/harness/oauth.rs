@@ -30,6 +30,8 @@ pub struct Options {
     pub scopes: &'static str,
     /// Whether `vendor` allows several named connections per owner.
     pub multiple_connections: bool,
+    /// A webhook receiving every event, signed with the secret `egret-secret`.
+    pub webhook: Option<String>,
 }
 
 impl Default for Options {
@@ -41,6 +43,7 @@ impl Default for Options {
             identity_match: None,
             scopes: "openid, offline_access, read",
             multiple_connections: false,
+            webhook: None,
         }
     }
 }
@@ -79,6 +82,12 @@ impl OAuthFixture {
         let control = egret.control_addr.port();
         let (skew, timeout, scopes) = (o.skew, o.timeout, o.scopes);
         let multiple = o.multiple_connections;
+        let webhooks = o
+            .webhook
+            .map(|url| {
+                format!("webhooks:\n  - {{ url: \"{url}\", secret: \"${{file:egret-secret}}\" }}\n")
+            })
+            .unwrap_or_default();
         let identity = o
             .identity_match
             .map(|c| format!("\n      identity_match: {c}"))
@@ -118,7 +127,7 @@ connectors:
       timeout: {timeout}
     egress: ["api.test.local:{port}"]
     test: {{ path: /resource, identity: client_id }}
-"#
+{webhooks}"#
         );
         egret.reload(&yaml);
         Self { ca, server, egret }

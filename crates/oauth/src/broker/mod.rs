@@ -38,6 +38,8 @@ pub use health::{Health, sanitized};
 use crate::error::TokenError;
 use crate::store::{Claim, TokenStore};
 use crate::vendor::Vendor;
+use egret_policy::EventKind;
+use egret_webhooks::{Event, EventSink};
 
 /// Backoff after a failed renewal of a token that is still valid: 1 s, doubling, at
 /// most this.
@@ -73,6 +75,8 @@ pub struct Broker {
 
 struct Inner {
     metrics: Arc<egret_metrics::Metrics>,
+    /// Where connections' turns (connected, failing, recovered, needs_reauth) are told.
+    events: Arc<dyn EventSink>,
     policy: Arc<ArcSwap<Policy>>,
     store: Arc<dyn TokenStore>,
     vendor: Arc<dyn Vendor>,
@@ -110,10 +114,12 @@ impl Broker {
         vendor: Arc<dyn Vendor>,
         metrics: Arc<egret_metrics::Metrics>,
         clock: Clock,
+        events: Arc<dyn EventSink>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 metrics,
+                events,
                 policy,
                 store,
                 vendor,
@@ -329,13 +335,21 @@ impl Broker {
                     renewed_at: Some(clock.instant()),
                     ..Renewal::default()
                 };
-                self.set_failing(conn, None);
+                if self.set_failing(conn, None) {
+                    self.tell(
+                        EventKind::ConnectionRecovered,
+                        conn,
+                        "connected",
+                        "a renewal succeeded again",
+                    );
+                }
                 tracing::info!(connection = %conn, "token renewed");
                 Ok(credential)
             }
             Err(TokenError::InvalidGrant(why)) => {
                 // Not failing for a passing reason: the listing says needs_reauth.
                 self.set_failing(conn, None);
+                let why = health::sanitized(&why, &secrets_of(current));
                 self.give_up(conn, &why).await;
                 guard.last_error = Some(TokenError::NeedsReauth);
                 guard.retry_at = None;
@@ -353,19 +367,23 @@ impl Broker {
                 guard.retry_at = Some(clock.instant() + backoff);
                 guard.failed_at = Some(clock.instant());
                 guard.last_error = Some(e.clone());
-                let secrets: Vec<&str> = [Some(&current.secret), current.refresh_token.as_ref()]
-                    .into_iter()
-                    .flatten()
-                    .map(secrecy::ExposeSecret::expose_secret)
-                    .collect();
+                let error = health::sanitized(&e.to_string(), &secrets_of(current));
                 let retry_in = i64::try_from(backoff.as_secs()).unwrap_or(i64::MAX);
-                self.set_failing(
+                let was_failing = self.set_failing(
                     conn,
                     Some(health::Failing {
-                        error: health::sanitized(&e.to_string(), &secrets),
+                        error: error.clone(),
                         next_retry_at: clock.unix().saturating_add(retry_in),
                     }),
                 );
+                if !was_failing {
+                    self.tell(
+                        EventKind::ConnectionRefreshFailing,
+                        conn,
+                        "refresh_failing",
+                        &error,
+                    );
+                }
                 tracing::warn!(
                     connection = %conn, error = %e, retry_in = ?backoff,
                     "token renewal failed"
@@ -375,13 +393,19 @@ impl Broker {
         }
     }
 
-    /// Records whether renewal is failing for a passing reason (for listings).
-    fn set_failing(&self, conn: &ConnectionId, failing: Option<health::Failing>) {
-        self.slot(conn)
-            .tally
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .failing = failing;
+    /// Records whether renewal is failing for a passing reason (for listings); returns
+    /// whether it was failing before.
+    fn set_failing(&self, conn: &ConnectionId, failing: Option<health::Failing>) -> bool {
+        let slot = self.slot(conn);
+        let mut tally = slot.tally.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut tally.failing, failing).is_some()
+    }
+
+    /// Tells the platform's webhooks about a turn of a connection.
+    fn tell(&self, kind: EventKind, conn: &ConnectionId, status: &str, reason: &str) {
+        self.inner
+            .events
+            .emit(Event::connection(kind, conn, status, reason));
     }
 
     /// Commits tokens to the store (off the async threads: the vault syncs to disk). A
@@ -401,10 +425,24 @@ impl Broker {
             "expires_at": tokens.expires_at,
             "identity": tokens.identity.as_ref().and_then(egret_vault::Identity::label),
         });
-        tokio::task::spawn_blocking(move || store.commit_tokens(&c, tokens, update, data))
-            .await
-            .map_err(|_| TokenError::Store("the store write stopped".to_owned()))?
-            .map_err(|e| self.store_error(&e))
+        let identity = tokens
+            .identity
+            .as_ref()
+            .and_then(egret_vault::Identity::label);
+        let credential =
+            tokio::task::spawn_blocking(move || store.commit_tokens(&c, tokens, update, data))
+                .await
+                .map_err(|_| TokenError::Store("the store write stopped".to_owned()))?
+                .map_err(|e| self.store_error(&e))?;
+        if update == TokenUpdate::Authorized {
+            self.set_failing(conn, None);
+            let reason = match identity {
+                Some(who) => format!("authorized at the vendor as {who}"),
+                None => "authorized at the vendor".to_owned(),
+            };
+            self.tell(EventKind::ConnectionConnected, conn, "connected", &reason);
+        }
+        Ok(credential)
     }
 
     fn store_error(&self, e: &egret_vault::VaultError) -> TokenError {
@@ -414,16 +452,33 @@ impl Broker {
     }
 
     /// The grant is gone: mark the connection and say so in the audit log.
-    async fn give_up(&self, conn: &ConnectionId, why: &str) {
+    async fn give_up(&self, conn: &ConnectionId, reason: &str) {
         let store = self.inner.store.clone();
-        let (c, why) = (conn.clone(), why.to_owned());
+        let (c, why) = (conn.clone(), reason.to_owned());
         let done = tokio::task::spawn_blocking(move || store.mark_needs_reauth(&c, why)).await;
         tracing::warn!(connection = %conn, "connection needs re-authorization");
+        if matches!(done, Ok(Ok(()))) {
+            self.tell(
+                EventKind::ConnectionNeedsReauth,
+                conn,
+                "needs_reauth",
+                reason,
+            );
+        }
         if let Ok(Err(e)) = done {
             self.inner.metrics.vault_errors.inc();
             tracing::error!(connection = %conn, error = %e, "cannot record needs_reauth");
         }
     }
+}
+
+/// A credential's secrets, to take out of any vendor text shown or told.
+fn secrets_of(c: &Credential) -> Vec<&str> {
+    [Some(&c.secret), c.refresh_token.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(secrecy::ExposeSecret::expose_secret)
+        .collect()
 }
 
 /// 1 s after the first failure, doubling, at most [`MAX_BACKOFF`].

@@ -299,7 +299,33 @@ impl Vendor for ScriptedVendor {
     }
 }
 
+/// The events the broker told, as `type` and `data.status`.
+#[derive(Default)]
+struct Told(Mutex<Vec<(String, String)>>);
+
+impl egret_webhooks::EventSink for Told {
+    fn emit(&self, e: egret_webhooks::Event) {
+        let status = e.data["status"].as_str().unwrap_or_default().to_owned();
+        self.0
+            .lock()
+            .expect("lock")
+            .push((e.kind.name().to_owned(), status));
+    }
+}
+
+impl Told {
+    fn kinds(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+}
+
 struct Fixture {
+    told: Arc<Told>,
     broker: Broker,
     store: Arc<MemoryStore>,
     vendor: Arc<ScriptedVendor>,
@@ -319,15 +345,18 @@ impl Fixture {
         let clock = Clock::for_tests();
         let store = Arc::new(MemoryStore::new(&clock));
         let vendor = Arc::new(ScriptedVendor::new(&clock));
+        let told = Arc::new(Told::default());
         let broker = Broker::new(
             Arc::new(ArcSwap::from_pointee(policy)),
             store.clone(),
             vendor.clone(),
             Arc::new(egret_metrics::Metrics::new()),
             clock.clone(),
+            told.clone(),
         );
         let owner = Owner::parse("user:ann").expect("owner");
         Self {
+            told,
             broker,
             store,
             vendor,
@@ -456,6 +485,11 @@ async fn a_failed_renewal_backs_off_1_2_4_seconds_doubling_to_60() {
     let renewed = f.fresh(Need::Fresh).await.expect("renewed");
     assert_eq!(f.vendor.calls(), 4);
     assert_eq!(renewed.secret.expose_secret(), "access-4");
+    // Three failures and a success: the platform hears of the turn each way once.
+    assert_eq!(
+        f.told.kinds(),
+        ["connection.refresh_failing", "connection.recovered"]
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -587,6 +621,13 @@ async fn invalid_grant_marks_the_connection_and_stops_asking() {
     let e = f.fresh(Need::Fresh).await.expect_err("still gone");
     assert!(matches!(e, TokenError::NeedsReauth), "{e}");
     assert_eq!(f.vendor.calls(), 1, "a dead grant is not retried");
+    assert_eq!(
+        *f.told.0.lock().expect("lock"),
+        [(
+            "connection.needs_reauth".to_owned(),
+            "needs_reauth".to_owned()
+        )]
+    );
 }
 
 #[tokio::test(start_paused = true)]
