@@ -49,6 +49,8 @@ mod named;
 mod oauth;
 /// OAuth failure states: token endpoint down, slow, revoked grants.
 mod oauth_failures;
+/// A connector's request settings: base headers, user agent, timeout, retries.
+mod request_settings;
 /// Proxy authentication: sandbox identities and bound placeholders.
 mod sandboxes;
 /// No SSRF: IP literals, private ranges, DNS answers checked where they are dialled.

@@ -79,6 +79,8 @@ pub struct Metrics {
     /// sandbox saw them). A counter, not a log line: an echoing upstream does it on
     /// every request.
     pub echoed_headers: Counter,
+    /// Requests sent upstream again under a connector's `request.retries`.
+    pub upstream_retries: Family<ConnectorLabels, Counter>,
     /// Webhook delivery attempts by outcome.
     pub webhook_deliveries: Family<WebhookLabels, Counter>,
     /// Webhook deliveries waiting in the vault's outbox.
@@ -180,6 +182,12 @@ impl Metrics {
             "Responses whose headers echoed an injected credential; replaced before the sandbox saw them",
             echoed_headers.clone(),
         );
+        let upstream_retries = Family::<ConnectorLabels, Counter>::default();
+        registry.register(
+            "upstream_retries",
+            "Requests sent upstream again under a connector's request.retries",
+            upstream_retries.clone(),
+        );
         let webhook_deliveries = Family::<WebhookLabels, Counter>::default();
         registry.register(
             "webhook_deliveries",
@@ -208,9 +216,18 @@ impl Metrics {
             vault_errors,
             audit_dropped,
             echoed_headers,
+            upstream_retries,
             webhook_deliveries,
             webhook_pending,
         }
+    }
+
+    pub fn upstream_retry(&self, connector: &str) {
+        self.upstream_retries
+            .get_or_create(&ConnectorLabels {
+                connector: connector.to_owned(),
+            })
+            .inc();
     }
 
     pub fn webhook(&self, outcome: &'static str) {

@@ -3,13 +3,15 @@
 //! Owns the YAML policy file format (the README's "Policy reference"): parsing raw structs
 //! (`raw`), turning them into types that cannot be invalid (`validate` -> `model`), host
 //! patterns (`host`), secret references (`secret_ref`), the built-in vendor templates
-//! (`templates`), where events are delivered (`webhook`) and what can be wrong with a file (`error`). Synchronous and without I/O beyond reading a file: it never opens a
+//! (`templates`), where events are delivered (`webhook`), how requests that carry
+//! a connector's credential are sent (`request`) and what can be wrong with a file (`error`). Synchronous and without I/O beyond reading a file: it never opens a
 //! socket or watches a file, and reads a secret only when asked (`SecretRef::read`).
 
 mod error;
 mod host;
 mod model;
 mod raw;
+mod request;
 mod secret_ref;
 pub mod templates;
 mod validate;
@@ -20,6 +22,7 @@ use std::path::Path;
 pub use error::{Located, PolicyError};
 pub use host::{HostPattern, canonical_ip, ip_literal, is_ip_literal, normalize_host};
 pub use model::*;
+pub use request::{RequestSettings, Retries};
 pub use secret_ref::SecretRef;
 pub use webhook::{EventKind, Webhook};
 

@@ -205,6 +205,9 @@ pub struct Connector {
     /// Whether an owner may hold several named connections to it; by default one
     /// connection per connector, per owner.
     pub multiple_connections: bool,
+    /// Base headers, user agent, response timeout and retries for the requests that
+    /// carry its credential (`request:`).
+    pub request: crate::RequestSettings,
 }
 
 /// One read-only request that says whether a connection works, and who it is.

@@ -134,6 +134,26 @@ pub(crate) struct RawConnector {
     pub test: Option<S<RawProbe>>,
     #[serde(default)]
     pub multiple_connections: bool,
+    pub request: Option<S<RawRequest>>,
+}
+
+/// `request: {headers: {Name: value}, user_agent, timeout, retries: {max, on, max_wait}}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRequest {
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub user_agent: Option<String>,
+    pub timeout: Option<S<String>>,
+    pub retries: Option<S<RawRetries>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRetries {
+    pub max: Option<u32>,
+    pub on: Option<Vec<u16>>,
+    pub max_wait: Option<S<String>>,
 }
 
 /// `test: {method: GET, path: /v1/me, expect: 200}`: the read-only request `connection

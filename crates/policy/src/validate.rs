@@ -182,7 +182,7 @@ impl Validator<'_> {
     }
 
     /// A duration like `30s` or `5m`.
-    fn duration(&self, s: &S<String>) -> Result<Duration, Located> {
+    pub(crate) fn duration(&self, s: &S<String>) -> Result<Duration, Located> {
         humantime::parse_duration(&s.value).map_err(|_| {
             self.at(
                 s,
@@ -195,7 +195,7 @@ impl Validator<'_> {
     }
 
     /// A duration above zero; `what` names the key in the error.
-    fn positive_duration(&self, s: &S<String>, what: &str) -> Result<Duration, Located> {
+    pub(crate) fn positive_duration(&self, s: &S<String>, what: &str) -> Result<Duration, Located> {
         let d = self.duration(s)?;
         if d.is_zero() {
             return Err(self.at(s, &format!("`{what}` must be above zero, e.g. `10s`")));
@@ -404,6 +404,12 @@ impl Validator<'_> {
                     },
                 ),
             };
+        let request = c
+            .request
+            .as_ref()
+            .map(|r| self.request_settings(r, &headers))
+            .transpose()?
+            .unwrap_or_default();
         Ok(Connector {
             test,
             id,
@@ -417,6 +423,7 @@ impl Validator<'_> {
             enabled: c.enabled,
             scan_answers: c.scan_answers,
             multiple_connections: c.multiple_connections,
+            request,
         })
     }
 

@@ -267,9 +267,19 @@ pub(crate) async fn send(
     host: &str,
     req: http::Request<UpstreamBody>,
 ) -> Result<http::Response<Incoming>, Refusal> {
+    send_within(proxy, host, req, proxy.limits.upstream_response_timeout).await
+}
+
+/// As [`send`], waiting at most `timeout` for the answer head (a connector's own).
+pub(crate) async fn send_within(
+    proxy: &crate::Proxy,
+    host: &str,
+    req: http::Request<UpstreamBody>,
+    timeout: std::time::Duration,
+) -> Result<http::Response<Incoming>, Refusal> {
     let started = proxy.clock.instant();
     let sent = proxy.upstream.client.request(req);
-    let mut resp = tokio::time::timeout(proxy.limits.upstream_response_timeout, sent)
+    let mut resp = tokio::time::timeout(timeout, sent)
         .await
         .map_err(|_| Refusal::upstream_timeout(host, "answer"))?
         .map_err(|e| refusal(host, &e))?;

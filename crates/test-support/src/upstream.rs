@@ -289,6 +289,27 @@ async fn handle(
                 .insert("content-encoding", "gzip".parse().expect("static"));
             r
         }
+        "/flaky" => {
+            // Fails the first `fail` times this very URI is asked (with `code`, and
+            // `retry-after: after` when given), then answers 200.
+            let uri = head["uri"].clone();
+            let attempt = seen
+                .lock()
+                .expect("lock")
+                .iter()
+                .filter(|h| h["uri"] == uri)
+                .count() as u64;
+            let mut r = json_response(json!({ "attempt": attempt }));
+            if attempt <= number("fail") {
+                *r.status_mut() = StatusCode::from_u16(number("code") as u16)
+                    .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+                if let Some(after) = query.get("after") {
+                    r.headers_mut()
+                        .insert("retry-after", after.parse().expect("retry-after"));
+                }
+            }
+            r
+        }
         "/status" => {
             let mut r = json_response(head);
             *r.status_mut() = StatusCode::from_u16(number("code") as u16).unwrap_or(StatusCode::OK);

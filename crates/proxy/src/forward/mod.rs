@@ -6,8 +6,10 @@ mod fresh;
 mod limit;
 mod record;
 mod replay;
+mod retry;
 mod route;
 mod scan;
+mod settings;
 mod target;
 mod upgrade;
 
@@ -23,7 +25,6 @@ use crate::body::ProxyBody;
 use crate::idle::InFlight;
 use crate::refusal::Refusal;
 use crate::swap::redacted;
-use crate::upstream;
 
 use record::SwapSummary;
 use scan::Scan;
@@ -85,8 +86,15 @@ async fn forward(
     // 4. Fresh credentials in place of placeholders, renewing OAuth tokens that are due.
     let report = fresh::swap(proxy, policy, &mut parts, bound, Vec::new()).await?;
     let swapped = record::swapped(proxy, &report);
-    // 5. The answer will be scanned for the credentials sent (and the connector's stored
-    //    ones, where it says so), so ask for it uncompressed.
+    // 5. The connector's request settings: base headers, user agent, and how step 6 sends.
+    let plan = settings::apply(
+        &proxy.policy.load(),
+        &report,
+        &mut parts,
+        proxy.limits.upstream_response_timeout,
+    );
+    // The answer will be scanned for the credentials sent (and the connector's stored
+    // ones, where it says so), so ask for it uncompressed.
     let scan = Scan::prepare(proxy, bound, &report, &mut parts);
     let upgrade = target::upstream_head(&mut parts, bound)?;
     if upgrade {
@@ -95,14 +103,19 @@ async fn forward(
     }
     let used = fresh::oauth_tokens(proxy, &report);
     let Some(original) = original.filter(|_| !used.is_empty()) else {
-        // 6. Upstream send, the body streamed.
-        let req = Request::from_parts(parts, Either::Left(body));
-        let resp = upstream::send(proxy, &bound.host, req).await?;
+        // 6. Upstream send, the body streamed; retried where the connector says so.
+        let resp = retry::send(proxy, bound, &plan, parts, Either::Left(body)).await?;
         // 7. The answer scanned on its way back.
         let resp = scan::answer(proxy, bound, resp, scan.as_ref(), guard).await?;
         return Ok((resp, swapped));
     };
     // 6-8. Upstream send with the body held, and one replay after a 401 on a token.
-    let resp = replay::send(proxy, bound, parts, body, original, used, scan, guard).await?;
+    let resp = replay::Replay {
+        original,
+        used,
+        plan,
+    }
+    .send(proxy, bound, parts, body, scan, guard)
+    .await?;
     Ok((resp, swapped))
 }

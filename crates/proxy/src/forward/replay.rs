@@ -16,14 +16,16 @@ use hyper::body::Incoming;
 use tracing::{debug, info};
 
 use super::fresh::{self, Renewed};
+use super::retry;
 use super::scan::{self, Scan};
+use super::settings::{self, Plan};
 use super::target;
 use crate::Proxy;
 use crate::binding::Bound;
 use crate::body::ProxyBody;
 use crate::idle::{InFlight, hold};
 use crate::refusal::Refusal;
-use crate::upstream::{self, UpstreamBody};
+use crate::upstream::UpstreamBody;
 
 /// Bodies up to this size are held when a replay after a 401 may be needed.
 const REPLAY_MAX: u64 = 64 * 1024;
@@ -69,28 +71,63 @@ impl Original {
     }
 }
 
-/// Sends the request with its body held, and replays it once if the upstream answers
-/// 401 to one of the OAuth tokens in `used`.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn send(
+/// A request that may be replayed once: the sandbox's own head, the OAuth tokens it
+/// carries, and how it is sent.
+pub(super) struct Replay {
+    pub(super) original: Original,
+    pub(super) used: Renewed,
+    pub(super) plan: Plan,
+}
+
+impl Replay {
+    /// Sends the request with its body held, and replays it once if the upstream
+    /// answers 401 to one of the OAuth tokens it carries.
+    pub(super) async fn send(
+        self,
+        proxy: &Proxy,
+        bound: &Bound,
+        parts: Parts,
+        body: Incoming,
+        scan: Option<Scan>,
+        guard: InFlight,
+    ) -> Result<Response<ProxyBody>, Refusal> {
+        let Self {
+            original,
+            used,
+            plan,
+        } = self;
+        let body = tokio::time::timeout(proxy.limits.request_head_timeout, body.collect())
+            .await
+            .map_err(|_| Refusal::bad_request("the request body did not arrive in time"))?
+            .map_err(|_| Refusal::bad_request("the request body broke off"))?
+            .to_bytes();
+        let resp = retry::send(proxy, bound, &plan, parts, full(&body)).await?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return scan::answer(proxy, bound, resp, scan.as_ref(), guard).await;
+        }
+        replay(
+            proxy,
+            bound,
+            (original, used, plan),
+            body,
+            resp,
+            scan,
+            guard,
+        )
+        .await
+    }
+}
+
+/// After the upstream's 401: renew, swap again, send once more.
+async fn replay(
     proxy: &Proxy,
     bound: &Bound,
-    parts: Parts,
-    body: Incoming,
-    original: Original,
-    used: Renewed,
+    (original, used, plan): (Original, Renewed, Plan),
+    body: Bytes,
+    resp: Response<Incoming>,
     scan: Option<Scan>,
     guard: InFlight,
 ) -> Result<Response<ProxyBody>, Refusal> {
-    let body = tokio::time::timeout(proxy.limits.request_head_timeout, body.collect())
-        .await
-        .map_err(|_| Refusal::bad_request("the request body did not arrive in time"))?
-        .map_err(|_| Refusal::bad_request("the request body broke off"))?
-        .to_bytes();
-    let resp = upstream::send(proxy, &bound.host, Request::from_parts(parts, full(&body))).await?;
-    if resp.status() != StatusCode::UNAUTHORIZED {
-        return scan::answer(proxy, bound, resp, scan.as_ref(), guard).await;
-    }
     let first = scan::scanned(proxy, bound, resp, scan.as_ref()).await?;
     let Some(renewed) = renew(proxy, used).await? else {
         // Renewal failed for a passing reason: the upstream's 401 goes back as it was.
@@ -101,9 +138,10 @@ pub(super) async fn send(
     let policy = proxy.policy.load();
     let report = fresh::swap(proxy, policy, &mut parts, bound, renewed).await?;
     let scan = Scan::prepare(proxy, bound, &report, &mut parts);
+    settings::apply(&proxy.policy.load(), &report, &mut parts, plan.timeout);
     target::upstream_head(&mut parts, bound)?;
     drop(first);
-    let resp = upstream::send(proxy, &bound.host, Request::from_parts(parts, full(&body))).await?;
+    let resp = retry::send(proxy, bound, &plan, parts, full(&body)).await?;
     scan::answer(proxy, bound, resp, scan.as_ref(), guard).await
 }
 
