@@ -229,6 +229,15 @@ async fn a_bad_webhook_in_the_policy_is_refused_with_what_is_expected() {
             .expect_err("refused");
         assert!(e.to_string().contains(says), "{e}");
     }
+    // A secret that does not resolve is a warning (`policy check`, start-up), not an error.
+    let yaml = "version: 1\nwebhooks:\n  - { url: \"http://127.0.0.1:9/x?token=t\", secret: \"${env:EGRET_TEST_UNSET_HOOK}\" }\n";
+    let policy = egret_policy::parse(yaml, &dir.path().join("p.yaml"), dir.path()).expect("valid");
+    let warnings = policy.unresolved_secrets();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("webhook http://127.0.0.1:9/x:") && !warnings[0].contains("token=t"),
+        "{warnings:?}"
+    );
 }
 
 #[tokio::test]

@@ -22,15 +22,20 @@ pub fn check(file: &std::path::Path, format: Format) -> Result<()> {
             "control_listen": policy.control.listen.to_string(),
             "allowed_hosts": policy.network.allow.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "connectors": connectors,
+            "webhooks": policy.webhooks.iter().map(|w| json!({
+                "url": w.url.split(['?', '#']).next().unwrap_or_default(),
+                "events": w.events.iter().map(|e| e.name()).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
             "warnings": warnings,
         }));
         return Ok(());
     }
     say!(
-        "ok: {} ({}, {}; proxy {}, control {})",
+        "ok: {} ({}, {}, {}; proxy {}, control {})",
         policy.source.display(),
         count(policy.connectors.len() as u64, "connector"),
         count(policy.network.allow.len() as u64, "allowed host"),
+        count(policy.webhooks.len() as u64, "webhook"),
         policy.proxy.listen,
         policy.control.listen,
     );

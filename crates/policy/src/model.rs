@@ -384,6 +384,18 @@ impl Policy {
                 c.id
             ));
         }
+        for w in &self.webhooks {
+            let why = match w.secret.read() {
+                Ok(Some(_)) => continue,
+                Ok(None) => "does not resolve".to_owned(),
+                Err(e) => format!("cannot be read: {e}"),
+            };
+            out.push(format!(
+                "webhook {}: its secret {} {why}; its deliveries wait in the outbox until it resolves",
+                w.url.split(['?', '#']).next().unwrap_or_default(),
+                w.secret
+            ));
+        }
         out
     }
 
