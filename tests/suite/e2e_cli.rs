@@ -369,20 +369,9 @@ async fn named_connections_from_the_command_line() {
             .await,
     );
     assert!(minted.starts_with("egp_"), "{minted}");
-    let env = stdout(
-        &egret
-            .cli(
-                &[
-                    "sandbox-env",
-                    "--owner",
-                    "org",
-                    "--ca-bundle",
-                    &dir.path().join("bundle.pem").to_string_lossy(),
-                ],
-                None,
-            )
-            .await,
-    );
+    let env = egret
+        .sandbox_env("org", &dir.path().join("bundle.pem"))
+        .await;
     assert!(
         env.contains("export OPENAI_API_KEY='egp_")
             && env.contains("export OPENAI_API_KEY_WORK='egp_"),

@@ -41,20 +41,7 @@ async fn connector_create_disable_enable_remove_with_the_cli() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let env = stdout(
-        &egret
-            .cli(
-                &[
-                    "sandbox-env",
-                    "--owner",
-                    "org",
-                    "--ca-bundle",
-                    &dir.path().join("b.pem").to_string_lossy(),
-                ],
-                None,
-            )
-            .await,
-    );
+    let env = egret.sandbox_env("org", &dir.path().join("b.pem")).await;
     assert!(env.contains("export CRM_API_KEY='egp_"), "{env}");
     let out = egret.cli(&["connector", "remove", "crm"], None).await;
     assert!(out.status.success());

@@ -7,7 +7,7 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::harness::Fixture;
-use super::harness::api::{admin, discover};
+use super::harness::api::{admin, connection_names, discover};
 
 /// The test policy with `openai` allowing several connections per owner.
 fn reload_with_multiple(f: &Fixture) {
@@ -45,6 +45,22 @@ async fn mint(f: &Fixture, connector: &str, name: Option<&str>) -> (StatusCode, 
     .await
 }
 
+/// A GET through egret with the placeholder `minted` (a mint answer) as Bearer token.
+async fn call(f: &Fixture, minted: &Value) -> StatusCode {
+    let auth = format!(
+        "Bearer {}",
+        minted["placeholder"].as_str().expect("placeholder")
+    );
+    f.get(
+        "api.test.local",
+        "/v1/models",
+        &[("authorization", &auth)],
+        Proto::H1,
+    )
+    .await
+    .status()
+}
+
 /// The `authorization` header the upstream saw on the last request.
 fn last_authorization(f: &Fixture) -> String {
     let seen = f.upstream.seen();
@@ -74,19 +90,7 @@ async fn two_names_hold_two_keys_and_each_placeholder_carries_its_own() {
     assert_eq!(work["name"], "work");
 
     for (minted, key) in [(&personal, "sk-personal-REAL"), (&work, "sk-work-REAL")] {
-        let auth = format!(
-            "Bearer {}",
-            minted["placeholder"].as_str().expect("placeholder")
-        );
-        let resp = f
-            .get(
-                "api.test.local",
-                "/v1/models",
-                &[("authorization", &auth)],
-                Proto::H1,
-            )
-            .await;
-        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(call(&f, minted).await, StatusCode::OK);
         assert_eq!(last_authorization(&f), format!("Bearer {key}"));
     }
 
@@ -98,13 +102,7 @@ async fn two_names_hold_two_keys_and_each_placeholder_carries_its_own() {
         None,
     )
     .await;
-    let names: Vec<&str> = list["connections"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["name"].as_str())
-        .collect();
-    assert_eq!(names, ["default", "work"], "{list}");
+    assert_eq!(connection_names(&list), ["default", "work"], "{list}");
     let (_, only) = admin(&f.egret, Method::GET, "/v1/connections?name=work", None).await;
     assert_eq!(
         only["connections"].as_array().map(Vec::len),
@@ -192,26 +190,8 @@ async fn two_names_hold_two_keys_and_each_placeholder_carries_its_own() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let auth = format!("Bearer {}", work["placeholder"].as_str().expect("w"));
-    let resp = f
-        .get(
-            "api.test.local",
-            "/v1/models",
-            &[("authorization", &auth)],
-            Proto::H1,
-        )
-        .await;
-    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    let auth = format!("Bearer {}", personal["placeholder"].as_str().expect("p"));
-    let resp = f
-        .get(
-            "api.test.local",
-            "/v1/models",
-            &[("authorization", &auth)],
-            Proto::H1,
-        )
-        .await;
-    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(call(&f, &work).await, StatusCode::FORBIDDEN);
+    assert_eq!(call(&f, &personal).await, StatusCode::OK);
     assert_eq!(last_authorization(&f), "Bearer sk-personal-REAL");
 }
 

@@ -10,6 +10,7 @@ use egret_test_support::client::{Proto, get};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use super::harness::api::connection_names;
 use super::harness::oauth::{OAuthFixture, Options};
 
 #[tokio::test]
@@ -381,13 +382,7 @@ async fn two_named_oauth_connections_carry_two_real_tokens() {
     let (_, list) = f
         .admin(Method::GET, "/v1/connections?connector=vendor", None)
         .await;
-    let names: Vec<&str> = list["connections"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["name"].as_str())
-        .collect();
-    assert_eq!(names, ["default", "work"], "{list}");
+    assert_eq!(connection_names(&list), ["default", "work"], "{list}");
 
     let mut subjects = Vec::new();
     for name in [None, Some("work")] {

@@ -72,6 +72,16 @@ pub async fn audit_events(
         .collect()
 }
 
+/// The `name` of each connection in a `GET /v1/connections` answer, in order.
+pub fn connection_names(list: &Value) -> Vec<&str> {
+    list["connections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect()
+}
+
 /// `GET http://egret.internal/connections` through `egret`, with these extra headers.
 pub async fn discover(
     egret: &egret_test_support::proxy::TestProxy,

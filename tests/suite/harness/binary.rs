@@ -107,6 +107,13 @@ impl Egret {
         stdout(&self.cli(&mint, None).await)
     }
 
+    /// `egret sandbox-env --owner OWNER --ca-bundle BUNDLE`: the export lines it prints.
+    pub async fn sandbox_env(&self, owner: &str, bundle: &Path) -> String {
+        let bundle = bundle.to_string_lossy();
+        let args = ["sandbox-env", "--owner", owner, "--ca-bundle", &bundle];
+        stdout(&self.cli(&args, None).await)
+    }
+
     /// egret's CA, as `ca export` prints it, written where `curl` looks for it.
     pub async fn export_ca(&self) -> String {
         let pem = stdout(&self.cli(&["ca", "export"], None).await);
