@@ -539,6 +539,44 @@ async fn client_credentials_connect_at_once_and_renew_by_asking_again() {
     assert_eq!(f.server.stats().await["client_credentials"], 2);
 }
 
+/// The vendor refusing the app itself (`invalid_client`: a client secret rotated at the
+/// vendor but not in egret) is permanent, like a revoked grant: `needs_reauth`, not a
+/// renewal retried for ever.
+#[tokio::test]
+async fn invalid_client_is_permanent_and_needs_reauth() {
+    let f = OAuthFixture::new(Options {
+        access_ttl: 4,
+        skew: "2s",
+        ..Options::default()
+    })
+    .await;
+    let (status, body) = f
+        .admin(Method::POST, "/v1/connections/ci/org/authorize", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let p = f.mint("ci", "org").await;
+    std::fs::write(f.egret.dir.path().join("ci-secret"), "rotated-elsewhere").expect("secret");
+    f.wait_until_due_of("ci", "org", -1).await;
+    let (status, code, body) = f.call(&p, Proto::H1).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(code.as_deref(), Some("connection_needs_reauth"));
+    assert_eq!(f.connection("ci", "org").await["status"], "needs_reauth");
+    let (_, audit) = f
+        .admin(Method::GET, "/v1/audit?connector=ci&limit=100", None)
+        .await;
+    assert!(
+        audit["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| {
+                e["event"] == "connection.needs_reauth"
+                    && e["detail"]
+                        .as_str()
+                        .is_some_and(|d| d.contains("invalid_client"))
+            })),
+        "{audit}"
+    );
+}
+
 #[tokio::test]
 async fn state_reuse_forgery_and_denial_are_refused_and_change_nothing() {
     let f = OAuthFixture::new(Options::default()).await;

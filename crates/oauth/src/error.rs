@@ -69,8 +69,12 @@ impl From<Oauth2Error> for TokenError {
                     text.push_str(": ");
                     text.push_str(d);
                 }
+                // Permanent: the grant, or the app it was issued to, is refused; asking
+                // again cannot succeed, so the connection needs the user (see README).
                 match r.error() {
-                    T::InvalidGrant => Self::InvalidGrant(text),
+                    T::InvalidGrant | T::InvalidClient | T::UnauthorizedClient => {
+                        Self::InvalidGrant(text)
+                    }
                     _ => Self::Rejected(text),
                 }
             }
