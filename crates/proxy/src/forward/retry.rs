@@ -86,23 +86,21 @@ fn note(
     attempt: u32,
     wait: Duration,
 ) {
-    let connector = plan
-        .connection
-        .as_ref()
-        .map_or("", |c| c.connector.as_str());
+    let connector = plan.connection().map_or("", |c| c.connector.as_str());
+    let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
     proxy.metrics.upstream_retry(connector);
-    info!(host = %bound.host, connector, status, attempt, wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "retrying the request upstream");
+    info!(host = %bound.host, connector, status, attempt, wait_ms, "retrying the request upstream");
     let data = RetryEvent {
         host: &bound.host,
         method: head.method.as_str(),
         path: redacted(head.uri.path()),
         status,
         attempt,
-        wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+        wait_ms,
     };
     proxy
         .audit
-        .record("request.retry", plan.connection.as_ref(), &data);
+        .record("request.retry", plan.connection(), &data);
 }
 
 /// Safe to send twice (RFC 9110 §9.2.2).

@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use egret_policy::{Policy, RequestSettings, Retries};
-use egret_vault::ConnectionId;
+use egret_vault::{ConnectionId, PlaceholderEntry};
 use http::header::{HeaderName, HeaderValue, USER_AGENT};
 use http::request::Parts;
 
@@ -16,8 +18,9 @@ pub(super) struct Plan {
     /// From sending to the response head.
     pub(super) timeout: Duration,
     pub(super) retries: Option<Retries>,
-    /// The connection whose credential it carries: named in retry audit events.
-    pub(super) connection: Option<ConnectionId>,
+    /// The placeholder whose credential it carries (shared, not copied): its connection
+    /// is named in retry audit events.
+    pub(super) carried: Option<Arc<PlaceholderEntry>>,
 }
 
 impl Plan {
@@ -27,8 +30,12 @@ impl Plan {
         Self {
             timeout: default_timeout,
             retries: None,
-            connection: None,
+            carried: None,
         }
+    }
+
+    pub(super) fn connection(&self) -> Option<&ConnectionId> {
+        self.carried.as_ref().map(|e| &e.connection)
     }
 }
 
@@ -43,14 +50,14 @@ pub(super) fn apply(
     let Some(first) = report.swapped.first() else {
         return Plan::plain(default_timeout);
     };
-    let connection = Some(first.placeholder.connection.clone());
+    let carried = Some(first.placeholder.clone());
     let Some(settings) = policy
         .connector(first.connector())
         .map(|c| &c.request)
         .filter(|s| **s != RequestSettings::default())
     else {
         return Plan {
-            connection,
+            carried,
             ..Plan::plain(default_timeout)
         };
     };
@@ -58,7 +65,7 @@ pub(super) fn apply(
     Plan {
         timeout: settings.timeout.unwrap_or(default_timeout),
         retries: settings.retries.clone(),
-        connection,
+        carried,
     }
 }
 
