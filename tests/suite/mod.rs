@@ -57,6 +57,8 @@ mod sandboxes;
 mod ssrf;
 /// Big bodies stream both ways with flat memory (measured in the egret process).
 mod streaming;
+/// The web UI's pages over HTTP: sign-in, Connector Settings, headers, CSRF.
+mod ui;
 /// Webhooks: signed events about connections, delivered at least once.
 mod webhooks;
 /// WebSocket upgrades through the swap.

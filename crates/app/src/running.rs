@@ -180,7 +180,8 @@ impl Running {
             control.webhooks.clone(),
         ));
         let webhooks = tokio::spawn(control.webhooks.clone().run(stopped(rx.clone())));
-        let control = tokio::spawn(egret_control::serve(control_listener, control, stopped(rx)));
+        let routes = egret_control::router(control.clone()).merge(egret_ui::router(control));
+        let control = tokio::spawn(egret_control::serve(control_listener, routes, stopped(rx)));
         Self {
             stop,
             proxy,

@@ -76,31 +76,37 @@ pub(crate) async fn update(
         ));
     }
     let view = state
-        .blocking(move |s| {
-            let (_, mut entry) = s
-                .vault
-                .api_connectors()?
-                .into_iter()
-                .find(|(k, _)| *k == id)
-                .ok_or_else(|| ApiError::unknown_connector(&id))?;
-            merge_patch(&mut entry, &patch);
-            egret_policy::parse_api_connector(&entry).map_err(ApiError::bad_request)?;
-            s.vault.put_api_connector(&id, &entry)?;
-            s.lifecycle.refresh()?;
-            let fields: Vec<&str> = patch
-                .as_object()
-                .map(|o| o.keys().map(String::as_str).collect())
-                .unwrap_or_default();
-            s.vault.audit(
-                "connector.update",
-                Some(&id),
-                None,
-                Some(format!("changed: {}", fields.join(", "))),
-            )?;
-            Ok(view_now(&s.policy.load(), &id))
-        })
+        .blocking(move |s| patch_connector(s, &id, &patch))
         .await?;
     Ok(Json(view))
+}
+
+/// Applies a JSON merge patch to a connector created through the control plane, puts
+/// it in force and audits it; returns its view. Blocks (the vault syncs): call it off
+/// the async workers ([`ControlState::blocking`]).
+pub fn patch_connector(s: &ControlState, id: &str, patch: &Value) -> Result<Value, ApiError> {
+    api_only(s, id)?;
+    let (_, mut entry) = s
+        .vault
+        .api_connectors()?
+        .into_iter()
+        .find(|(k, _)| k == id)
+        .ok_or_else(|| ApiError::unknown_connector(id))?;
+    merge_patch(&mut entry, patch);
+    egret_policy::parse_api_connector(&entry).map_err(ApiError::bad_request)?;
+    s.vault.put_api_connector(id, &entry)?;
+    s.lifecycle.refresh()?;
+    let fields: Vec<&str> = patch
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    s.vault.audit(
+        "connector.update",
+        Some(id),
+        None,
+        Some(format!("changed: {}", fields.join(", "))),
+    )?;
+    Ok(view_now(&s.policy.load(), id))
 }
 
 /// The kill switch: the connector, its connections, tokens and placeholders go in one

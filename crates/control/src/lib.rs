@@ -37,7 +37,7 @@ use secrecy::SecretString;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-pub use connectors::connector_view;
+pub use connectors::{connector_view, patch_connector};
 pub use error::ApiError;
 pub use lifecycle::{Install, Lifecycle};
 
@@ -80,7 +80,7 @@ pub struct ControlState {
 
 impl ControlState {
     /// Runs vault work (which fsyncs) off the async workers.
-    pub(crate) async fn blocking<T: Send + 'static>(
+    pub async fn blocking<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&ControlState) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
@@ -202,13 +202,14 @@ pub fn router(state: Arc<ControlState>) -> Router {
         .with_state(state)
 }
 
-/// Serves the control plane until `shutdown` resolves.
+/// Serves the control plane's `routes` (its [`router`], and whatever the composition
+/// root merges in) until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
-    state: Arc<ControlState>,
+    routes: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    axum::serve(listener, routes)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -1,0 +1,60 @@
+//! The web UI, served by the control plane under `/ui`: pages rendered on the server
+//! (maud), one stylesheet embedded in the binary, every action a plain form post.
+//!
+//! Owns who is looking (`session`: the admin token exchanged for a session cookie, CSRF
+//! tokens, the same-origin check), the headers every page carries (`headers`: a strict
+//! Content-Security-Policy, no framing, no caching, no referrer) and the pages (`pages`).
+//! It reads and changes what the control plane owns through [`ControlState`] and never
+//! renders a secret: connectors' secrets stay references or masks, connections show
+//! metadata only.
+
+mod headers;
+mod pages;
+mod session;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use egret_control::ControlState;
+
+pub use session::COOKIE;
+
+/// What every page handler reads.
+pub struct UiState {
+    pub control: Arc<ControlState>,
+    pub(crate) sessions: session::Sessions,
+}
+
+impl UiState {
+    /// Whether cookies must be `Secure`: egret is reached over https.
+    pub(crate) fn secure(&self) -> bool {
+        self.control
+            .policy
+            .load()
+            .control
+            .public_url
+            .starts_with("https://")
+    }
+}
+
+/// The `/ui` routes, to merge into the control plane's router.
+pub fn router(control: Arc<ControlState>) -> Router {
+    let state = Arc::new(UiState {
+        control,
+        sessions: session::Sessions::default(),
+    });
+    Router::new()
+        .route("/ui", get(pages::home))
+        .route("/ui/", get(pages::home))
+        .route("/ui/login", get(pages::login_form).post(pages::login))
+        .route("/ui/logout", post(pages::logout))
+        .route("/ui/connectors", get(pages::connectors::list))
+        .route(
+            "/ui/connectors/{id}/enabled",
+            post(pages::connectors::set_enabled),
+        )
+        .route("/ui/egret.css", get(pages::stylesheet))
+        .layer(axum::middleware::from_fn(headers::secure))
+        .with_state(state)
+}

@@ -1,0 +1,150 @@
+//! Connector Settings (administrators): every connector with its vendor, auth kind,
+//! egress domains, whether it takes new connections, where it is defined, and its
+//! connections by status; connectors created through the control plane can be enabled
+//! and disabled here.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use egret_policy::{AuthKind, Connector, Grant, Source};
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{admin, admin_post, layout, problem};
+use crate::UiState;
+use crate::session::Session;
+
+pub(crate) async fn list(State(state): State<Arc<UiState>>, headers: HeaderMap) -> Response {
+    let session = match admin(&state, &headers) {
+        Ok(s) => s,
+        Err(refused) => return refused.into_response(),
+    };
+    let policy = state.control.policy.load();
+    let content = html! {
+        p.lead { "Disabling a connector stops new connections to it; existing connections keep working. "
+            "Deleting one (API connectors, with " code { "egret connector remove" } ") is the kill switch: every connection to it stops at once." }
+        @if policy.connectors.is_empty() {
+            p.empty { "No connectors yet. Add one to the policy file (see the README's Policy reference), or with " code { "egret connector create" } "." }
+        }
+        @for c in &policy.connectors {
+            (card(&state, &session, c))
+        }
+    };
+    layout("Connector Settings", Some(&session), content).into_response()
+}
+
+fn card(state: &UiState, session: &Session, c: &Connector) -> Markup {
+    let counts = by_status(state, c.id.as_str());
+    let total: usize = counts.values().sum();
+    html! {
+        section.connector aria-labelledby=(format!("c-{}", c.id)) {
+            h2 id=(format!("c-{}", c.id)) { (c.id) }
+            p.badges {
+                @if c.enabled { span.badge.ok { "Enabled" } } @else { span.badge.off { "Disabled" } }
+                @match c.source {
+                    Source::Policy => span.badge title="Change it in the policy file; egret reloads it on save." { "Policy file (read-only)" },
+                    Source::Api => span.badge { "Created through the control plane" },
+                }
+            }
+            dl {
+                dt { "Vendor" } dd { (c.template.as_deref().unwrap_or("custom")) }
+                dt { "Authentication" } dd { (auth(c)) }
+                dt { "Egress domains" }
+                dd {
+                    ul.hosts { @for h in &c.egress { li { code { (h) } } } }
+                    small { "Allow these in the sandbox's network policy: credentials are sent to them only." }
+                }
+                dt { "Connections" }
+                dd {
+                    @if total == 0 { "none" }
+                    @else {
+                        ul.counts { @for (status, n) in &counts { li { (n) " " (status) } } }
+                    }
+                }
+            }
+            @if c.source == Source::Api {
+                form method="post" action=(format!("/ui/connectors/{}/enabled", c.id)) {
+                    input type="hidden" name="csrf" value=(session.csrf);
+                    @if c.enabled {
+                        input type="hidden" name="enabled" value="false";
+                        button type="submit" { "Disable" }
+                    } @else {
+                        input type="hidden" name="enabled" value="true";
+                        button type="submit" { "Enable" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn auth(c: &Connector) -> String {
+    match &c.auth {
+        AuthKind::OAuth2(o) => match o.grant {
+            Grant::AuthorizationCode => "OAuth 2.0, each user signs in".to_owned(),
+            Grant::ClientCredentials => "OAuth 2.0 client credentials".to_owned(),
+        },
+        _ => "Static key".to_owned(),
+    }
+}
+
+/// The connector's connections by status, as listings show it.
+fn by_status(state: &UiState, connector: &str) -> BTreeMap<&'static str, usize> {
+    let removed = state
+        .control
+        .vault
+        .connector_removed_at(connector)
+        .is_some();
+    let mut counts = BTreeMap::new();
+    for c in state.control.vault.connections(Some(connector), None) {
+        let status = state.control.broker.health(&c.id()).status(&c, removed);
+        *counts.entry(status).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[derive(Deserialize)]
+pub(crate) struct EnabledForm {
+    csrf: String,
+    enabled: String,
+}
+
+pub(crate) async fn set_enabled(
+    State(state): State<Arc<UiState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<EnabledForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "Not done",
+            "The form was incomplete; nothing was changed.",
+            html! { a href="/ui/connectors" { "Back to Connector Settings" } },
+        );
+    };
+    if let Err(refused) = admin_post(&state, &headers, &form.csrf) {
+        return refused.into_response();
+    }
+    let enabled = form.enabled == "true";
+    let patch = json!({ "enabled": enabled });
+    let changed = state
+        .control
+        .blocking(move |s| egret_control::patch_connector(s, &id, &patch))
+        .await;
+    match changed {
+        Ok(_) => Redirect::to("/ui/connectors").into_response(),
+        Err(e) => problem(
+            e.status,
+            "Not done",
+            &e.message,
+            html! { a href="/ui/connectors" { "Back to Connector Settings" } },
+        ),
+    }
+}

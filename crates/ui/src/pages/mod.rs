@@ -1,0 +1,210 @@
+//! The pages: a shared layout, signing in and out, and one module per page. Handlers
+//! answer HTML for people; a refusal is a page that says what happened and what to do.
+
+pub(crate) mod connectors;
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::State;
+use axum::extract::rejection::FormRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use maud::{DOCTYPE, Markup, html};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::UiState;
+use crate::session::{self, Session};
+
+const STYLESHEET: &str = include_str!("../../assets/egret.css");
+
+pub(crate) async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+/// Every page: a title, the navigation when signed in, the content.
+pub(crate) fn layout(title: &str, session: Option<&Session>, content: Markup) -> Html<String> {
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · egret" }
+                link rel="stylesheet" href="/ui/egret.css";
+            }
+            body {
+                header {
+                    a.brand href="/ui/" { "egret" }
+                    @if let Some(s) = session {
+                        nav aria-label="Main" {
+                            a href="/ui/connectors" { "Connector Settings" }
+                        }
+                        form.signout method="post" action="/ui/logout" {
+                            input type="hidden" name="csrf" value=(s.csrf);
+                            button type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main { h1 { (title) } (content) }
+            }
+        }
+    };
+    Html(page.into_string())
+}
+
+/// A page that says what went wrong and what to do, with `status`.
+pub(crate) fn problem(status: StatusCode, title: &str, what: &str, next: Markup) -> Response {
+    let page = layout(
+        title,
+        None,
+        html! { p.problem role="alert" { (what) } (next) },
+    );
+    (status, page).into_response()
+}
+
+/// Why a page or a form was not served to whoever asked.
+pub(crate) enum Refused {
+    /// Nobody is signed in (or the session ended): to the sign-in page.
+    SignIn,
+    /// A form without its CSRF token, or posted from another origin.
+    Forged,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Self::SignIn => Redirect::to("/ui/login").into_response(),
+            Self::Forged => problem(
+                StatusCode::FORBIDDEN,
+                "Not done",
+                "This form did not come from egret's own page (or it is older than your session), so nothing was changed.",
+                html! { p { a href="/ui/connectors" { "Reload the page" } " and try again." } },
+            ),
+        }
+    }
+}
+
+/// The signed-in administrator's session.
+pub(crate) fn admin(state: &UiState, headers: &HeaderMap) -> Result<Session, Refused> {
+    state.sessions.find(headers).ok_or(Refused::SignIn)
+}
+
+/// A form post from a signed-in administrator: the session, its CSRF token and egret's
+/// own origin checked.
+pub(crate) fn admin_post(
+    state: &UiState,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<Session, Refused> {
+    let session = admin(state, headers)?;
+    let public_url = state.control.policy.load().control.public_url.clone();
+    if !session::same_origin(headers, &public_url) || !session::csrf_ok(&session, csrf) {
+        return Err(Refused::Forged);
+    }
+    Ok(session)
+}
+
+pub(crate) async fn home(State(state): State<Arc<UiState>>, headers: HeaderMap) -> Redirect {
+    match state.sessions.find(&headers) {
+        Some(_) => Redirect::to("/ui/connectors"),
+        None => Redirect::to("/ui/login"),
+    }
+}
+
+fn login_page(status: StatusCode, message: Option<&str>) -> Response {
+    let content = html! {
+        p { "Sign in with egret's admin token: the value of " code { "EGRET_ADMIN_TOKEN" }
+            ", or the " code { "admin.token" } " file beside the vault (" code { "egret serve" }
+            " logs where it is)." }
+        @if let Some(m) = message { p.problem role="alert" { (m) } }
+        form method="post" action="/ui/login" {
+            label for="token" { "Admin token" }
+            input #token type="password" name="token" autocomplete="current-password" required autofocus;
+            button type="submit" { "Sign in" }
+        }
+    };
+    (status, layout("Sign in", None, content)).into_response()
+}
+
+pub(crate) async fn login_form(State(state): State<Arc<UiState>>, headers: HeaderMap) -> Response {
+    if state.sessions.find(&headers).is_some() {
+        return Redirect::to("/ui/connectors").into_response();
+    }
+    login_page(StatusCode::OK, None)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginForm {
+    token: SecretString,
+}
+
+/// Exchanges the admin token for a session cookie; the token is never put in a URL.
+pub(crate) async fn login(
+    State(state): State<Arc<UiState>>,
+    headers: HeaderMap,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    let public_url = state.control.policy.load().control.public_url.clone();
+    if !session::same_origin(&headers, &public_url) {
+        return login_page(
+            StatusCode::FORBIDDEN,
+            Some(
+                "This sign-in did not come from egret's own page; open egret's address and sign in there.",
+            ),
+        );
+    }
+    let Ok(Form(form)) = form else {
+        return login_page(StatusCode::BAD_REQUEST, Some("Type the admin token."));
+    };
+    let expected = state.control.admin_token.expose_secret().as_bytes();
+    let given = form.token.expose_secret().trim().as_bytes();
+    if !bool::from(given.ct_eq(expected)) {
+        tracing::info!("a sign-in to the UI with a wrong admin token");
+        return login_page(
+            StatusCode::UNAUTHORIZED,
+            Some(
+                "That is not the admin token. Copy it again from EGRET_ADMIN_TOKEN or the admin.token file.",
+            ),
+        );
+    }
+    let (id, _) = state.sessions.start_admin();
+    let mut resp = Redirect::to("/ui/connectors").into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        session::set_cookie(Some(&id), state.secure()),
+    );
+    resp
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CsrfForm {
+    csrf: String,
+}
+
+pub(crate) async fn logout(
+    State(state): State<Arc<UiState>>,
+    headers: HeaderMap,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
+    if let Err(refused) = admin_post(&state, &headers, &csrf) {
+        return refused.into_response();
+    }
+    state.sessions.end(&headers);
+    let mut resp = Redirect::to("/ui/login").into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        session::set_cookie(None, state.secure()),
+    );
+    resp
+}

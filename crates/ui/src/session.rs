@@ -1,0 +1,207 @@
+//! Who is looking at a page: administrators sign in with the admin token, which is
+//! exchanged for a session cookie (HttpOnly, `SameSite=Strict`, `Secure` behind https)
+//! that expires. Sessions live in memory: a restart signs everyone out. Every form
+//! carries the session's CSRF token, and every form post must come from egret's own
+//! origin.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, HeaderValue, header};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+
+/// The session cookie's name; scoped to `/ui`.
+pub const COOKIE: &str = "egret_ui";
+/// How long an administrator's session lasts.
+pub const ADMIN_LIFETIME: Duration = Duration::from_secs(8 * 3600);
+/// Sessions kept at most; the oldest go first (bounds what a token holder signing in
+/// in a loop can make egret hold).
+const KEEP: usize = 10_000;
+
+/// A signed-in browser.
+#[derive(Clone)]
+pub struct Session {
+    /// Put in every form and checked on every post.
+    pub csrf: String,
+    expires: Instant,
+}
+
+/// The sessions, by the random id their cookie carries (256 bits: unguessable).
+#[derive(Default)]
+pub struct Sessions(Mutex<HashMap<String, Session>>);
+
+impl Sessions {
+    /// Starts an administrator's session; returns the cookie value and the session.
+    pub fn start_admin(&self) -> (SecretString, Session) {
+        let id = random_token();
+        let session = Session {
+            csrf: random_token(),
+            expires: Instant::now() + ADMIN_LIFETIME,
+        };
+        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        all.retain(|_, s| s.expires > now);
+        if all.len() >= KEEP
+            && let Some(oldest) = all
+                .iter()
+                .min_by_key(|(_, s)| s.expires)
+                .map(|(k, _)| k.clone())
+        {
+            all.remove(&oldest);
+        }
+        all.insert(id.clone(), session.clone());
+        (SecretString::from(id), session)
+    }
+
+    /// The live session the request's cookie names.
+    pub fn find(&self, headers: &HeaderMap) -> Option<Session> {
+        let id = cookie(headers, COOKIE)?;
+        let all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        all.get(&id).filter(|s| s.expires > Instant::now()).cloned()
+    }
+
+    /// Ends the session the request's cookie names.
+    pub fn end(&self, headers: &HeaderMap) {
+        if let Some(id) = cookie(headers, COOKIE) {
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        }
+    }
+}
+
+/// `Set-Cookie` for a new session (or, with `None`, one that clears it).
+pub fn set_cookie(value: Option<&SecretString>, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    let text = match value {
+        Some(v) => format!(
+            "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/ui; Max-Age={}{secure}",
+            v.expose_secret(),
+            ADMIN_LIFETIME.as_secs()
+        ),
+        None => format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/ui; Max-Age=0{secure}"),
+    };
+    // Built from base64url text and fixed words: always a valid header value.
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Whether `given` is the session's CSRF token (compared in constant time).
+pub fn csrf_ok(session: &Session, given: &str) -> bool {
+    session.csrf.as_bytes().ct_eq(given.as_bytes()).into()
+}
+
+/// Whether a form post comes from egret's own pages: its `Origin` (or, without one, its
+/// `Referer`) is `public_url`'s origin, or names the host the browser asked for (its
+/// `Host`: egret reached at another name than `public_url`, or behind a TLS proxy). A
+/// post that names neither is refused.
+pub fn same_origin(headers: &HeaderMap, public_url: &str) -> bool {
+    let Some(given) = headers
+        .get(header::ORIGIN)
+        .or_else(|| headers.get(header::REFERER))
+        .and_then(|v| v.to_str().ok())
+        .map(origin_of)
+        .filter(|g| !g.is_empty())
+    else {
+        return false;
+    };
+    if given == origin_of(public_url) {
+        return true;
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_ascii_lowercase);
+    let authority = given.split_once("://").map(|(_, a)| a);
+    host.is_some_and(|h| authority == Some(h.as_str()))
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return String::new();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    format!(
+        "{}://{}",
+        scheme.to_ascii_lowercase(),
+        authority.to_ascii_lowercase()
+    )
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// 256 random bits, base64url.
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn posts_must_come_from_egrets_origin() {
+        let mut h = HeaderMap::new();
+        assert!(
+            !same_origin(&h, "http://127.0.0.1:3129"),
+            "no origin at all"
+        );
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:3129"),
+        );
+        assert!(same_origin(&h, "http://127.0.0.1:3129/"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
+        assert!(!same_origin(&h, "http://127.0.0.1:3129"));
+        // Reached at another name: the browser's own Host is egret.
+        h.insert(header::HOST, HeaderValue::from_static("localhost:3129"));
+        assert!(
+            !same_origin(&h, "http://127.0.0.1:3129"),
+            "evil is not localhost"
+        );
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://localhost:3129"),
+        );
+        assert!(same_origin(&h, "http://127.0.0.1:3129"));
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::REFERER,
+            HeaderValue::from_static("http://127.0.0.1:3129/ui/login"),
+        );
+        assert!(same_origin(&h, "http://127.0.0.1:3129"));
+    }
+
+    #[test]
+    fn sessions_are_found_by_their_cookie_and_ended() {
+        let sessions = Sessions::default();
+        let (id, session) = sessions.start_admin();
+        let mut h = HeaderMap::new();
+        let cookie = format!("other=1; {COOKIE}={}", id.expose_secret());
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&cookie).expect("cookie"),
+        );
+        let found = sessions.find(&h).expect("found");
+        assert!(csrf_ok(&found, &session.csrf));
+        assert!(!csrf_ok(&found, "forged"));
+        sessions.end(&h);
+        assert!(sessions.find(&h).is_none());
+    }
+}
