@@ -300,6 +300,21 @@ pub enum ConnectionCommand {
         #[arg(long)]
         identity_label: Option<String>,
     },
+    /// Print a single-use link that opens egret's Connections page as OWNER (for one
+    /// connector when given), to send to the user.
+    Link {
+        /// Only this connector (default: every enabled connector).
+        connector: Option<String>,
+        /// `org` or `user:<id>`.
+        #[arg(long)]
+        owner: String,
+        /// Only this connection name.
+        #[arg(long)]
+        name: Option<String>,
+        /// How long the link works, e.g. `30m` (the default) or `2h`.
+        #[arg(long)]
+        ttl: Option<String>,
+    },
     /// Disconnect: revokes an OAuth grant at the vendor where possible; the
     /// connection's placeholders stop working at once.
     Remove {

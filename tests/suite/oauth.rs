@@ -539,6 +539,75 @@ async fn client_credentials_connect_at_once_and_renew_by_asking_again() {
     assert_eq!(f.server.stats().await["client_credentials"], 2);
 }
 
+/// A user from a connect link connects an OAuth service on egret's Connections page:
+/// Connect, sign in and consent at the vendor, back on a page that links to the list,
+/// which shows the connection as the account that signed in; its placeholder works.
+#[tokio::test]
+async fn a_user_connects_from_the_connections_page_with_a_connect_link() {
+    let f = OAuthFixture::new(Options::default()).await;
+    let (status, link) = f
+        .admin(
+            Method::POST,
+            "/v1/connect-links",
+            Some(json!({ "owner": "user:alice", "connector": "vendor" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{link}");
+    let url = link["url"].as_str().expect("url");
+    let mut browser = Browser::new(&f.ca.pem);
+    let opened = browser
+        .request(Method::POST, url, Some(&[]))
+        .await
+        .expect("continue");
+    assert_eq!(opened.status, StatusCode::SEE_OTHER, "{}", opened.body);
+    let list_url = opened.location.clone().expect("to the list");
+    let page = browser
+        .request(Method::GET, &list_url, None)
+        .await
+        .expect("list");
+    assert!(page.body.contains("Connect"), "{}", page.body);
+    let csrf = page
+        .body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("csrf")
+        .to_owned();
+    let connect_url = list_url.replace("/ui/connections", "/ui/connections/vendor/connect");
+    let started = browser
+        .request(
+            Method::POST,
+            &connect_url,
+            Some(&[("csrf", &csrf), ("name", "default")]),
+        )
+        .await
+        .expect("connect");
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
+    let start = started.location.clone().expect("egret's sign-in link");
+    assert!(start.contains("/oauth/start?state="), "{start}");
+    let done = browser
+        .authorize(&start, Choice::Allow)
+        .await
+        .expect("signed in");
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(
+        done.body.contains("Back to your connections"),
+        "{}",
+        done.body
+    );
+    assert!(done.body.contains("window.location.origin") && !done.body.contains("\"*\""));
+    let page = browser
+        .request(Method::GET, &list_url, None)
+        .await
+        .expect("list");
+    assert!(page.body.contains("<h3>vendor</h3>"), "{}", page.body);
+    assert!(page.body.contains(">connected<"), "{}", page.body);
+    let p = f.mint("vendor", "user:alice").await;
+    let (status, _, body) = f.call(&p, Proto::H1).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["sub"], "alice");
+}
+
 /// The vendor refusing the app itself (`invalid_client`: a client secret rotated at the
 /// vendor but not in egret) is permanent, like a revoked grant: `needs_reauth`, not a
 /// renewal retried for ever.

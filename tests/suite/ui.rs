@@ -335,3 +335,225 @@ async fn connector_settings_lists_every_connector_and_toggles_api_connectors() {
             .starts_with("text/css")
     );
 }
+
+/// Mints a connect link through the API; returns its path (`/ui/connect/…`).
+async fn connect_link(f: &Fixture, body: serde_json::Value) -> String {
+    let (status, answer) = admin(&f.egret, Method::POST, "/v1/connect-links", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let url = answer["url"].as_str().expect("url");
+    let path = url
+        .split_once("/ui/")
+        .map(|(_, p)| format!("/ui/{p}"))
+        .expect("a /ui/ link");
+    assert!(path.starts_with("/ui/connect/"), "{url}");
+    path
+}
+
+#[tokio::test]
+async fn a_connect_link_opens_the_users_connections_once_and_they_connect_a_key() {
+    let f = Fixture::new().await;
+    // The API says what is wrong with a link request.
+    for (body, status) in [
+        (json!({ "owner": "bob" }), StatusCode::BAD_REQUEST),
+        (
+            json!({ "owner": "user:ann", "connector": "nope" }),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({ "owner": "user:ann", "connector": "off" }),
+            StatusCode::CONFLICT,
+        ),
+        (
+            json!({ "owner": "user:ann", "ttl": "100y" }),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (got, answer) = admin(&f.egret, Method::POST, "/v1/connect-links", Some(body)).await;
+        assert_eq!(got, status, "{answer}");
+    }
+    let path = connect_link(&f, json!({ "owner": "user:ann" })).await;
+    // Opening the link spends nothing (previews fetch links); continuing does.
+    for _ in 0..2 {
+        let page = visit(&f, Method::GET, &path, None, None, None).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert_eq!(page.texts("form button"), ["Continue"]);
+    }
+    let opened = visit(&f, Method::POST, &path, None, Some(&origin(&f)), None).await;
+    assert_eq!(opened.status, StatusCode::SEE_OTHER, "{}", opened.body);
+    assert_eq!(opened.headers["location"], "/ui/connections");
+    let set = opened.headers["set-cookie"].to_str().expect("cookie");
+    assert!(
+        set.contains("Max-Age=3600") && set.contains("HttpOnly"),
+        "{set}"
+    );
+    let cookie = set.split(';').next().expect("pair").to_owned();
+    // A second browser with the same link is told it was used.
+    let again = visit(&f, Method::POST, &path, None, Some(&origin(&f)), None).await;
+    assert_eq!(again.status, StatusCode::GONE);
+    assert_eq!(again.texts("h1"), ["This link was already used"]);
+    // A user is not an administrator.
+    let admin_page = visit(&f, Method::GET, "/ui/connectors", Some(&cookie), None, None).await;
+    assert_eq!(admin_page.status, StatusCode::SEE_OTHER);
+
+    let page = visit(
+        &f,
+        Method::GET,
+        "/ui/connections",
+        Some(&cookie),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.texts("p.lead")[0].contains("user:ann"));
+    assert_eq!(
+        page.texts("section.offer h3"),
+        ["openai", "weather", "dead"],
+        "enabled connectors only"
+    );
+    assert_eq!(page.texts("main p.empty"), ["Nothing connected yet."]);
+    let csrf = page.csrf();
+    let form = format!("csrf={csrf}&name=default&key=sk-ui-typed-REAL");
+    let stored = visit(
+        &f,
+        Method::POST,
+        "/ui/connections/openai/key",
+        Some(&cookie),
+        Some(&origin(&f)),
+        Some(&form),
+    )
+    .await;
+    assert_eq!(stored.status, StatusCode::SEE_OTHER, "{}", stored.body);
+    let page = visit(
+        &f,
+        Method::GET,
+        "/ui/connections",
+        Some(&cookie),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(page.texts("section.connection h3"), ["openai"]);
+    assert!(page.texts("section.connection .badge")[0].contains("connected"));
+    assert_eq!(
+        page.texts("section.offer h3"),
+        ["weather", "dead"],
+        "one connection per owner"
+    );
+    assert!(
+        !page.body.contains("sk-ui-typed-REAL"),
+        "the key is never shown"
+    );
+    let (_, listed) = admin(
+        &f.egret,
+        Method::GET,
+        "/v1/connections?owner=user:ann",
+        None,
+    )
+    .await;
+    assert_eq!(listed["connections"][0]["connector"], "openai", "{listed}");
+
+    // A description for agents; a test the connector cannot make says why.
+    let form = format!("csrf={csrf}&name=default&description=team+key");
+    let saved = visit(
+        &f,
+        Method::POST,
+        "/ui/connections/openai/describe",
+        Some(&cookie),
+        Some(&origin(&f)),
+        Some(&form),
+    )
+    .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER);
+    let (_, listed) = admin(
+        &f.egret,
+        Method::GET,
+        "/v1/connections?owner=user:ann",
+        None,
+    )
+    .await;
+    assert_eq!(listed["connections"][0]["description"], "team key");
+    let tested = visit(
+        &f,
+        Method::POST,
+        "/ui/connections/openai/test",
+        Some(&cookie),
+        Some(&origin(&f)),
+        Some(&format!("csrf={csrf}&name=default")),
+    )
+    .await;
+    assert_eq!(tested.status, StatusCode::CONFLICT);
+    assert!(tested.texts("[role=alert]")[0].contains("no test request"));
+    // Forms without the session's token change nothing.
+    let forged = visit(
+        &f,
+        Method::POST,
+        "/ui/connections/openai/remove",
+        Some(&cookie),
+        Some(&origin(&f)),
+        Some("csrf=x&name=default"),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    // Disconnect: the connection is gone.
+    let removed = visit(
+        &f,
+        Method::POST,
+        "/ui/connections/openai/remove",
+        Some(&cookie),
+        Some(&origin(&f)),
+        Some(&format!("csrf={csrf}&name=default&confirm=yes")),
+    )
+    .await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER);
+    let (_, listed) = admin(
+        &f.egret,
+        Method::GET,
+        "/v1/connections?owner=user:ann",
+        None,
+    )
+    .await;
+    assert_eq!(listed["connections"], json!([]));
+}
+
+#[tokio::test]
+async fn a_link_for_one_connector_covers_only_that_one_and_an_old_link_has_expired() {
+    let f = Fixture::new().await;
+    let path = connect_link(&f, json!({ "owner": "user:ann", "connector": "weather" })).await;
+    let opened = visit(&f, Method::POST, &path, None, Some(&origin(&f)), None).await;
+    let cookie = opened.headers["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
+    let page = visit(
+        &f,
+        Method::GET,
+        "/ui/connections",
+        Some(&cookie),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(page.texts("section.offer h3"), ["weather"]);
+    let form = format!("csrf={}&name=default&key=k", page.csrf());
+    let other = visit(
+        &f,
+        Method::POST,
+        "/ui/connections/openai/key",
+        Some(&cookie),
+        Some(&origin(&f)),
+        Some(&form),
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN);
+    assert!(other.texts("[role=alert]")[0].contains("does not cover"));
+
+    let path = connect_link(&f, json!({ "owner": "user:ann", "ttl": "1s" })).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let late = visit(&f, Method::POST, &path, None, Some(&origin(&f)), None).await;
+    assert_eq!(late.status, StatusCode::GONE);
+    assert_eq!(late.texts("h1"), ["This link has expired"]);
+}

@@ -147,6 +147,27 @@ pub async fn run(client: ControlClient, cmd: ConnectionCommand) -> Result<()> {
             }
             Ok(())
         }
+        ConnectionCommand::Link {
+            connector,
+            owner,
+            name,
+            ttl,
+        } => {
+            let body = json!({ "owner": owner, "connector": connector, "name": name, "ttl": ttl });
+            let answer = client
+                .call(Method::POST, "/v1/connect-links", Some(body))
+                .await?
+                .unwrap_or(Value::Null);
+            let url = answer["url"]
+                .as_str()
+                .context("the server answered without a link")?;
+            say!("{url}");
+            eprintln!(
+                "send it to {owner}: it works once, until {}",
+                when(&answer["expires_at"])
+            );
+            Ok(())
+        }
         ConnectionCommand::Remove { which } => {
             let path = connection_path(&which, "");
             let answer = client

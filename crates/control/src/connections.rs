@@ -13,9 +13,6 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use egret_policy::EventKind;
-use egret_webhooks::{Event, EventSink};
-
 use crate::ControlState;
 use crate::error::ApiError;
 
@@ -131,45 +128,14 @@ pub(crate) async fn put_key(
     body: Result<Json<KeyBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let conn = connection_id(&connector, &owner, &which)?;
-    {
-        let policy = state.policy.load();
-        let c = policy
-            .connector(&connector)
-            .ok_or_else(|| ApiError::unknown_connector(&connector))?;
-        if !c.enabled {
-            return Err(disabled(&connector));
-        }
-        if let AuthKind::OAuth2(_) = c.auth {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "wrong_auth_kind",
-                format!(
-                    "connector `{connector}` uses OAuth 2.0, not a static key; connect it with `egret connection connect`"
-                ),
-            ));
-        }
-        one_per_owner(&state, c, &conn)?;
-    }
+    crate::actions::may_store_key(&state, &conn)?;
     let Json(body) = body.map_err(|e| {
         ApiError::bad_request(format!(
             "expected a JSON body {{\"key\": \"...\"}}: {}",
             e.body_text()
         ))
     })?;
-    let info = state
-        .blocking(move |s| {
-            let info = s.vault.put_api_key(&conn, &body.key)?;
-            s.vault
-                .audit_connection("connection.set_key", &conn, None)?;
-            Ok(info)
-        })
-        .await?;
-    state.webhooks.emit(Event::connection(
-        EventKind::ConnectionConnected,
-        &info.id(),
-        "connected",
-        "a key was stored",
-    ));
+    let info = crate::actions::store_key(&state, &conn, body.key).await?;
     Ok(Json(json!(info)))
 }
 
@@ -181,36 +147,7 @@ pub(crate) async fn remove(
     Query(which): Query<Which>,
 ) -> Result<Json<Value>, ApiError> {
     let conn = connection_id(&connector, &owner, &which)?;
-    let policy = state.policy.load_full();
-    let (removed, revocation) = state
-        .broker
-        .disconnect(policy.connector(&connector), &conn)
-        .await?;
-    if !removed {
-        return Err(not_found(&conn));
-    }
-    let revoked = match &revocation {
-        None => "not_supported".to_owned(),
-        Some(Ok(())) => "revoked".to_owned(),
-        Some(Err(e)) => format!("failed: {e}"),
-    };
-    let detail = revocation
-        .is_some()
-        .then(|| format!("vendor revocation: {revoked}"));
-    let told = conn.clone();
-    state
-        .blocking(move |s| {
-            s.vault
-                .audit_connection("connection.remove", &conn, detail)?;
-            Ok(())
-        })
-        .await?;
-    state.webhooks.emit(Event::connection(
-        EventKind::ConnectionRemoved,
-        &told,
-        "removed",
-        "disconnected through the control plane",
-    ));
+    let revoked = crate::actions::disconnect(&state, &conn).await?;
     Ok(Json(
         json!({ "removed": true, "vendor_revocation": revoked }),
     ))
@@ -331,44 +268,13 @@ pub(crate) async fn test(
     Query(which): Query<Which>,
 ) -> Result<Json<Value>, ApiError> {
     let conn = connection_id(&connector, &owner, &which)?;
-    let policy = state.policy.load_full();
-    let c = policy
-        .connector(&connector)
-        .ok_or_else(|| ApiError::unknown_connector(&connector))?;
-    if state.vault.connection(&conn).is_none() {
-        return Err(not_found(&conn));
-    }
-    let outcome = state.tester.test(c, &conn).await.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "no_test_request",
-            format!(
-                "connector `{connector}` has no test request; add `test: {{method: GET, path: /…, expect: 200}}` to it (templates bring their identity request)"
-            ),
-        )
-    })?;
-    state.broker.record_test(&conn, outcome.ok, outcome.status);
-    let detail = format!(
-        "{}: {}",
-        if outcome.ok { "ok" } else { "failed" },
-        outcome.message
-    );
-    if let Some(who) = outcome.identity.clone() {
-        fill_identity(&state, &conn, who).await?;
-    }
-    state
-        .blocking(move |s| {
-            s.vault
-                .audit_connection("connection.test", &conn, Some(detail))?;
-            Ok(())
-        })
-        .await?;
+    let outcome = crate::actions::test(&state, &conn).await?;
     Ok(Json(json!(outcome)))
 }
 
 /// Fills "connected as" with `who` when nothing filled it yet (the vendor's ID token,
 /// or a person).
-async fn fill_identity(
+pub(crate) async fn fill_identity(
     state: &Arc<ControlState>,
     conn: &ConnectionId,
     who: String,

@@ -13,12 +13,14 @@
 //! nothing of the data plane (no proxy, TLS or sockets of sandboxes): `egret-app`
 //! assembles both planes.
 
+pub mod actions;
 mod audit;
 mod auth;
 mod connections;
 mod connectors;
 mod error;
 pub mod lifecycle;
+mod links;
 mod oauth;
 mod placeholders;
 mod sandboxes;
@@ -40,6 +42,7 @@ use tokio::net::TcpListener;
 pub use connectors::{connector_view, patch_connector};
 pub use error::ApiError;
 pub use lifecycle::{Install, Lifecycle};
+pub use links::DEFAULT_LINK_TTL;
 
 /// What a connection test says (see [`ConnectionTester`]).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -141,6 +144,7 @@ pub fn router(state: Arc<ControlState>) -> Router {
             "/v1/placeholders/{placeholder}",
             delete(placeholders::revoke),
         )
+        .route("/v1/connect-links", post(links::create))
         .route("/v1/audit", get(audit::list))
         .route("/v1/sandboxes", get(sandboxes::list).post(sandboxes::issue))
         .route("/v1/sandboxes/{id}", delete(sandboxes::revoke))

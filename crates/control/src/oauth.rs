@@ -12,12 +12,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use egret_oauth::{Begun, CallbackError, TokenError};
-use egret_policy::AuthKind;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::ControlState;
-use crate::connections::{Which, connection_id, disabled, one_per_owner};
+use crate::connections::{Which, connection_id};
 use crate::error::ApiError;
 
 pub(crate) async fn authorize(
@@ -26,38 +25,13 @@ pub(crate) async fn authorize(
     Query(which): Query<Which>,
 ) -> Result<Json<Value>, ApiError> {
     let conn = connection_id(&connector, &owner, &which)?;
-    let policy = state.policy.load_full();
-    let c = policy
-        .connector(&connector)
-        .ok_or_else(|| ApiError::unknown_connector(&connector))?;
-    if !c.enabled {
-        return Err(disabled(&connector));
-    }
-    if !matches!(c.auth, AuthKind::OAuth2(_)) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "wrong_auth_kind",
-            format!(
-                "connector `{connector}` uses a static key; store it with `egret connection set-key`"
-            ),
-        ));
-    }
-    one_per_owner(&state, c, &conn)?;
-    match state
-        .broker
-        .begin(c, &conn)
-        .await
-        .map_err(|e| token_error(&connector, &e))?
-    {
+    match crate::actions::connect(&state, &conn).await? {
         Begun::Redirect(url) => Ok(Json(json!({
             "status": "redirect",
             "authorization_url": url,
             "expires_in": egret_oauth::PENDING_TTL_SECS,
         }))),
-        Begun::Connected(info) => {
-            crate::connections::learn_identity(&state, &conn);
-            Ok(Json(json!({ "status": "connected", "connection": info })))
-        }
+        Begun::Connected(info) => Ok(Json(json!({ "status": "connected", "connection": info }))),
     }
 }
 
@@ -108,6 +82,7 @@ pub(crate) async fn start(
             "Not connected",
             "This sign-in link is incomplete; open the whole link you were given.",
             None,
+            false,
         );
     };
     match state.broker.start(s).await {
@@ -149,6 +124,7 @@ pub(crate) async fn start(
                 "Not connected",
                 &escape(&e.to_string()),
                 None,
+                false,
             )
         }
     }
@@ -156,13 +132,20 @@ pub(crate) async fn start(
 
 /// The binding secret this browser carries, if any.
 fn binding_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    cookie(headers, BINDING_COOKIE)
+}
+
+/// Set by the web UI when it sends a user to sign in: the callback page links back.
+const RETURN_COOKIE: &str = "egret_ui_return";
+
+fn cookie(headers: &axum::http::HeaderMap, wanted: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == BINDING_COOKIE)
+        .find(|(name, _)| *name == wanted)
         .map(|(_, value)| value.to_owned())
 }
 
@@ -184,6 +167,7 @@ pub(crate) async fn callback(
             "Not connected",
             "This page needs the <code>state</code> the vendor sends back; open it only through a sign-in link.",
             None,
+            false,
         );
     };
     let outcome = match (&q.error, &q.code) {
@@ -192,6 +176,8 @@ pub(crate) async fn callback(
         _ => Err("no authorization code"),
     };
     let binding = binding_cookie(&headers);
+    // Started from egret's Connections page: offer the way back.
+    let back = cookie(&headers, RETURN_COOKIE).is_some();
     let mut resp = match state.broker.complete(s, outcome, binding.as_deref()).await {
         Ok(info) => {
             tracing::info!(connector = %info.connector, owner = %info.owner, "connection authorized");
@@ -209,7 +195,7 @@ pub(crate) async fn callback(
                 "owner": info.owner,
                 "name": info.name,
             });
-            page(StatusCode::OK, "Connected", &text, Some(message))
+            page(StatusCode::OK, "Connected", &text, Some(message), back)
         }
         Err(e) => {
             tracing::info!(error = %e, "authorization callback refused");
@@ -219,31 +205,51 @@ pub(crate) async fn callback(
                 CallbackError::Vault(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::BAD_REQUEST,
             };
-            page(status, "Not connected", &escape(&e.to_string()), None)
+            page(status, "Not connected", &escape(&e.to_string()), None, back)
         }
     };
-    // The binding has done its job: the browser forgets it.
+    // The binding has done its job: the browser forgets it (and the way back).
     resp.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_static(
             "egret_oauth_binding=; HttpOnly; SameSite=Lax; Path=/oauth/; Max-Age=0",
         ),
     );
+    if back {
+        resp.headers_mut().append(
+            header::SET_COOKIE,
+            HeaderValue::from_static(
+                "egret_ui_return=; HttpOnly; SameSite=Lax; Path=/oauth/; Max-Age=0",
+            ),
+        );
+    }
     resp
 }
 
 /// The page a person sees. On success it tells the opener and closes the popup.
-fn page(status: StatusCode, title: &str, text: &str, message: Option<Value>) -> Response {
+fn page(
+    status: StatusCode,
+    title: &str,
+    text: &str,
+    message: Option<Value>,
+    back: bool,
+) -> Response {
     let script = message.map_or_else(String::new, |m| {
         // JSON of ids only; `<` is escaped so the text cannot close the script element.
+        // Posted to egret's own origin only (this page's), never `*`.
         let m = m.to_string().replace('<', "\\u003c");
         format!(
-            "<script>if (window.opener) {{ window.opener.postMessage({m}, \"*\"); }} window.close();</script>"
+            "<script>if (window.opener) {{ window.opener.postMessage({m}, window.location.origin); window.close(); }}</script>"
         )
     });
+    let back = if back {
+        "<p><a href=\"/ui/connections\">Back to your connections</a></p>"
+    } else {
+        ""
+    };
     let body = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} · egret</title></head>\
-<body style=\"font-family:sans-serif;margin:3em\"><h1>{title}</h1><p>{text}</p>{script}</body></html>"
+<body style=\"font-family:sans-serif;margin:3em\"><h1>{title}</h1><p>{text}</p>{back}{script}</body></html>"
     );
     let mut resp = (status, Html(body)).into_response();
     let headers = resp.headers_mut();

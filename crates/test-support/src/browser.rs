@@ -82,6 +82,13 @@ impl Browser {
                     http::header::CONTENT_TYPE,
                     "application/x-www-form-urlencoded",
                 );
+                // As a browser posting a page's form to that page's own site.
+                let origin = format!(
+                    "{}://{}",
+                    uri.scheme_str().unwrap_or("http"),
+                    uri.authority().ok_or("no authority")?.as_str()
+                );
+                builder = builder.header(http::header::ORIGIN, origin);
                 let encoded: Vec<String> = fields
                     .iter()
                     .map(|(k, v)| format!("{}={}", enc(k), enc(v)))

@@ -54,6 +54,15 @@ pub fn router(control: Arc<ControlState>) -> Router {
             "/ui/connectors/{id}/enabled",
             post(pages::connectors::set_enabled),
         )
+        .route(
+            "/ui/connect/{ticket}",
+            get(pages::connections::link).post(pages::connections::open),
+        )
+        .route("/ui/connections", get(pages::connections::list))
+        .route(
+            "/ui/connections/{connector}/{action}",
+            post(pages::connections::act),
+        )
         .route("/ui/egret.css", get(pages::stylesheet))
         .layer(axum::middleware::from_fn(headers::secure))
         .with_state(state)

@@ -1,6 +1,6 @@
-//! Who is looking at a page: administrators sign in with the admin token, which is
-//! exchanged for a session cookie (HttpOnly, `SameSite=Strict`, `Secure` behind https)
-//! that expires. Sessions live in memory: a restart signs everyone out. Every form
+//! Who is looking at a page: administrators sign in with the admin token, users arrive
+//! by a single-use connect link; either is exchanged for a session cookie (HttpOnly,
+//! `SameSite=Strict`, `Secure` behind https) that expires. Sessions live in memory: a restart signs everyone out. Every form
 //! carries the session's CSRF token, and every form post must come from egret's own
 //! origin.
 
@@ -18,6 +18,8 @@ use subtle::ConstantTimeEq;
 pub const COOKIE: &str = "egret_ui";
 /// How long an administrator's session lasts.
 pub const ADMIN_LIFETIME: Duration = Duration::from_secs(8 * 3600);
+/// How long a session opened by a connect link lasts.
+pub const USER_LIFETIME: Duration = Duration::from_secs(3600);
 /// Sessions kept at most; the oldest go first (bounds what a token holder signing in
 /// in a loop can make egret hold).
 const KEEP: usize = 10_000;
@@ -27,7 +29,16 @@ const KEEP: usize = 10_000;
 pub struct Session {
     /// Put in every form and checked on every post.
     pub csrf: String,
+    pub who: Who,
     expires: Instant,
+}
+
+/// Who a session is.
+#[derive(Clone)]
+pub enum Who {
+    Admin,
+    /// A user, for one owner (and maybe one connector and name), from a connect link.
+    User(egret_vault::ConnectLink),
 }
 
 /// The sessions, by the random id their cookie carries (256 bits: unguessable).
@@ -35,12 +46,17 @@ pub struct Session {
 pub struct Sessions(Mutex<HashMap<String, Session>>);
 
 impl Sessions {
-    /// Starts an administrator's session; returns the cookie value and the session.
-    pub fn start_admin(&self) -> (SecretString, Session) {
+    /// Starts a session; returns the cookie value and the session.
+    pub fn start(&self, who: Who) -> (SecretString, Session) {
         let id = random_token();
+        let lifetime = match who {
+            Who::Admin => ADMIN_LIFETIME,
+            Who::User(_) => USER_LIFETIME,
+        };
         let session = Session {
             csrf: random_token(),
-            expires: Instant::now() + ADMIN_LIFETIME,
+            who,
+            expires: Instant::now() + lifetime,
         };
         let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
@@ -72,14 +88,17 @@ impl Sessions {
     }
 }
 
-/// `Set-Cookie` for a new session (or, with `None`, one that clears it).
-pub fn set_cookie(value: Option<&SecretString>, secure: bool) -> HeaderValue {
+/// `Set-Cookie` for a new session of `who` (or, with `None`, one that clears it).
+pub fn set_cookie(value: Option<(&SecretString, &Who)>, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     let text = match value {
-        Some(v) => format!(
+        Some((v, who)) => format!(
             "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/ui; Max-Age={}{secure}",
             v.expose_secret(),
-            ADMIN_LIFETIME.as_secs()
+            match who {
+                Who::Admin => ADMIN_LIFETIME.as_secs(),
+                Who::User(_) => USER_LIFETIME.as_secs(),
+            }
         ),
         None => format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/ui; Max-Age=0{secure}"),
     };
@@ -191,7 +210,7 @@ mod tests {
     #[test]
     fn sessions_are_found_by_their_cookie_and_ended() {
         let sessions = Sessions::default();
-        let (id, session) = sessions.start_admin();
+        let (id, session) = sessions.start(Who::Admin);
         let mut h = HeaderMap::new();
         let cookie = format!("other=1; {COOKIE}={}", id.expose_secret());
         h.insert(

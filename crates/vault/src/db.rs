@@ -189,6 +189,7 @@ impl Vault {
             tx.open_table(AUDIT)?;
             tx.open_table(REMOVED_CONNECTORS)?;
             tx.open_table(crate::outbox::OUTBOX)?;
+            tx.open_table(crate::links::CONNECT_LINKS)?;
         }
         Ok(tx.commit()?)
     }

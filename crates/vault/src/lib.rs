@@ -4,7 +4,8 @@
 //! the tables and the in-memory index the proxy reads on every request (`db`), OAuth
 //! tokens and pending authorizations (`oauth`), connectors created through the API
 //! (`connectors`) and those gone from the policy file, kept until their retention ends
-//! (`retained`), sandbox identities (`sandboxes`), webhook deliveries owed (`outbox`), the audit log and its batching
+//! (`retained`), sandbox identities (`sandboxes`), webhook deliveries owed (`outbox`), connect links
+//! (`links`), the audit log and its batching
 //! writer (`audit`), the record types (`records`, `placeholder`, and `names`: which connection a record is about) and its errors (`error`).
 //! Timestamps and expiries come from its [`egret_clock::Clock`]. Every secret field is sealed with XChaCha20-Poly1305 under the master
 //! key, with the record's table and key as associated data. It must not log, print or
@@ -15,6 +16,7 @@ mod connectors;
 mod db;
 mod error;
 mod key;
+mod links;
 mod names;
 mod oauth;
 mod outbox;
@@ -29,6 +31,7 @@ pub use audit::{AuditRecord, AuditWriter};
 pub use db::{PlaceholderEntry, Resolved, Vault};
 pub use error::VaultError;
 pub use key::MasterKey;
+pub use links::{ConnectLink, LinkUse};
 pub use outbox::OutboxEntry;
 pub use placeholder::{
     MIN_BODY as PLACEHOLDER_MIN_BODY, PREFIX as PLACEHOLDER_PREFIX, Placeholder, PlaceholderHash,

@@ -1,7 +1,7 @@
 use secrecy::{ExposeSecret, SecretString};
 
 use super::*;
-use crate::OutboxEntry;
+use crate::{ConnectLink, LinkUse, OutboxEntry};
 
 fn owner(s: &str) -> Owner {
     Owner::parse(s).expect("owner")
@@ -540,4 +540,44 @@ fn webhook_deliveries_wait_in_the_outbox_across_a_reopen_and_the_oldest_go_beyon
     v.outbox_update(k3, None).expect("delivered");
     assert_eq!(v.outbox_len().expect("len"), 1);
     assert_eq!(v.outbox_due(100, 10).expect("due")[0].1.attempts, 1);
+}
+
+#[test]
+fn a_connect_link_works_once_then_says_it_was_used_and_ends_with_its_ttl() {
+    let dir = tempfile::tempdir().expect("dir");
+    let clock = egret_clock::Clock::for_tests();
+    let v = Vault::open(&dir.path().join("v.redb"), &MasterKey::generate())
+        .expect("open")
+        .with_clock(clock.clone());
+    let link = ConnectLink {
+        owner: owner("user:ann"),
+        connector: Some("gh".to_owned()),
+        name: None,
+        expires_at: clock.unix() + 60,
+    };
+    let ticket = SecretString::from("ticket-abc");
+    v.put_connect_link(&ticket, &link).expect("put");
+    assert_eq!(
+        v.use_connect_link("ticket-abc").expect("use"),
+        LinkUse::Fresh(link.clone())
+    );
+    assert_eq!(
+        v.use_connect_link("ticket-abc").expect("again"),
+        LinkUse::Used
+    );
+    assert_eq!(
+        v.use_connect_link("forged").expect("unknown"),
+        LinkUse::Expired
+    );
+    let later = SecretString::from("ticket-late");
+    v.put_connect_link(&later, &link).expect("put");
+    clock.skip(std::time::Duration::from_secs(61));
+    assert_eq!(
+        v.use_connect_link("ticket-late").expect("late"),
+        LinkUse::Expired
+    );
+    // Only the hash is kept: the file does not hold the ticket.
+    drop(v);
+    let raw = std::fs::read(dir.path().join("v.redb")).expect("read");
+    assert!(!raw.windows(10).any(|w| w == b"ticket-abc"));
 }

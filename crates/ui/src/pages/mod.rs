@@ -1,6 +1,7 @@
 //! The pages: a shared layout, signing in and out, and one module per page. Handlers
 //! answer HTML for people; a refusal is a page that says what happened and what to do.
 
+pub(crate) mod connections;
 pub(crate) mod connectors;
 
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use crate::UiState;
-use crate::session::{self, Session};
+use crate::session::{self, Session, Who};
 
 const STYLESHEET: &str = include_str!("../../assets/egret.css");
 
@@ -47,7 +48,10 @@ pub(crate) fn layout(title: &str, session: Option<&Session>, content: Markup) ->
                     a.brand href="/ui/" { "egret" }
                     @if let Some(s) = session {
                         nav aria-label="Main" {
-                            a href="/ui/connectors" { "Connector Settings" }
+                            @match s.who {
+                                Who::Admin => a href="/ui/connectors" { "Connector Settings" },
+                                Who::User(_) => a href="/ui/connections" { "Your connections" },
+                            }
                         }
                         form.signout method="post" action="/ui/logout" {
                             input type="hidden" name="csrf" value=(s.csrf);
@@ -60,6 +64,15 @@ pub(crate) fn layout(title: &str, session: Option<&Session>, content: Markup) ->
         }
     };
     Html(page.into_string())
+}
+
+/// A unix time as people read it: `2026-11-26 14:07 UTC`.
+pub(crate) fn when(unix: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| "-".to_owned())
 }
 
 /// A page that says what went wrong and what to do, with `status`.
@@ -96,7 +109,30 @@ impl IntoResponse for Refused {
 
 /// The signed-in administrator's session.
 pub(crate) fn admin(state: &UiState, headers: &HeaderMap) -> Result<Session, Refused> {
+    state
+        .sessions
+        .find(headers)
+        .filter(|s| matches!(s.who, Who::Admin))
+        .ok_or(Refused::SignIn)
+}
+
+/// Any signed-in session (an administrator, or a user from a connect link).
+pub(crate) fn anyone(state: &UiState, headers: &HeaderMap) -> Result<Session, Refused> {
     state.sessions.find(headers).ok_or(Refused::SignIn)
+}
+
+/// A form post from any session, checked as [`admin_post`] checks.
+pub(crate) fn anyone_post(
+    state: &UiState,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<Session, Refused> {
+    let session = anyone(state, headers)?;
+    let public_url = state.control.policy.load().control.public_url.clone();
+    if !session::same_origin(headers, &public_url) || !session::csrf_ok(&session, csrf) {
+        return Err(Refused::Forged);
+    }
+    Ok(session)
 }
 
 /// A form post from a signed-in administrator: the session, its CSRF token and egret's
@@ -177,11 +213,11 @@ pub(crate) async fn login(
             ),
         );
     }
-    let (id, _) = state.sessions.start_admin();
+    let (id, session) = state.sessions.start(Who::Admin);
     let mut resp = Redirect::to("/ui/connectors").into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,
-        session::set_cookie(Some(&id), state.secure()),
+        session::set_cookie(Some((&id, &session.who)), state.secure()),
     );
     resp
 }

@@ -1,0 +1,170 @@
+//! What can be done to one connection, whoever asks — the API's handlers or the web
+//! UI's forms: each checks what it must, does it, audits it, and tells the webhooks.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use egret_oauth::Begun;
+use egret_policy::{AuthKind, EventKind};
+use egret_vault::{ConnectionId, ConnectionInfo};
+use egret_webhooks::{Event, EventSink};
+use secrecy::SecretString;
+
+use crate::connections::{disabled, fill_identity, not_found, one_per_owner};
+use crate::error::ApiError;
+use crate::{ControlState, TestOutcome};
+
+/// Whether a static key may be stored for `conn` now: the connector exists, is enabled,
+/// takes static keys, and the owner's other connections leave room.
+pub fn may_store_key(state: &ControlState, conn: &ConnectionId) -> Result<(), ApiError> {
+    let policy = state.policy.load();
+    let id = conn.connector.as_str();
+    let c = policy
+        .connector(id)
+        .ok_or_else(|| ApiError::unknown_connector(id))?;
+    if !c.enabled {
+        return Err(disabled(id));
+    }
+    if let AuthKind::OAuth2(_) = c.auth {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "wrong_auth_kind",
+            format!(
+                "connector `{id}` uses OAuth 2.0, not a static key; connect it with `egret connection connect`"
+            ),
+        ));
+    }
+    one_per_owner(state, c, conn)
+}
+
+/// Stores (or replaces) a static key; callers check [`may_store_key`] first.
+pub async fn store_key(
+    state: &Arc<ControlState>,
+    conn: &ConnectionId,
+    key: SecretString,
+) -> Result<ConnectionInfo, ApiError> {
+    let c = conn.clone();
+    let info = state
+        .blocking(move |s| {
+            let info = s.vault.put_api_key(&c, &key)?;
+            s.vault.audit_connection("connection.set_key", &c, None)?;
+            Ok(info)
+        })
+        .await?;
+    state.webhooks.emit(Event::connection(
+        EventKind::ConnectionConnected,
+        conn,
+        "connected",
+        "a key was stored",
+    ));
+    Ok(info)
+}
+
+/// Disconnects: revokes an OAuth grant at the vendor when it can, and erases the
+/// connection and its placeholders in any case. Returns what the vendor said of the
+/// revocation (`revoked`, `not_supported`, `failed: …`).
+pub async fn disconnect(
+    state: &Arc<ControlState>,
+    conn: &ConnectionId,
+) -> Result<String, ApiError> {
+    let policy = state.policy.load_full();
+    let (removed, revocation) = state
+        .broker
+        .disconnect(policy.connector(&conn.connector), conn)
+        .await?;
+    if !removed {
+        return Err(not_found(conn));
+    }
+    let revoked = match &revocation {
+        None => "not_supported".to_owned(),
+        Some(Ok(())) => "revoked".to_owned(),
+        Some(Err(e)) => format!("failed: {e}"),
+    };
+    let detail = revocation
+        .is_some()
+        .then(|| format!("vendor revocation: {revoked}"));
+    let c = conn.clone();
+    state
+        .blocking(move |s| {
+            s.vault.audit_connection("connection.remove", &c, detail)?;
+            Ok(())
+        })
+        .await?;
+    state.webhooks.emit(Event::connection(
+        EventKind::ConnectionRemoved,
+        conn,
+        "removed",
+        "disconnected",
+    ));
+    Ok(revoked)
+}
+
+/// One real, read-only request with the connection's credential (renewed first when
+/// due); the outcome is audited and kept for the listing.
+pub async fn test(state: &Arc<ControlState>, conn: &ConnectionId) -> Result<TestOutcome, ApiError> {
+    let policy = state.policy.load_full();
+    let id = conn.connector.as_str();
+    let c = policy
+        .connector(id)
+        .ok_or_else(|| ApiError::unknown_connector(id))?;
+    if state.vault.connection(conn).is_none() {
+        return Err(not_found(conn));
+    }
+    let outcome = state.tester.test(c, conn).await.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "no_test_request",
+            format!(
+                "connector `{id}` has no test request; add `test: {{method: GET, path: /…, expect: 200}}` to it (templates bring their identity request)"
+            ),
+        )
+    })?;
+    state.broker.record_test(conn, outcome.ok, outcome.status);
+    let detail = format!(
+        "{}: {}",
+        if outcome.ok { "ok" } else { "failed" },
+        outcome.message
+    );
+    if let Some(who) = outcome.identity.clone() {
+        fill_identity(state, conn, who).await?;
+    }
+    let c = conn.clone();
+    state
+        .blocking(move |s| {
+            s.vault
+                .audit_connection("connection.test", &c, Some(detail))?;
+            Ok(())
+        })
+        .await?;
+    Ok(outcome)
+}
+
+/// Starts connecting an OAuth connection: egret's sign-in link to send the user to
+/// (authorization code), or the connection itself (client credentials).
+pub async fn connect(state: &Arc<ControlState>, conn: &ConnectionId) -> Result<Begun, ApiError> {
+    let policy = state.policy.load_full();
+    let id = conn.connector.as_str();
+    let c = policy
+        .connector(id)
+        .ok_or_else(|| ApiError::unknown_connector(id))?;
+    if !c.enabled {
+        return Err(disabled(id));
+    }
+    if !matches!(c.auth, AuthKind::OAuth2(_)) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "wrong_auth_kind",
+            format!("connector `{id}` uses a static key; store it with `egret connection set-key`"),
+        ));
+    }
+    one_per_owner(state, c, conn)?;
+    let begun = state
+        .broker
+        .begin(c, conn)
+        .await
+        .map_err(|e| crate::oauth::token_error(id, &e))?;
+    if let Begun::Connected(_) = &begun {
+        crate::connections::learn_identity(state, conn);
+    }
+    Ok(begun)
+}

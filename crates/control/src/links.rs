@@ -1,0 +1,115 @@
+//! Connect links: `POST /v1/connect-links` mints a single-use link that opens egret's
+//! Connections page as one owner (optionally for one connector and connection name),
+//! for a platform to send its user instead of building its own UI.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use egret_vault::{ConnectLink, ConnectionName};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::ControlState;
+use crate::connections::{disabled, parse_owner};
+use crate::error::ApiError;
+
+/// How long a link works when the request names no `ttl`.
+pub const DEFAULT_LINK_TTL: Duration = Duration::from_secs(30 * 60);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LinkBody {
+    owner: String,
+    connector: Option<String>,
+    name: Option<String>,
+    /// e.g. `30m` (the default), at most `limits.max_ttl`.
+    ttl: Option<String>,
+}
+
+pub(crate) async fn create(
+    State(state): State<Arc<ControlState>>,
+    body: Result<Json<LinkBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(body) = body.map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected a JSON body {{\"owner\", \"connector\"?, \"name\"?, \"ttl\"?}}: {}",
+            e.body_text()
+        ))
+    })?;
+    let owner = parse_owner(&body.owner)?;
+    let name = body
+        .name
+        .as_deref()
+        .map(ConnectionName::parse)
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    let policy = state.policy.load_full();
+    if let Some(id) = &body.connector {
+        let c = policy
+            .connector(id)
+            .ok_or_else(|| ApiError::unknown_connector(id))?;
+        if !c.enabled {
+            return Err(disabled(id));
+        }
+    }
+    let max = policy.limits.max_ttl();
+    let ttl = match body.ttl.as_deref() {
+        Some(t) => ApiError::parse_ttl(t, max)?,
+        None => DEFAULT_LINK_TTL.min(max),
+    };
+    let expires_at = state
+        .vault
+        .clock()
+        .unix()
+        .saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
+    let link = ConnectLink {
+        owner,
+        connector: body.connector,
+        name,
+        expires_at,
+    };
+    let ticket = ticket();
+    let url = format!(
+        "{}/ui/connect/{}",
+        policy.control.public_url.trim_end_matches('/'),
+        ticket.expose_secret()
+    );
+    let answer = json!({
+        "url": url,
+        "owner": link.owner,
+        "connector": link.connector,
+        "name": link.name,
+        "expires_at": expires_at,
+    });
+    state
+        .blocking(move |s| {
+            s.vault.put_connect_link(&ticket, &link)?;
+            let what = match &link.connector {
+                Some(c) => format!("for {c}"),
+                None => "for every enabled connector".to_owned(),
+            };
+            s.vault.audit(
+                "connect_link.create",
+                link.connector.as_deref(),
+                Some(link.owner.as_str()),
+                Some(what),
+            )?;
+            Ok(())
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+/// 256 random bits, base64url: the whole credential a link carries.
+fn ticket() -> SecretString {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    SecretString::from(URL_SAFE_NO_PAD.encode(bytes))
+}

@@ -1,0 +1,370 @@
+//! Connections (a user, for their owner, arriving by a connect link): what they have
+//! connected — when, as whom, its status, missing scopes — with Test, Reconnect and
+//! Disconnect, and the connectors available to connect (OAuth: egret's sign-in link;
+//! static key: a write-only key field).
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use egret_oauth::Begun;
+use egret_policy::{AuthKind, Connector};
+use egret_vault::{ConnectLink, ConnectionId, ConnectionInfo, ConnectionName, LinkUse};
+use maud::{Markup, html};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::{Refused, anyone, anyone_post, layout, problem, when};
+use crate::UiState;
+use crate::session::{self, Session, Who};
+
+/// `GET /ui/connect/{ticket}`: says whom the link is for and asks to continue. Opening
+/// it spends nothing (link previews fetch pages); continuing does.
+pub(crate) async fn link(Path(ticket): Path<String>) -> Response {
+    let content = html! {
+        p { "This link opens your connections in egret: the accounts an AI agent may use on your behalf, without ever holding your passwords or tokens." }
+        form method="post" action=(format!("/ui/connect/{ticket}")) {
+            button type="submit" { "Continue" }
+        }
+        p { small { "The link works once, for a short time. If it was sent to you by mistake, close this page." } }
+    };
+    layout("Your connections", None, content).into_response()
+}
+
+/// `POST /ui/connect/{ticket}`: spends the link and opens a session for its owner.
+pub(crate) async fn open(
+    State(state): State<Arc<UiState>>,
+    Path(ticket): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let public_url = state.control.policy.load().control.public_url.clone();
+    if !session::same_origin(&headers, &public_url) {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "Not opened",
+            "This link was not continued from egret's own page; open the link you were given again.",
+            html! {},
+        );
+    }
+    let used = state
+        .control
+        .blocking(move |s| Ok(s.vault.use_connect_link(&ticket)?))
+        .await;
+    let link = match used {
+        Ok(LinkUse::Fresh(link)) => link,
+        Ok(LinkUse::Used) => {
+            return problem(
+                StatusCode::GONE,
+                "This link was already used",
+                "A connect link works once, in the browser that opened it first. Ask for a new link (whoever sent it can make one) and open it in one browser.",
+                html! {},
+            );
+        }
+        Ok(LinkUse::Expired) => {
+            return problem(
+                StatusCode::GONE,
+                "This link has expired",
+                "The link is older than its lifetime, or was never issued. Ask for a new one.",
+                html! {},
+            );
+        }
+        Err(e) => {
+            return problem(e.status, "Not opened", &e.message, html! {});
+        }
+    };
+    let who = Who::User(link);
+    let (id, session) = state.sessions.start(who);
+    let mut resp = Redirect::to("/ui/connections").into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        session::set_cookie(Some((&id, &session.who)), state.secure()),
+    );
+    resp
+}
+
+/// The owner and scope a session may act for.
+fn scope(session: &Session) -> Option<&ConnectLink> {
+    match &session.who {
+        Who::User(link) => Some(link),
+        Who::Admin => None,
+    }
+}
+
+pub(crate) async fn list(State(state): State<Arc<UiState>>, headers: HeaderMap) -> Response {
+    let session = match anyone(&state, &headers) {
+        Ok(s) => s,
+        Err(refused) => return refused.into_response(),
+    };
+    let Some(link) = scope(&session) else {
+        // Administrators see every connection on their own pages (to come); users' pages
+        // are opened by connect links.
+        return Redirect::to("/ui/connectors").into_response();
+    };
+    let policy = state.control.policy.load();
+    let mine: Vec<ConnectionInfo> = state
+        .control
+        .vault
+        .connections(link.connector.as_deref(), Some(&link.owner))
+        .into_iter()
+        .filter(|c| link.name.as_ref().is_none_or(|n| *n == c.name))
+        .collect();
+    let available: Vec<&Connector> = policy
+        .connectors
+        .iter()
+        .filter(|c| {
+            c.enabled
+                && link
+                    .connector
+                    .as_deref()
+                    .is_none_or(|id| id == c.id.as_str())
+        })
+        .collect();
+    let content = html! {
+        p.lead { "Signed in as " strong { (link.owner) } ". Agents use these connections through egret; they never see your passwords or tokens." }
+        h2 { "Connected" }
+        @if mine.is_empty() { p.empty { "Nothing connected yet." } }
+        @for c in &mine { (connection(&state, &session, c, policy.connector(&c.connector))) }
+        h2 { "Available" }
+        @if available.is_empty() {
+            p.empty { "No connectors have been enabled for this account. Ask your administrator to enable the service you need in egret's Connector Settings." }
+        }
+        @for c in &available { (offer(&session, link, c, &mine)) }
+    };
+    layout("Your connections", Some(&session), content).into_response()
+}
+
+fn connection(
+    state: &UiState,
+    session: &Session,
+    c: &ConnectionInfo,
+    connector: Option<&Connector>,
+) -> Markup {
+    let removed = state
+        .control
+        .vault
+        .connector_removed_at(&c.connector)
+        .is_some();
+    let health = state.control.broker.health(&c.id());
+    let status = health.status(c, removed);
+    let action = |what: &str| format!("/ui/connections/{}/{what}", c.connector);
+    let oauth = connector.is_some_and(|k| matches!(k.auth, AuthKind::OAuth2(_)));
+    html! {
+        section.connection {
+            h3 { (c.connector) @if !c.name.is_default() { " · " (c.name) } }
+            p.badges {
+                span.badge.(status_class(status)) { (status) }
+                @if connector.is_some_and(|k| !k.enabled) {
+                    span.badge.off title="It keeps working; nobody can connect it anew." { "connector disabled" }
+                }
+            }
+            dl {
+                dt { "Connected" } dd { (when(c.connected_at)) }
+                dt { "Connected as" } dd { (c.identity_label.as_deref().unwrap_or("-")) }
+                @if let Some(last) = health.last_used_at { dt { "Last used" } dd { (when(last)) } }
+                @if status == "needs_reauth" { dt { "What to do" } dd { "Connect again: the service no longer accepts this connection." } }
+            }
+            form.inline method="post" action=(action("describe")) {
+                (hidden(session, &c.name))
+                label for=(format!("d-{}-{}", c.connector, c.name)) { "Description (shown to agents)" }
+                input type="text" id=(format!("d-{}-{}", c.connector, c.name)) name="description" maxlength="500" value=(c.description.as_deref().unwrap_or(""));
+                button type="submit" { "Save" }
+            }
+            div.actions {
+                form method="post" action=(action("test")) { (hidden(session, &c.name)) button type="submit" { "Test" } }
+                @if oauth {
+                    form method="post" action=(action("connect")) { (hidden(session, &c.name)) button type="submit" { "Reconnect" } }
+                }
+                form method="post" action=(action("remove")) {
+                    (hidden(session, &c.name))
+                    input type="hidden" name="confirm" value="yes";
+                    button.danger type="submit" aria-label=(format!("Disconnect {}", c.connector)) { "Disconnect" }
+                }
+            }
+        }
+    }
+}
+
+/// A connector the user may connect (again, under another name when it allows that).
+fn offer(session: &Session, link: &ConnectLink, c: &Connector, mine: &[ConnectionInfo]) -> Markup {
+    let connected = mine.iter().any(|m| m.connector == c.id.as_str());
+    let name = link.name.clone().unwrap_or_default();
+    if connected && !c.multiple_connections {
+        return html! {};
+    }
+    let id = c.id.as_str();
+    html! {
+        section.offer {
+            h3 { (id) }
+            p { small { "Sends your credential only to " (c.egress.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")) "." } }
+            @match &c.auth {
+                AuthKind::OAuth2(_) => {
+                    form method="post" action=(format!("/ui/connections/{id}/connect")) {
+                        (hidden(session, &name))
+                        button type="submit" { "Connect" }
+                    }
+                }
+                _ => {
+                    form method="post" action=(format!("/ui/connections/{id}/key")) {
+                        (hidden(session, &name))
+                        label for=(format!("k-{id}")) { "API key" }
+                        input type="password" id=(format!("k-{id}")) name="key" autocomplete="off" required;
+                        button type="submit" { "Save key" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn hidden(session: &Session, name: &ConnectionName) -> Markup {
+    html! {
+        input type="hidden" name="csrf" value=(session.csrf);
+        input type="hidden" name="name" value=(name);
+    }
+}
+
+fn status_class(status: &str) -> &'static str {
+    match status {
+        "connected" => "ok",
+        "refresh_failing" => "off",
+        _ => "bad",
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ActionForm {
+    csrf: String,
+    name: Option<String>,
+    key: Option<SecretString>,
+    description: Option<String>,
+}
+
+/// `POST /ui/connections/{connector}/{action}`: connect, key, test, describe, remove.
+pub(crate) async fn act(
+    State(state): State<Arc<UiState>>,
+    Path((connector, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    form: Result<Form<ActionForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return back_with(
+            StatusCode::BAD_REQUEST,
+            "The form was incomplete; nothing was changed.",
+        );
+    };
+    let session = match anyone_post(&state, &headers, &form.csrf) {
+        Ok(s) => s,
+        Err(refused) => return refused.into_response(),
+    };
+    let Some(link) = scope(&session) else {
+        return Refused::SignIn.into_response();
+    };
+    let name = match form.name.as_deref().filter(|n| !n.is_empty()) {
+        Some(n) => match ConnectionName::parse(n) {
+            Ok(n) => n,
+            Err(why) => return back_with(StatusCode::BAD_REQUEST, &why),
+        },
+        None => ConnectionName::default(),
+    };
+    let in_scope = link.connector.as_deref().is_none_or(|c| c == connector)
+        && link.name.as_ref().is_none_or(|n| *n == name);
+    if !in_scope {
+        return back_with(
+            StatusCode::FORBIDDEN,
+            "This link does not cover that connection; nothing was changed.",
+        );
+    }
+    let conn = ConnectionId::new(&connector, &link.owner, &name);
+    let control = &state.control;
+    let done = match action.as_str() {
+        "connect" => match egret_control::actions::connect(control, &conn).await {
+            Ok(Begun::Redirect(url)) => {
+                let mut resp = Redirect::to(&url).into_response();
+                // The callback page links back here.
+                resp.headers_mut().insert(
+                    header::SET_COOKIE,
+                    HeaderValue::from_static(
+                        "egret_ui_return=1; HttpOnly; SameSite=Lax; Path=/oauth/; Max-Age=600",
+                    ),
+                );
+                return resp;
+            }
+            Ok(Begun::Connected(_)) => Ok(()),
+            Err(e) => Err(e),
+        },
+        "key" => {
+            let Some(key) = form.key else {
+                return back_with(
+                    StatusCode::BAD_REQUEST,
+                    "Type the key; nothing was changed.",
+                );
+            };
+            match egret_control::actions::may_store_key(control, &conn) {
+                Ok(()) => egret_control::actions::store_key(control, &conn, key)
+                    .await
+                    .map(drop),
+                Err(e) => Err(e),
+            }
+        }
+        "test" => match egret_control::actions::test(control, &conn).await {
+            Ok(outcome) if outcome.ok => Ok(()),
+            Ok(outcome) => {
+                return back_with(
+                    StatusCode::OK,
+                    &format!("The test of {connector} failed: {}", outcome.message),
+                );
+            }
+            Err(e) => Err(e),
+        },
+        "describe" => {
+            let text = form.description.unwrap_or_default();
+            if text.chars().count() > 500 || text.chars().any(char::is_control) {
+                return back_with(
+                    StatusCode::BAD_REQUEST,
+                    "A description is at most 500 characters on one line.",
+                );
+            }
+            let labels = egret_vault::Labels {
+                description: Some((!text.is_empty()).then_some(text)),
+                identity_label: None,
+            };
+            let c = conn.clone();
+            control
+                .blocking(move |s| {
+                    s.vault.update_labels(&c, labels)?;
+                    s.vault.audit_connection(
+                        "connection.update",
+                        &c,
+                        Some("changed: description".to_owned()),
+                    )?;
+                    Ok(())
+                })
+                .await
+        }
+        "remove" => egret_control::actions::disconnect(control, &conn)
+            .await
+            .map(drop),
+        _ => return back_with(StatusCode::NOT_FOUND, "There is no such action."),
+    };
+    match done {
+        Ok(()) => Redirect::to("/ui/connections").into_response(),
+        Err(e) => back_with(e.status, &e.message),
+    }
+}
+
+/// A page that says what happened, with the way back to the Connections page.
+fn back_with(status: StatusCode, what: &str) -> Response {
+    problem(
+        status,
+        if status.is_success() {
+            "Done"
+        } else {
+            "Not done"
+        },
+        what,
+        html! { p { a href="/ui/connections" { "Back to your connections" } } },
+    )
+}
