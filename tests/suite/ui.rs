@@ -259,7 +259,10 @@ async fn connector_settings_lists_every_connector_and_toggles_api_connectors() {
         "{crm}"
     );
     // Only API connectors have a toggle.
-    assert_eq!(page.texts("section.connector form button"), ["Disable"]);
+    assert_eq!(
+        page.texts("section.connector form[action$='/enabled'] button"),
+        ["Disable"]
+    );
     for secret in [
         "crm-client-secret-VALUE",
         "sk-ui-REAL",
@@ -308,7 +311,10 @@ async fn connector_settings_lists_every_connector_and_toggles_api_connectors() {
     let (_, crm) = admin(&f.egret, Method::GET, "/v1/connectors/crm", None).await;
     assert_eq!(crm["enabled"], false);
     let page = visit(&f, Method::GET, "/ui/connectors", Some(&cookie), None, None).await;
-    assert_eq!(page.texts("section.connector form button"), ["Enable"]);
+    assert_eq!(
+        page.texts("section.connector form[action$='/enabled'] button"),
+        ["Enable"]
+    );
     // A policy connector cannot be toggled here: the page says why.
     let policy = visit(
         &f,
@@ -556,4 +562,157 @@ async fn a_link_for_one_connector_covers_only_that_one_and_an_old_link_has_expir
     let late = visit(&f, Method::POST, &path, None, Some(&origin(&f)), None).await;
     assert_eq!(late.status, StatusCode::GONE);
     assert_eq!(late.texts("h1"), ["This link has expired"]);
+}
+
+#[tokio::test]
+async fn an_administrator_adds_a_connector_from_a_template_sends_a_link_and_deletes_it() {
+    let f = Fixture::new().await;
+    let cookie = sign_in(&f).await;
+    let chooser = visit(
+        &f,
+        Method::GET,
+        "/ui/connectors/new",
+        Some(&cookie),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(chooser.status, StatusCode::OK);
+    let kinds = chooser.texts("ul.choices a");
+    assert!(
+        kinds.contains(&"github".to_owned()) && kinds.contains(&"Static API key".to_owned()),
+        "{kinds:?}"
+    );
+    // The template's form: its fields, the secret write-only, and the Setup Guide with
+    // the redirect URI to register.
+    let form = visit(
+        &f,
+        Method::GET,
+        "/ui/connectors/new?kind=databricks",
+        Some(&cookie),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(form.texts("aside.guide h2"), ["Setup Guide"]);
+    let guide = form.texts("aside.guide")[0].clone();
+    assert!(
+        guide.contains("/oauth/callback") && guide.contains("App connections"),
+        "{guide}"
+    );
+    assert_eq!(form.texts("input#client_secret[type=password]").len(), 1);
+    assert_eq!(form.texts("input#s-workspace_url[required]").len(), 1);
+    let csrf = form.csrf();
+    // Saved from the form as the API would; the secret is sealed and never shown.
+    let body = format!(
+        "csrf={csrf}&kind=databricks&id=dbx&setting.workspace_url=https%3A%2F%2Fdbc-1.cloud.databricks.com&client_id=app-1&client_secret=dbx-secret-VALUE&scopes=&egress="
+    );
+    let saved = visit(
+        &f,
+        Method::POST,
+        "/ui/connectors/new",
+        Some(&cookie),
+        Some(&origin(&f)),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let (_, dbx) = admin(&f.egret, Method::GET, "/v1/connectors/dbx", None).await;
+    assert_eq!(dbx["template"], "databricks", "{dbx}");
+    assert_eq!(
+        dbx["egress"],
+        json!(["dbc-1.cloud.databricks.com"]),
+        "{dbx}"
+    );
+    let page = visit(&f, Method::GET, "/ui/connectors", Some(&cookie), None, None).await;
+    assert!(
+        page.texts("section.connector h2")
+            .contains(&"dbx".to_owned())
+    );
+    assert!(!page.body.contains("dbx-secret-VALUE"));
+    // A bad entry is refused with the reason, and nothing is saved.
+    let bad = format!("csrf={csrf}&kind=api_key&id=Bad+Id&egress=x.com");
+    let refused = visit(
+        &f,
+        Method::POST,
+        "/ui/connectors/new",
+        Some(&cookie),
+        Some(&origin(&f)),
+        Some(&bad),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(!refused.texts("[role=alert]")[0].is_empty());
+    let key = format!("csrf={csrf}&kind=api_key&id=crm&egress=other.test.local&header=x-api-key");
+    let saved = visit(
+        &f,
+        Method::POST,
+        "/ui/connectors/new",
+        Some(&cookie),
+        Some(&origin(&f)),
+        Some(&key),
+    )
+    .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+
+    // A connect link for a user, shown to copy; it opens their page.
+    let made = visit(
+        &f,
+        Method::POST,
+        "/ui/connectors/crm/link",
+        Some(&cookie),
+        Some(&origin(&f)),
+        Some(&format!("csrf={csrf}&owner=user%3Aann")),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.body);
+    let url = made.texts("code.copy")[0].clone();
+    let path = url
+        .split_once("/ui/")
+        .map(|(_, p)| format!("/ui/{p}"))
+        .expect("link");
+    let opened = visit(&f, Method::POST, &path, None, Some(&origin(&f)), None).await;
+    assert_eq!(opened.status, StatusCode::SEE_OTHER);
+
+    // Deleting says what it erases and needs the confirmation form.
+    f.egret.key_and_placeholder("crm", "org", "crm-key");
+    let confirm = visit(
+        &f,
+        Method::GET,
+        "/ui/connectors/crm/delete",
+        Some(&cookie),
+        None,
+        None,
+    )
+    .await;
+    assert!(
+        confirm.texts("[role=alert]")[0].contains("1 connection(s)"),
+        "{}",
+        confirm.body
+    );
+    let gone = visit(
+        &f,
+        Method::POST,
+        "/ui/connectors/crm/delete",
+        Some(&cookie),
+        Some(&origin(&f)),
+        Some(&format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(gone.status, StatusCode::SEE_OTHER);
+    let (status, _) = admin(&f.egret, Method::GET, "/v1/connectors/crm", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, left) = admin(&f.egret, Method::GET, "/v1/connections?connector=crm", None).await;
+    assert_eq!(left["connections"], json!([]));
+    // Policy connectors cannot be deleted here.
+    let policy = visit(
+        &f,
+        Method::POST,
+        "/ui/connectors/openai/delete",
+        Some(&cookie),
+        Some(&origin(&f)),
+        Some(&format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(policy.status, StatusCode::CONFLICT);
 }

@@ -26,6 +26,13 @@ pub(crate) async fn create(
             e.body_text()
         ))
     })?;
+    let view = create_connector(&state, entry).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Creates a connector from an entry of the policy file's form (its
+/// `oauth.client_secret` the value, sealed in the vault); returns its view.
+pub async fn create_connector(state: &Arc<ControlState>, entry: Value) -> Result<Value, ApiError> {
     let connector = egret_policy::parse_api_connector(&entry).map_err(ApiError::bad_request)?;
     let id = connector.id.to_string();
     if state.policy.load().connector(&id).is_some() {
@@ -46,15 +53,14 @@ pub(crate) async fn create(
             ),
         ));
     }
-    let view = state
+    state
         .blocking(move |s| {
             s.vault.put_api_connector(&id, &entry)?;
             s.lifecycle.refresh()?;
             s.vault.audit("connector.create", Some(&id), None, None)?;
             Ok(view_now(&s.policy.load(), &id))
         })
-        .await?;
-    Ok((StatusCode::CREATED, Json(view)))
+        .await
 }
 
 /// JSON merge patch (RFC 7396) onto the stored entry: `{"enabled": false}` disables.
@@ -115,15 +121,25 @@ pub(crate) async fn remove(
     State(state): State<Arc<ControlState>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    api_only(&state, &id)?;
-    let connector = id.clone();
+    let erased = delete_connector(&state, &id).await?;
+    Ok(Json(
+        json!({ "deleted": true, "connections_erased": erased }),
+    ))
+}
+
+/// The kill switch for a connector created through the control plane: it, its
+/// connections, tokens and placeholders go in one vault transaction. Returns how many
+/// connections were erased.
+pub async fn delete_connector(state: &Arc<ControlState>, id: &str) -> Result<usize, ApiError> {
+    api_only(state, id)?;
+    let connector = id.to_owned();
     let erased = state
         .blocking(move |s| {
-            let erased = s.vault.erase_connector(&id)?;
+            let erased = s.vault.erase_connector(&connector)?;
             s.lifecycle.refresh()?;
             s.vault.audit(
                 "connector.delete",
-                Some(&id),
+                Some(&connector),
                 None,
                 Some(format!(
                     "{} erased, with the placeholders",
@@ -134,13 +150,11 @@ pub(crate) async fn remove(
         })
         .await?;
     state.webhooks.emit(Event::connector_deleted(
-        &connector,
+        id,
         "deleted through the control plane",
         u64::try_from(erased).unwrap_or(u64::MAX),
     ));
-    Ok(Json(
-        json!({ "deleted": true, "connections_erased": erased }),
-    ))
+    Ok(erased)
 }
 
 /// Erases at once what a connector gone from the policy file kept (its retention not

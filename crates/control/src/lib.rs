@@ -39,10 +39,10 @@ use secrecy::SecretString;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-pub use connectors::{connector_view, patch_connector};
+pub use connectors::{connector_view, create_connector, delete_connector, patch_connector};
 pub use error::ApiError;
 pub use lifecycle::{Install, Lifecycle};
-pub use links::DEFAULT_LINK_TTL;
+pub use links::{DEFAULT_LINK_TTL, MadeLink, make_connect_link};
 
 /// What a connection test says (see [`ConnectionTester`]).
 #[derive(Debug, Clone, serde::Serialize)]

@@ -43,15 +43,45 @@ pub(crate) async fn create(
             e.body_text()
         ))
     })?;
-    let owner = parse_owner(&body.owner)?;
-    let name = body
-        .name
+    let link = make_connect_link(&state, &body.owner, body.connector, body.name, body.ttl).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "url": link.url,
+            "owner": link.owner,
+            "connector": link.connector,
+            "name": link.name,
+            "expires_at": link.expires_at,
+        })),
+    ))
+}
+
+/// A connect link as made: its URL (which carries the ticket) and whom it is for.
+pub struct MadeLink {
+    pub url: String,
+    pub owner: egret_vault::Owner,
+    pub connector: Option<String>,
+    pub name: Option<ConnectionName>,
+    pub expires_at: i64,
+}
+
+/// Makes a connect link for `owner` (one connector and name when given), working for
+/// `ttl` (default 30 minutes, at most `limits.max_ttl`); audited, never logged.
+pub async fn make_connect_link(
+    state: &Arc<ControlState>,
+    owner: &str,
+    connector: Option<String>,
+    name: Option<String>,
+    ttl: Option<String>,
+) -> Result<MadeLink, ApiError> {
+    let owner = parse_owner(owner)?;
+    let name = name
         .as_deref()
         .map(ConnectionName::parse)
         .transpose()
         .map_err(ApiError::bad_request)?;
     let policy = state.policy.load_full();
-    if let Some(id) = &body.connector {
+    if let Some(id) = &connector {
         let c = policy
             .connector(id)
             .ok_or_else(|| ApiError::unknown_connector(id))?;
@@ -60,7 +90,7 @@ pub(crate) async fn create(
         }
     }
     let max = policy.limits.max_ttl();
-    let ttl = match body.ttl.as_deref() {
+    let ttl = match ttl.as_deref() {
         Some(t) => ApiError::parse_ttl(t, max)?,
         None => DEFAULT_LINK_TTL.min(max),
     };
@@ -71,7 +101,7 @@ pub(crate) async fn create(
         .saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
     let link = ConnectLink {
         owner,
-        connector: body.connector,
+        connector,
         name,
         expires_at,
     };
@@ -81,13 +111,13 @@ pub(crate) async fn create(
         policy.control.public_url.trim_end_matches('/'),
         ticket.expose_secret()
     );
-    let answer = json!({
-        "url": url,
-        "owner": link.owner,
-        "connector": link.connector,
-        "name": link.name,
-        "expires_at": expires_at,
-    });
+    let made = MadeLink {
+        url,
+        owner: link.owner.clone(),
+        connector: link.connector.clone(),
+        name: link.name.clone(),
+        expires_at,
+    };
     state
         .blocking(move |s| {
             s.vault.put_connect_link(&ticket, &link)?;
@@ -104,7 +134,7 @@ pub(crate) async fn create(
             Ok(())
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(answer)))
+    Ok(made)
 }
 
 /// 256 random bits, base64url: the whole credential a link carries.

@@ -25,6 +25,8 @@ pub struct Defaults {
 pub struct Template {
     pub name: &'static str,
     pub summary: &'static str,
+    /// Where, in the vendor's console, the OAuth app is created (the Setup Guide).
+    pub console: &'static str,
     /// Settings the stanza must give, with what each is.
     pub settings: &'static [(&'static str, &'static str)],
     build: fn(&BTreeMap<String, String>) -> Result<Defaults, String>,
@@ -67,6 +69,7 @@ pub const TEMPLATES: &[Template] = &[
     Template {
         name: "databricks",
         summary: "Databricks workspace (OAuth U2M): /oidc/v1 endpoints of the workspace, scopes all-apis offline_access, PKCE",
+        console: "In the Databricks account console: Settings → App connections → Add connection; give it the redirect URI below, tick \"Generate a client secret\", and scopes all-apis.",
         settings: &[(
             "workspace_url",
             "the workspace URL, e.g. https://dbc-1234.cloud.databricks.com",
@@ -76,6 +79,7 @@ pub const TEMPLATES: &[Template] = &[
     Template {
         name: "github",
         summary: "GitHub App or OAuth App user tokens; egress api.github.com, uploads.github.com",
+        console: "On GitHub: Settings → Developer settings → GitHub Apps (or OAuth Apps) → New; set the callback URL to the redirect URI below, then generate a client secret.",
         settings: &[],
         build: |_| {
             Ok(Defaults {
@@ -91,6 +95,7 @@ pub const TEMPLATES: &[Template] = &[
     Template {
         name: "slack",
         summary: "Slack (OAuth v2); egress slack.com, files.slack.com; set `scopes` to the bot scopes you need",
+        console: "At api.slack.com/apps: Create New App → OAuth & Permissions; add the redirect URI below and the scopes you need, then copy the client id and secret from Basic Information.",
         settings: &[],
         build: |_| {
             Ok(Defaults {
@@ -106,6 +111,7 @@ pub const TEMPLATES: &[Template] = &[
     Template {
         name: "google",
         summary: "Google APIs: offline access (refresh tokens), revocation; egress *.googleapis.com; set `scopes`",
+        console: "In the Google Cloud console: APIs & Services → Credentials → Create credentials → OAuth client ID (Web application); add the redirect URI below as an authorized redirect URI.",
         settings: &[],
         build: |_| {
             Ok(Defaults {
@@ -127,6 +133,7 @@ pub const TEMPLATES: &[Template] = &[
     Template {
         name: "atlassian",
         summary: "Atlassian Cloud (3LO): audience api.atlassian.com, offline_access; egress api.atlassian.com",
+        console: "At developer.atlassian.com/console/myapps: Create → OAuth 2.0 integration; under Authorization add the callback URL below, under Permissions the APIs and scopes you need.",
         settings: &[],
         build: |_| {
             Ok(Defaults {
@@ -144,6 +151,7 @@ pub const TEMPLATES: &[Template] = &[
     Template {
         name: "generic",
         summary: "any OpenID Connect / RFC 8414 server: endpoints from the issuer's discovery document; give `egress`",
+        console: "In your identity provider: register a confidential web client with the redirect URI below; egret reads the endpoints from the issuer's discovery document.",
         settings: &[("issuer", "the issuer URL, e.g. https://login.example.com")],
         build: |s| {
             Ok(Defaults {

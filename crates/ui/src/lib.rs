@@ -51,6 +51,15 @@ pub fn router(control: Arc<ControlState>) -> Router {
         .route("/ui/logout", post(pages::logout))
         .route("/ui/connectors", get(pages::connectors::list))
         .route(
+            "/ui/connectors/new",
+            get(pages::new_connector::form).post(pages::new_connector::create),
+        )
+        .route(
+            "/ui/connectors/{id}/delete",
+            get(pages::connectors::confirm_delete).post(pages::connectors::delete),
+        )
+        .route("/ui/connectors/{id}/link", post(pages::connectors::link))
+        .route(
             "/ui/connectors/{id}/enabled",
             post(pages::connectors::set_enabled),
         )

@@ -28,7 +28,8 @@ pub(crate) async fn list(State(state): State<Arc<UiState>>, headers: HeaderMap) 
     let policy = state.control.policy.load();
     let content = html! {
         p.lead { "Disabling a connector stops new connections to it; existing connections keep working. "
-            "Deleting one (API connectors, with " code { "egret connector remove" } ") is the kill switch: every connection to it stops at once." }
+            "Deleting one is the kill switch: every connection to it stops at once." }
+        p { a.button href="/ui/connectors/new" { "Add connector" } }
         @if policy.connectors.is_empty() {
             p.empty { "No connectors yet. Add one to the policy file (see the README's Policy reference), or with " code { "egret connector create" } "." }
         }
@@ -69,15 +70,26 @@ fn card(state: &UiState, session: &Session, c: &Connector) -> Markup {
                 }
             }
             @if c.source == Source::Api {
-                form method="post" action=(format!("/ui/connectors/{}/enabled", c.id)) {
-                    input type="hidden" name="csrf" value=(session.csrf);
-                    @if c.enabled {
-                        input type="hidden" name="enabled" value="false";
-                        button type="submit" { "Disable" }
-                    } @else {
-                        input type="hidden" name="enabled" value="true";
-                        button type="submit" { "Enable" }
+                div.actions {
+                    form method="post" action=(format!("/ui/connectors/{}/enabled", c.id)) {
+                        input type="hidden" name="csrf" value=(session.csrf);
+                        @if c.enabled {
+                            input type="hidden" name="enabled" value="false";
+                            button type="submit" { "Disable" }
+                        } @else {
+                            input type="hidden" name="enabled" value="true";
+                            button type="submit" { "Enable" }
+                        }
                     }
+                    a.danger href=(format!("/ui/connectors/{}/delete", c.id)) { "Delete…" }
+                }
+            }
+            @if c.enabled {
+                form.link method="post" action=(format!("/ui/connectors/{}/link", c.id)) {
+                    input type="hidden" name="csrf" value=(session.csrf);
+                    label for=(format!("o-{}", c.id)) { "Send a connect link to" }
+                    input type="text" id=(format!("o-{}", c.id)) name="owner" placeholder="user:alice@example.com" required;
+                    button type="submit" { "Make link" }
                 }
             }
         }
@@ -147,4 +159,101 @@ pub(crate) async fn set_enabled(
             html! { a href="/ui/connectors" { "Back to Connector Settings" } },
         ),
     }
+}
+
+/// `GET /ui/connectors/{id}/delete`: says what deleting erases, and asks to confirm.
+pub(crate) async fn confirm_delete(
+    State(state): State<Arc<UiState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let session = match admin(&state, &headers) {
+        Ok(s) => s,
+        Err(refused) => return refused.into_response(),
+    };
+    let n = state.control.vault.connections(Some(&id), None).len();
+    let content = html! {
+        p role="alert" { "Deleting " strong { (id) } " erases it and " strong { (n) " connection(s)" }
+            " with their tokens and placeholders, at once: agents using them are refused from the next request. This cannot be undone." }
+        form method="post" action=(format!("/ui/connectors/{id}/delete")) {
+            input type="hidden" name="csrf" value=(session.csrf);
+            button.danger type="submit" { "Delete " (id) }
+        }
+        p { a href="/ui/connectors" { "Keep it" } }
+    };
+    layout("Delete connector", Some(&session), content).into_response()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CsrfOnly {
+    csrf: String,
+}
+
+pub(crate) async fn delete(
+    State(state): State<Arc<UiState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<CsrfOnly>, FormRejection>,
+) -> Response {
+    let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
+    if let Err(refused) = admin_post(&state, &headers, &csrf) {
+        return refused.into_response();
+    }
+    match egret_control::delete_connector(&state.control, &id).await {
+        Ok(_) => Redirect::to("/ui/connectors").into_response(),
+        Err(e) => back(e.status, &e.message),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LinkForm {
+    csrf: String,
+    owner: String,
+}
+
+/// `POST /ui/connectors/{id}/link`: a connect link for one owner, shown to copy.
+pub(crate) async fn link(
+    State(state): State<Arc<UiState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<LinkForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return back(
+            StatusCode::BAD_REQUEST,
+            "Give the owner, e.g. user:alice@example.com.",
+        );
+    };
+    let session = match admin_post(&state, &headers, &form.csrf) {
+        Ok(s) => s,
+        Err(refused) => return refused.into_response(),
+    };
+    let made = egret_control::make_connect_link(
+        &state.control,
+        form.owner.trim(),
+        Some(id.clone()),
+        None,
+        None,
+    )
+    .await;
+    match made {
+        Ok(link) => {
+            let content = html! {
+                p { "Send this link to " strong { (link.owner) } ". It opens their connections in egret, once, until " (super::when(link.expires_at)) "." }
+                p { code.copy { (link.url) } }
+                p { a href="/ui/connectors" { "Back to Connector Settings" } }
+            };
+            layout("Connect link", Some(&session), content).into_response()
+        }
+        Err(e) => back(e.status, &e.message),
+    }
+}
+
+fn back(status: StatusCode, what: &str) -> Response {
+    problem(
+        status,
+        "Not done",
+        what,
+        html! { a href="/ui/connectors" { "Back to Connector Settings" } },
+    )
 }

@@ -3,6 +3,7 @@
 
 pub(crate) mod connections;
 pub(crate) mod connectors;
+pub(crate) mod new_connector;
 
 use std::sync::Arc;
 
