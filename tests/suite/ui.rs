@@ -331,7 +331,8 @@ async fn connector_settings_lists_every_connector_and_toggles_api_connectors() {
         "{}",
         policy.body
     );
-    // The stylesheet is egret's own file.
+    // The stylesheet and the one script are egret's own files; the script takes the
+    // callback's message only from egret's own origin.
     let css = visit(&f, Method::GET, "/ui/egret.css", None, None, None).await;
     assert_eq!(css.status, StatusCode::OK);
     assert!(
@@ -340,6 +341,21 @@ async fn connector_settings_lists_every_connector_and_toggles_api_connectors() {
             .expect("type")
             .starts_with("text/css")
     );
+    let js = visit(&f, Method::GET, "/ui/egret.js", None, None, None).await;
+    assert!(
+        js.headers["content-type"]
+            .to_str()
+            .expect("type")
+            .starts_with("text/javascript")
+    );
+    assert!(js.body.contains("event.origin !== origin"), "{}", js.body);
+    let selector = Selector::parse("script").expect("selector");
+    let scripts: Vec<String> = page
+        .html()
+        .select(&selector)
+        .map(|e| e.value().attr("src").unwrap_or("inline").to_owned())
+        .collect();
+    assert_eq!(scripts, ["/ui/egret.js"], "no inline script");
 }
 
 /// Mints a connect link through the API; returns its path (`/ui/connect/…`).
@@ -715,4 +731,124 @@ async fn an_administrator_adds_a_connector_from_a_template_sends_a_link_and_dele
     )
     .await;
     assert_eq!(policy.status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn administrators_see_every_connection_and_what_the_proxy_refused() {
+    let f = Fixture::new().await;
+    let p = f.egret.key_and_placeholder("openai", "org", "sk-all-REAL");
+    f.egret
+        .key_and_placeholder("weather", "user:bob", "w-all-REAL");
+    // A request to a host no policy allows: the activity page names it.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(f.egret.proxy_addr)
+            .await
+            .expect("tcp");
+        s.write_all(b"CONNECT other.test.local:443 HTTP/1.1\r\nHost: other.test.local:443\r\n\r\n")
+            .await
+            .expect("write");
+        let mut answer = [0u8; 64];
+        let n = s.read(&mut answer).await.expect("read");
+        assert!(
+            String::from_utf8_lossy(&answer[..n]).contains("403"),
+            "refused"
+        );
+    }
+    let cookie = sign_in(&f).await;
+    let page = visit(
+        &f,
+        Method::GET,
+        "/ui/all-connections",
+        Some(&cookie),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_secure_headers(&page);
+    let rows = page.texts("tbody tr");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let filtered = visit(
+        &f,
+        Method::GET,
+        "/ui/all-connections?owner=user%3Abob&status=connected",
+        Some(&cookie),
+        None,
+        None,
+    )
+    .await;
+    let rows = filtered.texts("tbody tr");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(
+        rows[0].contains("weather") && rows[0].contains("user:bob"),
+        "{rows:?}"
+    );
+    for secret in ["sk-all-REAL", "w-all-REAL", p.as_str()] {
+        assert!(!page.body.contains(secret), "{secret} in the page");
+    }
+    // A connect link for the owner, and Disconnect.
+    let csrf = page.csrf();
+    let link = visit(
+        &f,
+        Method::POST,
+        "/ui/all-connections/weather/link",
+        Some(&cookie),
+        Some(&origin(&f)),
+        Some(&format!("csrf={csrf}&owner=user%3Abob&name=default")),
+    )
+    .await;
+    assert_eq!(link.status, StatusCode::OK, "{}", link.body);
+    assert!(link.texts("code.copy")[0].contains("/ui/connect/"));
+    let gone = visit(
+        &f,
+        Method::POST,
+        "/ui/all-connections/weather/remove",
+        Some(&cookie),
+        Some(&origin(&f)),
+        Some(&format!("csrf={csrf}&owner=user%3Abob&name=default")),
+    )
+    .await;
+    assert_eq!(gone.status, StatusCode::SEE_OTHER);
+    let (_, left) = admin(
+        &f.egret,
+        Method::GET,
+        "/v1/connections?owner=user:bob",
+        None,
+    )
+    .await;
+    assert_eq!(left["connections"], json!([]));
+
+    // Request refusals reach the audit log in batches (within a second).
+    let mut blocked = Vec::new();
+    for _ in 0..50 {
+        let activity = visit(&f, Method::GET, "/ui/activity", Some(&cookie), None, None).await;
+        assert_eq!(activity.status, StatusCode::OK);
+        blocked = activity.texts("h2 + p + table tbody tr");
+        if !blocked.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        blocked
+            .iter()
+            .any(|r| r.contains("other.test.local") && r.contains("egress_denied")),
+        "{blocked:?}"
+    );
+    let events = visit(
+        &f,
+        Method::GET,
+        "/ui/activity?event=connection.",
+        Some(&cookie),
+        None,
+        None,
+    )
+    .await;
+    let log = events.texts("table.audit tbody tr");
+    assert!(
+        log.first().is_some_and(|r| r.contains("connection.remove")),
+        "newest first: {log:?}"
+    );
+    assert!(log.iter().all(|r| r.contains("connection.")), "{log:?}");
 }

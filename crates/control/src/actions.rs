@@ -168,3 +168,29 @@ pub async fn connect(state: &Arc<ControlState>, conn: &ConnectionId) -> Result<B
     }
     Ok(begun)
 }
+
+/// Renews an OAuth connection's token now, whatever its expiry ("Refresh now"); a static
+/// key is left as it is.
+pub async fn refresh_now(state: &Arc<ControlState>, conn: &ConnectionId) -> Result<(), ApiError> {
+    let policy = state.policy.load_full();
+    let id = conn.connector.as_str();
+    let c = policy
+        .connector(id)
+        .ok_or_else(|| ApiError::unknown_connector(id))?;
+    if state.vault.connection(conn).is_none() {
+        return Err(not_found(conn));
+    }
+    if !matches!(c.auth, AuthKind::OAuth2(_)) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "wrong_auth_kind",
+            format!("connector `{id}` uses a static key: there is nothing to renew"),
+        ));
+    }
+    state
+        .broker
+        .fresh(c, conn, egret_oauth::Need::Keepalive)
+        .await
+        .map(drop)
+        .map_err(|e| crate::oauth::token_error(id, &e))
+}

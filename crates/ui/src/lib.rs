@@ -68,11 +68,18 @@ pub fn router(control: Arc<ControlState>) -> Router {
             get(pages::connections::link).post(pages::connections::open),
         )
         .route("/ui/connections", get(pages::connections::list))
+        .route("/ui/all-connections", get(pages::all_connections::list))
+        .route("/ui/activity", get(pages::activity::page))
+        .route(
+            "/ui/all-connections/{connector}/{action}",
+            post(pages::all_connections::act),
+        )
         .route(
             "/ui/connections/{connector}/{action}",
             post(pages::connections::act),
         )
         .route("/ui/egret.css", get(pages::stylesheet))
+        .route("/ui/egret.js", get(pages::script))
         .layer(axum::middleware::from_fn(headers::secure))
         .with_state(state)
 }

@@ -245,6 +245,35 @@ impl Vault {
         }
         Ok(out)
     }
+
+    /// The newest audit events that `keep` accepts, newest first, at most `limit`,
+    /// looking at no more than `scan` events (the log holds up to 100 000).
+    pub fn audit_latest(
+        &self,
+        limit: usize,
+        scan: usize,
+        keep: impl Fn(&AuditEvent) -> bool,
+    ) -> Result<Vec<AuditEvent>, VaultError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(AUDIT)?;
+        let mut out = Vec::new();
+        let mut seen = 0usize;
+        'rows: for stored in table.iter()?.rev() {
+            let (k, v) = stored?;
+            for line in v.value().split(|b| *b == b'\n').rev() {
+                if out.len() >= limit || seen >= scan {
+                    break 'rows;
+                }
+                seen += 1;
+                let e: AuditEvent = serde_json::from_slice(line)
+                    .map_err(|_| VaultError::Corrupt(format!("audit/{}", k.value())))?;
+                if keep(&e) {
+                    out.push(e);
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Just the time of a stored event, for the age check.

@@ -99,9 +99,9 @@ pub(crate) async fn list(State(state): State<Arc<UiState>>, headers: HeaderMap) 
         Err(refused) => return refused.into_response(),
     };
     let Some(link) = scope(&session) else {
-        // Administrators see every connection on their own pages (to come); users' pages
+        // Administrators see every owner's connections on their own page; users' pages
         // are opened by connect links.
-        return Redirect::to("/ui/connectors").into_response();
+        return Redirect::to("/ui/all-connections").into_response();
     };
     let policy = state.control.policy.load();
     let mine: Vec<ConnectionInfo> = state
@@ -175,7 +175,7 @@ fn connection(
             div.actions {
                 form method="post" action=(action("test")) { (hidden(session, &c.name)) button type="submit" { "Test" } }
                 @if oauth {
-                    form method="post" action=(action("connect")) { (hidden(session, &c.name)) button type="submit" { "Reconnect" } }
+                    form method="post" action=(action("connect")) data-popup="signin" { (hidden(session, &c.name)) button type="submit" { "Reconnect" } }
                 }
                 form method="post" action=(action("remove")) {
                     (hidden(session, &c.name))
@@ -201,7 +201,7 @@ fn offer(session: &Session, link: &ConnectLink, c: &Connector, mine: &[Connectio
             p { small { "Sends your credential only to " (c.egress.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")) "." } }
             @match &c.auth {
                 AuthKind::OAuth2(_) => {
-                    form method="post" action=(format!("/ui/connections/{id}/connect")) {
+                    form method="post" action=(format!("/ui/connections/{id}/connect")) data-popup="signin" {
                         (hidden(session, &name))
                         button type="submit" { "Connect" }
                     }

@@ -1,6 +1,8 @@
 //! The pages: a shared layout, signing in and out, and one module per page. Handlers
 //! answer HTML for people; a refusal is a page that says what happened and what to do.
 
+pub(crate) mod activity;
+pub(crate) mod all_connections;
 pub(crate) mod connections;
 pub(crate) mod connectors;
 pub(crate) mod new_connector;
@@ -21,6 +23,18 @@ use crate::UiState;
 use crate::session::{self, Session, Who};
 
 const STYLESHEET: &str = include_str!("../../assets/egret.css");
+const SCRIPT: &str = include_str!("../../assets/egret.js");
+
+pub(crate) async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        SCRIPT,
+    )
+        .into_response()
+}
 
 pub(crate) async fn stylesheet() -> Response {
     (
@@ -43,6 +57,7 @@ pub(crate) fn layout(title: &str, session: Option<&Session>, content: Markup) ->
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · egret" }
                 link rel="stylesheet" href="/ui/egret.css";
+                script src="/ui/egret.js" defer {}
             }
             body {
                 header {
@@ -50,7 +65,11 @@ pub(crate) fn layout(title: &str, session: Option<&Session>, content: Markup) ->
                     @if let Some(s) = session {
                         nav aria-label="Main" {
                             @match s.who {
-                                Who::Admin => a href="/ui/connectors" { "Connector Settings" },
+                                Who::Admin => {
+                                    a href="/ui/connectors" { "Connector Settings" }
+                                    a href="/ui/all-connections" { "All connections" }
+                                    a href="/ui/activity" { "Activity" }
+                                },
                                 Who::User(_) => a href="/ui/connections" { "Your connections" },
                             }
                         }

@@ -1,0 +1,178 @@
+//! Activity (administrators): **Blocked egress** — the hosts the proxy refused, how
+//! often, from which sandboxes, first and last seen, so an operator sees what agents
+//! tried to reach — and the audit log, newest first, filtered.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use egret_vault::AuditEvent;
+use maud::html;
+use serde::Deserialize;
+
+use super::{admin, layout, when};
+use crate::UiState;
+
+/// Refusals looked at for the summary (the newest first).
+const SCAN: usize = 20_000;
+/// Audit events shown.
+const SHOWN: usize = 200;
+
+#[derive(Deserialize, Default)]
+pub(crate) struct Filter {
+    event: Option<String>,
+    connector: Option<String>,
+    owner: Option<String>,
+}
+
+/// One refused host, summarised.
+#[derive(Default)]
+struct Blocked {
+    count: usize,
+    codes: BTreeSet<String>,
+    sandboxes: BTreeSet<String>,
+    first: i64,
+    last: i64,
+}
+
+pub(crate) async fn page(
+    State(state): State<Arc<UiState>>,
+    headers: HeaderMap,
+    Query(filter): Query<Filter>,
+) -> Response {
+    let session = match admin(&state, &headers) {
+        Ok(s) => s,
+        Err(refused) => return refused.into_response(),
+    };
+    let pick = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    let (event, connector, owner) = (
+        pick(&filter.event),
+        pick(&filter.connector),
+        pick(&filter.owner),
+    );
+    let read = state
+        .control
+        .blocking(move |s| {
+            let refused = s
+                .vault
+                .audit_latest(SCAN, SCAN, |e| e.event == "request.refused")?;
+            let log = s.vault.audit_latest(SHOWN, 100_000, |e| {
+                event.as_deref().is_none_or(|p| e.event.starts_with(p))
+                    && connector
+                        .as_deref()
+                        .is_none_or(|c| e.connector.as_deref() == Some(c))
+                    && owner
+                        .as_deref()
+                        .is_none_or(|o| e.owner.as_deref() == Some(o))
+            })?;
+            Ok((refused, log))
+        })
+        .await;
+    let (refused, log) = match read {
+        Ok(r) => r,
+        Err(e) => return super::problem(e.status, "Activity", &e.message, html! {}),
+    };
+    let blocked = summarise(&refused);
+    let value = |v: &Option<String>| v.clone().unwrap_or_default();
+    let content = html! {
+        h2 { "Blocked egress" }
+        p.lead { "Hosts the proxy refused (the newest " (SCAN) " refusals): what agents tried to reach. Allow one in the policy file (" code { "network.allow" } " or a connector's egress) only if it should be reachable." }
+        @if blocked.is_empty() { p.empty { "Nothing refused." } }
+        @else {
+            table {
+                thead { tr { th { "Host" } th { "Refusals" } th { "Why" } th { "Sandboxes" } th { "First seen" } th { "Last seen" } } }
+                tbody {
+                    @for (host, b) in &blocked {
+                        tr {
+                            td { code { (host) } } td { (b.count) }
+                            td { (b.codes.iter().cloned().collect::<Vec<_>>().join(", ")) }
+                            td { @if b.sandboxes.is_empty() { "-" } @else { (b.sandboxes.iter().cloned().collect::<Vec<_>>().join(", ")) } }
+                            td { (when(b.first)) } td { (when(b.last)) }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Audit log" }
+        form.filter method="get" action="/ui/activity" {
+            label for="a-event" { "Event starts with" }
+            input #a-event type="text" name="event" placeholder="connection." value=(value(&filter.event));
+            label for="a-connector" { "Connector" }
+            input #a-connector type="text" name="connector" value=(value(&filter.connector));
+            label for="a-owner" { "Owner" }
+            input #a-owner type="text" name="owner" value=(value(&filter.owner));
+            button type="submit" { "Filter" }
+        }
+        @if log.is_empty() { p.empty { "No events match." } }
+        @else {
+            table.audit {
+                thead { tr { th { "When" } th { "Event" } th { "Connector" } th { "Owner" } th { "Detail" } } }
+                tbody {
+                    @for e in &log {
+                        tr {
+                            td { (when(e.at)) } td { code { (e.event) } }
+                            td { (e.connector.as_deref().unwrap_or("-")) }
+                            td { (e.owner.as_deref().unwrap_or("-")) @if let Some(n) = &e.name { " / " (n) } }
+                            td { (detail(e)) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout("Activity", Some(&session), content).into_response()
+}
+
+/// Refusals by host (a CONNECT's target or an intercepted request's host).
+fn summarise(refused: &[AuditEvent]) -> BTreeMap<String, Blocked> {
+    let mut by_host: BTreeMap<String, Blocked> = BTreeMap::new();
+    for e in refused {
+        let Some(data) = &e.data else { continue };
+        let host = data["target"]
+            .as_str()
+            .or_else(|| data["host"].as_str())
+            .unwrap_or("-")
+            .to_owned();
+        let b = by_host.entry(host).or_default();
+        b.count += 1;
+        if let Some(code) = data["code"].as_str() {
+            b.codes.insert(code.to_owned());
+        }
+        if let Some(s) = data["sandbox"].as_str() {
+            b.sandboxes.insert(s.to_owned());
+        }
+        b.first = if b.first == 0 {
+            e.at
+        } else {
+            b.first.min(e.at)
+        };
+        b.last = b.last.max(e.at);
+    }
+    by_host
+}
+
+/// What an event says, in one line: its detail, or its data's main fields.
+fn detail(e: &AuditEvent) -> String {
+    if let Some(d) = &e.detail {
+        return d.clone();
+    }
+    let Some(data) = &e.data else {
+        return "-".to_owned();
+    };
+    [
+        "host", "target", "method", "path", "status", "code", "sandbox",
+    ]
+    .iter()
+    .filter_map(|k| {
+        data.get(*k).filter(|v| !v.is_null()).map(|v| {
+            format!(
+                "{k}={}",
+                v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+            )
+        })
+    })
+    .collect::<Vec<_>>()
+    .join(" ")
+}
