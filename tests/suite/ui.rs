@@ -852,3 +852,73 @@ async fn administrators_see_every_connection_and_what_the_proxy_refused() {
     );
     assert!(log.iter().all(|r| r.contains("connection.")), "{log:?}");
 }
+
+#[tokio::test]
+async fn sandboxes_and_placeholders_are_listed_by_hint_and_revoked_from_the_page() {
+    let f = Fixture::new().await;
+    let p = f.egret.key_and_placeholder("openai", "org", "sk-sbx-REAL");
+    let (status, issued) = admin(
+        &f.egret,
+        Method::POST,
+        "/v1/sandboxes",
+        Some(json!({ "id": "sbx-1" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    let secret = issued["secret"].as_str().expect("secret").to_owned();
+    let cookie = sign_in(&f).await;
+    let page = visit(&f, Method::GET, "/ui/sandboxes", Some(&cookie), None, None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let tables = page.texts("table tbody tr");
+    assert!(tables.iter().any(|r| r.contains("sbx-1")), "{tables:?}");
+    assert!(
+        tables
+            .iter()
+            .any(|r| r.contains("openai/org") && r.contains("egp_")),
+        "{tables:?}"
+    );
+    for s in [p.as_str(), secret.as_str(), "sk-sbx-REAL"] {
+        assert!(!page.body.contains(s), "{s} in the page");
+    }
+    // Revoke the placeholder from its row: the proxy refuses it at once.
+    let selector = Selector::parse("form[action^='/ui/placeholders/']").expect("selector");
+    let action = page
+        .html()
+        .select(&selector)
+        .next()
+        .and_then(|e| e.value().attr("action"))
+        .expect("a revoke form")
+        .to_owned();
+    let csrf = page.csrf();
+    let done = visit(
+        &f,
+        Method::POST,
+        &action,
+        Some(&cookie),
+        Some(&origin(&f)),
+        Some(&format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let resp = f
+        .get(
+            "api.test.local",
+            "/",
+            &[("authorization", &format!("Bearer {p}"))],
+            egret_test_support::client::Proto::H1,
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let done = visit(
+        &f,
+        Method::POST,
+        "/ui/sandboxes/sbx-1/revoke",
+        Some(&cookie),
+        Some(&origin(&f)),
+        Some(&format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    let (_, left) = admin(&f.egret, Method::GET, "/v1/sandboxes", None).await;
+    assert_eq!(left["sandboxes"], json!([]));
+}

@@ -70,6 +70,15 @@ pub fn router(control: Arc<ControlState>) -> Router {
         .route("/ui/connections", get(pages::connections::list))
         .route("/ui/all-connections", get(pages::all_connections::list))
         .route("/ui/activity", get(pages::activity::page))
+        .route("/ui/sandboxes", get(pages::sandboxes::page))
+        .route(
+            "/ui/sandboxes/{id}/revoke",
+            post(pages::sandboxes::revoke_sandbox),
+        )
+        .route(
+            "/ui/placeholders/{id}/revoke",
+            post(pages::sandboxes::revoke_placeholder),
+        )
         .route(
             "/ui/all-connections/{connector}/{action}",
             post(pages::all_connections::act),

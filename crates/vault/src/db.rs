@@ -478,7 +478,31 @@ impl Vault {
         &self,
         placeholder: &Placeholder,
     ) -> Result<PlaceholderInfo, VaultError> {
-        let hash = placeholder.hash();
+        self.revoke_hash(placeholder.hash())
+    }
+
+    /// Revokes the placeholder whose id (the hex SHA-256 the listing by id shows) this
+    /// is: how the web UI revokes one it never saw.
+    pub fn revoke_placeholder_id(&self, id: &str) -> Result<PlaceholderInfo, VaultError> {
+        let hash = parse_hex(id).ok_or(VaultError::NoPlaceholder)?;
+        self.revoke_hash(hash)
+    }
+
+    /// Live placeholders with their ids (hex SHA-256: not secret, the placeholder cannot
+    /// be had from it), oldest first.
+    pub fn placeholders_by_id(&self, now_unix: i64) -> Vec<(String, PlaceholderInfo)> {
+        let index = self.read_index();
+        let mut list: Vec<(String, PlaceholderInfo)> = index
+            .placeholders
+            .iter()
+            .filter(|(_, e)| e.info.expires_at.is_none_or(|x| x > now_unix))
+            .map(|(h, e)| (h.hex(), e.info.clone()))
+            .collect();
+        list.sort_by(|a, b| (a.1.created_at, &a.1.hint).cmp(&(b.1.created_at, &b.1.hint)));
+        list
+    }
+
+    fn revoke_hash(&self, hash: PlaceholderHash) -> Result<PlaceholderInfo, VaultError> {
         let _w = self.lock_writer();
         let entry = self
             .read_index()

@@ -6,6 +6,7 @@ pub(crate) mod all_connections;
 pub(crate) mod connections;
 pub(crate) mod connectors;
 pub(crate) mod new_connector;
+pub(crate) mod sandboxes;
 
 use std::sync::Arc;
 
@@ -68,6 +69,7 @@ pub(crate) fn layout(title: &str, session: Option<&Session>, content: Markup) ->
                                 Who::Admin => {
                                     a href="/ui/connectors" { "Connector Settings" }
                                     a href="/ui/all-connections" { "All connections" }
+                                    a href="/ui/sandboxes" { "Sandboxes" }
                                     a href="/ui/activity" { "Activity" }
                                 },
                                 Who::User(_) => a href="/ui/connections" { "Your connections" },

@@ -1,0 +1,151 @@
+//! Sandboxes and placeholders (administrators): the sandbox identities and the live
+//! placeholders — by hint, never the placeholder — each revocable at once.
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+use serde::Deserialize;
+
+use super::{admin, admin_post, layout, problem, when};
+use crate::UiState;
+
+pub(crate) async fn page(State(state): State<Arc<UiState>>, headers: HeaderMap) -> Response {
+    let session = match admin(&state, &headers) {
+        Ok(s) => s,
+        Err(refused) => return refused.into_response(),
+    };
+    let vault = &state.control.vault;
+    let sandboxes = vault.sandboxes();
+    let placeholders = vault.placeholders_by_id(vault.clock().unix());
+    let revoke = |action: String, label: String| {
+        html! {
+            form method="post" action=(action) {
+                input type="hidden" name="csrf" value=(session.csrf);
+                button.danger type="submit" aria-label=(label) { "Revoke" }
+            }
+        }
+    };
+    let content = html! {
+        h2 { "Sandboxes" }
+        p.lead { "Identities sandboxes present to the proxy (" code { "proxy.auth: basic" } "). Revoking one stops its requests and the placeholders bound to it at once." }
+        @if sandboxes.is_empty() { p.empty { "No sandbox identities." } }
+        @else {
+            table {
+                thead { tr { th { "Sandbox" } th { "Created" } th { "Expires" } th { "" } } }
+                tbody {
+                    @for s in &sandboxes {
+                        tr {
+                            td { code { (s.id) } } td { (when(s.created_at)) }
+                            td { (s.expires_at.map_or_else(|| "never".to_owned(), when)) }
+                            td { (revoke(format!("/ui/sandboxes/{}/revoke", s.id), format!("Revoke sandbox {}", s.id))) }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Placeholders" }
+        p.lead { "Live placeholders by their hint; the placeholder itself is never stored or shown." }
+        @if placeholders.is_empty() { p.empty { "No live placeholders." } }
+        @else {
+            table {
+                thead { tr { th { "Hint" } th { "Connection" } th { "Sandbox" } th { "Created" } th { "Expires" } th { "" } } }
+                tbody {
+                    @for (id, p) in &placeholders {
+                        tr {
+                            td { code { (p.hint) } }
+                            td { (p.connection()) }
+                            td { (p.sandbox.as_deref().unwrap_or("-")) }
+                            td { (when(p.created_at)) }
+                            td { (p.expires_at.map_or_else(|| "never".to_owned(), when)) }
+                            td { (revoke(format!("/ui/placeholders/{id}/revoke"), format!("Revoke placeholder {}", p.hint))) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout("Sandboxes and placeholders", Some(&session), content).into_response()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CsrfOnly {
+    csrf: String,
+}
+
+/// `POST /ui/sandboxes/{id}/revoke`.
+pub(crate) async fn revoke_sandbox(
+    State(state): State<Arc<UiState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<CsrfOnly>, FormRejection>,
+) -> Response {
+    revoke(state, Kind::Sandbox, id, headers, form).await
+}
+
+/// `POST /ui/placeholders/{id}/revoke` (the id the page shows, never the placeholder).
+pub(crate) async fn revoke_placeholder(
+    State(state): State<Arc<UiState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<CsrfOnly>, FormRejection>,
+) -> Response {
+    revoke(state, Kind::Placeholder, id, headers, form).await
+}
+
+enum Kind {
+    Sandbox,
+    Placeholder,
+}
+
+async fn revoke(
+    state: Arc<UiState>,
+    what: Kind,
+    id: String,
+    headers: HeaderMap,
+    form: Result<Form<CsrfOnly>, FormRejection>,
+) -> Response {
+    let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
+    if let Err(refused) = admin_post(&state, &headers, &csrf) {
+        return refused.into_response();
+    }
+    let done = state
+        .control
+        .blocking(move |s| {
+            match what {
+                Kind::Sandbox => {
+                    if !s.vault.revoke_sandbox(&id)? {
+                        return Err(egret_control::ApiError::new(
+                            StatusCode::NOT_FOUND,
+                            "not_found",
+                            format!("there is no sandbox `{id}`"),
+                        ));
+                    }
+                    s.vault.audit("sandbox.revoke", None, None, Some(id))?;
+                }
+                Kind::Placeholder => {
+                    let info = s.vault.revoke_placeholder_id(&id)?;
+                    s.vault.audit_connection(
+                        "placeholder.revoke",
+                        &info.connection(),
+                        Some(info.hint),
+                    )?;
+                }
+            }
+            Ok(())
+        })
+        .await;
+    match done {
+        Ok(()) => Redirect::to("/ui/sandboxes").into_response(),
+        Err(e) => problem(
+            e.status,
+            "Not done",
+            &e.message,
+            html! { a href="/ui/sandboxes" { "Back to sandboxes" } },
+        ),
+    }
+}
