@@ -922,3 +922,107 @@ async fn sandboxes_and_placeholders_are_listed_by_hint_and_revoked_from_the_page
     let (_, left) = admin(&f.egret, Method::GET, "/v1/sandboxes", None).await;
     assert_eq!(left["sandboxes"], json!([]));
 }
+
+/// A GET with extra headers (the trusted-header mode's proxy sets one).
+async fn visit_with(f: &Fixture, path: &str, cookie: Option<&str>, extra: (&str, &str)) -> Page {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut req = Request::builder()
+        .uri(format!("http://{}{path}", f.egret.control_addr))
+        .header(extra.0, extra.1);
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    let resp = client
+        .request(req.body(Full::new(Bytes::new())).expect("request"))
+        .await
+        .expect("answer");
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    Page {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_its_header_names_the_user_and_from_anyone_else_it_is_ignored() {
+    let f = Fixture::new().await;
+    let with_ui = |ui: &str| format!("{}ui: {ui}\n", super::harness::policy_yaml());
+    f.egret.reload(&with_ui("{ user_header: X-Forwarded-Email, trusted_proxies: [127.0.0.0/8], frame_ancestors: [\"https://platform.example.com\"] }"));
+    let page = visit_with(
+        &f,
+        "/ui/connections",
+        None,
+        ("x-forwarded-email", "ann@example.com"),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let cookie = page.headers["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
+    let page = visit_with(
+        &f,
+        "/ui/connections",
+        Some(&cookie),
+        ("x-forwarded-email", "ann@example.com"),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.texts("p.lead")[0].contains("user:ann@example.com"));
+    // Embedding: only the listed platform may frame the pages.
+    let csp = page.headers["content-security-policy"]
+        .to_str()
+        .expect("csp");
+    assert!(
+        csp.contains("frame-ancestors https://platform.example.com"),
+        "{csp}"
+    );
+    assert!(page.headers.get("x-frame-options").is_none());
+    // The proxy names someone else: their own session, not ann's.
+    let other = visit_with(
+        &f,
+        "/ui/connections",
+        Some(&cookie),
+        ("x-forwarded-email", "bob@example.com"),
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::SEE_OTHER);
+    assert_ne!(
+        other.headers["set-cookie"]
+            .to_str()
+            .expect("cookie")
+            .split(';')
+            .next(),
+        Some(cookie.as_str())
+    );
+
+    // From a peer that is not a trusted proxy the header means nothing.
+    f.egret.reload(&with_ui(
+        "{ user_header: X-Forwarded-Email, trusted_proxies: [10.0.0.0/8] }",
+    ));
+    let page = visit_with(
+        &f,
+        "/ui/connections",
+        None,
+        ("x-forwarded-email", "ann@example.com"),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.headers["location"], "/ui/login");
+    assert!(page.headers.get("set-cookie").is_none());
+
+    // A header without the proxies that set it is refused at load.
+    let dir = tempfile::tempdir().expect("dir");
+    let e = egret_policy::parse(
+        "version: 1\nui: { user_header: X-User }\n",
+        &dir.path().join("p.yaml"),
+        dir.path(),
+    )
+    .expect_err("refused");
+    assert!(e.to_string().contains("trusted_proxies"), "{e}");
+}

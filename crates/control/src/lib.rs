@@ -213,7 +213,11 @@ pub async fn serve(
     routes: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, routes)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        // Peer addresses: the web UI believes `ui.user_header` only from trusted proxies.
+        routes.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -14,6 +14,7 @@ mod raw;
 mod request;
 mod secret_ref;
 pub mod templates;
+mod ui;
 mod validate;
 mod webhook;
 
@@ -24,6 +25,7 @@ pub use host::{HostPattern, canonical_ip, ip_literal, is_ip_literal, normalize_h
 pub use model::*;
 pub use request::{RequestSettings, Retries};
 pub use secret_ref::SecretRef;
+pub use ui::UiSettings;
 pub use webhook::{EventKind, Webhook};
 
 /// The policy `egret serve` runs when no file is given: `config/egret.yaml` as shipped.

@@ -28,6 +28,8 @@ pub struct Policy {
     pub connectors: Vec<Connector>,
     /// Where events about connections are delivered (`webhooks:`).
     pub webhooks: Vec<crate::Webhook>,
+    /// How the web UI meets people (`ui:`).
+    pub ui: crate::UiSettings,
 }
 
 /// Listen addresses from outside the policy file (`--proxy-listen`,

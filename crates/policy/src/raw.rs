@@ -31,6 +31,18 @@ pub(crate) struct RawPolicy {
     pub connectors: Vec<RawConnector>,
     #[serde(default)]
     pub webhooks: Vec<S<RawWebhook>>,
+    pub ui: Option<S<RawUi>>,
+}
+
+/// `ui: {user_header, trusted_proxies, frame_ancestors}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUi {
+    pub user_header: Option<S<String>>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<S<String>>,
+    #[serde(default)]
+    pub frame_ancestors: Vec<S<String>>,
 }
 
 /// `webhooks: [{url, secret: ${env:…}, events: [...]}]`.

@@ -123,6 +123,12 @@ pub(crate) fn validate(raw: RawPolicy, file: &Path, base: &Path) -> Result<Polic
             .iter()
             .map(|w| v.webhook(w, base))
             .collect::<Result<_, _>>()?,
+        ui: raw
+            .ui
+            .as_ref()
+            .map(|u| v.ui(u))
+            .transpose()?
+            .unwrap_or_default(),
     })
 }
 

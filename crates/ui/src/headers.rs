@@ -5,22 +5,37 @@
 //! browsers send `Origin: null` with form posts, and every post is checked against
 //! egret's origin. `same-origin` sends nothing to any other site all the same.
 
-use axum::extract::Request;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
-                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+                   form-action 'self'; base-uri 'none'; object-src 'none'";
 
-pub(crate) async fn secure(req: Request, next: Next) -> Response {
+pub(crate) async fn secure(
+    State(state): State<Arc<crate::UiState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    // Framed by no site, unless the operator lists the platforms that embed the pages.
+    let embedders = state.control.policy.load().ui.frame_ancestors.join(" ");
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    let frame = if embedders.is_empty() {
+        "'none'".to_owned()
+    } else {
+        embedders
+    };
+    // Origins were checked by the policy (no quote, semicolon or space inside one).
+    if let Ok(csp) = HeaderValue::from_str(&format!("{CSP}; frame-ancestors {frame}")) {
+        h.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    if frame == "'none'" {
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

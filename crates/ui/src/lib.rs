@@ -89,6 +89,9 @@ pub fn router(control: Arc<ControlState>) -> Router {
         )
         .route("/ui/egret.css", get(pages::stylesheet))
         .route("/ui/egret.js", get(pages::script))
-        .layer(axum::middleware::from_fn(headers::secure))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            headers::secure,
+        ))
         .with_state(state)
 }

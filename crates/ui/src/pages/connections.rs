@@ -3,16 +3,17 @@
 //! Disconnect, and the connectors available to connect (OAuth: egret's sign-in link;
 //! static key: a write-only key field).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Form;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use egret_oauth::Begun;
 use egret_policy::{AuthKind, Connector};
-use egret_vault::{ConnectLink, ConnectionId, ConnectionInfo, ConnectionName, LinkUse};
+use egret_vault::{ConnectLink, ConnectionId, ConnectionInfo, ConnectionName, LinkUse, Owner};
 use maud::{Markup, html};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -93,10 +94,56 @@ fn scope(session: &Session) -> Option<&ConnectLink> {
     }
 }
 
-pub(crate) async fn list(State(state): State<Arc<UiState>>, headers: HeaderMap) -> Response {
-    let session = match anyone(&state, &headers) {
-        Ok(s) => s,
-        Err(refused) => return refused.into_response(),
+/// Behind an authenticating proxy (`ui.user_header`, believed only from a peer in
+/// `ui.trusted_proxies`): the owner the header names.
+fn proxied_owner(state: &UiState, headers: &HeaderMap, peer: SocketAddr) -> Option<Owner> {
+    let policy = state.control.policy.load();
+    let name = policy.ui.user_header.as_deref()?;
+    if !policy.ui.trusts(peer.ip()) {
+        return None;
+    }
+    let value = headers.get(name)?.to_str().ok()?.trim();
+    Owner::parse(&format!("user:{value}")).ok()
+}
+
+/// A session for the owner the trusted header names, and back to the page with it.
+fn start_proxied(state: &UiState, owner: Owner) -> Response {
+    let expires_at = state
+        .control
+        .vault
+        .clock()
+        .unix()
+        .saturating_add(i64::try_from(session::USER_LIFETIME.as_secs()).unwrap_or(i64::MAX));
+    let who = Who::User(ConnectLink {
+        owner,
+        connector: None,
+        name: None,
+        expires_at,
+    });
+    let (id, session) = state.sessions.start(who);
+    let mut resp = Redirect::to("/ui/connections").into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        session::set_cookie(Some((&id, &session.who)), state.secure()),
+    );
+    resp
+}
+
+pub(crate) async fn list(
+    State(state): State<Arc<UiState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let proxied = proxied_owner(&state, &headers, peer);
+    let session = match (anyone(&state, &headers), proxied) {
+        (Ok(s), Some(owner)) => match &s.who {
+            Who::User(link) if link.owner == owner => s,
+            // The proxy now names someone else: a session of their own.
+            _ => return start_proxied(&state, owner),
+        },
+        (Ok(s), None) => s,
+        (Err(_), Some(owner)) => return start_proxied(&state, owner),
+        (Err(refused), None) => return refused.into_response(),
     };
     let Some(link) = scope(&session) else {
         // Administrators see every owner's connections on their own page; users' pages

@@ -173,8 +173,13 @@ pub(crate) fn admin_post(
 }
 
 pub(crate) async fn home(State(state): State<Arc<UiState>>, headers: HeaderMap) -> Redirect {
-    match state.sessions.find(&headers) {
-        Some(_) => Redirect::to("/ui/connectors"),
+    match state.sessions.find(&headers).map(|s| s.who) {
+        Some(Who::Admin) => Redirect::to("/ui/connectors"),
+        Some(Who::User(_)) => Redirect::to("/ui/connections"),
+        // Behind an authenticating proxy, users land on their connections.
+        None if state.control.policy.load().ui.user_header.is_some() => {
+            Redirect::to("/ui/connections")
+        }
         None => Redirect::to("/ui/login"),
     }
 }
