@@ -1,14 +1,16 @@
 //! Dev-only building blocks for egret's tests: a test CA and HTTPS upstreams on
 //! 127.0.0.1:0 (`upstream`), an in-process egret with its own temporary CA and vault
 //! (`proxy`), clients that CONNECT through it and trust its CA (`client`), the real OAuth
-//! test server (`oauth_server`), a browser that signs in on it (`browser`), a
-//! hostile upstream that writes whatever raw answer a test scripts (`hostile`), and a
-//! webhook receiver that keeps what it is sent (`receiver`).
+//! test server (`oauth_server`), an HTTP client that signs in on it as a browser would
+//! (`browser`), real headless Chromium over WebDriver (`chromium`), a hostile upstream
+//! that writes whatever raw answer a test scripts (`hostile`), and a webhook receiver
+//! that keeps what it is sent (`receiver`).
 //!
 //! Everything binds loopback only and ends when dropped. It must never be a dependency
 //! of the shipped binary, and never decides a test's outcome (assertions live in tests/).
 
 pub mod browser;
+pub mod chromium;
 pub mod client;
 pub mod hostile;
 pub mod oauth_server;

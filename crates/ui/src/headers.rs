@@ -12,8 +12,10 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
+/// `form-action` also governs the redirects a form's submission follows, and Connect
+/// goes on to the vendor's sign-in page: https origins are allowed for that.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
-                   form-action 'self'; base-uri 'none'; object-src 'none'";
+                   form-action 'self' https:; base-uri 'none'; object-src 'none'";
 
 pub(crate) async fn secure(
     State(state): State<Arc<crate::UiState>>,
