@@ -181,9 +181,10 @@ async fn an_administrator_and_a_user_set_up_and_connect_a_service_in_chromium() 
     user.click("form[action='/ui/connections/vendor/remove'] button")
         .await
         .expect("disconnect");
-    user.wait_for("form[action='/ui/connections/vendor/connect'] button", WAIT)
+    user.accept_dialog().await.expect("the page asks first");
+    user.wait_for("section.offer form[action='/ui/connections/vendor/connect'] button", WAIT)
         .await
-        .expect("available again");
+        .expect("offered again");
     let (status, code, _) = f.call(&p, Proto::H1).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{code:?}");
     user.close().await.expect("close");

@@ -166,7 +166,10 @@ const PROTOCOL_SCOPES: &[&str] = &[
 
 /// The connector's declared scopes the vendor did not grant (scope drift: a reconnect
 /// is needed to get them), OpenID Connect's own scopes aside. Empty for static keys.
-fn missing_scopes(connector: Option<&egret_policy::Connector>, c: &ConnectionInfo) -> Vec<String> {
+pub fn missing_scopes(
+    connector: Option<&egret_policy::Connector>,
+    c: &ConnectionInfo,
+) -> Vec<String> {
     let Some(AuthKind::OAuth2(o)) = connector.map(|c| &c.auth) else {
         return Vec::new();
     };

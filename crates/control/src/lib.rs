@@ -39,6 +39,7 @@ use secrecy::SecretString;
 use serde_json::json;
 use tokio::net::TcpListener;
 
+pub use connections::missing_scopes;
 pub use connectors::{connector_view, create_connector, delete_connector, patch_connector};
 pub use error::ApiError;
 pub use lifecycle::{Install, Lifecycle};

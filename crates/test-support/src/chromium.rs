@@ -199,6 +199,13 @@ impl Session<'_> {
         .map(drop)
     }
 
+    /// Accepts the page's `confirm()` dialog.
+    pub async fn accept_dialog(&self) -> crate::Result<()> {
+        self.cmd(Method::POST, "/alert/accept", Some(json!({})))
+            .await
+            .map(drop)
+    }
+
     /// The handles of the session's windows (a popup is one more).
     pub async fn windows(&self) -> crate::Result<Vec<String>> {
         let v = self.cmd(Method::GET, "/window/handles", None).await?;

@@ -20,7 +20,15 @@
 
   document.addEventListener('submit', function (event) {
     var form = event.target;
-    if (!(form instanceof HTMLFormElement) || form.dataset.popup !== 'signin') {
+    if (!(form instanceof HTMLFormElement)) {
+      return;
+    }
+    // Destructive actions ask first.
+    if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+      event.preventDefault();
+      return;
+    }
+    if (form.dataset.popup !== 'signin') {
       return;
     }
     var popup = window.open('about:blank', 'egret-signin', 'popup,width=520,height=720');

@@ -211,6 +211,11 @@ fn connection(
                 dt { "Connected" } dd { (when(c.connected_at)) }
                 dt { "Connected as" } dd { (c.identity_label.as_deref().unwrap_or("-")) }
                 @if let Some(last) = health.last_used_at { dt { "Last used" } dd { (when(last)) } }
+                @let missing = egret_control::missing_scopes(connector, c);
+                @if !missing.is_empty() {
+                    dt { "Missing scopes" }
+                    dd { (missing.join(" ")) " — the service granted less than asked; Reconnect to ask again." }
+                }
                 @if status == "needs_reauth" { dt { "What to do" } dd { "Connect again: the service no longer accepts this connection." } }
             }
             form.inline method="post" action=(action("describe")) {
@@ -224,7 +229,7 @@ fn connection(
                 @if oauth {
                     form method="post" action=(action("connect")) data-popup="signin" { (hidden(session, &c.name)) button type="submit" { "Reconnect" } }
                 }
-                form method="post" action=(action("remove")) {
+                form method="post" action=(action("remove")) data-confirm=(format!("Disconnect {}? Agents using it stop at once.", c.connector)) {
                     (hidden(session, &c.name))
                     input type="hidden" name="confirm" value="yes";
                     button.danger type="submit" aria-label=(format!("Disconnect {}", c.connector)) { "Disconnect" }

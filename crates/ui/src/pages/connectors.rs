@@ -56,6 +56,19 @@ fn card(state: &UiState, session: &Session, c: &Connector) -> Markup {
             dl {
                 dt { "Vendor" } dd { (c.template.as_deref().unwrap_or("custom")) }
                 dt { "Authentication" } dd { (auth(c)) }
+                @if let AuthKind::OAuth2(o) = &c.auth {
+                    dt { "OAuth app" }
+                    dd {
+                        "client id " code { (o.client_id) } ", secret "
+                        @match &o.client_secret {
+                            None => "none (public client)",
+                            // Never a part of the value: where it lives, or that it is sealed.
+                            Some(egret_policy::SecretRef::Stored(_)) => "•••• (sealed in egret's vault)",
+                            Some(reference) => code { (reference.to_string()) },
+                        }
+                    }
+                    @if !o.scopes.is_empty() { dt { "Scopes" } dd { (o.scopes.join(" ")) } }
+                }
                 dt { "Egress domains" }
                 dd {
                     ul.hosts { @for h in &c.egress { li { code { (h) } } } }
