@@ -19,6 +19,10 @@ use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// One browser test at a time: each runs Chromium and the OAuth server, and two at once
+/// on a small machine slow both past their timeouts.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The browser, or `None` (the test then passes) when it is not installed and not
 /// required.
 async fn browser() -> Option<Chromium> {
@@ -41,13 +45,16 @@ const HOSTS: &[&str] = &["auth.test.local", "api.test.local"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_administrator_and_a_user_set_up_and_connect_a_service_in_chromium() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let Some(chromium) = browser().await else {
         return;
     };
     let f = OAuthFixture::new(Options::default()).await;
     let control = format!("http://127.0.0.1:{}", f.egret.control_addr.port());
 
-    // The administrator signs in, adds a static-key connector, and makes a link.
+    // The administrator signs in, adds a connector from the generic OpenID template
+    // (the test server's issuer), disables and enables it, and makes a link for alice.
+    let port = f.server.port;
     let admin_profile = tempfile::tempdir().expect("profile");
     let admin = chromium
         .session(admin_profile.path(), HOSTS)
@@ -75,40 +82,68 @@ async fn an_administrator_and_a_user_set_up_and_connect_a_service_in_chromium() 
         .await
         .expect("add");
     admin
-        .click("a[href='/ui/connectors/new?kind=api_key']")
+        .click("a[href='/ui/connectors/new?kind=generic']")
         .await
-        .expect("static key");
-    admin.wait_for("input#egress", WAIT).await.expect("form");
-    admin.type_into("input#id", "notes").await.expect("id");
+        .expect("generic");
     admin
-        .type_into("input#egress", "notes.test.local")
+        .wait_for("aside.guide", WAIT)
         .await
-        .expect("egress");
+        .expect("Setup Guide");
+    let guide = admin.source().await.expect("page");
+    assert!(
+        guide.contains(&format!("{control}/oauth/callback")),
+        "{guide}"
+    );
+    for (field, value) in [
+        ("input#id", "crm".to_owned()),
+        ("input#s-issuer", format!("https://auth.test.local:{port}")),
+        ("input#client_id", "egret".to_owned()),
+        ("input#client_secret", "egret-secret".to_owned()),
+        ("input#scopes", "openid offline_access read".to_owned()),
+        ("input#egress", format!("api.test.local:{port}")),
+        ("input#test_path", "/resource".to_owned()),
+    ] {
+        admin.type_into(field, &value).await.expect("type");
+    }
     admin
         .click("form[action='/ui/connectors/new'] button")
         .await
         .expect("save");
     admin
-        .wait_for("section.connector h2#c-notes", WAIT)
+        .wait_for("section.connector h2#c-crm", WAIT)
         .await
         .expect("listed");
+    let page = admin.source().await.expect("page");
+    let card = page
+        .split("id=\"c-crm\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</section>").next())
+        .expect("the crm card");
+    assert!(
+        !card.contains("egret-secret") && card.contains("sealed in egret's vault"),
+        "the secret is never shown: {card}"
+    );
+    for (press, then) in [("false", "true"), ("true", "false")] {
+        admin
+            .click(&format!(
+                "form[action='/ui/connectors/crm/enabled'] input[value={press}] + button"
+            ))
+            .await
+            .expect("toggle");
+        admin
+            .wait_for(
+                &format!("form[action='/ui/connectors/crm/enabled'] input[value={then}]"),
+                WAIT,
+            )
+            .await
+            .expect("toggled");
+    }
     admin
-        .click("form[action='/ui/connectors/notes/enabled'] button")
-        .await
-        .expect("disable");
-    admin
-        .wait_for(
-            "section.connector form[action='/ui/connectors/notes/enabled'] input[value=true]",
-            WAIT,
-        )
-        .await
-        .expect("disabled");
-    admin
-        .type_into("input#o-vendor", "user:alice")
+        .type_into("input#o-crm", "user:alice")
         .await
         .expect("owner");
     admin
-        .click("form[action='/ui/connectors/vendor/link'] button")
+        .click("form[action='/ui/connectors/crm/link'] button")
         .await
         .expect("make link");
     admin.wait_for("code.copy", WAIT).await.expect("link shown");
@@ -129,16 +164,11 @@ async fn an_administrator_and_a_user_set_up_and_connect_a_service_in_chromium() 
         .expect("browser");
     user.goto(&link).await.expect("open link");
     user.click("form button").await.expect("continue");
-    user.wait_for("form[action='/ui/connections/vendor/connect'] button", WAIT)
+    user.wait_for("form[action='/ui/connections/crm/connect'] button", WAIT)
         .await
         .expect("available");
-    let page = user.source().await.expect("page");
-    assert!(
-        !page.contains("notes"),
-        "a disabled connector is not offered: {page}"
-    );
     let main = user.window().await.expect("window");
-    user.click("form[action='/ui/connections/vendor/connect'] button")
+    user.click("form[action='/ui/connections/crm/connect'] button")
         .await
         .expect("connect");
     let popup = wait_for_popup(&user, &main).await;
@@ -169,25 +199,83 @@ async fn an_administrator_and_a_user_set_up_and_connect_a_service_in_chromium() 
         .await
         .expect("connected");
     let page = user.source().await.expect("page");
-    assert!(page.contains("<h3>vendor</h3>"), "{page}");
+    assert!(page.contains("<h3>crm</h3>"), "{page}");
+    assert!(
+        page.contains("<dt>Connected as</dt><dd>alice"),
+        "who signed in at the vendor: {page}"
+    );
+
+    // Test, from the page: one real request to the vendor.
+    user.click("form[action='/ui/connections/crm/test'] button")
+        .await
+        .expect("test");
+    user.wait_for("section.connection", WAIT)
+        .await
+        .expect("back on the list");
+    let (_, listed) = f
+        .admin(Method::GET, "/v1/connections?connector=crm", None)
+        .await;
+    assert_eq!(
+        listed["connections"][0]["last_test"]["ok"], true,
+        "{listed}"
+    );
 
     // Its placeholder works through the proxy as alice's token.
-    let p = f.mint("vendor", "user:alice").await;
+    let p = f.mint("crm", "user:alice").await;
     let (status, _, body) = f.call(&p, Proto::H1).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["sub"], "alice");
 
-    // Disconnect in the page: the placeholder stops.
-    user.click("form[action='/ui/connections/vendor/remove'] button")
+    // Disabled: still listed and working, no longer offered.
+    let (status, _) = f
+        .admin(
+            Method::PATCH,
+            "/v1/connectors/crm",
+            Some(json!({ "enabled": false })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    user.goto(&format!("{control}/ui/connections"))
+        .await
+        .expect("reload");
+    user.wait_for("section.connection .badge.off", WAIT)
+        .await
+        .expect("marked disabled");
+    let page = user.source().await.expect("page");
+    assert!(
+        !page.contains("action=\"/ui/connections/crm/connect\""),
+        "not offered"
+    );
+    let (status, _, _) = f.call(&p, Proto::H1).await;
+    assert_eq!(status, StatusCode::OK, "a disabled connector keeps working");
+
+    // Disconnect in the page (it asks first): the placeholder stops.
+    user.click("form[action='/ui/connections/crm/remove'] button")
         .await
         .expect("disconnect");
     user.accept_dialog().await.expect("the page asks first");
-    user.wait_for("section.offer form[action='/ui/connections/vendor/connect'] button", WAIT)
+    user.wait_for("main p.empty", WAIT)
         .await
-        .expect("offered again");
+        .expect("nothing connected");
     let (status, code, _) = f.call(&p, Proto::H1).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{code:?}");
     user.close().await.expect("close");
+}
+
+/// Waits until the page's HTML holds `text`.
+async fn wait_for_text(s: &chromium::Session<'_>, text: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let page = s.source().await.expect("page");
+        if page.contains(text) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no `{text}` on the page: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Waits for a second window beside `main`.
@@ -204,7 +292,9 @@ async fn wait_for_popup(s: &chromium::Session<'_>, main: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_denied_consent_and_a_used_link_each_say_so_in_chromium() {
+async fn a_denied_consent_a_closed_popup_another_browser_and_old_or_used_links_each_say_so_in_chromium()
+ {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let Some(chromium) = browser().await else {
         return;
     };
@@ -249,10 +339,90 @@ async fn a_denied_consent_and_a_used_link_each_say_so_in_chromium() {
         page.contains("Not connected") && page.contains("access_denied"),
         "{page}"
     );
+    // Closing the popup showing the refusal takes the user back to the page.
+    user.close_window().await.expect("close the popup");
     user.switch_to(&main).await.expect("back");
     let (_, listed) = f.admin(Method::GET, "/v1/connections", None).await;
     assert_eq!(listed["connections"], json!([]), "nothing connected");
+
+    // A popup closed before the sign-in finished: the page says so, and the button
+    // tries again.
+    user.click("form[action='/ui/connections/vendor/connect'] button")
+        .await
+        .expect("connect again");
+    let popup = wait_for_popup(&user, &main).await;
+    user.switch_to(&popup).await.expect("popup");
+    // Signed in at the vendor already: its consent page (every page has Deny).
+    user.wait_for("form[action$='/deny'] button", WAIT)
+        .await
+        .expect("the vendor's page");
+    user.close_window().await.expect("close the popup");
+    user.switch_to(&main).await.expect("back");
+    wait_for_text(&user, "closed before it finished").await;
     user.close().await.expect("close");
+
+    // A sign-in started in one browser (its start link opened there) and finished in
+    // another connects nothing, and says why.
+    let start = f.authorization_url("vendor", "user:alice").await;
+    let opened = egret_test_support::browser::Browser::new(&f.ca.pem)
+        .request(Method::GET, &start, None)
+        .await
+        .expect("start link");
+    let vendor_url = opened.location.expect("a redirect to the vendor");
+    let thief_profile = tempfile::tempdir().expect("profile");
+    let thief = chromium
+        .session(thief_profile.path(), HOSTS)
+        .await
+        .expect("browser");
+    thief.goto(&vendor_url).await.expect("open");
+    thief
+        .wait_for("form[action$='/login'] button", WAIT)
+        .await
+        .expect("login");
+    thief
+        .click("form[action$='/login'] button")
+        .await
+        .expect("sign in");
+    thief
+        .wait_for("form[action$='/consent'] button", WAIT)
+        .await
+        .expect("consent");
+    thief
+        .click("form[action$='/consent'] button")
+        .await
+        .expect("allow");
+    thief.wait_for("h1", WAIT).await.expect("callback page");
+    let page = thief.source().await.expect("page");
+    assert!(
+        page.contains("Not connected") && page.contains("different browser"),
+        "{page}"
+    );
+    thief.close().await.expect("close");
+    let (_, listed) = f.admin(Method::GET, "/v1/connections", None).await;
+    assert_eq!(listed["connections"], json!([]), "nothing connected");
+
+    // An old link says so.
+    let (_, old) = f
+        .admin(
+            Method::POST,
+            "/v1/connect-links",
+            Some(json!({ "owner": "user:alice", "ttl": "1s" })),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let late_profile = tempfile::tempdir().expect("profile");
+    let late = chromium
+        .session(late_profile.path(), HOSTS)
+        .await
+        .expect("browser");
+    late.goto(old["url"].as_str().expect("url"))
+        .await
+        .expect("open");
+    late.click("form button").await.expect("continue");
+    late.wait_for("h1", WAIT).await.expect("page");
+    let page = late.source().await.expect("page");
+    assert!(page.contains("This link has expired"), "{page}");
+    late.close().await.expect("close");
 
     // The same link in a second browser: already used.
     let other_profile = tempfile::tempdir().expect("profile");

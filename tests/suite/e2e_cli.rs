@@ -393,6 +393,24 @@ async fn named_connections_from_the_command_line() {
         .await;
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("openai / org / work"), "{said}");
+    // A connect link for the user to open, printed for the platform to send.
+    let out = egret
+        .cli(
+            &[
+                "connection",
+                "link",
+                "openai",
+                "--owner",
+                "org",
+                "--ttl",
+                "10m",
+            ],
+            None,
+        )
+        .await;
+    let link = stdout(&out);
+    assert!(link.contains("/ui/connect/"), "{link}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("it works once"));
     let left = json(&egret, &["connection", "list"]).await;
     assert_eq!(left["connections"][0]["name"], "default", "{left}");
     assert_eq!(left["connections"].as_array().map(Vec::len), Some(1));

@@ -199,6 +199,11 @@ impl Session<'_> {
         .map(drop)
     }
 
+    /// Closes the current window (as a person closing a popup).
+    pub async fn close_window(&self) -> crate::Result<()> {
+        self.cmd(Method::DELETE, "/window", None).await.map(drop)
+    }
+
     /// Accepts the page's `confirm()` dialog.
     pub async fn accept_dialog(&self) -> crate::Result<()> {
         self.cmd(Method::POST, "/alert/accept", Some(json!({})))

@@ -197,7 +197,8 @@ fn connection(
     let health = state.control.broker.health(&c.id());
     let status = health.status(c, removed);
     let action = |what: &str| format!("/ui/connections/{}/{what}", c.connector);
-    let oauth = connector.is_some_and(|k| matches!(k.auth, AuthKind::OAuth2(_)));
+    // Reconnecting needs the connector to take new connections.
+    let oauth = connector.is_some_and(|k| k.enabled && matches!(k.auth, AuthKind::OAuth2(_)));
     html! {
         section.connection {
             h3 { (c.connector) @if !c.name.is_default() { " · " (c.name) } }

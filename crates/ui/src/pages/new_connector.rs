@@ -107,8 +107,18 @@ fn template_form(state: &UiState, session: &Session, t: &Template) -> Markup {
             label for="egress" { "Egress domains" }
             input #egress type="text" name="egress";
             small { "Space-separated hosts the token may be sent to; leave empty for the template's." }
+            (test_field())
             button type="submit" { "Save" }
         }
+    }
+}
+
+/// The read-only request **Test** makes (templates bring their own "who am I").
+fn test_field() -> Markup {
+    html! {
+        label for="test_path" { "Test request" }
+        input #test_path type="text" name="test_path" placeholder="/v1/me";
+        small { "A read-only GET on the first egress domain that answers 200 when the connection works. Leave empty for the template's, if it has one." }
     }
 }
 
@@ -124,6 +134,7 @@ fn static_key_form(session: &Session) -> Markup {
             label for="header" { "Header the key goes in" }
             input #header type="text" name="header";
             small { "Besides Authorization: Bearer, e.g. x-api-key. Leave empty for Authorization only." }
+            (test_field())
             button type="submit" { "Save" }
         }
     }
@@ -171,6 +182,13 @@ fn entry(fields: &BTreeMap<String, String>) -> Result<Value, String> {
             .unwrap_or_default()
     };
     let egress = words("egress");
+    let test = get("test_path").map(|path| json!({ "path": path }));
+    let with_test = |mut e: Value| {
+        if let Some(t) = &test {
+            e["test"] = t.clone();
+        }
+        e
+    };
     match get("kind") {
         Some("api_key") => {
             if egress.is_empty() {
@@ -180,7 +198,7 @@ fn entry(fields: &BTreeMap<String, String>) -> Result<Value, String> {
             if let Some(h) = get("header") {
                 e["inject"] = json!({ "headers": [h] });
             }
-            Ok(e)
+            Ok(with_test(e))
         }
         Some(template) if TEMPLATES.iter().any(|t| t.name == template) => {
             let settings: BTreeMap<&str, &str> = fields
@@ -201,7 +219,7 @@ fn entry(fields: &BTreeMap<String, String>) -> Result<Value, String> {
             if !egress.is_empty() {
                 e["egress"] = json!(egress);
             }
-            Ok(e)
+            Ok(with_test(e))
         }
         _ => Err("choose a template or a static key".to_owned()),
     }
