@@ -154,7 +154,6 @@ async fn an_administrator_and_a_user_set_up_and_connect_a_service_in_chromium() 
         .and_then(|rest| rest.split('<').next())
         .expect("the link")
         .to_owned();
-    admin.close().await.expect("close");
 
     // The user opens it in their own browser and connects in the vendor's popup.
     let user_profile = tempfile::tempdir().expect("profile");
@@ -209,16 +208,18 @@ async fn an_administrator_and_a_user_set_up_and_connect_a_service_in_chromium() 
     user.click("form[action='/ui/connections/crm/test'] button")
         .await
         .expect("test");
-    user.wait_for("section.connection", WAIT)
-        .await
-        .expect("back on the list");
-    let (_, listed) = f
-        .admin(Method::GET, "/v1/connections?connector=crm", None)
-        .await;
-    assert_eq!(
-        listed["connections"][0]["last_test"]["ok"], true,
-        "{listed}"
-    );
+    // Recorded on the connection once the page has made it.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, listed) = f
+            .admin(Method::GET, "/v1/connections?connector=crm", None)
+            .await;
+        if listed["connections"][0]["last_test"]["ok"] == true {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no test: {listed}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Its placeholder works through the proxy as alice's token.
     let p = f.mint("crm", "user:alice").await;
@@ -249,17 +250,79 @@ async fn an_administrator_and_a_user_set_up_and_connect_a_service_in_chromium() 
     let (status, _, _) = f.call(&p, Proto::H1).await;
     assert_eq!(status, StatusCode::OK, "a disabled connector keeps working");
 
-    // Disconnect in the page (it asks first): the placeholder stops.
-    user.click("form[action='/ui/connections/crm/remove'] button")
+    // The kill switch, from Connector Settings: the page says what it erases, then
+    // every connection to the connector stops at once.
+    admin
+        .goto(&format!("{control}/ui/connectors/crm/delete"))
+        .await
+        .expect("delete page");
+    wait_for_text(&admin, "1 connection(s)").await;
+    admin
+        .click("form[action='/ui/connectors/crm/delete'] button")
+        .await
+        .expect("delete");
+    admin
+        .wait_for("section.connector", WAIT)
+        .await
+        .expect("back to the list");
+    let (status, code, _) = f.call(&p, Proto::H1).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{code:?}");
+    admin.close().await.expect("close");
+
+    // Another connection (a new link, for every connector), then Disconnect in the page
+    // (it asks first): it stops.
+    let (_, link) = f
+        .admin(
+            Method::POST,
+            "/v1/connect-links",
+            Some(json!({ "owner": "user:alice" })),
+        )
+        .await;
+    user.goto(link["url"].as_str().expect("url"))
+        .await
+        .expect("open link");
+    user.click("form button").await.expect("continue");
+    wait_for_text(&user, "Nothing connected yet.").await;
+    user.click("form[action='/ui/connections/vendor/connect'] button")
+        .await
+        .expect("connect");
+    finish_sign_in(&user, &main).await;
+    user.wait_for("section.connection .badge.ok", WAIT)
+        .await
+        .expect("connected");
+    let p = f.mint("vendor", "user:alice").await;
+    let (status, _, _) = f.call(&p, Proto::H1).await;
+    assert_eq!(status, StatusCode::OK);
+    user.click("form[action='/ui/connections/vendor/remove'] button")
         .await
         .expect("disconnect");
     user.accept_dialog().await.expect("the page asks first");
-    user.wait_for("main p.empty", WAIT)
-        .await
-        .expect("nothing connected");
+    wait_for_text(&user, "Nothing connected yet.").await;
     let (status, code, _) = f.call(&p, Proto::H1).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{code:?}");
     user.close().await.expect("close");
+}
+
+/// In the popup that Connect opened: signs in and consents where the vendor asks (it
+/// may remember both), until the popup closes; then back to `main`.
+async fn finish_sign_in(s: &chromium::Session<'_>, main: &str) {
+    let popup = wait_for_popup(s, main).await;
+    s.switch_to(&popup).await.expect("popup");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while s.windows().await.expect("windows").len() > 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the popup did not close"
+        );
+        for step in [
+            "form[action$='/login'] button",
+            "form[action$='/consent'] button",
+        ] {
+            let _ = s.click(step).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    s.switch_to(main).await.expect("back");
 }
 
 /// Waits until the page's HTML holds `text`.
