@@ -85,6 +85,19 @@ async fn visit(
     }
 }
 
+/// A form post from egret's own page, with the session `cookie`.
+async fn post(f: &Fixture, path: &str, cookie: &str, form: &str) -> Page {
+    visit(
+        f,
+        Method::POST,
+        path,
+        Some(cookie),
+        Some(&origin(f)),
+        Some(form),
+    )
+    .await
+}
+
 fn origin(f: &Fixture) -> String {
     format!("http://{}", f.egret.control_addr)
 }
@@ -193,25 +206,9 @@ async fn an_administrator_signs_in_with_the_token_and_out_again() {
     assert_secure_headers(&settings);
     let csrf = settings.csrf();
     // Signing out needs the form's token; then the cookie is worth nothing.
-    let refused = visit(
-        &f,
-        Method::POST,
-        "/ui/logout",
-        Some(&cookie),
-        Some(&origin(&f)),
-        Some("csrf=forged"),
-    )
-    .await;
+    let refused = post(&f, "/ui/logout", &cookie, "csrf=forged").await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
-    let out = visit(
-        &f,
-        Method::POST,
-        "/ui/logout",
-        Some(&cookie),
-        Some(&origin(&f)),
-        Some(&format!("csrf={csrf}")),
-    )
-    .await;
+    let out = post(&f, "/ui/logout", &cookie, &format!("csrf={csrf}")).await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);
     assert!(
         out.headers["set-cookie"]
@@ -274,15 +271,7 @@ async fn connector_settings_lists_every_connector_and_toggles_api_connectors() {
     // Without the form's token, or from another origin: nothing changes.
     let csrf = page.csrf();
     let path = "/ui/connectors/crm/enabled";
-    let forged = visit(
-        &f,
-        Method::POST,
-        path,
-        Some(&cookie),
-        Some(&origin(&f)),
-        Some("csrf=x&enabled=false"),
-    )
-    .await;
+    let forged = post(&f, path, &cookie, "csrf=x&enabled=false").await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     assert!(forged.texts("[role=alert]")[0].contains("nothing was changed"));
     let elsewhere = visit(
@@ -298,15 +287,7 @@ async fn connector_settings_lists_every_connector_and_toggles_api_connectors() {
     let (_, crm) = admin(&f.egret, Method::GET, "/v1/connectors/crm", None).await;
     assert_eq!(crm["enabled"], true);
 
-    let done = visit(
-        &f,
-        Method::POST,
-        path,
-        Some(&cookie),
-        Some(&origin(&f)),
-        Some(&format!("csrf={csrf}&enabled=false")),
-    )
-    .await;
+    let done = post(&f, path, &cookie, &format!("csrf={csrf}&enabled=false")).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER);
     let (_, crm) = admin(&f.egret, Method::GET, "/v1/connectors/crm", None).await;
     assert_eq!(crm["enabled"], false);
@@ -316,13 +297,11 @@ async fn connector_settings_lists_every_connector_and_toggles_api_connectors() {
         ["Enable"]
     );
     // A policy connector cannot be toggled here: the page says why.
-    let policy = visit(
+    let policy = post(
         &f,
-        Method::POST,
         "/ui/connectors/openai/enabled",
-        Some(&cookie),
-        Some(&origin(&f)),
-        Some(&format!("csrf={csrf}&enabled=false")),
+        &cookie,
+        &format!("csrf={csrf}&enabled=false"),
     )
     .await;
     assert_eq!(policy.status, StatusCode::CONFLICT);
@@ -436,15 +415,7 @@ async fn a_connect_link_opens_the_users_connections_once_and_they_connect_a_key(
     assert_eq!(page.texts("main p.empty"), ["Nothing connected yet."]);
     let csrf = page.csrf();
     let form = format!("csrf={csrf}&name=default&key=sk-ui-typed-REAL");
-    let stored = visit(
-        &f,
-        Method::POST,
-        "/ui/connections/openai/key",
-        Some(&cookie),
-        Some(&origin(&f)),
-        Some(&form),
-    )
-    .await;
+    let stored = post(&f, "/ui/connections/openai/key", &cookie, &form).await;
     assert_eq!(stored.status, StatusCode::SEE_OTHER, "{}", stored.body);
     let page = visit(
         &f,
@@ -477,15 +448,7 @@ async fn a_connect_link_opens_the_users_connections_once_and_they_connect_a_key(
 
     // A description for agents; a test the connector cannot make says why.
     let form = format!("csrf={csrf}&name=default&description=team+key");
-    let saved = visit(
-        &f,
-        Method::POST,
-        "/ui/connections/openai/describe",
-        Some(&cookie),
-        Some(&origin(&f)),
-        Some(&form),
-    )
-    .await;
+    let saved = post(&f, "/ui/connections/openai/describe", &cookie, &form).await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER);
     let (_, listed) = admin(
         &f.egret,
@@ -495,36 +458,30 @@ async fn a_connect_link_opens_the_users_connections_once_and_they_connect_a_key(
     )
     .await;
     assert_eq!(listed["connections"][0]["description"], "team key");
-    let tested = visit(
+    let tested = post(
         &f,
-        Method::POST,
         "/ui/connections/openai/test",
-        Some(&cookie),
-        Some(&origin(&f)),
-        Some(&format!("csrf={csrf}&name=default")),
+        &cookie,
+        &format!("csrf={csrf}&name=default"),
     )
     .await;
     assert_eq!(tested.status, StatusCode::CONFLICT);
     assert!(tested.texts("[role=alert]")[0].contains("no test request"));
     // Forms without the session's token change nothing.
-    let forged = visit(
+    let forged = post(
         &f,
-        Method::POST,
         "/ui/connections/openai/remove",
-        Some(&cookie),
-        Some(&origin(&f)),
-        Some("csrf=x&name=default"),
+        &cookie,
+        "csrf=x&name=default",
     )
     .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     // Disconnect: the connection is gone.
-    let removed = visit(
+    let removed = post(
         &f,
-        Method::POST,
         "/ui/connections/openai/remove",
-        Some(&cookie),
-        Some(&origin(&f)),
-        Some(&format!("csrf={csrf}&name=default&confirm=yes")),
+        &cookie,
+        &format!("csrf={csrf}&name=default&confirm=yes"),
     )
     .await;
     assert_eq!(removed.status, StatusCode::SEE_OTHER);
@@ -561,15 +518,7 @@ async fn a_link_for_one_connector_covers_only_that_one_and_an_old_link_has_expir
     .await;
     assert_eq!(page.texts("section.offer h3"), ["weather"]);
     let form = format!("csrf={}&name=default&key=k", page.csrf());
-    let other = visit(
-        &f,
-        Method::POST,
-        "/ui/connections/openai/key",
-        Some(&cookie),
-        Some(&origin(&f)),
-        Some(&form),
-    )
-    .await;
+    let other = post(&f, "/ui/connections/openai/key", &cookie, &form).await;
     assert_eq!(other.status, StatusCode::FORBIDDEN);
     assert!(other.texts("[role=alert]")[0].contains("does not cover"));
 
@@ -623,15 +572,7 @@ async fn an_administrator_adds_a_connector_from_a_template_sends_a_link_and_dele
     let body = format!(
         "csrf={csrf}&kind=databricks&id=dbx&setting.workspace_url=https%3A%2F%2Fdbc-1.cloud.databricks.com&client_id=app-1&client_secret=dbx-secret-VALUE&scopes=&egress="
     );
-    let saved = visit(
-        &f,
-        Method::POST,
-        "/ui/connectors/new",
-        Some(&cookie),
-        Some(&origin(&f)),
-        Some(&body),
-    )
-    .await;
+    let saved = post(&f, "/ui/connectors/new", &cookie, &body).await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
     let (_, dbx) = admin(&f.egret, Method::GET, "/v1/connectors/dbx", None).await;
     assert_eq!(dbx["template"], "databricks", "{dbx}");
@@ -648,37 +589,19 @@ async fn an_administrator_adds_a_connector_from_a_template_sends_a_link_and_dele
     assert!(!page.body.contains("dbx-secret-VALUE"));
     // A bad entry is refused with the reason, and nothing is saved.
     let bad = format!("csrf={csrf}&kind=api_key&id=Bad+Id&egress=x.com");
-    let refused = visit(
-        &f,
-        Method::POST,
-        "/ui/connectors/new",
-        Some(&cookie),
-        Some(&origin(&f)),
-        Some(&bad),
-    )
-    .await;
+    let refused = post(&f, "/ui/connectors/new", &cookie, &bad).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     assert!(!refused.texts("[role=alert]")[0].is_empty());
     let key = format!("csrf={csrf}&kind=api_key&id=crm&egress=other.test.local&header=x-api-key");
-    let saved = visit(
-        &f,
-        Method::POST,
-        "/ui/connectors/new",
-        Some(&cookie),
-        Some(&origin(&f)),
-        Some(&key),
-    )
-    .await;
+    let saved = post(&f, "/ui/connectors/new", &cookie, &key).await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
 
     // A connect link for a user, shown to copy; it opens their page.
-    let made = visit(
+    let made = post(
         &f,
-        Method::POST,
         "/ui/connectors/crm/link",
-        Some(&cookie),
-        Some(&origin(&f)),
-        Some(&format!("csrf={csrf}&owner=user%3Aann")),
+        &cookie,
+        &format!("csrf={csrf}&owner=user%3Aann"),
     )
     .await;
     assert_eq!(made.status, StatusCode::OK, "{}", made.body);
@@ -706,13 +629,11 @@ async fn an_administrator_adds_a_connector_from_a_template_sends_a_link_and_dele
         "{}",
         confirm.body
     );
-    let gone = visit(
+    let gone = post(
         &f,
-        Method::POST,
         "/ui/connectors/crm/delete",
-        Some(&cookie),
-        Some(&origin(&f)),
-        Some(&format!("csrf={csrf}")),
+        &cookie,
+        &format!("csrf={csrf}"),
     )
     .await;
     assert_eq!(gone.status, StatusCode::SEE_OTHER);
@@ -721,13 +642,11 @@ async fn an_administrator_adds_a_connector_from_a_template_sends_a_link_and_dele
     let (_, left) = admin(&f.egret, Method::GET, "/v1/connections?connector=crm", None).await;
     assert_eq!(left["connections"], json!([]));
     // Policy connectors cannot be deleted here.
-    let policy = visit(
+    let policy = post(
         &f,
-        Method::POST,
         "/ui/connectors/openai/delete",
-        Some(&cookie),
-        Some(&origin(&f)),
-        Some(&format!("csrf={csrf}")),
+        &cookie,
+        &format!("csrf={csrf}"),
     )
     .await;
     assert_eq!(policy.status, StatusCode::CONFLICT);
@@ -789,24 +708,20 @@ async fn administrators_see_every_connection_and_what_the_proxy_refused() {
     }
     // A connect link for the owner, and Disconnect.
     let csrf = page.csrf();
-    let link = visit(
+    let link = post(
         &f,
-        Method::POST,
         "/ui/all-connections/weather/link",
-        Some(&cookie),
-        Some(&origin(&f)),
-        Some(&format!("csrf={csrf}&owner=user%3Abob&name=default")),
+        &cookie,
+        &format!("csrf={csrf}&owner=user%3Abob&name=default"),
     )
     .await;
     assert_eq!(link.status, StatusCode::OK, "{}", link.body);
     assert!(link.texts("code.copy")[0].contains("/ui/connect/"));
-    let gone = visit(
+    let gone = post(
         &f,
-        Method::POST,
         "/ui/all-connections/weather/remove",
-        Some(&cookie),
-        Some(&origin(&f)),
-        Some(&format!("csrf={csrf}&owner=user%3Abob&name=default")),
+        &cookie,
+        &format!("csrf={csrf}&owner=user%3Abob&name=default"),
     )
     .await;
     assert_eq!(gone.status, StatusCode::SEE_OTHER);
@@ -890,15 +805,7 @@ async fn sandboxes_and_placeholders_are_listed_by_hint_and_revoked_from_the_page
         .expect("a revoke form")
         .to_owned();
     let csrf = page.csrf();
-    let done = visit(
-        &f,
-        Method::POST,
-        &action,
-        Some(&cookie),
-        Some(&origin(&f)),
-        Some(&format!("csrf={csrf}")),
-    )
-    .await;
+    let done = post(&f, &action, &cookie, &format!("csrf={csrf}")).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
     let resp = f
         .get(
@@ -909,13 +816,11 @@ async fn sandboxes_and_placeholders_are_listed_by_hint_and_revoked_from_the_page
         )
         .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    let done = visit(
+    let done = post(
         &f,
-        Method::POST,
         "/ui/sandboxes/sbx-1/revoke",
-        Some(&cookie),
-        Some(&origin(&f)),
-        Some(&format!("csrf={csrf}")),
+        &cookie,
+        &format!("csrf={csrf}"),
     )
     .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER);

@@ -14,14 +14,22 @@ use crate::connections::{disabled, fill_identity, not_found, one_per_owner};
 use crate::error::ApiError;
 use crate::{ControlState, TestOutcome};
 
+/// The connector `id` names, or the 404 that says it is unknown.
+fn known<'p>(
+    policy: &'p egret_policy::Policy,
+    id: &str,
+) -> Result<&'p egret_policy::Connector, ApiError> {
+    policy
+        .connector(id)
+        .ok_or_else(|| ApiError::unknown_connector(id))
+}
+
 /// Whether a static key may be stored for `conn` now: the connector exists, is enabled,
 /// takes static keys, and the owner's other connections leave room.
 pub fn may_store_key(state: &ControlState, conn: &ConnectionId) -> Result<(), ApiError> {
     let policy = state.policy.load();
     let id = conn.connector.as_str();
-    let c = policy
-        .connector(id)
-        .ok_or_else(|| ApiError::unknown_connector(id))?;
+    let c = known(&policy, id)?;
     if !c.enabled {
         return Err(disabled(id));
     }
@@ -104,9 +112,7 @@ pub async fn disconnect(
 pub async fn test(state: &Arc<ControlState>, conn: &ConnectionId) -> Result<TestOutcome, ApiError> {
     let policy = state.policy.load_full();
     let id = conn.connector.as_str();
-    let c = policy
-        .connector(id)
-        .ok_or_else(|| ApiError::unknown_connector(id))?;
+    let c = known(&policy, id)?;
     if state.vault.connection(conn).is_none() {
         return Err(not_found(conn));
     }
@@ -144,9 +150,7 @@ pub async fn test(state: &Arc<ControlState>, conn: &ConnectionId) -> Result<Test
 pub async fn connect(state: &Arc<ControlState>, conn: &ConnectionId) -> Result<Begun, ApiError> {
     let policy = state.policy.load_full();
     let id = conn.connector.as_str();
-    let c = policy
-        .connector(id)
-        .ok_or_else(|| ApiError::unknown_connector(id))?;
+    let c = known(&policy, id)?;
     if !c.enabled {
         return Err(disabled(id));
     }
@@ -174,9 +178,7 @@ pub async fn connect(state: &Arc<ControlState>, conn: &ConnectionId) -> Result<B
 pub async fn refresh_now(state: &Arc<ControlState>, conn: &ConnectionId) -> Result<(), ApiError> {
     let policy = state.policy.load_full();
     let id = conn.connector.as_str();
-    let c = policy
-        .connector(id)
-        .ok_or_else(|| ApiError::unknown_connector(id))?;
+    let c = known(&policy, id)?;
     if state.vault.connection(conn).is_none() {
         return Err(not_found(conn));
     }
