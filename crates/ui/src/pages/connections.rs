@@ -18,7 +18,7 @@ use maud::{Markup, html};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::{Refused, anyone, anyone_post, layout, problem, when};
+use super::{Refused, anyone, anyone_post, layout, problem, signed_in, when};
 use crate::UiState;
 use crate::session::{self, Session, Who};
 
@@ -76,14 +76,7 @@ pub(crate) async fn open(
             return problem(e.status, "Not opened", &e.message, html! {});
         }
     };
-    let who = Who::User(link);
-    let (id, session) = state.sessions.start(who);
-    let mut resp = Redirect::to("/ui/connections").into_response();
-    resp.headers_mut().insert(
-        header::SET_COOKIE,
-        session::set_cookie(Some((&id, &session.who)), state.secure()),
-    );
-    resp
+    signed_in(&state, Who::User(link), "/ui/connections")
 }
 
 /// The owner and scope a session may act for.
@@ -120,13 +113,7 @@ fn start_proxied(state: &UiState, owner: Owner) -> Response {
         name: None,
         expires_at,
     });
-    let (id, session) = state.sessions.start(who);
-    let mut resp = Redirect::to("/ui/connections").into_response();
-    resp.headers_mut().insert(
-        header::SET_COOKIE,
-        session::set_cookie(Some((&id, &session.who)), state.secure()),
-    );
-    resp
+    signed_in(state, who, "/ui/connections")
 }
 
 pub(crate) async fn list(

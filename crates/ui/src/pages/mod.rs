@@ -240,8 +240,13 @@ pub(crate) async fn login(
             ),
         );
     }
-    let (id, session) = state.sessions.start(Who::Admin);
-    let mut resp = Redirect::to("/ui/connectors").into_response();
+    signed_in(&state, Who::Admin, "/ui/connectors")
+}
+
+/// Starts a session for `who` and sends the browser on to `to` with its cookie.
+pub(crate) fn signed_in(state: &UiState, who: Who, to: &str) -> Response {
+    let (id, session) = state.sessions.start(who);
+    let mut resp = Redirect::to(to).into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,
         session::set_cookie(Some((&id, &session.who)), state.secure()),
