@@ -10,7 +10,6 @@ use egret_vault::{ConnectionId, ConnectionInfo};
 use egret_webhooks::{Event, EventSink};
 use secrecy::SecretString;
 
-use crate::connections::{disabled, fill_identity, not_found, one_per_owner};
 use crate::error::ApiError;
 use crate::{ControlState, TestOutcome};
 
@@ -166,9 +165,9 @@ pub async fn connect(state: &Arc<ControlState>, conn: &ConnectionId) -> Result<B
         .broker
         .begin(c, conn)
         .await
-        .map_err(|e| crate::oauth::token_error(id, &e))?;
+        .map_err(|e| crate::error::token_error(id, &e))?;
     if let Begun::Connected(_) = &begun {
-        crate::connections::learn_identity(state, conn);
+        learn_identity(state, conn);
     }
     Ok(begun)
 }
@@ -194,5 +193,110 @@ pub async fn refresh_now(state: &Arc<ControlState>, conn: &ConnectionId) -> Resu
         .fresh(c, conn, egret_oauth::Need::Keepalive)
         .await
         .map(drop)
-        .map_err(|e| crate::oauth::token_error(id, &e))
+        .map_err(|e| crate::error::token_error(id, &e))
+}
+
+/// One connection per connector, per owner, unless the connector allows several: a
+/// second name is a 409 naming the one in the way.
+pub(crate) fn one_per_owner(
+    state: &ControlState,
+    connector: &egret_policy::Connector,
+    conn: &ConnectionId,
+) -> Result<(), ApiError> {
+    if connector.multiple_connections {
+        return Ok(());
+    }
+    match egret_oauth::TokenStore::other_connection(&*state.vault, conn) {
+        None => Ok(()),
+        Some(other) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "one_connection_per_owner",
+            format!(
+                "`{}` is connected to `{}` already (as `{}`) and the connector allows one connection per owner; use that name, remove it first, or set `multiple_connections: true` on the connector",
+                conn.owner, conn.connector, other.name
+            ),
+        )),
+    }
+}
+
+pub(crate) fn not_found(conn: &ConnectionId) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "connection_not_found",
+        format!(
+            "there is no connection `{}` for connector `{}` and owner `{}`; `egret connection list` shows what there is",
+            conn.name, conn.connector, conn.owner
+        ),
+    )
+}
+
+/// Fills "connected as" with `who` when nothing filled it yet (the vendor's ID token,
+/// or a person).
+pub(crate) async fn fill_identity(
+    state: &Arc<ControlState>,
+    conn: &ConnectionId,
+    who: String,
+) -> Result<(), ApiError> {
+    let c = conn.clone();
+    state
+        .blocking(move |s| {
+            if s.vault
+                .connection(&c)
+                .is_some_and(|info| info.identity_label.is_none())
+            {
+                s.vault.update_labels(
+                    &c,
+                    egret_vault::Labels {
+                        identity_label: Some(Some(who)),
+                        description: None,
+                    },
+                )?;
+            }
+            Ok(())
+        })
+        .await
+}
+
+/// After a connect: when the vendor's ID token named nobody and the connector has an
+/// identity request, asks the vendor who is connected (in the background: the user's
+/// page does not wait on it).
+pub(crate) fn learn_identity(state: &Arc<ControlState>, conn: &ConnectionId) {
+    let policy = state.policy.load();
+    let Some(c) = policy.connector(&conn.connector) else {
+        return;
+    };
+    let wants = c.test.as_ref().is_some_and(|t| t.identity_field.is_some());
+    let known = state
+        .vault
+        .connection(conn)
+        .is_some_and(|info| info.identity_label.is_some());
+    if !wants || known {
+        return;
+    }
+    let (state, c, conn) = (state.clone(), c.clone(), conn.clone());
+    tokio::spawn(async move {
+        let Some(outcome) = state.tester.test(&c, &conn).await else {
+            return;
+        };
+        match outcome.identity {
+            Some(who) => {
+                if let Err(e) = fill_identity(&state, &conn, who).await {
+                    tracing::warn!(connector = %c.id, error = %e.message, "cannot record who is connected");
+                }
+            }
+            None => {
+                tracing::info!(connector = %c.id, message = %outcome.message, "the identity request named nobody");
+            }
+        }
+    });
+}
+
+pub(crate) fn disabled(connector: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "connector_disabled",
+        format!(
+            "connector `{connector}` is disabled and takes no new connections; ask the operator to enable it"
+        ),
+    )
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use egret_policy::AuthKind;
 use egret_vault::{ConnectionId, ConnectionInfo, ConnectionName, ConnectionStatus, Owner};
 use secrecy::SecretString;
@@ -41,40 +40,6 @@ pub(crate) fn connection_id(
         None => ConnectionName::default(),
     };
     Ok(ConnectionId::new(connector, &owner, &name))
-}
-
-/// One connection per connector, per owner, unless the connector allows several: a
-/// second name is a 409 naming the one in the way.
-pub(crate) fn one_per_owner(
-    state: &ControlState,
-    connector: &egret_policy::Connector,
-    conn: &ConnectionId,
-) -> Result<(), ApiError> {
-    if connector.multiple_connections {
-        return Ok(());
-    }
-    match egret_oauth::TokenStore::other_connection(&*state.vault, conn) {
-        None => Ok(()),
-        Some(other) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "one_connection_per_owner",
-            format!(
-                "`{}` is connected to `{}` already (as `{}`) and the connector allows one connection per owner; use that name, remove it first, or set `multiple_connections: true` on the connector",
-                conn.owner, conn.connector, other.name
-            ),
-        )),
-    }
-}
-
-pub(crate) fn not_found(conn: &ConnectionId) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "connection_not_found",
-        format!(
-            "there is no connection `{}` for connector `{}` and owner `{}`; `egret connection list` shows what there is",
-            conn.name, conn.connector, conn.owner
-        ),
-    )
 }
 
 pub(crate) async fn list(
@@ -273,77 +238,6 @@ pub(crate) async fn test(
     let conn = connection_id(&connector, &owner, &which)?;
     let outcome = crate::actions::test(&state, &conn).await?;
     Ok(Json(json!(outcome)))
-}
-
-/// Fills "connected as" with `who` when nothing filled it yet (the vendor's ID token,
-/// or a person).
-pub(crate) async fn fill_identity(
-    state: &Arc<ControlState>,
-    conn: &ConnectionId,
-    who: String,
-) -> Result<(), ApiError> {
-    let c = conn.clone();
-    state
-        .blocking(move |s| {
-            if s.vault
-                .connection(&c)
-                .is_some_and(|info| info.identity_label.is_none())
-            {
-                s.vault.update_labels(
-                    &c,
-                    egret_vault::Labels {
-                        identity_label: Some(Some(who)),
-                        description: None,
-                    },
-                )?;
-            }
-            Ok(())
-        })
-        .await
-}
-
-/// After a connect: when the vendor's ID token named nobody and the connector has an
-/// identity request, asks the vendor who is connected (in the background: the user's
-/// page does not wait on it).
-pub(crate) fn learn_identity(state: &Arc<ControlState>, conn: &ConnectionId) {
-    let policy = state.policy.load();
-    let Some(c) = policy.connector(&conn.connector) else {
-        return;
-    };
-    let wants = c.test.as_ref().is_some_and(|t| t.identity_field.is_some());
-    let known = state
-        .vault
-        .connection(conn)
-        .is_some_and(|info| info.identity_label.is_some());
-    if !wants || known {
-        return;
-    }
-    let (state, c, conn) = (state.clone(), c.clone(), conn.clone());
-    tokio::spawn(async move {
-        let Some(outcome) = state.tester.test(&c, &conn).await else {
-            return;
-        };
-        match outcome.identity {
-            Some(who) => {
-                if let Err(e) = fill_identity(&state, &conn, who).await {
-                    tracing::warn!(connector = %c.id, error = %e.message, "cannot record who is connected");
-                }
-            }
-            None => {
-                tracing::info!(connector = %c.id, message = %outcome.message, "the identity request named nobody");
-            }
-        }
-    });
-}
-
-pub(crate) fn disabled(connector: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::CONFLICT,
-        "connector_disabled",
-        format!(
-            "connector `{connector}` is disabled and takes no new connections; ask the operator to enable it"
-        ),
-    )
 }
 
 pub(crate) fn parse_owner(text: &str) -> Result<Owner, ApiError> {

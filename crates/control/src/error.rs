@@ -108,3 +108,31 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+/// A failed token request, as the control plane answers it.
+pub(crate) fn token_error(connector: &str, e: &egret_oauth::TokenError) -> ApiError {
+    match e {
+        egret_oauth::TokenError::Config(_) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "connector_misconfigured",
+            format!("connector `{connector}` cannot reach its authorization server: {e}"),
+        ),
+        egret_oauth::TokenError::Store(_) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "vault_error",
+            format!(
+                "egret could not store the connection to `{connector}` ({e}); nothing at the vendor is wrong. Check egret's log and its vault's disk, then connect again"
+            ),
+        ),
+        egret_oauth::TokenError::Timeout(_) => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "token_request_failed",
+            format!("`{connector}`'s token endpoint did not answer in time; retry later"),
+        ),
+        _ => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "token_request_failed",
+            format!("`{connector}`'s authorization server did not issue a token: {e}"),
+        ),
+    }
+}

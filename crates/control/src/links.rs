@@ -17,7 +17,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::ControlState;
-use crate::connections::{disabled, parse_owner};
+use crate::actions::disabled;
+use crate::connections::parse_owner;
 use crate::error::ApiError;
 
 /// How long a link works when the request names no `ttl`.

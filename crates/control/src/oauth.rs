@@ -11,7 +11,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use egret_oauth::{Begun, CallbackError, TokenError};
+use egret_oauth::{Begun, CallbackError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -32,34 +32,6 @@ pub(crate) async fn authorize(
             "expires_in": egret_oauth::PENDING_TTL_SECS,
         }))),
         Begun::Connected(info) => Ok(Json(json!({ "status": "connected", "connection": info }))),
-    }
-}
-
-/// A failed token request, as the control plane answers it.
-pub(crate) fn token_error(connector: &str, e: &TokenError) -> ApiError {
-    match e {
-        TokenError::Config(_) => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "connector_misconfigured",
-            format!("connector `{connector}` cannot reach its authorization server: {e}"),
-        ),
-        TokenError::Store(_) => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "vault_error",
-            format!(
-                "egret could not store the connection to `{connector}` ({e}); nothing at the vendor is wrong. Check egret's log and its vault's disk, then connect again"
-            ),
-        ),
-        TokenError::Timeout(_) => ApiError::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "token_request_failed",
-            format!("`{connector}`'s token endpoint did not answer in time; retry later"),
-        ),
-        _ => ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "token_request_failed",
-            format!("`{connector}`'s authorization server did not issue a token: {e}"),
-        ),
     }
 }
 
@@ -181,7 +153,7 @@ pub(crate) async fn callback(
     let mut resp = match state.broker.complete(s, outcome, binding.as_deref()).await {
         Ok(info) => {
             tracing::info!(connector = %info.connector, owner = %info.owner, "connection authorized");
-            crate::connections::learn_identity(&state, &info.id());
+            crate::actions::learn_identity(&state, &info.id());
             let mut text = format!(
                 "Connected to {}, you can close this window.",
                 escape(&info.connector)

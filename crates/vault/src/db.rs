@@ -31,6 +31,11 @@ pub(crate) const SANDBOXES: TableDefinition<&str, &[u8]> = TableDefinition::new(
 /// connections are kept for `connectors_removed_retention`.
 pub(crate) const REMOVED_CONNECTORS: TableDefinition<&str, i64> =
     TableDefinition::new("removed_connectors");
+/// Webhook deliveries owed, by sequence number (oldest first): see `outbox`.
+pub(crate) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("webhook_outbox");
+/// Connect links by the SHA-256 (hex) of their ticket: see `links`.
+pub(crate) const CONNECT_LINKS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("connect_links");
 /// Pending OAuth authorizations, keyed by the SHA-256 of their `state`.
 pub(crate) const AUTHORIZATIONS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("authorizations");
@@ -73,7 +78,7 @@ pub(crate) struct Index {
     pub(crate) placeholders: HashMap<PlaceholderHash, Arc<PlaceholderEntry>>,
     pub(crate) credentials: HashMap<Arc<str>, Arc<Credential>>,
     pub(crate) connections: BTreeMap<Arc<str>, ConnectionInfo>,
-    pub(crate) sandboxes: HashMap<String, crate::sandboxes::StoredSandbox>,
+    pub(crate) sandboxes: HashMap<String, StoredSandbox>,
     /// Connectors gone from the policy, with when (see `retained`).
     pub(crate) removed: BTreeMap<String, i64>,
 }
@@ -188,8 +193,8 @@ impl Vault {
             tx.open_table(SANDBOXES)?;
             tx.open_table(AUDIT)?;
             tx.open_table(REMOVED_CONNECTORS)?;
-            tx.open_table(crate::outbox::OUTBOX)?;
-            tx.open_table(crate::links::CONNECT_LINKS)?;
+            tx.open_table(OUTBOX)?;
+            tx.open_table(CONNECT_LINKS)?;
         }
         Ok(tx.commit()?)
     }

@@ -36,13 +36,14 @@ pub use outbox::OutboxEntry;
 pub use placeholder::{
     MIN_BODY as PLACEHOLDER_MIN_BODY, PREFIX as PLACEHOLDER_PREFIX, Placeholder, PlaceholderHash,
 };
+pub use records::SandboxInfo;
 pub use records::{
     AuditEvent, ConnectionId, ConnectionInfo, ConnectionKind, ConnectionName, ConnectionStatus,
     Credential, Identity, Labels, Owner, PendingAuthorization, PlaceholderInfo, TokenSet,
     TokenUpdate,
 };
 pub use rotate::{Rotated, rotate_key};
-pub use sandboxes::{SandboxInfo, SandboxIssue, sha256_hex, valid_sandbox_id};
+pub use sandboxes::{SandboxIssue, sha256_hex, valid_sandbox_id};
 
 /// Current time in unix seconds, the unit of every timestamp the vault stores.
 pub fn unix_now() -> i64 {

@@ -3,18 +3,14 @@
 //! for; a used ticket is remembered until it expires, so a second browser opening the
 //! same link is told it was used rather than that it never existed.
 
-use redb::{ReadableTable, TableDefinition};
+use redb::ReadableTable;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::db::Vault;
+use crate::db::{CONNECT_LINKS, Vault};
 use crate::error::VaultError;
 use crate::names::{ConnectionName, Owner};
 use crate::sandboxes::sha256_hex;
-
-/// Tickets by their SHA-256 (hex).
-pub(crate) const CONNECT_LINKS: TableDefinition<&str, &[u8]> =
-    TableDefinition::new("connect_links");
 
 /// Links kept at most (live or used, until they expire); the oldest go first.
 const KEEP: usize = 10_000;

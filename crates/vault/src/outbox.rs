@@ -3,14 +3,11 @@
 //! egret that restarts, loses nothing. Nothing in it is secret: events carry ids,
 //! statuses and reasons, and the signing secret stays in the policy.
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
-use crate::db::Vault;
+use crate::db::{OUTBOX, Vault};
 use crate::error::VaultError;
-
-/// Deliveries by sequence number (oldest first).
-pub(crate) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("webhook_outbox");
 
 /// One event owed to one receiver.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -237,3 +237,25 @@ impl Identity {
             .or_else(|| self.sub.clone())
     }
 }
+
+/// A sandbox as the control plane shows it: never the secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxInfo {
+    pub id: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct StoredSandbox {
+    #[serde(flatten)]
+    pub info: SandboxInfo,
+    /// Hex SHA-256 of the secret.
+    pub secret_sha256: String,
+}
+
+impl fmt::Debug for StoredSandbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.info.fmt(f)
+    }
+}

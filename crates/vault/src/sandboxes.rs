@@ -2,41 +2,17 @@
 //! (`Proxy-Authorization: Basic id:secret`). Only the secret's SHA-256 is stored; the
 //! proxy checks it from memory.
 
-use std::fmt;
-
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use redb::ReadableTable;
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use subtle::ConstantTimeEq;
 
 use crate::db::{SANDBOXES, Vault};
 use crate::error::VaultError;
-
-/// A sandbox as the control plane shows it: never the secret.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SandboxInfo {
-    pub id: String,
-    pub created_at: i64,
-    pub expires_at: Option<i64>,
-}
-
-#[derive(Clone, Serialize, Deserialize)]
-pub(crate) struct StoredSandbox {
-    #[serde(flatten)]
-    pub info: SandboxInfo,
-    /// Hex SHA-256 of the secret.
-    pub secret_sha256: String,
-}
-
-impl fmt::Debug for StoredSandbox {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.info.fmt(f)
-    }
-}
+use crate::records::{SandboxInfo, StoredSandbox};
 
 /// `[a-z0-9-_]{1,64}`: safe in URLs, logs and the userinfo of a proxy URL.
 pub fn valid_sandbox_id(id: &str) -> bool {
