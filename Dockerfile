@@ -16,11 +16,13 @@ COPY crates/policy/Cargo.toml crates/policy/
 COPY crates/proxy/Cargo.toml crates/proxy/
 COPY crates/test-support/Cargo.toml crates/test-support/
 COPY crates/tls/Cargo.toml crates/tls/
+COPY crates/ui/Cargo.toml crates/ui/
 COPY crates/vault/Cargo.toml crates/vault/
+COPY crates/webhooks/Cargo.toml crates/webhooks/
 RUN mkdir -p crates/cli benches \
     && echo 'fn main() {}' > crates/cli/main.rs \
     && echo 'fn main() {}' > benches/hot_path.rs \
-    && for c in app clock control metrics oauth policy proxy test-support tls vault; do \
+    && for c in app clock control metrics oauth policy proxy test-support tls ui vault webhooks; do \
          mkdir -p crates/$c/src && touch crates/$c/src/lib.rs; done \
     && cargo build --profile dist --locked --bin egret \
     && rm -rf crates benches target/dist/.fingerprint/egret* target/dist/deps/*egret* target/dist/egret*
