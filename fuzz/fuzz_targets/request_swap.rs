@@ -6,7 +6,7 @@
 use std::sync::LazyLock;
 
 use egret_proxy::swap::{Destination, Lookup, swap_request};
-use egret_vault::{MasterKey, Owner, Vault, unix_now};
+use egret_vault::{ConnectionId, MasterKey, Owner, Vault, unix_now};
 use libfuzzer_sys::fuzz_target;
 
 struct World {
@@ -21,9 +21,9 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
     let yaml = "version: 1\nconnectors:\n  - { id: a, auth: api_key, egress: [api.a.com], inject: { headers: [x-key], query: [k] } }\n";
     let policy = egret_policy::parse(yaml, std::path::Path::new("f.yaml"), &dir).expect("policy");
     let vault = Vault::open(&dir.join("v.redb"), &MasterKey::generate()).expect("vault");
-    let org = Owner::parse("org").expect("owner");
+    let org = ConnectionId::default_of("a", &Owner::parse("org").expect("owner"));
     vault
-        .put_api_key("a", &org, &secrecy::SecretString::from("sk-fuzz"))
+        .put_api_key(&org, &secrecy::SecretString::from("sk-fuzz"))
         .expect("key");
     World {
         _dir: dir,
