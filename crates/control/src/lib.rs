@@ -43,7 +43,7 @@ pub use connections::missing_scopes;
 pub use connectors::{connector_view, create_connector, delete_connector, patch_connector};
 pub use error::ApiError;
 pub use lifecycle::{Install, Lifecycle};
-pub use links::{DEFAULT_LINK_TTL, MadeLink, make_connect_link};
+pub use links::{MadeLink, make_connect_link};
 
 /// What a connection test says (see [`ConnectionTester`]).
 #[derive(Debug, Clone, serde::Serialize)]

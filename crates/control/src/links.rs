@@ -9,10 +9,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use egret_vault::{ConnectLink, ConnectionName};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -106,7 +104,8 @@ pub async fn make_connect_link(
         name,
         expires_at,
     };
-    let ticket = ticket();
+    // 256 random bits: the whole credential a link carries.
+    let ticket = egret_vault::random_token();
     let url = format!(
         "{}/ui/connect/{}",
         policy.control.public_url.trim_end_matches('/'),
@@ -136,11 +135,4 @@ pub async fn make_connect_link(
         })
         .await?;
     Ok(made)
-}
-
-/// 256 random bits, base64url: the whole credential a link carries.
-fn ticket() -> SecretString {
-    let mut bytes = [0u8; 32];
-    rand::fill(&mut bytes);
-    SecretString::from(URL_SAFE_NO_PAD.encode(bytes))
 }

@@ -9,8 +9,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderValue, header};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
@@ -162,9 +160,7 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// 256 random bits, base64url.
 fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::fill(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
+    egret_vault::random_token().expose_secret().to_owned()
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ pub use records::{
     TokenUpdate,
 };
 pub use rotate::{Rotated, rotate_key};
-pub use sandboxes::{SandboxIssue, sha256_hex, valid_sandbox_id};
+pub use sandboxes::{SandboxIssue, random_token, sha256_hex, valid_sandbox_id};
 
 /// Current time in unix seconds, the unit of every timestamp the vault stores.
 pub fn unix_now() -> i64 {

@@ -31,6 +31,15 @@ fn random(n: usize) -> String {
         .collect()
 }
 
+/// 256 random bits, base64url: a secret egret hands out once and then only recognises
+/// by its SHA-256 (sign-in bindings, connect-link tickets, web UI sessions).
+pub fn random_token() -> SecretString {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    SecretString::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
 /// SHA-256 of `text`, lower-case hex: how the vault keeps a secret it must only
 /// recognise (sandbox secrets, OAuth states, sign-in bindings).
 pub fn sha256_hex(text: &str) -> String {

@@ -84,11 +84,7 @@ impl Broker {
     /// to redirect to and the binding secret to set as a cookie. A start link works
     /// once, within the sign-in's 10 minutes.
     pub async fn start(&self, state: &str) -> Result<(String, SecretString), CallbackError> {
-        use base64::Engine;
-        let mut secret = [0u8; 32];
-        rand::fill(&mut secret);
-        let binding =
-            SecretString::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret));
+        let binding = egret_vault::random_token();
         let hash = egret_vault::sha256_hex(binding.expose_secret());
         let store = self.inner.store.clone();
         let state = state.to_owned();
