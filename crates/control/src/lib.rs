@@ -44,6 +44,7 @@ pub use connectors::{connector_view, create_connector, delete_connector, patch_c
 pub use error::ApiError;
 pub use lifecycle::{Install, Lifecycle};
 pub use links::{MadeLink, make_connect_link};
+pub use oauth::{cookie, return_cookie};
 
 /// What a connection test says (see [`ConnectionTester`]).
 #[derive(Debug, Clone, serde::Serialize)]

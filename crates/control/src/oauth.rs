@@ -110,7 +110,18 @@ fn binding_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
 /// Set by the web UI when it sends a user to sign in: the callback page links back.
 const RETURN_COOKIE: &str = "egret_ui_return";
 
-fn cookie(headers: &axum::http::HeaderMap, wanted: &str) -> Option<String> {
+/// `Set-Cookie` for the way back to the web UI: set (for the sign-in's 10 minutes) by
+/// the page that sends a user to sign in, cleared by the callback.
+pub fn return_cookie(set: bool) -> HeaderValue {
+    HeaderValue::from_static(if set {
+        "egret_ui_return=1; HttpOnly; SameSite=Lax; Path=/oauth/; Max-Age=600"
+    } else {
+        "egret_ui_return=; HttpOnly; SameSite=Lax; Path=/oauth/; Max-Age=0"
+    })
+}
+
+/// The value of the cookie `wanted` the request carries, if any.
+pub fn cookie(headers: &axum::http::HeaderMap, wanted: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -188,12 +199,8 @@ pub(crate) async fn callback(
         ),
     );
     if back {
-        resp.headers_mut().append(
-            header::SET_COOKIE,
-            HeaderValue::from_static(
-                "egret_ui_return=; HttpOnly; SameSite=Lax; Path=/oauth/; Max-Age=0",
-            ),
-        );
+        resp.headers_mut()
+            .append(header::SET_COOKIE, return_cookie(false));
     }
     resp
 }

@@ -73,14 +73,14 @@ impl Sessions {
 
     /// The live session the request's cookie names.
     pub fn find(&self, headers: &HeaderMap) -> Option<Session> {
-        let id = cookie(headers, COOKIE)?;
+        let id = egret_control::cookie(headers, COOKIE)?;
         let all = self.0.lock().unwrap_or_else(|p| p.into_inner());
         all.get(&id).filter(|s| s.expires > Instant::now()).cloned()
     }
 
     /// Ends the session the request's cookie names.
     pub fn end(&self, headers: &HeaderMap) {
-        if let Some(id) = cookie(headers, COOKIE) {
+        if let Some(id) = egret_control::cookie(headers, COOKIE) {
             self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
         }
     }
@@ -145,17 +145,6 @@ fn origin_of(url: &str) -> String {
         scheme.to_ascii_lowercase(),
         authority.to_ascii_lowercase()
     )
-}
-
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
 }
 
 /// 256 random bits, base64url.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::Form;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use egret_oauth::Begun;
 use egret_policy::{AuthKind, Connector};
@@ -324,12 +324,8 @@ pub(crate) async fn act(
             Ok(Begun::Redirect(url)) => {
                 let mut resp = Redirect::to(&url).into_response();
                 // The callback page links back here.
-                resp.headers_mut().insert(
-                    header::SET_COOKIE,
-                    HeaderValue::from_static(
-                        "egret_ui_return=1; HttpOnly; SameSite=Lax; Path=/oauth/; Max-Age=600",
-                    ),
-                );
+                resp.headers_mut()
+                    .insert(header::SET_COOKIE, egret_control::return_cookie(true));
                 return resp;
             }
             Ok(Begun::Connected(_)) => Ok(()),
