@@ -67,6 +67,44 @@ pub async fn store_key(
     Ok(info)
 }
 
+/// Changes what people write on a connection (a string sets, `None` inside clears):
+/// at most 500 characters of description and 200 of "connected as", on one line.
+pub async fn update_labels(
+    state: &Arc<ControlState>,
+    conn: &ConnectionId,
+    labels: egret_vault::Labels,
+) -> Result<ConnectionInfo, ApiError> {
+    for (field, value, max) in [
+        ("description", &labels.description, 500),
+        ("identity_label", &labels.identity_label, 200),
+    ] {
+        if let Some(Some(text)) = value
+            && (text.chars().count() > max || text.chars().any(char::is_control))
+        {
+            return Err(ApiError::bad_request(format!(
+                "`{field}` must be at most {max} characters, without control characters"
+            )));
+        }
+    }
+    let fields: Vec<&str> = [
+        labels.description.is_some().then_some("description"),
+        labels.identity_label.is_some().then_some("identity_label"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let detail = format!("changed: {}", fields.join(", "));
+    let c = conn.clone();
+    state
+        .blocking(move |s| {
+            let info = s.vault.update_labels(&c, labels)?;
+            s.vault
+                .audit_connection("connection.update", &c, Some(detail))?;
+            Ok(info)
+        })
+        .await
+}
+
 /// Disconnects: revokes an OAuth grant at the vendor when it can, and erases the
 /// connection and its placeholders in any case. Returns what the vendor said of the
 /// revocation (`revoked`, `not_supported`, `failed: …`).

@@ -190,40 +190,11 @@ pub(crate) async fn update(
             "`description` and `identity_label` are strings (or null to clear): {e}"
         ))
     })?;
-    for (field, value, max) in [
-        ("description", &labels.description, 500),
-        ("identity_label", &labels.identity_label, 200),
-    ] {
-        if let Some(Some(text)) = value
-            && (text.chars().count() > max || text.chars().any(char::is_control))
-        {
-            return Err(ApiError::bad_request(format!(
-                "`{field}` must be at most {max} characters, without control characters"
-            )));
-        }
-    }
-    let fields: Vec<&str> = [
-        labels.description.is_some().then_some("description"),
-        labels.identity_label.is_some().then_some("identity_label"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let detail = format!("changed: {}", fields.join(", "));
-    let info = state
-        .blocking(move |s| {
-            let info = s.vault.update_labels(
-                &conn,
-                egret_vault::Labels {
-                    description: labels.description,
-                    identity_label: labels.identity_label,
-                },
-            )?;
-            s.vault
-                .audit_connection("connection.update", &conn, Some(detail))?;
-            Ok(info)
-        })
-        .await?;
+    let labels = egret_vault::Labels {
+        description: labels.description,
+        identity_label: labels.identity_label,
+    };
+    let info = crate::actions::update_labels(&state, &conn, labels).await?;
     Ok(Json(json!(info)))
 }
 

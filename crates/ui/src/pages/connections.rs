@@ -357,28 +357,13 @@ pub(crate) async fn act(
         },
         "describe" => {
             let text = form.description.unwrap_or_default();
-            if text.chars().count() > 500 || text.chars().any(char::is_control) {
-                return back_with(
-                    StatusCode::BAD_REQUEST,
-                    "A description is at most 500 characters on one line.",
-                );
-            }
             let labels = egret_vault::Labels {
                 description: Some((!text.is_empty()).then_some(text)),
                 identity_label: None,
             };
-            let c = conn.clone();
-            control
-                .blocking(move |s| {
-                    s.vault.update_labels(&c, labels)?;
-                    s.vault.audit_connection(
-                        "connection.update",
-                        &c,
-                        Some("changed: description".to_owned()),
-                    )?;
-                    Ok(())
-                })
+            egret_control::actions::update_labels(control, &conn, labels)
                 .await
+                .map(drop)
         }
         "remove" => egret_control::actions::disconnect(control, &conn)
             .await
