@@ -13,7 +13,7 @@ use egret_vault::{ConnectionId, ConnectionName, Owner};
 use maud::html;
 use serde::Deserialize;
 
-use super::{admin, admin_post, layout, problem, when};
+use super::{admin, admin_post, layout, outcome, when};
 use crate::UiState;
 
 #[derive(Deserialize, Default)]
@@ -184,13 +184,8 @@ pub(crate) async fn act(
 }
 
 fn back(status: StatusCode, what: &str) -> Response {
-    problem(
+    outcome(
         status,
-        if status.is_success() {
-            "Done"
-        } else {
-            "Not done"
-        },
         what,
         html! { a href="/ui/all-connections" { "Back to all connections" } },
     )

@@ -18,7 +18,7 @@ use maud::{Markup, html};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::{Refused, anyone, anyone_post, layout, problem, signed_in, when};
+use super::{Refused, anyone, anyone_post, layout, outcome, problem, signed_in, when};
 use crate::UiState;
 use crate::session::{self, Session, Who};
 
@@ -378,13 +378,8 @@ pub(crate) async fn act(
 
 /// A page that says what happened, with the way back to the Connections page.
 fn back_with(status: StatusCode, what: &str) -> Response {
-    problem(
+    outcome(
         status,
-        if status.is_success() {
-            "Done"
-        } else {
-            "Not done"
-        },
         what,
         html! { p { a href="/ui/connections" { "Back to your connections" } } },
     )

@@ -16,7 +16,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{admin, admin_post, layout, problem};
+use super::{CsrfForm, admin, admin_post, layout, outcome};
 use crate::UiState;
 use crate::session::Session;
 
@@ -147,11 +147,9 @@ pub(crate) async fn set_enabled(
     form: Result<Form<EnabledForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
-        return problem(
+        return back(
             StatusCode::BAD_REQUEST,
-            "Not done",
             "The form was incomplete; nothing was changed.",
-            html! { a href="/ui/connectors" { "Back to Connector Settings" } },
         );
     };
     if let Err(refused) = admin_post(&state, &headers, &form.csrf) {
@@ -165,12 +163,7 @@ pub(crate) async fn set_enabled(
         .await;
     match changed {
         Ok(_) => Redirect::to("/ui/connectors").into_response(),
-        Err(e) => problem(
-            e.status,
-            "Not done",
-            &e.message,
-            html! { a href="/ui/connectors" { "Back to Connector Settings" } },
-        ),
+        Err(e) => back(e.status, &e.message),
     }
 }
 
@@ -197,19 +190,13 @@ pub(crate) async fn confirm_delete(
     layout("Delete connector", Some(&session), content).into_response()
 }
 
-#[derive(Deserialize)]
-pub(crate) struct CsrfOnly {
-    csrf: String,
-}
-
 pub(crate) async fn delete(
     State(state): State<Arc<UiState>>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    form: Result<Form<CsrfOnly>, FormRejection>,
+    form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
-    if let Err(refused) = admin_post(&state, &headers, &csrf) {
+    if let Err(refused) = CsrfForm::checked(&state, &headers, form) {
         return refused.into_response();
     }
     match egret_control::delete_connector(&state.control, &id).await {
@@ -263,9 +250,8 @@ pub(crate) async fn link(
 }
 
 fn back(status: StatusCode, what: &str) -> Response {
-    problem(
+    outcome(
         status,
-        "Not done",
         what,
         html! { a href="/ui/connectors" { "Back to Connector Settings" } },
     )

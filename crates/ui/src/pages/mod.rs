@@ -129,6 +129,17 @@ impl IntoResponse for Refused {
     }
 }
 
+/// What an action did, on a page of its own with the way back: "Done" for a success,
+/// "Not done" (and what happened) otherwise.
+pub(crate) fn outcome(status: StatusCode, what: &str, back: Markup) -> Response {
+    let title = if status.is_success() {
+        "Done"
+    } else {
+        "Not done"
+    };
+    problem(status, title, what, back)
+}
+
 /// The signed-in administrator's session.
 pub(crate) fn admin(state: &UiState, headers: &HeaderMap) -> Result<Session, Refused> {
     state
@@ -254,9 +265,23 @@ pub(crate) fn signed_in(state: &UiState, who: Who, to: &str) -> Response {
     resp
 }
 
+/// A form whose only field is the session's CSRF token (Sign out, Delete, Revoke).
 #[derive(Deserialize)]
 pub(crate) struct CsrfForm {
     csrf: String,
+}
+
+impl CsrfForm {
+    /// An administrator's post of such a form, checked as [`admin_post`] checks (a
+    /// missing or unreadable form has no token, and is refused as forged).
+    pub(crate) fn checked(
+        state: &UiState,
+        headers: &HeaderMap,
+        form: Result<Form<Self>, FormRejection>,
+    ) -> Result<Session, Refused> {
+        let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
+        admin_post(state, headers, &csrf)
+    }
 }
 
 pub(crate) async fn logout(
@@ -264,8 +289,7 @@ pub(crate) async fn logout(
     headers: HeaderMap,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
-    if let Err(refused) = admin_post(&state, &headers, &csrf) {
+    if let Err(refused) = CsrfForm::checked(&state, &headers, form) {
         return refused.into_response();
     }
     state.sessions.end(&headers);

@@ -9,9 +9,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
-use serde::Deserialize;
 
-use super::{admin, admin_post, layout, problem, when};
+use super::{CsrfForm, admin, layout, outcome, when};
 use crate::UiState;
 
 pub(crate) async fn page(State(state): State<Arc<UiState>>, headers: HeaderMap) -> Response {
@@ -72,17 +71,12 @@ pub(crate) async fn page(State(state): State<Arc<UiState>>, headers: HeaderMap) 
     layout("Sandboxes and placeholders", Some(&session), content).into_response()
 }
 
-#[derive(Deserialize)]
-pub(crate) struct CsrfOnly {
-    csrf: String,
-}
-
 /// `POST /ui/sandboxes/{id}/revoke`.
 pub(crate) async fn revoke_sandbox(
     State(state): State<Arc<UiState>>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    form: Result<Form<CsrfOnly>, FormRejection>,
+    form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
     revoke(state, Kind::Sandbox, id, headers, form).await
 }
@@ -92,7 +86,7 @@ pub(crate) async fn revoke_placeholder(
     State(state): State<Arc<UiState>>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    form: Result<Form<CsrfOnly>, FormRejection>,
+    form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
     revoke(state, Kind::Placeholder, id, headers, form).await
 }
@@ -107,10 +101,9 @@ async fn revoke(
     what: Kind,
     id: String,
     headers: HeaderMap,
-    form: Result<Form<CsrfOnly>, FormRejection>,
+    form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
-    if let Err(refused) = admin_post(&state, &headers, &csrf) {
+    if let Err(refused) = CsrfForm::checked(&state, &headers, form) {
         return refused.into_response();
     }
     let done = state
@@ -141,9 +134,8 @@ async fn revoke(
         .await;
     match done {
         Ok(()) => Redirect::to("/ui/sandboxes").into_response(),
-        Err(e) => problem(
+        Err(e) => outcome(
             e.status,
-            "Not done",
             &e.message,
             html! { a href="/ui/sandboxes" { "Back to sandboxes" } },
         ),
