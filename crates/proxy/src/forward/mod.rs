@@ -3,6 +3,7 @@
 //! place where a failed step becomes the sandbox's answer.
 
 mod fresh;
+mod head;
 mod limit;
 mod record;
 mod replay;

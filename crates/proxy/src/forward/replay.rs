@@ -10,12 +10,13 @@ use bytes::Bytes;
 use egret_oauth::{Need, TokenError};
 use egret_policy::{AuthKind, Policy};
 use http::request::Parts;
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use tracing::{debug, info};
 
 use super::fresh::{self, Renewed};
+use super::head::Head;
 use super::retry;
 use super::scan::{self, Scan};
 use super::settings::{self, Plan};
@@ -31,12 +32,7 @@ use crate::upstream::UpstreamBody;
 const REPLAY_MAX: u64 = 64 * 1024;
 
 /// The sandbox's own request head (placeholders, not tokens), to swap again for a replay.
-pub(super) struct Original {
-    method: Method,
-    version: Version,
-    uri: Uri,
-    headers: HeaderMap,
-}
+pub(super) struct Original(Head);
 
 impl Original {
     /// Kept only where a replay could happen: a host of an OAuth connector, and a body
@@ -52,22 +48,12 @@ impl Original {
             .iter()
             .any(|c| matches!(c.auth, AuthKind::OAuth2(_)) && c.serves(&bound.host, bound.port));
         let small = body.size_hint().upper().is_some_and(|n| n <= REPLAY_MAX);
-        (oauth_host && small).then(|| Self {
-            method: parts.method.clone(),
-            version: parts.version,
-            uri: parts.uri.clone(),
-            headers: parts.headers.clone(),
-        })
+        (oauth_host && small).then(|| Self(Head::copy(parts)))
     }
 
     /// The head to swap again: the same request as the sandbox sent it.
     fn parts(self) -> Parts {
-        let (mut parts, ()) = Request::new(()).into_parts();
-        parts.method = self.method;
-        parts.version = self.version;
-        parts.uri = self.uri;
-        parts.headers = self.headers;
-        parts
+        self.0.into_parts()
     }
 }
 
@@ -181,6 +167,7 @@ fn full(bytes: &Bytes) -> UpstreamBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::{Method, Request};
 
     fn policy() -> Policy {
         let yaml = "version: 1\nconnectors:\n  - id: crm\n    auth: oauth2\n    egress: [crm.x.com]\n    oauth: {authorize_url: 'https://id.x.com/a', token_url: 'https://id.x.com/t', client_id: c}\n  - id: key\n    auth: api_key\n    egress: [key.x.com]\n";

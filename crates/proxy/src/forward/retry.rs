@@ -7,12 +7,15 @@
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderMap, Method, Request, Response, Uri, Version};
+use http::{HeaderMap, Method, Request, Response};
 use http_body::Body;
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use tracing::info;
 
+use super::head::Head;
 use super::settings::Plan;
 use crate::Proxy;
 use crate::binding::Bound;
@@ -56,7 +59,9 @@ pub(super) async fn send(
     let head = Head::of(parts);
     let mut attempt = 0;
     loop {
-        let resp = upstream::send_within(proxy, &bound.host, head.request(), plan.timeout).await?;
+        // Without a body: an empty one on each attempt.
+        let req = head.request(Either::Right(Full::new(Bytes::new())));
+        let resp = upstream::send_within(proxy, &bound.host, req, plan.timeout).await?;
         let status = resp.status().as_u16();
         if attempt >= retries.max || !retries.on.contains(&status) {
             return Ok(resp);
@@ -92,8 +97,8 @@ fn note(
     info!(host = %bound.host, connector, status, attempt, wait_ms, "retrying the request upstream");
     let data = RetryEvent {
         host: &bound.host,
-        method: head.method.as_str(),
-        path: redacted(head.uri.path()),
+        method: head.method().as_str(),
+        path: redacted(head.path()),
         status,
         attempt,
         wait_ms,
@@ -123,36 +128,6 @@ fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     }
     let at = httpdate::parse_http_date(text).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-/// A request head to send again (a retry needs a fresh request each time).
-struct Head {
-    method: Method,
-    uri: Uri,
-    version: Version,
-    headers: HeaderMap,
-}
-
-impl Head {
-    fn of(parts: Parts) -> Self {
-        Self {
-            method: parts.method,
-            uri: parts.uri,
-            version: parts.version,
-            headers: parts.headers,
-        }
-    }
-
-    fn request(&self) -> Request<UpstreamBody> {
-        let mut req = Request::new(http_body_util::Either::Right(http_body_util::Full::new(
-            bytes::Bytes::new(),
-        )));
-        *req.method_mut() = self.method.clone();
-        *req.uri_mut() = self.uri.clone();
-        *req.version_mut() = self.version;
-        *req.headers_mut() = self.headers.clone();
-        req
-    }
 }
 
 #[cfg(test)]
