@@ -25,18 +25,17 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
-    /// A lifetime (`ttl`) as the API takes it: a duration from one second up to the
-    /// policy's `limits.max_ttl`, refused beyond it with the maximum named.
-    /// A placeholder's or sandbox's lifetime: `text` when given (at most `max`), else 24
-    /// hours (or `max`, when that is shorter). Nothing lives forever: `limits.max_ttl`
-    /// bounds every lifetime.
-    pub fn ttl_or_default(
+    /// A lifetime (`ttl`) as the API takes it: `text` when given (from one second up to
+    /// `max`, the policy's `limits.max_ttl`, refused beyond it with the maximum named),
+    /// else `default` (or `max`, when that is shorter). Nothing lives forever.
+    pub fn ttl_or(
         text: Option<&str>,
+        default: std::time::Duration,
         max: std::time::Duration,
     ) -> Result<std::time::Duration, Self> {
         match text {
             Some(t) => Self::parse_ttl(t, max),
-            None => Ok(DEFAULT_TTL.min(max)),
+            None => Ok(default.min(max)),
         }
     }
 

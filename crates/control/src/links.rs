@@ -89,10 +89,7 @@ pub async fn make_connect_link(
         }
     }
     let max = policy.limits.max_ttl();
-    let ttl = match ttl.as_deref() {
-        Some(t) => ApiError::parse_ttl(t, max)?,
-        None => DEFAULT_LINK_TTL.min(max),
-    };
+    let ttl = ApiError::ttl_or(ttl.as_deref(), DEFAULT_LINK_TTL, max)?;
     let expires_at = state
         .vault
         .clock()

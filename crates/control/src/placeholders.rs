@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::ControlState;
 use crate::connections::{Which, connection_id, parse_owner};
-use crate::error::ApiError;
+use crate::error::{ApiError, DEFAULT_TTL};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,7 +44,7 @@ pub(crate) async fn mint(
     let which = Which { name: body.name };
     let conn = connection_id(&body.connector, &body.owner, &which)?;
     let max = state.policy.load().limits.max_ttl();
-    let ttl = Some(ApiError::ttl_or_default(body.ttl.as_deref(), max)?);
+    let ttl = Some(ApiError::ttl_or(body.ttl.as_deref(), DEFAULT_TTL, max)?);
     if state.policy.load().connector(&body.connector).is_none() {
         return Err(ApiError::unknown_connector(&body.connector));
     }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::ControlState;
-use crate::error::ApiError;
+use crate::error::{ApiError, DEFAULT_TTL};
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -34,7 +34,7 @@ pub(crate) async fn issue(
             .map_err(|e| ApiError::bad_request(format!("expected {{\"id\"?, \"ttl\"?}}: {e}")))?
     };
     let max = state.policy.load().limits.max_ttl();
-    let ttl = Some(ApiError::ttl_or_default(body.ttl.as_deref(), max)?.as_secs());
+    let ttl = Some(ApiError::ttl_or(body.ttl.as_deref(), DEFAULT_TTL, max)?.as_secs());
     let (info, secret) = state
         .blocking(move |s| {
             let issued = s.vault.issue_sandbox(body.id.as_deref(), ttl)?;
