@@ -86,10 +86,10 @@ pub(crate) async fn page(
                 tbody {
                     @for (host, b) in &blocked {
                         tr {
-                            td { code { (host) } } td { (b.count) }
-                            td { (b.codes.iter().cloned().collect::<Vec<_>>().join(", ")) }
-                            td { @if b.sandboxes.is_empty() { "-" } @else { (b.sandboxes.iter().cloned().collect::<Vec<_>>().join(", ")) } }
-                            td { (when(b.first)) } td { (when(b.last)) }
+                            td data-label="Host" { code { (host) } } td data-label="Refusals" { (b.count) }
+                            td data-label="Why" { (b.codes.iter().cloned().collect::<Vec<_>>().join(", ")) }
+                            td data-label="Sandboxes" { @if b.sandboxes.is_empty() { "-" } @else { (b.sandboxes.iter().cloned().collect::<Vec<_>>().join(", ")) } }
+                            td data-label="First seen" { (when(b.first)) } td data-label="Last seen" { (when(b.last)) }
                         }
                     }
                 }
@@ -112,10 +112,10 @@ pub(crate) async fn page(
                 tbody {
                     @for e in &log {
                         tr {
-                            td { (when(e.at)) } td { code { (e.event) } }
-                            td { (e.connector.as_deref().unwrap_or("-")) }
-                            td { (e.owner.as_deref().unwrap_or("-")) @if let Some(n) = &e.name { " / " (n) } }
-                            td { (detail(e)) }
+                            td data-label="When" { (when(e.at)) } td data-label="Event" { code { (e.event) } }
+                            td data-label="Connector" { (e.connector.as_deref().unwrap_or("-")) }
+                            td data-label="Owner" { (e.owner.as_deref().unwrap_or("-")) @if let Some(n) = &e.name { " / " (n) } }
+                            td data-label="Detail" { (detail(e)) }
                         }
                     }
                 }

@@ -79,11 +79,11 @@ pub(crate) async fn list(
                 tbody {
                     @for (c, s, used) in &rows {
                         tr {
-                            td { (c.connector) } td { (c.owner) } td { (c.name) }
-                            td { span.badge { (s) } }
-                            td { (c.identity_label.as_deref().unwrap_or("-")) }
-                            td { (when(c.connected_at)) }
-                            td { (used.map_or_else(|| "-".to_owned(), when)) }
+                            td data-label="Connector" { (c.connector) } td data-label="Owner" { (c.owner) } td data-label="Name" { (c.name) }
+                            td data-label="Status" { span.badge { (s) } }
+                            td data-label="Connected as" { (c.identity_label.as_deref().unwrap_or("-")) }
+                            td data-label="Connected" { (when(c.connected_at)) }
+                            td data-label="Last used" { (used.map_or_else(|| "-".to_owned(), when)) }
                             td.actions {
                                 @let oauth = policy.connector(&c.connector).is_some_and(|k| matches!(k.auth, AuthKind::OAuth2(_)));
                                 @for (action, label) in [("test", "Test"), ("refresh", "Refresh now"), ("link", "Connect link"), ("remove", "Disconnect")] {

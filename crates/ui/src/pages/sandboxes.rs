@@ -39,8 +39,8 @@ pub(crate) async fn page(State(state): State<Arc<UiState>>, headers: HeaderMap) 
                 tbody {
                     @for s in &sandboxes {
                         tr {
-                            td { code { (s.id) } } td { (when(s.created_at)) }
-                            td { (s.expires_at.map_or_else(|| "never".to_owned(), when)) }
+                            td data-label="Sandbox" { code { (s.id) } } td data-label="Created" { (when(s.created_at)) }
+                            td data-label="Expires" { (s.expires_at.map_or_else(|| "never".to_owned(), when)) }
                             td { (revoke(format!("/ui/sandboxes/{}/revoke", s.id), format!("Revoke sandbox {}", s.id))) }
                         }
                     }
@@ -56,11 +56,11 @@ pub(crate) async fn page(State(state): State<Arc<UiState>>, headers: HeaderMap) 
                 tbody {
                     @for (id, p) in &placeholders {
                         tr {
-                            td { code { (p.hint) } }
-                            td { (p.connection()) }
-                            td { (p.sandbox.as_deref().unwrap_or("-")) }
-                            td { (when(p.created_at)) }
-                            td { (p.expires_at.map_or_else(|| "never".to_owned(), when)) }
+                            td data-label="Hint" { code { (p.hint) } }
+                            td data-label="Connection" { (p.connection()) }
+                            td data-label="Sandbox" { (p.sandbox.as_deref().unwrap_or("-")) }
+                            td data-label="Created" { (when(p.created_at)) }
+                            td data-label="Expires" { (p.expires_at.map_or_else(|| "never".to_owned(), when)) }
                             td { (revoke(format!("/ui/placeholders/{id}/revoke"), format!("Revoke placeholder {}", p.hint))) }
                         }
                     }
