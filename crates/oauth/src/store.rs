@@ -6,6 +6,7 @@
 //! durable when it returns and may block (the broker calls those off the async threads).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use egret_vault::{
     AuditRecord, ConnectionId, ConnectionInfo, Credential, PendingAuthorization, TokenSet,
@@ -45,7 +46,17 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Who renews this connection now. One egret on its own store is always granted
     /// (the broker's per-connection lock already makes it the only renewer); a store
     /// shared by replicas grants it to one replica at a time.
-    fn claim_renewal(&self, id: &ConnectionId) -> Result<Claim, VaultError>;
+    fn claim_renewal(&self, id: &ConnectionId, lease: Duration) -> Result<Claim, VaultError>;
+
+    /// Gives up a claimed renewal that will not commit (the vendor call failed), so
+    /// another replica need not wait for the lease to run out. Best effort.
+    fn release_renewal(&self, _id: &ConnectionId) {}
+
+    /// The credential as the store holds it now: on a store shared by replicas, what
+    /// another one may have committed a moment ago (memory is brought up to date).
+    fn reread(&self, id: &ConnectionId) -> Option<Arc<Credential>> {
+        self.credential(id)
+    }
 
     /// Commits tokens the vendor issued, with their audit event (`connection.connect` or
     /// `connection.refresh`, carrying `data`), and returns the credential now in force.
@@ -105,9 +116,28 @@ impl TokenStore for Vault {
             .find(|c| c.name != conn.name)
     }
 
-    fn claim_renewal(&self, _id: &ConnectionId) -> Result<Claim, VaultError> {
-        // One process owns this vault file (redb locks it): nobody else renews.
-        Ok(Claim::Granted)
+    fn claim_renewal(&self, id: &ConnectionId, lease: Duration) -> Result<Claim, VaultError> {
+        Ok(if Vault::claim_renewal(self, id, lease)? {
+            Claim::Granted
+        } else {
+            Claim::HeldElsewhere
+        })
+    }
+
+    fn release_renewal(&self, id: &ConnectionId) {
+        if let Err(e) = Vault::release_renewal(self, id) {
+            tracing::warn!(connection = %id, error = %e, "could not release a renewal lease; it runs out by itself");
+        }
+    }
+
+    fn reread(&self, id: &ConnectionId) -> Option<Arc<Credential>> {
+        match self.reread_connection(id) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(connection = %id, error = %e, "could not read the connection again; using memory");
+                Vault::credential(self, id)
+            }
+        }
     }
 
     fn commit_tokens(

@@ -9,6 +9,8 @@ use rcgen::{
     KeyPair, KeyUsagePurpose, NameConstraints, PKCS_ECDSA_P256_SHA256,
 };
 
+use zeroize::Zeroizing;
+
 use crate::error::TlsError;
 
 pub const CA_CERT_FILE: &str = "ca.pem";
@@ -94,6 +96,17 @@ impl CertificateAuthority {
             path: dir.to_owned(),
             source,
         })?;
+        let (cert_pem, key_pem) = Self::generate(permitted)?;
+        let cert_path = dir.join(CA_CERT_FILE);
+        let key_path = dir.join(CA_KEY_FILE);
+        write_new(&key_path, key_pem.as_bytes(), 0o600)?;
+        write_new(&cert_path, cert_pem.as_bytes(), 0o644)?;
+        Self::load(&cert_path, &key_path)
+    }
+
+    /// A new CA as PEM (certificate, private key), written nowhere: what a store shared
+    /// by replicas keeps sealed. `permitted` as for [`Self::create_for`].
+    pub fn generate(permitted: &[String]) -> Result<(String, Zeroizing<String>), TlsError> {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| TlsError::Issue {
             host: "CA".into(),
             reason: e.to_string(),
@@ -125,11 +138,22 @@ impl CertificateAuthority {
             host: "CA".into(),
             reason: e.to_string(),
         })?;
-        let cert_path = dir.join(CA_CERT_FILE);
-        let key_path = dir.join(CA_KEY_FILE);
-        write_new(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
-        write_new(&cert_path, cert.pem().as_bytes(), 0o644)?;
-        Self::load(&cert_path, &key_path)
+        Ok((cert.pem(), Zeroizing::new(key.serialize_pem())))
+    }
+
+    /// The CA from its PEM certificate and key (as [`Self::generate`] made them);
+    /// `origin` names where they came from in an error.
+    pub fn from_pem(cert_pem: &str, key_pem: &str, origin: &Path) -> Result<Self, TlsError> {
+        let bad = |e: rcgen::Error| TlsError::BadCa {
+            path: origin.to_owned(),
+            reason: e.to_string(),
+        };
+        let key = KeyPair::from_pem(key_pem).map_err(bad)?;
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key).map_err(bad)?;
+        Ok(Self {
+            issuer,
+            cert_pem: cert_pem.to_owned(),
+        })
     }
 
     pub fn cert_pem(&self) -> &str {

@@ -5,25 +5,16 @@
 
 mod writer;
 
-use std::io::Write as _;
-
-use redb::{ReadableDatabase, ReadableTable};
 use serde_json::value::RawValue;
 
-use crate::db::{AUDIT, Vault};
+use crate::db::Vault;
 use crate::error::VaultError;
 use crate::records::AuditEvent;
+use crate::store::{AuditFrom, Retention};
 
 pub use writer::AuditWriter;
 
-/// How much of the audit log is kept: the newest `keep` events, none older than
-/// `max_age_secs`. Older ones are dropped as new ones arrive.
-#[derive(Debug, Clone, Copy)]
-struct Retention {
-    keep: u64,
-    max_age_secs: i64,
-}
-
+/// How much of the audit log is kept. Older events are dropped as new ones arrive.
 const RETENTION: Retention = Retention {
     keep: 100_000,
     max_age_secs: 30 * 24 * 3600,
@@ -164,44 +155,7 @@ impl Vault {
     ) -> Result<u64, VaultError> {
         let _w = self.lock_writer();
         let at = self.clock.unix();
-        let mut row = Vec::with_capacity(lines.len() + lines.len() / 16);
-        let mut first = 0;
-        self.write_with(durable, |tx| {
-            let mut table = tx.open_table(AUDIT)?;
-            let mut seq = table.last()?.map_or(0, |(k, _)| k.value());
-            first = seq + 1;
-            // Every line is a JSON object with at least `at`: `{"seq":N,` + the rest.
-            for line in lines.split(|b| *b == b'\n').filter(|l| l.len() > 2) {
-                seq += 1;
-                if !row.is_empty() {
-                    row.push(b'\n');
-                }
-                write!(row, "{{\"seq\":{seq},").map_err(|e| VaultError::Invalid(e.to_string()))?;
-                row.extend_from_slice(&line[1..]);
-            }
-            if !row.is_empty() {
-                table.insert(seq, row.as_slice())?;
-            }
-            // Retention: the oldest rows past the count, then those past the age. Both
-            // are a prefix of the table (sequence numbers grow with time), dropped in one
-            // cursor pass. Whole rows go, so up to a batch more than `keep` may stay.
-            let mut last_doomed = seq.checked_sub(retention.keep);
-            let cutoff = at - retention.max_age_secs;
-            let start = last_doomed.map_or(0, |k| k + 1);
-            for stored in table.range(start..)?.take(64) {
-                let (k, v) = stored?;
-                let newest = v.value().rsplit(|b| *b == b'\n').next().unwrap_or_default();
-                if !serde_json::from_slice::<AuditAt>(newest).is_ok_and(|e| e.at < cutoff) {
-                    break;
-                }
-                last_doomed = Some(k.value());
-            }
-            // The newest row always stays: the next sequence number follows it.
-            if let Some(last) = last_doomed.map(|k| k.min(seq.saturating_sub(1))) {
-                table.retain_in(..=last, |_, _| false)?;
-            }
-            Ok(())
-        })?;
+        let (first, row) = self.store.audit_append(lines, at, durable, retention)?;
         // Opt-in (`EGRET_LOG=info,audit=debug`): at the default level a line per request
         // would double the log volume of a busy proxy. The vault keeps every event anyway.
         if tracing::enabled!(target: "audit", tracing::Level::DEBUG) {
@@ -221,26 +175,27 @@ impl Vault {
         connector: Option<&str>,
         owner: Option<&str>,
     ) -> Result<Vec<AuditEvent>, VaultError> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(AUDIT)?;
         let mut out = Vec::new();
-        // A row's key is its newest event, so the first row past `since` may still
-        // hold older ones.
-        'rows: for stored in table.range(since.saturating_add(1)..)? {
-            let (k, v) = stored?;
-            for line in v.value().split(|b| *b == b'\n') {
-                if out.len() >= limit {
-                    break 'rows;
-                }
+        let mut after = since;
+        while out.len() < limit {
+            let page = self.store.audit_page(AuditFrom::After(after), PAGE)?;
+            let Some(last) = page.last() else { break };
+            after = crate::store::seq_of_line(last).unwrap_or(u64::MAX);
+            for line in &page {
                 let e: AuditEvent = serde_json::from_slice(line)
-                    .map_err(|_| VaultError::Corrupt(format!("audit/{}", k.value())))?;
-                if e.seq <= since
-                    || connector.is_some_and(|c| e.connector.as_deref() != Some(c))
+                    .map_err(|_| VaultError::Corrupt(format!("audit after {since}")))?;
+                if connector.is_some_and(|c| e.connector.as_deref() != Some(c))
                     || owner.is_some_and(|o| e.owner.as_deref() != Some(o))
                 {
                     continue;
                 }
                 out.push(e);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+            if page.len() < PAGE {
+                break;
             }
         }
         Ok(out)
@@ -254,33 +209,34 @@ impl Vault {
         scan: usize,
         keep: impl Fn(&AuditEvent) -> bool,
     ) -> Result<Vec<AuditEvent>, VaultError> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(AUDIT)?;
         let mut out = Vec::new();
         let mut seen = 0usize;
-        'rows: for stored in table.iter()?.rev() {
-            let (k, v) = stored?;
-            for line in v.value().split(|b| *b == b'\n').rev() {
+        let mut before = u64::MAX;
+        while out.len() < limit && seen < scan {
+            let page = self.store.audit_page(AuditFrom::Before(before), PAGE)?;
+            let Some(last) = page.last() else { break };
+            before = crate::store::seq_of_line(last).unwrap_or(0);
+            for line in &page {
                 if out.len() >= limit || seen >= scan {
-                    break 'rows;
+                    break;
                 }
                 seen += 1;
                 let e: AuditEvent = serde_json::from_slice(line)
-                    .map_err(|_| VaultError::Corrupt(format!("audit/{}", k.value())))?;
+                    .map_err(|_| VaultError::Corrupt("audit".to_owned()))?;
                 if keep(&e) {
                     out.push(e);
                 }
+            }
+            if page.len() < PAGE {
+                break;
             }
         }
         Ok(out)
     }
 }
 
-/// Just the time of a stored event, for the age check.
-#[derive(serde::Deserialize)]
-struct AuditAt {
-    at: i64,
-}
+/// Audit events read from the store at a time.
+const PAGE: usize = 512;
 
 /// Appends `event` to `lines` as one JSON line.
 fn push_line(lines: &mut Vec<u8>, event: &impl serde::Serialize) -> Result<(), VaultError> {

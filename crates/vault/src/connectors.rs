@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use redb::{ReadableDatabase, ReadableTable};
 use zeroize::Zeroizing;
 
-use crate::db::{CONNECTIONS, CONNECTORS, REMOVED_CONNECTORS, Vault, aad};
+use crate::db::{Vault, aad, placeholder_removals};
 use crate::error::VaultError;
+use crate::store::{Change, Table};
 
 impl Vault {
     /// Stores (or replaces) a connector entry. Sealed whole: it may hold a client secret.
@@ -17,23 +17,18 @@ impl Vault {
         );
         let sealed = self.sealer.seal(&aad("connectors", id), &plain);
         let _w = self.lock_writer();
-        self.write(|tx| {
-            tx.open_table(CONNECTORS)?.insert(id, sealed.as_slice())?;
-            Ok(())
-        })
+        Ok(self
+            .store
+            .commit(vec![Change::put(Table::Connectors, id, sealed)])?)
     }
 
     /// Every stored connector entry, opened.
     pub fn api_connectors(&self) -> Result<Vec<(String, serde_json::Value)>, VaultError> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(CONNECTORS)?;
         let mut out = Vec::new();
-        for row in table.iter()? {
-            let (k, v) = row?;
-            let id = k.value().to_owned();
+        for (id, v) in self.store.scan(Table::Connectors)? {
             let plain = self
                 .sealer
-                .open(&aad("connectors", &id), v.value())
+                .open(&aad("connectors", &id), &v)
                 .ok_or_else(|| VaultError::Corrupt(format!("connector {id}")))?;
             let entry = serde_json::from_slice(&plain)
                 .map_err(|_| VaultError::Corrupt(format!("connector {id}")))?;
@@ -56,15 +51,17 @@ impl Vault {
             .cloned()
             .collect();
         let doomed = self.placeholders_where(|e| e.info.connector == id);
-        self.write(|tx| {
-            tx.open_table(CONNECTORS)?.remove(id)?;
-            tx.open_table(REMOVED_CONNECTORS)?.remove(id)?;
-            let mut connections = tx.open_table(CONNECTIONS)?;
-            for k in &conns {
-                connections.remove(&**k)?;
-            }
-            Self::delete_placeholders(tx, &doomed)
-        })?;
+        let mut changes = vec![
+            Change::remove(Table::Connectors, id),
+            Change::remove(Table::RemovedConnectors, id),
+        ];
+        changes.extend(
+            conns
+                .iter()
+                .map(|k| Change::remove(Table::Connections, &**k)),
+        );
+        changes.extend(placeholder_removals(&doomed));
+        self.store.commit(changes)?;
         let mut index = self.write_credentials();
         for k in &conns {
             index.connections.remove(k);

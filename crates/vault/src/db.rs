@@ -1,7 +1,8 @@
-//! The redb file, its tables, and the in-memory index the proxy's hot path reads.
+//! The vault over its store, and the in-memory index the proxy's hot path reads.
 //!
-//! Every write commits to redb first and updates the index after, under one writer lock,
-//! so memory never shows what the disk does not hold.
+//! Every write commits to the store first and updates the index after, under one writer
+//! lock, so memory never shows what the store does not hold. On a store shared by
+//! replicas, others' changes reach the index through [`crate::changes`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -9,7 +10,6 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use std::time::Duration;
 
 use egret_clock::Clock;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -19,31 +19,7 @@ use crate::key::MasterKey;
 use crate::placeholder::{Placeholder, PlaceholderHash};
 use crate::records::*;
 use crate::seal::Sealer;
-
-pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-/// Connectors created through the control plane (sealed: they may hold a client secret).
-pub(crate) const CONNECTORS: TableDefinition<&str, &[u8]> = TableDefinition::new("connectors");
-pub(crate) const CONNECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("connections");
-pub(crate) const PLACEHOLDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("placeholders");
-/// Sandbox identities (id -> secret hash).
-pub(crate) const SANDBOXES: TableDefinition<&str, &[u8]> = TableDefinition::new("sandboxes");
-/// Connectors found gone from the policy file (id -> unix seconds when), whose
-/// connections are kept for `connectors_removed_retention`.
-pub(crate) const REMOVED_CONNECTORS: TableDefinition<&str, i64> =
-    TableDefinition::new("removed_connectors");
-/// Webhook deliveries owed, by sequence number (oldest first): see `outbox`.
-pub(crate) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("webhook_outbox");
-/// Connect links by the SHA-256 (hex) of their ticket: see `links`.
-pub(crate) const CONNECT_LINKS: TableDefinition<&str, &[u8]> =
-    TableDefinition::new("connect_links");
-/// Pending OAuth authorizations, keyed by the SHA-256 of their `state`.
-pub(crate) const AUTHORIZATIONS: TableDefinition<&str, &[u8]> =
-    TableDefinition::new("authorizations");
-/// Audit events, a row per write: the value is the events as JSON lines (oldest first),
-/// the key the sequence number of the row's newest event. A batch of request events is
-/// one row: one B-tree insert per batch instead of one per request. A single event is a
-/// one-line row, as every row of older vaults is.
-pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+use crate::store::{Change, RedbStore, Store, StoreError, Table};
 
 pub(crate) const KEY_CHECK: &str = "key_check";
 const KEY_CHECK_PLAIN: &[u8] = b"egret vault v1";
@@ -84,7 +60,7 @@ pub(crate) struct Index {
 }
 
 pub struct Vault {
-    pub(crate) db: Database,
+    pub(crate) store: Box<dyn Store>,
     pub(crate) sealer: Sealer,
     index: RwLock<Index>,
     /// Serializes "commit, then update the index" so memory never runs ahead of disk.
@@ -94,6 +70,12 @@ pub struct Vault {
     /// Bumped on every change to the credentials (under the index's write lock): lets
     /// readers cache what they derive from them (the proxy's scanners per connector).
     generation: std::sync::atomic::AtomicU64,
+    /// This process among the store's users: who holds a renewal lease.
+    pub(crate) holder: String,
+    /// Renewal leases this process holds, with the version each was claimed at.
+    pub(crate) claims: Mutex<HashMap<String, u64>>,
+    /// Told when the connectors stored through the API change (another replica's edit).
+    pub(crate) on_connectors: Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
 }
 
 /// What a connection's sealed blob holds: a static key, or an OAuth token pair.
@@ -127,21 +109,43 @@ impl Vault {
     /// Opens (or creates) the vault file and loads its index. A key that does not match
     /// the file's is refused before anything is written.
     pub fn open(path: &Path, key: &MasterKey) -> Result<Self, VaultError> {
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => VaultError::InUse,
+        let store = RedbStore::open(path).map_err(|e| match e {
+            StoreError::InUse => VaultError::InUse,
             other => other.into(),
         })?;
+        Self::open_store(Box::new(store), key)
+    }
+
+    /// Opens the vault over `store` (the redb file, or a database shared by replicas)
+    /// and loads its index. A key that does not match the store's is refused before
+    /// anything is written.
+    pub fn open_store(store: Box<dyn Store>, key: &MasterKey) -> Result<Self, VaultError> {
         let vault = Self {
-            db,
+            store,
             sealer: Sealer::new(key),
             index: RwLock::new(Index::default()),
             writer: Mutex::new(()),
             clock: Clock::system(),
             generation: std::sync::atomic::AtomicU64::new(0),
+            holder: format!(
+                "egret-{}-{}",
+                std::process::id(),
+                crate::random_token()
+                    .expose_secret()
+                    .get(..12)
+                    .unwrap_or_default()
+            ),
+            claims: Mutex::new(HashMap::new()),
+            on_connectors: Mutex::new(Vec::new()),
         };
         vault.check_or_stamp_key()?;
         vault.load()?;
         Ok(vault)
+    }
+
+    /// The store under this vault (for `vault migrate` and readiness).
+    pub fn store(&self) -> &dyn Store {
+        &*self.store
     }
 
     /// The same vault reading the time from `clock` (a test's, which it can move).
@@ -156,77 +160,60 @@ impl Vault {
     }
 
     fn check_or_stamp_key(&self) -> Result<(), VaultError> {
-        // Read first: a wrong key must not cost the file a write transaction.
-        {
-            let tx = self.db.begin_read()?;
-            if let Ok(meta) = tx.open_table(META) {
-                let stamp = meta.get(KEY_CHECK)?;
-                if let Some(sealed) = stamp {
-                    let opened = self.sealer.open(&aad("meta", KEY_CHECK), sealed.value());
-                    if opened.as_deref().map(Vec::as_slice) != Some(KEY_CHECK_PLAIN) {
-                        return Err(VaultError::WrongKey);
-                    }
-                }
+        let opens = |sealed: &[u8]| {
+            let opened = self.sealer.open(&aad("meta", KEY_CHECK), sealed);
+            opened.as_deref().map(Vec::as_slice) == Some(KEY_CHECK_PLAIN)
+        };
+        // Read first: a wrong key must not cost the store a write.
+        let stamp = match self.store.get(Table::Meta, KEY_CHECK)? {
+            Some(stamp) => stamp,
+            None => {
+                let sealed = self.sealer.seal(&aad("meta", KEY_CHECK), KEY_CHECK_PLAIN);
+                // Replicas starting together: the first stamp wins, the others check it.
+                self.store.put_if_absent(Table::Meta, KEY_CHECK, &sealed)?
             }
+        };
+        if !opens(&stamp) {
+            return Err(VaultError::WrongKey);
         }
-        let tx = self.db.begin_write()?;
-        {
-            let mut meta = tx.open_table(META)?;
-            let stamp = meta.get(KEY_CHECK)?.map(|v| v.value().to_vec());
-            match stamp {
-                Some(sealed) => {
-                    let opened = self.sealer.open(&aad("meta", KEY_CHECK), &sealed);
-                    if opened.as_deref().map(Vec::as_slice) != Some(KEY_CHECK_PLAIN) {
-                        return Err(VaultError::WrongKey);
-                    }
-                }
-                None => {
-                    let sealed = self.sealer.seal(&aad("meta", KEY_CHECK), KEY_CHECK_PLAIN);
-                    meta.insert(KEY_CHECK, sealed.as_slice())?;
-                }
-            }
-            // Create every table now so readers never meet a missing one.
-            tx.open_table(CONNECTORS)?;
-            tx.open_table(CONNECTIONS)?;
-            tx.open_table(PLACEHOLDERS)?;
-            tx.open_table(AUTHORIZATIONS)?;
-            tx.open_table(SANDBOXES)?;
-            tx.open_table(AUDIT)?;
-            tx.open_table(REMOVED_CONNECTORS)?;
-            tx.open_table(OUTBOX)?;
-            tx.open_table(CONNECT_LINKS)?;
-        }
-        Ok(tx.commit()?)
+        Ok(())
     }
 
-    fn load(&self) -> Result<(), VaultError> {
-        let tx = self.db.begin_read()?;
+    /// Reads every indexed table into a new index and puts it in place: at start, and
+    /// when changes from other replicas may have been missed.
+    pub(crate) fn load(&self) -> Result<(), VaultError> {
         let mut index = Index::default();
-        let connections = tx.open_table(CONNECTIONS)?;
-        for row in connections.iter()? {
-            let (k, v) = row?;
-            let key: Arc<str> = Arc::from(k.value());
-            let stored: StoredConnection = serde_json::from_slice(v.value())
-                .map_err(|_| VaultError::Corrupt(key.to_string()))?;
-            let credential = self.open_credential(&key, &stored)?;
+        for (k, v) in self.store.scan(Table::Connections)? {
+            let key: Arc<str> = Arc::from(k);
+            let (info, credential) = self.open_connection(&key, &v)?;
             index.credentials.insert(key.clone(), Arc::new(credential));
-            index.connections.insert(key, stored.info);
+            index.connections.insert(key, info);
         }
-        let placeholders = tx.open_table(PLACEHOLDERS)?;
-        for row in placeholders.iter()? {
-            let (k, v) = row?;
-            let hash =
-                parse_hex(k.value()).ok_or_else(|| VaultError::Corrupt(k.value().to_owned()))?;
-            let info: PlaceholderInfo = serde_json::from_slice(v.value())
-                .map_err(|_| VaultError::Corrupt(k.value().to_owned()))?;
-            index
-                .placeholders
-                .insert(hash, Arc::new(PlaceholderEntry::new(info)));
+        for (k, v) in self.store.scan(Table::Placeholders)? {
+            let (hash, entry) = open_placeholder(&k, &v)?;
+            index.placeholders.insert(hash, Arc::new(entry));
         }
-        index.sandboxes = self.load_sandboxes(&tx)?.into_iter().collect();
-        index.removed = Self::load_removed(&tx)?;
+        for (k, v) in self.store.scan(Table::Sandboxes)? {
+            let stored = open_sandbox(&k, &v)?;
+            index.sandboxes.insert(k, stored);
+        }
+        for (k, v) in self.store.scan(Table::RemovedConnectors)? {
+            index.removed.insert(k.clone(), open_removed(&k, &v)?);
+        }
         *self.write_credentials() = index;
         Ok(())
+    }
+
+    /// A stored connection record, opened: its info and its credential.
+    pub(crate) fn open_connection(
+        &self,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(ConnectionInfo, Credential), VaultError> {
+        let stored: StoredConnection =
+            serde_json::from_slice(value).map_err(|_| VaultError::Corrupt(key.to_owned()))?;
+        let credential = self.open_credential(key, &stored)?;
+        Ok((stored.info, credential))
     }
 
     fn open_credential(
@@ -254,9 +241,11 @@ impl Vault {
     }
 
     /// Seals `secret`, commits the connection record, then updates the index: the one
-    /// way a connection is written.
+    /// way a connection is written. `fenced`: the write ends a renewal this process
+    /// claimed, and must not land if it lost the claim (see `renewal`).
     pub(crate) fn put_connection(
         &self,
+        fenced: bool,
         info: ConnectionInfo,
         secret: &SealedSecret,
         credential: Credential,
@@ -272,11 +261,24 @@ impl Vault {
         })
         .map_err(|e| VaultError::Invalid(e.to_string()))?;
         let _w = self.lock_writer();
-        self.write(|tx| {
-            tx.open_table(CONNECTIONS)?
-                .insert(key.as_str(), record.as_slice())?;
-            Ok(())
-        })?;
+        match self.take_claim(&key).filter(|_| fenced) {
+            // A renewal: written only if this process still holds the lease and nobody
+            // wrote the row since it was claimed.
+            Some(version) => {
+                if !self
+                    .store
+                    .commit_renewal(&key, &self.holder, version, &record)?
+                {
+                    drop(_w);
+                    self.reread(Table::Connections, &key)?;
+                    return Err(VaultError::Superseded(info.id()));
+                }
+            }
+            None => {
+                self.store
+                    .commit(vec![Change::put(Table::Connections, key.as_str(), record)])?
+            }
+        }
         let key: Arc<str> = Arc::from(key);
         let mut index = self.write_credentials();
         index.credentials.insert(key.clone(), Arc::new(credential));
@@ -284,11 +286,9 @@ impl Vault {
         Ok(info)
     }
 
-    /// Readiness: the file still answers a read transaction.
+    /// Readiness: the store answers (and, shared, hears other replicas' changes).
     pub fn ping(&self) -> Result<(), VaultError> {
-        let tx = self.db.begin_read()?;
-        tx.open_table(META)?;
-        Ok(())
+        Ok(self.store.ping()?)
     }
 
     /// The connection's current credential, from memory.
@@ -346,7 +346,7 @@ impl Vault {
             status: ConnectionStatus::Connected,
             expires_at: None,
         };
-        self.put_connection(info, &secret, credential)
+        self.put_connection(false, info, &secret, credential)
     }
 
     /// Changes what people write on a connection (description, "connected as"); the
@@ -359,36 +359,39 @@ impl Vault {
         let key = id.key();
         let _w = self.lock_writer();
         let missing = || VaultError::NoConnection(id.clone());
-        let mut info = self
-            .read_index()
-            .connections
-            .get(key.as_str())
-            .cloned()
-            .ok_or_else(missing)?;
-        if let Some(d) = labels.description {
-            info.description = d;
+        // Read, change, and write back only over what was read: a renewal committed by
+        // another replica meanwhile is not undone (the edit is tried again over it).
+        for _ in 0..5 {
+            let row = self
+                .store
+                .get(Table::Connections, &key)?
+                .ok_or_else(missing)?;
+            let mut stored: StoredConnection =
+                serde_json::from_slice(&row).map_err(|_| VaultError::Corrupt(key.clone()))?;
+            if let Some(d) = labels.description.clone() {
+                stored.info.description = d;
+            }
+            if let Some(l) = labels.identity_label.clone() {
+                stored.info.identity_label = l;
+            }
+            let record =
+                serde_json::to_vec(&stored).map_err(|e| VaultError::Invalid(e.to_string()))?;
+            if self.store.swap(Table::Connections, &key, &row, &record)? {
+                let updated = stored.info.clone();
+                let credential = self.open_credential(&key, &stored)?;
+                let mut index = self.write_credentials();
+                index
+                    .credentials
+                    .insert(Arc::from(key.as_str()), Arc::new(credential));
+                index
+                    .connections
+                    .insert(Arc::from(key.as_str()), updated.clone());
+                return Ok(updated);
+            }
         }
-        if let Some(l) = labels.identity_label {
-            info.identity_label = l;
-        }
-        let updated = info.clone();
-        self.write(|tx| {
-            let mut table = tx.open_table(CONNECTIONS)?;
-            let sealed = {
-                let row = table.get(key.as_str())?.ok_or_else(missing)?;
-                let stored: StoredConnection = serde_json::from_slice(row.value())
-                    .map_err(|_| VaultError::Corrupt(key.clone()))?;
-                stored.sealed
-            };
-            let record = serde_json::to_vec(&StoredConnection { info, sealed })
-                .map_err(|e| VaultError::Invalid(e.to_string()))?;
-            table.insert(key.as_str(), record.as_slice())?;
-            Ok(())
-        })?;
-        self.write_index()
-            .connections
-            .insert(Arc::from(key.as_str()), updated.clone());
-        Ok(updated)
+        Err(VaultError::Invalid(
+            "the connection kept changing while it was being edited; try again".to_owned(),
+        ))
     }
 
     /// Removes a connection and every placeholder naming it, in one transaction.
@@ -399,10 +402,9 @@ impl Vault {
             return Ok(false);
         }
         let doomed = self.placeholders_where(|e| *e.conn_key == *key);
-        self.write(|tx| {
-            tx.open_table(CONNECTIONS)?.remove(key.as_str())?;
-            Self::delete_placeholders(tx, &doomed)
-        })?;
+        let mut changes = vec![Change::remove(Table::Connections, key.as_str())];
+        changes.extend(placeholder_removals(&doomed));
+        self.store.commit(changes)?;
         let mut index = self.write_credentials();
         index.connections.remove(key.as_str());
         index.credentials.remove(key.as_str());
@@ -469,11 +471,8 @@ impl Vault {
         };
         let hash = placeholder.hash();
         let record = serde_json::to_vec(&info).map_err(|e| VaultError::Invalid(e.to_string()))?;
-        self.write(|tx| {
-            tx.open_table(PLACEHOLDERS)?
-                .insert(hash.hex().as_str(), record.as_slice())?;
-            Ok(())
-        })?;
+        self.store
+            .commit(vec![Change::put(Table::Placeholders, hash.hex(), record)])?;
         let entry = Arc::new(PlaceholderEntry::new(info.clone()));
         self.write_index().placeholders.insert(hash, entry);
         Ok((placeholder, info))
@@ -489,7 +488,7 @@ impl Vault {
     /// Revokes the placeholder whose id (the hex SHA-256 the listing by id shows) this
     /// is: how the web UI revokes one it never saw.
     pub fn revoke_placeholder_id(&self, id: &str) -> Result<PlaceholderInfo, VaultError> {
-        let hash = parse_hex(id).ok_or(VaultError::NoPlaceholder)?;
+        let hash = PlaceholderHash::from_hex(id).ok_or(VaultError::NoPlaceholder)?;
         self.revoke_hash(hash)
     }
 
@@ -515,10 +514,8 @@ impl Vault {
             .get(&hash)
             .cloned()
             .ok_or(VaultError::NoPlaceholder)?;
-        self.write(|tx| {
-            tx.open_table(PLACEHOLDERS)?.remove(hash.hex().as_str())?;
-            Ok(())
-        })?;
+        self.store
+            .commit(vec![Change::remove(Table::Placeholders, hash.hex())])?;
         self.write_index().placeholders.remove(&hash);
         Ok(entry.info.clone())
     }
@@ -550,6 +547,9 @@ impl Vault {
     /// The hot path: memory only, no disk. Expired placeholders and placeholders whose
     /// connection is gone resolve to `None`.
     pub fn resolve(&self, hash: &PlaceholderHash, now_unix: i64) -> Option<Resolved> {
+        if !self.store.memory_current() {
+            self.read_through_placeholder(hash);
+        }
         let index = self.read_index();
         let placeholder = index.placeholders.get(hash)?.clone();
         if placeholder.info.expires_at.is_some_and(|e| e <= now_unix) {
@@ -560,6 +560,20 @@ impl Vault {
             placeholder,
             credential,
         })
+    }
+
+    /// The placeholder's row and its connection's, read from the store (see
+    /// [`Vault::read_through`]).
+    fn read_through_placeholder(&self, hash: &PlaceholderHash) {
+        self.read_through(&[(Table::Placeholders, &hash.hex())]);
+        let conn = self
+            .read_index()
+            .placeholders
+            .get(hash)
+            .map(|e| e.conn_key.clone());
+        if let Some(conn) = conn {
+            self.read_through(&[(Table::Connections, &conn)]);
+        }
     }
 
     /// Placeholders matching `doomed`, from the index: what a removal must take along.
@@ -574,18 +588,6 @@ impl Vault {
             .filter(|(_, e)| doomed(e))
             .map(|(h, _)| *h)
             .collect()
-    }
-
-    /// Deletes placeholder records inside a write transaction.
-    pub(crate) fn delete_placeholders(
-        tx: &WriteTransaction,
-        hashes: &[PlaceholderHash],
-    ) -> Result<(), VaultError> {
-        let mut table = tx.open_table(PLACEHOLDERS)?;
-        for h in hashes {
-            table.remove(h.hex().as_str())?;
-        }
-        Ok(())
     }
 
     // Index updates are plain map inserts and removes, which do not panic: a lock poisoned
@@ -630,27 +632,35 @@ impl Vault {
     pub(crate) fn lock_writer(&self) -> MutexGuard<'_, ()> {
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
 
-    pub(crate) fn write(
-        &self,
-        f: impl FnOnce(&WriteTransaction) -> Result<(), VaultError>,
-    ) -> Result<(), VaultError> {
-        self.write_with(true, f)
-    }
+/// The changes that delete these placeholders.
+pub(crate) fn placeholder_removals(hashes: &[PlaceholderHash]) -> impl Iterator<Item = Change> {
+    hashes
+        .iter()
+        .map(|h| Change::remove(Table::Placeholders, h.hex()))
+}
 
-    /// A write that syncs to disk only when `durable`; a later durable commit persists it.
-    pub(crate) fn write_with(
-        &self,
-        durable: bool,
-        f: impl FnOnce(&WriteTransaction) -> Result<(), VaultError>,
-    ) -> Result<(), VaultError> {
-        let mut tx = self.db.begin_write()?;
-        if !durable {
-            tx.set_durability(redb::Durability::None)?;
-        }
-        f(&tx)?;
-        Ok(tx.commit()?)
-    }
+/// A stored placeholder record, opened: its hash (the key) and its entry.
+pub(crate) fn open_placeholder(
+    key: &str,
+    value: &[u8],
+) -> Result<(PlaceholderHash, PlaceholderEntry), VaultError> {
+    let corrupt = || VaultError::Corrupt(format!("placeholders/{key}"));
+    let hash = PlaceholderHash::from_hex(key).ok_or_else(corrupt)?;
+    let info: PlaceholderInfo = serde_json::from_slice(value).map_err(|_| corrupt())?;
+    Ok((hash, PlaceholderEntry::new(info)))
+}
+
+pub(crate) fn open_sandbox(key: &str, value: &[u8]) -> Result<StoredSandbox, VaultError> {
+    serde_json::from_slice(value).map_err(|_| VaultError::Corrupt(format!("sandbox {key}")))
+}
+
+pub(crate) fn open_removed(key: &str, value: &[u8]) -> Result<i64, VaultError> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| VaultError::Corrupt(format!("removed_connectors/{key}")))
 }
 
 /// Associated data: the table and the record's key, so a sealed value cannot be moved.
@@ -660,15 +670,4 @@ pub(crate) fn aad(table: &str, key: &str) -> Vec<u8> {
     out.push(0);
     out.extend_from_slice(key.as_bytes());
     out
-}
-
-fn parse_hex(text: &str) -> Option<PlaceholderHash> {
-    if text.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(PlaceholderHash(out))
 }

@@ -1,8 +1,8 @@
 /// Everything the vault can refuse. Messages say what to do; none carries a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
-    #[error("vault storage failed: {0}; check the disk and the vault file's permissions")]
-    Storage(#[from] redb::Error),
+    #[error(transparent)]
+    Storage(#[from] crate::store::StoreError),
     #[error(
         "the master key does not open this vault; restore the key it was created with (or move the vault away to start empty)"
     )]
@@ -25,28 +25,12 @@ pub enum VaultError {
         .0.name, .0.connector, .0.owner
     )]
     NoConnection(crate::ConnectionId),
+    /// A renewal lost its claim: another replica wrote the connection meanwhile (its
+    /// tokens are in force), or the claim ran out.
+    #[error(
+        "connection `{0}` was changed by another egret replica while this one renewed it; the newer tokens are in force"
+    )]
+    Superseded(crate::ConnectionId),
     #[error("placeholder not found; it may have been revoked already")]
     NoPlaceholder,
 }
-
-/// Every redb error is a storage failure: `?` turns each kind into one.
-macro_rules! storage_from {
-    ($($kind:ty),* $(,)?) => {$(
-        impl From<$kind> for VaultError {
-            fn from(e: $kind) -> Self {
-                Self::Storage(e.into())
-            }
-        }
-    )*};
-}
-
-storage_from!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError,
-    redb::CompactionError,
-    redb::SavepointError,
-    redb::SetDurabilityError,
-);

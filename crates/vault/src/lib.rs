@@ -12,6 +12,7 @@
 //! return a secret except through [`Resolved`] to the proxy, and it knows nothing of HTTP.
 
 mod audit;
+mod changes;
 mod connectors;
 mod db;
 mod error;
@@ -22,10 +23,12 @@ mod oauth;
 mod outbox;
 mod placeholder;
 mod records;
+mod renewal;
 mod retained;
 mod rotate;
 mod sandboxes;
 mod seal;
+pub mod store;
 
 pub use audit::{AuditRecord, AuditWriter};
 pub use db::{PlaceholderEntry, Resolved, Vault};
@@ -42,7 +45,7 @@ pub use records::{
     Credential, Identity, Labels, Owner, PendingAuthorization, PlaceholderInfo, TokenSet,
     TokenUpdate,
 };
-pub use rotate::{Rotated, rotate_key};
+pub use rotate::{Rotated, rotate_key, rotate_store_key};
 pub use sandboxes::{SandboxIssue, random_token, sha256_hex, valid_sandbox_id};
 
 /// Current time in unix seconds, the unit of every timestamp the vault stores.

@@ -3,14 +3,14 @@
 //! for; a used ticket is remembered until it expires, so a second browser opening the
 //! same link is told it was used rather than that it never existed.
 
-use redb::ReadableTable;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::db::{CONNECT_LINKS, Vault};
+use crate::db::Vault;
 use crate::error::VaultError;
 use crate::names::{ConnectionName, Owner};
 use crate::sandboxes::sha256_hex;
+use crate::store::{Change, Table};
 
 /// Links kept at most (live or used, until they expire); the oldest go first.
 const KEEP: usize = 10_000;
@@ -60,28 +60,23 @@ impl Vault {
         })
         .map_err(|e| VaultError::Invalid(e.to_string()))?;
         let now = self.clock.unix();
-        self.write(|tx| {
-            let mut table = tx.open_table(CONNECT_LINKS)?;
-            let mut live = Vec::new();
-            let mut dead = Vec::new();
-            for r in table.iter()? {
-                let (k, v) = r?;
-                match serde_json::from_slice::<Stored>(v.value()) {
-                    Ok(s) if s.link.expires_at > now => {
-                        live.push((s.link.expires_at, k.value().to_owned()));
-                    }
-                    _ => dead.push(k.value().to_owned()),
-                }
+        let mut live = Vec::new();
+        let mut dead = Vec::new();
+        for (k, v) in self.store.scan(Table::ConnectLinks)? {
+            match serde_json::from_slice::<Stored>(&v) {
+                Ok(s) if s.link.expires_at > now => live.push((s.link.expires_at, k)),
+                _ => dead.push(k),
             }
-            live.sort();
-            let excess = (live.len() + 1).saturating_sub(KEEP);
-            dead.extend(live.into_iter().take(excess).map(|(_, k)| k));
-            for k in dead {
-                table.remove(k.as_str())?;
-            }
-            table.insert(key.as_str(), row.as_slice())?;
-            Ok(())
-        })
+        }
+        live.sort();
+        let excess = (live.len() + 1).saturating_sub(KEEP);
+        dead.extend(live.into_iter().take(excess).map(|(_, k)| k));
+        let mut changes: Vec<Change> = dead
+            .into_iter()
+            .map(|k| Change::remove(Table::ConnectLinks, k))
+            .collect();
+        changes.push(Change::put(Table::ConnectLinks, key, row));
+        Ok(self.store.commit(changes)?)
     }
 
     /// Opens a ticket: the link on first use (and marks it used, in the same
@@ -89,25 +84,24 @@ impl Vault {
     pub fn use_connect_link(&self, ticket: &str) -> Result<LinkUse, VaultError> {
         let key = sha256_hex(ticket);
         let now = self.clock.unix();
-        let mut found = LinkUse::Expired;
-        self.write(|tx| {
-            let mut table = tx.open_table(CONNECT_LINKS)?;
-            let stored = table
-                .get(key.as_str())?
-                .and_then(|v| serde_json::from_slice::<Stored>(v.value()).ok());
-            let Some(mut s) = stored.filter(|s| s.link.expires_at > now) else {
-                return Ok(());
-            };
-            if s.used {
-                found = LinkUse::Used;
-                return Ok(());
-            }
-            s.used = true;
-            let row = serde_json::to_vec(&s).map_err(|e| VaultError::Invalid(e.to_string()))?;
-            table.insert(key.as_str(), row.as_slice())?;
-            found = LinkUse::Fresh(s.link);
-            Ok(())
-        })?;
-        Ok(found)
+        // Marked used only over the row read: of two browsers opening it at once (on
+        // two replicas, perhaps), one gets the link.
+        let Some(row) = self.store.get(Table::ConnectLinks, &key)? else {
+            return Ok(LinkUse::Expired);
+        };
+        let stored = serde_json::from_slice::<Stored>(&row).ok();
+        let Some(mut s) = stored.filter(|s| s.link.expires_at > now) else {
+            return Ok(LinkUse::Expired);
+        };
+        if s.used {
+            return Ok(LinkUse::Used);
+        }
+        s.used = true;
+        let new = serde_json::to_vec(&s).map_err(|e| VaultError::Invalid(e.to_string()))?;
+        if self.store.swap(Table::ConnectLinks, &key, &row, &new)? {
+            Ok(LinkUse::Fresh(s.link))
+        } else {
+            Ok(LinkUse::Used)
+        }
     }
 }

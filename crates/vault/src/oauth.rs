@@ -1,17 +1,17 @@
 //! OAuth state in the vault: token pairs of connections, and authorizations a user has
 //! started but not finished. The protocol itself lives in `egret-oauth`.
 
-use redb::ReadableTable;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::db::{AUTHORIZATIONS, SealedSecret, Vault, aad};
+use crate::db::{SealedSecret, Vault, aad};
 use crate::error::VaultError;
 use crate::records::{
     ConnectionId, ConnectionInfo, ConnectionKind, ConnectionName, ConnectionStatus, Credential,
     Owner, PendingAuthorization, TokenSet, TokenUpdate,
 };
+use crate::store::{Change, Table};
 
 /// Pending authorizations kept at most; the oldest are dropped first. Bounds what an
 /// admin-token holder starting authorizations in a loop can make the vault hold.
@@ -120,6 +120,7 @@ impl Vault {
                 .map(|r| r.expose_secret().to_owned()),
             api_key: None,
         };
+        let fenced = update == TokenUpdate::Refreshed;
         let credential = Credential {
             secret: tokens.access_token,
             refresh_token: tokens.refresh_token,
@@ -127,7 +128,7 @@ impl Vault {
             status: ConnectionStatus::Connected,
             expires_at: tokens.expires_at,
         };
-        self.put_connection(info, &secret, credential)
+        self.put_connection(fenced, info, &secret, credential)
     }
 
     /// Marks a connection as needing the user to authorize again (its grant was revoked
@@ -151,7 +152,9 @@ impl Vault {
             status: ConnectionStatus::NeedsReauth,
             expires_at: info.expires_at,
         };
-        self.put_connection(info, &secret, credential)
+        // Fenced when it ends a claimed renewal: a grant another replica has just
+        // renewed is not marked dead on the strength of the old refresh token.
+        self.put_connection(true, info, &secret, credential)
     }
 
     /// Remembers an authorization until its callback, under the hash of its `state`.
@@ -167,28 +170,24 @@ impl Vault {
         );
         let sealed = self.sealer.seal(&aad("authorizations", &key), &plain);
         let at = self.clock.unix();
-        let _w = self.lock_writer();
-        self.write(|tx| {
-            let mut table = tx.open_table(AUTHORIZATIONS)?;
-            // Drop what has expired, then the oldest beyond the cap.
-            let mut live = Vec::new();
-            let mut dead = Vec::new();
-            for row in table.iter()? {
-                let (k, v) = row?;
-                match self.open_pending(k.value(), v.value()) {
-                    Some(p) if p.expires_at > at => live.push((p.expires_at, k.value().to_owned())),
-                    _ => dead.push(k.value().to_owned()),
-                }
+        // Drop what has expired, then the oldest beyond the cap.
+        let mut live = Vec::new();
+        let mut dead = Vec::new();
+        for (k, v) in self.store.scan(Table::Authorizations)? {
+            match self.open_pending(&k, &v) {
+                Some(p) if p.expires_at > at => live.push((p.expires_at, k)),
+                _ => dead.push(k),
             }
-            live.sort();
-            let excess = (live.len() + 1).saturating_sub(PENDING_KEEP);
-            dead.extend(live.into_iter().take(excess).map(|(_, k)| k));
-            for k in dead {
-                table.remove(k.as_str())?;
-            }
-            table.insert(key.as_str(), sealed.as_slice())?;
-            Ok(())
-        })
+        }
+        live.sort();
+        let excess = (live.len() + 1).saturating_sub(PENDING_KEEP);
+        dead.extend(live.into_iter().take(excess).map(|(_, k)| k));
+        let mut changes: Vec<Change> = dead
+            .into_iter()
+            .map(|k| Change::remove(Table::Authorizations, k))
+            .collect();
+        changes.push(Change::put(Table::Authorizations, key, sealed));
+        Ok(self.store.commit(changes)?)
     }
 
     /// Takes the authorization started with `state`, removing it in the same
@@ -198,14 +197,10 @@ impl Vault {
         state: &str,
     ) -> Result<Option<PendingAuthorization>, VaultError> {
         let key = state_key(&SecretString::from(state));
-        let _w = self.lock_writer();
-        let mut found = None;
-        self.write(|tx| {
-            let mut table = tx.open_table(AUTHORIZATIONS)?;
-            let removed = table.remove(key.as_str())?;
-            found = removed.and_then(|v| self.open_pending(&key, v.value()));
-            Ok(())
-        })?;
+        let found = self
+            .store
+            .take(Table::Authorizations, &key)?
+            .and_then(|v| self.open_pending(&key, &v));
         Ok(found
             .filter(|p| p.expires_at > self.clock.unix())
             .map(|p| p.opened()))
@@ -222,27 +217,24 @@ impl Vault {
     ) -> Result<Option<String>, VaultError> {
         let key = state_key(&SecretString::from(state));
         let now = self.clock.unix();
-        let _w = self.lock_writer();
-        let mut vendor_url = None;
-        self.write(|tx| {
-            let mut table = tx.open_table(AUTHORIZATIONS)?;
-            let found = table
-                .get(key.as_str())?
-                .and_then(|v| self.open_pending(&key, v.value()));
-            let Some(mut pending) = found.filter(|p| p.expires_at > now && p.binding.is_none())
-            else {
-                return Ok(());
-            };
-            pending.binding = Some(binding_sha256.to_owned());
-            let plain = Zeroizing::new(
-                serde_json::to_vec(&pending).map_err(|e| VaultError::Invalid(e.to_string()))?,
-            );
-            let sealed = self.sealer.seal(&aad("authorizations", &key), &plain);
-            table.insert(key.as_str(), sealed.as_slice())?;
-            vendor_url = pending.vendor_url.clone();
-            Ok(())
-        })?;
-        Ok(vendor_url)
+        // Read, then write back only over what was read: of two browsers opening the
+        // same start link at once (on two replicas, perhaps), one binds it.
+        let Some(row) = self.store.get(Table::Authorizations, &key)? else {
+            return Ok(None);
+        };
+        let found = self.open_pending(&key, &row);
+        let Some(mut pending) = found.filter(|p| p.expires_at > now && p.binding.is_none()) else {
+            return Ok(None);
+        };
+        pending.binding = Some(binding_sha256.to_owned());
+        let plain = Zeroizing::new(
+            serde_json::to_vec(&pending).map_err(|e| VaultError::Invalid(e.to_string()))?,
+        );
+        let sealed = self.sealer.seal(&aad("authorizations", &key), &plain);
+        let bound = self
+            .store
+            .swap(Table::Authorizations, &key, &row, &sealed)?;
+        Ok(bound.then(|| pending.vendor_url.clone()).flatten())
     }
 
     fn open_pending(&self, key: &str, sealed: &[u8]) -> Option<SealedPending> {

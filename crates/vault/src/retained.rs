@@ -2,10 +2,9 @@
 //! come back or their retention ends: a half-saved file or a branch switch must not
 //! erase users' grants. Only the time each was found gone is stored; nothing secret.
 
-use redb::ReadableTable;
-
-use crate::db::{REMOVED_CONNECTORS, Vault};
+use crate::db::Vault;
 use crate::error::VaultError;
+use crate::store::{Change, Table};
 
 impl Vault {
     /// Notes that connector `id` left the policy at `at` (unix seconds). An earlier note
@@ -15,10 +14,11 @@ impl Vault {
         if self.read_index().removed.contains_key(id) {
             return Ok(false);
         }
-        self.write(|tx| {
-            tx.open_table(REMOVED_CONNECTORS)?.insert(id, at)?;
-            Ok(())
-        })?;
+        self.store.commit(vec![Change::put(
+            Table::RemovedConnectors,
+            id,
+            at.to_string().into_bytes(),
+        )])?;
         self.write_index().removed.insert(id.to_owned(), at);
         Ok(true)
     }
@@ -30,10 +30,8 @@ impl Vault {
         let Some(at) = self.read_index().removed.get(id).copied() else {
             return Ok(None);
         };
-        self.write(|tx| {
-            tx.open_table(REMOVED_CONNECTORS)?.remove(id)?;
-            Ok(())
-        })?;
+        self.store
+            .commit(vec![Change::remove(Table::RemovedConnectors, id)])?;
         self.write_index().removed.remove(id);
         Ok(Some(at))
     }
@@ -61,17 +59,5 @@ impl Vault {
             .values()
             .map(|p| p.info.connector.clone());
         connections.chain(placeholders).collect()
-    }
-
-    pub(crate) fn load_removed(
-        tx: &redb::ReadTransaction,
-    ) -> Result<std::collections::BTreeMap<String, i64>, VaultError> {
-        let table = tx.open_table(REMOVED_CONNECTORS)?;
-        let mut out = std::collections::BTreeMap::new();
-        for row in table.iter()? {
-            let (k, v) = row?;
-            out.insert(k.value().to_owned(), v.value());
-        }
-        Ok(out)
     }
 }

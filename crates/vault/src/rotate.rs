@@ -1,16 +1,15 @@
-//! Master key rotation: every sealed value re-sealed under a new key in one write
-//! transaction, so a crash leaves the vault wholly under the old key or wholly under
-//! the new one, never a mix.
+//! Master key rotation: every sealed value re-sealed under a new key in one commit, so a
+//! crash leaves the vault wholly under the old key or wholly under the new one, never a
+//! mix. Works on either store.
 
 use std::path::Path;
 
-use redb::{Database, ReadableTable};
-
-use crate::db::{AUTHORIZATIONS, CONNECTIONS, CONNECTORS, KEY_CHECK, META, aad};
+use crate::db::{KEY_CHECK, aad};
 use crate::error::VaultError;
 use crate::key::MasterKey;
 use crate::records::StoredConnection;
 use crate::seal::Sealer;
+use crate::store::{Change, RedbStore, Store, StoreError, Table};
 
 /// How many records a rotation re-sealed, by table.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -23,9 +22,20 @@ pub struct Rotated {
 /// Re-seals the vault at `path` from `old` to `new`. The vault must not be open
 /// elsewhere (redb locks the file: a running `egret serve` makes this fail).
 pub fn rotate_key(path: &Path, old: &MasterKey, new: &MasterKey) -> Result<Rotated, VaultError> {
-    // Opening checks that `old` is this vault's key before anything is written.
-    drop(crate::Vault::open(path, old)?);
-    let db = Database::open(path)?;
+    let store = RedbStore::open(path).map_err(|e| match e {
+        StoreError::InUse => VaultError::InUse,
+        other => other.into(),
+    })?;
+    rotate_store_key(&store, old, new)
+}
+
+/// Re-seals every sealed value in `store` from `old` to `new`, in one commit. `old` must
+/// open the store's key check; nothing is written otherwise.
+pub fn rotate_store_key(
+    store: &dyn Store,
+    old: &MasterKey,
+    new: &MasterKey,
+) -> Result<Rotated, VaultError> {
     let (from, to) = (Sealer::new(old), Sealer::new(new));
     let reseal = |table: &str, key: &str, sealed: &[u8]| -> Result<Vec<u8>, VaultError> {
         let plain = from
@@ -33,54 +43,43 @@ pub fn rotate_key(path: &Path, old: &MasterKey, new: &MasterKey) -> Result<Rotat
             .ok_or_else(|| VaultError::Corrupt(format!("{table}/{key}")))?;
         Ok(to.seal(&aad(table, key), &plain))
     };
+    let stamp = store
+        .get(Table::Meta, KEY_CHECK)?
+        .ok_or(VaultError::WrongKey)?;
+    if from.open(&aad("meta", KEY_CHECK), &stamp).is_none() {
+        return Err(VaultError::WrongKey);
+    }
     let mut rotated = Rotated::default();
-    let tx = db.begin_write()?;
-    {
-        let mut meta = tx.open_table(META)?;
-        let stamp = meta
-            .get(KEY_CHECK)?
-            .map(|v| v.value().to_vec())
-            .ok_or(VaultError::WrongKey)?;
-        meta.insert(KEY_CHECK, reseal("meta", KEY_CHECK, &stamp)?.as_slice())?;
-
-        for (name, table, count) in [
-            ("connectors", CONNECTORS, &mut rotated.connectors),
-            (
-                "authorizations",
-                AUTHORIZATIONS,
-                &mut rotated.authorizations,
-            ),
-        ] {
-            let mut t = tx.open_table(table)?;
-            let rows = all_rows(&t)?;
-            for (k, v) in rows {
-                t.insert(k.as_str(), reseal(name, &k, &v)?.as_slice())?;
-                *count += 1;
-            }
-        }
-
-        let mut t = tx.open_table(CONNECTIONS)?;
-        for (k, v) in all_rows(&t)? {
-            let mut stored: StoredConnection =
-                serde_json::from_slice(&v).map_err(|_| VaultError::Corrupt(k.clone()))?;
-            stored.sealed = reseal("connections", &k, &stored.sealed)?;
-            let record =
-                serde_json::to_vec(&stored).map_err(|e| VaultError::Invalid(e.to_string()))?;
-            t.insert(k.as_str(), record.as_slice())?;
-            rotated.connections += 1;
+    let mut changes = Vec::new();
+    for (k, v) in store.scan(Table::Meta)? {
+        // Every meta value is sealed (the key check, a shared store's CA).
+        changes.push(Change::put(
+            Table::Meta,
+            k.as_str(),
+            reseal("meta", &k, &v)?,
+        ));
+    }
+    for (table, count) in [
+        (Table::Connectors, &mut rotated.connectors),
+        (Table::Authorizations, &mut rotated.authorizations),
+    ] {
+        for (k, v) in store.scan(table)? {
+            changes.push(Change::put(
+                table,
+                k.as_str(),
+                reseal(table.name(), &k, &v)?,
+            ));
+            *count += 1;
         }
     }
-    tx.commit()?;
+    for (k, v) in store.scan(Table::Connections)? {
+        let mut stored: StoredConnection =
+            serde_json::from_slice(&v).map_err(|_| VaultError::Corrupt(k.clone()))?;
+        stored.sealed = reseal("connections", &k, &stored.sealed)?;
+        let record = serde_json::to_vec(&stored).map_err(|e| VaultError::Invalid(e.to_string()))?;
+        changes.push(Change::put(Table::Connections, k.as_str(), record));
+        rotated.connections += 1;
+    }
+    store.commit(changes)?;
     Ok(rotated)
-}
-
-fn all_rows<T: ReadableTable<&'static str, &'static [u8]>>(
-    table: &T,
-) -> Result<Vec<(String, Vec<u8>)>, VaultError> {
-    let mut out = Vec::new();
-    for row in table.iter()? {
-        let (k, v) = row?;
-        out.push((k.value().to_owned(), v.value().to_vec()));
-    }
-    Ok(out)
 }

@@ -4,15 +4,15 @@
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
-use redb::ReadableTable;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use subtle::ConstantTimeEq;
 
-use crate::db::{SANDBOXES, Vault};
+use crate::db::{Vault, placeholder_removals};
 use crate::error::VaultError;
 use crate::records::{SandboxInfo, StoredSandbox};
+use crate::store::{Change, Table};
 
 /// `[a-z0-9-_]{1,64}`: safe in URLs, logs and the userinfo of a proxy URL.
 pub fn valid_sandbox_id(id: &str) -> bool {
@@ -91,11 +91,8 @@ impl Vault {
         };
         let record = serde_json::to_vec(&stored).map_err(|e| VaultError::Invalid(e.to_string()))?;
         let _w = self.lock_writer();
-        self.write(|tx| {
-            tx.open_table(SANDBOXES)?
-                .insert(id.as_str(), record.as_slice())?;
-            Ok(())
-        })?;
+        self.store
+            .commit(vec![Change::put(Table::Sandboxes, id.as_str(), record)])?;
         self.write_index().sandboxes.insert(id, stored);
         Ok((info, secret))
     }
@@ -114,10 +111,9 @@ impl Vault {
             return Ok(false);
         }
         let doomed = self.placeholders_where(|e| e.info.sandbox.as_deref() == Some(id));
-        self.write(|tx| {
-            tx.open_table(SANDBOXES)?.remove(id)?;
-            Self::delete_placeholders(tx, &doomed)
-        })?;
+        let mut changes = vec![Change::remove(Table::Sandboxes, id)];
+        changes.extend(placeholder_removals(&doomed));
+        self.store.commit(changes)?;
         let mut index = self.write_index();
         index.sandboxes.remove(id);
         for h in &doomed {
@@ -134,6 +130,7 @@ impl Vault {
         secret: &str,
         now_unix: i64,
     ) -> Option<SandboxIssue> {
+        self.read_through(&[(Table::Sandboxes, id)]);
         let index = self.read_index();
         let s = index.sandboxes.get(id)?;
         if s.info.expires_at.is_some_and(|e| e <= now_unix) {
@@ -150,24 +147,10 @@ impl Vault {
     /// neither revoked, expired, nor issued new credentials since. The proxy asks on
     /// every request inside a tunnel, so revocation reaches open tunnels.
     pub fn sandbox_still_valid(&self, id: &str, issue: &SandboxIssue, now_unix: i64) -> bool {
+        self.read_through(&[(Table::Sandboxes, id)]);
         let index = self.read_index();
         index.sandboxes.get(id).is_some_and(|s| {
             s.info.expires_at.is_none_or(|e| e > now_unix) && s.secret_sha256 == issue.0
         })
-    }
-
-    pub(crate) fn load_sandboxes(
-        &self,
-        tx: &redb::ReadTransaction,
-    ) -> Result<Vec<(String, StoredSandbox)>, VaultError> {
-        let table = tx.open_table(SANDBOXES)?;
-        let mut out = Vec::new();
-        for row in table.iter()? {
-            let (k, v) = row?;
-            let stored: StoredSandbox = serde_json::from_slice(v.value())
-                .map_err(|_| VaultError::Corrupt(format!("sandbox {}", k.value())))?;
-            out.push((k.value().to_owned(), stored));
-        }
-        Ok(out)
     }
 }

@@ -53,7 +53,12 @@ pub const EXPIRED_RETRY_EVERY: Duration = Duration::from_secs(1);
 /// get the operator's OAuth app rate-limited) at its request rate.
 pub const FORCED_RENEWAL_EVERY: Duration = Duration::from_secs(30);
 /// How often a broker looks whether another replica's renewal has been committed.
-const CLAIM_POLL: Duration = Duration::from_millis(200);
+const CLAIM_POLL: Duration = Duration::from_millis(50);
+/// How long a waiter watches for another replica's commit before claiming again.
+const CLAIM_AGAIN_AFTER: Duration = Duration::from_secs(1);
+/// A renewal lease outlasts the token endpoint's timeout by this much: the holder has
+/// committed or given up before anyone else may claim.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
 /// What a caller needs from [`Broker::fresh`].
 pub enum Need {
@@ -227,10 +232,25 @@ impl Broker {
             self.give_up(conn, why).await;
             return Err(TokenError::NeedsReauth);
         }
-        match self.claim(conn).await? {
-            Claim::Granted => {}
-            Claim::HeldElsewhere => {
-                return self.await_other(conn, current, settings.timeout).await;
+        // Across replicas: one renews, the others wait for its commit (and take over
+        // when its lease runs out without one).
+        let lease = settings.timeout + LEASE_MARGIN;
+        let patience = clock.instant() + lease + settings.timeout;
+        loop {
+            match self.claim(conn, lease).await? {
+                Claim::Granted => break,
+                Claim::HeldElsewhere => {}
+            }
+            if let Some(outcome) = self.await_other(conn, &current).await {
+                return outcome;
+            }
+            if clock.instant() >= patience {
+                let why = "another egret replica is renewing this token and has not finished";
+                return usable_or(
+                    current,
+                    TokenError::Unreachable(why.to_owned()),
+                    clock.unix(),
+                );
             }
         }
         let this = self.clone();
@@ -249,44 +269,65 @@ impl Broker {
     }
 
     /// Asks the store whether this egret renews the connection now.
-    async fn claim(&self, conn: &ConnectionId) -> Result<Claim, TokenError> {
+    async fn claim(&self, conn: &ConnectionId, lease: Duration) -> Result<Claim, TokenError> {
         let store = self.inner.store.clone();
         let c = conn.clone();
-        tokio::task::spawn_blocking(move || store.claim_renewal(&c))
+        tokio::task::spawn_blocking(move || store.claim_renewal(&c, lease))
             .await
             .map_err(|_| TokenError::Store("the store stopped".to_owned()))?
             .map_err(|e| self.store_error(&e))
     }
 
-    /// Another egret is renewing: waits (at most `patience`) for the credential it
-    /// commits, then shares it; the current one meanwhile when it is still valid.
+    /// Another egret is renewing: waits a moment for the credential it commits (memory
+    /// hears of it), and shares it. `None`: nothing yet; claim again (its lease may have
+    /// run out).
     async fn await_other(
         &self,
         conn: &ConnectionId,
-        current: Arc<Credential>,
-        patience: Duration,
-    ) -> Result<Arc<Credential>, TokenError> {
+        current: &Arc<Credential>,
+    ) -> Option<Result<Arc<Credential>, TokenError>> {
         let clock = &self.inner.clock;
-        let deadline = clock.instant() + patience;
+        let deadline = clock.instant() + CLAIM_AGAIN_AFTER;
         while clock.instant() < deadline {
             tokio::time::sleep(CLAIM_POLL).await;
             match self.inner.store.credential(conn) {
-                Some(c) if !Arc::ptr_eq(&c, &current) => {
-                    return match c.status {
+                Some(c) if !Arc::ptr_eq(&c, current) => {
+                    return Some(match c.status {
                         ConnectionStatus::NeedsReauth => Err(TokenError::NeedsReauth),
                         ConnectionStatus::Connected => Ok(c),
-                    };
+                    });
                 }
                 Some(_) => {}
-                None => return Err(TokenError::NotConnected),
+                None => return Some(Err(TokenError::NotConnected)),
             }
         }
-        let why = "another egret replica is renewing this token and has not finished";
-        usable_or(
-            current,
-            TokenError::Unreachable(why.to_owned()),
-            clock.unix(),
-        )
+        None
+    }
+
+    /// Whether another replica committed a newer credential than `current` (read from
+    /// the store, not memory): asked before an `invalid_grant` is believed, because the
+    /// refresh token just refused may be one another replica rotated a moment ago.
+    async fn newer_elsewhere(
+        &self,
+        conn: &ConnectionId,
+        current: &Arc<Credential>,
+    ) -> Option<Arc<Credential>> {
+        let store = self.inner.store.clone();
+        let c = conn.clone();
+        let stored = tokio::task::spawn_blocking(move || store.reread(&c))
+            .await
+            .ok()
+            .flatten()?;
+        use secrecy::ExposeSecret as _;
+        let moved = stored.secret.expose_secret() != current.secret.expose_secret();
+        (moved && stored.status == ConnectionStatus::Connected).then_some(stored)
+    }
+
+    /// Gives the renewal lease back (off the async threads).
+    async fn release(&self, conn: &ConnectionId) {
+        let store = self.inner.store.clone();
+        let c = conn.clone();
+        let _ = tokio::task::spawn_blocking(move || store.release_renewal(&c)).await;
     }
 
     /// Runs one renewal while holding the connection's lock, and records its outcome.
@@ -347,6 +388,15 @@ impl Broker {
                 Ok(credential)
             }
             Err(TokenError::InvalidGrant(why)) => {
+                if let Some(newer) = self.newer_elsewhere(conn, current).await {
+                    self.release(conn).await;
+                    tracing::info!(connection = %conn, "refresh token refused, but another replica had just renewed it; using its token");
+                    *guard = Renewal {
+                        renewed_at: Some(clock.instant()),
+                        ..Renewal::default()
+                    };
+                    return Ok(newer);
+                }
                 // Not failing for a passing reason: the listing says needs_reauth.
                 self.set_failing(conn, None);
                 let why = health::sanitized(&why, &secrets_of(current));
@@ -356,6 +406,7 @@ impl Broker {
                 Err(TokenError::InvalidGrant(why))
             }
             Err(e) => {
+                self.release(conn).await;
                 let store = self.inner.store.clone();
                 let (c, why) = (conn.clone(), e.to_string());
                 // Off the async threads; the outcome of writing it only matters to the log.
@@ -429,11 +480,28 @@ impl Broker {
             .identity
             .as_ref()
             .and_then(egret_vault::Identity::label);
-        let credential =
+        let committed =
             tokio::task::spawn_blocking(move || store.commit_tokens(&c, tokens, update, data))
                 .await
-                .map_err(|_| TokenError::Store("the store write stopped".to_owned()))?
-                .map_err(|e| self.store_error(&e))?;
+                .map_err(|_| TokenError::Store("the store write stopped".to_owned()))?;
+        let credential = match committed {
+            Ok(c) => c,
+            // Another replica wrote the connection while this one renewed it: its
+            // tokens are in force (this one's new refresh token is dropped unused).
+            Err(egret_vault::VaultError::Superseded(_)) => {
+                tracing::info!(connection = %conn, "another replica changed this connection during the renewal; using its tokens");
+                let now = self
+                    .inner
+                    .store
+                    .credential(conn)
+                    .ok_or(TokenError::NotConnected)?;
+                return match now.status {
+                    ConnectionStatus::NeedsReauth => Err(TokenError::NeedsReauth),
+                    ConnectionStatus::Connected => Ok(now),
+                };
+            }
+            Err(e) => return Err(self.store_error(&e)),
+        };
         if update == TokenUpdate::Authorized {
             self.set_failing(conn, None);
             let reason = match identity {

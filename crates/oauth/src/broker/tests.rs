@@ -137,7 +137,7 @@ impl TokenStore for MemoryStore {
         all.values().map(|(i, _)| i.clone()).collect()
     }
 
-    fn claim_renewal(&self, _: &ConnectionId) -> Result<Claim, VaultError> {
+    fn claim_renewal(&self, _: &ConnectionId, _: std::time::Duration) -> Result<Claim, VaultError> {
         Ok(if self.held_elsewhere.load(Ordering::SeqCst) {
             Claim::HeldElsewhere
         } else {

@@ -223,7 +223,7 @@ fn write_loop(vault: &Vault, shared: &Shared) {
             vault.store_lines(&batch, durable, RETENTION).map(|_| ())
         } else if durable {
             // Nothing new, but earlier events wait for their sync.
-            vault.write_with(true, |_| Ok(()))
+            vault.store.commit(Vec::new()).map_err(Into::into)
         } else {
             Ok(())
         };
