@@ -166,6 +166,19 @@ pub enum VaultCommand {
     /// Re-seal every record under a new master key, in one transaction, and replace the
     /// key file (`vault.master_key` must be `${file:PATH}`). Stop `egret serve` first.
     RotateKey,
+    /// Copy this redb vault (every record, the CA from `ca.dir`, the audit log, webhook
+    /// deliveries owed) into an empty PostgreSQL database, and verify the copy. Stop
+    /// `egret serve` first; then point `vault` at the database (`backend: postgres`).
+    Migrate {
+        /// The target database, `postgres://user@host:5432/db` (`?sslmode=require` for TLS).
+        #[arg(
+            long,
+            env = "EGRET_MIGRATE_TO",
+            value_name = "URL",
+            hide_env_values = true
+        )]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]

@@ -38,6 +38,7 @@ mod client;
 mod commands;
 mod config;
 mod log_writer;
+mod migrate;
 mod output;
 mod sandbox_env;
 mod serve;

@@ -69,6 +69,16 @@ pub async fn run(config: &Path, args: &ServeArgs) -> Result<()> {
         clock: egret_clock::Clock::system(),
     })?;
 
+    // Replicas sharing a database: another's change to the API connectors puts a new
+    // policy in force here too, and every change reaches this replica's memory.
+    let l = lifecycle.clone();
+    vault.on_connectors_changed(move || {
+        if let Err(e) = l.refresh() {
+            warn!(error = %e, "cannot install another replica's connector change; it takes effect at the next change");
+        }
+    });
+    vault.watch_changes();
+
     let watched =
         (config != Path::new(DEFAULT_CONFIG) || config.exists()).then(|| config.to_owned());
     let workers = args

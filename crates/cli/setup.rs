@@ -4,8 +4,9 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use egret_policy::{Policy, SecretRef};
+use egret_policy::{Policy, SecretRef, VaultBackend};
 use egret_tls::{CaOrigin, CertificateAuthority};
+use egret_vault::store::Store as _;
 use egret_vault::{MasterKey, Vault, VaultError};
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -21,7 +22,10 @@ pub struct Opened {
 }
 
 pub fn open_everything(policy: &Policy) -> Result<Opened> {
-    let key = master_key(policy)?;
+    if let VaultBackend::Postgres { .. } = &policy.vault.backend {
+        return open_shared(policy);
+    }
+    let key = master_key(policy, policy.vault.path.exists())?;
     let vault_path = &policy.vault.path;
     let existed = vault_path.exists();
     create_parent(vault_path)?;
@@ -85,7 +89,106 @@ pub fn ca_limits(policy: &Policy) -> Result<Vec<String>> {
     Ok(domains)
 }
 
-fn master_key(policy: &Policy) -> Result<MasterKey> {
+/// The vault on PostgreSQL, shared by replicas: the CA is kept in it (sealed) so every
+/// replica issues leaves from the same one, and only the database URL and the master
+/// key are needed to start another.
+fn open_shared(policy: &Policy) -> Result<Opened> {
+    let store = open_postgres(policy)?;
+    let stamped = store
+        .get(egret_vault::store::Table::Meta, "key_check")
+        .context("cannot read the vault database")?
+        .is_some();
+    let key = master_key(policy, stamped)?;
+    let place = store.describe();
+    let opened = match Vault::open_store(Box::new(store), &key) {
+        // A rotation that re-sealed the database but did not get to replace the key
+        // file: the pending key opens it, and the rename is finished now.
+        Err(VaultError::WrongKey) => match pending_key(policy) {
+            Some((pending_path, key_file, new)) => {
+                let store = open_postgres(policy)?;
+                let vault = Vault::open_store(Box::new(store), &new);
+                if vault.is_ok() {
+                    std::fs::rename(&pending_path, &key_file).with_context(|| {
+                        format!(
+                            "cannot move {} to {}",
+                            pending_path.display(),
+                            key_file.display()
+                        )
+                    })?;
+                    info!(path = %key_file.display(), "finished an interrupted master key rotation");
+                }
+                vault
+            }
+            None => Err(VaultError::WrongKey),
+        },
+        other => other,
+    };
+    let vault = opened.map_err(|e| match e {
+        VaultError::WrongKey => anyhow::anyhow!(
+            "the master key {} does not open the vault in {place}; every replica needs the key the first one was started with (nothing was changed)",
+            policy.vault.master_key
+        ),
+        other => anyhow::anyhow!("cannot open the vault in {place}: {other}"),
+    })?;
+    info!(store = %place, "opened the vault database");
+    let admin_token = admin_token(policy)?;
+    let ca = shared_ca(policy, &vault)?;
+    Ok(Opened {
+        vault,
+        ca,
+        admin_token,
+    })
+}
+
+/// Connects to the vault database `vault.url` names (a secret reference: it may hold a
+/// password), creating or migrating its schema.
+pub fn open_postgres(policy: &Policy) -> Result<egret_postgres::PgStore> {
+    let VaultBackend::Postgres { url, ca_file } = &policy.vault.backend else {
+        bail!("the vault is not on PostgreSQL (vault.backend)");
+    };
+    let text = read_secret(url)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "vault.url {url} is not set; export it (e.g. postgres://egret@db:5432/egret) or point it at a file"
+        )
+    })?;
+    egret_postgres::PgStore::connect(text.expose_secret(), ca_file.as_deref())
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("cannot open the vault database (nothing was changed)")
+}
+
+/// The CA every replica shares, sealed in the vault; created by the first replica to
+/// start. Its certificate (public) is also written to `ca.dir` for sandboxes to trust.
+fn shared_ca(policy: &Policy, vault: &Vault) -> Result<CertificateAuthority> {
+    let limits = ca_limits(policy)?;
+    let (bundle, created) = vault.shared_secret("ca", || {
+        let (cert, key) = CertificateAuthority::generate(&limits)
+            .map_err(|e| VaultError::Invalid(e.to_string()))?;
+        let json = serde_json::json!({ "cert": cert, "key": key.as_str() });
+        Ok(zeroize::Zeroizing::new(json.to_string().into_bytes()))
+    })?;
+    let parsed: serde_json::Value =
+        serde_json::from_slice(&bundle).context("the CA stored in the vault is unreadable")?;
+    let origin = Path::new("vault meta/ca");
+    let (Some(cert), Some(key)) = (parsed["cert"].as_str(), parsed["key"].as_str()) else {
+        bail!("the CA stored in the vault is incomplete; restore the database from a backup");
+    };
+    let ca = CertificateAuthority::from_pem(cert, key, origin)?;
+    let cert_path = policy.ca.dir.join(egret_tls::CA_CERT_FILE);
+    std::fs::create_dir_all(&policy.ca.dir)
+        .with_context(|| format!("cannot create {}", policy.ca.dir.display()))?;
+    let _ = std::fs::remove_file(&cert_path);
+    egret_tls::write_new(&cert_path, cert.as_bytes(), 0o644)?;
+    if created {
+        info!(cert = %cert_path.display(), "created the interception CA in the vault database; sandboxes must trust this certificate");
+    } else {
+        info!(cert = %cert_path.display(), "loaded the interception CA from the vault database");
+    }
+    Ok(ca)
+}
+
+/// The master key; `vault_exists`: a vault is already stamped with one, so a missing key
+/// file is an error, never a reason to make a new key.
+pub fn master_key(policy: &Policy, vault_exists: bool) -> Result<MasterKey> {
     let reference = &policy.vault.master_key;
     if let SecretRef::File(path) = reference {
         refuse_readable(path)?;
@@ -99,17 +202,25 @@ fn master_key(policy: &Policy) -> Result<MasterKey> {
             "the master key {reference} is not set; export it (a base64 32-byte key) or use `${{file:PATH}}` so egret can create one"
         );
     };
-    if policy.vault.path.exists() {
+    if vault_exists {
         bail!(
             "the master key file {} is missing but the vault {} exists; restore the key file (a new key cannot open the vault)",
             path.display(),
-            policy.vault.path.display()
+            vault_place(policy)
         );
     }
     let key = MasterKey::generate();
     write_private(path, key.encode().expose_secret().as_bytes())?;
     info!(path = %path.display(), "created the master key (mode 0600); back it up: the vault cannot be opened without it");
     Ok(key)
+}
+
+/// The vault's place, for messages: the redb file or the database (no password).
+fn vault_place(policy: &Policy) -> String {
+    match &policy.vault.backend {
+        VaultBackend::Redb => policy.vault.path.display().to_string(),
+        VaultBackend::Postgres { .. } => "database (vault.url)".to_owned(),
+    }
 }
 
 /// Where `vault rotate-key` keeps the new key until the vault is re-sealed under it.
@@ -131,10 +242,14 @@ pub fn rotate_master_key(policy: &Policy) -> Result<egret_vault::Rotated> {
         );
     };
     let vault_path = &policy.vault.path;
-    if !vault_path.exists() {
-        bail!("there is no vault at {} to rotate", vault_path.display());
-    }
-    let old = master_key(policy)?;
+    let shared = match &policy.vault.backend {
+        VaultBackend::Postgres { .. } => Some(open_postgres(policy)?),
+        VaultBackend::Redb if !vault_path.exists() => {
+            bail!("there is no vault at {} to rotate", vault_path.display())
+        }
+        VaultBackend::Redb => None,
+    };
+    let old = master_key(policy, true)?;
     let pending = pending_key_path(key_file);
     if pending.exists() {
         bail!(
@@ -145,17 +260,36 @@ pub fn rotate_master_key(policy: &Policy) -> Result<egret_vault::Rotated> {
     let new = MasterKey::generate();
     write_private(&pending, new.encode().expose_secret().as_bytes())?;
     sync(&pending)?;
-    let rotated = egret_vault::rotate_key(vault_path, &old, &new).with_context(|| {
-        let _ = std::fs::remove_file(&pending);
-        format!(
-            "cannot re-seal the vault {} (is `egret serve` still running? it holds the file)",
-            vault_path.display()
-        )
-    })?;
+    let rotated = match &shared {
+        // Every replica must be stopped: one still running holds the old key in memory.
+        Some(store) => egret_vault::rotate_store_key(store, &old, &new).with_context(|| {
+            let _ = std::fs::remove_file(&pending);
+            format!("cannot re-seal the vault in {}", store.describe())
+        }),
+        None => egret_vault::rotate_key(vault_path, &old, &new).with_context(|| {
+            let _ = std::fs::remove_file(&pending);
+            format!(
+                "cannot re-seal the vault {} (is `egret serve` still running? it holds the file)",
+                vault_path.display()
+            )
+        }),
+    }?;
     std::fs::rename(&pending, key_file)
         .with_context(|| format!("the vault is re-sealed under the key in {}, but it could not replace {}; move it there by hand", pending.display(), key_file.display()))?;
     info!(path = %key_file.display(), "master key rotated; back up the new key file");
     Ok(rotated)
+}
+
+/// The key an interrupted rotation left beside the key file: its path, the key file's,
+/// and the key.
+fn pending_key(policy: &Policy) -> Option<(std::path::PathBuf, std::path::PathBuf, MasterKey)> {
+    let SecretRef::File(key_file) = &policy.vault.master_key else {
+        return None;
+    };
+    let pending = pending_key_path(key_file);
+    let text = std::fs::read_to_string(&pending).ok()?;
+    let key = MasterKey::decode(text.trim()).ok()?;
+    Some((pending, key_file.clone(), key))
 }
 
 /// The vault does not open with the key file: if a rotation committed but did not get

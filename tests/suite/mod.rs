@@ -49,6 +49,8 @@ mod named;
 mod oauth;
 /// OAuth failure states: token endpoint down, slow, revoked grants.
 mod oauth_failures;
+/// Two replicas on one PostgreSQL database: shared state, changes heard, renewal once.
+mod replicas;
 /// A connector's request settings: base headers, user agent, timeout, retries.
 mod request_settings;
 /// Proxy authentication: sandbox identities and bound placeholders.

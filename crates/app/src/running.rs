@@ -242,7 +242,14 @@ async fn purge_expired(lifecycle: Arc<Lifecycle>, webhooks: Arc<egret_webhooks::
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let l = lifecycle.clone();
-        match tokio::task::spawn_blocking(move || l.purge_expired()).await {
+        // One replica at a time erases (and tells the webhooks once).
+        let purge = move || {
+            if !l.vault().lead("purge", Duration::from_secs(5))? {
+                return Ok(Vec::new());
+            }
+            l.purge_expired()
+        };
+        match tokio::task::spawn_blocking(purge).await {
             Ok(Ok(erased)) => {
                 for (connector, n) in erased {
                     let n = u64::try_from(n).unwrap_or(u64::MAX);

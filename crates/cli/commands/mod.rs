@@ -38,6 +38,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Vault(VaultCommand::Migrate { to }) => {
+            let policy = load_policy(&config)?;
+            crate::migrate::to_postgres(&policy, &to)
+        }
         Command::Policy(PolicyCommand::Check { file, format }) => {
             policy::check(file.as_deref().unwrap_or(&config), format)
         }

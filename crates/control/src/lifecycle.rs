@@ -67,6 +67,11 @@ impl Lifecycle {
         }
     }
 
+    /// The vault whose connections this lifecycle keeps or erases.
+    pub fn vault(&self) -> &Arc<Vault> {
+        &self.vault
+    }
+
     /// The policy in force.
     pub fn live(&self) -> &Arc<ArcSwap<Policy>> {
         &self.live

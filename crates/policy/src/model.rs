@@ -117,8 +117,25 @@ pub struct CaSettings {
 
 #[derive(Debug, Clone)]
 pub struct VaultSettings {
+    pub backend: VaultBackend,
+    /// The redb file (`backend: redb`); beside it, by default, the master key file.
     pub path: PathBuf,
     pub master_key: SecretRef,
+}
+
+/// Where the vault keeps its records.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VaultBackend {
+    /// One redb file, for one egret (the default).
+    Redb,
+    /// A PostgreSQL database shared by several egret replicas. The URL may hold a
+    /// password: a secret reference, resolved at start.
+    Postgres {
+        url: SecretRef,
+        /// The CA that signed the database's certificate, when not a public one (TLS
+        /// with `sslmode=require` in the URL).
+        ca_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Default)]

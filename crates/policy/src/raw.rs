@@ -101,7 +101,10 @@ pub(crate) struct RawCa {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawVault {
+    pub backend: Option<S<String>>,
     pub path: Option<String>,
+    pub url: Option<S<String>>,
+    pub ca_file: Option<String>,
     pub master_key: Option<S<String>>,
 }
 

@@ -40,6 +40,37 @@ pub(crate) fn validate(raw: RawPolicy, file: &Path, base: &Path) -> Result<Polic
         .transpose()?;
 
     let vault_path = base.join(raw.vault.path.as_deref().unwrap_or("data/egret.redb"));
+    let backend = match (raw.vault.backend.as_ref(), raw.vault.url.as_ref()) {
+        (None, None) => VaultBackend::Redb,
+        (Some(b), url) if b.value == "redb" => match url {
+            None => VaultBackend::Redb,
+            Some(u) => {
+                return Err(v.at(
+                    u,
+                    "vault.url is for `backend: postgres`; remove it, or set the backend",
+                ));
+            }
+        },
+        (Some(b), Some(url)) if b.value == "postgres" => VaultBackend::Postgres {
+            url: v.secret(url, base)?,
+            ca_file: raw.vault.ca_file.as_deref().map(|p| base.join(p)),
+        },
+        (Some(b), None) if b.value == "postgres" => {
+            return Err(v.at(
+                b,
+                "`backend: postgres` needs `url`, e.g. `url: ${env:EGRET_DATABASE_URL}`",
+            ));
+        }
+        (Some(b), _) => {
+            return Err(v.at(
+                b,
+                "unknown vault backend; expected `redb` (one egret, the default) or `postgres` (several replicas)",
+            ));
+        }
+        (None, Some(u)) => {
+            return Err(v.at(u, "vault.url needs `backend: postgres` beside it"));
+        }
+    };
     let master_key = match &raw.vault.master_key {
         Some(r) => v.secret(r, base)?,
         None => SecretRef::File(vault_path.with_file_name("master.key")),
@@ -98,6 +129,7 @@ pub(crate) fn validate(raw: RawPolicy, file: &Path, base: &Path) -> Result<Polic
             name_constraints: raw.ca.name_constraints.unwrap_or(false),
         },
         vault: VaultSettings {
+            backend,
             path: vault_path,
             master_key,
         },

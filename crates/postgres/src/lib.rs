@@ -57,13 +57,25 @@ pub struct PgStore {
 
 impl PgStore {
     /// Connects to `url`, creates or migrates the schema, and checks the database
-    /// answers. TLS is used as the URL's `sslmode` asks (rustls, aws-lc-rs).
-    pub fn connect(url: &str) -> Result<Self, StoreError> {
-        let config: tokio_postgres::Config = url.parse().map_err(|e| {
+    /// answers. With `sslmode=require` in the URL the connection is TLS (rustls,
+    /// aws-lc-rs), the server's certificate verified against the public roots and
+    /// `extra_ca` (PEM); otherwise it is plain TCP: egret never sends the vault over TLS
+    /// it has not verified, which is what `prefer` would do.
+    pub fn connect(url: &str, extra_ca: Option<&std::path::Path>) -> Result<Self, StoreError> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
             StoreError::Database(format!(
                 "vault.url is not a PostgreSQL URL ({e}); expected postgres://user@host:5432/database"
             ))
         })?;
+        if config.get_ssl_mode() != tokio_postgres::config::SslMode::Require {
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("egret");
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
         let describe = describe(&config);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -72,7 +84,7 @@ impl PgStore {
             .build()
             .map_err(|e| StoreError::Database(format!("cannot start the database runtime: {e}")))?;
         let handle = runtime.handle().clone();
-        let tls = tls();
+        let tls = tls(extra_ca)?;
         let manager = Manager::from_config(
             config.clone(),
             tls.clone(),
@@ -207,10 +219,32 @@ fn describe(config: &tokio_postgres::Config) -> String {
     )
 }
 
-/// TLS to the database with egret's rustls stack (aws-lc-rs) and the public roots,
-/// used when the URL's `sslmode` asks for it.
-fn tls() -> tokio_postgres_rustls::MakeRustlsConnect {
-    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+/// TLS to the database with egret's rustls stack (aws-lc-rs): the public roots and
+/// `extra_ca`, used when the URL's `sslmode` asks for it.
+fn tls(
+    extra_ca: Option<&std::path::Path>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    let mut roots =
+        rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = extra_ca {
+        let bad = |why: String| {
+            StoreError::Database(format!(
+                "vault.ca_file {}: {why}; expected the PEM certificate of the CA that signed the database's",
+                path.display()
+            ))
+        };
+        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let mut found = 0;
+        use rustls_pki_types::pem::PemObject as _;
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| bad(e.to_string()))?;
+            roots.add(cert).map_err(|e| bad(e.to_string()))?;
+            found += 1;
+        }
+        if found == 0 {
+            return Err(bad("no certificate in it".to_owned()));
+        }
+    }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -221,7 +255,7 @@ fn tls() -> tokio_postgres_rustls::MakeRustlsConnect {
                 .with_root_certificates(rustls::RootCertStore::empty())
                 .with_no_client_auth()
         });
-    tokio_postgres_rustls::MakeRustlsConnect::new(config)
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 fn random_id() -> String {
@@ -231,6 +265,19 @@ fn random_id() -> String {
         .take(12)
         .map(char::from)
         .collect()
+}
+
+/// A stored audit line's time (`"at":N`), 0 when it has none.
+fn at_of(line: &[u8]) -> i64 {
+    let text = String::from_utf8_lossy(line);
+    text.split_once("\"at\":")
+        .and_then(|(_, rest)| {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '-'))
+                .unwrap_or(rest.len());
+            rest[..end].parse().ok()
+        })
+        .unwrap_or(0)
 }
 
 fn i64_of(n: u64) -> i64 {
@@ -677,10 +724,48 @@ impl Store for PgStore {
         })
     }
 
+    fn audit_import(&self, lines: &[Vec<u8>]) -> Result<(), StoreError> {
+        let mut seqs = Vec::with_capacity(lines.len());
+        let mut ats = Vec::with_capacity(lines.len());
+        let mut texts = Vec::with_capacity(lines.len());
+        for line in lines {
+            let seq = egret_vault::store::seq_of_line(line).ok_or_else(|| {
+                StoreError::Corrupt("an audit event without its number".to_owned())
+            })?;
+            seqs.push(i64_of(seq));
+            ats.push(at_of(line));
+            texts.push(String::from_utf8_lossy(line).into_owned());
+        }
+        let p = self.pool.clone();
+        self.run(async move {
+            let mut c = p.get().await.map_err(pool)?;
+            let tx = c.transaction().await.map_err(db)?;
+            tx.execute(
+                "INSERT INTO egret_audit (seq, at, line) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[])",
+                &[&seqs, &ats, &texts],
+            )
+            .await
+            .map_err(db)?;
+            tx.execute(
+                "UPDATE egret_counters SET value = greatest(value, (SELECT coalesce(max(seq), 0) FROM egret_audit)) WHERE name = 'audit'",
+                &[],
+            )
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)
+        })
+    }
+
     fn watch(&self, sink: Arc<dyn ChangeSink>) {
+        let mut config = self.config.clone();
+        // Named apart in pg_stat_activity: the one connection that must stay up.
+        config.application_name(format!(
+            "{}-listen",
+            self.config.get_application_name().unwrap_or("egret")
+        ));
         listen::start(
             &self.handle,
-            self.config.clone(),
+            config,
             self.tls.clone(),
             self.origin.clone(),
             self.hearing.clone(),

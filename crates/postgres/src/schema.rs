@@ -53,6 +53,9 @@ pub const VERSION: i32 = STEPS.len() as i32;
 /// Brings the schema to [`VERSION`]; refuses a database a newer egret migrated.
 pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let tx = client.transaction().await.map_err(db)?;
+    tx.batch_execute("SET LOCAL client_min_messages = warning")
+        .await
+        .map_err(db)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(db)?;

@@ -288,7 +288,12 @@ impl Vault {
 
     /// Readiness: the store answers (and, shared, hears other replicas' changes).
     pub fn ping(&self) -> Result<(), VaultError> {
-        Ok(self.store.ping()?)
+        if !self.store.shared() {
+            return Ok(self.store.ping()?);
+        }
+        self.store
+            .health()
+            .map_err(|e| VaultError::Storage(crate::store::StoreError::Database(e)))
     }
 
     /// The connection's current credential, from memory.

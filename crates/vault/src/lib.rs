@@ -14,10 +14,12 @@
 mod audit;
 mod changes;
 mod connectors;
+mod copy;
 mod db;
 mod error;
 mod key;
 mod links;
+mod meta;
 mod names;
 mod oauth;
 mod outbox;
@@ -31,6 +33,7 @@ mod seal;
 pub mod store;
 
 pub use audit::{AuditRecord, AuditWriter};
+pub use copy::{Copied, copy_store};
 pub use db::{PlaceholderEntry, Resolved, Vault};
 pub use error::VaultError;
 pub use key::MasterKey;

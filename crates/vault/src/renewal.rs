@@ -44,6 +44,13 @@ impl Vault {
         Ok(())
     }
 
+    /// Whether this process leads background `task` (webhook deliveries, purges) for the
+    /// next `lease`: on a shared store one replica at a time does, so a delivery is not
+    /// sent twice; on redb, always.
+    pub fn lead(&self, task: &str, lease: Duration) -> Result<bool, VaultError> {
+        Ok(self.store.lead(task, &self.holder, lease)?)
+    }
+
     /// The version this process claimed `key`'s renewal at, taken (a commit uses it once).
     pub(crate) fn take_claim(&self, key: &str) -> Option<u64> {
         self.claims

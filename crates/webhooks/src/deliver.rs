@@ -153,8 +153,16 @@ impl Webhooks {
     async fn deliver_due(&self) {
         let vault = self.vault.clone();
         let now = self.clock.unix();
-        let due = match tokio::task::spawn_blocking(move || vault.outbox_due(now, PER_ROUND)).await
-        {
+        // One replica sending at a time (the lease outlives a few ticks): a receiver
+        // does not get each delivery once per replica.
+        let lead = TICK * 5;
+        let due = tokio::task::spawn_blocking(move || {
+            if !vault.lead("webhooks", lead)? {
+                return Ok(Vec::new());
+            }
+            vault.outbox_due(now, PER_ROUND)
+        });
+        let due = match due.await {
             Ok(Ok(due)) => due,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot read the webhook outbox");

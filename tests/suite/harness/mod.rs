@@ -6,6 +6,7 @@
 pub mod api;
 pub mod binary;
 pub mod oauth;
+pub mod postgres;
 
 use egret_proxy::Limits;
 use egret_test_support::client::{Proto, Session};

@@ -234,6 +234,15 @@ pub trait Store: Send + Sync {
 
     fn outbox_len(&self) -> Result<u64, StoreError>;
 
+    /// Stores audit events that already carry their sequence numbers (a copy from
+    /// another store), oldest first, and numbers later ones after them.
+    fn audit_import(&self, _lines: &[Vec<u8>]) -> Result<(), StoreError> {
+        Err(StoreError::Database(format!(
+            "{} cannot take a copied audit log",
+            self.describe()
+        )))
+    }
+
     /// Starts telling `sink` of other processes' changes (a shared store only).
     fn watch(&self, _sink: Arc<dyn ChangeSink>) {}
 

@@ -1,0 +1,309 @@
+//! Two `egret serve` processes on one PostgreSQL database, driven through their own
+//! proxies and control planes: what one does, the other serves and refuses; the
+//! database holds only ciphertext; the change listener recovers; `vault migrate`.
+//! Each test has a database of its own (`harness::postgres`).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use egret_test_support::upstream::{Offer, TestCa, Upstream};
+
+use super::harness::NAMES;
+use super::harness::binary::{EGRET, Egret, KEY, OPENAI, config, stdout};
+use super::harness::postgres::TestDb;
+
+const ADMIN_TOKEN: &str = "replica-admin-token-0123456789abcdef";
+
+/// The policy of one replica: the binary harness's, with the vault on `db.url` (a file
+/// beside the replicas' folders, as a secret reference) and the admin token and master
+/// key the replicas share.
+fn replica_config(connectors: &str) -> String {
+    config(connectors)
+        .replace(
+            r#"vault: { path: data/egret.redb, master_key: "${file:data/master.key}" }"#,
+            r#"vault: { backend: postgres, url: "${file:../db.url}", master_key: "${file:../master.key}" }"#,
+        )
+        .replace(
+            r#"admin_token: "${env:EGRET_E2E_TOKEN_UNSET}""#,
+            r#"admin_token: "${file:../admin.token}""#,
+        )
+}
+
+fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).expect("write");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+/// Two replicas' folders under `root` (`a`, `b`) on `db`, with `connectors`.
+fn prepare(root: &Path, db: &TestDb, ca: &TestCa, connectors: &str) {
+    write_private(&root.join("db.url"), &db.url);
+    write_private(&root.join("admin.token"), ADMIN_TOKEN);
+    for name in ["a", "b"] {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("upstream-ca.pem"), &ca.pem).expect("write");
+        std::fs::write(dir.join("egret.yaml"), replica_config(connectors)).expect("write");
+    }
+}
+
+/// Polls `url` through `egret` with `auth` until the answer is not 200; how long that took.
+async fn refused_after(egret: &Egret, auth: &str, url: &str, bound: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (_, code) = egret
+            .curl(&["-H", auth, "-o", "/dev/null", "-w", "%{http_code}"], url)
+            .await;
+        if code != "200" {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < bound,
+            "still served {:?} after the change",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn status(egret: &Egret, auth: &str, url: &str) -> String {
+    egret
+        .curl(&["-H", auth, "-o", "/dev/null", "-w", "%{http_code}"], url)
+        .await
+        .1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_connections_and_refuse_together() {
+    let db = TestDb::create().await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new();
+    let upstream = Upstream::https(&ca, NAMES, Offer::Http2AndHttp1).await;
+    prepare(root.path(), &db, &ca, OPENAI);
+    let a = Egret::start(&root.path().join("a"), "egret.log").await;
+    let b = Egret::start(&root.path().join("b"), "egret.log").await;
+    // One CA for both: a sandbox balanced to either trusts the same root.
+    assert_eq!(a.export_ca().await, b.export_ca().await);
+
+    // Made through A, used through B.
+    let url = format!("https://api.test.local:{}/echo", upstream.addr.port());
+    let mut placeholders = Vec::new();
+    for _ in 0..5 {
+        placeholders.push(a.key_and_placeholder("openai", "org", KEY).await);
+    }
+    let auth = |p: &str| format!("Authorization: Bearer {p}");
+    assert_eq!(status(&b, &auth(&placeholders[0]), &url).await, "200");
+    let seen = upstream.seen().last().cloned().expect("seen");
+    assert_eq!(seen["headers"]["authorization"], format!("Bearer {KEY}"));
+    let listed = stdout(
+        &b.cli(&["connection", "list", "--output", "json"], None)
+            .await,
+    );
+    assert!(listed.contains("\"openai\""), "{listed}");
+
+    // The database holds only ciphertext: no key, no placeholder, no CA key.
+    let client = db.client().await;
+    let rows = client
+        .query("SELECT tbl, key, value FROM egret_records", &[])
+        .await
+        .expect("read the records");
+    assert!(rows.len() >= 7, "records: {}", rows.len());
+    let mut everything = Vec::new();
+    for r in &rows {
+        everything.extend_from_slice(r.get::<_, String>(0).as_bytes());
+        everything.extend_from_slice(r.get::<_, String>(1).as_bytes());
+        everything.extend_from_slice(&r.get::<_, Vec<u8>>(2));
+    }
+    for line in client
+        .query("SELECT line FROM egret_audit", &[])
+        .await
+        .expect("read the audit log")
+    {
+        everything.extend_from_slice(line.get::<_, String>(0).as_bytes());
+    }
+    let text = String::from_utf8_lossy(&everything);
+    assert!(!text.contains(KEY), "the key is sealed");
+    assert!(!text.contains("PRIVATE KEY"), "the CA key is sealed");
+    for p in &placeholders {
+        assert!(
+            !text.contains(p.as_str()),
+            "only placeholders' hashes are stored"
+        );
+    }
+
+    // Revoked on A: refused on B within a second.
+    let out = a
+        .cli(&["placeholder", "revoke", &placeholders[0]], None)
+        .await;
+    stdout(&out);
+    let took = refused_after(&b, &auth(&placeholders[0]), &url, Duration::from_secs(1)).await;
+    eprintln!("revocation on A refused on B after {took:?}");
+
+    // The listening connection ended by the database: B hears the next change anyway.
+    let ended = db.terminate("egret-listen").await;
+    assert!(ended >= 2, "both listeners ended: {ended}");
+    stdout(
+        &a.cli(&["placeholder", "revoke", &placeholders[1]], None)
+            .await,
+    );
+    let took = refused_after(&b, &auth(&placeholders[1]), &url, Duration::from_secs(3)).await;
+    eprintln!("revocation after the listener was cut, refused on B after {took:?}");
+
+    // Every connection ended (what a database restart does): both keep serving from
+    // memory, and recover by themselves.
+    let ended = db.terminate("%").await;
+    assert!(ended >= 2, "connections ended: {ended}");
+    assert_eq!(status(&b, &auth(&placeholders[2]), &url).await, "200");
+    assert_eq!(status(&a, &auth(&placeholders[2]), &url).await, "200");
+    let mut revoked = false;
+    for _ in 0..50 {
+        let out = a
+            .cli(&["placeholder", "revoke", &placeholders[2]], None)
+            .await;
+        if out.status.success() {
+            revoked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(revoked, "A writes again once the database is back");
+    let took = refused_after(&b, &auth(&placeholders[2]), &url, Duration::from_secs(3)).await;
+    eprintln!("revocation after a database restart, refused on B after {took:?}");
+
+    // Disconnect on B: A refuses the remaining placeholders.
+    stdout(
+        &b.cli(&["connection", "remove", "openai", "--owner", "org"], None)
+            .await,
+    );
+    let took = refused_after(&a, &auth(&placeholders[3]), &url, Duration::from_secs(1)).await;
+    eprintln!("disconnect on B refused on A after {took:?}");
+
+    // A connector created through A's API is in force on B; deleted on A (the kill
+    // switch), B refuses at once.
+    let entry = root.path().join("crm.json");
+    std::fs::write(
+        &entry,
+        r#"{"id": "crm", "auth": "api_key", "egress": ["other.test.local"]}"#,
+    )
+    .expect("write");
+    stdout(
+        &a.cli(&["connector", "create", &entry.to_string_lossy()], None)
+            .await,
+    );
+    let crm = format!("https://other.test.local:{}/echo", upstream.addr.port());
+    let mut p = None;
+    for _ in 0..50 {
+        // B learns of the connector from A's notification.
+        let set = ["connection", "set-key", "crm", "--owner", "org"];
+        if b.cli(&set, Some("crm-key-1")).await.status.success() {
+            p = Some(stdout(
+                &b.cli(&["placeholder", "mint", "crm", "--owner", "org"], None)
+                    .await,
+            ));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let p = p.expect("the connector created on A is in force on B");
+    assert_eq!(status(&b, &auth(&p), &crm).await, "200");
+    stdout(&a.cli(&["connector", "remove", "crm"], None).await);
+    let took = refused_after(&b, &auth(&p), &crm, Duration::from_secs(1)).await;
+    eprintln!("connector deleted on A refused on B after {took:?}");
+
+    let (la, lb) = (a.stop().await, b.stop().await);
+    for log in [&la, &lb] {
+        assert!(!log.contains(KEY), "the key is never logged");
+        assert!(
+            !log.contains(&db.url) || !db.url.contains('@'),
+            "no database URL"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_master_key_or_an_unreachable_database_stops_start_up_and_changes_nothing() {
+    let db = TestDb::create().await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new();
+    prepare(root.path(), &db, &ca, OPENAI);
+    let a = Egret::start(&root.path().join("a"), "egret.log").await;
+    a.key_and_placeholder("openai", "org", KEY).await;
+    let before = db_dump(&db).await;
+
+    // B with another master key.
+    let b_dir = root.path().join("b");
+    let other = b_dir.join("other.key");
+    {
+        use secrecy::ExposeSecret as _;
+        let key = egret_vault::MasterKey::generate().encode();
+        write_private(&other, key.expose_secret());
+    }
+    let yaml = std::fs::read_to_string(b_dir.join("egret.yaml")).expect("read");
+    std::fs::write(
+        b_dir.join("egret.yaml"),
+        yaml.replace("${file:../master.key}", "${file:other.key}"),
+    )
+    .expect("write");
+    let out = serve_once(&b_dir).await;
+    assert!(
+        out.contains("does not open the vault") && out.contains("nothing was changed"),
+        "{out}"
+    );
+    assert_eq!(db_dump(&db).await, before, "the database is as it was");
+
+    // B pointed at a database that does not answer.
+    std::fs::write(
+        b_dir.join("egret.yaml"),
+        yaml.replace("${file:../db.url}", "${file:nowhere.url}"),
+    )
+    .expect("write");
+    write_private(
+        &b_dir.join("nowhere.url"),
+        "postgres://postgres@127.0.0.1:1/none?connect_timeout=2",
+    );
+    let out = serve_once(&b_dir).await;
+    assert!(
+        out.contains("cannot reach the vault database") && out.contains("127.0.0.1:1"),
+        "{out}"
+    );
+    a.stop().await;
+}
+
+/// `egret serve` in `dir` that must fail at start: its stderr.
+async fn serve_once(dir: &Path) -> String {
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(EGRET)
+            .args(["serve", "--config"])
+            .arg(dir.join("egret.yaml"))
+            .env_remove("EGRET_ADMIN_TOKEN")
+            .output(),
+    )
+    .await
+    .expect("start-up ends")
+    .expect("runs");
+    assert!(!out.status.success(), "egret must not start");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Every record and audit event, for comparing a database before and after.
+async fn db_dump(db: &TestDb) -> Vec<(String, String, Vec<u8>, i64)> {
+    let client = db.client().await;
+    let mut out: Vec<(String, String, Vec<u8>, i64)> = client
+        .query(
+            "SELECT tbl, key, value, version FROM egret_records ORDER BY tbl, key",
+            &[],
+        )
+        .await
+        .expect("records")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let audit: i64 = client
+        .query_one("SELECT count(*) FROM egret_audit", &[])
+        .await
+        .expect("audit")
+        .get(0);
+    out.push(("audit".to_owned(), String::new(), Vec::new(), audit));
+    out
+}
