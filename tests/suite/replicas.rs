@@ -263,7 +263,7 @@ async fn a_wrong_master_key_or_an_unreachable_database_stops_start_up_and_change
     );
     let out = serve_once(&b_dir).await;
     assert!(
-        out.contains("cannot reach the vault database") && out.contains("127.0.0.1:1"),
+        out.contains("cannot reach postgres") && out.contains("127.0.0.1:1"),
         "{out}"
     );
     a.stop().await;
@@ -306,4 +306,341 @@ async fn db_dump(db: &TestDb) -> Vec<(String, String, Vec<u8>, i64)> {
         .get(0);
     out.push(("audit".to_owned(), String::new(), Vec::new(), audit));
     out
+}
+
+/// The replicas' policy for the real authorization server: the `generic` template,
+/// short-lived tokens renewed 3 s before expiry, a 3 s token endpoint timeout (so a
+/// renewal lease runs 8 s).
+fn oauth_connectors(port: u16) -> String {
+    format!(
+        r#"  - id: vendor
+    template: generic
+    settings: {{ issuer: "https://auth.test.local:{port}" }}
+    oauth:
+      client_id: egret
+      client_secret: ${{file:../client.secret}}
+      scopes: [openid, offline_access, read]
+      extra_params: {{ prompt: consent }}
+      refresh_skew: 3s
+      timeout: 3s
+    egress: ["api.test.local:{port}"]
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewal_happens_once_across_replicas_and_survives_a_killed_holder() {
+    use egret_test_support::browser::{Browser, Choice};
+    use egret_test_support::oauth_server::OAuthServer;
+    use serde_json::json;
+
+    let db = TestDb::create().await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new();
+    let clients = json!([{
+        "client_id": "egret",
+        "client_secret": "replica-client-secret",
+        "application_type": "native",
+        "grant_types": ["authorization_code", "refresh_token"],
+        "redirect_uris": ["http://127.0.0.1/oauth/callback"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "client_secret_basic",
+    }]);
+    let server = OAuthServer::start(&ca, &clients, 6).await;
+    let port = server.port;
+    prepare(root.path(), &db, &ca, &oauth_connectors(port));
+    for name in ["a", "b"] {
+        let yaml = root.path().join(name).join("egret.yaml");
+        let text = std::fs::read_to_string(&yaml).expect("read");
+        std::fs::write(
+            &yaml,
+            text.replace(
+                "api.test.local: 127.0.0.1",
+                "api.test.local: 127.0.0.1, auth.test.local: 127.0.0.1",
+            ),
+        )
+        .expect("write");
+    }
+    write_private(
+        &root.path().join("client.secret"),
+        "replica-client-secret\n",
+    );
+    let a = Egret::start(&root.path().join("a"), "a1.log").await;
+    let b = Egret::start(&root.path().join("b"), "b.log").await;
+    a.export_ca().await;
+    b.export_ca().await;
+
+    // The user signs in through A.
+    let url = stdout(
+        &a.cli(
+            &["connection", "connect", "vendor", "--owner", "user:alice"],
+            None,
+        )
+        .await,
+    );
+    let mut browser = Browser::new(&ca.pem);
+    let started = browser
+        .request(http::Method::GET, &url, None)
+        .await
+        .expect("start link");
+    let vendor_url = started.location.expect("a redirect to the vendor");
+    let page = browser
+        .authorize(&vendor_url, Choice::Allow)
+        .await
+        .expect("sign-in");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let p = stdout(
+        &b.cli(
+            &["placeholder", "mint", "vendor", "--owner", "user:alice"],
+            None,
+        )
+        .await,
+    );
+    let auth = format!("authorization: Bearer {p}");
+    let api = format!("https://api.test.local:{port}/resource");
+
+    // The token expires; 80 requests at once, half through each replica: every one is
+    // answered, and the server sees one renewal (its refresh tokens are single-use:
+    // a second renewal with the same one would revoke the grant).
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let mut calls = Vec::new();
+    for i in 0..80 {
+        let (egret, auth, api) = (if i % 2 == 0 { &a } else { &b }, auth.clone(), api.clone());
+        calls.push(async move { egret.curl(&["-H", &auth], &api).await });
+    }
+    let answers = futures_util::future::join_all(calls).await;
+    for (code, body) in &answers {
+        assert_eq!(*code, 0, "{body}");
+        assert!(body.contains("\"sub\":\"alice\""), "{body}");
+    }
+    let stats = server.stats().await;
+    assert_eq!(stats["refresh_token"], 1, "{stats}");
+
+    // A is killed while it holds a renewal (the server is slow to answer): B takes
+    // over when A's lease runs out, and the grant survives.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    server.token_mode("slow").await;
+    let mut waiting = tokio::process::Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "20",
+            "-x",
+            &format!("http://{}", a.proxy),
+            "--cacert",
+        ])
+        .arg(root.path().join("a").join("egret-ca.pem"))
+        .args(["-H", &auth, &api])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("curl");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut child = a.child;
+    child.start_kill().expect("SIGKILL");
+    child.wait().await.expect("killed");
+    let _ = waiting.kill().await;
+    server.token_mode("ok").await;
+    let started = Instant::now();
+    let (code, body) = b.curl(&["-H", &auth], &api).await;
+    assert_eq!(code, 0, "{body}");
+    assert!(body.contains("\"sub\":\"alice\""), "{body}");
+    eprintln!(
+        "B renewed after A was killed holding the lease, in {:?}",
+        started.elapsed()
+    );
+    let stats = server.stats().await;
+    assert_eq!(stats["refresh_token"], 2, "{stats}");
+    // The grant is alive: the next renewal works too.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (code, body) = b.curl(&["-H", &auth], &api).await;
+    assert!(code == 0 && body.contains("\"sub\":\"alice\""), "{body}");
+    assert_eq!(server.stats().await["refresh_token"], 3);
+    let log = b.stop().await;
+    assert!(!log.contains(&p), "the placeholder is never logged");
+    assert!(!log.contains("replica-client-secret"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_migrate_copies_a_redb_vault_and_every_placeholder_works_on_postgres() {
+    let db = TestDb::create().await;
+    let (dir, _ca, upstream) = super::harness::binary::setup().await;
+    let egret = Egret::start(dir.path(), "redb.log").await;
+    let mut placeholders = Vec::new();
+    for owner in ["org", "user:alice", "user:bob"] {
+        placeholders.push(egret.key_and_placeholder("openai", owner, KEY).await);
+    }
+    let ca_before = egret.export_ca().await;
+    let audit_before = stdout(
+        &egret
+            .cli(&["audit", "tail", "--output", "json"], None)
+            .await,
+    );
+    egret.stop().await;
+
+    let cfg = dir.path().join("egret.yaml");
+    let migrate = |to: String| {
+        let cfg = cfg.clone();
+        async move {
+            tokio::process::Command::new(EGRET)
+                .args(["vault", "migrate", "--to", &to, "--config"])
+                .arg(&cfg)
+                .output()
+                .await
+                .expect("migrate runs")
+        }
+    };
+    let out = migrate(db.url.clone()).await;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("3 connections") && said.contains("verified"),
+        "{said}"
+    );
+    // A second copy into the same database is refused.
+    let out = migrate(db.url.clone()).await;
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("already holds"),
+        "{said}"
+    );
+
+    // The same folder, now on PostgreSQL: every placeholder works, with the same CA.
+    write_private(&dir.path().join("db.url"), &db.url);
+    let yaml = std::fs::read_to_string(&cfg).expect("read");
+    std::fs::write(
+        &cfg,
+        yaml.replace(
+            "vault: { path: data/egret.redb,",
+            r#"vault: { backend: postgres, url: "${file:db.url}","#,
+        ),
+    )
+    .expect("write");
+    std::fs::rename(
+        dir.path().join("data/egret.redb"),
+        dir.path().join("data/moved.redb"),
+    )
+    .expect("move the redb file away");
+    let egret = Egret::start(dir.path(), "postgres.log").await;
+    assert_eq!(
+        egret.export_ca().await,
+        ca_before,
+        "the CA moved with the vault"
+    );
+    let url = format!("https://api.test.local:{}/echo", upstream.addr.port());
+    for p in &placeholders {
+        let auth = format!("Authorization: Bearer {p}");
+        assert_eq!(status(&egret, &auth, &url).await, "200");
+        let seen = upstream.seen().last().cloned().expect("seen");
+        assert_eq!(seen["headers"]["authorization"], format!("Bearer {KEY}"));
+    }
+    let audit_after = stdout(
+        &egret
+            .cli(&["audit", "tail", "--output", "json"], None)
+            .await,
+    );
+    // Every event as it was, numbers included, then those of the new start.
+    assert!(audit_before.lines().count() >= 6, "{audit_before}");
+    assert!(
+        audit_after.starts_with(&audit_before),
+        "the audit log came along:\n{audit_after}"
+    );
+    egret.stop().await;
+}
+
+/// GET `path` on the control plane; (status code, body).
+async fn control_get(egret: &Egret, path: &str) -> (String, String) {
+    let out = tokio::process::Command::new("curl")
+        .args(["-s", "--max-time", "20", "-w", "\n%{http_code}"])
+        .arg(format!("http://{}{path}", egret.control))
+        .output()
+        .await
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or((&text, ""));
+    (code.to_owned(), body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_goes_away_is_served_through_and_recovered_from() {
+    use super::harness::postgres::Relay;
+    let db = TestDb::create().await;
+    let relay = Relay::start().await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new();
+    let upstream = Upstream::https(&ca, NAMES, Offer::Http2AndHttp1).await;
+    prepare(root.path(), &db, &ca, OPENAI);
+    write_private(&root.path().join("db.url"), &relay.url_for(&db));
+    let a = Egret::start(&root.path().join("a"), "egret.log").await;
+    let b = Egret::start(&root.path().join("b"), "egret.log").await;
+    a.export_ca().await;
+    b.export_ca().await;
+    let url = format!("https://api.test.local:{}/echo", upstream.addr.port());
+    let p1 = a.key_and_placeholder("openai", "org", KEY).await;
+    let p2 = stdout(
+        &a.cli(&["placeholder", "mint", "openai", "--owner", "org"], None)
+            .await,
+    );
+    let auth = |p: &str| format!("Authorization: Bearer {p}");
+    assert_eq!(status(&b, &auth(&p1), &url).await, "200");
+    assert_eq!(control_get(&a, "/readyz").await.0, "200");
+
+    // The database goes away, for longer than the listener's bound.
+    relay.cut();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Requests that need nothing new are served from memory, without waiting.
+    for egret in [&a, &b] {
+        let started = Instant::now();
+        assert_eq!(status(egret, &auth(&p1), &url).await, "200");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    // Readiness says why not; a write fails with a clear error.
+    let (code, body) = control_get(&a, "/readyz").await;
+    assert_eq!(code, "503", "{body}");
+    assert!(body.contains("database"), "{body}");
+    let out = a
+        .cli(&["placeholder", "mint", "openai", "--owner", "org"], None)
+        .await;
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("database"), "{said}");
+    let metrics = control_get(&a, "/metrics").await.1;
+    assert!(
+        metrics.contains("egret_vault_change_listener_up 0"),
+        "{metrics}"
+    );
+
+    // Back: both recover by themselves, and hear changes again.
+    relay.restore();
+    for egret in [&a, &b] {
+        let mut ready = false;
+        for _ in 0..100 {
+            if control_get(egret, "/readyz").await.0 == "200" {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(ready, "ready again once the database is back");
+    }
+    stdout(&a.cli(&["placeholder", "revoke", &p2], None).await);
+    let took = refused_after(&b, &auth(&p2), &url, Duration::from_secs(1)).await;
+    eprintln!("after the database came back, a revocation on A was refused on B after {took:?}");
+    let metrics = control_get(&b, "/metrics").await.1;
+    assert!(
+        metrics.contains("egret_vault_change_listener_up 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("egret_vault_database_errors_total"),
+        "{metrics}"
+    );
+    a.stop().await;
+    b.stop().await;
 }

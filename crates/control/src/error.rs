@@ -82,6 +82,17 @@ impl From<VaultError> for ApiError {
                     e.to_string(),
                 );
             }
+            VaultError::Storage(egret_vault::store::StoreError::Database(_)) => {
+                tracing::warn!(error = %e, "vault database unavailable");
+                return Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "vault_unavailable",
+                    format!("{e}; nothing was changed, retry once the database answers"),
+                );
+            }
+            VaultError::Superseded(_) => {
+                return Self::new(StatusCode::CONFLICT, "conflict", e.to_string());
+            }
             VaultError::Invalid(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

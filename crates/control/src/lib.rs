@@ -188,6 +188,17 @@ pub fn router(state: Arc<ControlState>) -> Router {
         .route(
             "/metrics",
             get(|State(state): State<Arc<ControlState>>| async move {
+                if let Some(s) = state.vault.store().stats() {
+                    state.metrics.database(egret_metrics::DatabaseFigures {
+                        errors: s.errors,
+                        pool: s.pool_size,
+                        idle: s.pool_idle,
+                        listening: s.listening,
+                        heard: s.changes_heard,
+                        lost: s.listener_lost,
+                        lag_ms: s.change_lag_ms,
+                    });
+                }
                 (
                     [(
                         axum::http::header::CONTENT_TYPE,

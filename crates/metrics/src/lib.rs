@@ -85,6 +85,16 @@ pub struct Metrics {
     pub webhook_deliveries: Family<WebhookLabels, Counter>,
     /// Webhook deliveries waiting in the vault's outbox.
     pub webhook_pending: Gauge,
+    /// Renewals this replica waited for because another replica held the lease.
+    pub lease_waits: Counter,
+    /// A shared vault database: failed queries, the pool, the change listener.
+    pub database_errors: Counter,
+    pub database_pool: Gauge,
+    pub database_pool_idle: Gauge,
+    pub change_listener_up: Gauge,
+    pub changes_heard: Counter,
+    pub change_listener_lost: Counter,
+    pub change_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -200,6 +210,54 @@ impl Metrics {
             "Webhook deliveries waiting in the outbox",
             webhook_pending.clone(),
         );
+        let lease_waits = Counter::default();
+        registry.register(
+            "renewal_lease_waits",
+            "Token renewals this replica waited for because another replica held the renewal lease",
+            lease_waits.clone(),
+        );
+        let database_errors = Counter::default();
+        registry.register(
+            "vault_database_errors",
+            "Queries to the shared vault database that failed (refused, timed out, or the database was away)",
+            database_errors.clone(),
+        );
+        let database_pool = Gauge::default();
+        registry.register(
+            "vault_database_connections",
+            "Connections this replica holds to the vault database",
+            database_pool.clone(),
+        );
+        let database_pool_idle = Gauge::default();
+        registry.register(
+            "vault_database_connections_idle",
+            "Of those, how many are idle",
+            database_pool_idle.clone(),
+        );
+        let change_listener_up = Gauge::default();
+        registry.register(
+            "vault_change_listener_up",
+            "1 while this replica hears other replicas' changes (LISTEN), else 0",
+            change_listener_up.clone(),
+        );
+        let changes_heard = Counter::default();
+        registry.register(
+            "vault_changes_heard",
+            "Other replicas' changes this replica heard and applied",
+            changes_heard.clone(),
+        );
+        let change_listener_lost = Counter::default();
+        registry.register(
+            "vault_change_listener_lost",
+            "Times the listening database connection was lost (everything is read again after)",
+            change_listener_lost.clone(),
+        );
+        let change_lag_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "vault_change_lag_seconds",
+            "From the newest heard change's commit on another replica to its arrival here",
+            change_lag_seconds.clone(),
+        );
         Self {
             registry,
             requests,
@@ -219,7 +277,32 @@ impl Metrics {
             upstream_retries,
             webhook_deliveries,
             webhook_pending,
+            lease_waits,
+            database_errors,
+            database_pool,
+            database_pool_idle,
+            change_listener_up,
+            changes_heard,
+            change_listener_lost,
+            change_lag_seconds,
         }
+    }
+
+    /// Brings the vault database's figures up to `f` (read from the store when
+    /// metrics are scraped).
+    pub fn database(&self, f: DatabaseFigures) {
+        let catch_up = |c: &Counter, to: u64| {
+            c.inc_by(to.saturating_sub(c.get()));
+        };
+        catch_up(&self.database_errors, f.errors);
+        catch_up(&self.changes_heard, f.heard);
+        catch_up(&self.change_listener_lost, f.lost);
+        self.database_pool
+            .set(i64::try_from(f.pool).unwrap_or(i64::MAX));
+        self.database_pool_idle
+            .set(i64::try_from(f.idle).unwrap_or(i64::MAX));
+        self.change_listener_up.set(i64::from(f.listening));
+        self.change_lag_seconds.set(f.lag_ms as f64 / 1000.0);
     }
 
     pub fn upstream_retry(&self, connector: &str) {
@@ -281,6 +364,18 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+}
+
+/// A shared vault database's figures: cumulative counts and current levels.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DatabaseFigures {
+    pub errors: u64,
+    pub pool: u64,
+    pub idle: u64,
+    pub listening: bool,
+    pub heard: u64,
+    pub lost: u64,
+    pub lag_ms: u64,
 }
 
 /// Holds a gauge up while alive: an open connection or tunnel.

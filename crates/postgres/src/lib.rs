@@ -17,11 +17,12 @@ mod schema;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use egret_vault::store::{
-    AuditFrom, Change, ChangeSink, Retention, Store, StoreError, Table, number_lines,
+    AuditFrom, Change, ChangeSink, Retention, Store, StoreError, StoreStats, Table, number_lines,
 };
 use tokio_postgres::types::ToSql;
 
@@ -53,6 +54,8 @@ pub struct PgStore {
     /// This replica in notifications: its own are not applied twice.
     origin: String,
     hearing: Arc<Hearing>,
+    /// Queries that failed, for metrics.
+    errors: Arc<AtomicU64>,
 }
 
 impl PgStore {
@@ -107,6 +110,7 @@ impl PgStore {
             tls,
             origin: random_id(),
             hearing: Arc::new(Hearing::default()),
+            errors: Arc::new(AtomicU64::new(0)),
             describe,
         };
         let p = store.pool.clone();
@@ -114,17 +118,20 @@ impl PgStore {
         store
             .run(async move {
                 let mut client = p.get().await.map_err(|e| {
+                    let why = crate::error::pool_cause(e);
                     StoreError::Database(format!(
-                        "cannot reach the vault database {where_}: {}; check vault.url and that PostgreSQL is running",
-                        crate::error::pool(e)
+                        "cannot reach {where_}: {why}; check vault.url and that PostgreSQL is running"
                     ))
                 })?;
                 schema::migrate(&mut client).await
             })
             .map_err(|e| match e {
-                StoreError::Database(m) if m.contains("timed out") => StoreError::Database(
-                    format!("the vault database {} did not answer in time; check vault.url and that PostgreSQL is running", store.describe),
-                ),
+                StoreError::Database(m) if m.contains("did not answer within") => {
+                    StoreError::Database(format!(
+                        "{} did not answer in time; check vault.url and that PostgreSQL is running",
+                        store.describe
+                    ))
+                }
                 other => other,
             })?;
         Ok(store)
@@ -163,6 +170,7 @@ impl PgStore {
         f: impl Future<Output = Result<T, StoreError>> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let errors = self.errors.clone();
         self.handle.spawn(async move {
             let out = tokio::time::timeout(QUERY_TIMEOUT, f)
                 .await
@@ -172,6 +180,9 @@ impl PgStore {
                         QUERY_TIMEOUT.as_secs()
                     )))
                 });
+            if out.is_err() {
+                errors.fetch_add(1, Ordering::Relaxed);
+            }
             let _ = tx.send(out);
         });
         rx.recv()
@@ -771,6 +782,20 @@ impl Store for PgStore {
             self.hearing.clone(),
             sink,
         );
+    }
+
+    fn stats(&self) -> Option<StoreStats> {
+        let pool = self.pool.status();
+        let h = &self.hearing;
+        Some(StoreStats {
+            errors: self.errors.load(Ordering::Relaxed),
+            pool_size: pool.size as u64,
+            pool_idle: pool.available as u64,
+            listening: h.listening(),
+            changes_heard: h.heard.load(Ordering::Relaxed),
+            change_lag_ms: h.lag_ms.load(Ordering::Relaxed),
+            listener_lost: h.lost.load(Ordering::Relaxed),
+        })
     }
 
     fn memory_current(&self) -> bool {

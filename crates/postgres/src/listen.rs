@@ -42,6 +42,9 @@ struct State {
     watching: bool,
     listening: bool,
     deaf_since: Option<Instant>,
+    /// The last attempt to connect failed: the database is away, and reading through
+    /// to it would only make each request wait for the same failure.
+    unreachable: bool,
 }
 
 impl Hearing {
@@ -50,10 +53,15 @@ impl Hearing {
     }
 
     /// Whether memory may be trusted: listening, or deaf for less than `bound` (or not
-    /// watching at all: a one-shot command reads what it loaded).
+    /// watching at all: a one-shot command reads what it loaded). While the database
+    /// cannot be reached at all memory is all there is: nobody can commit a change
+    /// there either (a replica cut off alone is the exception the README names).
     pub fn current(&self, bound: Duration) -> bool {
         let s = self.lock();
-        !s.watching || s.listening || s.deaf_since.is_some_and(|at| at.elapsed() < bound)
+        !s.watching
+            || s.listening
+            || s.unreachable
+            || s.deaf_since.is_some_and(|at| at.elapsed() < bound)
     }
 
     /// Whether the listener is up, for readiness.

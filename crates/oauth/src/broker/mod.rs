@@ -239,7 +239,9 @@ impl Broker {
         loop {
             match self.claim(conn, lease).await? {
                 Claim::Granted => break,
-                Claim::HeldElsewhere => {}
+                Claim::HeldElsewhere => {
+                    self.inner.metrics.lease_waits.inc();
+                }
             }
             if let Some(outcome) = self.await_other(conn, &current).await {
                 return outcome;

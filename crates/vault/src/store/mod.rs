@@ -135,6 +135,24 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// How a shared store is doing, for metrics: cumulative counts and current levels.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Queries that failed (the database refused, did not answer, or was away).
+    pub errors: u64,
+    /// Connections the pool holds, and how many of them are idle.
+    pub pool_size: u64,
+    pub pool_idle: u64,
+    /// Whether the change listener is connected and listening.
+    pub listening: bool,
+    /// Other replicas' changes heard.
+    pub changes_heard: u64,
+    /// Milliseconds from the newest heard change's commit to its arrival.
+    pub change_lag_ms: u64,
+    /// Times the listening connection was lost.
+    pub listener_lost: u64,
+}
+
 /// What the vault's memory is told when another replica changed the store.
 pub trait ChangeSink: Send + Sync {
     /// `table`'s row `key` changed (or went): read it again.
@@ -251,6 +269,11 @@ pub trait Store: Send + Sync {
     /// the store.
     fn memory_current(&self) -> bool {
         true
+    }
+
+    /// How a shared store is doing (`None`: a local store has nothing to tell).
+    fn stats(&self) -> Option<StoreStats> {
+        None
     }
 
     /// Whether the store is healthy for readiness, with the reason when not.
