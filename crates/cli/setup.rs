@@ -215,11 +215,16 @@ pub fn master_key(policy: &Policy, vault_exists: bool) -> Result<MasterKey> {
     Ok(key)
 }
 
-/// The vault's place, for messages: the redb file or the database (no password).
-fn vault_place(policy: &Policy) -> String {
+/// The vault's place, for messages: the redb file, or the database (`vault.url`, read
+/// only far enough to name its host and database: never its password).
+pub fn vault_place(policy: &Policy) -> String {
     match &policy.vault.backend {
         VaultBackend::Redb => policy.vault.path.display().to_string(),
-        VaultBackend::Postgres { .. } => "database (vault.url)".to_owned(),
+        VaultBackend::Postgres { url, .. } => read_secret(url)
+            .ok()
+            .flatten()
+            .and_then(|u| egret_postgres::describe_url(u.expose_secret()))
+            .unwrap_or_else(|| format!("postgres ({url})")),
     }
 }
 

@@ -131,6 +131,66 @@ async fn two_replicas_share_connections_and_refuse_together() {
         );
     }
 
+    // Signed in to the web UI on A, the same cookie works on B (no sticky sessions);
+    // signed out on B, it is refused on A.
+    let login = tokio::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-D", "-", "-H"])
+        .arg(format!("Origin: http://{}", a.control))
+        .args(["--data-urlencode", &format!("token={ADMIN_TOKEN}")])
+        .arg(format!("http://{}/ui/login", a.control))
+        .output()
+        .await
+        .expect("curl");
+    let head = String::from_utf8_lossy(&login.stdout).into_owned();
+    let cookie = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("a session cookie: {head}"))
+        .to_owned();
+    let page = |egret: &Egret, path: &str| {
+        let (cookie, url) = (cookie.clone(), format!("http://{}{path}", egret.control));
+        async move {
+            let out = tokio::process::Command::new("curl")
+                .args([
+                    "-s",
+                    "-w",
+                    "\n%{http_code}",
+                    "-H",
+                    &format!("Cookie: {cookie}"),
+                    &url,
+                ])
+                .output()
+                .await
+                .expect("curl");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    let on_b = page(&b, "/ui/connectors").await;
+    assert!(on_b.ends_with("200") && on_b.contains("openai"), "{on_b}");
+    let csrf = on_b
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a CSRF token in the page")
+        .to_owned();
+    let out = tokio::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+        .arg(format!("Cookie: {cookie}"))
+        .arg("-H")
+        .arg(format!("Origin: http://{}", b.control))
+        .args(["--data-urlencode", &format!("csrf={csrf}")])
+        .arg(format!("http://{}/ui/logout", b.control))
+        .output()
+        .await
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "303");
+    let on_a = page(&a, "/ui/connectors").await;
+    assert!(on_a.ends_with("303"), "signed out everywhere: {on_a}");
+
     // Revoked on A: refused on B within a second.
     let out = a
         .cli(&["placeholder", "revoke", &placeholders[0]], None)

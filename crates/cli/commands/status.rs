@@ -78,7 +78,7 @@ pub async fn status(config: &std::path::Path, remote: &Remote, format: Format) -
         crate::output::json(&json!({
             "server": { "up": up, "control": policy.control.listen.to_string(), "proxy": policy.proxy.listen.to_string() },
             "policy": policy.source.display().to_string(),
-            "vault": policy.vault.path.display().to_string(),
+            "vault": crate::setup::vault_place(&policy),
             "ca": { "path": ca_path.display().to_string(), "expires_at": ca_expires },
             "connectors": connectors,
             "connections": by_status,
@@ -95,7 +95,7 @@ pub async fn status(config: &std::path::Path, remote: &Remote, format: Format) -
         Server::Down(_) => say!("server:      not answering at {}", policy.control.listen),
     }
     say!("policy:      {}", policy.source.display());
-    say!("vault:       {}", policy.vault.path.display());
+    say!("vault:       {}", crate::setup::vault_place(&policy));
     say!(
         "CA:          {} (expires {})",
         ca_path.display(),

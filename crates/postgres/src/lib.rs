@@ -212,6 +212,13 @@ impl Drop for PgStore {
     }
 }
 
+/// `postgres user@host:port/db` for a URL (`None` when it is not one): no password.
+pub fn describe_url(url: &str) -> Option<String> {
+    url.parse::<tokio_postgres::Config>()
+        .ok()
+        .map(|c| describe(&c))
+}
+
 /// `postgres user@host:port/db`: no password.
 fn describe(config: &tokio_postgres::Config) -> String {
     let host = config

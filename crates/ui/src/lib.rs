@@ -41,8 +41,8 @@ impl UiState {
 /// The `/ui` routes, to merge into the control plane's router.
 pub fn router(control: Arc<ControlState>) -> Router {
     let state = Arc::new(UiState {
+        sessions: session::Sessions(control.vault.clone()),
         control,
-        sessions: session::Sessions::default(),
     });
     Router::new()
         .route("/ui", get(pages::home))

@@ -1,15 +1,17 @@
 //! Who is looking at a page: administrators sign in with the admin token, users arrive
 //! by a single-use connect link; either is exchanged for a session cookie (HttpOnly,
-//! `SameSite=Strict`, `Secure` behind https) that expires. Sessions live in memory: a restart signs everyone out. Every form
-//! carries the session's CSRF token, and every form post must come from egret's own
+//! `SameSite=Strict`, `Secure` behind https) that expires. Sessions live in the vault
+//! (sealed, under the SHA-256 of the cookie): a restart keeps them, and every replica
+//! sharing the vault's database knows them, so a load balancer need not be sticky. Every
+//! form carries the session's CSRF token, and every form post must come from egret's own
 //! origin.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 /// The session cookie's name; scoped to `/ui`.
@@ -18,35 +20,33 @@ pub const COOKIE: &str = "egret_ui";
 pub const ADMIN_LIFETIME: Duration = Duration::from_secs(8 * 3600);
 /// How long a session opened by a connect link lasts.
 pub const USER_LIFETIME: Duration = Duration::from_secs(3600);
-/// Sessions kept at most; the oldest go first (bounds what a token holder signing in
-/// in a loop can make egret hold).
-const KEEP: usize = 10_000;
 
 /// A signed-in browser.
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Session {
     /// Put in every form and checked on every post.
     pub csrf: String,
     pub who: Who,
-    expires: Instant,
 }
 
 /// Who a session is.
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Who {
     Admin,
     /// A user, for one owner (and maybe one connector and name), from a connect link.
     User(egret_vault::ConnectLink),
 }
 
-/// The sessions, by the random id their cookie carries (256 bits: unguessable).
-#[derive(Default)]
-pub struct Sessions(Mutex<HashMap<String, Session>>);
+/// The sessions, by the random id their cookie carries (256 bits: unguessable), kept
+/// in the vault.
+pub struct Sessions(pub(crate) Arc<egret_vault::Vault>);
 
 impl Sessions {
-    /// Starts a session; returns the cookie value and the session.
-    pub fn start(&self, who: Who) -> (SecretString, Session) {
-        let id = random_token();
+    /// Starts a session; returns the cookie value and the session, or why it could not
+    /// be stored.
+    pub fn start(&self, who: Who) -> Result<(SecretString, Session), egret_vault::VaultError> {
+        let id = SecretString::from(random_token());
         let lifetime = match who {
             Who::Admin => ADMIN_LIFETIME,
             Who::User(_) => USER_LIFETIME,
@@ -54,34 +54,36 @@ impl Sessions {
         let session = Session {
             csrf: random_token(),
             who,
-            expires: Instant::now() + lifetime,
         };
-        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        all.retain(|_, s| s.expires > now);
-        if all.len() >= KEEP
-            && let Some(oldest) = all
-                .iter()
-                .min_by_key(|(_, s)| s.expires)
-                .map(|(k, _)| k.clone())
-        {
-            all.remove(&oldest);
-        }
-        all.insert(id.clone(), session.clone());
-        (SecretString::from(id), session)
+        let json = zeroize::Zeroizing::new(
+            serde_json::to_vec(&session)
+                .map_err(|e| egret_vault::VaultError::Invalid(e.to_string()))?,
+        );
+        let expires_at = egret_vault::unix_now()
+            .saturating_add(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX));
+        self.0.put_ui_session(&id, &json, expires_at)?;
+        Ok((id, session))
     }
 
-    /// The live session the request's cookie names.
+    /// The live session the request's cookie names. A vault that does not answer signs
+    /// nobody in (and says so in the log).
     pub fn find(&self, headers: &HeaderMap) -> Option<Session> {
         let id = egret_control::cookie(headers, COOKIE)?;
-        let all = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        all.get(&id).filter(|s| s.expires > Instant::now()).cloned()
+        match self.0.ui_session(&id) {
+            Ok(found) => found.and_then(|json| serde_json::from_slice(&json).ok()),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read a web UI session");
+                None
+            }
+        }
     }
 
-    /// Ends the session the request's cookie names.
+    /// Ends the session the request's cookie names, on every replica.
     pub fn end(&self, headers: &HeaderMap) {
-        if let Some(id) = egret_control::cookie(headers, COOKIE) {
-            self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        if let Some(id) = egret_control::cookie(headers, COOKIE)
+            && let Err(e) = self.0.end_ui_session(&id)
+        {
+            tracing::warn!(error = %e, "cannot end a web UI session; it ends when it expires");
         }
     }
 }
@@ -194,8 +196,14 @@ mod tests {
 
     #[test]
     fn sessions_are_found_by_their_cookie_and_ended() {
-        let sessions = Sessions::default();
-        let (id, session) = sessions.start(Who::Admin);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vault = egret_vault::Vault::open(
+            &dir.path().join("v.redb"),
+            &egret_vault::MasterKey::generate(),
+        )
+        .expect("vault");
+        let sessions = Sessions(Arc::new(vault));
+        let (id, session) = sessions.start(Who::Admin).expect("start");
         let mut h = HeaderMap::new();
         let cookie = format!("other=1; {COOKIE}={}", id.expose_secret());
         h.insert(

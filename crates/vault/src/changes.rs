@@ -92,7 +92,11 @@ impl Vault {
                 }
             },
             // Read from the store when asked for; nothing of them is in memory.
-            Table::Meta | Table::Connectors | Table::Authorizations | Table::ConnectLinks => {}
+            Table::Meta
+            | Table::Connectors
+            | Table::Authorizations
+            | Table::ConnectLinks
+            | Table::UiSessions => {}
         }
         Ok(())
     }

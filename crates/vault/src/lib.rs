@@ -31,6 +31,7 @@ mod rotate;
 mod sandboxes;
 mod seal;
 pub mod store;
+mod ui_sessions;
 
 pub use audit::{AuditRecord, AuditWriter};
 pub use copy::{Copied, copy_store};

@@ -17,6 +17,7 @@ pub struct Rotated {
     pub connectors: usize,
     pub connections: usize,
     pub authorizations: usize,
+    pub ui_sessions: usize,
 }
 
 /// Re-seals the vault at `path` from `old` to `new`. The vault must not be open
@@ -62,6 +63,7 @@ pub fn rotate_store_key(
     for (table, count) in [
         (Table::Connectors, &mut rotated.connectors),
         (Table::Authorizations, &mut rotated.authorizations),
+        (Table::UiSessions, &mut rotated.ui_sessions),
     ] {
         for (k, v) in store.scan(table)? {
             changes.push(Change::put(

@@ -377,7 +377,8 @@ fn rotating_the_master_key_reseals_everything_and_retires_the_old_key() {
         Rotated {
             connectors: 1,
             connections: 1,
-            authorizations: 1
+            authorizations: 1,
+            ui_sessions: 0
         }
     );
     assert!(matches!(

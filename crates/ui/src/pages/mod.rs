@@ -256,7 +256,18 @@ pub(crate) async fn login(
 
 /// Starts a session for `who` and sends the browser on to `to` with its cookie.
 pub(crate) fn signed_in(state: &UiState, who: Who, to: &str) -> Response {
-    let (id, session) = state.sessions.start(who);
+    let (id, session) = match state.sessions.start(who) {
+        Ok(started) => started,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot store a web UI session");
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Not signed in",
+                "egret could not store the session (its vault did not answer). Try again in a moment.",
+                html! { p { a href="/ui/login" { "Back to sign-in" } } },
+            );
+        }
+    };
     let mut resp = Redirect::to(to).into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,

@@ -33,10 +33,12 @@ pub enum Table {
     Authorizations,
     /// Connect links by the SHA-256 of their ticket.
     ConnectLinks,
+    /// Web UI sessions by the SHA-256 of their cookie (sealed: they carry a CSRF token).
+    UiSessions,
 }
 
 impl Table {
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 9] = [
         Table::Meta,
         Table::Connectors,
         Table::Connections,
@@ -45,6 +47,7 @@ impl Table {
         Table::RemovedConnectors,
         Table::Authorizations,
         Table::ConnectLinks,
+        Table::UiSessions,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +60,7 @@ impl Table {
             Table::RemovedConnectors => "removed_connectors",
             Table::Authorizations => "authorizations",
             Table::ConnectLinks => "connect_links",
+            Table::UiSessions => "ui_sessions",
         }
     }
 

@@ -1,0 +1,76 @@
+//! Web UI sessions, kept in the vault so that every replica behind a load balancer knows
+//! a browser signed in on another. Keyed by the SHA-256 of the cookie value (the vault
+//! never holds the cookie itself) and sealed, since a session carries its CSRF token.
+//! What a session holds is the UI's business: here it is bytes with an expiry.
+
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+use crate::db::{Vault, aad};
+use crate::error::VaultError;
+use crate::sandboxes::sha256_hex;
+use crate::store::{Change, Table};
+
+/// Sessions kept at most; the soonest to expire go first.
+const KEEP: usize = 10_000;
+
+impl Vault {
+    /// Stores a session under its cookie value `id` until `expires_at` (unix seconds),
+    /// dropping expired ones (and the soonest to expire beyond the cap).
+    pub fn put_ui_session(
+        &self,
+        id: &SecretString,
+        session: &[u8],
+        expires_at: i64,
+    ) -> Result<(), VaultError> {
+        let key = sha256_hex(id.expose_secret());
+        let mut plain = Zeroizing::new(Vec::with_capacity(8 + session.len()));
+        plain.extend_from_slice(&expires_at.to_be_bytes());
+        plain.extend_from_slice(session);
+        let sealed = self.sealer.seal(&aad("ui_sessions", &key), &plain);
+        let now = self.clock.unix();
+        let mut live = Vec::new();
+        let mut dead = Vec::new();
+        for (k, v) in self.store.scan(Table::UiSessions)? {
+            match self.open_ui_session(&k, &v) {
+                Some((at, _)) if at > now => live.push((at, k)),
+                _ => dead.push(k),
+            }
+        }
+        live.sort();
+        let excess = (live.len() + 1).saturating_sub(KEEP);
+        dead.extend(live.into_iter().take(excess).map(|(_, k)| k));
+        let mut changes: Vec<Change> = dead
+            .into_iter()
+            .map(|k| Change::remove(Table::UiSessions, k))
+            .collect();
+        changes.push(Change::put(Table::UiSessions, key, sealed));
+        Ok(self.store.commit(changes)?)
+    }
+
+    /// The live session whose cookie value is `id`.
+    pub fn ui_session(&self, id: &str) -> Result<Option<Zeroizing<Vec<u8>>>, VaultError> {
+        let key = sha256_hex(id);
+        let Some(sealed) = self.store.get(Table::UiSessions, &key)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .open_ui_session(&key, &sealed)
+            .filter(|(at, _)| *at > self.clock.unix())
+            .map(|(_, s)| s))
+    }
+
+    /// Ends the session whose cookie value is `id`, on every replica at once.
+    pub fn end_ui_session(&self, id: &str) -> Result<(), VaultError> {
+        let key = sha256_hex(id);
+        Ok(self
+            .store
+            .commit(vec![Change::remove(Table::UiSessions, key)])?)
+    }
+
+    fn open_ui_session(&self, key: &str, sealed: &[u8]) -> Option<(i64, Zeroizing<Vec<u8>>)> {
+        let plain = self.sealer.open(&aad("ui_sessions", key), sealed)?;
+        let at = i64::from_be_bytes(plain.get(..8)?.try_into().ok()?);
+        Some((at, Zeroizing::new(plain.get(8..)?.to_vec())))
+    }
+}
