@@ -13,6 +13,7 @@ COPY crates/control/Cargo.toml crates/control/
 COPY crates/metrics/Cargo.toml crates/metrics/
 COPY crates/oauth/Cargo.toml crates/oauth/
 COPY crates/policy/Cargo.toml crates/policy/
+COPY crates/postgres/Cargo.toml crates/postgres/
 COPY crates/proxy/Cargo.toml crates/proxy/
 COPY crates/test-support/Cargo.toml crates/test-support/
 COPY crates/tls/Cargo.toml crates/tls/
@@ -22,7 +23,7 @@ COPY crates/webhooks/Cargo.toml crates/webhooks/
 RUN mkdir -p crates/cli benches \
     && echo 'fn main() {}' > crates/cli/main.rs \
     && echo 'fn main() {}' > benches/hot_path.rs \
-    && for c in app clock control metrics oauth policy proxy test-support tls ui vault webhooks; do \
+    && for c in app clock control metrics oauth policy postgres proxy test-support tls ui vault webhooks; do \
          mkdir -p crates/$c/src && touch crates/$c/src/lib.rs; done \
     && cargo build --profile dist --locked --bin egret \
     && rm -rf crates benches target/dist/.fingerprint/egret* target/dist/deps/*egret* target/dist/egret*

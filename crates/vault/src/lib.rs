@@ -1,15 +1,20 @@
-//! The vault: everything egret must remember, in one redb file.
+//! The vault: everything egret must remember, over a store (`store`): one redb file by
+//! default, or a PostgreSQL database shared by replicas (the `egret-postgres` crate).
 //!
 //! Owns the master key (`key`, and its rotation in `rotate`), the AEAD envelope (`seal`),
-//! the tables and the in-memory index the proxy reads on every request (`db`), OAuth
+//! the in-memory index the proxy reads on every request (`db`), other replicas' changes
+//! brought into it (`changes`), the renewal lease with its fence (`renewal`), OAuth
 //! tokens and pending authorizations (`oauth`), connectors created through the API
 //! (`connectors`) and those gone from the policy file, kept until their retention ends
-//! (`retained`), sandbox identities (`sandboxes`), webhook deliveries owed (`outbox`), connect links
-//! (`links`), the audit log and its batching
-//! writer (`audit`), the record types (`records`, `placeholder`, and `names`: which connection a record is about) and its errors (`error`).
-//! Timestamps and expiries come from its [`egret_clock::Clock`]. Every secret field is sealed with XChaCha20-Poly1305 under the master
-//! key, with the record's table and key as associated data. It must not log, print or
-//! return a secret except through [`Resolved`] to the proxy, and it knows nothing of HTTP.
+//! (`retained`), sandbox identities (`sandboxes`), webhook deliveries owed (`outbox`),
+//! connect links (`links`), web UI sessions (`ui_sessions`), sealed values the vault
+//! shares such as a replicated CA (`meta`), copying between stores (`copy`), the audit
+//! log and its batching writer (`audit`), the record types (`records`, `placeholder`, and
+//! `names`: which connection a record is about) and its errors (`error`).
+//! Timestamps and expiries come from its [`egret_clock::Clock`]. Every secret field is
+//! sealed with XChaCha20-Poly1305 under the master key, with the record's table and key
+//! as associated data, before a store sees it. It must not log, print or return a secret
+//! except through [`Resolved`] to the proxy, and it knows nothing of HTTP or SQL.
 
 mod audit;
 mod changes;
