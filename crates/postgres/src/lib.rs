@@ -189,6 +189,33 @@ impl PgStore {
             .map_err(|_| StoreError::Database("the database task stopped".to_owned()))?
     }
 
+    /// Runs an `UPDATE` of at most one row (`params` owned: the query runs on the
+    /// store's runtime) and, when it changed the row, tells the other replicas about
+    /// `row` in the same transaction. Whether it changed the row.
+    fn update_one(
+        &self,
+        sql: &'static str,
+        params: Vec<Box<dyn ToSql + Sync + Send>>,
+        row: (Table, &str),
+    ) -> Result<bool, StoreError> {
+        let notices = self.notices(&[(row.0, row.1.to_owned())]);
+        let p = self.pool.clone();
+        self.run(async move {
+            let mut c = p.get().await.map_err(pool)?;
+            let tx = c.transaction().await.map_err(db)?;
+            let refs: Vec<&(dyn ToSql + Sync)> =
+                params.iter().map(|b| &**b as &(dyn ToSql + Sync)).collect();
+            let n = tx.execute(sql, &refs).await.map_err(db)?;
+            if n == 1 {
+                for notice in &notices {
+                    tx.execute(NOTIFY, &[notice]).await.map_err(db)?;
+                }
+            }
+            tx.commit().await.map_err(db)?;
+            Ok(n == 1)
+        })
+    }
+
     /// The notifications a commit of `changes` sends (in its own transaction).
     fn notices(&self, changes: &[(Table, String)]) -> Vec<String> {
         let indexed: Vec<&(Table, String)> = changes.iter().filter(|(t, _)| t.indexed()).collect();
@@ -437,32 +464,17 @@ impl Store for PgStore {
         expected: &[u8],
         new: &[u8],
     ) -> Result<bool, StoreError> {
-        let notices = self.notices(&[(table, key.to_owned())]);
-        let (p, key, expected, new) = (
-            self.pool.clone(),
-            key.to_owned(),
-            expected.to_vec(),
-            new.to_vec(),
-        );
-        self.run(async move {
-            let mut c = p.get().await.map_err(pool)?;
-            let tx = c.transaction().await.map_err(db)?;
-            let n = tx
-                .execute(
-                    "UPDATE egret_records SET value = $4, version = version + 1
-                     WHERE tbl = $1 AND key = $2 AND value = $3",
-                    &[&table.name(), &key, &expected, &new],
-                )
-                .await
-                .map_err(db)?;
-            if n == 1 {
-                for notice in &notices {
-                    tx.execute(NOTIFY, &[notice]).await.map_err(db)?;
-                }
-            }
-            tx.commit().await.map_err(db)?;
-            Ok(n == 1)
-        })
+        self.update_one(
+            "UPDATE egret_records SET value = $4, version = version + 1
+             WHERE tbl = $1 AND key = $2 AND value = $3",
+            vec![
+                Box::new(table.name()),
+                Box::new(key.to_owned()),
+                Box::new(expected.to_vec()),
+                Box::new(new.to_vec()),
+            ],
+            (table, key),
+        )
     }
 
     fn claim_renewal(
@@ -497,34 +509,19 @@ impl Store for PgStore {
         version: u64,
         value: &[u8],
     ) -> Result<bool, StoreError> {
-        let notices = self.notices(&[(Table::Connections, key.to_owned())]);
-        let (p, key, holder, value) = (
-            self.pool.clone(),
-            key.to_owned(),
-            holder.to_owned(),
-            value.to_vec(),
-        );
-        self.run(async move {
-            let mut c = p.get().await.map_err(pool)?;
-            let tx = c.transaction().await.map_err(db)?;
-            // The fence: still this holder's, and nobody wrote the row since the claim.
-            let n = tx
-                .execute(
-                    "UPDATE egret_records
-                     SET value = $4, version = version + 1, lease_holder = NULL, lease_until = NULL
-                     WHERE tbl = 'connections' AND key = $1 AND lease_holder = $2 AND version = $3",
-                    &[&key, &holder, &i64_of(version), &value],
-                )
-                .await
-                .map_err(db)?;
-            if n == 1 {
-                for notice in &notices {
-                    tx.execute(NOTIFY, &[notice]).await.map_err(db)?;
-                }
-            }
-            tx.commit().await.map_err(db)?;
-            Ok(n == 1)
-        })
+        // The fence: still this holder's, and nobody wrote the row since the claim.
+        self.update_one(
+            "UPDATE egret_records
+             SET value = $4, version = version + 1, lease_holder = NULL, lease_until = NULL
+             WHERE tbl = 'connections' AND key = $1 AND lease_holder = $2 AND version = $3",
+            vec![
+                Box::new(key.to_owned()),
+                Box::new(holder.to_owned()),
+                Box::new(i64_of(version)),
+                Box::new(value.to_vec()),
+            ],
+            (Table::Connections, key),
+        )
     }
 
     fn release_renewal(&self, key: &str, holder: &str) -> Result<(), StoreError> {

@@ -6,8 +6,8 @@
 //! [`Hearing::current`] says memory cannot be trusted and the vault reads through to the
 //! database. A keepalive query every second finds a connection that died silently.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use egret_vault::store::{ChangeSink, Table};
@@ -24,10 +24,18 @@ const RECONNECT: [Duration; 4] = [
     Duration::from_secs(1),
 ];
 
-/// Whether this replica hears other replicas' changes, and since when it has not.
-#[derive(Default)]
+/// Whether this replica hears other replicas' changes, and since when it has not. Read
+/// on every proxied request (through `memory_current`): atomics, no lock.
 pub struct Hearing {
-    state: Mutex<State>,
+    /// The listener was started (a one-shot command never starts one).
+    watching: AtomicBool,
+    listening: AtomicBool,
+    /// The last attempt to connect failed: the database is away, and reading through
+    /// to it would only make each request wait for the same failure.
+    unreachable: AtomicBool,
+    /// Milliseconds after `base` since when nothing has been heard (while not listening).
+    deaf_since_ms: AtomicU64,
+    base: Instant,
     stopped: AtomicBool,
     /// Notifications applied from other replicas.
     pub heard: AtomicU64,
@@ -37,19 +45,30 @@ pub struct Hearing {
     pub lost: AtomicU64,
 }
 
-#[derive(Default)]
-struct State {
-    watching: bool,
-    listening: bool,
-    deaf_since: Option<Instant>,
-    /// The last attempt to connect failed: the database is away, and reading through
-    /// to it would only make each request wait for the same failure.
-    unreachable: bool,
+impl Default for Hearing {
+    fn default() -> Self {
+        Self {
+            watching: AtomicBool::new(false),
+            listening: AtomicBool::new(false),
+            unreachable: AtomicBool::new(false),
+            deaf_since_ms: AtomicU64::new(0),
+            base: Instant::now(),
+            stopped: AtomicBool::new(false),
+            heard: AtomicU64::new(0),
+            lag_ms: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+        }
+    }
 }
 
 impl Hearing {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn deaf_for(&self) -> Duration {
+        let since = self.deaf_since_ms.load(Ordering::Acquire);
+        Duration::from_millis(self.now_ms().saturating_sub(since))
     }
 
     /// Whether memory may be trusted: listening, or deaf for less than `bound` (or not
@@ -57,38 +76,34 @@ impl Hearing {
     /// cannot be reached at all memory is all there is: nobody can commit a change
     /// there either (a replica cut off alone is the exception the README names).
     pub fn current(&self, bound: Duration) -> bool {
-        let s = self.lock();
-        !s.watching
-            || s.listening
-            || s.unreachable
-            || s.deaf_since.is_some_and(|at| at.elapsed() < bound)
+        !self.watching.load(Ordering::Relaxed)
+            || self.listening.load(Ordering::Acquire)
+            || self.unreachable.load(Ordering::Acquire)
+            || self.deaf_for() < bound
     }
 
     /// Whether the listener is up, for readiness.
     pub fn healthy(&self) -> Result<(), String> {
-        let s = self.lock();
-        if !s.watching || s.listening {
+        if !self.watching.load(Ordering::Relaxed) || self.listening() {
             return Ok(());
         }
-        let secs = s.deaf_since.map_or(0, |at| at.elapsed().as_secs());
         Err(format!(
-            "not hearing other replicas' changes for {secs} s (the listening database connection is down); lookups read through to the database meanwhile"
+            "not hearing other replicas' changes for {} s (the listening database connection is down); lookups read through to the database meanwhile",
+            self.deaf_for().as_secs()
         ))
     }
 
     pub fn listening(&self) -> bool {
-        self.lock().listening
+        self.listening.load(Ordering::Acquire)
     }
 
     fn set(&self, listening: bool) {
-        let mut s = self.lock();
-        s.watching = true;
-        if listening {
-            s.deaf_since = None;
-        } else if s.listening || s.deaf_since.is_none() {
-            s.deaf_since = Some(Instant::now());
+        self.watching.store(true, Ordering::Relaxed);
+        let was = self.listening.swap(listening, Ordering::AcqRel);
+        if !listening && (was || self.deaf_since_ms.load(Ordering::Acquire) == 0) {
+            self.deaf_since_ms
+                .store(self.now_ms().max(1), Ordering::Release);
         }
-        s.listening = listening;
     }
 
     pub(crate) fn stop(&self) {

@@ -567,6 +567,36 @@ impl Vault {
         })
     }
 
+    /// Puts `value` under `key` in a table of expiring rows (pending sign-ins, connect
+    /// links, UI sessions), in the same commit dropping the rows that have expired and,
+    /// beyond `keep`, those expiring soonest. `expires_at` reads a row's expiry (`None`:
+    /// unreadable, dropped). Bounds what a caller starting them in a loop makes the
+    /// vault hold.
+    pub(crate) fn put_expiring(
+        &self,
+        table: Table,
+        key: String,
+        value: Vec<u8>,
+        keep: usize,
+        expires_at: impl Fn(&str, &[u8]) -> Option<i64>,
+    ) -> Result<(), VaultError> {
+        let now = self.clock.unix();
+        let mut live = Vec::new();
+        let mut dead = Vec::new();
+        for (k, v) in self.store.scan(table)? {
+            match expires_at(&k, &v) {
+                Some(at) if at > now => live.push((at, k)),
+                _ => dead.push(k),
+            }
+        }
+        live.sort();
+        let excess = (live.len() + 1).saturating_sub(keep);
+        dead.extend(live.into_iter().take(excess).map(|(_, k)| k));
+        let mut changes: Vec<Change> = dead.into_iter().map(|k| Change::remove(table, k)).collect();
+        changes.push(Change::put(table, key, value));
+        Ok(self.store.commit(changes)?)
+    }
+
     /// The placeholder's row and its connection's, read from the store (see
     /// [`Vault::read_through`]).
     fn read_through_placeholder(&self, hash: &PlaceholderHash) {

@@ -10,7 +10,7 @@ use crate::db::Vault;
 use crate::error::VaultError;
 use crate::names::{ConnectionName, Owner};
 use crate::sandboxes::sha256_hex;
-use crate::store::{Change, Table};
+use crate::store::Table;
 
 /// Links kept at most (live or used, until they expire); the oldest go first.
 const KEEP: usize = 10_000;
@@ -59,24 +59,11 @@ impl Vault {
             used: false,
         })
         .map_err(|e| VaultError::Invalid(e.to_string()))?;
-        let now = self.clock.unix();
-        let mut live = Vec::new();
-        let mut dead = Vec::new();
-        for (k, v) in self.store.scan(Table::ConnectLinks)? {
-            match serde_json::from_slice::<Stored>(&v) {
-                Ok(s) if s.link.expires_at > now => live.push((s.link.expires_at, k)),
-                _ => dead.push(k),
-            }
-        }
-        live.sort();
-        let excess = (live.len() + 1).saturating_sub(KEEP);
-        dead.extend(live.into_iter().take(excess).map(|(_, k)| k));
-        let mut changes: Vec<Change> = dead
-            .into_iter()
-            .map(|k| Change::remove(Table::ConnectLinks, k))
-            .collect();
-        changes.push(Change::put(Table::ConnectLinks, key, row));
-        Ok(self.store.commit(changes)?)
+        self.put_expiring(Table::ConnectLinks, key, row, KEEP, |_, v| {
+            serde_json::from_slice::<Stored>(v)
+                .ok()
+                .map(|s| s.link.expires_at)
+        })
     }
 
     /// Opens a ticket: the link on first use (and marks it used, in the same

@@ -11,7 +11,7 @@ use crate::records::{
     ConnectionId, ConnectionInfo, ConnectionKind, ConnectionName, ConnectionStatus, Credential,
     Owner, PendingAuthorization, TokenSet, TokenUpdate,
 };
-use crate::store::{Change, Table};
+use crate::store::Table;
 
 /// Pending authorizations kept at most; the oldest are dropped first. Bounds what an
 /// admin-token holder starting authorizations in a loop can make the vault hold.
@@ -169,25 +169,9 @@ impl Vault {
             serde_json::to_vec(&record).map_err(|e| VaultError::Invalid(e.to_string()))?,
         );
         let sealed = self.sealer.seal(&aad("authorizations", &key), &plain);
-        let at = self.clock.unix();
-        // Drop what has expired, then the oldest beyond the cap.
-        let mut live = Vec::new();
-        let mut dead = Vec::new();
-        for (k, v) in self.store.scan(Table::Authorizations)? {
-            match self.open_pending(&k, &v) {
-                Some(p) if p.expires_at > at => live.push((p.expires_at, k)),
-                _ => dead.push(k),
-            }
-        }
-        live.sort();
-        let excess = (live.len() + 1).saturating_sub(PENDING_KEEP);
-        dead.extend(live.into_iter().take(excess).map(|(_, k)| k));
-        let mut changes: Vec<Change> = dead
-            .into_iter()
-            .map(|k| Change::remove(Table::Authorizations, k))
-            .collect();
-        changes.push(Change::put(Table::Authorizations, key, sealed));
-        Ok(self.store.commit(changes)?)
+        self.put_expiring(Table::Authorizations, key, sealed, PENDING_KEEP, |k, v| {
+            self.open_pending(k, v).map(|p| p.expires_at)
+        })
     }
 
     /// Takes the authorization started with `state`, removing it in the same

@@ -28,24 +28,9 @@ impl Vault {
         plain.extend_from_slice(&expires_at.to_be_bytes());
         plain.extend_from_slice(session);
         let sealed = self.sealer.seal(&aad("ui_sessions", &key), &plain);
-        let now = self.clock.unix();
-        let mut live = Vec::new();
-        let mut dead = Vec::new();
-        for (k, v) in self.store.scan(Table::UiSessions)? {
-            match self.open_ui_session(&k, &v) {
-                Some((at, _)) if at > now => live.push((at, k)),
-                _ => dead.push(k),
-            }
-        }
-        live.sort();
-        let excess = (live.len() + 1).saturating_sub(KEEP);
-        dead.extend(live.into_iter().take(excess).map(|(_, k)| k));
-        let mut changes: Vec<Change> = dead
-            .into_iter()
-            .map(|k| Change::remove(Table::UiSessions, k))
-            .collect();
-        changes.push(Change::put(Table::UiSessions, key, sealed));
-        Ok(self.store.commit(changes)?)
+        self.put_expiring(Table::UiSessions, key, sealed, KEEP, |k, v| {
+            self.open_ui_session(k, v).map(|(at, _)| at)
+        })
     }
 
     /// The live session whose cookie value is `id`.
