@@ -430,7 +430,8 @@ async fn renewal_happens_once_across_replicas_and_survives_a_killed_holder() {
     a.export_ca().await;
     b.export_ca().await;
 
-    // The user signs in through A.
+    // The user signs in through A; the vendor's redirect back lands on B (behind one
+    // address, a load balancer may send it to either): the sign-in A started, B finishes.
     let url = stdout(
         &a.cli(
             &["connection", "connect", "vendor", "--owner", "user:alice"],

@@ -415,3 +415,50 @@ fn replicas_starting_together_migrate_once() {
     });
     assert_eq!(versions, 1, "one schema version row");
 }
+
+#[test]
+fn sslmode_require_is_tls_with_the_certificate_verified() {
+    // The server's own certificate (Debian's: `localhost`), when it serves TLS at all.
+    let (ssl, cert_file): (String, String) = admin(async |c| {
+        let ssl = c.query_one("SHOW ssl", &[]).await.expect("show ssl").get(0);
+        let file = c
+            .query_one("SHOW ssl_cert_file", &[])
+            .await
+            .expect("show ssl_cert_file")
+            .get(0);
+        (ssl, file)
+    });
+    let Ok(pem) = std::fs::read(&cert_file).map(|_| cert_file.clone()) else {
+        eprintln!("skipped: the server's certificate {cert_file} is not readable here");
+        return;
+    };
+    if ssl != "on" {
+        eprintln!("skipped: the test server does not serve TLS (ssl = {ssl})");
+        return;
+    }
+    let db = Db::new("tls");
+    let url = format!(
+        "{}?sslmode=require",
+        db.url.replacen("127.0.0.1", "localhost", 1)
+    );
+    // Not trusted: refused, and why.
+    let refused = PgStore::connect(&url, None)
+        .err()
+        .expect("an untrusted certificate is refused");
+    assert!(refused.to_string().contains("certificate"), "{refused}");
+    // Trusted through vault.ca_file: the connection is TLS.
+    let store = PgStore::connect(&url, Some(std::path::Path::new(&pem))).expect("TLS connect");
+    store.ping().expect("ping");
+    let name = db.name.clone();
+    let all_tls: bool = admin(async |c| {
+        c.query_one(
+            "SELECT bool_and(s.ssl) AND count(*) > 0 FROM pg_stat_ssl s
+             JOIN pg_stat_activity a USING (pid) WHERE a.datname = $1 AND a.application_name = 'egret'",
+            &[&name],
+        )
+        .await
+        .expect("pg_stat_ssl")
+        .get(0)
+    });
+    assert!(all_tls, "egret's connections are TLS");
+}

@@ -172,6 +172,46 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// As [`Self::authorize`], but stops at the vendor's redirect back to the redirect
+    /// URI and returns that URL (with its code and state) unopened: a test may deliver
+    /// it elsewhere (to another replica behind the same address).
+    pub async fn authorize_to_callback(
+        &mut self,
+        url: &str,
+        choice: Choice,
+    ) -> crate::Result<String> {
+        let mut page = self.open(url).await?;
+        let vendor = origin(&page.url)?;
+        for _ in 0..5 {
+            let action = form_action(&page.body, choice).ok_or_else(|| {
+                format!("no form on {} ({}): {}", page.url, page.status, page.body)
+            })?;
+            let target = absolute(&page.url.parse()?, &action);
+            let login = self.login.clone();
+            let mut next = self
+                .request(Method::POST, &target, Some(&[("login", login.as_str())]))
+                .await?;
+            for _ in 0..20 {
+                let Some(location) = next
+                    .location
+                    .clone()
+                    .filter(|_| next.status.is_redirection())
+                else {
+                    break;
+                };
+                let location = absolute(&next.url.parse()?, &location);
+                if origin(&location)? != vendor {
+                    return Ok(location);
+                }
+                next = self.request(Method::GET, &location, None).await?;
+            }
+            page = next;
+        }
+        Err(format!("the sign-in did not end: {page:?}").into())
+    }
+}
+
 async fn send<T>(
     io: TokioIo<T>,
     req: Request<Full<Bytes>>,
