@@ -115,7 +115,7 @@ async fn two_replicas_share_connections_and_refuse_together() {
         everything.extend_from_slice(&r.get::<_, Vec<u8>>(2));
     }
     for line in client
-        .query("SELECT line FROM egret_audit", &[])
+        .query("SELECT lines FROM egret_audit", &[])
         .await
         .expect("read the audit log")
     {
@@ -265,6 +265,27 @@ async fn two_replicas_share_connections_and_refuse_together() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let p = p.expect("the connector created on A is in force on B");
+    assert_eq!(status(&b, &auth(&p), &crm).await, "200");
+    // Disabled on A: B takes no new connection to it at once; what is connected works.
+    stdout(&a.cli(&["connector", "disable", "crm"], None).await);
+    let started = Instant::now();
+    for i in 0.. {
+        // A new owner each time: a connection made before B heard must not hide it.
+        let owner = format!("user:t{i}");
+        let set = ["connection", "set-key", "crm", "--owner", &owner];
+        let out = b.cli(&set, Some("crm-key-2")).await;
+        if String::from_utf8_lossy(&out.stderr).contains("disabled") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "B still connects a disabled connector"
+        );
+    }
+    eprintln!(
+        "connector disabled on A, refused on B after {:?}",
+        started.elapsed()
+    );
     assert_eq!(status(&b, &auth(&p), &crm).await, "200");
     stdout(&a.cli(&["connector", "remove", "crm"], None).await);
     let took = refused_after(&b, &auth(&p), &crm, Duration::from_secs(1)).await;

@@ -566,7 +566,7 @@ impl Store for PgStore {
         _durable: bool,
         retention: Retention,
     ) -> Result<(u64, Vec<u8>), StoreError> {
-        let count = lines.split(|b| *b == b'\n').filter(|l| l.len() > 2).count();
+        let count = lines.split(|b| *b == b'\n').filter(|l| l.len() > 2).count() as u64;
         let lines = lines.to_vec();
         let p = self.pool.clone();
         self.run(async move {
@@ -577,30 +577,26 @@ impl Store for PgStore {
             let last: i64 = tx
                 .query_one(
                     "UPDATE egret_counters SET value = value + $1 WHERE name = 'audit' RETURNING value",
-                    &[&i64_of(count as u64)],
+                    &[&i64_of(count)],
                 )
                 .await
                 .map_err(db)?
                 .get(0);
-            let first = u64_of(last) + 1 - count as u64;
+            let first = (u64_of(last) + 1).saturating_sub(count);
             let (numbered, _) = number_lines(&lines, first);
-            let mut seqs = Vec::with_capacity(count);
-            let mut texts = Vec::with_capacity(count);
-            for (seq, line) in (first..).zip(numbered.split(|b| *b == b'\n').filter(|l| !l.is_empty())) {
-                seqs.push(i64_of(seq));
-                texts.push(String::from_utf8_lossy(line).into_owned());
-            }
-            if !seqs.is_empty() {
+            if count > 0 {
+                // One row per batch, as in the redb file: a busy proxy's request events
+                // cost the database one insert per batch, not one per request.
                 tx.execute(
-                    "INSERT INTO egret_audit (seq, at, line) SELECT s, $2, l FROM unnest($1::bigint[], $3::text[]) AS t(s, l)",
-                    &[&seqs, &at, &texts],
+                    "INSERT INTO egret_audit (seq, first_seq, at, lines) VALUES ($1, $2, $3, $4)",
+                    &[&last, &i64_of(first), &at, &String::from_utf8_lossy(&numbered)],
                 )
                 .await
                 .map_err(db)?;
             }
-            // Retention, now and then: past the count, then past the age; the newest stays.
-            let crossed = (u64_of(last) / 512) != (first.saturating_sub(1) / 512);
-            if crossed {
+            // Retention, now and then: rows past the count, then past the age; whole rows
+            // go, and the newest stays.
+            if u64_of(last) / 512 != first.saturating_sub(1) / 512 {
                 let cutoff = at - retention.max_age_secs;
                 tx.execute(
                     "DELETE FROM egret_audit WHERE seq < $1 AND (seq <= $1 - $2 OR at < $3)",
@@ -619,27 +615,46 @@ impl Store for PgStore {
         let limit = i64_of(max as u64);
         self.run(async move {
             let c = p.get().await.map_err(pool)?;
+            // A row holds one or more events, so `max` rows hold at least `max` events.
             let rows = match from {
                 AuditFrom::After(s) => {
                     c.query(
-                        "SELECT line FROM egret_audit WHERE seq > $1 ORDER BY seq LIMIT $2",
+                        "SELECT lines FROM egret_audit WHERE seq > $1 ORDER BY seq LIMIT $2",
                         &[&i64_of(s), &limit],
                     )
                     .await
                 }
                 AuditFrom::Before(s) => {
                     c.query(
-                        "SELECT line FROM egret_audit WHERE seq < $1 ORDER BY seq DESC LIMIT $2",
+                        "SELECT lines FROM egret_audit WHERE first_seq < $1 ORDER BY seq DESC LIMIT $2",
                         &[&i64_of(s), &limit],
                     )
                     .await
                 }
             }
             .map_err(db)?;
-            Ok(rows
-                .into_iter()
-                .map(|r| r.get::<_, String>(0).into_bytes())
-                .collect())
+            let mut out = Vec::new();
+            'rows: for r in rows {
+                let text: String = r.get(0);
+                let mut lines: Vec<&str> = text.split('\n').collect();
+                if matches!(from, AuditFrom::Before(_)) {
+                    lines.reverse();
+                }
+                for line in lines {
+                    if out.len() >= max {
+                        break 'rows;
+                    }
+                    let seq = egret_vault::store::seq_of_line(line.as_bytes());
+                    let wanted = seq.is_some_and(|n| match from {
+                        AuditFrom::After(s) => n > s,
+                        AuditFrom::Before(s) => n < s,
+                    });
+                    if wanted {
+                        out.push(line.as_bytes().to_vec());
+                    }
+                }
+            }
+            Ok(out)
         })
     }
 
@@ -740,6 +755,7 @@ impl Store for PgStore {
     }
 
     fn audit_import(&self, lines: &[Vec<u8>]) -> Result<(), StoreError> {
+        // A row per copied event (their times differ), with its number.
         let mut seqs = Vec::with_capacity(lines.len());
         let mut ats = Vec::with_capacity(lines.len());
         let mut texts = Vec::with_capacity(lines.len());
@@ -756,7 +772,8 @@ impl Store for PgStore {
             let mut c = p.get().await.map_err(pool)?;
             let tx = c.transaction().await.map_err(db)?;
             tx.execute(
-                "INSERT INTO egret_audit (seq, at, line) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[])",
+                "INSERT INTO egret_audit (seq, first_seq, at, lines)
+                 SELECT s, s, a, l FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS t(s, a, l)",
                 &[&seqs, &ats, &texts],
             )
             .await

@@ -15,8 +15,9 @@ const MIGRATION_LOCK: i64 = 0x6567_7265_745f_6d67;
 /// Migration steps; step `n` takes the schema from version `n` to `n + 1`.
 const STEPS: &[&str] = &[
     // 1: every keyed record (connections, placeholders, sandboxes, …) with its version and,
-    // for connections, the renewal lease; the audit log; the webhook outbox; the counters
-    // that number those two across replicas; the leaders of background tasks.
+    // for connections, the renewal lease; the audit log (a row per write: the events it
+    // numbered `first_seq..=seq`, as JSON lines); the webhook outbox; the counters that
+    // number those two across replicas; the leaders of background tasks.
     "CREATE TABLE egret_records (
         tbl text NOT NULL,
         key text NOT NULL,
@@ -28,9 +29,11 @@ const STEPS: &[&str] = &[
     );
     CREATE TABLE egret_audit (
         seq bigint PRIMARY KEY,
+        first_seq bigint NOT NULL,
         at bigint NOT NULL,
-        line text NOT NULL
+        lines text NOT NULL
     );
+    CREATE INDEX egret_audit_first_seq ON egret_audit (first_seq);
     CREATE TABLE egret_outbox (
         seq bigint PRIMARY KEY,
         row text NOT NULL
