@@ -81,6 +81,12 @@ async fn an_administrator_and_a_user_set_up_and_connect_a_service_in_chromium() 
         .click("a.button[href='/ui/connectors/new']")
         .await
         .expect("add");
+    // The link is on the page the click opens: wait for it, not for a page that may
+    // still be the old one.
+    admin
+        .wait_for("a[href='/ui/connectors/new?kind=generic']", WAIT)
+        .await
+        .expect("the templates");
     admin
         .click("a[href='/ui/connectors/new?kind=generic']")
         .await
@@ -379,6 +385,9 @@ async fn a_denied_consent_a_closed_popup_another_browser_and_old_or_used_links_e
     user.goto(&link).await.expect("open");
     user.click("form button").await.expect("continue");
     let main = user.window().await.expect("window");
+    user.wait_for("form[action='/ui/connections/vendor/connect'] button", WAIT)
+        .await
+        .expect("the Connections page");
     user.click("form[action='/ui/connections/vendor/connect'] button")
         .await
         .expect("connect");

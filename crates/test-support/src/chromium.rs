@@ -171,14 +171,27 @@ impl Session<'_> {
     }
 
     pub async fn click(&self, css: &str) -> crate::Result<()> {
-        let el = self.element(css).await?;
-        self.cmd(
-            Method::POST,
-            &format!("/element/{el}/click"),
-            Some(json!({})),
-        )
-        .await
-        .map(drop)
+        // A page that is replaced between finding the element and clicking it (a
+        // redirect landing, a re-render) makes the element stale: nothing was clicked,
+        // so find it again on the page now shown.
+        let mut attempt = 0;
+        loop {
+            let el = self.element(css).await?;
+            let clicked = self
+                .cmd(
+                    Method::POST,
+                    &format!("/element/{el}/click"),
+                    Some(json!({})),
+                )
+                .await;
+            match clicked {
+                Err(e) if attempt < 5 && e.to_string().contains("stale element") => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                other => return other.map(drop),
+            }
+        }
     }
 
     /// Types `text` into the field `css` (after clearing it).
