@@ -260,6 +260,9 @@ async fn purge_expired(lifecycle: Arc<Lifecycle>, webhooks: Arc<egret_webhooks::
                     ));
                 }
             }
+            Ok(Err(e)) if e.is_unavailable() => {
+                tracing::debug!(error = %e, "the purge of removed connectors waits for the vault database")
+            }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot erase the connections of a removed connector whose retention ended; retrying")
             }

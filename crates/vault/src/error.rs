@@ -34,3 +34,12 @@ pub enum VaultError {
     #[error("placeholder not found; it may have been revoked already")]
     NoPlaceholder,
 }
+
+impl VaultError {
+    /// The store did not answer (a shared database that is away): readiness and
+    /// metrics already say so, and the caller retries, so loops that meet it every
+    /// second log it quietly.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Storage(crate::store::StoreError::Database(_)))
+    }
+}

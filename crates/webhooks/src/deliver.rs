@@ -164,6 +164,10 @@ impl Webhooks {
         });
         let due = match due.await {
             Ok(Ok(due)) => due,
+            Ok(Err(e)) if e.is_unavailable() => {
+                tracing::debug!(error = %e, "webhook deliveries wait for the vault database");
+                return;
+            }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot read the webhook outbox");
                 return;
