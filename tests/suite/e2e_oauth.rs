@@ -8,9 +8,10 @@ use std::time::Duration;
 use egret_test_support::browser::{Browser, Choice};
 use egret_test_support::oauth_server::OAuthServer;
 use egret_test_support::upstream::TestCa;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::harness::binary::{Egret, stdout};
+use super::harness::oauth::loopback_client;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_with_the_cli_refresh_survive_sigkill_and_disconnect() {
@@ -18,15 +19,7 @@ async fn connect_with_the_cli_refresh_survive_sigkill_and_disconnect() {
     let ca = TestCa::new();
     // egret's control port is the system's pick, known only once it runs: a native
     // client's loopback redirect URI matches on any port (RFC 8252 §7.3).
-    let clients = json!([{
-        "client_id": "egret",
-        "client_secret": "e2e-client-secret",
-        "application_type": "native",
-        "grant_types": ["authorization_code", "refresh_token"],
-        "redirect_uris": ["http://127.0.0.1/oauth/callback"],
-        "response_types": ["code"],
-        "token_endpoint_auth_method": "client_secret_basic",
-    }]);
+    let clients = loopback_client("e2e-client-secret");
     let server = OAuthServer::start(&ca, &clients, 6).await;
     let port = server.port;
     std::fs::write(dir.path().join("upstream-ca.pem"), &ca.pem).expect("write");

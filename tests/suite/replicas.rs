@@ -413,20 +413,11 @@ fn oauth_connectors(port: u16) -> String {
 async fn renewal_happens_once_across_replicas_and_survives_a_killed_holder() {
     use egret_test_support::browser::{Browser, Choice};
     use egret_test_support::oauth_server::OAuthServer;
-    use serde_json::json;
 
     let db = TestDb::create().await;
     let root = tempfile::tempdir().expect("tempdir");
     let ca = TestCa::new();
-    let clients = json!([{
-        "client_id": "egret",
-        "client_secret": "replica-client-secret",
-        "application_type": "native",
-        "grant_types": ["authorization_code", "refresh_token"],
-        "redirect_uris": ["http://127.0.0.1/oauth/callback"],
-        "response_types": ["code"],
-        "token_endpoint_auth_method": "client_secret_basic",
-    }]);
+    let clients = super::harness::oauth::loopback_client("replica-client-secret");
     let server = OAuthServer::start(&ca, &clients, 6).await;
     let port = server.port;
     prepare(root.path(), &db, &ca, &oauth_connectors(port));

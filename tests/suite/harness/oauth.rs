@@ -273,3 +273,17 @@ connectors:
         panic!("egret did not recover within 20 s");
     }
 }
+
+/// The OAuth app the real binary signs in with: a native client (RFC 8252) whose
+/// loopback redirect URI matches egret's control port, whatever the system picked.
+pub fn loopback_client(secret: &str) -> Value {
+    json!([{
+        "client_id": "egret",
+        "client_secret": secret,
+        "application_type": "native",
+        "grant_types": ["authorization_code", "refresh_token"],
+        "redirect_uris": ["http://127.0.0.1/oauth/callback"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "client_secret_basic",
+    }])
+}
