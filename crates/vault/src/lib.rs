@@ -63,4 +63,6 @@ pub fn unix_now() -> i64 {
 }
 
 #[cfg(test)]
+mod shared_tests;
+#[cfg(test)]
 mod tests;

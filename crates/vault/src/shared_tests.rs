@@ -1,0 +1,199 @@
+//! The vault over a store other processes share, with the sharing simulated: a redb
+//! store behind a wrapper that says whether memory is current, lets a test write behind
+//! the vault's back (another replica), and can lose a renewal's fence.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use crate::store::{AuditFrom, Change, ChangeSink, RedbStore, Retention, Store, StoreError, Table};
+use crate::{ConnectionId, MasterKey, Owner, TokenSet, TokenUpdate, Vault, VaultError};
+
+struct Shared {
+    inner: Arc<RedbStore>,
+    current: Arc<AtomicBool>,
+    lose_fence: Arc<AtomicBool>,
+}
+
+impl Store for Shared {
+    fn describe(&self) -> String {
+        "shared test store".to_owned()
+    }
+    fn shared(&self) -> bool {
+        true
+    }
+    fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping()
+    }
+    fn get(&self, t: Table, k: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(t, k)
+    }
+    fn scan(&self, t: Table) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.inner.scan(t)
+    }
+    fn commit(&self, c: Vec<Change>) -> Result<(), StoreError> {
+        self.inner.commit(c)
+    }
+    fn put_if_absent(&self, t: Table, k: &str, v: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.inner.put_if_absent(t, k, v)
+    }
+    fn take(&self, t: Table, k: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.take(t, k)
+    }
+    fn swap(&self, t: Table, k: &str, e: &[u8], n: &[u8]) -> Result<bool, StoreError> {
+        self.inner.swap(t, k, e, n)
+    }
+    fn claim_renewal(&self, k: &str, h: &str, l: Duration) -> Result<Option<u64>, StoreError> {
+        self.inner.claim_renewal(k, h, l)
+    }
+    fn commit_renewal(&self, k: &str, h: &str, v: u64, val: &[u8]) -> Result<bool, StoreError> {
+        if self.lose_fence.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        self.inner.commit_renewal(k, h, v, val)
+    }
+    fn release_renewal(&self, k: &str, h: &str) -> Result<(), StoreError> {
+        self.inner.release_renewal(k, h)
+    }
+    fn lead(&self, t: &str, h: &str, l: Duration) -> Result<bool, StoreError> {
+        self.inner.lead(t, h, l)
+    }
+    fn audit_append(
+        &self,
+        lines: &[u8],
+        at: i64,
+        durable: bool,
+        r: Retention,
+    ) -> Result<(u64, Vec<u8>), StoreError> {
+        self.inner.audit_append(lines, at, durable, r)
+    }
+    fn audit_page(&self, from: AuditFrom, max: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.inner.audit_page(from, max)
+    }
+    fn outbox_push(&self, rows: Vec<Vec<u8>>, cap: usize) -> Result<usize, StoreError> {
+        self.inner.outbox_push(rows, cap)
+    }
+    fn outbox_rows(&self, max: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.inner.outbox_rows(max)
+    }
+    fn outbox_update(&self, seq: u64, row: Option<&[u8]>) -> Result<(), StoreError> {
+        self.inner.outbox_update(seq, row)
+    }
+    fn outbox_len(&self) -> Result<u64, StoreError> {
+        self.inner.outbox_len()
+    }
+    fn watch(&self, _: Arc<dyn ChangeSink>) {}
+    fn memory_current(&self) -> bool {
+        self.current.load(Ordering::SeqCst)
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    vault: Vault,
+    /// The same store, as another replica writes to it.
+    other: Arc<RedbStore>,
+    current: Arc<AtomicBool>,
+    lose_fence: Arc<AtomicBool>,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inner = Arc::new(RedbStore::open(&dir.path().join("v.redb")).expect("store"));
+    let current = Arc::new(AtomicBool::new(true));
+    let lose_fence = Arc::new(AtomicBool::new(false));
+    let store = Shared {
+        inner: inner.clone(),
+        current: current.clone(),
+        lose_fence: lose_fence.clone(),
+    };
+    let vault = Vault::open_store(Box::new(store), &MasterKey::generate()).expect("vault");
+    Fixture {
+        _dir: dir,
+        vault,
+        other: inner,
+        current,
+        lose_fence,
+    }
+}
+
+fn org(connector: &str) -> ConnectionId {
+    ConnectionId::default_of(connector, &Owner::parse("org").expect("owner"))
+}
+
+#[test]
+fn memory_is_trusted_while_current_and_read_through_when_not() {
+    let f = fixture();
+    let id = org("openai");
+    f.vault
+        .put_api_key(&id, &SecretString::from("sk-1"))
+        .expect("key");
+    let (p, _) = f.vault.mint_placeholder(&id, None).expect("mint");
+    let now = crate::unix_now();
+    // Another replica revokes it; this one has not heard.
+    f.other
+        .commit(vec![Change::remove(Table::Placeholders, p.hash().hex())])
+        .expect("revoke elsewhere");
+    assert!(
+        f.vault.resolve(&p.hash(), now).is_some(),
+        "hearing changes: memory answers, and the notification would follow"
+    );
+    // Deaf for too long: the lookup reads the database and refuses.
+    f.current.store(false, Ordering::SeqCst);
+    assert!(f.vault.resolve(&p.hash(), now).is_none());
+    // The same for a sandbox revoked elsewhere.
+    let (sbx, secret) = f.vault.issue_sandbox(Some("s1"), None).expect("sandbox");
+    use secrecy::ExposeSecret as _;
+    let issue = f
+        .vault
+        .authenticate_sandbox(&sbx.id, secret.expose_secret(), now)
+        .expect("authenticates");
+    f.other
+        .commit(vec![Change::remove(Table::Sandboxes, "s1")])
+        .expect("revoke elsewhere");
+    assert!(!f.vault.sandbox_still_valid("s1", &issue, now));
+    assert!(
+        f.vault
+            .authenticate_sandbox("s1", secret.expose_secret(), now)
+            .is_none()
+    );
+}
+
+#[test]
+fn a_renewal_that_lost_its_fence_leaves_the_newer_tokens_in_force() {
+    let f = fixture();
+    let id = org("vendor");
+    let tokens = |access: &str, refresh: &str| TokenSet {
+        access_token: SecretString::from(access.to_owned()),
+        refresh_token: Some(SecretString::from(refresh.to_owned())),
+        expires_at: Some(crate::unix_now() + 3600),
+        scopes: Vec::new(),
+        identity: None,
+    };
+    f.vault
+        .put_oauth_tokens(&id, tokens("at-1", "rt-1"), TokenUpdate::Authorized)
+        .expect("connect");
+    assert!(
+        f.vault
+            .claim_renewal(&id, Duration::from_secs(10))
+            .expect("claim")
+    );
+    // Meanwhile another replica committed its renewal (this one's fence is lost).
+    f.lose_fence.store(true, Ordering::SeqCst);
+    let result =
+        f.vault
+            .put_oauth_tokens(&id, tokens("at-mine", "rt-mine"), TokenUpdate::Refreshed);
+    assert!(
+        matches!(result, Err(VaultError::Superseded(_))),
+        "{result:?}"
+    );
+    use secrecy::ExposeSecret as _;
+    let now = f.vault.credential(&id).expect("credential");
+    assert_eq!(
+        now.secret.expose_secret(),
+        "at-1",
+        "this replica's tokens never landed"
+    );
+}
