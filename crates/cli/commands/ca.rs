@@ -9,6 +9,14 @@ pub fn run(config: &std::path::Path, cmd: CaCommand) -> Result<()> {
     let policy = load_policy(config)?;
     match cmd {
         CaCommand::Init { dir } => {
+            if matches!(
+                policy.vault.backend,
+                egret_policy::VaultBackend::Postgres { .. }
+            ) {
+                bail!(
+                    "with `vault.backend: postgres` the CA is kept in the vault database, sealed, and the first replica to start creates it; a CA made here would not be used (to bring an existing one, `egret vault migrate` moves it from ca.dir)"
+                );
+            }
             let dir = dir.unwrap_or_else(|| policy.ca.dir.clone());
             if dir.join(egret_tls::CA_CERT_FILE).exists()
                 || dir.join(egret_tls::CA_KEY_FILE).exists()
