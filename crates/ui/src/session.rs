@@ -61,7 +61,7 @@ impl Sessions {
         );
         let expires_at = egret_vault::unix_now()
             .saturating_add(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX));
-        self.0.put_ui_session(&id, &json, expires_at)?;
+        off_the_workers(|| self.0.put_ui_session(&id, &json, expires_at))?;
         Ok((id, session))
     }
 
@@ -69,7 +69,7 @@ impl Sessions {
     /// nobody in (and says so in the log).
     pub fn find(&self, headers: &HeaderMap) -> Option<Session> {
         let id = egret_control::cookie(headers, COOKIE)?;
-        match self.0.ui_session(&id) {
+        match off_the_workers(|| self.0.ui_session(&id)) {
             Ok(found) => found.and_then(|json| serde_json::from_slice(&json).ok()),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read a web UI session");
@@ -81,10 +81,20 @@ impl Sessions {
     /// Ends the session the request's cookie names, on every replica.
     pub fn end(&self, headers: &HeaderMap) {
         if let Some(id) = egret_control::cookie(headers, COOKIE)
-            && let Err(e) = self.0.end_ui_session(&id)
+            && let Err(e) = off_the_workers(|| self.0.end_ui_session(&id))
         {
             tracing::warn!(error = %e, "cannot end a web UI session; it ends when it expires");
         }
+    }
+}
+
+/// Runs a vault call that may wait on a database (a shared vault that is slow or away)
+/// without stalling the control plane: on a multi-threaded runtime the worker's other
+/// tasks move elsewhere meanwhile (`/readyz` and `/metrics` keep answering).
+fn off_the_workers<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
