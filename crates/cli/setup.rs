@@ -31,7 +31,16 @@ pub fn open_everything(policy: &Policy) -> Result<Opened> {
     create_parent(vault_path)?;
     let pid_file = vault_path.with_extension("pid");
     let vault = match Vault::open(vault_path, &key) {
-        Err(VaultError::WrongKey) => finish_rotation(policy)?,
+        Err(VaultError::WrongKey) => {
+            let opened = finish_rotation(policy, |k| Ok(Vault::open(vault_path, k)))?;
+            opened.and_then(Result::ok).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the master key {} does not open the vault {}; restore the key that created it (egret never re-creates a vault that holds data)",
+                    policy.vault.master_key,
+                    vault_path.display()
+                )
+            })?
+        }
         // Not a damaged vault: nothing to restore or move away.
         Err(VaultError::InUse) => {
             let pid = std::fs::read_to_string(&pid_file)
@@ -101,26 +110,10 @@ fn open_shared(policy: &Policy) -> Result<Opened> {
     let key = master_key(policy, stamped)?;
     let place = store.describe();
     let opened = match Vault::open_store(Box::new(store), &key) {
-        // A rotation that re-sealed the database but did not get to replace the key
-        // file: the pending key opens it, and the rename is finished now.
-        Err(VaultError::WrongKey) => match pending_key(policy) {
-            Some((pending_path, key_file, new)) => {
-                let store = open_postgres(policy)?;
-                let vault = Vault::open_store(Box::new(store), &new);
-                if vault.is_ok() {
-                    std::fs::rename(&pending_path, &key_file).with_context(|| {
-                        format!(
-                            "cannot move {} to {}",
-                            pending_path.display(),
-                            key_file.display()
-                        )
-                    })?;
-                    info!(path = %key_file.display(), "finished an interrupted master key rotation");
-                }
-                vault
-            }
-            None => Err(VaultError::WrongKey),
-        },
+        Err(VaultError::WrongKey) => {
+            let open = |k: &MasterKey| Ok(Vault::open_store(Box::new(open_postgres(policy)?), k));
+            finish_rotation(policy, open)?.unwrap_or(Err(VaultError::WrongKey))
+        }
         other => other,
     };
     let vault = opened.map_err(|e| match e {
@@ -285,38 +278,28 @@ pub fn rotate_master_key(policy: &Policy) -> Result<egret_vault::Rotated> {
     Ok(rotated)
 }
 
-/// The key an interrupted rotation left beside the key file: its path, the key file's,
-/// and the key.
-fn pending_key(policy: &Policy) -> Option<(std::path::PathBuf, std::path::PathBuf, MasterKey)> {
-    let SecretRef::File(key_file) = &policy.vault.master_key else {
-        return None;
-    };
-    let pending = pending_key_path(key_file);
-    let text = std::fs::read_to_string(&pending).ok()?;
-    let key = MasterKey::decode(text.trim()).ok()?;
-    Some((pending, key_file.clone(), key))
-}
-
 /// The vault does not open with the key file: if a rotation committed but did not get
-/// to replace the key file, the pending key opens it, and the rename is finished now.
-fn finish_rotation(policy: &Policy) -> Result<Vault> {
-    let vault_path = &policy.vault.path;
-    let wrong_key = || {
-        anyhow::anyhow!(
-            "the master key {} does not open the vault {}; restore the key that created it (egret never re-creates a vault that holds data)",
-            policy.vault.master_key,
-            vault_path.display()
-        )
-    };
+/// to replace the key file, the pending key beside it opens the vault (with `open`), and
+/// the rename is finished now. `None` when there is no pending key; `Some(Err)` with
+/// why the pending key did not open the vault either.
+fn finish_rotation(
+    policy: &Policy,
+    open: impl FnOnce(&MasterKey) -> Result<Result<Vault, VaultError>>,
+) -> Result<Option<Result<Vault, VaultError>>> {
     let SecretRef::File(key_file) = &policy.vault.master_key else {
-        return Err(wrong_key());
+        return Ok(None);
     };
     let pending = pending_key_path(key_file);
     let Ok(text) = std::fs::read_to_string(&pending) else {
-        return Err(wrong_key());
+        return Ok(None);
     };
-    let key = MasterKey::decode(text.trim()).map_err(|_| wrong_key())?;
-    let vault = Vault::open(vault_path, &key).map_err(|_| wrong_key())?;
+    let Ok(key) = MasterKey::decode(text.trim()) else {
+        return Ok(None);
+    };
+    let vault = match open(&key)? {
+        Ok(vault) => vault,
+        Err(e) => return Ok(Some(Err(e))),
+    };
     std::fs::rename(&pending, key_file).with_context(|| {
         format!(
             "cannot move {} to {}",
@@ -325,7 +308,7 @@ fn finish_rotation(policy: &Policy) -> Result<Vault> {
         )
     })?;
     info!(path = %key_file.display(), "finished an interrupted master key rotation");
-    Ok(vault)
+    Ok(Some(Ok(vault)))
 }
 
 /// The master key opens every credential: a key file others may read is refused.
