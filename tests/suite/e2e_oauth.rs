@@ -140,25 +140,9 @@ connectors:
     // lost, the next egret refreshes with the same refresh token.
     server.token_mode("slow").await;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let mut waiting = tokio::process::Command::new("curl")
-        .args([
-            "-s",
-            "--max-time",
-            "20",
-            "-x",
-            &format!("http://{}", egret.proxy),
-            "--cacert",
-        ])
-        .arg(dir.path().join("egret-ca.pem"))
-        .args(["-H", &auth, &api])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("curl");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let mut child = egret.child;
-    child.start_kill().expect("SIGKILL");
-    child.wait().await.expect("killed");
-    let _ = waiting.kill().await;
+    egret
+        .kill_during(&["-H", &auth], &api, Duration::from_millis(1500))
+        .await;
     server.token_mode("ok").await;
     let egret = Egret::start(dir.path(), "third.log").await;
     assert_eq!(call(&egret, &auth, &api).await["sub"], "alice");

@@ -493,25 +493,8 @@ async fn renewal_happens_once_across_replicas_and_survives_a_killed_holder() {
     // over when A's lease runs out, and the grant survives.
     tokio::time::sleep(Duration::from_secs(4)).await;
     server.token_mode("slow").await;
-    let mut waiting = tokio::process::Command::new("curl")
-        .args([
-            "-s",
-            "--max-time",
-            "20",
-            "-x",
-            &format!("http://{}", a.proxy),
-            "--cacert",
-        ])
-        .arg(root.path().join("a").join("egret-ca.pem"))
-        .args(["-H", &auth, &api])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("curl");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let mut child = a.child;
-    child.start_kill().expect("SIGKILL");
-    child.wait().await.expect("killed");
-    let _ = waiting.kill().await;
+    a.kill_during(&["-H", &auth], &api, Duration::from_millis(1500))
+        .await;
     server.token_mode("ok").await;
     let started = Instant::now();
     let (code, body) = b.curl(&["-H", &auth], &api).await;

@@ -171,23 +171,30 @@ impl Egret {
         self.log_text()
     }
 
+    /// `curl -x` through this egret, not yet run.
+    fn curl_command(&self, extra: &[&str], url: &str) -> Command {
+        let mut curl = Command::new("curl");
+        curl.args([
+            "-s",
+            "--max-time",
+            "20",
+            "-x",
+            &format!("http://{}", self.proxy),
+            "--cacert",
+        ])
+        .arg(self.dir.join("egret-ca.pem"))
+        .args(extra)
+        .arg(url)
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("CURL_CA_BUNDLE");
+        curl
+    }
+
     /// `curl -x` through this egret; returns (exit code, stdout).
     pub async fn curl(&self, extra: &[&str], url: &str) -> (i32, String) {
-        let out = Command::new("curl")
-            .args([
-                "-s",
-                "--max-time",
-                "20",
-                "-x",
-                &format!("http://{}", self.proxy),
-                "--cacert",
-            ])
-            .arg(self.dir.join("egret-ca.pem"))
-            .args(extra)
-            .arg(url)
-            .env_remove("HTTPS_PROXY")
-            .env_remove("https_proxy")
-            .env_remove("CURL_CA_BUNDLE")
+        let out = self
+            .curl_command(extra, url)
             .output()
             .await
             .expect("curl runs");
@@ -195,6 +202,22 @@ impl Egret {
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),
         )
+    }
+
+    /// Sends a request through this egret and SIGKILLs egret `after` that, while it is
+    /// still answering (a renewal the vendor is slow to answer, say); the request is
+    /// abandoned.
+    pub async fn kill_during(self, extra: &[&str], url: &str, after: Duration) {
+        let mut waiting = self
+            .curl_command(extra, url)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("curl");
+        tokio::time::sleep(after).await;
+        let mut child = self.child;
+        child.start_kill().expect("SIGKILL");
+        child.wait().await.expect("killed");
+        let _ = waiting.kill().await;
     }
 
     /// Resident memory of the egret process, in KiB. Panics where it cannot be read:
