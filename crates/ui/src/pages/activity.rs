@@ -12,7 +12,7 @@ use egret_vault::AuditEvent;
 use maud::html;
 use serde::Deserialize;
 
-use super::{admin, layout, when};
+use super::{admin, filled, layout, when};
 use crate::UiState;
 
 /// Refusals looked at for the summary (the newest first).
@@ -46,11 +46,10 @@ pub(crate) async fn page(
         Ok(s) => s,
         Err(refused) => return refused.into_response(),
     };
-    let pick = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
     let (event, connector, owner) = (
-        pick(&filter.event),
-        pick(&filter.connector),
-        pick(&filter.owner),
+        filled(filter.event.as_deref()),
+        filled(filter.connector.as_deref()),
+        filled(filter.owner.as_deref()),
     );
     let read = state
         .control

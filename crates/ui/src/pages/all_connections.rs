@@ -13,7 +13,7 @@ use egret_vault::{ConnectionId, ConnectionName, Owner};
 use maud::html;
 use serde::Deserialize;
 
-use super::{admin, admin_post, layout, outcome, when};
+use super::{admin, admin_post, filled, layout, outcome, when};
 use crate::UiState;
 
 #[derive(Deserialize, Default)]
@@ -32,11 +32,10 @@ pub(crate) async fn list(
         Ok(s) => s,
         Err(refused) => return refused.into_response(),
     };
-    let pick = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
     let (connector, owner, status) = (
-        pick(&filter.connector),
-        pick(&filter.owner),
-        pick(&filter.status),
+        filled(filter.connector.as_deref()),
+        filled(filter.owner.as_deref()),
+        filled(filter.status.as_deref()),
     );
     let owner_parsed = owner.as_deref().and_then(|o| Owner::parse(o).ok());
     let policy = state.control.policy.load();

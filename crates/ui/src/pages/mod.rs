@@ -140,6 +140,11 @@ pub(crate) fn outcome(status: StatusCode, what: &str, back: Markup) -> Response 
     problem(status, title, what, back)
 }
 
+/// A filter field as a form sent it: one left empty filters nothing.
+pub(crate) fn filled(field: Option<&str>) -> Option<String> {
+    field.filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
 /// The signed-in administrator's session.
 pub(crate) fn admin(state: &UiState, headers: &HeaderMap) -> Result<Session, Refused> {
     state
