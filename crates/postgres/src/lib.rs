@@ -198,7 +198,7 @@ impl PgStore {
         params: Vec<Box<dyn ToSql + Sync + Send>>,
         row: (Table, &str),
     ) -> Result<bool, StoreError> {
-        let notices = self.notices(&[(row.0, row.1.to_owned())]);
+        let notices = self.notices([row]);
         let p = self.pool.clone();
         self.run(async move {
             let mut c = p.get().await.map_err(pool)?;
@@ -217,14 +217,15 @@ impl PgStore {
     }
 
     /// The notifications a commit of `changes` sends (in its own transaction).
-    fn notices(&self, changes: &[(Table, String)]) -> Vec<String> {
-        let indexed: Vec<&(Table, String)> = changes.iter().filter(|(t, _)| t.indexed()).collect();
+    fn notices<'a>(&self, changes: impl IntoIterator<Item = (Table, &'a str)>) -> Vec<String> {
+        let indexed: Vec<(Table, &str)> =
+            changes.into_iter().filter(|(t, _)| t.indexed()).collect();
         if indexed.len() > NOTIFY_EACH_UP_TO {
             return vec![listen::payload(&self.origin, None)];
         }
         indexed
             .into_iter()
-            .map(|(t, k)| listen::payload(&self.origin, Some((*t, k))))
+            .map(|row| listen::payload(&self.origin, Some(row)))
             .collect()
     }
 }
@@ -312,6 +313,24 @@ fn random_id() -> String {
         .collect()
 }
 
+/// Reserves `n` numbers of `counter` (`audit`, `outbox`) in `tx`; the last one given.
+/// The counter's row lock orders concurrent reservations: numbers are gap-free across
+/// replicas and none is given twice.
+async fn reserve(
+    tx: &tokio_postgres::Transaction<'_>,
+    counter: &str,
+    n: u64,
+) -> Result<i64, StoreError> {
+    let row = tx
+        .query_one(
+            "UPDATE egret_counters SET value = value + $1 WHERE name = $2 RETURNING value",
+            &[&i64_of(n), &counter],
+        )
+        .await
+        .map_err(db)?;
+    Ok(row.get(0))
+}
+
 /// A stored audit line's time (`"at":N`), 0 when it has none.
 fn at_of(line: &[u8]) -> i64 {
     let text = String::from_utf8_lossy(line);
@@ -340,10 +359,6 @@ const NOTIFY: &str = "SELECT pg_notify('egret_changes', $1)";
 impl Store for PgStore {
     fn describe(&self) -> String {
         self.describe.clone()
-    }
-
-    fn shared(&self) -> bool {
-        true
     }
 
     fn ping(&self) -> Result<(), StoreError> {
@@ -389,8 +404,7 @@ impl Store for PgStore {
         if changes.is_empty() {
             return Ok(());
         }
-        let keys: Vec<(Table, String)> = changes.iter().map(|c| (c.table, c.key.clone())).collect();
-        let notices = self.notices(&keys);
+        let notices = self.notices(changes.iter().map(|c| (c.table, c.key.as_str())));
         let p = self.pool.clone();
         self.run(async move {
             let mut c = p.get().await.map_err(pool)?;
@@ -437,7 +451,7 @@ impl Store for PgStore {
     }
 
     fn take(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let notices = self.notices(&[(table, key.to_owned())]);
+        let notices = self.notices([(table, key)]);
         let (p, key) = (self.pool.clone(), key.to_owned());
         self.run(async move {
             let mut c = p.get().await.map_err(pool)?;
@@ -572,16 +586,7 @@ impl Store for PgStore {
         self.run(async move {
             let mut c = p.get().await.map_err(pool)?;
             let tx = c.transaction().await.map_err(db)?;
-            // The counter row numbers events across replicas, gap-free: its row lock
-            // orders concurrent appends.
-            let last: i64 = tx
-                .query_one(
-                    "UPDATE egret_counters SET value = value + $1 WHERE name = 'audit' RETURNING value",
-                    &[&i64_of(count)],
-                )
-                .await
-                .map_err(db)?
-                .get(0);
+            let last = reserve(&tx, "audit", count).await?;
             let first = (u64_of(last) + 1).saturating_sub(count);
             let (numbered, _) = number_lines(&lines, first);
             if count > 0 {
@@ -589,7 +594,12 @@ impl Store for PgStore {
                 // cost the database one insert per batch, not one per request.
                 tx.execute(
                     "INSERT INTO egret_audit (seq, first_seq, at, lines) VALUES ($1, $2, $3, $4)",
-                    &[&last, &i64_of(first), &at, &String::from_utf8_lossy(&numbered)],
+                    &[
+                        &last,
+                        &i64_of(first),
+                        &at,
+                        &String::from_utf8_lossy(&numbered),
+                    ],
                 )
                 .await
                 .map_err(db)?;
@@ -666,14 +676,7 @@ impl Store for PgStore {
         self.run(async move {
             let mut c = p.get().await.map_err(pool)?;
             let tx = c.transaction().await.map_err(db)?;
-            let last: i64 = tx
-                .query_one(
-                    "UPDATE egret_counters SET value = value + $1 WHERE name = 'outbox' RETURNING value",
-                    &[&i64_of(rows.len() as u64)],
-                )
-                .await
-                .map_err(db)?
-                .get(0);
+            let last = reserve(&tx, "outbox", rows.len() as u64).await?;
             let first = last - i64_of(rows.len() as u64) + 1;
             let seqs: Vec<i64> = (first..=last).collect();
             let texts: Vec<String> = rows
@@ -823,8 +826,8 @@ impl Store for PgStore {
         self.hearing.current(DEAF_BOUND)
     }
 
-    fn health(&self) -> Result<(), String> {
-        self.ping().map_err(|e| e.to_string())?;
-        self.hearing.healthy()
+    fn health(&self) -> Result<(), StoreError> {
+        self.ping()?;
+        self.hearing.healthy().map_err(StoreError::Database)
     }
 }
