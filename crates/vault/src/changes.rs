@@ -107,17 +107,19 @@ impl Vault {
         self.load()
     }
 
-    /// Before a lookup, when memory cannot be trusted: reads the rows it depends on
-    /// from the store. A store that does not answer leaves memory as it is (a store
-    /// that is down takes no revocation either).
-    pub(crate) fn read_through(&self, rows: &[(Table, &str)]) {
+    /// Before a lookup, when memory cannot be trusted: reads the row it depends on
+    /// from the store. True when it did; false when memory is current (nothing to
+    /// read) or the store did not answer, which leaves memory as it is (a store that is
+    /// down takes no revocation either).
+    pub(crate) fn read_through(&self, table: Table, key: &str) -> bool {
         if self.store.memory_current() {
-            return;
+            return false;
         }
-        for (table, key) in rows {
-            if let Err(e) = self.reread(*table, key) {
+        match self.reread(table, key) {
+            Ok(()) => true,
+            Err(e) => {
                 tracing::debug!(error = %e, "read-through failed; answering from memory");
-                return;
+                false
             }
         }
     }

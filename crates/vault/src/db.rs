@@ -288,12 +288,7 @@ impl Vault {
 
     /// Readiness: the store answers (and, shared, hears other replicas' changes).
     pub fn ping(&self) -> Result<(), VaultError> {
-        if !self.store.shared() {
-            return Ok(self.store.ping()?);
-        }
-        self.store
-            .health()
-            .map_err(|e| VaultError::Storage(crate::store::StoreError::Database(e)))
+        Ok(self.store.health()?)
     }
 
     /// The connection's current credential, from memory.
@@ -552,6 +547,7 @@ impl Vault {
     /// The hot path: memory only, no disk. Expired placeholders and placeholders whose
     /// connection is gone resolve to `None`.
     pub fn resolve(&self, hash: &PlaceholderHash, now_unix: i64) -> Option<Resolved> {
+        // Checked here too: the key's hex is built only when memory is not current.
         if !self.store.memory_current() {
             self.read_through_placeholder(hash);
         }
@@ -600,14 +596,16 @@ impl Vault {
     /// The placeholder's row and its connection's, read from the store (see
     /// [`Vault::read_through`]).
     fn read_through_placeholder(&self, hash: &PlaceholderHash) {
-        self.read_through(&[(Table::Placeholders, &hash.hex())]);
+        if !self.read_through(Table::Placeholders, &hash.hex()) {
+            return;
+        }
         let conn = self
             .read_index()
             .placeholders
             .get(hash)
             .map(|e| e.conn_key.clone());
         if let Some(conn) = conn {
-            self.read_through(&[(Table::Connections, &conn)]);
+            self.read_through(Table::Connections, &conn);
         }
     }
 

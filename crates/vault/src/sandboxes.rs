@@ -130,7 +130,7 @@ impl Vault {
         secret: &str,
         now_unix: i64,
     ) -> Option<SandboxIssue> {
-        self.read_through(&[(Table::Sandboxes, id)]);
+        self.read_through(Table::Sandboxes, id);
         let index = self.read_index();
         let s = index.sandboxes.get(id)?;
         if s.info.expires_at.is_some_and(|e| e <= now_unix) {
@@ -147,7 +147,7 @@ impl Vault {
     /// neither revoked, expired, nor issued new credentials since. The proxy asks on
     /// every request inside a tunnel, so revocation reaches open tunnels.
     pub fn sandbox_still_valid(&self, id: &str, issue: &SandboxIssue, now_unix: i64) -> bool {
-        self.read_through(&[(Table::Sandboxes, id)]);
+        self.read_through(Table::Sandboxes, id);
         let index = self.read_index();
         index.sandboxes.get(id).is_some_and(|s| {
             s.info.expires_at.is_none_or(|e| e > now_unix) && s.secret_sha256 == issue.0

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::store::{AuditFrom, Change, ChangeSink, RedbStore, Retention, Store, StoreError, Table};
+use crate::store::{AuditFrom, Change, RedbStore, Retention, Store, StoreError, Table};
 use crate::{ConnectionId, MasterKey, Owner, TokenSet, TokenUpdate, Vault, VaultError};
 
 struct Shared {
@@ -20,9 +20,6 @@ struct Shared {
 impl Store for Shared {
     fn describe(&self) -> String {
         "shared test store".to_owned()
-    }
-    fn shared(&self) -> bool {
-        true
     }
     fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping()
@@ -84,7 +81,6 @@ impl Store for Shared {
     fn outbox_len(&self) -> Result<u64, StoreError> {
         self.inner.outbox_len()
     }
-    fn watch(&self, _: Arc<dyn ChangeSink>) {}
     fn memory_current(&self) -> bool {
         self.current.load(Ordering::SeqCst)
     }

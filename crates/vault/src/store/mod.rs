@@ -173,11 +173,6 @@ pub trait Store: Send + Sync {
     /// never a password.
     fn describe(&self) -> String;
 
-    /// Whether other processes share this store (and must be coordinated with).
-    fn shared(&self) -> bool {
-        false
-    }
-
     /// Readiness: the store answers.
     fn ping(&self) -> Result<(), StoreError>;
 
@@ -280,9 +275,10 @@ pub trait Store: Send + Sync {
         None
     }
 
-    /// Whether the store is healthy for readiness, with the reason when not.
-    fn health(&self) -> Result<(), String> {
-        self.ping().map_err(|e| e.to_string())
+    /// Whether the store is healthy for readiness (it answers, and a shared store
+    /// hears the others' changes), with the reason when not.
+    fn health(&self) -> Result<(), StoreError> {
+        self.ping()
     }
 }
 
