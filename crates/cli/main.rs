@@ -1,10 +1,9 @@
 //! The `egret` binary: clap commands over the library crates. The only place that uses
 //! `anyhow`, reads the environment, and decides exit codes.
 //!
-//! `args` is the command line; `commands` runs each command; `serve` binds the listeners
-//! and runs egret through `egret-app` until a signal; `setup` creates what a first start
-//! needs (CA, master key, vault, admin token); `config` loads the policy and the admin
-//! token; `client` is the JSON client commands use to reach a running server;
+//! `args` is the command line; `commands` runs each command; `serve` runs egret through
+//! `egret-app` (which opens, creates and starts everything) until a signal; `config`
+//! loads the policy and the admin token; `client` is the JSON client commands use to reach a running server;
 //! `sandbox_env` prints what a sandbox needs; `output` prints listings (tables for
 //! people, JSON for scripts); `log_writer` escapes control characters in the text log. It must not hold proxy, control-plane or
 //! storage logic of its own: that lives in the library crates.
@@ -38,11 +37,9 @@ mod client;
 mod commands;
 mod config;
 mod log_writer;
-mod migrate;
 mod output;
 mod sandbox_env;
 mod serve;
-mod setup;
 
 use clap::Parser;
 

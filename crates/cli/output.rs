@@ -84,7 +84,7 @@ pub fn when(v: &Value) -> String {
     let Some(unix) = v.as_i64() else {
         return "-".to_owned();
     };
-    let now = egret_vault::unix_now();
+    let now = unix_now();
     let at = u64::try_from(unix)
         .ok()
         .and_then(|s| std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(s)));
@@ -123,6 +123,13 @@ pub fn count(n: u64, noun: &str) -> String {
     } else {
         format!("{n} {noun}s")
     }
+}
+
+/// Seconds since 1970, as the server's times are given.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

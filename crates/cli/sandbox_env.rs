@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use egret_vault::ConnectionName;
+use egret_control::ConnectionName;
 use http::Method;
 use serde_json::{Value, json};
 
@@ -193,7 +193,7 @@ const NODE_NOTE: &str = "note: NODE_USE_ENV_PROXY=1 makes Node.js use the proxy 
 /// The system's roots followed by egret's CA: tools that *replace* their trust store
 /// with this file still reach the rest of the internet (through `network.allow`).
 fn write_bundle(ca_dir: &Path, bundle: &Path) -> Result<()> {
-    let ca_path = ca_dir.join(egret_tls::CA_CERT_FILE);
+    let ca_path = ca_dir.join(egret_app::ca::CERT_FILE);
     let ca = std::fs::read_to_string(&ca_path).with_context(|| {
         format!(
             "no CA at {}; run `egret serve` once first",

@@ -1,17 +1,36 @@
-//! The composition root: builds a running egret — the proxy and the control plane,
-//! sharing one policy, vault, token broker, metrics registry, audit writer and clock —
-//! and keeps its policy file in force.
+//! The composition root: the one place egret is assembled and started — the vault on
+//! either backend, the CA, the proxy and the control plane sharing one policy, broker,
+//! metrics registry, audit writer and clock, and every background task — and the
+//! start-up commands that open the same things (`vault rotate-key`, `vault migrate`,
+//! `ca init`).
 //!
-//! `running` assembles both planes from their parts ([`assemble`]) and starts and stops
-//! them on their listeners ([`Running`]); `reload` watches the policy file (and SIGHUP)
-//! and installs each new version through the control plane's `Lifecycle`. `egret serve`
-//! and the test harness both start egret through here, so the tests run what ships.
+//! `start` is the entry ([`Egret::start`], [`Egret::stop`]) that `egret serve` and the
+//! test harness both call, so the tests run what ships; `open` opens the vault, CA and
+//! admin token (creating what a first start needs); `keys` reads and rotates the master
+//! key; `secrets` reads what the policy's references point at; `assemble` wires both
+//! planes from their parts; `tasks` starts and stops every background task the same way;
+//! `reload` keeps the policy file in force; `migrate` moves a redb vault to PostgreSQL;
+//! `ca` is the CA as commands see it; `error` says why a start failed.
 //!
-//! It owns no behaviour of its own: no request handling, no routes, no storage. It must
-//! not read the environment or the command line (that is `crates/cli`).
+//! It owns no behaviour of its own: no request handling, no routes, no storage format.
+//! It must not read the environment or the command line (that is `crates/cli`).
 
+mod assemble;
+pub mod ca;
+mod error;
+mod keys;
+mod migrate;
+mod open;
 mod reload;
-mod running;
+mod secrets;
+mod start;
+mod tasks;
 
+pub use error::AppError;
+pub use keys::{Rotated, master_key, rotate_master_key};
+pub use migrate::{Migrated, to_postgres};
+pub use open::vault_place;
 pub use reload::watch;
-pub use running::{AssembleError, Assembled, Parts, Running, assemble};
+pub use secrets::{configured_admin_token, read_secret, token_file};
+pub use start::{Egret, Start};
+pub use tasks::Stopped;

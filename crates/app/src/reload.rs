@@ -14,16 +14,14 @@ use tracing::{error, info, warn};
 const POLL: Duration = Duration::from_secs(1);
 
 /// Reloads the policy file at `path` whenever it changes (checked every second) or
-/// SIGHUP arrives, until the task is dropped; `None` (the embedded default policy)
-/// watches nothing.
+/// SIGHUP arrives, until the task is dropped.
 /// `listen` (flags, environment) is applied to every file read, as at start-up.
 pub async fn watch(
-    path: Option<PathBuf>,
+    path: PathBuf,
     listen: ListenOverride,
     lifecycle: Arc<Lifecycle>,
     vault: Arc<Vault>,
 ) {
-    let Some(path) = path else { return };
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(e) => {

@@ -16,6 +16,7 @@ use clap::CommandFactory;
 use crate::args::*;
 use crate::client::ControlClient;
 use crate::config::load_policy;
+use crate::output::count;
 
 pub async fn run(cli: Cli) -> Result<()> {
     let Cli { config, command } = cli;
@@ -29,18 +30,35 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Ca(cmd) => ca::run(&config, cmd),
         Command::Vault(VaultCommand::RotateKey) => {
             let policy = load_policy(&config)?;
-            let rotated = crate::setup::rotate_master_key(&policy)?;
+            let rotated = egret_app::rotate_master_key(&policy)?;
             say!(
                 "rotated the master key: re-sealed {}, {} and {}",
-                crate::output::count(rotated.connections as u64, "connection"),
-                crate::output::count(rotated.connectors as u64, "connector"),
-                crate::output::count(rotated.authorizations as u64, "pending authorization"),
+                count(rotated.connections as u64, "connection"),
+                count(rotated.connectors as u64, "connector"),
+                count(rotated.authorizations as u64, "pending authorization"),
             );
             Ok(())
         }
         Command::Vault(VaultCommand::Migrate { to }) => {
             let policy = load_policy(&config)?;
-            crate::migrate::to_postgres(&policy, &to)
+            let m = egret_app::to_postgres(&policy, &to)?;
+            say!(
+                "copied the vault {} into {}: {} ({}, {}, {}), {}, {}; verified",
+                m.source,
+                m.target,
+                count(m.records as u64, "record"),
+                count(m.connections as u64, "connection"),
+                count(m.placeholders as u64, "placeholder"),
+                count(m.sandboxes as u64, "sandbox"),
+                count(m.audit_events as u64, "audit event"),
+                count(m.webhook_deliveries as u64, "webhook delivery"),
+            );
+            say!("{}", m.ca);
+            say!(
+                "next: set `vault: {{backend: postgres, url: ${{env:EGRET_DATABASE_URL}}}}` with the same master_key, and start the replicas; keep {} as a backup until they serve",
+                m.source
+            );
+            Ok(())
         }
         Command::Policy(PolicyCommand::Check { file, format }) => {
             policy::check(file.as_deref().unwrap_or(&config), format)

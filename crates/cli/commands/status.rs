@@ -14,16 +14,14 @@ const CA_WARN_DAYS: i64 = 30;
 pub async fn status(config: &std::path::Path, remote: &Remote, format: Format) -> Result<()> {
     let policy = load_policy(config)?;
     let mut attention: Vec<String> = policy.unresolved_secrets();
-    let ca_path = policy.ca.dir.join(egret_tls::CA_CERT_FILE);
-    let ca_expires = std::fs::read_to_string(&ca_path)
-        .ok()
-        .and_then(|pem| egret_tls::certificate_not_after(&pem));
+    let ca_path = egret_app::ca::cert_path(&policy);
+    let ca_expires = egret_app::ca::not_after(&policy);
     match ca_expires {
         None => attention.push(format!(
             "no CA at {}: `egret serve` creates one on first start",
             ca_path.display()
         )),
-        Some(t) if t - egret_vault::unix_now() < CA_WARN_DAYS * 86_400 => attention.push(format!(
+        Some(t) if t - crate::output::unix_now() < CA_WARN_DAYS * 86_400 => attention.push(format!(
             "the CA expires {}: make a new one (`egret ca init` in a new directory) and hand it to sandboxes",
             when(&json!(t))
         )),
@@ -78,7 +76,7 @@ pub async fn status(config: &std::path::Path, remote: &Remote, format: Format) -
         crate::output::json(&json!({
             "server": { "up": up, "control": policy.control.listen.to_string(), "proxy": policy.proxy.listen.to_string() },
             "policy": policy.source.display().to_string(),
-            "vault": crate::setup::vault_place(&policy),
+            "vault": egret_app::vault_place(&policy),
             "ca": { "path": ca_path.display().to_string(), "expires_at": ca_expires },
             "connectors": connectors,
             "connections": by_status,
@@ -95,7 +93,7 @@ pub async fn status(config: &std::path::Path, remote: &Remote, format: Format) -
         Server::Down(_) => say!("server:      not answering at {}", policy.control.listen),
     }
     say!("policy:      {}", policy.source.display());
-    say!("vault:       {}", crate::setup::vault_place(&policy));
+    say!("vault:       {}", egret_app::vault_place(&policy));
     say!(
         "CA:          {} (expires {})",
         ca_path.display(),

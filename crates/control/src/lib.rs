@@ -41,6 +41,7 @@ use tokio::net::TcpListener;
 
 pub use connections::missing_scopes;
 pub use connectors::{connector_view, create_connector, delete_connector, patch_connector};
+pub use egret_vault::ConnectionName;
 pub use error::ApiError;
 pub use lifecycle::{Install, Lifecycle};
 pub use links::{MadeLink, make_connect_link};

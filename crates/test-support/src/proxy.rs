@@ -6,15 +6,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use egret_app::{Assembled, Parts, Running};
+use egret_app::{Egret, Start};
 use egret_clock::Clock;
 use egret_control::Lifecycle;
-use egret_policy::Policy;
+use egret_policy::{ListenOverride, Policy};
 use egret_proxy::Limits;
-use egret_tls::CertificateAuthority;
-use egret_vault::{ConnectionId, MasterKey, Owner, Vault};
+use egret_vault::{ConnectionId, Owner, Vault};
 use secrecy::SecretString;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
@@ -34,7 +32,7 @@ pub struct TestProxy {
     /// egret's CA, which clients must trust.
     pub ca_pem: String,
     pub dir: tempfile::TempDir,
-    running: Running,
+    egret: Egret,
 }
 
 /// Parses a policy for tests (relative paths resolve in `dir`); panics with the error.
@@ -61,57 +59,44 @@ impl TestProxy {
         Self::start_on(yaml, upstream_ca_pem, limits, 2).await
     }
 
+    /// Starts egret the way `egret serve` does ([`Egret::start`]), on a policy whose
+    /// vault, master key, CA and upstream trust live in a temporary directory, on
+    /// 127.0.0.1:0, with the test clock and a known admin token.
     async fn start_on(yaml: &str, upstream_ca_pem: &str, limits: Limits, workers: usize) -> Self {
         crate::init_logs();
         let dir = tempfile::tempdir().expect("tempdir");
         let upstream_ca = dir.path().join("upstream-ca.pem");
         std::fs::write(&upstream_ca, upstream_ca_pem).expect("write upstream CA");
-        let policy = policy(yaml, dir.path());
+        let mut policy = policy(yaml, dir.path());
+        policy.vault.backend = egret_policy::VaultBackend::Redb;
+        policy.vault.path = dir.path().join("egret.redb");
+        policy.vault.master_key = egret_policy::SecretRef::File(dir.path().join("master.key"));
+        policy.ca.dir = dir.path().join("certs");
+        policy.upstream.extra_ca = vec![upstream_ca];
+        let loopback = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         let clock = Clock::for_tests();
-        let vault = Vault::open(&dir.path().join("egret.redb"), &MasterKey::generate())
-            .expect("vault")
-            .with_clock(clock.clone());
-        let vault = Arc::new(vault);
-        let (ca, _) = CertificateAuthority::load_or_create(&dir.path().join("certs")).expect("ca");
-        let ca_pem = ca.cert_pem().to_owned();
-        let upstream_tls =
-            egret_tls::upstream_client_config(&[&upstream_ca]).expect("upstream tls");
-        let policy = Arc::new(ArcSwap::from_pointee(policy));
-        let Assembled {
-            proxy,
-            control,
-            audit,
-            lifecycle,
-        } = egret_app::assemble(Parts {
-            policy: policy.clone(),
-            vault: vault.clone(),
-            ca,
-            upstream_tls,
-            limits: limits.with_settings(&policy.load().limits),
-            admin_token: SecretString::from(ADMIN_TOKEN),
-            clock: clock.clone(),
-        })
-        .expect("assemble");
-        let broker = control.broker.clone();
-        let proxy_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let control_listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind control");
-        let proxy_addr = proxy_listener.local_addr().expect("addr");
-        let control_addr = control_listener.local_addr().expect("addr");
-        let running = Running::start(proxy, proxy_listener, workers, control, control_listener);
+        let start = Start::new(policy)
+            .listen(ListenOverride {
+                proxy: loopback,
+                control: loopback,
+            })
+            .workers(workers)
+            .limits(limits)
+            .clock(clock)
+            .admin_token(SecretString::from(ADMIN_TOKEN));
+        let egret = Egret::start(start).await.expect("start egret");
         Self {
-            proxy_addr,
-            control_addr,
-            policy,
-            vault,
-            audit,
-            broker,
-            clock,
-            lifecycle,
-            ca_pem,
+            proxy_addr: egret.proxy_addr,
+            control_addr: egret.control_addr,
+            policy: egret.policy.clone(),
+            vault: egret.vault.clone(),
+            audit: egret.audit.clone(),
+            broker: egret.broker.clone(),
+            clock: egret.clock.clone(),
+            lifecycle: egret.lifecycle.clone(),
+            ca_pem: egret.ca_pem.clone(),
             dir,
-            running,
+            egret,
         }
     }
 
@@ -138,11 +123,11 @@ impl TestProxy {
 
     /// Signals shutdown and waits for the proxy to drain.
     pub async fn shutdown(self) {
-        self.running.stop().await;
+        self.egret.stop().await;
     }
 
     /// Starts shutdown without waiting; returns the proxy's drain to await.
     pub fn begin_shutdown(self) -> (JoinHandle<()>, tempfile::TempDir) {
-        (self.running.begin_stop(), self.dir)
+        (self.egret.begin_stop(), self.dir)
     }
 }

@@ -18,17 +18,14 @@ pub(super) const KEEPALIVE: i64 = 24 * 3600;
 impl Broker {
     /// Renews in the background, every `every`: connections used within the last hour
     /// whose token expires within the skew plus two rounds, and any connection not
-    /// renewed for 24 hours. Runs until the task is aborted.
-    pub fn spawn_background(&self, every: Duration) -> tokio::task::JoinHandle<()> {
-        let this = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                this.renew_due(every).await;
-            }
-        })
+    /// renewed for 24 hours. Runs until the future is dropped (egret's stop signal).
+    pub async fn renew_in_background(self, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.renew_due(every).await;
+        }
     }
 
     /// One background round: renews what is due, one connection at a time. `every` is

@@ -1,0 +1,129 @@
+//! Both planes built from their parts: one broker, one metrics registry, one audit
+//! writer and one clock shared by the proxy and the control plane.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use egret_clock::Clock;
+use egret_control::{ControlState, Lifecycle};
+use egret_policy::Policy;
+use egret_proxy::{Limits, Proxy, Services};
+use egret_tls::{CertificateAuthority, LeafCache};
+use egret_vault::{AuditWriter, Vault};
+use secrecy::SecretString;
+
+/// What both planes are built from.
+pub struct Parts {
+    /// Holds the file's policy; API connectors are merged in by [`assemble`].
+    pub policy: Arc<ArcSwap<Policy>>,
+    pub vault: Arc<Vault>,
+    pub ca: CertificateAuthority,
+    /// Trust toward upstreams and token endpoints.
+    pub upstream_tls: rustls::ClientConfig,
+    pub limits: Limits,
+    pub admin_token: SecretString,
+    /// `Clock::system()` in `egret serve`; tests may pass a clock they control.
+    pub clock: Clock,
+}
+
+/// The proxy and the control plane, sharing one broker, one metrics registry, one
+/// audit writer and one clock.
+pub struct Assembled {
+    pub proxy: Arc<Proxy>,
+    pub control: Arc<ControlState>,
+    pub audit: AuditWriter,
+    /// Installs new policies (the reload watcher's way in).
+    pub lifecycle: Arc<Lifecycle>,
+}
+
+/// Wires both planes (called by [`crate::Egret::start`]).
+pub fn assemble(p: Parts) -> Result<Assembled, crate::AppError> {
+    let lifecycle = Arc::new(Lifecycle::new(p.policy.clone(), p.vault.clone()));
+    // API connectors join the file's; nothing is erased at start-up (connectors with
+    // stored connections but not in the file start their retention).
+    let file = (**p.policy.load()).clone();
+    lifecycle.install(file, egret_control::Install::Start)?;
+    let metrics = Arc::new(egret_metrics::Metrics::new());
+    let leaves = Arc::new(
+        LeafCache::new(p.ca, p.limits.leaf_cache_capacity)?
+            .with_counters(metrics.leaf_hits.clone(), metrics.leaf_misses.clone()),
+    );
+    let oauth_http = egret_oauth::HttpClient::new(
+        p.policy.clone(),
+        p.upstream_tls.clone(),
+        Duration::from_secs(10),
+    );
+    let audit = AuditWriter::start(p.vault.clone(), metrics.audit_dropped.clone());
+    let webhooks = Arc::new(egret_webhooks::Webhooks::new(
+        p.policy.clone(),
+        p.vault.clone(),
+        metrics.clone(),
+        p.clock.clone(),
+        p.upstream_tls.clone(),
+    ));
+    let vendor = Arc::new(egret_oauth::HttpVendor::new(oauth_http, p.clock.clone()));
+    let broker = egret_oauth::Broker::new(
+        p.policy.clone(),
+        p.vault.clone(),
+        vendor,
+        metrics.clone(),
+        p.clock.clone(),
+        webhooks.clone(),
+    );
+    let services = Services {
+        broker: broker.clone(),
+        metrics: metrics.clone(),
+        audit: audit.clone(),
+        clock: p.clock,
+    };
+    let proxy = Arc::new(Proxy::new(
+        p.policy.clone(),
+        p.vault.clone(),
+        leaves,
+        p.upstream_tls,
+        p.limits,
+        services,
+    ));
+    let control = Arc::new(ControlState {
+        policy: p.policy,
+        lifecycle: lifecycle.clone(),
+        vault: p.vault,
+        broker,
+        metrics,
+        admin_token: p.admin_token,
+        tester: Arc::new(ProxyTester(proxy.clone())),
+        webhooks,
+    });
+    Ok(Assembled {
+        proxy,
+        control,
+        audit,
+        lifecycle,
+    })
+}
+
+/// Connection tests for the control plane, made by the proxy (its upstream client,
+/// resolution and address checks).
+struct ProxyTester(Arc<Proxy>);
+
+impl egret_control::ConnectionTester for ProxyTester {
+    fn test<'a>(
+        &'a self,
+        connector: &'a egret_policy::Connector,
+        conn: &'a egret_vault::ConnectionId,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Option<egret_control::TestOutcome>> + Send + 'a>,
+    > {
+        Box::pin(async move {
+            let o = egret_proxy::probe::test_connection(&self.0, connector, conn).await?;
+            Some(egret_control::TestOutcome {
+                ok: o.ok,
+                status: o.status,
+                latency_ms: o.latency_ms,
+                message: o.message,
+                identity: o.identity,
+            })
+        })
+    }
+}

@@ -1,0 +1,219 @@
+//! Opening what egret runs on: the vault (one redb file, or PostgreSQL shared by
+//! replicas), the interception CA and the admin token. A first start creates what is
+//! missing; nothing that holds data is ever overwritten.
+
+use std::path::Path;
+
+use egret_policy::{Policy, VaultBackend};
+use egret_tls::{CaOrigin, CertificateAuthority};
+use egret_vault::store::Store as _;
+use egret_vault::{MasterKey, Vault, VaultError};
+use secrecy::{ExposeSecret, SecretString};
+use tracing::info;
+
+use crate::error::{AppError, Context, refuse};
+use crate::keys::{finish_rotation, master_key};
+use crate::secrets::{admin_token, create_parent, read_secret};
+
+/// What a start opened.
+pub(crate) struct Opened {
+    pub vault: Vault,
+    pub ca: CertificateAuthority,
+    pub admin_token: SecretString,
+}
+
+/// Opens the vault on the policy's backend, the CA and the admin token; `token`, when
+/// given, is used instead of the configured one (tests).
+pub(crate) fn open_everything(
+    policy: &Policy,
+    token: Option<SecretString>,
+) -> Result<Opened, AppError> {
+    let shared = matches!(policy.vault.backend, VaultBackend::Postgres { .. });
+    let vault = if shared {
+        open_shared(policy)?
+    } else {
+        open_file(policy)?
+    };
+    let admin_token = match token {
+        Some(t) => t,
+        None => admin_token(policy)?,
+    };
+    let ca = if shared {
+        shared_ca(policy, &vault)?
+    } else {
+        file_ca(policy)?
+    };
+    Ok(Opened {
+        vault,
+        ca,
+        admin_token,
+    })
+}
+
+/// The redb vault at `vault.path`, created (mode 0600) on the first start.
+fn open_file(policy: &Policy) -> Result<Vault, AppError> {
+    let key = master_key(policy, policy.vault.path.exists())?;
+    let vault_path = &policy.vault.path;
+    let existed = vault_path.exists();
+    create_parent(vault_path)?;
+    let pid_file = vault_path.with_extension("pid");
+    let vault = match Vault::open(vault_path, &key) {
+        Err(VaultError::WrongKey) => {
+            let opened = finish_rotation(policy, |k| Ok(Vault::open(vault_path, k)))?;
+            let Some(Ok(vault)) = opened else {
+                refuse!(
+                    "the master key {} does not open the vault {}; restore the key that created it (egret never re-creates a vault that holds data)",
+                    policy.vault.master_key,
+                    vault_path.display()
+                );
+            };
+            vault
+        }
+        // Not a damaged vault: nothing to restore or move away.
+        Err(VaultError::InUse) => {
+            let pid = std::fs::read_to_string(&pid_file)
+                .ok()
+                .map(|p| format!(" (pid {})", p.trim()))
+                .unwrap_or_default();
+            refuse!(
+                "egret is already running with the vault {}{pid}; stop that egret first, or start this one with another vault.path",
+                vault_path.display()
+            );
+        }
+        opened => opened.with_context(|| {
+            format!(
+                "cannot open the vault {}; egret does not touch a vault it cannot read: restore it from a backup, or move it away to start empty",
+                vault_path.display()
+            )
+        })?,
+    };
+    if !existed {
+        restrict(vault_path)?;
+        info!(path = %vault_path.display(), "created the vault (mode 0600)");
+    }
+    // Read only by a second egret that finds the vault locked, to name this one.
+    if let Err(e) = std::fs::write(&pid_file, std::process::id().to_string()) {
+        tracing::debug!(path = %pid_file.display(), error = %e, "cannot write the pid file");
+    }
+    Ok(vault)
+}
+
+/// The CA in `ca.dir`, created on the first start.
+fn file_ca(policy: &Policy) -> Result<CertificateAuthority, AppError> {
+    let (ca, origin) =
+        CertificateAuthority::load_or_create_for(&policy.ca.dir, &ca_limits(policy)?)?;
+    let ca_path = policy.ca.dir.join(egret_tls::CA_CERT_FILE);
+    match origin {
+        CaOrigin::Created => {
+            info!(cert = %ca_path.display(), "created the interception CA; sandboxes must trust this certificate")
+        }
+        CaOrigin::Loaded => info!(cert = %ca_path.display(), "loaded the interception CA"),
+    }
+    Ok(ca)
+}
+
+/// The domains a new CA is limited to (`ca.name_constraints`); empty for no limit.
+pub(crate) fn ca_limits(policy: &Policy) -> Result<Vec<String>, AppError> {
+    if !policy.ca.name_constraints {
+        return Ok(Vec::new());
+    }
+    let domains = policy.intercepted_domains();
+    if domains.is_empty() {
+        refuse!(
+            "ca.name_constraints is on but no connector names an egress host; add the connectors first, then create the CA"
+        );
+    }
+    Ok(domains)
+}
+
+/// The vault on PostgreSQL, shared by replicas: only the database URL and the master
+/// key are needed to start another.
+fn open_shared(policy: &Policy) -> Result<Vault, AppError> {
+    let store = open_postgres(policy)?;
+    let stamped = store
+        .get(egret_vault::store::Table::Meta, "key_check")
+        .context("cannot read the vault database")?
+        .is_some();
+    let key = master_key(policy, stamped)?;
+    let place = store.describe();
+    let opened = match Vault::open_store(Box::new(store), &key) {
+        Err(VaultError::WrongKey) => {
+            let open = |k: &MasterKey| Ok(Vault::open_store(Box::new(open_postgres(policy)?), k));
+            finish_rotation(policy, open)?.unwrap_or(Err(VaultError::WrongKey))
+        }
+        other => other,
+    };
+    let vault = match opened {
+        Ok(vault) => vault,
+        Err(VaultError::WrongKey) => refuse!(
+            "the master key {} does not open the vault in {place}; every replica needs the key the first one was started with (nothing was changed)",
+            policy.vault.master_key
+        ),
+        Err(other) => refuse!("cannot open the vault in {place}: {other}"),
+    };
+    info!(store = %place, "opened the vault database");
+    Ok(vault)
+}
+
+/// Connects to the vault database `vault.url` names (a secret reference: it may hold a
+/// password), creating or migrating its schema.
+pub(crate) fn open_postgres(policy: &Policy) -> Result<egret_postgres::PgStore, AppError> {
+    let VaultBackend::Postgres { url, ca_file } = &policy.vault.backend else {
+        refuse!("the vault is not on PostgreSQL (vault.backend)");
+    };
+    let Some(text) = read_secret(url)? else {
+        refuse!(
+            "vault.url {url} is not set; export it (e.g. postgres://egret@db:5432/egret) or point it at a file"
+        );
+    };
+    egret_postgres::PgStore::connect(text.expose_secret(), ca_file.as_deref())
+        .context("cannot open the vault database (nothing was changed)")
+}
+
+/// The CA every replica shares, sealed in the vault; created by the first replica to
+/// start. Its certificate (public) is also written to `ca.dir` for sandboxes to trust.
+fn shared_ca(policy: &Policy, vault: &Vault) -> Result<CertificateAuthority, AppError> {
+    let limits = ca_limits(policy)?;
+    let (bundle, created) = vault.shared_secret("ca", || {
+        let (cert, key) = CertificateAuthority::generate(&limits)
+            .map_err(|e| VaultError::Invalid(e.to_string()))?;
+        Ok(crate::ca::seal_pair(&cert, key.as_str()))
+    })?;
+    let Some((cert, key)) = crate::ca::unseal_pair(&bundle) else {
+        refuse!(
+            "the CA stored in the vault is unreadable or incomplete; restore the database from a backup"
+        );
+    };
+    let ca = CertificateAuthority::from_pem(&cert, &key, Path::new("vault meta/ca"))?;
+    let cert_path = policy.ca.dir.join(egret_tls::CA_CERT_FILE);
+    std::fs::create_dir_all(&policy.ca.dir)
+        .with_context(|| format!("cannot create {}", policy.ca.dir.display()))?;
+    let _ = std::fs::remove_file(&cert_path);
+    egret_tls::write_new(&cert_path, cert.as_bytes(), 0o644)?;
+    if created {
+        info!(cert = %cert_path.display(), "created the interception CA in the vault database; sandboxes must trust this certificate");
+    } else {
+        info!(cert = %cert_path.display(), "loaded the interception CA from the vault database");
+    }
+    Ok(ca)
+}
+
+/// The vault's place, for messages: the redb file, or the database (`vault.url`, read
+/// only far enough to name its host and database: never its password).
+pub fn vault_place(policy: &Policy) -> String {
+    match &policy.vault.backend {
+        VaultBackend::Redb => policy.vault.path.display().to_string(),
+        VaultBackend::Postgres { url, .. } => read_secret(url)
+            .ok()
+            .flatten()
+            .and_then(|u| egret_postgres::describe_url(u.expose_secret()))
+            .unwrap_or_else(|| format!("postgres ({url})")),
+    }
+}
+
+/// Only egret's user may read the vault: it holds sealed secrets and their metadata.
+fn restrict(path: &Path) -> Result<(), AppError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot set mode 0600 on {}", path.display()))
+}
