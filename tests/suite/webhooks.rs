@@ -270,3 +270,40 @@ async fn the_kill_switch_tells_that_a_connector_and_its_connections_are_gone() {
         json!({"connector": "crm", "status": "deleted", "reason": "deleted through the control plane", "connections_erased": 1})
     );
 }
+
+/// A receiver named by a host that only `upstream.resolve` knows is reached: webhooks
+/// resolve names like every other outbound client (they used the system's DNS alone).
+#[tokio::test]
+async fn a_webhook_receiver_is_found_through_upstream_resolve() {
+    let f = Fixture::new().await;
+    let receiver = Receiver::start(true).await;
+    std::fs::write(f.egret.dir.path().join("hook-secret"), SECRET).expect("secret");
+    let yaml = format!(
+        "{}webhooks:\n  - url: http://hooks.test.local:{}/hooks/egret\n    secret: ${{file:hook-secret}}\n    events: [connection.connected]\n",
+        super::harness::policy_yaml().replace(
+            "    dead.test.local: 127.0.0.1\n",
+            "    dead.test.local: 127.0.0.1\n    hooks.test.local: 127.0.0.1\n"
+        ),
+        receiver.addr.port()
+    );
+    f.egret.reload(&yaml);
+    let (status, _) = admin(
+        &f.egret,
+        Method::PUT,
+        "/v1/connections/openai/user:ann/key",
+        Some(json!({ "key": "sk-resolve-REAL" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    wait_for(&receiver, Duration::from_secs(20), |seen| {
+        seen.iter().any(|a| a.accepted)
+    })
+    .await;
+    let a = receiver
+        .attempts()
+        .into_iter()
+        .find(|a| a.accepted)
+        .expect("accepted");
+    verify(&a).unwrap_or_else(|e| panic!("{e}: {a:#?}"));
+    assert_eq!(body(&a)["type"], "connection.connected");
+}

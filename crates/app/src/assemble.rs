@@ -19,8 +19,8 @@ pub struct Parts {
     pub policy: Arc<ArcSwap<Policy>>,
     pub vault: Arc<Vault>,
     pub ca: CertificateAuthority,
-    /// Trust toward upstreams and token endpoints.
-    pub upstream_tls: rustls::ClientConfig,
+    /// Every outbound connection's trust and resolution.
+    pub outbound: egret_outbound::Outbound,
     pub limits: Limits,
     pub admin_token: SecretString,
     /// `Clock::system()` in `egret serve`; tests may pass a clock they control.
@@ -49,18 +49,14 @@ pub fn assemble(p: Parts) -> Result<Assembled, crate::AppError> {
         LeafCache::new(p.ca, p.limits.leaf_cache_capacity)?
             .with_counters(metrics.leaf_hits.clone(), metrics.leaf_misses.clone()),
     );
-    let oauth_http = egret_oauth::HttpClient::new(
-        p.policy.clone(),
-        p.upstream_tls.clone(),
-        Duration::from_secs(10),
-    );
+    let oauth_http = egret_oauth::HttpClient::new(&p.outbound, Duration::from_secs(10));
     let audit = AuditWriter::start(p.vault.clone(), metrics.audit_dropped.clone());
     let webhooks = Arc::new(egret_webhooks::Webhooks::new(
         p.policy.clone(),
         p.vault.clone(),
         metrics.clone(),
         p.clock.clone(),
-        p.upstream_tls.clone(),
+        &p.outbound,
     ));
     let vendor = Arc::new(egret_oauth::HttpVendor::new(oauth_http, p.clock.clone()));
     let broker = egret_oauth::Broker::new(
@@ -81,7 +77,7 @@ pub fn assemble(p: Parts) -> Result<Assembled, crate::AppError> {
         p.policy.clone(),
         p.vault.clone(),
         leaves,
-        p.upstream_tls,
+        p.outbound,
         p.limits,
         services,
     ));

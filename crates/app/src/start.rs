@@ -114,7 +114,6 @@ impl Egret {
             tracing::warn!("{warning}");
         }
         let opened = crate::open::open_everything(&policy, s.admin_token)?;
-        let upstream_tls = egret_tls::upstream_client_config(&policy.upstream.extra_ca)?;
         let proxy_listener = bind(policy.proxy.listen, "proxy.listen").await?;
         let control_listener = bind(policy.control.listen, "control.listen").await?;
         // A `:0` port is the system's choice: from here on egret says where it really is.
@@ -125,6 +124,7 @@ impl Egret {
         let vault = Arc::new(opened.vault.with_clock(s.clock.clone()));
         let ca_pem = opened.ca.cert_pem().to_owned();
         let policy = Arc::new(ArcSwap::from_pointee(policy));
+        let outbound = egret_outbound::Outbound::new(policy.clone())?;
         let Assembled {
             proxy,
             control,
@@ -134,7 +134,7 @@ impl Egret {
             policy: policy.clone(),
             vault: vault.clone(),
             ca: opened.ca,
-            upstream_tls,
+            outbound,
             limits,
             admin_token: opened.admin_token,
             clock: s.clock.clone(),

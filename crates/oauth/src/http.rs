@@ -2,20 +2,12 @@
 //! transport over it. Every call is bounded in time and in answer size.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use bytes::Bytes;
-use egret_policy::Policy;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use oauth2::{HttpRequest, HttpResponse};
 
@@ -34,37 +26,7 @@ pub enum HttpError {
     Body(String),
 }
 
-/// Resolves authorization-server names: `upstream.resolve` first, then DNS. Token
-/// endpoints are set by the operator, not by a sandbox, so private addresses are allowed
-/// here (an identity provider inside the company network is normal).
-#[derive(Clone)]
-struct Resolver {
-    policy: Arc<ArcSwap<Policy>>,
-}
-
-impl tower::Service<Name> for Resolver {
-    type Response = std::vec::IntoIter<SocketAddr>;
-    type Error = std::io::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, name: Name) -> Self::Future {
-        let policy = self.policy.load_full();
-        Box::pin(async move {
-            if let Some(ip) = policy.upstream.resolve.get(name.as_str()) {
-                return Ok(vec![SocketAddr::new(*ip, 0)].into_iter());
-            }
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
-            Ok(found.into_iter())
-        })
-    }
-}
-
-type Inner = Client<hyper_rustls::HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>;
+type Inner = Client<egret_outbound::HttpsConnector, Full<Bytes>>;
 
 /// A pooled HTTP/1.1 + HTTP/2 client; every request is bounded by `timeout`.
 #[derive(Clone)]
@@ -74,17 +36,11 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
-    pub fn new(policy: Arc<ArcSwap<Policy>>, tls: rustls::ClientConfig, timeout: Duration) -> Self {
-        let mut http = HttpConnector::new_with_resolver(Resolver { policy });
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(timeout));
-        let https = HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
+    /// Toward authorization servers (`Use::TokenEndpoint`: `upstream.resolve`, then DNS,
+    /// private addresses allowed, since the operator set them).
+    pub fn new(outbound: &egret_outbound::Outbound, timeout: Duration) -> Self {
+        let use_ = egret_outbound::Use::TokenEndpoint;
+        let https = outbound.https(use_, outbound.http(use_, timeout), true);
         let inner = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())

@@ -265,42 +265,16 @@ fn describe(config: &tokio_postgres::Config) -> String {
     )
 }
 
-/// TLS to the database with egret's rustls stack (aws-lc-rs): the public roots and
-/// `extra_ca`, used when the URL's `sslmode` asks for it.
+/// TLS to the database, as `egret-outbound` states it for the vault database: the
+/// public roots and `extra_ca` (`vault.ca_file`); used when the URL's `sslmode` asks.
 fn tls(
     extra_ca: Option<&std::path::Path>,
 ) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
-    let mut roots =
-        rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(path) = extra_ca {
-        let bad = |why: String| {
-            StoreError::Database(format!(
-                "vault.ca_file {}: {why}; expected the PEM certificate of the CA that signed the database's",
-                path.display()
-            ))
-        };
-        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-        let mut found = 0;
-        use rustls_pki_types::pem::PemObject as _;
-        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
-            let cert = cert.map_err(|e| bad(e.to_string()))?;
-            roots.add(cert).map_err(|e| bad(e.to_string()))?;
-            found += 1;
-        }
-        if found == 0 {
-            return Err(bad("no certificate in it".to_owned()));
-        }
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-        .unwrap_or_else(|_| {
-            // The default protocol versions are always supported by the default provider.
-            rustls::ClientConfig::builder()
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth()
-        });
+    let config = egret_outbound::database_tls(extra_ca).map_err(|e| {
+        StoreError::Database(format!(
+            "vault.ca_file: {e}; expected the PEM certificate of the CA that signed the database's"
+        ))
+    })?;
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 

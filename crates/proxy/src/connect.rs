@@ -50,7 +50,7 @@ pub(crate) async fn handle(
                     .resolver
                     .resolve(&host, port)
                     .await
-                    .map_err(|e| e.refusal(&host))?,
+                    .map_err(|e| crate::upstream::unresolved(&e, &host))?,
             };
             let upstream = crate::tunnel::dial(&addrs, proxy.limits.upstream_connect_timeout)
                 .await

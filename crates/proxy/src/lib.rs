@@ -100,12 +100,12 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// `upstream_tls` is the trust toward upstreams (see `egret_tls::upstream_client_config`).
+    /// `outbound` gives the connections toward upstreams (trust and resolution).
     pub fn new(
         policy: Arc<ArcSwap<Policy>>,
         vault: Arc<Vault>,
         leaves: Arc<LeafCache>,
-        upstream_tls: rustls::ClientConfig,
+        outbound: egret_outbound::Outbound,
         limits: Limits,
         services: Services,
     ) -> Self {
@@ -116,8 +116,7 @@ impl Proxy {
             clock,
         } = services;
         let limits_connections = limits.max_client_connections;
-        let resolver = upstream::Resolver::new(policy.clone());
-        let upstream = upstream::Upstream::new(upstream_tls, resolver, &limits);
+        let upstream = upstream::Upstream::new(outbound, &limits);
         Self {
             policy,
             vault,

@@ -31,15 +31,10 @@ pub(crate) fn test_proxy() -> TestProxy {
         Arc::new(egret_vault::Vault::open(&dir.path().join("v.redb"), &key).expect("vault"));
     let (ca, _) = egret_tls::CertificateAuthority::load_or_create(dir.path()).expect("ca");
     let leaves = Arc::new(egret_tls::LeafCache::new(ca, 16).expect("leaves"));
-    let no_extra: [&std::path::Path; 0] = [];
-    let tls = egret_tls::upstream_client_config(&no_extra).expect("tls");
+    let outbound = egret_outbound::Outbound::new(policy.clone()).expect("outbound");
     let metrics = Arc::new(egret_metrics::Metrics::new());
     let clock = egret_clock::Clock::for_tests();
-    let http = egret_oauth::HttpClient::new(
-        policy.clone(),
-        tls.clone(),
-        std::time::Duration::from_secs(1),
-    );
+    let http = egret_oauth::HttpClient::new(&outbound, std::time::Duration::from_secs(1));
     let vendor = Arc::new(egret_oauth::HttpVendor::new(http, clock.clone()));
     let broker = egret_oauth::Broker::new(
         policy.clone(),
@@ -56,6 +51,6 @@ pub(crate) fn test_proxy() -> TestProxy {
         audit,
         clock,
     };
-    let proxy = Proxy::new(policy, vault, leaves, tls, Limits::default(), services);
+    let proxy = Proxy::new(policy, vault, leaves, outbound, Limits::default(), services);
     TestProxy { proxy, _dir: dir }
 }

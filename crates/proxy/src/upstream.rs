@@ -1,165 +1,31 @@
-//! egret's side toward upstreams: name resolution (operator overrides, private-range
-//! guard on the addresses actually connected) and the pooled hyper-util clients.
+//! egret's side toward upstreams: the pooled hyper-util clients on `egret-outbound`'s
+//! connectors for sandbox traffic (`Use::Upstream`: operator overrides, then DNS with
+//! the private-range guard on the addresses actually connected), and the refusals for
+//! what resolution and connection say.
 
-use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use egret_policy::Policy;
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::limits::Limits;
 use crate::refusal::Refusal;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ResolveError {
-    #[error("{host} resolves only to private or local addresses")]
-    Private { host: String },
-    #[error("cannot resolve {host}: {source}")]
-    Lookup {
-        host: String,
-        #[source]
-        source: std::io::Error,
-    },
-}
+use egret_outbound::{Outbound, Use};
+pub use egret_outbound::{ResolveError, Resolver, is_private};
 
-impl ResolveError {
-    /// The answer a sandbox gets when its destination cannot be resolved or is private.
-    pub fn refusal(&self, host: &str) -> Refusal {
-        match self {
-            Self::Private { .. } => Refusal::private_address(host),
-            Self::Lookup { .. } => Refusal::upstream_unreachable(host, "its name does not resolve"),
+/// The answer a sandbox gets when its destination cannot be resolved or is private.
+pub(crate) fn unresolved(e: &ResolveError, host: &str) -> Refusal {
+    match e {
+        ResolveError::Private { .. } => Refusal::private_address(host),
+        ResolveError::Lookup { .. } => {
+            Refusal::upstream_unreachable(host, "its name does not resolve")
         }
     }
 }
 
-/// Resolves upstream names: `upstream.resolve` first (trusted, operator-set), then DNS,
-/// dropping private addresses when `network.deny_private_ranges` is on. The check runs
-/// on the very addresses the connector dials, so DNS rebinding has no gap to use.
-#[derive(Clone)]
-pub struct Resolver {
-    policy: Arc<ArcSwap<Policy>>,
-}
-
-impl Resolver {
-    pub fn new(policy: Arc<ArcSwap<Policy>>) -> Self {
-        Self { policy }
-    }
-
-    pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, ResolveError> {
-        let policy = self.policy.load_full();
-        if let Some(ip) = policy.upstream.resolve.get(host) {
-            return Ok(vec![SocketAddr::new(*ip, port)]);
-        }
-        let found: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|source| ResolveError::Lookup {
-                host: host.to_owned(),
-                source,
-            })?
-            .collect();
-        if !policy.network.deny_private_ranges {
-            return Ok(found);
-        }
-        // Private addresses go, unless the operator named them in an address rule.
-        let public: Vec<SocketAddr> = found
-            .iter()
-            .copied()
-            .filter(|a| !is_private(a.ip()) || policy.network.allows_ip(a.ip()))
-            .collect();
-        if public.is_empty() && !found.is_empty() {
-            return Err(ResolveError::Private {
-                host: host.to_owned(),
-            });
-        }
-        Ok(public)
-    }
-}
-
-impl tower::Service<Name> for Resolver {
-    type Response = std::vec::IntoIter<SocketAddr>;
-    type Error = ResolveError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, ResolveError>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ResolveError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, name: Name) -> Self::Future {
-        let this = self.clone();
-        // HttpConnector puts the URI's port on the addresses it gets back.
-        Box::pin(async move { this.resolve(name.as_str(), 0).await.map(Vec::into_iter) })
-    }
-}
-
-/// Address blocks an upstream name must not resolve into (`network.deny_private_ranges`):
-/// one row per block, each with why it is here.
-const PRIVATE_BLOCKS: &[(&str, &str)] = &[
-    ("0.0.0.0/8", "this network, and the unspecified address"),
-    ("10.0.0.0/8", "RFC 1918 private"),
-    ("100.64.0.0/10", "carrier-grade NAT (RFC 6598)"),
-    ("127.0.0.0/8", "loopback"),
-    (
-        "169.254.0.0/16",
-        "link-local, where cloud metadata services live",
-    ),
-    ("172.16.0.0/12", "RFC 1918 private"),
-    ("192.0.0.0/24", "IETF protocol assignments (RFC 6890)"),
-    ("192.0.2.0/24", "documentation (TEST-NET-1)"),
-    ("192.168.0.0/16", "RFC 1918 private"),
-    (
-        "198.18.0.0/15",
-        "benchmarking (RFC 2544), used inside data centres",
-    ),
-    ("198.51.100.0/24", "documentation (TEST-NET-2)"),
-    ("203.0.113.0/24", "documentation (TEST-NET-3)"),
-    ("224.0.0.0/4", "multicast"),
-    ("240.0.0.0/4", "reserved, and the broadcast address"),
-    (
-        "::/96",
-        "IPv4-compatible IPv6 (deprecated), and the unspecified address",
-    ),
-    ("::1/128", "loopback"),
-    (
-        "64:ff9b::/96",
-        "NAT64: reaches IPv4 addresses, private ones included, through a translator",
-    ),
-    (
-        "2002::/16",
-        "6to4: reaches IPv4 addresses, private ones included, through a relay",
-    ),
-    ("fc00::/7", "unique local (ULA)"),
-    ("fe80::/10", "link-local"),
-    ("ff00::/8", "multicast"),
-];
-
-static PRIVATE: std::sync::LazyLock<Vec<ipnet::IpNet>> = std::sync::LazyLock::new(|| {
-    PRIVATE_BLOCKS
-        .iter()
-        .filter_map(|(block, _)| block.parse().ok())
-        .collect()
-});
-
-/// True for an address in one of [`PRIVATE_BLOCKS`], or the IPv4-mapped IPv6 form
-/// (`::ffff:a.b.c.d`) of one.
-pub fn is_private(ip: IpAddr) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
-    PRIVATE.iter().any(|block| block.contains(&ip))
-}
-
-pub type HttpsConnector = hyper_rustls::HttpsConnector<HttpConnector<Resolver>>;
+pub use egret_outbound::HttpsConnector;
 /// A request body toward an upstream: streamed from the sandbox, or buffered so the
 /// request can be sent again (see `forward::replay`).
 pub type UpstreamBody = http_body_util::Either<Incoming, http_body_util::Full<bytes::Bytes>>;
@@ -174,31 +40,19 @@ pub struct Upstream {
     pub client: UpstreamClient,
     pub upgrade_client: UpstreamClient,
     pub resolver: Resolver,
-    /// The trust the clients were built with, to build another pool.
-    tls: rustls::ClientConfig,
+    /// Where the clients' connectors come from, to build another pool.
+    outbound: Outbound,
 }
 
 impl Upstream {
-    pub fn new(tls: rustls::ClientConfig, resolver: Resolver, limits: &Limits) -> Self {
+    pub fn new(outbound: Outbound, limits: &Limits) -> Self {
         let http = || {
-            let mut http = HttpConnector::new_with_resolver(resolver.clone());
-            http.enforce_http(false);
-            http.set_nodelay(true);
-            http.set_connect_timeout(Some(limits.upstream_connect_timeout));
+            let mut http = outbound.http(Use::Upstream, limits.upstream_connect_timeout);
             http.set_keepalive(Some(Duration::from_secs(60)));
             http
         };
-        let both = HttpsConnectorBuilder::new()
-            .with_tls_config(tls.clone())
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http());
-        let h1 = HttpsConnectorBuilder::new()
-            .with_tls_config(tls.clone())
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http());
+        let both = outbound.https(Use::Upstream, http(), true);
+        let h1 = outbound.https(Use::Upstream, http(), false);
         let build = |connector| {
             Client::builder(TokioExecutor::new())
                 .timer(TokioTimer::new())
@@ -209,14 +63,14 @@ impl Upstream {
         Self {
             client: build(both),
             upgrade_client: build(h1),
-            resolver,
-            tls,
+            resolver: outbound.resolver(Use::Upstream),
+            outbound,
         }
     }
 
     /// The same trust and resolver with empty pools.
     pub fn new_pool(&self, limits: &Limits) -> Self {
-        Self::new(self.tls.clone(), self.resolver.clone(), limits)
+        Self::new(self.outbound.clone(), limits)
     }
 }
 
@@ -295,7 +149,7 @@ pub(crate) fn refusal(host: &str, err: &hyper_util::client::legacy::Error) -> Re
     let mut innermost = err.to_string();
     while let Some(c) = cause {
         if let Some(r) = c.downcast_ref::<ResolveError>() {
-            return r.refusal(host);
+            return unresolved(r, host);
         }
         if let Some(io) = c.downcast_ref::<std::io::Error>()
             && io.kind() == std::io::ErrorKind::TimedOut
@@ -325,48 +179,4 @@ fn tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls:
     }
     let inner = e.downcast_ref::<std::io::Error>()?.get_ref()?;
     tls_error(inner)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_block_of_the_table_parses() {
-        assert_eq!(PRIVATE.len(), PRIVATE_BLOCKS.len());
-    }
-
-    /// One address inside each block, and the first address past it, which is public.
-    #[test]
-    fn each_private_block_is_refused_and_its_neighbour_is_not() {
-        for (inside, past) in [
-            ("0.1.2.3", "1.0.0.0"),
-            ("10.1.2.3", "11.0.0.0"),
-            ("100.64.0.1", "100.128.0.1"),
-            ("127.0.0.1", "128.0.0.1"),
-            ("169.254.169.254", "169.255.0.1"),
-            ("172.16.0.1", "172.32.0.1"),
-            ("192.0.0.8", "192.0.1.1"),
-            ("192.0.2.1", "192.0.3.1"),
-            ("192.168.1.1", "192.169.0.1"),
-            ("198.19.255.1", "198.20.0.1"),
-            ("198.51.100.1", "198.51.101.1"),
-            ("203.0.113.1", "203.0.114.1"),
-            ("224.0.0.1", "223.255.255.1"),
-            ("255.255.255.255", "223.1.1.1"),
-            ("240.0.0.1", "223.0.0.1"),
-            ("::7f00:1", "::1:0:0:1"),
-            ("::1", "::ffff:8.8.8.8"),
-            ("64:ff9b::a00:1", "64:ff9b:0:0:0:1::1"),
-            ("2002:a00:1::1", "2003::1"),
-            ("fd00::1", "fe00::1"),
-            ("fe80::1", "fec0::1"),
-            ("ff02::1", "2606:4700::1111"),
-            ("::ffff:127.0.0.1", "::ffff:1.1.1.1"),
-            ("::ffff:169.254.169.254", "::ffff:8.8.4.4"),
-        ] {
-            assert!(is_private(inside.parse().expect("ip")), "{inside}");
-            assert!(!is_private(past.parse().expect("ip")), "{past}");
-        }
-    }
 }

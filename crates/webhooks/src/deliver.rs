@@ -10,8 +10,6 @@ use egret_policy::Webhook;
 use egret_vault::OutboxEntry;
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full};
-use hyper_rustls::HttpsConnectorBuilder;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -34,19 +32,13 @@ const TICK: Duration = Duration::from_secs(1);
 
 /// A pooled HTTP/1.1 client toward receivers, over TLS when the URL says `https`.
 pub(crate) struct Client(
-    hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    hyper_util::client::legacy::Client<egret_outbound::HttpsConnector, Full<Bytes>>,
 );
 
 impl Client {
-    pub(crate) fn new(tls: rustls::ClientConfig) -> Self {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(ANSWER_TIMEOUT));
-        let https = HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+    pub(crate) fn new(outbound: &egret_outbound::Outbound) -> Self {
+        let use_ = egret_outbound::Use::Webhook;
+        let https = outbound.https(use_, outbound.http(use_, ANSWER_TIMEOUT), false);
         Self(
             hyper_util::client::legacy::Client::builder(TokioExecutor::new())
                 .pool_timer(TokioTimer::new())

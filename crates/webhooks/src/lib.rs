@@ -88,13 +88,14 @@ pub struct Webhooks {
 }
 
 impl Webhooks {
-    /// `tls`: whom receivers' certificates are trusted from (the upstream trust).
+    /// `outbound`: how receivers are reached (`Use::Webhook`: the upstream trust,
+    /// `upstream.resolve` honoured like everywhere else).
     pub fn new(
         policy: Arc<ArcSwap<Policy>>,
         vault: Arc<Vault>,
         metrics: Arc<egret_metrics::Metrics>,
         clock: Clock,
-        tls: rustls::ClientConfig,
+        outbound: &egret_outbound::Outbound,
     ) -> Self {
         let (queue, events) = mpsc::channel(QUEUE);
         Self {
@@ -102,7 +103,7 @@ impl Webhooks {
             vault,
             metrics,
             clock,
-            client: deliver::Client::new(tls),
+            client: deliver::Client::new(outbound),
             queue,
             events: Mutex::new(Some(events)),
         }
