@@ -87,7 +87,7 @@ pub fn rotate_master_key(policy: &Policy) -> Result<Rotated, AppError> {
             let _ = std::fs::remove_file(&pending);
             format!(
                 "cannot re-seal the vault in {}",
-                egret_vault::store::Store::describe(store)
+                egret_vault::store::Records::describe(store)
             )
         }),
         None => egret_vault::rotate_key(vault_path, &old, &new).with_context(|| {

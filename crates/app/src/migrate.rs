@@ -4,7 +4,7 @@
 //! sealed, so every replica issues leaves from the one sandboxes already trust.
 
 use egret_policy::{Policy, VaultBackend};
-use egret_vault::store::Store as _;
+use egret_vault::store::Records as _;
 use egret_vault::{Vault, VaultError};
 use tracing::info;
 

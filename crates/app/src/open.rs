@@ -6,7 +6,7 @@ use std::path::Path;
 
 use egret_policy::{Policy, VaultBackend};
 use egret_tls::{CaOrigin, CertificateAuthority};
-use egret_vault::store::Store as _;
+use egret_vault::store::Records as _;
 use egret_vault::{MasterKey, Vault, VaultError};
 use secrecy::{ExposeSecret, SecretString};
 use tracing::info;

@@ -82,12 +82,19 @@ impl From<VaultError> for ApiError {
                     e.to_string(),
                 );
             }
-            VaultError::Storage(egret_vault::store::StoreError::Database(_)) => {
+            VaultError::Storage(egret_vault::store::StoreError::Unavailable(_)) => {
                 tracing::warn!(error = %e, "vault database unavailable");
                 return Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "vault_unavailable",
                     format!("{e}; nothing was changed, retry once the database answers"),
+                );
+            }
+            VaultError::Storage(egret_vault::store::StoreError::Conflict(_)) => {
+                return Self::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    format!("{e}; nothing was changed, retry"),
                 );
             }
             VaultError::Superseded(_) => {

@@ -71,7 +71,7 @@ pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
         .map_err(db)?;
     let at: i32 = row.get(0);
     if at > VERSION {
-        return Err(StoreError::Database(format!(
+        return Err(StoreError::Broken(format!(
             "the database's egret schema is version {at}, newer than this egret's ({VERSION}); run the newer egret, or restore a backup from before the upgrade"
         )));
     }

@@ -40,6 +40,9 @@ impl VaultError {
     /// metrics already say so, and the caller retries, so loops that meet it every
     /// second log it quietly.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Storage(crate::store::StoreError::Database(_)))
+        matches!(
+            self,
+            Self::Storage(crate::store::StoreError::Unavailable(_))
+        )
     }
 }

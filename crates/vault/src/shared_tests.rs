@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::store::{AuditFrom, Change, RedbStore, Retention, Store, StoreError, Table};
+use crate::store::{
+    AuditFrom, AuditLog, Change, ChangeFeed, Leases, Outbox, Records, RedbStore, StoreError, Table,
+};
 use crate::{ConnectionId, MasterKey, Owner, TokenSet, TokenUpdate, Vault, VaultError};
 
 struct Shared {
@@ -17,7 +19,7 @@ struct Shared {
     lose_fence: Arc<AtomicBool>,
 }
 
-impl Store for Shared {
+impl Records for Shared {
     fn describe(&self) -> String {
         "shared test store".to_owned()
     }
@@ -42,6 +44,9 @@ impl Store for Shared {
     fn swap(&self, t: Table, k: &str, e: &[u8], n: &[u8]) -> Result<bool, StoreError> {
         self.inner.swap(t, k, e, n)
     }
+}
+
+impl Leases for Shared {
     fn claim_renewal(&self, k: &str, h: &str, l: Duration) -> Result<Option<u64>, StoreError> {
         self.inner.claim_renewal(k, h, l)
     }
@@ -57,18 +62,27 @@ impl Store for Shared {
     fn lead(&self, t: &str, h: &str, l: Duration) -> Result<bool, StoreError> {
         self.inner.lead(t, h, l)
     }
-    fn audit_append(
+}
+
+impl AuditLog for Shared {
+    fn append_row(
         &self,
         lines: &[u8],
+        count: u64,
         at: i64,
         durable: bool,
-        r: Retention,
     ) -> Result<(u64, Vec<u8>), StoreError> {
-        self.inner.audit_append(lines, at, durable, r)
+        self.inner.append_row(lines, count, at, durable)
     }
-    fn audit_page(&self, from: AuditFrom, max: usize) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.inner.audit_page(from, max)
+    fn rows(&self, from: AuditFrom, max: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.inner.rows(from, max)
     }
+    fn prune(&self, through: u64, at: i64, newest: u64, max: usize) -> Result<(), StoreError> {
+        self.inner.prune(through, at, newest, max)
+    }
+}
+
+impl Outbox for Shared {
     fn outbox_push(&self, rows: Vec<Vec<u8>>, cap: usize) -> Result<usize, StoreError> {
         self.inner.outbox_push(rows, cap)
     }
@@ -81,6 +95,9 @@ impl Store for Shared {
     fn outbox_len(&self) -> Result<u64, StoreError> {
         self.inner.outbox_len()
     }
+}
+
+impl ChangeFeed for Shared {
     fn memory_current(&self) -> bool {
         self.current.load(Ordering::SeqCst)
     }

@@ -12,7 +12,10 @@ use redb::{
     WriteTransaction,
 };
 
-use super::{AuditFrom, Change, Retention, Store, StoreError, Table, number_lines, seq_of_line};
+use super::{
+    AuditFrom, AuditLog, Change, ChangeFeed, Leases, Outbox, Records, StoreError, Table,
+    number_lines, seq_of_line,
+};
 
 type Bytes = TableDefinition<'static, &'static str, &'static [u8]>;
 
@@ -23,6 +26,11 @@ const REMOVED: TableDefinition<&str, i64> = TableDefinition::new("removed_connec
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// Webhook deliveries owed, by sequence number (oldest first).
 const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("webhook_outbox");
+/// The newest number given by each numbered table (`outbox`), so that a number freed
+/// by a delivery removed at the end is never given again (a late update of the old
+/// delivery must not land on a new one). Absent in files from before: the table's
+/// newest key stands in.
+const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 
 fn bytes(table: Table) -> Bytes {
     TableDefinition::new(table.name())
@@ -38,7 +46,7 @@ impl RedbStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let db = Database::create(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse,
-            other => StoreError::Redb(other.into()),
+            other => broken(other),
         })?;
         let store = Self {
             db,
@@ -54,6 +62,7 @@ impl RedbStore {
             }
             tx.open_table(AUDIT)?;
             tx.open_table(OUTBOX)?;
+            tx.open_table(COUNTERS)?;
             Ok(())
         })?;
         Ok(store)
@@ -64,13 +73,12 @@ impl RedbStore {
         durable: bool,
         f: impl FnOnce(&WriteTransaction) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.db.begin_write().map_err(redb::Error::from)?;
+        let mut tx = self.db.begin_write()?;
         if !durable {
-            tx.set_durability(redb::Durability::None)
-                .map_err(redb::Error::from)?;
+            tx.set_durability(redb::Durability::None).map_err(broken)?;
         }
         f(&tx)?;
-        tx.commit().map_err(redb::Error::from)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -107,12 +115,19 @@ fn decode_i64(key: &str, v: &[u8]) -> Result<i64, StoreError> {
         .ok_or_else(|| StoreError::Corrupt(format!("removed_connectors/{key}")))
 }
 
-/// Every redb error is a storage failure: `?` turns each kind into one.
+/// A failure of the file: the disk or its permissions, which a retry does not mend.
+fn broken(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Broken(format!(
+        "vault storage failed: {e}; check the disk and the vault file's permissions"
+    ))
+}
+
+/// Every redb error is a failure of the file: `?` turns each kind into one.
 macro_rules! storage_from {
     ($($kind:ty),* $(,)?) => {$(
         impl From<$kind> for StoreError {
             fn from(e: $kind) -> Self {
-                Self::Redb(e.into())
+                broken(e)
             }
         }
     )*};
@@ -126,7 +141,7 @@ storage_from!(
     redb::CommitError,
 );
 
-impl Store for RedbStore {
+impl Records for RedbStore {
     fn describe(&self) -> String {
         format!("redb file {}", self.path.display())
     }
@@ -219,7 +234,9 @@ impl Store for RedbStore {
         })?;
         Ok(swapped)
     }
+}
 
+impl Leases for RedbStore {
     fn claim_renewal(&self, _: &str, _: &str, _: Duration) -> Result<Option<u64>, StoreError> {
         // One process owns this file (redb locks it): nobody else renews.
         Ok(Some(0))
@@ -246,91 +263,100 @@ impl Store for RedbStore {
     fn lead(&self, _: &str, _: &str, _: Duration) -> Result<bool, StoreError> {
         Ok(true)
     }
+}
 
-    fn audit_append(
+impl AuditLog for RedbStore {
+    fn append_row(
         &self,
         lines: &[u8],
-        at: i64,
+        count: u64,
+        _at: i64,
         durable: bool,
-        retention: Retention,
     ) -> Result<(u64, Vec<u8>), StoreError> {
         let mut out = (0, Vec::new());
         self.write(durable, |tx| {
             let mut table = tx.open_table(AUDIT)?;
-            let last = table.last()?.map_or(0, |(k, _)| k.value());
-            let (row, seq) = number_lines(lines, last + 1);
-            if !row.is_empty() {
-                table.insert(seq, row.as_slice())?;
-            }
-            // Retention: the oldest rows past the count, then those past the age. Both
-            // are a prefix of the table (sequence numbers grow with time), dropped in one
-            // cursor pass. Whole rows go, so up to a batch more than `keep` may stay.
-            let mut last_doomed = seq.checked_sub(retention.keep);
-            let cutoff = at - retention.max_age_secs;
-            let start = last_doomed.map_or(0, |k| k + 1);
-            for stored in table.range(start..)?.take(64) {
-                let (k, v) = stored?;
-                let newest = v.value().rsplit(|b| *b == b'\n').next().unwrap_or_default();
-                if !serde_json::from_slice::<AuditAt>(newest).is_ok_and(|e| e.at < cutoff) {
-                    break;
-                }
-                last_doomed = Some(k.value());
-            }
-            // The newest row always stays: the next sequence number follows it.
-            if let Some(last) = last_doomed.map(|k| k.min(seq.saturating_sub(1))) {
-                table.retain_in(..=last, |_, _| false)?;
-            }
-            out = (last + 1, row);
+            let first = table.last()?.map_or(0, |(k, _)| k.value()) + 1;
+            let (row, _) = number_lines(lines, first);
+            table.insert(first + count - 1, row.as_slice())?;
+            out = (first, row);
             Ok(())
         })?;
         Ok(out)
     }
 
-    fn audit_page(&self, from: AuditFrom, max: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+    fn rows(&self, from: AuditFrom, max: usize) -> Result<Vec<Vec<u8>>, StoreError> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(AUDIT)?;
         let mut out = Vec::new();
         match from {
             AuditFrom::After(since) => {
-                // A row's key is its newest event, so the first row past `since` may
-                // still hold older ones.
-                'rows: for stored in table.range(since.saturating_add(1)..)? {
-                    let (_, v) = stored?;
-                    for line in v.value().split(|b| *b == b'\n') {
-                        if out.len() >= max {
-                            break 'rows;
-                        }
-                        if seq_of_line(line).is_some_and(|s| s > since) {
-                            out.push(line.to_vec());
-                        }
-                    }
+                for stored in table.range(since.saturating_add(1)..)?.take(max) {
+                    out.push(stored?.1.value().to_vec());
                 }
             }
             AuditFrom::Before(before) => {
-                'rows: for stored in table.iter()?.rev() {
-                    let (_, v) = stored?;
-                    for line in v.value().split(|b| *b == b'\n').rev() {
-                        if out.len() >= max {
-                            break 'rows;
-                        }
-                        if seq_of_line(line).is_some_and(|s| s < before) {
-                            out.push(line.to_vec());
-                        }
+                // Rows keyed below `before` qualify; so may the one holding `before`
+                // (its key, the newest number, is above it).
+                if let Some(stored) = table.range(before..)?.next() {
+                    let row = stored?.1.value().to_vec();
+                    if seq_of_line(&row).is_some_and(|first| first < before) {
+                        out.push(row);
                     }
+                }
+                for stored in table.range(..before)?.rev() {
+                    if out.len() >= max {
+                        break;
+                    }
+                    out.push(stored?.1.value().to_vec());
                 }
             }
         }
         Ok(out)
     }
 
+    fn prune(
+        &self,
+        through: u64,
+        before_at: i64,
+        newest: u64,
+        max: usize,
+    ) -> Result<(), StoreError> {
+        // Not synced on its own: the drop reaches the disk with the next durable commit.
+        self.write(false, |tx| {
+            let mut table = tx.open_table(AUDIT)?;
+            let mut last_doomed = None;
+            for stored in table.range(..newest)?.take(max) {
+                let (k, v) = stored?;
+                let key = k.value();
+                let newest_line = v.value().rsplit(|b| *b == b'\n').next().unwrap_or_default();
+                let old =
+                    serde_json::from_slice::<AuditAt>(newest_line).is_ok_and(|e| e.at < before_at);
+                if key > through && !old {
+                    break;
+                }
+                last_doomed = Some(key);
+            }
+            if let Some(last) = last_doomed {
+                table.retain_in(..=last, |_, _| false)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Outbox for RedbStore {
     fn outbox_push(&self, rows: Vec<Vec<u8>>, cap: usize) -> Result<usize, StoreError> {
         let mut dropped = 0;
         self.write(true, |tx| {
             let mut table = tx.open_table(OUTBOX)?;
-            let first = table.last()?.map_or(1, |(k, _)| k.value() + 1);
+            let mut counters = tx.open_table(COUNTERS)?;
+            let given = counters.get("outbox")?.map_or(0, |v| v.value());
+            let first = table.last()?.map_or(0, |(k, _)| k.value()).max(given) + 1;
             for (key, row) in (first..).zip(&rows) {
                 table.insert(key, row.as_slice())?;
             }
+            counters.insert("outbox", first + rows.len() as u64 - 1)?;
             let len = usize::try_from(table.len()?).unwrap_or(usize::MAX);
             for _ in 0..len.saturating_sub(cap) {
                 if table.pop_first()?.is_some() {
@@ -376,6 +402,9 @@ impl Store for RedbStore {
         Ok(tx.open_table(OUTBOX)?.len()?)
     }
 }
+
+/// One file, one process: nothing to hear, nothing to count.
+impl ChangeFeed for RedbStore {}
 
 /// Just the time of a stored event, for the age check.
 #[derive(serde::Deserialize)]

@@ -1,0 +1,130 @@
+//! The audit log in `egret_audit`: a row per batch (its newest number the key, its
+//! oldest in `first_seq`, its time in `at`), numbered by the `audit` counter so that
+//! replicas never give a number twice. Paging and pruning rules are the vault's.
+
+use egret_vault::store::{AuditFrom, AuditLog, StoreError, number_lines, seq_of_line};
+
+use crate::error::{db, pool};
+use crate::{PgStore, at_of, i64_of, reserve, u64_of};
+
+impl AuditLog for PgStore {
+    fn append_row(
+        &self,
+        lines: &[u8],
+        count: u64,
+        at: i64,
+        _durable: bool,
+    ) -> Result<(u64, Vec<u8>), StoreError> {
+        let lines = lines.to_vec();
+        let p = self.pool.clone();
+        self.run(async move {
+            let mut c = p.get().await.map_err(pool)?;
+            let tx = c.transaction().await.map_err(db)?;
+            let last = reserve(&tx, "audit", count).await?;
+            let first = (u64_of(last) + 1).saturating_sub(count);
+            let (numbered, _) = number_lines(&lines, first);
+            // One row per batch, as in the redb file: a busy proxy's request events cost
+            // the database one insert per batch, not one per request.
+            tx.execute(
+                "INSERT INTO egret_audit (seq, first_seq, at, lines) VALUES ($1, $2, $3, $4)",
+                &[
+                    &last,
+                    &i64_of(first),
+                    &at,
+                    &String::from_utf8_lossy(&numbered),
+                ],
+            )
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok((first, numbered))
+        })
+    }
+
+    fn rows(&self, from: AuditFrom, max: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let p = self.pool.clone();
+        let limit = i64_of(max as u64);
+        self.run(async move {
+            let c = p.get().await.map_err(pool)?;
+            let rows = match from {
+                AuditFrom::After(s) => {
+                    c.query(
+                        "SELECT lines FROM egret_audit WHERE seq > $1 ORDER BY seq LIMIT $2",
+                        &[&i64_of(s), &limit],
+                    )
+                    .await
+                }
+                AuditFrom::Before(s) => {
+                    c.query(
+                        "SELECT lines FROM egret_audit WHERE first_seq < $1 ORDER BY seq DESC LIMIT $2",
+                        &[&i64_of(s), &limit],
+                    )
+                    .await
+                }
+            }
+            .map_err(db)?;
+            Ok(rows
+                .into_iter()
+                .map(|r| r.get::<_, String>(0).into_bytes())
+                .collect())
+        })
+    }
+
+    fn prune(
+        &self,
+        through: u64,
+        before_at: i64,
+        newest: u64,
+        max: usize,
+    ) -> Result<(), StoreError> {
+        let p = self.pool.clone();
+        let (through, newest, limit) = (i64_of(through), i64_of(newest), i64_of(max as u64));
+        self.run(async move {
+            let c = p.get().await.map_err(pool)?;
+            // The oldest rows by the primary key, bounded: a look at `max` index entries.
+            c.execute(
+                "DELETE FROM egret_audit WHERE seq IN (
+                     SELECT seq FROM egret_audit WHERE seq < $1 ORDER BY seq LIMIT $2
+                 ) AND (seq <= $3 OR at < $4)",
+                &[&newest, &limit, &through, &before_at],
+            )
+            .await
+            .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    fn audit_import(&self, lines: &[Vec<u8>]) -> Result<(), StoreError> {
+        // A row per copied event (their times differ), with its number.
+        let mut seqs = Vec::with_capacity(lines.len());
+        let mut ats = Vec::with_capacity(lines.len());
+        let mut texts = Vec::with_capacity(lines.len());
+        for line in lines {
+            let seq = seq_of_line(line).ok_or_else(|| {
+                StoreError::Corrupt("an audit event without its number".to_owned())
+            })?;
+            seqs.push(i64_of(seq));
+            ats.push(at_of(line));
+            texts.push(String::from_utf8_lossy(line).into_owned());
+        }
+        let p = self.pool.clone();
+        self.run(async move {
+            let mut c = p.get().await.map_err(pool)?;
+            let tx = c.transaction().await.map_err(db)?;
+            tx.execute(
+                "INSERT INTO egret_audit (seq, first_seq, at, lines)
+                 SELECT s, s, a, l FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS t(s, a, l)",
+                &[&seqs, &ats, &texts],
+            )
+            .await
+            .map_err(db)?;
+            tx.execute(
+                "UPDATE egret_counters SET value = greatest(value, (SELECT coalesce(max(seq), 0) FROM egret_audit)) WHERE name = 'audit'",
+                &[],
+            )
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)
+        })
+    }
+}
