@@ -51,50 +51,106 @@ pub struct WebhookLabels {
     pub outcome: &'static str,
 }
 
-pub struct Metrics {
-    registry: Registry,
+/// Declares [`Metrics`]: each handle with its name in the registry (prefixed
+/// `egret_`), its help text and, where the default will not do, how it is made. One
+/// line a metric: adding one is one entry here.
+macro_rules! registered {
+    ($(
+        $(#[$doc:meta])*
+        $field:ident: $ty:ty = $name:literal, $help:literal $(, $make:expr)?;
+    )*) => {
+        pub struct Metrics {
+            registry: Registry,
+            $($(#[$doc])* pub $field: $ty,)*
+        }
+
+        impl Metrics {
+            pub fn new() -> Self {
+                let mut registry = Registry::with_prefix("egret");
+                $(
+                    let $field: $ty = registered!(@make $($make)?);
+                    registry.register($name, $help, $field.clone());
+                )*
+                Self { registry, $($field,)* }
+            }
+        }
+    };
+    (@make) => { Default::default() };
+    (@make $make:expr) => { $make };
+}
+
+registered! {
     /// Intercepted requests by connector and outcome.
-    pub requests: Family<RequestLabels, Counter>,
+    requests: Family<RequestLabels, Counter> = "requests",
+        "Intercepted requests by connector and outcome (forwarded or a refusal code)";
     /// Placeholders swapped for credentials.
-    pub swaps: Family<ConnectorLabels, Counter>,
+    swaps: Family<ConnectorLabels, Counter> = "swaps",
+        "Placeholders swapped for real credentials";
     /// Every refusal (CONNECT, plain HTTP, intercepted), by code.
-    pub refusals: Family<CodeLabels, Counter>,
+    refusals: Family<CodeLabels, Counter> = "refusals",
+        "Refused requests and CONNECTs by code";
     /// Every refusal by its source: a rise in `upstream` or `internal` is egret's or a
     /// vendor's trouble, not the sandboxes'.
-    pub refusal_sources: Family<SourceLabels, Counter>,
-    pub refreshes: Family<RefreshLabels, Counter>,
-    pub refresh_seconds: Histogram,
-    /// Time from sending a request upstream to its response head.
-    pub upstream_seconds: Histogram,
-    pub leaf_hits: Counter,
-    pub leaf_misses: Counter,
+    refusal_sources: Family<SourceLabels, Counter> = "refusals_by_source",
+        "Refused requests and CONNECTs by source (client, policy, upstream, internal)";
+    refreshes: Family<RefreshLabels, Counter> = "token_refreshes",
+        "OAuth token renewals by result";
+    /// Buckets from 1 ms to about 16 s.
+    refresh_seconds: Histogram = "token_refresh_duration_seconds",
+        "Time a token renewal took, from request to vault commit",
+        Histogram::new(exponential_buckets(0.001, 2.0, 15));
+    /// Time from sending a request upstream to its response head; buckets from
+    /// 100 µs to about 100 s.
+    upstream_seconds: Histogram = "upstream_response_seconds",
+        "Time from sending a request upstream to its response head",
+        Histogram::new(exponential_buckets(0.0001, 2.0, 21));
+    leaf_hits: Counter = "leaf_cache_hits",
+        "Leaf certificates served from the cache";
+    leaf_misses: Counter = "leaf_cache_misses",
+        "Leaf certificates issued";
     /// Sandbox connections open now.
-    pub client_connections: Gauge,
+    client_connections: Gauge = "client_connections",
+        "Sandbox connections open";
     /// Byte tunnels (`network.allow`, WebSocket) open now.
-    pub tunnels: Gauge,
-    pub vault_errors: Counter,
+    tunnels: Gauge = "tunnels",
+        "Byte tunnels (allow-list, WebSocket) open";
+    vault_errors: Counter = "vault_errors",
+        "Vault operations that failed";
     /// Request audit events dropped because the audit writer fell behind.
-    pub audit_dropped: Counter,
+    audit_dropped: Counter = "audit_dropped",
+        "Request audit events dropped because the audit writer fell behind";
     /// Responses whose headers echoed an injected credential (replaced before the
     /// sandbox saw them). A counter, not a log line: an echoing upstream does it on
     /// every request.
-    pub echoed_headers: Counter,
+    echoed_headers: Counter = "echoed_headers",
+        "Responses whose headers echoed an injected credential; replaced before the sandbox saw them";
     /// Requests sent upstream again under a connector's `request.retries`.
-    pub upstream_retries: Family<ConnectorLabels, Counter>,
+    upstream_retries: Family<ConnectorLabels, Counter> = "upstream_retries",
+        "Requests sent upstream again under a connector's request.retries";
     /// Webhook delivery attempts by outcome.
-    pub webhook_deliveries: Family<WebhookLabels, Counter>,
+    webhook_deliveries: Family<WebhookLabels, Counter> = "webhook_deliveries",
+        "Webhook delivery attempts by outcome (delivered, failed and retried, dropped)";
     /// Webhook deliveries waiting in the vault's outbox.
-    pub webhook_pending: Gauge,
+    webhook_pending: Gauge = "webhook_pending",
+        "Webhook deliveries waiting in the outbox";
     /// Renewals this replica waited for because another replica held the lease.
-    pub lease_waits: Counter,
+    lease_waits: Counter = "renewal_lease_waits",
+        "Token renewals this replica waited for because another replica held the renewal lease";
     /// A shared vault database: failed queries, the pool, the change listener.
-    pub database_errors: Counter,
-    pub database_pool: Gauge,
-    pub database_pool_idle: Gauge,
-    pub change_listener_up: Gauge,
-    pub changes_heard: Counter,
-    pub change_listener_lost: Counter,
-    pub change_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    database_errors: Counter = "vault_database_errors",
+        "Queries to the shared vault database that failed (refused, timed out, or the database was away)";
+    database_pool: Gauge = "vault_database_connections",
+        "Connections this replica holds to the vault database";
+    database_pool_idle: Gauge = "vault_database_connections_idle",
+        "Of those, how many are idle";
+    change_listener_up: Gauge = "vault_change_listener_up",
+        "1 while this replica hears other replicas' changes (LISTEN), else 0";
+    changes_heard: Counter = "vault_changes_heard",
+        "Other replicas' changes this replica heard and applied";
+    change_listener_lost: Counter = "vault_change_listener_lost",
+        "Times the listening database connection was lost (everything is read again after)";
+    change_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64> = "vault_change_lag_seconds",
+        "From the newest heard change's commit on another replica to its arrival here";
 }
 
 impl Default for Metrics {
@@ -104,190 +160,6 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("egret");
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "requests",
-            "Intercepted requests by connector and outcome (forwarded or a refusal code)",
-            requests.clone(),
-        );
-        let swaps = Family::<ConnectorLabels, Counter>::default();
-        registry.register(
-            "swaps",
-            "Placeholders swapped for real credentials",
-            swaps.clone(),
-        );
-        let refusals = Family::<CodeLabels, Counter>::default();
-        registry.register(
-            "refusals",
-            "Refused requests and CONNECTs by code",
-            refusals.clone(),
-        );
-        let refusal_sources = Family::<SourceLabels, Counter>::default();
-        registry.register(
-            "refusals_by_source",
-            "Refused requests and CONNECTs by source (client, policy, upstream, internal)",
-            refusal_sources.clone(),
-        );
-        let refreshes = Family::<RefreshLabels, Counter>::default();
-        registry.register(
-            "token_refreshes",
-            "OAuth token renewals by result",
-            refreshes.clone(),
-        );
-        // 1 ms .. ~16 s
-        let refresh_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 15));
-        registry.register(
-            "token_refresh_duration_seconds",
-            "Time a token renewal took, from request to vault commit",
-            refresh_seconds.clone(),
-        );
-        // 100 µs .. ~100 s
-        let upstream_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 21));
-        registry.register(
-            "upstream_response_seconds",
-            "Time from sending a request upstream to its response head",
-            upstream_seconds.clone(),
-        );
-        let leaf_hits = Counter::default();
-        registry.register(
-            "leaf_cache_hits",
-            "Leaf certificates served from the cache",
-            leaf_hits.clone(),
-        );
-        let leaf_misses = Counter::default();
-        registry.register(
-            "leaf_cache_misses",
-            "Leaf certificates issued",
-            leaf_misses.clone(),
-        );
-        let client_connections = Gauge::default();
-        registry.register(
-            "client_connections",
-            "Sandbox connections open",
-            client_connections.clone(),
-        );
-        let tunnels = Gauge::default();
-        registry.register(
-            "tunnels",
-            "Byte tunnels (allow-list, WebSocket) open",
-            tunnels.clone(),
-        );
-        let vault_errors = Counter::default();
-        registry.register(
-            "vault_errors",
-            "Vault operations that failed",
-            vault_errors.clone(),
-        );
-        let audit_dropped = Counter::default();
-        registry.register(
-            "audit_dropped",
-            "Request audit events dropped because the audit writer fell behind",
-            audit_dropped.clone(),
-        );
-        let echoed_headers = Counter::default();
-        registry.register(
-            "echoed_headers",
-            "Responses whose headers echoed an injected credential; replaced before the sandbox saw them",
-            echoed_headers.clone(),
-        );
-        let upstream_retries = Family::<ConnectorLabels, Counter>::default();
-        registry.register(
-            "upstream_retries",
-            "Requests sent upstream again under a connector's request.retries",
-            upstream_retries.clone(),
-        );
-        let webhook_deliveries = Family::<WebhookLabels, Counter>::default();
-        registry.register(
-            "webhook_deliveries",
-            "Webhook delivery attempts by outcome (delivered, failed and retried, dropped)",
-            webhook_deliveries.clone(),
-        );
-        let webhook_pending = Gauge::default();
-        registry.register(
-            "webhook_pending",
-            "Webhook deliveries waiting in the outbox",
-            webhook_pending.clone(),
-        );
-        let lease_waits = Counter::default();
-        registry.register(
-            "renewal_lease_waits",
-            "Token renewals this replica waited for because another replica held the renewal lease",
-            lease_waits.clone(),
-        );
-        let database_errors = Counter::default();
-        registry.register(
-            "vault_database_errors",
-            "Queries to the shared vault database that failed (refused, timed out, or the database was away)",
-            database_errors.clone(),
-        );
-        let database_pool = Gauge::default();
-        registry.register(
-            "vault_database_connections",
-            "Connections this replica holds to the vault database",
-            database_pool.clone(),
-        );
-        let database_pool_idle = Gauge::default();
-        registry.register(
-            "vault_database_connections_idle",
-            "Of those, how many are idle",
-            database_pool_idle.clone(),
-        );
-        let change_listener_up = Gauge::default();
-        registry.register(
-            "vault_change_listener_up",
-            "1 while this replica hears other replicas' changes (LISTEN), else 0",
-            change_listener_up.clone(),
-        );
-        let changes_heard = Counter::default();
-        registry.register(
-            "vault_changes_heard",
-            "Other replicas' changes this replica heard and applied",
-            changes_heard.clone(),
-        );
-        let change_listener_lost = Counter::default();
-        registry.register(
-            "vault_change_listener_lost",
-            "Times the listening database connection was lost (everything is read again after)",
-            change_listener_lost.clone(),
-        );
-        let change_lag_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-        registry.register(
-            "vault_change_lag_seconds",
-            "From the newest heard change's commit on another replica to its arrival here",
-            change_lag_seconds.clone(),
-        );
-        Self {
-            registry,
-            requests,
-            swaps,
-            refusals,
-            refusal_sources,
-            refreshes,
-            refresh_seconds,
-            upstream_seconds,
-            leaf_hits,
-            leaf_misses,
-            client_connections,
-            tunnels,
-            vault_errors,
-            audit_dropped,
-            echoed_headers,
-            upstream_retries,
-            webhook_deliveries,
-            webhook_pending,
-            lease_waits,
-            database_errors,
-            database_pool,
-            database_pool_idle,
-            change_listener_up,
-            changes_heard,
-            change_listener_lost,
-            change_lag_seconds,
-        }
-    }
-
     /// Brings the vault database's figures up to `f` (read from the store when
     /// metrics are scraped).
     pub fn database(&self, f: DatabaseFigures) {

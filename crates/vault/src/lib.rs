@@ -2,7 +2,8 @@
 //! default, or a PostgreSQL database shared by replicas (the `egret-postgres` crate).
 //!
 //! Owns the master key (`key`, and its rotation in `rotate`), the AEAD envelope (`seal`),
-//! the in-memory index the proxy reads on every request (`db`), other replicas' changes
+//! the in-memory index the proxy reads on every request (`db`), connections in it
+//! (`connections`), placeholders minted, resolved and revoked (`minted`), other replicas' changes
 //! brought into it (`changes`), the renewal lease with its fence (`renewal`), OAuth
 //! tokens and pending authorizations (`oauth`), connectors created through the API
 //! (`connectors`) and those gone from the policy file, kept until their retention ends
@@ -18,6 +19,7 @@
 
 mod audit;
 mod changes;
+mod connections;
 mod connectors;
 mod copy;
 mod db;
@@ -25,6 +27,7 @@ mod error;
 mod key;
 mod links;
 mod meta;
+mod minted;
 mod names;
 mod oauth;
 mod outbox;

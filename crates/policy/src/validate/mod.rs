@@ -1,0 +1,304 @@
+//! Raw YAML structs -> [`Policy`]: every check that can point at a line does so here.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::Located;
+use crate::host::{HostPattern, normalize_host};
+use crate::model::*;
+use crate::raw::*;
+use crate::secret_ref::SecretRef;
+
+mod connector;
+
+/// Checks a parsed file; `base` is the directory relative paths resolve against.
+pub(crate) fn validate(raw: RawPolicy, file: &Path, base: &Path) -> Result<Policy, Located> {
+    let v = Validator { file };
+    if raw.version.value != 1 {
+        return Err(v.at(
+            &raw.version,
+            "unsupported policy version; expected `version: 1`",
+        ));
+    }
+    let proxy_listen = v.socket(raw.proxy.listen.as_ref(), "127.0.0.1:3128")?;
+    let proxy_auth = match raw.proxy.auth.as_ref().map(|a| (a, a.value.as_str())) {
+        None | Some((_, "none")) => ProxyAuth::None,
+        Some((_, "basic")) => ProxyAuth::Basic,
+        Some((a, _)) => return Err(v.at(a, "unknown proxy auth; expected `none` or `basic`")),
+    };
+    let control_listen = v.socket(raw.control.listen.as_ref(), "127.0.0.1:3129")?;
+    let public_url = match raw.control.public_url {
+        Some(url) => v.url(&url)?,
+        None => format!("http://{control_listen}"),
+    };
+    let admin_token = raw
+        .control
+        .admin_token
+        .as_ref()
+        .map(|t| v.secret(t, base))
+        .transpose()?;
+
+    let vault_path = base.join(raw.vault.path.as_deref().unwrap_or("data/egret.redb"));
+    let backend = match (raw.vault.backend.as_ref(), raw.vault.url.as_ref()) {
+        (None, None) => VaultBackend::Redb,
+        (Some(b), url) if b.value == "redb" => match url {
+            None => VaultBackend::Redb,
+            Some(u) => {
+                return Err(v.at(
+                    u,
+                    "vault.url is for `backend: postgres`; remove it, or set the backend",
+                ));
+            }
+        },
+        (Some(b), Some(url)) if b.value == "postgres" => VaultBackend::Postgres {
+            url: v.secret(url, base)?,
+            ca_file: raw.vault.ca_file.as_deref().map(|p| base.join(p)),
+        },
+        (Some(b), None) if b.value == "postgres" => {
+            return Err(v.at(
+                b,
+                "`backend: postgres` needs `url`, e.g. `url: ${env:EGRET_DATABASE_URL}`",
+            ));
+        }
+        (Some(b), _) => {
+            return Err(v.at(
+                b,
+                "unknown vault backend; expected `redb` (one egret, the default) or `postgres` (several replicas)",
+            ));
+        }
+        (None, Some(u)) => {
+            return Err(v.at(u, "vault.url needs `backend: postgres` beside it"));
+        }
+    };
+    let master_key = match &raw.vault.master_key {
+        Some(r) => v.secret(r, base)?,
+        None => SecretRef::File(vault_path.with_file_name("master.key")),
+    };
+
+    let mut resolve = BTreeMap::new();
+    for (host, addr) in &raw.upstream.resolve {
+        let ip = addr.value.parse::<IpAddr>().map_err(|_| {
+            v.at(
+                addr,
+                &format!(
+                    "`{}` is not an IP address; expected e.g. `127.0.0.1`",
+                    addr.value
+                ),
+            )
+        })?;
+        resolve.insert(normalize_host(host), ip);
+    }
+
+    // An entry that is an address or a CIDR block allows those addresses; any other
+    // entry is a host name pattern.
+    let mut allow = Vec::new();
+    let mut allow_ips = Vec::new();
+    for entry in &raw.network.allow {
+        match crate::host::parse_ip_rule(&entry.value) {
+            Some(Ok(net)) => allow_ips.push(net),
+            Some(Err(m)) => return Err(v.at(entry, &m)),
+            None => allow.push(v.host(entry)?),
+        }
+    }
+
+    let mut seen = HashSet::new();
+    let mut connectors = Vec::with_capacity(raw.connectors.len());
+    for c in raw.connectors {
+        let id_span = v.at(&c.id, "connector ids must be unique; this id is used twice");
+        let connector = v.connector(c, base)?;
+        if !seen.insert(connector.id.clone()) {
+            return Err(id_span);
+        }
+        connectors.push(connector);
+    }
+
+    Ok(Policy {
+        source: file.to_owned(),
+        proxy: ProxySettings {
+            listen: proxy_listen,
+            auth: proxy_auth,
+        },
+        control: ControlSettings {
+            listen: control_listen,
+            public_url,
+            admin_token,
+        },
+        ca: CaSettings {
+            dir: base.join(raw.ca.dir.as_deref().unwrap_or("certs")),
+            name_constraints: raw.ca.name_constraints.unwrap_or(false),
+        },
+        vault: VaultSettings {
+            backend,
+            path: vault_path,
+            master_key,
+        },
+        upstream: UpstreamSettings {
+            extra_ca: raw.upstream.extra_ca.iter().map(|p| base.join(p)).collect(),
+            resolve,
+        },
+        network: NetworkSettings {
+            allow,
+            allow_ips,
+            deny_private_ranges: raw.network.deny_private_ranges.unwrap_or(true),
+        },
+        limits: v.limits(&raw.limits)?,
+        connectors_removed_retention: raw
+            .connectors_removed_retention
+            .as_ref()
+            .map(|s| v.duration(s))
+            .transpose()?
+            .unwrap_or(Policy::DEFAULT_REMOVED_RETENTION),
+        connectors,
+        webhooks: raw
+            .webhooks
+            .iter()
+            .map(|w| v.webhook(w, base))
+            .collect::<Result<_, _>>()?,
+        ui: raw
+            .ui
+            .as_ref()
+            .map(|u| v.ui(u))
+            .transpose()?
+            .unwrap_or_default(),
+    })
+}
+
+pub(crate) struct Validator<'a> {
+    file: &'a Path,
+}
+
+impl Validator<'_> {
+    pub(crate) fn at<T>(&self, span: &S<T>, message: &str) -> Located {
+        Located {
+            file: self.file.to_owned(),
+            line: span.referenced.line(),
+            column: span.referenced.column(),
+            message: message.to_owned(),
+        }
+    }
+
+    fn socket(&self, value: Option<&S<String>>, default: &str) -> Result<SocketAddr, Located> {
+        match value {
+            None => default.parse().map_err(|_| self.bare(default)),
+            Some(s) => s.value.parse().map_err(|_| {
+                self.at(
+                    s,
+                    &format!(
+                        "`{}` is not a listen address; expected `IP:PORT` such as `127.0.0.1:3128`",
+                        s.value
+                    ),
+                )
+            }),
+        }
+    }
+
+    fn bare(&self, what: &str) -> Located {
+        Located {
+            file: self.file.to_owned(),
+            line: 0,
+            column: 0,
+            message: format!("bad built-in default `{what}`"),
+        }
+    }
+
+    pub(crate) fn url(&self, s: &S<String>) -> Result<String, Located> {
+        let ok = (s.value.starts_with("https://") || s.value.starts_with("http://"))
+            && !s.value.contains(char::is_whitespace);
+        if ok {
+            Ok(s.value.trim_end_matches('/').to_owned())
+        } else {
+            Err(self.at(
+                s,
+                &format!("`{}` is not a URL; expected `https://host/path`", s.value),
+            ))
+        }
+    }
+
+    pub(crate) fn secret(&self, s: &S<String>, base: &Path) -> Result<SecretRef, Located> {
+        SecretRef::parse(&s.value, base).map_err(|m| self.at(s, &m))
+    }
+
+    /// A duration like `30s` or `5m`.
+    pub(crate) fn duration(&self, s: &S<String>) -> Result<Duration, Located> {
+        humantime::parse_duration(&s.value).map_err(|_| {
+            self.at(
+                s,
+                &format!(
+                    "`{}` is not a duration; expected e.g. `60s` or `5m`",
+                    s.value
+                ),
+            )
+        })
+    }
+
+    /// A duration above zero; `what` names the key in the error.
+    pub(crate) fn positive_duration(&self, s: &S<String>, what: &str) -> Result<Duration, Located> {
+        let d = self.duration(s)?;
+        if d.is_zero() {
+            return Err(self.at(s, &format!("`{what}` must be above zero, e.g. `10s`")));
+        }
+        Ok(d)
+    }
+
+    /// A count above zero that fits the platform.
+    fn count(&self, s: &S<u64>, what: &str) -> Result<usize, Located> {
+        usize::try_from(s.value)
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| self.at(s, &format!("`{what}` must be a number above zero")))
+    }
+
+    fn limits(&self, raw: &RawLimits) -> Result<LimitSettings, Located> {
+        let count = |s: &Option<S<u64>>, what| s.as_ref().map(|s| self.count(s, what)).transpose();
+        let duration = |s: &Option<S<String>>, what| {
+            s.as_ref()
+                .map(|s| self.positive_duration(s, what))
+                .transpose()
+        };
+        Ok(LimitSettings {
+            max_header_bytes: count(&raw.max_header_bytes, "max_header_bytes")?,
+            max_headers: count(&raw.max_headers, "max_headers")?,
+            max_client_connections: count(&raw.max_client_connections, "max_client_connections")?,
+            tls_handshake_timeout: duration(&raw.tls_handshake_timeout, "tls_handshake_timeout")?,
+            request_head_timeout: duration(&raw.request_head_timeout, "request_head_timeout")?,
+            upstream_connect_timeout: duration(
+                &raw.upstream_connect_timeout,
+                "upstream_connect_timeout",
+            )?,
+            upstream_response_timeout: duration(
+                &raw.upstream_response_timeout,
+                "upstream_response_timeout",
+            )?,
+            tunnel_idle_timeout: duration(&raw.tunnel_idle_timeout, "tunnel_idle_timeout")?,
+            max_ttl: duration(&raw.max_ttl, "max_ttl")?,
+        })
+    }
+
+    fn rate_limit(&self, raw: &S<RawRateLimit>) -> Result<RateLimit, Located> {
+        let requests = u32::try_from(raw.value.requests.value)
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                self.at(
+                    &raw.value.requests,
+                    "`requests` must be a number from 1 to 4294967295",
+                )
+            })?;
+        let per = self.positive_duration(&raw.value.per, "per")?;
+        Ok(RateLimit { requests, per })
+    }
+
+    fn host(&self, s: &S<String>) -> Result<HostPattern, Located> {
+        HostPattern::parse(&s.value).map_err(|m| self.at(s, &m))
+    }
+}
+
+/// The directory a policy file's relative paths resolve against.
+pub(crate) fn base_dir(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}

@@ -1,0 +1,251 @@
+//! Connections in the vault: each sealed under its table and key, its credential kept
+//! open in memory for the proxy (`credential`), stored, relabelled and removed with the
+//! index updated after the store.
+
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+use crate::Vault;
+use crate::db::{SealedSecret, aad, placeholder_removals};
+use crate::error::VaultError;
+use crate::records::*;
+use crate::store::{Change, Table};
+
+impl Vault {
+    /// A stored connection record, opened: its info and its credential.
+    pub(crate) fn open_connection(
+        &self,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(ConnectionInfo, Credential), VaultError> {
+        let stored: StoredConnection =
+            serde_json::from_slice(value).map_err(|_| VaultError::Corrupt(key.to_owned()))?;
+        let credential = self.open_credential(key, &stored)?;
+        Ok((stored.info, credential))
+    }
+
+    fn open_credential(
+        &self,
+        key: &str,
+        stored: &StoredConnection,
+    ) -> Result<Credential, VaultError> {
+        let corrupt = || VaultError::Corrupt(key.to_owned());
+        let plain = self
+            .sealer
+            .open(&aad("connections", key), &stored.sealed)
+            .ok_or_else(corrupt)?;
+        let mut secret: SealedSecret = serde_json::from_slice(&plain).map_err(|_| corrupt())?;
+        let value = match stored.info.kind {
+            ConnectionKind::ApiKey => secret.api_key.take(),
+            ConnectionKind::Oauth2 => secret.access_token.take(),
+        };
+        Ok(Credential {
+            secret: SecretString::from(value.ok_or_else(corrupt)?),
+            refresh_token: secret.refresh_token.take().map(SecretString::from),
+            kind: stored.info.kind,
+            status: stored.info.status,
+            expires_at: stored.info.expires_at,
+        })
+    }
+
+    /// Seals `secret`, commits the connection record, then updates the index: the one
+    /// way a connection is written. `fenced`: the write ends a renewal this process
+    /// claimed, and must not land if it lost the claim (see `renewal`).
+    pub(crate) fn put_connection(
+        &self,
+        fenced: bool,
+        info: ConnectionInfo,
+        secret: &SealedSecret,
+        credential: Credential,
+    ) -> Result<ConnectionInfo, VaultError> {
+        let key = info.id().key();
+        let plain = Zeroizing::new(
+            serde_json::to_vec(secret).map_err(|e| VaultError::Invalid(e.to_string()))?,
+        );
+        let sealed = self.sealer.seal(&aad("connections", &key), &plain);
+        let record = serde_json::to_vec(&StoredConnection {
+            info: info.clone(),
+            sealed,
+        })
+        .map_err(|e| VaultError::Invalid(e.to_string()))?;
+        let _w = self.lock_writer();
+        match self.take_claim(&key).filter(|_| fenced) {
+            // A renewal: written only if this process still holds the lease and nobody
+            // wrote the row since it was claimed.
+            Some(version) => {
+                if !self
+                    .store
+                    .commit_renewal(&key, &self.holder, version, &record)?
+                {
+                    drop(_w);
+                    self.reread(Table::Connections, &key)?;
+                    return Err(VaultError::Superseded(info.id()));
+                }
+            }
+            None => {
+                self.store
+                    .commit(vec![Change::put(Table::Connections, key.as_str(), record)])?
+            }
+        }
+        let key: Arc<str> = Arc::from(key);
+        let mut index = self.write_credentials();
+        index.credentials.insert(key.clone(), Arc::new(credential));
+        index.connections.insert(key, info.clone());
+        Ok(info)
+    }
+
+    /// The connection's current credential, from memory.
+    pub fn credential(&self, id: &ConnectionId) -> Option<Arc<Credential>> {
+        self.read_index()
+            .credentials
+            .get(id.key().as_str())
+            .cloned()
+    }
+
+    pub fn connection(&self, id: &ConnectionId) -> Option<ConnectionInfo> {
+        self.read_index()
+            .connections
+            .get(id.key().as_str())
+            .cloned()
+    }
+
+    /// Stores (or replaces) a static key. Existing placeholders keep working.
+    pub fn put_api_key(
+        &self,
+        id: &ConnectionId,
+        api_key: &SecretString,
+    ) -> Result<ConnectionInfo, VaultError> {
+        if api_key.expose_secret().is_empty()
+            || api_key.expose_secret().contains(['\r', '\n', '\0'])
+        {
+            return Err(VaultError::Invalid(
+                "the key is empty or contains a line break; send only the key itself".to_owned(),
+            ));
+        }
+        // A new key keeps what people wrote on the connection.
+        let previous = self.connection(id);
+        let info = ConnectionInfo {
+            connector: id.connector.clone(),
+            owner: id.owner.clone(),
+            name: id.name.clone(),
+            kind: ConnectionKind::ApiKey,
+            status: ConnectionStatus::Connected,
+            connected_at: self.clock.unix(),
+            refreshed_at: None,
+            expires_at: None,
+            scopes: Vec::new(),
+            identity_label: previous.as_ref().and_then(|p| p.identity_label.clone()),
+            description: previous.and_then(|p| p.description),
+        };
+        let secret = SealedSecret {
+            api_key: Some(api_key.expose_secret().to_owned()),
+            access_token: None,
+            refresh_token: None,
+        };
+        let credential = Credential {
+            secret: api_key.clone(),
+            refresh_token: None,
+            kind: ConnectionKind::ApiKey,
+            status: ConnectionStatus::Connected,
+            expires_at: None,
+        };
+        self.put_connection(false, info, &secret, credential)
+    }
+
+    /// Changes what people write on a connection (description, "connected as"); the
+    /// sealed credential is rewritten as it is. Returns the connection as it is now.
+    pub fn update_labels(
+        &self,
+        id: &ConnectionId,
+        labels: Labels,
+    ) -> Result<ConnectionInfo, VaultError> {
+        let key = id.key();
+        let _w = self.lock_writer();
+        let missing = || VaultError::NoConnection(id.clone());
+        // Read, change, and write back only over what was read: a renewal committed by
+        // another replica meanwhile is not undone (the edit is tried again over it).
+        for _ in 0..5 {
+            let row = self
+                .store
+                .get(Table::Connections, &key)?
+                .ok_or_else(missing)?;
+            let mut stored: StoredConnection =
+                serde_json::from_slice(&row).map_err(|_| VaultError::Corrupt(key.clone()))?;
+            if let Some(d) = labels.description.clone() {
+                stored.info.description = d;
+            }
+            if let Some(l) = labels.identity_label.clone() {
+                stored.info.identity_label = l;
+            }
+            let record =
+                serde_json::to_vec(&stored).map_err(|e| VaultError::Invalid(e.to_string()))?;
+            if self.store.swap(Table::Connections, &key, &row, &record)? {
+                let updated = stored.info.clone();
+                let credential = self.open_credential(&key, &stored)?;
+                let mut index = self.write_credentials();
+                index
+                    .credentials
+                    .insert(Arc::from(key.as_str()), Arc::new(credential));
+                index
+                    .connections
+                    .insert(Arc::from(key.as_str()), updated.clone());
+                return Ok(updated);
+            }
+        }
+        Err(VaultError::Invalid(
+            "the connection kept changing while it was being edited; try again".to_owned(),
+        ))
+    }
+
+    /// Removes a connection and every placeholder naming it, in one transaction.
+    pub fn remove_connection(&self, id: &ConnectionId) -> Result<bool, VaultError> {
+        let key = id.key();
+        let _w = self.lock_writer();
+        if !self.read_index().connections.contains_key(key.as_str()) {
+            return Ok(false);
+        }
+        let doomed = self.placeholders_where(|e| *e.conn_key == *key);
+        let mut changes = vec![Change::remove(Table::Connections, key.as_str())];
+        changes.extend(placeholder_removals(&doomed));
+        self.store.commit(changes)?;
+        let mut index = self.write_credentials();
+        index.connections.remove(key.as_str());
+        index.credentials.remove(key.as_str());
+        for h in &doomed {
+            index.placeholders.remove(h);
+        }
+        Ok(true)
+    }
+
+    pub fn connections(
+        &self,
+        connector: Option<&str>,
+        owner: Option<&Owner>,
+    ) -> Vec<ConnectionInfo> {
+        let index = self.read_index();
+        index
+            .connections
+            .values()
+            .filter(|c| connector.is_none_or(|id| c.connector == id))
+            .filter(|c| owner.is_none_or(|o| &c.owner == o))
+            .cloned()
+            .collect()
+    }
+
+    /// The credentials of `connector`'s connected connections, with the index
+    /// generation they were read at (it changes whenever they may have).
+    pub fn live_credentials(&self, connector: &str) -> (u64, Vec<Arc<Credential>>) {
+        let index = self.read_index();
+        let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
+        let prefix = format!("{connector}/");
+        let live = index
+            .credentials
+            .iter()
+            .filter(|(key, c)| key.starts_with(&prefix) && c.status == ConnectionStatus::Connected)
+            .map(|(_, c)| c.clone())
+            .collect();
+        (generation, live)
+    }
+}
