@@ -14,6 +14,7 @@ use egret_test_support::chromium::{self, Chromium};
 use egret_test_support::client::Proto;
 use egret_test_support::proxy::ADMIN_TOKEN;
 use harness::oauth::{OAuthFixture, Options};
+use harness::wait::{until, until_some};
 use http::{Method, StatusCode};
 use serde_json::json;
 
@@ -191,14 +192,10 @@ async fn an_administrator_and_a_user_set_up_and_connect_a_service_in_chromium() 
         .await
         .expect("allow");
     // The callback tells the page and closes the popup; the list shows the connection.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while user.windows().await.expect("windows").len() > 1 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the popup did not close"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until("the popup to close", WAIT, || async {
+        user.windows().await.expect("windows").len() == 1
+    })
+    .await;
     user.switch_to(&main).await.expect("back");
     user.wait_for("section.connection .badge.ok", WAIT)
         .await
@@ -215,17 +212,13 @@ async fn an_administrator_and_a_user_set_up_and_connect_a_service_in_chromium() 
         .await
         .expect("test");
     // Recorded on the connection once the page has made it.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    until("the test recorded on the connection", WAIT, || async {
         let (_, listed) = f
             .admin(Method::GET, "/v1/connections?connector=crm", None)
             .await;
-        if listed["connections"][0]["last_test"]["ok"] == true {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no test: {listed}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        listed["connections"][0]["last_test"]["ok"] == true
+    })
+    .await;
 
     // Its placeholder works through the proxy as alice's token.
     let p = f.mint("crm", "user:alice").await;
@@ -314,50 +307,38 @@ async fn an_administrator_and_a_user_set_up_and_connect_a_service_in_chromium() 
 async fn finish_sign_in(s: &chromium::Session<'_>, main: &str) {
     let popup = wait_for_popup(s, main).await;
     s.switch_to(&popup).await.expect("popup");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while s.windows().await.expect("windows").len() > 1 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the popup did not close"
-        );
+    until("the popup to close", WAIT, || async {
+        if s.windows().await.expect("windows").len() == 1 {
+            return true;
+        }
         for step in [
             "form[action$='/login'] button",
             "form[action$='/consent'] button",
         ] {
             let _ = s.click(step).await;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        false
+    })
+    .await;
     s.switch_to(main).await.expect("back");
 }
 
 /// Waits until the page's HTML holds `text`.
 async fn wait_for_text(s: &chromium::Session<'_>, text: &str) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let page = s.source().await.expect("page");
-        if page.contains(text) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no `{text}` on the page: {page}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let what = format!("`{text}` on the page");
+    until(what, WAIT, || async {
+        s.source().await.expect("page").contains(text)
+    })
+    .await;
 }
 
 /// Waits for a second window beside `main`.
 async fn wait_for_popup(s: &chromium::Session<'_>, main: &str) -> String {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    until_some("a popup to open", WAIT, || async {
         let windows = s.windows().await.expect("windows");
-        if let Some(w) = windows.into_iter().find(|w| w != main) {
-            return w;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no popup opened");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        windows.into_iter().find(|w| w != main)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -476,7 +457,7 @@ async fn a_denied_consent_a_closed_popup_another_browser_and_old_or_used_links_e
             Some(json!({ "owner": "user:alice", "ttl": "1s" })),
         )
         .await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    f.egret.clock.skip(Duration::from_secs(2));
     let late_profile = tempfile::tempdir().expect("profile");
     let late = chromium
         .session(late_profile.path(), HOSTS)

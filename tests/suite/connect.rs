@@ -181,6 +181,7 @@ async fn slow_heads_and_stalled_handshakes_are_cut_by_their_timeouts() {
             .write_all(b"CONNECT api.test.local:443 HTTP/1.1\r\n")
             .await;
         for _ in 0..100 {
+            // A real wait: the attack is bytes trickled slowly.
             tokio::time::sleep(Duration::from_millis(50)).await;
             if wr.write_all(b"x").await.is_err() {
                 return;
@@ -283,6 +284,7 @@ async fn idle_connections_close_but_slow_requests_and_open_tunnels_do_not() {
 
     // An intercepted keep-alive session idle between requests is closed...
     let mut s = f.session("api.test.local", Proto::H1).await;
+    // A real wait: egret's own idle timer (300 ms here) must run out on a real socket.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let req = client::request(
         "GET",
@@ -302,6 +304,7 @@ async fn idle_connections_close_but_slow_requests_and_open_tunnels_do_not() {
     let c = connect(f.egret.proxy_addr, &f.at("allowed.test.local"))
         .await
         .expect("connect");
+    // A real wait: longer than the intercepted idle timeout, shorter than the tunnel's.
     tokio::time::sleep(Duration::from_millis(900)).await;
     let tls = client::tls(c.stream, "allowed.test.local", &f.ca.pem, &[b"http/1.1"])
         .await

@@ -7,6 +7,7 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::harness::api::{admin, audit_events};
+use super::harness::wait::until;
 use super::harness::{Fixture, policy_yaml};
 
 async fn call(f: &Fixture, host: &str, path: &str, auth: &str) -> (StatusCode, Option<String>) {
@@ -314,18 +315,17 @@ async fn a_removed_connector_is_erased_by_a_purge_or_when_its_retention_ends() {
             .as_array()
             .map_or(0, Vec::len)
     };
+    // A real wait: the purge runs every second, and that it has erased nothing yet
+    // can only be seen once it has had the time to run.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert_eq!(weather().await, 1, "kept within the retention");
     f.egret.clock.skip(std::time::Duration::from_secs(3601));
-    let mut left = 1;
-    for _ in 0..50 {
-        left = weather().await;
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(left, 0, "erased once the retention ended");
+    until(
+        "erased once the retention ended",
+        std::time::Duration::from_secs(5),
+        || async { weather().await == 0 },
+    )
+    .await;
     let audit = audit_events(&f.egret, "weather").await;
     assert!(audit.iter().any(|e| e == "connector.purged"), "{audit:?}");
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::process::Command;
 
 use super::harness::binary::{EGRET, Egret, KEY, OPENAI, config, setup, stdout};
+use super::harness::wait::until;
 
 #[cfg(unix)]
 fn mode(path: &Path) -> u32 {
@@ -197,13 +198,11 @@ async fn policy_reloads_on_change_and_sighup_and_a_bad_file_changes_nothing() {
             .1
     };
     let wait_for = |want: &'static str| async move {
-        for _ in 0..100 {
-            if status().await.starts_with(want) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("status never became {want}");
+        let what = format!("the status to become {want}");
+        until(what, Duration::from_secs(10), || async {
+            status().await.starts_with(want)
+        })
+        .await;
     };
     assert!(status().await.starts_with("200"));
 
@@ -214,12 +213,12 @@ async fn policy_reloads_on_change_and_sighup_and_a_bad_file_changes_nothing() {
         config("  - { id: openai, auth: api_key, egress: [\"1.2.3.4\"] }\n"),
     )
     .expect("write");
-    for _ in 0..100 {
-        if egret.log_text().contains("policy reload refused") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until(
+        "the reload's refusal in the log",
+        Duration::from_secs(10),
+        || async { egret.log_text().contains("policy reload refused") },
+    )
+    .await;
     assert!(
         egret.log_text().contains("egret.yaml:"),
         "the refusal names the file and line"
@@ -552,24 +551,22 @@ async fn a_webhook_owed_when_egret_stops_is_delivered_by_the_next_start() {
         )
         .await;
     assert!(out.status.success());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while receiver.attempts().is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "never tried");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until("a delivery attempt", Duration::from_secs(20), || async {
+        !receiver.attempts().is_empty()
+    })
+    .await;
     egret.stop().await;
     let refused = receiver.attempts().len();
     receiver.set_up(true);
     let again = Egret::start(dir.path(), "hook-second.log").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !receiver.attempts().iter().any(|a| a.accepted) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not delivered after the restart: {:#?}",
-            receiver.attempts()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until(
+        "a delivery after the restart",
+        Duration::from_secs(20),
+        || async { receiver.attempts().iter().any(|a| a.accepted) },
+    )
+    .await;
+    // A real wait: a second delivery of the same event (the absence checked next) can
+    // only be ruled out by letting time pass.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let attempts = receiver.attempts();
     assert_eq!(attempts.iter().filter(|a| a.accepted).count(), 1);

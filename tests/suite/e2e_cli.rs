@@ -8,6 +8,7 @@ use serde_json::Value;
 use tokio::process::Command;
 
 use super::harness::binary::{EGRET, Egret, OPENAI, config, setup, stdout};
+use super::harness::wait::until;
 
 /// `egret ARGS --output json`, parsed.
 async fn json(egret: &Egret, args: &[&str]) -> Value {
@@ -76,7 +77,10 @@ async fn a_busy_port_names_what_changes_it_and_the_flags_override_the_file() {
         Egret::start_with(dir.path(), "serve.log", &["--proxy-listen", "127.0.0.1:0"]).await;
     assert_ne!(egret.proxy.port(), port);
     std::fs::write(&cfg, std::fs::read_to_string(&cfg).expect("read") + "\n").expect("write");
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    until("the reload in the log", Duration::from_secs(10), || async {
+        egret.log_text().contains("policy reloaded")
+    })
+    .await;
     let log = egret.stop().await;
     assert!(log.contains("policy reloaded"), "{log}");
     assert!(

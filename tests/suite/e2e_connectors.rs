@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::harness::binary::{Egret, KEY, config, setup, stdout};
+use super::harness::wait::{until, until_some};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connector_create_disable_enable_remove_with_the_cli() {
@@ -97,15 +98,12 @@ async fn a_connector_commented_out_is_kept_restored_and_erased_only_by_purge_or_
     // briefly read a half-written file that parses (and refuses otherwise) before the
     // whole one, as it would an editor's save.
     let wait_for = |want: &'static str| async move {
-        let mut last = String::new();
-        for _ in 0..100 {
-            last = answer().await;
-            if last.contains(want) {
-                return last;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("the answer never had {want}: {last}");
+        let what = format!("an answer with {want}");
+        until_some(what, Duration::from_secs(10), || async {
+            let last = answer().await;
+            last.contains(want).then_some(last)
+        })
+        .await
     };
     wait_for("\n200").await;
 
@@ -148,17 +146,18 @@ async fn a_connector_commented_out_is_kept_restored_and_erased_only_by_purge_or_
         "{said}"
     );
     std::fs::write(&cfg, &both).expect("write");
-    for _ in 0..100 {
-        if egret
-            .cli(&["connector", "get", "openai"], None)
-            .await
-            .status
-            .success()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until(
+        "the connector back in force",
+        Duration::from_secs(10),
+        || async {
+            egret
+                .cli(&["connector", "get", "openai"], None)
+                .await
+                .status
+                .success()
+        },
+    )
+    .await;
     let dead = answer().await;
     assert!(
         dead.contains("placeholder_unknown"),
@@ -182,22 +181,19 @@ async fn a_connector_commented_out_is_kept_restored_and_erased_only_by_purge_or_
         ),
     )
     .expect("write");
-    let mut listed = String::new();
-    for _ in 0..100 {
-        listed = stdout(
-            &egret
-                .cli(&["connection", "list", "--connector", "openai"], None)
-                .await,
-        );
-        if !listed.contains("openai") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        !listed.contains("openai"),
-        "erased after the retention: {listed}"
-    );
+    until(
+        "erased after the retention",
+        Duration::from_secs(10),
+        || async {
+            let listed = stdout(
+                &egret
+                    .cli(&["connection", "list", "--connector", "openai"], None)
+                    .await,
+            );
+            !listed.contains("openai")
+        },
+    )
+    .await;
     let audit = stdout(
         &egret
             .cli(

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::harness::binary::{Egret, stdout};
 use super::harness::oauth::loopback_client;
+use super::harness::wait::until;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_with_the_cli_refresh_survive_sigkill_and_disconnect() {
@@ -119,10 +120,17 @@ connectors:
     let auth = format!("authorization: Bearer {p}");
     assert_eq!(call(&egret, &auth, &api).await["sub"], "alice");
 
-    // Once inside the skew, a request refreshes; SIGKILL right after.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(call(&egret, &auth, &api).await["sub"], "alice");
-    assert_eq!(server.stats().await["refresh_token"], 1);
+    // Once inside the skew, a request refreshes (every one meanwhile is served);
+    // SIGKILL right after.
+    until(
+        "a request that refreshes",
+        Duration::from_secs(10),
+        || async {
+            assert_eq!(call(&egret, &auth, &api).await["sub"], "alice");
+            server.stats().await["refresh_token"] == 1
+        },
+    )
+    .await;
     let mut child = egret.child;
     child.start_kill().expect("SIGKILL");
     child.wait().await.expect("killed");
@@ -131,14 +139,16 @@ connectors:
     // refresh succeeds (reusing the old one would make the server revoke the grant).
     let egret = Egret::start(dir.path(), "second.log").await;
     assert_eq!(call(&egret, &auth, &api).await["sub"], "alice");
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(call(&egret, &auth, &api).await["sub"], "alice");
-    let stats = server.stats().await;
-    assert_eq!(stats["refresh_token"], 2, "{stats}");
+    until("a second refresh", Duration::from_secs(10), || async {
+        assert_eq!(call(&egret, &auth, &api).await["sub"], "alice");
+        server.stats().await["refresh_token"] == 2
+    })
+    .await;
 
     // SIGKILL in the middle of a refresh (the vendor has not answered yet): nothing is
     // lost, the next egret refreshes with the same refresh token.
     server.token_mode("slow").await;
+    // A real wait: the kill must land inside a renewal, so the token must be due again.
     tokio::time::sleep(Duration::from_secs(4)).await;
     egret
         .kill_during(&["-H", &auth], &api, Duration::from_millis(1500))

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::process::Command;
 
 use super::harness::binary::{Egret, setup, stdout};
+use super::harness::wait::until;
 
 const EGRET: &str = env!("CARGO_BIN_EXE_egret");
 
@@ -159,8 +160,9 @@ async fn sigkill_during_writes_and_a_reload_loses_nothing_acknowledged() {
     let control = egret.control;
     let token = std::fs::read_to_string(d.join("data/admin.token")).expect("token");
     // Writers: one key per owner through the API; each 200 is an acknowledgement.
+    let acks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let writers = (0..4).map(|w| {
-        let token = token.clone();
+        let (token, acks) = (token.clone(), acks.clone());
         tokio::spawn(async move {
             let mut acked = Vec::new();
             for i in 0.. {
@@ -193,20 +195,29 @@ async fn sigkill_during_writes_and_a_reload_loses_nothing_acknowledged() {
                     return acked;
                 }
                 acked.push(owner);
+                acks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
             acked
         })
     });
     let writers: Vec<_> = writers.collect();
     // Mid-reload: the policy file changes while the writes run.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    until("writes under way", Duration::from_secs(10), || async {
+        acks.load(std::sync::atomic::Ordering::SeqCst) >= 8
+    })
+    .await;
     let yaml = std::fs::read_to_string(d.join("egret.yaml")).expect("yaml");
     std::fs::write(
         d.join("egret.yaml"),
         format!("{yaml}  - {{ id: extra, auth: api_key, egress: [extra.test.local] }}\n"),
     )
     .expect("write");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until(
+        "the reload, with the writes still running",
+        Duration::from_secs(10),
+        || async { egret.log_text().contains("policy reloaded") },
+    )
+    .await;
     egret.child.start_kill().expect("SIGKILL");
     let _ = egret.child.wait().await;
     let mut acked = Vec::new();

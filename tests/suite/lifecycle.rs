@@ -7,6 +7,7 @@ use egret_test_support::client::{self, Proto, request};
 use http::StatusCode;
 
 use super::harness::Fixture;
+use super::harness::wait::until;
 
 #[tokio::test]
 async fn shutdown_drains_in_flight_requests_and_stops_accepting() {
@@ -25,7 +26,12 @@ async fn shutdown_drains_in_flight_requests_and_stops_accepting() {
     )
     .expect("req");
     let in_flight = tokio::spawn(async move { s.fetch(req).await.map(|r| r.status()) });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    until(
+        "the request at the upstream",
+        Duration::from_secs(10),
+        || async { f.upstream.seen().iter().any(|r| r["path"] == "/slow") },
+    )
+    .await;
     let (task, _dir) = f.egret.begin_shutdown();
     let status = tokio::time::timeout(Duration::from_secs(10), in_flight)
         .await

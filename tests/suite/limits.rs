@@ -11,6 +11,8 @@ use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::harness::api::metrics;
+use super::harness::wait::until;
 use super::harness::{Fixture, NAMES, json, policy_yaml};
 
 async fn fixture(yaml: &str) -> Fixture {
@@ -69,8 +71,16 @@ async fn connections_over_the_limit_get_503_at_once_not_a_queue() {
     // does a connection that has sent nothing yet.
     let tunnel = f.session("api.test.local", Proto::H1).await;
     let idle = TcpStream::connect(f.egret.proxy_addr).await.expect("tcp");
-    // Give the accept loop time to take both before the third arrives.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The accept loop has taken both before the third arrives.
+    let open = |n: u32| {
+        let want = format!("egret_client_connections {n}\n");
+        let control = f.egret.control_addr;
+        move || {
+            let want = want.clone();
+            async move { metrics(control).await.contains(&want) }
+        }
+    };
+    until("both connections taken", Duration::from_secs(10), open(2)).await;
     let mut third = TcpStream::connect(f.egret.proxy_addr).await.expect("tcp");
     third
         .write_all(b"CONNECT api.test.local:443 HTTP/1.1\r\nHost: api.test.local:443\r\n\r\n")
@@ -83,7 +93,7 @@ async fn connections_over_the_limit_get_503_at_once_not_a_queue() {
     assert_eq!(json(&body)["error"], "too_many_connections");
     // A freed slot is usable again.
     drop((tunnel, idle));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    until("both connections closed", Duration::from_secs(10), open(0)).await;
     let resp = f.get("api.test.local", "/", &[], Proto::H1).await;
     assert_eq!(resp.status(), StatusCode::OK);
 }

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::harness::api::connection_names;
 use super::harness::oauth::{OAuthFixture, Options};
+use super::harness::wait::{until, until_some};
 
 #[tokio::test]
 async fn browser_flow_connects_and_the_placeholder_reaches_the_api_as_the_users_token() {
@@ -176,6 +177,8 @@ async fn a_request_right_after_the_token_endpoint_recovers_is_served() {
         let (status, code, body) = f.call(&p, Proto::H1).await;
         assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
         assert_eq!(code.as_deref(), Some("token_refresh_failed"));
+        // A real wait: each failure must come after the last one's backoff (a second),
+        // so that four failures would have grown it to 8 s.
         tokio::time::sleep(Duration::from_millis(1100)).await;
     }
     let refreshes = f.server.stats().await["refresh_token"].as_u64();
@@ -225,9 +228,13 @@ async fn a_failing_renewal_shows_as_refresh_failing_and_clears_when_it_succeeds(
     assert!(conn["next_retry_at"].as_i64().is_some(), "{conn}");
 
     f.server.token_mode("ok").await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (status, _, _) = f.call(&p, Proto::H1).await;
-    assert_eq!(status, StatusCode::OK);
+    // Served again once the backoff (a second) has passed.
+    until(
+        "a request served again",
+        Duration::from_secs(10),
+        || async { f.call(&p, Proto::H1).await.0 == StatusCode::OK },
+    )
+    .await;
     let conn = f.connection("vendor", "user:alice").await;
     assert_eq!(conn["status"], "connected", "{conn}");
     assert_eq!(conn["last_error"], Value::Null, "{conn}");
@@ -269,18 +276,19 @@ async fn webhooks_tell_of_connect_failing_renewal_recovery_and_a_revoked_grant()
         ("connection.recovered", "connected"),
         ("connection.needs_reauth", "needs_reauth"),
     ];
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let told = loop {
-        let told: Vec<Value> = receiver
-            .attempts()
-            .iter()
-            .map(|a| serde_json::from_str(&a.body).unwrap_or(Value::Null))
-            .collect();
-        if told.len() >= expected.len() || tokio::time::Instant::now() > deadline {
-            break told;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let told = until_some(
+        "every event at the receiver",
+        Duration::from_secs(20),
+        || async {
+            let told: Vec<Value> = receiver
+                .attempts()
+                .iter()
+                .map(|a| serde_json::from_str(&a.body).unwrap_or(Value::Null))
+                .collect();
+            (told.len() >= expected.len()).then_some(told)
+        },
+    )
+    .await;
     let seen: Vec<(&str, &str)> = told
         .iter()
         .map(|b| {
@@ -443,14 +451,11 @@ async fn without_an_id_token_the_identity_request_says_who_is_connected() {
         .admin(Method::POST, "/v1/connections/ci/org/authorize", None)
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let mut label = Value::Null;
-    for _ in 0..50 {
-        label = f.connection("ci", "org").await["identity_label"].clone();
-        if !label.is_null() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let label = until_some("who is connected", Duration::from_secs(5), || async {
+        let label = f.connection("ci", "org").await["identity_label"].clone();
+        (!label.is_null()).then_some(label)
+    })
+    .await;
     assert_eq!(label, "egret-ci");
 }
 

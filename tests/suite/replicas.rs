@@ -11,6 +11,7 @@ use egret_test_support::upstream::{Offer, TestCa, Upstream};
 use super::harness::NAMES;
 use super::harness::binary::{EGRET, Egret, KEY, OPENAI, config, stdout};
 use super::harness::postgres::TestDb;
+use super::harness::wait::{polling, until};
 
 const ADMIN_TOKEN: &str = "replica-admin-token-0123456789abcdef";
 
@@ -47,23 +48,18 @@ fn prepare(root: &Path, db: &TestDb, ca: &TestCa, connectors: &str) {
     }
 }
 
-/// Polls `url` through `egret` with `auth` until the answer is not 200; how long that took.
+/// Polls `url` through `egret` with `auth` (every 10 ms) until the answer is not 200;
+/// how long that took. Fails once `bound` has passed.
 async fn refused_after(egret: &Egret, auth: &str, url: &str, bound: Duration) -> Duration {
     let started = Instant::now();
-    loop {
+    let what = format!("{url} to be refused (still served after {bound:?})");
+    polling(what, bound, Duration::from_millis(10), || async {
         let (_, code) = egret
             .curl(&["-H", auth, "-o", "/dev/null", "-w", "%{http_code}"], url)
             .await;
-        if code != "200" {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < bound,
-            "still served {:?} after the change",
-            started.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        (code != "200").then(|| started.elapsed())
+    })
+    .await
 }
 
 async fn status(egret: &Egret, auth: &str, url: &str) -> String {
@@ -215,18 +211,17 @@ async fn two_replicas_share_connections_and_refuse_together() {
     assert!(ended >= 2, "connections ended: {ended}");
     assert_eq!(status(&b, &auth(&placeholders[2]), &url).await, "200");
     assert_eq!(status(&a, &auth(&placeholders[2]), &url).await, "200");
-    let mut revoked = false;
-    for _ in 0..50 {
-        let out = a
-            .cli(&["placeholder", "revoke", &placeholders[2]], None)
-            .await;
-        if out.status.success() {
-            revoked = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(revoked, "A writes again once the database is back");
+    until(
+        "A to write again once the database is back",
+        Duration::from_secs(5),
+        || async {
+            a.cli(&["placeholder", "revoke", &placeholders[2]], None)
+                .await
+                .status
+                .success()
+        },
+    )
+    .await;
     let took = refused_after(&b, &auth(&placeholders[2]), &url, Duration::from_secs(3)).await;
     eprintln!("revocation after a database restart, refused on B after {took:?}");
 
@@ -251,20 +246,18 @@ async fn two_replicas_share_connections_and_refuse_together() {
             .await,
     );
     let crm = format!("https://other.test.local:{}/echo", upstream.addr.port());
-    let mut p = None;
-    for _ in 0..50 {
-        // B learns of the connector from A's notification.
-        let set = ["connection", "set-key", "crm", "--owner", "org"];
-        if b.cli(&set, Some("crm-key-1")).await.status.success() {
-            p = Some(stdout(
-                &b.cli(&["placeholder", "mint", "crm", "--owner", "org"], None)
-                    .await,
-            ));
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let p = p.expect("the connector created on A is in force on B");
+    // B learns of the connector from A's notification.
+    let set = ["connection", "set-key", "crm", "--owner", "org"];
+    until(
+        "the connector created on A in force on B",
+        Duration::from_secs(3),
+        || async { b.cli(&set, Some("crm-key-1")).await.status.success() },
+    )
+    .await;
+    let p = stdout(
+        &b.cli(&["placeholder", "mint", "crm", "--owner", "org"], None)
+            .await,
+    );
     assert_eq!(status(&b, &auth(&p), &crm).await, "200");
     // Disabled on A: B takes no new connection to it at once; what is connected works.
     stdout(&a.cli(&["connector", "disable", "crm"], None).await);
@@ -475,6 +468,8 @@ async fn renewal_happens_once_across_replicas_and_survives_a_killed_holder() {
     // The token expires; 80 requests at once, half through each replica: every one is
     // answered, and the server sees one renewal (its refresh tokens are single-use:
     // a second renewal with the same one would revoke the grant).
+    // A real wait: the burst must find the token expired (its lifetime is the real
+    // authorization server's), not renew it one by one ahead of that.
     tokio::time::sleep(Duration::from_secs(7)).await;
     let mut calls = Vec::new();
     for i in 0..80 {
@@ -491,6 +486,7 @@ async fn renewal_happens_once_across_replicas_and_survives_a_killed_holder() {
 
     // A is killed while it holds a renewal (the server is slow to answer): B takes
     // over when A's lease runs out, and the grant survives.
+    // A real wait: A must be killed inside a renewal, so the token must be due again.
     tokio::time::sleep(Duration::from_secs(4)).await;
     server.token_mode("slow").await;
     a.kill_during(&["-H", &auth], &api, Duration::from_millis(1500))
@@ -506,11 +502,14 @@ async fn renewal_happens_once_across_replicas_and_survives_a_killed_holder() {
     );
     let stats = server.stats().await;
     assert_eq!(stats["refresh_token"], 2, "{stats}");
-    // The grant is alive: the next renewal works too.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let (code, body) = b.curl(&["-H", &auth], &api).await;
-    assert!(code == 0 && body.contains("\"sub\":\"alice\""), "{body}");
-    assert_eq!(server.stats().await["refresh_token"], 3);
+    // The grant is alive: the next renewal works too, once the token is due again;
+    // every request meanwhile is served.
+    until("a third renewal", Duration::from_secs(10), || async {
+        let (code, body) = b.curl(&["-H", &auth], &api).await;
+        assert!(code == 0 && body.contains("\"sub\":\"alice\""), "{body}");
+        server.stats().await["refresh_token"] == 3
+    })
+    .await;
     let log = b.stop().await;
     assert!(!log.contains(&p), "the placeholder is never logged");
     assert!(!log.contains("replica-client-secret"));
@@ -646,6 +645,8 @@ async fn a_database_that_goes_away_is_served_through_and_recovered_from() {
 
     // The database goes away, for longer than the listener's bound.
     relay.cut();
+    // A real wait: what is tested is a database away for longer than the listener's
+    // bound (`DEAF_BOUND`, 3 s).
     tokio::time::sleep(Duration::from_secs(4)).await;
     // Requests that need nothing new are served from memory, without waiting.
     for egret in [&a, &b] {
@@ -675,15 +676,12 @@ async fn a_database_that_goes_away_is_served_through_and_recovered_from() {
     // Back: both recover by themselves, and hear changes again.
     relay.restore();
     for egret in [&a, &b] {
-        let mut ready = false;
-        for _ in 0..100 {
-            if control_get(egret, "/readyz").await.0 == "200" {
-                ready = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(ready, "ready again once the database is back");
+        until(
+            "ready again once the database is back",
+            Duration::from_secs(10),
+            || async { control_get(egret, "/readyz").await.0 == "200" },
+        )
+        .await;
     }
     stdout(&a.cli(&["placeholder", "revoke", &p2], None).await);
     let took = refused_after(&b, &auth(&p2), &url, Duration::from_secs(1)).await;

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::harness::Fixture;
 use super::harness::api::admin;
+use super::harness::wait::until_some;
 
 /// An answer: status, headers, body.
 struct Page {
@@ -523,7 +524,7 @@ async fn a_link_for_one_connector_covers_only_that_one_and_an_old_link_has_expir
     assert!(other.texts("[role=alert]")[0].contains("does not cover"));
 
     let path = connect_link(&f, json!({ "owner": "user:ann", "ttl": "1s" })).await;
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    f.egret.clock.skip(std::time::Duration::from_secs(2));
     let late = visit(&f, Method::POST, &path, None, Some(&origin(&f)), None).await;
     assert_eq!(late.status, StatusCode::GONE);
     assert_eq!(late.texts("h1"), ["This link has expired"]);
@@ -735,16 +736,17 @@ async fn administrators_see_every_connection_and_what_the_proxy_refused() {
     assert_eq!(left["connections"], json!([]));
 
     // Request refusals reach the audit log in batches (within a second).
-    let mut blocked = Vec::new();
-    for _ in 0..50 {
-        let activity = visit(&f, Method::GET, "/ui/activity", Some(&cookie), None, None).await;
-        assert_eq!(activity.status, StatusCode::OK);
-        blocked = activity.texts("h2 + p + table tbody tr");
-        if !blocked.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let blocked = until_some(
+        "blocked requests on Activity",
+        std::time::Duration::from_secs(5),
+        || async {
+            let activity = visit(&f, Method::GET, "/ui/activity", Some(&cookie), None, None).await;
+            assert_eq!(activity.status, StatusCode::OK);
+            let blocked = activity.texts("h2 + p + table tbody tr");
+            (!blocked.is_empty()).then_some(blocked)
+        },
+    )
+    .await;
     assert!(
         blocked
             .iter()
@@ -930,4 +932,28 @@ async fn behind_a_trusted_proxy_its_header_names_the_user_and_from_anyone_else_i
     )
     .expect_err("refused");
     assert!(e.to_string().contains("trusted_proxies"), "{e}");
+}
+
+/// A UI session lives its lifetime on egret's clock: stamped and checked by the same
+/// clock (it was stamped from the wall clock and checked against egret's, so a clock
+/// ahead of the wall ended every session at once).
+#[tokio::test]
+async fn a_ui_session_lives_its_lifetime_on_egrets_clock() {
+    let f = Fixture::new().await;
+    f.egret
+        .clock
+        .skip(std::time::Duration::from_secs(24 * 3600));
+    let cookie = sign_in(&f).await;
+    let page = visit(&f, Method::GET, "/ui/connectors", Some(&cookie), None, None).await;
+    assert_eq!(page.status, StatusCode::OK, "signed in: {}", page.body);
+    // An administrator's session lasts 8 hours.
+    f.egret
+        .clock
+        .skip(std::time::Duration::from_secs(8 * 3600 - 60));
+    let page = visit(&f, Method::GET, "/ui/connectors", Some(&cookie), None, None).await;
+    assert_eq!(page.status, StatusCode::OK, "still signed in");
+    f.egret.clock.skip(std::time::Duration::from_secs(120));
+    let page = visit(&f, Method::GET, "/ui/connectors", Some(&cookie), None, None).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "ended");
+    assert_eq!(page.headers["location"], "/ui/login");
 }

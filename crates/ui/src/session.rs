@@ -59,9 +59,7 @@ impl Sessions {
             serde_json::to_vec(&session)
                 .map_err(|e| egret_vault::VaultError::Invalid(e.to_string()))?,
         );
-        let expires_at = egret_vault::unix_now()
-            .saturating_add(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX));
-        off_the_workers(|| self.0.put_ui_session(&id, &json, expires_at))?;
+        off_the_workers(|| self.0.put_ui_session(&id, &json, lifetime))?;
         Ok((id, session))
     }
 

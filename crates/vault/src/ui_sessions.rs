@@ -15,14 +15,19 @@ use crate::store::{Change, Table};
 const KEEP: usize = 10_000;
 
 impl Vault {
-    /// Stores a session under its cookie value `id` until `expires_at` (unix seconds),
-    /// dropping expired ones (and the soonest to expire beyond the cap).
+    /// Stores a session under its cookie value `id` for `lifetime` from now (the
+    /// vault's clock, which also decides when it has ended), dropping expired ones (and
+    /// the soonest to expire beyond the cap).
     pub fn put_ui_session(
         &self,
         id: &SecretString,
         session: &[u8],
-        expires_at: i64,
+        lifetime: std::time::Duration,
     ) -> Result<(), VaultError> {
+        let expires_at = self
+            .clock
+            .unix()
+            .saturating_add(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX));
         let key = sha256_hex(id.expose_secret());
         let mut plain = Zeroizing::new(Vec::with_capacity(8 + session.len()));
         plain.extend_from_slice(&expires_at.to_be_bytes());

@@ -42,6 +42,17 @@ pub async fn api(
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
+/// `GET /metrics` as text (no token: scrapers hold none).
+pub async fn metrics(addr: SocketAddr) -> String {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let resp = client
+        .get(format!("http://{addr}/metrics").parse().expect("uri"))
+        .await
+        .expect("control plane answers");
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    String::from_utf8_lossy(&body).into_owned()
+}
+
 /// A control-plane call with the test admin token.
 pub async fn admin(
     egret: &egret_test_support::proxy::TestProxy,

@@ -213,6 +213,8 @@ impl Egret {
             .stdout(Stdio::null())
             .spawn()
             .expect("curl");
+        // A real wait, the caller's: far enough into the request (the vendor is slow
+        // to answer) that egret is in the middle of it.
         tokio::time::sleep(after).await;
         let mut child = self.child;
         child.start_kill().expect("SIGKILL");
@@ -236,24 +238,34 @@ impl Egret {
 
 /// Waits for the ready line in the log and reads the addresses it names.
 async fn wait_ready(child: &mut Child, log: &Path) -> (SocketAddr, SocketAddr) {
-    for _ in 0..300 {
+    let told = Log(log);
+    super::wait::until_some(&told, Duration::from_secs(30), || {
         let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| l.contains("egret is ready")) {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("egret exited with {status} before it was ready; log:\n{text}");
+        }
+        async move {
+            let line = text.lines().find(|l| l.contains("egret is ready"))?;
             let field = |name: &str| -> SocketAddr {
                 line.split_whitespace()
                     .find_map(|w| w.strip_prefix(name))
                     .and_then(|v| v.parse().ok())
                     .unwrap_or_else(|| panic!("no {name} address in the ready line: {line}"))
             };
-            return (field("proxy="), field("control="));
+            Some((field("proxy="), field("control=")))
         }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("egret exited with {status} before it was ready; log:\n{text}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    })
+    .await
+}
+
+/// The log so far, when egret does not become ready.
+struct Log<'a>(&'a Path);
+
+impl std::fmt::Display for Log<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = std::fs::read_to_string(self.0).unwrap_or_default();
+        write!(f, "egret to become ready; log:\n{text}")
     }
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    panic!("egret did not become ready within 30 s; log:\n{text}");
 }
 
 /// A command's stdout, trimmed; panics with its stderr if it failed.

@@ -7,6 +7,7 @@ pub mod api;
 pub mod binary;
 pub mod oauth;
 pub mod postgres;
+pub mod wait;
 
 use egret_proxy::Limits;
 use egret_test_support::client::{Proto, Session};

@@ -263,14 +263,11 @@ connectors:
 
     /// Retries a request until it succeeds (renewal backoff), bounded.
     pub async fn until_ok(&self, placeholder: &str) -> Value {
-        for _ in 0..40 {
+        super::wait::until_some("egret to recover", Duration::from_secs(20), || async {
             let (status, _, body) = self.call(placeholder, Proto::H1).await;
-            if status == StatusCode::OK {
-                return body;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        panic!("egret did not recover within 20 s");
+            (status == StatusCode::OK).then_some(body)
+        })
+        .await
     }
 }
 
