@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use egret_control::ConnectionName;
+use egret_service::ConnectionName;
 use http::Method;
 use serde_json::{Value, json};
 

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use egret_clock::Clock;
-use egret_control::{ControlState, Lifecycle};
+use egret_control::ControlState;
 use egret_policy::Policy;
 use egret_proxy::{Limits, Proxy, Services};
+use egret_service::{Lifecycle, Service};
 use egret_tls::{CertificateAuthority, LeafCache};
 use egret_vault::{AuditWriter, Vault};
 use secrecy::SecretString;
@@ -35,6 +36,10 @@ pub struct Assembled {
     pub audit: AuditWriter,
     /// Installs new policies (the reload watcher's way in).
     pub lifecycle: Arc<Lifecycle>,
+    /// Tells the platform's receivers what happened (delivered by a background task).
+    pub webhooks: Arc<egret_webhooks::Webhooks>,
+    /// Renews tokens (inline, and by a background task).
+    pub broker: egret_oauth::Broker,
 }
 
 /// Wires both planes (called by [`crate::Egret::start`]).
@@ -43,7 +48,7 @@ pub fn assemble(p: Parts) -> Result<Assembled, crate::AppError> {
     // API connectors join the file's; nothing is erased at start-up (connectors with
     // stored connections but not in the file start their retention).
     let file = (**p.policy.load()).clone();
-    lifecycle.install(file, egret_control::Install::Start)?;
+    lifecycle.install(file, egret_service::Install::Start)?;
     let metrics = Arc::new(egret_metrics::Metrics::new());
     let leaves = Arc::new(
         LeafCache::new(p.ca, p.limits.leaf_cache_capacity)?
@@ -81,21 +86,26 @@ pub fn assemble(p: Parts) -> Result<Assembled, crate::AppError> {
         p.limits,
         services,
     ));
-    let control = Arc::new(ControlState {
+    let service = Arc::new(Service::new(egret_service::Parts {
         policy: p.policy,
         lifecycle: lifecycle.clone(),
         vault: p.vault,
-        broker,
+        broker: broker.clone(),
         metrics,
-        admin_token: p.admin_token,
         tester: Arc::new(ProxyTester(proxy.clone())),
-        webhooks,
+        webhooks: webhooks.clone(),
+    }));
+    let control = Arc::new(ControlState {
+        service,
+        admin_token: p.admin_token,
     });
     Ok(Assembled {
         proxy,
         control,
         audit,
         lifecycle,
+        webhooks,
+        broker,
     })
 }
 
@@ -103,17 +113,17 @@ pub fn assemble(p: Parts) -> Result<Assembled, crate::AppError> {
 /// resolution and address checks).
 struct ProxyTester(Arc<Proxy>);
 
-impl egret_control::ConnectionTester for ProxyTester {
+impl egret_service::ConnectionTester for ProxyTester {
     fn test<'a>(
         &'a self,
         connector: &'a egret_policy::Connector,
-        conn: &'a egret_vault::ConnectionId,
+        conn: &'a egret_service::ConnectionId,
     ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Option<egret_control::TestOutcome>> + Send + 'a>,
+        Box<dyn std::future::Future<Output = Option<egret_service::TestOutcome>> + Send + 'a>,
     > {
         Box::pin(async move {
             let o = egret_proxy::probe::test_connection(&self.0, connector, conn).await?;
-            Some(egret_control::TestOutcome {
+            Some(egret_service::TestOutcome {
                 ok: o.ok,
                 status: o.status,
                 latency_ms: o.latency_ms,

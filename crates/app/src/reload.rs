@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use egret_control::Lifecycle;
 use egret_policy::ListenOverride;
+use egret_service::Lifecycle;
 use egret_vault::Vault;
 use tracing::{error, info, warn};
 
@@ -79,7 +79,7 @@ fn reload(
             drop(old);
             // Connectors gone from the file are refused at once; their connections are
             // kept for the retention period (see `Lifecycle`).
-            if let Err(e) = lifecycle.install(new, egret_control::Install::Reload) {
+            if let Err(e) = lifecycle.install(new, egret_service::Install::Reload) {
                 error!(
                     reason = why,
                     "policy reload failed, the previous policy stays in force: {e}"

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use egret_clock::Clock;
-use egret_control::Lifecycle;
 use egret_policy::{ListenOverride, Policy};
 use egret_proxy::Limits;
+use egret_service::Lifecycle;
 use egret_vault::{AuditWriter, Vault};
 use secrecy::SecretString;
 use tokio::net::TcpListener;
@@ -130,6 +130,8 @@ impl Egret {
             control,
             audit,
             lifecycle,
+            webhooks,
+            broker,
         } = assemble(Parts {
             policy: policy.clone(),
             vault: vault.clone(),
@@ -146,19 +148,17 @@ impl Egret {
         tasks.spawn("proxy", move |_| {
             egret_proxy::serve(proxy, proxy_listener, s.workers, stop)
         });
-        let broker = control.broker.clone();
         tasks.spawn_loop(
             "renewal",
             broker.clone().renew_in_background(egret_oauth::RENEW_EVERY),
         );
-        tasks.spawn_loop(
-            "purge",
-            purge_expired(lifecycle.clone(), control.webhooks.clone()),
-        );
-        let webhooks = control.webhooks.clone();
-        tasks.spawn("webhooks", move |stopped| webhooks.run(stopped));
-        let routes =
-            egret_control::router(control.clone()).merge(egret_ui::router(control.clone()));
+        tasks.spawn_loop("purge", purge_expired(lifecycle.clone(), webhooks.clone()));
+        let deliverer = webhooks.clone();
+        tasks.spawn("webhooks", move |stopped| deliverer.run(stopped));
+        let routes = egret_control::router(control.clone()).merge(egret_ui::router(
+            control.service.clone(),
+            control.admin_token.clone(),
+        ));
         tasks.spawn("control", move |stopped| async move {
             if let Err(e) = egret_control::serve(control_listener, routes, stopped).await {
                 tracing::error!(error = %e, "the control plane stopped");

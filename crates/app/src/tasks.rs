@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use egret_control::Lifecycle;
+use egret_service::Lifecycle;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 

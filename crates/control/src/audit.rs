@@ -7,8 +7,8 @@ use axum::extract::{Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::ControlState;
 use crate::error::ApiError;
+use crate::{ADMIN, ControlState};
 
 #[derive(Deserialize)]
 pub(crate) struct Since {
@@ -25,10 +25,8 @@ pub(crate) async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(1000).min(10_000);
     let events = state
-        .blocking(move |s| {
-            Ok(s.vault
-                .audit_since(q.since, limit, q.connector.as_deref(), q.owner.as_deref())?)
-        })
+        .service
+        .audit_since(ADMIN, q.since, limit, q.connector, q.owner)
         .await?;
     Ok(Json(json!({ "events": events })))
 }

@@ -6,14 +6,13 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use egret_policy::AuthKind;
-use egret_vault::{ConnectionId, ConnectionInfo, ConnectionName, ConnectionStatus, Owner};
+use egret_service::{ConnectionFilter, ConnectionId, ConnectionName, Labels, Owner};
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::ControlState;
 use crate::error::ApiError;
+use crate::{ADMIN, ControlState};
 
 #[derive(Deserialize)]
 pub(crate) struct Filter {
@@ -46,33 +45,37 @@ pub(crate) async fn list(
     State(state): State<Arc<ControlState>>,
     Query(f): Query<Filter>,
 ) -> Result<Json<Value>, ApiError> {
-    let owner = f.owner.as_deref().map(parse_owner).transpose()?;
-    let mut list = state
-        .vault
-        .connections(f.connector.as_deref(), owner.as_ref());
-    if let Some(name) = &f.name {
-        list.retain(|c| c.name.as_str() == name);
-    }
-    let policy = state.policy.load();
-    let list: Vec<Value> = list
+    let filter = ConnectionFilter {
+        connector: f.connector,
+        owner: f.owner.as_deref().map(parse_owner).transpose()?,
+        // A name that cannot be one matches nothing.
+        name: match f.name.as_deref() {
+            Some(n) => match ConnectionName::parse(n) {
+                Ok(n) => Some(n),
+                Err(_) => return Ok(Json(json!({ "connections": [] }))),
+            },
+            None => None,
+        },
+        status: None,
+    };
+    let list: Vec<Value> = state
+        .service
+        .connections(ADMIN, &filter)?
         .into_iter()
         .map(|c| {
-            let removed = state.vault.connector_removed_at(&c.connector);
-            let health = state.broker.health(&c.id());
-            let missing = missing_scopes(policy.connector(&c.connector), &c);
-            let mut v = json!(c);
-            v["last_refresh_at"] = json!(c.refreshed_at);
-            v["missing_scopes"] = json!(missing);
-            for (k, value) in json!(health).as_object().into_iter().flatten() {
+            let mut v = json!(c.info);
+            v["last_refresh_at"] = json!(c.info.refreshed_at);
+            v["missing_scopes"] = json!(c.missing_scopes);
+            for (k, value) in json!(c.health).as_object().into_iter().flatten() {
                 if k != "refresh_failing" {
                     v[k.as_str()] = value.clone();
                 }
             }
-            v["status"] = json!(health.status(&c, removed.is_some()));
+            v["status"] = json!(c.status);
             // Kept for the connector's return, refused meanwhile: until when.
-            if let Some(since) = removed {
+            if let (Some(since), Some(purge_at)) = (c.connector_removed_at, c.purge_at) {
                 v["connector_removed_at"] = json!(since);
-                v["purge_at"] = json!(policy.removed_purge_at(since));
+                v["purge_at"] = json!(purge_at);
             }
             v
         })
@@ -93,14 +96,15 @@ pub(crate) async fn put_key(
     body: Result<Json<KeyBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let conn = connection_id(&connector, &owner, &which)?;
-    crate::actions::may_store_key(&state, &conn)?;
+    // Whether a key may be stored is said before what is wrong with the body.
+    state.service.may_store_key(ADMIN, &conn)?;
     let Json(body) = body.map_err(|e| {
         ApiError::bad_request(format!(
             "expected a JSON body {{\"key\": \"...\"}}: {}",
             e.body_text()
         ))
     })?;
-    let info = crate::actions::store_key(&state, &conn, body.key).await?;
+    let info = state.service.store_key(ADMIN, &conn, body.key).await?;
     Ok(Json(json!(info)))
 }
 
@@ -112,40 +116,10 @@ pub(crate) async fn remove(
     Query(which): Query<Which>,
 ) -> Result<Json<Value>, ApiError> {
     let conn = connection_id(&connector, &owner, &which)?;
-    let revoked = crate::actions::disconnect(&state, &conn).await?;
+    let revoked = state.service.disconnect(ADMIN, &conn).await?;
     Ok(Json(
         json!({ "removed": true, "vendor_revocation": revoked }),
     ))
-}
-
-/// OpenID Connect's own scopes: vendors leave them out of the scopes an access token
-/// carries (they ask for an ID token or a refresh token, not for an API's data).
-const PROTOCOL_SCOPES: &[&str] = &[
-    "openid",
-    "offline_access",
-    "profile",
-    "email",
-    "address",
-    "phone",
-];
-
-/// The connector's declared scopes the vendor did not grant (scope drift: a reconnect
-/// is needed to get them), OpenID Connect's own scopes aside. Empty for static keys.
-pub fn missing_scopes(
-    connector: Option<&egret_policy::Connector>,
-    c: &ConnectionInfo,
-) -> Vec<String> {
-    let Some(AuthKind::OAuth2(o)) = connector.map(|c| &c.auth) else {
-        return Vec::new();
-    };
-    if c.kind != egret_vault::ConnectionKind::Oauth2 || c.status != ConnectionStatus::Connected {
-        return Vec::new();
-    }
-    o.scopes
-        .iter()
-        .filter(|s| !PROTOCOL_SCOPES.contains(&s.as_str()) && !c.scopes.contains(s))
-        .cloned()
-        .collect()
 }
 
 #[derive(Deserialize)]
@@ -190,11 +164,11 @@ pub(crate) async fn update(
             "`description` and `identity_label` are strings (or null to clear): {e}"
         ))
     })?;
-    let labels = egret_vault::Labels {
+    let labels = Labels {
         description: labels.description,
         identity_label: labels.identity_label,
     };
-    let info = crate::actions::update_labels(&state, &conn, labels).await?;
+    let info = state.service.update_labels(ADMIN, &conn, labels).await?;
     Ok(Json(json!(info)))
 }
 
@@ -207,7 +181,7 @@ pub(crate) async fn test(
     Query(which): Query<Which>,
 ) -> Result<Json<Value>, ApiError> {
     let conn = connection_id(&connector, &owner, &which)?;
-    let outcome = crate::actions::test(&state, &conn).await?;
+    let outcome = state.service.test(ADMIN, &conn).await?;
     Ok(Json(json!(outcome)))
 }
 

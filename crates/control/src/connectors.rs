@@ -8,13 +8,12 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use egret_policy::{AuthKind, ClientAuth, Connector, Grant, Source};
-use egret_webhooks::{Event, EventSink};
+use egret_policy::{AuthKind, ClientAuth, Connector, Grant};
+use egret_service::ConnectorEntry;
 use serde_json::{Value, json};
 
-use crate::ControlState;
 use crate::error::ApiError;
-use crate::lifecycle::PurgeError;
+use crate::{ADMIN, ControlState};
 
 pub(crate) async fn create(
     State(state): State<Arc<ControlState>>,
@@ -26,41 +25,11 @@ pub(crate) async fn create(
             e.body_text()
         ))
     })?;
-    let view = create_connector(&state, entry).await?;
-    Ok((StatusCode::CREATED, Json(view)))
-}
-
-/// Creates a connector from an entry of the policy file's form (its
-/// `oauth.client_secret` the value, sealed in the vault); returns its view.
-pub async fn create_connector(state: &Arc<ControlState>, entry: Value) -> Result<Value, ApiError> {
-    let connector = egret_policy::parse_api_connector(&entry).map_err(ApiError::bad_request)?;
-    let id = connector.id.to_string();
-    if state.policy.load().connector(&id).is_some() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "already_exists",
-            format!("connector `{id}` already exists; change it with PATCH /v1/connectors/{id}"),
-        ));
-    }
-    // Its kept connections would start sending their credentials to the new one's hosts.
-    if let Some(since) = state.vault.connector_removed_at(&id) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "connector_removed",
-            format!(
-                "connector `{id}` left the policy file at {} and its connections are kept for its return; put it back in the file, or erase them first with `egret connector purge {id}`",
-                crate::lifecycle::format_unix(since)
-            ),
-        ));
-    }
-    state
-        .blocking(move |s| {
-            s.vault.put_api_connector(&id, &entry)?;
-            s.lifecycle.refresh()?;
-            s.vault.audit("connector.create", Some(&id), None, None)?;
-            Ok(view_now(&s.policy.load(), &id))
-        })
-        .await
+    let created = state
+        .service
+        .create_connector(ADMIN, ConnectorEntry::from_json(entry))
+        .await?;
+    Ok((StatusCode::CREATED, Json(connector_view(&created))))
 }
 
 /// JSON merge patch (RFC 7396) onto the stored entry: `{"enabled": false}` disables.
@@ -72,47 +41,8 @@ pub(crate) async fn update(
     let Json(patch) = body.map_err(|e| {
         ApiError::bad_request(format!("expected a JSON merge patch: {}", e.body_text()))
     })?;
-    api_only(&state, &id)?;
-    if patch
-        .get("id")
-        .is_some_and(|v| v.as_str() != Some(id.as_str()))
-    {
-        return Err(ApiError::bad_request(
-            "a connector's id cannot change; create a new one",
-        ));
-    }
-    let view = state
-        .blocking(move |s| patch_connector(s, &id, &patch))
-        .await?;
-    Ok(Json(view))
-}
-
-/// Applies a JSON merge patch to a connector created through the control plane, puts
-/// it in force and audits it; returns its view. Blocks (the vault syncs): call it off
-/// the async workers ([`ControlState::blocking`]).
-pub fn patch_connector(s: &ControlState, id: &str, patch: &Value) -> Result<Value, ApiError> {
-    api_only(s, id)?;
-    let (_, mut entry) = s
-        .vault
-        .api_connectors()?
-        .into_iter()
-        .find(|(k, _)| k == id)
-        .ok_or_else(|| ApiError::unknown_connector(id))?;
-    merge_patch(&mut entry, patch);
-    egret_policy::parse_api_connector(&entry).map_err(ApiError::bad_request)?;
-    s.vault.put_api_connector(id, &entry)?;
-    s.lifecycle.refresh()?;
-    let fields: Vec<&str> = patch
-        .as_object()
-        .map(|o| o.keys().map(String::as_str).collect())
-        .unwrap_or_default();
-    s.vault.audit(
-        "connector.update",
-        Some(id),
-        None,
-        Some(format!("changed: {}", fields.join(", "))),
-    )?;
-    Ok(view_now(&s.policy.load(), id))
+    let changed = state.service.patch_connector(ADMIN, &id, patch).await?;
+    Ok(Json(connector_view(&changed)))
 }
 
 /// The kill switch: the connector, its connections, tokens and placeholders go in one
@@ -121,40 +51,10 @@ pub(crate) async fn remove(
     State(state): State<Arc<ControlState>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let erased = delete_connector(&state, &id).await?;
+    let erased = state.service.delete_connector(ADMIN, &id).await?;
     Ok(Json(
         json!({ "deleted": true, "connections_erased": erased }),
     ))
-}
-
-/// The kill switch for a connector created through the control plane: it, its
-/// connections, tokens and placeholders go in one vault transaction. Returns how many
-/// connections were erased.
-pub async fn delete_connector(state: &Arc<ControlState>, id: &str) -> Result<usize, ApiError> {
-    api_only(state, id)?;
-    let connector = id.to_owned();
-    let erased = state
-        .blocking(move |s| {
-            let erased = s.vault.erase_connector(&connector)?;
-            s.lifecycle.refresh()?;
-            s.vault.audit(
-                "connector.delete",
-                Some(&connector),
-                None,
-                Some(format!(
-                    "{} erased, with the placeholders",
-                    crate::lifecycle::connections_word(erased)
-                )),
-            )?;
-            Ok(erased)
-        })
-        .await?;
-    state.webhooks.emit(Event::connector_deleted(
-        id,
-        "deleted through the control plane",
-        u64::try_from(erased).unwrap_or(u64::MAX),
-    ));
-    Ok(erased)
 }
 
 /// Erases at once what a connector gone from the policy file kept (its retention not
@@ -163,76 +63,25 @@ pub(crate) async fn purge(
     State(state): State<Arc<ControlState>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let connector = id.clone();
-    let erased = state
-        .blocking(move |s| {
-            s.lifecycle.purge(&id).map_err(|e| match e {
-                PurgeError::InForce(_) => {
-                    ApiError::new(StatusCode::CONFLICT, "connector_in_force", e.to_string())
-                }
-                PurgeError::NothingStored(_) => {
-                    ApiError::new(StatusCode::NOT_FOUND, "nothing_to_purge", e.to_string())
-                }
-                PurgeError::Vault(v) => v.into(),
-            })
-        })
-        .await?;
-    state.webhooks.emit(Event::connector_deleted(
-        &connector,
-        "removed from the policy file, and purged",
-        u64::try_from(erased).unwrap_or(u64::MAX),
-    ));
+    let erased = state.service.purge_connector(ADMIN, &id).await?;
     Ok(Json(
         json!({ "purged": true, "connections_erased": erased }),
     ))
 }
 
-/// 404 for unknown ids, 409 for connectors the policy file manages.
-fn api_only(state: &ControlState, id: &str) -> Result<(), ApiError> {
-    let policy = state.policy.load();
-    match policy.connector(id).map(|c| c.source) {
-        None => Err(ApiError::unknown_connector(id)),
-        Some(Source::Policy) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "managed_by_policy",
-            format!(
-                "connector `{id}` is defined in the policy file {}; change it there (egret reloads the file)",
-                policy.source.display()
-            ),
-        )),
-        Some(Source::Api) => Ok(()),
-    }
-}
-
-/// RFC 7396: objects merge key by key, `null` removes, anything else replaces.
-fn merge_patch(target: &mut Value, patch: &Value) {
-    match (target, patch) {
-        (Value::Object(t), Value::Object(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else {
-                    merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        (t, p) => *t = p.clone(),
-    }
-}
-
 /// The connectors in force, and those gone from the file whose connections are kept.
 pub(crate) async fn list(State(state): State<Arc<ControlState>>) -> Json<Value> {
-    let policy = state.policy.load();
+    let policy = state.service.policy.load();
     let removed: Vec<Value> = state
-        .vault
+        .service
         .removed_connectors()
         .into_iter()
-        .map(|(id, since)| {
+        .map(|r| {
             json!({
-                "id": id,
-                "removed_at": since,
-                "purge_at": policy.removed_purge_at(since),
-                "connections": state.vault.connections(Some(&id), None).len(),
+                "id": r.id,
+                "removed_at": r.removed_at,
+                "purge_at": r.purge_at,
+                "connections": r.connections,
             })
         })
         .collect();
@@ -246,16 +95,7 @@ pub(crate) async fn get(
     State(state): State<Arc<ControlState>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let policy = state.policy.load();
-    let connector = policy
-        .connector(&id)
-        .ok_or_else(|| ApiError::unknown_connector(&id))?;
-    Ok(Json(connector_view(connector)))
-}
-
-/// The connector `id` as the policy now in force has it (after an install or a change).
-fn view_now(policy: &egret_policy::Policy, id: &str) -> Value {
-    policy.connector(id).map(connector_view).unwrap_or_default()
+    Ok(Json(connector_view(&state.service.connector(&id)?)))
 }
 
 /// A connector as operators see it, resolved (template defaults filled in), with

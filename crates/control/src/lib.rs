@@ -1,25 +1,24 @@
-//! The control plane: the admin HTTP API (axum) that operators and the agent platform
-//! use to see connectors, store users' connections and mint placeholders.
+//! The control plane: the admin HTTP API (axum) that operators, the CLI and the agent
+//! platform use — a thin JSON front-end over the service layer (`egret-service`), which
+//! decides and does everything.
 //!
-//! `auth` guards every `/v1` route with the admin token; one module per resource
-//! (`connectors`, `connections`, `placeholders`, `sandboxes`, `audit`); `oauth` starts
-//! OAuth connections and serves the vendor's redirect back (`/oauth/callback`, the one
-//! route without the admin token: the `state` it carries is its credential);
-//! `lifecycle` installs policies (file + API connectors, the kill switch, the retention
-//! of connectors gone from the file); `error` is
-//! the JSON error answer.
+//! `auth` guards every `/v1` route with the admin token (the acting principal is then
+//! the administrator); one module per resource (`connectors`, `connections`,
+//! `placeholders`, `sandboxes`, `links`, `audit`) turns a request into the service's
+//! typed input and its answer into JSON; `oauth` serves egret's sign-in link
+//! (`/oauth/start`) and the vendor's redirect back (`/oauth/callback`, the routes without
+//! the admin token: the `state` they carry is their credential); `error` maps the
+//! service's errors to a status and a code, in one place.
 //!
 //! It must never return or log a secret: keys go in, only metadata comes out. It knows
 //! nothing of the data plane (no proxy, TLS or sockets of sandboxes): `egret-app`
 //! assembles both planes.
 
-pub mod actions;
 mod audit;
 mod auth;
 mod connections;
 mod connectors;
 mod error;
-pub mod lifecycle;
 mod links;
 mod oauth;
 mod placeholders;
@@ -28,86 +27,27 @@ mod sandboxes;
 use std::future::Future;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
-use egret_policy::Policy;
-use egret_vault::Vault;
+use egret_service::{Principal, Service};
 use secrecy::SecretString;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-pub use connections::missing_scopes;
-pub use connectors::{connector_view, create_connector, delete_connector, patch_connector};
-pub use egret_vault::ConnectionName;
-pub use error::ApiError;
-pub use lifecycle::{Install, Lifecycle};
-pub use links::{MadeLink, make_connect_link};
+pub use connectors::connector_view;
+pub use error::{ApiError, status_of};
 pub use oauth::{cookie, return_cookie};
 
-/// What a connection test says (see [`ConnectionTester`]).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct TestOutcome {
-    pub ok: bool,
-    pub status: Option<u16>,
-    pub latency_ms: u64,
-    pub message: String,
-    /// Who the vendor says is connected, when the test is an identity request.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub identity: Option<String>,
-}
-
-/// Makes a connection's test request through the data plane (which this crate does not
-/// know): `egret-app` wires the proxy in. `None` when the connector has no test request.
-pub trait ConnectionTester: Send + Sync {
-    fn test<'a>(
-        &'a self,
-        connector: &'a egret_policy::Connector,
-        conn: &'a egret_vault::ConnectionId,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Option<TestOutcome>> + Send + 'a>>;
-}
-
-/// What every control-plane route reads and changes.
+/// What every control-plane route reads.
 pub struct ControlState {
-    pub policy: Arc<ArcSwap<Policy>>,
-    /// Installs policy changes made through the API (and, in `egret-app`, reloads).
-    pub lifecycle: Arc<Lifecycle>,
-    pub vault: Arc<Vault>,
-    pub broker: egret_oauth::Broker,
-    pub metrics: Arc<egret_metrics::Metrics>,
+    pub service: Arc<Service>,
     pub admin_token: SecretString,
-    /// Tests connections (`POST /v1/connections/{c}/{o}/test`).
-    pub tester: Arc<dyn ConnectionTester>,
-    /// Tells the platform's receivers what happened (and delivers, in `egret-app`).
-    pub webhooks: Arc<egret_webhooks::Webhooks>,
 }
 
-impl ControlState {
-    /// Runs vault work (which fsyncs) off the async workers.
-    pub async fn blocking<T: Send + 'static>(
-        self: &Arc<Self>,
-        f: impl FnOnce(&ControlState) -> Result<T, ApiError> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let this = self.clone();
-        let result = tokio::task::spawn_blocking(move || f(&this))
-            .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "the operation was interrupted; retry it",
-                )
-            })?;
-        if let Err(e) = &result
-            && e.code == "vault_error"
-        {
-            self.metrics.vault_errors.inc();
-        }
-        result
-    }
-}
+/// Every `/v1` route acts as the administrator: `auth` let only the admin token in.
+pub(crate) const ADMIN: &Principal = &Principal::Admin;
 
 pub fn router(state: Arc<ControlState>) -> Router {
     let admin = Router::new()
@@ -165,9 +105,9 @@ pub fn router(state: Arc<ControlState>) -> Router {
             get(|State(state): State<Arc<ControlState>>| async move {
                 // Listeners are bound before this answers at all; the policy is always
                 // loaded (a bad file never replaces a good one); the vault must answer.
-                match state.blocking(|s| Ok(s.vault.ping()?)).await {
+                match state.service.ready().await {
                     Ok(()) => {
-                        let policy = state.policy.load();
+                        let policy = state.service.policy.load();
                         let ready = json!({
                             "status": "ready",
                             "connectors": policy.connectors.len(),
@@ -178,7 +118,7 @@ pub fn router(state: Arc<ControlState>) -> Router {
                     }
                     Err(e) => (
                         StatusCode::SERVICE_UNAVAILABLE,
-                        axum::Json(json!({ "status": "not_ready", "error": "vault_error", "message": e.message })),
+                        axum::Json(json!({ "status": "not_ready", "error": "vault_error", "message": e.to_string() })),
                     ),
                 }
             }),
@@ -189,8 +129,9 @@ pub fn router(state: Arc<ControlState>) -> Router {
         .route(
             "/metrics",
             get(|State(state): State<Arc<ControlState>>| async move {
-                if let Some(s) = state.vault.store().stats() {
-                    state.metrics.database(egret_metrics::DatabaseFigures {
+                let metrics = &state.service.metrics;
+                if let Some(s) = state.service.store_stats() {
+                    metrics.database(egret_metrics::DatabaseFigures {
                         errors: s.errors,
                         pool: s.pool_size,
                         idle: s.pool_idle,
@@ -205,7 +146,7 @@ pub fn router(state: Arc<ControlState>) -> Router {
                         axum::http::header::CONTENT_TYPE,
                         "application/openmetrics-text; version=1.0.0; charset=utf-8",
                     )],
-                    state.metrics.render(),
+                    metrics.render(),
                 )
             }),
         )

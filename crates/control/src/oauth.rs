@@ -11,13 +11,13 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use egret_oauth::{Begun, CallbackError};
+use egret_service::{Begun, CallbackError, PENDING_TTL_SECS};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::ControlState;
 use crate::connections::{Which, connection_id};
 use crate::error::ApiError;
+use crate::{ADMIN, ControlState};
 
 pub(crate) async fn authorize(
     State(state): State<Arc<ControlState>>,
@@ -25,11 +25,11 @@ pub(crate) async fn authorize(
     Query(which): Query<Which>,
 ) -> Result<Json<Value>, ApiError> {
     let conn = connection_id(&connector, &owner, &which)?;
-    match crate::actions::connect(&state, &conn).await? {
+    match state.service.connect(ADMIN, &conn).await? {
         Begun::Redirect(url) => Ok(Json(json!({
             "status": "redirect",
             "authorization_url": url,
-            "expires_in": egret_oauth::PENDING_TTL_SECS,
+            "expires_in": PENDING_TTL_SECS,
         }))),
         Begun::Connected(info) => Ok(Json(json!({ "status": "connected", "connection": info }))),
     }
@@ -57,9 +57,10 @@ pub(crate) async fn start(
             false,
         );
     };
-    match state.broker.start(s).await {
+    match state.service.start_sign_in(s).await {
         Ok((vendor_url, binding)) => {
             let secure = if state
+                .service
                 .policy
                 .load()
                 .control
@@ -75,7 +76,7 @@ pub(crate) async fn start(
             let cookie = format!(
                 "{BINDING_COOKIE}={}; HttpOnly; SameSite=Lax; Path=/oauth/; Max-Age={}{secure}",
                 secrecy::ExposeSecret::expose_secret(&binding),
-                egret_oauth::PENDING_TTL_SECS
+                PENDING_TTL_SECS
             );
             let mut resp = (StatusCode::FOUND, [(header::LOCATION, vendor_url)]).into_response();
             if let Ok(v) = HeaderValue::from_str(&cookie) {
@@ -161,10 +162,13 @@ pub(crate) async fn callback(
     let binding = binding_cookie(&headers);
     // Started from egret's Connections page: offer the way back.
     let back = cookie(&headers, RETURN_COOKIE).is_some();
-    let mut resp = match state.broker.complete(s, outcome, binding.as_deref()).await {
+    let mut resp = match state
+        .service
+        .complete_sign_in(s, outcome, binding.as_deref())
+        .await
+    {
         Ok(info) => {
             tracing::info!(connector = %info.connector, owner = %info.owner, "connection authorized");
-            crate::actions::learn_identity(&state, &info.id());
             let mut text = format!(
                 "Connected to {}, you can close this window.",
                 escape(&info.connector)

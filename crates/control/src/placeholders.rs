@@ -6,13 +6,13 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use egret_vault::Placeholder;
+use egret_service::{Minted, NewPlaceholder, Placeholder, PlaceholderFilter, PlaceholderRef};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::ControlState;
 use crate::connections::{Which, connection_id, parse_owner};
-use crate::error::{ApiError, DEFAULT_TTL};
+use crate::error::ApiError;
+use crate::{ADMIN, ControlState};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,29 +36,13 @@ pub(crate) async fn mint(
             e.body_text()
         ))
     })?;
-    if body.sandbox.is_some() && state.policy.load().proxy.auth == egret_policy::ProxyAuth::None {
-        return Err(ApiError::bad_request(
-            "sandbox-bound placeholders need proxy authentication (`proxy.auth: basic` in the policy); without it no request can say which sandbox it comes from",
-        ));
-    }
     let which = Which { name: body.name };
-    let conn = connection_id(&body.connector, &body.owner, &which)?;
-    let max = state.policy.load().limits.max_ttl();
-    let ttl = Some(ApiError::ttl_or(body.ttl.as_deref(), DEFAULT_TTL, max)?);
-    if state.policy.load().connector(&body.connector).is_none() {
-        return Err(ApiError::unknown_connector(&body.connector));
-    }
-    let sandbox = body.sandbox;
-    let (placeholder, info) = state
-        .blocking(move |s| {
-            let minted = s
-                .vault
-                .mint_placeholder_for(&conn, ttl, sandbox.as_deref())?;
-            s.vault
-                .audit_connection("placeholder.mint", &conn, Some(minted.1.hint.clone()))?;
-            Ok(minted)
-        })
-        .await?;
+    let new = NewPlaceholder {
+        connection: connection_id(&body.connector, &body.owner, &which)?,
+        ttl: body.ttl,
+        sandbox: body.sandbox,
+    };
+    let Minted { placeholder, info } = state.service.mint_placeholder(ADMIN, new).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -86,13 +70,12 @@ pub(crate) async fn list(
     State(state): State<Arc<ControlState>>,
     Query(f): Query<Filter>,
 ) -> Result<Json<Value>, ApiError> {
-    let owner = f.owner.as_deref().map(parse_owner).transpose()?;
-    let list = state.vault.placeholders(
-        f.connector.as_deref(),
-        owner.as_ref(),
-        f.sandbox.as_deref(),
-        state.vault.clock().unix(),
-    );
+    let filter = PlaceholderFilter {
+        connector: f.connector,
+        owner: f.owner.as_deref().map(parse_owner).transpose()?,
+        sandbox: f.sandbox,
+    };
+    let list = state.service.placeholders(ADMIN, &filter)?;
     Ok(Json(json!({ "placeholders": list })))
 }
 
@@ -106,12 +89,8 @@ pub(crate) async fn revoke(
         )
     })?;
     state
-        .blocking(move |s| {
-            let info = s.vault.revoke_placeholder(&placeholder)?;
-            s.vault
-                .audit_connection("placeholder.revoke", &info.connection(), Some(info.hint))?;
-            Ok(())
-        })
+        .service
+        .revoke_placeholder(ADMIN, PlaceholderRef::Itself(placeholder))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

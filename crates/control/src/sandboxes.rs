@@ -10,8 +10,10 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::ControlState;
-use crate::error::{ApiError, DEFAULT_TTL};
+use egret_service::{IssuedSandbox, NewSandbox};
+
+use crate::error::ApiError;
+use crate::{ADMIN, ControlState};
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -33,17 +35,17 @@ pub(crate) async fn issue(
         serde_json::from_slice(&raw)
             .map_err(|e| ApiError::bad_request(format!("expected {{\"id\"?, \"ttl\"?}}: {e}")))?
     };
-    let max = state.policy.load().limits.max_ttl();
-    let ttl = Some(ApiError::ttl_or(body.ttl.as_deref(), DEFAULT_TTL, max)?.as_secs());
-    let (info, secret) = state
-        .blocking(move |s| {
-            let issued = s.vault.issue_sandbox(body.id.as_deref(), ttl)?;
-            s.vault
-                .audit("sandbox.issue", None, None, Some(issued.0.id.clone()))?;
-            Ok(issued)
-        })
+    let IssuedSandbox { info, secret } = state
+        .service
+        .issue_sandbox(
+            ADMIN,
+            NewSandbox {
+                id: body.id,
+                ttl: body.ttl,
+            },
+        )
         .await?;
-    let policy = state.policy.load();
+    let policy = state.service.policy.load();
     let listen = policy.proxy.listen;
     Ok((
         StatusCode::CREATED,
@@ -58,32 +60,16 @@ pub(crate) async fn issue(
     ))
 }
 
-pub(crate) async fn list(State(state): State<Arc<ControlState>>) -> Json<Value> {
-    Json(json!({ "sandboxes": state.vault.sandboxes() }))
+pub(crate) async fn list(State(state): State<Arc<ControlState>>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        json!({ "sandboxes": state.service.sandboxes(ADMIN)? }),
+    ))
 }
 
 pub(crate) async fn revoke(
     State(state): State<Arc<ControlState>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let i = id.clone();
-    let found = state
-        .blocking(move |s| {
-            let found = s.vault.revoke_sandbox(&i)?;
-            if found {
-                s.vault
-                    .audit("sandbox.revoke", None, None, Some(i.clone()))?;
-            }
-            Ok(found)
-        })
-        .await?;
-    if found {
-        Ok(Json(json!({ "revoked": true })))
-    } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "sandbox_not_found",
-            format!("there is no sandbox `{id}`; GET /v1/sandboxes lists them"),
-        ))
-    }
+    state.service.revoke_sandbox(ADMIN, &id).await?;
+    Ok(Json(json!({ "revoked": true })))
 }

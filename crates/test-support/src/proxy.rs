@@ -8,9 +8,9 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use egret_app::{Egret, Start};
 use egret_clock::Clock;
-use egret_control::Lifecycle;
 use egret_policy::{ListenOverride, Policy};
 use egret_proxy::Limits;
+use egret_service::Lifecycle;
 use egret_vault::{ConnectionId, Owner, Vault};
 use secrecy::SecretString;
 use tokio::task::JoinHandle;
@@ -116,7 +116,7 @@ impl TestProxy {
         self.lifecycle
             .install(
                 policy(yaml, self.dir.path()),
-                egret_control::Install::Reload,
+                egret_service::Install::Reload,
             )
             .expect("install policy");
     }

@@ -23,7 +23,7 @@ pub(crate) async fn secure(
     next: Next,
 ) -> Response {
     // Framed by no site, unless the operator lists the platforms that embed the pages.
-    let embedders = state.control.policy.load().ui.frame_ancestors.join(" ");
+    let embedders = state.service.policy.load().ui.frame_ancestors.join(" ");
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
     let frame = if embedders.is_empty() {

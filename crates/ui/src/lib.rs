@@ -4,9 +4,9 @@
 //! Owns who is looking (`session`: the admin token exchanged for a session cookie, CSRF
 //! tokens, the same-origin check), the headers every page carries (`headers`: a strict
 //! Content-Security-Policy, no framing, no caching, no referrer) and the pages (`pages`).
-//! It reads and changes what the control plane owns through [`ControlState`] and never
-//! renders a secret: connectors' secrets stay references or masks, connections show
-//! metadata only.
+//! It reads and changes everything through the service layer (`egret-service`), as the
+//! session's principal (an administrator, or a user for one owner), and never renders a
+//! secret: connectors' secrets stay references or masks, connections show metadata only.
 
 mod headers;
 mod pages;
@@ -16,20 +16,23 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
-use egret_control::ControlState;
+use egret_service::Service;
+use secrecy::SecretString;
 
 pub use session::COOKIE;
 
 /// What every page handler reads.
 pub struct UiState {
-    pub control: Arc<ControlState>,
+    pub service: Arc<Service>,
+    /// What an administrator signs in with.
+    pub(crate) admin_token: SecretString,
     pub(crate) sessions: session::Sessions,
 }
 
 impl UiState {
     /// Whether cookies must be `Secure`: egret is reached over https.
     pub(crate) fn secure(&self) -> bool {
-        self.control
+        self.service
             .policy
             .load()
             .control
@@ -39,10 +42,11 @@ impl UiState {
 }
 
 /// The `/ui` routes, to merge into the control plane's router.
-pub fn router(control: Arc<ControlState>) -> Router {
+pub fn router(service: Arc<Service>, admin_token: SecretString) -> Router {
     let state = Arc::new(UiState {
-        sessions: session::Sessions(control.vault.clone()),
-        control,
+        sessions: session::Sessions(service.clone()),
+        admin_token,
+        service,
     });
     Router::new()
         .route("/ui", get(pages::home))

@@ -6,13 +6,16 @@
 //! form carries the session's CSRF token, and every form post must come from egret's own
 //! origin.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, header};
+use egret_service::{ConnectLink, Principal, Service, ServiceError, UserScope};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
 
 /// The session cookie's name; scoped to `/ui`.
 pub const COOKIE: &str = "egret_ui";
@@ -35,17 +38,51 @@ pub struct Session {
 pub enum Who {
     Admin,
     /// A user, for one owner (and maybe one connector and name), from a connect link.
-    User(egret_vault::ConnectLink),
+    User(ConnectLink),
 }
 
-/// The sessions, by the random id their cookie carries (256 bits: unguessable), kept
-/// in the vault.
-pub struct Sessions(pub(crate) Arc<egret_vault::Vault>);
+/// Where sessions are kept: the service (the vault, so every replica knows them).
+pub(crate) trait SessionStore: Send + Sync {
+    fn put(
+        &self,
+        id: SecretString,
+        session: Zeroizing<Vec<u8>>,
+        lifetime: Duration,
+    ) -> impl Future<Output = Result<(), ServiceError>> + Send;
+    fn get(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Result<Option<Zeroizing<Vec<u8>>>, ServiceError>> + Send;
+    fn end(&self, id: String) -> impl Future<Output = Result<(), ServiceError>> + Send;
+}
 
-impl Sessions {
+impl SessionStore for Arc<Service> {
+    fn put(
+        &self,
+        id: SecretString,
+        session: Zeroizing<Vec<u8>>,
+        lifetime: Duration,
+    ) -> impl Future<Output = Result<(), ServiceError>> + Send {
+        self.put_ui_session(id, session, lifetime)
+    }
+    fn get(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Result<Option<Zeroizing<Vec<u8>>>, ServiceError>> + Send {
+        self.ui_session(id)
+    }
+    fn end(&self, id: String) -> impl Future<Output = Result<(), ServiceError>> + Send {
+        self.end_ui_session(id)
+    }
+}
+
+/// The sessions, by the random id their cookie carries (256 bits: unguessable).
+pub struct Sessions<S = Arc<Service>>(pub(crate) S);
+
+impl<S: SessionStore> Sessions<S> {
     /// Starts a session; returns the cookie value and the session, or why it could not
     /// be stored.
-    pub fn start(&self, who: Who) -> Result<(SecretString, Session), egret_vault::VaultError> {
+    pub async fn start(&self, who: Who) -> Result<(SecretString, Session), ServiceError> {
         let id = SecretString::from(random_token());
         let lifetime = match who {
             Who::Admin => ADMIN_LIFETIME,
@@ -55,19 +92,19 @@ impl Sessions {
             csrf: random_token(),
             who,
         };
-        let json = zeroize::Zeroizing::new(
-            serde_json::to_vec(&session)
-                .map_err(|e| egret_vault::VaultError::Invalid(e.to_string()))?,
-        );
-        off_the_workers(|| self.0.put_ui_session(&id, &json, lifetime))?;
+        let json =
+            Zeroizing::new(serde_json::to_vec(&session).map_err(|e| {
+                ServiceError::Store(format!("cannot write the web UI session: {e}"))
+            })?);
+        self.0.put(id.clone(), json, lifetime).await?;
         Ok((id, session))
     }
 
     /// The live session the request's cookie names. A vault that does not answer signs
     /// nobody in (and says so in the log).
-    pub fn find(&self, headers: &HeaderMap) -> Option<Session> {
+    pub async fn find(&self, headers: &HeaderMap) -> Option<Session> {
         let id = egret_control::cookie(headers, COOKIE)?;
-        match off_the_workers(|| self.0.ui_session(&id)) {
+        match self.0.get(id).await {
             Ok(found) => found.and_then(|json| serde_json::from_slice(&json).ok()),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read a web UI session");
@@ -77,22 +114,22 @@ impl Sessions {
     }
 
     /// Ends the session the request's cookie names, on every replica.
-    pub fn end(&self, headers: &HeaderMap) {
+    pub async fn end(&self, headers: &HeaderMap) {
         if let Some(id) = egret_control::cookie(headers, COOKIE)
-            && let Err(e) = off_the_workers(|| self.0.end_ui_session(&id))
+            && let Err(e) = self.0.end(id).await
         {
             tracing::warn!(error = %e, "cannot end a web UI session; it ends when it expires");
         }
     }
 }
 
-/// Runs a vault call that may wait on a database (a shared vault that is slow or away)
-/// without stalling the control plane: on a multi-threaded runtime the worker's other
-/// tasks move elsewhere meanwhile (`/readyz` and `/metrics` keep answering).
-fn off_the_workers<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
+impl Session {
+    /// Who acts when this session posts a form.
+    pub fn principal(&self) -> Principal {
+        match &self.who {
+            Who::Admin => Principal::Admin,
+            Who::User(link) => Principal::User(UserScope::from(link)),
+        }
     }
 }
 
@@ -159,7 +196,7 @@ fn origin_of(url: &str) -> String {
 
 /// 256 random bits, base64url.
 fn random_token() -> String {
-    egret_vault::random_token().expose_secret().to_owned()
+    egret_service::random_token().expose_secret().to_owned()
 }
 
 #[cfg(test)]
@@ -202,26 +239,48 @@ mod tests {
         assert!(same_origin(&h, "http://127.0.0.1:3129"));
     }
 
-    #[test]
-    fn sessions_are_found_by_their_cookie_and_ended() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let vault = egret_vault::Vault::open(
-            &dir.path().join("v.redb"),
-            &egret_vault::MasterKey::generate(),
-        )
-        .expect("vault");
-        let sessions = Sessions(Arc::new(vault));
-        let (id, session) = sessions.start(Who::Admin).expect("start");
+    /// Sessions in memory, as the vault keeps them (it is tested on its own).
+    #[derive(Default)]
+    struct Kept(std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>);
+
+    impl SessionStore for Kept {
+        fn put(
+            &self,
+            id: SecretString,
+            session: Zeroizing<Vec<u8>>,
+            _: Duration,
+        ) -> impl Future<Output = Result<(), ServiceError>> + Send {
+            let mut kept = self.0.lock().expect("lock");
+            kept.insert(id.expose_secret().to_owned(), session.to_vec());
+            std::future::ready(Ok(()))
+        }
+        fn get(
+            &self,
+            id: String,
+        ) -> impl Future<Output = Result<Option<Zeroizing<Vec<u8>>>, ServiceError>> + Send {
+            let found = self.0.lock().expect("lock").get(&id).cloned();
+            std::future::ready(Ok(found.map(Zeroizing::new)))
+        }
+        fn end(&self, id: String) -> impl Future<Output = Result<(), ServiceError>> + Send {
+            self.0.lock().expect("lock").remove(&id);
+            std::future::ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn sessions_are_found_by_their_cookie_and_ended() {
+        let sessions = Sessions(Kept::default());
+        let (id, session) = sessions.start(Who::Admin).await.expect("start");
         let mut h = HeaderMap::new();
         let cookie = format!("other=1; {COOKIE}={}", id.expose_secret());
         h.insert(
             header::COOKIE,
             HeaderValue::from_str(&cookie).expect("cookie"),
         );
-        let found = sessions.find(&h).expect("found");
+        let found = sessions.find(&h).await.expect("found");
         assert!(csrf_ok(&found, &session.csrf));
         assert!(!csrf_ok(&found, "forged"));
-        sessions.end(&h);
-        assert!(sessions.find(&h).is_none());
+        sessions.end(&h).await;
+        assert!(sessions.find(&h).await.is_none());
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use egret_vault::AuditEvent;
+use egret_service::AuditEvent;
 use maud::html;
 use serde::Deserialize;
 
@@ -42,7 +42,7 @@ pub(crate) async fn page(
     headers: HeaderMap,
     Query(filter): Query<Filter>,
 ) -> Response {
-    let session = match admin(&state, &headers) {
+    let session = match admin(&state, &headers).await {
         Ok(s) => s,
         Err(refused) => return refused.into_response(),
     };
@@ -51,13 +51,13 @@ pub(crate) async fn page(
         filled(filter.connector.as_deref()),
         filled(filter.owner.as_deref()),
     );
-    let read = state
-        .control
-        .blocking(move |s| {
-            let refused = s
-                .vault
-                .audit_latest(SCAN, SCAN, |e| e.event == "request.refused")?;
-            let log = s.vault.audit_latest(SHOWN, 100_000, |e| {
+    let (service, who) = (&state.service, session.principal());
+    let read = async {
+        let refused = service
+            .audit_latest(&who, SCAN, SCAN, |e| e.event == "request.refused")
+            .await?;
+        let log = service
+            .audit_latest(&who, SHOWN, 100_000, move |e| {
                 event.as_deref().is_none_or(|p| e.event.starts_with(p))
                     && connector
                         .as_deref()
@@ -65,13 +65,16 @@ pub(crate) async fn page(
                     && owner
                         .as_deref()
                         .is_none_or(|o| e.owner.as_deref() == Some(o))
-            })?;
-            Ok((refused, log))
-        })
-        .await;
-    let (refused, log) = match read {
+            })
+            .await?;
+        Ok::<_, egret_service::ServiceError>((refused, log))
+    };
+    let (refused, log) = match read.await {
         Ok(r) => r,
-        Err(e) => return super::problem(e.status, "Activity", &e.message, html! {}),
+        Err(e) => {
+            let (status, message) = super::failed(&e);
+            return super::problem(status, "Activity", &message, html! {});
+        }
     };
     let blocked = summarise(&refused);
     let value = |v: &Option<String>| v.clone().unwrap_or_default();

@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use egret_policy::AuthKind;
-use egret_vault::{ConnectionId, ConnectionName, Owner};
+use egret_service::{ConnectionFilter, ConnectionId, ConnectionName, NewLink, Owner};
 use maud::html;
 use serde::Deserialize;
 
@@ -28,7 +28,7 @@ pub(crate) async fn list(
     headers: HeaderMap,
     Query(filter): Query<Filter>,
 ) -> Response {
-    let session = match admin(&state, &headers) {
+    let session = match admin(&state, &headers).await {
         Ok(s) => s,
         Err(refused) => return refused.into_response(),
     };
@@ -37,25 +37,20 @@ pub(crate) async fn list(
         filled(filter.owner.as_deref()),
         filled(filter.status.as_deref()),
     );
-    let owner_parsed = owner.as_deref().and_then(|o| Owner::parse(o).ok());
-    let policy = state.control.policy.load();
-    let rows: Vec<_> = state
-        .control
-        .vault
-        .connections(connector.as_deref(), owner_parsed.as_ref())
-        .into_iter()
-        .map(|c| {
-            let removed = state
-                .control
-                .vault
-                .connector_removed_at(&c.connector)
-                .is_some();
-            let health = state.control.broker.health(&c.id());
-            let s = health.status(&c, removed);
-            (c, s, health.last_used_at)
-        })
-        .filter(|(_, s, _)| status.as_deref().is_none_or(|want| want == *s))
-        .collect();
+    let policy = state.service.policy.load();
+    let filter = ConnectionFilter {
+        connector: connector.clone(),
+        owner: owner.as_deref().and_then(|o| Owner::parse(o).ok()),
+        name: None,
+        status: status.clone(),
+    };
+    let rows = match state.service.connections(&session.principal(), &filter) {
+        Ok(rows) => rows,
+        Err(e) => {
+            let (code, message) = super::failed(&e);
+            return super::problem(code, "All connections", &message, html! {});
+        }
+    };
     let content = html! {
         form.filter method="get" action="/ui/all-connections" {
             label for="f-connector" { "Connector" }
@@ -76,7 +71,8 @@ pub(crate) async fn list(
             table {
                 thead { tr { th { "Connector" } th { "Owner" } th { "Name" } th { "Status" } th { "Connected as" } th { "Connected" } th { "Last used" } th { "Actions" } } }
                 tbody {
-                    @for (c, s, used) in &rows {
+                    @for view in &rows {
+                        @let (c, s, used) = (&view.info, view.status, view.health.last_used_at);
                         tr {
                             td data-label="Connector" { (c.connector) } td data-label="Owner" { (c.owner) } td data-label="Name" { (c.name) }
                             td data-label="Status" { span.badge { (s) } }
@@ -124,7 +120,7 @@ pub(crate) async fn act(
             "The form was incomplete; nothing was changed.",
         );
     };
-    let session = match admin_post(&state, &headers, &form.csrf) {
+    let session = match admin_post(&state, &headers, &form.csrf).await {
         Ok(s) => s,
         Err(refused) => return refused.into_response(),
     };
@@ -136,9 +132,9 @@ pub(crate) async fn act(
         (Err(why), _) | (_, Err(why)) => return back(StatusCode::BAD_REQUEST, &why),
     };
     let conn = ConnectionId::new(&connector, &owner, &name);
-    let control = &state.control;
+    let (service, who) = (&state.service, session.principal());
     let done = match action.as_str() {
-        "test" => match egret_control::actions::test(control, &conn).await {
+        "test" => match service.test(&who, &conn).await {
             Ok(o) => {
                 let verdict = if o.ok { "works" } else { "failed" };
                 return back(
@@ -148,21 +144,16 @@ pub(crate) async fn act(
             }
             Err(e) => Err(e),
         },
-        "refresh" => egret_control::actions::refresh_now(control, &conn).await,
-        "remove" => egret_control::actions::disconnect(control, &conn)
-            .await
-            .map(drop),
+        "refresh" => service.refresh_now(&who, &conn).await,
+        "remove" => service.disconnect(&who, &conn).await.map(drop),
         "link" => {
-            let name = (!name.is_default()).then(|| name.to_string());
-            match egret_control::make_connect_link(
-                control,
-                owner.as_str(),
-                Some(connector.clone()),
-                name,
-                None,
-            )
-            .await
-            {
+            let new = NewLink {
+                owner: owner.clone(),
+                connector: Some(connector.clone()),
+                name: (!name.is_default()).then(|| name.clone()),
+                ttl: None,
+            };
+            match service.make_connect_link(&who, new).await {
                 Ok(link) => {
                     let content = html! {
                         p { "Send this link to " strong { (link.owner) } " to connect " (connector) " again. It works once, until " (when(link.expires_at)) "." }
@@ -178,7 +169,10 @@ pub(crate) async fn act(
     };
     match done {
         Ok(()) => Redirect::to("/ui/all-connections").into_response(),
-        Err(e) => back(e.status, &e.message),
+        Err(e) => {
+            let (status, message) = super::failed(&e);
+            back(status, &message)
+        }
     }
 }
 

@@ -11,9 +11,11 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use egret_oauth::Begun;
 use egret_policy::{AuthKind, Connector};
-use egret_vault::{ConnectLink, ConnectionId, ConnectionInfo, ConnectionName, LinkUse, Owner};
+use egret_service::{
+    Begun, ConnectLink, ConnectionFilter, ConnectionId, ConnectionName, ConnectionView, Labels,
+    LinkUse, Owner,
+};
 use maud::{Markup, html};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -41,7 +43,7 @@ pub(crate) async fn open(
     Path(ticket): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let public_url = state.control.policy.load().control.public_url.clone();
+    let public_url = state.service.policy.load().control.public_url.clone();
     if !session::same_origin(&headers, &public_url) {
         return problem(
             StatusCode::FORBIDDEN,
@@ -50,10 +52,7 @@ pub(crate) async fn open(
             html! {},
         );
     }
-    let used = state
-        .control
-        .blocking(move |s| Ok(s.vault.use_connect_link(&ticket)?))
-        .await;
+    let used = state.service.use_connect_link(ticket).await;
     let link = match used {
         Ok(LinkUse::Fresh(link)) => link,
         Ok(LinkUse::Used) => {
@@ -73,10 +72,11 @@ pub(crate) async fn open(
             );
         }
         Err(e) => {
-            return problem(e.status, "Not opened", &e.message, html! {});
+            let (status, message) = super::failed(&e);
+            return problem(status, "Not opened", &message, html! {});
         }
     };
-    signed_in(&state, Who::User(link), "/ui/connections")
+    signed_in(&state, Who::User(link), "/ui/connections").await
 }
 
 /// The owner and scope a session may act for.
@@ -90,7 +90,7 @@ fn scope(session: &Session) -> Option<&ConnectLink> {
 /// Behind an authenticating proxy (`ui.user_header`, believed only from a peer in
 /// `ui.trusted_proxies`): the owner the header names.
 fn proxied_owner(state: &UiState, headers: &HeaderMap, peer: SocketAddr) -> Option<Owner> {
-    let policy = state.control.policy.load();
+    let policy = state.service.policy.load();
     let name = policy.ui.user_header.as_deref()?;
     if !policy.ui.trusts(peer.ip()) {
         return None;
@@ -100,12 +100,10 @@ fn proxied_owner(state: &UiState, headers: &HeaderMap, peer: SocketAddr) -> Opti
 }
 
 /// A session for the owner the trusted header names, and back to the page with it.
-fn start_proxied(state: &UiState, owner: Owner) -> Response {
+async fn start_proxied(state: &UiState, owner: Owner) -> Response {
     let expires_at = state
-        .control
-        .vault
-        .clock()
-        .unix()
+        .service
+        .now()
         .saturating_add(i64::try_from(session::USER_LIFETIME.as_secs()).unwrap_or(i64::MAX));
     let who = Who::User(ConnectLink {
         owner,
@@ -113,7 +111,7 @@ fn start_proxied(state: &UiState, owner: Owner) -> Response {
         name: None,
         expires_at,
     });
-    signed_in(state, who, "/ui/connections")
+    signed_in(state, who, "/ui/connections").await
 }
 
 pub(crate) async fn list(
@@ -122,14 +120,14 @@ pub(crate) async fn list(
     headers: HeaderMap,
 ) -> Response {
     let proxied = proxied_owner(&state, &headers, peer);
-    let session = match (anyone(&state, &headers), proxied) {
+    let session = match (anyone(&state, &headers).await, proxied) {
         (Ok(s), Some(owner)) => match &s.who {
             Who::User(link) if link.owner == owner => s,
             // The proxy now names someone else: a session of their own.
-            _ => return start_proxied(&state, owner),
+            _ => return start_proxied(&state, owner).await,
         },
         (Ok(s), None) => s,
-        (Err(_), Some(owner)) => return start_proxied(&state, owner),
+        (Err(_), Some(owner)) => return start_proxied(&state, owner).await,
         (Err(refused), None) => return refused.into_response(),
     };
     let Some(link) = scope(&session) else {
@@ -137,14 +135,17 @@ pub(crate) async fn list(
         // are opened by connect links.
         return Redirect::to("/ui/all-connections").into_response();
     };
-    let policy = state.control.policy.load();
-    let mine: Vec<ConnectionInfo> = state
-        .control
-        .vault
-        .connections(link.connector.as_deref(), Some(&link.owner))
-        .into_iter()
-        .filter(|c| link.name.as_ref().is_none_or(|n| *n == c.name))
-        .collect();
+    let policy = state.service.policy.load();
+    let mine = match state
+        .service
+        .connections(&session.principal(), &ConnectionFilter::default())
+    {
+        Ok(mine) => mine,
+        Err(e) => {
+            let (status, message) = super::failed(&e);
+            return problem(status, "Your connections", &message, html! {});
+        }
+    };
     let available: Vec<&Connector> = policy
         .connectors
         .iter()
@@ -160,7 +161,7 @@ pub(crate) async fn list(
         p.lead { "Signed in as " strong { (link.owner) } ". Agents use these connections through egret; they never see your passwords or tokens." }
         h2 { "Connected" }
         @if mine.is_empty() { p.empty { "Nothing connected yet." } }
-        @for c in &mine { (connection(&state, &session, c, policy.connector(&c.connector))) }
+        @for c in &mine { (connection(&session, c, policy.connector(&c.info.connector))) }
         h2 { "Available" }
         @if available.is_empty() {
             p.empty { "No connectors have been enabled for this account. Ask your administrator to enable the service you need in egret's Connector Settings." }
@@ -170,19 +171,8 @@ pub(crate) async fn list(
     layout("Your connections", Some(&session), content).into_response()
 }
 
-fn connection(
-    state: &UiState,
-    session: &Session,
-    c: &ConnectionInfo,
-    connector: Option<&Connector>,
-) -> Markup {
-    let removed = state
-        .control
-        .vault
-        .connector_removed_at(&c.connector)
-        .is_some();
-    let health = state.control.broker.health(&c.id());
-    let status = health.status(c, removed);
+fn connection(session: &Session, view: &ConnectionView, connector: Option<&Connector>) -> Markup {
+    let (c, health, status) = (&view.info, &view.health, view.status);
     let action = |what: &str| format!("/ui/connections/{}/{what}", c.connector);
     // Reconnecting needs the connector to take new connections.
     let oauth = connector.is_some_and(|k| k.enabled && matches!(k.auth, AuthKind::OAuth2(_)));
@@ -199,10 +189,9 @@ fn connection(
                 dt { "Connected" } dd { (when(c.connected_at)) }
                 dt { "Connected as" } dd { (c.identity_label.as_deref().unwrap_or("-")) }
                 @if let Some(last) = health.last_used_at { dt { "Last used" } dd { (when(last)) } }
-                @let missing = egret_control::missing_scopes(connector, c);
-                @if !missing.is_empty() {
+                @if !view.missing_scopes.is_empty() {
                     dt { "Missing scopes" }
-                    dd { (missing.join(" ")) " — the service granted less than asked; Reconnect to ask again." }
+                    dd { (view.missing_scopes.join(" ")) " — the service granted less than asked; Reconnect to ask again." }
                 }
                 @if status == "needs_reauth" { dt { "What to do" } dd { "Connect again: the service no longer accepts this connection." } }
             }
@@ -228,8 +217,8 @@ fn connection(
 }
 
 /// A connector the user may connect (again, under another name when it allows that).
-fn offer(session: &Session, link: &ConnectLink, c: &Connector, mine: &[ConnectionInfo]) -> Markup {
-    let connected = mine.iter().any(|m| m.connector == c.id.as_str());
+fn offer(session: &Session, link: &ConnectLink, c: &Connector, mine: &[ConnectionView]) -> Markup {
+    let connected = mine.iter().any(|m| m.info.connector == c.id.as_str());
     let name = link.name.clone().unwrap_or_default();
     if connected && !c.multiple_connections {
         return html! {};
@@ -295,7 +284,7 @@ pub(crate) async fn act(
             "The form was incomplete; nothing was changed.",
         );
     };
-    let session = match anyone_post(&state, &headers, &form.csrf) {
+    let session = match anyone_post(&state, &headers, &form.csrf).await {
         Ok(s) => s,
         Err(refused) => return refused.into_response(),
     };
@@ -309,18 +298,10 @@ pub(crate) async fn act(
         },
         None => ConnectionName::default(),
     };
-    let in_scope = link.connector.as_deref().is_none_or(|c| c == connector)
-        && link.name.as_ref().is_none_or(|n| *n == name);
-    if !in_scope {
-        return back_with(
-            StatusCode::FORBIDDEN,
-            "This link does not cover that connection; nothing was changed.",
-        );
-    }
     let conn = ConnectionId::new(&connector, &link.owner, &name);
-    let control = &state.control;
+    let (service, who) = (&state.service, session.principal());
     let done = match action.as_str() {
-        "connect" => match egret_control::actions::connect(control, &conn).await {
+        "connect" => match service.connect(&who, &conn).await {
             Ok(Begun::Redirect(url)) => {
                 let mut resp = Redirect::to(&url).into_response();
                 // The callback page links back here.
@@ -338,14 +319,9 @@ pub(crate) async fn act(
                     "Type the key; nothing was changed.",
                 );
             };
-            match egret_control::actions::may_store_key(control, &conn) {
-                Ok(()) => egret_control::actions::store_key(control, &conn, key)
-                    .await
-                    .map(drop),
-                Err(e) => Err(e),
-            }
+            service.store_key(&who, &conn, key).await.map(drop)
         }
-        "test" => match egret_control::actions::test(control, &conn).await {
+        "test" => match service.test(&who, &conn).await {
             Ok(outcome) if outcome.ok => Ok(()),
             Ok(outcome) => {
                 return back_with(
@@ -357,22 +333,21 @@ pub(crate) async fn act(
         },
         "describe" => {
             let text = form.description.unwrap_or_default();
-            let labels = egret_vault::Labels {
+            let labels = Labels {
                 description: Some((!text.is_empty()).then_some(text)),
                 identity_label: None,
             };
-            egret_control::actions::update_labels(control, &conn, labels)
-                .await
-                .map(drop)
+            service.update_labels(&who, &conn, labels).await.map(drop)
         }
-        "remove" => egret_control::actions::disconnect(control, &conn)
-            .await
-            .map(drop),
+        "remove" => service.disconnect(&who, &conn).await.map(drop),
         _ => return back_with(StatusCode::NOT_FOUND, "There is no such action."),
     };
     match done {
         Ok(()) => Redirect::to("/ui/connections").into_response(),
-        Err(e) => back_with(e.status, &e.message),
+        Err(e) => {
+            let (status, message) = super::failed(&e);
+            back_with(status, &message)
+        }
     }
 }
 

@@ -12,20 +12,20 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use egret_policy::{AuthKind, Connector, Grant, Source};
+use egret_service::{ConnectionFilter, NewLink, Owner, ServiceError};
 use maud::{Markup, html};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::{CsrfForm, admin, admin_post, layout, outcome};
 use crate::UiState;
 use crate::session::Session;
 
 pub(crate) async fn list(State(state): State<Arc<UiState>>, headers: HeaderMap) -> Response {
-    let session = match admin(&state, &headers) {
+    let session = match admin(&state, &headers).await {
         Ok(s) => s,
         Err(refused) => return refused.into_response(),
     };
-    let policy = state.control.policy.load();
+    let policy = state.service.policy.load();
     let content = html! {
         p.lead { "Disabling a connector stops new connections to it; existing connections keep working. "
             "Deleting one is the kill switch: every connection to it stops at once." }
@@ -41,7 +41,7 @@ pub(crate) async fn list(State(state): State<Arc<UiState>>, headers: HeaderMap) 
 }
 
 fn card(state: &UiState, session: &Session, c: &Connector) -> Markup {
-    let counts = by_status(state, c.id.as_str());
+    let counts = by_status(state, session, c.id.as_str());
     let total: usize = counts.values().sum();
     html! {
         section.connector aria-labelledby=(format!("c-{}", c.id)) {
@@ -120,16 +120,18 @@ fn auth(c: &Connector) -> String {
 }
 
 /// The connector's connections by status, as listings show it.
-fn by_status(state: &UiState, connector: &str) -> BTreeMap<&'static str, usize> {
-    let removed = state
-        .control
-        .vault
-        .connector_removed_at(connector)
-        .is_some();
+fn by_status(state: &UiState, session: &Session, connector: &str) -> BTreeMap<&'static str, usize> {
+    let filter = ConnectionFilter {
+        connector: Some(connector.to_owned()),
+        ..ConnectionFilter::default()
+    };
     let mut counts = BTreeMap::new();
-    for c in state.control.vault.connections(Some(connector), None) {
-        let status = state.control.broker.health(&c.id()).status(&c, removed);
-        *counts.entry(status).or_insert(0) += 1;
+    for c in state
+        .service
+        .connections(&session.principal(), &filter)
+        .unwrap_or_default()
+    {
+        *counts.entry(c.status).or_insert(0) += 1;
     }
     counts
 }
@@ -152,18 +154,18 @@ pub(crate) async fn set_enabled(
             "The form was incomplete; nothing was changed.",
         );
     };
-    if let Err(refused) = admin_post(&state, &headers, &form.csrf) {
-        return refused.into_response();
-    }
+    let session = match admin_post(&state, &headers, &form.csrf).await {
+        Ok(s) => s,
+        Err(refused) => return refused.into_response(),
+    };
     let enabled = form.enabled == "true";
-    let patch = json!({ "enabled": enabled });
-    let changed = state
-        .control
-        .blocking(move |s| egret_control::patch_connector(s, &id, &patch))
-        .await;
-    match changed {
+    match state
+        .service
+        .set_connector_enabled(&session.principal(), &id, enabled)
+        .await
+    {
         Ok(_) => Redirect::to("/ui/connectors").into_response(),
-        Err(e) => back(e.status, &e.message),
+        Err(e) => back_failed(&e),
     }
 }
 
@@ -173,11 +175,18 @@ pub(crate) async fn confirm_delete(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let session = match admin(&state, &headers) {
+    let session = match admin(&state, &headers).await {
         Ok(s) => s,
         Err(refused) => return refused.into_response(),
     };
-    let n = state.control.vault.connections(Some(&id), None).len();
+    let filter = ConnectionFilter {
+        connector: Some(id.clone()),
+        ..ConnectionFilter::default()
+    };
+    let n = state
+        .service
+        .connections(&session.principal(), &filter)
+        .map_or(0, |c| c.len());
     let content = html! {
         p role="alert" { "Deleting " strong { (id) } " erases it and " strong { (n) " connection(s)" }
             " with their tokens and placeholders, at once: agents using them are refused from the next request. This cannot be undone." }
@@ -196,12 +205,17 @@ pub(crate) async fn delete(
     headers: HeaderMap,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    if let Err(refused) = CsrfForm::checked(&state, &headers, form) {
-        return refused.into_response();
-    }
-    match egret_control::delete_connector(&state.control, &id).await {
+    let session = match CsrfForm::checked(&state, &headers, form).await {
+        Ok(s) => s,
+        Err(refused) => return refused.into_response(),
+    };
+    match state
+        .service
+        .delete_connector(&session.principal(), &id)
+        .await
+    {
         Ok(_) => Redirect::to("/ui/connectors").into_response(),
-        Err(e) => back(e.status, &e.message),
+        Err(e) => back_failed(&e),
     }
 }
 
@@ -224,18 +238,24 @@ pub(crate) async fn link(
             "Give the owner, e.g. user:alice@example.com.",
         );
     };
-    let session = match admin_post(&state, &headers, &form.csrf) {
+    let session = match admin_post(&state, &headers, &form.csrf).await {
         Ok(s) => s,
         Err(refused) => return refused.into_response(),
     };
-    let made = egret_control::make_connect_link(
-        &state.control,
-        form.owner.trim(),
-        Some(id.clone()),
-        None,
-        None,
-    )
-    .await;
+    let owner = match Owner::parse(form.owner.trim()) {
+        Ok(o) => o,
+        Err(why) => return back(StatusCode::BAD_REQUEST, &why),
+    };
+    let new = NewLink {
+        owner,
+        connector: Some(id.clone()),
+        name: None,
+        ttl: None,
+    };
+    let made = state
+        .service
+        .make_connect_link(&session.principal(), new)
+        .await;
     match made {
         Ok(link) => {
             let content = html! {
@@ -245,8 +265,13 @@ pub(crate) async fn link(
             };
             layout("Connect link", Some(&session), content).into_response()
         }
-        Err(e) => back(e.status, &e.message),
+        Err(e) => back_failed(&e),
     }
+}
+
+fn back_failed(e: &ServiceError) -> Response {
+    let (status, message) = super::failed(e);
+    back(status, &message)
 }
 
 fn back(status: StatusCode, what: &str) -> Response {

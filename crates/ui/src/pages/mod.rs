@@ -146,27 +146,28 @@ pub(crate) fn filled(field: Option<&str>) -> Option<String> {
 }
 
 /// The signed-in administrator's session.
-pub(crate) fn admin(state: &UiState, headers: &HeaderMap) -> Result<Session, Refused> {
+pub(crate) async fn admin(state: &UiState, headers: &HeaderMap) -> Result<Session, Refused> {
     state
         .sessions
         .find(headers)
+        .await
         .filter(|s| matches!(s.who, Who::Admin))
         .ok_or(Refused::SignIn)
 }
 
 /// Any signed-in session (an administrator, or a user from a connect link).
-pub(crate) fn anyone(state: &UiState, headers: &HeaderMap) -> Result<Session, Refused> {
-    state.sessions.find(headers).ok_or(Refused::SignIn)
+pub(crate) async fn anyone(state: &UiState, headers: &HeaderMap) -> Result<Session, Refused> {
+    state.sessions.find(headers).await.ok_or(Refused::SignIn)
 }
 
 /// A form post from any session, checked as [`admin_post`] checks.
-pub(crate) fn anyone_post(
+pub(crate) async fn anyone_post(
     state: &UiState,
     headers: &HeaderMap,
     csrf: &str,
 ) -> Result<Session, Refused> {
-    let session = anyone(state, headers)?;
-    let public_url = state.control.policy.load().control.public_url.clone();
+    let session = anyone(state, headers).await?;
+    let public_url = state.service.policy.load().control.public_url.clone();
     if !session::same_origin(headers, &public_url) || !session::csrf_ok(&session, csrf) {
         return Err(Refused::Forged);
     }
@@ -175,13 +176,13 @@ pub(crate) fn anyone_post(
 
 /// A form post from a signed-in administrator: the session, its CSRF token and egret's
 /// own origin checked.
-pub(crate) fn admin_post(
+pub(crate) async fn admin_post(
     state: &UiState,
     headers: &HeaderMap,
     csrf: &str,
 ) -> Result<Session, Refused> {
-    let session = admin(state, headers)?;
-    let public_url = state.control.policy.load().control.public_url.clone();
+    let session = admin(state, headers).await?;
+    let public_url = state.service.policy.load().control.public_url.clone();
     if !session::same_origin(headers, &public_url) || !session::csrf_ok(&session, csrf) {
         return Err(Refused::Forged);
     }
@@ -189,11 +190,11 @@ pub(crate) fn admin_post(
 }
 
 pub(crate) async fn home(State(state): State<Arc<UiState>>, headers: HeaderMap) -> Redirect {
-    match state.sessions.find(&headers).map(|s| s.who) {
+    match state.sessions.find(&headers).await.map(|s| s.who) {
         Some(Who::Admin) => Redirect::to("/ui/connectors"),
         Some(Who::User(_)) => Redirect::to("/ui/connections"),
         // Behind an authenticating proxy, users land on their connections.
-        None if state.control.policy.load().ui.user_header.is_some() => {
+        None if state.service.policy.load().ui.user_header.is_some() => {
             Redirect::to("/ui/connections")
         }
         None => Redirect::to("/ui/login"),
@@ -216,7 +217,7 @@ fn login_page(status: StatusCode, message: Option<&str>) -> Response {
 }
 
 pub(crate) async fn login_form(State(state): State<Arc<UiState>>, headers: HeaderMap) -> Response {
-    if state.sessions.find(&headers).is_some() {
+    if state.sessions.find(&headers).await.is_some() {
         return Redirect::to("/ui/connectors").into_response();
     }
     login_page(StatusCode::OK, None)
@@ -233,7 +234,7 @@ pub(crate) async fn login(
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
-    let public_url = state.control.policy.load().control.public_url.clone();
+    let public_url = state.service.policy.load().control.public_url.clone();
     if !session::same_origin(&headers, &public_url) {
         return login_page(
             StatusCode::FORBIDDEN,
@@ -245,7 +246,7 @@ pub(crate) async fn login(
     let Ok(Form(form)) = form else {
         return login_page(StatusCode::BAD_REQUEST, Some("Type the admin token."));
     };
-    let expected = state.control.admin_token.expose_secret().as_bytes();
+    let expected = state.admin_token.expose_secret().as_bytes();
     let given = form.token.expose_secret().trim().as_bytes();
     if !bool::from(given.ct_eq(expected)) {
         tracing::info!("a sign-in to the UI with a wrong admin token");
@@ -256,12 +257,12 @@ pub(crate) async fn login(
             ),
         );
     }
-    signed_in(&state, Who::Admin, "/ui/connectors")
+    signed_in(&state, Who::Admin, "/ui/connectors").await
 }
 
 /// Starts a session for `who` and sends the browser on to `to` with its cookie.
-pub(crate) fn signed_in(state: &UiState, who: Who, to: &str) -> Response {
-    let (id, session) = match state.sessions.start(who) {
+pub(crate) async fn signed_in(state: &UiState, who: Who, to: &str) -> Response {
+    let (id, session) = match state.sessions.start(who).await {
         Ok(started) => started,
         Err(e) => {
             tracing::error!(error = %e, "cannot store a web UI session");
@@ -290,13 +291,13 @@ pub(crate) struct CsrfForm {
 impl CsrfForm {
     /// An administrator's post of such a form, checked as [`admin_post`] checks (a
     /// missing or unreadable form has no token, and is refused as forged).
-    pub(crate) fn checked(
+    pub(crate) async fn checked(
         state: &UiState,
         headers: &HeaderMap,
         form: Result<Form<Self>, FormRejection>,
     ) -> Result<Session, Refused> {
         let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
-        admin_post(state, headers, &csrf)
+        admin_post(state, headers, &csrf).await
     }
 }
 
@@ -305,14 +306,19 @@ pub(crate) async fn logout(
     headers: HeaderMap,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    if let Err(refused) = CsrfForm::checked(&state, &headers, form) {
+    if let Err(refused) = CsrfForm::checked(&state, &headers, form).await {
         return refused.into_response();
     }
-    state.sessions.end(&headers);
+    state.sessions.end(&headers).await;
     let mut resp = Redirect::to("/ui/login").into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,
         session::set_cookie(None, state.secure()),
     );
     resp
+}
+
+/// What a failed operation shows: the status the API would answer, and its sentence.
+pub(crate) fn failed(e: &egret_service::ServiceError) -> (StatusCode, String) {
+    (egret_control::status_of(e).0, e.to_string())
 }

@@ -12,9 +12,10 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use egret_policy::templates::{TEMPLATES, Template};
+use egret_service::{ConnectorEntry, NewAuth, NewConnector};
 use maud::{Markup, html};
+use secrecy::SecretString;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::{admin, admin_post, layout, problem};
 use crate::UiState;
@@ -31,7 +32,7 @@ pub(crate) async fn form(
     headers: HeaderMap,
     Query(kind): Query<Kind>,
 ) -> Response {
-    let session = match admin(&state, &headers) {
+    let session = match admin(&state, &headers).await {
         Ok(s) => s,
         Err(refused) => return refused.into_response(),
     };
@@ -70,7 +71,7 @@ fn template_form(state: &UiState, session: &Session, t: &Template) -> Markup {
     let redirect = format!(
         "{}/oauth/callback",
         state
-            .control
+            .service
             .policy
             .load()
             .control
@@ -154,23 +155,36 @@ pub(crate) async fn create(
         );
     };
     let csrf = fields.get("csrf").map(String::as_str).unwrap_or_default();
-    if let Err(refused) = admin_post(&state, &headers, csrf) {
-        return refused.into_response();
-    }
-    let entry = match entry(&fields) {
-        Ok(e) => e,
+    let session = match admin_post(&state, &headers, csrf).await {
+        Ok(s) => s,
+        Err(refused) => return refused.into_response(),
+    };
+    let new = match new_connector(&fields) {
+        Ok(new) => new,
         Err(why) => return again(StatusCode::BAD_REQUEST, &why),
     };
-    match egret_control::create_connector(&state.control, entry).await {
+    let created = match ConnectorEntry::try_from(new) {
+        Ok(entry) => {
+            state
+                .service
+                .create_connector(&session.principal(), entry)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match created {
         Ok(_) => Redirect::to("/ui/connectors").into_response(),
-        Err(e) => again(e.status, &e.message),
+        Err(e) => {
+            let (status, message) = super::failed(&e);
+            again(status, &message)
+        }
     }
 }
 
-/// The connector entry the form describes.
-fn entry(fields: &BTreeMap<String, String>) -> Result<Value, String> {
+/// The connector the form describes.
+fn new_connector(fields: &BTreeMap<String, String>) -> Result<NewConnector, String> {
     let get = |k: &str| fields.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
-    let id = get("id").ok_or("give the connector an id")?;
+    let id = get("id").ok_or("give the connector an id")?.to_owned();
     let words = |k: &str| -> Vec<String> {
         get(k)
             .map(|v| {
@@ -181,48 +195,32 @@ fn entry(fields: &BTreeMap<String, String>) -> Result<Value, String> {
             })
             .unwrap_or_default()
     };
-    let egress = words("egress");
-    let test = get("test_path").map(|path| json!({ "path": path }));
-    let with_test = |mut e: Value| {
-        if let Some(t) = &test {
-            e["test"] = t.clone();
-        }
-        e
-    };
-    match get("kind") {
-        Some("api_key") => {
-            if egress.is_empty() {
-                return Err("give at least one egress domain: where the key may be sent".to_owned());
-            }
-            let mut e = json!({ "id": id, "auth": "api_key", "egress": egress });
-            if let Some(h) = get("header") {
-                e["inject"] = json!({ "headers": [h] });
-            }
-            Ok(with_test(e))
-        }
-        Some(template) if TEMPLATES.iter().any(|t| t.name == template) => {
-            let settings: BTreeMap<&str, &str> = fields
+    let auth = match get("kind") {
+        Some("api_key") => NewAuth::ApiKey {
+            header: get("header").map(str::to_owned),
+        },
+        Some(template) if TEMPLATES.iter().any(|t| t.name == template) => NewAuth::Template {
+            template: template.to_owned(),
+            settings: fields
                 .iter()
-                .filter_map(|(k, v)| Some((k.strip_prefix("setting.")?, v.trim())))
-                .collect();
-            let mut oauth =
-                json!({ "client_id": get("client_id").ok_or("give the app's client id")? });
-            if let Some(secret) = get("client_secret") {
-                oauth["client_secret"] = json!(secret);
-            }
-            let scopes = words("scopes");
-            if !scopes.is_empty() {
-                oauth["scopes"] = json!(scopes);
-            }
-            let mut e =
-                json!({ "id": id, "template": template, "settings": settings, "oauth": oauth });
-            if !egress.is_empty() {
-                e["egress"] = json!(egress);
-            }
-            Ok(with_test(e))
-        }
-        _ => Err("choose a template or a static key".to_owned()),
-    }
+                .filter_map(|(k, v)| {
+                    Some((k.strip_prefix("setting.")?.to_owned(), v.trim().to_owned()))
+                })
+                .collect(),
+            client_id: get("client_id")
+                .ok_or("give the app's client id")?
+                .to_owned(),
+            client_secret: get("client_secret").map(|s| SecretString::from(s.to_owned())),
+            scopes: words("scopes"),
+        },
+        _ => return Err("choose a template or a static key".to_owned()),
+    };
+    Ok(NewConnector {
+        id,
+        auth,
+        egress: words("egress"),
+        test_path: get("test_path").map(str::to_owned),
+    })
 }
 
 fn again(status: StatusCode, what: &str) -> Response {

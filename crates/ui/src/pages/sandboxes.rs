@@ -6,21 +6,31 @@ use std::sync::Arc;
 use axum::Form;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
+use egret_service::PlaceholderRef;
 use maud::html;
 
 use super::{CsrfForm, admin, layout, outcome, when};
 use crate::UiState;
 
 pub(crate) async fn page(State(state): State<Arc<UiState>>, headers: HeaderMap) -> Response {
-    let session = match admin(&state, &headers) {
+    let session = match admin(&state, &headers).await {
         Ok(s) => s,
         Err(refused) => return refused.into_response(),
     };
-    let vault = &state.control.vault;
-    let sandboxes = vault.sandboxes();
-    let placeholders = vault.placeholders_by_id(vault.clock().unix());
+    let who = session.principal();
+    let listed = state.service.sandboxes(&who).and_then(|sandboxes| {
+        let placeholders = state.service.placeholders_by_id(&who)?;
+        Ok((sandboxes, placeholders))
+    });
+    let (sandboxes, placeholders) = match listed {
+        Ok(listed) => listed,
+        Err(e) => {
+            let (status, message) = super::failed(&e);
+            return super::problem(status, "Sandboxes and placeholders", &message, html! {});
+        }
+    };
     let revoke = |action: String, label: String| {
         html! {
             form method="post" action=(action) {
@@ -103,40 +113,25 @@ async fn revoke(
     headers: HeaderMap,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    if let Err(refused) = CsrfForm::checked(&state, &headers, form) {
-        return refused.into_response();
-    }
-    let done = state
-        .control
-        .blocking(move |s| {
-            match what {
-                Kind::Sandbox => {
-                    if !s.vault.revoke_sandbox(&id)? {
-                        return Err(egret_control::ApiError::new(
-                            StatusCode::NOT_FOUND,
-                            "not_found",
-                            format!("there is no sandbox `{id}`"),
-                        ));
-                    }
-                    s.vault.audit("sandbox.revoke", None, None, Some(id))?;
-                }
-                Kind::Placeholder => {
-                    let info = s.vault.revoke_placeholder_id(&id)?;
-                    s.vault.audit_connection(
-                        "placeholder.revoke",
-                        &info.connection(),
-                        Some(info.hint),
-                    )?;
-                }
-            }
-            Ok(())
-        })
-        .await;
+    let session = match CsrfForm::checked(&state, &headers, form).await {
+        Ok(s) => s,
+        Err(refused) => return refused.into_response(),
+    };
+    let who = session.principal();
+    let done = match what {
+        Kind::Sandbox => state.service.revoke_sandbox(&who, &id).await,
+        Kind::Placeholder => {
+            state
+                .service
+                .revoke_placeholder(&who, PlaceholderRef::Id(id))
+                .await
+        }
+    };
     match done {
         Ok(()) => Redirect::to("/ui/sandboxes").into_response(),
         Err(e) => outcome(
-            e.status,
-            &e.message,
+            super::failed(&e).0,
+            &e.to_string(),
             html! { a href="/ui/sandboxes" { "Back to sandboxes" } },
         ),
     }

@@ -1,0 +1,477 @@
+//! Connections: list them with their health, store a static key, connect over OAuth,
+//! test, relabel, renew now, disconnect. Each operation checks what it must, does it,
+//! audits it, and tells the webhooks.
+
+use std::sync::Arc;
+
+use egret_oauth::{Begun, Health};
+use egret_policy::{AuthKind, Connector, EventKind, Policy};
+use egret_vault::{ConnectionId, ConnectionInfo, ConnectionName, ConnectionStatus, Labels, Owner};
+use egret_webhooks::{Event, EventSink};
+use secrecy::SecretString;
+
+use crate::principal::{Operation, Principal, authorize};
+use crate::{Service, ServiceError, TestOutcome};
+
+/// Which connections a listing shows; `None` fields filter nothing.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionFilter {
+    pub connector: Option<String>,
+    pub owner: Option<Owner>,
+    pub name: Option<ConnectionName>,
+    /// One status (`connected`, `refresh_failing`, `needs_reauth`, `connector_removed`).
+    pub status: Option<String>,
+}
+
+/// A connection as listings show it: what is stored, how it is doing, what it lacks.
+#[derive(Debug, Clone)]
+pub struct ConnectionView {
+    pub info: ConnectionInfo,
+    pub health: Health,
+    /// `connected`, `refresh_failing`, `needs_reauth` or `connector_removed`.
+    pub status: &'static str,
+    /// The connector's scopes the vendor did not grant.
+    pub missing_scopes: Vec<String>,
+    /// When its connector left the policy file (its connections kept, refused).
+    pub connector_removed_at: Option<i64>,
+    /// When they are erased, unless the connector comes back.
+    pub purge_at: Option<i64>,
+}
+
+/// OpenID Connect's own scopes: vendors leave them out of the scopes an access token
+/// carries (they ask for an ID token or a refresh token, not for an API's data).
+const PROTOCOL_SCOPES: &[&str] = &[
+    "openid",
+    "offline_access",
+    "profile",
+    "email",
+    "address",
+    "phone",
+];
+
+/// The connector's declared scopes the vendor did not grant (scope drift: a reconnect
+/// is needed to get them), OpenID Connect's own scopes aside. Empty for static keys.
+pub fn missing_scopes(connector: Option<&Connector>, c: &ConnectionInfo) -> Vec<String> {
+    let Some(AuthKind::OAuth2(o)) = connector.map(|c| &c.auth) else {
+        return Vec::new();
+    };
+    if c.kind != egret_vault::ConnectionKind::Oauth2 || c.status != ConnectionStatus::Connected {
+        return Vec::new();
+    }
+    o.scopes
+        .iter()
+        .filter(|s| !PROTOCOL_SCOPES.contains(&s.as_str()) && !c.scopes.contains(s))
+        .cloned()
+        .collect()
+}
+
+/// The connector `id` names, or why not.
+fn known<'p>(policy: &'p Policy, id: &str) -> Result<&'p Connector, ServiceError> {
+    policy
+        .connector(id)
+        .ok_or_else(|| ServiceError::unknown_connector(id))
+}
+
+pub(crate) fn disabled(connector: &str) -> ServiceError {
+    ServiceError::conflict(
+        "connector_disabled",
+        format!(
+            "connector `{connector}` is disabled and takes no new connections; ask the operator to enable it"
+        ),
+    )
+}
+
+fn not_found(conn: &ConnectionId) -> ServiceError {
+    ServiceError::not_found(
+        "connection_not_found",
+        format!(
+            "there is no connection `{}` for connector `{}` and owner `{}`; `egret connection list` shows what there is",
+            conn.name, conn.connector, conn.owner
+        ),
+    )
+}
+
+impl Service {
+    /// The connections `filter` selects (a user sees only what their sign-in covers),
+    /// from memory, with their health.
+    pub fn connections(
+        &self,
+        who: &Principal,
+        filter: &ConnectionFilter,
+    ) -> Result<Vec<ConnectionView>, ServiceError> {
+        authorize(who, Operation::ListConnections, None)?;
+        let policy = self.policy.load();
+        let (connector, owner, name) = match who {
+            Principal::Admin => (
+                filter.connector.as_deref(),
+                filter.owner.as_ref(),
+                filter.name.as_ref(),
+            ),
+            Principal::User(scope) => (
+                scope.connector.as_deref().or(filter.connector.as_deref()),
+                Some(&scope.owner),
+                scope.name.as_ref().or(filter.name.as_ref()),
+            ),
+        };
+        let views = self
+            .vault
+            .connections(connector, owner)
+            .into_iter()
+            .filter(|c| name.is_none_or(|n| *n == c.name))
+            .map(|info| self.view(&policy, info))
+            .filter(|v| filter.status.as_deref().is_none_or(|s| s == v.status))
+            .collect();
+        Ok(views)
+    }
+
+    fn view(&self, policy: &Policy, info: ConnectionInfo) -> ConnectionView {
+        let removed = self.vault.connector_removed_at(&info.connector);
+        let health = self.broker.health(&info.id());
+        let status = health.status(&info, removed.is_some());
+        ConnectionView {
+            missing_scopes: missing_scopes(policy.connector(&info.connector), &info),
+            status,
+            health,
+            connector_removed_at: removed,
+            purge_at: removed.map(|since| policy.removed_purge_at(since)),
+            info,
+        }
+    }
+
+    /// Whether a static key may be stored for `conn` now: the connector exists, is
+    /// enabled, takes static keys, and the owner's other connections leave room.
+    /// [`Service::store_key`] checks it too; a front-end may ask first, before it reads
+    /// the key.
+    pub fn may_store_key(&self, who: &Principal, conn: &ConnectionId) -> Result<(), ServiceError> {
+        authorize(who, Operation::ChangeConnection, Some(conn))?;
+        let policy = self.policy.load();
+        let id = conn.connector.as_str();
+        let c = known(&policy, id)?;
+        if !c.enabled {
+            return Err(disabled(id));
+        }
+        if let AuthKind::OAuth2(_) = c.auth {
+            return Err(ServiceError::conflict(
+                "wrong_auth_kind",
+                format!(
+                    "connector `{id}` uses OAuth 2.0, not a static key; connect it with `egret connection connect`"
+                ),
+            ));
+        }
+        self.one_per_owner(c, conn)
+    }
+
+    /// Stores (or replaces) a static key.
+    pub async fn store_key(
+        self: &Arc<Self>,
+        who: &Principal,
+        conn: &ConnectionId,
+        key: SecretString,
+    ) -> Result<ConnectionInfo, ServiceError> {
+        self.may_store_key(who, conn)?;
+        let c = conn.clone();
+        let info = self
+            .blocking(move |s| {
+                let info = s.vault.put_api_key(&c, &key)?;
+                s.vault.audit_connection("connection.set_key", &c, None)?;
+                Ok(info)
+            })
+            .await?;
+        self.webhooks.emit(Event::connection(
+            EventKind::ConnectionConnected,
+            conn,
+            "connected",
+            "a key was stored",
+        ));
+        Ok(info)
+    }
+
+    /// Changes what people write on a connection (a string sets, `None` inside clears):
+    /// at most 500 characters of description and 200 of "connected as", on one line.
+    pub async fn update_labels(
+        self: &Arc<Self>,
+        who: &Principal,
+        conn: &ConnectionId,
+        labels: Labels,
+    ) -> Result<ConnectionInfo, ServiceError> {
+        authorize(who, Operation::ChangeConnection, Some(conn))?;
+        for (field, value, max) in [
+            ("description", &labels.description, 500),
+            ("identity_label", &labels.identity_label, 200),
+        ] {
+            if let Some(Some(text)) = value
+                && (text.chars().count() > max || text.chars().any(char::is_control))
+            {
+                return Err(ServiceError::invalid(
+                    field,
+                    format!(
+                        "`{field}` must be at most {max} characters, without control characters"
+                    ),
+                ));
+            }
+        }
+        let fields: Vec<&str> = [
+            labels.description.is_some().then_some("description"),
+            labels.identity_label.is_some().then_some("identity_label"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let detail = format!("changed: {}", fields.join(", "));
+        let c = conn.clone();
+        self.blocking(move |s| {
+            let info = s.vault.update_labels(&c, labels)?;
+            s.vault
+                .audit_connection("connection.update", &c, Some(detail))?;
+            Ok(info)
+        })
+        .await
+    }
+
+    /// Disconnects: revokes an OAuth grant at the vendor when it can, and erases the
+    /// connection and its placeholders in any case. Returns what the vendor said of the
+    /// revocation (`revoked`, `not_supported`, `failed: …`).
+    pub async fn disconnect(
+        self: &Arc<Self>,
+        who: &Principal,
+        conn: &ConnectionId,
+    ) -> Result<String, ServiceError> {
+        authorize(who, Operation::ChangeConnection, Some(conn))?;
+        let policy = self.policy.load_full();
+        let (removed, revocation) = self
+            .broker
+            .disconnect(policy.connector(&conn.connector), conn)
+            .await?;
+        if !removed {
+            return Err(not_found(conn));
+        }
+        let revoked = match &revocation {
+            None => "not_supported".to_owned(),
+            Some(Ok(())) => "revoked".to_owned(),
+            Some(Err(e)) => format!("failed: {e}"),
+        };
+        let detail = revocation
+            .is_some()
+            .then(|| format!("vendor revocation: {revoked}"));
+        let c = conn.clone();
+        self.blocking(move |s| {
+            s.vault.audit_connection("connection.remove", &c, detail)?;
+            Ok(())
+        })
+        .await?;
+        self.webhooks.emit(Event::connection(
+            EventKind::ConnectionRemoved,
+            conn,
+            "removed",
+            "disconnected",
+        ));
+        Ok(revoked)
+    }
+
+    /// One real, read-only request with the connection's credential (renewed first when
+    /// due); the outcome is audited and kept for the listing.
+    pub async fn test(
+        self: &Arc<Self>,
+        who: &Principal,
+        conn: &ConnectionId,
+    ) -> Result<TestOutcome, ServiceError> {
+        authorize(who, Operation::ChangeConnection, Some(conn))?;
+        let policy = self.policy.load_full();
+        let id = conn.connector.as_str();
+        let c = known(&policy, id)?;
+        if self.vault.connection(conn).is_none() {
+            return Err(not_found(conn));
+        }
+        let outcome = self.tester.test(c, conn).await.ok_or_else(|| {
+            ServiceError::conflict(
+                "no_test_request",
+                format!(
+                    "connector `{id}` has no test request; add `test: {{method: GET, path: /…, expect: 200}}` to it (templates bring their identity request)"
+                ),
+            )
+        })?;
+        self.broker.record_test(conn, outcome.ok, outcome.status);
+        let detail = format!(
+            "{}: {}",
+            if outcome.ok { "ok" } else { "failed" },
+            outcome.message
+        );
+        if let Some(found) = outcome.identity.clone() {
+            self.fill_identity(conn, found).await?;
+        }
+        let c = conn.clone();
+        self.blocking(move |s| {
+            s.vault
+                .audit_connection("connection.test", &c, Some(detail))?;
+            Ok(())
+        })
+        .await?;
+        Ok(outcome)
+    }
+
+    /// Starts connecting an OAuth connection: egret's sign-in link to send the user to
+    /// (authorization code), or the connection itself (client credentials).
+    pub async fn connect(
+        self: &Arc<Self>,
+        who: &Principal,
+        conn: &ConnectionId,
+    ) -> Result<Begun, ServiceError> {
+        authorize(who, Operation::ChangeConnection, Some(conn))?;
+        let policy = self.policy.load_full();
+        let id = conn.connector.as_str();
+        let c = known(&policy, id)?;
+        if !c.enabled {
+            return Err(disabled(id));
+        }
+        if !matches!(c.auth, AuthKind::OAuth2(_)) {
+            return Err(ServiceError::conflict(
+                "wrong_auth_kind",
+                format!(
+                    "connector `{id}` uses a static key; store it with `egret connection set-key`"
+                ),
+            ));
+        }
+        self.one_per_owner(c, conn)?;
+        let begun = self
+            .broker
+            .begin(c, conn)
+            .await
+            .map_err(|e| crate::error::token_error(id, &e))?;
+        if let Begun::Connected(_) = &begun {
+            self.learn_identity(conn);
+        }
+        Ok(begun)
+    }
+
+    /// Renews an OAuth connection's token now, whatever its expiry ("Refresh now"); a
+    /// static key is left as it is.
+    pub async fn refresh_now(
+        self: &Arc<Self>,
+        who: &Principal,
+        conn: &ConnectionId,
+    ) -> Result<(), ServiceError> {
+        authorize(who, Operation::RefreshConnection, Some(conn))?;
+        let policy = self.policy.load_full();
+        let id = conn.connector.as_str();
+        let c = known(&policy, id)?;
+        if self.vault.connection(conn).is_none() {
+            return Err(not_found(conn));
+        }
+        if !matches!(c.auth, AuthKind::OAuth2(_)) {
+            return Err(ServiceError::conflict(
+                "wrong_auth_kind",
+                format!("connector `{id}` uses a static key: there is nothing to renew"),
+            ));
+        }
+        self.broker
+            .fresh(c, conn, egret_oauth::Need::Keepalive)
+            .await
+            .map(drop)
+            .map_err(|e| crate::error::token_error(id, &e))
+    }
+
+    /// One connection per connector, per owner, unless the connector allows several: a
+    /// second name is a conflict naming the one in the way.
+    fn one_per_owner(
+        &self,
+        connector: &Connector,
+        conn: &ConnectionId,
+    ) -> Result<(), ServiceError> {
+        if connector.multiple_connections {
+            return Ok(());
+        }
+        match egret_oauth::TokenStore::other_connection(&*self.vault, conn) {
+            None => Ok(()),
+            Some(other) => Err(ServiceError::conflict(
+                "one_connection_per_owner",
+                format!(
+                    "`{}` is connected to `{}` already (as `{}`) and the connector allows one connection per owner; use that name, remove it first, or set `multiple_connections: true` on the connector",
+                    conn.owner, conn.connector, other.name
+                ),
+            )),
+        }
+    }
+
+    /// Fills "connected as" with `found` when nothing filled it yet (the vendor's ID
+    /// token, or a person).
+    async fn fill_identity(
+        self: &Arc<Self>,
+        conn: &ConnectionId,
+        found: String,
+    ) -> Result<(), ServiceError> {
+        let c = conn.clone();
+        self.blocking(move |s| {
+            if s.vault
+                .connection(&c)
+                .is_some_and(|info| info.identity_label.is_none())
+            {
+                s.vault.update_labels(
+                    &c,
+                    Labels {
+                        identity_label: Some(Some(found)),
+                        description: None,
+                    },
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// After a connect: when the vendor's ID token named nobody and the connector has an
+    /// identity request, asks the vendor who is connected (in the background: the
+    /// user's page does not wait on it).
+    pub fn learn_identity(self: &Arc<Self>, conn: &ConnectionId) {
+        let policy = self.policy.load();
+        let Some(c) = policy.connector(&conn.connector) else {
+            return;
+        };
+        let wants = c.test.as_ref().is_some_and(|t| t.identity_field.is_some());
+        let known = self
+            .vault
+            .connection(conn)
+            .is_some_and(|info| info.identity_label.is_some());
+        if !wants || known {
+            return;
+        }
+        let (this, c, conn) = (self.clone(), c.clone(), conn.clone());
+        tokio::spawn(async move {
+            let Some(outcome) = this.tester.test(&c, &conn).await else {
+                return;
+            };
+            match outcome.identity {
+                Some(found) => {
+                    if let Err(e) = this.fill_identity(&conn, found).await {
+                        tracing::warn!(connector = %c.id, error = %e, "cannot record who is connected");
+                    }
+                }
+                None => {
+                    tracing::info!(connector = %c.id, message = %outcome.message, "the identity request named nobody");
+                }
+            }
+        });
+    }
+
+    /// The OAuth sign-in link was followed (`/oauth/start`): binds the sign-in to this
+    /// browser; the vendor's URL and the binding secret for the browser's cookie.
+    pub async fn start_sign_in(
+        &self,
+        state: &str,
+    ) -> Result<(String, SecretString), egret_oauth::CallbackError> {
+        self.broker.start(state).await
+    }
+
+    /// The vendor sent the browser back (`/oauth/callback`) with `outcome` (the code, or
+    /// the vendor's error): completes the connection when the browser's `binding`
+    /// matches the one its start link set.
+    pub async fn complete_sign_in(
+        self: &Arc<Self>,
+        state: &str,
+        outcome: Result<&str, &str>,
+        binding: Option<&str>,
+    ) -> Result<ConnectionInfo, egret_oauth::CallbackError> {
+        let info = self.broker.complete(state, outcome, binding).await?;
+        self.learn_identity(&info.id());
+        Ok(info)
+    }
+}
