@@ -43,8 +43,22 @@ pub fn init(policy: &Policy, dir: Option<PathBuf>) -> Result<(PathBuf, PathBuf),
             dir.display()
         );
     }
-    egret_tls::CertificateAuthority::create_for(&dir, &crate::open::ca_limits(policy)?)?;
+    egret_tls::CertificateAuthority::create_for(&dir, &ca_limits(policy)?)?;
     Ok((cert, key))
+}
+
+/// The domains a new CA is limited to (`ca.name_constraints`); empty for no limit.
+pub(crate) fn ca_limits(policy: &Policy) -> Result<Vec<String>, AppError> {
+    if !policy.ca.name_constraints {
+        return Ok(Vec::new());
+    }
+    let domains = policy.intercepted_domains();
+    if domains.is_empty() {
+        refuse!(
+            "ca.name_constraints is on but no connector names an egress host; add the connectors first, then create the CA"
+        );
+    }
+    Ok(domains)
 }
 
 /// The CA's pair as the vault keeps it (`meta/ca`, sealed by the vault).

@@ -8,8 +8,8 @@ use egret_vault::{MasterKey, Vault, VaultError};
 use secrecy::ExposeSecret;
 use tracing::info;
 
+use crate::database::{open_postgres, vault_place};
 use crate::error::{AppError, Context, refuse};
-use crate::open::{open_postgres, vault_place};
 use crate::secrets::{read_secret, write_private};
 
 /// What a rotation re-sealed.

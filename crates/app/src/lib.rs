@@ -6,7 +6,8 @@
 //!
 //! `start` is the entry ([`Egret::start`], [`Egret::stop`]) that `egret serve` and the
 //! test harness both call, so the tests run what ships; `open` opens the vault, CA and
-//! admin token (creating what a first start needs); `keys` reads and rotates the master
+//! admin token (creating what a first start needs); `database` reaches the PostgreSQL
+//! vault; `keys` reads and rotates the master
 //! key; `secrets` reads what the policy's references point at; `assemble` wires both
 //! planes from their parts; `tasks` starts and stops every background task the same way;
 //! `reload` keeps the policy file in force; `migrate` moves a redb vault to PostgreSQL;
@@ -17,6 +18,7 @@
 
 mod assemble;
 pub mod ca;
+mod database;
 mod error;
 mod keys;
 mod migrate;
@@ -26,10 +28,10 @@ mod secrets;
 mod start;
 mod tasks;
 
+pub use database::vault_place;
 pub use error::AppError;
 pub use keys::{Rotated, master_key, rotate_master_key};
 pub use migrate::{Migrated, to_postgres};
-pub use open::vault_place;
 pub use reload::watch;
 pub use secrets::{configured_admin_token, read_secret, token_file};
 pub use start::{Egret, Start};

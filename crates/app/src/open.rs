@@ -8,12 +8,14 @@ use egret_policy::{Policy, VaultBackend};
 use egret_tls::{CaOrigin, CertificateAuthority};
 use egret_vault::store::Records as _;
 use egret_vault::{MasterKey, Vault, VaultError};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use tracing::info;
 
+use crate::ca::ca_limits;
+use crate::database::open_postgres;
 use crate::error::{AppError, Context, refuse};
 use crate::keys::{finish_rotation, master_key};
-use crate::secrets::{admin_token, create_parent, read_secret};
+use crate::secrets::{admin_token, create_parent};
 
 /// What a start opened.
 pub(crate) struct Opened {
@@ -112,20 +114,6 @@ fn file_ca(policy: &Policy) -> Result<CertificateAuthority, AppError> {
     Ok(ca)
 }
 
-/// The domains a new CA is limited to (`ca.name_constraints`); empty for no limit.
-pub(crate) fn ca_limits(policy: &Policy) -> Result<Vec<String>, AppError> {
-    if !policy.ca.name_constraints {
-        return Ok(Vec::new());
-    }
-    let domains = policy.intercepted_domains();
-    if domains.is_empty() {
-        refuse!(
-            "ca.name_constraints is on but no connector names an egress host; add the connectors first, then create the CA"
-        );
-    }
-    Ok(domains)
-}
-
 /// The vault on PostgreSQL, shared by replicas: only the database URL and the master
 /// key are needed to start another.
 fn open_shared(policy: &Policy) -> Result<Vault, AppError> {
@@ -155,21 +143,6 @@ fn open_shared(policy: &Policy) -> Result<Vault, AppError> {
     Ok(vault)
 }
 
-/// Connects to the vault database `vault.url` names (a secret reference: it may hold a
-/// password), creating or migrating its schema.
-pub(crate) fn open_postgres(policy: &Policy) -> Result<egret_postgres::PgStore, AppError> {
-    let VaultBackend::Postgres { url, ca_file } = &policy.vault.backend else {
-        refuse!("the vault is not on PostgreSQL (vault.backend)");
-    };
-    let Some(text) = read_secret(url)? else {
-        refuse!(
-            "vault.url {url} is not set; export it (e.g. postgres://egret@db:5432/egret) or point it at a file"
-        );
-    };
-    egret_postgres::PgStore::connect(text.expose_secret(), ca_file.as_deref())
-        .context("cannot open the vault database (nothing was changed)")
-}
-
 /// The CA every replica shares, sealed in the vault; created by the first replica to
 /// start. Its certificate (public) is also written to `ca.dir` for sandboxes to trust.
 fn shared_ca(policy: &Policy, vault: &Vault) -> Result<CertificateAuthority, AppError> {
@@ -196,19 +169,6 @@ fn shared_ca(policy: &Policy, vault: &Vault) -> Result<CertificateAuthority, App
         info!(cert = %cert_path.display(), "loaded the interception CA from the vault database");
     }
     Ok(ca)
-}
-
-/// The vault's place, for messages: the redb file, or the database (`vault.url`, read
-/// only far enough to name its host and database: never its password).
-pub fn vault_place(policy: &Policy) -> String {
-    match &policy.vault.backend {
-        VaultBackend::Redb => policy.vault.path.display().to_string(),
-        VaultBackend::Postgres { url, .. } => read_secret(url)
-            .ok()
-            .flatten()
-            .and_then(|u| egret_postgres::describe_url(u.expose_secret()))
-            .unwrap_or_else(|| format!("postgres ({url})")),
-    }
 }
 
 /// Only egret's user may read the vault: it holds sealed secrets and their metadata.
