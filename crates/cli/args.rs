@@ -112,6 +112,9 @@ pub enum Command {
     /// The vault file (run with `egret serve` stopped).
     #[command(subcommand)]
     Vault(VaultCommand),
+    /// The web UI's sessions.
+    #[command(subcommand)]
+    Ui(UiCommand),
     /// Print the `export` lines a sandbox needs (proxy, CA bundle, one placeholder per
     /// connection of OWNER) and write the CA bundle they point to.
     SandboxEnv {
@@ -159,6 +162,21 @@ pub struct ServeArgs {
     /// `control.listen`.
     #[arg(long, env = "EGRET_CONTROL_LISTEN", value_name = "IP:PORT")]
     pub control_listen: Option<SocketAddr>,
+}
+
+#[derive(Subcommand)]
+pub enum UiCommand {
+    /// Web UI sessions.
+    #[command(subcommand)]
+    Sessions(UiSessionsCommand),
+}
+
+#[derive(Subcommand)]
+pub enum UiSessionsCommand {
+    /// End every administrator's web UI session now, on every replica (after the admin
+    /// token leaked, say; egret also does it by itself when it starts with a new token).
+    /// With a redb vault, stop `egret serve` first.
+    End,
 }
 
 #[derive(Subcommand)]

@@ -2,6 +2,7 @@
 //! flags, one output convention (tables by default, the API's JSON with `--output
 //! json`), `policy check`, `status`, `health`, completions and default lifetimes.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -419,4 +420,116 @@ async fn named_connections_from_the_command_line() {
     assert_eq!(left["connections"][0]["name"], "default", "{left}");
     assert_eq!(left["connections"].as_array().map(Vec::len), Some(1));
     egret.stop().await;
+}
+
+/// Signs in to the web UI at `control` with `token`; the session cookie (`name=value`).
+async fn ui_sign_in(control: std::net::SocketAddr, token: &str) -> Option<String> {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-D", "-", "-H"])
+        .arg(format!("Origin: http://{control}"))
+        .args(["--data-urlencode", &format!("token={token}")])
+        .arg(format!("http://{control}/ui/login"))
+        .output()
+        .await
+        .expect("curl");
+    let head = String::from_utf8_lossy(&out.stdout).into_owned();
+    head.lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .map(str::to_owned)
+}
+
+/// The status of Connector Settings opened with `cookie`.
+async fn ui_status(control: std::net::SocketAddr, cookie: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-b", cookie])
+        .arg(format!("http://{control}/ui/connectors"))
+        .output()
+        .await
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn write_token(dir: &Path, token: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("data/admin.token");
+    std::fs::create_dir_all(dir.join("data")).expect("mkdir");
+    std::fs::write(&path, token).expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+/// An admin token that is empty, blank or shorter than 32 characters refuses the start,
+/// saying how to make a good one; a rotated token ends every administrator's web UI
+/// session, at the next start or at once with `egret ui sessions end`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_token_must_be_long_and_rotating_it_ends_administrators_sessions() {
+    let (dir, _ca, _upstream) = setup().await;
+    let cfg = dir.path().join("egret.yaml");
+    for bad in ["", "   ", "only-31-characters-long-token!!"] {
+        write_token(dir.path(), bad);
+        let out = tokio::time::timeout(
+            Duration::from_secs(30),
+            Command::new(EGRET)
+                .args(["serve", "--config"])
+                .arg(&cfg)
+                .env_remove("EGRET_ADMIN_TOKEN")
+                .output(),
+        )
+        .await
+        .expect("bounded")
+        .expect("run");
+        assert!(!out.status.success(), "started with the token {bad:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let err = stderr.trim_end().lines().last().unwrap_or_default();
+        for says in ["admin token", "at least 32", "openssl rand"] {
+            assert!(err.contains(says), "{says} in {err}");
+        }
+    }
+
+    let first = "first-admin-token-0123456789abcdefghij";
+    write_token(dir.path(), first);
+    let egret = Egret::start(dir.path(), "first.log").await;
+    let cookie = ui_sign_in(egret.control, first).await.expect("signed in");
+    assert_eq!(ui_status(egret.control, &cookie).await, "200");
+    egret.stop().await;
+    // The same token: the session survives a restart.
+    let egret = Egret::start(dir.path(), "same.log").await;
+    assert_eq!(ui_status(egret.control, &cookie).await, "200");
+    egret.stop().await;
+    // Ended by hand, egret stopped.
+    let out = Command::new(EGRET)
+        .args(["ui", "sessions", "end", "--config"])
+        .arg(&cfg)
+        .output()
+        .await
+        .expect("run");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("ended 1 administrator session"), "{said}");
+    let egret = Egret::start(dir.path(), "ended.log").await;
+    assert_eq!(ui_status(egret.control, &cookie).await, "303", "signed out");
+    let cookie = ui_sign_in(egret.control, first)
+        .await
+        .expect("signed in again");
+    assert_eq!(ui_status(egret.control, &cookie).await, "200");
+    egret.stop().await;
+    // A new token: the next start ends every administrator's session.
+    let second = "second-admin-token-0123456789abcdefghij";
+    write_token(dir.path(), second);
+    let egret = Egret::start(dir.path(), "rotated.log").await;
+    assert_eq!(ui_status(egret.control, &cookie).await, "303", "signed out");
+    assert!(
+        ui_sign_in(egret.control, first).await.is_none(),
+        "the old token"
+    );
+    let cookie = ui_sign_in(egret.control, second)
+        .await
+        .expect("the new token");
+    assert_eq!(ui_status(egret.control, &cookie).await, "200");
+    let log = egret.stop().await;
+    assert!(log.contains("the admin token changed"), "{log}");
 }

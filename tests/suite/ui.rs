@@ -957,3 +957,41 @@ async fn a_ui_session_lives_its_lifetime_on_egrets_clock() {
     assert_eq!(page.status, StatusCode::SEE_OTHER, "ended");
     assert_eq!(page.headers["location"], "/ui/login");
 }
+
+/// Wrong admin tokens from one address: five a minute, then 429 with `retry-after` (even
+/// for the right token) until the minute is over.
+#[tokio::test]
+async fn failed_sign_ins_are_throttled_per_address() {
+    let f = Fixture::new().await;
+    let attempt = |token: String| {
+        let f = &f;
+        async move {
+            visit(
+                f,
+                Method::POST,
+                "/ui/login",
+                None,
+                Some(&origin(f)),
+                Some(&format!("token={token}")),
+            )
+            .await
+        }
+    };
+    for _ in 0..5 {
+        let page = attempt("wrong".to_owned()).await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    }
+    let held = attempt(egret_test_support::proxy::ADMIN_TOKEN.to_owned()).await;
+    assert_eq!(held.status, StatusCode::TOO_MANY_REQUESTS);
+    let wait: i64 = held.headers["retry-after"]
+        .to_str()
+        .expect("text")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert!(held.texts("[role=alert]")[0].contains("Too many wrong admin tokens"));
+    assert!(held.headers.get("set-cookie").is_none());
+    f.egret.clock.skip(std::time::Duration::from_secs(61));
+    let page = attempt(egret_test_support::proxy::ADMIN_TOKEN.to_owned()).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "the minute is over");
+}

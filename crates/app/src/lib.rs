@@ -11,7 +11,8 @@
 //! key; `secrets` reads what the policy's references point at; `assemble` wires both
 //! planes from their parts; `tasks` starts and stops every background task the same way;
 //! `reload` keeps the policy file in force; `migrate` moves a redb vault to PostgreSQL;
-//! `ca` is the CA as commands see it; `error` says why a start failed.
+//! `ca` is the CA as commands see it; `ui_sessions` ends administrators' web UI
+//! sessions when the admin token changes; `error` says why a start failed.
 //!
 //! It owns no behaviour of its own: no request handling, no routes, no storage format.
 //! It must not read the environment or the command line (that is `crates/cli`).
@@ -27,6 +28,7 @@ mod reload;
 mod secrets;
 mod start;
 mod tasks;
+mod ui_sessions;
 
 pub use database::vault_place;
 pub use error::AppError;
@@ -36,3 +38,4 @@ pub use reload::watch;
 pub use secrets::{configured_admin_token, read_secret, token_file};
 pub use start::{Egret, Start};
 pub use tasks::Stopped;
+pub use ui_sessions::end_admin_sessions;

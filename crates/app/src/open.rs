@@ -37,7 +37,10 @@ pub(crate) fn open_everything(
         open_file(policy)?
     };
     let admin_token = match token {
-        Some(t) => t,
+        Some(t) => {
+            crate::secrets::check_admin_token(&t, "given to egret")?;
+            t
+        }
         None => admin_token(policy)?,
     };
     let ca = if shared {
@@ -50,6 +53,17 @@ pub(crate) fn open_everything(
         ca,
         admin_token,
     })
+}
+
+/// The vault as it is, for a command: refused when there is none yet.
+pub(crate) fn open_existing(policy: &Policy) -> Result<Vault, AppError> {
+    match &policy.vault.backend {
+        VaultBackend::Postgres { .. } => open_shared(policy),
+        VaultBackend::Redb if !policy.vault.path.exists() => {
+            refuse!("there is no vault at {}", policy.vault.path.display())
+        }
+        VaultBackend::Redb => open_file(policy),
+    }
 }
 
 /// The redb vault at `vault.path`, created (mode 0600) on the first start.

@@ -40,10 +40,40 @@ pub fn configured_admin_token(policy: &Policy) -> Result<Option<SecretString>, A
     }
 }
 
-/// The admin token as configured, or a new one written (mode 0600) where client
-/// commands look for it.
+/// The shortest admin token egret starts with: it is the whole credential of the
+/// control plane and the web UI's administrators.
+pub const MIN_ADMIN_TOKEN: usize = 32;
+
+/// Refuses an admin token that is empty, blank or shorter than [`MIN_ADMIN_TOKEN`],
+/// saying where it came from and how to make a good one.
+pub(crate) fn check_admin_token(token: &SecretString, from: &str) -> Result<(), AppError> {
+    use secrecy::ExposeSecret as _;
+    let text = token.expose_secret();
+    let length = text.trim().chars().count();
+    if length >= MIN_ADMIN_TOKEN && text.trim() == text {
+        return Ok(());
+    }
+    let what = if length == 0 {
+        "is empty".to_owned()
+    } else if text.trim() != text {
+        "begins or ends with white space".to_owned()
+    } else {
+        format!("has {length} characters")
+    };
+    Err(AppError::Refused(format!(
+        "the admin token ({from}) {what}; it must be at least {MIN_ADMIN_TOKEN} characters without surrounding white space. Make one with `openssl rand -base64 33`, or remove the setting and delete the token file so egret creates one"
+    )))
+}
+
+/// The admin token as configured (checked), or a new one written (mode 0600) where
+/// client commands look for it.
 pub(crate) fn admin_token(policy: &Policy) -> Result<SecretString, AppError> {
     if let Some(token) = configured_admin_token(policy)? {
+        let from = match &policy.control.admin_token {
+            Some(reference) => reference.to_string(),
+            None => token_file(policy).display().to_string(),
+        };
+        check_admin_token(&token, &from)?;
         return Ok(token);
     }
     let path = token_file(policy);

@@ -121,6 +121,7 @@ impl Egret {
         let control_addr = local_addr(&control_listener, "control.listen")?;
         policy.bound_to(proxy_addr, control_addr);
         let limits = s.limits.with_settings(&policy.limits);
+        crate::ui_sessions::end_on_token_change(&opened.vault, &opened.admin_token)?;
         let vault = Arc::new(opened.vault.with_clock(s.clock.clone()));
         let ca_pem = opened.ca.cert_pem().to_owned();
         let policy = Arc::new(ArcSwap::from_pointee(policy));

@@ -60,6 +60,15 @@ pub async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Ui(UiCommand::Sessions(UiSessionsCommand::End)) => {
+            let policy = load_policy(&config)?;
+            let ended = egret_app::end_admin_sessions(&policy)?;
+            say!(
+                "ended {}: administrators sign in again with the admin token",
+                count(ended as u64, "administrator session")
+            );
+            Ok(())
+        }
         Command::Policy(PolicyCommand::Check { file, format }) => {
             policy::check(file.as_deref().unwrap_or(&config), format)
         }

@@ -15,7 +15,7 @@ use egret_vault::{ConnectionId, Owner, Vault};
 use secrecy::SecretString;
 use tokio::task::JoinHandle;
 
-pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdefgh";
 
 pub struct TestProxy {
     pub proxy_addr: SocketAddr,

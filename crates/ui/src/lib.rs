@@ -11,6 +11,7 @@
 mod headers;
 mod pages;
 mod session;
+mod throttle;
 
 use std::sync::Arc;
 
@@ -19,7 +20,7 @@ use axum::routing::{get, post};
 use egret_service::Service;
 use secrecy::SecretString;
 
-pub use session::COOKIE;
+pub use session::{COOKIE, is_admin_session};
 
 /// What every page handler reads.
 pub struct UiState {
@@ -27,6 +28,8 @@ pub struct UiState {
     /// What an administrator signs in with.
     pub(crate) admin_token: SecretString,
     pub(crate) sessions: session::Sessions,
+    /// Failed sign-ins per client address.
+    pub(crate) sign_ins: throttle::Throttle,
 }
 
 impl UiState {
@@ -47,6 +50,7 @@ pub fn router(service: Arc<Service>, admin_token: SecretString) -> Router {
         sessions: session::Sessions(service.clone()),
         admin_token,
         service,
+        sign_ins: throttle::Throttle::default(),
     });
     Router::new()
         .route("/ui", get(pages::home))

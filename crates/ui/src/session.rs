@@ -123,6 +123,12 @@ impl<S: SessionStore> Sessions<S> {
     }
 }
 
+/// Whether a stored session (as [`Sessions::start`] wrote it) is an administrator's:
+/// those end when the admin token changes.
+pub fn is_admin_session(stored: &[u8]) -> bool {
+    serde_json::from_slice::<Session>(stored).is_ok_and(|s| matches!(s.who, Who::Admin))
+}
+
 impl Session {
     /// Who acts when this session posts a form.
     pub fn principal(&self) -> Principal {

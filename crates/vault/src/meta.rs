@@ -8,6 +8,30 @@ use crate::error::VaultError;
 use crate::store::Table;
 
 impl Vault {
+    /// Puts `value` (sealed) under `name`; returns what it held before, opened.
+    pub fn replace_shared(
+        &self,
+        name: &str,
+        value: &[u8],
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, VaultError> {
+        if name == crate::db::KEY_CHECK {
+            return Err(VaultError::Invalid(format!("`{name}` is reserved")));
+        }
+        let ad = aad("meta", name);
+        let before = match self.store.get(Table::Meta, name)? {
+            Some(sealed) => Some(
+                self.sealer
+                    .open(&ad, &sealed)
+                    .ok_or_else(|| VaultError::Corrupt(format!("meta/{name}")))?,
+            ),
+            None => None,
+        };
+        let sealed = self.sealer.seal(&ad, value);
+        self.store
+            .commit(vec![crate::store::Change::put(Table::Meta, name, sealed)])?;
+        Ok(before)
+    }
+
     /// The sealed value `name`, opened; created with `make` by the first process to ask
     /// (replicas starting together agree on the first one stored). Returns it and
     /// whether this call created it.

@@ -58,6 +58,26 @@ impl Vault {
             .commit(vec![Change::remove(Table::UiSessions, key)])?)
     }
 
+    /// Ends, on every replica, the sessions whose content `ended` picks (e.g. every
+    /// administrator's, when the admin token changed); returns how many.
+    pub fn end_ui_sessions_where(
+        &self,
+        ended: impl Fn(&[u8]) -> bool,
+    ) -> Result<usize, VaultError> {
+        let doomed: Vec<Change> = self
+            .store
+            .scan(Table::UiSessions)?
+            .into_iter()
+            .filter(|(k, v)| self.open_ui_session(k, v).is_some_and(|(_, s)| ended(&s)))
+            .map(|(k, _)| Change::remove(Table::UiSessions, k))
+            .collect();
+        let n = doomed.len();
+        if n > 0 {
+            self.store.commit(doomed)?;
+        }
+        Ok(n)
+    }
+
     fn open_ui_session(&self, key: &str, sealed: &[u8]) -> Option<(i64, Zeroizing<Vec<u8>>)> {
         let plain = self.sealer.open(&aad("ui_sessions", key), sealed)?;
         let at = i64::from_be_bytes(plain.get(..8)?.try_into().ok()?);

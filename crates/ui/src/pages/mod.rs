@@ -11,8 +11,8 @@ pub(crate) mod sandboxes;
 use std::sync::Arc;
 
 use axum::Form;
-use axum::extract::State;
 use axum::extract::rejection::FormRejection;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::{DOCTYPE, Markup, html};
@@ -229,11 +229,25 @@ pub(crate) struct LoginForm {
 }
 
 /// Exchanges the admin token for a session cookie; the token is never put in a URL.
+/// Compared in constant time; an address that failed too often waits (`429`).
 pub(crate) async fn login(
     State(state): State<Arc<UiState>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
+    let now = state.service.now();
+    if let Some(wait) = state.sign_ins.wait(peer.ip(), now) {
+        let mut resp = login_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&format!(
+                "Too many wrong admin tokens from this address; wait {wait} seconds and try again."
+            )),
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(wait.max(1)));
+        return resp;
+    }
     let public_url = state.service.policy.load().control.public_url.clone();
     if !session::same_origin(&headers, &public_url) {
         return login_page(
@@ -249,7 +263,8 @@ pub(crate) async fn login(
     let expected = state.admin_token.expose_secret().as_bytes();
     let given = form.token.expose_secret().trim().as_bytes();
     if !bool::from(given.ct_eq(expected)) {
-        tracing::info!("a sign-in to the UI with a wrong admin token");
+        state.sign_ins.failed(peer.ip(), now);
+        tracing::info!(client = %peer.ip(), "a sign-in to the UI with a wrong admin token");
         return login_page(
             StatusCode::UNAUTHORIZED,
             Some(
