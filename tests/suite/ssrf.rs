@@ -122,3 +122,58 @@ async fn an_address_rule_opens_exactly_its_block() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(plain.seen().len(), 1);
 }
+
+/// egret's own listeners are never a destination, whatever `network.allow` and
+/// `upstream.resolve` say: a tunnel, plain http and an intercepted request to its control
+/// plane (or to its proxy) are refused with `egress_denied`, saying why. Without this,
+/// `network.allow: [127.0.0.0/8]` would let a sandbox drive the control plane.
+#[tokio::test]
+async fn egrets_own_control_plane_and_proxy_are_never_reached_through_it() {
+    let ca = TestCa::new();
+    let egret = TestProxy::start(&policy("[localhost, 127.0.0.0/8]"), &ca.pem).await;
+    let (control, proxy) = (egret.control_addr.port(), egret.proxy_addr.port());
+    let refused = |status: StatusCode, headers: &http::HeaderMap, body: &[u8], what: &str| {
+        assert_eq!(status, StatusCode::FORBIDDEN, "{what}");
+        assert_eq!(headers["x-egret-error"], "egress_denied", "{what}");
+        let text = String::from_utf8_lossy(body);
+        assert!(text.contains("egret's own"), "{what}: {text}");
+    };
+    for target in [
+        format!("127.0.0.1:{control}"),
+        format!("[::ffff:127.0.0.1]:{control}"),
+        format!("127.0.0.1:{proxy}"),
+    ] {
+        let c = connect(egret.proxy_addr, &target).await.expect("connect");
+        refused(c.status, &c.headers, &c.body, &target);
+    }
+    // Plain http to the control plane.
+    let mut tcp = TcpStream::connect(egret.proxy_addr).await.expect("tcp");
+    let req = format!(
+        "GET http://127.0.0.1:{control}/readyz HTTP/1.1\r\nHost: 127.0.0.1:{control}\r\n\r\n"
+    );
+    tcp.write_all(req.as_bytes()).await.expect("write");
+    let (status, headers, body) = client::read_response(&mut tcp).await.expect("answer");
+    refused(status, &headers, &body, "plain http");
+    // Intercepted: a connector whose host the operator resolved to egret itself.
+    let yaml = policy("[localhost, 127.0.0.0/8]").replace(
+        "  extra_ca: [upstream-ca.pem]\n",
+        "  extra_ca: [upstream-ca.pem]\n  resolve: { egret-self.test.local: 127.0.0.1 }\n",
+    ) + &format!(
+        "  - id: selfie\n    auth: api_key\n    egress: [\"egret-self.test.local:{control}\"]\n"
+    );
+    egret.reload(&yaml);
+    let host = format!("egret-self.test.local:{control}");
+    let c = connect(egret.proxy_addr, &host).await.expect("connect");
+    assert_eq!(c.status, StatusCode::OK, "intercepted");
+    let tls = client::tls(
+        c.stream,
+        "egret-self.test.local",
+        &egret.ca_pem,
+        &[b"http/1.1"],
+    )
+    .await
+    .expect("tls");
+    let mut s = client::h1_over(tls).await.expect("h1");
+    let resp = s.get(&host, "/readyz", &[]).await.expect("answered");
+    refused(resp.status(), resp.headers(), resp.body(), "intercepted");
+}

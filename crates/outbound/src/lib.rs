@@ -10,8 +10,10 @@
 //!
 //! `resolve` holds the rules and the private blocks. It owns no pools, timeouts or
 //! protocols beyond the connector: each client builds its own pool on what this gives.
+//! No use may reach egret's own listeners (`own`): every connector refuses them.
 //! It must not read a secret or make a connection itself.
 
+mod own;
 mod resolve;
 
 use std::path::Path;
@@ -24,6 +26,7 @@ use egret_tls::TlsError;
 use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::connect::HttpConnector;
 
+pub use own::{Guarded, OwnAddress, is_own};
 pub use resolve::{ResolveError, Resolver, Rule, is_private};
 
 /// What an outbound connection is for; decides its trust and its resolution rule.
@@ -47,8 +50,8 @@ impl Use {
     }
 }
 
-/// A connector to an HTTP(S) server with its resolver.
-pub type HttpsConnector = hyper_rustls::HttpsConnector<HttpConnector<Resolver>>;
+/// A connector to an HTTP(S) server with its resolver, never to egret itself.
+pub type HttpsConnector = hyper_rustls::HttpsConnector<Guarded>;
 
 /// The factory: the policy in force (for `upstream.resolve` and the network rules) and
 /// the trust toward upstreams, built once at start.
@@ -89,8 +92,10 @@ impl Outbound {
     }
 
     /// An HTTP(S) connector for `use_` over `http`, speaking HTTP/1.1 and, when `h2`,
-    /// HTTP/2 where the server offers it.
+    /// HTTP/2 where the server offers it; a connection that reaches one of egret's own
+    /// listeners is refused ([`OwnAddress`]).
     pub fn https(&self, use_: Use, http: HttpConnector<Resolver>, h2: bool) -> HttpsConnector {
+        let http = Guarded::new(http, self.policy.clone());
         let builder = HttpsConnectorBuilder::new()
             .with_tls_config(self.tls(use_))
             .https_or_http()

@@ -52,6 +52,12 @@ pub(crate) async fn handle(
                     .await
                     .map_err(|e| crate::upstream::unresolved(&e, &host))?,
             };
+            if let Some(own) = addrs
+                .iter()
+                .find_map(|a| egret_outbound::is_own(&policy, *a))
+            {
+                return Err(Refusal::own_address(&host, &own));
+            }
             let upstream = crate::tunnel::dial(&addrs, proxy.limits.upstream_connect_timeout)
                 .await
                 .map_err(|e| Refusal::upstream_unreachable(&host, &e.to_string()))?;

@@ -151,6 +151,9 @@ pub(crate) fn refusal(host: &str, err: &hyper_util::client::legacy::Error) -> Re
         if let Some(r) = c.downcast_ref::<ResolveError>() {
             return unresolved(r, host);
         }
+        if let Some(own) = c.downcast_ref::<egret_outbound::OwnAddress>() {
+            return Refusal::own_address(host, own);
+        }
         if let Some(io) = c.downcast_ref::<std::io::Error>()
             && io.kind() == std::io::ErrorKind::TimedOut
         {

@@ -79,10 +79,15 @@ impl Lifecycle {
 
     /// Installs `file` merged with the API connectors; a connector that left is refused
     /// from this moment on and its connections are kept (see the module doc).
-    pub fn install(&self, file: Policy, why: Install) -> Result<Installed, VaultError> {
+    pub fn install(&self, mut file: Policy, why: Install) -> Result<Installed, VaultError> {
         let _one = self.lock();
-        let new = merge(file, &self.vault)?;
         let old = self.live.load_full();
+        // The listeners stay bound where they are until a restart: the policy in force
+        // says where egret really listens (which is also what no request may reach).
+        if why != Install::Start {
+            file.bound_to(old.proxy.listen, old.control.listen);
+        }
+        let new = merge(file, &self.vault)?;
         let stored = self.vault.stored_connector_ids();
         let gone: Vec<String> = match why {
             Install::Reload => old

@@ -31,6 +31,19 @@ impl Refusal {
         r
     }
 
+    /// The destination is egret itself: its proxy, or its control plane and web UI.
+    pub fn own_address(host: &str, own: &egret_outbound::OwnAddress) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            Code::EgressDenied,
+            format!(
+                "egret does not allow traffic to {host}: {own}. A sandbox may never reach egret's own control plane or proxy, whatever network.allow or upstream.resolve say."
+            ),
+        )
+        .with("host", host)
+        .short(format!("{host} is egret itself"))
+    }
+
     pub fn ip_literal(host: &str) -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
