@@ -995,3 +995,82 @@ async fn failed_sign_ins_are_throttled_per_address() {
     let page = attempt(egret_test_support::proxy::ADMIN_TOKEN.to_owned()).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "the minute is over");
 }
+
+/// Behind a trusted proxy, a request that names two users in its header (the proxy's and
+/// one the client slipped in) is refused: neither is believed.
+#[tokio::test]
+async fn a_trusted_header_given_twice_is_refused() {
+    let f = Fixture::new().await;
+    f.egret.reload(&format!(
+        "{}ui: {{ user_header: X-Forwarded-Email, trusted_proxies: [127.0.0.0/8] }}\n",
+        super::harness::policy_yaml()
+    ));
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let req = Request::builder()
+        .uri(format!("http://{}/ui/connections", f.egret.control_addr))
+        .header("x-forwarded-email", "mallory@example.com")
+        .header("x-forwarded-email", "ann@example.com")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let resp = client.request(req).await.expect("answer");
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(resp.headers().get("set-cookie").is_none(), "no session");
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    assert!(
+        String::from_utf8_lossy(&body).contains("header twice"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+}
+
+/// A user who arrived by a connect link signs out like an administrator, and the sign-in
+/// page sends a signed-in user to their own page (it sent them to Connector Settings,
+/// which sent them back: a loop).
+#[tokio::test]
+async fn a_connect_link_user_signs_out_and_is_not_sent_round_in_circles() {
+    let f = Fixture::new().await;
+    let path = connect_link(&f, json!({ "owner": "user:ann" })).await;
+    let opened = visit(&f, Method::POST, &path, None, Some(&origin(&f)), None).await;
+    assert_eq!(opened.status, StatusCode::SEE_OTHER);
+    let cookie = opened.headers["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
+    let login = visit(&f, Method::GET, "/ui/login", Some(&cookie), None, None).await;
+    assert_eq!(login.status, StatusCode::SEE_OTHER);
+    assert_eq!(login.headers["location"], "/ui/connections");
+    let page = visit(
+        &f,
+        Method::GET,
+        "/ui/connections",
+        Some(&cookie),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let out = post(&f, "/ui/logout", &cookie, &format!("csrf={}", page.csrf())).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(out.headers["location"], "/ui/login");
+    assert!(
+        out.headers["set-cookie"]
+            .to_str()
+            .expect("cookie")
+            .contains("Max-Age=0"),
+        "the cookie is cleared"
+    );
+    let after = visit(
+        &f,
+        Method::GET,
+        "/ui/connections",
+        Some(&cookie),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(after.status, StatusCode::SEE_OTHER, "the session ended");
+    assert_eq!(after.headers["location"], "/ui/login");
+}

@@ -328,6 +328,10 @@ fn identity_of(id_token: &str) -> Option<egret_vault::Identity> {
     Some(egret_vault::Identity {
         sub: claim("sub"),
         email: claim("email"),
+        // Some providers send it as a string.
+        email_verified: claims["email_verified"]
+            .as_bool()
+            .or_else(|| claims["email_verified"].as_str().map(|v| v == "true")),
         preferred_username: claim("preferred_username"),
         name: claim("name"),
     })
@@ -346,6 +350,17 @@ mod tests {
         assert_eq!(id.sub.as_deref(), Some("248289761001"));
         assert_eq!(id.email.as_deref(), Some("jane@example.com"));
         assert_eq!(id.label().as_deref(), Some("jane@example.com"));
+        assert_eq!(id.email_verified, None);
         assert!(super::identity_of("not-a-jwt").is_none());
+        for (given, verified) in [
+            ("false", Some(false)),
+            ("true", Some(true)),
+            ("\"false\"", Some(false)),
+        ] {
+            let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(format!(r#"{{"email":"a@x.com","email_verified":{given}}}"#));
+            let id = super::identity_of(&format!("h.{payload}.s")).expect("claims");
+            assert_eq!(id.email_verified, verified, "{given}");
+        }
     }
 }

@@ -427,3 +427,32 @@ fn a_test_request_comes_from_the_template_or_the_stanza_and_stays_on_the_egress(
         assert!(e.to_string().contains(says), "{e}");
     }
 }
+
+/// A test url whose host is not plainly the one before the path is refused: a user and
+/// password (`https://api.x.com:x@evil/`), or a host after `?` or `#`, could make the
+/// checked host and the host a client reads differ.
+#[test]
+fn a_test_url_with_userinfo_or_a_hidden_host_is_refused() {
+    for url in [
+        "https://api.x.com:x@evil.example/",
+        "https://api.x.com@evil.example/",
+        "https://evil.example?@api.x.com/",
+        "https://evil.example#@api.x.com/",
+        "https://api.x.com?x=1",
+        "https://api.x.com\\\\@evil.example/",
+    ] {
+        let e = parse_str(&format!(
+            "version: 1\nconnectors:\n  - {{ id: k, auth: api_key, egress: [api.x.com], test: {{ url: \"{url}\" }} }}\n"
+        ))
+        .expect_err(url);
+        assert!(
+            e.to_string()
+                .contains("no user, password, query or fragment"),
+            "{url}: {e}"
+        );
+    }
+    parse_str(
+        "version: 1\nconnectors:\n  - { id: k, auth: api_key, egress: [\"api.x.com:8443\"], test: { url: \"https://api.x.com:8443/v1/me?x=1\" } }\n",
+    )
+    .expect("a plain host, a port and a query after the path");
+}

@@ -223,6 +223,9 @@ pub(crate) fn now() -> i64 {
 pub struct Identity {
     pub sub: Option<String>,
     pub email: Option<String>,
+    /// The ID token's `email_verified`, when it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
     pub preferred_username: Option<String>,
     pub name: Option<String>,
 }

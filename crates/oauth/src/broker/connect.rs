@@ -246,7 +246,8 @@ impl Broker {
 }
 
 /// `identity_match`: the vendor identity's `claim` must be the owner's id (`user:<id>`;
-/// emails compared without regard to case).
+/// emails compared without regard to case; an email the ID token says is not verified
+/// is no proof of who signed in, and counts as none).
 fn identity_matches(
     claim: egret_policy::IdentityClaim,
     identity: Option<&egret_vault::Identity>,
@@ -254,7 +255,7 @@ fn identity_matches(
 ) -> Result<(), CallbackError> {
     use egret_policy::IdentityClaim as C;
     let given = identity.and_then(|i| match claim {
-        C::Email => i.email.clone(),
+        C::Email => i.email.clone().filter(|_| i.email_verified != Some(false)),
         C::PreferredUsername => i.preferred_username.clone(),
         C::Sub => i.sub.clone(),
     });
@@ -276,4 +277,37 @@ fn identity_matches(
         signed_in_as,
         claim: claim.name(),
     })
+}
+
+#[cfg(test)]
+mod identity_tests {
+    use egret_policy::IdentityClaim;
+    use egret_vault::{ConnectionName, Identity, Owner, PendingAuthorization};
+
+    fn pending(owner: &str) -> PendingAuthorization {
+        PendingAuthorization {
+            connector: "idp".to_owned(),
+            owner: Owner::parse(owner).expect("owner"),
+            name: ConnectionName::default(),
+            pkce_verifier: None,
+            redirect_uri: "http://127.0.0.1/oauth/callback".to_owned(),
+            expires_at: 0,
+            vendor_url: None,
+            binding: None,
+        }
+    }
+
+    #[test]
+    fn an_unverified_email_does_not_match_the_owner() {
+        let alice = pending("user:alice@example.com");
+        let id = |verified| Identity {
+            email: Some("Alice@Example.com".to_owned()),
+            email_verified: verified,
+            ..Identity::default()
+        };
+        for (verified, matches) in [(None, true), (Some(true), true), (Some(false), false)] {
+            let got = super::identity_matches(IdentityClaim::Email, Some(&id(verified)), &alice);
+            assert_eq!(got.is_ok(), matches, "email_verified: {verified:?}");
+        }
+    }
 }

@@ -212,10 +212,20 @@ impl Validator<'_> {
                 return Err(self.at(t, "`test` needs `path: /…` (to the first egress host) or `url: https://…`, not both"));
             }
         };
+        // Up to the path: a user, a query or a fragment there would make the host that
+        // is checked here differ from the one a client reads.
         let host = url
             .strip_prefix("https://")
             .and_then(|r| r.split('/').next())
             .unwrap_or_default();
+        if host.is_empty() || host.contains(['@', '?', '#', '\\', ' ']) {
+            return Err(self.at(
+                t,
+                &format!(
+                    "`test` url {url} must be `https://host[:port]/path`, with no user, password, query or fragment before the path"
+                ),
+            ));
+        }
         let (name, port) = match host.rsplit_once(':') {
             Some((n, p)) => (n, p.parse::<u16>().unwrap_or(0)),
             None => (host, 443),

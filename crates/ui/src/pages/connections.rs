@@ -88,15 +88,31 @@ fn scope(session: &Session) -> Option<&ConnectLink> {
 }
 
 /// Behind an authenticating proxy (`ui.user_header`, believed only from a peer in
-/// `ui.trusted_proxies`): the owner the header names.
-fn proxied_owner(state: &UiState, headers: &HeaderMap, peer: SocketAddr) -> Option<Owner> {
+/// `ui.trusted_proxies`): the owner the header names. `Err` when it is there twice: which
+/// one the proxy set cannot be told, so neither is believed.
+fn proxied_owner(
+    state: &UiState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> Result<Option<Owner>, String> {
     let policy = state.service.policy.load();
-    let name = policy.ui.user_header.as_deref()?;
+    let Some(name) = policy.ui.user_header.as_deref() else {
+        return Ok(None);
+    };
     if !policy.ui.trusts(peer.ip()) {
-        return None;
+        return Ok(None);
     }
-    let value = headers.get(name)?.to_str().ok()?.trim();
-    Owner::parse(&format!("user:{value}")).ok()
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(format!(
+            "The request carried the {name} header twice, so egret cannot tell whom it names; the proxy in front of egret must send it once."
+        ));
+    }
+    let value = first.to_str().ok().map(str::trim).unwrap_or_default();
+    Ok(Owner::parse(&format!("user:{value}")).ok())
 }
 
 /// A session for the owner the trusted header names, and back to the page with it.
@@ -119,7 +135,10 @@ pub(crate) async fn list(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let proxied = proxied_owner(&state, &headers, peer);
+    let proxied = match proxied_owner(&state, &headers, peer) {
+        Ok(owner) => owner,
+        Err(why) => return problem(StatusCode::BAD_REQUEST, "Not signed in", &why, html! {}),
+    };
     let session = match (anyone(&state, &headers).await, proxied) {
         (Ok(s), Some(owner)) => match &s.who {
             Who::User(link) if link.owner == owner => s,

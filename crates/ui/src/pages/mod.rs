@@ -217,8 +217,12 @@ fn login_page(status: StatusCode, message: Option<&str>) -> Response {
 }
 
 pub(crate) async fn login_form(State(state): State<Arc<UiState>>, headers: HeaderMap) -> Response {
-    if state.sessions.find(&headers).await.is_some() {
-        return Redirect::to("/ui/connectors").into_response();
+    // Signed in already: to the page this session may see (a user's is not an
+    // administrator's: sending them there would bring them back here).
+    match state.sessions.find(&headers).await.map(|s| s.who) {
+        Some(Who::Admin) => return Redirect::to("/ui/connectors").into_response(),
+        Some(Who::User(_)) => return Redirect::to("/ui/connections").into_response(),
+        None => {}
     }
     login_page(StatusCode::OK, None)
 }
@@ -316,12 +320,14 @@ impl CsrfForm {
     }
 }
 
+/// Signs out any session, an administrator's or a user's.
 pub(crate) async fn logout(
     State(state): State<Arc<UiState>>,
     headers: HeaderMap,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    if let Err(refused) = CsrfForm::checked(&state, &headers, form).await {
+    let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
+    if let Err(refused) = anyone_post(&state, &headers, &csrf).await {
         return refused.into_response();
     }
     state.sessions.end(&headers).await;
