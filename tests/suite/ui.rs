@@ -1074,3 +1074,94 @@ async fn a_connect_link_user_signs_out_and_is_not_sent_round_in_circles() {
     assert_eq!(after.status, StatusCode::SEE_OTHER, "the session ended");
     assert_eq!(after.headers["location"], "/ui/login");
 }
+
+/// A client-credentials connector is the organisation's app: a user (from a connect link)
+/// is not offered it and cannot connect it for themselves, nor can the API connect it for
+/// a user — unless the connector says `owners: [user]`; an administrator connects it for
+/// `org`.
+#[tokio::test]
+async fn a_client_credentials_connector_is_the_organisations_own() {
+    let f = Fixture::new().await;
+    let cc = |owners: &str| {
+        format!(
+            "{}  - id: cc\n    auth: oauth2\n    grant: client_credentials\n    oauth: {{ token_url: \"https://127.0.0.1:1/token\", client_id: a, client_secret: \"${{env:EGRET_TEST_UNSET_SECRET}}\" }}\n    egress: [cc.test.local]\n{owners}",
+            super::harness::policy_yaml()
+        )
+    };
+    f.egret.reload(&cc(""));
+    let (status, answer) = admin(
+        &f.egret,
+        Method::POST,
+        "/v1/connections/cc/user:ann/authorize",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert_eq!(answer["error"], "forbidden");
+    assert!(
+        answer["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("client credentials")),
+        "{answer}"
+    );
+    // For `org` it is tried (and fails at the token endpoint, which is not there).
+    let (status, answer) = admin(
+        &f.egret,
+        Method::POST,
+        "/v1/connections/cc/org/authorize",
+        None,
+    )
+    .await;
+    assert_ne!(status, StatusCode::FORBIDDEN, "{answer}");
+
+    let path = connect_link(&f, json!({ "owner": "user:ann" })).await;
+    let opened = visit(&f, Method::POST, &path, None, Some(&origin(&f)), None).await;
+    let cookie = opened.headers["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
+    let page = visit(
+        &f,
+        Method::GET,
+        "/ui/connections",
+        Some(&cookie),
+        None,
+        None,
+    )
+    .await;
+    assert!(
+        !page.texts("section.offer h3").contains(&"cc".to_owned()),
+        "not offered"
+    );
+    let form = format!("csrf={}&name=default", page.csrf());
+    let refused = post(&f, "/ui/connections/cc/connect", &cookie, &form).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.texts("[role=alert]")[0].contains("client credentials"));
+
+    // `owners: [user]`: each person connects their own.
+    f.egret.reload(&cc("    owners: [user]\n"));
+    let page = visit(
+        &f,
+        Method::GET,
+        "/ui/connections",
+        Some(&cookie),
+        None,
+        None,
+    )
+    .await;
+    assert!(
+        page.texts("section.offer h3").contains(&"cc".to_owned()),
+        "offered"
+    );
+    let (status, answer) = admin(
+        &f.egret,
+        Method::POST,
+        "/v1/connections/cc/org/authorize",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "only people's now: {answer}");
+}

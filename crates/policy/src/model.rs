@@ -224,9 +224,28 @@ pub struct Connector {
     /// Whether an owner may hold several named connections to it; by default one
     /// connection per connector, per owner.
     pub multiple_connections: bool,
+    /// Whose connections it takes (`owners:`): by default every owner's, but only the
+    /// organisation's (`org`) for a client-credentials app, which is the organisation's.
+    pub owners: Owners,
     /// Base headers, user agent, response timeout and retries for the requests that
     /// carry its credential (`request:`).
     pub request: crate::RequestSettings,
+}
+
+/// Whose connections a connector takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owners {
+    /// `org`, the organisation's own.
+    pub org: bool,
+    /// `user:<id>`, each person's.
+    pub user: bool,
+}
+
+impl Owners {
+    /// Whether the owner named `owner` (`org` or `user:…`) may hold a connection.
+    pub fn allow(&self, owner: &str) -> bool {
+        if owner == "org" { self.org } else { self.user }
+    }
 }
 
 /// One read-only request that says whether a connection works, and who it is.

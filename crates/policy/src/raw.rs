@@ -149,6 +149,8 @@ pub(crate) struct RawConnector {
     pub test: Option<S<RawProbe>>,
     #[serde(default)]
     pub multiple_connections: bool,
+    /// `[org]`, `[user]` or both: whose connections it takes.
+    pub owners: Option<S<Vec<String>>>,
     pub request: Option<S<RawRequest>>,
 }
 

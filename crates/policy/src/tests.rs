@@ -456,3 +456,28 @@ fn a_test_url_with_userinfo_or_a_hidden_host_is_refused() {
     )
     .expect("a plain host, a port and a query after the path");
 }
+
+/// `owners` says whose connections a connector takes; a client-credentials app is the
+/// organisation's unless it says otherwise.
+#[test]
+fn owners_default_to_everyone_but_the_organisation_alone_for_client_credentials() {
+    let p = parse_str(
+        "version: 1\nconnectors:\n  - { id: k, auth: api_key, egress: [api.x.com] }\n  - { id: cc, auth: oauth2, grant: client_credentials, oauth: { token_url: \"https://x.com/t\", client_id: a, client_secret: \"${env:X}\" }, egress: [api.x.com] }\n  - { id: u, auth: api_key, egress: [api.y.com], owners: [user] }\n",
+    )
+    .expect("policy");
+    let owners = |id: &str| p.connector(id).expect("connector").owners;
+    assert!(owners("k").org && owners("k").user);
+    assert!(owners("cc").org && !owners("cc").user);
+    assert!(!owners("u").org && owners("u").user);
+    assert!(owners("u").allow("user:ann") && !owners("u").allow("org"));
+    for (owners, says) in [
+        ("[team]", "expected `org` and/or `user`"),
+        ("[]", "is empty"),
+    ] {
+        let e = parse_str(&format!(
+            "version: 1\nconnectors:\n  - {{ id: k, auth: api_key, egress: [api.x.com], owners: {owners} }}\n"
+        ))
+        .expect_err("refused");
+        assert!(e.to_string().contains(says), "{e}");
+    }
+}

@@ -81,6 +81,40 @@ pub(crate) fn disabled(connector: &str) -> ServiceError {
     )
 }
 
+/// Whether `who` may hold a connection to `c` for `conn`'s owner: the connector's
+/// `owners`, and a client-credentials app (the organisation's) connected only by an
+/// administrator unless it takes users' connections.
+/// Whether `who` may connect `c` for `owner` (what a page offers).
+pub fn offered(who: &Principal, c: &Connector, owner: &Owner) -> bool {
+    let conn = ConnectionId::new(c.id.as_str(), owner, &ConnectionName::default());
+    owner_allowed(who, c, &conn).is_ok()
+}
+
+fn owner_allowed(who: &Principal, c: &Connector, conn: &ConnectionId) -> Result<(), ServiceError> {
+    let client_credentials =
+        matches!(&c.auth, AuthKind::OAuth2(o) if o.grant == egret_policy::Grant::ClientCredentials);
+    let by_user = matches!(who, Principal::User(_));
+    if c.owners.allow(conn.owner.as_str()) && !(client_credentials && by_user && !c.owners.user) {
+        return Ok(());
+    }
+    let id = c.id.as_str();
+    Err(ServiceError::Forbidden(if client_credentials {
+        format!(
+            "connector `{id}` uses OAuth client credentials: the organisation's own app, connected by an administrator for `org`; set `owners: [user]` on it to let each person connect their own"
+        )
+    } else {
+        let whose = if c.owners.org {
+            "`org`"
+        } else {
+            "people (`user:…`)"
+        };
+        format!(
+            "connector `{id}` takes connections for {whose} only, not for `{}` (its `owners`)",
+            conn.owner
+        )
+    }))
+}
+
 fn not_found(conn: &ConnectionId) -> ServiceError {
     ServiceError::not_found(
         "connection_not_found",
@@ -150,6 +184,7 @@ impl Service {
         if !c.enabled {
             return Err(disabled(id));
         }
+        owner_allowed(who, c, conn)?;
         if let AuthKind::OAuth2(_) = c.auth {
             return Err(ServiceError::conflict(
                 "wrong_auth_kind",
@@ -331,6 +366,7 @@ impl Service {
                 ),
             ));
         }
+        owner_allowed(who, c, conn)?;
         self.one_per_owner(c, conn)?;
         let begun = self
             .broker

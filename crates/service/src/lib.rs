@@ -36,7 +36,7 @@ use arc_swap::ArcSwap;
 use egret_policy::Policy;
 use egret_vault::Vault;
 
-pub use connections::{ConnectionFilter, ConnectionView, missing_scopes};
+pub use connections::{ConnectionFilter, ConnectionView, missing_scopes, offered};
 pub use connectors::{ConnectorEntry, NewAuth, NewConnector, RemovedConnector};
 pub use error::ServiceError;
 pub use lifecycle::{Install, Lifecycle};

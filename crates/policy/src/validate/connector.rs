@@ -167,6 +167,36 @@ impl Validator<'_> {
             .map(|r| self.request_settings(r, &headers))
             .transpose()?
             .unwrap_or_default();
+        let client_credentials =
+            matches!(&auth, AuthKind::OAuth2(o) if o.grant == Grant::ClientCredentials);
+        let owners = match &c.owners {
+            None => Owners {
+                org: true,
+                user: !client_credentials,
+            },
+            Some(list) => {
+                let mut owners = Owners {
+                    org: false,
+                    user: false,
+                };
+                for kind in &list.value {
+                    match kind.as_str() {
+                        "org" => owners.org = true,
+                        "user" => owners.user = true,
+                        other => {
+                            return Err(self.at(
+                                list,
+                                &format!("`owners` lists `{other}`; expected `org` and/or `user`"),
+                            ));
+                        }
+                    }
+                }
+                if !owners.org && !owners.user {
+                    return Err(self.at(list, "`owners` is empty; give `org`, `user` or both"));
+                }
+                owners
+            }
+        };
         Ok(Connector {
             test,
             id,
@@ -180,6 +210,7 @@ impl Validator<'_> {
             enabled: c.enabled,
             scan_answers: c.scan_answers,
             multiple_connections: c.multiple_connections,
+            owners,
             request,
         })
     }

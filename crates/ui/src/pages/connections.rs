@@ -170,6 +170,7 @@ pub(crate) async fn list(
         .iter()
         .filter(|c| {
             c.enabled
+                && egret_service::offered(&session.principal(), c, &link.owner)
                 && link
                     .connector
                     .as_deref()
