@@ -1165,3 +1165,43 @@ async fn a_client_credentials_connector_is_the_organisations_own() {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "only people's now: {answer}");
 }
+
+/// Served over https (`control.public_url`), the session cookie is a `__Host-` cookie:
+/// `Secure`, `Path=/`, for this host alone; the plain name is not read then.
+#[tokio::test]
+async fn over_https_the_session_cookie_is_a_host_cookie() {
+    let f = Fixture::new().await;
+    f.egret.reload(&format!(
+        "{}control:\n  public_url: https://egret.example\n",
+        super::harness::policy_yaml()
+    ));
+    let form = format!("token={}", egret_test_support::proxy::ADMIN_TOKEN);
+    let page = visit(
+        &f,
+        Method::POST,
+        "/ui/login",
+        None,
+        Some("https://egret.example"),
+        Some(&form),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let set = page.headers["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
+    assert!(set.starts_with("__Host-egret_ui="), "{set}");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/;", "Secure"] {
+        assert!(set.contains(attribute), "{attribute} in {set}");
+    }
+    let cookie = set.split(';').next().expect("pair").to_owned();
+    let ok = visit(&f, Method::GET, "/ui/connectors", Some(&cookie), None, None).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let plain = cookie.replacen("__Host-", "", 1);
+    let refused = visit(&f, Method::GET, "/ui/connectors", Some(&plain), None, None).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::SEE_OTHER,
+        "the plain name is not read"
+    );
+}

@@ -23,7 +23,7 @@ pub fn check(file: &std::path::Path, format: Format) -> Result<()> {
             "allowed_hosts": policy.network.allow.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "connectors": connectors,
             "webhooks": policy.webhooks.iter().map(|w| json!({
-                "url": w.url.split(['?', '#']).next().unwrap_or_default(),
+                "url": egret_policy::shown_url(&w.url),
                 "events": w.events.iter().map(|e| e.name()).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
             "warnings": warnings,

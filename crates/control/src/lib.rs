@@ -18,6 +18,7 @@ mod audit;
 mod auth;
 mod connections;
 mod connectors;
+pub mod cookies;
 mod error;
 mod links;
 mod oauth;
@@ -38,7 +39,7 @@ use tokio::net::TcpListener;
 
 pub use connectors::connector_view;
 pub use error::{ApiError, status_of};
-pub use oauth::{cookie, return_cookie};
+pub use oauth::return_cookie;
 
 /// What every control-plane route reads.
 pub struct ControlState {

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::connections::{Which, connection_id};
+use crate::cookies::Cookie;
 use crate::error::ApiError;
 use crate::{ADMIN, ControlState};
 
@@ -35,8 +36,13 @@ pub(crate) async fn authorize(
     }
 }
 
-/// The cookie that binds a sign-in to the browser that opened its start link.
-const BINDING_COOKIE: &str = "egret_oauth_binding";
+/// The cookie that binds a sign-in to the browser that opened its start link. Lax: sent
+/// on the vendor's top-level redirect back, not on cross-site subrequests.
+const BINDING: Cookie = Cookie {
+    name: "egret_oauth_binding",
+    path: "/oauth/",
+    same_site: "Lax",
+};
 
 #[derive(Deserialize)]
 pub(crate) struct StartQuery {
@@ -59,29 +65,13 @@ pub(crate) async fn start(
     };
     match state.service.start_sign_in(s).await {
         Ok((vendor_url, binding)) => {
-            let secure = if state
-                .service
-                .policy
-                .load()
-                .control
-                .public_url
-                .starts_with("https://")
-            {
-                "; Secure"
-            } else {
-                ""
-            };
-            // Lax: sent on the vendor's top-level redirect back, not on cross-site
-            // subrequests; HttpOnly: no script reads it; scoped to the OAuth routes.
-            let cookie = format!(
-                "{BINDING_COOKIE}={}; HttpOnly; SameSite=Lax; Path=/oauth/; Max-Age={}{secure}",
-                secrecy::ExposeSecret::expose_secret(&binding),
-                PENDING_TTL_SECS
+            let cookie = BINDING.set(
+                Some(secrecy::ExposeSecret::expose_secret(&binding)),
+                u64::try_from(PENDING_TTL_SECS).unwrap_or(600),
+                secure(&state),
             );
             let mut resp = (StatusCode::FOUND, [(header::LOCATION, vendor_url)]).into_response();
-            if let Ok(v) = HeaderValue::from_str(&cookie) {
-                resp.headers_mut().insert(header::SET_COOKIE, v);
-            }
+            resp.headers_mut().insert(header::SET_COOKIE, cookie);
             resp.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             resp.headers_mut().insert(
@@ -103,34 +93,28 @@ pub(crate) async fn start(
     }
 }
 
-/// The binding secret this browser carries, if any.
-fn binding_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
-    cookie(headers, BINDING_COOKIE)
+/// Whether egret is reached over https (its cookies are then `__Host-` cookies).
+fn secure(state: &ControlState) -> bool {
+    state
+        .service
+        .policy
+        .load()
+        .control
+        .public_url
+        .starts_with("https://")
 }
 
 /// Set by the web UI when it sends a user to sign in: the callback page links back.
-const RETURN_COOKIE: &str = "egret_ui_return";
+const RETURN: Cookie = Cookie {
+    name: "egret_ui_return",
+    path: "/oauth/",
+    same_site: "Lax",
+};
 
 /// `Set-Cookie` for the way back to the web UI: set (for the sign-in's 10 minutes) by
 /// the page that sends a user to sign in, cleared by the callback.
-pub fn return_cookie(set: bool) -> HeaderValue {
-    HeaderValue::from_static(if set {
-        "egret_ui_return=1; HttpOnly; SameSite=Lax; Path=/oauth/; Max-Age=600"
-    } else {
-        "egret_ui_return=; HttpOnly; SameSite=Lax; Path=/oauth/; Max-Age=0"
-    })
-}
-
-/// The value of the cookie `wanted` the request carries, if any.
-pub fn cookie(headers: &axum::http::HeaderMap, wanted: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == wanted)
-        .map(|(_, value)| value.to_owned())
+pub fn return_cookie(set: bool, secure: bool) -> HeaderValue {
+    RETURN.set(set.then_some("1"), 600, secure)
 }
 
 #[derive(Deserialize)]
@@ -159,9 +143,10 @@ pub(crate) async fn callback(
         (None, Some(code)) if !code.is_empty() => Ok(code.as_str()),
         _ => Err("no authorization code"),
     };
-    let binding = binding_cookie(&headers);
+    let secure = secure(&state);
+    let binding = BINDING.read(&headers, secure);
     // Started from egret's Connections page: offer the way back.
-    let back = cookie(&headers, RETURN_COOKIE).is_some();
+    let back = RETURN.read(&headers, secure).is_some();
     let mut resp = match state
         .service
         .complete_sign_in(s, outcome, binding.as_deref())
@@ -196,15 +181,11 @@ pub(crate) async fn callback(
         }
     };
     // The binding has done its job: the browser forgets it (and the way back).
-    resp.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static(
-            "egret_oauth_binding=; HttpOnly; SameSite=Lax; Path=/oauth/; Max-Age=0",
-        ),
-    );
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, BINDING.set(None, 0, secure));
     if back {
         resp.headers_mut()
-            .append(header::SET_COOKIE, return_cookie(false));
+            .append(header::SET_COOKIE, return_cookie(false, secure));
     }
     resp
 }

@@ -26,7 +26,7 @@ pub use model::*;
 pub use request::{RequestSettings, Retries};
 pub use secret_ref::SecretRef;
 pub use ui::UiSettings;
-pub use webhook::{EventKind, Webhook};
+pub use webhook::{EventKind, Webhook, shown_url};
 
 /// The policy `egret serve` runs when no file is given: `config/egret.yaml` as shipped.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../../config/egret.yaml");

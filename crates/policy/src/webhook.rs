@@ -96,3 +96,43 @@ impl Validator<'_> {
         })
     }
 }
+
+/// A receiver's URL as logs, the audit log and listings show it: without a user and
+/// password before the host, and without its query and fragment, any of which may carry
+/// a token.
+pub fn shown_url(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or(url);
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{scheme}://{host}{path}")
+}
+
+#[cfg(test)]
+mod shown_tests {
+    #[test]
+    fn a_receivers_url_is_shown_without_its_credentials() {
+        for (url, shown) in [
+            (
+                "https://hooks.example.com/in?token=abc#x",
+                "https://hooks.example.com/in",
+            ),
+            (
+                "https://user:pass@hooks.example.com/in",
+                "https://hooks.example.com/in",
+            ),
+            (
+                "https://a@b@hooks.example.com:8443",
+                "https://hooks.example.com:8443",
+            ),
+            (
+                "http://127.0.0.1:9/hooks/egret",
+                "http://127.0.0.1:9/hooks/egret",
+            ),
+        ] {
+            assert_eq!(super::shown_url(url), shown, "{url}");
+        }
+    }
+}

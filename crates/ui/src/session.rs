@@ -11,14 +11,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, header};
+use egret_control::cookies::Cookie;
 use egret_service::{ConnectLink, Principal, Service, ServiceError, UserScope};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-/// The session cookie's name; scoped to `/ui`.
-pub const COOKIE: &str = "egret_ui";
+/// The session cookie: `egret_ui` scoped to `/ui` over plain http, `__Host-egret_ui`
+/// over https.
+pub const COOKIE: Cookie = Cookie {
+    name: "egret_ui",
+    path: "/ui",
+    same_site: "Strict",
+};
 /// How long an administrator's session lasts.
 pub const ADMIN_LIFETIME: Duration = Duration::from_secs(8 * 3600);
 /// How long a session opened by a connect link lasts.
@@ -102,8 +108,8 @@ impl<S: SessionStore> Sessions<S> {
 
     /// The live session the request's cookie names. A vault that does not answer signs
     /// nobody in (and says so in the log).
-    pub async fn find(&self, headers: &HeaderMap) -> Option<Session> {
-        let id = egret_control::cookie(headers, COOKIE)?;
+    pub async fn find(&self, headers: &HeaderMap, secure: bool) -> Option<Session> {
+        let id = COOKIE.read(headers, secure)?;
         match self.0.get(id).await {
             Ok(found) => found.and_then(|json| serde_json::from_slice(&json).ok()),
             Err(e) => {
@@ -114,8 +120,8 @@ impl<S: SessionStore> Sessions<S> {
     }
 
     /// Ends the session the request's cookie names, on every replica.
-    pub async fn end(&self, headers: &HeaderMap) {
-        if let Some(id) = egret_control::cookie(headers, COOKIE)
+    pub async fn end(&self, headers: &HeaderMap, secure: bool) {
+        if let Some(id) = COOKIE.read(headers, secure)
             && let Err(e) = self.0.end(id).await
         {
             tracing::warn!(error = %e, "cannot end a web UI session; it ends when it expires");
@@ -141,20 +147,15 @@ impl Session {
 
 /// `Set-Cookie` for a new session of `who` (or, with `None`, one that clears it).
 pub fn set_cookie(value: Option<(&SecretString, &Who)>, secure: bool) -> HeaderValue {
-    let secure = if secure { "; Secure" } else { "" };
-    let text = match value {
-        Some((v, who)) => format!(
-            "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/ui; Max-Age={}{secure}",
-            v.expose_secret(),
-            match who {
-                Who::Admin => ADMIN_LIFETIME.as_secs(),
-                Who::User(_) => USER_LIFETIME.as_secs(),
-            }
-        ),
-        None => format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/ui; Max-Age=0{secure}"),
+    let lifetime = match value.map(|(_, who)| who) {
+        Some(Who::Admin) => ADMIN_LIFETIME,
+        _ => USER_LIFETIME,
     };
-    // Built from base64url text and fixed words: always a valid header value.
-    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+    COOKIE.set(
+        value.map(|(v, _)| v.expose_secret()),
+        lifetime.as_secs(),
+        secure,
+    )
 }
 
 /// Whether `given` is the session's CSRF token (compared in constant time).
@@ -278,15 +279,15 @@ mod tests {
         let sessions = Sessions(Kept::default());
         let (id, session) = sessions.start(Who::Admin).await.expect("start");
         let mut h = HeaderMap::new();
-        let cookie = format!("other=1; {COOKIE}={}", id.expose_secret());
+        let cookie = format!("other=1; egret_ui={}", id.expose_secret());
         h.insert(
             header::COOKIE,
             HeaderValue::from_str(&cookie).expect("cookie"),
         );
-        let found = sessions.find(&h).await.expect("found");
+        let found = sessions.find(&h, false).await.expect("found");
         assert!(csrf_ok(&found, &session.csrf));
         assert!(!csrf_ok(&found, "forged"));
-        sessions.end(&h).await;
-        assert!(sessions.find(&h).await.is_none());
+        sessions.end(&h, false).await;
+        assert!(sessions.find(&h, false).await.is_none());
     }
 }

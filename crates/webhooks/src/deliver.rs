@@ -328,10 +328,9 @@ fn message_id() -> String {
     format!("msg_{tail}")
 }
 
-/// A receiver's URL as logs and the audit log show it: without its query, which may
-/// carry a token.
-fn shown(url: &str) -> &str {
-    url.split(['?', '#']).next().unwrap_or(url)
+/// A receiver's URL as logs and the audit log show it (see `egret_policy::shown_url`).
+fn shown(url: &str) -> String {
+    egret_policy::shown_url(url)
 }
 
 /// The innermost cause, which names what actually failed (refused, TLS, DNS).

@@ -325,8 +325,10 @@ pub(crate) async fn act(
             Ok(Begun::Redirect(url)) => {
                 let mut resp = Redirect::to(&url).into_response();
                 // The callback page links back here.
-                resp.headers_mut()
-                    .insert(header::SET_COOKIE, egret_control::return_cookie(true));
+                resp.headers_mut().insert(
+                    header::SET_COOKIE,
+                    egret_control::return_cookie(true, state.secure()),
+                );
                 return resp;
             }
             Ok(Begun::Connected(_)) => Ok(()),

@@ -149,7 +149,7 @@ pub(crate) fn filled(field: Option<&str>) -> Option<String> {
 pub(crate) async fn admin(state: &UiState, headers: &HeaderMap) -> Result<Session, Refused> {
     state
         .sessions
-        .find(headers)
+        .find(headers, state.secure())
         .await
         .filter(|s| matches!(s.who, Who::Admin))
         .ok_or(Refused::SignIn)
@@ -157,7 +157,11 @@ pub(crate) async fn admin(state: &UiState, headers: &HeaderMap) -> Result<Sessio
 
 /// Any signed-in session (an administrator, or a user from a connect link).
 pub(crate) async fn anyone(state: &UiState, headers: &HeaderMap) -> Result<Session, Refused> {
-    state.sessions.find(headers).await.ok_or(Refused::SignIn)
+    state
+        .sessions
+        .find(headers, state.secure())
+        .await
+        .ok_or(Refused::SignIn)
 }
 
 /// A form post from any session, checked as [`admin_post`] checks.
@@ -190,7 +194,12 @@ pub(crate) async fn admin_post(
 }
 
 pub(crate) async fn home(State(state): State<Arc<UiState>>, headers: HeaderMap) -> Redirect {
-    match state.sessions.find(&headers).await.map(|s| s.who) {
+    match state
+        .sessions
+        .find(&headers, state.secure())
+        .await
+        .map(|s| s.who)
+    {
         Some(Who::Admin) => Redirect::to("/ui/connectors"),
         Some(Who::User(_)) => Redirect::to("/ui/connections"),
         // Behind an authenticating proxy, users land on their connections.
@@ -219,7 +228,12 @@ fn login_page(status: StatusCode, message: Option<&str>) -> Response {
 pub(crate) async fn login_form(State(state): State<Arc<UiState>>, headers: HeaderMap) -> Response {
     // Signed in already: to the page this session may see (a user's is not an
     // administrator's: sending them there would bring them back here).
-    match state.sessions.find(&headers).await.map(|s| s.who) {
+    match state
+        .sessions
+        .find(&headers, state.secure())
+        .await
+        .map(|s| s.who)
+    {
         Some(Who::Admin) => return Redirect::to("/ui/connectors").into_response(),
         Some(Who::User(_)) => return Redirect::to("/ui/connections").into_response(),
         None => {}
@@ -330,7 +344,7 @@ pub(crate) async fn logout(
     if let Err(refused) = anyone_post(&state, &headers, &csrf).await {
         return refused.into_response();
     }
-    state.sessions.end(&headers).await;
+    state.sessions.end(&headers, state.secure()).await;
     let mut resp = Redirect::to("/ui/login").into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,
