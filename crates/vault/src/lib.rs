@@ -31,6 +31,7 @@ mod minted;
 mod names;
 mod oauth;
 mod outbox;
+mod pending;
 mod placeholder;
 mod records;
 mod renewal;

@@ -11,11 +11,13 @@ use crate::records::{
     ConnectionId, ConnectionInfo, ConnectionKind, ConnectionName, ConnectionStatus, Credential,
     Owner, PendingAuthorization, TokenSet, TokenUpdate,
 };
-use crate::store::Table;
+use crate::store::{Change, Table};
 
-/// Pending authorizations kept at most; the oldest are dropped first. Bounds what an
-/// admin-token holder starting authorizations in a loop can make the vault hold.
+/// Pending authorizations kept at most: past it, a new one is refused (never another
+/// owner's dropped for it). Bounds what sign-ins started in a loop can make the vault hold.
 const PENDING_KEEP: usize = 10_000;
+/// Pending authorizations one owner keeps at most; their oldest is dropped for a new one.
+const PENDING_PER_OWNER: usize = 20;
 
 /// The sealed form of a [`PendingAuthorization`].
 #[derive(Serialize, Deserialize)]
@@ -164,14 +166,50 @@ impl Vault {
         pending: &PendingAuthorization,
     ) -> Result<(), VaultError> {
         let key = state_key(state);
-        let record = SealedPending::of(pending);
+        let row = self.seal_pending(&key, &SealedPending::of(pending))?;
+        let owner = pending.owner.as_str();
+        // Headers only: nothing is unsealed to make room.
+        let now = self.clock.unix();
+        let (mut doomed, mut mine, mut live) = (Vec::new(), Vec::new(), 0usize);
+        for (k, v) in self.store.scan(Table::Authorizations)? {
+            match crate::pending::split(&v) {
+                Some(r) if r.expires_at > now => {
+                    live += 1;
+                    if r.owner == owner {
+                        mine.push((r.expires_at, k));
+                    }
+                }
+                // Expired, or written before rows had headers (minutes old at most).
+                _ => doomed.push(k),
+            }
+        }
+        mine.sort();
+        let excess = (mine.len() + 1).saturating_sub(PENDING_PER_OWNER);
+        doomed.extend(mine.into_iter().take(excess).map(|(_, k)| k));
+        if live - excess >= PENDING_KEEP {
+            return Err(VaultError::Invalid(
+                "too many sign-ins are under way; try again in a few minutes".to_owned(),
+            ));
+        }
+        let mut changes: Vec<Change> = doomed
+            .into_iter()
+            .map(|k| Change::remove(Table::Authorizations, k))
+            .collect();
+        changes.push(Change::put(Table::Authorizations, key, row));
+        Ok(self.store.commit(changes)?)
+    }
+
+    /// A pending authorization's row: its header, then the record sealed.
+    fn seal_pending(&self, key: &str, record: &SealedPending) -> Result<Vec<u8>, VaultError> {
         let plain = Zeroizing::new(
-            serde_json::to_vec(&record).map_err(|e| VaultError::Invalid(e.to_string()))?,
+            serde_json::to_vec(record).map_err(|e| VaultError::Invalid(e.to_string()))?,
         );
-        let sealed = self.sealer.seal(&aad("authorizations", &key), &plain);
-        self.put_expiring(Table::Authorizations, key, sealed, PENDING_KEEP, |k, v| {
-            self.open_pending(k, v).map(|p| p.expires_at)
-        })
+        let sealed = self.sealer.seal(&aad("authorizations", key), &plain);
+        Ok(crate::pending::join(
+            record.expires_at,
+            record.owner.as_str(),
+            &sealed,
+        ))
     }
 
     /// Takes the authorization started with `state`, removing it in the same
@@ -211,19 +249,20 @@ impl Vault {
             return Ok(None);
         };
         pending.binding = Some(binding_sha256.to_owned());
-        let plain = Zeroizing::new(
-            serde_json::to_vec(&pending).map_err(|e| VaultError::Invalid(e.to_string()))?,
-        );
-        let sealed = self.sealer.seal(&aad("authorizations", &key), &plain);
+        let sealed = self.seal_pending(&key, &pending)?;
         let bound = self
             .store
             .swap(Table::Authorizations, &key, &row, &sealed)?;
         Ok(bound.then(|| pending.vendor_url.clone()).flatten())
     }
 
-    fn open_pending(&self, key: &str, sealed: &[u8]) -> Option<SealedPending> {
-        let plain = self.sealer.open(&aad("authorizations", key), sealed)?;
-        serde_json::from_slice(&plain).ok()
+    /// The record a row holds; `None` when it does not open, or its header and record
+    /// disagree (the header was changed in the store).
+    fn open_pending(&self, key: &str, row: &[u8]) -> Option<SealedPending> {
+        let r = crate::pending::split(row)?;
+        let plain = self.sealer.open(&aad("authorizations", key), r.sealed)?;
+        let record: SealedPending = serde_json::from_slice(&plain).ok()?;
+        (record.expires_at == r.expires_at && record.owner.as_str() == r.owner).then_some(record)
     }
 }
 

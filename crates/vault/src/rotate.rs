@@ -66,11 +66,16 @@ pub fn rotate_store_key(
         (Table::UiSessions, &mut rotated.ui_sessions),
     ] {
         for (k, v) in store.scan(table)? {
-            changes.push(Change::put(
-                table,
-                k.as_str(),
-                reseal(table.name(), &k, &v)?,
-            ));
+            // A pending authorization keeps its clear header; only its record is sealed.
+            let row = match crate::pending::split(&v).filter(|_| table == Table::Authorizations) {
+                Some(r) => crate::pending::join(
+                    r.expires_at,
+                    r.owner,
+                    &reseal(table.name(), &k, r.sealed)?,
+                ),
+                None => reseal(table.name(), &k, &v)?,
+            };
+            changes.push(Change::put(table, k.as_str(), row));
             *count += 1;
         }
     }

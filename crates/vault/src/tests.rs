@@ -582,3 +582,73 @@ fn a_connect_link_works_once_then_says_it_was_used_and_ends_with_its_ttl() {
     let raw = std::fs::read(dir.path().join("v.redb")).expect("read");
     assert!(!raw.windows(10).any(|w| w == b"ticket-abc"));
 }
+
+/// Pending sign-ins are bounded per owner: one owner's new sign-ins drop its own oldest,
+/// never another's; and making room reads the rows' clear headers only (a row that would
+/// not unseal is left alone while it lives). A header changed in the store counts for
+/// nothing: that row no longer opens.
+#[test]
+fn one_owners_pending_sign_ins_never_evict_anothers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let v = Vault::open(&dir.path().join("v.redb"), &MasterKey::generate()).expect("open");
+    let now = unix_now();
+    let pending = |who: &str, expires_at| PendingAuthorization {
+        connector: "db".into(),
+        owner: owner(who),
+        name: ConnectionName::default(),
+        pkce_verifier: None,
+        redirect_uri: "http://127.0.0.1/oauth/callback".into(),
+        expires_at,
+        vendor_url: Some("https://id.example/authorize".into()),
+        binding: None,
+    };
+    let bobs = SecretString::from("bob-state");
+    v.put_authorization(&bobs, &pending("user:bob", now + 600))
+        .expect("bob");
+    // Another process's row that this vault cannot unseal, live for ten minutes.
+    let foreign = crate::pending::join(now + 600, "user:carol", b"not sealed by this key");
+    v.store()
+        .commit(vec![crate::store::Change::put(
+            crate::store::Table::Authorizations,
+            "foreign",
+            foreign,
+        )])
+        .expect("foreign row");
+    for i in 0..25 {
+        let state = SecretString::from(format!("mallory-{i}"));
+        v.put_authorization(&state, &pending("user:mallory", now + 100 + i))
+            .expect("mallory");
+    }
+    let rows = v
+        .store()
+        .scan(crate::store::Table::Authorizations)
+        .expect("scan");
+    let of = |who: &str| {
+        rows.iter()
+            .filter(|(_, r)| crate::pending::split(r).is_some_and(|h| h.owner == who))
+            .count()
+    };
+    assert_eq!(of("user:mallory"), 20, "mallory's own oldest went");
+    assert_eq!(of("user:bob"), 1, "bob's is kept");
+    assert_eq!(of("user:carol"), 1, "never unsealed, still there");
+    // Mallory's oldest five are gone, the newest are there.
+    assert!(v.take_authorization("mallory-0").expect("take").is_none());
+    assert!(v.take_authorization("mallory-24").expect("take").is_some());
+    // Bob's row with its header moved on (an attacker holding the store): it no longer opens.
+    let key = crate::sandboxes::sha256_hex("bob-state");
+    let row = v
+        .store()
+        .get(crate::store::Table::Authorizations, &key)
+        .expect("get")
+        .expect("bob's row");
+    let r = crate::pending::split(&row).expect("header");
+    let moved = crate::pending::join(r.expires_at + 3600, r.owner, r.sealed);
+    v.store()
+        .commit(vec![crate::store::Change::put(
+            crate::store::Table::Authorizations,
+            key.as_str(),
+            moved,
+        )])
+        .expect("tamper");
+    assert!(v.take_authorization("bob-state").expect("take").is_none());
+}

@@ -57,9 +57,16 @@ pub const FORCED_RENEWAL_EVERY: Duration = Duration::from_secs(30);
 const CLAIM_POLL: Duration = Duration::from_millis(50);
 /// How long a waiter watches for another replica's commit before claiming again.
 const CLAIM_AGAIN_AFTER: Duration = Duration::from_secs(1);
-/// A renewal lease outlasts the token endpoint's timeout by this much: the holder has
-/// committed or given up before anyone else may claim.
+/// A renewal lease outlasts the renewal's calls by this much: the holder has committed
+/// or given up before anyone else may claim.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
+
+/// How long a renewal may hold its lease, with `timeout` the connector's per-call
+/// timeout: a renewal may first fetch the issuer's discovery document and then call the
+/// token endpoint, each bounded by `timeout`, and the lease outlasts both.
+fn renewal_lease(timeout: Duration) -> Duration {
+    timeout * 2 + LEASE_MARGIN
+}
 
 /// What a caller needs from [`Broker::fresh`].
 pub enum Need {
@@ -235,7 +242,7 @@ impl Broker {
         }
         // Across replicas: one renews, the others wait for its commit (and take over
         // when its lease runs out without one).
-        let lease = settings.timeout + LEASE_MARGIN;
+        let lease = renewal_lease(settings.timeout);
         let patience = clock.instant() + lease + settings.timeout;
         loop {
             match self.claim(conn, lease).await? {

@@ -706,3 +706,12 @@ async fn forced_renewals_after_401s_are_spaced_by_the_interval() {
     assert!(!Arc::ptr_eq(&later, &current));
     assert_eq!(f.vendor.calls(), 2, "after the interval: one more");
 }
+
+/// The renewal lease outlasts discovery and the token call together, each of which may
+/// take the connector's whole timeout, with the margin to commit.
+#[test]
+fn the_renewal_lease_outlasts_discovery_and_the_token_call() {
+    let timeout = Duration::from_secs(10);
+    assert!(super::renewal_lease(timeout) > timeout + timeout);
+    assert_eq!(super::renewal_lease(timeout), Duration::from_secs(25));
+}
