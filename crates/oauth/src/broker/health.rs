@@ -133,14 +133,14 @@ impl Broker {
     }
 }
 
-/// A vendor's or an error's text fit to show (listings, test answers): each of
-/// `secrets` taken out, control characters dropped, at most 300 characters.
+/// A vendor's or an error's text fit to show (listings, test answers): control
+/// characters dropped first (so none hidden inside a secret can keep it whole past the
+/// redaction and then vanish), each of `secrets` taken out, at most 300 characters.
 pub fn sanitized(text: &str, secrets: &[&str]) -> String {
-    let mut out = text.to_owned();
+    let mut out: String = text.chars().filter(|c| !c.is_control()).collect();
     for s in secrets.iter().filter(|s| s.len() >= 4) {
         out = out.replace(s, "[redacted]");
     }
-    let mut out: String = out.chars().filter(|c| !c.is_control()).collect();
     if out.chars().count() > 300 {
         out = out.chars().take(299).collect::<String>() + "…";
     }
@@ -175,6 +175,11 @@ mod tests {
         assert_eq!(
             sanitized("bad token sk-REAL-1\r\nX-Evil: 1", &["sk-REAL-1"]),
             "bad token [redacted]X-Evil: 1"
+        );
+        // A control character inside the secret does not carry it past the redaction.
+        assert_eq!(
+            sanitized("token sk-RE\u{7}AL-1 refused", &["sk-REAL-1"]),
+            "token [redacted] refused"
         );
     }
 }
