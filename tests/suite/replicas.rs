@@ -698,3 +698,67 @@ async fn a_database_that_goes_away_is_served_through_and_recovered_from() {
     a.stop().await;
     b.stop().await;
 }
+
+/// `vault migrate` into a database reached over TLS trusts `vault.ca_file` (the CA of the
+/// database's certificate): without it the copy is refused for the certificate, with it
+/// the copy is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_migrate_trusts_vault_ca_file() {
+    let admin = super::harness::postgres::admin().await;
+    let show = |what: &'static str| {
+        let admin = &admin;
+        async move {
+            let row = admin.query_one(what, &[]).await.expect("show");
+            row.get::<_, String>(0)
+        }
+    };
+    let (ssl, cert) = (show("SHOW ssl").await, show("SHOW ssl_cert_file").await);
+    if ssl != "on" || std::fs::read(&cert).is_err() {
+        eprintln!("skipped: the test server serves no TLS whose certificate is readable here");
+        return;
+    }
+    let db = TestDb::create().await;
+    let (dir, _ca, _upstream) = super::harness::binary::setup().await;
+    let egret = Egret::start(dir.path(), "redb.log").await;
+    egret.key_and_placeholder("openai", "org", KEY).await;
+    egret.stop().await;
+    let cfg = dir.path().join("egret.yaml");
+    // Debian's certificate names `localhost`.
+    let to = format!(
+        "{}?sslmode=require",
+        db.url.replacen("127.0.0.1", "localhost", 1)
+    );
+    let migrate = || {
+        let (cfg, to) = (cfg.clone(), to.clone());
+        async move {
+            tokio::process::Command::new(EGRET)
+                .args(["vault", "migrate", "--to", &to, "--config"])
+                .arg(&cfg)
+                .output()
+                .await
+                .expect("migrate runs")
+        }
+    };
+    let out = migrate().await;
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success() && said.contains("certificate"),
+        "{said}"
+    );
+    let yaml = std::fs::read_to_string(&cfg).expect("read");
+    std::fs::write(
+        &cfg,
+        yaml.replace(
+            "vault: { path: data/egret.redb,",
+            &format!("vault: {{ ca_file: \"{cert}\", path: data/egret.redb,"),
+        ),
+    )
+    .expect("write");
+    let out = migrate().await;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && said.contains("verified"), "{said}");
+}

@@ -45,8 +45,9 @@ pub fn to_postgres(policy: &Policy, url: &str) -> Result<Migrated, AppError> {
         ),
         Err(other) => refuse!("cannot open the vault {}: {other}", path.display()),
     };
-    let target =
-        egret_postgres::PgStore::connect(url, None).context("cannot open the target database")?;
+    crate::database::refuse_plaintext(url, policy.vault.allow_plaintext)?;
+    let target = egret_postgres::PgStore::connect(url, policy.vault.ca_file.as_deref())
+        .context("cannot open the target database")?;
     let place = target.describe();
     if !target
         .is_empty()

@@ -121,6 +121,12 @@ pub struct VaultSettings {
     /// The redb file (`backend: redb`); beside it, by default, the master key file.
     pub path: PathBuf,
     pub master_key: SecretRef,
+    /// The CA that signed the database's certificate, when not a public one (TLS with
+    /// `sslmode=require` in the URL): for `backend: postgres`, and for `vault migrate`.
+    pub ca_file: Option<PathBuf>,
+    /// Allows a database URL to a host other than this machine without TLS
+    /// (`sslmode=require` or stronger); off, such a URL refuses the start.
+    pub allow_plaintext: bool,
 }
 
 /// Where the vault keeps its records.
@@ -130,12 +136,7 @@ pub enum VaultBackend {
     Redb,
     /// A PostgreSQL database shared by several egret replicas. The URL may hold a
     /// password: a secret reference, resolved at start.
-    Postgres {
-        url: SecretRef,
-        /// The CA that signed the database's certificate, when not a public one (TLS
-        /// with `sslmode=require` in the URL).
-        ca_file: Option<PathBuf>,
-    },
+    Postgres { url: SecretRef },
 }
 
 #[derive(Debug, Clone, Default)]

@@ -106,6 +106,8 @@ pub(crate) struct RawVault {
     pub url: Option<S<String>>,
     pub ca_file: Option<String>,
     pub master_key: Option<S<String>>,
+    #[serde(default)]
+    pub allow_plaintext: bool,
 }
 
 #[derive(Deserialize, Default)]

@@ -249,6 +249,44 @@ impl Drop for PgStore {
     }
 }
 
+/// Where a database URL points, and whether it asks for TLS.
+pub struct Target {
+    /// Its hosts, as people write them.
+    pub hosts: String,
+    /// Every host is this machine (loopback, `localhost`, a Unix socket).
+    pub hosts_local: bool,
+    /// `sslmode=require`: TLS, verified (see [`PgStore::connect`]).
+    pub tls_required: bool,
+}
+
+/// What [`Target`] a URL names (`None` when it is not one).
+pub fn describe_target(url: &str) -> Option<Target> {
+    use tokio_postgres::config::Host;
+    let config: tokio_postgres::Config = url.parse().ok()?;
+    let local = |h: &Host| match h {
+        Host::Tcp(name) => {
+            name.eq_ignore_ascii_case("localhost")
+                || name
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        Host::Unix(_) => true,
+    };
+    let hosts = config.get_hosts();
+    Some(Target {
+        hosts: hosts
+            .iter()
+            .map(|h| match h {
+                Host::Tcp(name) => name.clone(),
+                Host::Unix(path) => path.display().to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        hosts_local: hosts.iter().all(local),
+        tls_required: config.get_ssl_mode() == tokio_postgres::config::SslMode::Require,
+    })
+}
+
 /// `postgres user@host:port/db` for a URL (`None` when it is not one): no password.
 pub fn describe_url(url: &str) -> Option<String> {
     url.parse::<tokio_postgres::Config>()

@@ -100,7 +100,7 @@ impl Drop for TestDb {
     }
 }
 
-async fn admin() -> tokio_postgres::Client {
+pub async fn admin() -> tokio_postgres::Client {
     let url = server_url();
     let (client, connection) = tokio_postgres::connect(&url, NoTls)
         .await

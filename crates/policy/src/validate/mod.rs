@@ -54,7 +54,6 @@ pub(crate) fn validate(raw: RawPolicy, file: &Path, base: &Path) -> Result<Polic
         },
         (Some(b), Some(url)) if b.value == "postgres" => VaultBackend::Postgres {
             url: v.secret(url, base)?,
-            ca_file: raw.vault.ca_file.as_deref().map(|p| base.join(p)),
         },
         (Some(b), None) if b.value == "postgres" => {
             return Err(v.at(
@@ -133,6 +132,8 @@ pub(crate) fn validate(raw: RawPolicy, file: &Path, base: &Path) -> Result<Polic
             backend,
             path: vault_path,
             master_key,
+            ca_file: raw.vault.ca_file.as_deref().map(|p| base.join(p)),
+            allow_plaintext: raw.vault.allow_plaintext,
         },
         upstream: UpstreamSettings {
             extra_ca: raw.upstream.extra_ca.iter().map(|p| base.join(p)).collect(),
