@@ -339,6 +339,19 @@ async fn connector_settings_lists_every_connector_and_toggles_api_connectors() {
 }
 
 /// Mints a connect link through the API; returns its path (`/ui/connect/…`).
+/// Continues a connect link (`path`) from egret's own page; the user's session cookie.
+async fn open_link(f: &Fixture, path: &str) -> String {
+    let opened = visit(f, Method::POST, path, None, Some(&origin(f)), None).await;
+    assert_eq!(opened.status, StatusCode::SEE_OTHER, "{}", opened.body);
+    opened.headers["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned()
+}
+
 async fn connect_link(f: &Fixture, body: serde_json::Value) -> String {
     let (status, answer) = admin(&f.egret, Method::POST, "/v1/connect-links", Some(body)).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
@@ -500,14 +513,7 @@ async fn a_connect_link_opens_the_users_connections_once_and_they_connect_a_key(
 async fn a_link_for_one_connector_covers_only_that_one_and_an_old_link_has_expired() {
     let f = Fixture::new().await;
     let path = connect_link(&f, json!({ "owner": "user:ann", "connector": "weather" })).await;
-    let opened = visit(&f, Method::POST, &path, None, Some(&origin(&f)), None).await;
-    let cookie = opened.headers["set-cookie"]
-        .to_str()
-        .expect("cookie")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_owned();
+    let cookie = open_link(&f, &path).await;
     let page = visit(
         &f,
         Method::GET,
@@ -1115,14 +1121,7 @@ async fn a_client_credentials_connector_is_the_organisations_own() {
     assert_ne!(status, StatusCode::FORBIDDEN, "{answer}");
 
     let path = connect_link(&f, json!({ "owner": "user:ann" })).await;
-    let opened = visit(&f, Method::POST, &path, None, Some(&origin(&f)), None).await;
-    let cookie = opened.headers["set-cookie"]
-        .to_str()
-        .expect("cookie")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_owned();
+    let cookie = open_link(&f, &path).await;
     let page = visit(
         &f,
         Method::GET,

@@ -95,13 +95,7 @@ pub(crate) async fn start(
 
 /// Whether egret is reached over https (its cookies are then `__Host-` cookies).
 fn secure(state: &ControlState) -> bool {
-    state
-        .service
-        .policy
-        .load()
-        .control
-        .public_url
-        .starts_with("https://")
+    state.service.served_over_https()
 }
 
 /// Set by the web UI when it sends a user to sign in: the callback page links back.

@@ -142,6 +142,16 @@ impl Service {
         self.vault.store().stats()
     }
 
+    /// Whether egret is reached over https (`control.public_url`): its cookies are then
+    /// `Secure` and `__Host-` cookies.
+    pub fn served_over_https(&self) -> bool {
+        self.policy
+            .load()
+            .control
+            .public_url
+            .starts_with("https://")
+    }
+
     /// The time now, as the vault stamps it (unix seconds).
     pub fn now(&self) -> i64 {
         self.vault.clock().unix()

@@ -35,12 +35,7 @@ pub struct UiState {
 impl UiState {
     /// Whether cookies must be `Secure`: egret is reached over https.
     pub(crate) fn secure(&self) -> bool {
-        self.service
-            .policy
-            .load()
-            .control
-            .public_url
-            .starts_with("https://")
+        self.service.served_over_https()
     }
 }
 
