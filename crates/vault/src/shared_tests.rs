@@ -210,3 +210,35 @@ fn a_renewal_that_lost_its_fence_leaves_the_newer_tokens_in_force() {
         "this replica's tokens never landed"
     );
 }
+
+/// A change notification is a hint, never data: it only names a row, which the vault
+/// reads from the store itself. A notification that names a row the store does not hold
+/// (forged, say, by someone who can NOTIFY) makes nothing appear, and one that names a
+/// live row leaves it as the store has it.
+#[test]
+fn a_notification_is_a_hint_and_carries_no_data() {
+    let f = fixture();
+    let id = org("openai");
+    f.vault
+        .put_api_key(&id, &SecretString::from("sk-1"))
+        .expect("key");
+    let (p, _) = f.vault.mint_placeholder(&id, None).expect("mint");
+    let now = crate::unix_now();
+    let forged =
+        crate::placeholder::PlaceholderHash::of(b"egp_forged0000000000000000000000000000000");
+    f.vault
+        .reread(Table::Placeholders, &forged.hex())
+        .expect("reread");
+    assert!(f.vault.resolve(&forged, now).is_none(), "nothing appears");
+    f.vault
+        .reread(Table::Placeholders, &p.hash().hex())
+        .expect("reread");
+    assert!(
+        f.vault.resolve(&p.hash(), now).is_some(),
+        "as the store has it"
+    );
+    f.vault
+        .reread(Table::Sandboxes, "never-issued")
+        .expect("reread");
+    assert!(f.vault.sandboxes().is_empty());
+}
