@@ -24,14 +24,6 @@ impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
-
-    pub fn unknown_connector(id: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "connector_not_found",
-            format!("there is no connector `{id}`; GET /v1/connectors lists them"),
-        )
-    }
 }
 
 /// How the API answers each kind of service error: a status and a code, decided here

@@ -255,7 +255,7 @@ impl Service {
                     None,
                     Some(format!(
                         "{} erased, with the placeholders",
-                        crate::connections_word(erased)
+                        crate::lifecycle::connections_word(erased)
                     )),
                 )?;
                 Ok(erased)

@@ -157,8 +157,3 @@ impl Service {
         self.vault.clock().unix()
     }
 }
-
-/// "1 connection" / "3 connections".
-pub(crate) fn connections_word(n: usize) -> String {
-    lifecycle::connections_word(n)
-}

@@ -204,13 +204,13 @@ impl Webhooks {
                 entry.last_error = Some(why.clone());
                 self.metrics.webhook("failed");
                 tracing::info!(
-                    event = %entry.event, receiver = %shown(&entry.url), attempt = entry.attempts,
+                    event = %entry.event, receiver = %egret_policy::shown_url(&entry.url), attempt = entry.attempts,
                     retry_in_secs = wait, error = %why, "webhook delivery failed; retrying"
                 );
                 let detail = format!(
                     "{} to {}: attempt {} failed ({why}); retry in {wait}s",
                     entry.event,
-                    shown(&entry.url),
+                    egret_policy::shown_url(&entry.url),
                     entry.attempts
                 );
                 self.store(key, Some(entry), "webhook.failed", detail).await;
@@ -264,7 +264,7 @@ impl Webhooks {
     }
 
     async fn finish(&self, key: u64, entry: &OutboxEntry, outcome: Outcome) {
-        let receiver = shown(&entry.url);
+        let receiver = egret_policy::shown_url(&entry.url);
         match outcome {
             Outcome::Delivered => {
                 self.metrics.webhook("delivered");
@@ -326,11 +326,6 @@ fn message_id() -> String {
         .map(char::from)
         .collect();
     format!("msg_{tail}")
-}
-
-/// A receiver's URL as logs and the audit log show it (see `egret_policy::shown_url`).
-fn shown(url: &str) -> String {
-    egret_policy::shown_url(url)
 }
 
 /// The innermost cause, which names what actually failed (refused, TLS, DNS).
