@@ -8,7 +8,8 @@ use crate::error::VaultError;
 use crate::store::Table;
 
 impl Vault {
-    /// Puts `value` (sealed) under `name`; returns what it held before, opened.
+    /// Puts `value` (sealed) under `name`, unless it holds that already; returns what it
+    /// held before, opened.
     pub fn replace_shared(
         &self,
         name: &str,
@@ -26,9 +27,11 @@ impl Vault {
             ),
             None => None,
         };
-        let sealed = self.sealer.seal(&ad, value);
-        self.store
-            .commit(vec![crate::store::Change::put(Table::Meta, name, sealed)])?;
+        if before.as_ref().is_none_or(|b| b.as_slice() != value) {
+            let sealed = self.sealer.seal(&ad, value);
+            self.store
+                .commit(vec![crate::store::Change::put(Table::Meta, name, sealed)])?;
+        }
         Ok(before)
     }
 
