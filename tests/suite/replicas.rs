@@ -533,18 +533,7 @@ async fn vault_migrate_copies_a_redb_vault_and_every_placeholder_works_on_postgr
     egret.stop().await;
 
     let cfg = dir.path().join("egret.yaml");
-    let migrate = |to: String| {
-        let cfg = cfg.clone();
-        async move {
-            tokio::process::Command::new(EGRET)
-                .args(["vault", "migrate", "--to", &to, "--config"])
-                .arg(&cfg)
-                .output()
-                .await
-                .expect("migrate runs")
-        }
-    };
-    let out = migrate(db.url.clone()).await;
+    let out = migrate(&cfg, &db.url).await;
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -556,7 +545,7 @@ async fn vault_migrate_copies_a_redb_vault_and_every_placeholder_works_on_postgr
         "{said}"
     );
     // A second copy into the same database is refused.
-    let out = migrate(db.url.clone()).await;
+    let out = migrate(&cfg, &db.url).await;
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && said.contains("already holds"),
@@ -607,6 +596,16 @@ async fn vault_migrate_copies_a_redb_vault_and_every_placeholder_works_on_postgr
 }
 
 /// GET `path` on the control plane; (status code, body).
+/// `egret vault migrate --to TO` with the policy `cfg`.
+async fn migrate(cfg: &Path, to: &str) -> std::process::Output {
+    tokio::process::Command::new(EGRET)
+        .args(["vault", "migrate", "--to", to, "--config"])
+        .arg(cfg)
+        .output()
+        .await
+        .expect("migrate runs")
+}
+
 async fn control_get(egret: &Egret, path: &str) -> (String, String) {
     let out = tokio::process::Command::new("curl")
         .args(["-s", "--max-time", "20", "-w", "\n%{http_code}"])
@@ -728,18 +727,7 @@ async fn vault_migrate_trusts_vault_ca_file() {
         "{}?sslmode=require",
         db.url.replacen("127.0.0.1", "localhost", 1)
     );
-    let migrate = || {
-        let (cfg, to) = (cfg.clone(), to.clone());
-        async move {
-            tokio::process::Command::new(EGRET)
-                .args(["vault", "migrate", "--to", &to, "--config"])
-                .arg(&cfg)
-                .output()
-                .await
-                .expect("migrate runs")
-        }
-    };
-    let out = migrate().await;
+    let out = migrate(&cfg, &to).await;
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         !out.status.success() && said.contains("certificate"),
@@ -754,7 +742,7 @@ async fn vault_migrate_trusts_vault_ca_file() {
         ),
     )
     .expect("write");
-    let out = migrate().await;
+    let out = migrate(&cfg, &to).await;
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
