@@ -10,10 +10,7 @@ use http_body_util::BodyExt;
 use libfuzzer_sys::fuzz_target;
 
 fn run(chunks: Vec<Bytes>) -> Vec<u8> {
-    let echoes = [Echo {
-        sent: zeroize::Zeroizing::new(b"sk-fuzz/key".to_vec()),
-        shown: b"egp_FUZZFUZZFUZZFUZZFUZZFUZZFUZZFUZZ".to_vec(),
-    }];
+    let echoes = [Echo::new(b"sk-fuzz/key", b"egp_FUZZFUZZFUZZFUZZFUZZFUZZFUZZFUZZ")];
     let frames = chunks
         .into_iter()
         .map(|c| Ok::<_, std::convert::Infallible>(http_body::Frame::data(c)));

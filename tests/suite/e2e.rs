@@ -395,7 +395,8 @@ async fn ca_export_into_a_closed_pipe_exits_quietly() {
 }
 
 /// A callback's `error` is the caller's text: a newline in it must not forge a log line
-/// (`… INFO … connection authorized …`). It is logged, escaped, inside its own event.
+/// (`… INFO … connection authorized …`). It is logged inside its own event, without its
+/// control characters.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_callback_error_cannot_forge_log_lines() {
     let (dir, _ca, _upstream) = setup().await;
@@ -436,9 +437,10 @@ async fn a_callback_error_cannot_forge_log_lines() {
         !log.lines().any(|l| l.starts_with("2026-01-01T00:00:00")),
         "a forged line got into the log:\n{log}"
     );
+    // The vendor's text loses its control characters before egret keeps or logs it.
     assert!(
-        log.contains("access_denied\\r\\n2026-01-01"),
-        "escaped in place:\n{log}"
+        log.contains("access_denied2026-01-01"),
+        "kept without its line breaks:\n{log}"
     );
 }
 

@@ -42,6 +42,38 @@ async fn an_echoed_bearer_token_comes_back_as_the_placeholder() {
 }
 
 #[tokio::test]
+async fn a_key_echoed_in_a_mixture_of_forms_is_replaced() {
+    let f = Fixture::new().await;
+    let secret = "sk-MIXED/secret+42=x";
+    let p = f.egret.key_and_placeholder("openai", "org", secret);
+    let auth = format!("Bearer {p}");
+    for proto in [Proto::H1, Proto::H2] {
+        let resp = f
+            .get(
+                "api.test.local",
+                "/mixed",
+                &[("authorization", &auth)],
+                proto,
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK, "{proto:?}");
+        let body = text(resp.body());
+        // Streamed one byte at a time, each character of the key in another form: the
+        // sandbox gets the placeholder where each mixture stood, and none of the key.
+        let answer = json(resp.body());
+        assert_eq!(answer["rotating"], p.as_str(), "{proto:?}: {body}");
+        assert_eq!(answer["plus_only"], p.as_str(), "{proto:?}: {body}");
+        for leaked in [
+            "MIXED".to_owned(),
+            egret_test_support::upstream::mixed_forms(secret),
+            secret.replace('+', "%2B"),
+        ] {
+            assert!(!body.contains(&leaked), "{proto:?}: {leaked} in {body}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn an_echoed_basic_credential_and_query_key_come_back_as_sent() {
     let f = Fixture::new().await;
     let p = f.egret.key_and_placeholder("openai", "org", "pw-LEAKY");

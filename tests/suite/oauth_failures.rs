@@ -136,3 +136,63 @@ async fn an_expired_grant_without_refresh_token_needs_reauth() {
         .expect("kept");
     assert_eq!(info.status, egret_vault::ConnectionStatus::NeedsReauth);
 }
+
+/// Item 7 of issue 24: a token endpoint that quotes the refresh token and the client
+/// secret in its error — mixed encodings, a control character inside, upper-cased — gets
+/// neither to the sandbox, the connection's health, the audit log or the events.
+#[tokio::test]
+async fn a_vendor_that_echoes_secrets_in_its_texts_shows_none_of_them() {
+    let f = Fixture::new().await;
+    let client_secret = "cs-ECHO.client_secret-0123";
+    std::fs::write(f.egret.dir.path().join("cecho-secret"), client_secret).expect("secret file");
+    let mut yaml = policy_yaml();
+    yaml.push_str(&format!(
+        "  - id: cecho\n    auth: oauth2\n    oauth: {{ authorize_url: \"https://weather.test.local/a\", token_url: \"https://weather.test.local:{}/token-echo\", client_id: x, client_secret: \"${{file:cecho-secret}}\", timeout: 2s }}\n    egress: [api.test.local]\n",
+        f.upstream.addr.port()
+    ));
+    f.egret.reload(&yaml);
+    let refresh = "rt-ECHO-refresh_token-4567";
+    let p = connect(&f, "cecho", unix_now() - 10, Some(refresh));
+    let (status, code, body) = call(&f, &p).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(code.as_deref(), Some("token_refresh_failed"));
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("[redacted]"),
+        "the vendor's words are kept: {message}"
+    );
+
+    let (_, connections) = super::harness::api::admin(
+        &f.egret,
+        http::Method::GET,
+        "/v1/connections?connector=cecho",
+        None,
+    )
+    .await;
+    let (_, audit) = super::harness::api::admin(
+        &f.egret,
+        http::Method::GET,
+        "/v1/audit?connector=cecho",
+        None,
+    )
+    .await;
+    let failing = connections.to_string();
+    assert!(failing.contains("[redacted]"), "{failing}");
+    for (what, text) in [
+        ("answer", body.to_string()),
+        ("connections", failing),
+        ("audit", audit.to_string()),
+    ] {
+        for secret in [refresh, client_secret] {
+            for leaked in [
+                secret.to_owned(),
+                egret_test_support::upstream::mixed_forms(secret),
+                secret.to_uppercase(),
+                secret[..secret.len() / 2].to_owned(),
+            ] {
+                assert!(!text.contains(&leaked), "{what}: {leaked} in {text}");
+            }
+        }
+        assert!(!text.contains('\u{7}'), "{what}: {text}");
+    }
+}

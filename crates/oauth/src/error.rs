@@ -43,6 +43,26 @@ impl TokenError {
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::Timeout(_))
     }
+
+    /// The same error with `clean` applied to every text that came from the vendor
+    /// (its error codes and descriptions, a discovery failure, a malformed answer).
+    pub fn with_vendor_text(self, clean: impl Fn(&str) -> String) -> Self {
+        match self {
+            Self::Unreachable(t) => Self::Unreachable(clean(&t)),
+            Self::Discovery { issuer, reason } => Self::Discovery {
+                issuer,
+                reason: clean(&reason),
+            },
+            Self::InvalidGrant(t) => Self::InvalidGrant(clean(&t)),
+            Self::Rejected(t) => Self::Rejected(clean(&t)),
+            Self::Malformed(t) => Self::Malformed(clean(&t)),
+            other @ (Self::Timeout(_)
+            | Self::NeedsReauth
+            | Self::NotConnected
+            | Self::Config(_)
+            | Self::Store(_)) => other,
+        }
+    }
 }
 
 impl From<HttpError> for TokenError {

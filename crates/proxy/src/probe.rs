@@ -59,6 +59,23 @@ pub async fn test_connection(
         }
     };
     let secret = credential.secret.expose_secret();
+    // What the vendor writes back must not carry any secret of the connection or of its
+    // OAuth app, in any form.
+    let client_secret = match &connector.auth {
+        egret_policy::AuthKind::OAuth2(settings) => settings
+            .client_secret
+            .as_ref()
+            .and_then(|r| r.read().ok().flatten()),
+        _ => None,
+    };
+    let secrets: Vec<&str> = [Some(secret)]
+        .into_iter()
+        .chain(
+            [credential.refresh_token.as_ref(), client_secret.as_ref()]
+                .map(|s| s.map(|s| s.expose_secret())),
+        )
+        .flatten()
+        .collect();
     let req = match request(probe, secret) {
         Ok(r) => r,
         Err(why) => {
@@ -79,7 +96,7 @@ pub async fn test_connection(
                 ok: false,
                 status: None,
                 latency_ms: elapsed(),
-                message: sanitized(&refusal.message, &[secret]),
+                message: sanitized(&refusal.message, &secrets),
                 identity: None,
             });
         }
@@ -103,7 +120,7 @@ pub async fn test_connection(
         .flatten()
         .and_then(|field| json.get(field))
         .and_then(Value::as_str)
-        .map(|s| sanitized(s, &[secret]));
+        .map(|s| sanitized(s, &secrets));
     let message = if ok {
         match &identity {
             Some(who) => format!("works: connected as {who}"),
@@ -119,7 +136,7 @@ pub async fn test_connection(
                 "{} answered {status} (expected {}): {said}",
                 probe.url, probe.expect
             ),
-            &[secret],
+            &secrets,
         )
     };
     Some(Outcome {

@@ -227,16 +227,12 @@ fn close_payload(code: u16, reason: &str) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::swap::Echo;
-    use zeroize::Zeroizing;
 
     const KEY: &[u8] = b"sk-ws-0123456789abcdef";
     const SHOWN: &[u8] = b"egp_placeholder0123456789abcdefghijklmnop";
 
     fn redactors() -> Vec<Arc<Redactor>> {
-        let echo = Echo {
-            sent: Zeroizing::new(KEY.to_vec()),
-            shown: SHOWN.to_vec(),
-        };
+        let echo = Echo::new(KEY, SHOWN);
         vec![Redactor::new(&[echo]).expect("redactor")]
     }
 

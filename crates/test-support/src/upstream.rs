@@ -7,7 +7,12 @@
 //! waits first; `/reflect` echoes the head as JSON in 7-byte chunks and the request's
 //! Authorization in a response header (a leaky debug endpoint); `/gzip` always answers
 //! with a gzip-encoded body; `/events?n=&ms=` sends server-sent events `ms` apart;
-//! anything else echoes the request head as JSON.
+//! `/mixed` writes the request's bearer token back in mixtures of encodings (each
+//! character raw, `%XX`, `\u00XX`, `&#N;` or `&#xH;` in turn; only `+` escaped) one
+//! byte per chunk; `/token-echo` is a token endpoint whose refusal quotes the refresh
+//! token and the client secret it was sent, in mixtures of encodings and with control
+//! characters inside (a vendor's careless error text); anything else echoes the request
+//! head as JSON.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -267,6 +272,73 @@ async fn handle(
             }
             r
         }
+        "/mixed" => {
+            let token = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or_default();
+            let text = format!(
+                "{{\"rotating\":\"{}\",\"plus_only\":\"{}\"}}",
+                mixed_forms(token),
+                token.replace('+', "%2B")
+            );
+            let frames: Vec<Result<Frame<Bytes>, crate::Error>> = text
+                .into_bytes()
+                .chunks(1)
+                .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+                .collect();
+            let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+            Response::new(body.boxed_unsync())
+        }
+        "/token-echo" => {
+            let basic = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Basic "))
+                .and_then(|b| {
+                    use base64::Engine;
+                    base64::engine::general_purpose::STANDARD.decode(b).ok()
+                })
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            let client_secret = basic.split_once(':').map(|(_, s)| s.to_owned());
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let form: BTreeMap<String, String> = String::from_utf8_lossy(&body)
+                .split('&')
+                .filter_map(|p| p.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            let refresh = form.get("refresh_token").cloned().unwrap_or_default();
+            let secret = client_secret
+                .or_else(|| form.get("client_secret").cloned())
+                .unwrap_or_default();
+            let split = |s: &str| {
+                let (a, b) = s.split_at(s.len() / 2);
+                format!("{a}\u{7}{b}")
+            };
+            let description = format!(
+                "refresh token {} (or {}) for client secret {} (or {}, or {})",
+                mixed_forms(&refresh),
+                split(&refresh),
+                mixed_forms(&secret),
+                split(&secret),
+                secret.to_uppercase()
+            );
+            let mut r = json_response(json!({
+                "error": "invalid_request",
+                "error_description": description,
+            }));
+            *r.status_mut() = StatusCode::BAD_REQUEST;
+            r
+        }
         "/events" => {
             // Server-sent events: `n` events, `ms` apart, on one open response.
             let (n, ms) = (number("n"), number("ms"));
@@ -318,6 +390,24 @@ async fn handle(
         _ => json_response(head),
     };
     Ok(resp)
+}
+
+/// `text` with its characters written in turn as they are, `%XX`, `\u00XX`, `&#N;` and
+/// `&#xH;`: how no encoder writes, and what the answer scan must still find.
+pub fn mixed_forms(text: &str) -> String {
+    text.chars()
+        .enumerate()
+        .map(|(i, c)| {
+            let n = u32::from(c);
+            match i % 5 {
+                0 => c.to_string(),
+                1 => format!("%{n:02X}"),
+                2 => format!("\\u{n:04x}"),
+                3 => format!("&#{n};"),
+                _ => format!("&#x{n:x};"),
+            }
+        })
+        .collect()
 }
 
 fn json_response(v: Value) -> Response<UpBody> {

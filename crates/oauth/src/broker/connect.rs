@@ -97,6 +97,15 @@ impl Broker {
             .ok_or(CallbackError::StartUsed)
     }
 
+    /// The OAuth app's client secret of `connector`, when it has one that can be read.
+    fn client_secret(&self, connector: &str) -> Option<SecretString> {
+        let policy = self.inner.policy.load();
+        match &policy.connector(connector)?.auth {
+            AuthKind::OAuth2(settings) => settings.client_secret.as_ref()?.read().ok().flatten(),
+            _ => None,
+        }
+    }
+
     /// `control.public_url` + `/oauth/callback`, as registered with the vendor.
     pub fn redirect_uri(&self) -> String {
         let policy = self.inner.policy.load();
@@ -127,13 +136,17 @@ impl Broker {
         let code = match outcome {
             Ok(code) => code,
             Err(error) => {
+                // The vendor's words (`error`, `error_description`): never its app's secret.
+                let client_secret = self.client_secret(&pending.connector);
+                let secrets: Vec<&str> = client_secret.iter().map(|s| s.expose_secret()).collect();
+                let error = crate::sanitized(error, &secrets);
                 let _ = self
                     .inner
                     .store
-                    .audit("connection.denied", &conn, error.to_owned());
+                    .audit("connection.denied", &conn, error.clone());
                 return Err(E::Denied {
                     connector: pending.connector,
-                    error: error.to_owned(),
+                    error,
                 });
             }
         };

@@ -135,16 +135,11 @@ impl Broker {
 
 /// A vendor's or an error's text fit to show (listings, test answers): control
 /// characters dropped first (so none hidden inside a secret can keep it whole past the
-/// redaction and then vanish), each of `secrets` taken out, at most 300 characters.
+/// redaction and then vanish), every form of each of `secrets` taken out
+/// (`egret_redact`), at most 300 characters.
 pub fn sanitized(text: &str, secrets: &[&str]) -> String {
-    let mut out: String = text.chars().filter(|c| !c.is_control()).collect();
-    for s in secrets.iter().filter(|s| s.len() >= 4) {
-        out = out.replace(s, "[redacted]");
-    }
-    if out.chars().count() > 300 {
-        out = out.chars().take(299).collect::<String>() + "…";
-    }
-    out
+    let secrets: Vec<&[u8]> = secrets.iter().map(|s| s.as_bytes()).collect();
+    egret_redact::vendor_text(text, &secrets)
 }
 
 #[cfg(test)]

@@ -355,8 +355,10 @@ impl Broker {
             }
             Err(e) => {
                 self.release(conn).await;
+                let e = e.with_vendor_text(|t| health::sanitized(t, &secrets_of(current)));
+                let error = health::sanitized(&e.to_string(), &secrets_of(current));
                 let store = self.inner.store.clone();
-                let (c, why) = (conn.clone(), e.to_string());
+                let (c, why) = (conn.clone(), error.clone());
                 // Off the async threads; the outcome of writing it only matters to the log.
                 tokio::task::spawn_blocking(move || {
                     let _ = store.audit("connection.refresh_failed", &c, why);
@@ -366,7 +368,6 @@ impl Broker {
                 guard.retry_at = Some(clock.instant() + backoff);
                 guard.failed_at = Some(clock.instant());
                 guard.last_error = Some(e.clone());
-                let error = health::sanitized(&e.to_string(), &secrets_of(current));
                 let retry_in = i64::try_from(backoff.as_secs()).unwrap_or(i64::MAX);
                 let was_failing = self.set_failing(
                     conn,

@@ -246,16 +246,12 @@ mod tests {
     use super::*;
     use crate::refusal::Code;
     use crate::swap::Echo;
-    use zeroize::Zeroizing;
 
     const KEY: &[u8] = b"sk-live-0123456789abcdef";
     const SHOWN: &[u8] = b"egp_placeholder0123456789abcdefghijklmnop";
 
     fn scan(head: bool) -> Scan {
-        let echo = Echo {
-            sent: Zeroizing::new(KEY.to_vec()),
-            shown: SHOWN.to_vec(),
-        };
+        let echo = Echo::new(KEY, SHOWN);
         Scan {
             redactors: vec![Redactor::new(&[echo]).expect("redactor")],
             head,

@@ -47,17 +47,11 @@ pub struct SwapReport {
 }
 
 /// One credential on the wire and the text the sandbox sent instead. Never printed.
-pub struct Echo {
-    pub sent: Zeroizing<Vec<u8>>,
-    pub shown: Vec<u8>,
-}
+pub use egret_redact::Echo;
 
 impl SwapReport {
     fn echo(&mut self, sent: &[u8], shown: &[u8]) {
-        self.echoes.push(Echo {
-            sent: Zeroizing::new(sent.to_vec()),
-            shown: shown.to_vec(),
-        });
+        self.echoes.push(Echo::new(sent, shown));
     }
 }
 

@@ -4,19 +4,14 @@ use http::HeaderMap;
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 use proptest::prelude::*;
-use zeroize::Zeroizing;
 
-use super::Redactor;
-use crate::swap::Echo;
+use crate::{Echo, Redactor};
 
 const SECRET: &str = "sk-live/abc+123=xyz";
 const PLACEHOLDER: &str = "egp_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
 fn echo(sent: &str, shown: &str) -> Echo {
-    Echo {
-        sent: Zeroizing::new(sent.as_bytes().to_vec()),
-        shown: shown.as_bytes().to_vec(),
-    }
+    Echo::new(sent.as_bytes(), shown.as_bytes())
 }
 
 fn redactor() -> std::sync::Arc<Redactor> {
@@ -104,6 +99,10 @@ fn only_a_tail_that_could_begin_a_credential_is_held_back() {
     let (out, covered) = r.replace(&split, false);
     assert_eq!(&out[..], b"token: ");
     assert_eq!(&split[covered..], b"sk-liv");
+    // Ends inside an escape that could be the credential's next character.
+    let split = Bytes::from_static(b"token: sk-live%2");
+    let (_, covered) = r.replace(&split, false);
+    assert_eq!(&split[covered..], b"sk-live%2");
 }
 
 proptest! {
@@ -117,6 +116,8 @@ proptest! {
                 Just(SECRET.as_bytes().to_vec()),
                 Just(b"sk-live%2Fabc%2B123%3Dxyz".to_vec()),
                 Just(b"sk-live/abc+12".to_vec()),
+                Just(b"SK-LIVE/ABC%2B123&#61;XYZ".to_vec()),
+                Just(b"&#x73;k\\u002dlive%2fabc+123=xyz".to_vec()),
             ],
             0..12,
         ),
@@ -137,5 +138,102 @@ proptest! {
         prop_assert_eq!(&streamed, &at_once);
         prop_assert!(!contains(&streamed, SECRET));
         prop_assert!(!contains(&streamed, "sk-live%2Fabc%2B123%3Dxyz"));
+        prop_assert!(!contains(&streamed, "ABC%2B123&#61;XYZ"));
+        prop_assert!(!contains(&streamed, "\\u002dlive%2fabc"));
     }
+}
+
+/// Each character of the key in a form of its own: raw, `%XX` in either hex case,
+/// `\u00XX`, `\/`, decimal and hex HTML references with and without leading zeros
+/// (inside the key); the whole key as sent, upper- or lower-cased.
+fn mixtures() -> Vec<String> {
+    vec![
+        // The case: `+` escaped, `/` and `=` left alone.
+        "sk-live/abc%2B123=xyz".to_owned(),
+        "sk-live%2fabc+123%3Dxyz".to_owned(),
+        "sk\\u002dlive\\/abc+123=xyz".to_owned(),
+        "sk-live&#47;abc&#x2B;123&#061;xyz".to_owned(),
+        "&#115;k-li&#x76;e%2Fabc\\u002B123=x&#00121;z".to_owned(),
+        "%73%6B-live/abc+123=xyz".to_owned(),
+        "SK-LIVE/ABC%2B123=XYZ".to_owned(),
+        "sk-live/abc&#43;123&#61;xyz".to_owned(),
+    ]
+}
+
+#[test]
+fn a_key_in_any_mixture_of_forms_is_replaced() {
+    for mixed in mixtures() {
+        let body = format!("{{\"echo\":\"{mixed}\"}}");
+        let (out, _) = run(vec![body.clone().into_bytes()], None);
+        let out = String::from_utf8(out).expect("utf8");
+        assert!(!out.contains(&mixed), "{mixed} came back: {out}");
+        assert!(
+            out.contains("egp_AAAA") || out.contains("EGP_AAAA") || out.contains("egp_aaaa"),
+            "{mixed}: the placeholder stands where the key was: {out}"
+        );
+        // A character at a time, too.
+        let chunks = body.bytes().map(|b| vec![b]).collect();
+        let (streamed, _) = run(chunks, None);
+        assert_eq!(String::from_utf8(streamed).expect("utf8"), out, "{mixed}");
+    }
+}
+
+#[test]
+fn the_placeholder_is_written_the_way_the_key_was() {
+    let r = Redactor::new(&[echo("sk/abc+def=ghij", "egp/XYZ+0")]).expect("patterns");
+    let cases = [
+        // Escaped in part: what a URL-encoder escapes is escaped, the same way.
+        ("sk%2Fabc+def=ghij", "egp%2FXYZ+0"),
+        ("sk%2fabc%2bdef%3dghij", "egp%2fXYZ%2b0"),
+        // Every character escaped: every character of the placeholder too.
+        (
+            "%73%6B%2F%61%62%63%2B%64%65%66%3D%67%68%69%6A",
+            "%65%67%70%2F%58%59%5A%2B%30",
+        ),
+        (
+            "&#115;&#107;&#47;&#97;&#98;&#99;&#43;&#100;&#101;&#102;&#61;&#103;&#104;&#105;&#106;",
+            "&#101;&#103;&#112;&#47;&#88;&#89;&#90;&#43;&#48;",
+        ),
+        ("sk\\/abc+def=ghij", "egp\\/XYZ+0"),
+        // The case of the whole key.
+        ("SK/ABC+DEF=GHIJ", "EGP/XYZ+0"),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(r.text(text), expected, "{text}");
+    }
+}
+
+#[test]
+fn text_that_only_resembles_the_key_is_left_alone() {
+    let r = redactor();
+    for text in [
+        "sk-live/abc+123=xy",
+        // Neither as sent, nor upper- nor lower-cased.
+        "sk-live/abc+123=xyZ",
+        "sk-live%2/abc",
+        "%73k-live/abd+123=xyz",
+        "&#115k-live/abc+123=xyz",
+        "sk-live/abc 123=xyz",
+    ] {
+        let t = format!("{text} ");
+        let out = r.text(&t);
+        assert_eq!(out, t, "{text}");
+    }
+}
+
+#[test]
+fn many_credentials_sharing_a_prefix_are_each_found() {
+    let echoes: Vec<Echo> = (0..500)
+        .map(|i| echo(&format!("gho_{i:036}"), "egret-credential-withheld"))
+        .collect();
+    let r = Redactor::new(&echoes).expect("patterns");
+    let text = format!(
+        "see https://github.com/gho_x and gho_{:036} and gho%5F{:036}",
+        417, 3
+    );
+    let out = r.text(&text);
+    assert_eq!(
+        out,
+        "see https://github.com/gho_x and egret-credential-withheld and egret-credential-withheld"
+    );
 }
