@@ -412,14 +412,33 @@ async fn a_denied_consent_a_closed_popup_another_browser_and_old_or_used_links_e
     wait_for_text(&user, "closed before it finished").await;
     user.close().await.expect("close");
 
-    // A sign-in started in one browser (its start link opened there) and finished in
-    // another connects nothing, and says why.
+    // A sign-in link made by the API opens a page naming the connector and the owner;
+    // Continue goes on to the vendor. Finished in another browser, the sign-in connects
+    // nothing and says why — and the browser that continued still finishes it.
     let start = f.authorization_url("vendor", "user:alice").await;
-    let opened = egret_test_support::browser::Browser::new(&f.ca.pem)
-        .request(Method::GET, &start, None)
+    let starter_profile = tempfile::tempdir().expect("profile");
+    let starter = chromium
+        .session(starter_profile.path(), HOSTS)
         .await
-        .expect("start link");
-    let vendor_url = opened.location.expect("a redirect to the vendor");
+        .expect("browser");
+    starter.goto(&start).await.expect("open the link");
+    wait_for_text(&starter, "account for <strong>user:alice</strong>").await;
+    starter
+        .click("form[action='/oauth/start'] button")
+        .await
+        .expect("continue");
+    starter
+        .wait_for("form[action$='/login'] button", WAIT)
+        .await
+        .expect("the vendor's login");
+    starter.close().await.expect("close");
+    // The same with egret's test browser, which hands over the vendor's URL as is.
+    let start = f.authorization_url("vendor", "user:alice").await;
+    let mut first = egret_test_support::browser::Browser::new(&f.ca.pem);
+    let vendor_url = first
+        .continue_to_vendor(&start)
+        .await
+        .expect("the link's page, continued");
     let thief_profile = tempfile::tempdir().expect("profile");
     let thief = chromium
         .session(thief_profile.path(), HOSTS)
@@ -448,6 +467,20 @@ async fn a_denied_consent_a_closed_popup_another_browser_and_old_or_used_links_e
     thief.close().await.expect("close");
     let (_, listed) = f.admin(Method::GET, "/v1/connections", None).await;
     assert_eq!(listed["connections"], json!([]), "nothing connected");
+    let page = first
+        .authorize(&vendor_url, egret_test_support::browser::Choice::Allow)
+        .await
+        .expect("the first browser finishes");
+    assert!(
+        page.body
+            .contains("for <strong>user:alice</strong>. You can close this window."),
+        "{}",
+        page.body
+    );
+    let (_, listed) = f.admin(Method::GET, "/v1/connections", None).await;
+    assert_eq!(connection_count(&listed), 1, "{listed}");
+    f.admin(Method::DELETE, "/v1/connections/vendor/user:alice", None)
+        .await;
 
     // An old link says so.
     let (_, old) = f
@@ -480,4 +513,8 @@ async fn a_denied_consent_a_closed_popup_another_browser_and_old_or_used_links_e
     other.click("form button").await.expect("continue");
     wait_for_text(&other, "This link was already used").await;
     other.close().await.expect("close");
+}
+
+fn connection_count(listed: &serde_json::Value) -> usize {
+    listed["connections"].as_array().map_or(0, Vec::len)
 }

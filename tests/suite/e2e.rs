@@ -415,19 +415,28 @@ async fn a_callback_error_cannot_forge_log_lines() {
         .split(['?', '&'])
         .find_map(|p| p.strip_prefix("state="))
         .expect("state in the sign-in URL");
+    // The browser that continues from the link's page carries the binding cookie the
+    // callback requires; its callback then brings the forged error.
+    let mut browser = egret_test_support::browser::Browser::new("");
+    browser
+        .continue_to_vendor(&url)
+        .await
+        .expect("the link's page, continued");
     let forged = "2026-01-01T00:00:00.000000Z  INFO egret_control::oauth: connection authorized connector=vendor owner=user:admin";
     let error = format!("access_denied\r\n{forged}");
     let encoded: String = error.bytes().map(|b| format!("%{b:02X}")).collect();
-    let out = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
-        .arg(format!(
-            "http://{}/oauth/callback?state={state}&error={encoded}",
-            egret.control
-        ))
-        .output()
+    let page = browser
+        .request(
+            http::Method::GET,
+            &format!(
+                "http://{}/oauth/callback?state={state}&error={encoded}",
+                egret.control
+            ),
+            None,
+        )
         .await
-        .expect("curl");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "400");
+        .expect("callback");
+    assert_eq!(page.status, 400, "{}", page.body);
     let log = egret.stop().await;
     assert!(
         log.contains("authorization callback refused"),

@@ -88,11 +88,10 @@ connectors:
         "{url}"
     );
     let mut browser = Browser::new(&ca.pem);
-    let started = browser
-        .request(http::Method::GET, &url, None)
+    let vendor_url = browser
+        .continue_to_vendor(&url)
         .await
-        .expect("start link");
-    let vendor_url = started.location.expect("a redirect to the vendor");
+        .expect("the link's page, continued");
     assert!(
         vendor_url.starts_with(&format!("https://auth.test.local:{port}/auth?")),
         "{vendor_url}"

@@ -19,9 +19,11 @@ async fn browser_flow_connects_and_the_placeholder_reaches_the_api_as_the_users_
     let f = OAuthFixture::new(Options::default()).await;
     let page = f.sign_in("user:alice", Choice::Allow).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    // Whose account, for which owner.
     assert!(
-        page.body
-            .contains("Connected to vendor, you can close this window"),
+        page.body.contains(
+            "Connected the vendor account <strong>alice</strong> for <strong>user:alice</strong>. You can close this window."
+        ),
         "{}",
         page.body
     );
@@ -588,10 +590,30 @@ async fn a_user_connects_from_the_connections_page_with_a_connect_link() {
         .await
         .expect("connect");
     assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
-    let start = started.location.clone().expect("egret's sign-in link");
-    assert!(start.contains("/oauth/start?state="), "{start}");
+    // Bound to this browser from the start: straight to the vendor, no sign-in link.
+    let vendor_url = started.location.clone().expect("the vendor's URL");
+    assert!(!vendor_url.contains("/oauth/start"), "{vendor_url}");
+    assert!(query_param(&vendor_url, "state").is_some(), "{vendor_url}");
+    // Anywhere else (the URL copied to a colleague) it is refused, saying why, and spends
+    // nothing.
+    let elsewhere = Browser::new(&f.ca.pem)
+        .login_as("colleague")
+        .authorize(&vendor_url, Choice::Allow)
+        .await
+        .expect("the colleague's sign-in");
+    assert_eq!(
+        elsewhere.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        elsewhere.body
+    );
+    assert!(
+        elsewhere.body.contains("different browser"),
+        "{}",
+        elsewhere.body
+    );
     let done = browser
-        .authorize(&start, Choice::Allow)
+        .authorize(&vendor_url, Choice::Allow)
         .await
         .expect("signed in");
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
@@ -657,11 +679,10 @@ async fn state_reuse_forgery_and_denial_are_refused_and_change_nothing() {
     let start = f.authorization_url("vendor", "user:alice").await;
     // egret's start link binds the sign-in to this browser and sends it to the vendor.
     let mut browser = Browser::new(&f.ca.pem);
-    let started = browser
-        .request(Method::GET, &start, None)
+    let url = browser
+        .continue_to_vendor(&start)
         .await
         .expect("start link");
-    let url = started.location.expect("a redirect to the vendor");
     let state = query_param(&url, "state").expect("state");
     assert!(
         state.len() >= 22,
@@ -873,16 +894,17 @@ async fn a_sign_in_finished_in_another_browser_connects_nothing() {
     let f = OAuthFixture::new(Options::default()).await;
     let start = f.authorization_url("vendor", "user:mallory").await;
     let mut attacker = Browser::new(&f.ca.pem);
-    let opened = attacker
-        .request(Method::GET, &start, None)
+    let vendor_url = attacker
+        .continue_to_vendor(&start)
         .await
         .expect("start link");
-    let vendor_url = opened.location.expect("a redirect to the vendor");
-    // The start link works once: a second browser cannot be bound to it either.
+    // The start link is followed once: a second browser cannot be bound to it either.
     let again = Browser::new(&f.ca.pem).open(&start).await.expect("again");
     assert_eq!(again.status, StatusCode::BAD_REQUEST, "{}", again.body);
+    assert!(again.body.contains("followed already"), "{}", again.body);
     // The victim signs in at the vendor URL they were handed.
     let page = Browser::new(&f.ca.pem)
+        .login_as("victim")
         .authorize(&vendor_url, Choice::Allow)
         .await
         .expect("victim's sign-in");
@@ -897,6 +919,94 @@ async fn a_sign_in_finished_in_another_browser_connects_nothing() {
         0,
         "no code was exchanged"
     );
+    // The refused callback spent nothing: the browser that started the sign-in still
+    // finishes it.
+    let page = attacker
+        .authorize(&vendor_url, Choice::Allow)
+        .await
+        .expect("the starter's sign-in");
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("for <strong>user:mallory</strong>"),
+        "{}",
+        page.body
+    );
+}
+
+/// A sign-in link made by the API (or the CLI) opens a page that names the connector and
+/// the owner; only Continue — a POST carrying a token derived from the browser's binding
+/// cookie — goes on to the vendor. Opening the link (a link previewer, a cross-site
+/// `window.open`) spends and binds nothing.
+#[tokio::test]
+async fn a_sign_in_link_names_the_connector_and_owner_and_opening_it_advances_nothing() {
+    let f = OAuthFixture::new(Options::default()).await;
+    let start = f.authorization_url("vendor", "user:alice").await;
+    let (mut first, mut second) = (Browser::new(&f.ca.pem), Browser::new(&f.ca.pem));
+    let mut pages = Vec::new();
+    for browser in [&mut first, &mut second] {
+        let page = browser.open(&start).await.expect("the link's page");
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(
+            page.location.is_none(),
+            "a GET never redirects to the vendor"
+        );
+        assert!(
+            page.body.contains(
+                "You are connecting <em>your</em> <strong>vendor</strong> account for <strong>user:alice</strong>"
+            ),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("Continue to vendor"), "{}", page.body);
+        pages.push(page);
+    }
+    let fields = |page: &egret_test_support::browser::Page| {
+        egret_test_support::browser::hidden_inputs(&page.body)
+    };
+    let target = format!("http://{}/oauth/start", f.egret.control_addr);
+    async fn post(
+        target: &str,
+        browser: &mut Browser,
+        form: Vec<(String, String)>,
+    ) -> egret_test_support::browser::Page {
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        browser
+            .request(Method::POST, target, Some(&form))
+            .await
+            .expect("post")
+    }
+    // The form without the browser's cookie (another site's POST), and one browser's
+    // form sent from the other: refused, and nothing is bound.
+    let no_cookie = post(&target, &mut Browser::new(&f.ca.pem), fields(&pages[0])).await;
+    assert_eq!(
+        no_cookie.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        no_cookie.body
+    );
+    assert!(
+        no_cookie.body.contains("same browser"),
+        "{}",
+        no_cookie.body
+    );
+    let crossed = post(&target, &mut second, fields(&pages[0])).await;
+    assert_eq!(crossed.status, StatusCode::BAD_REQUEST, "{}", crossed.body);
+    // Continue in the first browser: on to the vendor, once.
+    let went = post(&target, &mut first, fields(&pages[0])).await;
+    assert_eq!(went.status, StatusCode::SEE_OTHER, "{}", went.body);
+    let vendor_url = went.location.clone().expect("the vendor's URL");
+    assert!(
+        query_param(&vendor_url, "code_challenge").is_some(),
+        "{vendor_url}"
+    );
+    let late = post(&target, &mut second, fields(&pages[1])).await;
+    assert_eq!(late.status, StatusCode::BAD_REQUEST, "{}", late.body);
+    assert!(late.body.contains("followed already"), "{}", late.body);
+    let page = first
+        .authorize(&vendor_url, Choice::Allow)
+        .await
+        .expect("sign-in");
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
 }
 
 /// Who signed in at the vendor is recorded ("connected as", from the ID token), shown
@@ -912,7 +1022,12 @@ async fn the_vendor_identity_is_recorded_and_can_be_required_to_match_the_owner(
     // The test browser signs in as `alice`.
     let page = f.sign_in("user:alice", Choice::Allow).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    assert!(page.body.contains("Signed in as alice."), "{}", page.body);
+    assert!(
+        page.body
+            .contains("the vendor account <strong>alice</strong> for <strong>user:alice</strong>"),
+        "{}",
+        page.body
+    );
     let conn = f.connection("vendor", "user:alice").await;
     assert_eq!(conn["identity_label"], "alice", "{conn}");
     f.egret.audit.flush(Duration::from_secs(5));

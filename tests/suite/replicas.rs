@@ -445,11 +445,10 @@ async fn renewal_happens_once_across_replicas_and_survives_a_killed_holder() {
         .await,
     );
     let mut browser = Browser::new(&ca.pem);
-    let started = browser
-        .request(http::Method::GET, &url, None)
+    let vendor_url = browser
+        .continue_to_vendor(&url)
         .await
-        .expect("start link");
-    let vendor_url = started.location.expect("a redirect to the vendor");
+        .expect("the link's page, continued");
     let page = browser
         .authorize(&vendor_url, Choice::Allow)
         .await

@@ -39,7 +39,7 @@ use tokio::net::TcpListener;
 
 pub use connectors::connector_view;
 pub use error::{ApiError, status_of};
-pub use oauth::return_cookie;
+pub use oauth::{return_cookie, sign_in_binding};
 
 /// What every control-plane route reads.
 pub struct ControlState {
@@ -124,7 +124,10 @@ pub fn router(state: Arc<ControlState>) -> Router {
                 }
             }),
         )
-        .route("/oauth/start", get(oauth::start))
+        .route(
+            "/oauth/start",
+            get(oauth::start).post(oauth::continue_sign_in),
+        )
         .route("/oauth/callback", get(oauth::callback))
         // No token: the numbers carry no secret, and scrapers rarely hold one.
         .route(

@@ -1,9 +1,12 @@
 //! Connecting OAuth connections: `POST .../authorize` starts (or, for client
-//! credentials, completes) a connection and answers egret's start link; `GET
-//! /oauth/start` is that link: it binds the sign-in to the browser that opens it (a
-//! cookie) and sends it on to the vendor; `GET /oauth/callback` is where the vendor
-//! sends the browser back, and answers a small page for a person. The callback
-//! completes only in the browser that carries the start link's cookie.
+//! credentials, completes) a connection and answers egret's sign-in link; `GET
+//! /oauth/start` is that link: a page naming the connector and the owner, which goes on
+//! only when the person continues (`POST /oauth/start`, carrying a token derived from
+//! the browser's binding cookie): that binds the sign-in to the browser and sends it to
+//! the vendor. A GET spends and binds nothing, so a link previewer or a cross-site
+//! `window.open` advances nothing. `GET /oauth/callback` is where the vendor sends the
+//! browser back; it completes only in the browser that carries the binding cookie, and
+//! answers a small page for a person.
 
 use std::sync::Arc;
 
@@ -12,6 +15,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use egret_service::{Begun, CallbackError, PENDING_TTL_SECS};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -33,6 +37,12 @@ pub(crate) async fn authorize(
             "expires_in": PENDING_TTL_SECS,
         }))),
         Begun::Connected(info) => Ok(Json(json!({ "status": "connected", "connection": info }))),
+        // Only a browser asking for itself (the web UI) gets a sign-in bound to it.
+        Begun::Bound { .. } => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the sign-in was bound to no browser; start connecting again",
+        )),
     }
 }
 
@@ -44,14 +54,50 @@ const BINDING: Cookie = Cookie {
     same_site: "Lax",
 };
 
+/// The browser's binding secret: the one its cookie already holds (so sign-ins under
+/// way in other tabs keep theirs), else a new one; and the `Set-Cookie` that keeps it for
+/// the sign-in's 10 minutes.
+pub fn sign_in_binding(
+    headers: &axum::http::HeaderMap,
+    secure: bool,
+) -> (SecretString, HeaderValue) {
+    let secret = BINDING
+        .read(headers, secure)
+        .filter(|v| {
+            v.len() >= 43
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(SecretString::from)
+        .unwrap_or_else(egret_service::random_token);
+    let cookie = BINDING.set(
+        Some(secret.expose_secret()),
+        u64::try_from(PENDING_TTL_SECS).unwrap_or(600),
+        secure,
+    );
+    (secret, cookie)
+}
+
+/// What the continue form carries: derived from the browser's binding secret and the
+/// sign-in's state, so only the page egret showed this browser can continue this
+/// sign-in (another site can neither read the cookie nor forge the token).
+fn continue_token(binding: &SecretString, state: &str) -> String {
+    egret_service::sha256_hex(&format!(
+        "egret-sign-in\n{}\n{state}",
+        binding.expose_secret()
+    ))
+}
+
 #[derive(Deserialize)]
 pub(crate) struct StartQuery {
     state: Option<String>,
 }
 
-/// egret's sign-in link: binds the sign-in to this browser and redirects to the vendor.
+/// egret's sign-in link, opened: a page that names the connector and the owner, with a
+/// Continue button. Nothing is spent or bound; the browser gets its binding cookie.
 pub(crate) async fn start(
     State(state): State<Arc<ControlState>>,
+    headers: axum::http::HeaderMap,
     Query(q): Query<StartQuery>,
 ) -> Response {
     let Some(s) = q.state.as_deref().filter(|s| !s.is_empty()) else {
@@ -63,15 +109,86 @@ pub(crate) async fn start(
             false,
         );
     };
-    match state.service.start_sign_in(s).await {
-        Ok((vendor_url, binding)) => {
-            let cookie = BINDING.set(
-                Some(secrecy::ExposeSecret::expose_secret(&binding)),
-                u64::try_from(PENDING_TTL_SECS).unwrap_or(600),
-                secure(&state),
+    let start = match state.service.sign_in_start(s).await {
+        Ok(start) => start,
+        Err(e) => {
+            tracing::info!(error = %e, "sign-in link refused");
+            return page(
+                StatusCode::BAD_REQUEST,
+                "Not connected",
+                &escape(&e.to_string()),
+                None,
+                false,
             );
-            let mut resp = (StatusCode::FOUND, [(header::LOCATION, vendor_url)]).into_response();
-            resp.headers_mut().insert(header::SET_COOKIE, cookie);
+        }
+    };
+    let secure = secure(&state);
+    let (binding, cookie) = sign_in_binding(&headers, secure);
+    let token = continue_token(&binding, s);
+    let connector = escape(&start.connector);
+    let owner = escape(start.owner.as_str());
+    let named = if start.name.is_default() {
+        String::new()
+    } else {
+        format!(
+            " (the connection <strong>{}</strong>)",
+            escape(start.name.as_str())
+        )
+    };
+    let text = format!(
+        "You are connecting <em>your</em> <strong>{connector}</strong> account for \
+         <strong>{owner}</strong>{named}. Continue only if you are {owner}, or act for \
+         them, and asked for this link: whoever continues connects the account they sign \
+         in with.</p><form method=\"post\" action=\"/oauth/start\">\
+         <input type=\"hidden\" name=\"state\" value=\"{state}\">\
+         <input type=\"hidden\" name=\"token\" value=\"{token}\">\
+         <button type=\"submit\">Continue to {connector}</button></form><p>\
+         If you did not expect this, close this page: nothing has been connected.",
+        state = escape(s),
+    );
+    let mut resp = page(
+        StatusCode::OK,
+        &format!("Connect {connector}"),
+        &text,
+        None,
+        false,
+    );
+    resp.headers_mut().insert(header::SET_COOKIE, cookie);
+    resp
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ContinueForm {
+    state: String,
+    token: String,
+}
+
+/// The person continued: the sign-in is bound to this browser and it goes to the vendor.
+pub(crate) async fn continue_sign_in(
+    State(state): State<Arc<ControlState>>,
+    headers: axum::http::HeaderMap,
+    form: Result<axum::Form<ContinueForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let refused = |why: &str| page(StatusCode::BAD_REQUEST, "Not connected", why, None, false);
+    let Ok(axum::Form(form)) = form else {
+        return refused("This form was incomplete; open the sign-in link again.");
+    };
+    let secure = secure(&state);
+    let given = BINDING.read(&headers, secure).map(SecretString::from);
+    let matches = given.as_ref().is_some_and(|b| {
+        let expected = continue_token(b, &form.state);
+        subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), form.token.as_bytes()).into()
+    });
+    let Some(binding) = given.filter(|_| matches) else {
+        tracing::info!("sign-in continue refused: not the page egret showed this browser");
+        return refused(
+            "This sign-in can only be continued from the page its link opened, in the same browser; open the link again.",
+        );
+    };
+    match state.service.start_sign_in(&form.state, &binding).await {
+        Ok(vendor_url) => {
+            let mut resp =
+                (StatusCode::SEE_OTHER, [(header::LOCATION, vendor_url)]).into_response();
             resp.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             resp.headers_mut().insert(
@@ -82,13 +199,7 @@ pub(crate) async fn start(
         }
         Err(e) => {
             tracing::info!(error = %e, "sign-in start refused");
-            page(
-                StatusCode::BAD_REQUEST,
-                "Not connected",
-                &escape(&e.to_string()),
-                None,
-                false,
-            )
+            refused(&escape(&e.to_string()))
         }
     }
 }
@@ -148,13 +259,21 @@ pub(crate) async fn callback(
     {
         Ok(info) => {
             tracing::info!(connector = %info.connector, owner = %info.owner, "connection authorized");
-            let mut text = format!(
-                "Connected to {}, you can close this window.",
-                escape(&info.connector)
+            let account = match &info.identity_label {
+                Some(who) => format!(
+                    "the {} account <strong>{}</strong>",
+                    escape(&info.connector),
+                    escape(who)
+                ),
+                None => format!(
+                    "the {} account you signed in with (the vendor did not say which)",
+                    escape(&info.connector)
+                ),
+            };
+            let text = format!(
+                "Connected {account} for <strong>{}</strong>. You can close this window.",
+                escape(info.owner.as_str())
             );
-            if let Some(who) = &info.identity_label {
-                text.push_str(&format!(" Signed in as {}.", escape(who)));
-            }
             let message = json!({
                 "type": "egret.connected",
                 "connector": info.connector,

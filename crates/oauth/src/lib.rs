@@ -20,7 +20,7 @@ mod protocol;
 mod store;
 mod vendor;
 
-pub use broker::{Begun, Broker, Health, Need, sanitized};
+pub use broker::{Begun, Broker, Health, Need, SignInStart, sanitized};
 pub use endpoints::Endpoints;
 pub use error::TokenError;
 pub use http::{HttpClient, HttpError};
@@ -61,7 +61,7 @@ pub enum CallbackError {
         existing: String,
     },
     #[error(
-        "this sign-in link was opened already, is unknown, or is older than 10 minutes; ask for a new one (egret connection connect)"
+        "this sign-in link was followed already, is unknown, or is older than 10 minutes; ask for a new one (egret connection connect)"
     )]
     StartUsed,
     #[error(

@@ -93,6 +93,9 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Takes (and spends) a started authorization by its state.
     fn take_authorization(&self, state: &str) -> Result<Option<PendingAuthorization>, VaultError>;
 
+    /// Reads a started authorization by its state, leaving it in place.
+    fn peek_authorization(&self, state: &str) -> Result<Option<PendingAuthorization>, VaultError>;
+
     /// Erases a connection and its placeholders; false when there was none.
     fn remove_connection(&self, id: &ConnectionId) -> Result<bool, VaultError>;
 }
@@ -184,6 +187,10 @@ impl TokenStore for Vault {
 
     fn take_authorization(&self, state: &str) -> Result<Option<PendingAuthorization>, VaultError> {
         Vault::take_authorization(self, state)
+    }
+
+    fn peek_authorization(&self, state: &str) -> Result<Option<PendingAuthorization>, VaultError> {
+        Vault::peek_authorization(self, state)
     }
 
     fn remove_connection(&self, id: &ConnectionId) -> Result<bool, VaultError> {

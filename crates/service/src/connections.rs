@@ -344,12 +344,34 @@ impl Service {
         Ok(outcome)
     }
 
-    /// Starts connecting an OAuth connection: egret's sign-in link to send the user to
-    /// (authorization code), or the connection itself (client credentials).
+    /// Starts connecting an OAuth connection: egret's sign-in link to hand the user
+    /// (authorization code; it opens a page naming the connector and owner, see
+    /// `sign_in_start`), or the connection itself (client credentials).
     pub async fn connect(
         self: &Arc<Self>,
         who: &Principal,
         conn: &ConnectionId,
+    ) -> Result<Begun, ServiceError> {
+        self.begin_connect(who, conn, None).await
+    }
+
+    /// As `connect`, from the browser that will sign in (the web UI's session, whose
+    /// binding cookie holds `binding`): the sign-in is bound to it at once
+    /// (`Begun::Bound`), and works nowhere else.
+    pub async fn connect_here(
+        self: &Arc<Self>,
+        who: &Principal,
+        conn: &ConnectionId,
+        binding: &SecretString,
+    ) -> Result<Begun, ServiceError> {
+        self.begin_connect(who, conn, Some(binding)).await
+    }
+
+    async fn begin_connect(
+        self: &Arc<Self>,
+        who: &Principal,
+        conn: &ConnectionId,
+        here: Option<&SecretString>,
     ) -> Result<Begun, ServiceError> {
         authorize(who, Operation::ChangeConnection, Some(conn))?;
         let policy = self.policy.load_full();
@@ -370,7 +392,7 @@ impl Service {
         self.one_per_owner(c, conn)?;
         let begun = self
             .broker
-            .begin(c, conn)
+            .begin(c, conn, here)
             .await
             .map_err(|e| crate::error::token_error(id, &e))?;
         if let Begun::Connected(_) = &begun {
@@ -488,13 +510,23 @@ impl Service {
         });
     }
 
-    /// The OAuth sign-in link was followed (`/oauth/start`): binds the sign-in to this
-    /// browser; the vendor's URL and the binding secret for the browser's cookie.
+    /// The OAuth sign-in link was opened (`GET /oauth/start`): which connector and owner
+    /// it is for. Nothing is spent or bound.
+    pub async fn sign_in_start(
+        &self,
+        state: &str,
+    ) -> Result<egret_oauth::SignInStart, egret_oauth::CallbackError> {
+        self.broker.sign_in_start(state).await
+    }
+
+    /// The person who opened the link continued (`POST /oauth/start`): binds the sign-in
+    /// to their browser (`binding`, its cookie's secret); the vendor's URL.
     pub async fn start_sign_in(
         &self,
         state: &str,
-    ) -> Result<(String, SecretString), egret_oauth::CallbackError> {
-        self.broker.start(state).await
+        binding: &SecretString,
+    ) -> Result<String, egret_oauth::CallbackError> {
+        self.broker.start(state, binding).await
     }
 
     /// The vendor sent the browser back (`/oauth/callback`) with `outcome` (the code, or

@@ -47,10 +47,10 @@ pub use sandboxes::{IssuedSandbox, NewSandbox};
 pub use ttl::DEFAULT_TTL;
 
 /// The vocabulary of the operations: names of connections and what is known of them.
-pub use egret_oauth::{Begun, CallbackError, Health, PENDING_TTL_SECS};
+pub use egret_oauth::{Begun, CallbackError, Health, PENDING_TTL_SECS, SignInStart};
 pub use egret_vault::{
     AuditEvent, ConnectLink, ConnectionId, ConnectionInfo, ConnectionName, Labels, LinkUse, Owner,
-    Placeholder, PlaceholderInfo, SandboxInfo, random_token,
+    Placeholder, PlaceholderInfo, SandboxInfo, random_token, sha256_hex,
 };
 
 /// What a connection test says (see [`ConnectionTester`]).

@@ -146,12 +146,57 @@ impl Browser {
         Err("too many redirects".into())
     }
 
+    /// Opens a sign-in link (egret's start link, or the vendor's URL); on egret's page
+    /// that names the connector and the owner, presses Continue. The page reached.
+    pub async fn open_sign_in(&mut self, url: &str) -> crate::Result<Page> {
+        let page = self.open(url).await?;
+        self.press_continue(page).await
+    }
+
+    /// On egret's sign-in page (`/oauth/start`), submits its form; any other page is
+    /// returned as it is.
+    pub async fn press_continue(&mut self, page: Page) -> crate::Result<Page> {
+        if !page.body.contains("action=\"/oauth/start\"") {
+            return Ok(page);
+        }
+        let fields = hidden_inputs(&page.body);
+        let form: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let target = absolute(&page.url.parse()?, "/oauth/start");
+        let posted = self.request(Method::POST, &target, Some(&form)).await?;
+        self.follow(posted).await
+    }
+
+    /// Opens egret's sign-in link and presses Continue, stopping at the redirect to the
+    /// vendor: returns the vendor's URL, unopened.
+    pub async fn continue_to_vendor(&mut self, start: &str) -> crate::Result<String> {
+        let page = self.open(start).await?;
+        if !page.body.contains("action=\"/oauth/start\"") {
+            return Err(
+                format!("not egret's sign-in page ({}): {}", page.status, page.body).into(),
+            );
+        }
+        let fields = hidden_inputs(&page.body);
+        let form: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let target = absolute(&page.url.parse()?, "/oauth/start");
+        let posted = self.request(Method::POST, &target, Some(&form)).await?;
+        match (posted.status, posted.location) {
+            (StatusCode::SEE_OTHER, Some(vendor)) => Ok(vendor),
+            (status, _) => Err(format!("Continue answered {status}: {}", posted.body).into()),
+        }
+    }
+
     /// Opens a sign-in link (egret's start link, or the vendor's URL) and submits the
     /// vendor's forms (Allow: each page's first form; Deny: the form whose action ends
     /// in `/deny`) until a page from another origin than the vendor's answers: the
     /// redirect URI's.
     pub async fn authorize(&mut self, url: &str, choice: Choice) -> crate::Result<Page> {
-        let mut page = self.open(url).await?;
+        let mut page = self.open_sign_in(url).await?;
         // Where the redirects landed is the vendor (egret's start link sends it on).
         let vendor = origin(&page.url)?;
         for _ in 0..5 {
@@ -181,7 +226,7 @@ impl Browser {
         url: &str,
         choice: Choice,
     ) -> crate::Result<String> {
-        let mut page = self.open(url).await?;
+        let mut page = self.open_sign_in(url).await?;
         let vendor = origin(&page.url)?;
         for _ in 0..5 {
             let action = form_action(&page.body, choice).ok_or_else(|| {
@@ -231,6 +276,30 @@ fn form_action(html: &str, choice: Choice) -> Option<String> {
         let deny = action.ends_with("/deny");
         (deny == (choice == Choice::Deny)).then(|| action.to_owned())
     })
+}
+
+/// The `name`/`value` of each `<input type="hidden">` in `html`, HTML entities decoded.
+pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
+    html.split("<input")
+        .skip(1)
+        .filter(|tag| tag.contains("type=\"hidden\""))
+        .filter_map(|tag| {
+            let attr = |name: &str| {
+                let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+                let rest = &tag[start..];
+                Some(unescape(&rest[..rest.find('"')?]))
+            };
+            Some((attr("name")?, attr("value")?))
+        })
+        .collect()
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 fn origin(url: &str) -> crate::Result<String> {

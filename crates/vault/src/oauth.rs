@@ -228,6 +228,23 @@ impl Vault {
             .map(|p| p.opened()))
     }
 
+    /// Reads a started authorization by its state without spending it: the callback
+    /// checks the browser first, so a browser that did not start the sign-in spends
+    /// nothing. `None` when unknown or expired.
+    pub fn peek_authorization(
+        &self,
+        state: &str,
+    ) -> Result<Option<PendingAuthorization>, VaultError> {
+        let key = state_key(&SecretString::from(state));
+        let found = self
+            .store
+            .get(Table::Authorizations, &key)?
+            .and_then(|v| self.open_pending(&key, &v));
+        Ok(found
+            .filter(|p| p.expires_at > self.clock.unix())
+            .map(|p| p.opened()))
+    }
+
     /// Binds the authorization started with `state` to the browser that opened its
     /// start link: records the hash of that browser's binding secret and returns the
     /// vendor URL to send it to. `None` when the state is unknown, expired, or already

@@ -13,18 +13,37 @@ use crate::{CallbackError, PENDING_TTL_SECS};
 
 /// The first step of connecting: where to send the user, or done already.
 pub enum Begun {
+    /// egret's sign-in link, for whoever the user is to open it: it shows a page naming
+    /// the connector and the owner, and goes on to the vendor only when they continue.
     Redirect(String),
+    /// Bound already to the browser that asked (the web UI's session, whose binding
+    /// cookie was given): send it straight to the vendor; no other browser can finish.
+    Bound {
+        vendor_url: String,
+    },
     Connected(ConnectionInfo),
 }
 
+/// A sign-in link not yet followed: what its page names.
+pub struct SignInStart {
+    pub connector: String,
+    pub owner: egret_vault::Owner,
+    pub name: egret_vault::ConnectionName,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
 impl Broker {
-    /// Starts connecting `conn` (an owner's connection to `connector`): the vendor URL for the authorization-code
-    /// grant (the pending authorization is kept in the store for 10 minutes), or the
-    /// token itself for client credentials.
+    /// Starts connecting `conn` (an owner's connection to `connector`): for the
+    /// authorization-code grant, egret's sign-in link — or, `here` (the binding secret of
+    /// the caller's own browser, kept in its cookie), the vendor's URL — with the pending
+    /// authorization kept in the store for 10 minutes; for client credentials, the token
+    /// itself.
     pub async fn begin(
         &self,
         connector: &Connector,
         conn: &ConnectionId,
+        here: Option<&SecretString>,
     ) -> Result<Begun, TokenError> {
         let AuthKind::OAuth2(settings) = &connector.auth else {
             return Err(TokenError::Config(format!(
@@ -56,8 +75,8 @@ impl Broker {
                     pkce_verifier: auth.pkce_verifier,
                     redirect_uri: redirect,
                     expires_at: self.inner.clock.unix() + PENDING_TTL_SECS,
-                    vendor_url: Some(auth.url),
-                    binding: None,
+                    vendor_url: Some(auth.url.clone()),
+                    binding: here.map(|b| egret_vault::sha256_hex(b.expose_secret())),
                 };
                 let store = self.inner.store.clone();
                 let state = auth.state;
@@ -66,7 +85,12 @@ impl Broker {
                     .await
                     .map_err(|_| TokenError::Store("the store write stopped".to_owned()))?
                     .map_err(|e| self.store_error(&e))?;
-                Ok(Begun::Redirect(start))
+                Ok(match here {
+                    Some(_) => Begun::Bound {
+                        vendor_url: auth.url,
+                    },
+                    None => Begun::Redirect(start),
+                })
             }
         }
     }
@@ -80,11 +104,30 @@ impl Broker {
         format!("{base}/oauth/start?state={state}")
     }
 
-    /// Opens a start link: binds the sign-in to this browser and answers the vendor URL
-    /// to redirect to and the binding secret to set as a cookie. A start link works
-    /// once, within the sign-in's 10 minutes.
-    pub async fn start(&self, state: &str) -> Result<(String, SecretString), CallbackError> {
-        let binding = egret_vault::random_token();
+    /// What an unfollowed sign-in link is for, read without spending or binding it: a
+    /// link previewer, or a person who opens the link and goes no further, changes
+    /// nothing.
+    pub async fn sign_in_start(&self, state: &str) -> Result<SignInStart, CallbackError> {
+        let pending = self.peek(state).await?;
+        match pending {
+            Some(p) if p.binding.is_none() => Ok(SignInStart {
+                connector: p.connector,
+                owner: p.owner,
+                name: p.name,
+                expires_at: p.expires_at,
+            }),
+            _ => Err(CallbackError::StartUsed),
+        }
+    }
+
+    /// The person who opened a sign-in link continues: binds the sign-in to their
+    /// browser (`binding`, its cookie's secret) and answers the vendor URL to send it to.
+    /// A link is followed once, within the sign-in's 10 minutes.
+    pub async fn start(
+        &self,
+        state: &str,
+        binding: &SecretString,
+    ) -> Result<String, CallbackError> {
         let hash = egret_vault::sha256_hex(binding.expose_secret());
         let store = self.inner.store.clone();
         let state = state.to_owned();
@@ -92,9 +135,19 @@ impl Broker {
             .await
             .map_err(|_| CallbackError::Vault("the vault write stopped".to_owned()))?
             .map_err(|e| CallbackError::Vault(e.to_string()))?;
-        vendor
-            .map(|url| (url, binding))
-            .ok_or(CallbackError::StartUsed)
+        vendor.ok_or(CallbackError::StartUsed)
+    }
+
+    async fn peek(
+        &self,
+        state: &str,
+    ) -> Result<Option<egret_vault::PendingAuthorization>, CallbackError> {
+        let store = self.inner.store.clone();
+        let state = state.to_owned();
+        tokio::task::spawn_blocking(move || store.peek_authorization(&state))
+            .await
+            .map_err(|_| CallbackError::Vault("the vault read stopped".to_owned()))?
+            .map_err(|e| CallbackError::Vault(e.to_string()))
     }
 
     /// The OAuth app's client secret of `connector`, when it has one that can be read.
@@ -115,7 +168,10 @@ impl Broker {
         )
     }
 
-    /// Finishes an authorization from its callback. The state is spent whatever happens.
+    /// Finishes an authorization from its callback. Only the browser that started the
+    /// sign-in may finish it: anywhere else the callback is refused and the sign-in is
+    /// left as it was, for that browser to finish. Past that check the state is spent,
+    /// whatever happens next.
     pub async fn complete(
         &self,
         state: &str,
@@ -123,6 +179,21 @@ impl Broker {
         binding: Option<&str>,
     ) -> Result<ConnectionInfo, CallbackError> {
         use CallbackError as E;
+        let peeked = self.peek(state).await?.ok_or(E::UnknownState)?;
+        // A vendor URL passed on to someone else (login CSRF), or a callback replayed
+        // elsewhere, finishes nothing and spends nothing.
+        let bound = peeked.binding.as_deref().is_some_and(|expected| {
+            let given = egret_vault::sha256_hex(binding.unwrap_or_default());
+            subtle::ConstantTimeEq::ct_eq(given.as_bytes(), expected.as_bytes()).into()
+        });
+        if !bound {
+            let _ = self.inner.store.audit(
+                "connection.denied",
+                &peeked.connection(),
+                "the sign-in was finished in a browser that did not start it".to_owned(),
+            );
+            return Err(E::OtherBrowser(peeked.connector.clone()));
+        }
         let store = self.inner.store.clone();
         let taken = {
             let state = state.to_owned();
@@ -131,6 +202,7 @@ impl Broker {
                 .map_err(|_| E::Vault("the vault read stopped".to_owned()))?
                 .map_err(|e| E::Vault(e.to_string()))?
         };
+        // Taken meanwhile by the same browser's other tab, or another replica.
         let pending = taken.ok_or(E::UnknownState)?;
         let conn = pending.connection();
         let code = match outcome {
@@ -150,20 +222,6 @@ impl Broker {
                 });
             }
         };
-        // Only the browser that opened the start link may finish: a vendor URL passed on
-        // to someone else (login CSRF) finishes nothing.
-        let bound = pending.binding.as_deref().is_some_and(|expected| {
-            let given = egret_vault::sha256_hex(binding.unwrap_or_default());
-            subtle::ConstantTimeEq::ct_eq(given.as_bytes(), expected.as_bytes()).into()
-        });
-        if !bound {
-            let _ = self.inner.store.audit(
-                "connection.denied",
-                &conn,
-                "the sign-in was finished in a browser that did not start it".to_owned(),
-            );
-            return Err(E::OtherBrowser(pending.connector.clone()));
-        }
         let policy = self.inner.policy.load_full();
         let connector = policy
             .connector(&pending.connector)

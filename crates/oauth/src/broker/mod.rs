@@ -33,7 +33,7 @@ use egret_vault::{
 use tokio::sync::OwnedMutexGuard;
 use tokio::time::Instant;
 
-pub use connect::Begun;
+pub use connect::{Begun, SignInStart};
 pub use health::{Health, sanitized};
 
 use crate::error::TokenError;

@@ -203,6 +203,10 @@ impl TokenStore for MemoryStore {
         Ok(None)
     }
 
+    fn peek_authorization(&self, _: &str) -> Result<Option<PendingAuthorization>, VaultError> {
+        Ok(None)
+    }
+
     fn remove_connection(&self, id: &ConnectionId) -> Result<bool, VaultError> {
         let mut all = self.connections.lock().expect("lock");
         Ok(all.remove(&Self::key(&id.connector, &id.owner)).is_some())

@@ -321,19 +321,25 @@ pub(crate) async fn act(
     let conn = ConnectionId::new(&connector, &link.owner, &name);
     let (service, who) = (&state.service, session.principal());
     let done = match action.as_str() {
-        "connect" => match service.connect(&who, &conn).await {
-            Ok(Begun::Redirect(url)) => {
-                let mut resp = Redirect::to(&url).into_response();
-                // The callback page links back here.
-                resp.headers_mut().insert(
-                    header::SET_COOKIE,
-                    egret_control::return_cookie(true, state.secure()),
-                );
-                return resp;
+        "connect" => {
+            // Bound to this browser (the one holding this session) from the start: the
+            // vendor's URL works nowhere else, and no sign-in link is made.
+            let (binding, cookie) = egret_control::sign_in_binding(&headers, state.secure());
+            match service.connect_here(&who, &conn, &binding).await {
+                Ok(Begun::Bound { vendor_url: url }) | Ok(Begun::Redirect(url)) => {
+                    let mut resp = Redirect::to(&url).into_response();
+                    resp.headers_mut().insert(header::SET_COOKIE, cookie);
+                    // The callback page links back here.
+                    resp.headers_mut().append(
+                        header::SET_COOKIE,
+                        egret_control::return_cookie(true, state.secure()),
+                    );
+                    return resp;
+                }
+                Ok(Begun::Connected(_)) => Ok(()),
+                Err(e) => Err(e),
             }
-            Ok(Begun::Connected(_)) => Ok(()),
-            Err(e) => Err(e),
-        },
+        }
         "key" => {
             let Some(key) = form.key else {
                 return back_with(
