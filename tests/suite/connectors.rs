@@ -326,6 +326,17 @@ async fn a_removed_connector_is_erased_by_a_purge_or_when_its_retention_ends() {
         || async { weather().await == 0 },
     )
     .await;
-    let audit = audit_events(&f.egret, "weather").await;
-    assert!(audit.iter().any(|e| e == "connector.purged"), "{audit:?}");
+    // Audited after the erase, not in the same step: waited for, not read at once (a
+    // busy machine was seen to read the log before the event reached it).
+    until(
+        "the purge audited",
+        std::time::Duration::from_secs(5),
+        || async {
+            audit_events(&f.egret, "weather")
+                .await
+                .iter()
+                .any(|e| e == "connector.purged")
+        },
+    )
+    .await;
 }

@@ -749,3 +749,68 @@ async fn vault_migrate_trusts_vault_ca_file() {
     );
     assert!(out.status.success() && said.contains("verified"), "{said}");
 }
+
+/// Issue 24, item 6: someone who can write the database but has no master key forges
+/// placeholder rows — a genuine row's value (and MAC) moved under a placeholder of their
+/// choosing, and the bare record as egret wrote it before MACs — and a sandbox identity.
+/// A restart does not fail; the forged placeholders are unknown to the proxy, the genuine
+/// one works, and each forged row is audited and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_forged_in_the_database_grant_nothing_and_are_reported() {
+    let db = TestDb::create().await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new();
+    let upstream = Upstream::https(&ca, NAMES, Offer::Http2AndHttp1).await;
+    prepare(root.path(), &db, &ca, OPENAI);
+    let a = Egret::start(&root.path().join("a"), "a1.log").await;
+    let genuine = a.key_and_placeholder("openai", "org", KEY).await;
+    let client = db.client().await;
+    let row: Vec<u8> = client
+        .query_one(
+            "SELECT value FROM egret_records WHERE tbl = 'placeholders' AND key = $1",
+            &[&egret_vault::sha256_hex(&genuine)],
+        )
+        .await
+        .expect("the genuine row")
+        .get(0);
+    let chosen = |tag: &str| format!("egp_{tag:A<40}");
+    let (moved, bare) = (chosen("Moved"), chosen("Bare"));
+    let content = row[4 + 32..].to_vec();
+    let sandbox = serde_json::json!({
+        "id": "sbx-forged", "created_at": 0, "expires_at": null,
+        "secret_sha256": egret_vault::sha256_hex("egs_chosen"),
+    })
+    .to_string()
+    .into_bytes();
+    for (tbl, key, value) in [
+        ("placeholders", egret_vault::sha256_hex(&moved), row.clone()),
+        ("placeholders", egret_vault::sha256_hex(&bare), content),
+        ("sandboxes", "sbx-forged".to_owned(), sandbox),
+    ] {
+        client
+            .execute(
+                "INSERT INTO egret_records (tbl, key, value) VALUES ($1, $2, $3)",
+                &[&tbl, &key, &value],
+            )
+            .await
+            .expect("forge a row");
+    }
+    a.stop().await;
+    let a = Egret::start(&root.path().join("a"), "a2.log").await;
+    a.export_ca().await;
+    let url = format!("https://api.test.local:{}/echo", upstream.addr.port());
+    let auth = |p: &str| format!("Authorization: Bearer {p}");
+    assert_eq!(status(&a, &auth(&genuine), &url).await, "200");
+    for forged in [&moved, &bare] {
+        assert_eq!(status(&a, &auth(forged), &url).await, "403", "{forged}");
+    }
+    let metrics = super::harness::api::metrics(a.control).await;
+    assert!(
+        metrics.contains("egret_vault_forged_rows_total 3"),
+        "{metrics}"
+    );
+    let audit = stdout(&a.cli(&["audit", "tail", "-o", "json"], None).await);
+    assert_eq!(audit.matches("vault.row_forged").count(), 3, "{audit}");
+    assert!(!audit.contains(&moved) && !audit.contains(&bare), "{audit}");
+    a.stop().await;
+}

@@ -32,11 +32,21 @@ pub async fn run(cli: Cli) -> Result<()> {
             let policy = load_policy(&config)?;
             let rotated = egret_app::rotate_master_key(&policy)?;
             say!(
-                "rotated the master key: re-sealed {}, {} and {}",
+                "rotated the master key: re-sealed {}, {} and {}; authenticated {} anew",
                 count(rotated.connections as u64, "connection"),
                 count(rotated.connectors as u64, "connector"),
                 count(rotated.authorizations as u64, "pending authorization"),
+                count(
+                    rotated.authenticated as u64,
+                    "placeholder, sandbox or connect-link row"
+                ),
             );
+            if rotated.forged_dropped > 0 {
+                say!(
+                    "dropped {} that failed authentication under the old key (written without it)",
+                    count(rotated.forged_dropped as u64, "row")
+                );
+            }
             Ok(())
         }
         Command::Vault(VaultCommand::Migrate { to }) => {

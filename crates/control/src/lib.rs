@@ -134,6 +134,7 @@ pub fn router(state: Arc<ControlState>) -> Router {
             "/metrics",
             get(|State(state): State<Arc<ControlState>>| async move {
                 let metrics = &state.service.metrics;
+                metrics.forged_rows(state.service.forged_rows());
                 if let Some(s) = state.service.store_stats() {
                     metrics.database(egret_metrics::DatabaseFigures {
                         errors: s.errors,

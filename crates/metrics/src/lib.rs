@@ -149,6 +149,10 @@ registered! {
         "Other replicas' changes this replica heard and applied";
     change_listener_lost: Counter = "vault_change_listener_lost",
         "Times the listening database connection was lost (everything is read again after)";
+    /// Rows of the vault's store that failed their MAC: written by something without
+    /// the master key, and ignored.
+    forged_rows: Counter = "vault_forged_rows",
+        "Rows in the vault's store that failed their authentication (written without the master key) and were ignored";
     change_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64> = "vault_change_lag_seconds",
         "From the newest heard change's commit on another replica to its arrival here";
 }
@@ -175,6 +179,12 @@ impl Metrics {
             .set(i64::try_from(f.idle).unwrap_or(i64::MAX));
         self.change_listener_up.set(i64::from(f.listening));
         self.change_lag_seconds.set(f.lag_ms as f64 / 1000.0);
+    }
+
+    /// The vault's count of forged rows found since start.
+    pub fn forged_rows(&self, total: u64) {
+        self.forged_rows
+            .inc_by(total.saturating_sub(self.forged_rows.get()));
     }
 
     pub fn upstream_retry(&self, connector: &str) {

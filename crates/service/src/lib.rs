@@ -142,6 +142,11 @@ impl Service {
         self.vault.store().stats()
     }
 
+    /// Rows of the store found forged (failing their MAC) since start.
+    pub fn forged_rows(&self) -> u64 {
+        self.vault.forged_rows()
+    }
+
     /// Whether egret is reached over https (`control.public_url`): its cookies are then
     /// `Secure` and `__Host-` cookies.
     pub fn served_over_https(&self) -> bool {

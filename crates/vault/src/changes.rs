@@ -42,6 +42,12 @@ impl Vault {
     /// when the store no longer holds it). Under the writer lock: a local write cannot
     /// interleave, so memory ends as the store is.
     pub(crate) fn reread(&self, table: Table, key: &str) -> Result<(), VaultError> {
+        let read = self.reread_locked(table, key);
+        self.audit_forged();
+        read
+    }
+
+    fn reread_locked(&self, table: Table, key: &str) -> Result<(), VaultError> {
         let _w = self.lock_writer();
         let row = self.store.get(table, key)?;
         match table {
@@ -60,9 +66,10 @@ impl Vault {
                     }
                 }
             }
-            Table::Placeholders => match row {
+            Table::Placeholders => match row.as_deref().and_then(|v| self.authentic(table, key, v))
+            {
                 Some(v) => {
-                    let (hash, entry) = open_placeholder(key, &v)?;
+                    let (hash, entry) = open_placeholder(key, v)?;
                     self.write_index()
                         .placeholders
                         .insert(hash, Arc::new(entry));
@@ -73,9 +80,9 @@ impl Vault {
                     }
                 }
             },
-            Table::Sandboxes => match row {
+            Table::Sandboxes => match row.as_deref().and_then(|v| self.authentic(table, key, v)) {
                 Some(v) => {
-                    let stored = open_sandbox(key, &v)?;
+                    let stored = open_sandbox(key, v)?;
                     self.write_index().sandboxes.insert(key.to_owned(), stored);
                 }
                 None => {
@@ -103,8 +110,12 @@ impl Vault {
 
     /// Everything read again from the store (changes may have been missed).
     pub(crate) fn resync(&self) -> Result<(), VaultError> {
-        let _w = self.lock_writer();
-        self.load()
+        let loaded = {
+            let _w = self.lock_writer();
+            self.load()
+        };
+        self.audit_forged();
+        loaded
     }
 
     /// Before a lookup, when memory cannot be trusted: reads the row it depends on

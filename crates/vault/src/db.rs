@@ -60,6 +60,9 @@ pub(crate) struct Index {
 pub struct Vault {
     pub(crate) store: Box<dyn Store>,
     pub(crate) sealer: Sealer,
+    /// Authenticates the rows that grant a credential without holding one (`mac`).
+    pub(crate) mac: crate::mac::RowMac,
+    pub(crate) forgeries: crate::mac::Forgeries,
     index: RwLock<Index>,
     /// Serializes "commit, then update the index" so memory never runs ahead of disk.
     writer: Mutex<()>,
@@ -121,6 +124,8 @@ impl Vault {
         let vault = Self {
             store,
             sealer: Sealer::new(key),
+            mac: crate::mac::RowMac::new(key),
+            forgeries: crate::mac::Forgeries::default(),
             index: RwLock::new(Index::default()),
             writer: Mutex::new(()),
             clock: Clock::system(),
@@ -137,7 +142,9 @@ impl Vault {
             on_connectors: Mutex::new(Vec::new()),
         };
         vault.check_or_stamp_key()?;
+        vault.authenticate_old_rows()?;
         vault.load()?;
+        vault.audit_forged();
         Ok(vault)
     }
 
@@ -187,13 +194,18 @@ impl Vault {
             index.credentials.insert(key.clone(), Arc::new(credential));
             index.connections.insert(key, info);
         }
+        // A row that fails its MAC is left out (and reported): see `mac`.
         for (k, v) in self.store.scan(Table::Placeholders)? {
-            let (hash, entry) = open_placeholder(&k, &v)?;
-            index.placeholders.insert(hash, Arc::new(entry));
+            if let Some(content) = self.authentic(Table::Placeholders, &k, &v) {
+                let (hash, entry) = open_placeholder(&k, content)?;
+                index.placeholders.insert(hash, Arc::new(entry));
+            }
         }
         for (k, v) in self.store.scan(Table::Sandboxes)? {
-            let stored = open_sandbox(&k, &v)?;
-            index.sandboxes.insert(k, stored);
+            if let Some(content) = self.authentic(Table::Sandboxes, &k, &v) {
+                let stored = open_sandbox(&k, content)?;
+                index.sandboxes.insert(k, stored);
+            }
         }
         for (k, v) in self.store.scan(Table::RemovedConnectors)? {
             index.removed.insert(k.clone(), open_removed(&k, &v)?);

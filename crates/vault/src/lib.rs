@@ -26,6 +26,7 @@ mod db;
 mod error;
 mod key;
 mod links;
+mod mac;
 mod meta;
 mod minted;
 mod names;

@@ -59,11 +59,16 @@ impl Vault {
             used: false,
         })
         .map_err(|e| VaultError::Invalid(e.to_string()))?;
-        self.put_expiring(Table::ConnectLinks, key, row, KEEP, |_, v| {
-            serde_json::from_slice::<Stored>(v)
+        let row = self.mac.wrap(Table::ConnectLinks, &key, &row);
+        // A row that fails its MAC counts as expired: the first write after removes it.
+        let put = self.put_expiring(Table::ConnectLinks, key, row, KEEP, |k, v| {
+            let content = self.authentic(Table::ConnectLinks, k, v)?;
+            serde_json::from_slice::<Stored>(content)
                 .ok()
                 .map(|s| s.link.expires_at)
-        })
+        });
+        self.audit_forged();
+        put
     }
 
     /// Opens a ticket: the link on first use (and marks it used, in the same
@@ -76,7 +81,11 @@ impl Vault {
         let Some(row) = self.store.get(Table::ConnectLinks, &key)? else {
             return Ok(LinkUse::Expired);
         };
-        let stored = serde_json::from_slice::<Stored>(&row).ok();
+        // A link written without the master key opens nothing.
+        let stored = self
+            .authentic(Table::ConnectLinks, &key, &row)
+            .and_then(|content| serde_json::from_slice::<Stored>(content).ok());
+        self.audit_forged();
         let Some(mut s) = stored.filter(|s| s.link.expires_at > now) else {
             return Ok(LinkUse::Expired);
         };
@@ -85,6 +94,7 @@ impl Vault {
         }
         s.used = true;
         let new = serde_json::to_vec(&s).map_err(|e| VaultError::Invalid(e.to_string()))?;
+        let new = self.mac.wrap(Table::ConnectLinks, &key, &new);
         if self.store.swap(Table::ConnectLinks, &key, &row, &new)? {
             Ok(LinkUse::Fresh(s.link))
         } else {

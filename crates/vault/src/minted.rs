@@ -55,6 +55,7 @@ impl Vault {
         };
         let hash = placeholder.hash();
         let record = serde_json::to_vec(&info).map_err(|e| VaultError::Invalid(e.to_string()))?;
+        let record = self.mac.wrap(Table::Placeholders, &hash.hex(), &record);
         self.store
             .commit(vec![Change::put(Table::Placeholders, hash.hex(), record)])?;
         let entry = Arc::new(PlaceholderEntry::new(info.clone()));

@@ -18,6 +18,10 @@ pub struct Rotated {
     pub connections: usize,
     pub authorizations: usize,
     pub ui_sessions: usize,
+    /// Placeholder, sandbox and connect-link rows given the new key's MAC.
+    pub authenticated: usize,
+    /// Rows of those tables whose MAC failed under the old key: forged, and dropped.
+    pub forged_dropped: usize,
 }
 
 /// Re-seals the vault at `path` from `old` to `new`. The vault must not be open
@@ -86,6 +90,23 @@ pub fn rotate_store_key(
         let record = serde_json::to_vec(&stored).map_err(|e| VaultError::Invalid(e.to_string()))?;
         changes.push(Change::put(Table::Connections, k.as_str(), record));
         rotated.connections += 1;
+    }
+    // The rows authenticated by a MAC get the new key's; forged ones are dropped.
+    let (remacs, dropped) = crate::mac::remac(
+        store,
+        &crate::mac::RowMac::new(old),
+        &crate::mac::RowMac::new(new),
+    )?;
+    rotated.authenticated = remacs.len() - dropped;
+    rotated.forged_dropped = dropped;
+    changes.extend(remacs);
+    // From now on, a row without a MAC is forged (see `mac`): the flag, under the new key.
+    if store.get(Table::Meta, crate::mac::UPGRADED)?.is_none() {
+        changes.push(Change::put(
+            Table::Meta,
+            crate::mac::UPGRADED,
+            to.seal(&aad("meta", crate::mac::UPGRADED), b"1"),
+        ));
     }
     store.commit(changes)?;
     Ok(rotated)

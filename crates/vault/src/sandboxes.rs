@@ -90,6 +90,7 @@ impl Vault {
             secret_sha256: sha256_hex(secret.expose_secret()),
         };
         let record = serde_json::to_vec(&stored).map_err(|e| VaultError::Invalid(e.to_string()))?;
+        let record = self.mac.wrap(Table::Sandboxes, id.as_str(), &record);
         let _w = self.lock_writer();
         self.store
             .commit(vec![Change::put(Table::Sandboxes, id.as_str(), record)])?;

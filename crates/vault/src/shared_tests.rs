@@ -242,3 +242,150 @@ fn a_notification_is_a_hint_and_carries_no_data() {
         .expect("reread");
     assert!(f.vault.sandboxes().is_empty());
 }
+
+/// Issue 24, item 6: someone who can write the store but has no master key adds rows
+/// that would grant a credential — a placeholder for a connection (its hash is all it
+/// takes to name one), a sandbox identity with a secret of their choosing, a connect
+/// link — as they are written now (a MAC of their own making, or one moved from another
+/// row) and as they were written before MACs. None is loaded, answered or used, through
+/// a full read, a change notification or a read-through; each is audited and counted
+/// once, and the start does not fail.
+#[test]
+fn rows_written_without_the_master_key_grant_nothing() {
+    let f = fixture();
+    let id = org("openai");
+    f.vault
+        .put_api_key(&id, &SecretString::from("sk-1"))
+        .expect("key");
+    let (p, _) = f.vault.mint_placeholder(&id, None).expect("mint");
+    let genuine = f
+        .other
+        .get(Table::Placeholders, &p.hash().hex())
+        .expect("get")
+        .expect("the genuine row");
+    let now = crate::unix_now();
+    let content = &genuine[4 + 32..];
+    let placeholder =
+        |name: &str| crate::placeholder::PlaceholderHash::of(format!("egp_{name:0<40}").as_bytes());
+    let (moved, legacy, own_mac) = (
+        placeholder("moved"),
+        placeholder("legacy"),
+        placeholder("own"),
+    );
+    let attacker = crate::mac::RowMac::new(&MasterKey::generate());
+    let sandbox = serde_json::json!({
+        "id": "sbx-forged", "created_at": now, "expires_at": null,
+        "secret_sha256": crate::sandboxes::sha256_hex("egs_chosen"),
+    })
+    .to_string();
+    let link = serde_json::json!({
+        "owner": "user:victim", "connector": null, "name": null,
+        "expires_at": now + 600, "used": false,
+    })
+    .to_string();
+    f.other
+        .commit(vec![
+            // The genuine row's MAC under another key: moved.
+            Change::put(Table::Placeholders, moved.hex(), genuine.clone()),
+            Change::put(Table::Placeholders, legacy.hex(), content.to_vec()),
+            Change::put(
+                Table::Placeholders,
+                own_mac.hex(),
+                attacker.wrap(Table::Placeholders, &own_mac.hex(), content),
+            ),
+            Change::put(Table::Sandboxes, "sbx-forged", sandbox.into_bytes()),
+            Change::put(
+                Table::ConnectLinks,
+                crate::sandboxes::sha256_hex("ticket-chosen"),
+                link.into_bytes(),
+            ),
+        ])
+        .expect("write behind the vault");
+    // A change notification for each row, then a full read (a restart, or a resync).
+    for key in [moved.hex(), legacy.hex(), own_mac.hex()] {
+        f.vault.reread(Table::Placeholders, &key).expect("reread");
+    }
+    f.vault
+        .reread(Table::Sandboxes, "sbx-forged")
+        .expect("reread");
+    f.vault.resync().expect("a full read does not fail");
+    // Read-through, as a replica whose memory is not current does.
+    f.current.store(false, Ordering::SeqCst);
+    for forged in [&moved, &legacy, &own_mac] {
+        assert!(
+            f.vault.resolve(forged, now).is_none(),
+            "a forged placeholder resolves"
+        );
+    }
+    assert!(
+        f.vault.resolve(&p.hash(), now).is_some(),
+        "the genuine one still does"
+    );
+    assert!(
+        f.vault
+            .authenticate_sandbox("sbx-forged", "egs_chosen", now)
+            .is_none(),
+        "a forged sandbox identity passes"
+    );
+    assert!(f.vault.sandboxes().is_empty());
+    assert_eq!(
+        f.vault.use_connect_link("ticket-chosen").expect("link"),
+        crate::LinkUse::Expired,
+        "a forged connect link opens"
+    );
+    assert_eq!(f.vault.forged_rows(), 5, "each forged row counted once");
+    let audited = f
+        .vault
+        .audit_latest(50, 1000, |e| e.event == "vault.row_forged")
+        .expect("audit")
+        .len();
+    assert_eq!(audited, 5, "each forged row audited once");
+}
+
+/// Rows written before MACs existed are authenticated once, at the first start that
+/// knows MACs; a row without one written after that is forged.
+#[test]
+fn rows_from_before_macs_are_authenticated_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v.redb");
+    let key = MasterKey::generate();
+    let id = org("openai");
+    let (p, legacy_row) = {
+        let v = Vault::open(&path, &key).expect("vault");
+        v.put_api_key(&id, &SecretString::from("sk-1"))
+            .expect("key");
+        let (p, _) = v.mint_placeholder(&id, None).expect("mint");
+        let row = v
+            .store()
+            .get(Table::Placeholders, &p.hash().hex())
+            .expect("get")
+            .expect("row");
+        // As an older egret wrote it: the content alone, and no upgrade flag.
+        let content = row[4 + 32..].to_vec();
+        v.store()
+            .commit(vec![
+                Change::put(Table::Placeholders, p.hash().hex(), content.clone()),
+                Change::remove(Table::Meta, crate::mac::UPGRADED),
+            ])
+            .expect("downgrade");
+        (p, content)
+    };
+    let v = Vault::open(&path, &key).expect("the upgrade");
+    let now = crate::unix_now();
+    assert!(v.resolve(&p.hash(), now).is_some(), "an old row is kept");
+    assert_eq!(v.forged_rows(), 0);
+    let late =
+        crate::placeholder::PlaceholderHash::of(b"egp_late000000000000000000000000000000000");
+    v.store()
+        .commit(vec![Change::put(
+            Table::Placeholders,
+            late.hex(),
+            legacy_row,
+        )])
+        .expect("write behind");
+    drop(v);
+    let v = Vault::open(&path, &key).expect("reopen");
+    assert!(v.resolve(&late, now).is_none(), "no second upgrade");
+    assert!(v.resolve(&p.hash(), now).is_some());
+    assert_eq!(v.forged_rows(), 1);
+}
