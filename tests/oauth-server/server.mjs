@@ -36,7 +36,7 @@ const ISSUER_HOST = process.env.ISSUER_HOST ?? 'auth.test.local';
 const RESOURCE = 'https://api.test.local';
 const RESOURCE_SCOPES = 'read write';
 
-const stats = { authorization_code: 0, refresh_token: 0, client_credentials: 0, revocations: 0, resource_ok: 0, resource_refused: 0 };
+const stats = { authorization_code: 0, refresh_token: 0, refresh_token_refused: 0, client_credentials: 0, revocations: 0, resource_ok: 0, resource_refused: 0 };
 let tokenMode = 'ok';
 let withheld = null;
 const grants = new Set();
@@ -102,7 +102,11 @@ server.listen(0, '127.0.0.1', () => {
     const type = ctx.oidc.params.grant_type;
     if (type in stats) stats[type] += 1;
   });
-  provider.on('grant.error', (ctx, err) => console.error(`grant.error: ${err.message}: ${err.error_detail ?? ''}`));
+  provider.on('grant.error', (ctx, err) => {
+    // A refresh token used twice (or after its grant was revoked) is refused here.
+    if (ctx.oidc?.params?.grant_type === 'refresh_token') stats.refresh_token_refused += 1;
+    console.error(`grant.error: ${err.message}: ${err.error_detail ?? ''}`);
+  });
   provider.on('server_error', (ctx, err) => console.error(`server_error: ${err.stack}`));
   provider.on('grant.saved', (grant) => grants.add(grant.jti));
   provider.on('access_token.saved', (token) => accessTokens.add(token.jti));

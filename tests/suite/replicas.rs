@@ -475,13 +475,28 @@ async fn renewal_happens_once_across_replicas_and_survives_a_killed_holder() {
         let (egret, auth, api) = (if i % 2 == 0 { &a } else { &b }, auth.clone(), api.clone());
         calls.push(async move { egret.curl(&["-H", &auth], &api).await });
     }
+    let burst = Instant::now();
     let answers = futures_util::future::join_all(calls).await;
+    let took = burst.elapsed();
     for (code, body) in &answers {
         assert_eq!(*code, 0, "{body}");
         assert!(body.contains("\"sub\":\"alice\""), "{body}");
     }
+    // Once per time the token fell due: no refresh token was ever sent twice (the
+    // server refuses a reused one, and counts it), and no more renewals than the token
+    // fell due — once, unless the burst itself outlasted a token (6 s, renewed 3 s
+    // before: due again every 3 s) on a machine that made 80 curl processes slow.
     let stats = server.stats().await;
-    assert_eq!(stats["refresh_token"], 1, "{stats}");
+    assert_eq!(
+        stats["refresh_token_refused"], 0,
+        "a refresh token was reused: {stats}"
+    );
+    let due = 1 + took.as_secs() / 3;
+    let renewals = stats["refresh_token"].as_u64().unwrap_or(0);
+    assert!(
+        (1..=due).contains(&renewals),
+        "{renewals} renewals in a {took:?} burst (at most {due}): {stats}"
+    );
 
     // A is killed while it holds a renewal (the server is slow to answer): B takes
     // over when A's lease runs out, and the grant survives.
@@ -500,13 +515,14 @@ async fn renewal_happens_once_across_replicas_and_survives_a_killed_holder() {
         started.elapsed()
     );
     let stats = server.stats().await;
-    assert_eq!(stats["refresh_token"], 2, "{stats}");
+    assert_eq!(stats["refresh_token"], renewals + 1, "{stats}");
+    assert_eq!(stats["refresh_token_refused"], 0, "{stats}");
     // The grant is alive: the next renewal works too, once the token is due again;
     // every request meanwhile is served.
-    until("a third renewal", Duration::from_secs(10), || async {
+    until("one more renewal", Duration::from_secs(10), || async {
         let (code, body) = b.curl(&["-H", &auth], &api).await;
         assert!(code == 0 && body.contains("\"sub\":\"alice\""), "{body}");
-        server.stats().await["refresh_token"] == 3
+        server.stats().await["refresh_token"] == renewals + 2
     })
     .await;
     let log = b.stop().await;

@@ -156,16 +156,10 @@ impl Browser {
     /// On egret's sign-in page (`/oauth/start`), submits its form; any other page is
     /// returned as it is.
     pub async fn press_continue(&mut self, page: Page) -> crate::Result<Page> {
-        if !page.body.contains("action=\"/oauth/start\"") {
+        if !is_sign_in_page(&page) {
             return Ok(page);
         }
-        let fields = hidden_inputs(&page.body);
-        let form: Vec<(&str, &str)> = fields
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let target = absolute(&page.url.parse()?, "/oauth/start");
-        let posted = self.request(Method::POST, &target, Some(&form)).await?;
+        let posted = self.submit_continue(&page).await?;
         self.follow(posted).await
     }
 
@@ -173,22 +167,27 @@ impl Browser {
     /// vendor: returns the vendor's URL, unopened.
     pub async fn continue_to_vendor(&mut self, start: &str) -> crate::Result<String> {
         let page = self.open(start).await?;
-        if !page.body.contains("action=\"/oauth/start\"") {
+        if !is_sign_in_page(&page) {
             return Err(
                 format!("not egret's sign-in page ({}): {}", page.status, page.body).into(),
             );
         }
+        let posted = self.submit_continue(&page).await?;
+        match (posted.status, posted.location) {
+            (StatusCode::SEE_OTHER, Some(vendor)) => Ok(vendor),
+            (status, _) => Err(format!("Continue answered {status}: {}", posted.body).into()),
+        }
+    }
+
+    /// Posts the sign-in page's form (its hidden fields), unfollowed.
+    async fn submit_continue(&mut self, page: &Page) -> crate::Result<Page> {
         let fields = hidden_inputs(&page.body);
         let form: Vec<(&str, &str)> = fields
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         let target = absolute(&page.url.parse()?, "/oauth/start");
-        let posted = self.request(Method::POST, &target, Some(&form)).await?;
-        match (posted.status, posted.location) {
-            (StatusCode::SEE_OTHER, Some(vendor)) => Ok(vendor),
-            (status, _) => Err(format!("Continue answered {status}: {}", posted.body).into()),
-        }
+        self.request(Method::POST, &target, Some(&form)).await
     }
 
     /// Opens a sign-in link (egret's start link, or the vendor's URL) and submits the
@@ -276,6 +275,10 @@ fn form_action(html: &str, choice: Choice) -> Option<String> {
         let deny = action.ends_with("/deny");
         (deny == (choice == Choice::Deny)).then(|| action.to_owned())
     })
+}
+
+fn is_sign_in_page(page: &Page) -> bool {
+    page.body.contains("action=\"/oauth/start\"")
 }
 
 /// The `name`/`value` of each `<input type="hidden">` in `html`, HTML entities decoded.

@@ -218,14 +218,7 @@ impl Vault {
         &self,
         state: &str,
     ) -> Result<Option<PendingAuthorization>, VaultError> {
-        let key = state_key(&SecretString::from(state));
-        let found = self
-            .store
-            .take(Table::Authorizations, &key)?
-            .and_then(|v| self.open_pending(&key, &v));
-        Ok(found
-            .filter(|p| p.expires_at > self.clock.unix())
-            .map(|p| p.opened()))
+        self.authorization(state, true)
     }
 
     /// Reads a started authorization by its state without spending it: the callback
@@ -235,12 +228,22 @@ impl Vault {
         &self,
         state: &str,
     ) -> Result<Option<PendingAuthorization>, VaultError> {
+        self.authorization(state, false)
+    }
+
+    fn authorization(
+        &self,
+        state: &str,
+        take: bool,
+    ) -> Result<Option<PendingAuthorization>, VaultError> {
         let key = state_key(&SecretString::from(state));
-        let found = self
-            .store
-            .get(Table::Authorizations, &key)?
-            .and_then(|v| self.open_pending(&key, &v));
-        Ok(found
+        let row = if take {
+            self.store.take(Table::Authorizations, &key)?
+        } else {
+            self.store.get(Table::Authorizations, &key)?
+        };
+        Ok(row
+            .and_then(|v| self.open_pending(&key, &v))
             .filter(|p| p.expires_at > self.clock.unix())
             .map(|p| p.opened()))
     }
