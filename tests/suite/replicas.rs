@@ -830,3 +830,50 @@ async fn rows_forged_in_the_database_grant_nothing_and_are_reported() {
     assert!(!audit.contains(&moved) && !audit.contains(&bare), "{audit}");
     a.stop().await;
 }
+
+/// Issue 25, items 4 and 5: switching a vault on file to PostgreSQL never replaces the CA
+/// sandboxes trust. A `ca.dir` holding a CA while the database has none, or holding
+/// another CA than the database's, refuses the start with the way forward and leaves the
+/// files as they were; the same certificate there already (a replica sharing `ca.dir`)
+/// is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_in_ca_dir_is_never_replaced_by_the_vault_databases() {
+    let db = TestDb::create().await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new();
+    prepare(root.path(), &db, &ca, OPENAI);
+    let certs = root.path().join("a").join("certs");
+    egret_tls::CertificateAuthority::create_for(&certs, &[]).expect("a CA on file");
+    let read = |name: &str| std::fs::read(certs.join(name)).expect("read");
+    let (cert, key) = (read("ca.pem"), read("ca-key.pem"));
+    let out = serve_once(&root.path().join("a")).await;
+    assert!(
+        out.contains("holds a CA that sandboxes may trust")
+            && out.contains("egret vault migrate")
+            && out.contains("Nothing was changed"),
+        "{out}"
+    );
+    assert_eq!((read("ca.pem"), read("ca-key.pem")), (cert.clone(), key));
+
+    // B starts on the database and creates its CA; A's ca.dir still holds the other one.
+    let b = Egret::start(&root.path().join("b"), "b.log").await;
+    let out = serve_once(&root.path().join("a")).await;
+    assert!(
+        out.contains("holds another CA than the one in the vault database"),
+        "{out}"
+    );
+    assert_eq!(read("ca.pem"), cert, "never overwritten");
+    // Moved away, as the message says: A writes the vault's certificate, and starts again
+    // over it (the same file is accepted).
+    std::fs::remove_dir_all(&certs).expect("move the old CA away");
+    let a = Egret::start(&root.path().join("a"), "a1.log").await;
+    assert_eq!(a.export_ca().await, b.export_ca().await);
+    a.stop().await;
+    let a = Egret::start(&root.path().join("a"), "a2.log").await;
+    let log = a.stop().await;
+    assert!(
+        log.contains("loaded the interception CA from the vault database"),
+        "{log}"
+    );
+    b.stop().await;
+}

@@ -158,9 +158,28 @@ fn open_shared(policy: &Policy) -> Result<Vault, AppError> {
 }
 
 /// The CA every replica shares, sealed in the vault; created by the first replica to
-/// start. Its certificate (public) is also written to `ca.dir` for sandboxes to trust.
+/// start. Its certificate (public) is also written to `ca.dir` for sandboxes to trust —
+/// but never over another CA's: a `ca.dir` that holds a different certificate (the CA
+/// of a vault on file, before a switch to PostgreSQL) is what sandboxes trust now, so
+/// egret refuses rather than replace it.
 fn shared_ca(policy: &Policy, vault: &Vault) -> Result<CertificateAuthority, AppError> {
     let limits = ca_limits(policy)?;
+    let cert_path = policy.ca.dir.join(egret_tls::CA_CERT_FILE);
+    let on_disk = std::fs::read_to_string(&cert_path).ok();
+    let in_vault = vault
+        .store()
+        .get(egret_vault::store::Table::Meta, "ca")
+        .context("cannot read the vault database")?
+        .is_some();
+    if !in_vault && on_disk.is_some() {
+        refuse!(
+            "{} holds a CA that sandboxes may trust, and the vault database has none yet; to keep it, bring it into the database with `egret vault migrate` (from the vault it belongs to); to start with a new CA, move {} and {} out of {} first (sandboxes must then trust the new certificate). Nothing was changed",
+            cert_path.display(),
+            egret_tls::CA_CERT_FILE,
+            egret_tls::CA_KEY_FILE,
+            policy.ca.dir.display()
+        );
+    }
     let (bundle, created) = vault.shared_secret("ca", || {
         let (cert, key) = CertificateAuthority::generate(&limits)
             .map_err(|e| VaultError::Invalid(e.to_string()))?;
@@ -172,13 +191,20 @@ fn shared_ca(policy: &Policy, vault: &Vault) -> Result<CertificateAuthority, App
         );
     };
     let ca = CertificateAuthority::from_pem(&cert, &key, Path::new("vault meta/ca"))?;
-    let cert_path = policy.ca.dir.join(egret_tls::CA_CERT_FILE);
-    std::fs::create_dir_all(&policy.ca.dir)
-        .with_context(|| format!("cannot create {}", policy.ca.dir.display()))?;
-    let _ = std::fs::remove_file(&cert_path);
-    egret_tls::write_new(&cert_path, cert.as_bytes(), 0o644)?;
+    match on_disk {
+        // Written by this or another replica already (replicas may share `ca.dir`).
+        Some(pem) if pem == cert => {}
+        Some(_) => refuse!(
+            "{} holds another CA than the one in the vault database, and sandboxes may trust it; move {} (and {}, if there) out of {} so egret can write the vault's certificate there, and give sandboxes that certificate (egret ca export). Nothing was changed",
+            cert_path.display(),
+            egret_tls::CA_CERT_FILE,
+            egret_tls::CA_KEY_FILE,
+            policy.ca.dir.display()
+        ),
+        None => crate::ca::publish_cert(&policy.ca.dir, &cert)?,
+    }
     if created {
-        info!(cert = %cert_path.display(), "created the interception CA in the vault database; sandboxes must trust this certificate");
+        info!(cert = %cert_path.display(), "created a new interception CA in the vault database; sandboxes must trust this certificate");
     } else {
         info!(cert = %cert_path.display(), "loaded the interception CA from the vault database");
     }
