@@ -43,11 +43,7 @@ pub async fn run(r: Request<'_>) -> Result<()> {
     let proxy = match r.proxy_url {
         Some(url) => url,
         None => {
-            let mut listen = r.policy.proxy.listen;
-            if listen.port() == 0 {
-                // The system picked the port when the server started: ask it which.
-                listen = r.client.proxy_listen().await?;
-            }
+            let listen = proxy_address(&r).await?;
             if listen.ip().is_unspecified() {
                 bail!(
                     "proxy.listen is {listen}, which a sandbox cannot dial; pass --proxy-url http://<address the sandbox reaches>:{}",
@@ -192,6 +188,29 @@ const NODE_NOTE: &str = "note: NODE_USE_ENV_PROXY=1 makes Node.js use the proxy 
 
 /// The system's roots followed by egret's CA: tools that *replace* their trust store
 /// with this file still reach the rest of the internet (through `network.allow`).
+/// Where the sandbox's proxy is: where the running server says its proxy listens (it
+/// may run on `--proxy-listen` / `EGRET_PROXY_LISTEN`, or a port the system picked, not
+/// the policy file's `proxy.listen`); else `EGRET_PROXY_LISTEN` in this environment; else
+/// the policy file's.
+async fn proxy_address(r: &Request<'_>) -> Result<std::net::SocketAddr> {
+    let reported = r.client.proxy_listen().await;
+    if let Ok(listen) = reported {
+        return Ok(listen);
+    }
+    if let Ok(text) = std::env::var("EGRET_PROXY_LISTEN") {
+        return text
+            .trim()
+            .parse()
+            .with_context(|| format!("EGRET_PROXY_LISTEN is `{text}`, not an address and port"));
+    }
+    let listen = r.policy.proxy.listen;
+    if listen.port() == 0 {
+        // The system picks the port at start: only the server can say which.
+        return reported;
+    }
+    Ok(listen)
+}
+
 fn write_bundle(ca_dir: &Path, bundle: &Path) -> Result<()> {
     let ca_path = ca_dir.join(egret_app::ca::CERT_FILE);
     let ca = std::fs::read_to_string(&ca_path).with_context(|| {

@@ -203,3 +203,39 @@ async fn with_proxy_auth_sandbox_env_issues_credentials_that_curl_and_python_use
     assert_eq!(String::from_utf8_lossy(&out.stdout), "407");
     egret.stop().await;
 }
+
+/// Issue 25, item 1: the server runs on `--proxy-listen`, not the policy file's
+/// `proxy.listen`: `sandbox-env` hands the sandbox the address the server reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_env_gives_the_proxy_address_the_server_runs_on() {
+    let (dir, _ca, _upstream) = setup().await;
+    let yaml = dir.path().join("egret.yaml");
+    let text = std::fs::read_to_string(&yaml).expect("read");
+    std::fs::write(
+        &yaml,
+        text.replace(
+            r#"listen: "127.0.0.1:0", auth"#,
+            r#"listen: "127.0.0.1:9", auth"#,
+        ),
+    )
+    .expect("write");
+    let egret =
+        Egret::start_with(dir.path(), "serve.log", &["--proxy-listen", "127.0.0.1:0"]).await;
+    assert_ne!(egret.proxy.port(), 9);
+    egret
+        .cli(
+            &["connection", "set-key", "openai", "--owner", "user:ann"],
+            Some("sk-ann-REAL"),
+        )
+        .await;
+    let out = egret
+        .cli(&["sandbox-env", "--owner", "user:ann"], None)
+        .await;
+    let lines = stdout(&out);
+    assert!(
+        lines.contains(&format!("export HTTPS_PROXY='http://{}'", egret.proxy)),
+        "{lines}"
+    );
+    assert!(!lines.contains("127.0.0.1:9"), "{lines}");
+    egret.stop().await;
+}
