@@ -27,6 +27,54 @@ impl ControlClient {
         Ok(client)
     }
 
+    /// A client for the running server, for a command whose policy file may not parse:
+    /// the server keeps running its previous policy, and a client needs only its address
+    /// (`--server`, or `EGRET_CONTROL_LISTEN`) and, `with_token`, `EGRET_ADMIN_TOKEN`. The
+    /// file's error is said on stderr.
+    pub fn despite_policy(
+        error: &anyhow::Error,
+        config: &std::path::Path,
+        server: Option<&str>,
+        with_token: bool,
+    ) -> Result<Self> {
+        let hint = format!(
+            "{} has an error: {error:#}; the server keeps running the previous policy (fix the file, `egret policy check`)",
+            config.display()
+        );
+        let base = match (server, std::env::var("EGRET_CONTROL_LISTEN")) {
+            (Some(s), _) => s.trim_end_matches('/').to_owned(),
+            (None, Ok(listen)) if !listen.is_empty() => format!("http://{listen}"),
+            _ => bail!("{hint}; to reach the server meanwhile, pass --server http://HOST:PORT"),
+        };
+        let token = match std::env::var("EGRET_ADMIN_TOKEN") {
+            Ok(t) if !t.is_empty() => Some(SecretString::from(t)),
+            _ if with_token => bail!(
+                "{hint}; to reach the server meanwhile, set EGRET_ADMIN_TOKEN (the admin token cannot be read from the file)"
+            ),
+            _ => None,
+        };
+        eprintln!("note: {hint}");
+        Ok(Self {
+            base,
+            token,
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        })
+    }
+
+    /// A client for the routes that need no admin token, at `server`; no policy read.
+    pub fn at_server(server: &str) -> Self {
+        Self {
+            base: server.trim_end_matches('/').to_owned(),
+            token: None,
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// The server this client talks to (`http://host:port`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// A client for the routes that need no admin token. The server is `--server`, else
     /// `EGRET_CONTROL_LISTEN` (as `serve` reads it), else the policy's `control.listen`.
     pub fn without_token(policy: &egret_policy::Policy, server: Option<&str>) -> Self {

@@ -187,6 +187,12 @@ async fn listings_are_tables_for_people_and_the_apis_json_for_scripts() {
     }
     let status = json(&egret, &["status"]).await;
     assert_eq!(status["server"]["up"], true, "{status}");
+    // The address it talked to, as in the text (not the file's `:0`).
+    assert_eq!(
+        status["server"]["control"],
+        format!("http://{}", egret.control),
+        "{status}"
+    );
     assert!(status["ca"]["expires_at"].as_i64().is_some(), "{status}");
     assert_eq!(stdout(&egret.cli(&["health"], None).await), "ok");
     egret.stop().await;
@@ -207,10 +213,14 @@ async fn listings_are_tables_for_people_and_the_apis_json_for_scripts() {
         .output()
         .await
         .expect("run");
-    let said = stdout(&out);
+    let said = String::from_utf8_lossy(&out.stdout);
     assert!(
-        said.contains("not answering") && said.contains("needs attention"),
-        "{said}"
+        said.contains("not answering at http://127.0.0.1:1") && said.contains("needs attention"),
+        "the address it asked: {said}"
+    );
+    assert!(
+        !out.status.success(),
+        "status exits non-zero when the server is down"
     );
 }
 
@@ -532,4 +542,60 @@ async fn the_admin_token_must_be_long_and_rotating_it_ends_administrators_sessio
     assert_eq!(ui_status(egret.control, &cookie).await, "200");
     let log = egret.stop().await;
     assert!(log.contains("the admin token changed"), "{log}");
+}
+
+/// Issue 25, item 2: a typo in the policy file leaves the server on its previous policy,
+/// and the client commands still reach it: `health` needs only `--server`, `status` and
+/// `connection list` the server and `EGRET_ADMIN_TOKEN`; each says the file has an error.
+/// Without a server address they say how to give one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_policy_file_does_not_break_the_client_commands() {
+    let (dir, _ca, _upstream) = setup().await;
+    let egret = Egret::start(dir.path(), "serve.log").await;
+    let token = std::fs::read_to_string(dir.path().join("data/admin.token")).expect("token");
+    let yaml = dir.path().join("egret.yaml");
+    let good = std::fs::read_to_string(&yaml).expect("read");
+    std::fs::write(
+        &yaml,
+        good.replace("connectors:\n", "connectors:\n  - id: [\n"),
+    )
+    .expect("typo");
+    let server = format!("http://{}", egret.control);
+    let run = |args: &[&str], with_server: bool| {
+        let mut cmd = Command::new(EGRET);
+        cmd.args(args)
+            .arg("--config")
+            .arg(&yaml)
+            .env_remove("EGRET_SERVER")
+            .env_remove("EGRET_CONTROL_LISTEN")
+            .env("EGRET_ADMIN_TOKEN", token.trim());
+        if with_server {
+            cmd.args(["--server", &server]);
+        }
+        async move { cmd.output().await.expect("runs") }
+    };
+    let health = run(&["health"], true).await;
+    assert!(
+        health.status.success(),
+        "{}",
+        String::from_utf8_lossy(&health.stderr)
+    );
+    for args in [&["status"][..], &["connection", "list"]] {
+        let out = run(args, true).await;
+        let said = String::from_utf8_lossy(&out.stderr).into_owned() + &stdout(&out);
+        assert!(out.status.success(), "{args:?}: {said}");
+        assert!(
+            said.contains("has an error") && said.contains("previous policy"),
+            "{args:?}: {said}"
+        );
+    }
+    let out = run(&["connection", "list"], false).await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pass --server"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&yaml, good).expect("fixed");
+    egret.stop().await;
 }

@@ -135,10 +135,14 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// A client for the running server the policy (and `--server`) point at.
+/// A client for the running server the policy (and `--server`) point at; with a policy
+/// file that does not parse, `--server` (or `EGRET_CONTROL_LISTEN`) and
+/// `EGRET_ADMIN_TOKEN` still reach it.
 fn client(config: &std::path::Path, remote: &Remote) -> Result<ControlClient> {
-    let policy = load_policy(config)?;
-    ControlClient::new(&policy, remote.server.as_deref())
+    match load_policy(config) {
+        Ok(policy) => ControlClient::new(&policy, remote.server.as_deref()),
+        Err(e) => ControlClient::despite_policy(&e, config, remote.server.as_deref(), true),
+    }
 }
 
 fn init_logging(format: &str) -> Result<()> {

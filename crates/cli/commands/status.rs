@@ -12,7 +12,10 @@ use crate::output::{count, wants_json, when};
 const CA_WARN_DAYS: i64 = 30;
 
 pub async fn status(config: &std::path::Path, remote: &Remote, format: Format) -> Result<()> {
-    let policy = load_policy(config)?;
+    let policy = match load_policy(config) {
+        Ok(policy) => policy,
+        Err(e) => return status_despite_policy(&e, config, remote, format).await,
+    };
     let mut attention: Vec<String> = policy.unresolved_secrets();
     let ca_path = egret_app::ca::cert_path(&policy);
     let ca_expires = egret_app::ca::not_after(&policy);
@@ -28,6 +31,10 @@ pub async fn status(config: &std::path::Path, remote: &Remote, format: Format) -
         Some(_) => {}
     }
     let client = crate::client::ControlClient::new(&policy, remote.server.as_deref());
+    // The address actually asked, in text and JSON alike.
+    let asked = crate::client::ControlClient::without_token(&policy, remote.server.as_deref())
+        .base()
+        .to_owned();
     let server = match &client {
         Ok(c) => Server::ask(c).await,
         Err(e) => Server::Down(e.to_string()),
@@ -74,7 +81,7 @@ pub async fn status(config: &std::path::Path, remote: &Remote, format: Format) -
             Server::Down(_) => (false, None, None),
         };
         crate::output::json(&json!({
-            "server": { "up": up, "control": policy.control.listen.to_string(), "proxy": policy.proxy.listen.to_string() },
+            "server": { "up": up, "control": asked, "proxy": proxy_of(&server).unwrap_or_else(|| policy.proxy.listen.to_string()) },
             "policy": policy.source.display().to_string(),
             "vault": egret_app::vault_place(&policy),
             "ca": { "path": ca_path.display().to_string(), "expires_at": ca_expires },
@@ -83,14 +90,11 @@ pub async fn status(config: &std::path::Path, remote: &Remote, format: Format) -
             "sandboxes": sandboxes,
             "attention": attention,
         }));
-        return Ok(());
+        return down_is_failure(&server);
     }
     match &server {
-        Server::Up { proxy, .. } => say!(
-            "server:      up (control {}, proxy {proxy})",
-            policy.control.listen
-        ),
-        Server::Down(_) => say!("server:      not answering at {}", policy.control.listen),
+        Server::Up { proxy, .. } => say!("server:      up (control {asked}, proxy {proxy})"),
+        Server::Down(_) => say!("server:      not answering at {asked}"),
     }
     say!("policy:      {}", policy.source.display());
     say!("vault:       {}", egret_app::vault_place(&policy));
@@ -132,7 +136,22 @@ pub async fn status(config: &std::path::Path, remote: &Remote, format: Format) -
             say!("  - {a}");
         }
     }
-    Ok(())
+    down_is_failure(&server)
+}
+
+/// `status` exits non-zero when the server does not answer (scripts and probes can tell).
+fn down_is_failure(server: &Server) -> Result<()> {
+    match server {
+        Server::Up { .. } => Ok(()),
+        Server::Down(why) => bail!("the server is not answering: {why}"),
+    }
+}
+
+fn proxy_of(server: &Server) -> Option<String> {
+    match server {
+        Server::Up { proxy, .. } => Some(proxy.clone()),
+        Server::Down(_) => None,
+    }
 }
 
 /// What the running server said, or why it said nothing.
@@ -171,10 +190,70 @@ impl Server {
     }
 }
 
+/// `status` when the policy file does not parse: what the server says (it runs its
+/// previous policy), and the file's error as the first thing needing attention. Exits
+/// non-zero when the server does not answer.
+async fn status_despite_policy(
+    error: &anyhow::Error,
+    config: &std::path::Path,
+    remote: &Remote,
+    format: Format,
+) -> Result<()> {
+    let client = crate::client::ControlClient::despite_policy(
+        error,
+        config,
+        remote.server.as_deref(),
+        true,
+    )?;
+    let server = Server::ask(&client).await;
+    let mut attention = vec![format!(
+        "{} has an error: {error:#}; the server runs the previous policy",
+        config.display()
+    )];
+    if let Server::Down(why) = &server {
+        attention.push(format!("the server is not answering: {why}"));
+    }
+    if wants_json(format.output) {
+        let (up, proxy, connectors) = match &server {
+            Server::Up {
+                proxy, connectors, ..
+            } => (true, Some(proxy.clone()), Some(*connectors)),
+            Server::Down(_) => (false, None, None),
+        };
+        crate::output::json(&json!({
+            "server": { "up": up, "control": client.base(), "proxy": proxy },
+            "policy": config.display().to_string(),
+            "connectors": connectors,
+            "attention": attention,
+        }));
+    } else {
+        match &server {
+            Server::Up { proxy, .. } => {
+                say!("server:      up (control {}, proxy {proxy})", client.base())
+            }
+            Server::Down(_) => say!("server:      not answering at {}", client.base()),
+        }
+        say!("policy:      {} (does not parse)", config.display());
+        say!(
+            "needs attention ({}):",
+            count(attention.len() as u64, "item")
+        );
+        for a in &attention {
+            say!("  - {a}");
+        }
+    }
+    down_is_failure(&server)
+}
+
 /// Exit 0 when `/healthz` answers ok within a few seconds; an error (exit 1) otherwise.
+/// It needs only the server's address: with `--server` the policy file is not read (a
+/// typo in it must not mark a healthy server unhealthy).
 pub async fn health(config: &std::path::Path, remote: &Remote) -> Result<()> {
-    let policy = load_policy(config)?;
-    let client = crate::client::ControlClient::without_token(&policy, remote.server.as_deref());
+    let client = match (remote.server.as_deref(), load_policy(config)) {
+        (Some(server), _) => crate::client::ControlClient::at_server(server),
+        (None, Ok(policy)) => crate::client::ControlClient::without_token(&policy, None),
+        (None, Err(e)) => crate::client::ControlClient::despite_policy(&e, config, None, false)?,
+    };
     let answer = tokio::time::timeout(std::time::Duration::from_secs(5), client.get("/healthz"))
         .await
         .map_err(|_| anyhow::anyhow!("/healthz did not answer within 5s"))??;
