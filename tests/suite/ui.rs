@@ -479,8 +479,19 @@ async fn a_connect_link_opens_the_users_connections_once_and_they_connect_a_key(
         &format!("csrf={csrf}&name=default"),
     )
     .await;
+    // The page offers no Test where the connector has no test request; posted anyway,
+    // the user is told in words whom to ask, never the policy's syntax.
+    assert!(
+        !page.body.contains("/ui/connections/openai/test"),
+        "no Test button for a connector without a test request"
+    );
     assert_eq!(tested.status, StatusCode::CONFLICT);
-    assert!(tested.texts("[role=alert]")[0].contains("no test request"));
+    let said = &tested.texts("[role=alert]")[0];
+    assert!(said.contains("ask your administrator"), "{said}");
+    assert!(
+        !said.contains("test:") && !said.contains('{'),
+        "no policy YAML: {said}"
+    );
     // Forms without the session's token change nothing.
     let forged = post(
         &f,

@@ -481,3 +481,30 @@ fn owners_default_to_everyone_but_the_organisation_alone_for_client_credentials(
         assert!(e.to_string().contains(says), "{e}");
     }
 }
+
+/// Issue 25, item 6: the shipped connectors can be tested as they are.
+#[test]
+fn the_shipped_connectors_have_test_requests() {
+    let policy = crate::parse(
+        crate::EMBEDDED_DEFAULT,
+        std::path::Path::new("<embedded>"),
+        std::path::Path::new("config"),
+    )
+    .expect("the embedded default parses");
+    for (id, url) in [
+        ("openai", "https://api.openai.com/v1/models"),
+        ("github", "https://api.github.com/user"),
+    ] {
+        let probe = policy
+            .connector(id)
+            .and_then(|c| c.test.as_ref())
+            .unwrap_or_else(|| panic!("{id} has a test request"));
+        assert_eq!(probe.url, url, "{id}");
+        assert_eq!(probe.method, "GET", "{id}");
+    }
+    let github = policy.connector("github").and_then(|c| c.test.as_ref());
+    assert_eq!(
+        github.and_then(|p| p.identity_field.as_deref()),
+        Some("login")
+    );
+}

@@ -318,11 +318,18 @@ impl Service {
             return Err(not_found(conn));
         }
         let outcome = self.tester.test(c, conn).await.ok_or_else(|| {
+            // Said to whoever pressed Test, perhaps a user: what to do, in words; the
+            // policy's syntax is the administrator's (README, "connectors[].test").
             ServiceError::conflict(
                 "no_test_request",
-                format!(
-                    "connector `{id}` has no test request; add `test: {{method: GET, path: /…, expect: 200}}` to it (templates bring their identity request)"
-                ),
+                match who {
+                    Principal::Admin => format!(
+                        "connector `{id}` has no test request; give it one (`test:` in the policy, see the README) or use a template that brings one"
+                    ),
+                    Principal::User(_) => format!(
+                        "`{id}` cannot be tested from egret; ask your administrator to add a test request to it"
+                    ),
+                },
             )
         })?;
         self.broker.record_test(conn, outcome.ok, outcome.status);

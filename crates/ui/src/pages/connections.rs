@@ -222,7 +222,11 @@ fn connection(session: &Session, view: &ConnectionView, connector: Option<&Conne
                 button type="submit" { "Save" }
             }
             div.actions {
-                form method="post" action=(action("test")) { (hidden(session, &c.name)) button type="submit" { "Test" } }
+                // Only where the connector has a test request: a button that can only fail
+                // is worse than none.
+                @if connector.is_some_and(|k| k.test.is_some()) {
+                    form method="post" action=(action("test")) { (hidden(session, &c.name)) button type="submit" { "Test" } }
+                }
                 @if oauth {
                     form method="post" action=(action("connect")) data-popup="signin" { (hidden(session, &c.name)) button type="submit" { "Reconnect" } }
                 }
