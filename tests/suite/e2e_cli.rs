@@ -574,6 +574,15 @@ async fn a_broken_policy_file_does_not_break_the_client_commands() {
         }
         async move { cmd.output().await.expect("runs") }
     };
+    // The server refuses the reload (item 3): audited with file:line:col, counted, kept
+    // for status and the Activity page.
+    let metrics = || super::harness::api::metrics(egret.control);
+    until("the reload refused", Duration::from_secs(10), || async {
+        metrics()
+            .await
+            .contains("egret_policy_reloads_total{result=\"refused\"} 1")
+    })
+    .await;
     let health = run(&["health"], true).await;
     assert!(
         health.status.success(),
@@ -596,6 +605,44 @@ async fn a_broken_policy_file_does_not_break_the_client_commands() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let status = stdout(&run(&["status"], true).await);
+    assert!(
+        status.contains("last reload was refused") && status.contains("egret.yaml:"),
+        "{status}"
+    );
+    let audit = stdout(&run(&["audit", "tail", "-o", "json"], true).await);
+    let refused = audit
+        .lines()
+        .find(|l| l.contains("policy.reload_refused"))
+        .unwrap_or_else(|| panic!("audited: {audit}"));
+    assert!(refused.contains("egret.yaml:"), "file:line:col: {refused}");
+    let cookie = ui_sign_in(egret.control, token.trim())
+        .await
+        .expect("signed in");
+    let activity = Command::new("curl")
+        .args(["-s", "-b", &cookie])
+        .arg(format!("http://{}/ui/activity", egret.control))
+        .output()
+        .await
+        .expect("curl");
+    let page = String::from_utf8_lossy(&activity.stdout);
+    assert!(page.contains("last reload was refused"), "{page}");
+    let m = metrics().await;
+    assert!(m.contains("egret_policy_info{sha256=\""), "{m}");
+
+    // Fixed: applied, and nothing refused stands.
     std::fs::write(&yaml, good).expect("fixed");
+    until(
+        "the fixed file applied",
+        Duration::from_secs(10),
+        || async {
+            metrics()
+                .await
+                .contains("egret_policy_reloads_total{result=\"applied\"} 1")
+        },
+    )
+    .await;
+    let status = stdout(&egret.cli(&["status"], None).await);
+    assert!(!status.contains("last reload was refused"), "{status}");
     egret.stop().await;
 }

@@ -1,5 +1,7 @@
 //! Policy reload on file change and on SIGHUP. A file that fails is refused whole and the
-//! policy in force stays; the reason is logged.
+//! policy in force stays; the refusal is logged, audited (`policy.reload_refused`, with
+//! `file:line:col`), counted (`egret_policy_reloads_total{result}`) and kept for `status`
+//! and the Activity page until a reload succeeds.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,7 +23,9 @@ pub async fn watch(
     listen: ListenOverride,
     lifecycle: Arc<Lifecycle>,
     vault: Arc<Vault>,
+    metrics: Arc<egret_metrics::Metrics>,
 ) {
+    metrics.policy_applied(&file_hash(&path), vault.clock().unix(), false);
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(e) => {
@@ -45,6 +49,7 @@ pub async fn watch(
             listen,
             &lifecycle,
             &vault,
+            &metrics,
             if by_signal { "SIGHUP" } else { "file change" },
         );
     }
@@ -55,8 +60,23 @@ fn reload(
     listen: ListenOverride,
     lifecycle: &Lifecycle,
     vault: &Arc<Vault>,
+    metrics: &egret_metrics::Metrics,
     why: &str,
 ) {
+    let refused = |e: String| {
+        error!(
+            reason = why,
+            "policy reload refused, the previous policy stays in force: {e}"
+        );
+        metrics.policy_refused();
+        lifecycle.reload_refused(e.clone());
+        let vault = vault.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = vault.audit("policy.reload_refused", None, None, Some(e)) {
+                warn!(error = %e, "cannot write the audit event");
+            }
+        });
+    };
     match egret_policy::load(path) {
         Ok(mut new) => {
             new.listen_at(listen);
@@ -80,12 +100,10 @@ fn reload(
             // Connectors gone from the file are refused at once; their connections are
             // kept for the retention period (see `Lifecycle`).
             if let Err(e) = lifecycle.install(new, egret_service::Install::Reload) {
-                error!(
-                    reason = why,
-                    "policy reload failed, the previous policy stays in force: {e}"
-                );
+                refused(format!("{}: {e}", path.display()));
                 return;
             }
+            metrics.policy_applied(&file_hash(path), vault.clock().unix(), true);
             info!(path = %path.display(), reason = why, %detail, "policy reloaded");
             let vault = vault.clone();
             tokio::task::spawn_blocking(move || {
@@ -94,11 +112,15 @@ fn reload(
                 }
             });
         }
-        Err(e) => error!(
-            reason = why,
-            "policy reload refused, the previous policy stays in force: {e}"
-        ),
+        Err(e) => refused(e.to_string()),
     }
+}
+
+/// The SHA-256 of the policy file's text (which policy is in force, for the metric).
+fn file_hash(path: &std::path::Path) -> String {
+    std::fs::read(path)
+        .map(|bytes| egret_vault::sha256_hex(&String::from_utf8_lossy(&bytes)))
+        .unwrap_or_default()
 }
 
 fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {

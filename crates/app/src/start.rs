@@ -168,7 +168,13 @@ impl Egret {
         if let Some(path) = s.watch {
             tasks.spawn_loop(
                 "policy watcher",
-                crate::watch(path, s.listen, lifecycle.clone(), vault.clone()),
+                crate::watch(
+                    path,
+                    s.listen,
+                    lifecycle.clone(),
+                    vault.clone(),
+                    control.service.metrics.clone(),
+                ),
             );
         }
         Ok(Self {

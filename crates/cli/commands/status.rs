@@ -57,6 +57,15 @@ pub async fn status(config: &std::path::Path, remote: &Remote, format: Format) -
             }
         }
     }
+    if let Server::Up {
+        reload_refused: Some(error),
+        ..
+    } = &server
+    {
+        attention.push(format!(
+            "the policy file's last reload was refused ({error}); the server runs the previous policy"
+        ));
+    }
     if let Server::Down(why) = &server {
         attention.push(format!("the server is not answering: {why}"));
     }
@@ -161,6 +170,8 @@ enum Server {
         connectors: u64,
         connections: Vec<Value>,
         sandboxes: u64,
+        /// The policy file's last reload, when it was refused and not fixed since.
+        reload_refused: Option<String>,
     },
     Down(String),
 }
@@ -184,6 +195,9 @@ impl Server {
                 sandboxes: sandboxes["sandboxes"]
                     .as_array()
                     .map_or(0, |s| s.len() as u64),
+                reload_refused: ready["policy_reload_refused"]["error"]
+                    .as_str()
+                    .map(str::to_owned),
             },
             Err(e) => Self::Down(format!("{e:#}")),
         }
@@ -210,6 +224,15 @@ async fn status_despite_policy(
         "{} has an error: {error:#}; the server runs the previous policy",
         config.display()
     )];
+    if let Server::Up {
+        reload_refused: Some(error),
+        ..
+    } = &server
+    {
+        attention.push(format!(
+            "the policy file's last reload was refused ({error}); the server runs the previous policy"
+        ));
+    }
     if let Server::Down(why) = &server {
         attention.push(format!("the server is not answering: {why}"));
     }

@@ -114,6 +114,8 @@ pub fn router(state: Arc<ControlState>) -> Router {
                             "connectors": policy.connectors.len(),
                             // Where sandboxes connect: the bound address (a `:0` resolved).
                             "proxy": policy.proxy.listen.to_string(),
+                            // The file's last reload, when refused and not fixed since.
+                            "policy_reload_refused": state.service.lifecycle.refused_reload(),
                         });
                         (StatusCode::OK, axum::Json(ready))
                     }

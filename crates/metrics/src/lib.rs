@@ -45,6 +45,16 @@ pub struct RefreshLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyLabels {
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WebhookLabels {
     /// `delivered`, `failed` (an attempt that will be retried) or `dropped` (given up
     /// after a day, the receiver left the policy, or the outbox was full).
@@ -149,6 +159,15 @@ registered! {
         "Other replicas' changes this replica heard and applied";
     change_listener_lost: Counter = "vault_change_listener_lost",
         "Times the listening database connection was lost (everything is read again after)";
+    /// Reloads of the policy file by outcome (`applied`, `refused`).
+    policy_reloads: Family<ResultLabels, Counter> = "policy_reloads",
+        "Reloads of the policy file by outcome (applied, refused: the previous policy stays)";
+    /// When the policy in force was applied (unix seconds).
+    policy_applied: Gauge = "policy_applied_timestamp_seconds",
+        "When the policy in force was applied (unix seconds)";
+    /// 1 for the SHA-256 of the policy file in force.
+    policy_info: Family<PolicyLabels, Gauge> = "policy_info",
+        "The policy file in force, by the SHA-256 of its text (value 1)";
     /// Rows of the vault's store that failed their MAC: written by something without
     /// the master key, and ignored.
     forged_rows: Counter = "vault_forged_rows",
@@ -179,6 +198,29 @@ impl Metrics {
             .set(i64::try_from(f.idle).unwrap_or(i64::MAX));
         self.change_listener_up.set(i64::from(f.listening));
         self.change_lag_seconds.set(f.lag_ms as f64 / 1000.0);
+    }
+
+    /// The policy file was applied (at start or a reload): its text's SHA-256 and when.
+    pub fn policy_applied(&self, sha256: &str, at_unix: i64, reload: bool) {
+        if reload {
+            self.policy_reloads
+                .get_or_create(&ResultLabels { result: "applied" })
+                .inc();
+        }
+        self.policy_applied.set(at_unix);
+        self.policy_info.clear();
+        self.policy_info
+            .get_or_create(&PolicyLabels {
+                sha256: sha256.to_owned(),
+            })
+            .set(1);
+    }
+
+    /// A reload of the policy file was refused; the previous policy stays.
+    pub fn policy_refused(&self) {
+        self.policy_reloads
+            .get_or_create(&ResultLabels { result: "refused" })
+            .inc();
     }
 
     /// The vault's count of forged rows found since start.

@@ -39,7 +39,7 @@ use egret_vault::Vault;
 pub use connections::{ConnectionFilter, ConnectionView, missing_scopes, offered};
 pub use connectors::{ConnectorEntry, NewAuth, NewConnector, RemovedConnector};
 pub use error::ServiceError;
-pub use lifecycle::{Install, Lifecycle};
+pub use lifecycle::{Install, Lifecycle, RefusedReload};
 pub use links::{DEFAULT_LINK_TTL, MadeLink, NewLink};
 pub use placeholders::{Minted, NewPlaceholder, PlaceholderFilter, PlaceholderRef};
 pub use principal::{Operation, Principal, UserScope, authorize};

@@ -56,6 +56,18 @@ pub struct Lifecycle {
     live: Arc<ArcSwap<Policy>>,
     vault: Arc<Vault>,
     one_at_a_time: Mutex<()>,
+    /// The policy file's last reload, when it was refused and none has succeeded since:
+    /// the server runs the previous policy, and `status` and the Activity page say so.
+    refused: Mutex<Option<RefusedReload>>,
+}
+
+/// A reload of the policy file that was refused.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RefusedReload {
+    /// Unix seconds.
+    pub at: i64,
+    /// `file:line:col: what is wrong`.
+    pub error: String,
 }
 
 impl Lifecycle {
@@ -64,7 +76,22 @@ impl Lifecycle {
             live,
             vault,
             one_at_a_time: Mutex::new(()),
+            refused: Mutex::new(None),
         }
+    }
+
+    /// Records that the policy file's reload was refused (the previous policy stays).
+    pub fn reload_refused(&self, error: String) {
+        let at = self.vault.clock().unix();
+        *self.refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(RefusedReload { at, error });
+    }
+
+    /// The last reload, when it was refused and none has succeeded since.
+    pub fn refused_reload(&self) -> Option<RefusedReload> {
+        self.refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The vault whose connections this lifecycle keeps or erases.
@@ -88,6 +115,10 @@ impl Lifecycle {
             file.bound_to(old.proxy.listen, old.control.listen);
         }
         let new = merge(file, &self.vault)?;
+        if why == Install::Reload {
+            // The file is in force again: nothing refused stands.
+            *self.refused.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
         let stored = self.vault.stored_connector_ids();
         let gone: Vec<String> = match why {
             Install::Reload => old

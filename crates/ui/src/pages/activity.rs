@@ -78,7 +78,14 @@ pub(crate) async fn page(
     };
     let blocked = summarise(&refused);
     let value = |v: &Option<String>| v.clone().unwrap_or_default();
+    let reload = service.lifecycle.refused_reload();
     let content = html! {
+        @if let Some(r) = &reload {
+            p.problem role="alert" {
+                "The policy file's last reload was refused (" (when(r.at)) "): " code { (r.error) }
+                ". egret runs the previous policy until the file is fixed."
+            }
+        }
         h2 { "Blocked egress" }
         p.lead { "Hosts the proxy refused (the newest " (SCAN) " refusals): what agents tried to reach. Allow one in the policy file (" code { "network.allow" } " or a connector's egress) only if it should be reachable." }
         @if blocked.is_empty() { p.empty { "Nothing refused." } }
