@@ -40,6 +40,10 @@ pub struct Request<'a> {
 }
 
 pub async fn run(r: Request<'_>) -> Result<()> {
+    // Checked before anything is written or issued.
+    if let Err(why) = egret_service::Owner::parse(r.owner) {
+        bail!("--owner `{}`: {why}", r.owner);
+    }
     let proxy = match r.proxy_url {
         Some(url) => url,
         None => {
@@ -89,7 +93,6 @@ pub async fn run(r: Request<'_>) -> Result<()> {
         .unwrap_or_else(|| r.policy.ca.dir.join("sandbox-ca-bundle.pem"));
     // Variables must work from any directory.
     let bundle = std::path::absolute(&bundle).unwrap_or(bundle);
-    write_bundle(&r.policy.ca.dir, &bundle)?;
 
     let connections = r
         .client
@@ -112,6 +115,9 @@ pub async fn run(r: Request<'_>) -> Result<()> {
         .filter_map(|c| Some((c["id"].as_str()?, c)))
         .collect();
 
+    // Written once the server has answered for this owner: a refused request leaves no
+    // file behind.
+    write_bundle(&r.policy.ca.dir, &bundle)?;
     let mut lines = vec![
         export("HTTPS_PROXY", &proxy),
         export("HTTP_PROXY", &proxy),
@@ -124,6 +130,7 @@ pub async fn run(r: Request<'_>) -> Result<()> {
     let bundle_text = bundle.to_string_lossy();
     lines.extend(CA_VARIABLES.iter().map(|v| export(v, &bundle_text)));
 
+    let mut minted_any = 0usize;
     for conn in connections["connections"].as_array().into_iter().flatten() {
         let (Some(id), Some(status)) = (conn["connector"].as_str(), conn["status"].as_str()) else {
             continue;
@@ -165,6 +172,7 @@ pub async fn run(r: Request<'_>) -> Result<()> {
         let placeholder = minted["placeholder"]
             .as_str()
             .context("the server answered without a placeholder")?;
+        minted_any += 1;
         let first_host = connector["egress"][0].as_str().unwrap_or_default();
         for (var, what) in connector["env"].as_object().into_iter().flatten() {
             match what.as_str() {
@@ -176,6 +184,12 @@ pub async fn run(r: Request<'_>) -> Result<()> {
             }
         }
     }
+    if minted_any == 0 {
+        eprintln!(
+            "note: {} has no connection to use yet, so the sandbox gets no placeholder; send them a connect link (`egret connection link --owner {}`) or store a key (`egret connection set-key`)",
+            r.owner, r.owner
+        );
+    }
     for line in lines {
         say!("{line}");
     }
@@ -186,8 +200,6 @@ pub async fn run(r: Request<'_>) -> Result<()> {
 /// Node.js reads HTTPS_PROXY only when told to, and only from 22.21 and 24 on.
 const NODE_NOTE: &str = "note: NODE_USE_ENV_PROXY=1 makes Node.js use the proxy only on Node >= 22.21 (22.x) or >= 24; Node 20 ignores it: there, install undici and run `setGlobalDispatcher(new EnvHttpProxyAgent())` first (see the README, \"Setting up a sandbox\")";
 
-/// The system's roots followed by egret's CA: tools that *replace* their trust store
-/// with this file still reach the rest of the internet (through `network.allow`).
 /// Where the sandbox's proxy is: where the running server says its proxy listens (it
 /// may run on `--proxy-listen` / `EGRET_PROXY_LISTEN`, or a port the system picked, not
 /// the policy file's `proxy.listen`); else `EGRET_PROXY_LISTEN` in this environment; else
@@ -211,6 +223,8 @@ async fn proxy_address(r: &Request<'_>) -> Result<std::net::SocketAddr> {
     Ok(listen)
 }
 
+/// The system's roots followed by egret's CA: tools that *replace* their trust store
+/// with this file still reach the rest of the internet (through `network.allow`).
 fn write_bundle(ca_dir: &Path, bundle: &Path) -> Result<()> {
     let ca_path = ca_dir.join(egret_app::ca::CERT_FILE);
     let ca = std::fs::read_to_string(&ca_path).with_context(|| {

@@ -237,5 +237,43 @@ async fn sandbox_env_gives_the_proxy_address_the_server_runs_on() {
         "{lines}"
     );
     assert!(!lines.contains("127.0.0.1:9"), "{lines}");
+
+    // An owner with nothing connected is told how to get a connection; a malformed owner
+    // is refused before any file is written.
+    let out = egret
+        .cli(&["sandbox-env", "--owner", "user:nobody"], None)
+        .await;
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && said.contains("has no connection to use yet"),
+        "{said}"
+    );
+    assert!(
+        said.contains("egret connection link --owner user:nobody"),
+        "{said}"
+    );
+    let bundle = dir.path().join("never.pem");
+    let out = egret
+        .cli(
+            &[
+                "sandbox-env",
+                "--owner",
+                "not an owner",
+                "--ca-bundle",
+                &bundle.to_string_lossy(),
+            ],
+            None,
+        )
+        .await;
+    assert!(!out.status.success());
+    assert!(!bundle.exists(), "nothing written for a refused request");
+    assert!(
+        dir.path().join("data/egret.pid").exists(),
+        "the pid file while it runs"
+    );
     egret.stop().await;
+    assert!(
+        !dir.path().join("data/egret.pid").exists(),
+        "the pid file is removed on exit"
+    );
 }

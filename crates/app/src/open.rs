@@ -66,6 +66,20 @@ pub(crate) fn open_existing(policy: &Policy) -> Result<Vault, AppError> {
     }
 }
 
+/// At stop: the pid file beside a redb vault goes, when it is this process's (another
+/// egret may have written its own since).
+pub(crate) fn remove_pid_file(policy: &Policy) {
+    if !matches!(policy.vault.backend, VaultBackend::Redb) {
+        return;
+    }
+    let pid_file = policy.vault.path.with_extension("pid");
+    let mine = std::fs::read_to_string(&pid_file)
+        .is_ok_and(|text| text.trim() == std::process::id().to_string());
+    if mine && let Err(e) = std::fs::remove_file(&pid_file) {
+        tracing::debug!(path = %pid_file.display(), error = %e, "cannot remove the pid file");
+    }
+}
+
 /// The redb vault at `vault.path`, created (mode 0600) on the first start.
 fn open_file(policy: &Policy) -> Result<Vault, AppError> {
     let key = master_key(policy, policy.vault.path.exists())?;

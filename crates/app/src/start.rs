@@ -197,6 +197,7 @@ impl Egret {
         self.tasks.stop().await;
         let audit = self.audit;
         let _ = tokio::task::spawn_blocking(move || audit.flush(Duration::from_secs(5))).await;
+        crate::open::remove_pid_file(&self.policy.load());
     }
 
     /// [`Egret::stop`] without waiting: returns the stop to await.
