@@ -692,6 +692,19 @@ async fn administrators_see_every_connection_and_what_the_proxy_refused() {
             "refused"
         );
     }
+    // A refusal for another reason than where it went: listed apart.
+    let unknown = f
+        .get(
+            "api.test.local",
+            "/",
+            &[(
+                "authorization",
+                "Bearer egp_UnknownUnknownUnknownUnknownUnknown0000",
+            )],
+            egret_test_support::client::Proto::H1,
+        )
+        .await;
+    assert_eq!(unknown.status(), StatusCode::FORBIDDEN);
     let cookie = sign_in(&f).await;
     let page = visit(
         &f,
@@ -759,7 +772,7 @@ async fn administrators_see_every_connection_and_what_the_proxy_refused() {
         || async {
             let activity = visit(&f, Method::GET, "/ui/activity", Some(&cookie), None, None).await;
             assert_eq!(activity.status, StatusCode::OK);
-            let blocked = activity.texts("h2 + p + table tbody tr");
+            let blocked = activity.texts("table.blocked tbody tr");
             (!blocked.is_empty()).then_some(blocked)
         },
     )
@@ -767,8 +780,20 @@ async fn administrators_see_every_connection_and_what_the_proxy_refused() {
     assert!(
         blocked
             .iter()
-            .any(|r| r.contains("other.test.local") && r.contains("egress_denied")),
+            .any(|r| r.contains("other.test.local") && r.contains("443")),
         "{blocked:?}"
+    );
+    assert!(
+        !blocked.iter().any(|r| r.contains("api.test.local")),
+        "only egress refusals are blocked egress: {blocked:?}"
+    );
+    let activity = visit(&f, Method::GET, "/ui/activity", Some(&cookie), None, None).await;
+    let others = activity.texts("table.refusals tbody tr");
+    assert!(
+        others
+            .iter()
+            .any(|r| r.contains("placeholder_unknown") && r.contains("api.test.local")),
+        "{others:?}"
     );
     let events = visit(
         &f,

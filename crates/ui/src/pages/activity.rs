@@ -1,6 +1,8 @@
-//! Activity (administrators): **Blocked egress** — the hosts the proxy refused, how
-//! often, from which sandboxes, first and last seen, so an operator sees what agents
-//! tried to reach — and the audit log, newest first, filtered.
+//! Activity (administrators): **Blocked egress** — the hosts the proxy refused to let
+//! out (`egress_denied`), by host whatever the port, how often, from which sandboxes,
+//! first and last seen, so an operator sees what agents tried to reach — **Other
+//! refusals** (unknown placeholders, rate limits, …) by code — and the audit log, newest
+//! first, filtered.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -27,11 +29,12 @@ pub(crate) struct Filter {
     owner: Option<String>,
 }
 
-/// One refused host, summarised.
+/// One group of refusals (a host, or a refusal code), summarised.
 #[derive(Default)]
 struct Blocked {
     count: usize,
-    codes: BTreeSet<String>,
+    hosts: BTreeSet<String>,
+    ports: BTreeSet<String>,
     sandboxes: BTreeSet<String>,
     first: i64,
     last: i64,
@@ -76,7 +79,11 @@ pub(crate) async fn page(
             return super::problem(status, "Activity", &message, html! {});
         }
     };
-    let blocked = summarise(&refused);
+    let (egress, other): (Vec<AuditEvent>, Vec<AuditEvent>) = refused
+        .into_iter()
+        .partition(|e| code_of(e) == Some("egress_denied"));
+    let blocked = summarise(&egress, host_of);
+    let others = summarise(&other, |e| code_of(e).unwrap_or("-").to_owned());
     let value = |v: &Option<String>| v.clone().unwrap_or_default();
     let reload = service.lifecycle.refused_reload();
     let content = html! {
@@ -90,14 +97,32 @@ pub(crate) async fn page(
         p.lead { "Hosts the proxy refused (the newest " (SCAN) " refusals): what agents tried to reach. Allow one in the policy file (" code { "network.allow" } " or a connector's egress) only if it should be reachable." }
         @if blocked.is_empty() { p.empty { "Nothing refused." } }
         @else {
-            table {
-                thead { tr { th { "Host" } th { "Refusals" } th { "Why" } th { "Sandboxes" } th { "First seen" } th { "Last seen" } } }
+            table.blocked {
+                thead { tr { th { "Host" } th { "Refusals" } th { "Ports" } th { "Sandboxes" } th { "First seen" } th { "Last seen" } } }
                 tbody {
                     @for (host, b) in &blocked {
                         tr {
                             td data-label="Host" { code { (host) } } td data-label="Refusals" { (b.count) }
-                            td data-label="Why" { (b.codes.iter().cloned().collect::<Vec<_>>().join(", ")) }
-                            td data-label="Sandboxes" { @if b.sandboxes.is_empty() { "-" } @else { (b.sandboxes.iter().cloned().collect::<Vec<_>>().join(", ")) } }
+                            td data-label="Ports" { (joined(&b.ports)) }
+                            td data-label="Sandboxes" { (joined(&b.sandboxes)) }
+                            td data-label="First seen" { (when(b.first)) } td data-label="Last seen" { (when(b.last)) }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Other refusals" }
+        p.lead { "Requests refused for another reason than where they went (an unknown or misplaced placeholder, a rate limit, a connection to reconnect), by refusal." }
+        @if others.is_empty() { p.empty { "Nothing refused." } }
+        @else {
+            table.refusals {
+                thead { tr { th { "Refusal" } th { "Count" } th { "Hosts" } th { "Sandboxes" } th { "First seen" } th { "Last seen" } } }
+                tbody {
+                    @for (code, b) in &others {
+                        tr {
+                            td data-label="Refusal" { code { (code) } } td data-label="Count" { (b.count) }
+                            td data-label="Hosts" { (joined(&b.hosts)) }
+                            td data-label="Sandboxes" { (joined(&b.sandboxes)) }
                             td data-label="First seen" { (when(b.first)) } td data-label="Last seen" { (when(b.last)) }
                         }
                     }
@@ -134,20 +159,20 @@ pub(crate) async fn page(
     layout("Activity", Some(&session), content).into_response()
 }
 
-/// Refusals by host (a CONNECT's target or an intercepted request's host).
-fn summarise(refused: &[AuditEvent]) -> BTreeMap<String, Blocked> {
-    let mut by_host: BTreeMap<String, Blocked> = BTreeMap::new();
+/// Refusals grouped by `key`.
+fn summarise(
+    refused: &[AuditEvent],
+    key: impl Fn(&AuditEvent) -> String,
+) -> BTreeMap<String, Blocked> {
+    let mut grouped: BTreeMap<String, Blocked> = BTreeMap::new();
     for e in refused {
         let Some(data) = &e.data else { continue };
-        let host = data["target"]
-            .as_str()
-            .or_else(|| data["host"].as_str())
-            .unwrap_or("-")
-            .to_owned();
-        let b = by_host.entry(host).or_default();
+        let b = grouped.entry(key(e)).or_default();
         b.count += 1;
-        if let Some(code) = data["code"].as_str() {
-            b.codes.insert(code.to_owned());
+        let (host, port) = split_port(target_of(e));
+        b.hosts.insert(host.to_owned());
+        if let Some(port) = port {
+            b.ports.insert(port.to_owned());
         }
         if let Some(s) = data["sandbox"].as_str() {
             b.sandboxes.insert(s.to_owned());
@@ -159,7 +184,49 @@ fn summarise(refused: &[AuditEvent]) -> BTreeMap<String, Blocked> {
         };
         b.last = b.last.max(e.at);
     }
-    by_host
+    grouped
+}
+
+fn code_of(e: &AuditEvent) -> Option<&str> {
+    e.data.as_ref()?["code"].as_str()
+}
+
+/// A CONNECT's target (`host:port`) or an intercepted request's host.
+fn target_of(e: &AuditEvent) -> &str {
+    e.data
+        .as_ref()
+        .and_then(|d| d["target"].as_str().or_else(|| d["host"].as_str()))
+        .unwrap_or("-")
+}
+
+/// The host a refusal was for, lower-cased and without its port: a CONNECT names
+/// `host:443`, an intercepted request `host`; both are the same host.
+fn host_of(e: &AuditEvent) -> String {
+    split_port(target_of(e)).0.to_ascii_lowercase()
+}
+
+/// `host:port` (or `[v6]:port`) into its host and port; a bare host has none.
+fn split_port(target: &str) -> (&str, Option<&str>) {
+    if let Some(rest) = target.strip_prefix('[') {
+        return match rest.split_once("]:") {
+            Some((host, port)) => (host, Some(port)),
+            None => (rest.trim_end_matches(']'), None),
+        };
+    }
+    match target.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            (host, Some(port))
+        }
+        _ => (target, None),
+    }
+}
+
+fn joined(set: &BTreeSet<String>) -> String {
+    if set.is_empty() {
+        "-".to_owned()
+    } else {
+        set.iter().cloned().collect::<Vec<_>>().join(", ")
+    }
 }
 
 /// What an event says, in one line: its detail, or its data's main fields.
@@ -184,4 +251,17 @@ fn detail(e: &AuditEvent) -> String {
     })
     .collect::<Vec<_>>()
     .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_is_the_same_with_or_without_its_port() {
+        assert_eq!(split_port("Example.com:443"), ("Example.com", Some("443")));
+        assert_eq!(split_port("example.com"), ("example.com", None));
+        assert_eq!(split_port("[::1]:8443"), ("::1", Some("8443")));
+        assert_eq!(split_port("::1"), ("::1", None));
+    }
 }
