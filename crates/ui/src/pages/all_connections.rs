@@ -69,7 +69,7 @@ pub(crate) async fn list(
         @if rows.is_empty() { p.empty { "No connections match." } }
         @else {
             table {
-                thead { tr { th { "Connector" } th { "Owner" } th { "Name" } th { "Status" } th { "Connected as" } th { "Connected" } th { "Last used" } th { "Actions" } } }
+                thead { tr { th { "Connector" } th { "Owner" } th { "Name" } th { "Status" } th { "Connected as" } th { "Connected" } th title="The last request an agent sent through egret with the connection's credential (this egret, since it started)" { "Last agent request" } th { "Actions" } } }
                 tbody {
                     @for view in &rows {
                         @let (c, s, used) = (&view.info, view.status, view.health.last_used_at);
@@ -78,7 +78,7 @@ pub(crate) async fn list(
                             td data-label="Status" { span.badge { (s) } }
                             td data-label="Connected as" { (c.identity_label.as_deref().unwrap_or("-")) }
                             td data-label="Connected" { (when(c.connected_at)) }
-                            td data-label="Last used" { (used.map_or_else(|| "-".to_owned(), when)) }
+                            td data-label="Last agent request" { (used.map_or_else(|| "-".to_owned(), when)) }
                             td.actions {
                                 @let oauth = policy.connector(&c.connector).is_some_and(|k| matches!(k.auth, AuthKind::OAuth2(_)));
                                 @for (action, label) in [("test", "Test"), ("refresh", "Refresh now"), ("link", "Connect link"), ("remove", "Disconnect")] {

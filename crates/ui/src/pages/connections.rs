@@ -208,7 +208,12 @@ fn connection(session: &Session, view: &ConnectionView, connector: Option<&Conne
             dl {
                 dt { "Connected" } dd { (when(c.connected_at)) }
                 dt { "Connected as" } dd { (c.identity_label.as_deref().unwrap_or("-")) }
-                @if let Some(last) = health.last_used_at { dt { "Last used" } dd { (when(last)) } }
+                // What it counts: requests egret sent with this connection's credential
+                // (seen by this egret since it started), not sign-ins or tests.
+                @if let Some(last) = health.last_used_at {
+                    dt title="The last request an agent sent through egret with this connection's credential, as seen by this egret since it started" { "Last request by an agent" }
+                    dd { (when(last)) }
+                }
                 @if !view.missing_scopes.is_empty() {
                     dt { "Missing scopes" }
                     dd { (view.missing_scopes.join(" ")) " — the service granted less than asked; Reconnect to ask again." }
