@@ -10,6 +10,7 @@
 mod error;
 mod host;
 mod model;
+mod paths;
 mod raw;
 mod request;
 mod secret_ref;

@@ -48,7 +48,7 @@ impl SecretRef {
             if path.is_empty() {
                 return Err("empty path; expected `${file:PATH}`".to_owned());
             }
-            return Ok(Self::File(base.join(path)));
+            return Ok(Self::File(crate::paths::joined(base, path)));
         }
         Err(format!(
             "unknown reference `{text}`; expected `${{env:NAME}}` or `${{file:PATH}}`"

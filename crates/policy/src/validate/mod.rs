@@ -40,7 +40,8 @@ pub(crate) fn validate(raw: RawPolicy, file: &Path, base: &Path) -> Result<Polic
         .map(|t| v.secret(t, base))
         .transpose()?;
 
-    let vault_path = base.join(raw.vault.path.as_deref().unwrap_or("data/egret.redb"));
+    let vault_path =
+        crate::paths::joined(base, raw.vault.path.as_deref().unwrap_or("data/egret.redb"));
     let backend = match (raw.vault.backend.as_ref(), raw.vault.url.as_ref()) {
         (None, None) => VaultBackend::Redb,
         (Some(b), url) if b.value == "redb" => match url {
@@ -125,18 +126,27 @@ pub(crate) fn validate(raw: RawPolicy, file: &Path, base: &Path) -> Result<Polic
             admin_token,
         },
         ca: CaSettings {
-            dir: base.join(raw.ca.dir.as_deref().unwrap_or("certs")),
+            dir: crate::paths::joined(base, raw.ca.dir.as_deref().unwrap_or("certs")),
             name_constraints: raw.ca.name_constraints.unwrap_or(false),
         },
         vault: VaultSettings {
             backend,
             path: vault_path,
             master_key,
-            ca_file: raw.vault.ca_file.as_deref().map(|p| base.join(p)),
+            ca_file: raw
+                .vault
+                .ca_file
+                .as_deref()
+                .map(|p| crate::paths::joined(base, p)),
             allow_plaintext: raw.vault.allow_plaintext,
         },
         upstream: UpstreamSettings {
-            extra_ca: raw.upstream.extra_ca.iter().map(|p| base.join(p)).collect(),
+            extra_ca: raw
+                .upstream
+                .extra_ca
+                .iter()
+                .map(|p| crate::paths::joined(base, p))
+                .collect(),
             resolve,
         },
         network: NetworkSettings {
