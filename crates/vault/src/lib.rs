@@ -24,6 +24,7 @@ mod connectors;
 mod copy;
 mod db;
 mod error;
+mod forged;
 mod key;
 mod links;
 mod mac;
