@@ -202,7 +202,7 @@ async fn an_administrator_signs_in_with_the_token_and_out_again() {
     assert!(!set.contains(egret_test_support::proxy::ADMIN_TOKEN));
     let cookie = set.split(';').next().expect("pair").to_owned();
 
-    let settings = visit(&f, Method::GET, "/ui/connectors", Some(&cookie), None, None).await;
+    let settings = page_at(&f, "/ui/connectors", &cookie).await;
     assert_eq!(settings.status, StatusCode::OK);
     assert_secure_headers(&settings);
     let csrf = settings.csrf();
@@ -217,7 +217,7 @@ async fn an_administrator_signs_in_with_the_token_and_out_again() {
             .expect("cookie")
             .contains("Max-Age=0")
     );
-    let after = visit(&f, Method::GET, "/ui/connectors", Some(&cookie), None, None).await;
+    let after = page_at(&f, "/ui/connectors", &cookie).await;
     assert_eq!(after.status, StatusCode::SEE_OTHER);
     assert_eq!(after.headers["location"], "/ui/login");
 }
@@ -239,7 +239,7 @@ async fn connector_settings_lists_every_connector_and_toggles_api_connectors() {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let cookie = sign_in(&f).await;
-    let page = visit(&f, Method::GET, "/ui/connectors", Some(&cookie), None, None).await;
+    let page = page_at(&f, "/ui/connectors", &cookie).await;
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(page.texts("h1"), ["Connector Settings"]);
     let names = page.texts("section.connector h2");
@@ -292,7 +292,7 @@ async fn connector_settings_lists_every_connector_and_toggles_api_connectors() {
     assert_eq!(done.status, StatusCode::SEE_OTHER);
     let (_, crm) = admin(&f.egret, Method::GET, "/v1/connectors/crm", None).await;
     assert_eq!(crm["enabled"], false);
-    let page = visit(&f, Method::GET, "/ui/connectors", Some(&cookie), None, None).await;
+    let page = page_at(&f, "/ui/connectors", &cookie).await;
     assert_eq!(
         page.texts("section.connector form[action$='/enabled'] button"),
         ["Enable"]
@@ -340,6 +340,11 @@ async fn connector_settings_lists_every_connector_and_toggles_api_connectors() {
 
 /// Mints a connect link through the API; returns its path (`/ui/connect/…`).
 /// Continues a connect link (`path`) from egret's own page; the user's session cookie.
+/// `path` as the browser holding `cookie` opens it.
+async fn page_at(f: &Fixture, path: &str, cookie: &str) -> Page {
+    visit(f, Method::GET, path, Some(cookie), None, None).await
+}
+
 async fn open_link(f: &Fixture, path: &str) -> String {
     let opened = visit(f, Method::POST, path, None, Some(&origin(f)), None).await;
     assert_eq!(opened.status, StatusCode::SEE_OTHER, "{}", opened.body);
@@ -407,18 +412,10 @@ async fn a_connect_link_opens_the_users_connections_once_and_they_connect_a_key(
     assert_eq!(again.status, StatusCode::GONE);
     assert_eq!(again.texts("h1"), ["This link was already used"]);
     // A user is not an administrator.
-    let admin_page = visit(&f, Method::GET, "/ui/connectors", Some(&cookie), None, None).await;
+    let admin_page = page_at(&f, "/ui/connectors", &cookie).await;
     assert_eq!(admin_page.status, StatusCode::SEE_OTHER);
 
-    let page = visit(
-        &f,
-        Method::GET,
-        "/ui/connections",
-        Some(&cookie),
-        None,
-        None,
-    )
-    .await;
+    let page = page_at(&f, "/ui/connections", &cookie).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.texts("p.lead")[0].contains("user:ann"));
     assert_eq!(
@@ -431,15 +428,7 @@ async fn a_connect_link_opens_the_users_connections_once_and_they_connect_a_key(
     let form = format!("csrf={csrf}&name=default&key=sk-ui-typed-REAL");
     let stored = post(&f, "/ui/connections/openai/key", &cookie, &form).await;
     assert_eq!(stored.status, StatusCode::SEE_OTHER, "{}", stored.body);
-    let page = visit(
-        &f,
-        Method::GET,
-        "/ui/connections",
-        Some(&cookie),
-        None,
-        None,
-    )
-    .await;
+    let page = page_at(&f, "/ui/connections", &cookie).await;
     assert_eq!(page.texts("section.connection h3"), ["openai"]);
     assert!(page.texts("section.connection .badge")[0].contains("connected"));
     assert_eq!(
@@ -525,15 +514,7 @@ async fn a_link_for_one_connector_covers_only_that_one_and_an_old_link_has_expir
     let f = Fixture::new().await;
     let path = connect_link(&f, json!({ "owner": "user:ann", "connector": "weather" })).await;
     let cookie = open_link(&f, &path).await;
-    let page = visit(
-        &f,
-        Method::GET,
-        "/ui/connections",
-        Some(&cookie),
-        None,
-        None,
-    )
-    .await;
+    let page = page_at(&f, "/ui/connections", &cookie).await;
     assert_eq!(page.texts("section.offer h3"), ["weather"]);
     let form = format!("csrf={}&name=default&key=k", page.csrf());
     let other = post(&f, "/ui/connections/openai/key", &cookie, &form).await;
@@ -551,15 +532,7 @@ async fn a_link_for_one_connector_covers_only_that_one_and_an_old_link_has_expir
 async fn an_administrator_adds_a_connector_from_a_template_sends_a_link_and_deletes_it() {
     let f = Fixture::new().await;
     let cookie = sign_in(&f).await;
-    let chooser = visit(
-        &f,
-        Method::GET,
-        "/ui/connectors/new",
-        Some(&cookie),
-        None,
-        None,
-    )
-    .await;
+    let chooser = page_at(&f, "/ui/connectors/new", &cookie).await;
     assert_eq!(chooser.status, StatusCode::OK);
     let kinds = chooser.texts("ul.choices a");
     assert!(
@@ -568,15 +541,7 @@ async fn an_administrator_adds_a_connector_from_a_template_sends_a_link_and_dele
     );
     // The template's form: its fields, the secret write-only, and the Setup Guide with
     // the redirect URI to register.
-    let form = visit(
-        &f,
-        Method::GET,
-        "/ui/connectors/new?kind=databricks",
-        Some(&cookie),
-        None,
-        None,
-    )
-    .await;
+    let form = page_at(&f, "/ui/connectors/new?kind=databricks", &cookie).await;
     assert_eq!(form.texts("aside.guide h2"), ["Setup Guide"]);
     let guide = form.texts("aside.guide")[0].clone();
     assert!(
@@ -599,7 +564,7 @@ async fn an_administrator_adds_a_connector_from_a_template_sends_a_link_and_dele
         json!(["dbc-1.cloud.databricks.com"]),
         "{dbx}"
     );
-    let page = visit(&f, Method::GET, "/ui/connectors", Some(&cookie), None, None).await;
+    let page = page_at(&f, "/ui/connectors", &cookie).await;
     assert!(
         page.texts("section.connector h2")
             .contains(&"dbx".to_owned())
@@ -633,15 +598,7 @@ async fn an_administrator_adds_a_connector_from_a_template_sends_a_link_and_dele
 
     // Deleting says what it erases and needs the confirmation form.
     f.egret.key_and_placeholder("crm", "org", "crm-key");
-    let confirm = visit(
-        &f,
-        Method::GET,
-        "/ui/connectors/crm/delete",
-        Some(&cookie),
-        None,
-        None,
-    )
-    .await;
+    let confirm = page_at(&f, "/ui/connectors/crm/delete", &cookie).await;
     assert!(
         confirm.texts("[role=alert]")[0].contains("1 connection(s)"),
         "{}",
@@ -706,26 +663,15 @@ async fn administrators_see_every_connection_and_what_the_proxy_refused() {
         .await;
     assert_eq!(unknown.status(), StatusCode::FORBIDDEN);
     let cookie = sign_in(&f).await;
-    let page = visit(
-        &f,
-        Method::GET,
-        "/ui/all-connections",
-        Some(&cookie),
-        None,
-        None,
-    )
-    .await;
+    let page = page_at(&f, "/ui/all-connections", &cookie).await;
     assert_eq!(page.status, StatusCode::OK);
     assert_secure_headers(&page);
     let rows = page.texts("tbody tr");
     assert_eq!(rows.len(), 2, "{rows:?}");
-    let filtered = visit(
+    let filtered = page_at(
         &f,
-        Method::GET,
         "/ui/all-connections?owner=user%3Abob&status=connected",
-        Some(&cookie),
-        None,
-        None,
+        &cookie,
     )
     .await;
     let rows = filtered.texts("tbody tr");
@@ -770,7 +716,7 @@ async fn administrators_see_every_connection_and_what_the_proxy_refused() {
         "blocked requests on Activity",
         std::time::Duration::from_secs(5),
         || async {
-            let activity = visit(&f, Method::GET, "/ui/activity", Some(&cookie), None, None).await;
+            let activity = page_at(&f, "/ui/activity", &cookie).await;
             assert_eq!(activity.status, StatusCode::OK);
             let blocked = activity.texts("table.blocked tbody tr");
             (!blocked.is_empty()).then_some(blocked)
@@ -787,7 +733,7 @@ async fn administrators_see_every_connection_and_what_the_proxy_refused() {
         !blocked.iter().any(|r| r.contains("api.test.local")),
         "only egress refusals are blocked egress: {blocked:?}"
     );
-    let activity = visit(&f, Method::GET, "/ui/activity", Some(&cookie), None, None).await;
+    let activity = page_at(&f, "/ui/activity", &cookie).await;
     let others = activity.texts("table.refusals tbody tr");
     assert!(
         others
@@ -795,15 +741,7 @@ async fn administrators_see_every_connection_and_what_the_proxy_refused() {
             .any(|r| r.contains("placeholder_unknown") && r.contains("api.test.local")),
         "{others:?}"
     );
-    let events = visit(
-        &f,
-        Method::GET,
-        "/ui/activity?event=connection.",
-        Some(&cookie),
-        None,
-        None,
-    )
-    .await;
+    let events = page_at(&f, "/ui/activity?event=connection.", &cookie).await;
     let log = events.texts("table.audit tbody tr");
     assert!(
         log.first().is_some_and(|r| r.contains("connection.remove")),
@@ -826,7 +764,7 @@ async fn sandboxes_and_placeholders_are_listed_by_hint_and_revoked_from_the_page
     assert_eq!(status, StatusCode::CREATED, "{issued}");
     let secret = issued["secret"].as_str().expect("secret").to_owned();
     let cookie = sign_in(&f).await;
-    let page = visit(&f, Method::GET, "/ui/sandboxes", Some(&cookie), None, None).await;
+    let page = page_at(&f, "/ui/sandboxes", &cookie).await;
     assert_eq!(page.status, StatusCode::OK);
     let tables = page.texts("table tbody tr");
     assert!(tables.iter().any(|r| r.contains("sbx-1")), "{tables:?}");
@@ -986,16 +924,16 @@ async fn a_ui_session_lives_its_lifetime_on_egrets_clock() {
         .clock
         .skip(std::time::Duration::from_secs(24 * 3600));
     let cookie = sign_in(&f).await;
-    let page = visit(&f, Method::GET, "/ui/connectors", Some(&cookie), None, None).await;
+    let page = page_at(&f, "/ui/connectors", &cookie).await;
     assert_eq!(page.status, StatusCode::OK, "signed in: {}", page.body);
     // An administrator's session lasts 8 hours.
     f.egret
         .clock
         .skip(std::time::Duration::from_secs(8 * 3600 - 60));
-    let page = visit(&f, Method::GET, "/ui/connectors", Some(&cookie), None, None).await;
+    let page = page_at(&f, "/ui/connectors", &cookie).await;
     assert_eq!(page.status, StatusCode::OK, "still signed in");
     f.egret.clock.skip(std::time::Duration::from_secs(120));
-    let page = visit(&f, Method::GET, "/ui/connectors", Some(&cookie), None, None).await;
+    let page = page_at(&f, "/ui/connectors", &cookie).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "ended");
     assert_eq!(page.headers["location"], "/ui/login");
 }
@@ -1081,18 +1019,10 @@ async fn a_connect_link_user_signs_out_and_is_not_sent_round_in_circles() {
         .next()
         .expect("pair")
         .to_owned();
-    let login = visit(&f, Method::GET, "/ui/login", Some(&cookie), None, None).await;
+    let login = page_at(&f, "/ui/login", &cookie).await;
     assert_eq!(login.status, StatusCode::SEE_OTHER);
     assert_eq!(login.headers["location"], "/ui/connections");
-    let page = visit(
-        &f,
-        Method::GET,
-        "/ui/connections",
-        Some(&cookie),
-        None,
-        None,
-    )
-    .await;
+    let page = page_at(&f, "/ui/connections", &cookie).await;
     assert_eq!(page.status, StatusCode::OK);
     let out = post(&f, "/ui/logout", &cookie, &format!("csrf={}", page.csrf())).await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);
@@ -1104,15 +1034,7 @@ async fn a_connect_link_user_signs_out_and_is_not_sent_round_in_circles() {
             .contains("Max-Age=0"),
         "the cookie is cleared"
     );
-    let after = visit(
-        &f,
-        Method::GET,
-        "/ui/connections",
-        Some(&cookie),
-        None,
-        None,
-    )
-    .await;
+    let after = page_at(&f, "/ui/connections", &cookie).await;
     assert_eq!(after.status, StatusCode::SEE_OTHER, "the session ended");
     assert_eq!(after.headers["location"], "/ui/login");
 }
@@ -1158,15 +1080,7 @@ async fn a_client_credentials_connector_is_the_organisations_own() {
 
     let path = connect_link(&f, json!({ "owner": "user:ann" })).await;
     let cookie = open_link(&f, &path).await;
-    let page = visit(
-        &f,
-        Method::GET,
-        "/ui/connections",
-        Some(&cookie),
-        None,
-        None,
-    )
-    .await;
+    let page = page_at(&f, "/ui/connections", &cookie).await;
     assert!(
         !page.texts("section.offer h3").contains(&"cc".to_owned()),
         "not offered"
@@ -1178,15 +1092,7 @@ async fn a_client_credentials_connector_is_the_organisations_own() {
 
     // `owners: [user]`: each person connects their own.
     f.egret.reload(&cc("    owners: [user]\n"));
-    let page = visit(
-        &f,
-        Method::GET,
-        "/ui/connections",
-        Some(&cookie),
-        None,
-        None,
-    )
-    .await;
+    let page = page_at(&f, "/ui/connections", &cookie).await;
     assert!(
         page.texts("section.offer h3").contains(&"cc".to_owned()),
         "offered"
@@ -1230,7 +1136,7 @@ async fn over_https_the_session_cookie_is_a_host_cookie() {
         assert!(set.contains(attribute), "{attribute} in {set}");
     }
     let cookie = set.split(';').next().expect("pair").to_owned();
-    let ok = visit(&f, Method::GET, "/ui/connectors", Some(&cookie), None, None).await;
+    let ok = page_at(&f, "/ui/connectors", &cookie).await;
     assert_eq!(ok.status, StatusCode::OK);
     let plain = cookie.replacen("__Host-", "", 1);
     let refused = visit(&f, Method::GET, "/ui/connectors", Some(&plain), None, None).await;

@@ -57,18 +57,7 @@ pub async fn status(config: &std::path::Path, remote: &Remote, format: Format) -
             }
         }
     }
-    if let Server::Up {
-        reload_refused: Some(error),
-        ..
-    } = &server
-    {
-        attention.push(format!(
-            "the policy file's last reload was refused ({error}); the server runs the previous policy"
-        ));
-    }
-    if let Server::Down(why) = &server {
-        attention.push(format!("the server is not answering: {why}"));
-    }
+    attention.extend(server.attention());
     let by_status = match &server {
         Server::Up { connections, .. } => {
             let mut m = std::collections::BTreeMap::<String, u64>::new();
@@ -177,6 +166,21 @@ enum Server {
 }
 
 impl Server {
+    /// What needs attention in what the server said (or did not say), for both kinds of
+    /// `status`.
+    fn attention(&self) -> Vec<String> {
+        match self {
+            Self::Up {
+                reload_refused: Some(error),
+                ..
+            } => vec![format!(
+                "the policy file's last reload was refused ({error}); the server runs the previous policy"
+            )],
+            Self::Up { .. } => Vec::new(),
+            Self::Down(why) => vec![format!("the server is not answering: {why}")],
+        }
+    }
+
     async fn ask(client: &crate::client::ControlClient) -> Self {
         let answers = async {
             let ready = client.get("/readyz").await?;
@@ -224,18 +228,7 @@ async fn status_despite_policy(
         "{} has an error: {error:#}; the server runs the previous policy",
         config.display()
     )];
-    if let Server::Up {
-        reload_refused: Some(error),
-        ..
-    } = &server
-    {
-        attention.push(format!(
-            "the policy file's last reload was refused ({error}); the server runs the previous policy"
-        ));
-    }
-    if let Server::Down(why) = &server {
-        attention.push(format!("the server is not answering: {why}"));
-    }
+    attention.extend(server.attention());
     if wants_json(format.output) {
         let (up, proxy, connectors) = match &server {
             Server::Up {

@@ -101,25 +101,15 @@ pub(crate) async fn start(
     Query(q): Query<StartQuery>,
 ) -> Response {
     let Some(s) = q.state.as_deref().filter(|s| !s.is_empty()) else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "Not connected",
+        return not_connected(
             "This sign-in link is incomplete; open the whole link you were given.",
-            None,
-            false,
         );
     };
     let start = match state.service.sign_in_start(s).await {
         Ok(start) => start,
         Err(e) => {
             tracing::info!(error = %e, "sign-in link refused");
-            return page(
-                StatusCode::BAD_REQUEST,
-                "Not connected",
-                &escape(&e.to_string()),
-                None,
-                false,
-            );
+            return not_connected(&escape(&e.to_string()));
         }
     };
     let secure = secure(&state);
@@ -169,9 +159,8 @@ pub(crate) async fn continue_sign_in(
     headers: axum::http::HeaderMap,
     form: Result<axum::Form<ContinueForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let refused = |why: &str| page(StatusCode::BAD_REQUEST, "Not connected", why, None, false);
     let Ok(axum::Form(form)) = form else {
-        return refused("This form was incomplete; open the sign-in link again.");
+        return not_connected("This form was incomplete; open the sign-in link again.");
     };
     let secure = secure(&state);
     let given = BINDING.read(&headers, secure).map(SecretString::from);
@@ -181,7 +170,7 @@ pub(crate) async fn continue_sign_in(
     });
     let Some(binding) = given.filter(|_| matches) else {
         tracing::info!("sign-in continue refused: not the page egret showed this browser");
-        return refused(
+        return not_connected(
             "This sign-in can only be continued from the page its link opened, in the same browser; open the link again.",
         );
     };
@@ -199,7 +188,7 @@ pub(crate) async fn continue_sign_in(
         }
         Err(e) => {
             tracing::info!(error = %e, "sign-in start refused");
-            refused(&escape(&e.to_string()))
+            not_connected(&escape(&e.to_string()))
         }
     }
 }
@@ -235,12 +224,8 @@ pub(crate) async fn callback(
     Query(q): Query<CallbackQuery>,
 ) -> Response {
     let Some(s) = q.state.as_deref().filter(|s| !s.is_empty()) else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "Not connected",
+        return not_connected(
             "This page needs the <code>state</code> the vendor sends back; open it only through a sign-in link.",
-            None,
-            false,
         );
     };
     let outcome = match (&q.error, &q.code) {
@@ -301,6 +286,12 @@ pub(crate) async fn callback(
             .append(header::SET_COOKIE, return_cookie(false, secure));
     }
     resp
+}
+
+/// A sign-in link or form refused: a 400 page saying why (`why` is HTML, escaped by the
+/// caller), without the way back to the web UI.
+fn not_connected(why: &str) -> Response {
+    page(StatusCode::BAD_REQUEST, "Not connected", why, None, false)
 }
 
 /// The page a person sees. On success it tells the opener and closes the popup.

@@ -96,10 +96,7 @@ impl HttpVendor {
             .await
         }
         .await;
-        let client_secret = settings
-            .client_secret
-            .as_ref()
-            .and_then(|r| r.read().ok().flatten());
+        let client_secret = settings.client_secret_now();
         let mut known: Vec<&str> = secrets.iter().map(|s| s.expose_secret()).collect();
         known.extend(client_secret.as_ref().map(|s| s.expose_secret()));
         match outcome {

@@ -349,6 +349,15 @@ pub struct OAuthSettings {
     pub identity_match: Option<IdentityClaim>,
 }
 
+impl OAuthSettings {
+    /// The OAuth app's client secret as it reads now (a file or variable may change);
+    /// `None` when there is none or it cannot be read. For taking it out of what a vendor
+    /// writes, where a secret that cannot be read has nothing to take out.
+    pub fn client_secret_now(&self) -> Option<secrecy::SecretString> {
+        self.client_secret.as_ref()?.read().ok().flatten()
+    }
+}
+
 /// The ID-token claim `identity_match` compares with the owner's id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdentityClaim {

@@ -62,10 +62,7 @@ pub async fn test_connection(
     // What the vendor writes back must not carry any secret of the connection or of its
     // OAuth app, in any form.
     let client_secret = match &connector.auth {
-        egret_policy::AuthKind::OAuth2(settings) => settings
-            .client_secret
-            .as_ref()
-            .and_then(|r| r.read().ok().flatten()),
+        egret_policy::AuthKind::OAuth2(settings) => settings.client_secret_now(),
         _ => None,
     };
     let secrets: Vec<&str> = [Some(secret)]

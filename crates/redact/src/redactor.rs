@@ -27,31 +27,43 @@ pub struct Redactor {
 impl Redactor {
     /// `None` when there is no credential to look for.
     pub fn new(echoes: &[Echo]) -> Option<Arc<Self>> {
-        let mut credentials: Vec<Echo> = Vec::new();
-        for echo in echoes {
-            // The same key in two fields adds nothing; the first replacement wins.
-            if !echo.sent.is_empty() && !credentials.iter().any(|c| c.sent == echo.sent) {
-                credentials.push(Echo {
-                    verbatim: echo.verbatim,
-                    ..Echo::new(&echo.sent, &echo.shown)
-                });
-            }
-        }
-        let mut forms = Vec::new();
-        let mut literals = Vec::new();
-        for echo in &credentials {
-            for (form, replacement) in literal::of(&echo.sent, &echo.shown) {
-                if !forms.contains(&form) {
-                    forms.push(form);
-                    let replacement = if echo.verbatim {
-                        echo.shown.clone()
-                    } else {
-                        replacement
-                    };
-                    literals.push(Bytes::from(replacement));
-                }
-            }
-        }
+        // The same key in two fields adds nothing; the first replacement wins. Sets,
+        // not scans: a connector's redactor holds every live credential of it.
+        let mut seen = std::collections::HashSet::new();
+        let credentials: Vec<Echo> = echoes
+            .iter()
+            .filter(|e| !e.sent.is_empty() && seen.insert(e.sent.as_slice()))
+            .map(|e| Echo {
+                verbatim: e.verbatim,
+                ..Echo::new(&e.sent, &e.shown)
+            })
+            .collect();
+        let all: Vec<_> = credentials
+            .iter()
+            .flat_map(|echo| {
+                literal::of(&echo.sent, &echo.shown)
+                    .into_iter()
+                    .map(move |(form, replacement)| {
+                        let replacement = if echo.verbatim {
+                            echo.shown.clone()
+                        } else {
+                            replacement
+                        };
+                        (form, Bytes::from(replacement))
+                    })
+            })
+            .collect();
+        let fresh: Vec<bool> = {
+            let mut seen = std::collections::HashSet::new();
+            all.iter()
+                .map(|(form, _)| seen.insert(form.as_slice()))
+                .collect()
+        };
+        let (forms, literals): (Vec<_>, Vec<_>) = all
+            .into_iter()
+            .zip(fresh)
+            .filter_map(|(pair, fresh)| fresh.then_some(pair))
+            .unzip();
         let sent: Vec<&[u8]> = credentials.iter().map(|c| c.sent.as_slice()).collect();
         let form_bytes: Vec<&[u8]> = forms.iter().map(|f| f.as_slice()).collect();
         let automaton = Automaton::build(&sent, &form_bytes)?;

@@ -259,13 +259,7 @@ async fn handle(
             json_response(head)
         }
         "/reflect" => {
-            let text = head.to_string().into_bytes();
-            let frames: Vec<Result<Frame<Bytes>, crate::Error>> = text
-                .chunks(7)
-                .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
-                .collect();
-            let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
-            let mut r = Response::new(body.boxed_unsync());
+            let mut r = streamed(head.to_string().into_bytes(), 7);
             if let Some(auth) = req.headers().get("authorization") {
                 r.headers_mut()
                     .insert("x-reflect-authorization", auth.clone());
@@ -284,13 +278,7 @@ async fn handle(
                 mixed_forms(token),
                 token.replace('+', "%2B")
             );
-            let frames: Vec<Result<Frame<Bytes>, crate::Error>> = text
-                .into_bytes()
-                .chunks(1)
-                .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
-                .collect();
-            let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
-            Response::new(body.boxed_unsync())
+            streamed(text.into_bytes(), 1)
         }
         "/token-echo" => {
             let basic = req
@@ -390,6 +378,17 @@ async fn handle(
         _ => json_response(head),
     };
     Ok(resp)
+}
+
+/// An answer whose body is `text` sent in chunks of `size` bytes: a scan on the way
+/// must find what is split across them.
+fn streamed(text: Vec<u8>, size: usize) -> Response<UpBody> {
+    let frames: Vec<Result<Frame<Bytes>, crate::Error>> = text
+        .chunks(size)
+        .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+        .collect();
+    let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+    Response::new(body.boxed_unsync())
 }
 
 /// `text` with its characters written in turn as they are, `%XX`, `\u00XX`, `&#N;` and

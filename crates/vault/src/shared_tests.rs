@@ -132,6 +132,15 @@ fn fixture() -> Fixture {
     }
 }
 
+/// A key stored for `org`'s openai connection, and a placeholder for it.
+fn keyed_placeholder(f: &Fixture) -> crate::Placeholder {
+    let id = org("openai");
+    f.vault
+        .put_api_key(&id, &SecretString::from("sk-1"))
+        .expect("key");
+    f.vault.mint_placeholder(&id, None).expect("mint").0
+}
+
 fn org(connector: &str) -> ConnectionId {
     ConnectionId::default_of(connector, &Owner::parse("org").expect("owner"))
 }
@@ -139,11 +148,7 @@ fn org(connector: &str) -> ConnectionId {
 #[test]
 fn memory_is_trusted_while_current_and_read_through_when_not() {
     let f = fixture();
-    let id = org("openai");
-    f.vault
-        .put_api_key(&id, &SecretString::from("sk-1"))
-        .expect("key");
-    let (p, _) = f.vault.mint_placeholder(&id, None).expect("mint");
+    let p = keyed_placeholder(&f);
     let now = crate::unix_now();
     // Another replica revokes it; this one has not heard.
     f.other
@@ -218,11 +223,7 @@ fn a_renewal_that_lost_its_fence_leaves_the_newer_tokens_in_force() {
 #[test]
 fn a_notification_is_a_hint_and_carries_no_data() {
     let f = fixture();
-    let id = org("openai");
-    f.vault
-        .put_api_key(&id, &SecretString::from("sk-1"))
-        .expect("key");
-    let (p, _) = f.vault.mint_placeholder(&id, None).expect("mint");
+    let p = keyed_placeholder(&f);
     let now = crate::unix_now();
     let forged =
         crate::placeholder::PlaceholderHash::of(b"egp_forged0000000000000000000000000000000");
@@ -253,11 +254,7 @@ fn a_notification_is_a_hint_and_carries_no_data() {
 #[test]
 fn rows_written_without_the_master_key_grant_nothing() {
     let f = fixture();
-    let id = org("openai");
-    f.vault
-        .put_api_key(&id, &SecretString::from("sk-1"))
-        .expect("key");
-    let (p, _) = f.vault.mint_placeholder(&id, None).expect("mint");
+    let p = keyed_placeholder(&f);
     let genuine = f
         .other
         .get(Table::Placeholders, &p.hash().hex())

@@ -154,7 +154,7 @@ impl Broker {
     fn client_secret(&self, connector: &str) -> Option<SecretString> {
         let policy = self.inner.policy.load();
         match &policy.connector(connector)?.auth {
-            AuthKind::OAuth2(settings) => settings.client_secret.as_ref()?.read().ok().flatten(),
+            AuthKind::OAuth2(settings) => settings.client_secret_now(),
             _ => None,
         }
     }

@@ -95,40 +95,10 @@ pub(crate) async fn page(
         }
         h2 { "Blocked egress" }
         p.lead { "Hosts the proxy refused (the newest " (SCAN) " refusals): what agents tried to reach. Allow one in the policy file (" code { "network.allow" } " or a connector's egress) only if it should be reachable." }
-        @if blocked.is_empty() { p.empty { "Nothing refused." } }
-        @else {
-            table.blocked {
-                thead { tr { th { "Host" } th { "Refusals" } th { "Ports" } th { "Sandboxes" } th { "First seen" } th { "Last seen" } } }
-                tbody {
-                    @for (host, b) in &blocked {
-                        tr {
-                            td data-label="Host" { code { (host) } } td data-label="Refusals" { (b.count) }
-                            td data-label="Ports" { (joined(&b.ports)) }
-                            td data-label="Sandboxes" { (joined(&b.sandboxes)) }
-                            td data-label="First seen" { (when(b.first)) } td data-label="Last seen" { (when(b.last)) }
-                        }
-                    }
-                }
-            }
-        }
+        (summary_table("blocked", ["Host", "Refusals", "Ports"], &blocked, |b| &b.ports))
         h2 { "Other refusals" }
         p.lead { "Requests refused for another reason than where they went (an unknown or misplaced placeholder, a rate limit, a connection to reconnect), by refusal." }
-        @if others.is_empty() { p.empty { "Nothing refused." } }
-        @else {
-            table.refusals {
-                thead { tr { th { "Refusal" } th { "Count" } th { "Hosts" } th { "Sandboxes" } th { "First seen" } th { "Last seen" } } }
-                tbody {
-                    @for (code, b) in &others {
-                        tr {
-                            td data-label="Refusal" { code { (code) } } td data-label="Count" { (b.count) }
-                            td data-label="Hosts" { (joined(&b.hosts)) }
-                            td data-label="Sandboxes" { (joined(&b.sandboxes)) }
-                            td data-label="First seen" { (when(b.first)) } td data-label="Last seen" { (when(b.last)) }
-                        }
-                    }
-                }
-            }
-        }
+        (summary_table("refusals", ["Refusal", "Count", "Hosts"], &others, |b| &b.hosts))
         h2 { "Audit log" }
         form.filter method="get" action="/ui/activity" {
             label for="a-event" { "Event starts with" }
@@ -157,6 +127,34 @@ pub(crate) async fn page(
         }
     };
     layout("Activity", Some(&session), content).into_response()
+}
+
+/// A table of grouped refusals: the group's key, its count, the set `third` picks
+/// (ports or hosts), the sandboxes, first and last seen.
+fn summary_table(
+    class: &str,
+    [key, count, third]: [&str; 3],
+    groups: &BTreeMap<String, Blocked>,
+    pick: impl Fn(&Blocked) -> &BTreeSet<String>,
+) -> maud::Markup {
+    html! {
+        @if groups.is_empty() { p.empty { "Nothing refused." } }
+        @else {
+            table class=(class) {
+                thead { tr { th { (key) } th { (count) } th { (third) } th { "Sandboxes" } th { "First seen" } th { "Last seen" } } }
+                tbody {
+                    @for (name, b) in groups {
+                        tr {
+                            td data-label=(key) { code { (name) } } td data-label=(count) { (b.count) }
+                            td data-label=(third) { (joined(pick(b))) }
+                            td data-label="Sandboxes" { (joined(&b.sandboxes)) }
+                            td data-label="First seen" { (when(b.first)) } td data-label="Last seen" { (when(b.last)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Refusals grouped by `key`.
