@@ -37,8 +37,17 @@ impl ControlClient {
         server: Option<&str>,
         with_token: bool,
     ) -> Result<Self> {
+        // The first problem is enough to say why; `egret policy check` lists them all.
+        let text = format!("{error:#}");
+        let mut problems = text.lines();
+        let first = problems.next().unwrap_or_default();
+        let more = match problems.count() {
+            0 => String::new(),
+            1 => " (and 1 more problem)".to_owned(),
+            n => format!(" (and {n} more problems)"),
+        };
         let hint = format!(
-            "{} has an error: {error:#}; the server keeps running the previous policy (fix the file, `egret policy check`)",
+            "{} has an error: {first}{more}; the server keeps running the previous policy (fix the file, `egret policy check`)",
             config.display()
         );
         let base = match (server, std::env::var("EGRET_CONTROL_LISTEN")) {
@@ -169,11 +178,24 @@ impl ControlClient {
                 || String::from_utf8_lossy(&body).into_owned(),
                 str::to_owned,
             );
+        let message = in_cli_words(&message);
         if status == StatusCode::UNAUTHORIZED {
             bail!("the server refused the admin token: {message}");
         }
         bail!("{message} (HTTP {})", status.as_u16())
     }
+}
+
+/// The server's advice is written for API clients ("GET /v1/connectors lists them"); a
+/// person at the CLI is told the command that does the same.
+fn in_cli_words(message: &str) -> String {
+    const SAID_AS: [(&str, &str); 2] = [
+        ("GET /v1/connectors", "`egret connector list`"),
+        ("GET /v1/sandboxes", "`egret sandbox list`"),
+    ];
+    SAID_AS
+        .iter()
+        .fold(message.to_owned(), |m, (api, cli)| m.replace(api, cli))
 }
 
 /// `?a=1&b=2` from the pairs that have a value; empty when none has.

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use egret_policy::Policy;
+use egret_policy::{Policy, PolicyError};
 use secrecy::SecretString;
 
 use crate::args::DEFAULT_CONFIG;
@@ -11,16 +11,20 @@ use crate::args::DEFAULT_CONFIG;
 /// Loads `path`; the default path may be missing, and then the embedded default runs
 /// with paths relative to `./config`, exactly as if the shipped file were there.
 pub fn load_policy(path: &Path) -> Result<Policy> {
+    read_policy(path).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// [`load_policy`], its error still saying each problem on its own.
+pub fn read_policy(path: &Path) -> Result<Policy, PolicyError> {
     if path == Path::new(DEFAULT_CONFIG) && !path.exists() {
-        let policy = egret_policy::parse(
+        return egret_policy::parse(
             egret_policy::EMBEDDED_DEFAULT,
-            Path::new("<embedded config/egret.yaml>"),
+            Path::new("<embedded config/default.yaml>"),
             Path::new("config"),
         )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-        return Ok(policy);
+        .map_err(PolicyError::Invalid);
     }
-    egret_policy::load(path).map_err(|e| anyhow::anyhow!("{e}"))
+    egret_policy::load(path)
 }
 
 /// The admin token a client command sends: `EGRET_ADMIN_TOKEN` first, then as configured.

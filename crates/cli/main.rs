@@ -66,13 +66,16 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(commands::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            // One line: the chain of causes joined, each saying what to do.
+            // One line per problem: the chain of causes joined, each saying what to do
+            // (a policy file with several problems says each on its own line).
             let msg = e
                 .chain()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(": ");
-            eprintln!("error: {msg}");
+            for line in msg.lines() {
+                eprintln!("error: {line}");
+            }
             std::process::ExitCode::FAILURE
         }
     }

@@ -273,8 +273,52 @@ async fn policy_check_names_file_line_and_column() {
     );
     assert_eq!(err.lines().count(), 1, "one line: {err}");
 
+    // Issue 25: every problem at once, one `error:` and one location each; a misspelt
+    // value names the one meant; `-o json` lists them for a program.
+    std::fs::write(
+        &bad,
+        "version: 1\nproxy: { listen: nowhere }\nconnectors:\n  - id: x\n    auth: apikey\n    egress: [a.com]\n  - id: y\n    auth: api_key\n    egress: [\"10.0.0.1\"]\n",
+    )
+    .expect("write");
     let out = Command::new(EGRET)
-        .args(["policy", "check", "config/egret.yaml"])
+        .args(["policy", "check"])
+        .arg(&bad)
+        .output()
+        .await
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    for (line, at) in lines
+        .iter()
+        .zip(["bad.yaml:2:18:", "bad.yaml:5:11:", "bad.yaml:9:14:"])
+    {
+        assert!(
+            line.starts_with("error: ") && line.contains(&format!("{at} ")),
+            "{err}"
+        );
+        assert_eq!(line.matches("error").count(), 1, "{line}");
+    }
+    assert!(lines[1].ends_with("did you mean `api_key`?"), "{err}");
+    let out = Command::new(EGRET)
+        .args(["policy", "check", "-o", "json"])
+        .arg(&bad)
+        .output()
+        .await
+        .expect("run");
+    assert!(!out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["ok"], false);
+    assert_eq!(
+        report["problems"].as_array().map(Vec::len),
+        Some(3),
+        "{report}"
+    );
+    assert_eq!(report["problems"][2]["line"], 9);
+
+    let out = Command::new(EGRET)
+        .args(["policy", "check", "config/default.yaml"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .await
@@ -317,6 +361,36 @@ async fn policy_check_names_file_line_and_column() {
         .await
         .expect("run");
     assert!(!out.status.success());
+}
+
+/// Issue 25: the CLI's errors speak CLI: an unknown connector names the one probably
+/// meant and the command that lists them, never an API route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mistyped_connector_at_the_cli_says_which_was_meant() {
+    let (dir, _ca, _upstream) = setup().await;
+    let egret = Egret::start(dir.path(), "egret.log").await;
+    for args in [
+        &["connection", "connect", "opena", "--owner", "user:a"][..],
+        &["placeholder", "mint", "opena", "--owner", "user:a"],
+        &["connector", "get", "opena"],
+    ] {
+        let out = egret.cli(args, None).await;
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("there is no connector `opena`; did you mean `openai`?")
+                && err.contains("`egret connector list` lists them")
+                && !err.contains("/v1/"),
+            "{args:?}: {err}"
+        );
+    }
+    let out = egret.cli(&["connector", "get", "slack"], None).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("did you mean"),
+        "nothing near, no guess: {err}"
+    );
+    egret.stop().await;
 }
 
 /// `serve --workers N` runs the proxy on N worker threads of its own, and it serves as

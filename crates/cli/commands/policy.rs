@@ -7,7 +7,23 @@ use crate::args::Format;
 use crate::output::{count, wants_json};
 
 pub fn check(file: &std::path::Path, format: Format) -> Result<()> {
-    let policy = crate::config::load_policy(file)?;
+    let policy = match crate::config::read_policy(file) {
+        Ok(policy) => policy,
+        Err(egret_policy::PolicyError::Invalid(problems)) if wants_json(format.output) => {
+            crate::output::json(&json!({
+                "ok": false,
+                "file": file.display().to_string(),
+                "problems": problems.iter().map(|p| json!({
+                    "file": p.file.display().to_string(),
+                    "line": p.line,
+                    "column": p.column,
+                    "message": p.message,
+                })).collect::<Vec<_>>(),
+            }));
+            anyhow::bail!("{problems}");
+        }
+        Err(e) => anyhow::bail!("{e}"),
+    };
     let warnings = policy.unresolved_secrets();
     let connectors: Vec<Value> = policy
         .connectors

@@ -14,6 +14,7 @@ mod paths;
 mod raw;
 mod request;
 mod secret_ref;
+mod suggest;
 pub mod templates;
 mod ui;
 mod validate;
@@ -21,16 +22,17 @@ mod webhook;
 
 use std::path::Path;
 
-pub use error::{Located, PolicyError};
+pub use error::{Located, PolicyError, Problems};
 pub use host::{HostPattern, canonical_ip, ip_literal, is_ip_literal, normalize_host};
 pub use model::*;
 pub use request::{RequestSettings, Retries};
 pub use secret_ref::SecretRef;
+pub use suggest::closest;
 pub use ui::UiSettings;
 pub use webhook::{EventKind, Webhook, shown_url};
 
-/// The policy `egret serve` runs when no file is given: `config/egret.yaml` as shipped.
-pub const EMBEDDED_DEFAULT: &str = include_str!("../../../config/egret.yaml");
+/// The policy `egret serve` runs when `config/egret.yaml` does not exist: `config/default.yaml`.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../../config/default.yaml");
 
 /// Reads and validates a policy file.
 pub fn load(path: &Path) -> Result<Policy, PolicyError> {
@@ -42,22 +44,47 @@ pub fn load(path: &Path) -> Result<Policy, PolicyError> {
 }
 
 /// Parses policy text; `file` names it in errors, `base` is where relative paths resolve.
-pub fn parse(text: &str, file: &Path, base: &Path) -> Result<Policy, Located> {
+/// A file that does not read as YAML of the right shape stops at its first such problem;
+/// past that, every problem is reported.
+pub fn parse(text: &str, file: &Path, base: &Path) -> Result<Policy, Problems> {
     let raw: raw::RawPolicy =
-        serde_saphyr::from_str(text).map_err(|e| yaml_error(&e, file, text))?;
+        serde_saphyr::from_str(text).map_err(|e| Problems::one(yaml_error(&e, file, text)))?;
     validate::validate(raw, file, base)
+}
+
+/// serde's "unknown field `egres`, expected one of id, egress, …" with the near one named.
+fn did_you_mean(message: &str) -> String {
+    let unknown = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("unknown variant `"));
+    let Some((typed, rest)) = unknown.and_then(|m| m.split_once('`')) else {
+        return message.to_owned();
+    };
+    let expected = rest
+        .split_once("expected one of ")
+        .or_else(|| rest.split_once("expected "))
+        .map_or("", |(_, list)| list);
+    let known = expected
+        .split(", ")
+        .map(|w| w.trim_matches(|c: char| c == '`' || c.is_whitespace()));
+    match closest(typed, known) {
+        Some(near) => format!("{message}; did you mean `{near}`?"),
+        None => message.to_owned(),
+    }
 }
 
 fn yaml_error(e: &serde_saphyr::Error, file: &Path, text: &str) -> Located {
     let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
     // The crate's rendering repeats the position and adds a snippet; keep the first line's reason.
     let rendered = e.to_string();
-    let message = rendered
-        .lines()
-        .next()
-        .unwrap_or("invalid YAML")
-        .trim()
-        .to_owned();
+    let first = rendered.lines().next().unwrap_or("invalid YAML").trim();
+    // It also begins with "error: line L column C: ", which our own location says.
+    let first = first.strip_prefix("error:").unwrap_or(first).trim_start();
+    let message = match first.split_once(": ") {
+        Some((at, rest)) if at.starts_with("line ") && at.contains(" column ") => rest,
+        _ => first,
+    };
+    let message = did_you_mean(message);
     // `{ client_secret: ${env:X} }`: braces end a plain scalar inside `{ }`, so YAML
     // reads the reference as broken syntax. Say how to write it.
     let source_line = text
@@ -101,7 +128,12 @@ pub fn parse_api_connector(entry: &serde_json::Value) -> Result<Connector, Strin
     };
     // JSON is YAML: the entry goes through the policy parser as a one-connector file.
     let text = format!("version: 1\nconnectors:\n  - {entry}\n");
-    let policy = parse(&text, Path::new("<request>"), Path::new(".")).map_err(|e| e.message)?;
+    let policy = parse(&text, Path::new("<request>"), Path::new(".")).map_err(|e| {
+        e.iter()
+            .map(|p| p.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
     let mut connector = policy
         .connectors
         .into_iter()

@@ -2,7 +2,7 @@ use std::path::Path;
 
 use super::*;
 
-fn parse_str(text: &str) -> Result<Policy, Located> {
+fn parse_str(text: &str) -> Result<Policy, Problems> {
     parse(text, Path::new("p.yaml"), Path::new("/base"))
 }
 
@@ -74,7 +74,7 @@ connectors:
 fn error_of(text: &str) -> Located {
     match parse_str(text) {
         Ok(_) => panic!("expected an error for:\n{text}"),
-        Err(e) => e,
+        Err(e) => e.first().clone(),
     }
 }
 
@@ -508,4 +508,63 @@ fn the_shipped_connectors_have_test_requests() {
         github.and_then(|p| p.identity_field.as_deref()),
         Some("login")
     );
+}
+
+/// Issue 25: every problem in the file at once, each with one location and in file
+/// order; a connector's problem does not hide the next connector's.
+#[test]
+fn every_problem_in_a_file_is_reported_at_once() {
+    let text = "version: 1
+proxy:
+  listen: 127.0.0.1:99999
+  auth: nne
+network:
+  allow: [\"bad host!\", pypi.org]
+limits:
+  max_ttl: soon
+connectors:
+  - id: openai
+    auth: api_key
+    egress: [api.openai.com]
+  - id: x
+    auth: apikey
+    egress: [a.com]
+  - id: openai
+    auth: api_key
+    egress: [api.openai.com]
+";
+    let problems = parse_str(text).expect_err("refused");
+    let at: Vec<(u64, u64)> = problems.iter().map(|p| (p.line, p.column)).collect();
+    assert_eq!(
+        at,
+        [(3, 11), (4, 9), (6, 11), (8, 12), (14, 11), (16, 9)],
+        "{problems}"
+    );
+    let shown = problems.to_string();
+    assert_eq!(shown.lines().count(), 6, "one line per problem: {shown}");
+    for line in shown.lines() {
+        assert!(
+            line.starts_with("p.yaml:"),
+            "each line has one location: {line}"
+        );
+        assert!(!line.contains("error"), "no `error:` inside: {line}");
+    }
+    assert!(shown.contains("did you mean `api_key`?"), "{shown}");
+    assert!(shown.contains("used twice"), "{shown}");
+}
+
+/// A misspelt key is a YAML-shape problem: it stops the reading, once located, with the
+/// key meant.
+#[test]
+fn a_misspelt_key_says_which_key_was_meant() {
+    let e = error_of("version: 1\nconnectors:\n  - id: a\n    auth: api_key\n    egres: [a.com]\n");
+    assert_eq!((e.line, e.column), (5, 5), "{e}");
+    assert!(e.message.starts_with("unknown field `egres`"), "{e}");
+    assert!(e.message.ends_with("did you mean `egress`?"), "{e}");
+    assert!(
+        !e.message.contains("line 5"),
+        "the location is said once: {e}"
+    );
+    let e = error_of("version: 1\nproxy: [\n");
+    assert!(!e.message.contains("error:"), "{e}");
 }

@@ -69,7 +69,7 @@ pub fn missing_scopes(connector: Option<&Connector>, c: &ConnectionInfo) -> Vec<
 fn known<'p>(policy: &'p Policy, id: &str) -> Result<&'p Connector, ServiceError> {
     policy
         .connector(id)
-        .ok_or_else(|| ServiceError::unknown_connector(id))
+        .ok_or_else(|| ServiceError::unknown_connector(id, policy))
 }
 
 pub(crate) fn disabled(connector: &str) -> ServiceError {

@@ -111,11 +111,11 @@ pub struct RemovedConnector {
 impl Service {
     /// The connector `id` as the policy in force has it.
     pub fn connector(&self, id: &str) -> Result<Connector, ServiceError> {
-        self.policy
-            .load()
+        let policy = self.policy.load();
+        policy
             .connector(id)
             .cloned()
-            .ok_or_else(|| ServiceError::unknown_connector(id))
+            .ok_or_else(|| ServiceError::unknown_connector(id, &policy))
     }
 
     /// Connectors gone from the file whose connections are kept.
@@ -213,7 +213,7 @@ impl Service {
             .api_connectors()?
             .into_iter()
             .find(|(k, _)| k == id)
-            .ok_or_else(|| ServiceError::unknown_connector(id))?;
+            .ok_or_else(|| ServiceError::unknown_connector(id, &self.policy.load()))?;
         merge_patch(&mut entry, patch);
         egret_policy::parse_api_connector(&entry).map_err(|e| ServiceError::Invalid {
             field: None,
@@ -303,7 +303,7 @@ impl Service {
     fn api_only(&self, id: &str) -> Result<(), ServiceError> {
         let policy = self.policy.load();
         match policy.connector(id).map(|c| c.source) {
-            None => Err(ServiceError::unknown_connector(id)),
+            None => Err(ServiceError::unknown_connector(id, &policy)),
             Some(Source::Policy) => Err(ServiceError::conflict(
                 "managed_by_policy",
                 format!(

@@ -62,10 +62,14 @@ impl ServiceError {
         }
     }
 
-    pub fn unknown_connector(id: &str) -> Self {
+    /// No connector `id` in `policy`; names the one probably meant.
+    pub fn unknown_connector(id: &str, policy: &egret_policy::Policy) -> Self {
+        let near = egret_policy::closest(id, policy.connectors.iter().map(|c| c.id.as_str()))
+            .map(|near| format!("did you mean `{near}`? "))
+            .unwrap_or_default();
         Self::not_found(
             "connector_not_found",
-            format!("there is no connector `{id}`; GET /v1/connectors lists them"),
+            format!("there is no connector `{id}`; {near}GET /v1/connectors lists them"),
         )
     }
 

@@ -46,7 +46,7 @@ impl Service {
         if let Some(id) = &new.connector {
             let c = policy
                 .connector(id)
-                .ok_or_else(|| ServiceError::unknown_connector(id))?;
+                .ok_or_else(|| ServiceError::unknown_connector(id, &policy))?;
             if !c.enabled {
                 return Err(disabled(id));
             }

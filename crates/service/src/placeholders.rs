@@ -52,7 +52,10 @@ impl Service {
             policy.limits.max_ttl(),
         )?);
         if policy.connector(&new.connection.connector).is_none() {
-            return Err(ServiceError::unknown_connector(&new.connection.connector));
+            return Err(ServiceError::unknown_connector(
+                &new.connection.connector,
+                &policy,
+            ));
         }
         let (conn, sandbox) = (new.connection, new.sandbox);
         let (placeholder, info) = self

@@ -64,11 +64,15 @@ impl Validator<'_> {
                 )?))
             }
             Some(_) => {
-                let a = c
-                    .auth
-                    .as_ref()
-                    .map(|a| self.at(a, "unknown auth; expected `api_key` or `oauth2`"));
-                return Err(a.unwrap_or_else(|| self.bare("auth")));
+                let mut message = "unknown auth; expected `api_key` or `oauth2`".to_owned();
+                let typed = c.auth.as_ref().map_or("", |a| a.value.as_str());
+                if let Some(near) = crate::closest(typed, ["api_key", "oauth2"]) {
+                    message.push_str(&format!("; did you mean `{near}`?"));
+                }
+                return Err(match c.auth.as_ref() {
+                    Some(a) => self.at(a, &message),
+                    None => self.at(&c.id, &message),
+                });
             }
             None => {
                 return Err(self.at(
