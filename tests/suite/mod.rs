@@ -23,6 +23,8 @@ mod e2e_cli;
 mod e2e_connectors;
 /// The binary with trace logs: no secret in any output, log, metric, audit or file.
 mod e2e_hygiene;
+/// The container image: built from scratch, its entrypoint run under chroot.
+mod e2e_image;
 /// The binary with a real OAuth server: connect, refresh, SIGKILL, disconnect.
 mod e2e_oauth;
 /// `egret sandbox-env`: what a sandbox is given, and that it works as given.

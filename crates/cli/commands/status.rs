@@ -261,20 +261,21 @@ async fn status_despite_policy(
     down_is_failure(&server)
 }
 
-/// Exit 0 when `/healthz` answers ok within a few seconds; an error (exit 1) otherwise.
-/// It needs only the server's address: with `--server` the policy file is not read (a
-/// typo in it must not mark a healthy server unhealthy).
+/// Exit 0 when `/readyz` says ready within a few seconds; an error (exit 1) otherwise:
+/// an egret that runs but cannot read its vault (or, on PostgreSQL, hear the other
+/// replicas) is not healthy. It needs only the server's address: with `--server` the
+/// policy file is not read (a typo in it must not mark a healthy server unhealthy).
 pub async fn health(config: &std::path::Path, remote: &Remote) -> Result<()> {
     let client = match (remote.server.as_deref(), load_policy(config)) {
         (Some(server), _) => crate::client::ControlClient::at_server(server),
         (None, Ok(policy)) => crate::client::ControlClient::without_token(&policy, None),
         (None, Err(e)) => crate::client::ControlClient::despite_policy(&e, config, None, false)?,
     };
-    let answer = tokio::time::timeout(std::time::Duration::from_secs(5), client.get("/healthz"))
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(5), client.get("/readyz"))
         .await
-        .map_err(|_| anyhow::anyhow!("/healthz did not answer within 5s"))??;
-    if answer["status"] != "ok" {
-        bail!("/healthz answered {answer}");
+        .map_err(|_| anyhow::anyhow!("/readyz did not answer within 5s"))??;
+    if answer["status"] != "ready" {
+        bail!("/readyz answered {answer}");
     }
     say!("ok");
     Ok(())
