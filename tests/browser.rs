@@ -103,7 +103,10 @@ async fn an_administrator_and_a_user_set_up_and_connect_a_service_in_chromium() 
     );
     for (field, value) in [
         ("input#id", "crm".to_owned()),
-        ("input#s-issuer", format!("https://auth.test.local:{port}")),
+        (
+            "input#setting-issuer",
+            format!("https://auth.test.local:{port}"),
+        ),
         ("input#client_id", "egret".to_owned()),
         ("input#client_secret", "egret-secret".to_owned()),
         ("input#scopes", "openid offline_access read".to_owned()),
@@ -154,13 +157,31 @@ async fn an_administrator_and_a_user_set_up_and_connect_a_service_in_chromium() 
         .await
         .expect("make link");
     admin.wait_for("code.copy", WAIT).await.expect("link shown");
-    let page = admin.source().await.expect("page");
-    let link = page
-        .split("<code class=\"copy\">")
-        .nth(1)
-        .and_then(|rest| rest.split('<').next())
-        .expect("the link")
-        .to_owned();
+    let link = admin
+        .execute(
+            "return document.querySelector('code.copy').textContent;",
+            json!([]),
+        )
+        .await
+        .expect("the link");
+    let link = link.as_str().expect("text").to_owned();
+    // The script gives it a Copy button; pressing it says so.
+    admin
+        .click("code.copy + button")
+        .await
+        .expect("the Copy button");
+    let said = admin
+        .execute(
+            "return document.querySelector('code.copy ~ [role=status]').textContent;",
+            json!([]),
+        )
+        .await
+        .expect("status");
+    assert!(
+        said.as_str()
+            .is_some_and(|s| s.starts_with("Copied") || s.starts_with("Select")),
+        "{said}"
+    );
 
     // The user opens it in their own browser and connects in the vendor's popup.
     let user_profile = tempfile::tempdir().expect("profile");
@@ -281,7 +302,7 @@ async fn an_administrator_and_a_user_set_up_and_connect_a_service_in_chromium() 
         .await
         .expect("open link");
     user.click("form button").await.expect("continue");
-    wait_for_text(&user, "Nothing connected yet.").await;
+    wait_for_text(&user, "Nothing connected yet").await;
     user.click("form[action='/ui/connections/vendor/connect'] button")
         .await
         .expect("connect");
@@ -296,7 +317,7 @@ async fn an_administrator_and_a_user_set_up_and_connect_a_service_in_chromium() 
         .await
         .expect("disconnect");
     user.accept_dialog().await.expect("the page asks first");
-    wait_for_text(&user, "Nothing connected yet.").await;
+    wait_for_text(&user, "Nothing connected yet").await;
     let (status, code, _) = f.call(&p, Proto::H1).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{code:?}");
     user.close().await.expect("close");
@@ -517,4 +538,243 @@ async fn a_denied_consent_a_closed_popup_another_browser_and_old_or_used_links_e
 
 fn connection_count(listed: &serde_json::Value) -> usize {
     listed["connections"].as_array().map_or(0, Vec::len)
+}
+
+/// axe-core's `axe.min.js`, from the OAuth test server's npm packages (installed by the
+/// fixture, from tests/oauth-server/package-lock.json).
+fn axe_source() -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/oauth-server/node_modules/axe-core/axe.min.js"
+    );
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}; npm ci installs it"))
+}
+
+/// Checks the page now shown at a desktop's and a phone's width; adds what is wrong to
+/// `found`, named by the page.
+async fn check_page(s: &chromium::Session<'_>, axe: &str, what: &str, found: &mut Vec<String>) {
+    for width in [1280, 420] {
+        s.resize(width, 900).await.expect("resize");
+        let url = s.url().await.expect("url");
+        for v in s.accessibility_violations(axe).await.expect("axe runs") {
+            found.push(format!("{what} ({url}) at {width} px: {v}"));
+        }
+    }
+    s.resize(1280, 900).await.expect("resize");
+}
+
+/// Issue 25: every page of the web UI, an administrator's and a user's, error pages and a
+/// form sent back with an error included, has no WCAG 2.1 A/AA violation that axe-core
+/// finds, at 1280 px and at 420 px, and none scrolls sideways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_meets_wcag_2_1_aa_at_1280_and_420_pixels_in_chromium() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(chromium) = browser().await else {
+        return;
+    };
+    let f = OAuthFixture::new(Options::default()).await;
+    let axe = axe_source();
+    let control = format!("http://127.0.0.1:{}", f.egret.control_addr.port());
+    let mut found = Vec::new();
+
+    let profile = tempfile::tempdir().expect("profile");
+    let admin = chromium
+        .session(profile.path(), HOSTS)
+        .await
+        .expect("browser");
+    admin.goto(&format!("{control}/ui/")).await.expect("open");
+    admin.wait_for("input#token", WAIT).await.expect("sign-in");
+    check_page(&admin, &axe, "Sign in", &mut found).await;
+    admin
+        .type_into("input#token", "not-the-token")
+        .await
+        .expect("type");
+    admin
+        .click("form[action='/ui/login'] button")
+        .await
+        .expect("sign in");
+    admin.wait_for("p.problem", WAIT).await.expect("refused");
+    check_page(&admin, &axe, "Sign in, refused", &mut found).await;
+    admin
+        .type_into("input#token", ADMIN_TOKEN)
+        .await
+        .expect("type");
+    admin
+        .click("form[action='/ui/login'] button")
+        .await
+        .expect("sign in");
+    admin
+        .wait_for("section.connector", WAIT)
+        .await
+        .expect("Connector Settings");
+    for (path, what) in [
+        ("/ui/connectors", "Connector Settings"),
+        ("/ui/connectors/new", "Add connector"),
+        (
+            "/ui/connectors/new?kind=databricks",
+            "Add connector: Databricks",
+        ),
+        (
+            "/ui/connectors/new?kind=generic",
+            "Add connector: OpenID Connect",
+        ),
+        ("/ui/connectors/new?kind=api_key", "Add connector: API key"),
+        ("/ui/connectors/vendor/delete", "Delete connector"),
+        ("/ui/all-connections", "All connections"),
+        (
+            "/ui/all-connections?status=needs_reauth",
+            "All connections, none match",
+        ),
+        ("/ui/sandboxes", "Sandboxes"),
+        ("/ui/activity", "Activity"),
+    ] {
+        admin.goto(&format!("{control}{path}")).await.expect("open");
+        admin.wait_for("main h1", WAIT).await.expect("page");
+        check_page(&admin, &axe, what, &mut found).await;
+    }
+    // A form sent back with its error beside the field.
+    admin
+        .goto(&format!("{control}/ui/connectors/new?kind=api_key"))
+        .await
+        .expect("open");
+    admin.wait_for("input#id", WAIT).await.expect("form");
+    admin
+        .type_into("input#id", "Not An Id")
+        .await
+        .expect("type");
+    admin
+        .type_into("input#egress", "api.example.com")
+        .await
+        .expect("type");
+    admin
+        .click("form[action='/ui/connectors/new'] button")
+        .await
+        .expect("save");
+    admin.wait_for("[role=alert]", WAIT).await.expect("refused");
+    check_page(&admin, &axe, "Add connector, refused", &mut found).await;
+    // A connect link, shown to copy.
+    admin
+        .goto(&format!("{control}/ui/connectors"))
+        .await
+        .expect("open");
+    admin
+        .type_into("input#o-vendor", "user:alice")
+        .await
+        .expect("owner");
+    admin
+        .click("form[action='/ui/connectors/vendor/link'] button")
+        .await
+        .expect("make link");
+    admin
+        .wait_for("code.copy + button", WAIT)
+        .await
+        .expect("link");
+    check_page(&admin, &axe, "Connect link", &mut found).await;
+    let link = admin
+        .execute(
+            "return document.querySelector('code.copy').textContent;",
+            json!([]),
+        )
+        .await
+        .expect("the link");
+    let link = link.as_str().expect("text").to_owned();
+
+    // The user: the link's page, their connections before and after connecting.
+    let user_profile = tempfile::tempdir().expect("profile");
+    let user = chromium
+        .session(user_profile.path(), HOSTS)
+        .await
+        .expect("browser");
+    user.goto(&link).await.expect("open link");
+    user.wait_for("form button", WAIT)
+        .await
+        .expect("continue page");
+    check_page(&user, &axe, "Connect link, continue", &mut found).await;
+    user.click("form button").await.expect("continue");
+    user.wait_for("form[action='/ui/connections/vendor/connect'] button", WAIT)
+        .await
+        .expect("the Connections page");
+    check_page(&user, &axe, "Your connections, empty", &mut found).await;
+    let main = user.window().await.expect("window");
+    user.click("form[action='/ui/connections/vendor/connect'] button")
+        .await
+        .expect("connect");
+    finish_sign_in(&user, &main).await;
+    user.wait_for("section.connection .badge.ok", WAIT)
+        .await
+        .expect("connected");
+    check_page(&user, &axe, "Your connections", &mut found).await;
+    // An error page: the same link again.
+    user.goto(&link).await.expect("open link");
+    user.wait_for("main h1", WAIT).await.expect("page");
+    if user.source().await.expect("page").contains("<form") {
+        let _ = user.click("form button").await;
+    }
+    user.wait_for("p.problem", WAIT)
+        .await
+        .expect("the used link says so");
+    check_page(&user, &axe, "A used connect link", &mut found).await;
+    admin
+        .goto(&format!("{control}/ui/all-connections"))
+        .await
+        .expect("open");
+    admin
+        .wait_for("table", WAIT)
+        .await
+        .expect("a connection listed");
+    check_page(&admin, &axe, "All connections, one", &mut found).await;
+
+    // Dark mode, where the system asks for it: the same checks on the administrator's
+    // pages and the user's.
+    let dark_profile = tempfile::tempdir().expect("profile");
+    let dark = chromium
+        .session_with(dark_profile.path(), HOSTS, &["--force-dark-mode"])
+        .await
+        .expect("browser");
+    dark.goto(&format!("{control}/ui/")).await.expect("open");
+    dark.wait_for("input#token", WAIT).await.expect("sign-in");
+    let scheme = dark
+        .execute(
+            "return matchMedia('(prefers-color-scheme: dark)').matches;",
+            json!([]),
+        )
+        .await
+        .expect("media");
+    assert_eq!(scheme, json!(true), "the browser asks for dark");
+    check_page(&dark, &axe, "Sign in (dark)", &mut found).await;
+    dark.type_into("input#token", ADMIN_TOKEN)
+        .await
+        .expect("type");
+    dark.click("form[action='/ui/login'] button")
+        .await
+        .expect("sign in");
+    dark.wait_for("section.connector", WAIT)
+        .await
+        .expect("Connector Settings");
+    for (path, what) in [
+        ("/ui/connectors", "Connector Settings (dark)"),
+        ("/ui/connectors/new", "Add connector (dark)"),
+        (
+            "/ui/connectors/new?kind=databricks",
+            "Add connector: Databricks (dark)",
+        ),
+        ("/ui/connectors/vendor/delete", "Delete connector (dark)"),
+        ("/ui/all-connections", "All connections (dark)"),
+        ("/ui/sandboxes", "Sandboxes (dark)"),
+        ("/ui/activity", "Activity (dark)"),
+    ] {
+        dark.goto(&format!("{control}{path}")).await.expect("open");
+        dark.wait_for("main h1", WAIT).await.expect("page");
+        check_page(&dark, &axe, what, &mut found).await;
+    }
+    dark.close().await.expect("close");
+
+    assert!(
+        found.is_empty(),
+        "{} accessibility problems:\n{}",
+        found.len(),
+        found.join("\n")
+    );
+    admin.close().await.expect("close");
+    user.close().await.expect("close");
 }

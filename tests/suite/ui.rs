@@ -253,7 +253,7 @@ async fn connector_settings_lists_every_connector_and_toggles_api_connectors() {
     let crm = &page.texts("section.connector")[4];
     assert!(
         crm.contains("OAuth 2.0, each user signs in")
-            && crm.contains("Created through the control plane"),
+            && crm.contains("Created here or through the API"),
         "{crm}"
     );
     // Only API connectors have a toggle.
@@ -423,14 +423,22 @@ async fn a_connect_link_opens_the_users_connections_once_and_they_connect_a_key(
         ["openai", "weather", "dead"],
         "enabled connectors only"
     );
-    assert_eq!(page.texts("main p.empty"), ["Nothing connected yet."]);
+    assert_eq!(
+        page.texts("main p.empty"),
+        ["Nothing connected yet: connect a service below."]
+    );
+    assert_eq!(
+        page.texts("main h2")[0],
+        "Connected for user:ann (0)",
+        "says whose"
+    );
     let csrf = page.csrf();
     let form = format!("csrf={csrf}&name=default&key=sk-ui-typed-REAL");
     let stored = post(&f, "/ui/connections/openai/key", &cookie, &form).await;
     assert_eq!(stored.status, StatusCode::SEE_OTHER, "{}", stored.body);
     let page = page_at(&f, "/ui/connections", &cookie).await;
     assert_eq!(page.texts("section.connection h3"), ["openai"]);
-    assert!(page.texts("section.connection .badge")[0].contains("connected"));
+    assert!(page.texts("section.connection .badge")[0].contains("Connected"));
     assert_eq!(
         page.texts("section.offer h3"),
         ["weather", "dead"],
@@ -534,11 +542,14 @@ async fn an_administrator_adds_a_connector_from_a_template_sends_a_link_and_dele
     let cookie = sign_in(&f).await;
     let chooser = page_at(&f, "/ui/connectors/new", &cookie).await;
     assert_eq!(chooser.status, StatusCode::OK);
-    let kinds = chooser.texts("ul.choices a");
+    // Vendors by name, each with its mark; no Markdown in the words.
+    let kinds = chooser.texts("ul.choices a strong");
     assert!(
-        kinds.contains(&"github".to_owned()) && kinds.contains(&"Static API key".to_owned()),
+        kinds.contains(&"GitHub".to_owned()) && kinds.contains(&"API key".to_owned()),
         "{kinds:?}"
     );
+    assert_eq!(chooser.texts("ul.choices a svg.mark").len(), kinds.len());
+    assert!(!chooser.texts("main")[0].contains('`'), "{}", chooser.body);
     // The template's form: its fields, the secret write-only, and the Setup Guide with
     // the redirect URI to register.
     let form = page_at(&f, "/ui/connectors/new?kind=databricks", &cookie).await;
@@ -549,7 +560,19 @@ async fn an_administrator_adds_a_connector_from_a_template_sends_a_link_and_dele
         "{guide}"
     );
     assert_eq!(form.texts("input#client_secret[type=password]").len(), 1);
-    assert_eq!(form.texts("input#s-workspace_url[required]").len(), 1);
+    assert_eq!(form.texts("input#setting-workspace_url[required]").len(), 1);
+    assert_eq!(
+        form.texts("label[for=setting-workspace_url]")[0],
+        "Workspace URL *",
+        "a human label, not the key"
+    );
+    assert!(
+        guide.contains("all-apis and offline_access") && !guide.contains("then enable it"),
+        "the guide matches the product: {guide}"
+    );
+    // The generic template knows no egress: the form asks for it.
+    let generic = page_at(&f, "/ui/connectors/new?kind=generic", &cookie).await;
+    assert_eq!(generic.texts("input#egress[required]").len(), 1);
     let csrf = form.csrf();
     // Saved from the form as the API would; the secret is sealed and never shown.
     let body = format!(
@@ -575,6 +598,34 @@ async fn an_administrator_adds_a_connector_from_a_template_sends_a_link_and_dele
     let refused = post(&f, "/ui/connectors/new", &cookie, &bad).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     assert!(!refused.texts("[role=alert]")[0].is_empty());
+    // Issue 25: the same form comes back with what was typed, the problem beside its
+    // field, and the navigation; a secret is never sent back, and the page says so.
+    assert_eq!(refused.texts("nav a").len(), 4, "the navigation bar");
+    assert_eq!(
+        refused.texts("input#egress[value='x.com']").len(),
+        1,
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        refused.texts("input#id[aria-invalid=true]").len(),
+        1,
+        "{}",
+        refused.body
+    );
+    assert!(!refused.texts("p.field-error")[0].is_empty());
+    let half = format!(
+        "csrf={csrf}&kind=databricks&id=dbx2&setting.workspace_url=&client_id=app-2&client_secret=typed-SECRET-value"
+    );
+    let refused = post(&f, "/ui/connectors/new", &cookie, &half).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused.texts("p.field-error"), ["Give the Workspace URL."]);
+    assert_eq!(refused.texts("input#client_id[value='app-2']").len(), 1);
+    assert!(
+        !refused.body.contains("typed-SECRET-value"),
+        "the secret is not sent back"
+    );
+    assert!(refused.texts("small#client_secret-help")[0].contains("Type the client secret again"));
     let key = format!("csrf={csrf}&kind=api_key&id=crm&egress=other.test.local&header=x-api-key");
     let saved = post(&f, "/ui/connectors/new", &cookie, &key).await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);

@@ -172,9 +172,9 @@ async fn set_enabled(client: &crate::client::ControlClient, id: &str, enabled: b
 /// The built-in templates; needs no server.
 fn print_templates() {
     for t in egret_policy::templates::TEMPLATES {
-        say!("{}\n  {}", t.name, t.summary);
-        for (key, what) in t.settings {
-            say!("  settings.{key}: {what}");
+        say!("{} ({})\n  {}", t.name, t.title, t.summary);
+        for setting in t.settings {
+            say!("  settings.{}: {}", setting.key, setting.help);
         }
     }
 }

@@ -24,19 +24,33 @@ pub struct Defaults {
 
 pub struct Template {
     pub name: &'static str,
+    /// The vendor's name as people write it ("Databricks").
+    pub title: &'static str,
+    /// What the template fills in, in plain words (pages show it as it is).
     pub summary: &'static str,
     /// Where, in the vendor's console, the OAuth app is created (the Setup Guide).
     pub console: &'static str,
-    /// Settings the stanza must give, with what each is.
-    pub settings: &'static [(&'static str, &'static str)],
+    /// Settings the stanza must give.
+    pub settings: &'static [Setting],
+    /// Whether the connector must list its own egress hosts (the template knows none).
+    pub needs_egress: bool,
     build: fn(&BTreeMap<String, String>) -> Result<Defaults, String>,
+}
+
+/// One setting a template asks for: its key in the policy file, a label for people, and
+/// what to give.
+#[derive(Debug)]
+pub struct Setting {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub help: &'static str,
 }
 
 impl Template {
     /// The defaults for these settings, or why the settings do not fit.
     pub fn defaults(&self, settings: &BTreeMap<String, String>) -> Result<Defaults, String> {
         for key in settings.keys() {
-            if !self.settings.iter().any(|(k, _)| k == key) {
+            if !self.settings.iter().any(|s| s.key == key) {
                 return Err(format!(
                     "template `{}` has no setting `{key}`; {}",
                     self.name,
@@ -44,10 +58,10 @@ impl Template {
                 ));
             }
         }
-        for (key, what) in self.settings {
+        for Setting { key, help, .. } in self.settings {
             if !settings.contains_key(*key) {
                 return Err(format!(
-                    "template `{}` needs `settings: {{ {key}: ... }}` ({what})",
+                    "template `{}` needs `settings: {{ {key}: ... }}` ({help})",
                     self.name
                 ));
             }
@@ -59,7 +73,7 @@ impl Template {
         if self.settings.is_empty() {
             "it takes no settings".to_owned()
         } else {
-            let names: Vec<&str> = self.settings.iter().map(|(k, _)| *k).collect();
+            let names: Vec<&str> = self.settings.iter().map(|s| s.key).collect();
             format!("it takes: {}", names.join(", "))
         }
     }
@@ -68,19 +82,24 @@ impl Template {
 pub const TEMPLATES: &[Template] = &[
     Template {
         name: "databricks",
-        summary: "Databricks workspace (OAuth U2M): /oidc/v1 endpoints of the workspace, scopes all-apis offline_access, PKCE",
-        console: "In the Databricks account console: Settings → App connections → Add connection; give it the redirect URI below, tick \"Generate a client secret\", and scopes all-apis.",
-        settings: &[(
-            "workspace_url",
-            "the workspace URL, e.g. https://dbc-1234.cloud.databricks.com",
-        )],
+        title: "Databricks",
+        summary: "Databricks workspace (OAuth U2M): the workspace's /oidc/v1 endpoints, scopes all-apis and offline_access, PKCE",
+        console: "In the Databricks account console: Settings → App connections → Add connection; give it the redirect URI below, tick \"Generate a client secret\", and the scopes all-apis and offline_access.",
+        settings: &[Setting {
+            key: "workspace_url",
+            label: "Workspace URL",
+            help: "the workspace URL, e.g. https://dbc-1234.cloud.databricks.com",
+        }],
+        needs_egress: false,
         build: databricks,
     },
     Template {
         name: "github",
+        title: "GitHub",
         summary: "GitHub App or OAuth App user tokens; egress api.github.com, uploads.github.com",
         console: "On GitHub: Settings → Developer settings → GitHub Apps (or OAuth Apps) → New; set the callback URL to the redirect URI below, then generate a client secret.",
         settings: &[],
+        needs_egress: false,
         build: |_| {
             Ok(Defaults {
                 authorize_url: Some("https://github.com/login/oauth/authorize".into()),
@@ -94,9 +113,11 @@ pub const TEMPLATES: &[Template] = &[
     },
     Template {
         name: "slack",
-        summary: "Slack (OAuth v2); egress slack.com, files.slack.com; set `scopes` to the bot scopes you need",
+        title: "Slack",
+        summary: "Slack (OAuth v2); egress slack.com, files.slack.com; give the bot scopes you need",
         console: "At api.slack.com/apps: Create New App → OAuth & Permissions; add the redirect URI below and the scopes you need, then copy the client id and secret from Basic Information.",
         settings: &[],
+        needs_egress: false,
         build: |_| {
             Ok(Defaults {
                 authorize_url: Some("https://slack.com/oauth/v2/authorize".into()),
@@ -110,9 +131,11 @@ pub const TEMPLATES: &[Template] = &[
     },
     Template {
         name: "google",
-        summary: "Google APIs: offline access (refresh tokens), revocation; egress *.googleapis.com; set `scopes`",
+        title: "Google",
+        summary: "Google APIs: offline access (refresh tokens), revocation; egress *.googleapis.com; give the scopes you need",
         console: "In the Google Cloud console: APIs & Services → Credentials → Create credentials → OAuth client ID (Web application); add the redirect URI below as an authorized redirect URI.",
         settings: &[],
+        needs_egress: false,
         build: |_| {
             Ok(Defaults {
                 authorize_url: Some("https://accounts.google.com/o/oauth2/v2/auth".into()),
@@ -132,9 +155,11 @@ pub const TEMPLATES: &[Template] = &[
     },
     Template {
         name: "atlassian",
+        title: "Atlassian",
         summary: "Atlassian Cloud (3LO): audience api.atlassian.com, offline_access; egress api.atlassian.com",
         console: "At developer.atlassian.com/console/myapps: Create → OAuth 2.0 integration; under Authorization add the callback URL below, under Permissions the APIs and scopes you need.",
         settings: &[],
+        needs_egress: false,
         build: |_| {
             Ok(Defaults {
                 authorize_url: Some("https://auth.atlassian.com/authorize".into()),
@@ -150,9 +175,15 @@ pub const TEMPLATES: &[Template] = &[
     },
     Template {
         name: "generic",
-        summary: "any OpenID Connect / RFC 8414 server: endpoints from the issuer's discovery document; give `egress`",
+        title: "OpenID Connect",
+        summary: "any OpenID Connect / RFC 8414 server: endpoints from the issuer's discovery document; give the egress domains",
         console: "In your identity provider: register a confidential web client with the redirect URI below; egret reads the endpoints from the issuer's discovery document.",
-        settings: &[("issuer", "the issuer URL, e.g. https://login.example.com")],
+        settings: &[Setting {
+            key: "issuer",
+            label: "Issuer URL",
+            help: "the issuer URL, e.g. https://login.example.com",
+        }],
+        needs_egress: true,
         build: |s| {
             Ok(Defaults {
                 issuer: Some(issuer_url(&s["issuer"])?),

@@ -243,9 +243,31 @@ fn every_template_resolves_and_bad_template_input_is_located() {
         let settings: Vec<String> = t
             .settings
             .iter()
-            .map(|(k, _)| format!("{k}: https://x.example.com"))
+            .map(|s| format!("{}: https://x.example.com", s.key))
             .collect();
-        let egress = if t.name == "generic" {
+        let sample = t
+            .settings
+            .iter()
+            .map(|s| (s.key.to_owned(), "https://x.example.com".to_owned()))
+            .collect();
+        let defaults = t.defaults(&sample).expect("defaults");
+        assert_eq!(
+            t.needs_egress,
+            defaults.egress.is_empty(),
+            "{}: the form marks egress required exactly when the template knows none",
+            t.name
+        );
+        assert!(
+            !t.summary.contains('`'),
+            "plain words in pages: {}",
+            t.summary
+        );
+        assert!(
+            !t.console.contains('`'),
+            "plain words in pages: {}",
+            t.console
+        );
+        let egress = if t.needs_egress {
             "\n    egress: [api.example.com]"
         } else {
             ""

@@ -58,8 +58,19 @@ impl Chromium {
     /// A new browser: headless, a fresh profile in `profile`, `hosts` resolved to
     /// 127.0.0.1, untrusted test certificates accepted.
     pub async fn session(&self, profile: &Path, hosts: &[&str]) -> crate::Result<Session<'_>> {
+        self.session_with(profile, hosts, &[]).await
+    }
+
+    /// [`Chromium::session`] with more command-line flags (`--force-dark-mode`: pages
+    /// see `prefers-color-scheme: dark`).
+    pub async fn session_with(
+        &self,
+        profile: &Path,
+        hosts: &[&str],
+        extra: &[&str],
+    ) -> crate::Result<Session<'_>> {
         let rules: Vec<String> = hosts.iter().map(|h| format!("MAP {h} 127.0.0.1")).collect();
-        let args = vec![
+        let mut args = vec![
             "--headless=new".to_owned(),
             "--no-sandbox".to_owned(),
             "--disable-gpu".to_owned(),
@@ -72,6 +83,7 @@ impl Chromium {
             format!("--user-data-dir={}", profile.display()),
             format!("--host-resolver-rules={}", rules.join(", ")),
         ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
         let caps = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
             "acceptInsecureCerts": true,
@@ -244,6 +256,85 @@ impl Session<'_> {
         self.cmd(Method::POST, "/window", Some(json!({ "handle": handle })))
             .await
             .map(drop)
+    }
+
+    /// Runs `script` (a function body) in the page; what it returns.
+    pub async fn execute(&self, script: &str, args: Value) -> crate::Result<Value> {
+        let v = self
+            .cmd(
+                Method::POST,
+                "/execute/sync",
+                Some(json!({ "script": script, "args": args })),
+            )
+            .await?;
+        Ok(v["value"].clone())
+    }
+
+    /// Runs `script` in the page; it calls its last argument with the result.
+    pub async fn execute_async(&self, script: &str, args: Value) -> crate::Result<Value> {
+        let v = self
+            .cmd(
+                Method::POST,
+                "/execute/async",
+                Some(json!({ "script": script, "args": args })),
+            )
+            .await?;
+        Ok(v["value"].clone())
+    }
+
+    /// Sizes the window, as a desktop (1280) or a phone (420) would show the page.
+    pub async fn resize(&self, width: u32, height: u32) -> crate::Result<()> {
+        self.cmd(
+            Method::POST,
+            "/window/rect",
+            Some(json!({ "width": width, "height": height })),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// The page's WCAG 2.1 A and AA violations as axe-core (`axe_source`, its
+    /// `axe.min.js`) finds them, one line each: rule, impact, what and where. Also fails
+    /// the page when it scrolls sideways (content wider than the window).
+    pub async fn accessibility_violations(&self, axe_source: &str) -> crate::Result<Vec<String>> {
+        let loaded = self
+            .execute(
+                &format!("{axe_source}\n;return typeof window.axe === 'object';"),
+                json!([]),
+            )
+            .await?;
+        if loaded != Value::Bool(true) {
+            return Err("axe-core did not load in the page".into());
+        }
+        let found = self
+            .execute_async(
+                r#"var done = arguments[arguments.length - 1];
+                window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+                  .then(function (r) {
+                    done(r.violations.map(function (v) {
+                      return v.id + ' (' + v.impact + '): ' + v.help + ' at ' +
+                        v.nodes.map(function (n) { return n.target.join(' '); }).join(', ');
+                    }));
+                  }, function (e) { done(['axe failed: ' + e]); });"#,
+                json!([]),
+            )
+            .await?;
+        let mut violations: Vec<String> = found
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        let sideways = self
+            .execute(
+                "return document.documentElement.scrollWidth > document.documentElement.clientWidth;",
+                json!([]),
+            )
+            .await?;
+        if sideways == Value::Bool(true) {
+            violations.push("the page scrolls sideways: something is wider than the window".into());
+        }
+        Ok(violations)
     }
 
     pub async fn close(self) -> crate::Result<()> {

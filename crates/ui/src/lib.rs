@@ -9,6 +9,7 @@
 //! secret: connectors' secrets stay references or masks, connections show metadata only.
 
 mod headers;
+mod marks;
 mod pages;
 mod session;
 mod throttle;

@@ -76,7 +76,7 @@ pub(crate) async fn page(
         Ok(r) => r,
         Err(e) => {
             let (status, message) = super::failed(&e);
-            return super::problem(status, "Activity", &message, html! {});
+            return super::problem(status, Some(&session), "Activity", &message, html! {});
         }
     };
     let (egress, other): (Vec<AuditEvent>, Vec<AuditEvent>) = refused

@@ -13,8 +13,9 @@ use egret_service::{ConnectionFilter, ConnectionId, ConnectionName, NewLink, Own
 use maud::html;
 use serde::Deserialize;
 
-use super::{admin, admin_post, filled, layout, outcome, when};
+use super::{admin, admin_post, filled, layout, outcome, status_label, when};
 use crate::UiState;
+use crate::session::Session;
 
 #[derive(Deserialize, Default)]
 pub(crate) struct Filter {
@@ -48,7 +49,7 @@ pub(crate) async fn list(
         Ok(rows) => rows,
         Err(e) => {
             let (code, message) = super::failed(&e);
-            return super::problem(code, "All connections", &message, html! {});
+            return super::problem(code, Some(&session), "All connections", &message, html! {});
         }
     };
     let content = html! {
@@ -59,15 +60,25 @@ pub(crate) async fn list(
             input #f-owner type="text" name="owner" value=(owner.as_deref().unwrap_or(""));
             label for="f-status" { "Status" }
             select #f-status name="status" {
-                option value="" { "any" }
+                option value="" { "Any" }
                 @for s in ["connected", "refresh_failing", "needs_reauth", "connector_removed"] {
-                    option value=(s) selected[status.as_deref() == Some(s)] { (s) }
+                    option value=(s) selected[status.as_deref() == Some(s)] { (status_label(s)) }
                 }
             }
             button type="submit" { "Filter" }
+            @if connector.is_some() || owner.is_some() || status.is_some() {
+                a href="/ui/all-connections" { "Clear" }
+            }
         }
-        @if rows.is_empty() { p.empty { "No connections match." } }
+        @if rows.is_empty() {
+            @if connector.is_none() && owner.is_none() && status.is_none() {
+                p.empty { "Nobody has connected yet. Send a connect link from Connector Settings: each user signs in to the service, and their connection shows here." }
+            } @else {
+                p.empty { "No connections match." }
+            }
+        }
         @else {
+            p { (summary(&rows)) }
             table {
                 thead { tr { th { "Connector" } th { "Owner" } th { "Name" } th { "Status" } th { "Connected as" } th { "Connected" } th title="The last request an agent sent through egret with the connection's credential (this egret, since it started)" { "Last agent request" } th { "Actions" } } }
                 tbody {
@@ -75,7 +86,7 @@ pub(crate) async fn list(
                         @let (c, s, used) = (&view.info, view.status, view.health.last_used_at);
                         tr {
                             td data-label="Connector" { (c.connector) } td data-label="Owner" { (c.owner) } td data-label="Name" { (c.name) }
-                            td data-label="Status" { span.badge { (s) } }
+                            td data-label="Status" { span.badge { (status_label(s)) } }
                             td data-label="Connected as" { (c.identity_label.as_deref().unwrap_or("-")) }
                             td data-label="Connected" { (when(c.connected_at)) }
                             td data-label="Last agent request" { (used.map_or_else(|| "-".to_owned(), when)) }
@@ -87,7 +98,11 @@ pub(crate) async fn list(
                                             input type="hidden" name="csrf" value=(session.csrf);
                                             input type="hidden" name="owner" value=(c.owner);
                                             input type="hidden" name="name" value=(c.name);
-                                            button type="submit" aria-label=(format!("{label}: {} of {}", c.connector, c.owner)) { (label) }
+                                            @if action == "remove" {
+                                                button.danger type="submit" aria-label=(format!("{label}: {} of {}", c.connector, c.owner)) { (label) }
+                                            } @else {
+                                                button type="submit" aria-label=(format!("{label}: {} of {}", c.connector, c.owner)) { (label) }
+                                            }
                                         }
                                     }
                                 }
@@ -99,6 +114,27 @@ pub(crate) async fn list(
         }
     };
     layout("All connections", Some(&session), content).into_response()
+}
+
+/// "3 connections of 2 owners: alice (2), bob (1)": whose, not only how many.
+fn summary(rows: &[egret_service::ConnectionView]) -> String {
+    let mut by_owner = std::collections::BTreeMap::new();
+    for view in rows {
+        *by_owner
+            .entry(view.info.owner.to_string())
+            .or_insert(0usize) += 1;
+    }
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let owners: Vec<String> = by_owner
+        .iter()
+        .map(|(owner, n)| format!("{owner} ({n})"))
+        .collect();
+    format!(
+        "{} of {}: {}",
+        plural(rows.len(), "connection"),
+        plural(by_owner.len(), "owner"),
+        owners.join(", ")
+    )
 }
 
 #[derive(Deserialize)]
@@ -116,6 +152,7 @@ pub(crate) async fn act(
 ) -> Response {
     let Ok(Form(form)) = form else {
         return back(
+            None,
             StatusCode::BAD_REQUEST,
             "The form was incomplete; nothing was changed.",
         );
@@ -129,7 +166,9 @@ pub(crate) async fn act(
         ConnectionName::parse(form.name.as_deref().unwrap_or(ConnectionName::DEFAULT)),
     ) {
         (Ok(o), Ok(n)) => (o, n),
-        (Err(why), _) | (_, Err(why)) => return back(StatusCode::BAD_REQUEST, &why),
+        (Err(why), _) | (_, Err(why)) => {
+            return back(Some(&session), StatusCode::BAD_REQUEST, &why);
+        }
     };
     let conn = ConnectionId::new(&connector, &owner, &name);
     let (service, who) = (&state.service, session.principal());
@@ -138,6 +177,7 @@ pub(crate) async fn act(
             Ok(o) => {
                 let verdict = if o.ok { "works" } else { "failed" };
                 return back(
+                    Some(&session),
                     StatusCode::OK,
                     &format!("The test of {conn} {verdict}: {}", o.message),
                 );
@@ -157,7 +197,7 @@ pub(crate) async fn act(
                 Ok(link) => {
                     let content = html! {
                         p { "Send this link to " strong { (link.owner) } " to connect " (connector) " again. It works once, until " (when(link.expires_at)) "." }
-                        p { code.copy { (link.url) } }
+                        p.copyable { code.copy data-copy { (link.url) } }
                         p { a href="/ui/all-connections" { "Back to all connections" } }
                     };
                     return layout("Connect link", Some(&session), content).into_response();
@@ -165,20 +205,27 @@ pub(crate) async fn act(
                 Err(e) => Err(e),
             }
         }
-        _ => return back(StatusCode::NOT_FOUND, "There is no such action."),
+        _ => {
+            return back(
+                Some(&session),
+                StatusCode::NOT_FOUND,
+                "There is no such action.",
+            );
+        }
     };
     match done {
         Ok(()) => Redirect::to("/ui/all-connections").into_response(),
         Err(e) => {
             let (status, message) = super::failed(&e);
-            back(status, &message)
+            back(Some(&session), status, &message)
         }
     }
 }
 
-fn back(status: StatusCode, what: &str) -> Response {
+fn back(session: Option<&Session>, status: StatusCode, what: &str) -> Response {
     outcome(
         status,
+        session,
         what,
         html! { a href="/ui/all-connections" { "Back to all connections" } },
     )

@@ -20,8 +20,11 @@ use maud::{Markup, html};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::{Refused, anyone, anyone_post, layout, outcome, problem, signed_in, when};
+use super::{
+    Refused, anyone, anyone_post, layout, outcome, problem, signed_in, status_label, when,
+};
 use crate::UiState;
+use crate::marks;
 use crate::session::{self, Session, Who};
 
 /// `GET /ui/connect/{ticket}`: says whom the link is for and asks to continue. Opening
@@ -47,6 +50,7 @@ pub(crate) async fn open(
     if !session::same_origin(&headers, &public_url) {
         return problem(
             StatusCode::FORBIDDEN,
+            None,
             "Not opened",
             "This link was not continued from egret's own page; open the link you were given again.",
             html! {},
@@ -58,6 +62,7 @@ pub(crate) async fn open(
         Ok(LinkUse::Used) => {
             return problem(
                 StatusCode::GONE,
+                None,
                 "This link was already used",
                 "A connect link works once, in the browser that opened it first. Ask for a new link (whoever sent it can make one) and open it in one browser.",
                 html! {},
@@ -66,6 +71,7 @@ pub(crate) async fn open(
         Ok(LinkUse::Expired) => {
             return problem(
                 StatusCode::GONE,
+                None,
                 "This link has expired",
                 "The link is older than its lifetime, or was never issued. Ask for a new one.",
                 html! {},
@@ -73,7 +79,7 @@ pub(crate) async fn open(
         }
         Err(e) => {
             let (status, message) = super::failed(&e);
-            return problem(status, "Not opened", &message, html! {});
+            return problem(status, None, "Not opened", &message, html! {});
         }
     };
     signed_in(&state, Who::User(link), "/ui/connections").await
@@ -137,7 +143,15 @@ pub(crate) async fn list(
 ) -> Response {
     let proxied = match proxied_owner(&state, &headers, peer) {
         Ok(owner) => owner,
-        Err(why) => return problem(StatusCode::BAD_REQUEST, "Not signed in", &why, html! {}),
+        Err(why) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                None,
+                "Not signed in",
+                &why,
+                html! {},
+            );
+        }
     };
     let session = match (anyone(&state, &headers).await, proxied) {
         (Ok(s), Some(owner)) => match &s.who {
@@ -162,7 +176,13 @@ pub(crate) async fn list(
         Ok(mine) => mine,
         Err(e) => {
             let (status, message) = super::failed(&e);
-            return problem(status, "Your connections", &message, html! {});
+            return problem(
+                status,
+                Some(&session),
+                "Your connections",
+                &message,
+                html! {},
+            );
         }
     };
     let available: Vec<&Connector> = policy
@@ -179,8 +199,8 @@ pub(crate) async fn list(
         .collect();
     let content = html! {
         p.lead { "Signed in as " strong { (link.owner) } ". Agents use these connections through egret; they never see your passwords or tokens." }
-        h2 { "Connected" }
-        @if mine.is_empty() { p.empty { "Nothing connected yet." } }
+        h2 { "Connected for " (link.owner) " (" (mine.len()) ")" }
+        @if mine.is_empty() { p.empty { "Nothing connected yet: connect a service below." } }
         @for c in &mine { (connection(&session, c, policy.connector(&c.info.connector))) }
         h2 { "Available" }
         @if available.is_empty() {
@@ -198,13 +218,15 @@ fn connection(session: &Session, view: &ConnectionView, connector: Option<&Conne
     let oauth = connector.is_some_and(|k| k.enabled && matches!(k.auth, AuthKind::OAuth2(_)));
     html! {
         section.connection {
-            h3 { (c.connector) @if !c.name.is_default() { " · " (c.name) } }
-            p.badges {
-                span.badge.(status_class(status)) { (status) }
+            div.card-head {
+                (marks::mark(connector.and_then(marks::mark_of)))
+                h3 { (c.connector) @if !c.name.is_default() { " · " (c.name) } }
+                span.badge.(status_class(status)) { (status_label(status)) }
                 @if connector.is_some_and(|k| !k.enabled) {
-                    span.badge.off title="It keeps working; nobody can connect it anew." { "connector disabled" }
+                    span.badge.off title="It keeps working; nobody can connect it anew." { "Connector disabled" }
                 }
             }
+            @if let Some(k) = connector { p { small { (marks::vendor_name(k)) } } }
             dl {
                 dt { "Connected" } dd { (when(c.connected_at)) }
                 dt { "Connected as" } dd { (c.identity_label.as_deref().unwrap_or("-")) }
@@ -255,13 +277,17 @@ fn offer(session: &Session, link: &ConnectLink, c: &Connector, mine: &[Connectio
     let id = c.id.as_str();
     html! {
         section.offer {
-            h3 { (id) }
+            div.card-head {
+                (marks::mark(marks::mark_of(c)))
+                h3 { (id) }
+                span { small { (marks::vendor_name(c)) } }
+            }
             p { small { "Sends your credential only to " (c.egress.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")) "." } }
             @match &c.auth {
                 AuthKind::OAuth2(_) => {
                     form method="post" action=(format!("/ui/connections/{id}/connect")) data-popup="signin" {
                         (hidden(session, &name))
-                        button type="submit" { "Connect" }
+                        button.primary type="submit" { "Connect" }
                     }
                 }
                 _ => {
@@ -269,7 +295,7 @@ fn offer(session: &Session, link: &ConnectLink, c: &Connector, mine: &[Connectio
                         (hidden(session, &name))
                         label for=(format!("k-{id}")) { "API key" }
                         input type="password" id=(format!("k-{id}")) name="key" autocomplete="off" required;
-                        button type="submit" { "Save key" }
+                        button.primary type="submit" { "Save key" }
                     }
                 }
             }
@@ -309,6 +335,7 @@ pub(crate) async fn act(
 ) -> Response {
     let Ok(Form(form)) = form else {
         return back_with(
+            None,
             StatusCode::BAD_REQUEST,
             "The form was incomplete; nothing was changed.",
         );
@@ -323,7 +350,7 @@ pub(crate) async fn act(
     let name = match form.name.as_deref().filter(|n| !n.is_empty()) {
         Some(n) => match ConnectionName::parse(n) {
             Ok(n) => n,
-            Err(why) => return back_with(StatusCode::BAD_REQUEST, &why),
+            Err(why) => return back_with(Some(&session), StatusCode::BAD_REQUEST, &why),
         },
         None => ConnectionName::default(),
     };
@@ -352,6 +379,7 @@ pub(crate) async fn act(
         "key" => {
             let Some(key) = form.key else {
                 return back_with(
+                    Some(&session),
                     StatusCode::BAD_REQUEST,
                     "Type the key; nothing was changed.",
                 );
@@ -362,6 +390,7 @@ pub(crate) async fn act(
             Ok(outcome) if outcome.ok => Ok(()),
             Ok(outcome) => {
                 return back_with(
+                    Some(&session),
                     StatusCode::OK,
                     &format!("The test of {connector} failed: {}", outcome.message),
                 );
@@ -377,21 +406,28 @@ pub(crate) async fn act(
             service.update_labels(&who, &conn, labels).await.map(drop)
         }
         "remove" => service.disconnect(&who, &conn).await.map(drop),
-        _ => return back_with(StatusCode::NOT_FOUND, "There is no such action."),
+        _ => {
+            return back_with(
+                Some(&session),
+                StatusCode::NOT_FOUND,
+                "There is no such action.",
+            );
+        }
     };
     match done {
         Ok(()) => Redirect::to("/ui/connections").into_response(),
         Err(e) => {
             let (status, message) = super::failed(&e);
-            back_with(status, &message)
+            back_with(Some(&session), status, &message)
         }
     }
 }
 
 /// A page that says what happened, with the way back to the Connections page.
-fn back_with(status: StatusCode, what: &str) -> Response {
+fn back_with(session: Option<&Session>, status: StatusCode, what: &str) -> Response {
     outcome(
         status,
+        session,
         what,
         html! { p { a href="/ui/connections" { "Back to your connections" } } },
     )

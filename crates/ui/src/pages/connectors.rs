@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 use super::{CsrfForm, admin, admin_post, layout, outcome};
 use crate::UiState;
+use crate::marks;
 use crate::session::Session;
 
 pub(crate) async fn list(State(state): State<Arc<UiState>>, headers: HeaderMap) -> Response {
@@ -27,17 +28,36 @@ pub(crate) async fn list(State(state): State<Arc<UiState>>, headers: HeaderMap) 
     };
     let policy = state.service.policy.load();
     let content = html! {
-        p.lead { "Disabling a connector stops new connections to it; existing connections keep working. "
-            "Deleting one is the kill switch: every connection to it stops at once." }
-        p { a.button href="/ui/connectors/new" { "Add connector" } }
         @if policy.connectors.is_empty() {
-            p.empty { "No connectors yet. Add one to the policy file (see the README's Policy reference), or with " code { "egret connector create" } "." }
-        }
-        @for c in &policy.connectors {
-            (card(&state, &session, c))
+            (first_run())
+        } @else {
+            p.lead { "Disabling a connector stops new connections to it; existing connections keep working. "
+                "Deleting one is the kill switch: every connection to it stops at once." }
+            p { a.button.primary href="/ui/connectors/new" { "Add connector" } }
+            @for c in &policy.connectors {
+                (card(&state, &session, c))
+            }
         }
     };
     layout("Connector Settings", Some(&session), content).into_response()
+}
+
+/// What an administrator sees before there is any connector: the three steps, and the
+/// way to take the first.
+fn first_run() -> Markup {
+    html! {
+        section.first-run aria-labelledby="first-run" {
+            h2 #first-run { "Add your first connector" }
+            p { "A connector is a service agents may call on a user's behalf: its vendor, its OAuth app or key, and the hosts its credential may be sent to." }
+            ol {
+                li { "Add a connector: pick the vendor (Databricks, GitHub, Slack, Google, Atlassian, any OpenID Connect provider) or an API key." }
+                li { "Send each user a connect link: they sign in to the vendor, and egret keeps the token sealed in its vault." }
+                li { "Give the sandbox egret's proxy and placeholders: egret swaps them for the real credential, only toward the connector's hosts." }
+            }
+            p { a.button.primary href="/ui/connectors/new" { "Add your first connector" } }
+            small { "Connectors can also live in the policy file (README, Policy reference); egret reloads it when it changes." }
+        }
+    }
 }
 
 fn card(state: &UiState, session: &Session, c: &Connector) -> Markup {
@@ -45,25 +65,26 @@ fn card(state: &UiState, session: &Session, c: &Connector) -> Markup {
     let total: usize = counts.values().sum();
     html! {
         section.connector aria-labelledby=(format!("c-{}", c.id)) {
-            h2 id=(format!("c-{}", c.id)) { (c.id) }
-            p.badges {
+            div.card-head {
+                (marks::mark(marks::mark_of(c)))
+                h2 id=(format!("c-{}", c.id)) { (c.id) }
                 @if c.enabled { span.badge.ok { "Enabled" } } @else { span.badge.off { "Disabled" } }
                 @match c.source {
                     Source::Policy => span.badge title="Change it in the policy file; egret reloads it on save." { "Policy file (read-only)" },
-                    Source::Api => span.badge { "Created through the control plane" },
+                    Source::Api => span.badge { "Created here or through the API" },
                 }
             }
             dl {
-                dt { "Vendor" } dd { (c.template.as_deref().unwrap_or("custom")) }
+                dt { "Vendor" } dd { (marks::vendor_name(c)) }
                 dt { "Authentication" } dd { (auth(c)) }
                 @if let AuthKind::OAuth2(o) = &c.auth {
                     dt { "OAuth app" }
                     dd {
-                        "client id " code { (o.client_id) } ", secret "
+                        "Client id " code { (o.client_id) } "; client secret: "
                         @match &o.client_secret {
                             None => "none (public client)",
                             // Never a part of the value: where it lives, or that it is sealed.
-                            Some(egret_policy::SecretRef::Stored(_)) => "•••• (sealed in egret's vault)",
+                            Some(egret_policy::SecretRef::Stored(_)) => "sealed in egret's vault",
                             Some(reference) => code { (reference.to_string()) },
                         }
                     }
@@ -76,25 +97,11 @@ fn card(state: &UiState, session: &Session, c: &Connector) -> Markup {
                 }
                 dt { "Connections" }
                 dd {
-                    @if total == 0 { "none" }
+                    @if total == 0 { "none yet: send a connect link below" }
                     @else {
                         ul.counts { @for (status, n) in &counts { li { (n) " " (status) } } }
+                        a href=(format!("/ui/all-connections?connector={}", c.id)) { "See whose" }
                     }
-                }
-            }
-            @if c.source == Source::Api {
-                div.actions {
-                    form method="post" action=(format!("/ui/connectors/{}/enabled", c.id)) {
-                        input type="hidden" name="csrf" value=(session.csrf);
-                        @if c.enabled {
-                            input type="hidden" name="enabled" value="false";
-                            button type="submit" { "Disable" }
-                        } @else {
-                            input type="hidden" name="enabled" value="true";
-                            button type="submit" { "Enable" }
-                        }
-                    }
-                    a.danger href=(format!("/ui/connectors/{}/delete", c.id)) { "Delete…" }
                 }
             }
             @if c.enabled {
@@ -103,6 +110,25 @@ fn card(state: &UiState, session: &Session, c: &Connector) -> Markup {
                     label for=(format!("o-{}", c.id)) { "Send a connect link to" }
                     input type="text" id=(format!("o-{}", c.id)) name="owner" placeholder="user:alice@example.com" required;
                     button type="submit" { "Make link" }
+                }
+            }
+            @if c.source == Source::Api {
+                section.danger-zone aria-label=(format!("Danger zone for {}", c.id)) {
+                    h3 { "Danger zone" }
+                    div.actions {
+                        form method="post" action=(format!("/ui/connectors/{}/enabled", c.id)) {
+                            input type="hidden" name="csrf" value=(session.csrf);
+                            @if c.enabled {
+                                input type="hidden" name="enabled" value="false";
+                                button.danger type="submit" { "Disable" }
+                            } @else {
+                                input type="hidden" name="enabled" value="true";
+                                button type="submit" { "Enable" }
+                            }
+                        }
+                        a.button.danger href=(format!("/ui/connectors/{}/delete", c.id)) { "Delete…" }
+                    }
+                    small { "Disable: no new connections, existing ones keep working. Delete: every connection to it stops at once." }
                 }
             }
         }
@@ -150,6 +176,7 @@ pub(crate) async fn set_enabled(
 ) -> Response {
     let Ok(Form(form)) = form else {
         return back(
+            None,
             StatusCode::BAD_REQUEST,
             "The form was incomplete; nothing was changed.",
         );
@@ -165,7 +192,7 @@ pub(crate) async fn set_enabled(
         .await
     {
         Ok(_) => Redirect::to("/ui/connectors").into_response(),
-        Err(e) => back_failed(&e),
+        Err(e) => back_failed(&session, &e),
     }
 }
 
@@ -215,7 +242,7 @@ pub(crate) async fn delete(
         .await
     {
         Ok(_) => Redirect::to("/ui/connectors").into_response(),
-        Err(e) => back_failed(&e),
+        Err(e) => back_failed(&session, &e),
     }
 }
 
@@ -234,6 +261,7 @@ pub(crate) async fn link(
 ) -> Response {
     let Ok(Form(form)) = form else {
         return back(
+            None,
             StatusCode::BAD_REQUEST,
             "Give the owner, e.g. user:alice@example.com.",
         );
@@ -244,7 +272,7 @@ pub(crate) async fn link(
     };
     let owner = match Owner::parse(form.owner.trim()) {
         Ok(o) => o,
-        Err(why) => return back(StatusCode::BAD_REQUEST, &why),
+        Err(why) => return back(Some(&session), StatusCode::BAD_REQUEST, &why),
     };
     let new = NewLink {
         owner,
@@ -260,23 +288,24 @@ pub(crate) async fn link(
         Ok(link) => {
             let content = html! {
                 p { "Send this link to " strong { (link.owner) } ". It opens their connections in egret, once, until " (super::when(link.expires_at)) "." }
-                p { code.copy { (link.url) } }
+                p.copyable { code.copy data-copy { (link.url) } }
                 p { a href="/ui/connectors" { "Back to Connector Settings" } }
             };
             layout("Connect link", Some(&session), content).into_response()
         }
-        Err(e) => back_failed(&e),
+        Err(e) => back_failed(&session, &e),
     }
 }
 
-fn back_failed(e: &ServiceError) -> Response {
+fn back_failed(session: &Session, e: &ServiceError) -> Response {
     let (status, message) = super::failed(e);
-    back(status, &message)
+    back(Some(session), status, &message)
 }
 
-fn back(status: StatusCode, what: &str) -> Response {
+fn back(session: Option<&Session>, status: StatusCode, what: &str) -> Response {
     outcome(
         status,
+        session,
         what,
         html! { a href="/ui/connectors" { "Back to Connector Settings" } },
     )

@@ -48,31 +48,41 @@ pub(crate) async fn stylesheet() -> Response {
         .into_response()
 }
 
-/// Every page: a title, the navigation when signed in, the content.
+/// Every page: a title, the navigation when signed in (error pages too), the content.
 pub(crate) fn layout(title: &str, session: Option<&Session>, content: Markup) -> Html<String> {
+    let admin_pages = [
+        ("/ui/connectors", "Connector Settings"),
+        ("/ui/all-connections", "All connections"),
+        ("/ui/sandboxes", "Sandboxes"),
+        ("/ui/activity", "Activity"),
+    ];
+    let user_pages = [("/ui/connections", "Your connections")];
     let page = html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="color-scheme" content="light dark";
                 title { (title) " · egret" }
                 link rel="stylesheet" href="/ui/egret.css";
                 script src="/ui/egret.js" defer {}
             }
             body {
-                header {
+                header.top {
                     a.brand href="/ui/" { "egret" }
                     @if let Some(s) = session {
                         nav aria-label="Main" {
-                            @match s.who {
-                                Who::Admin => {
-                                    a href="/ui/connectors" { "Connector Settings" }
-                                    a href="/ui/all-connections" { "All connections" }
-                                    a href="/ui/sandboxes" { "Sandboxes" }
-                                    a href="/ui/activity" { "Activity" }
-                                },
-                                Who::User(_) => a href="/ui/connections" { "Your connections" },
+                            @let pages: &[(&str, &str)] = match s.who {
+                                Who::Admin => &admin_pages,
+                                Who::User(_) => &user_pages,
+                            };
+                            @for (href, label) in pages {
+                                @if title.starts_with(label) {
+                                    a href=(href) aria-current="page" { (label) }
+                                } @else {
+                                    a href=(href) { (label) }
+                                }
                             }
                         }
                         form.signout method="post" action="/ui/logout" {
@@ -88,6 +98,17 @@ pub(crate) fn layout(title: &str, session: Option<&Session>, content: Markup) ->
     Html(page.into_string())
 }
 
+/// A connection's status as people read it (listings and the API say the code).
+pub(crate) fn status_label(status: &str) -> &str {
+    match status {
+        "connected" => "Connected",
+        "refresh_failing" => "Refresh failing",
+        "needs_reauth" => "Needs sign-in again",
+        "connector_removed" => "Connector removed",
+        other => other,
+    }
+}
+
 /// A unix time as people read it: `2026-11-26 14:07 UTC`.
 pub(crate) fn when(unix: i64) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
@@ -97,14 +118,31 @@ pub(crate) fn when(unix: i64) -> String {
         .unwrap_or_else(|| "-".to_owned())
 }
 
-/// A page that says what went wrong and what to do, with `status`.
-pub(crate) fn problem(status: StatusCode, title: &str, what: &str, next: Markup) -> Response {
+/// A page that says what went wrong and what to do, with `status`; with the navigation
+/// when someone is signed in.
+pub(crate) fn problem(
+    status: StatusCode,
+    session: Option<&Session>,
+    title: &str,
+    what: &str,
+    next: Markup,
+) -> Response {
     let page = layout(
         title,
-        None,
-        html! { p.problem role="alert" { (what) } (next) },
+        session,
+        html! { p.problem role="alert" { (prose(what)) } (next) },
     );
     (status, page).into_response()
+}
+
+/// A sentence written for the CLI and the API (`egret connector list`, `openai`) as a
+/// page shows it: what is between backticks as code, the backticks gone.
+pub(crate) fn prose(text: &str) -> Markup {
+    html! {
+        @for (i, part) in text.split('`').enumerate() {
+            @if i % 2 == 1 { code { (part) } } @else { (part) }
+        }
+    }
 }
 
 /// Why a page or a form was not served to whoever asked.
@@ -121,6 +159,7 @@ impl IntoResponse for Refused {
             Self::SignIn => Redirect::to("/ui/login").into_response(),
             Self::Forged => problem(
                 StatusCode::FORBIDDEN,
+                None,
                 "Not done",
                 "This form did not come from egret's own page (or it is older than your session), so nothing was changed.",
                 html! { p { a href="/ui/connectors" { "Reload the page" } " and try again." } },
@@ -131,13 +170,18 @@ impl IntoResponse for Refused {
 
 /// What an action did, on a page of its own with the way back: "Done" for a success,
 /// "Not done" (and what happened) otherwise.
-pub(crate) fn outcome(status: StatusCode, what: &str, back: Markup) -> Response {
+pub(crate) fn outcome(
+    status: StatusCode,
+    session: Option<&Session>,
+    what: &str,
+    back: Markup,
+) -> Response {
     let title = if status.is_success() {
         "Done"
     } else {
         "Not done"
     };
-    problem(status, title, what, back)
+    problem(status, session, title, what, back)
 }
 
 /// A filter field as a form sent it: one left empty filters nothing.
@@ -301,6 +345,7 @@ pub(crate) async fn signed_in(state: &UiState, who: Who, to: &str) -> Response {
             tracing::error!(error = %e, "cannot store a web UI session");
             return problem(
                 StatusCode::SERVICE_UNAVAILABLE,
+                None,
                 "Not signed in",
                 "egret could not store the session (its vault did not answer). Try again in a moment.",
                 html! { p { a href="/ui/login" { "Back to sign-in" } } },

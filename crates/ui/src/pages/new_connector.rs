@@ -10,7 +10,7 @@ use axum::Form;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use egret_policy::templates::{TEMPLATES, Template};
 use egret_service::{ConnectorEntry, NewAuth, NewConnector};
 use maud::{Markup, html};
@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 use super::{admin, admin_post, layout, problem};
 use crate::UiState;
+use crate::marks;
 use crate::session::Session;
 
 /// The kind a form is for: a template's name, or `api_key`.
@@ -36,38 +37,115 @@ pub(crate) async fn form(
         Ok(s) => s,
         Err(refused) => return refused.into_response(),
     };
-    let content = match kind.kind.as_deref() {
-        None => chooser(),
-        Some("api_key") => static_key_form(&session),
-        Some(name) => match TEMPLATES.iter().find(|t| t.name == name) {
-            Some(t) => template_form(&state, &session, t),
-            None => chooser(),
-        },
+    let draft = Draft {
+        fields: BTreeMap::new(),
+        problem: None,
     };
-    layout("Add connector", Some(&session), content).into_response()
+    page(&state, &session, kind.kind.as_deref(), &draft).into_response()
 }
 
-fn chooser() -> Markup {
-    html! {
-        p { "Choose what the connector connects to." }
-        ul.choices {
-            @for t in TEMPLATES {
-                li { a href=(format!("/ui/connectors/new?kind={}", t.name)) { (t.name) } " — " (t.summary) }
-            }
-            li { a href="/ui/connectors/new?kind=api_key" { "Static API key" } " — a key each owner stores, sent to the hosts you name" }
+/// What the administrator typed (never the client secret) and what is wrong with it.
+struct Draft {
+    fields: BTreeMap<String, String>,
+    /// The field that is wrong (`None`: the form as a whole) and why.
+    problem: Option<(Option<String>, String)>,
+}
+
+impl Draft {
+    fn value(&self, field: &str) -> &str {
+        self.fields.get(field).map_or("", String::as_str)
+    }
+
+    fn error(&self, field: &str) -> Option<&str> {
+        match &self.problem {
+            Some((Some(f), why)) if f == field => Some(why),
+            _ => None,
         }
     }
 }
 
-fn id_field() -> Markup {
+/// The chooser, or the form for `kind` filled from `draft`.
+fn page(state: &UiState, session: &Session, kind: Option<&str>, draft: &Draft) -> Html<String> {
+    let (title, content) = match kind {
+        Some("api_key") => ("Add connector: API key", static_key_form(session, draft)),
+        Some(name) => match TEMPLATES.iter().find(|t| t.name == name) {
+            Some(t) => (t.title, template_form(state, session, t, draft)),
+            None => ("Add connector", chooser()),
+        },
+        None => ("Add connector", chooser()),
+    };
+    let title = if title.starts_with("Add connector") {
+        title.to_owned()
+    } else {
+        format!("Add connector: {title}")
+    };
+    layout(&title, Some(session), content)
+}
+
+fn chooser() -> Markup {
     html! {
-        label for="id" { "Connector id " abbr title="required" { "*" } }
-        input #id type="text" name="id" required pattern="[a-z0-9_-]+" maxlength="64";
-        small { "Lower-case letters, digits, - and _. Users and agents see it." }
+        p.lead { "Choose what the connector connects to. Each user then connects their own account; the sandbox only ever holds a placeholder." }
+        ul.choices {
+            @for t in TEMPLATES {
+                li {
+                    a href=(format!("/ui/connectors/new?kind={}", t.name)) {
+                        (marks::mark(Some(t.name)))
+                        span { strong { (t.title) } span.summary { (t.summary) } }
+                    }
+                }
+            }
+            li {
+                a href="/ui/connectors/new?kind=api_key" {
+                    (marks::mark(None))
+                    span { strong { "API key" } span.summary { "A key each owner stores, sent only to the hosts you name (OpenAI, Stripe, any bearer-token or header-key API)." } }
+                }
+            }
+        }
     }
 }
 
-fn template_form(state: &UiState, session: &Session, t: &Template) -> Markup {
+/// A text field with its label, help, what was typed and, when wrong, why (announced and
+/// tied to the field).
+fn field(draft: &Draft, name: &str, label: &str, required: bool, help: &str) -> Markup {
+    let id = name.replace('.', "-");
+    let error = draft.error(name);
+    let help_id = format!("{id}-help");
+    let error_id = format!("{id}-error");
+    let described = match error {
+        Some(_) => format!("{error_id} {help_id}"),
+        None => help_id.clone(),
+    };
+    html! {
+        label for=(id) { (label) @if required { " " abbr title="required" { "*" } } }
+        input type="text" id=(id) name=(name) value=(draft.value(name)) required[required]
+            aria-invalid=[error.map(|_| "true")] aria-describedby=(described);
+        @if let Some(why) = error { p.field-error id=(error_id) { (why) } }
+        small id=(help_id) { (help) }
+    }
+}
+
+/// The form-wide problem, when there is one that no single field owns.
+fn form_problem(draft: &Draft) -> Markup {
+    html! {
+        @if let Some((None, why)) = &draft.problem {
+            p.problem role="alert" { "Not saved: " (why) }
+        } @else if draft.problem.is_some() {
+            p.problem role="alert" { "Not saved: see the field marked below." }
+        }
+    }
+}
+
+fn id_field(draft: &Draft) -> Markup {
+    field(
+        draft,
+        "id",
+        "Connector id",
+        true,
+        "Lower-case letters, digits, - and _. Users and agents see it.",
+    )
+}
+
+fn template_form(state: &UiState, session: &Session, t: &Template, draft: &Draft) -> Markup {
     let redirect = format!(
         "{}/oauth/callback",
         state
@@ -78,65 +156,74 @@ fn template_form(state: &UiState, session: &Session, t: &Template) -> Markup {
             .public_url
             .trim_end_matches('/')
     );
+    let typed_secret = draft.problem.is_some();
     html! {
         aside.guide aria-labelledby="guide" {
             h2 #guide { "Setup Guide" }
             ol {
                 li { (t.console) }
-                li { "Redirect URI to register: " code.copy { (redirect) } }
+                li { "Redirect URI to register: " span.copyable { code.copy data-copy { (redirect) } } }
                 li { "What egret fills in: " (t.summary) "." }
-                li { "Paste the app's client id and secret here and save; then enable it and send users a connect link." }
+                li { "Paste the app's client id and secret here and save. The connector is enabled at once: send each user a connect link from Connector Settings." }
             }
         }
+        (form_problem(draft))
         form method="post" action="/ui/connectors/new" {
             input type="hidden" name="csrf" value=(session.csrf);
             input type="hidden" name="kind" value=(t.name);
-            (id_field())
-            @for (key, what) in t.settings {
-                label for=(format!("s-{key}")) { (key) " " abbr title="required" { "*" } }
-                input type="text" id=(format!("s-{key}")) name=(format!("setting.{key}")) required;
-                small { (what) }
+            (id_field(draft))
+            @for setting in t.settings {
+                (field(draft, &format!("setting.{}", setting.key), setting.label, true, &capitalized(setting.help)))
             }
-            label for="client_id" { "Client id " abbr title="required" { "*" } }
-            input #client_id type="text" name="client_id" required;
+            (field(draft, "client_id", "Client id", true, "The OAuth app's client id, from the vendor's console."))
             label for="client_secret" { "Client secret" }
-            input #client_secret type="password" name="client_secret" autocomplete="off";
-            small { "Write-only: sealed in egret's vault, never shown again." }
-            label for="scopes" { "Scopes" }
-            input #scopes type="text" name="scopes";
-            small { "Space-separated; leave empty for the template's." }
-            label for="egress" { "Egress domains" }
-            input #egress type="text" name="egress";
-            small { "Space-separated hosts the token may be sent to; leave empty for the template's." }
-            (test_field())
-            button type="submit" { "Save" }
+            input #client_secret type="password" name="client_secret" autocomplete="off" aria-describedby="client_secret-help";
+            small #client_secret-help {
+                @if typed_secret { strong { "Type the client secret again: " } "a secret is never sent back to the page. " }
+                "Write-only: sealed in egret's vault, never shown again."
+            }
+            (field(draft, "scopes", "Scopes", false, "Space-separated; leave empty for the template's."))
+            @if t.needs_egress {
+                (field(draft, "egress", "Egress domains", true, "Space-separated hosts the token may be sent to, e.g. api.example.com"))
+            } @else {
+                (field(draft, "egress", "Egress domains", false, "Space-separated hosts the token may be sent to; leave empty for the template's."))
+            }
+            (test_field(draft))
+            button.primary type="submit" { "Save connector" }
         }
     }
 }
 
-/// The read-only request **Test** makes (templates bring their own "who am I").
-fn test_field() -> Markup {
-    html! {
-        label for="test_path" { "Test request" }
-        input #test_path type="text" name="test_path" placeholder="/v1/me";
-        small { "A read-only GET on the first egress domain that answers 200 when the connection works. Leave empty for the template's, if it has one." }
-    }
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
-fn static_key_form(session: &Session) -> Markup {
+/// The read-only request **Test** makes (templates bring their own "who am I").
+fn test_field(draft: &Draft) -> Markup {
+    field(
+        draft,
+        "test_path",
+        "Test request",
+        false,
+        "A read-only GET path on the first egress domain (e.g. /v1/me) that answers 200 when the connection works. Leave empty for the template's, if it has one.",
+    )
+}
+
+fn static_key_form(session: &Session, draft: &Draft) -> Markup {
     html! {
+        (form_problem(draft))
         form method="post" action="/ui/connectors/new" {
             input type="hidden" name="csrf" value=(session.csrf);
             input type="hidden" name="kind" value="api_key";
-            (id_field())
-            label for="egress" { "Egress domains " abbr title="required" { "*" } }
-            input #egress type="text" name="egress" required;
-            small { "Space-separated hosts the key may be sent to, e.g. api.example.com *.example.net" }
-            label for="header" { "Header the key goes in" }
-            input #header type="text" name="header";
-            small { "Besides Authorization: Bearer, e.g. x-api-key. Leave empty for Authorization only." }
-            (test_field())
-            button type="submit" { "Save" }
+            (id_field(draft))
+            (field(draft, "egress", "Egress domains", true, "Space-separated hosts the key may be sent to, e.g. api.example.com *.example.net"))
+            (field(draft, "header", "Header the key goes in", false, "Besides Authorization: Bearer, e.g. x-api-key. Leave empty for Authorization only."))
+            (test_field(draft))
+            button.primary type="submit" { "Save connector" }
         }
     }
 }
@@ -148,10 +235,13 @@ pub(crate) async fn create(
     headers: HeaderMap,
     form: Result<Form<BTreeMap<String, String>>, FormRejection>,
 ) -> Response {
-    let Ok(Form(fields)) = form else {
-        return again(
+    let Ok(Form(mut fields)) = form else {
+        return problem(
             StatusCode::BAD_REQUEST,
+            None,
+            "Not saved",
             "The form was incomplete; nothing was saved.",
+            html! { p { a href="/ui/connectors/new" { "Start again" } } },
         );
     };
     let csrf = fields.get("csrf").map(String::as_str).unwrap_or_default();
@@ -159,32 +249,69 @@ pub(crate) async fn create(
         Ok(s) => s,
         Err(refused) => return refused.into_response(),
     };
-    let new = match new_connector(&fields) {
-        Ok(new) => new,
-        Err(why) => return again(StatusCode::BAD_REQUEST, &why),
-    };
-    let created = match ConnectorEntry::try_from(new) {
-        Ok(entry) => {
-            state
-                .service
-                .create_connector(&session.principal(), entry)
-                .await
+    let problem = match new_connector(&fields) {
+        Err(wrong) => wrong,
+        Ok(new) => {
+            let created = match ConnectorEntry::try_from(new) {
+                Ok(entry) => {
+                    state
+                        .service
+                        .create_connector(&session.principal(), entry)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match created {
+                Ok(_) => return Redirect::to("/ui/connectors").into_response(),
+                Err(e) => (
+                    field_of(&e.to_string()).map(str::to_owned),
+                    super::failed(&e).1,
+                ),
+            }
         }
-        Err(e) => Err(e),
     };
-    match created {
-        Ok(_) => Redirect::to("/ui/connectors").into_response(),
-        Err(e) => {
-            let (status, message) = super::failed(&e);
-            again(status, &message)
-        }
+    // The same form again, as typed, with the problem beside its field; the secret is
+    // not sent back.
+    fields.remove("client_secret");
+    fields.remove("csrf");
+    let kind = fields.get("kind").cloned();
+    let draft = Draft {
+        fields,
+        problem: Some(problem),
+    };
+    let page = page(&state, &session, kind.as_deref(), &draft);
+    (StatusCode::BAD_REQUEST, page).into_response()
+}
+
+/// The form field a refusal is about, where its words say so.
+fn field_of(message: &str) -> Option<&'static str> {
+    let m = message.to_ascii_lowercase();
+    if m.contains("egress") || m.contains("host") {
+        Some("egress")
+    } else if m.contains("client id") || m.contains("client_id") {
+        Some("client_id")
+    } else if m.contains("scope") {
+        Some("scopes")
+    } else if m.contains("test") {
+        Some("test_path")
+    } else if m.contains("header") {
+        Some("header")
+    } else if m.contains("connector id") || m.contains("already exists") || m.contains("`id`") {
+        Some("id")
+    } else {
+        None
     }
 }
 
-/// The connector the form describes.
-fn new_connector(fields: &BTreeMap<String, String>) -> Result<NewConnector, String> {
+/// The connector the form describes, or the field that is wrong and why.
+fn new_connector(
+    fields: &BTreeMap<String, String>,
+) -> Result<NewConnector, (Option<String>, String)> {
     let get = |k: &str| fields.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
-    let id = get("id").ok_or("give the connector an id")?.to_owned();
+    let missing = |field: &str, why: &str| (Some(field.to_owned()), why.to_owned());
+    let id = get("id")
+        .ok_or_else(|| missing("id", "Give the connector an id."))?
+        .to_owned();
     let words = |k: &str| -> Vec<String> {
         get(k)
             .map(|v| {
@@ -196,24 +323,46 @@ fn new_connector(fields: &BTreeMap<String, String>) -> Result<NewConnector, Stri
             .unwrap_or_default()
     };
     let auth = match get("kind") {
-        Some("api_key") => NewAuth::ApiKey {
-            header: get("header").map(str::to_owned),
-        },
-        Some(template) if TEMPLATES.iter().any(|t| t.name == template) => NewAuth::Template {
-            template: template.to_owned(),
-            settings: fields
-                .iter()
-                .filter_map(|(k, v)| {
-                    Some((k.strip_prefix("setting.")?.to_owned(), v.trim().to_owned()))
-                })
-                .collect(),
-            client_id: get("client_id")
-                .ok_or("give the app's client id")?
-                .to_owned(),
-            client_secret: get("client_secret").map(|s| SecretString::from(s.to_owned())),
-            scopes: words("scopes"),
-        },
-        _ => return Err("choose a template or a static key".to_owned()),
+        Some("api_key") => {
+            if get("egress").is_none() {
+                return Err(missing("egress", "Name the hosts the key may be sent to."));
+            }
+            NewAuth::ApiKey {
+                header: get("header").map(str::to_owned),
+            }
+        }
+        Some(name) => {
+            let Some(template) = TEMPLATES.iter().find(|t| t.name == name) else {
+                return Err((None, "Choose a vendor or an API key.".to_owned()));
+            };
+            for setting in template.settings {
+                let name = format!("setting.{}", setting.key);
+                if get(&name).is_none() {
+                    return Err(missing(&name, &format!("Give the {}.", setting.label)));
+                }
+            }
+            if template.needs_egress && get("egress").is_none() {
+                return Err(missing(
+                    "egress",
+                    "Name the hosts the token may be sent to: this vendor has no default.",
+                ));
+            }
+            NewAuth::Template {
+                template: template.name.to_owned(),
+                settings: fields
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        Some((k.strip_prefix("setting.")?.to_owned(), v.trim().to_owned()))
+                    })
+                    .collect(),
+                client_id: get("client_id")
+                    .ok_or_else(|| missing("client_id", "Give the app's client id."))?
+                    .to_owned(),
+                client_secret: get("client_secret").map(|s| SecretString::from(s.to_owned())),
+                scopes: words("scopes"),
+            }
+        }
+        None => return Err((None, "Choose a vendor or an API key.".to_owned())),
     };
     Ok(NewConnector {
         id,
@@ -221,13 +370,4 @@ fn new_connector(fields: &BTreeMap<String, String>) -> Result<NewConnector, Stri
         egress: words("egress"),
         test_path: get("test_path").map(str::to_owned),
     })
-}
-
-fn again(status: StatusCode, what: &str) -> Response {
-    problem(
-        status,
-        "Not saved",
-        what,
-        html! { p { a href="/ui/connectors/new" { "Start again" } " · " a href="/ui/connectors" { "Connector Settings" } } },
-    )
 }

@@ -28,7 +28,13 @@ pub(crate) async fn page(State(state): State<Arc<UiState>>, headers: HeaderMap) 
         Ok(listed) => listed,
         Err(e) => {
             let (status, message) = super::failed(&e);
-            return super::problem(status, "Sandboxes and placeholders", &message, html! {});
+            return super::problem(
+                status,
+                Some(&session),
+                "Sandboxes and placeholders",
+                &message,
+                html! {},
+            );
         }
     };
     let revoke = |action: String, label: String| {
@@ -131,6 +137,7 @@ async fn revoke(
         Ok(()) => Redirect::to("/ui/sandboxes").into_response(),
         Err(e) => outcome(
             super::failed(&e).0,
+            Some(&session),
             &e.to_string(),
             html! { a href="/ui/sandboxes" { "Back to sandboxes" } },
         ),
