@@ -723,6 +723,19 @@ async fn every_page_meets_wcag_2_1_aa_at_1280_and_420_pixels_in_chromium() {
         .await
         .expect("a connection listed");
     check_page(&admin, &axe, "All connections, one", &mut found).await;
+    // The sign-in pages outside /ui: a sign-in link's Continue page, and a refused
+    // callback.
+    let start = f.authorization_url("vendor", "user:bob").await;
+    user.goto(&start).await.expect("open the sign-in link");
+    user.wait_for("form[action='/oauth/start'] button.primary", WAIT)
+        .await
+        .expect("the Continue page, styled");
+    check_page(&user, &axe, "Sign-in link, continue", &mut found).await;
+    user.goto(&format!("{control}/oauth/callback?state=nothing&code=x"))
+        .await
+        .expect("open");
+    user.wait_for("main h1", WAIT).await.expect("the page");
+    check_page(&user, &axe, "Sign-in callback, refused", &mut found).await;
 
     // Dark mode, where the system asks for it: the same checks on the administrator's
     // pages and the user's.

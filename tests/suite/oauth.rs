@@ -628,7 +628,7 @@ async fn a_user_connects_from_the_connections_page_with_a_connect_link() {
         .await
         .expect("list");
     assert!(page.body.contains("<h3>vendor</h3>"), "{}", page.body);
-    assert!(page.body.contains(">connected<"), "{}", page.body);
+    assert!(page.body.contains(">Connected<"), "{}", page.body);
     let p = f.mint("vendor", "user:alice").await;
     let (status, _, body) = f.call(&p, Proto::H1).await;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -132,7 +132,7 @@ pub(crate) async fn start(
          in with.</p><form method=\"post\" action=\"/oauth/start\">\
          <input type=\"hidden\" name=\"state\" value=\"{state}\">\
          <input type=\"hidden\" name=\"token\" value=\"{token}\">\
-         <button type=\"submit\">Continue to {connector}</button></form><p>\
+         <button class=\"primary\" type=\"submit\">Continue to {connector}</button></form><p>\
          If you did not expect this, close this page: nothing has been connected.",
         state = escape(s),
     );
@@ -315,9 +315,14 @@ fn page(
     } else {
         ""
     };
+    // The web UI's stylesheet (same origin), so these pages look like the rest of egret.
     let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} · egret</title></head>\
-<body style=\"font-family:sans-serif;margin:3em\"><h1>{title}</h1><p>{text}</p>{back}{script}</body></html>"
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<meta name=\"color-scheme\" content=\"light dark\"><title>{title} · egret</title>\
+<link rel=\"stylesheet\" href=\"/ui/egret.css\"></head>\
+<body><header class=\"top\"><span class=\"brand\">egret</span></header>\
+<main><h1>{title}</h1><p>{text}</p>{back}</main>{script}</body></html>"
     );
     let mut resp = (status, Html(body)).into_response();
     let headers = resp.headers_mut();
@@ -330,7 +335,7 @@ fn page(
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'self'",
         ),
     );
     resp
