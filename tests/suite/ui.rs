@@ -630,6 +630,37 @@ async fn an_administrator_adds_a_connector_from_a_template_sends_a_link_and_dele
     let saved = post(&f, "/ui/connectors/new", &cookie, &key).await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
 
+    // An owner mistyped: Connector Settings again, the error beside the field, the
+    // owner as typed.
+    let mistyped = post(
+        &f,
+        "/ui/connectors/crm/link",
+        &cookie,
+        &format!("csrf={csrf}&owner=alice"),
+    )
+    .await;
+    assert_eq!(
+        mistyped.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        mistyped.body
+    );
+    assert_eq!(mistyped.texts("h1"), ["Connector Settings"]);
+    assert_eq!(
+        mistyped
+            .texts("input#o-crm[value=alice][aria-invalid=true]")
+            .len(),
+        1,
+        "{}",
+        mistyped.body
+    );
+    assert!(
+        mistyped.texts("p#o-crm-error")[0].contains("user:"),
+        "{}",
+        mistyped.body
+    );
+    assert!(!mistyped.body.contains('`'), "backticks become code");
+
     // A connect link for a user, shown to copy; it opens their page.
     let made = post(
         &f,
@@ -1195,5 +1226,42 @@ async fn over_https_the_session_cookie_is_a_host_cookie() {
         refused.status,
         StatusCode::SEE_OTHER,
         "the plain name is not read"
+    );
+}
+
+/// Issue 25: an administrator with no connector sees a first-run page with the way to
+/// add one; All connections with nobody connected says how people connect.
+#[tokio::test]
+async fn an_administrator_without_connectors_sees_the_first_run_page() {
+    let ca = egret_test_support::upstream::TestCa::new();
+    let upstream = egret_test_support::upstream::Upstream::https(
+        &ca,
+        &["api.test.local"],
+        egret_test_support::upstream::Offer::Http2AndHttp1,
+    )
+    .await;
+    let egret = egret_test_support::proxy::TestProxy::start("version: 1\n", &ca.pem).await;
+    let f = Fixture {
+        ca,
+        upstream,
+        egret,
+    };
+    let cookie = sign_in(&f).await;
+    let page = page_at(&f, "/ui/connectors", &cookie).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(
+        page.texts("section.first-run h2"),
+        ["Add your first connector"]
+    );
+    assert_eq!(
+        page.texts("section.first-run a.button.primary[href='/ui/connectors/new']"),
+        ["Add your first connector"]
+    );
+    assert!(page.texts("section.connector").is_empty());
+    let all = page_at(&f, "/ui/all-connections", &cookie).await;
+    assert!(
+        all.texts("p.empty")[0].starts_with("Nobody has connected yet"),
+        "{}",
+        all.body
     );
 }

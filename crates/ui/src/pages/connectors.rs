@@ -26,20 +26,38 @@ pub(crate) async fn list(State(state): State<Arc<UiState>>, headers: HeaderMap) 
         Ok(s) => s,
         Err(refused) => return refused.into_response(),
     };
+    settings_page(&state, &session, None).into_response()
+}
+
+/// A connect-link form that was refused: whose card, what was typed, and why.
+struct LinkRefused<'a> {
+    connector: &'a str,
+    typed: &'a str,
+    why: &'a str,
+}
+
+fn settings_page(
+    state: &UiState,
+    session: &Session,
+    refused: Option<&LinkRefused<'_>>,
+) -> axum::response::Html<String> {
     let policy = state.service.policy.load();
     let content = html! {
         @if policy.connectors.is_empty() {
             (first_run())
         } @else {
+            @if let Some(r) = refused {
+                p.problem role="alert" { "No link made for " (r.connector) ": see the field marked below." }
+            }
             p.lead { "Disabling a connector stops new connections to it; existing connections keep working. "
                 "Deleting one is the kill switch: every connection to it stops at once." }
             p { a.button.primary href="/ui/connectors/new" { "Add connector" } }
             @for c in &policy.connectors {
-                (card(&state, &session, c))
+                (card(state, session, c, refused.filter(|r| r.connector == c.id.as_str())))
             }
         }
     };
-    layout("Connector Settings", Some(&session), content).into_response()
+    layout("Connector Settings", Some(session), content)
 }
 
 /// What an administrator sees before there is any connector: the three steps, and the
@@ -60,7 +78,13 @@ fn first_run() -> Markup {
     }
 }
 
-fn card(state: &UiState, session: &Session, c: &Connector) -> Markup {
+fn card(
+    state: &UiState,
+    session: &Session,
+    c: &Connector,
+    refused: Option<&LinkRefused<'_>>,
+) -> Markup {
+    let owner_field = format!("o-{}", c.id);
     let counts = by_status(state, session, c.id.as_str());
     let total: usize = counts.values().sum();
     html! {
@@ -107,9 +131,16 @@ fn card(state: &UiState, session: &Session, c: &Connector) -> Markup {
             @if c.enabled {
                 form.link method="post" action=(format!("/ui/connectors/{}/link", c.id)) {
                     input type="hidden" name="csrf" value=(session.csrf);
-                    label for=(format!("o-{}", c.id)) { "Send a connect link to" }
-                    input type="text" id=(format!("o-{}", c.id)) name="owner" placeholder="user:alice@example.com" required;
-                    button type="submit" { "Make link" }
+                    label for=(owner_field) { "Send a connect link to" }
+                    @if let Some(r) = refused {
+                        input type="text" id=(owner_field) name="owner" value=(r.typed) required
+                            aria-invalid="true" aria-describedby=(format!("{owner_field}-error"));
+                        button type="submit" { "Make link" }
+                        p.field-error id=(format!("{owner_field}-error")) { (super::prose(r.why)) }
+                    } @else {
+                        input type="text" id=(owner_field) name="owner" placeholder="user:alice@example.com" required;
+                        button type="submit" { "Make link" }
+                    }
                 }
             }
             @if c.source == Source::Api {
@@ -270,9 +301,18 @@ pub(crate) async fn link(
         Ok(s) => s,
         Err(refused) => return refused.into_response(),
     };
+    // A refusal comes back on Connector Settings, beside the field, with what was typed.
+    let again = |status: StatusCode, why: &str| {
+        let refused = LinkRefused {
+            connector: &id,
+            typed: form.owner.trim(),
+            why,
+        };
+        (status, settings_page(&state, &session, Some(&refused))).into_response()
+    };
     let owner = match Owner::parse(form.owner.trim()) {
         Ok(o) => o,
-        Err(why) => return back(Some(&session), StatusCode::BAD_REQUEST, &why),
+        Err(why) => return again(StatusCode::BAD_REQUEST, &why),
     };
     let new = NewLink {
         owner,
@@ -293,7 +333,10 @@ pub(crate) async fn link(
             };
             layout("Connect link", Some(&session), content).into_response()
         }
-        Err(e) => back_failed(&session, &e),
+        Err(e) => {
+            let (status, why) = super::failed(&e);
+            again(status, &why)
+        }
     }
 }
 
