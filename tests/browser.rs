@@ -66,18 +66,7 @@ async fn an_administrator_and_a_user_set_up_and_connect_a_service_in_chromium() 
         .wait_for("input#token", WAIT)
         .await
         .expect("sign-in page");
-    admin
-        .type_into("input#token", ADMIN_TOKEN)
-        .await
-        .expect("type");
-    admin
-        .click("form[action='/ui/login'] button")
-        .await
-        .expect("sign in");
-    admin
-        .wait_for("section.connector", WAIT)
-        .await
-        .expect("Connector Settings");
+    sign_in_as_admin(&admin).await;
     admin
         .click("a.button[href='/ui/connectors/new']")
         .await
@@ -148,23 +137,7 @@ async fn an_administrator_and_a_user_set_up_and_connect_a_service_in_chromium() 
             .await
             .expect("toggled");
     }
-    admin
-        .type_into("input#o-crm", "user:alice")
-        .await
-        .expect("owner");
-    admin
-        .click("form[action='/ui/connectors/crm/link'] button")
-        .await
-        .expect("make link");
-    admin.wait_for("code.copy", WAIT).await.expect("link shown");
-    let link = admin
-        .execute(
-            "return document.querySelector('code.copy').textContent;",
-            json!([]),
-        )
-        .await
-        .expect("the link");
-    let link = link.as_str().expect("text").to_owned();
+    let link = make_link(&admin, "crm", "user:alice").await;
     // The script gives it a Copy button; pressing it says so.
     admin
         .click("code.copy + button")
@@ -563,6 +536,56 @@ async fn check_page(s: &chromium::Session<'_>, axe: &str, what: &str, found: &mu
     s.resize(1280, 900).await.expect("resize");
 }
 
+/// On Connector Settings: makes a connect link to `connector` for `owner`; its URL, as
+/// the page shows it to copy.
+async fn make_link(s: &chromium::Session<'_>, connector: &str, owner: &str) -> String {
+    s.type_into(&format!("input#o-{connector}"), owner)
+        .await
+        .expect("owner");
+    s.click(&format!(
+        "form[action='/ui/connectors/{connector}/link'] button"
+    ))
+    .await
+    .expect("make link");
+    s.wait_for("code.copy + button", WAIT)
+        .await
+        .expect("the link, with its Copy button");
+    let link = s
+        .execute(
+            "return document.querySelector('code.copy').textContent;",
+            json!([]),
+        )
+        .await
+        .expect("the link");
+    link.as_str().expect("text").to_owned()
+}
+
+/// Types the admin token on the sign-in page shown and signs in, to Connector Settings.
+async fn sign_in_as_admin(s: &chromium::Session<'_>) {
+    s.type_into("input#token", ADMIN_TOKEN).await.expect("type");
+    s.click("form[action='/ui/login'] button")
+        .await
+        .expect("sign in");
+    s.wait_for("section.connector", WAIT)
+        .await
+        .expect("Connector Settings");
+}
+
+/// Opens each `(path, what)` under `control` and checks it as [`check_page`] does.
+async fn check_pages(
+    s: &chromium::Session<'_>,
+    control: &str,
+    axe: &str,
+    pages: &[(&str, &str)],
+    found: &mut Vec<String>,
+) {
+    for (path, what) in pages {
+        s.goto(&format!("{control}{path}")).await.expect("open");
+        s.wait_for("main h1", WAIT).await.expect("page");
+        check_page(s, axe, what, found).await;
+    }
+}
+
 /// Issue 25: every page of the web UI, an administrator's and a user's, error pages and a
 /// form sent back with an error included, has no WCAG 2.1 A/AA violation that axe-core
 /// finds, at 1280 px and at 420 px, and none scrolls sideways.
@@ -595,19 +618,8 @@ async fn every_page_meets_wcag_2_1_aa_at_1280_and_420_pixels_in_chromium() {
         .expect("sign in");
     admin.wait_for("p.problem", WAIT).await.expect("refused");
     check_page(&admin, &axe, "Sign in, refused", &mut found).await;
-    admin
-        .type_into("input#token", ADMIN_TOKEN)
-        .await
-        .expect("type");
-    admin
-        .click("form[action='/ui/login'] button")
-        .await
-        .expect("sign in");
-    admin
-        .wait_for("section.connector", WAIT)
-        .await
-        .expect("Connector Settings");
-    for (path, what) in [
+    sign_in_as_admin(&admin).await;
+    let admin_pages = [
         ("/ui/connectors", "Connector Settings"),
         ("/ui/connectors/new", "Add connector"),
         (
@@ -627,11 +639,8 @@ async fn every_page_meets_wcag_2_1_aa_at_1280_and_420_pixels_in_chromium() {
         ),
         ("/ui/sandboxes", "Sandboxes"),
         ("/ui/activity", "Activity"),
-    ] {
-        admin.goto(&format!("{control}{path}")).await.expect("open");
-        admin.wait_for("main h1", WAIT).await.expect("page");
-        check_page(&admin, &axe, what, &mut found).await;
-    }
+    ];
+    check_pages(&admin, &control, &axe, &admin_pages, &mut found).await;
     // A form sent back with its error beside the field.
     admin
         .goto(&format!("{control}/ui/connectors/new?kind=api_key"))
@@ -657,28 +666,8 @@ async fn every_page_meets_wcag_2_1_aa_at_1280_and_420_pixels_in_chromium() {
         .goto(&format!("{control}/ui/connectors"))
         .await
         .expect("open");
-    admin
-        .type_into("input#o-vendor", "user:alice")
-        .await
-        .expect("owner");
-    admin
-        .click("form[action='/ui/connectors/vendor/link'] button")
-        .await
-        .expect("make link");
-    admin
-        .wait_for("code.copy + button", WAIT)
-        .await
-        .expect("link");
+    let link = make_link(&admin, "vendor", "user:alice").await;
     check_page(&admin, &axe, "Connect link", &mut found).await;
-    let link = admin
-        .execute(
-            "return document.querySelector('code.copy').textContent;",
-            json!([]),
-        )
-        .await
-        .expect("the link");
-    let link = link.as_str().expect("text").to_owned();
-
     // The user: the link's page, their connections before and after connecting.
     let user_profile = tempfile::tempdir().expect("profile");
     let user = chromium
@@ -738,7 +727,7 @@ async fn every_page_meets_wcag_2_1_aa_at_1280_and_420_pixels_in_chromium() {
     check_page(&user, &axe, "Sign-in callback, refused", &mut found).await;
 
     // Dark mode, where the system asks for it: the same checks on the administrator's
-    // pages and the user's.
+    // pages.
     let dark_profile = tempfile::tempdir().expect("profile");
     let dark = chromium
         .session_with(dark_profile.path(), HOSTS, &["--force-dark-mode"])
@@ -754,31 +743,12 @@ async fn every_page_meets_wcag_2_1_aa_at_1280_and_420_pixels_in_chromium() {
         .await
         .expect("media");
     assert_eq!(scheme, json!(true), "the browser asks for dark");
-    check_page(&dark, &axe, "Sign in (dark)", &mut found).await;
-    dark.type_into("input#token", ADMIN_TOKEN)
-        .await
-        .expect("type");
-    dark.click("form[action='/ui/login'] button")
-        .await
-        .expect("sign in");
-    dark.wait_for("section.connector", WAIT)
-        .await
-        .expect("Connector Settings");
-    for (path, what) in [
-        ("/ui/connectors", "Connector Settings (dark)"),
-        ("/ui/connectors/new", "Add connector (dark)"),
-        (
-            "/ui/connectors/new?kind=databricks",
-            "Add connector: Databricks (dark)",
-        ),
-        ("/ui/connectors/vendor/delete", "Delete connector (dark)"),
-        ("/ui/all-connections", "All connections (dark)"),
-        ("/ui/sandboxes", "Sandboxes (dark)"),
-        ("/ui/activity", "Activity (dark)"),
-    ] {
-        dark.goto(&format!("{control}{path}")).await.expect("open");
-        dark.wait_for("main h1", WAIT).await.expect("page");
-        check_page(&dark, &axe, what, &mut found).await;
+    let light = found.len();
+    check_page(&dark, &axe, "Sign in", &mut found).await;
+    sign_in_as_admin(&dark).await;
+    check_pages(&dark, &control, &axe, &admin_pages, &mut found).await;
+    for problem in &mut found[light..] {
+        problem.insert_str(0, "dark mode: ");
     }
     dark.close().await.expect("close");
 
