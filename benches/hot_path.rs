@@ -21,6 +21,21 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const POLICY: &str =
     "version: 1\nconnectors:\n  - { id: openai, auth: api_key, egress: [api.openai.com] }\n";
 
+/// The same connector with five request rules, the last one the request's (issue 26).
+const FIVE_RULES: &str = r#"version: 1
+connectors:
+  - id: openai
+    auth: api_key
+    egress: [api.openai.com]
+    rules:
+      - { methods: [DELETE], path: "/v1/files/**", action: deny }
+      - { methods: [POST], path: "/v1/fine_tuning/**", action: deny }
+      - { methods: [GET], path: "/v1/models/*", action: allow }
+      - { methods: [POST], path: "/v1/assistants", query: { beta: "true" }, action: deny }
+      - { methods: [POST], path: "/v1/chat/completions", action: allow }
+    default: deny
+"#;
+
 /// Twenty headers as a Python SDK sends them, one of them the placeholder.
 fn realistic(placeholder: &str) -> http::request::Parts {
     let mut b = http::Request::builder()
@@ -60,6 +75,14 @@ fn realistic(placeholder: &str) -> http::request::Parts {
 fn swap(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let policy = egret_policy::parse(POLICY, Path::new("b.yaml"), dir.path()).expect("policy");
+    let ruled = egret_policy::parse(FIVE_RULES, Path::new("b.yaml"), dir.path()).expect("policy");
+    let facts = egret_policy::RequestFacts {
+        method: "POST",
+        path: "/v1/chat/completions",
+        query: Some("stream=false"),
+        body: None,
+    };
+    let asked = egret_proxy::swap::Asked::Facts(facts);
     let vault = Vault::open(&dir.path().join("v.redb"), &MasterKey::generate()).expect("vault");
     let org = ConnectionId::default_of("openai", &Owner::parse("org").expect("owner"));
     vault
@@ -74,20 +97,32 @@ fn swap(c: &mut Criterion) {
         port: 443,
     };
     let mut g = c.benchmark_group("swap");
-    for (name, auth) in [
-        ("20_headers_with_placeholder", p.expose()),
-        ("20_headers_no_placeholder", "sk-not-a-placeholder"),
+    for (name, auth, policy, asked) in [
+        ("20_headers_with_placeholder", p.expose(), &policy, None),
+        (
+            "20_headers_no_placeholder",
+            "sk-not-a-placeholder",
+            &policy,
+            None,
+        ),
+        (
+            "20_headers_with_placeholder_and_five_rules",
+            p.expose(),
+            &ruled,
+            Some(&asked),
+        ),
     ] {
         g.bench_function(name, |b| {
             b.iter_batched(
                 || realistic(auth),
                 |mut parts| {
                     let lookup = Lookup {
-                        policy: &policy,
+                        policy,
                         vault: &vault,
                         now_unix: unix_now(),
                         renewed: &[],
                         sandbox: None,
+                        asked,
                     };
                     let swapped = swap_request(&mut parts, dest, &lookup);
                     black_box(swapped.is_ok());

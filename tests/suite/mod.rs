@@ -55,6 +55,8 @@ mod oauth_failures;
 mod replicas;
 /// A connector's request settings: base headers, user agent, timeout, retries.
 mod request_settings;
+/// Request rules: read-only connectors, method/path/query/body rules, refused unsent.
+mod rules;
 /// Proxy authentication: sandbox identities and bound placeholders.
 mod sandboxes;
 /// No SSRF: IP literals, private ranges, DNS answers checked where they are dialled.

@@ -7,6 +7,7 @@
 //! a connector's credential are sent (`request`) and what can be wrong with a file (`error`). Synchronous and without I/O beyond reading a file: it never opens a
 //! socket or watches a file, and reads a secret only when asked (`SecretRef::read`).
 
+mod access;
 mod error;
 mod host;
 mod model;
@@ -22,6 +23,7 @@ mod webhook;
 
 use std::path::Path;
 
+pub use access::{Access, Action, PathGlob, RequestFacts, RequestRule, Verdict, normalized_path};
 pub use error::{Located, PolicyError, Problems};
 pub use host::{HostPattern, canonical_ip, ip_literal, is_ip_literal, normalize_host};
 pub use model::*;

@@ -231,6 +231,8 @@ pub struct Connector {
     /// Base headers, user agent, response timeout and retries for the requests that
     /// carry its credential (`request:`).
     pub request: crate::RequestSettings,
+    /// What an agent may do with its credential (`access`, `rules`, `default`).
+    pub access: crate::Access,
 }
 
 /// Whose connections a connector takes.

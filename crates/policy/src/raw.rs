@@ -154,6 +154,13 @@ pub(crate) struct RawConnector {
     /// `[org]`, `[user]` or both: whose connections it takes.
     pub owners: Option<S<Vec<String>>>,
     pub request: Option<S<RawRequest>>,
+    /// `read_only` (or `full`, the default).
+    pub access: Option<S<String>>,
+    /// Request rules, first match wins.
+    #[serde(default)]
+    pub rules: Vec<S<crate::access::RawRule>>,
+    /// What a request no rule matches gets: `allow` (the default), `deny` or `approve`.
+    pub default: Option<S<String>>,
 }
 
 /// `request: {headers: {Name: value}, user_agent, timeout, retries: {max, on, max_wait}}`.

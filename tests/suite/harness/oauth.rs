@@ -32,6 +32,8 @@ pub struct Options {
     pub multiple_connections: bool,
     /// A webhook receiving every event, signed with the secret `egret-secret`.
     pub webhook: Option<String>,
+    /// Lines added to the `vendor` connector (request rules), indented by four spaces.
+    pub vendor_extra: &'static str,
 }
 
 impl Default for Options {
@@ -44,6 +46,7 @@ impl Default for Options {
             scopes: "openid, offline_access, read",
             multiple_connections: false,
             webhook: None,
+            vendor_extra: "",
         }
     }
 }
@@ -82,6 +85,7 @@ impl OAuthFixture {
         let control = egret.control_addr.port();
         let (skew, timeout, scopes) = (o.skew, o.timeout, o.scopes);
         let multiple = o.multiple_connections;
+        let extra = o.vendor_extra;
         let webhooks = o
             .webhook
             .map(|url| {
@@ -114,7 +118,7 @@ connectors:
     egress: ["api.test.local:{port}"]
     test: {{ path: /resource }}
     multiple_connections: {multiple}
-  - id: ci
+{extra}  - id: ci
     auth: oauth2
     grant: client_credentials
     oauth:

@@ -171,6 +171,7 @@ impl Validator<'_> {
             .map(|r| self.request_settings(r, &headers))
             .transpose()?
             .unwrap_or_default();
+        let access = self.access(c.access.as_ref(), &c.rules, c.default.as_ref())?;
         let client_credentials =
             matches!(&auth, AuthKind::OAuth2(o) if o.grant == Grant::ClientCredentials);
         let owners = match &c.owners {
@@ -216,6 +217,7 @@ impl Validator<'_> {
             multiple_connections: c.multiple_connections,
             owners,
             request,
+            access,
         })
     }
 

@@ -12,7 +12,7 @@ use egret_vault::{ConnectionKind, Credential, PlaceholderEntry, PlaceholderInfo}
 use crate::Proxy;
 use crate::binding::Bound;
 use crate::refusal::Refusal;
-use crate::swap::{self, Destination, Halt, Lookup, SwapReport};
+use crate::swap::{self, Asked, Destination, Halt, Lookup, SwapReport};
 
 /// A placeholder's connection and the credential the broker handed out for it.
 pub(super) type Renewed = Vec<(Arc<PlaceholderEntry>, Arc<Credential>)>;
@@ -25,6 +25,7 @@ pub(super) async fn swap(
     parts: &mut http::request::Parts,
     bound: &Bound,
     mut renewed: Renewed,
+    asked: Option<&Asked<'_>>,
 ) -> Result<SwapReport, Refusal> {
     let dest = Destination {
         host: &bound.host,
@@ -37,6 +38,7 @@ pub(super) async fn swap(
             now_unix: proxy.clock.unix(),
             renewed: &renewed,
             sandbox: bound.sandbox_id(),
+            asked,
         };
         let entry = match swap::swap_request(parts, dest, &lookup) {
             Ok(report) => return Ok(report),

@@ -2,6 +2,7 @@
 //! small function in a file of its own with its own tests, and [`handle`] is the one
 //! place where a failed step becomes the sandbox's answer.
 
+mod asked;
 mod fresh;
 mod head;
 mod limit;
@@ -84,8 +85,12 @@ async fn forward(
     limit::take(&proxy.rate, &policy, bound, proxy.clock.instant())?;
     // The sandbox's own head (placeholders, not tokens), kept for step 8 when it may come.
     let original = replay::Original::keep(&policy, bound, &parts, &body);
+    // 3b. What the request asks, for its connector's request rules (decided in step 4,
+    //     before any token is renewed); the body is read only where a rule looks into it.
+    let (asking, body) = asked::take(proxy, &policy, bound, &parts, body).await?;
+    let asked = asking.as_ref().map(asked::Asking::asked);
     // 4. Fresh credentials in place of placeholders, renewing OAuth tokens that are due.
-    let report = fresh::swap(proxy, policy, &mut parts, bound, Vec::new()).await?;
+    let report = fresh::swap(proxy, policy, &mut parts, bound, Vec::new(), asked.as_ref()).await?;
     let swapped = record::swapped(proxy, &report);
     // 5. The connector's request settings: base headers, user agent, and how step 6 sends.
     let plan = settings::apply(
@@ -99,13 +104,19 @@ async fn forward(
     let scan = Scan::prepare(proxy, bound, &report, &mut parts);
     let upgrade = target::upstream_head(&mut parts, bound)?;
     if upgrade {
+        // An upgrade is a GET: its body is never read for the rules.
+        let Either::Left(body) = body else {
+            return Err(Refusal::bad_request(
+                "an upgrade request may not carry a body",
+            ));
+        };
         let resp = upgrade::forward(proxy, bound, parts, body, guard, scan.as_ref()).await?;
         return Ok((resp, swapped));
     }
     let used = fresh::oauth_tokens(proxy, &report);
     let Some(original) = original.filter(|_| !used.is_empty()) else {
         // 6. Upstream send, the body streamed; retried where the connector says so.
-        let resp = retry::send(proxy, bound, &plan, parts, Either::Left(body)).await?;
+        let resp = retry::send(proxy, bound, &plan, parts, body).await?;
         // 7. The answer scanned on its way back.
         let resp = scan::answer(proxy, bound, resp, scan.as_ref(), guard).await?;
         return Ok((resp, swapped));

@@ -116,6 +116,7 @@ mod tests {
             now_unix: proxy.clock.unix(),
             renewed: &[],
             sandbox: None,
+            asked: None,
         };
         let dest = Destination {
             host: "api.x.com",

@@ -73,7 +73,7 @@ impl Replay {
         proxy: &Proxy,
         bound: &Bound,
         parts: Parts,
-        body: Incoming,
+        body: UpstreamBody,
         scan: Option<Scan>,
         guard: InFlight,
     ) -> Result<Response<ProxyBody>, Refusal> {
@@ -122,7 +122,8 @@ async fn replay(
     info!(host = %bound.host, "upstream refused the token; retrying once with a renewed one");
     let mut parts = original.parts();
     let policy = proxy.policy.load();
-    let report = fresh::swap(proxy, policy, &mut parts, bound, renewed).await?;
+    // The rules passed on the first send; the same request is not judged again.
+    let report = fresh::swap(proxy, policy, &mut parts, bound, renewed, None).await?;
     let scan = Scan::prepare(proxy, bound, &report, &mut parts);
     settings::apply(&proxy.policy.load(), &report, &mut parts, plan.timeout);
     target::upstream_head(&mut parts, bound)?;

@@ -280,4 +280,19 @@ impl Refusal {
         )
         .with("connector", connector)
     }
+
+    /// The connector's request rules (or `access: read_only`) do not let this request
+    /// use its credential. Says which rule, why, and what is allowed, so an agent can
+    /// correct itself.
+    pub fn request_denied(connector: &str, rule: &str, reason: &str, allowed: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            Code::RequestDenied,
+            format!("connector {connector} does not let an agent make this request: {reason} (rule {rule}). {allowed} Nothing was sent."),
+        )
+        .with("connector", connector)
+        .with("rule", rule)
+        .with("reason", reason)
+        .with("allowed", allowed)
+    }
 }

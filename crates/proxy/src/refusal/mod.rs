@@ -52,6 +52,7 @@ pub enum Code {
     PlaceholderWrongSandbox,
     ConnectorRemoved,
     ConnectionNeedsReauth,
+    RequestDenied,
     RateLimited,
     TooManyConnections,
     UpstreamUnreachable,
@@ -76,6 +77,7 @@ impl Code {
             Self::PlaceholderWrongSandbox => "placeholder_wrong_sandbox",
             Self::ConnectorRemoved => "connector_removed",
             Self::ConnectionNeedsReauth => "connection_needs_reauth",
+            Self::RequestDenied => "request_denied",
             Self::RateLimited => "rate_limited",
             Self::TooManyConnections => "too_many_connections",
             Self::UpstreamUnreachable => "upstream_unreachable",
@@ -99,6 +101,7 @@ impl Code {
             | Self::PlaceholderWrongSandbox
             | Self::ConnectorRemoved
             | Self::ConnectionNeedsReauth
+            | Self::RequestDenied
             | Self::RateLimited
             | Self::TooManyConnections => Source::Policy,
             Self::UpstreamUnreachable

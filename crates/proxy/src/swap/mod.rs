@@ -15,7 +15,7 @@ use std::sync::{Arc, LazyLock};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use egret_policy::AuthKind;
-use egret_policy::{Connector, Policy};
+use egret_policy::{Connector, Policy, RequestFacts};
 use egret_vault::{
     Credential, PLACEHOLDER_MIN_BODY, PLACEHOLDER_PREFIX, PlaceholderEntry, PlaceholderHash,
     Resolved, Vault,
@@ -90,6 +90,17 @@ pub struct Lookup<'a> {
     pub renewed: &'a [(Arc<PlaceholderEntry>, Arc<Credential>)],
     /// The sandbox the request came from (proxy authentication), if known.
     pub sandbox: Option<&'a str>,
+    /// What the request asks, for the connectors' request rules; `None` where they were
+    /// decided already (a replay after a 401) or do not apply.
+    pub asked: Option<&'a Asked<'a>>,
+}
+
+/// The request as the rules see it.
+pub enum Asked<'a> {
+    Facts(RequestFacts<'a>),
+    /// The rules cannot judge it (a path with `.`/`..` segments or an encoded `/`): a
+    /// connector with rules refuses it, one without lets it through.
+    Unjudgeable(&'static str),
 }
 
 /// Why a swap stopped without a request to send.
@@ -414,6 +425,12 @@ fn check(
             Refusal::placeholder_misplaced(connector.id.as_str(), &field.describe()).into(),
         );
     }
+    // What the agent asks must be allowed before its token is renewed or swapped in.
+    if let Some(asked) = lookup.asked
+        && !connector.access.is_open()
+    {
+        decide(connector, asked)?;
+    }
     if let AuthKind::OAuth2(settings) = &connector.auth {
         let same = |(p, _): &&(Arc<PlaceholderEntry>, Arc<Credential>)| {
             p.info.connector == resolved.placeholder.info.connector
@@ -429,6 +446,18 @@ fn check(
         }
     }
     Ok(resolved)
+}
+
+/// The connector's request rules on this request.
+fn decide(connector: &Connector, asked: &Asked<'_>) -> Result<(), Refusal> {
+    let id = connector.id.as_str();
+    let allowed = || connector.access.allowed_sentence();
+    match asked {
+        Asked::Unjudgeable(why) => Err(Refusal::request_denied(id, "path", why, &allowed())),
+        Asked::Facts(facts) => connector.access.decide(facts).map_err(|verdict| {
+            Refusal::request_denied(id, &verdict.rule, &verdict.reason, &allowed())
+        }),
+    }
 }
 
 /// Refuses placeholders that stand in `bytes` only encoded (see `encoded`).

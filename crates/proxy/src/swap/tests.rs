@@ -83,6 +83,7 @@ fn swap_parts(f: &Fixture, host: &str, parts: &mut Parts) -> Result<SwapReport, 
         now_unix: unix_now(),
         renewed: &[],
         sandbox: None,
+        asked: None,
     };
     match swap_request(parts, Destination { host, port: 443 }, &lookup) {
         Ok(r) => Ok(r),

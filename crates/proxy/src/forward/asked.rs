@@ -1,0 +1,105 @@
+//! Step 3b: what the request asks, for its connector's request rules (`access`,
+//! `rules`). The rules are decided in the swap (step 4), where the placeholder names the
+//! connector, before any token is renewed or swapped in; here the method, the path (as
+//! the rules read it) and the query are taken, and the body is read when a rule on this
+//! host looks into it.
+
+use bytes::Bytes;
+use egret_policy::{Policy, RequestFacts, normalized_path};
+use http::request::Parts;
+use http_body_util::{BodyExt, Either, Full, Limited};
+use hyper::body::{Body, Incoming};
+
+use crate::Proxy;
+use crate::binding::Bound;
+use crate::refusal::Refusal;
+use crate::swap::Asked;
+use crate::upstream::UpstreamBody;
+
+/// The most of a body the rules read; a bigger one where a rule needs it is refused.
+pub(super) const BODY_MAX: usize = 64 * 1024;
+
+/// The request as the rules read it, owned (the head is changed by the swap).
+pub(super) struct Asking {
+    method: String,
+    path: Option<String>,
+    query: Option<String>,
+    body: Option<serde_json::Value>,
+}
+
+impl Asking {
+    pub(super) fn asked(&self) -> Asked<'_> {
+        match &self.path {
+            Some(path) => Asked::Facts(RequestFacts {
+                method: &self.method,
+                path,
+                query: self.query.as_deref(),
+                body: self.body.as_ref(),
+            }),
+            None => Asked::Unjudgeable(
+                "the path has `.` or `..` segments, an encoded `/` or `\\`, or bytes that are not UTF-8, so the rules cannot tell where it goes",
+            ),
+        }
+    }
+}
+
+/// What the request asks, when a connector serving this host has rules (`None`
+/// otherwise: nothing to decide, nothing read), and the body to send on.
+pub(super) async fn take(
+    proxy: &Proxy,
+    policy: &Policy,
+    bound: &Bound,
+    parts: &Parts,
+    body: Incoming,
+) -> Result<(Option<Asking>, UpstreamBody), Refusal> {
+    let ruled =
+        |c: &&egret_policy::Connector| !c.access.is_open() && c.serves(&bound.host, bound.port);
+    let Some(first) = policy.connectors.iter().find(ruled) else {
+        return Ok((None, Either::Left(body)));
+    };
+    let first = first.id.as_str().to_owned();
+    let reads = !matches!(parts.method.as_str(), "GET" | "HEAD" | "OPTIONS")
+        && !body.is_end_stream()
+        && policy
+            .connectors
+            .iter()
+            .filter(ruled)
+            .any(|c| c.access.needs_body());
+    let (json, body) = if reads {
+        let bytes = read(proxy, body, &first).await?;
+        let json = serde_json::from_slice(&bytes).ok();
+        (json, Either::Right(Full::new(bytes)))
+    } else {
+        (None, Either::Left(body))
+    };
+    let asking = Asking {
+        method: parts.method.as_str().to_owned(),
+        path: normalized_path(parts.uri.path()),
+        query: parts.uri.query().map(str::to_owned),
+        body: json,
+    };
+    Ok((Some(asking), body))
+}
+
+/// The body, whole, up to [`BODY_MAX`] and within the head timeout.
+async fn read(proxy: &Proxy, body: Incoming, connector: &str) -> Result<Bytes, Refusal> {
+    let collected = tokio::time::timeout(
+        proxy.limits.request_head_timeout,
+        Limited::new(body, BODY_MAX).collect(),
+    )
+    .await
+    .map_err(|_| Refusal::bad_request("the request body did not arrive in time"))?;
+    match collected {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Refusal::request_denied(
+            connector,
+            "body",
+            &format!(
+                "the body is over {} KiB, more than the connector's request rules read",
+                BODY_MAX / 1024
+            ),
+            "Send a smaller body, or ask the administrator about the connector's rules.",
+        )),
+        Err(_) => Err(Refusal::bad_request("the request body broke off")),
+    }
+}
