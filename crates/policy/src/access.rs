@@ -88,7 +88,7 @@ fn glob_segments(pattern: &[&str], path: &[&str]) -> bool {
 }
 
 /// `*` within one segment: any run of characters (none included).
-fn glob_in_segment(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob_in_segment(pattern: &str, text: &str) -> bool {
     let Some((head, tail)) = pattern.split_once('*') else {
         return pattern == text;
     };
@@ -146,6 +146,8 @@ pub struct Access {
     pub read_only: bool,
     pub rules: Vec<RequestRule>,
     pub default: Action,
+    /// The connector is an MCP server: its tools, by name (`mcp.tools`).
+    pub mcp: Option<crate::McpTools>,
 }
 
 impl Default for Access {
@@ -154,6 +156,7 @@ impl Default for Access {
             read_only: false,
             rules: Vec::new(),
             default: Action::Allow,
+            mcp: None,
         }
     }
 }
@@ -181,13 +184,20 @@ pub struct Verdict {
 impl Access {
     /// Whether anything is restricted (an unrestricted connector costs nothing per request).
     pub fn is_open(&self) -> bool {
-        !self.read_only && self.rules.is_empty() && self.default == Action::Allow
+        !self.read_only && self.rules.is_empty() && self.default == Action::Allow && self.mcp.is_none()
+    }
+
+    /// Whether a request may be held for a person's approval.
+    pub fn may_approve(&self) -> bool {
+        self.default == Action::Approve
+            || self.rules.iter().any(|r| r.action == Action::Approve)
+            || self.mcp.as_ref().is_some_and(|m| !m.approve.is_empty())
     }
 
     /// Whether deciding needs the request body (a rule matches on it, or read-only must
     /// tell a GraphQL query from a mutation).
     pub fn needs_body(&self) -> bool {
-        self.read_only || self.rules.iter().any(|r| !r.body.is_empty())
+        self.read_only || self.mcp.is_some() || self.rules.iter().any(|r| !r.body.is_empty())
     }
 
     /// `Ok` when the request may go; the verdict (deny or approve) otherwise.
@@ -299,6 +309,9 @@ impl Access {
         }));
         if self.default != Action::Allow {
             out.push(format!("otherwise {}", self.default.as_str()));
+        }
+        if let Some(mcp) = &self.mcp {
+            out.extend(mcp.summaries());
         }
         out
     }
@@ -477,6 +490,7 @@ impl crate::validate::Validator<'_> {
         access: Option<&S<String>>,
         rules: &[S<RawRule>],
         default: Option<&S<String>>,
+        mcp: Option<&S<crate::mcp::RawMcp>>,
     ) -> Result<Access, crate::Located> {
         let read_only = match access {
             None => false,
@@ -523,9 +537,6 @@ impl crate::validate::Validator<'_> {
                 body.push((pointer.clone(), value.clone()));
             }
             let action = self.action(&r.action)?;
-            if action == Action::Approve {
-                return Err(self.at(&r.action, APPROVALS_NOT_YET));
-            }
             out.push(RequestRule {
                 name: r.name.clone(),
                 methods,
@@ -537,26 +548,17 @@ impl crate::validate::Validator<'_> {
             });
         }
         let default = match default {
-            Some(d) => {
-                let action = self.action(d)?;
-                if action == Action::Approve {
-                    return Err(self.at(d, APPROVALS_NOT_YET));
-                }
-                action
-            }
+            Some(d) => self.action(d)?,
             None => Action::Allow,
         };
         Ok(Access {
             read_only,
             rules: out,
             default,
+            mcp: mcp.map(|m| self.mcp(m)).transpose()?,
         })
     }
 }
-
-/// Until approvals are held and routed (issue 26, part 2), `approve` is refused at load
-/// rather than guessed at.
-const APPROVALS_NOT_YET: &str = "`approve` is not available yet: this egret cannot hold a request for a person's approval; use `deny` (or `allow`) for now";
 
 #[cfg(test)]
 mod tests;

@@ -4,12 +4,14 @@
 //! (`raw`), turning them into types that cannot be invalid (`validate` -> `model`), host
 //! patterns (`host`), secret references (`secret_ref`), the built-in vendor templates
 //! (`templates`), where events are delivered (`webhook`), how requests that carry
-//! a connector's credential are sent (`request`) and what can be wrong with a file (`error`). Synchronous and without I/O beyond reading a file: it never opens a
+//! a connector's credential are sent (`request`), what an agent may do with it (`access`,
+//! and `mcp` for MCP servers' tools) and what can be wrong with a file (`error`). Synchronous and without I/O beyond reading a file: it never opens a
 //! socket or watches a file, and reads a secret only when asked (`SecretRef::read`).
 
 mod access;
 mod error;
 mod host;
+mod mcp;
 mod model;
 mod paths;
 mod raw;
@@ -25,6 +27,7 @@ use std::path::Path;
 
 pub use access::{Access, Action, PathGlob, RequestFacts, RequestRule, Verdict, normalized_path};
 pub use error::{Located, PolicyError, Problems};
+pub use mcp::McpTools;
 pub use host::{HostPattern, canonical_ip, ip_literal, is_ip_literal, normalize_host};
 pub use model::*;
 pub use request::{RequestSettings, Retries};

@@ -30,6 +30,35 @@ pub struct Policy {
     pub webhooks: Vec<crate::Webhook>,
     /// How the web UI meets people (`ui:`).
     pub ui: crate::UiSettings,
+    /// How requests held for a person's approval wait (`approvals:`).
+    pub approvals: ApprovalSettings,
+}
+
+/// `approvals: {hold, expire}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApprovalSettings {
+    /// How long a held request waits for a decision before `approval_pending`.
+    pub hold: Duration,
+    /// How long an undecided approval stays open (a retry after approval goes through).
+    pub expire: Duration,
+}
+
+impl Default for ApprovalSettings {
+    fn default() -> Self {
+        Self {
+            hold: Duration::from_secs(30),
+            expire: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// `connectors[].limits`: how much one connection may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Requests per window, with the window's length.
+    pub requests: Option<(u64, Duration)>,
+    /// Requests in flight at once (per replica).
+    pub concurrent: Option<u32>,
 }
 
 /// Listen addresses from outside the policy file (`--proxy-listen`,
@@ -231,8 +260,12 @@ pub struct Connector {
     /// Base headers, user agent, response timeout and retries for the requests that
     /// carry its credential (`request:`).
     pub request: crate::RequestSettings,
-    /// What an agent may do with its credential (`access`, `rules`, `default`).
+    /// What an agent may do with its credential (`access`, `rules`, `default`, `mcp`).
     pub access: crate::Access,
+    /// How long its requests wait for approval, instead of `approvals.hold`.
+    pub approval_hold: Option<Duration>,
+    /// How much each of its connections may be used (`limits:`).
+    pub budget: Option<Budget>,
 }
 
 /// Whose connections a connector takes.

@@ -32,6 +32,7 @@ pub(crate) struct RawPolicy {
     #[serde(default)]
     pub webhooks: Vec<S<RawWebhook>>,
     pub ui: Option<S<RawUi>>,
+    pub approvals: Option<S<RawApprovals>>,
 }
 
 /// `ui: {user_header, trusted_proxies, frame_ancestors}`.
@@ -161,6 +162,34 @@ pub(crate) struct RawConnector {
     pub rules: Vec<S<crate::access::RawRule>>,
     /// What a request no rule matches gets: `allow` (the default), `deny` or `approve`.
     pub default: Option<S<String>>,
+    /// The connector is an MCP server: `{tools: {allow, deny, approve}}`.
+    pub mcp: Option<S<crate::mcp::RawMcp>>,
+    /// `{hold: 30s}`: how long a request waits for a person's approval.
+    pub approvals: Option<S<RawConnectorApprovals>>,
+    /// `{requests: 1000, per: 1d, concurrent: 8}`, per connection.
+    pub limits: Option<S<RawBudget>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConnectorApprovals {
+    pub hold: Option<S<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBudget {
+    pub requests: Option<S<u64>>,
+    pub per: Option<S<String>>,
+    pub concurrent: Option<S<u64>>,
+}
+
+/// `approvals: {hold: 30s, expire: 1h}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApprovals {
+    pub hold: Option<S<String>>,
+    pub expire: Option<S<String>>,
 }
 
 /// `request: {headers: {Name: value}, user_agent, timeout, retries: {max, on, max_wait}}`.

@@ -103,7 +103,9 @@ impl Vault {
             | Table::Connectors
             | Table::Authorizations
             | Table::ConnectLinks
-            | Table::UiSessions => {}
+            | Table::UiSessions
+            | Table::Approvals
+            | Table::Budgets => {}
         }
         Ok(())
     }

@@ -8,7 +8,8 @@
 //! tokens and pending authorizations (`oauth`), connectors created through the API
 //! (`connectors`) and those gone from the policy file, kept until their retention ends
 //! (`retained`), sandbox identities (`sandboxes`), webhook deliveries owed (`outbox`),
-//! connect links (`links`), web UI sessions (`ui_sessions`), sealed values the vault
+//! connect links (`links`), web UI sessions (`ui_sessions`), requests held for approval
+//! (`approvals`), requests counted against budgets (`budgets`), sealed values the vault
 //! shares such as a replicated CA (`meta`), copying between stores (`copy`), the audit
 //! log and its batching writer (`audit`), the record types (`records`, `placeholder`, and
 //! `names`: which connection a record is about) and its errors (`error`).
@@ -17,7 +18,9 @@
 //! as associated data, before a store sees it. It must not log, print or return a secret
 //! except through [`Resolved`] to the proxy, and it knows nothing of HTTP or SQL.
 
+mod approvals;
 mod audit;
+mod budgets;
 mod changes;
 mod connections;
 mod connectors;
@@ -44,6 +47,7 @@ mod seal;
 pub mod store;
 mod ui_sessions;
 
+pub use approvals::{Approval, ApprovalStatus};
 pub use audit::{AuditRecord, AuditWriter};
 pub use copy::{Copied, copy_store};
 pub use db::{PlaceholderEntry, Resolved, Vault};

@@ -18,6 +18,7 @@ pub struct Rotated {
     pub connections: usize,
     pub authorizations: usize,
     pub ui_sessions: usize,
+    pub approvals: usize,
     /// Placeholder, sandbox and connect-link rows given the new key's MAC.
     pub authenticated: usize,
     /// Rows of those tables whose MAC failed under the old key: forged, and dropped.
@@ -68,6 +69,7 @@ pub fn rotate_store_key(
         (Table::Connectors, &mut rotated.connectors),
         (Table::Authorizations, &mut rotated.authorizations),
         (Table::UiSessions, &mut rotated.ui_sessions),
+        (Table::Approvals, &mut rotated.approvals),
     ] {
         for (k, v) in store.scan(table)? {
             // A pending authorization keeps its clear header; only its record is sealed.

@@ -379,6 +379,7 @@ fn rotating_the_master_key_reseals_everything_and_retires_the_old_key() {
             connections: 1,
             authorizations: 1,
             ui_sessions: 0,
+            approvals: 0,
             // The placeholder's row, under the new key's MAC.
             authenticated: 1,
             forged_dropped: 0,

@@ -162,15 +162,17 @@ fn bad_rules_are_refused_at_load_with_their_place() {
             "did you mean `deny`?",
         ),
         (
-            "    rules:\n      - { action: approve }\n",
-            "not available yet",
+            "    mcp: { tools: { allow: [\"bad tool\"] } }\n",
+            "not a tool name pattern",
         ),
+        ("    limits: { requests: 10 }\n", "needs `per`"),
+        ("    limits: { concurrent: 0 }\n", "from 1"),
+        ("    approvals: { hold: 0s }\n", "above zero"),
         (
             "    rules:\n      - { body: { operationName: x }, action: deny }\n",
             "JSON pointer",
         ),
         ("    access: readonly\n", "expected `read_only`"),
-        ("    default: approve\n", "not available yet"),
     ] {
         let text = format!(
             "version: 1\nconnectors:\n  - id: gh\n    auth: api_key\n    egress: [api.github.com]\n{rules}"

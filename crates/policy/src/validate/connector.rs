@@ -171,7 +171,19 @@ impl Validator<'_> {
             .map(|r| self.request_settings(r, &headers))
             .transpose()?
             .unwrap_or_default();
-        let access = self.access(c.access.as_ref(), &c.rules, c.default.as_ref())?;
+        let access = self.access(
+            c.access.as_ref(),
+            &c.rules,
+            c.default.as_ref(),
+            c.mcp.as_ref(),
+        )?;
+        let approval_hold = c
+            .approvals
+            .as_ref()
+            .and_then(|a| a.value.hold.as_ref())
+            .map(|h| self.positive_duration(h, "hold"))
+            .transpose()?;
+        let budget = c.limits.as_ref().map(|b| self.budget(b)).transpose()?;
         let client_credentials =
             matches!(&auth, AuthKind::OAuth2(o) if o.grant == Grant::ClientCredentials);
         let owners = match &c.owners {
@@ -218,6 +230,8 @@ impl Validator<'_> {
             owners,
             request,
             access,
+            approval_hold,
+            budget,
         })
     }
 

@@ -167,6 +167,11 @@ impl Validator<'_> {
                 .as_ref()
                 .and_then(|u| v.keep(v.ui(u)))
                 .unwrap_or_default(),
+            approvals: raw
+                .approvals
+                .as_ref()
+                .and_then(|a| v.keep(v.approvals(a)))
+                .unwrap_or_default(),
         }
     }
 
@@ -331,6 +336,56 @@ impl Validator<'_> {
             })?;
         let per = self.positive_duration(&raw.value.per, "per")?;
         Ok(RateLimit { requests, per })
+    }
+
+    fn approvals(
+        &self,
+        raw: &S<crate::raw::RawApprovals>,
+    ) -> Result<crate::ApprovalSettings, Located> {
+        let mut out = crate::ApprovalSettings::default();
+        if let Some(h) = &raw.value.hold {
+            out.hold = self.positive_duration(h, "hold")?;
+        }
+        if let Some(e) = &raw.value.expire {
+            out.expire = self.positive_duration(e, "expire")?;
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn budget(&self, raw: &S<crate::raw::RawBudget>) -> Result<crate::Budget, Located> {
+        let b = &raw.value;
+        let requests = match (&b.requests, &b.per) {
+            (Some(n), Some(per)) if n.value > 0 => {
+                Some((n.value, self.positive_duration(per, "per")?))
+            }
+            (Some(n), Some(_)) => return Err(self.at(n, "`requests` must be at least 1")),
+            (Some(n), None) => {
+                return Err(self.at(n, "`requests` needs `per`, the window, e.g. `per: 1d`"));
+            }
+            (None, Some(per)) => {
+                return Err(self.at(per, "`per` needs `requests`, e.g. `requests: 1000`"));
+            }
+            (None, None) => None,
+        };
+        let concurrent = match &b.concurrent {
+            Some(c) => Some(
+                u32::try_from(c.value)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| self.at(c, "`concurrent` must be a number from 1"))?,
+            ),
+            None => None,
+        };
+        if requests.is_none() && concurrent.is_none() {
+            return Err(self.at(
+                raw,
+                "`limits` limits nothing; give `requests` with `per`, and/or `concurrent`",
+            ));
+        }
+        Ok(crate::Budget {
+            requests,
+            concurrent,
+        })
     }
 
     fn host(&self, s: &S<String>) -> Result<HostPattern, Located> {

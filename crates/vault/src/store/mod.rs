@@ -53,10 +53,15 @@ pub enum Table {
     ConnectLinks,
     /// Web UI sessions by the SHA-256 of their cookie (sealed: they carry a CSRF token).
     UiSessions,
+    /// Requests held for a person's approval, by id (sealed: a body preview).
+    Approvals,
+    /// Requests counted against connections' budgets: `<connection key>@<window start>`
+    /// -> the count (decimal text).
+    Budgets,
 }
 
 impl Table {
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 11] = [
         Table::Meta,
         Table::Connectors,
         Table::Connections,
@@ -66,6 +71,8 @@ impl Table {
         Table::Authorizations,
         Table::ConnectLinks,
         Table::UiSessions,
+        Table::Approvals,
+        Table::Budgets,
     ];
 
     pub fn name(self) -> &'static str {
@@ -79,6 +86,8 @@ impl Table {
             Table::Authorizations => "authorizations",
             Table::ConnectLinks => "connect_links",
             Table::UiSessions => "ui_sessions",
+            Table::Approvals => "approvals",
+            Table::Budgets => "budgets",
         }
     }
 
