@@ -184,7 +184,10 @@ pub struct Verdict {
 impl Access {
     /// Whether anything is restricted (an unrestricted connector costs nothing per request).
     pub fn is_open(&self) -> bool {
-        !self.read_only && self.rules.is_empty() && self.default == Action::Allow && self.mcp.is_none()
+        !self.read_only
+            && self.rules.is_empty()
+            && self.default == Action::Allow
+            && self.mcp.is_none()
     }
 
     /// Whether a request may be held for a person's approval.

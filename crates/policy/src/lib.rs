@@ -27,8 +27,8 @@ use std::path::Path;
 
 pub use access::{Access, Action, PathGlob, RequestFacts, RequestRule, Verdict, normalized_path};
 pub use error::{Located, PolicyError, Problems};
-pub use mcp::McpTools;
 pub use host::{HostPattern, canonical_ip, ip_literal, is_ip_literal, normalize_host};
+pub use mcp::McpTools;
 pub use model::*;
 pub use request::{RequestSettings, Retries};
 pub use secret_ref::SecretRef;

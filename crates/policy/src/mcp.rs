@@ -153,7 +153,10 @@ mod tests {
         assert!(t.decide("search_code").is_ok());
         assert!(t.decide("get_me").is_ok());
         let d = t.decide("delete_repo").expect_err("denied");
-        assert_eq!((d.action, d.rule.as_str()), (Action::Deny, "mcp.tools.deny"));
+        assert_eq!(
+            (d.action, d.rule.as_str()),
+            (Action::Deny, "mcp.tools.deny")
+        );
         let a = t.decide("create_issue").expect_err("held");
         assert_eq!(a.action, Action::Approve);
         let n = t.decide("merge_pr").expect_err("not allowed");

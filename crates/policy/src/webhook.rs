@@ -35,16 +35,22 @@ pub enum EventKind {
     ConnectionNeedsReauth,
     ConnectionRecovered,
     ConnectorDeleted,
+    ApprovalRequested,
+    ApprovalDecided,
+    ConnectionBudgetExhausted,
 }
 
 impl EventKind {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 9] = [
         Self::ConnectionConnected,
         Self::ConnectionRemoved,
         Self::ConnectionRefreshFailing,
         Self::ConnectionNeedsReauth,
         Self::ConnectionRecovered,
         Self::ConnectorDeleted,
+        Self::ApprovalRequested,
+        Self::ApprovalDecided,
+        Self::ConnectionBudgetExhausted,
     ];
 
     /// The event's `type`, as receivers see it.
@@ -56,6 +62,9 @@ impl EventKind {
             Self::ConnectionNeedsReauth => "connection.needs_reauth",
             Self::ConnectionRecovered => "connection.recovered",
             Self::ConnectorDeleted => "connector.deleted",
+            Self::ApprovalRequested => "approval.requested",
+            Self::ApprovalDecided => "approval.decided",
+            Self::ConnectionBudgetExhausted => "connection.budget_exhausted",
         }
     }
 
