@@ -6,6 +6,7 @@
 mod harness;
 
 /// The audit log: what is recorded for each decision and change, and what never is.
+mod approvals;
 mod audit;
 /// CONNECT: refusals before a tunnel, tunnels to allowed hosts, timeouts, bad input.
 mod connect;

@@ -9,11 +9,16 @@ use http::StatusCode;
 
 use super::harness::{Fixture, NAMES, json, policy_yaml};
 
-async fn fixture(rules: &str) -> Fixture {
-    let yaml = policy_yaml().replace(
+/// The test policy with `rules` (lines indented by four spaces) on the `openai` connector.
+pub(super) fn ruled_yaml(rules: &str) -> String {
+    policy_yaml().replace(
         "    egress: [api.test.local]\n",
         &format!("    egress: [api.test.local]\n{rules}"),
-    );
+    )
+}
+
+pub(super) async fn fixture(rules: &str) -> Fixture {
+    let yaml = ruled_yaml(rules);
     let ca = TestCa::new();
     let upstream = Upstream::https(&ca, NAMES, Offer::Http2AndHttp1).await;
     let egret = TestProxy::start(&yaml, &ca.pem).await;
@@ -25,7 +30,7 @@ async fn fixture(rules: &str) -> Fixture {
 }
 
 /// `method path` with the placeholder, and `body`, through a fresh session.
-async fn send(
+pub(super) async fn send(
     f: &Fixture,
     placeholder: &str,
     method: &str,

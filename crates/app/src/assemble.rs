@@ -72,7 +72,14 @@ pub fn assemble(p: Parts) -> Result<Assembled, crate::AppError> {
         p.clock.clone(),
         webhooks.clone(),
     );
+    let approvals = Arc::new(egret_approvals::Approvals::new(
+        p.vault.clone(),
+        p.policy.clone(),
+        webhooks.clone(),
+        p.clock.clone(),
+    ));
     let services = Services {
+        approvals: approvals.clone(),
         broker: broker.clone(),
         metrics: metrics.clone(),
         audit: audit.clone(),
@@ -94,6 +101,7 @@ pub fn assemble(p: Parts) -> Result<Assembled, crate::AppError> {
         metrics,
         tester: Arc::new(ProxyTester(proxy.clone())),
         webhooks: webhooks.clone(),
+        approvals,
     }));
     let control = Arc::new(ControlState {
         service,

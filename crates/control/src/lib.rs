@@ -14,6 +14,7 @@
 //! nothing of the data plane (no proxy, TLS or sockets of sandboxes): `egret-app`
 //! assembles both planes.
 
+mod approvals;
 mod audit;
 mod auth;
 mod connections;
@@ -90,6 +91,10 @@ pub fn router(state: Arc<ControlState>) -> Router {
         )
         .route("/v1/connect-links", post(links::create))
         .route("/v1/audit", get(audit::list))
+        .route("/v1/approvals", get(approvals::list))
+        .route("/v1/approvals/{id}", get(approvals::show))
+        .route("/v1/approvals/{id}/approve", post(approvals::approve))
+        .route("/v1/approvals/{id}/deny", post(approvals::deny))
         .route("/v1/sandboxes", get(sandboxes::list).post(sandboxes::issue))
         .route("/v1/sandboxes/{id}", delete(sandboxes::revoke))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -77,6 +77,8 @@ pub struct Services {
     pub metrics: Arc<egret_metrics::Metrics>,
     pub audit: egret_vault::AuditWriter,
     pub clock: Clock,
+    /// Where requests a rule holds for a person's approval wait.
+    pub approvals: Arc<egret_approvals::Approvals>,
 }
 
 /// What the proxy's connections share. Everything here is shared by all worker threads
@@ -88,6 +90,7 @@ pub struct Proxy {
     pub(crate) upstream: upstream::Upstream,
     pub(crate) limits: Limits,
     pub(crate) broker: egret_oauth::Broker,
+    pub(crate) approvals: Arc<egret_approvals::Approvals>,
     pub(crate) metrics: Arc<egret_metrics::Metrics>,
     pub(crate) audit: egret_vault::AuditWriter,
     pub(crate) clock: Clock,
@@ -114,6 +117,7 @@ impl Proxy {
             metrics,
             audit,
             clock,
+            approvals,
         } = services;
         let limits_connections = limits.max_client_connections;
         let upstream = upstream::Upstream::new(outbound, &limits);
@@ -124,6 +128,7 @@ impl Proxy {
             upstream,
             limits,
             broker,
+            approvals,
             metrics,
             audit,
             clock,
@@ -144,6 +149,7 @@ impl Proxy {
             upstream: self.upstream.new_pool(&self.limits),
             limits: self.limits.clone(),
             broker: self.broker.clone(),
+            approvals: self.approvals.clone(),
             metrics: self.metrics.clone(),
             audit: self.audit.clone(),
             clock: self.clock.clone(),

@@ -45,7 +45,14 @@ pub(crate) fn test_proxy() -> TestProxy {
         Arc::new(egret_webhooks::NoEvents),
     );
     let audit = egret_vault::AuditWriter::start(vault.clone(), metrics.audit_dropped.clone());
+    let approvals = Arc::new(egret_approvals::Approvals::new(
+        vault.clone(),
+        policy.clone(),
+        Arc::new(egret_webhooks::NoEvents),
+        clock.clone(),
+    ));
     let services = Services {
+        approvals,
         broker,
         metrics,
         audit,

@@ -5,7 +5,7 @@
 //! webhooks. The JSON API (`egret-control`) and the web UI (`egret-ui`) are thin
 //! front-ends over it, and the CLI reaches it through the API.
 //!
-//! One module per resource: `connections`, `connectors`, `placeholders`, `sandboxes`,
+//! One module per resource: `approvals` (requests held for a person), `connections`, `connectors`, `placeholders`, `sandboxes`,
 //! `links` (connect links), `audit`, `sessions` (web UI sessions); `lifecycle`
 //! installs policies (file + API connectors, the kill switch, the retention of
 //! connectors gone from the file); `ttl` reads lifetimes; `error` is the one error every
@@ -17,6 +17,7 @@
 //! secret it stores: keys go in, metadata comes out (a new sandbox's secret and a new
 //! placeholder are shown once, to whoever made them).
 
+mod approvals;
 mod audit;
 mod connections;
 mod connectors;
@@ -36,8 +37,10 @@ use arc_swap::ArcSwap;
 use egret_policy::Policy;
 use egret_vault::Vault;
 
+pub use approvals::ApprovalFilter;
 pub use connections::{ConnectionFilter, ConnectionView, missing_scopes, offered};
 pub use connectors::{ConnectorEntry, NewAuth, NewConnector, RemovedConnector};
+pub use egret_approvals::{Approval, ApprovalStatus, Decision, Grant};
 pub use error::ServiceError;
 pub use lifecycle::{Install, Lifecycle, RefusedReload};
 pub use links::{DEFAULT_LINK_TTL, MadeLink, NewLink};
@@ -86,6 +89,7 @@ pub struct Service {
     pub metrics: Arc<egret_metrics::Metrics>,
     pub(crate) tester: Arc<dyn ConnectionTester>,
     pub(crate) webhooks: Arc<egret_webhooks::Webhooks>,
+    pub(crate) approvals: Arc<egret_approvals::Approvals>,
 }
 
 /// How a [`Service`] is made (by `egret-app`).
@@ -97,6 +101,7 @@ pub struct Parts {
     pub metrics: Arc<egret_metrics::Metrics>,
     pub tester: Arc<dyn ConnectionTester>,
     pub webhooks: Arc<egret_webhooks::Webhooks>,
+    pub approvals: Arc<egret_approvals::Approvals>,
 }
 
 impl Service {
@@ -109,6 +114,7 @@ impl Service {
             metrics: p.metrics,
             tester: p.tester,
             webhooks: p.webhooks,
+            approvals: p.approvals,
         }
     }
 

@@ -17,8 +17,35 @@ use crate::swap::{self, Asked, Destination, Halt, Lookup, SwapReport};
 /// A placeholder's connection and the credential the broker handed out for it.
 pub(super) type Renewed = Vec<(Arc<PlaceholderEntry>, Arc<Credential>)>;
 
+/// Why the swap sent nothing.
+pub(super) enum Stop {
+    Refuse(Refusal),
+    /// A rule wants a person to approve the request for this placeholder's connection.
+    Hold(Arc<PlaceholderEntry>, egret_policy::Verdict),
+}
+
+impl From<Refusal> for Stop {
+    fn from(r: Refusal) -> Self {
+        Self::Refuse(r)
+    }
+}
+
+impl Stop {
+    /// For a swap whose rules were decided already (a replay): never a hold.
+    pub(super) fn refusal(self) -> Refusal {
+        match self {
+            Self::Refuse(r) => r,
+            Self::Hold(entry, _) => Refusal::internal(&format!(
+                "a replayed request to {} asked for approval again",
+                entry.info.connector
+            )),
+        }
+    }
+}
+
 /// Swaps placeholders, asking the token broker for a fresh OAuth token each time the
-/// swap finds one due for renewal. `renewed` holds credentials the broker gave already.
+/// swap finds one due for renewal. `renewed` holds credentials the broker gave already;
+/// `approved`, the connections a person approved this request for.
 pub(super) async fn swap(
     proxy: &Proxy,
     mut policy: Guard<Arc<Policy>>,
@@ -26,7 +53,8 @@ pub(super) async fn swap(
     bound: &Bound,
     mut renewed: Renewed,
     asked: Option<&Asked<'_>>,
-) -> Result<SwapReport, Refusal> {
+    approved: &[egret_vault::ConnectionId],
+) -> Result<SwapReport, Stop> {
     let dest = Destination {
         host: &bound.host,
         port: bound.port,
@@ -39,10 +67,12 @@ pub(super) async fn swap(
             renewed: &renewed,
             sandbox: bound.sandbox_id(),
             asked,
+            approved,
         };
         let entry = match swap::swap_request(parts, dest, &lookup) {
             Ok(report) => return Ok(report),
-            Err(Halt::Refuse(r)) => return Err(r),
+            Err(Halt::Refuse(r)) => return Err(r.into()),
+            Err(Halt::Approve(entry, verdict)) => return Err(Stop::Hold(entry, verdict)),
             Err(Halt::Renew(entry)) => entry,
         };
         // Each connection is renewed at most once per request; a renewed credential is

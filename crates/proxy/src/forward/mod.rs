@@ -5,6 +5,7 @@
 mod asked;
 mod fresh;
 mod head;
+mod held;
 mod limit;
 mod record;
 mod replay;
@@ -89,8 +90,10 @@ async fn forward(
     //     before any token is renewed); the body is read only where a rule looks into it.
     let (asking, body) = asked::take(proxy, &policy, bound, &parts, body).await?;
     let asked = asking.as_ref().map(asked::Asking::asked);
-    // 4. Fresh credentials in place of placeholders, renewing OAuth tokens that are due.
-    let report = fresh::swap(proxy, policy, &mut parts, bound, Vec::new(), asked.as_ref()).await?;
+    // 4. Fresh credentials in place of placeholders, renewing OAuth tokens that are due;
+    //    a request a rule holds for a person's approval waits here for the decision.
+    drop(policy);
+    let (report, body) = held::swap(proxy, &mut parts, bound, asked.as_ref(), body).await?;
     let swapped = record::swapped(proxy, &report);
     // 5. The connector's request settings: base headers, user agent, and how step 6 sends.
     let plan = settings::apply(

@@ -117,6 +117,7 @@ mod tests {
             renewed: &[],
             sandbox: None,
             asked: None,
+            approved: &[],
         };
         let dest = Destination {
             host: "api.x.com",

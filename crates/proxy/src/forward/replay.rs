@@ -123,7 +123,9 @@ async fn replay(
     let mut parts = original.parts();
     let policy = proxy.policy.load();
     // The rules passed on the first send; the same request is not judged again.
-    let report = fresh::swap(proxy, policy, &mut parts, bound, renewed, None).await?;
+    let report = fresh::swap(proxy, policy, &mut parts, bound, renewed, None, &[])
+        .await
+        .map_err(fresh::Stop::refusal)?;
     let scan = Scan::prepare(proxy, bound, &report, &mut parts);
     settings::apply(&proxy.policy.load(), &report, &mut parts, plan.timeout);
     target::upstream_head(&mut parts, bound)?;

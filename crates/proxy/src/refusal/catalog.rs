@@ -281,6 +281,18 @@ impl Refusal {
         .with("connector", connector)
     }
 
+    /// egret failed at something of its own (its store, a task): not the sandbox's fault
+    /// nor the vendor's, and nothing was sent.
+    pub fn internal(what: &str) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Code::Internal,
+            format!(
+                "egret could not finish this request: {what}. Nothing was sent; retry shortly, and ask the operator to check egret's log if it persists."
+            ),
+        )
+    }
+
     /// The connector's request rules (or `access: read_only`) do not let this request
     /// use its credential. Says which rule, why, and what is allowed, so an agent can
     /// correct itself.
@@ -294,5 +306,76 @@ impl Refusal {
         .with("rule", rule)
         .with("reason", reason)
         .with("allowed", allowed)
+    }
+
+    /// A rule holds the request for a person's approval and nobody decided within the
+    /// hold. The agent shows its user `approval_url` and retries the same request.
+    pub fn approval_pending(
+        connector: &str,
+        id: &str,
+        retry_after: u64,
+        url: &str,
+        reason: &str,
+    ) -> Self {
+        let mut r = Self::new(
+            StatusCode::FORBIDDEN,
+            Code::ApprovalPending,
+            format!("connector {connector} needs a person's approval for this request ({reason}) and it was not given yet; ask the user to approve it at {url}, then send the same request again (after {retry_after} s). Nothing was sent."),
+        )
+        .with("connector", connector)
+        .with("approval_id", id)
+        .with("approval_url", url)
+        .with("reason", reason)
+        .with("retry_after", retry_after);
+        r.retry_after = Some(retry_after);
+        r
+    }
+
+    /// A person denied the request held for approval.
+    pub fn approval_denied(
+        connector: &str,
+        id: &str,
+        by: Option<&str>,
+        note: Option<&str>,
+    ) -> Self {
+        let who = by.unwrap_or("the approver");
+        let why = note.map(|n| format!(": \"{n}\"")).unwrap_or_default();
+        Self::new(
+            StatusCode::FORBIDDEN,
+            Code::ApprovalDenied,
+            format!("{who} denied this request on connector {connector}{why}. Do not send it again as it is. Nothing was sent."),
+        )
+        .with("connector", connector)
+        .with("approval_id", id)
+        .with("decided_by", who)
+        .with("note", note.map(str::to_owned))
+    }
+
+    /// The connection used up its request budget for the window.
+    pub fn budget_exhausted(connector: &str, limit: u64, window: &str, retry_after: u64) -> Self {
+        let mut r = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            Code::BudgetExhausted,
+            format!("this connection to {connector} has used its budget of {limit} requests per {window}; it renews in {retry_after} s. Nothing was sent."),
+        )
+        .with("connector", connector)
+        .with("budget", limit)
+        .with("per", window)
+        .with("retry_after", retry_after);
+        r.retry_after = Some(retry_after);
+        r
+    }
+
+    /// The connection has as many requests in flight as its connector allows.
+    pub fn too_many_in_flight(connector: &str, concurrent: u32) -> Self {
+        let mut r = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            Code::TooManyInFlight,
+            format!("this connection to {connector} already has {concurrent} requests in flight, as many as its connector allows; wait for one to finish. Nothing was sent."),
+        )
+        .with("connector", connector)
+        .with("concurrent", concurrent);
+        r.retry_after = Some(1);
+        r
     }
 }

@@ -53,6 +53,10 @@ pub enum Code {
     ConnectorRemoved,
     ConnectionNeedsReauth,
     RequestDenied,
+    ApprovalPending,
+    ApprovalDenied,
+    BudgetExhausted,
+    TooManyInFlight,
     RateLimited,
     TooManyConnections,
     UpstreamUnreachable,
@@ -78,6 +82,10 @@ impl Code {
             Self::ConnectorRemoved => "connector_removed",
             Self::ConnectionNeedsReauth => "connection_needs_reauth",
             Self::RequestDenied => "request_denied",
+            Self::ApprovalPending => "approval_pending",
+            Self::ApprovalDenied => "approval_denied",
+            Self::BudgetExhausted => "budget_exhausted",
+            Self::TooManyInFlight => "too_many_in_flight",
             Self::RateLimited => "rate_limited",
             Self::TooManyConnections => "too_many_connections",
             Self::UpstreamUnreachable => "upstream_unreachable",
@@ -102,6 +110,10 @@ impl Code {
             | Self::ConnectorRemoved
             | Self::ConnectionNeedsReauth
             | Self::RequestDenied
+            | Self::ApprovalPending
+            | Self::ApprovalDenied
+            | Self::BudgetExhausted
+            | Self::TooManyInFlight
             | Self::RateLimited
             | Self::TooManyConnections => Source::Policy,
             Self::UpstreamUnreachable

@@ -93,6 +93,8 @@ pub struct Lookup<'a> {
     /// What the request asks, for the connectors' request rules; `None` where they were
     /// decided already (a replay after a 401) or do not apply.
     pub asked: Option<&'a Asked<'a>>,
+    /// Connections a person approved this request for (its rule said `approve`).
+    pub approved: &'a [egret_vault::ConnectionId],
 }
 
 /// The request as the rules see it.
@@ -108,6 +110,8 @@ pub enum Halt {
     Refuse(Refusal),
     /// This placeholder's OAuth token must be renewed first; nothing was changed.
     Renew(Arc<PlaceholderEntry>),
+    /// A rule wants a person to approve this request first; nothing was changed.
+    Approve(Arc<PlaceholderEntry>, egret_policy::Verdict),
 }
 
 impl From<Refusal> for Halt {
@@ -428,8 +432,10 @@ fn check(
     // What the agent asks must be allowed before its token is renewed or swapped in.
     if let Some(asked) = lookup.asked
         && !connector.access.is_open()
+        && let Err(verdict) = decide(connector, asked)?
+        && !lookup.approved.contains(&resolved.placeholder.connection)
     {
-        decide(connector, asked)?;
+        return Err(Halt::Approve(resolved.placeholder, verdict));
     }
     if let AuthKind::OAuth2(settings) = &connector.auth {
         let same = |(p, _): &&(Arc<PlaceholderEntry>, Arc<Credential>)| {
@@ -448,15 +454,21 @@ fn check(
     Ok(resolved)
 }
 
-/// The connector's request rules on this request.
-fn decide(connector: &Connector, asked: &Asked<'_>) -> Result<(), Refusal> {
+/// The connector's request rules on this request: `Ok(Ok(()))` to go, `Ok(Err(verdict))`
+/// when a person must approve it, the refusal when a rule denies it.
+fn decide(
+    connector: &Connector,
+    asked: &Asked<'_>,
+) -> Result<Result<(), egret_policy::Verdict>, Refusal> {
     let id = connector.id.as_str();
     let allowed = || connector.access.allowed_sentence();
     match asked {
         Asked::Unjudgeable(why) => Err(Refusal::request_denied(id, "path", why, &allowed())),
-        Asked::Facts(facts) => connector.access.decide(facts).map_err(|verdict| {
-            Refusal::request_denied(id, &verdict.rule, &verdict.reason, &allowed())
-        }),
+        Asked::Facts(facts) => match connector.access.decide(facts) {
+            Ok(()) => Ok(Ok(())),
+            Err(v) if v.action == egret_policy::Action::Approve => Ok(Err(v)),
+            Err(v) => Err(Refusal::request_denied(id, &v.rule, &v.reason, &allowed())),
+        },
     }
 }
 

@@ -84,11 +84,13 @@ fn swap_parts(f: &Fixture, host: &str, parts: &mut Parts) -> Result<SwapReport, 
         renewed: &[],
         sandbox: None,
         asked: None,
+        approved: &[],
     };
     match swap_request(parts, Destination { host, port: 443 }, &lookup) {
         Ok(r) => Ok(r),
         Err(Halt::Refuse(r)) => Err(r),
         Err(Halt::Renew(_)) => panic!("static keys are never renewed"),
+        Err(Halt::Approve(..)) => panic!("no rule asks for approval here"),
     }
 }
 
