@@ -123,6 +123,7 @@ fn swap(c: &mut Criterion) {
                         renewed: &[],
                         sandbox: None,
                         asked,
+                        approved: &[],
                     };
                     let swapped = swap_request(&mut parts, dest, &lookup);
                     black_box(swapped.is_ok());
