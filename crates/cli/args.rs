@@ -102,6 +102,13 @@ pub enum Command {
         #[command(subcommand)]
         command: SandboxCommand,
     },
+    /// Requests held for a person's approval (rules with `action: approve`).
+    Approval {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: ApprovalCommand,
+    },
     /// The audit log.
     Audit {
         #[command(flatten)]
@@ -400,6 +407,48 @@ pub enum SandboxCommand {
     Revoke {
         /// The sandbox's id.
         id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ApprovalCommand {
+    /// List approvals, newest first.
+    List {
+        /// `pending` (the default), `approved`, `denied`, `expired` or `all`.
+        #[arg(long, default_value = "pending")]
+        status: String,
+        /// Only this connector's.
+        #[arg(long)]
+        connector: Option<String>,
+        /// Only this owner's (`org` or `user:<id>`).
+        #[arg(long)]
+        owner: Option<String>,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Everything about one approval: the request (its body preview), the rule, the decision.
+    Show {
+        /// The approval's id (`apr_…`).
+        id: String,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Approve a held request: it is sent (or its retry goes through).
+    Approve {
+        id: String,
+        /// `once` (this request) or a duration such as `1h` (every request of the same
+        /// rule, connection and sandbox until then).
+        #[arg(long = "for", default_value = "once")]
+        for_: String,
+        /// A note for the audit log and the agent.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Deny a held request: the agent is told, with the note.
+    Deny {
+        id: String,
+        #[arg(long)]
+        note: Option<String>,
     },
 }
 

@@ -646,3 +646,77 @@ async fn a_broken_policy_file_does_not_break_the_client_commands() {
     assert!(!status.contains("last reload was refused"), "{status}");
     egret.stop().await;
 }
+
+/// `egret approval list|show|approve|deny` against the real binary, with curl as the
+/// agent: a held request times out as `approval_pending`, is approved from the command
+/// line, and its retry goes; a second is denied with a note the agent then reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_from_the_command_line() {
+    let (dir, _ca, upstream) = setup().await;
+    std::fs::write(
+        dir.path().join("egret.yaml"),
+        config(
+            "  - id: openai\n    auth: api_key\n    egress: [api.test.local]\n    rules:\n      - { methods: [POST], path: \"/v1/**\", action: approve, reason: \"posts need a person\" }\n    approvals: { hold: 1s }\n",
+        ),
+    )
+    .expect("write");
+    let egret = Egret::start(dir.path(), "serve.log").await;
+    let p = egret
+        .key_and_placeholder("openai", "org", "sk-cli-held")
+        .await;
+    let post = |body: &'static str| {
+        let auth = format!("authorization: Bearer {p}");
+        let (egret, url) = (&egret, &url);
+        async move {
+            egret
+                .curl(&["-s", "-X", "POST", "-H", &auth, "-d", body], url)
+                .await
+                .1
+        }
+    };
+    let first: Value = serde_json::from_str(&post("{\"n\": 1}").await).expect("json refusal");
+    assert_eq!(first["error"], "approval_pending", "{first}");
+    let id = first["approval_id"].as_str().expect("id").to_owned();
+    let listed = json(&egret, &["approval", "list"]).await;
+    assert_eq!(listed["approvals"][0]["id"], id.as_str(), "{listed}");
+    let table = stdout(&egret.cli(&["approval", "list"], None).await);
+    assert!(
+        table.contains(&id) && table.contains("POST api.test.local/v1/things"),
+        "{table}"
+    );
+    let shown = stdout(&egret.cli(&["approval", "show", &id], None).await);
+    assert!(
+        shown.contains("posts need a person") && shown.contains("\"n\": 1"),
+        "{shown}"
+    );
+    let out = egret
+        .cli(&["approval", "approve", &id, "--note", "fine"], None)
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let retried: Value = serde_json::from_str(&post("{\"n\": 1}").await).expect("upstream json");
+    assert_eq!(
+        retried["headers"]["authorization"], "Bearer sk-cli-held",
+        "{retried}"
+    );
+
+    let second: Value = serde_json::from_str(&post("{\"n\": 2}").await).expect("json");
+    let id2 = second["approval_id"].as_str().expect("id").to_owned();
+    let out = egret
+        .cli(&["approval", "deny", &id2, "--note", "no thanks"], None)
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let denied: Value = serde_json::from_str(&post("{\"n\": 2}").await).expect("json");
+    assert_eq!(denied["error"], "approval_denied", "{denied}");
+    assert_eq!(denied["note"], "no thanks");
+    let out = egret.cli(&["approval", "deny", &id2], None).await;
+    assert!(one_error(&out).contains("denied already"));
+    egret.stop().await;
+}

@@ -1,6 +1,7 @@
 //! Every command but `serve`'s internals: thin wrappers that print what the API answers.
 //! One module per command group; `output` decides how listings look.
 
+mod approvals;
 mod audit;
 mod ca;
 mod connections;
@@ -91,6 +92,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Sandbox { remote, command } => {
             sandboxes::run(client(&config, &remote)?, command).await
+        }
+        Command::Approval { remote, command } => {
+            approvals::run(client(&config, &remote)?, command).await
         }
         Command::Audit {
             remote,
