@@ -661,9 +661,11 @@ async fn approvals_from_the_command_line() {
     )
     .expect("write");
     let egret = Egret::start(dir.path(), "serve.log").await;
+    egret.export_ca().await;
     let p = egret
         .key_and_placeholder("openai", "org", "sk-cli-held")
         .await;
+    let url = format!("https://api.test.local:{}/v1/things", upstream.addr.port());
     let post = |body: &'static str| {
         let auth = format!("authorization: Bearer {p}");
         let (egret, url) = (&egret, &url);
@@ -698,10 +700,9 @@ async fn approvals_from_the_command_line() {
         String::from_utf8_lossy(&out.stderr)
     );
     let retried: Value = serde_json::from_str(&post("{\"n\": 1}").await).expect("upstream json");
-    assert_eq!(
-        retried["headers"]["authorization"], "Bearer sk-cli-held",
-        "{retried}"
-    );
+    // The upstream's echo: the request went (the key it saw is scanned back out).
+    assert_eq!(retried["path"], "/v1/things", "{retried}");
+    assert_eq!(retried["method"], "POST", "{retried}");
 
     let second: Value = serde_json::from_str(&post("{\"n\": 2}").await).expect("json");
     let id2 = second["approval_id"].as_str().expect("id").to_owned();
