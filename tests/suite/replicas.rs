@@ -11,7 +11,7 @@ use egret_test_support::upstream::{Offer, TestCa, Upstream};
 use super::harness::NAMES;
 use super::harness::binary::{EGRET, Egret, KEY, OPENAI, config, stdout};
 use super::harness::postgres::TestDb;
-use super::harness::wait::{polling, until};
+use super::harness::wait::{polling, until, until_some};
 
 const ADMIN_TOKEN: &str = "replica-admin-token-0123456789abcdef";
 
@@ -875,5 +875,71 @@ async fn a_ca_in_ca_dir_is_never_replaced_by_the_vault_databases() {
         log.contains("loaded the interception CA from the vault database"),
         "{log}"
     );
+    b.stop().await;
+}
+
+/// A request held for approval on replica A is released by an approval made through
+/// replica B (the approval lives in the database; A reads it within its poll), within
+/// a second of the decision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_held_on_one_replica_is_released_by_approval_through_the_other() {
+    let db = TestDb::create().await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new();
+    let upstream = Upstream::https(&ca, NAMES, Offer::Http2AndHttp1).await;
+    prepare(
+        root.path(),
+        &db,
+        &ca,
+        "  - id: openai\n    auth: api_key\n    egress: [api.test.local]\n    rules:\n      - { methods: [POST], path: \"/**\", action: approve, reason: \"a person approves posts\" }\n    approvals: { hold: 20s }\n",
+    );
+    let a = Egret::start(&root.path().join("a"), "egret.log").await;
+    let b = Egret::start(&root.path().join("b"), "egret.log").await;
+    a.export_ca().await;
+    let p = a.key_and_placeholder("openai", "org", KEY).await;
+    let url = format!("https://api.test.local:{}/echo", upstream.addr.port());
+    let auth = format!("Authorization: Bearer {p}");
+    let args = [
+        "-X",
+        "POST",
+        "-H",
+        &auth,
+        "-d",
+        "{}",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+    ];
+    let held = a.curl(&args, &url);
+    let approving = async {
+        let id = until_some(
+            "the approval, seen through B",
+            Duration::from_secs(15),
+            || async {
+                let listed = stdout(&b.cli(&["approval", "list", "--output", "json"], None).await);
+                let v: serde_json::Value = serde_json::from_str(&listed).ok()?;
+                v["approvals"][0]["id"].as_str().map(str::to_owned)
+            },
+        )
+        .await;
+        assert!(upstream.seen().is_empty(), "nothing sent while held");
+        let out = b.cli(&["approval", "approve", &id], None).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Instant::now()
+    };
+    let ((_, code), approved_at) = tokio::join!(held, approving);
+    let released_after = approved_at.elapsed();
+    assert_eq!(code, "200");
+    assert_eq!(upstream.seen().len(), 1);
+    assert!(
+        released_after <= Duration::from_secs(1),
+        "released {released_after:?} after the approval through B"
+    );
+    a.stop().await;
     b.stop().await;
 }
