@@ -637,6 +637,7 @@ async fn every_page_meets_wcag_2_1_aa_at_1280_and_420_pixels_in_chromium() {
             "/ui/all-connections?status=needs_reauth",
             "All connections, none match",
         ),
+        ("/ui/approvals", "Approvals"),
         ("/ui/sandboxes", "Sandboxes"),
         ("/ui/activity", "Activity"),
     ];
@@ -759,5 +760,132 @@ async fn every_page_meets_wcag_2_1_aa_at_1280_and_420_pixels_in_chromium() {
         found.join("\n")
     );
     admin.close().await.expect("close");
+    user.close().await.expect("close");
+}
+
+/// Issue 26: a request held for approval is released by its owner on their Connections
+/// page in Chromium ("Pending approvals", a note, Approve once); the page passes axe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_approves_a_held_request_on_their_connections_page_in_chromium() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(chromium) = browser().await else {
+        return;
+    };
+    let ca = egret_test_support::upstream::TestCa::new();
+    let upstream = egret_test_support::upstream::Upstream::https(
+        &ca,
+        harness::NAMES,
+        egret_test_support::upstream::Offer::Http2AndHttp1,
+    )
+    .await;
+    let yaml = harness::policy_yaml().replace(
+        "    egress: [api.test.local]\n",
+        "    egress: [api.test.local]\n    rules:\n      - { name: pulls, methods: [POST], path: \"/v1/pulls/**\", action: approve, reason: \"a person approves pull requests\" }\n    approvals: { hold: 30s }\n",
+    );
+    let egret = egret_test_support::proxy::TestProxy::start(&yaml, &ca.pem).await;
+    let f = harness::Fixture {
+        ca,
+        upstream,
+        egret,
+    };
+    let control = format!("http://127.0.0.1:{}", f.egret.control_addr.port());
+    let p = f
+        .egret
+        .key_and_placeholder("openai", "user:alice", "sk-alice-key");
+    let (status, answer) = harness::api::admin(
+        &f.egret,
+        Method::POST,
+        "/v1/connect-links",
+        Some(json!({"owner": "user:alice"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let link = answer["url"].as_str().expect("url").to_owned();
+    let profile = tempfile::tempdir().expect("profile");
+    let user = chromium
+        .session(profile.path(), HOSTS)
+        .await
+        .expect("browser");
+    user.goto(&link).await.expect("open link");
+    user.wait_for("form button", WAIT)
+        .await
+        .expect("continue page");
+    user.click("form button").await.expect("continue");
+    user.wait_for("section.connection", WAIT)
+        .await
+        .expect("the Connections page");
+
+    let auth = format!("Bearer {p}");
+    let sending = async {
+        let at = f.at("api.test.local");
+        let mut s = f.session("api.test.local", Proto::H2).await;
+        let req = egret_test_support::client::request(
+            "POST",
+            &at,
+            "/v1/pulls/new",
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            egret_test_support::client::full(r#"{"title": "add tests"}"#.to_owned()),
+            Proto::H2,
+        )
+        .expect("request");
+        s.fetch(req).await.expect("answer")
+    };
+    let approving = async {
+        until("the pending approval on alice's page", WAIT, || async {
+            user.goto(&format!("{control}/ui/connections"))
+                .await
+                .is_ok()
+                && user
+                    .source()
+                    .await
+                    .is_ok_and(|s| s.contains("Pending approvals"))
+        })
+        .await;
+        assert!(f.upstream.seen().is_empty(), "held, not sent");
+        let page = user.source().await.expect("page");
+        assert!(
+            page.contains("POST api.test.local")
+                && page.contains("a person approves pull requests")
+        );
+        assert!(!page.contains(&p) && !page.contains("sk-alice-key"));
+        let mut found = Vec::new();
+        check_page(
+            &user,
+            &axe_source(),
+            "Your connections, an approval pending",
+            &mut found,
+        )
+        .await;
+        assert!(found.is_empty(), "{}", found.join("\n"));
+        user.type_into("form.decide input[name=note]", "go ahead")
+            .await
+            .expect("note");
+        user.click("form.decide button.primary")
+            .await
+            .expect("Approve once");
+    };
+    let (resp, ()) = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::join!(sending, approving)
+    })
+    .await
+    .expect("bounded");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(f.upstream.seen().len(), 1);
+    let (_, listed) = harness::api::admin(&f.egret, Method::GET, "/v1/approvals", None).await;
+    let a = &listed["approvals"][0];
+    assert_eq!(a["status"], "approved");
+    assert_eq!(a["decided_by"], "user:alice");
+    assert_eq!(a["note"], "go ahead");
+    // The approvals page, for the record, passes axe too.
+    user.goto(&format!("{control}/ui/approvals"))
+        .await
+        .expect("open");
+    user.wait_for("main h1", WAIT).await.expect("page");
+    let mut found = Vec::new();
+    check_page(&user, &axe_source(), "Approvals, one decided", &mut found).await;
+    assert!(found.is_empty(), "{}", found.join("\n"));
     user.close().await.expect("close");
 }

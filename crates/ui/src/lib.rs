@@ -74,6 +74,9 @@ pub fn router(service: Arc<Service>, admin_token: SecretString) -> Router {
         .route("/ui/connections", get(pages::connections::list))
         .route("/ui/all-connections", get(pages::all_connections::list))
         .route("/ui/activity", get(pages::activity::page))
+        .route("/ui/approvals", get(pages::approvals::list))
+        .route("/ui/approvals/{id}", get(pages::approvals::show))
+        .route("/ui/approvals/{id}/decide", post(pages::approvals::decide))
         .route("/ui/sandboxes", get(pages::sandboxes::page))
         .route(
             "/ui/sandboxes/{id}/revoke",

@@ -197,8 +197,14 @@ pub(crate) async fn list(
                     .is_none_or(|id| id == c.id.as_str())
         })
         .collect();
+    let pending = super::approvals::pending_for(&state, &session).await;
     let content = html! {
         p.lead { "Signed in as " strong { (link.owner) } ". Agents use these connections through egret; they never see your passwords or tokens." }
+        @if !pending.is_empty() {
+            h2 { "Pending approvals (" (pending.len()) ")" }
+            p { "Agents asked to use your connections for these requests; each waits for you." }
+            @for a in &pending { (super::approvals::card(&session, a, "connections")) }
+        }
         h2 { "Connected for " (link.owner) " (" (mine.len()) ")" }
         @if mine.is_empty() { p.empty { "Nothing connected yet: connect a service below." } }
         @for c in &mine { (connection(&session, c, policy.connector(&c.info.connector))) }

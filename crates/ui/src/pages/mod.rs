@@ -3,6 +3,7 @@
 
 pub(crate) mod activity;
 pub(crate) mod all_connections;
+pub(crate) mod approvals;
 pub(crate) mod connections;
 pub(crate) mod connectors;
 pub(crate) mod new_connector;
@@ -53,10 +54,14 @@ pub(crate) fn layout(title: &str, session: Option<&Session>, content: Markup) ->
     let admin_pages = [
         ("/ui/connectors", "Connector Settings"),
         ("/ui/all-connections", "All connections"),
+        ("/ui/approvals", "Approvals"),
         ("/ui/sandboxes", "Sandboxes"),
         ("/ui/activity", "Activity"),
     ];
-    let user_pages = [("/ui/connections", "Your connections")];
+    let user_pages = [
+        ("/ui/connections", "Your connections"),
+        ("/ui/approvals", "Approvals"),
+    ];
     let page = html! {
         (DOCTYPE)
         html lang="en" {
