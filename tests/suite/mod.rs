@@ -8,6 +8,7 @@ mod harness;
 /// The audit log: what is recorded for each decision and change, and what never is.
 mod approvals;
 mod audit;
+mod budgets;
 /// CONNECT: refusals before a tunnel, tunnels to allowed hosts, timeouts, bad input.
 mod connect;
 /// Connectors created, changed and deleted through the control plane.

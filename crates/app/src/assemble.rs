@@ -79,6 +79,7 @@ pub fn assemble(p: Parts) -> Result<Assembled, crate::AppError> {
         p.clock.clone(),
     ));
     let services = Services {
+        events: webhooks.clone(),
         approvals: approvals.clone(),
         broker: broker.clone(),
         metrics: metrics.clone(),

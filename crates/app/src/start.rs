@@ -146,6 +146,15 @@ impl Egret {
 
         let mut tasks = Tasks::new();
         let stop = tasks.receiver();
+        tasks.spawn_loop(
+            "budgets",
+            crate::tasks::flush_budgets(
+                proxy.budgets().clone(),
+                vault.clone(),
+                control.service.policy.clone(),
+                s.clock.clone(),
+            ),
+        );
         tasks.spawn("proxy", move |_| {
             egret_proxy::serve(proxy, proxy_listener, s.workers, stop)
         });

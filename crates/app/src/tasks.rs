@@ -75,6 +75,36 @@ impl Tasks {
     }
 }
 
+/// Every [`egret_proxy::budget::FLUSH`], adds what this replica counted against
+/// connections' budgets to the store and reads back every replica's totals; every ten
+/// minutes, erases the counts of windows long ended.
+pub(crate) async fn flush_budgets(
+    budgets: Arc<egret_proxy::budget::Budgets>,
+    vault: Arc<egret_vault::Vault>,
+    policy: Arc<arc_swap::ArcSwap<egret_policy::Policy>>,
+    clock: egret_clock::Clock,
+) {
+    let mut rounds: u64 = 0;
+    loop {
+        tokio::time::sleep(egret_proxy::budget::FLUSH).await;
+        rounds += 1;
+        let (b, v, p, now) = (
+            budgets.clone(),
+            vault.clone(),
+            policy.load_full(),
+            clock.unix(),
+        );
+        let prune = rounds % 600 == 0;
+        let _ = tokio::task::spawn_blocking(move || {
+            b.flush(&v, &p, now);
+            if prune {
+                b.prune(&v, &p, now);
+            }
+        })
+        .await;
+    }
+}
+
 /// Every second, erases what connectors gone from the policy kept once their retention
 /// has ended (a cheap look at memory when none is due).
 pub(crate) async fn purge_expired(

@@ -58,11 +58,15 @@ pub(crate) async fn list(
         },
         status: None,
     };
-    let list: Vec<Value> = state
+    let views = state.service.connections(ADMIN, &filter)?;
+    let usage = state
         .service
-        .connections(ADMIN, &filter)?
+        .budget_use(views.iter().map(|c| c.info.id()).collect())
+        .await?;
+    let list: Vec<Value> = views
         .into_iter()
-        .map(|c| {
+        .zip(usage)
+        .map(|(c, usage)| {
             let mut v = json!(c.info);
             v["last_refresh_at"] = json!(c.info.refreshed_at);
             v["missing_scopes"] = json!(c.missing_scopes);
@@ -72,6 +76,12 @@ pub(crate) async fn list(
                 }
             }
             v["status"] = json!(c.status);
+            // Use against the connector's budget (`limits`), shared by replicas.
+            v["budget"] = json!(usage);
+            v["used_24h"] = json!(usage.as_ref().map(|u| u.used_24h));
+            if let Some(k) = state.service.policy.load().connector(&c.info.connector) {
+                v["access"] = json!(k.access.summaries());
+            }
             // Kept for the connector's return, refused meanwhile: until when.
             if let (Some(since), Some(purge_at)) = (c.connector_removed_at, c.purge_at) {
                 v["connector_removed_at"] = json!(since);

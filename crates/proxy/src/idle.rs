@@ -37,7 +37,7 @@ pub(crate) struct Counters {
 impl Busy {
     pub(crate) fn enter(&self) -> InFlight {
         self.0.in_flight.fetch_add(1, Ordering::AcqRel);
-        InFlight(self.0.clone())
+        InFlight(self.0.clone(), Vec::new())
     }
 
     fn idle(&self) -> bool {
@@ -49,8 +49,16 @@ impl Busy {
     }
 }
 
-/// Held while a request (and its response body, tunnel or upgrade) is alive.
-pub(crate) struct InFlight(Arc<Counters>);
+/// Held while a request (and its response body, tunnel or upgrade) is alive; also holds
+/// the request's places in its connections' concurrency limits (`budget`).
+pub(crate) struct InFlight(Arc<Counters>, Vec<crate::budget::Slot>);
+
+impl InFlight {
+    /// Keeps `slots` until the request and its response are done.
+    pub(crate) fn hold(&mut self, slots: Vec<crate::budget::Slot>) {
+        self.1.extend(slots);
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {

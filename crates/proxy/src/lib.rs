@@ -18,8 +18,8 @@
 //! - `websocket`: frames from an upstream scanned after a credentialed upgrade.
 //! - `upstream`: name resolution, the pooled clients and sending a request upstream.
 //! - `refusal`: every "no" as one status, code and message (README, "What the proxy
-//!   does"); `binding`, `hop`, `body`, `idle`, `drain`, `limits`, `rate`,
-//!   `log_budget`: the pieces.
+//!   does"); `binding`, `hop`, `body`, `idle`, `drain`, `limits`, `rate`, `budget`
+//!   (requests per connection, shared by replicas), `log_budget`: the pieces.
 //!
 //! It must not write to the vault on the hot path (audit events are queued), log a
 //! header value, or hold a body in memory beyond a bound: answers of known length up
@@ -28,6 +28,7 @@
 
 mod binding;
 pub mod body;
+pub mod budget;
 mod connect;
 mod connection;
 pub mod discovery;
@@ -79,6 +80,8 @@ pub struct Services {
     pub clock: Clock,
     /// Where requests a rule holds for a person's approval wait.
     pub approvals: Arc<egret_approvals::Approvals>,
+    /// Where events the proxy sees (a budget used up) are told.
+    pub events: Arc<dyn egret_webhooks::EventSink>,
 }
 
 /// What the proxy's connections share. Everything here is shared by all worker threads
@@ -91,6 +94,9 @@ pub struct Proxy {
     pub(crate) limits: Limits,
     pub(crate) broker: egret_oauth::Broker,
     pub(crate) approvals: Arc<egret_approvals::Approvals>,
+    pub(crate) events: Arc<dyn egret_webhooks::EventSink>,
+    /// Requests per connection in their windows, and in flight (`connectors[].limits`).
+    pub(crate) budgets: Arc<budget::Budgets>,
     pub(crate) metrics: Arc<egret_metrics::Metrics>,
     pub(crate) audit: egret_vault::AuditWriter,
     pub(crate) clock: Clock,
@@ -118,6 +124,7 @@ impl Proxy {
             audit,
             clock,
             approvals,
+            events,
         } = services;
         let limits_connections = limits.max_client_connections;
         let upstream = upstream::Upstream::new(outbound, &limits);
@@ -129,6 +136,8 @@ impl Proxy {
             limits,
             broker,
             approvals,
+            events,
+            budgets: Arc::default(),
             metrics,
             audit,
             clock,
@@ -137,6 +146,17 @@ impl Proxy {
             connections: Arc::new(tokio::sync::Semaphore::new(limits_connections)),
             log_budget: Arc::default(),
         }
+    }
+
+    /// Budgets per connection: flushed to the store by a background task
+    /// ([`budget::Budgets::flush`]).
+    pub fn budgets(&self) -> &Arc<budget::Budgets> {
+        &self.budgets
+    }
+
+    /// The vault and policy the proxy serves with (for its background tasks).
+    pub fn vault(&self) -> &Arc<Vault> {
+        &self.vault
     }
 
     /// The proxy one worker thread serves with: everything shared with `self` except
@@ -150,6 +170,8 @@ impl Proxy {
             limits: self.limits.clone(),
             broker: self.broker.clone(),
             approvals: self.approvals.clone(),
+            events: self.events.clone(),
+            budgets: self.budgets.clone(),
             metrics: self.metrics.clone(),
             audit: self.audit.clone(),
             clock: self.clock.clone(),

@@ -52,6 +52,7 @@ pub(crate) fn test_proxy() -> TestProxy {
         clock.clone(),
     ));
     let services = Services {
+        events: Arc::new(egret_webhooks::NoEvents),
         approvals,
         broker,
         metrics,

@@ -550,3 +550,57 @@ impl Service {
         Ok(info)
     }
 }
+
+/// A connection's use against its connector's budget (`connectors[].limits`), as every
+/// replica recorded it (at most one flush, a second, behind).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BudgetUse {
+    /// Requests allowed per window, and the window (`1d`).
+    pub budget: u64,
+    pub per: String,
+    /// Requests in the current window, and when it ends (unix seconds).
+    pub used: u64,
+    pub window_ends_at: i64,
+    /// Requests in the last 24 hours.
+    pub used_24h: u64,
+    /// Requests in flight at once (per replica), when limited.
+    pub concurrent: Option<u32>,
+}
+
+impl Service {
+    /// Each connection's use of its budget, where its connector has one (reads the
+    /// store: off the async workers).
+    pub async fn budget_use(
+        self: &Arc<Self>,
+        conns: Vec<ConnectionId>,
+    ) -> Result<Vec<Option<BudgetUse>>, ServiceError> {
+        self.blocking(move |s| {
+            let policy = s.policy.load();
+            let now = s.now();
+            conns
+                .iter()
+                .map(|conn| {
+                    let Some(budget) = policy.connector(&conn.connector).and_then(|c| c.budget)
+                    else {
+                        return Ok(None);
+                    };
+                    let Some((limit, per)) = budget.requests else {
+                        return Ok(None);
+                    };
+                    let secs = i64::try_from(per.as_secs()).unwrap_or(i64::MAX).max(1);
+                    let start = now - now.rem_euclid(secs);
+                    let (used, used_24h) = s.vault.budget_use(conn, start, now)?;
+                    Ok(Some(BudgetUse {
+                        budget: limit,
+                        per: humantime::format_duration(per).to_string(),
+                        used,
+                        window_ends_at: start.saturating_add(secs),
+                        used_24h,
+                        concurrent: budget.concurrent,
+                    }))
+                })
+                .collect()
+        })
+        .await
+    }
+}

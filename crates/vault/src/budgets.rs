@@ -1,8 +1,9 @@
 //! Budgets: how many requests each connection made in a window, kept in the store so
 //! that replicas share one count. A row per connection and window
-//! (`<connection key>@<window start>`), its value the count in decimal; a replica adds
-//! what it counted since its last flush with a compare-and-set, so two replicas adding
-//! at once both land. Rows of windows that ended are pruned by the next flush.
+//! (`<connection key>@<window start>`, and `@h<hour start>` for the hourly counts the
+//! listings sum into "the last 24 hours"), its value the count in decimal; a replica
+//! adds what it counted since its last flush with a compare-and-set, so two replicas
+//! adding at once both land. Rows of windows that ended are pruned.
 
 use crate::db::Vault;
 use crate::error::VaultError;
@@ -21,7 +22,47 @@ impl Vault {
         window_start: i64,
         delta: u64,
     ) -> Result<u64, VaultError> {
-        let key = format!("{}@{window_start}", conn.key());
+        self.add_count(format!("{}@{window_start}", conn.key()), delta)
+    }
+
+    /// Adds `delta` requests to `conn`'s count of the hour that starts at `hour_start`.
+    pub fn add_hourly_use(
+        &self,
+        conn: &ConnectionId,
+        hour_start: i64,
+        delta: u64,
+    ) -> Result<u64, VaultError> {
+        self.add_count(format!("{}@h{hour_start}", conn.key()), delta)
+    }
+
+    /// What every replica recorded for `conn` in the window that starts at
+    /// `window_start`, and in the 24 hours before `now` (hourly rows, read only).
+    pub fn budget_use(
+        &self,
+        conn: &ConnectionId,
+        window_start: i64,
+        now: i64,
+    ) -> Result<(u64, u64), VaultError> {
+        let read = |key: String| -> Result<u64, VaultError> {
+            Ok(self
+                .store
+                .get(Table::Budgets, &key)?
+                .map_or(0, |v| parse(&v)))
+        };
+        let window = read(format!("{}@{window_start}", conn.key()))?;
+        let this_hour = now - now.rem_euclid(3600);
+        let mut day = 0;
+        for h in 0..24 {
+            day += read(format!("{}@h{}", conn.key(), this_hour - h * 3600))?;
+        }
+        Ok((window, day))
+    }
+
+    fn add_count(&self, key: String, delta: u64) -> Result<u64, VaultError> {
+        let conn = key
+            .rsplit_once('@')
+            .map_or(key.as_str(), |(c, _)| c)
+            .to_owned();
         for _ in 0..TRIES {
             let current = self.store.put_if_absent(Table::Budgets, &key, b"0")?;
             let count = parse(&current);
@@ -37,8 +78,7 @@ impl Vault {
             }
         }
         Err(VaultError::Invalid(format!(
-            "the budget count of `{}` changed {TRIES} times while this replica added to it; it is added at the next flush",
-            conn.key()
+            "the budget count of `{conn}` changed {TRIES} times while this replica added to it; it is added at the next flush"
         )))
     }
 
@@ -50,7 +90,7 @@ impl Vault {
             .into_iter()
             .filter(|(k, _)| {
                 k.rsplit_once('@')
-                    .and_then(|(_, at)| at.parse::<i64>().ok())
+                    .and_then(|(_, at)| at.trim_start_matches('h').parse::<i64>().ok())
                     .is_none_or(|at| at < before)
             })
             .map(|(k, _)| Change::remove(Table::Budgets, k))

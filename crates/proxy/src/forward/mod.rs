@@ -3,6 +3,7 @@
 //! place where a failed step becomes the sandbox's answer.
 
 mod asked;
+mod budgeted;
 mod fresh;
 mod head;
 mod held;
@@ -69,7 +70,7 @@ async fn forward(
     proxy: &Proxy,
     bound: &Bound,
     req: Request<Incoming>,
-    guard: InFlight,
+    mut guard: InFlight,
 ) -> Result<(Response<ProxyBody>, Option<SwapSummary>), Refusal> {
     let (mut parts, body) = req.into_parts();
     // 1. CONNECT, SNI and Host name one host: a tunnel never carries a credential elsewhere;
@@ -94,6 +95,8 @@ async fn forward(
     //    a request a rule holds for a person's approval waits here for the decision.
     drop(policy);
     let (report, body) = held::swap(proxy, &mut parts, bound, asked.as_ref(), body).await?;
+    // 4b. Each connection it spends counts against its budget, and holds a place in flight.
+    budgeted::take(proxy, &proxy.policy.load(), &report, &mut guard)?;
     let swapped = record::swapped(proxy, &report);
     // 5. The connector's request settings: base headers, user agent, and how step 6 sends.
     let plan = settings::apply(
