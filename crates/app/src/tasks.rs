@@ -94,7 +94,7 @@ pub(crate) async fn flush_budgets(
             policy.load_full(),
             clock.unix(),
         );
-        let prune = rounds % 600 == 0;
+        let prune = rounds.is_multiple_of(600);
         let _ = tokio::task::spawn_blocking(move || {
             b.flush(&v, &p, now);
             if prune {
