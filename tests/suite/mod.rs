@@ -5,9 +5,11 @@
 /// Fixtures and clients: in-process egret, the real binary, the API, an OAuth server.
 mod harness;
 
-/// The audit log: what is recorded for each decision and change, and what never is.
+/// Approvals: a held request released or refused by a person, through the API.
 mod approvals;
+/// The audit log: what is recorded for each decision and change, and what never is.
 mod audit;
+/// Budgets per connection: requests per window and in flight, the webhook, the listing.
 mod budgets;
 /// CONNECT: refusals before a tunnel, tunnels to allowed hosts, timeouts, bad input.
 mod connect;
@@ -45,6 +47,8 @@ mod lifecycle;
 mod limits;
 /// Many requests over many connections without an error.
 mod load;
+/// An MCP server's tools: calls decided by name, lists filtered, bad bodies refused.
+mod mcp;
 /// Prometheus metrics.
 mod metrics;
 /// Named connections: several per owner where a connector allows it, one elsewhere.

@@ -218,6 +218,11 @@ impl Access {
                 });
             }
         }
+        if let Some(mcp) = &self.mcp
+            && method == "POST"
+        {
+            mcp.judge(req.body)?;
+        }
         let query = parse_query(req.query);
         for (i, rule) in self.rules.iter().enumerate() {
             if !self.matches(rule, &method, req, &query) {
@@ -297,6 +302,10 @@ impl Access {
             sentence.push_str(&allows.join("; "));
         }
         sentence.push('.');
+        if let Some(mcp) = &self.mcp {
+            sentence.push(' ');
+            sentence.push_str(&mcp.allowed_sentence());
+        }
         sentence
     }
 

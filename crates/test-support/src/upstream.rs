@@ -38,7 +38,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-type UpBody = http_body_util::combinators::UnsyncBoxBody<Bytes, crate::Error>;
+pub(crate) type UpBody = http_body_util::combinators::UnsyncBoxBody<Bytes, crate::Error>;
 
 /// A CA that only the tests' upstreams use, so egret must be told to trust it.
 pub struct TestCa {
@@ -254,6 +254,16 @@ async fn handle(
             json_response(json!({ "received": received }))
         }
         "/ws" => websocket(&mut req),
+        "/mcp" | "/mcp-sse" => {
+            let sse = req.uri().path() == "/mcp-sse";
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            crate::mcp::answer(&body, sse)
+        }
         "/slow" => {
             tokio::time::sleep(std::time::Duration::from_millis(number("ms"))).await;
             json_response(head)

@@ -28,6 +28,11 @@ pub(super) struct Asking {
 }
 
 impl Asking {
+    /// Whether it asks an MCP server for its tools (the answer is then filtered).
+    pub(super) fn lists_tools(&self) -> bool {
+        egret_policy::McpTools::lists_tools(self.body.as_ref())
+    }
+
     pub(super) fn asked(&self) -> Asked<'_> {
         match &self.path {
             Some(path) => Asked::Facts(RequestFacts {

@@ -15,6 +15,7 @@ mod route;
 mod scan;
 mod settings;
 mod target;
+mod tools;
 mod upgrade;
 
 use http::{Request, Response};
@@ -98,6 +99,12 @@ async fn forward(
     // 4b. Each connection it spends counts against its budget, and holds a place in flight.
     budgeted::take(proxy, &proxy.policy.load(), &report, &mut guard)?;
     let swapped = record::swapped(proxy, &report);
+    // An MCP server's tools/list answer will show only the tools its connector allows.
+    let tools = tools::to_filter(
+        proxy,
+        &report,
+        asking.as_ref().is_some_and(asked::Asking::lists_tools),
+    );
     // 5. The connector's request settings: base headers, user agent, and how step 6 sends.
     let plan = settings::apply(
         &proxy.policy.load(),
@@ -125,6 +132,8 @@ async fn forward(
         let resp = retry::send(proxy, bound, &plan, parts, body).await?;
         // 7. The answer scanned on its way back.
         let resp = scan::answer(proxy, bound, resp, scan.as_ref(), guard).await?;
+        // 9. An MCP tools list filtered to the tools a call could pass.
+        let resp = tools::filter(bound, resp, tools).await?;
         return Ok((resp, swapped));
     };
     // 6-8. Upstream send with the body held, and one replay after a 401 on a token.
@@ -135,5 +144,6 @@ async fn forward(
     }
     .send(proxy, bound, parts, body, scan, guard)
     .await?;
+    let resp = tools::filter(bound, resp, tools).await?;
     Ok((resp, swapped))
 }

@@ -172,6 +172,17 @@ impl Refusal {
         .with("host", host)
     }
 
+    /// An MCP server's list of tools egret must filter (to the tools a call could pass)
+    /// but cannot: not JSON-RPC it can read, or too big.
+    pub fn tools_list_unfilterable(host: &str, why: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            Code::ResponseUnscannable,
+            format!("{host} answered a tools/list request with {why}; egret shows an agent only the tools its connector allows and cannot filter this answer, so it withheld it. Ask the operator to check the MCP server."),
+        )
+        .with("host", host)
+    }
+
     /// An upgrade egret cannot watch: a protocol other than WebSocket, or WebSocket with
     /// an extension (compression) the upstream took though egret did not offer it.
     pub fn upgrade_unscannable(host: &str, what: &str) -> Self {
