@@ -1265,3 +1265,75 @@ async fn an_administrator_without_connectors_sees_the_first_run_page() {
         all.body
     );
 }
+
+/// Issue 26: Connector Settings shows what agents may do with each connector, and an
+/// API connector's request rules are edited there (one rule per line); a line that is
+/// not a rule changes nothing and says why. The proxy then decides by the new rules.
+#[tokio::test]
+async fn request_rules_are_shown_and_edited_on_connector_settings() {
+    let f = Fixture::new().await;
+    let (status, body) = admin(
+        &f.egret,
+        Method::POST,
+        "/v1/connectors",
+        Some(json!({"id": "crm", "auth": "api_key", "egress": ["other.test.local"], "limits": {"requests": 100, "per": "1d"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let cookie = sign_in(&f).await;
+    let page = page_at(&f, "/ui/connectors", &cookie).await;
+    let crm = &page.texts("section.connector")[4];
+    assert!(
+        crm.contains("no request rules") && crm.contains("100 requests per 1day"),
+        "{crm}"
+    );
+    let csrf = page.csrf();
+    let bad = post(
+        &f,
+        "/ui/connectors/crm/rules",
+        &cookie,
+        &format!("csrf={csrf}&access=full&default=allow&rules=deny+DELETE"),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.texts("[role=alert]")[0].contains("needs an action, methods and a path"));
+    let rules = "deny DELETE /items/** agents never delete\nallow GET,POST /items/**";
+    let form = format!(
+        "csrf={csrf}&access=full&default=deny&rules={}",
+        percent_encoding::utf8_percent_encode(rules, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let done = post(&f, "/ui/connectors/crm/rules", &cookie, &form).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let (_, crm) = admin(&f.egret, Method::GET, "/v1/connectors/crm", None).await;
+    assert_eq!(crm["access"]["default"], "deny", "{crm}");
+    assert_eq!(
+        crm["access"]["rules"][0]["reason"], "agents never delete",
+        "{crm}"
+    );
+    let page = page_at(&f, "/ui/connectors", &cookie).await;
+    let shown = &page.texts("section.connector")[4];
+    assert!(
+        shown.contains("deny DELETE /items/**") && shown.contains("otherwise deny"),
+        "{shown}"
+    );
+    let p = f.egret.key_and_placeholder("crm", "org", "crm-key");
+    let auth = format!("Bearer {p}");
+    let r = f
+        .get(
+            "other.test.local",
+            "/items/1",
+            &[("authorization", &auth)],
+            egret_test_support::client::Proto::H1,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = f
+        .get(
+            "other.test.local",
+            "/other",
+            &[("authorization", &auth)],
+            egret_test_support::client::Proto::H1,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "the default now denies");
+}

@@ -122,6 +122,32 @@ pub fn connector_view(c: &Connector) -> Value {
             "per": humantime::format_duration(r.per).to_string(),
         });
     }
+    // What an agent may do with the credential, in one line each.
+    if !c.access.is_open() {
+        v["access"] = json!({
+            "read_only": c.access.read_only,
+            "rules": c.access.rules.iter().map(|r| json!({
+                "name": r.name,
+                "summary": r.summary(),
+                "action": r.action.as_str(),
+                "reason": r.reason,
+            })).collect::<Vec<_>>(),
+            "default": c.access.default.as_str(),
+            "mcp_tools": c.access.mcp.as_ref().map(|m| json!({"allow": m.allow, "deny": m.deny, "approve": m.approve})),
+            "summary": c.access.summaries(),
+            "allowed": c.access.allowed_sentence(),
+        });
+    }
+    if let Some(hold) = c.approval_hold {
+        v["approvals"] = json!({ "hold": humantime::format_duration(hold).to_string() });
+    }
+    if let Some(b) = c.budget {
+        v["limits"] = json!({
+            "requests": b.requests.map(|(n, _)| n),
+            "per": b.requests.map(|(_, per)| humantime::format_duration(per).to_string()),
+            "concurrent": b.concurrent,
+        });
+    }
     v["env"] = c
         .env
         .iter()

@@ -64,6 +64,10 @@ pub fn router(service: Arc<Service>, admin_token: SecretString) -> Router {
         )
         .route("/ui/connectors/{id}/link", post(pages::connectors::link))
         .route(
+            "/ui/connectors/{id}/rules",
+            post(pages::connectors::set_rules),
+        )
+        .route(
             "/ui/connectors/{id}/enabled",
             post(pages::connectors::set_enabled),
         )

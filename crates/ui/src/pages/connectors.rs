@@ -119,6 +119,18 @@ fn card(
                     ul.hosts { @for h in &c.egress { li { code { (h) } } } }
                     small { "Allow these in the sandbox's network policy: credentials are sent to them only." }
                 }
+                dt { "What agents may do" }
+                dd {
+                    @if c.access.is_open() { "anything the credential allows (no request rules)" }
+                    @else { ul.rules { @for line in c.access.summaries() { li { code { (line) } } } } }
+                    @if let Some(b) = c.budget {
+                        p { small {
+                            "Budget per connection: "
+                            @if let Some((n, per)) = b.requests { (n) " requests per " (humantime::format_duration(per)) }
+                            @if let Some(k) = b.concurrent { @if b.requests.is_some() { ", " } (k) " at once" }
+                        } }
+                    }
+                }
                 dt { "Connections" }
                 dd {
                     @if total == 0 { "none yet: send a connect link below" }
@@ -143,6 +155,7 @@ fn card(
                     }
                 }
             }
+            @if c.source == Source::Api { (rules_form(session, c)) }
             @if c.source == Source::Api {
                 section.danger-zone aria-label=(format!("Danger zone for {}", c.id)) {
                     h3 { "Danger zone" }
@@ -220,6 +233,137 @@ pub(crate) async fn set_enabled(
     match state
         .service
         .set_connector_enabled(&session.principal(), &id, enabled)
+        .await
+    {
+        Ok(_) => Redirect::to("/ui/connectors").into_response(),
+        Err(e) => back_failed(&session, &e),
+    }
+}
+
+/// The rules of a connector made here or through the API, one per line, to edit:
+/// `ACTION METHODS PATH [reason]` (`deny DELETE /repos/** agents never delete`). Rules
+/// with query or body conditions are edited through the API.
+fn rules_form(session: &Session, c: &Connector) -> Markup {
+    let editable = c
+        .access
+        .rules
+        .iter()
+        .all(|r| r.query.is_empty() && r.body.is_empty());
+    let id = c.id.as_str();
+    let text: String = c
+        .access
+        .rules
+        .iter()
+        .map(|r| {
+            let methods = if r.methods.is_empty() {
+                "*".to_owned()
+            } else {
+                r.methods.join(",")
+            };
+            let reason = r
+                .reason
+                .as_deref()
+                .map(|w| format!(" {w}"))
+                .unwrap_or_default();
+            format!("{} {methods} {}{reason}\n", r.action.as_str(), r.path)
+        })
+        .collect();
+    html! {
+        details.rules-editor {
+            summary { "Edit request rules" }
+            @if editable {
+                form method="post" action=(format!("/ui/connectors/{id}/rules")) {
+                    input type="hidden" name="csrf" value=(session.csrf);
+                    label for=(format!("access-{id}")) { "Access" }
+                    select id=(format!("access-{id}")) name="access" {
+                        option value="full" selected[!c.access.read_only] { "Full (the rules decide)" }
+                        option value="read_only" selected[c.access.read_only] { "Read only (GET, HEAD, OPTIONS; GraphQL queries)" }
+                    }
+                    label for=(format!("rules-{id}")) { "Rules, first match wins: " code { "ACTION METHODS PATH reason" } }
+                    textarea id=(format!("rules-{id}")) name="rules" rows="5" placeholder="deny DELETE /repos/** agents never delete repositories" { (text) }
+                    label for=(format!("default-{id}")) { "When no rule matches" }
+                    select id=(format!("default-{id}")) name="default" {
+                        @for a in ["allow", "deny", "approve"] {
+                            option value=(a) selected[c.access.default.as_str() == a] { (a) }
+                        }
+                    }
+                    div.actions { button.primary type="submit" { "Save rules" } }
+                }
+            } @else {
+                p { "This connector's rules match queries or bodies; change them through the API (" code { "PATCH /v1/connectors/" (id) } ")." }
+            }
+        }
+    }
+}
+
+/// `POST /ui/connectors/{id}/rules`.
+#[derive(serde::Deserialize)]
+pub(crate) struct RulesForm {
+    csrf: String,
+    access: String,
+    rules: String,
+    default: String,
+}
+
+/// One line of the rules editor as the policy's rule entry.
+fn rule_of_line(line: &str) -> Result<serde_json::Value, String> {
+    let mut parts = line.split_whitespace();
+    let (Some(action), Some(methods), Some(path)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(format!(
+            "`{line}` needs an action, methods and a path, e.g. `deny DELETE /repos/**`"
+        ));
+    };
+    let reason: Vec<&str> = parts.collect();
+    let mut rule = serde_json::json!({ "action": action, "path": path });
+    if methods != "*" {
+        rule["methods"] = serde_json::json!(methods.split(',').collect::<Vec<_>>());
+    }
+    if !reason.is_empty() {
+        rule["reason"] = serde_json::json!(reason.join(" "));
+    }
+    Ok(rule)
+}
+
+pub(crate) async fn set_rules(
+    State(state): State<Arc<UiState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<RulesForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return back(
+            None,
+            StatusCode::BAD_REQUEST,
+            "The form was incomplete; nothing was changed.",
+        );
+    };
+    let session = match admin_post(&state, &headers, &form.csrf).await {
+        Ok(s) => s,
+        Err(refused) => return refused.into_response(),
+    };
+    let rules: Result<Vec<serde_json::Value>, String> = form
+        .rules
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(rule_of_line)
+        .collect();
+    let rules = match rules {
+        Ok(r) => r,
+        Err(why) => {
+            return back(
+                Some(&session),
+                StatusCode::BAD_REQUEST,
+                &format!("{why}; nothing was changed."),
+            );
+        }
+    };
+    let patch =
+        serde_json::json!({ "access": form.access, "rules": rules, "default": form.default });
+    match state
+        .service
+        .patch_connector(&session.principal(), &id, patch)
         .await
     {
         Ok(_) => Redirect::to("/ui/connectors").into_response(),
