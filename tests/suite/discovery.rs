@@ -189,3 +189,65 @@ async fn with_proxy_authentication_a_sandbox_sees_its_own_placeholders_and_nothi
     assert_eq!(body["unknown_placeholders"], 1, "{body}");
     assert!(!body.to_string().contains("weather"), "{body}");
 }
+
+/// Issue 26, part 4: the agent sees its limits — the access (read-only, rules in one line
+/// each, MCP tools), the budget left, and its requests waiting for a person.
+#[tokio::test]
+async fn an_agent_sees_its_rules_budget_and_pending_approvals() {
+    let rules = "    rules:\n      - { methods: [DELETE], path: \"/repos/**\", action: deny, reason: \"agents never delete repositories\" }\n      - { methods: [POST], path: \"/repos/*/*/pulls\", action: approve, reason: \"a person approves pull requests\" }\n    limits: { requests: 10, per: 1h }\n    approvals: { hold: 1s }\n";
+    let f = super::rules::fixture(rules).await;
+    let p = f.egret.key_and_placeholder("openai", "org", "sk-limits");
+    let r = super::rules::send(
+        &f,
+        &p,
+        "GET",
+        "/repos/o/r",
+        "",
+        egret_test_support::client::Proto::H1,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let held = super::rules::send(
+        &f,
+        &p,
+        "POST",
+        "/repos/o/r/pulls",
+        "{}",
+        egret_test_support::client::Proto::H1,
+    )
+    .await;
+    let id = super::harness::json(held.body())["approval_id"]
+        .as_str()
+        .expect("pending")
+        .to_owned();
+    let auth = format!("Bearer {p}");
+    let (status, body) = discover(&f.egret, &[("Authorization", &auth)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let c = &body["connections"][0];
+    let rules = c["access"]["rules"].as_array().expect("rules");
+    assert!(
+        rules[0].as_str().is_some_and(
+            |r| r.starts_with("deny DELETE /repos/**") && r.contains("agents never delete")
+        ),
+        "{c}"
+    );
+    assert!(
+        c["access"]["allowed"]
+            .as_str()
+            .is_some_and(|a| !a.is_empty()),
+        "{c}"
+    );
+    assert_eq!(c["budget"]["requests"], 10, "{c}");
+    assert_eq!(c["budget"]["left"], 9, "one request spent: {c}");
+    let pending = c["pending_approvals"].as_array().expect("pending");
+    assert_eq!(pending.len(), 1, "{c}");
+    assert_eq!(pending[0]["approval_id"], id.as_str());
+    assert_eq!(pending[0]["reason"], "a person approves pull requests");
+    assert!(
+        pending[0]["approval_url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with(&id)),
+        "{c}"
+    );
+    assert!(!body.to_string().contains("sk-limits"));
+}

@@ -129,7 +129,7 @@ impl SandboxConnection {
         {
             // Answered by egret itself, never forwarded.
             let id = sandbox.as_ref().map(|s| &*s.id);
-            Ok(crate::discovery::answer(proxy, &req, id))
+            Ok(crate::discovery::answer(proxy, &req, id).await)
         } else if req.uri().scheme_str() == Some("http") && req.uri().authority().is_some() {
             crate::plain::forward(proxy, req).await
         } else if req.uri().scheme_str() == Some("https") {

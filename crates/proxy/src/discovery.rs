@@ -32,7 +32,7 @@ pub(crate) fn is_for_egret<B>(req: &Request<B>) -> bool {
 
 /// Answers a request to `egret.internal` from `sandbox` (its id, with proxy
 /// authentication).
-pub(crate) fn answer<B>(
+pub(crate) async fn answer<B>(
     proxy: &Proxy,
     req: &Request<B>,
     sandbox: Option<&str>,
@@ -74,8 +74,43 @@ pub(crate) fn answer<B>(
             None => unknown += 1,
         }
     }
+    // The calling sandbox's requests waiting for a person (read from the store, off the
+    // worker: with replicas, an approval asked through another is there too).
+    let approvals = proxy.approvals.clone();
+    let pending = tokio::task::spawn_blocking(move || approvals.list())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| {
+            a.status == egret_approvals::ApprovalStatus::Pending && a.sandbox.as_deref() == sandbox
+        })
+        .collect::<Vec<_>>();
     let policy = proxy.policy.load();
-    let connections: Vec<Value> = seen.iter().map(|p| describe(proxy, &policy, p)).collect();
+    let connections: Vec<Value> = seen
+        .iter()
+        .map(|p| {
+            let mut v = describe(proxy, &policy, p);
+            let mine: Vec<Value> = pending
+                .iter()
+                .filter(|a| a.connection() == p.connection())
+                .map(|a| {
+                    json!({
+                        "approval_id": a.id,
+                        "method": a.method,
+                        "host": a.host,
+                        "path": a.path,
+                        "reason": a.reason,
+                        "expires_at": a.expires_at,
+                        "approval_url": proxy.approvals.page_url(&a.id),
+                    })
+                })
+                .collect();
+            v["pending_approvals"] = json!(mine);
+            v
+        })
+        .collect();
     let mut body = json!({ "connections": connections, "unknown_placeholders": unknown });
     if sandbox.is_none() && seen.is_empty() && unknown == 0 {
         body["message"] = json!(
@@ -123,6 +158,25 @@ fn describe(proxy: &Proxy, policy: &Policy, p: &PlaceholderInfo) -> Value {
             AuthKind::OAuth2(_) => "oauth2",
             _ => "api_key",
         });
+        // What the agent may do with it, so it can plan instead of being refused.
+        v["access"] = json!({
+            "read_only": c.access.read_only,
+            "rules": c.access.summaries(),
+            "default": c.access.default.as_str(),
+            "allowed": c.access.allowed_sentence(),
+            "mcp_tools": c.access.mcp.as_ref().map(|m| json!({"allow": m.allow, "deny": m.deny, "approve": m.approve})),
+        });
+        if let Some(budget) = c.budget {
+            let usage = proxy.budgets.usage(&id, &budget, proxy.clock.unix());
+            v["budget"] = json!({
+                "requests": usage.map(|u| u.budget),
+                "per": budget.requests.map(|(_, per)| humantime::format_duration(per).to_string()),
+                "used": usage.map(|u| u.used),
+                "left": usage.map(|u| u.budget.saturating_sub(u.used)),
+                "renews_at": usage.map(|u| u.window_ends_at),
+                "concurrent": budget.concurrent,
+            });
+        }
     }
     let action = match status {
         "needs_reauth" => Some(format!(
