@@ -199,3 +199,147 @@ async fn a_refused_request_costs_no_token_renewal() {
         "the allowed request renewed the due token"
     );
 }
+
+/// An owner narrows their own connection, never widens it: read only, "ask me first",
+/// their own tighter budget; the narrowing survives a new key, and lifting it restores
+/// the connector's rules.
+#[tokio::test]
+async fn an_owner_narrows_their_connection_and_cannot_widen_it() {
+    use super::harness::api::admin;
+    use http::Method;
+    use serde_json::json;
+    let f = fixture("    limits: { requests: 10, per: 1h }\n    approvals: { hold: 1s }\n").await;
+    let p = f
+        .egret
+        .key_and_placeholder("openai", "user:alice", "sk-alice-1");
+    let path = "/v1/connections/openai/user:alice";
+    let (status, body) = admin(
+        &f.egret,
+        Method::PATCH,
+        path,
+        Some(json!({"access": "read_only"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["narrowing"], json!({"access": "read_only"}));
+    assert_eq!(
+        send(&f, &p, "GET", "/v1/models", "", Proto::H1)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let refused = send(&f, &p, "DELETE", "/v1/models/m", "", Proto::H2).await;
+    assert_eq!(refusal_code(&refused).as_deref(), Some("request_denied"));
+    let b = json(refused.body());
+    assert_eq!(b["rule"], "owner:read_only", "{b}");
+    assert!(
+        b["reason"].as_str().is_some_and(|r| r.contains("owner")),
+        "{b}"
+    );
+    // Another owner's connection to the same connector is not narrowed.
+    let bob = f.egret.key_and_placeholder("openai", "user:bob", "sk-bob");
+    assert_eq!(
+        send(&f, &bob, "DELETE", "/v1/models/m", "", Proto::H1)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    // A new key keeps the narrowing.
+    let (status, _) = admin(
+        &f.egret,
+        Method::PUT,
+        &format!("{path}/key"),
+        Some(json!({"key": "sk-alice-2"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let refused = send(&f, &p, "DELETE", "/v1/models/m", "", Proto::H1).await;
+    assert_eq!(
+        refusal_code(&refused).as_deref(),
+        Some("request_denied"),
+        "still read only"
+    );
+
+    // Wider limits than the connector's are refused; tighter ones apply.
+    let (status, body) = admin(
+        &f.egret,
+        Method::PATCH,
+        path,
+        Some(json!({"access": null, "limits": {"requests": 100, "per": "1h"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("only narrow")),
+        "{body}"
+    );
+    let (status, body) = admin(
+        &f.egret,
+        Method::PATCH,
+        path,
+        Some(json!({"access": null, "limits": {"requests": 3, "per": "1h"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["narrowing"],
+        json!({"limits": {"requests": 3, "per": "1h"}})
+    );
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        codes.push(
+            send(&f, &p, "DELETE", "/v1/models/m", "", Proto::H1)
+                .await
+                .status(),
+        );
+    }
+    // The GET counted already (refused requests do not): 3 allowed in this window.
+    assert_eq!(
+        codes,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS
+        ],
+        "{codes:?}"
+    );
+
+    // "Ask me first": every request waits for the owner.
+    let (status, _) = admin(
+        &f.egret,
+        Method::PATCH,
+        path,
+        Some(json!({"limits": null, "default": "approve"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let held = send(&f, &p, "GET", "/v1/models", "", Proto::H1).await;
+    assert_eq!(refusal_code(&held).as_deref(), Some("approval_pending"));
+    assert_eq!(
+        json(held.body())["reason"]
+            .as_str()
+            .map(|r| r.contains("owner")),
+        Some(true)
+    );
+    // Lifted: the connector's rules alone.
+    let (status, body) = admin(
+        &f.egret,
+        Method::PATCH,
+        path,
+        Some(json!({"default": null})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body["narrowing"].is_null(), "{body}");
+    let (status, bad) = admin(
+        &f.egret,
+        Method::PATCH,
+        path,
+        Some(json!({"rules": [{"action": "sometimes"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+}

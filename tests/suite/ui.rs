@@ -1337,3 +1337,82 @@ async fn request_rules_are_shown_and_edited_on_connector_settings() {
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN, "the default now denies");
 }
+
+/// Issue 26: on their Connections page an owner narrows a connection ("only read", "ask
+/// me first") and lifts it; another owner's connection cannot be touched from there.
+#[tokio::test]
+async fn an_owner_narrows_a_connection_on_their_connections_page() {
+    let f = Fixture::new().await;
+    let p = f.egret.key_and_placeholder("openai", "user:ann", "sk-ann");
+    f.egret.key_and_placeholder("openai", "user:bob", "sk-bob");
+    let cookie = open_link(&f, &connect_link(&f, json!({ "owner": "user:ann" })).await).await;
+    let page = page_at(&f, "/ui/connections", &cookie).await;
+    let csrf = page.csrf();
+    assert!(page.body.contains("ask me first"), "the choice is offered");
+    let done = post(
+        &f,
+        "/ui/connections/openai/narrow",
+        &cookie,
+        &format!("csrf={csrf}&narrow=read_only"),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let (_, listed) = admin(
+        &f.egret,
+        Method::GET,
+        "/v1/connections?owner=user:ann",
+        None,
+    )
+    .await;
+    assert_eq!(
+        listed["connections"][0]["narrowing"],
+        json!({"access": "read_only"})
+    );
+    let auth = format!("Bearer {p}");
+    let r = f
+        .get(
+            "api.test.local",
+            "/x",
+            &[("authorization", &auth)],
+            egret_test_support::client::Proto::H1,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "a GET still goes");
+    let page = page_at(&f, "/ui/connections", &cookie).await;
+    assert!(
+        page.body.contains("selected>only read")
+            || page.body.contains("value=\"read_only\" selected"),
+        "shown as chosen"
+    );
+    post(
+        &f,
+        "/ui/connections/openai/narrow",
+        &cookie,
+        &format!("csrf={csrf}&narrow=none"),
+    )
+    .await;
+    let (_, listed) = admin(
+        &f.egret,
+        Method::GET,
+        "/v1/connections?owner=user:ann",
+        None,
+    )
+    .await;
+    assert!(listed["connections"][0]["narrowing"].is_null());
+    let bad = post(
+        &f,
+        "/ui/connections/openai/narrow",
+        &cookie,
+        &format!("csrf={csrf}&narrow=everything"),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let (_, bob) = admin(
+        &f.egret,
+        Method::GET,
+        "/v1/connections?owner=user:bob",
+        None,
+    )
+    .await;
+    assert!(bob["connections"][0]["narrowing"].is_null());
+}

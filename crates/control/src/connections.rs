@@ -76,6 +76,8 @@ pub(crate) async fn list(
                 }
             }
             v["status"] = json!(c.status);
+            // The owner's narrowing, on top of the connector's rules.
+            v["narrowing"] = json!(state.service.narrowing_json(&c.info.id()));
             // Use against the connector's budget (`limits`), shared by replicas.
             v["budget"] = json!(usage);
             v["used_24h"] = json!(usage.as_ref().map(|u| u.used_24h));
@@ -146,8 +148,10 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     Option::<String>::deserialize(d).map(Some)
 }
 
-/// `PATCH /v1/connections/{connector}/{owner}`: exactly `description` and
-/// `identity_label` (a string sets, `null` clears); any other field is a 400 naming it.
+/// `PATCH /v1/connections/{connector}/{owner}`: `description` and `identity_label` (a
+/// string sets, `null` clears), and the owner's narrowing of what agents may do with
+/// it — `access`, `rules`, `default`, `limits` as a connector entry writes them, on top
+/// of the connector's (all `null`: lifted). Any other field is a 400 naming it.
 pub(crate) async fn update(
     State(state): State<Arc<ControlState>>,
     Path((connector, owner)): Path<(String, String)>,
@@ -157,29 +161,51 @@ pub(crate) async fn update(
     let conn = connection_id(&connector, &owner, &which)?;
     let Json(body) = body.map_err(|e| {
         ApiError::bad_request(format!(
-            "expected a JSON body {{\"description\"?, \"identity_label\"?}}: {}",
+            "expected a JSON body {{\"description\"?, \"identity_label\"?, \"rules\"?, \"access\"?, \"default\"?, \"limits\"?}}: {}",
             e.body_text()
         ))
     })?;
-    if let Some(other) = body.as_object().and_then(|o| {
-        o.keys()
-            .find(|k| *k != "description" && *k != "identity_label")
+    let Value::Object(mut fields) = body else {
+        return Err(ApiError::bad_request("expected a JSON object"));
+    };
+    const NARROWING: [&str; 4] = ["access", "rules", "default", "limits"];
+    if let Some(other) = fields.keys().find(|k| {
+        !["description", "identity_label"].contains(&k.as_str()) && !NARROWING.contains(&k.as_str())
     }) {
         return Err(ApiError::bad_request(format!(
-            "`{other}` cannot be changed here; only `description` and `identity_label` can"
+            "`{other}` cannot be changed here; only `description`, `identity_label` and the owner's narrowing (`access`, `rules`, `default`, `limits`) can"
         )));
     }
-    let labels: LabelsBody = serde_json::from_value(body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "`description` and `identity_label` are strings (or null to clear): {e}"
-        ))
-    })?;
-    let labels = Labels {
-        description: labels.description,
-        identity_label: labels.identity_label,
-    };
-    let info = state.service.update_labels(ADMIN, &conn, labels).await?;
-    Ok(Json(json!(info)))
+    let mut narrowing = serde_json::Map::new();
+    let mut narrows = false;
+    for k in NARROWING {
+        if let Some(v) = fields.remove(k) {
+            narrows = true;
+            if !v.is_null() {
+                narrowing.insert(k.to_owned(), v);
+            }
+        }
+    }
+    let mut info = None;
+    if narrows {
+        let set = (!narrowing.is_empty()).then_some(Value::Object(narrowing));
+        info = Some(state.service.narrow(ADMIN, &conn, set).await?);
+    }
+    if !fields.is_empty() || info.is_none() {
+        let labels: LabelsBody = serde_json::from_value(Value::Object(fields)).map_err(|e| {
+            ApiError::bad_request(format!(
+                "`description` and `identity_label` are strings (or null to clear): {e}"
+            ))
+        })?;
+        let labels = Labels {
+            description: labels.description,
+            identity_label: labels.identity_label,
+        };
+        info = Some(state.service.update_labels(ADMIN, &conn, labels).await?);
+    }
+    let mut v = json!(info);
+    v["narrowing"] = json!(state.service.narrowing_json(&conn));
+    Ok(Json(v))
 }
 
 /// `POST /v1/connections/{connector}/{owner}/test`: one real, read-only request with

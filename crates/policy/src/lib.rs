@@ -30,6 +30,7 @@ pub use error::{Located, PolicyError, Problems};
 pub use host::{HostPattern, canonical_ip, ip_literal, is_ip_literal, normalize_host};
 pub use mcp::McpTools;
 pub use model::*;
+
 pub use request::{RequestSettings, Retries};
 pub use secret_ref::SecretRef;
 pub use suggest::closest;
@@ -149,6 +150,109 @@ pub fn parse_api_connector(entry: &serde_json::Value) -> Result<Connector, Strin
         o.client_secret = Some(SecretRef::Stored(std::sync::Arc::new(value.into())));
     }
     Ok(connector)
+}
+
+/// An owner's narrowing of what agents may do with their connection: `{"access":
+/// "read_only", "rules": [...], "default": "approve", "limits": {...}}`, the connector
+/// entry's keys of the same names. It applies on top of the connector's (a request must
+/// pass both), so it can only narrow; `limits` may not be wider than `connector`'s.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Narrowing {
+    pub access: Access,
+    pub budget: Option<Budget>,
+}
+
+const NARROWING_KEYS: [&str; 4] = ["access", "rules", "default", "limits"];
+
+impl Narrowing {
+    /// Reads and checks `entry` for a connection of `connector`.
+    pub fn parse(entry: &serde_json::Value, connector: &Connector) -> Result<Self, String> {
+        let n = Self::read(entry)?;
+        if let Some(mine) = n.budget {
+            widens(&mine, connector.budget.as_ref())?;
+        }
+        Ok(n)
+    }
+
+    /// Reads `entry` as stored (checked when it was set; the budget in force is the
+    /// stricter of both whatever the connector's limits became since).
+    pub fn read(entry: &serde_json::Value) -> Result<Self, String> {
+        let Some(map) = entry.as_object() else {
+            return Err("the narrowing is not a JSON object; expected {\"access\"?, \"rules\"?, \"default\"?, \"limits\"?}".to_owned());
+        };
+        if let Some(k) = map.keys().find(|k| !NARROWING_KEYS.contains(&k.as_str())) {
+            return Err(format!(
+                "`{k}` cannot be narrowed by an owner; expected `access`, `rules`, `default` or `limits`"
+            ));
+        }
+        let mut one = serde_json::json!({"id": "narrowing", "auth": "api_key", "egress": ["narrowing.invalid"]});
+        for (k, v) in map {
+            one[k] = v.clone();
+        }
+        let text = format!("version: 1\nconnectors:\n  - {one}\n");
+        let policy = parse(&text, Path::new("<narrowing>"), Path::new(".")).map_err(|e| {
+            e.iter()
+                .map(|p| p.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        let c = policy
+            .connectors
+            .into_iter()
+            .next()
+            .ok_or_else(|| "the narrowing could not be read".to_owned())?;
+        Ok(Self {
+            access: c.access,
+            budget: c.budget,
+        })
+    }
+
+    /// The budget in force: the stricter of the owner's and the connector's, each part.
+    pub fn budget_over(&self, connector: Option<Budget>) -> Option<Budget> {
+        match (self.budget, connector) {
+            (None, c) => c,
+            (Some(mine), None) => Some(mine),
+            (Some(mine), Some(c)) => Some(Budget {
+                requests: match (mine.requests, c.requests) {
+                    (Some((n, per)), Some((cn, cper))) => {
+                        let mine_wider =
+                            u128::from(n) * cper.as_millis() > u128::from(cn) * per.as_millis();
+                        Some(if mine_wider { (cn, cper) } else { (n, per) })
+                    }
+                    (a, b) => a.or(b),
+                },
+                concurrent: match (mine.concurrent, c.concurrent) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                },
+            }),
+        }
+    }
+}
+
+/// Refuses an owner's limits that are wider than the connector's.
+fn widens(mine: &Budget, connector: Option<&Budget>) -> Result<(), String> {
+    let Some(c) = connector else {
+        return Ok(());
+    };
+    if let (Some((n, per)), Some((cn, cper))) = (mine.requests, c.requests) {
+        // Requests per second, compared without rounding: n / per <= cn / cper.
+        let wider = u128::from(n) * cper.as_millis() > u128::from(cn) * per.as_millis();
+        if wider || per > cper && n > cn {
+            return Err(format!(
+                "`limits.requests` would allow more than the connector's {cn} per {}; an owner may only narrow",
+                humantime::format_duration(cper)
+            ));
+        }
+    }
+    if let (Some(k), Some(ck)) = (mine.concurrent, c.concurrent)
+        && k > ck
+    {
+        return Err(format!(
+            "`limits.concurrent` would allow more than the connector's {ck}; an owner may only narrow"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

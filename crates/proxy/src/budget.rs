@@ -193,11 +193,10 @@ impl Budgets {
     pub fn flush(&self, vault: &Vault, policy: &Policy, now: i64) {
         let work: Vec<(ConnectionId, i64, u64)> = {
             let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+            // A connection whose connector is gone, or whose window ended with nothing
+            // left to add, is forgotten (the owner's own limits need no connector's).
             windows.retain(|conn, w| {
-                policy
-                    .connector(&conn.connector)
-                    .and_then(|c| c.budget)
-                    .is_some_and(|b| b.requests.is_some() || b.concurrent.is_some())
+                policy.connector(&conn.connector).is_some()
                     && (w.start.saturating_add(w.per) > now
                         || w.local > 0
                         || w.in_flight.load(Ordering::Acquire) > 0)

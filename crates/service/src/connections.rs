@@ -580,8 +580,12 @@ impl Service {
             conns
                 .iter()
                 .map(|conn| {
-                    let Some(budget) = policy.connector(&conn.connector).and_then(|c| c.budget)
-                    else {
+                    let connector = policy.connector(&conn.connector).and_then(|c| c.budget);
+                    let budget = match s.narrowing(conn) {
+                        Some(n) => n.budget_over(connector),
+                        None => connector,
+                    };
+                    let Some(budget) = budget else {
                         return Ok(None);
                     };
                     let Some((limit, per)) = budget.requests else {
@@ -600,6 +604,54 @@ impl Service {
                     }))
                 })
                 .collect()
+        })
+        .await
+    }
+}
+
+impl Service {
+    /// The owner's narrowing of `conn`, as stored (`None`: the connector's rules alone).
+    pub fn narrowing(&self, conn: &ConnectionId) -> Option<egret_policy::Narrowing> {
+        let text = self.vault.credential(conn)?.narrowed.clone()?;
+        serde_json::from_str(&text)
+            .ok()
+            .and_then(|v| egret_policy::Narrowing::read(&v).ok())
+    }
+
+    /// The owner's narrowing of `conn` as JSON, as it was set.
+    pub fn narrowing_json(&self, conn: &ConnectionId) -> Option<serde_json::Value> {
+        let text = self.vault.credential(conn)?.narrowed.clone()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Narrows what agents may do with `conn` (`Some`: `{"access"?, "rules"?,
+    /// "default"?, "limits"?}`, on top of the connector's rules), or lifts the owner's
+    /// narrowing (`None`). The owner or an administrator; limits wider than the
+    /// connector's are refused. Audited.
+    pub async fn narrow(
+        self: &Arc<Self>,
+        who: &Principal,
+        conn: &ConnectionId,
+        narrowing: Option<serde_json::Value>,
+    ) -> Result<ConnectionInfo, ServiceError> {
+        authorize(who, Operation::ChangeConnection, Some(conn))?;
+        let policy = self.policy.load();
+        let connector = known(&policy, &conn.connector)?;
+        let text = match &narrowing {
+            Some(v) => {
+                egret_policy::Narrowing::parse(v, connector)
+                    .map_err(|why| ServiceError::invalid("rules", why))?;
+                Some(v.to_string())
+            }
+            None => None,
+        };
+        let (conn, by) = (conn.clone(), who.label());
+        self.blocking(move |s| {
+            let info = s.vault.set_narrowing(&conn, text)?;
+            let record = egret_vault::AuditRecord::about("connection.narrowed", &conn)
+                .with_data(&serde_json::json!({ "by": by, "narrowing": narrowing }));
+            s.vault.append_audit(vec![record])?;
+            Ok(info)
         })
         .await
     }

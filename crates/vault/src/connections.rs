@@ -47,6 +47,7 @@ impl Vault {
             kind: stored.info.kind,
             status: stored.info.status,
             expires_at: stored.info.expires_at,
+            narrowed: secret.narrowed.take().map(Arc::from),
         })
     }
 
@@ -57,12 +58,18 @@ impl Vault {
         &self,
         fenced: bool,
         info: ConnectionInfo,
-        secret: &SealedSecret,
-        credential: Credential,
+        secret: &mut SealedSecret,
+        mut credential: Credential,
     ) -> Result<ConnectionInfo, VaultError> {
         let key = info.id().key();
+        // The owner's narrowing outlives a new key, a reconnect and a renewal: read from
+        // the row as stored (another replica may have set it a moment ago).
+        if secret.narrowed.is_none() {
+            secret.narrowed = self.stored_narrowing(&key)?;
+            credential.narrowed = secret.narrowed.as_deref().map(Arc::from);
+        }
         let plain = Zeroizing::new(
-            serde_json::to_vec(secret).map_err(|e| VaultError::Invalid(e.to_string()))?,
+            serde_json::to_vec(&*secret).map_err(|e| VaultError::Invalid(e.to_string()))?,
         );
         let sealed = self.sealer.seal(&aad("connections", &key), &plain);
         let record = serde_json::to_vec(&StoredConnection {
@@ -94,6 +101,65 @@ impl Vault {
         index.credentials.insert(key.clone(), Arc::new(credential));
         index.connections.insert(key, info.clone());
         Ok(info)
+    }
+
+    /// The owner's narrowing as the stored row has it (`None` without a row).
+    fn stored_narrowing(&self, key: &str) -> Result<Option<String>, VaultError> {
+        let Some(row) = self.store.get(Table::Connections, key)? else {
+            return Ok(None);
+        };
+        let Ok(stored) = serde_json::from_slice::<StoredConnection>(&row) else {
+            return Ok(None);
+        };
+        Ok(self
+            .open_credential(key, &stored)
+            .ok()
+            .and_then(|c| c.narrowed.map(|n| n.to_string())))
+    }
+
+    /// Sets (or, with `None`, lifts) the owner's narrowing of what agents may do with
+    /// connection `id` — JSON the caller validated. The credential is re-sealed as it is;
+    /// a concurrent change (a renewal on another replica) is read again and kept.
+    pub fn set_narrowing(
+        &self,
+        id: &ConnectionId,
+        narrowed: Option<String>,
+    ) -> Result<ConnectionInfo, VaultError> {
+        let key = id.key();
+        let _w = self.lock_writer();
+        let missing = || VaultError::NoConnection(id.clone());
+        for _ in 0..5 {
+            let row = self
+                .store
+                .get(Table::Connections, &key)?
+                .ok_or_else(missing)?;
+            let mut stored: StoredConnection =
+                serde_json::from_slice(&row).map_err(|_| VaultError::Corrupt(key.clone()))?;
+            let plain = self
+                .sealer
+                .open(&aad("connections", &key), &stored.sealed)
+                .ok_or_else(|| VaultError::Corrupt(key.clone()))?;
+            let mut secret: SealedSecret =
+                serde_json::from_slice(&plain).map_err(|_| VaultError::Corrupt(key.clone()))?;
+            secret.narrowed = narrowed.clone();
+            let plain = Zeroizing::new(
+                serde_json::to_vec(&secret).map_err(|e| VaultError::Invalid(e.to_string()))?,
+            );
+            stored.sealed = self.sealer.seal(&aad("connections", &key), &plain);
+            let record =
+                serde_json::to_vec(&stored).map_err(|e| VaultError::Invalid(e.to_string()))?;
+            if self.store.swap(Table::Connections, &key, &row, &record)? {
+                let credential = self.open_credential(&key, &stored)?;
+                let mut index = self.write_credentials();
+                index
+                    .credentials
+                    .insert(Arc::from(key.as_str()), Arc::new(credential));
+                return Ok(stored.info);
+            }
+        }
+        Err(VaultError::Invalid(
+            "the connection kept changing while it was being edited; try again".to_owned(),
+        ))
     }
 
     /// The connection's current credential, from memory.
@@ -139,10 +205,11 @@ impl Vault {
             identity_label: previous.as_ref().and_then(|p| p.identity_label.clone()),
             description: previous.and_then(|p| p.description),
         };
-        let secret = SealedSecret {
+        let mut secret = SealedSecret {
             api_key: Some(api_key.expose_secret().to_owned()),
             access_token: None,
             refresh_token: None,
+            narrowed: None,
         };
         let credential = Credential {
             secret: api_key.clone(),
@@ -150,8 +217,9 @@ impl Vault {
             kind: ConnectionKind::ApiKey,
             status: ConnectionStatus::Connected,
             expires_at: None,
+            narrowed: None,
         };
-        self.put_connection(false, info, &secret, credential)
+        self.put_connection(false, info, &mut secret, credential)
     }
 
     /// Changes what people write on a connection (description, "connected as"); the

@@ -88,6 +88,10 @@ pub(crate) struct SealedSecret {
     pub access_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// The owner's narrowing of what agents may do with it (JSON, as the policy writes
+    /// rules), sealed with the credential so nobody with the store alone can lift it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub narrowed: Option<String>,
 }
 
 impl Drop for SealedSecret {

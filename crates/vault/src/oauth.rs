@@ -114,13 +114,14 @@ impl Vault {
             identity_label,
             description: previous.as_ref().and_then(|p| p.description.clone()),
         };
-        let secret = SealedSecret {
+        let mut secret = SealedSecret {
             access_token: Some(tokens.access_token.expose_secret().to_owned()),
             refresh_token: tokens
                 .refresh_token
                 .as_ref()
                 .map(|r| r.expose_secret().to_owned()),
             api_key: None,
+            narrowed: None,
         };
         let fenced = update == TokenUpdate::Refreshed;
         let credential = Credential {
@@ -129,8 +130,9 @@ impl Vault {
             kind: ConnectionKind::Oauth2,
             status: ConnectionStatus::Connected,
             expires_at: tokens.expires_at,
+            narrowed: None,
         };
-        self.put_connection(fenced, info, &secret, credential)
+        self.put_connection(fenced, info, &mut secret, credential)
     }
 
     /// Marks a connection as needing the user to authorize again (its grant was revoked
@@ -142,10 +144,11 @@ impl Vault {
         info.status = ConnectionStatus::NeedsReauth;
         // Keeps a non-empty access token so the record still opens; it is never sent
         // while the status says needs_reauth.
-        let secret = SealedSecret {
+        let mut secret = SealedSecret {
             access_token: Some("revoked".to_owned()),
             refresh_token: None,
             api_key: None,
+            narrowed: None,
         };
         let credential = Credential {
             secret: SecretString::from("revoked"),
@@ -153,10 +156,11 @@ impl Vault {
             kind: info.kind,
             status: ConnectionStatus::NeedsReauth,
             expires_at: info.expires_at,
+            narrowed: None,
         };
         // Fenced when it ends a claimed renewal: a grant another replica has just
         // renewed is not marked dead on the strength of the old refresh token.
-        self.put_connection(true, info, &secret, credential)
+        self.put_connection(true, info, &mut secret, credential)
     }
 
     /// Remembers an authorization until its callback, under the hash of its `state`.

@@ -84,6 +84,9 @@ pub struct Credential {
     pub status: ConnectionStatus,
     /// Unix seconds; `None` when the vendor gave no lifetime.
     pub expires_at: Option<i64>,
+    /// What its owner narrowed agents to (JSON: `access`, `rules`, `default`,
+    /// `limits`), on top of the connector's rules; `None`: the connector's alone.
+    pub narrowed: Option<std::sync::Arc<str>>,
 }
 
 impl Credential {

@@ -48,8 +48,8 @@ impl Asking {
     }
 }
 
-/// What the request asks, when a connector serving this host has rules (`None`
-/// otherwise: nothing to decide, nothing read), and the body to send on.
+/// What the request asks (its body read only when a connector serving this host has
+/// rules that look into it), and the body to send on.
 pub(super) async fn take(
     proxy: &Proxy,
     policy: &Policy,
@@ -60,7 +60,15 @@ pub(super) async fn take(
     let ruled =
         |c: &&egret_policy::Connector| !c.access.is_open() && c.serves(&bound.host, bound.port);
     let Some(first) = policy.connectors.iter().find(ruled) else {
-        return Ok((None, Either::Left(body)));
+        // No connector rules here; a connection's owner may still have narrowed it
+        // (decided in the swap, without the body: what needs it fails closed).
+        let asking = Asking {
+            method: parts.method.as_str().to_owned(),
+            path: normalized_path(parts.uri.path()),
+            query: parts.uri.query().map(str::to_owned),
+            body: None,
+        };
+        return Ok((Some(asking), Either::Left(body)));
     };
     let first = first.id.as_str().to_owned();
     let reads = !matches!(parts.method.as_str(), "GET" | "HEAD" | "OPTIONS")

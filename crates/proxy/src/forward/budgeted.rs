@@ -28,7 +28,13 @@ pub(super) fn take(
             continue;
         }
         seen.push(conn);
-        let Some(budget) = policy.connector(&conn.connector).and_then(|c| c.budget) else {
+        let connector = policy.connector(&conn.connector).and_then(|c| c.budget);
+        // The owner's limits, where they narrowed the connection: the stricter applies.
+        let budget = match crate::swap::narrowing::of(&s.credential) {
+            Some(n) => n.budget_over(connector),
+            None => connector,
+        };
+        let Some(budget) = budget else {
             continue;
         };
         match proxy.budgets.take(conn, &budget, proxy.clock.unix()) {

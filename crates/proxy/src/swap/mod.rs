@@ -430,12 +430,22 @@ fn check(
         );
     }
     // What the agent asks must be allowed before its token is renewed or swapped in.
-    if let Some(asked) = lookup.asked
-        && !connector.access.is_open()
-        && let Err(verdict) = decide(connector, asked)?
-        && !lookup.approved.contains(&resolved.placeholder.connection)
-    {
-        return Err(Halt::Approve(resolved.placeholder, verdict));
+    if let Some(asked) = lookup.asked {
+        let mut held = None;
+        if !connector.access.is_open() {
+            held = decide(connector, asked)?.err();
+        }
+        // The owner's narrowing of their connection, on top of the connector's rules.
+        if held.is_none()
+            && let Some(narrowing) = narrowing::of(&resolved.credential)
+        {
+            held = narrowing::decide(connector, &narrowing, asked)?.err();
+        }
+        if let Some(verdict) = held
+            && !lookup.approved.contains(&resolved.placeholder.connection)
+        {
+            return Err(Halt::Approve(resolved.placeholder, verdict));
+        }
     }
     if let AuthKind::OAuth2(settings) = &connector.auth {
         let same = |(p, _): &&(Arc<PlaceholderEntry>, Arc<Credential>)| {
@@ -523,6 +533,7 @@ fn unusable_credential(report: &SwapReport) -> Refusal {
 }
 
 mod encoded;
+pub(crate) mod narrowing;
 #[cfg(test)]
 mod tests;
 mod uri;

@@ -207,7 +207,7 @@ pub(crate) async fn list(
         }
         h2 { "Connected for " (link.owner) " (" (mine.len()) ")" }
         @if mine.is_empty() { p.empty { "Nothing connected yet: connect a service below." } }
-        @for c in &mine { (connection(&session, c, policy.connector(&c.info.connector))) }
+        @for c in &mine { (connection(&session, c, policy.connector(&c.info.connector), state.service.narrowing_json(&c.info.id()).as_ref())) }
         h2 { "Available" }
         @if available.is_empty() {
             p.empty { "No connectors have been enabled for this account. Ask your administrator to enable the service you need in egret's Connector Settings." }
@@ -217,7 +217,12 @@ pub(crate) async fn list(
     layout("Your connections", Some(&session), content).into_response()
 }
 
-fn connection(session: &Session, view: &ConnectionView, connector: Option<&Connector>) -> Markup {
+fn connection(
+    session: &Session,
+    view: &ConnectionView,
+    connector: Option<&Connector>,
+    narrowing: Option<&serde_json::Value>,
+) -> Markup {
     let (c, health, status) = (&view.info, &view.health, view.status);
     let action = |what: &str| format!("/ui/connections/{}/{what}", c.connector);
     // Reconnecting needs the connector to take new connections.
@@ -248,6 +253,7 @@ fn connection(session: &Session, view: &ConnectionView, connector: Option<&Conne
                 }
                 @if status == "needs_reauth" { dt { "What to do" } dd { "Connect again: the service no longer accepts this connection." } }
             }
+            (narrow_form(session, view, connector, narrowing))
             form.inline method="post" action=(action("describe")) {
                 (hidden(session, &c.name))
                 label for=(format!("d-{}-{}", c.connector, c.name)) { "Description (shown to agents)" }
@@ -269,6 +275,40 @@ fn connection(session: &Session, view: &ConnectionView, connector: Option<&Conne
                     button.danger type="submit" aria-label=(format!("Disconnect {}", c.connector)) { "Disconnect" }
                 }
             }
+        }
+    }
+}
+
+/// What the owner lets agents do with this connection, on top of the connector's rules:
+/// everything the connector allows, read only, or "ask me first" (each request waits for
+/// the owner's approval). A narrowing set through the API shows as its own choice.
+fn narrow_form(
+    session: &Session,
+    view: &ConnectionView,
+    connector: Option<&Connector>,
+    narrowing: Option<&serde_json::Value>,
+) -> Markup {
+    let c = &view.info;
+    let field = format!("n-{}-{}", c.connector, c.name);
+    let current = match narrowing {
+        None => "none",
+        Some(v) if *v == serde_json::json!({"access": "read_only"}) => "read_only",
+        Some(v) if *v == serde_json::json!({"default": "approve"}) => "ask",
+        Some(_) => "custom",
+    };
+    html! {
+        form.inline method="post" action=(format!("/ui/connections/{}/narrow", c.connector)) {
+            (hidden(session, &c.name))
+            label for=(field) { "Agents may" }
+            select id=(field) name="narrow" {
+                option value="none" selected[current == "none"] {
+                    @if connector.is_some_and(|k| !k.access.is_open()) { "do what the connector's rules allow" } @else { "do anything the service allows" }
+                }
+                option value="read_only" selected[current == "read_only"] { "only read (GET, HEAD, OPTIONS)" }
+                option value="ask" selected[current == "ask"] { "ask me first (each request waits for my approval)" }
+                @if current == "custom" { option value="custom" selected { "follow the rules set through the API" } }
+            }
+            button type="submit" { "Save" }
         }
     }
 }
@@ -330,6 +370,8 @@ pub(crate) struct ActionForm {
     name: Option<String>,
     key: Option<SecretString>,
     description: Option<String>,
+    /// `none`, `read_only`, `ask` (the narrowing form).
+    narrow: Option<String>,
 }
 
 /// `POST /ui/connections/{connector}/{action}`: connect, key, test, describe, remove.
@@ -410,6 +452,23 @@ pub(crate) async fn act(
                 identity_label: None,
             };
             service.update_labels(&who, &conn, labels).await.map(drop)
+        }
+        "narrow" => {
+            let narrowing = match form.narrow.as_deref() {
+                Some("none") => None,
+                Some("read_only") => Some(serde_json::json!({"access": "read_only"})),
+                Some("ask") => Some(serde_json::json!({"default": "approve"})),
+                // The API's own rules stay as they are.
+                Some("custom") => return Redirect::to("/ui/connections").into_response(),
+                _ => {
+                    return back_with(
+                        Some(&session),
+                        StatusCode::BAD_REQUEST,
+                        "Choose what agents may do; nothing was changed.",
+                    );
+                }
+            };
+            service.narrow(&who, &conn, narrowing).await.map(drop)
         }
         "remove" => service.disconnect(&who, &conn).await.map(drop),
         _ => {
