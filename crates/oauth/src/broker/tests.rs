@@ -97,6 +97,7 @@ impl MemoryStore {
             kind: ConnectionKind::Oauth2,
             status: ConnectionStatus::Connected,
             expires_at: tokens.expires_at,
+            narrowed: None,
         });
         all.insert(Self::key(connector, owner), (info, credential.clone()));
         credential
@@ -171,6 +172,7 @@ impl TokenStore for MemoryStore {
             kind: ConnectionKind::Oauth2,
             status: ConnectionStatus::NeedsReauth,
             expires_at: info.expires_at,
+            narrowed: None,
         });
         self.events
             .lock()
