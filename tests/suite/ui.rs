@@ -600,7 +600,7 @@ async fn an_administrator_adds_a_connector_from_a_template_sends_a_link_and_dele
     assert!(!refused.texts("[role=alert]")[0].is_empty());
     // Issue 25: the same form comes back with what was typed, the problem beside its
     // field, and the navigation; a secret is never sent back, and the page says so.
-    assert_eq!(refused.texts("nav a").len(), 4, "the navigation bar");
+    assert_eq!(refused.texts("nav a").len(), 5, "the navigation bar");
     assert_eq!(
         refused.texts("input#egress[value='x.com']").len(),
         1,
@@ -1415,4 +1415,48 @@ async fn an_owner_narrows_a_connection_on_their_connections_page() {
     )
     .await;
     assert!(bob["connections"][0]["narrowing"].is_null());
+}
+
+/// Issue 26, part 3: the Connections page shows a connection's use against its budget.
+#[tokio::test]
+async fn the_connections_page_shows_use_against_the_budget() {
+    let ca = egret_test_support::upstream::TestCa::new();
+    let upstream = egret_test_support::upstream::Upstream::https(
+        &ca,
+        super::harness::NAMES,
+        egret_test_support::upstream::Offer::Http2AndHttp1,
+    )
+    .await;
+    let yaml = super::rules::ruled_yaml("    limits: { requests: 5, per: 1h }\n");
+    let egret = egret_test_support::proxy::TestProxy::start(&yaml, &ca.pem).await;
+    let f = Fixture {
+        ca,
+        upstream,
+        egret,
+    };
+    let p = f.egret.key_and_placeholder("openai", "user:ann", "sk-ann");
+    let auth = format!("Bearer {p}");
+    for _ in 0..2 {
+        let r = f
+            .get(
+                "api.test.local",
+                "/x",
+                &[("authorization", &auth)],
+                egret_test_support::client::Proto::H1,
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let cookie = open_link(&f, &connect_link(&f, json!({ "owner": "user:ann" })).await).await;
+    super::harness::wait::until(
+        "the use, flushed",
+        std::time::Duration::from_secs(10),
+        || async {
+            page_at(&f, "/ui/connections", &cookie)
+                .await
+                .body
+                .contains("2 of 5 requests per 1h used")
+        },
+    )
+    .await;
 }

@@ -198,6 +198,11 @@ pub(crate) async fn list(
         })
         .collect();
     let pending = super::approvals::pending_for(&state, &session).await;
+    let usage = state
+        .service
+        .budget_use(mine.iter().map(|c| c.info.id()).collect())
+        .await
+        .unwrap_or_default();
     let content = html! {
         p.lead { "Signed in as " strong { (link.owner) } ". Agents use these connections through egret; they never see your passwords or tokens." }
         @if !pending.is_empty() {
@@ -207,7 +212,7 @@ pub(crate) async fn list(
         }
         h2 { "Connected for " (link.owner) " (" (mine.len()) ")" }
         @if mine.is_empty() { p.empty { "Nothing connected yet: connect a service below." } }
-        @for c in &mine { (connection(&session, c, policy.connector(&c.info.connector), state.service.narrowing_json(&c.info.id()).as_ref())) }
+        @for (i, c) in mine.iter().enumerate() { (connection(&session, c, policy.connector(&c.info.connector), state.service.narrowing_json(&c.info.id()).as_ref(), usage.get(i).and_then(Option::as_ref))) }
         h2 { "Available" }
         @if available.is_empty() {
             p.empty { "No connectors have been enabled for this account. Ask your administrator to enable the service you need in egret's Connector Settings." }
@@ -222,6 +227,7 @@ fn connection(
     view: &ConnectionView,
     connector: Option<&Connector>,
     narrowing: Option<&serde_json::Value>,
+    usage: Option<&egret_service::BudgetUse>,
 ) -> Markup {
     let (c, health, status) = (&view.info, &view.health, view.status);
     let action = |what: &str| format!("/ui/connections/{}/{what}", c.connector);
@@ -246,6 +252,10 @@ fn connection(
                 @if let Some(last) = health.last_used_at {
                     dt title="The last request an agent sent through egret with this connection's credential, as seen by this egret since it started" { "Last request by an agent" }
                     dd { (when(last)) }
+                }
+                @if let Some(u) = usage {
+                    dt { "Budget" }
+                    dd { (u.used) " of " (u.budget) " requests per " (u.per) " used (renews " (when(u.window_ends_at)) "); " (u.used_24h) " in the last 24 hours" }
                 }
                 @if !view.missing_scopes.is_empty() {
                     dt { "Missing scopes" }
