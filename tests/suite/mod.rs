@@ -69,6 +69,8 @@ mod sandboxes;
 mod ssrf;
 /// Big bodies stream both ways with flat memory (measured in the egret process).
 mod streaming;
+/// Scoped API tokens and roles: each role's routes, 403 naming the role, revocation.
+mod tokens;
 /// The web UI's pages over HTTP: sign-in, Connector Settings, headers, CSRF.
 mod ui;
 /// Webhooks: signed events about connections, delivered at least once.

@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 
 use egret_service::{Approval, ApprovalFilter, ApprovalStatus, Decision, Grant};
 
+use crate::ControlState;
+use crate::auth::Who;
 use crate::error::ApiError;
-use crate::{ADMIN, ControlState};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +34,7 @@ pub fn view(a: &Approval, url: &str) -> Value {
 
 pub(crate) async fn list(
     State(state): State<Arc<ControlState>>,
+    Who(who): Who,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let status = match q.status.as_deref() {
@@ -48,7 +50,7 @@ pub(crate) async fn list(
         connector: q.connector,
         owner: q.owner,
     };
-    let list = state.service.approvals(ADMIN, filter).await?;
+    let list = state.service.approvals(&who, filter).await?;
     let approvals: Vec<Value> = list
         .iter()
         .map(|a| view(a, &state.service.approval_url(&a.id)))
@@ -58,9 +60,10 @@ pub(crate) async fn list(
 
 pub(crate) async fn show(
     State(state): State<Arc<ControlState>>,
+    Who(who): Who,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let a = state.service.approval(ADMIN, id).await?;
+    let a = state.service.approval(&who, id).await?;
     Ok(Json(view(&a, &state.service.approval_url(&a.id))))
 }
 
@@ -88,6 +91,7 @@ fn body<T: for<'de> Deserialize<'de> + Default>(raw: &[u8], shape: &str) -> Resu
 
 pub(crate) async fn approve(
     State(state): State<Arc<ControlState>>,
+    Who(who): Who,
     Path(id): Path<String>,
     raw: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
@@ -99,7 +103,7 @@ pub(crate) async fn approve(
     let a = state
         .service
         .decide_approval(
-            ADMIN,
+            &who,
             id,
             Decision::Approve {
                 grant,
@@ -112,13 +116,14 @@ pub(crate) async fn approve(
 
 pub(crate) async fn deny(
     State(state): State<Arc<ControlState>>,
+    Who(who): Who,
     Path(id): Path<String>,
     raw: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let b: DenyBody = body(&raw, r#"{"note"?}"#)?;
     let a = state
         .service
-        .decide_approval(ADMIN, id, Decision::Deny { note: b.note })
+        .decide_approval(&who, id, Decision::Deny { note: b.note })
         .await?;
     Ok(Json(view(&a, &state.service.approval_url(&a.id))))
 }

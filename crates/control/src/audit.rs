@@ -7,8 +7,9 @@ use axum::extract::{Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::ControlState;
+use crate::auth::Who;
 use crate::error::ApiError;
-use crate::{ADMIN, ControlState};
 
 #[derive(Deserialize)]
 pub(crate) struct Since {
@@ -21,12 +22,13 @@ pub(crate) struct Since {
 
 pub(crate) async fn list(
     State(state): State<Arc<ControlState>>,
+    Who(who): Who,
     Query(q): Query<Since>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(1000).min(10_000);
     let events = state
         .service
-        .audit_since(ADMIN, q.since, limit, q.connector, q.owner)
+        .audit_since(&who, q.since, limit, q.connector, q.owner)
         .await?;
     Ok(Json(json!({ "events": events })))
 }

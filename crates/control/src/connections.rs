@@ -11,8 +11,9 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::ControlState;
+use crate::auth::Who;
 use crate::error::ApiError;
-use crate::{ADMIN, ControlState};
 
 #[derive(Deserialize)]
 pub(crate) struct Filter {
@@ -43,6 +44,7 @@ pub(crate) fn connection_id(
 
 pub(crate) async fn list(
     State(state): State<Arc<ControlState>>,
+    Who(who): Who,
     Query(f): Query<Filter>,
 ) -> Result<Json<Value>, ApiError> {
     let filter = ConnectionFilter {
@@ -58,7 +60,7 @@ pub(crate) async fn list(
         },
         status: None,
     };
-    let views = state.service.connections(ADMIN, &filter)?;
+    let views = state.service.connections(&who, &filter)?;
     let usage = state
         .service
         .budget_use(views.iter().map(|c| c.info.id()).collect())
@@ -103,20 +105,21 @@ pub(crate) struct KeyBody {
 
 pub(crate) async fn put_key(
     State(state): State<Arc<ControlState>>,
+    Who(who): Who,
     Path((connector, owner)): Path<(String, String)>,
     Query(which): Query<Which>,
     body: Result<Json<KeyBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let conn = connection_id(&connector, &owner, &which)?;
     // Whether a key may be stored is said before what is wrong with the body.
-    state.service.may_store_key(ADMIN, &conn)?;
+    state.service.may_store_key(&who, &conn)?;
     let Json(body) = body.map_err(|e| {
         ApiError::bad_request(format!(
             "expected a JSON body {{\"key\": \"...\"}}: {}",
             e.body_text()
         ))
     })?;
-    let info = state.service.store_key(ADMIN, &conn, body.key).await?;
+    let info = state.service.store_key(&who, &conn, body.key).await?;
     Ok(Json(json!(info)))
 }
 
@@ -124,11 +127,12 @@ pub(crate) async fn put_key(
 /// connection and its placeholders in any case.
 pub(crate) async fn remove(
     State(state): State<Arc<ControlState>>,
+    Who(who): Who,
     Path((connector, owner)): Path<(String, String)>,
     Query(which): Query<Which>,
 ) -> Result<Json<Value>, ApiError> {
     let conn = connection_id(&connector, &owner, &which)?;
-    let revoked = state.service.disconnect(ADMIN, &conn).await?;
+    let revoked = state.service.disconnect(&who, &conn).await?;
     Ok(Json(
         json!({ "removed": true, "vendor_revocation": revoked }),
     ))
@@ -154,6 +158,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 /// of the connector's (all `null`: lifted). Any other field is a 400 naming it.
 pub(crate) async fn update(
     State(state): State<Arc<ControlState>>,
+    Who(who): Who,
     Path((connector, owner)): Path<(String, String)>,
     Query(which): Query<Which>,
     body: Result<Json<Value>, JsonRejection>,
@@ -189,7 +194,7 @@ pub(crate) async fn update(
     let mut info = None;
     if narrows {
         let set = (!narrowing.is_empty()).then_some(Value::Object(narrowing));
-        info = Some(state.service.narrow(ADMIN, &conn, set).await?);
+        info = Some(state.service.narrow(&who, &conn, set).await?);
     }
     if !fields.is_empty() || info.is_none() {
         let labels: LabelsBody = serde_json::from_value(Value::Object(fields)).map_err(|e| {
@@ -201,7 +206,7 @@ pub(crate) async fn update(
             description: labels.description,
             identity_label: labels.identity_label,
         };
-        info = Some(state.service.update_labels(ADMIN, &conn, labels).await?);
+        info = Some(state.service.update_labels(&who, &conn, labels).await?);
     }
     let mut v = json!(info);
     v["narrowing"] = json!(state.service.narrowing_json(&conn));
@@ -213,11 +218,12 @@ pub(crate) async fn update(
 /// kept for the listing.
 pub(crate) async fn test(
     State(state): State<Arc<ControlState>>,
+    Who(who): Who,
     Path((connector, owner)): Path<(String, String)>,
     Query(which): Query<Which>,
 ) -> Result<Json<Value>, ApiError> {
     let conn = connection_id(&connector, &owner, &which)?;
-    let outcome = state.service.test(ADMIN, &conn).await?;
+    let outcome = state.service.test(&who, &conn).await?;
     Ok(Json(json!(outcome)))
 }
 

@@ -12,11 +12,13 @@ use egret_policy::{AuthKind, ClientAuth, Connector, Grant};
 use egret_service::ConnectorEntry;
 use serde_json::{Value, json};
 
+use crate::ControlState;
+use crate::auth::Who;
 use crate::error::ApiError;
-use crate::{ADMIN, ControlState};
 
 pub(crate) async fn create(
     State(state): State<Arc<ControlState>>,
+    Who(who): Who,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(entry) = body.map_err(|e| {
@@ -27,7 +29,7 @@ pub(crate) async fn create(
     })?;
     let created = state
         .service
-        .create_connector(ADMIN, ConnectorEntry::from_json(entry))
+        .create_connector(&who, ConnectorEntry::from_json(entry))
         .await?;
     Ok((StatusCode::CREATED, Json(connector_view(&created))))
 }
@@ -35,13 +37,14 @@ pub(crate) async fn create(
 /// JSON merge patch (RFC 7396) onto the stored entry: `{"enabled": false}` disables.
 pub(crate) async fn update(
     State(state): State<Arc<ControlState>>,
+    Who(who): Who,
     Path(id): Path<String>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(patch) = body.map_err(|e| {
         ApiError::bad_request(format!("expected a JSON merge patch: {}", e.body_text()))
     })?;
-    let changed = state.service.patch_connector(ADMIN, &id, patch).await?;
+    let changed = state.service.patch_connector(&who, &id, patch).await?;
     Ok(Json(connector_view(&changed)))
 }
 
@@ -49,9 +52,10 @@ pub(crate) async fn update(
 /// vault transaction; the next request using any of them is refused.
 pub(crate) async fn remove(
     State(state): State<Arc<ControlState>>,
+    Who(who): Who,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let erased = state.service.delete_connector(ADMIN, &id).await?;
+    let erased = state.service.delete_connector(&who, &id).await?;
     Ok(Json(
         json!({ "deleted": true, "connections_erased": erased }),
     ))
@@ -61,16 +65,21 @@ pub(crate) async fn remove(
 /// yet ended); 409 while it is in force, 404 when nothing is stored.
 pub(crate) async fn purge(
     State(state): State<Arc<ControlState>>,
+    Who(who): Who,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let erased = state.service.purge_connector(ADMIN, &id).await?;
+    let erased = state.service.purge_connector(&who, &id).await?;
     Ok(Json(
         json!({ "purged": true, "connections_erased": erased }),
     ))
 }
 
 /// The connectors in force, and those gone from the file whose connections are kept.
-pub(crate) async fn list(State(state): State<Arc<ControlState>>) -> Json<Value> {
+pub(crate) async fn list(
+    State(state): State<Arc<ControlState>>,
+    Who(who): Who,
+) -> Result<Json<Value>, ApiError> {
+    egret_service::authorize(&who, egret_service::Operation::ReadConnectors, None)?;
     let policy = state.service.policy.load();
     let removed: Vec<Value> = state
         .service
@@ -85,16 +94,18 @@ pub(crate) async fn list(State(state): State<Arc<ControlState>>) -> Json<Value> 
             })
         })
         .collect();
-    Json(json!({
+    Ok(Json(json!({
         "connectors": policy.connectors.iter().map(connector_view).collect::<Vec<_>>(),
         "removed": removed,
-    }))
+    })))
 }
 
 pub(crate) async fn get(
     State(state): State<Arc<ControlState>>,
+    Who(who): Who,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    egret_service::authorize(&who, egret_service::Operation::ReadConnectors, None)?;
     Ok(Json(connector_view(&state.service.connector(&id)?)))
 }
 

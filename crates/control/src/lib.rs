@@ -25,6 +25,7 @@ mod links;
 mod oauth;
 mod placeholders;
 mod sandboxes;
+mod tokens;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -33,7 +34,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
-use egret_service::{Principal, Service};
+use egret_service::Service;
 use secrecy::SecretString;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -48,9 +49,8 @@ pub struct ControlState {
     pub admin_token: SecretString,
 }
 
-/// Every `/v1` route acts as the administrator: `auth` let only the admin token in.
-pub(crate) const ADMIN: &Principal = &Principal::Admin;
-
+/// The control plane's routes. Every `/v1` route acts as the principal `auth` found
+/// (the admin token or an API token); the service layer decides what it may do.
 pub fn router(state: Arc<ControlState>) -> Router {
     let admin = Router::new()
         .route(
@@ -97,9 +97,11 @@ pub fn router(state: Arc<ControlState>) -> Router {
         .route("/v1/approvals/{id}/deny", post(approvals::deny))
         .route("/v1/sandboxes", get(sandboxes::list).post(sandboxes::issue))
         .route("/v1/sandboxes/{id}", delete(sandboxes::revoke))
+        .route("/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/v1/tokens/{name}", delete(tokens::revoke))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            auth::require_admin,
+            auth::require_principal,
         ));
     Router::new()
         .route(

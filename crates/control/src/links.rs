@@ -12,9 +12,10 @@ use egret_service::{ConnectionName, NewLink};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::ControlState;
+use crate::auth::Who;
 use crate::connections::parse_owner;
 use crate::error::ApiError;
-use crate::{ADMIN, ControlState};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +29,7 @@ pub(crate) struct LinkBody {
 
 pub(crate) async fn create(
     State(state): State<Arc<ControlState>>,
+    Who(who): Who,
     body: Result<Json<LinkBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(body) = body.map_err(|e| {
@@ -47,7 +49,7 @@ pub(crate) async fn create(
             .map_err(ApiError::bad_request)?,
         ttl: body.ttl,
     };
-    let link = state.service.make_connect_link(ADMIN, new).await?;
+    let link = state.service.make_connect_link(&who, new).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({

@@ -19,18 +19,20 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::ControlState;
+use crate::auth::Who;
 use crate::connections::{Which, connection_id};
 use crate::cookies::Cookie;
 use crate::error::ApiError;
-use crate::{ADMIN, ControlState};
 
 pub(crate) async fn authorize(
     State(state): State<Arc<ControlState>>,
+    Who(who): Who,
     Path((connector, owner)): Path<(String, String)>,
     Query(which): Query<Which>,
 ) -> Result<Json<Value>, ApiError> {
     let conn = connection_id(&connector, &owner, &which)?;
-    match state.service.connect(ADMIN, &conn).await? {
+    match state.service.connect(&who, &conn).await? {
         Begun::Redirect(url) => Ok(Json(json!({
             "status": "redirect",
             "authorization_url": url,

@@ -10,9 +10,10 @@ use egret_service::{Minted, NewPlaceholder, Placeholder, PlaceholderFilter, Plac
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::ControlState;
+use crate::auth::Who;
 use crate::connections::{Which, connection_id, parse_owner};
 use crate::error::ApiError;
-use crate::{ADMIN, ControlState};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +29,7 @@ pub(crate) struct MintBody {
 
 pub(crate) async fn mint(
     State(state): State<Arc<ControlState>>,
+    Who(who): Who,
     body: Result<Json<MintBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(body) = body.map_err(|e| {
@@ -42,7 +44,7 @@ pub(crate) async fn mint(
         ttl: body.ttl,
         sandbox: body.sandbox,
     };
-    let Minted { placeholder, info } = state.service.mint_placeholder(ADMIN, new).await?;
+    let Minted { placeholder, info } = state.service.mint_placeholder(&who, new).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -68,6 +70,7 @@ pub(crate) struct Filter {
 /// placeholder itself.
 pub(crate) async fn list(
     State(state): State<Arc<ControlState>>,
+    Who(who): Who,
     Query(f): Query<Filter>,
 ) -> Result<Json<Value>, ApiError> {
     let filter = PlaceholderFilter {
@@ -75,12 +78,13 @@ pub(crate) async fn list(
         owner: f.owner.as_deref().map(parse_owner).transpose()?,
         sandbox: f.sandbox,
     };
-    let list = state.service.placeholders(ADMIN, &filter)?;
+    let list = state.service.placeholders(&who, &filter)?;
     Ok(Json(json!({ "placeholders": list })))
 }
 
 pub(crate) async fn revoke(
     State(state): State<Arc<ControlState>>,
+    Who(who): Who,
     Path(text): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let placeholder = Placeholder::parse(&text).ok_or_else(|| {
@@ -90,7 +94,7 @@ pub(crate) async fn revoke(
     })?;
     state
         .service
-        .revoke_placeholder(ADMIN, PlaceholderRef::Itself(placeholder))
+        .revoke_placeholder(&who, PlaceholderRef::Itself(placeholder))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,8 +12,9 @@ use serde_json::{Value, json};
 
 use egret_service::{IssuedSandbox, NewSandbox};
 
+use crate::ControlState;
+use crate::auth::Who;
 use crate::error::ApiError;
-use crate::{ADMIN, ControlState};
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +27,7 @@ pub(crate) struct IssueBody {
 
 pub(crate) async fn issue(
     State(state): State<Arc<ControlState>>,
+    Who(who): Who,
     raw: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     // An empty body is a sandbox with a random id and the default lifetime.
@@ -38,7 +40,7 @@ pub(crate) async fn issue(
     let IssuedSandbox { info, secret } = state
         .service
         .issue_sandbox(
-            ADMIN,
+            &who,
             NewSandbox {
                 id: body.id,
                 ttl: body.ttl,
@@ -60,16 +62,18 @@ pub(crate) async fn issue(
     ))
 }
 
-pub(crate) async fn list(State(state): State<Arc<ControlState>>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(
-        json!({ "sandboxes": state.service.sandboxes(ADMIN)? }),
-    ))
+pub(crate) async fn list(
+    State(state): State<Arc<ControlState>>,
+    Who(who): Who,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "sandboxes": state.service.sandboxes(&who)? })))
 }
 
 pub(crate) async fn revoke(
     State(state): State<Arc<ControlState>>,
+    Who(who): Who,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    state.service.revoke_sandbox(ADMIN, &id).await?;
+    state.service.revoke_sandbox(&who, &id).await?;
     Ok(Json(json!({ "revoked": true })))
 }

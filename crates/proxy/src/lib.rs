@@ -8,8 +8,10 @@
 //! - `connect`: one CONNECT — refuse, relay bytes (`tunnel`), or intercept.
 //! - `intercept`: TLS with a leaf from the CA, then HTTP/1.1 or HTTP/2 inside.
 //! - `forward`: one intercepted request as a list of named steps (binding, route, rate
-//!   limit, fresh credentials + `swap`, response scan via `redact`, upstream send, one
-//!   replay after a 401).
+//!   limit, what it asks for the request rules, fresh credentials + `swap` — where the
+//!   connector's and the owner's rules decide, and a request to be approved is held —,
+//!   the connection's budget, response scan via `redact`, upstream send, one replay
+//!   after a 401, an MCP tools list filtered).
 //! - `plain`: absolute-form `http://` requests to `network.allow` hosts.
 //! - `discovery`: `http://egret.internal/connections`, answered by egret itself: what a
 //!   sandbox's placeholders stand for, never a credential.

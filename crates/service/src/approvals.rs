@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use egret_approvals::{Approval, ApprovalError, ApprovalStatus, Decision};
 
-use crate::principal::Principal;
+use crate::principal::{Operation, Principal, Role, authorize};
 use crate::{Service, ServiceError};
 
 /// Which approvals a listing wants.
@@ -30,11 +30,13 @@ impl From<ApprovalError> for ServiceError {
     }
 }
 
-/// Whether `who` may see and decide `a`.
-fn may_decide(who: &Principal, a: &Approval) -> bool {
-    match who {
-        Principal::Admin => true,
-        Principal::User(scope) => scope.covers(&a.connection()),
+/// Whether `who` may see `a`: a user, the approvals about their connections; an
+/// `org` connection's only administrators and auditors.
+fn may_see(who: &Principal, a: &Approval) -> bool {
+    match who.role() {
+        Role::Admin | Role::Auditor => true,
+        Role::Platform => false,
+        Role::User => who.user_scope().is_some_and(|s| s.covers(&a.connection())),
     }
 }
 
@@ -52,12 +54,13 @@ impl Service {
         who: &Principal,
         filter: ApprovalFilter,
     ) -> Result<Vec<Approval>, ServiceError> {
+        authorize(who, Operation::ReadApprovals, None)?;
         let who = who.clone();
         self.blocking(move |s| {
             Ok(s.approvals
                 .list()?
                 .into_iter()
-                .filter(|a| may_decide(&who, a))
+                .filter(|a| may_see(&who, a))
                 .filter(|a| filter.status.is_none_or(|st| a.status == st))
                 .filter(|a| filter.connector.as_deref().is_none_or(|c| a.connector == c))
                 .filter(|a| {
@@ -77,11 +80,12 @@ impl Service {
         who: &Principal,
         id: String,
     ) -> Result<Approval, ServiceError> {
+        authorize(who, Operation::ReadApprovals, None)?;
         let who = who.clone();
         self.blocking(move |s| {
             s.approvals
                 .get(&id)?
-                .filter(|a| may_decide(&who, a))
+                .filter(|a| may_see(&who, a))
                 .ok_or_else(|| not_found(&id))
         })
         .await
@@ -99,8 +103,13 @@ impl Service {
             let current = s
                 .approvals
                 .get(&id)?
-                .filter(|a| may_decide(&who, a))
+                .filter(|a| may_see(&who, a))
                 .ok_or_else(|| not_found(&id))?;
+            authorize(
+                &who,
+                Operation::DecideApprovals,
+                Some(&current.connection()),
+            )?;
             Ok(s.approvals.decide(&current.id, decision, &who.label())?)
         })
         .await

@@ -93,7 +93,7 @@ pub fn offered(who: &Principal, c: &Connector, owner: &Owner) -> bool {
 fn owner_allowed(who: &Principal, c: &Connector, conn: &ConnectionId) -> Result<(), ServiceError> {
     let client_credentials =
         matches!(&c.auth, AuthKind::OAuth2(o) if o.grant == egret_policy::Grant::ClientCredentials);
-    let by_user = matches!(who, Principal::User(_));
+    let by_user = who.role() == crate::principal::Role::User;
     if c.owners.allow(conn.owner.as_str()) && !(client_credentials && by_user && !c.owners.user) {
         return Ok(());
     }
@@ -135,13 +135,13 @@ impl Service {
     ) -> Result<Vec<ConnectionView>, ServiceError> {
         authorize(who, Operation::ListConnections, None)?;
         let policy = self.policy.load();
-        let (connector, owner, name) = match who {
-            Principal::Admin => (
+        let (connector, owner, name) = match who.user_scope() {
+            None => (
                 filter.connector.as_deref(),
                 filter.owner.as_ref(),
                 filter.name.as_ref(),
             ),
-            Principal::User(scope) => (
+            Some(scope) => (
                 scope.connector.as_deref().or(filter.connector.as_deref()),
                 Some(&scope.owner),
                 scope.name.as_ref().or(filter.name.as_ref()),
@@ -322,13 +322,14 @@ impl Service {
             // policy's syntax is the administrator's (README, "connectors[].test").
             ServiceError::conflict(
                 "no_test_request",
-                match who {
-                    Principal::Admin => format!(
-                        "connector `{id}` has no test request; give it one (`test:` in the policy, see the README) or use a template that brings one"
-                    ),
-                    Principal::User(_) => format!(
+                if who.role() == crate::principal::Role::User {
+                    format!(
                         "`{id}` cannot be tested from egret; ask your administrator to add a test request to it"
-                    ),
+                    )
+                } else {
+                    format!(
+                        "connector `{id}` has no test request; give it one (`test:` in the policy, see the README) or use a template that brings one"
+                    )
                 },
             )
         })?;

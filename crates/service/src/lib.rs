@@ -6,7 +6,7 @@
 //! front-ends over it, and the CLI reaches it through the API.
 //!
 //! One module per resource: `approvals` (requests held for a person), `connections`, `connectors`, `placeholders`, `sandboxes`,
-//! `links` (connect links), `audit`, `sessions` (web UI sessions); `lifecycle`
+//! `links` (connect links), `tokens` (scoped API tokens), `audit`, `sessions` (web UI sessions); `lifecycle`
 //! installs policies (file + API connectors, the kill switch, the retention of
 //! connectors gone from the file); `ttl` reads lifetimes; `error` is the one error every
 //! operation returns.
@@ -28,6 +28,7 @@ mod placeholders;
 pub mod principal;
 mod sandboxes;
 mod sessions;
+mod tokens;
 mod ttl;
 
 use std::future::Future;
@@ -45,8 +46,9 @@ pub use error::ServiceError;
 pub use lifecycle::{Install, Lifecycle, RefusedReload};
 pub use links::{DEFAULT_LINK_TTL, MadeLink, NewLink};
 pub use placeholders::{Minted, NewPlaceholder, PlaceholderFilter, PlaceholderRef};
-pub use principal::{Operation, Principal, UserScope, authorize};
+pub use principal::{Operation, Principal, Role, UserScope, authorize};
 pub use sandboxes::{IssuedSandbox, NewSandbox};
+pub use tokens::{MadeToken, NewToken};
 pub use ttl::DEFAULT_TTL;
 
 /// The vocabulary of the operations: names of connections and what is known of them.

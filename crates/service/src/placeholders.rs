@@ -38,7 +38,7 @@ impl Service {
         who: &Principal,
         new: NewPlaceholder,
     ) -> Result<Minted, ServiceError> {
-        authorize(who, Operation::Placeholders, None)?;
+        authorize(who, Operation::Placeholders, Some(&new.connection))?;
         let policy = self.policy.load_full();
         if new.sandbox.is_some() && policy.proxy.auth == egret_policy::ProxyAuth::None {
             return Err(ServiceError::invalid(
@@ -77,7 +77,7 @@ impl Service {
         who: &Principal,
         filter: &PlaceholderFilter,
     ) -> Result<Vec<PlaceholderInfo>, ServiceError> {
-        authorize(who, Operation::Placeholders, None)?;
+        authorize(who, Operation::ListPlaceholders, None)?;
         Ok(self.vault.placeholders(
             filter.connector.as_deref(),
             filter.owner.as_ref(),
@@ -92,7 +92,7 @@ impl Service {
         &self,
         who: &Principal,
     ) -> Result<Vec<(String, PlaceholderInfo)>, ServiceError> {
-        authorize(who, Operation::Placeholders, None)?;
+        authorize(who, Operation::ListPlaceholders, None)?;
         Ok(self.vault.placeholders_by_id(self.now()))
     }
 

@@ -45,7 +45,7 @@ impl Service {
     }
 
     pub fn sandboxes(&self, who: &Principal) -> Result<Vec<SandboxInfo>, ServiceError> {
-        authorize(who, Operation::Sandboxes, None)?;
+        authorize(who, Operation::ListSandboxes, None)?;
         Ok(self.vault.sandboxes())
     }
 

@@ -105,7 +105,8 @@ impl Vault {
             | Table::ConnectLinks
             | Table::UiSessions
             | Table::Approvals
-            | Table::Budgets => {}
+            | Table::Budgets
+            | Table::ApiTokens => {}
         }
         Ok(())
     }

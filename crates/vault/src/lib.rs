@@ -9,7 +9,7 @@
 //! (`connectors`) and those gone from the policy file, kept until their retention ends
 //! (`retained`), sandbox identities (`sandboxes`), webhook deliveries owed (`outbox`),
 //! connect links (`links`), web UI sessions (`ui_sessions`), requests held for approval
-//! (`approvals`), requests counted against budgets (`budgets`), sealed values the vault
+//! (`approvals`), scoped API tokens (`api_tokens`), requests counted against budgets (`budgets`), sealed values the vault
 //! shares such as a replicated CA (`meta`), copying between stores (`copy`), the audit
 //! log and its batching writer (`audit`), the record types (`records`, `placeholder`, and
 //! `names`: which connection a record is about) and its errors (`error`).
@@ -18,6 +18,7 @@
 //! as associated data, before a store sees it. It must not log, print or return a secret
 //! except through [`Resolved`] to the proxy, and it knows nothing of HTTP or SQL.
 
+mod api_tokens;
 mod approvals;
 mod audit;
 mod budgets;
@@ -47,6 +48,7 @@ mod seal;
 pub mod store;
 mod ui_sessions;
 
+pub use api_tokens::{API_TOKEN_PREFIX, ApiTokenInfo, valid_token_name};
 pub use approvals::{Approval, ApprovalStatus};
 pub use audit::{AuditRecord, AuditWriter};
 pub use copy::{Copied, copy_store};

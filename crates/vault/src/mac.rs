@@ -27,8 +27,12 @@ const MAGIC: &[u8] = b"egm1";
 const MAC_LEN: usize = 32;
 
 /// The tables whose rows carry a MAC.
-pub(crate) const AUTHENTICATED: [Table; 3] =
-    [Table::Placeholders, Table::Sandboxes, Table::ConnectLinks];
+pub(crate) const AUTHENTICATED: [Table; 4] = [
+    Table::Placeholders,
+    Table::Sandboxes,
+    Table::ConnectLinks,
+    Table::ApiTokens,
+];
 
 /// `meta` flag: rows from before MACs have been authenticated (once).
 pub(crate) const UPGRADED: &str = "row_macs_v1";

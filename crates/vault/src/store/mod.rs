@@ -58,10 +58,12 @@ pub enum Table {
     /// Requests counted against connections' budgets: `<connection key>@<window start>`
     /// -> the count (decimal text).
     Budgets,
+    /// Scoped API tokens by the SHA-256 of the token (a MAC'd row: name, role, owner).
+    ApiTokens,
 }
 
 impl Table {
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 12] = [
         Table::Meta,
         Table::Connectors,
         Table::Connections,
@@ -73,6 +75,7 @@ impl Table {
         Table::UiSessions,
         Table::Approvals,
         Table::Budgets,
+        Table::ApiTokens,
     ];
 
     pub fn name(self) -> &'static str {
@@ -88,6 +91,7 @@ impl Table {
             Table::UiSessions => "ui_sessions",
             Table::Approvals => "approvals",
             Table::Budgets => "budgets",
+            Table::ApiTokens => "api_tokens",
         }
     }
 
