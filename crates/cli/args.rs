@@ -102,6 +102,13 @@ pub enum Command {
         #[command(subcommand)]
         command: SandboxCommand,
     },
+    /// Scoped API tokens (administrators): create, list, revoke.
+    Token {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Requests held for a person's approval (rules with `action: approve`).
     Approval {
         #[command(flatten)]
@@ -408,6 +415,31 @@ pub enum SandboxCommand {
         /// The sandbox's id.
         id: String,
     },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Make a token; it is printed once (keep it: egret stores only its hash).
+    Create {
+        /// Its name, as the audit log shows it (`token:<name>`).
+        name: String,
+        /// `admin`, `auditor`, `platform` or `user`.
+        #[arg(long)]
+        role: String,
+        /// For a `user` token: the owner it acts for (`user:<id>`).
+        #[arg(long)]
+        owner: Option<String>,
+        /// How long it lives, e.g. `90d`; without it, until revoked.
+        #[arg(long)]
+        ttl: Option<String>,
+    },
+    /// List tokens (never the tokens themselves).
+    List {
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Revoke a token: refused by every replica at once.
+    Revoke { name: String },
 }
 
 #[derive(Subcommand)]

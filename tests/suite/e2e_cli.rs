@@ -721,3 +721,42 @@ async fn approvals_from_the_command_line() {
     assert!(one_error(&out).contains("denied already"));
     egret.stop().await;
 }
+
+/// `egret token create|list|revoke` against the real binary: the token printed alone
+/// once, listed without it, revoked once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_tokens_from_the_command_line() {
+    let (dir, _ca, _upstream) = setup().await;
+    let egret = Egret::start(dir.path(), "serve.log").await;
+    let out = egret
+        .cli(
+            &["token", "create", "ci", "--role", "auditor", "--ttl", "30d"],
+            None,
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = stdout(&out).trim().to_owned();
+    assert!(token.starts_with("egt_"), "{token}");
+    let listed = json(&egret, &["token", "list"]).await;
+    assert_eq!(listed["tokens"][0]["name"], "ci");
+    assert_eq!(listed["tokens"][0]["role"], "auditor");
+    assert!(!listed.to_string().contains(&token));
+    let table = stdout(&egret.cli(&["token", "list"], None).await);
+    assert!(
+        table.contains("ci") && table.contains("auditor") && !table.contains(&token),
+        "{table}"
+    );
+    let out = egret.cli(&["token", "revoke", "ci"], None).await;
+    assert!(out.status.success());
+    let out = egret.cli(&["token", "revoke", "ci"], None).await;
+    assert!(one_error(&out).contains("no token named"));
+    let out = egret
+        .cli(&["token", "create", "x", "--role", "root"], None)
+        .await;
+    assert!(one_error(&out).contains("not a role"));
+    egret.stop().await;
+}

@@ -10,6 +10,7 @@ mod placeholders;
 mod policy;
 mod sandboxes;
 mod status;
+mod tokens;
 
 use anyhow::{Result, bail};
 use clap::CommandFactory;
@@ -93,6 +94,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Sandbox { remote, command } => {
             sandboxes::run(client(&config, &remote)?, command).await
         }
+        Command::Token { remote, command } => tokens::run(client(&config, &remote)?, command).await,
         Command::Approval { remote, command } => {
             approvals::run(client(&config, &remote)?, command).await
         }
