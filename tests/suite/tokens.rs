@@ -204,4 +204,20 @@ async fn each_role_does_what_it_may_and_a_revoked_token_stops_at_once() {
         "{text}"
     );
     assert!(!text.contains(&platform), "never the token");
+    // Each change names who made it.
+    let by = |event: &str| -> Vec<String> {
+        audit["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["event"] == event)
+            .filter_map(|e| e["by"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(
+        by("placeholder.mint"),
+        ["token:agent-platform", "token:alice-ui"],
+        "{text}"
+    );
+    assert_eq!(by("token.create"), ["admin", "admin", "admin"]);
 }

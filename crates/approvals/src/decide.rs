@@ -144,7 +144,10 @@ impl Approvals {
             "path": a.path,
             "rule": a.rule,
         });
-        let record = AuditRecord::about(event, &a.connection()).with_data(&data);
+        let record = AuditRecord {
+            by: a.decided_by.clone(),
+            ..AuditRecord::about(event, &a.connection()).with_data(&data)
+        };
         if let Err(e) = self.vault.append_audit(vec![record]) {
             tracing::warn!(error = %e, "an approval decision could not be audited");
         }

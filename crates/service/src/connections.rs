@@ -203,12 +203,14 @@ impl Service {
         conn: &ConnectionId,
         key: SecretString,
     ) -> Result<ConnectionInfo, ServiceError> {
+        let by = who.label();
         self.may_store_key(who, conn)?;
         let c = conn.clone();
         let info = self
             .blocking(move |s| {
                 let info = s.vault.put_api_key(&c, &key)?;
-                s.vault.audit_connection("connection.set_key", &c, None)?;
+                s.vault
+                    .audit_connection_by(&by, "connection.set_key", &c, None)?;
                 Ok(info)
             })
             .await?;
@@ -229,6 +231,7 @@ impl Service {
         conn: &ConnectionId,
         labels: Labels,
     ) -> Result<ConnectionInfo, ServiceError> {
+        let by = who.label();
         authorize(who, Operation::ChangeConnection, Some(conn))?;
         for (field, value, max) in [
             ("description", &labels.description, 500),
@@ -257,7 +260,7 @@ impl Service {
         self.blocking(move |s| {
             let info = s.vault.update_labels(&c, labels)?;
             s.vault
-                .audit_connection("connection.update", &c, Some(detail))?;
+                .audit_connection_by(&by, "connection.update", &c, Some(detail))?;
             Ok(info)
         })
         .await
@@ -271,6 +274,7 @@ impl Service {
         who: &Principal,
         conn: &ConnectionId,
     ) -> Result<String, ServiceError> {
+        let by = who.label();
         authorize(who, Operation::ChangeConnection, Some(conn))?;
         let policy = self.policy.load_full();
         let (removed, revocation) = self
@@ -290,7 +294,8 @@ impl Service {
             .then(|| format!("vendor revocation: {revoked}"));
         let c = conn.clone();
         self.blocking(move |s| {
-            s.vault.audit_connection("connection.remove", &c, detail)?;
+            s.vault
+                .audit_connection_by(&by, "connection.remove", &c, detail)?;
             Ok(())
         })
         .await?;
@@ -310,6 +315,7 @@ impl Service {
         who: &Principal,
         conn: &ConnectionId,
     ) -> Result<TestOutcome, ServiceError> {
+        let by = who.label();
         authorize(who, Operation::ChangeConnection, Some(conn))?;
         let policy = self.policy.load_full();
         let id = conn.connector.as_str();
@@ -345,7 +351,7 @@ impl Service {
         let c = conn.clone();
         self.blocking(move |s| {
             s.vault
-                .audit_connection("connection.test", &c, Some(detail))?;
+                .audit_connection_by(&by, "connection.test", &c, Some(detail))?;
             Ok(())
         })
         .await?;
@@ -649,8 +655,11 @@ impl Service {
         let (conn, by) = (conn.clone(), who.label());
         self.blocking(move |s| {
             let info = s.vault.set_narrowing(&conn, text)?;
-            let record = egret_vault::AuditRecord::about("connection.narrowed", &conn)
-                .with_data(&serde_json::json!({ "by": by, "narrowing": narrowing }));
+            let record = egret_vault::AuditRecord {
+                by: Some(by.clone()),
+                ..egret_vault::AuditRecord::about("connection.narrowed", &conn)
+                    .with_data(&serde_json::json!({ "by": by, "narrowing": narrowing }))
+            };
             s.vault.append_audit(vec![record])?;
             Ok(info)
         })

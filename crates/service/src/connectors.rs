@@ -139,6 +139,7 @@ impl Service {
         who: &Principal,
         entry: ConnectorEntry,
     ) -> Result<Connector, ServiceError> {
+        let by = who.label();
         authorize(who, Operation::ChangeConnectors, None)?;
         let entry = entry.0;
         let connector =
@@ -168,7 +169,8 @@ impl Service {
         self.blocking(move |s| {
             s.vault.put_api_connector(&id, &entry)?;
             s.lifecycle.refresh()?;
-            s.vault.audit("connector.create", Some(&id), None, None)?;
+            s.vault
+                .audit_by(&by, "connector.create", Some(&id), None, None)?;
             s.connector(&id)
         })
         .await
@@ -242,6 +244,7 @@ impl Service {
         who: &Principal,
         id: &str,
     ) -> Result<usize, ServiceError> {
+        let by = who.label();
         authorize(who, Operation::ChangeConnectors, None)?;
         self.api_only(id)?;
         let connector = id.to_owned();
@@ -249,7 +252,8 @@ impl Service {
             .blocking(move |s| {
                 let erased = s.vault.erase_connector(&connector)?;
                 s.lifecycle.refresh()?;
-                s.vault.audit(
+                s.vault.audit_by(
+                    &by,
                     "connector.delete",
                     Some(&connector),
                     None,

@@ -41,6 +41,7 @@ impl Service {
         who: &Principal,
         new: NewLink,
     ) -> Result<MadeLink, ServiceError> {
+        let by = who.label();
         authorize(who, Operation::ConnectLinks, None)?;
         let policy = self.policy.load_full();
         if let Some(id) = &new.connector {
@@ -85,7 +86,8 @@ impl Service {
                 Some(c) => format!("for {c}"),
                 None => "for every enabled connector".to_owned(),
             };
-            s.vault.audit(
+            s.vault.audit_by(
+                &by,
                 "connect_link.create",
                 link.connector.as_deref(),
                 Some(link.owner.as_str()),

@@ -38,6 +38,7 @@ impl Service {
         who: &Principal,
         new: NewPlaceholder,
     ) -> Result<Minted, ServiceError> {
+        let by = who.label();
         authorize(who, Operation::Placeholders, Some(&new.connection))?;
         let policy = self.policy.load_full();
         if new.sandbox.is_some() && policy.proxy.auth == egret_policy::ProxyAuth::None {
@@ -63,8 +64,12 @@ impl Service {
                 let minted = s
                     .vault
                     .mint_placeholder_for(&conn, ttl, sandbox.as_deref())?;
-                s.vault
-                    .audit_connection("placeholder.mint", &conn, Some(minted.1.hint.clone()))?;
+                s.vault.audit_connection_by(
+                    &by,
+                    "placeholder.mint",
+                    &conn,
+                    Some(minted.1.hint.clone()),
+                )?;
                 Ok(minted)
             })
             .await?;
@@ -102,14 +107,19 @@ impl Service {
         who: &Principal,
         which: PlaceholderRef,
     ) -> Result<(), ServiceError> {
+        let by = who.label();
         authorize(who, Operation::Placeholders, None)?;
         self.blocking(move |s| {
             let info = match which {
                 PlaceholderRef::Itself(p) => s.vault.revoke_placeholder(&p)?,
                 PlaceholderRef::Id(id) => s.vault.revoke_placeholder_id(&id)?,
             };
-            s.vault
-                .audit_connection("placeholder.revoke", &info.connection(), Some(info.hint))?;
+            s.vault.audit_connection_by(
+                &by,
+                "placeholder.revoke",
+                &info.connection(),
+                Some(info.hint),
+            )?;
             Ok(())
         })
         .await

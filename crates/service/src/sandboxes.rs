@@ -30,6 +30,7 @@ impl Service {
         who: &Principal,
         new: NewSandbox,
     ) -> Result<IssuedSandbox, ServiceError> {
+        let by = who.label();
         authorize(who, Operation::Sandboxes, None)?;
         let max = self.policy.load().limits.max_ttl();
         let ttl = Some(crate::ttl::ttl_or(new.ttl.as_deref(), DEFAULT_TTL, max)?.as_secs());
@@ -37,7 +38,7 @@ impl Service {
             .blocking(move |s| {
                 let issued = s.vault.issue_sandbox(new.id.as_deref(), ttl)?;
                 s.vault
-                    .audit("sandbox.issue", None, None, Some(issued.0.id.clone()))?;
+                    .audit_by(&by, "sandbox.issue", None, None, Some(issued.0.id.clone()))?;
                 Ok(issued)
             })
             .await?;
@@ -55,13 +56,15 @@ impl Service {
         who: &Principal,
         id: &str,
     ) -> Result<(), ServiceError> {
+        let by = who.label();
         authorize(who, Operation::Sandboxes, None)?;
         let i = id.to_owned();
         let found = self
             .blocking(move |s| {
                 let found = s.vault.revoke_sandbox(&i)?;
                 if found {
-                    s.vault.audit("sandbox.revoke", None, None, Some(i))?;
+                    s.vault
+                        .audit_by(&by, "sandbox.revoke", None, None, Some(i))?;
                 }
                 Ok(found)
             })

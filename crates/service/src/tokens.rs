@@ -83,11 +83,12 @@ impl Service {
         let by = who.label();
         self.blocking(move |s| {
             let token = s.vault.create_api_token(&info)?;
-            s.vault.audit(
+            s.vault.audit_by(
+                &by,
                 "token.create",
                 None,
                 None,
-                Some(format!("{} ({}) by {by}", info.name, info.role)),
+                Some(format!("{} ({})", info.name, info.role)),
             )?;
             Ok(MadeToken { info, token })
         })
@@ -117,7 +118,7 @@ impl Service {
                 ));
             }
             s.vault
-                .audit("token.revoke", None, None, Some(format!("{name} by {by}")))?;
+                .audit_by(&by, "token.revoke", None, None, Some(name.clone()))?;
             Ok(())
         })
         .await

@@ -32,6 +32,9 @@ pub struct AuditRecord {
     /// Structured fields of a decision (host, method, status, …), already JSON. Never a
     /// secret.
     pub data: Option<Box<RawValue>>,
+    /// Who did it (`admin`, `token:<name>`, `user:<id>`), for changes made through the
+    /// control plane or the web UI.
+    pub by: Option<String>,
 }
 
 impl AuditRecord {
@@ -70,6 +73,8 @@ struct Unnumbered<'a, D: serde::Serialize + ?Sized> {
     detail: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<&'a D>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by: Option<&'a str>,
 }
 
 impl Vault {
@@ -110,6 +115,46 @@ impl Vault {
             .ok_or_else(|| VaultError::Invalid("audit write produced no event".to_owned()))
     }
 
+    /// [`Vault::audit`], naming who did it (`admin`, `token:<name>`, `user:<id>`).
+    pub fn audit_by(
+        &self,
+        by: &str,
+        event: &str,
+        connector: Option<&str>,
+        owner: Option<&str>,
+        detail: Option<String>,
+    ) -> Result<AuditEvent, VaultError> {
+        let record = AuditRecord {
+            event: event.to_owned(),
+            connector: connector.map(str::to_owned),
+            owner: owner.map(str::to_owned),
+            detail,
+            by: Some(by.to_owned()),
+            ..AuditRecord::default()
+        };
+        self.append_audit(vec![record])?
+            .pop()
+            .ok_or_else(|| VaultError::Invalid("audit write produced no event".to_owned()))
+    }
+
+    /// [`Vault::audit_connection`], naming who did it.
+    pub fn audit_connection_by(
+        &self,
+        by: &str,
+        event: &str,
+        id: &crate::ConnectionId,
+        detail: Option<String>,
+    ) -> Result<AuditEvent, VaultError> {
+        let record = AuditRecord {
+            detail,
+            by: Some(by.to_owned()),
+            ..AuditRecord::about(event, id)
+        };
+        self.append_audit(vec![record])?
+            .pop()
+            .ok_or_else(|| VaultError::Invalid("audit write produced no event".to_owned()))
+    }
+
     /// Appends events in one durable transaction and applies retention.
     pub fn append_audit(&self, records: Vec<AuditRecord>) -> Result<Vec<AuditEvent>, VaultError> {
         let at = self.clock.unix();
@@ -123,6 +168,7 @@ impl Vault {
                 name: r.name.as_deref(),
                 detail: r.detail.as_deref(),
                 data: r.data.as_deref(),
+                by: r.by.as_deref(),
             };
             push_line(&mut lines, &event)?;
         }
@@ -139,6 +185,7 @@ impl Vault {
                 name: r.name,
                 detail: r.detail,
                 data: r.data.and_then(|raw| serde_json::from_str(raw.get()).ok()),
+                by: r.by,
             })
             .collect())
     }
@@ -263,6 +310,7 @@ mod tests {
                 name: None,
                 detail: None,
                 data: None,
+                by: None,
             };
             push_line(&mut lines, &event).expect("line");
         }

@@ -200,6 +200,10 @@ pub struct AuditEvent {
     /// Structured fields of a decision: host, method, path (no query), status, …
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Value>,
+    /// Who did it (`admin`, `token:<name>`, `user:<id>`), for changes made through the
+    /// control plane or the web UI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 mod b64 {

@@ -112,11 +112,12 @@ pub(crate) async fn page(
         @if log.is_empty() { p.empty { "No events match." } }
         @else {
             table.audit {
-                thead { tr { th { "When" } th { "Event" } th { "Connector" } th { "Owner" } th { "Detail" } } }
+                thead { tr { th { "When" } th { "Event" } th { "By" } th { "Connector" } th { "Owner" } th { "Detail" } } }
                 tbody {
                     @for e in &log {
                         tr {
                             td data-label="When" { (when(e.at)) } td data-label="Event" { code { (e.event) } }
+                            td data-label="By" { (e.by.as_deref().unwrap_or("-")) }
                             td data-label="Connector" { (e.connector.as_deref().unwrap_or("-")) }
                             td data-label="Owner" { (e.owner.as_deref().unwrap_or("-")) @if let Some(n) = &e.name { " / " (n) } }
                             td data-label="Detail" { (detail(e)) }

@@ -128,6 +128,7 @@ impl AuditWriter {
                 .map(|c| c.name.as_str()),
             detail: None,
             data: Some(data),
+            by: None,
         };
         let queued = SCRATCH.with_borrow_mut(|line| {
             line.clear();
