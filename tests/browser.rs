@@ -143,13 +143,20 @@ async fn an_administrator_and_a_user_set_up_and_connect_a_service_in_chromium() 
         .click("code.copy + button")
         .await
         .expect("the Copy button");
-    let said = admin
-        .execute(
-            "return document.querySelector('code.copy ~ [role=status]').textContent;",
-            json!([]),
-        )
-        .await
-        .expect("status");
+    // The clipboard answers asynchronously: wait for the status it sets.
+    let said = until_some("the Copy button's status", WAIT, || async {
+        let text = admin
+            .execute(
+                "return document.querySelector('code.copy ~ [role=status]').textContent;",
+                json!([]),
+            )
+            .await
+            .ok()?;
+        text.as_str()
+            .filter(|t| !t.is_empty())
+            .map(|_| text.clone())
+    })
+    .await;
     assert!(
         said.as_str()
             .is_some_and(|s| s.starts_with("Copied") || s.starts_with("Select")),

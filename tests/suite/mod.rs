@@ -65,6 +65,8 @@ mod request_settings;
 mod rules;
 /// Proxy authentication: sandbox identities and bound placeholders.
 mod sandboxes;
+/// Sign-in with the organisation's identity provider: roles, refusals that say why.
+mod sign_in;
 /// No SSRF: IP literals, private ranges, DNS answers checked where they are dialled.
 mod ssrf;
 /// Big bodies stream both ways with flat memory (measured in the egret process).

@@ -943,3 +943,42 @@ async fn a_request_held_on_one_replica_is_released_by_approval_through_the_other
     a.stop().await;
     b.stop().await;
 }
+
+/// A connection's budget is shared by replicas: requests served by A and by B count
+/// against one window (each replica adds what it counted to the database every second),
+/// and once the budget is spent both refuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_is_counted_once_across_replicas() {
+    let db = TestDb::create().await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new();
+    let upstream = Upstream::https(&ca, NAMES, Offer::Http2AndHttp1).await;
+    prepare(
+        root.path(),
+        &db,
+        &ca,
+        "  - id: openai\n    auth: api_key\n    egress: [api.test.local]\n    limits: { requests: 4, per: 1h }\n",
+    );
+    let a = Egret::start(&root.path().join("a"), "egret.log").await;
+    let b = Egret::start(&root.path().join("b"), "egret.log").await;
+    a.export_ca().await;
+    b.export_ca().await;
+    let p = a.key_and_placeholder("openai", "org", KEY).await;
+    let url = format!("https://api.test.local:{}/echo", upstream.addr.port());
+    let auth = format!("Authorization: Bearer {p}");
+    for egret in [&a, &a, &b, &b] {
+        assert_eq!(status(egret, &auth, &url).await, "200");
+    }
+    // Within two flushes (a second each) both replicas know all four; a request before
+    // that may overshoot (documented), so the test waits them out.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(status(&a, &auth, &url).await, "429");
+    assert_eq!(status(&b, &auth, &url).await, "429");
+    assert_eq!(
+        upstream.seen().len(),
+        4,
+        "the budget held: four requests went out"
+    );
+    a.stop().await;
+    b.stop().await;
+}

@@ -63,7 +63,10 @@ pub fn assemble(p: Parts) -> Result<Assembled, crate::AppError> {
         p.clock.clone(),
         &p.outbound,
     ));
-    let vendor = Arc::new(egret_oauth::HttpVendor::new(oauth_http, p.clock.clone()));
+    let vendor = Arc::new(egret_oauth::HttpVendor::new(
+        oauth_http.clone(),
+        p.clock.clone(),
+    ));
     let broker = egret_oauth::Broker::new(
         p.policy.clone(),
         p.vault.clone(),
@@ -103,6 +106,7 @@ pub fn assemble(p: Parts) -> Result<Assembled, crate::AppError> {
         tester: Arc::new(ProxyTester(proxy.clone())),
         webhooks: webhooks.clone(),
         approvals,
+        oidc: Arc::new(egret_oauth::sign_in::OidcClient::new(oauth_http.clone())),
     }));
     let control = Arc::new(ControlState {
         service,

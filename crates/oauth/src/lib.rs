@@ -16,7 +16,9 @@ mod broker;
 mod endpoints;
 mod error;
 mod http;
+pub mod id_token;
 mod protocol;
+pub mod sign_in;
 mod store;
 mod vendor;
 

@@ -34,7 +34,7 @@ pub use model::*;
 pub use request::{RequestSettings, Retries};
 pub use secret_ref::SecretRef;
 pub use suggest::closest;
-pub use ui::UiSettings;
+pub use ui::{OidcSettings, RoleMatch, UiSettings};
 pub use webhook::{EventKind, Webhook, shown_url};
 
 /// The policy `egret serve` runs when `config/egret.yaml` does not exist: `config/default.yaml`.

@@ -44,6 +44,36 @@ pub(crate) struct RawUi {
     pub trusted_proxies: Vec<S<String>>,
     #[serde(default)]
     pub frame_ancestors: Vec<S<String>>,
+    /// Sign-in with the organisation's OpenID Connect identity provider.
+    pub oidc: Option<S<RawOidc>>,
+    /// `false`: the admin token no longer signs in to the web UI.
+    pub admin_token_login: Option<bool>,
+}
+
+/// `ui.oidc: {issuer, client_id, client_secret, scopes, owner_claim, admins, auditors}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOidc {
+    pub issuer: S<String>,
+    pub client_id: S<String>,
+    pub client_secret: Option<S<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub owner_claim: Option<S<String>>,
+    pub admins: Option<RawRoleMatch>,
+    pub auditors: Option<RawRoleMatch>,
+    /// What the sign-in button says (default: the issuer's host).
+    pub name: Option<String>,
+}
+
+/// Who has a role: by email, or by membership of a group in a claim.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoleMatch {
+    #[serde(default)]
+    pub emails: Vec<String>,
+    pub groups_claim: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 /// `webhooks: [{url, secret: ${env:…}, events: [...]}]`.

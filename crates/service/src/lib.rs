@@ -28,6 +28,7 @@ mod placeholders;
 pub mod principal;
 mod sandboxes;
 mod sessions;
+mod sign_in;
 mod tokens;
 mod ttl;
 
@@ -48,6 +49,7 @@ pub use links::{DEFAULT_LINK_TTL, MadeLink, NewLink};
 pub use placeholders::{Minted, NewPlaceholder, PlaceholderFilter, PlaceholderRef};
 pub use principal::{Operation, Principal, Role, UserScope, authorize};
 pub use sandboxes::{IssuedSandbox, NewSandbox};
+pub use sign_in::SignedInPerson;
 pub use tokens::{MadeToken, NewToken};
 pub use ttl::DEFAULT_TTL;
 
@@ -92,6 +94,7 @@ pub struct Service {
     pub(crate) tester: Arc<dyn ConnectionTester>,
     pub(crate) webhooks: Arc<egret_webhooks::Webhooks>,
     pub(crate) approvals: Arc<egret_approvals::Approvals>,
+    pub(crate) oidc: Arc<egret_oauth::sign_in::OidcClient>,
 }
 
 /// How a [`Service`] is made (by `egret-app`).
@@ -104,6 +107,8 @@ pub struct Parts {
     pub tester: Arc<dyn ConnectionTester>,
     pub webhooks: Arc<egret_webhooks::Webhooks>,
     pub approvals: Arc<egret_approvals::Approvals>,
+    /// Sign-in with the organisation's identity provider (`ui.oidc`).
+    pub oidc: Arc<egret_oauth::sign_in::OidcClient>,
 }
 
 impl Service {
@@ -117,6 +122,7 @@ impl Service {
             tester: p.tester,
             webhooks: p.webhooks,
             approvals: p.approvals,
+            oidc: p.oidc,
         }
     }
 

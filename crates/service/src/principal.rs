@@ -55,6 +55,10 @@ pub enum Principal {
         role: Role,
         scope: Option<UserScope>,
     },
+    /// A person signed in with the organisation's identity provider: owner
+    /// `user:<claim>`, with the role the provider's claims give (`admin`, `auditor` or
+    /// `user`).
+    Person { scope: UserScope, role: Role },
 }
 
 /// What a user's sign-in covers.
@@ -96,6 +100,7 @@ impl Principal {
             Self::Admin => "admin".to_owned(),
             Self::User(scope) => scope.owner.to_string(),
             Self::Token { name, .. } => format!("token:{name}"),
+            Self::Person { scope, .. } => scope.owner.to_string(),
         }
     }
 
@@ -103,7 +108,7 @@ impl Principal {
         match self {
             Self::Admin => Role::Admin,
             Self::User(_) => Role::User,
-            Self::Token { role, .. } => *role,
+            Self::Token { role, .. } | Self::Person { role, .. } => *role,
         }
     }
 
@@ -116,6 +121,10 @@ impl Principal {
                 scope,
                 ..
             } => scope.as_ref(),
+            Self::Person {
+                role: Role::User,
+                scope,
+            } => Some(scope),
             _ => None,
         }
     }
@@ -221,10 +230,16 @@ pub fn authorize(
                 ListConnections | ReadApprovals => true,
                 ChangeConnection | DecideApprovals | Placeholders => {
                     if !target.is_some_and(|conn| scope.covers(conn)) {
-                        return Err(ServiceError::Forbidden(format!(
-                            "{} may act on their own connections only; this one is not theirs, and nothing was changed.",
-                            principal.label()
-                        )));
+                        return Err(ServiceError::Forbidden(match principal {
+                            Principal::User(_) => {
+                                "This link does not cover that connection; nothing was changed."
+                                    .to_owned()
+                            }
+                            _ => format!(
+                                "{} may act on their own connections only; this one is not theirs, and nothing was changed.",
+                                principal.label()
+                            ),
+                        }));
                     }
                     true
                 }

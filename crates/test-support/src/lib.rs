@@ -4,8 +4,8 @@
 //! test server (`oauth_server`), an HTTP client that signs in on it as a browser would
 //! (`browser`), real headless Chromium over WebDriver (`chromium`), a hostile upstream
 //! that writes whatever raw answer a test scripts (`hostile`), and a webhook receiver
-//! that keeps what it is sent (`receiver`), and a small MCP server the upstream serves
-//! (`mcp`).
+//! that keeps what it is sent (`receiver`), a small MCP server the upstream serves
+//! (`mcp`), and an OpenID Connect identity provider for sign-in tests (`idp`).
 //!
 //! Everything binds loopback only and ends when dropped. It must never be a dependency
 //! of the shipped binary, and never decides a test's outcome (assertions live in tests/).
@@ -14,6 +14,7 @@ pub mod browser;
 pub mod chromium;
 pub mod client;
 pub mod hostile;
+pub mod idp;
 pub mod mcp;
 pub mod oauth_server;
 pub mod proxy;

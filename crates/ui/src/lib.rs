@@ -53,6 +53,8 @@ pub fn router(service: Arc<Service>, admin_token: SecretString) -> Router {
         .route("/ui/", get(pages::home))
         .route("/ui/login", get(pages::login_form).post(pages::login))
         .route("/ui/logout", post(pages::logout))
+        .route("/ui/oidc/start", get(pages::oidc::start))
+        .route("/ui/oidc/callback", get(pages::oidc::callback))
         .route("/ui/connectors", get(pages::connectors::list))
         .route(
             "/ui/connectors/new",

@@ -45,6 +45,24 @@ pub enum Who {
     Admin,
     /// A user, for one owner (and maybe one connector and name), from a connect link.
     User(ConnectLink),
+    /// Signed in with the organisation's identity provider: their own connections
+    /// (`link`, for the whole owner) and the role the provider's claims give.
+    Person {
+        link: ConnectLink,
+        role: String,
+    },
+}
+
+impl Who {
+    /// Whether the administrator's pages are theirs to see (an auditor sees them too and
+    /// changes nothing: the service layer refuses).
+    pub fn sees_admin_pages(&self) -> bool {
+        match self {
+            Who::Admin => true,
+            Who::User(_) => false,
+            Who::Person { role, .. } => role == "admin" || role == "auditor",
+        }
+    }
 }
 
 /// Where sessions are kept: the service (the vault, so every replica knows them).
@@ -91,7 +109,7 @@ impl<S: SessionStore> Sessions<S> {
     pub async fn start(&self, who: Who) -> Result<(SecretString, Session), ServiceError> {
         let id = SecretString::from(random_token());
         let lifetime = match who {
-            Who::Admin => ADMIN_LIFETIME,
+            Who::Admin | Who::Person { .. } => ADMIN_LIFETIME,
             Who::User(_) => USER_LIFETIME,
         };
         let session = Session {
@@ -141,6 +159,10 @@ impl Session {
         match &self.who {
             Who::Admin => Principal::Admin,
             Who::User(link) => Principal::User(UserScope::from(link)),
+            Who::Person { link, role } => Principal::Person {
+                scope: UserScope::from(link),
+                role: egret_service::Role::parse(role).unwrap_or(egret_service::Role::User),
+            },
         }
     }
 }
@@ -148,7 +170,7 @@ impl Session {
 /// `Set-Cookie` for a new session of `who` (or, with `None`, one that clears it).
 pub fn set_cookie(value: Option<(&SecretString, &Who)>, secure: bool) -> HeaderValue {
     let lifetime = match value.map(|(_, who)| who) {
-        Some(Who::Admin) => ADMIN_LIFETIME,
+        Some(Who::Admin | Who::Person { .. }) => ADMIN_LIFETIME,
         _ => USER_LIFETIME,
     };
     COOKIE.set(

@@ -165,7 +165,7 @@ impl Validator<'_> {
             ui: raw
                 .ui
                 .as_ref()
-                .and_then(|u| v.keep(v.ui(u)))
+                .and_then(|u| v.keep(v.ui(u, base)))
                 .unwrap_or_default(),
             approvals: raw
                 .approvals

@@ -139,6 +139,10 @@ pub(crate) async fn list(State(state): State<Arc<UiState>>, headers: HeaderMap) 
     let whose = match &session.who {
         Who::Admin => "every connection".to_owned(),
         Who::User(link) => format!("the connections of {}", link.owner),
+        Who::Person { link, role } if role == "user" => {
+            format!("the connections of {}", link.owner)
+        }
+        Who::Person { .. } => "every connection".to_owned(),
     };
     let content = html! {
         p.lead { "Requests agents made that a rule holds until a person decides, for " (whose) ". Approving sends the request (or lets its retry through); denying tells the agent, with your note." }

@@ -88,7 +88,7 @@ pub(crate) async fn open(
 /// The owner and scope a session may act for.
 fn scope(session: &Session) -> Option<&ConnectLink> {
     match &session.who {
-        Who::User(link) => Some(link),
+        Who::User(link) | Who::Person { link, .. } => Some(link),
         Who::Admin => None,
     }
 }
@@ -169,10 +169,13 @@ pub(crate) async fn list(
         return Redirect::to("/ui/all-connections").into_response();
     };
     let policy = state.service.policy.load();
-    let mine = match state
-        .service
-        .connections(&session.principal(), &ConnectionFilter::default())
-    {
+    let mine = match state.service.connections(
+        &session.principal(),
+        &ConnectionFilter {
+            owner: Some(link.owner.clone()),
+            ..ConnectionFilter::default()
+        },
+    ) {
         Ok(mine) => mine,
         Err(e) => {
             let (status, message) = super::failed(&e);

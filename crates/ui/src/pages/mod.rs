@@ -7,6 +7,7 @@ pub(crate) mod approvals;
 pub(crate) mod connections;
 pub(crate) mod connectors;
 pub(crate) mod new_connector;
+pub(crate) mod oidc;
 pub(crate) mod sandboxes;
 
 use std::sync::Arc;
@@ -58,6 +59,14 @@ pub(crate) fn layout(title: &str, session: Option<&Session>, content: Markup) ->
         ("/ui/sandboxes", "Sandboxes"),
         ("/ui/activity", "Activity"),
     ];
+    let person_admin_pages = [
+        ("/ui/connectors", "Connector Settings"),
+        ("/ui/all-connections", "All connections"),
+        ("/ui/approvals", "Approvals"),
+        ("/ui/sandboxes", "Sandboxes"),
+        ("/ui/activity", "Activity"),
+        ("/ui/connections", "Your connections"),
+    ];
     let user_pages = [
         ("/ui/connections", "Your connections"),
         ("/ui/approvals", "Approvals"),
@@ -78,9 +87,11 @@ pub(crate) fn layout(title: &str, session: Option<&Session>, content: Markup) ->
                     a.brand href="/ui/" { "egret" }
                     @if let Some(s) = session {
                         nav aria-label="Main" {
-                            @let pages: &[(&str, &str)] = match s.who {
+                            @let pages: &[(&str, &str)] = match &s.who {
                                 Who::Admin => &admin_pages,
                                 Who::User(_) => &user_pages,
+                                Who::Person { .. } if s.who.sees_admin_pages() => &person_admin_pages,
+                                Who::Person { .. } => &user_pages,
                             };
                             @for (href, label) in pages {
                                 @if title.starts_with(label) {
@@ -200,7 +211,7 @@ pub(crate) async fn admin(state: &UiState, headers: &HeaderMap) -> Result<Sessio
         .sessions
         .find(headers, state.secure())
         .await
-        .filter(|s| matches!(s.who, Who::Admin))
+        .filter(|s| s.who.sees_admin_pages())
         .ok_or(Refused::SignIn)
 }
 
@@ -249,8 +260,8 @@ pub(crate) async fn home(State(state): State<Arc<UiState>>, headers: HeaderMap) 
         .await
         .map(|s| s.who)
     {
-        Some(Who::Admin) => Redirect::to("/ui/connectors"),
-        Some(Who::User(_)) => Redirect::to("/ui/connections"),
+        Some(w) if w.sees_admin_pages() => Redirect::to("/ui/connectors"),
+        Some(_) => Redirect::to("/ui/connections"),
         // Behind an authenticating proxy, users land on their connections.
         None if state.service.policy.load().ui.user_header.is_some() => {
             Redirect::to("/ui/connections")
@@ -259,16 +270,28 @@ pub(crate) async fn home(State(state): State<Arc<UiState>>, headers: HeaderMap) 
     }
 }
 
-fn login_page(status: StatusCode, message: Option<&str>) -> Response {
+pub(crate) fn login_page(state: &UiState, status: StatusCode, message: Option<&str>) -> Response {
+    let policy = state.service.policy.load();
+    let idp = policy.ui.oidc.as_ref().map(|o| o.name.clone());
+    let token_login = policy.ui.admin_token_login;
     let content = html! {
-        p { "Sign in with egret's admin token: the value of " code { "EGRET_ADMIN_TOKEN" }
-            ", or the " code { "admin.token" } " file beside the vault (" code { "egret serve" }
-            " logs where it is)." }
-        @if let Some(m) = message { p.problem role="alert" { (m) } }
-        form method="post" action="/ui/login" {
-            label for="token" { "Admin token" }
-            input #token type="password" name="token" autocomplete="current-password" required autofocus;
-            button type="submit" { "Sign in" }
+        @if let Some(m) = message { p.problem role="alert" { (prose(m)) } }
+        @if let Some(name) = &idp {
+            p { a.button.primary href="/ui/oidc/start" { "Sign in with " (name) } }
+        }
+        @if token_login {
+            @if idp.is_some() { h2 { "Break-glass: the admin token" } }
+            p { "Sign in with egret's admin token: the value of " code { "EGRET_ADMIN_TOKEN" }
+                ", or the " code { "admin.token" } " file beside the vault (" code { "egret serve" }
+                " logs where it is)." }
+            form method="post" action="/ui/login" {
+                label for="token" { "Admin token" }
+                input #token type="password" name="token" autocomplete="current-password" required autofocus[idp.is_none()];
+                button type="submit" { "Sign in" }
+            }
+        }
+        @if !token_login && idp.is_none() {
+            p { "No way to sign in is set up: the policy turns the admin token off (" code { "ui.admin_token_login: false" } ") and names no identity provider (" code { "ui.oidc" } ")." }
         }
     };
     (status, layout("Sign in", None, content)).into_response()
@@ -283,11 +306,13 @@ pub(crate) async fn login_form(State(state): State<Arc<UiState>>, headers: Heade
         .await
         .map(|s| s.who)
     {
-        Some(Who::Admin) => return Redirect::to("/ui/connectors").into_response(),
-        Some(Who::User(_)) => return Redirect::to("/ui/connections").into_response(),
+        Some(w) if w.sees_admin_pages() => {
+            return Redirect::to("/ui/connectors").into_response();
+        }
+        Some(_) => return Redirect::to("/ui/connections").into_response(),
         None => {}
     }
-    login_page(StatusCode::OK, None)
+    login_page(&state, StatusCode::OK, None)
 }
 
 #[derive(Deserialize)]
@@ -306,6 +331,7 @@ pub(crate) async fn login(
     let now = state.service.now();
     if let Some(wait) = state.sign_ins.wait(peer.ip(), now) {
         let mut resp = login_page(
+            &state,
             StatusCode::TOO_MANY_REQUESTS,
             Some(&format!(
                 "Too many wrong admin tokens from this address; wait {wait} seconds and try again."
@@ -315,9 +341,19 @@ pub(crate) async fn login(
             .insert(header::RETRY_AFTER, header::HeaderValue::from(wait.max(1)));
         return resp;
     }
+    if !state.service.policy.load().ui.admin_token_login {
+        return login_page(
+            &state,
+            StatusCode::FORBIDDEN,
+            Some(
+                "Signing in with the admin token is turned off here (`ui.admin_token_login: false`); sign in with the identity provider.",
+            ),
+        );
+    }
     let public_url = state.service.policy.load().control.public_url.clone();
     if !session::same_origin(&headers, &public_url) {
         return login_page(
+            &state,
             StatusCode::FORBIDDEN,
             Some(
                 "This sign-in did not come from egret's own page; open egret's address and sign in there.",
@@ -325,7 +361,11 @@ pub(crate) async fn login(
         );
     }
     let Ok(Form(form)) = form else {
-        return login_page(StatusCode::BAD_REQUEST, Some("Type the admin token."));
+        return login_page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            Some("Type the admin token."),
+        );
     };
     let expected = state.admin_token.expose_secret().as_bytes();
     let given = form.token.expose_secret().trim().as_bytes();
@@ -333,6 +373,7 @@ pub(crate) async fn login(
         state.sign_ins.failed(peer.ip(), now);
         tracing::info!(client = %peer.ip(), "a sign-in to the UI with a wrong admin token");
         return login_page(
+            &state,
             StatusCode::UNAUTHORIZED,
             Some(
                 "That is not the admin token. Copy it again from EGRET_ADMIN_TOKEN or the admin.token file.",
