@@ -168,6 +168,38 @@ async fn people_sign_in_with_the_identity_provider_and_get_their_role() {
         StatusCode::SEE_OTHER,
         "not an administrator's page"
     );
+    // Signing out ends the session and offers the provider's single sign-out.
+    let csrf = page
+        .body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("csrf")
+        .to_owned();
+    let out = fetch(
+        &format!("{control}/ui/logout"),
+        Method::POST,
+        &session,
+        Some(&format!("csrf={csrf}")),
+        Some(&control),
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::OK, "{}", out.body);
+    assert!(
+        out.body.contains("Also sign out of Example SSO")
+            && out.body.contains(&format!("{}/logout", idp.issuer())),
+        "{}",
+        out.body
+    );
+    let after = fetch(
+        &format!("{control}/ui/connections"),
+        Method::GET,
+        &session,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(after.status, StatusCode::SEE_OTHER, "the session ended");
 
     // An administrator by group.
     idp.sign_in_as(json!({"email": "root@example.com", "groups": ["egret-admins", "staff"]}));

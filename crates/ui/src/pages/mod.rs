@@ -432,11 +432,28 @@ pub(crate) async fn logout(
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
     let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
-    if let Err(refused) = anyone_post(&state, &headers, &csrf).await {
-        return refused.into_response();
-    }
+    let session = match anyone_post(&state, &headers, &csrf).await {
+        Ok(s) => s,
+        Err(refused) => return refused.into_response(),
+    };
     state.sessions.end(&headers, state.secure()).await;
-    let mut resp = Redirect::to("/ui/login").into_response();
+    // Signed in with the identity provider: offer to sign out there too, where it can.
+    let single = match session.who {
+        Who::Person { .. } => state.service.oidc_end_session().await,
+        _ => None,
+    };
+    let mut resp = match single {
+        Some(url) => {
+            let name = state.service.oidc_name().unwrap_or_default();
+            let content = html! {
+                p { "You are signed out of egret." }
+                p { a.button href=(url) { "Also sign out of " (name) } }
+                p { a href="/ui/login" { "Sign in again" } }
+            };
+            (StatusCode::OK, layout("Signed out", None, content)).into_response()
+        }
+        None => Redirect::to("/ui/login").into_response(),
+    };
     resp.headers_mut().insert(
         header::SET_COOKIE,
         session::set_cookie(None, state.secure()),
