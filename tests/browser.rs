@@ -646,6 +646,7 @@ async fn every_page_meets_wcag_2_1_aa_at_1280_and_420_pixels_in_chromium() {
         ),
         ("/ui/approvals", "Approvals"),
         ("/ui/sandboxes", "Sandboxes"),
+        ("/ui/tokens", "API tokens"),
         ("/ui/activity", "Activity"),
     ];
     check_pages(&admin, &control, &axe, &admin_pages, &mut found).await;

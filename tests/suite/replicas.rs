@@ -982,3 +982,51 @@ async fn a_budget_is_counted_once_across_replicas() {
     a.stop().await;
     b.stop().await;
 }
+
+/// A scoped API token made through replica A works on B, and once revoked through B is
+/// refused (401) by both at once: tokens are read from the database on each use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_api_token_is_refused_by_every_replica() {
+    let db = TestDb::create().await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new();
+    prepare(root.path(), &db, &ca, OPENAI);
+    let a = Egret::start(&root.path().join("a"), "egret.log").await;
+    let b = Egret::start(&root.path().join("b"), "egret.log").await;
+    let made = a
+        .cli(
+            &["token", "create", "agent-platform", "--role", "platform"],
+            None,
+        )
+        .await;
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let token = stdout(&made).trim().to_owned();
+    let get = |egret: &Egret| {
+        let (url, token) = (
+            format!("http://{}/v1/connections", egret.control),
+            token.clone(),
+        );
+        async move {
+            let out = tokio::process::Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+                .arg(format!("Authorization: Bearer {token}"))
+                .arg(url)
+                .output()
+                .await
+                .expect("curl");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    assert_eq!(get(&a).await, "200");
+    assert_eq!(get(&b).await, "200");
+    let revoked = b.cli(&["token", "revoke", "agent-platform"], None).await;
+    assert!(revoked.status.success());
+    assert_eq!(get(&a).await, "401", "refused at once on the other replica");
+    assert_eq!(get(&b).await, "401");
+    a.stop().await;
+    b.stop().await;
+}

@@ -220,6 +220,25 @@ async fn people_sign_in_with_the_identity_provider_and_get_their_role() {
     idp.sign_in_as(json!({"email": "audit@example.com"}));
     let (back, session) = sign_in(&f).await;
     assert_eq!(location(&back), "/ui/connectors");
+    // The pages hide what an auditor may not press.
+    let settings = fetch(
+        &format!("{control}/ui/connectors"),
+        Method::GET,
+        &session,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(settings.status, StatusCode::OK);
+    assert!(
+        !settings.body.contains("Make link") && !settings.body.contains("Add connector"),
+        "{}",
+        settings.body
+    );
+    assert!(
+        !settings.body.contains("/ui/tokens"),
+        "no API tokens page for an auditor"
+    );
     let activity = fetch(
         &format!("{control}/ui/activity"),
         Method::GET,

@@ -600,7 +600,7 @@ async fn an_administrator_adds_a_connector_from_a_template_sends_a_link_and_dele
     assert!(!refused.texts("[role=alert]")[0].is_empty());
     // Issue 25: the same form comes back with what was typed, the problem beside its
     // field, and the navigation; a secret is never sent back, and the page says so.
-    assert_eq!(refused.texts("nav a").len(), 5, "the navigation bar");
+    assert_eq!(refused.texts("nav a").len(), 6, "the navigation bar");
     assert_eq!(
         refused.texts("input#egress[value='x.com']").len(),
         1,
@@ -1459,4 +1459,59 @@ async fn the_connections_page_shows_use_against_the_budget() {
         },
     )
     .await;
+}
+
+/// Issue 27: administrators make, list and revoke API tokens on a page of their own; the
+/// token is shown once and never again.
+#[tokio::test]
+async fn administrators_make_and_revoke_api_tokens_on_their_page() {
+    let f = Fixture::new().await;
+    let cookie = sign_in(&f).await;
+    let page = page_at(&f, "/ui/tokens", &cookie).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csrf = page.csrf();
+    let made = post(
+        &f,
+        "/ui/tokens",
+        &cookie,
+        &format!("csrf={csrf}&name=ci&role=platform&owner=&ttl=30d"),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.body);
+    let token = made.texts("code.copy")[0].clone();
+    assert!(token.starts_with("egt_"), "{token}");
+    let listed = page_at(&f, "/ui/tokens", &cookie).await;
+    assert!(listed.body.contains("platform") && !listed.body.contains(&token));
+    let (status, _) = super::harness::api::api(
+        f.egret.control_addr,
+        Method::GET,
+        "/v1/connections",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let bad = post(
+        &f,
+        "/ui/tokens",
+        &cookie,
+        &format!("csrf={csrf}&name=x&role=user&owner=&ttl="),
+    )
+    .await;
+    assert_eq!(
+        bad.status,
+        StatusCode::BAD_REQUEST,
+        "a user token needs an owner"
+    );
+    let revoked = post(&f, "/ui/tokens/ci/revoke", &cookie, &format!("csrf={csrf}")).await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER);
+    let (status, _) = super::harness::api::api(
+        f.egret.control_addr,
+        Method::GET,
+        "/v1/connections",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

@@ -85,6 +85,11 @@ pub fn router(service: Arc<Service>, admin_token: SecretString) -> Router {
         .route("/ui/approvals/{id}/decide", post(pages::approvals::decide))
         .route("/ui/sandboxes", get(pages::sandboxes::page))
         .route(
+            "/ui/tokens",
+            get(pages::tokens::list).post(pages::tokens::create),
+        )
+        .route("/ui/tokens/{name}/revoke", post(pages::tokens::revoke))
+        .route(
             "/ui/sandboxes/{id}/revoke",
             post(pages::sandboxes::revoke_sandbox),
         )

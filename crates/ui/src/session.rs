@@ -54,6 +54,12 @@ pub enum Who {
 }
 
 impl Who {
+    /// Whether this session may change anything (an auditor only reads: the pages hide
+    /// what it may not press, and the service layer refuses it anyway).
+    pub fn may_change(&self) -> bool {
+        !matches!(self, Who::Person { role, .. } if role == "auditor")
+    }
+
     /// Whether the administrator's pages are theirs to see (an auditor sees them too and
     /// changes nothing: the service layer refuses).
     pub fn sees_admin_pages(&self) -> bool {

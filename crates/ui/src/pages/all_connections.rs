@@ -93,7 +93,7 @@ pub(crate) async fn list(
                             td.actions {
                                 @let oauth = policy.connector(&c.connector).is_some_and(|k| matches!(k.auth, AuthKind::OAuth2(_)));
                                 @for (action, label) in [("test", "Test"), ("refresh", "Refresh now"), ("link", "Connect link"), ("remove", "Disconnect")] {
-                                    @if action != "refresh" || oauth {
+                                    @if (action != "refresh" || oauth) && session.who.may_change() {
                                         form method="post" action=(format!("/ui/all-connections/{}/{action}", c.connector)) {
                                             input type="hidden" name="csrf" value=(session.csrf);
                                             input type="hidden" name="owner" value=(c.owner);

@@ -86,7 +86,7 @@ pub(crate) fn card(session: &Session, a: &Approval, back: &str) -> Markup {
                     pre { (a.body_preview) }
                 }
             }
-            @if a.status == ApprovalStatus::Pending {
+            @if a.status == ApprovalStatus::Pending && session.who.may_change() {
                 form.decide method="post" action=(format!("/ui/approvals/{}/decide", a.id)) {
                     input type="hidden" name="csrf" value=(session.csrf);
                     input type="hidden" name="back" value=(back);

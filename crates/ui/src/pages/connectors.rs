@@ -51,7 +51,7 @@ fn settings_page(
             }
             p.lead { "Disabling a connector stops new connections to it; existing connections keep working. "
                 "Deleting one is the kill switch: every connection to it stops at once." }
-            p { a.button.primary href="/ui/connectors/new" { "Add connector" } }
+            @if session.who.may_change() { p { a.button.primary href="/ui/connectors/new" { "Add connector" } } }
             @for c in &policy.connectors {
                 (card(state, session, c, refused.filter(|r| r.connector == c.id.as_str())))
             }
@@ -140,7 +140,10 @@ fn card(
                     }
                 }
             }
-            @if c.enabled {
+            @if let Some(r) = refused.filter(|_| !session.who.may_change()) {
+                p.problem role="alert" { (super::prose(r.why)) }
+            }
+            @if c.enabled && session.who.may_change() {
                 form.link method="post" action=(format!("/ui/connectors/{}/link", c.id)) {
                     input type="hidden" name="csrf" value=(session.csrf);
                     label for=(owner_field) { "Send a connect link to" }
@@ -155,8 +158,8 @@ fn card(
                     }
                 }
             }
-            @if c.source == Source::Api { (rules_form(session, c)) }
-            @if c.source == Source::Api {
+            @if c.source == Source::Api && session.who.may_change() { (rules_form(session, c)) }
+            @if c.source == Source::Api && session.who.may_change() {
                 section.danger-zone aria-label=(format!("Danger zone for {}", c.id)) {
                     h3 { "Danger zone" }
                     div.actions {

@@ -9,6 +9,7 @@ pub(crate) mod connectors;
 pub(crate) mod new_connector;
 pub(crate) mod oidc;
 pub(crate) mod sandboxes;
+pub(crate) mod tokens;
 
 use std::sync::Arc;
 
@@ -57,6 +58,7 @@ pub(crate) fn layout(title: &str, session: Option<&Session>, content: Markup) ->
         ("/ui/all-connections", "All connections"),
         ("/ui/approvals", "Approvals"),
         ("/ui/sandboxes", "Sandboxes"),
+        ("/ui/tokens", "API tokens"),
         ("/ui/activity", "Activity"),
     ];
     let person_admin_pages = [
@@ -64,6 +66,7 @@ pub(crate) fn layout(title: &str, session: Option<&Session>, content: Markup) ->
         ("/ui/all-connections", "All connections"),
         ("/ui/approvals", "Approvals"),
         ("/ui/sandboxes", "Sandboxes"),
+        ("/ui/tokens", "API tokens"),
         ("/ui/activity", "Activity"),
         ("/ui/connections", "Your connections"),
     ];
@@ -93,7 +96,7 @@ pub(crate) fn layout(title: &str, session: Option<&Session>, content: Markup) ->
                                 Who::Person { .. } if s.who.sees_admin_pages() => &person_admin_pages,
                                 Who::Person { .. } => &user_pages,
                             };
-                            @for (href, label) in pages {
+                            @for (href, label) in pages.iter().filter(|(h, _)| *h != "/ui/tokens" || s.who.may_change()) {
                                 @if title.starts_with(label) {
                                     a href=(href) aria-current="page" { (label) }
                                 } @else {

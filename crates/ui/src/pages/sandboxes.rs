@@ -57,7 +57,7 @@ pub(crate) async fn page(State(state): State<Arc<UiState>>, headers: HeaderMap) 
                         tr {
                             td data-label="Sandbox" { code { (s.id) } } td data-label="Created" { (when(s.created_at)) }
                             td data-label="Expires" { (s.expires_at.map_or_else(|| "never".to_owned(), when)) }
-                            td { (revoke(format!("/ui/sandboxes/{}/revoke", s.id), format!("Revoke sandbox {}", s.id))) }
+                            td { @if session.who.may_change() { (revoke(format!("/ui/sandboxes/{}/revoke", s.id), format!("Revoke sandbox {}", s.id))) } }
                         }
                     }
                 }
@@ -77,7 +77,7 @@ pub(crate) async fn page(State(state): State<Arc<UiState>>, headers: HeaderMap) 
                             td data-label="Sandbox" { (p.sandbox.as_deref().unwrap_or("-")) }
                             td data-label="Created" { (when(p.created_at)) }
                             td data-label="Expires" { (p.expires_at.map_or_else(|| "never".to_owned(), when)) }
-                            td { (revoke(format!("/ui/placeholders/{id}/revoke"), format!("Revoke placeholder {}", p.hint))) }
+                            td { @if session.who.may_change() { (revoke(format!("/ui/placeholders/{id}/revoke"), format!("Revoke placeholder {}", p.hint))) } }
                         }
                     }
                 }
