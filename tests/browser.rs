@@ -897,3 +897,58 @@ async fn the_owner_approves_a_held_request_on_their_connections_page_in_chromium
     assert!(found.is_empty(), "{}", found.join("\n"));
     user.close().await.expect("close");
 }
+
+/// Issue 27: a person signs in with the organisation's identity provider in Chromium,
+/// lands on their own connections without any link, and sees nobody else's; the
+/// sign-in page with the provider's button passes axe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_with_the_identity_provider_in_chromium() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(chromium) = browser().await else {
+        return;
+    };
+    use egret_test_support::idp::{CLIENT_ID, CLIENT_SECRET, TestIdp};
+    let idp = TestIdp::start().await;
+    let f = harness::Fixture::new().await;
+    std::fs::write(f.egret.dir.path().join("idp-secret"), CLIENT_SECRET).expect("secret");
+    let control = format!("http://{}", f.egret.control_addr);
+    f.egret.reload(&format!(
+        "{}control:\n  public_url: {control}\nui:\n  oidc:\n    issuer: {}\n    client_id: {CLIENT_ID}\n    client_secret: ${{file:idp-secret}}\n    name: Example SSO\n",
+        harness::policy_yaml(),
+        idp.issuer()
+    ));
+    f.egret
+        .key_and_placeholder("openai", "user:carol@example.com", "sk-carol");
+    f.egret
+        .key_and_placeholder("weather", "user:dave@example.com", "sk-dave");
+    idp.sign_in_as(json!({"email": "carol@example.com"}));
+    let profile = tempfile::tempdir().expect("profile");
+    let s = chromium
+        .session(profile.path(), HOSTS)
+        .await
+        .expect("browser");
+    s.goto(&format!("{control}/ui/")).await.expect("open");
+    s.wait_for("a[href='/ui/oidc/start']", WAIT)
+        .await
+        .expect("the provider's button");
+    let mut found = Vec::new();
+    check_page(
+        &s,
+        &axe_source(),
+        "Sign in, with an identity provider",
+        &mut found,
+    )
+    .await;
+    assert!(found.is_empty(), "{}", found.join("\n"));
+    s.click("a[href='/ui/oidc/start']").await.expect("sign in");
+    s.wait_for("section.connection", WAIT)
+        .await
+        .expect("their connections");
+    let page = s.source().await.expect("page");
+    assert!(
+        page.contains("user:carol@example.com"),
+        "signed in as carol"
+    );
+    assert!(!page.contains("dave"), "nothing of another person's");
+    s.close().await.expect("close");
+}
