@@ -333,3 +333,50 @@ async fn a_sign_in_the_provider_cannot_vouch_for_is_refused_with_the_reason() {
         again.body
     );
 }
+
+/// Against an independent implementation: the test OAuth server (the `oidc-provider`
+/// package) as the organisation's identity provider — its login and consent pages, RS256
+/// ID tokens, PKCE and nonce — signs alice in, owner from the `sub` claim.
+#[tokio::test]
+async fn the_test_oauth_server_signs_a_person_in_as_an_identity_provider() {
+    use egret_test_support::browser::{Browser, Choice};
+    use egret_test_support::oauth_server::OAuthServer;
+    let f = Fixture::new().await;
+    let control = format!("http://{}", f.egret.control_addr);
+    let clients = json!([{
+        "client_id": "egret-ui",
+        "client_secret": "egret-ui-secret",
+        "grant_types": ["authorization_code"],
+        "redirect_uris": [format!("{control}/ui/oidc/callback")],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "client_secret_basic",
+    }]);
+    let server = OAuthServer::start(&f.ca, &clients, 300).await;
+    std::fs::write(f.egret.dir.path().join("ui-secret"), "egret-ui-secret").expect("secret");
+    let yaml = policy_yaml().replace(
+        "  resolve:\n",
+        "  resolve:\n    auth.test.local: 127.0.0.1\n",
+    );
+    f.egret.reload(&format!(
+        "{yaml}control:\n  public_url: {control}\nui:\n  oidc:\n    issuer: https://auth.test.local:{}\n    client_id: egret-ui\n    client_secret: ${{file:ui-secret}}\n    scopes: [openid]\n    owner_claim: sub\n",
+        server.port
+    ));
+    f.egret
+        .key_and_placeholder("openai", "user:alice", "sk-alice");
+    f.egret.key_and_placeholder("openai", "user:bob", "sk-bob");
+    let mut browser = Browser::new(&f.ca.pem);
+    let page = browser
+        .authorize(&format!("{control}/ui/oidc/start"), Choice::Allow)
+        .await
+        .expect("the sign-in");
+    let landed = browser.follow(page).await.expect("followed");
+    assert_eq!(landed.status, StatusCode::OK, "{}", landed.body);
+    assert!(
+        landed
+            .body
+            .contains("Signed in as <strong>user:alice</strong>"),
+        "{}",
+        landed.body
+    );
+    assert!(!landed.body.contains("user:bob"), "nobody else's");
+}
