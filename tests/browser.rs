@@ -523,6 +523,8 @@ fn connection_count(listed: &serde_json::Value) -> usize {
 /// axe-core's `axe.min.js`, from the OAuth test server's npm packages (installed by the
 /// fixture, from tests/oauth-server/package-lock.json).
 fn axe_source() -> String {
+    // A browser test may run before any that starts the OAuth server (which installs).
+    egret_test_support::oauth_server::ensure_installed();
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/oauth-server/node_modules/axe-core/axe.min.js"

@@ -30,8 +30,9 @@ fn server_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/oauth-server")
 }
 
-/// `npm ci` once per test process, when `node_modules` is missing or stale.
-fn ensure_installed() {
+/// `npm ci` once per test process, when `node_modules` is missing or stale (the OAuth
+/// server's packages, and axe-core for the browser tests).
+pub fn ensure_installed() {
     static DONE: Mutex<bool> = Mutex::new(false);
     let mut done = DONE.lock().unwrap_or_else(|p| p.into_inner());
     if *done {
