@@ -86,16 +86,13 @@ impl Vault {
         owner: Option<&str>,
         detail: Option<String>,
     ) -> Result<AuditEvent, VaultError> {
-        let record = AuditRecord {
+        self.append_one(AuditRecord {
             event: event.to_owned(),
             connector: connector.map(str::to_owned),
             owner: owner.map(str::to_owned),
             detail,
             ..AuditRecord::default()
-        };
-        self.append_audit(vec![record])?
-            .pop()
-            .ok_or_else(|| VaultError::Invalid("audit write produced no event".to_owned()))
+        })
     }
 
     /// Appends an audit event about one connection (its name recorded when it is not
@@ -106,13 +103,10 @@ impl Vault {
         id: &crate::ConnectionId,
         detail: Option<String>,
     ) -> Result<AuditEvent, VaultError> {
-        let record = AuditRecord {
+        self.append_one(AuditRecord {
             detail,
             ..AuditRecord::about(event, id)
-        };
-        self.append_audit(vec![record])?
-            .pop()
-            .ok_or_else(|| VaultError::Invalid("audit write produced no event".to_owned()))
+        })
     }
 
     /// [`Vault::audit`], naming who did it (`admin`, `token:<name>`, `user:<id>`).
@@ -124,17 +118,14 @@ impl Vault {
         owner: Option<&str>,
         detail: Option<String>,
     ) -> Result<AuditEvent, VaultError> {
-        let record = AuditRecord {
+        self.append_one(AuditRecord {
             event: event.to_owned(),
             connector: connector.map(str::to_owned),
             owner: owner.map(str::to_owned),
             detail,
             by: Some(by.to_owned()),
             ..AuditRecord::default()
-        };
-        self.append_audit(vec![record])?
-            .pop()
-            .ok_or_else(|| VaultError::Invalid("audit write produced no event".to_owned()))
+        })
     }
 
     /// [`Vault::audit_connection`], naming who did it.
@@ -145,11 +136,14 @@ impl Vault {
         id: &crate::ConnectionId,
         detail: Option<String>,
     ) -> Result<AuditEvent, VaultError> {
-        let record = AuditRecord {
+        self.append_one(AuditRecord {
             detail,
             by: Some(by.to_owned()),
             ..AuditRecord::about(event, id)
-        };
+        })
+    }
+
+    fn append_one(&self, record: AuditRecord) -> Result<AuditEvent, VaultError> {
         self.append_audit(vec![record])?
             .pop()
             .ok_or_else(|| VaultError::Invalid("audit write produced no event".to_owned()))

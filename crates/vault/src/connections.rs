@@ -125,41 +125,20 @@ impl Vault {
         id: &ConnectionId,
         narrowed: Option<String>,
     ) -> Result<ConnectionInfo, VaultError> {
-        let key = id.key();
-        let _w = self.lock_writer();
-        let missing = || VaultError::NoConnection(id.clone());
-        for _ in 0..5 {
-            let row = self
-                .store
-                .get(Table::Connections, &key)?
-                .ok_or_else(missing)?;
-            let mut stored: StoredConnection =
-                serde_json::from_slice(&row).map_err(|_| VaultError::Corrupt(key.clone()))?;
+        self.rewrite_connection(id, |key, stored| {
             let plain = self
                 .sealer
-                .open(&aad("connections", &key), &stored.sealed)
-                .ok_or_else(|| VaultError::Corrupt(key.clone()))?;
+                .open(&aad("connections", key), &stored.sealed)
+                .ok_or_else(|| VaultError::Corrupt(key.to_owned()))?;
             let mut secret: SealedSecret =
-                serde_json::from_slice(&plain).map_err(|_| VaultError::Corrupt(key.clone()))?;
+                serde_json::from_slice(&plain).map_err(|_| VaultError::Corrupt(key.to_owned()))?;
             secret.narrowed = narrowed.clone();
             let plain = Zeroizing::new(
                 serde_json::to_vec(&secret).map_err(|e| VaultError::Invalid(e.to_string()))?,
             );
-            stored.sealed = self.sealer.seal(&aad("connections", &key), &plain);
-            let record =
-                serde_json::to_vec(&stored).map_err(|e| VaultError::Invalid(e.to_string()))?;
-            if self.store.swap(Table::Connections, &key, &row, &record)? {
-                let credential = self.open_credential(&key, &stored)?;
-                let mut index = self.write_credentials();
-                index
-                    .credentials
-                    .insert(Arc::from(key.as_str()), Arc::new(credential));
-                return Ok(stored.info);
-            }
-        }
-        Err(VaultError::Invalid(
-            "the connection kept changing while it was being edited; try again".to_owned(),
-        ))
+            stored.sealed = self.sealer.seal(&aad("connections", key), &plain);
+            Ok(())
+        })
     }
 
     /// The connection's current credential, from memory.
@@ -229,11 +208,28 @@ impl Vault {
         id: &ConnectionId,
         labels: Labels,
     ) -> Result<ConnectionInfo, VaultError> {
+        self.rewrite_connection(id, |_, stored| {
+            if let Some(d) = labels.description.clone() {
+                stored.info.description = d;
+            }
+            if let Some(l) = labels.identity_label.clone() {
+                stored.info.identity_label = l;
+            }
+            Ok(())
+        })
+    }
+
+    /// Changes connection `id`'s stored row with `change` (given the row's key), written
+    /// back only over what was read: a renewal committed by another replica meanwhile is
+    /// not undone (the edit is tried again over it). The index follows.
+    fn rewrite_connection(
+        &self,
+        id: &ConnectionId,
+        mut change: impl FnMut(&str, &mut StoredConnection) -> Result<(), VaultError>,
+    ) -> Result<ConnectionInfo, VaultError> {
         let key = id.key();
         let _w = self.lock_writer();
         let missing = || VaultError::NoConnection(id.clone());
-        // Read, change, and write back only over what was read: a renewal committed by
-        // another replica meanwhile is not undone (the edit is tried again over it).
         for _ in 0..5 {
             let row = self
                 .store
@@ -241,12 +237,7 @@ impl Vault {
                 .ok_or_else(missing)?;
             let mut stored: StoredConnection =
                 serde_json::from_slice(&row).map_err(|_| VaultError::Corrupt(key.clone()))?;
-            if let Some(d) = labels.description.clone() {
-                stored.info.description = d;
-            }
-            if let Some(l) = labels.identity_label.clone() {
-                stored.info.identity_label = l;
-            }
+            change(&key, &mut stored)?;
             let record =
                 serde_json::to_vec(&stored).map_err(|e| VaultError::Invalid(e.to_string()))?;
             if self.store.swap(Table::Connections, &key, &row, &record)? {
