@@ -15,10 +15,3 @@ pub enum ApprovalError {
     #[error("{0}")]
     Invalid(String),
 }
-
-impl ApprovalError {
-    /// The store did not answer or failed: egret's fault, not the caller's.
-    pub fn is_store_failure(&self) -> bool {
-        matches!(self, Self::Store(_))
-    }
-}

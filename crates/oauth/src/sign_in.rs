@@ -90,17 +90,16 @@ fn random() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// The unreserved characters of RFC 3986, left bare in a query or form value.
+const VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// A query or form value, every byte but the unreserved ones percent-encoded.
 fn encode(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(v, VALUE).to_string()
 }
 
 impl OidcClient {

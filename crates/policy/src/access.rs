@@ -190,13 +190,6 @@ impl Access {
             && self.mcp.is_none()
     }
 
-    /// Whether a request may be held for a person's approval.
-    pub fn may_approve(&self) -> bool {
-        self.default == Action::Approve
-            || self.rules.iter().any(|r| r.action == Action::Approve)
-            || self.mcp.as_ref().is_some_and(|m| !m.approve.is_empty())
-    }
-
     /// Whether deciding needs the request body (a rule matches on it, or read-only must
     /// tell a GraphQL query from a mutation).
     pub fn needs_body(&self) -> bool {

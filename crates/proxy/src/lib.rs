@@ -156,11 +156,6 @@ impl Proxy {
         &self.budgets
     }
 
-    /// The vault and policy the proxy serves with (for its background tasks).
-    pub fn vault(&self) -> &Arc<Vault> {
-        &self.vault
-    }
-
     /// The proxy one worker thread serves with: everything shared with `self` except
     /// the upstream pools, which start empty and fill on this worker only.
     pub fn for_worker(&self) -> Self {

@@ -619,10 +619,7 @@ impl Service {
 impl Service {
     /// The owner's narrowing of `conn`, as stored (`None`: the connector's rules alone).
     pub fn narrowing(&self, conn: &ConnectionId) -> Option<egret_policy::Narrowing> {
-        let text = self.vault.credential(conn)?.narrowed.clone()?;
-        serde_json::from_str(&text)
-            .ok()
-            .and_then(|v| egret_policy::Narrowing::read(&v).ok())
+        egret_policy::Narrowing::read(&self.narrowing_json(conn)?).ok()
     }
 
     /// The owner's narrowing of `conn` as JSON, as it was set.

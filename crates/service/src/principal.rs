@@ -128,11 +128,6 @@ impl Principal {
             _ => None,
         }
     }
-
-    /// Whether it may see everything (every owner's connections, every approval).
-    pub fn sees_all(&self) -> bool {
-        matches!(self.role(), Role::Admin | Role::Auditor | Role::Platform)
-    }
 }
 
 /// What a principal may be asked to be allowed.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::db::{Vault, aad};
 use crate::error::VaultError;
 use crate::names::{ConnectionId, ConnectionName, Owner};
-use crate::store::{Change, Table};
+use crate::store::Table;
 
 /// Approvals kept at most (pending and decided, until they are pruned); the oldest go.
 const KEEP: usize = 10_000;
@@ -160,25 +160,6 @@ impl Vault {
         } else {
             Ok(None)
         }
-    }
-
-    /// Erases every approval about `connector` (its connections are gone).
-    pub fn erase_approvals_of(&self, connector: &str) -> Result<usize, VaultError> {
-        let doomed: Vec<Change> = self
-            .store
-            .scan(Table::Approvals)?
-            .into_iter()
-            .filter(|(k, v)| {
-                self.open_approval(k, v)
-                    .is_none_or(|a| a.connector == connector)
-            })
-            .map(|(k, _)| Change::remove(Table::Approvals, k))
-            .collect();
-        let n = doomed.len();
-        if n > 0 {
-            self.store.commit(doomed)?;
-        }
-        Ok(n)
     }
 
     fn seal_approval(&self, approval: &Approval) -> Result<Vec<u8>, VaultError> {

@@ -4,10 +4,9 @@
 //! the rules read it) and the query are taken, and the body is read when a rule on this
 //! host looks into it.
 
-use bytes::Bytes;
 use egret_policy::{Policy, RequestFacts, normalized_path};
 use http::request::Parts;
-use http_body_util::{BodyExt, Either, Full, Limited};
+use http_body_util::{Either, Full};
 use hyper::body::{Body, Incoming};
 
 use crate::Proxy;
@@ -49,28 +48,18 @@ impl Asking {
 }
 
 /// What the request asks (its body read only when a connector serving this host has
-/// rules that look into it), and the body to send on.
+/// rules that look into it), and the body to send on. Always taken: a connection's owner
+/// may have narrowed it even where no connector has rules (decided in the swap; without
+/// the body, what needs it fails closed).
 pub(super) async fn take(
     proxy: &Proxy,
     policy: &Policy,
     bound: &Bound,
     parts: &Parts,
     body: Incoming,
-) -> Result<(Option<Asking>, UpstreamBody), Refusal> {
+) -> Result<(Asking, UpstreamBody), Refusal> {
     let ruled =
         |c: &&egret_policy::Connector| !c.access.is_open() && c.serves(&bound.host, bound.port);
-    let Some(first) = policy.connectors.iter().find(ruled) else {
-        // No connector rules here; a connection's owner may still have narrowed it
-        // (decided in the swap, without the body: what needs it fails closed).
-        let asking = Asking {
-            method: parts.method.as_str().to_owned(),
-            path: normalized_path(parts.uri.path()),
-            query: parts.uri.query().map(str::to_owned),
-            body: None,
-        };
-        return Ok((Some(asking), Either::Left(body)));
-    };
-    let first = first.id.as_str().to_owned();
     let reads = !matches!(parts.method.as_str(), "GET" | "HEAD" | "OPTIONS")
         && !body.is_end_stream()
         && policy
@@ -78,12 +67,27 @@ pub(super) async fn take(
             .iter()
             .filter(ruled)
             .any(|c| c.access.needs_body());
-    let (json, body) = if reads {
-        let bytes = read(proxy, body, &first).await?;
-        let json = serde_json::from_slice(&bytes).ok();
-        (json, Either::Right(Full::new(bytes)))
-    } else {
-        (None, Either::Left(body))
+    // A body too big is refused in the name of the first connector here with rules.
+    let reader = policy.connectors.iter().find(ruled).filter(|_| reads);
+    let (json, body) = match reader {
+        Some(c) => {
+            let Some(bytes) = super::whole::read(proxy, body, BODY_MAX).await? else {
+                return Err(Refusal::request_denied(
+                    c.id.as_str(),
+                    "body",
+                    &format!(
+                        "the body is over {} KiB, more than the connector's request rules read",
+                        BODY_MAX / 1024
+                    ),
+                    "Send a smaller body, or ask the administrator about the connector's rules.",
+                ));
+            };
+            (
+                serde_json::from_slice(&bytes).ok(),
+                Either::Right(Full::new(bytes)),
+            )
+        }
+        None => (None, Either::Left(body)),
     };
     let asking = Asking {
         method: parts.method.as_str().to_owned(),
@@ -91,28 +95,5 @@ pub(super) async fn take(
         query: parts.uri.query().map(str::to_owned),
         body: json,
     };
-    Ok((Some(asking), body))
-}
-
-/// The body, whole, up to [`BODY_MAX`] and within the head timeout.
-async fn read(proxy: &Proxy, body: Incoming, connector: &str) -> Result<Bytes, Refusal> {
-    let collected = tokio::time::timeout(
-        proxy.limits.request_head_timeout,
-        Limited::new(body, BODY_MAX).collect(),
-    )
-    .await
-    .map_err(|_| Refusal::bad_request("the request body did not arrive in time"))?;
-    match collected {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Refusal::request_denied(
-            connector,
-            "body",
-            &format!(
-                "the body is over {} KiB, more than the connector's request rules read",
-                BODY_MAX / 1024
-            ),
-            "Send a smaller body, or ask the administrator about the connector's rules.",
-        )),
-        Err(_) => Err(Refusal::bad_request("the request body broke off")),
-    }
+    Ok((asking, body))
 }

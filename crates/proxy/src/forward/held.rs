@@ -9,7 +9,7 @@ use egret_approvals::{Ask, BODY_MAX, Held};
 use egret_policy::Verdict;
 use egret_vault::PlaceholderEntry;
 use http::request::Parts;
-use http_body_util::{BodyExt, Either, Full, Limited};
+use http_body_util::{BodyExt, Either, Full};
 
 use super::fresh::{self, Stop};
 use crate::Proxy;
@@ -102,6 +102,7 @@ async fn buffer(
     verdict: &Verdict,
 ) -> Result<Bytes, Refusal> {
     let incoming = match body {
+        // Read already, for the rules (at most their 64 KiB).
         Either::Right(full) => {
             return Ok(full
                 .collect()
@@ -111,23 +112,17 @@ async fn buffer(
         }
         Either::Left(incoming) => incoming,
     };
-    let collected = tokio::time::timeout(
-        proxy.limits.request_head_timeout,
-        Limited::new(incoming, BODY_MAX).collect(),
-    )
-    .await
-    .map_err(|_| Refusal::bad_request("the request body did not arrive in time"))?;
-    match collected {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Refusal::request_denied(
-            &entry.info.connector,
-            &verdict.rule,
-            &format!(
-                "this request needs a person's approval and its body is over {} MiB, more than a held request may carry",
-                BODY_MAX / (1024 * 1024)
-            ),
-            "Send a body of at most 1 MiB.",
-        )),
-        Err(_) => Err(Refusal::bad_request("the request body broke off")),
-    }
+    super::whole::read(proxy, incoming, BODY_MAX)
+        .await?
+        .ok_or_else(|| {
+            Refusal::request_denied(
+                &entry.info.connector,
+                &verdict.rule,
+                &format!(
+                    "this request needs a person's approval and its body is over {} MiB, more than a held request may carry",
+                    BODY_MAX / (1024 * 1024)
+                ),
+                "Send a body of at most 1 MiB.",
+            )
+        })
 }

@@ -17,6 +17,7 @@ mod settings;
 mod target;
 mod tools;
 mod upgrade;
+mod whole;
 
 use http::{Request, Response};
 use http_body_util::Either;
@@ -91,20 +92,16 @@ async fn forward(
     // 3b. What the request asks, for its connector's request rules (decided in step 4,
     //     before any token is renewed); the body is read only where a rule looks into it.
     let (asking, body) = asked::take(proxy, &policy, bound, &parts, body).await?;
-    let asked = asking.as_ref().map(asked::Asking::asked);
+    let asked = asking.asked();
     // 4. Fresh credentials in place of placeholders, renewing OAuth tokens that are due;
     //    a request a rule holds for a person's approval waits here for the decision.
     drop(policy);
-    let (report, body) = held::swap(proxy, &mut parts, bound, asked.as_ref(), body).await?;
+    let (report, body) = held::swap(proxy, &mut parts, bound, Some(&asked), body).await?;
     // 4b. Each connection it spends counts against its budget, and holds a place in flight.
     budgeted::take(proxy, &proxy.policy.load(), &report, &mut guard)?;
     let swapped = record::swapped(proxy, &report);
     // An MCP server's tools/list answer will show only the tools its connector allows.
-    let tools = tools::to_filter(
-        proxy,
-        &report,
-        asking.as_ref().is_some_and(asked::Asking::lists_tools),
-    );
+    let tools = tools::to_filter(proxy, &report, asking.lists_tools());
     // 5. The connector's request settings: base headers, user agent, and how step 6 sends.
     let plan = settings::apply(
         &proxy.policy.load(),

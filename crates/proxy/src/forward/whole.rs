@@ -1,0 +1,30 @@
+//! A request body read whole before it is sent on: for the request rules (up to 64 KiB)
+//! and for a request held for approval (up to 1 MiB). Bounded in size and by the head
+//! timeout, so a sandbox that trickles a body cannot hold a worker.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use crate::Proxy;
+use crate::refusal::Refusal;
+
+/// `body`, whole: `Ok(None)` when it is bigger than `max` (the caller says why that is
+/// refused), a refusal when it does not arrive in time or breaks off.
+pub(super) async fn read(
+    proxy: &Proxy,
+    body: Incoming,
+    max: usize,
+) -> Result<Option<Bytes>, Refusal> {
+    let collected = tokio::time::timeout(
+        proxy.limits.request_head_timeout,
+        Limited::new(body, max).collect(),
+    )
+    .await
+    .map_err(|_| Refusal::bad_request("the request body did not arrive in time"))?;
+    match collected {
+        Ok(c) => Ok(Some(c.to_bytes())),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Ok(None),
+        Err(_) => Err(Refusal::bad_request("the request body broke off")),
+    }
+}
