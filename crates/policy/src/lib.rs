@@ -9,6 +9,7 @@
 //! socket or watches a file, and reads a secret only when asked (`SecretRef::read`).
 
 mod access;
+mod credential;
 mod error;
 mod host;
 mod mcp;
@@ -17,6 +18,7 @@ mod paths;
 mod raw;
 mod request;
 mod secret_ref;
+mod sources;
 mod suggest;
 pub mod templates;
 mod ui;
@@ -26,6 +28,9 @@ mod webhook;
 use std::path::Path;
 
 pub use access::{Access, Action, PathGlob, RequestFacts, RequestRule, Verdict, normalized_path};
+pub use credential::{
+    AssumeRole, AwsSettings, HmacRecipe, Input, InputField, aws_inputs, hmac_recipe,
+};
 pub use error::{Located, PolicyError, Problems};
 pub use host::{HostPattern, canonical_ip, ip_literal, is_ip_literal, normalize_host};
 pub use mcp::McpTools;
@@ -33,6 +38,10 @@ pub use model::*;
 
 pub use request::{RequestSettings, Retries};
 pub use secret_ref::SecretRef;
+pub use sources::{
+    AwsSmSource, ExternalRef, GcpSmSource, OpSource, Scheme, SecretSources, SourceTiming, VaultAuth,
+    VaultSource,
+};
 pub use suggest::closest;
 pub use ui::{OidcSettings, RoleMatch, UiSettings};
 pub use webhook::{EventKind, Webhook, shown_url};

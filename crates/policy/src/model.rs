@@ -32,6 +32,8 @@ pub struct Policy {
     pub ui: crate::UiSettings,
     /// How requests held for a person's approval wait (`approvals:`).
     pub approvals: ApprovalSettings,
+    /// The organisation's secret stores connection values may refer to.
+    pub secret_sources: crate::SecretSources,
 }
 
 /// `approvals: {hold, expire}`.
@@ -266,6 +268,9 @@ pub struct Connector {
     pub approval_hold: Option<Duration>,
     /// How much each of its connections may be used (`limits:`).
     pub budget: Option<Budget>,
+    /// The named values of a connection (`inputs:`), each with its own placeholder;
+    /// empty: one value (a key, or an OAuth token). AWS connectors have theirs.
+    pub inputs: Vec<crate::Input>,
 }
 
 /// Whose connections a connector takes.
@@ -313,19 +318,25 @@ impl Source {
 }
 
 /// What a sandbox variable holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnvValue {
-    /// The connection's placeholder.
+    /// The connection's placeholder (its first input's, where it has several).
     Placeholder,
+    /// The placeholder of the named input.
+    Input(String),
     /// `https://` + the connector's first egress host (SDKs that need a base URL).
     Url,
+    /// A fixed value the policy gives (`AWS_REGION`).
+    Fixed(String),
 }
 
 impl EnvValue {
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> String {
         match self {
-            Self::Placeholder => "placeholder",
-            Self::Url => "url",
+            Self::Placeholder => "placeholder".to_owned(),
+            Self::Input(name) => format!("input:{name}"),
+            Self::Url => "url".to_owned(),
+            Self::Fixed(value) => format!("text:{value}"),
         }
     }
 }
@@ -334,12 +345,28 @@ impl Connector {
     pub fn serves(&self, host: &str, port: u16) -> bool {
         self.egress.iter().any(|p| p.matches(host, port))
     }
+
+    /// The named input.
+    pub fn input(&self, name: &str) -> Option<&crate::Input> {
+        self.inputs.iter().find(|i| i.name == name)
+    }
+
+    /// The input whose placeholder a sandbox holds in place of the connection's one
+    /// placeholder: the first that is not only for signing (for AWS, the key id).
+    pub fn first_input(&self) -> Option<&crate::Input> {
+        self.inputs.first()
+    }
 }
 
 #[derive(Debug, Clone)]
 pub enum AuthKind {
+    /// Static values: one key, or the connector's named `inputs`.
     ApiKey,
     OAuth2(Box<OAuthSettings>),
+    /// AWS keys: the sandbox's SigV4 signatures checked and made again with them.
+    AwsSigV4(Box<crate::AwsSettings>),
+    /// A secret that signs each request (the recipe says how).
+    Hmac(Box<crate::HmacRecipe>),
 }
 
 impl AuthKind {
@@ -347,7 +374,14 @@ impl AuthKind {
         match self {
             Self::ApiKey => "api_key",
             Self::OAuth2(_) => "oauth2",
+            Self::AwsSigV4(_) => "aws_sigv4",
+            Self::Hmac(_) => "hmac",
         }
+    }
+
+    /// Whether a connection holds values a person gives (not an OAuth grant).
+    pub fn takes_keys(&self) -> bool {
+        !matches!(self, Self::OAuth2(_))
     }
 }
 

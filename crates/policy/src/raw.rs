@@ -33,6 +33,8 @@ pub(crate) struct RawPolicy {
     pub webhooks: Vec<S<RawWebhook>>,
     pub ui: Option<S<RawUi>>,
     pub approvals: Option<S<RawApprovals>>,
+    #[serde(default)]
+    pub secret_sources: crate::sources::RawSources,
 }
 
 /// `ui: {user_header, trusted_proxies, frame_ancestors}`.
@@ -164,8 +166,15 @@ pub(crate) struct RawConnector {
     pub id: S<String>,
     pub template: Option<S<String>>,
     #[serde(default)]
-    pub settings: BTreeMap<String, String>,
+    pub settings: BTreeMap<String, RawSetting>,
     pub auth: Option<S<String>>,
+    /// Named values, each with its own placeholder.
+    #[serde(default)]
+    pub inputs: Vec<S<crate::credential::RawInput>>,
+    /// `auth: aws_sigv4`: region and role.
+    pub aws: Option<S<crate::credential::RawAws>>,
+    /// `auth: hmac`: how requests are signed.
+    pub hmac: Option<S<crate::credential::RawHmac>>,
     pub grant: Option<S<String>>,
     pub oauth: Option<S<RawOAuth>>,
     #[serde(default)]
@@ -285,6 +294,24 @@ pub(crate) struct RawInject {
     pub headers: Vec<S<String>>,
     #[serde(default)]
     pub query: Vec<S<String>>,
+}
+
+/// A template setting: one value, or a list (`services: [s3, sts]`), read as the
+/// template's comma-separated text.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawSetting {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl RawSetting {
+    pub(crate) fn text(&self) -> String {
+        match self {
+            Self::One(s) => s.clone(),
+            Self::Many(list) => list.join(","),
+        }
+    }
 }
 
 fn yes() -> bool {

@@ -20,6 +20,16 @@ pub struct Defaults {
     pub egress: Vec<String>,
     /// The vendor's "who am I" request: `(method, url, field naming who)`.
     pub identity: Option<(&'static str, String, &'static str)>,
+    /// The auth a template of another kind than OAuth gives (`aws_sigv4`, `hmac`).
+    pub auth: Option<&'static str>,
+    /// `aws_sigv4`: the region requests are signed for.
+    pub aws_region: Option<String>,
+    /// `hmac`: how requests are signed.
+    pub hmac: Option<crate::HmacRecipe>,
+    /// Named inputs the template declares.
+    pub inputs: Vec<crate::Input>,
+    /// The variables `sandbox-env` sets, when the template names them.
+    pub env: Vec<(String, crate::EnvValue)>,
 }
 
 pub struct Template {
@@ -34,6 +44,8 @@ pub struct Template {
     pub settings: &'static [Setting],
     /// Whether the connector must list its own egress hosts (the template knows none).
     pub needs_egress: bool,
+    /// An OAuth app (the web UI's "new connector" offers these); otherwise keys.
+    pub oauth: bool,
     build: fn(&BTreeMap<String, String>) -> Result<Defaults, String>,
 }
 
@@ -91,6 +103,7 @@ pub const TEMPLATES: &[Template] = &[
             help: "the workspace URL, e.g. https://dbc-1234.cloud.databricks.com",
         }],
         needs_egress: false,
+        oauth: true,
         build: databricks,
     },
     Template {
@@ -100,6 +113,7 @@ pub const TEMPLATES: &[Template] = &[
         console: "On GitHub: Settings → Developer settings → GitHub Apps (or OAuth Apps) → New; set the callback URL to the redirect URI below, then generate a client secret.",
         settings: &[],
         needs_egress: false,
+        oauth: true,
         build: |_| {
             Ok(Defaults {
                 authorize_url: Some("https://github.com/login/oauth/authorize".into()),
@@ -118,6 +132,7 @@ pub const TEMPLATES: &[Template] = &[
         console: "At api.slack.com/apps: Create New App → OAuth & Permissions; add the redirect URI below and the scopes you need, then copy the client id and secret from Basic Information.",
         settings: &[],
         needs_egress: false,
+        oauth: true,
         build: |_| {
             Ok(Defaults {
                 authorize_url: Some("https://slack.com/oauth/v2/authorize".into()),
@@ -136,6 +151,7 @@ pub const TEMPLATES: &[Template] = &[
         console: "In the Google Cloud console: APIs & Services → Credentials → Create credentials → OAuth client ID (Web application); add the redirect URI below as an authorized redirect URI.",
         settings: &[],
         needs_egress: false,
+        oauth: true,
         build: |_| {
             Ok(Defaults {
                 authorize_url: Some("https://accounts.google.com/o/oauth2/v2/auth".into()),
@@ -160,6 +176,7 @@ pub const TEMPLATES: &[Template] = &[
         console: "At developer.atlassian.com/console/myapps: Create → OAuth 2.0 integration; under Authorization add the callback URL below, under Permissions the APIs and scopes you need.",
         settings: &[],
         needs_egress: false,
+        oauth: true,
         build: |_| {
             Ok(Defaults {
                 authorize_url: Some("https://auth.atlassian.com/authorize".into()),
@@ -184,6 +201,7 @@ pub const TEMPLATES: &[Template] = &[
             help: "the issuer URL, e.g. https://login.example.com",
         }],
         needs_egress: true,
+        oauth: true,
         build: |s| {
             Ok(Defaults {
                 issuer: Some(issuer_url(&s["issuer"])?),
@@ -191,7 +209,119 @@ pub const TEMPLATES: &[Template] = &[
             })
         },
     },
+    Template {
+        name: "aws",
+        title: "AWS",
+        summary: "AWS APIs signed with SigV4: the sandbox signs with placeholder keys, egret checks and signs again with the connection's keys; egress <service>.<region>.amazonaws.com (S3 also <bucket>.s3.<region>.amazonaws.com)",
+        console: "In the AWS IAM console: create an access key for a user (or a role egret assumes with `aws.assume_role`) with only the permissions agents need.",
+        settings: &[
+            Setting {
+                key: "region",
+                label: "Region",
+                help: "the AWS region, e.g. us-east-1",
+            },
+            Setting {
+                key: "services",
+                label: "Services",
+                help: "the AWS services agents call, e.g. [bedrock-runtime, s3]",
+            },
+        ],
+        needs_egress: false,
+        oauth: false,
+        build: aws,
+    },
+    Template {
+        name: "binance",
+        title: "Binance",
+        summary: "Binance API keys: the key in X-MBX-APIKEY, SIGNED endpoints signed with HMAC-SHA256 over query + body (timestamp and signature set by egret); egress api.binance.com",
+        console: "In Binance: Account → API Management → Create API (HMAC); copy the API key and the secret key.",
+        settings: &[],
+        needs_egress: false,
+        oauth: false,
+        build: |_| {
+            Ok(Defaults {
+                auth: Some("hmac"),
+                hmac: crate::hmac_recipe("binance"),
+                inputs: vec![
+                    crate::Input {
+                        name: "api_key".into(),
+                        inject: crate::InputField::Header("x-mbx-apikey".into()),
+                        optional: false,
+                    },
+                    crate::Input {
+                        name: "secret_key".into(),
+                        inject: crate::InputField::Sign,
+                        optional: false,
+                    },
+                ],
+                egress: vec!["api.binance.com".into()],
+                env: vec![
+                    ("BINANCE_API_KEY".into(), crate::EnvValue::Input("api_key".into())),
+                    ("BINANCE_API_SECRET".into(), crate::EnvValue::Input("secret_key".into())),
+                ],
+                ..Defaults::default()
+            })
+        },
+    },
+    Template {
+        name: "github-webhook",
+        title: "Signed webhooks",
+        summary: "Requests signed like GitHub webhooks: X-Hub-Signature-256: sha256=<HMAC-SHA256 of the body>; give the egress hosts of the receiver",
+        console: "At the receiver: create the webhook secret it verifies with.",
+        settings: &[],
+        needs_egress: true,
+        oauth: false,
+        build: |_| {
+            Ok(Defaults {
+                auth: Some("hmac"),
+                hmac: crate::hmac_recipe("github_webhook"),
+                inputs: vec![crate::Input {
+                    name: "secret".into(),
+                    inject: crate::InputField::Sign,
+                    optional: false,
+                }],
+                ..Defaults::default()
+            })
+        },
+    },
 ];
+
+/// `aws`: egress hosts from the region and services.
+fn aws(s: &BTreeMap<String, String>) -> Result<Defaults, String> {
+    let region = s["region"].trim().to_owned();
+    let name_ok = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    if !name_ok(&region) {
+        return Err(format!(
+            "`region: {region}` is not an AWS region; expected e.g. `us-east-1`"
+        ));
+    }
+    let mut egress = Vec::new();
+    for service in s["services"].split(',').map(str::trim) {
+        if !name_ok(service) {
+            return Err(format!(
+                "`{service}` is not an AWS service endpoint name; expected e.g. `bedrock-runtime` or `s3`"
+            ));
+        }
+        egress.push(format!("{service}.{region}.amazonaws.com"));
+        if service == "s3" {
+            egress.push(format!("*.s3.{region}.amazonaws.com"));
+            if region == "us-east-1" {
+                egress.push("s3.amazonaws.com".into());
+                egress.push("*.s3.amazonaws.com".into());
+            }
+        }
+    }
+    Ok(Defaults {
+        auth: Some("aws_sigv4"),
+        aws_region: Some(region),
+        egress,
+        ..Defaults::default()
+    })
+}
 
 pub fn find(name: &str) -> Option<&'static Template> {
     TEMPLATES.iter().find(|t| t.name == name)

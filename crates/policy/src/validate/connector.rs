@@ -8,6 +8,7 @@ use super::Validator;
 use crate::error::Located;
 use crate::host::{HostPattern, normalize_host};
 use crate::model::*;
+use crate::{AssumeRole, AwsSettings};
 use crate::raw::*;
 use crate::templates::{self, Defaults};
 
@@ -26,7 +27,12 @@ impl Validator<'_> {
                         ),
                     )
                 })?;
-                Some(template.defaults(&c.settings).map_err(|m| self.at(t, &m))?)
+                let settings = c
+                    .settings
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.text()))
+                    .collect();
+                Some(template.defaults(&settings).map_err(|m| self.at(t, &m))?)
             }
             None if !c.settings.is_empty() => {
                 return Err(self.at(
@@ -36,21 +42,69 @@ impl Validator<'_> {
             }
             None => None,
         };
-        // A template is a vendor's OAuth app: `auth: oauth2` unless the stanza says otherwise.
+        // A template is a vendor's OAuth app unless it says otherwise (`aws`, `binance`),
+        // and the stanza's own `auth` wins.
         let auth_name = c
             .auth
             .as_ref()
             .map(|a| a.value.as_str())
-            .or(defaults.as_ref().map(|_| "oauth2"));
-        let auth = match auth_name {
-            Some("api_key") => {
+            .or(defaults.as_ref().map(|d| d.auth.unwrap_or("oauth2")));
+        let auth_name = match auth_name {
+            Some(name @ ("api_key" | "aws_sigv4" | "hmac")) => {
                 if let Some(o) = &c.oauth {
-                    return Err(self.at(o, "`oauth` is set but `auth` is `api_key`; set `auth: oauth2` or remove `oauth`"));
+                    return Err(self.at(o, &format!("`oauth` is set but `auth` is `{name}`; set `auth: oauth2` or remove `oauth`")));
                 }
                 if let Some(g) = &c.grant {
                     return Err(self.at(g, "`grant` only applies to `auth: oauth2`"));
                 }
-                AuthKind::ApiKey
+                Some(name)
+            }
+            other => other,
+        };
+        if let Some(a) = c.aws.as_ref().filter(|_| auth_name != Some("aws_sigv4")) {
+            return Err(self.at(a, "`aws` only applies to `auth: aws_sigv4`"));
+        }
+        if let Some(h) = c.hmac.as_ref().filter(|_| auth_name != Some("hmac")) {
+            return Err(self.at(h, "`hmac` only applies to `auth: hmac`"));
+        }
+        let mut inputs = match crate::credential::inputs(&c.inputs, auth_name == Some("hmac")) {
+            Ok(list) => list,
+            Err((at, message)) => return Err(self.at(at, &message)),
+        };
+        if inputs.is_empty()
+            && let Some(d) = &defaults
+        {
+            inputs = d.inputs.clone();
+        }
+        let auth = match auth_name {
+            Some("api_key") => AuthKind::ApiKey,
+            Some("aws_sigv4") => {
+                if let Some(i) = c.inputs.first() {
+                    return Err(self.at(i, "an AWS connector's inputs are fixed (access_key_id, secret_access_key, session_token); remove `inputs`"));
+                }
+                inputs = crate::aws_inputs();
+                AuthKind::AwsSigV4(Box::new(self.aws(&c, defaults.as_ref())?))
+            }
+            Some("hmac") => {
+                let recipe = match (&c.hmac, defaults.as_ref().and_then(|d| d.hmac.clone())) {
+                    (Some(h), _) => crate::credential::hmac(&h.value)
+                        .map_err(|(at, m)| match at {
+                            Some(at) => self.at(at, &m),
+                            None => self.at(h, &m),
+                        })?,
+                    (None, Some(recipe)) => recipe,
+                    (None, None) => {
+                        return Err(self.at(&c.id, &format!("connector `{id}` has `auth: hmac` but no `hmac:` block; give `recipe` or `string_to_sign` and `signature`")));
+                    }
+                };
+                let signing = inputs
+                    .iter()
+                    .filter(|i| i.inject == crate::InputField::Sign)
+                    .count();
+                if signing != 1 {
+                    return Err(self.at(&c.id, &format!("connector `{id}`: `auth: hmac` needs exactly one input without `inject` (the signing secret), e.g. `inputs: [{{name: secret}}]`")));
+                }
+                AuthKind::Hmac(Box::new(recipe))
             }
             Some("oauth2") => {
                 let oauth = c.oauth.as_ref().ok_or_else(|| {
@@ -64,9 +118,12 @@ impl Validator<'_> {
                 )?))
             }
             Some(_) => {
-                let mut message = "unknown auth; expected `api_key` or `oauth2`".to_owned();
+                let mut message =
+                    "unknown auth; expected `api_key`, `oauth2`, `aws_sigv4` or `hmac`".to_owned();
                 let typed = c.auth.as_ref().map_or("", |a| a.value.as_str());
-                if let Some(near) = crate::closest(typed, ["api_key", "oauth2"]) {
+                if let Some(near) =
+                    crate::closest(typed, ["api_key", "oauth2", "aws_sigv4", "hmac"])
+                {
                     message.push_str(&format!("; did you mean `{near}`?"));
                 }
                 return Err(match c.auth.as_ref() {
@@ -78,7 +135,7 @@ impl Validator<'_> {
                 return Err(self.at(
                     &c.id,
                     &format!(
-                        "connector `{id}` has no `auth`; expected `auth: api_key` or `auth: oauth2`"
+                        "connector `{id}` has no `auth`; expected `auth: api_key`, `oauth2`, `aws_sigv4` or `hmac`"
                     ),
                 ));
             }
@@ -127,8 +184,19 @@ impl Validator<'_> {
             }
             query.push(q.value.clone());
         }
+        if matches!(auth, AuthKind::OAuth2(_)) && !inputs.is_empty() {
+            return Err(self.at(&c.id, "`inputs` are for keys (`auth: api_key` or `hmac`); an OAuth connection holds one token"));
+        }
         let env = if c.env.is_empty() {
-            default_env(id.as_str(), c.template.as_ref().map(|t| t.value.as_str()))
+            match defaults.as_ref().map(|d| &d.env).filter(|e| !e.is_empty()) {
+                Some(env) => env.clone(),
+                None => default_env(
+                    id.as_str(),
+                    c.template.as_ref().map(|t| t.value.as_str()),
+                    &auth,
+                    &inputs,
+                ),
+            }
         } else {
             let mut env = Vec::new();
             for (name, what) in &c.env {
@@ -141,7 +209,18 @@ impl Validator<'_> {
                 let value = match what.value.as_str() {
                     "placeholder" => EnvValue::Placeholder,
                     "url" => EnvValue::Url,
-                    _ => return Err(self.at(what, "expected `placeholder` (the connection's placeholder) or `url` (https:// + the first egress host)")),
+                    other => {
+                        if let Some(input) = other.strip_prefix("input:") {
+                            if !inputs.iter().any(|i| i.name == input) {
+                                return Err(self.at(what, &format!("there is no input `{input}`; the connector's inputs: {}", inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", "))));
+                            }
+                            EnvValue::Input(input.to_owned())
+                        } else if let Some(text) = other.strip_prefix("text:") {
+                            EnvValue::Fixed(text.to_owned())
+                        } else {
+                            return Err(self.at(what, "expected `placeholder` (the connection's placeholder), `input:NAME` (an input's placeholder), `url` (https:// + the first egress host) or `text:VALUE`"));
+                        }
+                    }
                 };
                 env.push((name.clone(), value));
             }
@@ -232,6 +311,40 @@ impl Validator<'_> {
             access,
             approval_hold,
             budget,
+            inputs,
+        })
+    }
+
+    /// `aws:` (or the `aws` template's settings) -> the region and the role.
+    fn aws(&self, c: &RawConnector, defaults: Option<&Defaults>) -> Result<AwsSettings, Located> {
+        let raw = c.aws.as_ref().map(|a| &a.value);
+        let region = match raw.and_then(|a| a.region.as_ref()) {
+            Some(r) => r.value.clone(),
+            None => defaults
+                .and_then(|d| d.aws_region.clone())
+                .ok_or_else(|| self.at(&c.id, "`auth: aws_sigv4` needs `aws: {region: …}` (or `template: aws` with `settings: {region, services}`)"))?,
+        };
+        let assume_role = match raw.and_then(|a| a.assume_role.as_ref()) {
+            None => None,
+            Some(r) => {
+                let arn = &r.value.role_arn;
+                if !arn.value.starts_with("arn:") || arn.value.contains(char::is_whitespace) {
+                    return Err(self.at(arn, "`role_arn` is not an ARN; expected `arn:aws:iam::123456789012:role/NAME`"));
+                }
+                let sts_url = match &r.value.sts_url {
+                    Some(u) => self.url(u)?,
+                    None => format!("https://sts.{region}.amazonaws.com"),
+                };
+                Some(AssumeRole {
+                    role_arn: arn.value.clone(),
+                    external_id: r.value.external_id.clone(),
+                    sts_url,
+                })
+            }
+        };
+        Ok(AwsSettings {
+            region,
+            assume_role,
         })
     }
 
@@ -403,10 +516,40 @@ impl Validator<'_> {
 }
 
 /// The variables a vendor's own SDK reads, by template or well-known connector id;
-/// otherwise `<ID>_TOKEN`.
-fn default_env(id: &str, template: Option<&str>) -> Vec<(String, EnvValue)> {
+/// otherwise `<ID>_TOKEN` (`<ID>_<INPUT>` for each input of a connector with several).
+fn default_env(
+    id: &str,
+    template: Option<&str>,
+    auth: &AuthKind,
+    inputs: &[crate::Input],
+) -> Vec<(String, EnvValue)> {
     let p = |n: &str| (n.to_owned(), EnvValue::Placeholder);
     let u = |n: &str| (n.to_owned(), EnvValue::Url);
+    let upper = |s: &str| s.to_ascii_uppercase().replace('-', "_");
+    if let AuthKind::AwsSigV4(aws) = auth {
+        return vec![
+            (
+                "AWS_ACCESS_KEY_ID".to_owned(),
+                EnvValue::Input("access_key_id".to_owned()),
+            ),
+            (
+                "AWS_SECRET_ACCESS_KEY".to_owned(),
+                EnvValue::Input("secret_access_key".to_owned()),
+            ),
+            ("AWS_REGION".to_owned(), EnvValue::Fixed(aws.region.clone())),
+        ];
+    }
+    if !inputs.is_empty() {
+        return inputs
+            .iter()
+            .map(|i| {
+                (
+                    format!("{}_{}", upper(id), upper(&i.name)),
+                    EnvValue::Input(i.name.clone()),
+                )
+            })
+            .collect();
+    }
     match template.unwrap_or(id) {
         "databricks" => vec![u("DATABRICKS_HOST"), p("DATABRICKS_TOKEN")],
         "github" => vec![p("GITHUB_TOKEN"), p("GH_TOKEN")],

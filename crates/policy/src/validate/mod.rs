@@ -172,6 +172,7 @@ impl Validator<'_> {
                 .as_ref()
                 .and_then(|a| v.keep(v.approvals(a)))
                 .unwrap_or_default(),
+            secret_sources: v.sources(&raw.secret_sources, base),
         }
     }
 

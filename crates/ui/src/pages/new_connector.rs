@@ -68,7 +68,7 @@ impl Draft {
 fn page(state: &UiState, session: &Session, kind: Option<&str>, draft: &Draft) -> Html<String> {
     let (title, content) = match kind {
         Some("api_key") => ("Add connector: API key", static_key_form(session, draft)),
-        Some(name) => match TEMPLATES.iter().find(|t| t.name == name) {
+        Some(name) => match TEMPLATES.iter().find(|t| t.oauth && t.name == name) {
             Some(t) => (t.title, template_form(state, session, t, draft)),
             None => ("Add connector", chooser()),
         },
@@ -86,7 +86,7 @@ fn chooser() -> Markup {
     html! {
         p.lead { "Choose what the connector connects to. Each user then connects their own account; the sandbox only ever holds a placeholder." }
         ul.choices {
-            @for t in TEMPLATES {
+            @for t in TEMPLATES.iter().filter(|t| t.oauth) {
                 li {
                     a href=(format!("/ui/connectors/new?kind={}", t.name)) {
                         (marks::mark(Some(t.name)))
@@ -332,7 +332,7 @@ fn new_connector(
             }
         }
         Some(name) => {
-            let Some(template) = TEMPLATES.iter().find(|t| t.name == name) else {
+            let Some(template) = TEMPLATES.iter().find(|t| t.oauth && t.name == name) else {
                 return Err((None, "Choose a vendor or an API key.".to_owned()));
             };
             for setting in template.settings {
