@@ -41,8 +41,19 @@ impl Vault {
             ConnectionKind::ApiKey => secret.api_key.take(),
             ConnectionKind::Oauth2 => secret.access_token.take(),
         };
+        // A key kept in an external store has no value here until it is fetched.
+        let value = match value {
+            Some(v) => v,
+            None if !secret.refs.is_empty() => String::new(),
+            None => return Err(corrupt()),
+        };
         Ok(Credential {
-            secret: SecretString::from(value.ok_or_else(corrupt)?),
+            secret: SecretString::from(value),
+            values: std::mem::take(&mut secret.values)
+                .into_iter()
+                .map(|(k, v)| (k, SecretString::from(v)))
+                .collect(),
+            refs: std::mem::take(&mut secret.refs),
             refresh_token: secret.refresh_token.take().map(SecretString::from),
             kind: stored.info.kind,
             status: stored.info.status,
@@ -162,12 +173,45 @@ impl Vault {
         id: &ConnectionId,
         api_key: &SecretString,
     ) -> Result<ConnectionInfo, VaultError> {
-        if api_key.expose_secret().is_empty()
-            || api_key.expose_secret().contains(['\r', '\n', '\0'])
-        {
-            return Err(VaultError::Invalid(
-                "the key is empty or contains a line break; send only the key itself".to_owned(),
-            ));
+        self.put_key(id, vec![(String::new(), KeyValue::Value(api_key.clone()))])
+    }
+
+    /// Stores (or replaces) a connection's values: `""` names the one value of a
+    /// single-input connector, other names its inputs (the first given stands as the
+    /// connection's value). A value may be a reference to an external store. Existing
+    /// placeholders keep working.
+    pub fn put_key(
+        &self,
+        id: &ConnectionId,
+        given: Vec<(String, KeyValue)>,
+    ) -> Result<ConnectionInfo, VaultError> {
+        if given.is_empty() {
+            return Err(VaultError::Invalid("no value given; send the key".to_owned()));
+        }
+        let mut values = std::collections::BTreeMap::new();
+        let mut refs = std::collections::BTreeMap::new();
+        let mut first: Option<String> = None;
+        for (name, value) in given {
+            match value {
+                KeyValue::Value(v) => {
+                    let text = v.expose_secret();
+                    if text.is_empty() || text.contains(['\r', '\n', '\0']) {
+                        let what = if name.is_empty() { "the key".to_owned() } else { format!("`{name}`") };
+                        return Err(VaultError::Invalid(format!(
+                            "{what} is empty or contains a line break; send only the value itself"
+                        )));
+                    }
+                    if first.is_none() {
+                        first = Some(text.to_owned());
+                    }
+                    if !name.is_empty() {
+                        values.insert(name, text.to_owned());
+                    }
+                }
+                KeyValue::Ref(r) => {
+                    refs.insert(name, r);
+                }
+            }
         }
         // A new key keeps what people wrote on the connection.
         let previous = self.connection(id);
@@ -184,19 +228,26 @@ impl Vault {
             identity_label: previous.as_ref().and_then(|p| p.identity_label.clone()),
             description: previous.and_then(|p| p.description),
         };
-        let mut secret = SealedSecret {
-            api_key: Some(api_key.expose_secret().to_owned()),
-            access_token: None,
-            refresh_token: None,
-            narrowed: None,
-        };
         let credential = Credential {
-            secret: api_key.clone(),
+            secret: SecretString::from(first.clone().unwrap_or_default()),
+            values: values
+                .iter()
+                .map(|(k, v)| (k.clone(), SecretString::from(v.clone())))
+                .collect(),
+            refs: refs.clone(),
             refresh_token: None,
             kind: ConnectionKind::ApiKey,
             status: ConnectionStatus::Connected,
             expires_at: None,
             narrowed: None,
+        };
+        let mut secret = SealedSecret {
+            api_key: first,
+            access_token: None,
+            refresh_token: None,
+            narrowed: None,
+            values,
+            refs,
         };
         self.put_connection(false, info, &mut secret, credential)
     }

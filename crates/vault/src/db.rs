@@ -92,11 +92,20 @@ pub(crate) struct SealedSecret {
     /// rules), sealed with the credential so nobody with the store alone can lift it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub narrowed: Option<String>,
+    /// The named inputs' values (a connector with `inputs`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub values: std::collections::BTreeMap<String, String>,
+    /// Values kept in an external store: input name (`""`: the one value) -> reference.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub refs: std::collections::BTreeMap<String, String>,
 }
 
 impl Drop for SealedSecret {
     fn drop(&mut self) {
         use zeroize::Zeroize;
+        for v in self.values.values_mut() {
+            v.zeroize();
+        }
         for s in [
             &mut self.api_key,
             &mut self.access_token,

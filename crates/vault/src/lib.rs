@@ -58,12 +58,14 @@ pub use key::MasterKey;
 pub use links::{ConnectLink, LinkUse};
 pub use outbox::OutboxEntry;
 pub use placeholder::{
-    MIN_BODY as PLACEHOLDER_MIN_BODY, PREFIX as PLACEHOLDER_PREFIX, Placeholder, PlaceholderHash,
+    AWS_KEY_ID_PREFIX, MIN_BODY as PLACEHOLDER_MIN_BODY, PREFIX as PLACEHOLDER_PREFIX, Placeholder,
+    PlaceholderHash, is_aws_key_id,
 };
 pub use records::SandboxInfo;
+pub use minted::Shape;
 pub use records::{
     AuditEvent, ConnectionId, ConnectionInfo, ConnectionKind, ConnectionName, ConnectionStatus,
-    Credential, Identity, Labels, Owner, PendingAuthorization, PlaceholderInfo, TokenSet,
+    Credential, Identity, KeyValue, Labels, Owner, PendingAuthorization, PlaceholderInfo, TokenSet,
     TokenUpdate,
 };
 pub use rotate::{Rotated, rotate_key, rotate_store_key};

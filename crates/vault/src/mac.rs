@@ -63,6 +63,20 @@ impl RowMac {
         mac
     }
 
+    /// A value derived from `data` under this key (not a row's MAC: `label` keeps the
+    /// two apart), for values egret can compute again rather than store.
+    pub(crate) fn derive(&self, label: &str, data: &[u8]) -> Zeroizing<[u8; 32]> {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(self.key.as_slice()).expect("HMAC takes any key");
+        mac.update(b"egret derived value v1\0");
+        mac.update(label.as_bytes());
+        mac.update(b"\0");
+        mac.update(data);
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(&mac.finalize().into_bytes());
+        out
+    }
+
     /// The row to store for `content` under `table`/`key`.
     pub(crate) fn wrap(&self, table: Table, key: &str, content: &[u8]) -> Vec<u8> {
         let tag = self.tag(table, key, content).finalize().into_bytes();

@@ -12,6 +12,15 @@ use crate::records::*;
 use crate::store::{Change, Table};
 use crate::{Resolved, Vault};
 
+/// What a minted placeholder looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// `egp_` + 40 letters and digits.
+    Opaque,
+    /// `AKIA` + 16 of `A-Z2-7`, as an AWS access key id.
+    AwsKeyId,
+}
+
 impl Vault {
     /// Mints a placeholder for an existing connection.
     pub fn mint_placeholder(
@@ -29,6 +38,20 @@ impl Vault {
         ttl: Option<Duration>,
         sandbox: Option<&str>,
     ) -> Result<(Placeholder, PlaceholderInfo), VaultError> {
+        self.mint_placeholders(id, ttl, sandbox, &[(None, Shape::Opaque)])?
+            .pop()
+            .ok_or_else(|| VaultError::Invalid("nothing to mint".to_owned()))
+    }
+
+    /// Mints one placeholder per input (`None`: the connection's one value), all in
+    /// one commit, each with the same lifetime and sandbox.
+    pub fn mint_placeholders(
+        &self,
+        id: &ConnectionId,
+        ttl: Option<Duration>,
+        sandbox: Option<&str>,
+        inputs: &[(Option<String>, Shape)],
+    ) -> Result<Vec<(Placeholder, PlaceholderInfo)>, VaultError> {
         let key: Arc<str> = Arc::from(id.key());
         let _w = self.lock_writer();
         if let Some(s) = sandbox
@@ -41,26 +64,54 @@ impl Vault {
         if !self.read_index().connections.contains_key(&key) {
             return Err(VaultError::NoConnection(id.clone()));
         }
-        let placeholder = Placeholder::mint();
         let created_at = self.clock.unix();
-        let info = PlaceholderInfo {
-            connector: id.connector.clone(),
-            owner: id.owner.clone(),
-            name: id.name.clone(),
-            created_at,
-            expires_at: ttl
-                .map(|t| created_at.saturating_add(i64::try_from(t.as_secs()).unwrap_or(i64::MAX))),
-            hint: placeholder.hint(),
-            sandbox: sandbox.map(str::to_owned),
-        };
-        let hash = placeholder.hash();
-        let record = serde_json::to_vec(&info).map_err(|e| VaultError::Invalid(e.to_string()))?;
-        let record = self.mac.wrap(Table::Placeholders, &hash.hex(), &record);
-        self.store
-            .commit(vec![Change::put(Table::Placeholders, hash.hex(), record)])?;
-        let entry = Arc::new(PlaceholderEntry::new(info.clone()));
-        self.write_index().placeholders.insert(hash, entry);
-        Ok((placeholder, info))
+        let mut minted = Vec::with_capacity(inputs.len());
+        let mut changes = Vec::with_capacity(inputs.len());
+        for (input, shape) in inputs {
+            let placeholder = match shape {
+                Shape::Opaque => Placeholder::mint(),
+                Shape::AwsKeyId => Placeholder::mint_aws_key_id(),
+            };
+            let info = PlaceholderInfo {
+                connector: id.connector.clone(),
+                owner: id.owner.clone(),
+                name: id.name.clone(),
+                created_at,
+                expires_at: ttl.map(|t| {
+                    created_at.saturating_add(i64::try_from(t.as_secs()).unwrap_or(i64::MAX))
+                }),
+                hint: placeholder.hint(),
+                sandbox: sandbox.map(str::to_owned),
+                input: input.clone(),
+            };
+            let hash = placeholder.hash();
+            let record =
+                serde_json::to_vec(&info).map_err(|e| VaultError::Invalid(e.to_string()))?;
+            let record = self.mac.wrap(Table::Placeholders, &hash.hex(), &record);
+            changes.push(Change::put(Table::Placeholders, hash.hex(), record));
+            minted.push((hash, placeholder, info));
+        }
+        self.store.commit(changes)?;
+        let mut index = self.write_index();
+        Ok(minted
+            .into_iter()
+            .map(|(hash, placeholder, info)| {
+                index
+                    .placeholders
+                    .insert(hash, Arc::new(PlaceholderEntry::new(info.clone())));
+                (placeholder, info)
+            })
+            .collect())
+    }
+
+    /// The secret access key placeholder that goes with an AWS key id placeholder:
+    /// derived (40 characters, as AWS's), never stored. A request signed with the key
+    /// id but another secret is refused.
+    pub fn aws_secret_placeholder(&self, key_id: &str) -> Placeholder {
+        use base64::Engine;
+        let derived = self.mac.derive("aws secret access key placeholder", key_id.as_bytes());
+        let text = base64::engine::general_purpose::STANDARD.encode(&derived[..30]);
+        Placeholder::derived(text.replace(['+', '/'], "x"))
     }
 
     pub fn revoke_placeholder(

@@ -122,6 +122,8 @@ impl Vault {
                 .map(|r| r.expose_secret().to_owned()),
             api_key: None,
             narrowed: None,
+            values: Default::default(),
+            refs: Default::default(),
         };
         let fenced = update == TokenUpdate::Refreshed;
         let credential = Credential {
@@ -131,6 +133,8 @@ impl Vault {
             status: ConnectionStatus::Connected,
             expires_at: tokens.expires_at,
             narrowed: None,
+            values: Default::default(),
+            refs: Default::default(),
         };
         self.put_connection(fenced, info, &mut secret, credential)
     }
@@ -149,6 +153,8 @@ impl Vault {
             refresh_token: None,
             api_key: None,
             narrowed: None,
+            values: Default::default(),
+            refs: Default::default(),
         };
         let credential = Credential {
             secret: SecretString::from("revoked"),
@@ -157,6 +163,8 @@ impl Vault {
             status: ConnectionStatus::NeedsReauth,
             expires_at: info.expires_at,
             narrowed: None,
+            values: Default::default(),
+            refs: Default::default(),
         };
         // Fenced when it ends a claimed renewal: a grant another replica has just
         // renewed is not marked dead on the strength of the old refresh token.

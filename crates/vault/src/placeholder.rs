@@ -11,6 +11,16 @@ pub const PREFIX: &str = "egp_";
 /// `egp_` + 40 letters and digits); minted ones have exactly 40.
 pub const MIN_BODY: usize = 32;
 const MINTED_BODY: usize = 40;
+/// AWS access key ids egret mints start so, like long-term AWS keys.
+pub const AWS_KEY_ID_PREFIX: &str = "AKIA";
+const AWS_KEY_ID_BODY: usize = 16;
+
+/// True for `AKIA` + 16 of `A-Z2-7`: the shape of the AWS key id placeholders egret mints.
+pub fn is_aws_key_id(text: &str) -> bool {
+    text.strip_prefix(AWS_KEY_ID_PREFIX).is_some_and(|b| {
+        b.len() == AWS_KEY_ID_BODY && b.bytes().all(|c| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c))
+    })
+}
 
 /// A placeholder in the clear. Not a credential, but a bearer toward egret: never logged.
 #[derive(Clone, PartialEq, Eq)]
@@ -27,8 +37,28 @@ impl Placeholder {
         Self(format!("{PREFIX}{body}"))
     }
 
-    /// Accepts exactly `egp_[A-Za-z0-9]{32,}`.
+    /// An AWS access key id placeholder: `AKIA` + 16 of `A-Z2-7`, shaped as AWS's own so
+    /// SDKs accept it. It is not enough alone: a request must also be signed with the
+    /// secret placeholder derived from it ([`crate::Vault::aws_secret_placeholder`]).
+    pub fn mint_aws_key_id() -> Self {
+        const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        let mut rng = rand::rng();
+        let body: String = (0..AWS_KEY_ID_BODY)
+            .map(|_| char::from(BASE32[rng.random_range(0..32)]))
+            .collect();
+        Self(format!("{AWS_KEY_ID_PREFIX}{body}"))
+    }
+
+    /// A value computed, not minted (an AWS secret placeholder).
+    pub(crate) fn derived(text: String) -> Self {
+        Self(text)
+    }
+
+    /// Accepts exactly `egp_[A-Za-z0-9]{32,}`, or an AWS key id placeholder.
     pub fn parse(text: &str) -> Option<Self> {
+        if is_aws_key_id(text) {
+            return Some(Self(text.to_owned()));
+        }
         let body = text.strip_prefix(PREFIX)?;
         (body.len() >= MIN_BODY && body.bytes().all(|b| b.is_ascii_alphanumeric()))
             .then(|| Self(text.to_owned()))
@@ -43,7 +73,12 @@ impl Placeholder {
     }
 
     pub(crate) fn hint(&self) -> String {
-        format!("{}…", &self.0[..PREFIX.len() + 4])
+        let shown = if is_aws_key_id(&self.0) {
+            AWS_KEY_ID_PREFIX.len() + 4
+        } else {
+            PREFIX.len() + 4
+        };
+        format!("{}…", &self.0[..shown.min(self.0.len())])
     }
 }
 

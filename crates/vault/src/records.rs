@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 pub use crate::names::{ConnectionId, ConnectionName, Owner};
@@ -77,8 +77,15 @@ pub(crate) struct StoredConnection {
 /// The secret half of a connection, only ever in memory or sealed. Replaced whole on
 /// every change, so an `Arc<Credential>` names one version of it.
 pub struct Credential {
-    /// What the swap puts on the wire: the static key or the OAuth access token.
+    /// What the swap puts on the wire: the static key or the OAuth access token (for a
+    /// connection of several inputs, the first one's; empty where it is a reference not
+    /// yet fetched).
     pub secret: SecretString,
+    /// The named inputs' values, for a connector with `inputs` (AWS keys, say).
+    pub values: std::collections::BTreeMap<String, SecretString>,
+    /// Values kept in an external secret store: input name (`""` for the one value) ->
+    /// reference (`vault://…`). Fetched before use (see [`Credential::fetched`]).
+    pub refs: std::collections::BTreeMap<String, String>,
     pub refresh_token: Option<SecretString>,
     pub kind: ConnectionKind,
     pub status: ConnectionStatus,
@@ -90,6 +97,48 @@ pub struct Credential {
 }
 
 impl Credential {
+    /// The value of `input` (`None`: the connection's one value).
+    pub fn value(&self, input: Option<&str>) -> Option<&SecretString> {
+        match input {
+            None => Some(&self.secret),
+            Some(name) => self.values.get(name),
+        }
+    }
+
+    /// This credential with the values its references name filled in, the references
+    /// gone: what the swap sends. `fetched` maps input names (`""`: the one value);
+    /// `first` names the connector's first input, whose value stands as `secret`.
+    pub fn fetched(
+        &self,
+        mut fetched: std::collections::BTreeMap<String, SecretString>,
+        first: Option<&str>,
+    ) -> Self {
+        let mut secret = fetched.remove("").unwrap_or_else(|| self.secret.clone());
+        let mut values = self.values.clone();
+        values.extend(fetched);
+        if let Some(v) = first.and_then(|f| values.get(f)) {
+            secret = v.clone();
+        }
+        Self {
+            secret,
+            values,
+            refs: Default::default(),
+            refresh_token: self.refresh_token.clone(),
+            kind: self.kind,
+            status: self.status,
+            expires_at: self.expires_at,
+            narrowed: self.narrowed.clone(),
+        }
+    }
+
+    /// Every value it holds: the one value and each input's (what answers are
+    /// scanned for).
+    pub fn secrets(&self) -> impl Iterator<Item = &SecretString> {
+        std::iter::once(&self.secret)
+            .chain(self.values.values())
+            .filter(|s| !s.expose_secret().is_empty())
+    }
+
     /// True while the token may still be sent: connected and not yet expired.
     pub fn usable_at(&self, now_unix: i64) -> bool {
         self.status == ConnectionStatus::Connected && self.expires_at.is_none_or(|e| e > now_unix)
@@ -104,6 +153,14 @@ impl Credential {
                     .expires_at
                     .is_some_and(|e| e <= now_unix.saturating_add(skew_secs)))
     }
+}
+
+/// One value given for a connection: the value itself, or where it is kept.
+pub enum KeyValue {
+    Value(SecretString),
+    /// A reference to an external store (`vault://mount/path#field`), checked by the
+    /// caller.
+    Ref(String),
 }
 
 /// A token response, as the vault stores it.
@@ -175,6 +232,10 @@ pub struct PlaceholderInfo {
     /// When set, only requests from this sandbox may use it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<String>,
+    /// The input of the connection it stands for, where the connector has several
+    /// (`api_key`, `access_key_id`); `None`: the connection's one value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
 }
 
 impl PlaceholderInfo {

@@ -134,6 +134,7 @@ mod tests {
             expires_at: None,
             hint: "egp_AbCd".into(),
             sandbox: None,
+            input: None,
         }
     }
 
