@@ -92,6 +92,8 @@ impl MemoryStore {
             description: None,
         };
         let credential = Arc::new(Credential {
+            values: Default::default(),
+            refs: Default::default(),
             secret: tokens.access_token,
             refresh_token: tokens.refresh_token,
             kind: ConnectionKind::Oauth2,
@@ -167,6 +169,8 @@ impl TokenStore for MemoryStore {
             .ok_or(VaultError::NoPlaceholder)?;
         info.status = ConnectionStatus::NeedsReauth;
         *credential = Arc::new(Credential {
+            values: Default::default(),
+            refs: Default::default(),
             secret: SecretString::from("revoked"),
             refresh_token: None,
             kind: ConnectionKind::Oauth2,
