@@ -55,6 +55,14 @@ pub struct PolicyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SecretFetchLabels {
+    /// `vault`, `aws_sm`, `gcp_sm` or `op`.
+    pub source: &'static str,
+    /// `fetched`, `cached`, `stale` or `failed`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WebhookLabels {
     /// `delivered`, `failed` (an attempt that will be retried) or `dropped` (given up
     /// after a day, the receiver left the policy, or the outbox was full).
@@ -137,6 +145,9 @@ registered! {
     /// Requests sent upstream again under a connector's `request.retries`.
     upstream_retries: Family<ConnectorLabels, Counter> = "upstream_retries",
         "Requests sent upstream again under a connector's request.retries";
+    /// Reads of external secret stores by source and outcome.
+    secret_fetches: Family<SecretFetchLabels, Counter> = "secret_source_fetches",
+        "Reads of external secret stores by source (vault, aws_sm, gcp_sm, op) and outcome (fetched, cached, stale: the last good value used while the source fails, failed)";
     /// Webhook delivery attempts by outcome.
     webhook_deliveries: Family<WebhookLabels, Counter> = "webhook_deliveries",
         "Webhook delivery attempts by outcome (delivered, failed and retried, dropped)";

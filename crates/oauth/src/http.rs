@@ -39,7 +39,15 @@ impl HttpClient {
     /// Toward authorization servers (`Use::TokenEndpoint`: `upstream.resolve`, then DNS,
     /// private addresses allowed, since the operator set them).
     pub fn new(outbound: &egret_outbound::Outbound, timeout: Duration) -> Self {
-        let use_ = egret_outbound::Use::TokenEndpoint;
+        Self::for_use(outbound, egret_outbound::Use::TokenEndpoint, timeout)
+    }
+
+    /// Toward what `use_` names (its trust and resolution), bounded by `timeout`.
+    pub fn for_use(
+        outbound: &egret_outbound::Outbound,
+        use_: egret_outbound::Use,
+        timeout: Duration,
+    ) -> Self {
         let https = outbound.https(use_, outbound.http(use_, timeout), true);
         let inner = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())

@@ -6,6 +6,7 @@
 //! | [`Use::Upstream`]: a sandbox's requests, tunnels, connection tests | web PKI + `upstream.extra_ca` | `upstream.resolve`, then DNS without private ranges ([`Rule::NoPrivate`]) |
 //! | [`Use::TokenEndpoint`]: OAuth token, revocation, discovery, userinfo | web PKI + `upstream.extra_ca` | `upstream.resolve`, then DNS, private allowed ([`Rule::PrivateAllowed`]) |
 //! | [`Use::Webhook`]: webhook receivers | web PKI + `upstream.extra_ca` | `upstream.resolve`, then DNS, private allowed |
+//! | [`Use::SecretSource`]: external secret stores | web PKI + `upstream.extra_ca` + each source's `ca_file` | `upstream.resolve`, then DNS, private allowed |
 //! | the vault database ([`database_tls`]) | web PKI + `vault.ca_file` | the database driver's (the URL's host) |
 //!
 //! `resolve` holds the rules and the private blocks. It owns no pools, timeouts or
@@ -38,6 +39,9 @@ pub enum Use {
     TokenEndpoint,
     /// Toward webhook receivers, which the operator configured.
     Webhook,
+    /// Toward the external secret stores of `secret_sources`, which the operator
+    /// configured.
+    SecretSource,
 }
 
 impl Use {
@@ -45,7 +49,7 @@ impl Use {
     pub fn rule(self) -> Rule {
         match self {
             Self::Upstream => Rule::NoPrivate,
-            Self::TokenEndpoint | Self::Webhook => Rule::PrivateAllowed,
+            Self::TokenEndpoint | Self::Webhook | Self::SecretSource => Rule::PrivateAllowed,
         }
     }
 }
@@ -59,20 +63,42 @@ pub type HttpsConnector = hyper_rustls::HttpsConnector<Guarded>;
 pub struct Outbound {
     policy: Arc<ArcSwap<Policy>>,
     tls: rustls::ClientConfig,
+    /// Also trusts the secret sources' own CAs.
+    sources_tls: rustls::ClientConfig,
 }
 
 impl Outbound {
     /// Trusts the web PKI and the policy's `upstream.extra_ca` (read now: a change takes
     /// effect at the next start).
     pub fn new(policy: Arc<ArcSwap<Policy>>) -> Result<Self, TlsError> {
-        let tls = egret_tls::upstream_client_config(&policy.load().upstream.extra_ca)?;
-        Ok(Self { policy, tls })
+        let loaded = policy.load();
+        let tls = egret_tls::upstream_client_config(&loaded.upstream.extra_ca)?;
+        let s = &loaded.secret_sources;
+        let mut cas = loaded.upstream.extra_ca.clone();
+        cas.extend(
+            [
+                s.vault.as_ref().and_then(|v| v.ca_file.clone()),
+                s.aws_sm.as_ref().and_then(|v| v.ca_file.clone()),
+                s.gcp_sm.as_ref().and_then(|v| v.ca_file.clone()),
+                s.op.as_ref().and_then(|v| v.ca_file.clone()),
+            ]
+            .into_iter()
+            .flatten(),
+        );
+        let sources_tls = egret_tls::upstream_client_config(&cas)?;
+        drop(loaded);
+        Ok(Self {
+            policy,
+            tls,
+            sources_tls,
+        })
     }
 
     /// The TLS client configuration for `use_` (ALPN is left to the HTTP client).
     pub fn tls(&self, use_: Use) -> rustls::ClientConfig {
         match use_ {
             Use::Upstream | Use::TokenEndpoint | Use::Webhook => self.tls.clone(),
+            Use::SecretSource => self.sources_tls.clone(),
         }
     }
 

@@ -292,6 +292,43 @@ impl Refusal {
         .with("connector", connector)
     }
 
+    /// A request to an AWS connector's host signed otherwise than with the placeholder
+    /// keys egret gave, or a signature or signed body egret cannot read.
+    pub fn signature_invalid(connector: &str, why: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            Code::SignatureInvalid,
+            format!("the request to connector {connector} cannot be signed by egret: {why}. Nothing was sent."),
+        )
+        .with("connector", connector)
+        .about_connection()
+    }
+
+    /// A value kept in an external secret store could not be fetched, and no earlier
+    /// value may stand in for it. Names the source, never its token.
+    pub fn secret_source_failed(connector: &str, source: &str, why: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            Code::SecretSourceFailed,
+            format!("the credential of connector {connector} is kept in the secret source `{source}`, which egret could not read ({why}); nothing was sent. Retry later, or ask the operator to check the source."),
+        )
+        .with("connector", connector)
+        .with("source", source)
+        .about_connection()
+    }
+
+    /// The connection has no value for the input this placeholder stands for.
+    pub fn input_missing(connector: &str, input: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            Code::PlaceholderUnknown,
+            format!("the connection of connector {connector} holds no value for its input `{input}`; its owner must store the key again with every input."),
+        )
+        .with("connector", connector)
+        .with("input", input)
+        .about_connection()
+    }
+
     /// egret failed at something of its own (its store, a task): not the sandbox's fault
     /// nor the vendor's, and nothing was sent.
     pub fn internal(what: &str) -> Self {

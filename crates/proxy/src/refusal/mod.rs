@@ -63,6 +63,8 @@ pub enum Code {
     UpstreamTimeout,
     ResponseUnscannable,
     TokenRefreshFailed,
+    SignatureInvalid,
+    SecretSourceFailed,
     Internal,
 }
 
@@ -92,6 +94,8 @@ impl Code {
             Self::UpstreamTimeout => "upstream_timeout",
             Self::ResponseUnscannable => "response_unscannable",
             Self::TokenRefreshFailed => "token_refresh_failed",
+            Self::SignatureInvalid => "signature_invalid",
+            Self::SecretSourceFailed => "secret_source_failed",
             Self::Internal => "internal_error",
         }
     }
@@ -115,11 +119,13 @@ impl Code {
             | Self::BudgetExhausted
             | Self::TooManyInFlight
             | Self::RateLimited
-            | Self::TooManyConnections => Source::Policy,
+            | Self::TooManyConnections
+            | Self::SignatureInvalid => Source::Policy,
             Self::UpstreamUnreachable
             | Self::UpstreamTimeout
             | Self::ResponseUnscannable
-            | Self::TokenRefreshFailed => Source::Upstream,
+            | Self::TokenRefreshFailed
+            | Self::SecretSourceFailed => Source::Upstream,
             Self::Internal => Source::Internal,
         }
     }

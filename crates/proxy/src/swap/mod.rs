@@ -15,7 +15,7 @@ use std::sync::{Arc, LazyLock};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use egret_policy::AuthKind;
-use egret_policy::{Connector, Policy, RequestFacts};
+use egret_policy::{Connector, Input, InputField, Policy, RequestFacts};
 use egret_vault::{
     Credential, PLACEHOLDER_MIN_BODY, PLACEHOLDER_PREFIX, PlaceholderEntry, PlaceholderHash,
     Resolved, Vault,
@@ -112,6 +112,9 @@ pub enum Halt {
     Renew(Arc<PlaceholderEntry>),
     /// A rule wants a person to approve this request first; nothing was changed.
     Approve(Arc<PlaceholderEntry>, egret_policy::Verdict),
+    /// This placeholder's connection keeps a value in an external secret store: fetch
+    /// it first; nothing was changed.
+    Fetch(Arc<PlaceholderEntry>),
 }
 
 impl From<Refusal> for Halt {
@@ -124,24 +127,54 @@ impl From<Refusal> for Halt {
 #[derive(Clone, Copy)]
 enum Field<'a> {
     Authorization,
+    /// A part of an `Authorization: Basic` credential.
+    Basic {
+        password: bool,
+    },
     Header(&'a str),
     Query(&'a str),
+    /// The access key id of an AWS SigV4 signature.
+    SigV4,
     Elsewhere(&'a str),
 }
 
 impl Field<'_> {
-    fn allowed_for(&self, c: &Connector) -> bool {
-        match self {
-            Field::Authorization => true,
-            Field::Header(name) => c.inject.headers.iter().any(|h| h == name),
-            Field::Query(name) => c.inject.query.iter().any(|q| q == name),
-            Field::Elsewhere(_) => false,
+    /// Whether a placeholder of connector `c` (standing for `input`, where it has
+    /// inputs) may stand here.
+    fn allowed_for(&self, c: &Connector, input: Option<&Input>) -> bool {
+        let Some(input) = input else {
+            return match self {
+                Field::Authorization | Field::Basic { .. } => true,
+                Field::Header(name) => c.inject.headers.iter().any(|h| h == name),
+                Field::Query(name) => c.inject.query.iter().any(|q| q == name),
+                Field::SigV4 | Field::Elsewhere(_) => false,
+            };
+        };
+        match (&input.inject, self) {
+            (InputField::Header(h), Field::Header(name)) => h == name,
+            (InputField::Header(h), Field::Authorization) => h == "authorization",
+            (InputField::Query(q), Field::Query(name)) => q == name,
+            (InputField::BasicUser, Field::Basic { password: false }) => true,
+            (InputField::BasicPassword, Field::Basic { password: true }) => true,
+            // A signing secret never goes on the wire; its placeholder may stand where the
+            // signature goes (HMAC), or sign as the AWS key id.
+            (InputField::Sign, Field::SigV4) => matches!(c.auth, AuthKind::AwsSigV4(_)),
+            (InputField::Sign, Field::Header(name)) => matches!(&c.auth,
+                AuthKind::Hmac(r) if matches!(&r.signature, egret_signing::hmac::Place::Header { name: h, .. } if h == name)),
+            (InputField::Sign, Field::Query(name)) => matches!(&c.auth,
+                AuthKind::Hmac(r) if matches!(&r.signature, egret_signing::hmac::Place::Query { name: q } if q == name)),
+            _ => false,
         }
     }
 
     fn describe(&self) -> Cow<'static, str> {
         match self {
             Field::Authorization => Cow::Borrowed("the Authorization header"),
+            Field::Basic { password: false } => Cow::Borrowed("the user of a Basic credential"),
+            Field::Basic { password: true } => {
+                Cow::Borrowed("the password of a Basic credential")
+            }
+            Field::SigV4 => Cow::Borrowed("an AWS signature"),
             Field::Header(name) => Cow::Owned(format!("header {name}")),
             Field::Query(name) => Cow::Owned(format!("query parameter {name}")),
             Field::Elsewhere(what) => Cow::Owned((*what).to_owned()),
@@ -156,6 +189,12 @@ pub fn swap_request(
     lookup: &Lookup<'_>,
 ) -> Result<SwapReport, Halt> {
     let mut report = SwapReport::default();
+    // An AWS signature names its key id in the Authorization header or the query:
+    // egret's placeholder there is checked like any other; the re-signing comes later,
+    // with the body (`forward::signed`).
+    if let Some((key_id, _)) = egret_signing::sigv4::access_key_id(parts) {
+        aws_key_id(key_id, dest, lookup, &mut report)?;
+    }
     // Computed first, applied after: a halt midway must leave the request untouched.
     let mut replaced: Vec<(usize, HeaderValue)> = Vec::new();
     for (i, (name, value)) in parts.headers.iter().enumerate() {
@@ -293,8 +332,8 @@ fn swap_authorization(
     // exactly one placeholder; a placeholder mixed with other text is misplaced.
     let ranges = placeholder_ranges(credentials);
     if ranges.len() == 1 && ranges[0] == (0..credentials.len()) {
-        let resolved = check(credentials, Field::Authorization, dest, lookup)?;
-        let secret = resolved.credential.secret.expose_secret();
+        let found = check(credentials, Field::Authorization, dest, lookup)?;
+        let secret = found.wire()?;
         let mut out = Vec::with_capacity(scheme.len() + 1 + secret.len());
         if !scheme.is_empty() {
             out.extend_from_slice(scheme);
@@ -302,7 +341,7 @@ fn swap_authorization(
         }
         out.extend_from_slice(secret.as_bytes());
         report.echo(secret.as_bytes(), credentials);
-        record(report, &resolved, Cow::Borrowed("authorization"));
+        record(report, &found.resolved, Cow::Borrowed("authorization"));
         return Ok(Some(out));
     }
     swap_in_text(
@@ -342,11 +381,12 @@ fn swap_basic(
         if ranges.is_empty() {
             out.extend_from_slice(part);
         } else if ranges.len() == 1 && ranges[0] == (0..part.len()) {
-            let resolved = check(part, Field::Authorization, dest, lookup)?;
-            let secret = resolved.credential.secret.expose_secret().as_bytes();
+            let field = Field::Basic { password: i == 1 };
+            let found = check(part, field, dest, lookup)?;
+            let secret = found.wire()?.as_bytes();
             out.extend_from_slice(secret);
             report.echo(secret, part);
-            record(report, &resolved, Cow::Borrowed("authorization (basic)"));
+            record(report, &found.resolved, Cow::Borrowed("authorization (basic)"));
         } else {
             let field = Field::Elsewhere("a Basic credential, mixed with other text");
             swap_in_text(part, field, dest, lookup, report, verbatim)?;
@@ -376,30 +416,58 @@ fn swap_in_text(
     let mut out = Vec::with_capacity(text.len() + 64);
     let mut last = 0;
     for r in ranges {
-        let resolved = check(&text[r.clone()], field, dest, lookup)?;
+        let found = check(&text[r.clone()], field, dest, lookup)?;
         out.extend_from_slice(&text[last..r.start]);
-        let secret = resolved.credential.secret.expose_secret();
+        let secret = found.wire()?;
         let escaped = Zeroizing::new(escape(secret));
         out.extend_from_slice(&escaped);
         report.echo(secret.as_bytes(), &text[r.clone()]);
         if escaped.as_slice() != secret.as_bytes() {
             report.echo(&escaped, &text[r.clone()]);
         }
-        record(report, &resolved, field.describe());
+        record(report, &found.resolved, field.describe());
         last = r.end;
     }
     out.extend_from_slice(&text[last..]);
     Ok(Some(out))
 }
 
+/// A placeholder checked and resolved, and whether it stands for a signing input.
+struct Found {
+    resolved: Resolved,
+    /// Which input it stands for (`None`: the connection's one value).
+    input: Option<String>,
+    /// A signing secret: what goes on the wire in its place is nothing (the signature
+    /// is put there later).
+    signs: bool,
+}
+
+impl Found {
+    /// What goes on the wire in the placeholder's place.
+    fn wire(&self) -> Result<&str, Halt> {
+        if self.signs {
+            return Ok("");
+        }
+        match self.resolved.credential.value(self.input.as_deref()) {
+            Some(v) if !v.expose_secret().is_empty() => Ok(v.expose_secret()),
+            _ => Err(Refusal::input_missing(
+                &self.resolved.placeholder.info.connector,
+                self.input.as_deref().unwrap_or("key"),
+            )
+            .into()),
+        }
+    }
+}
+
 /// The three checks, in order: known, bound to this host, in an allowed field; then
-/// whether an OAuth token is fresh enough to send.
+/// the request rules, and whether the credential is at hand (an OAuth token fresh
+/// enough, a value kept elsewhere fetched).
 fn check(
     token: &[u8],
     field: Field<'_>,
     dest: Destination<'_>,
     lookup: &Lookup<'_>,
-) -> Result<Resolved, Halt> {
+) -> Result<Found, Halt> {
     let mut resolved = lookup
         .vault
         .resolve(&PlaceholderHash::of(token), lookup.now_unix)
@@ -424,11 +492,27 @@ fn check(
     if !connector.serves(dest.host, dest.port) {
         return Err(Refusal::placeholder_wrong_host(connector.id.as_str(), dest.host).into());
     }
-    if !field.allowed_for(connector) {
+    // A placeholder minted before its connector had inputs stands for the first one.
+    let input_name = resolved
+        .placeholder
+        .info
+        .input
+        .clone()
+        .or_else(|| connector.first_input().map(|i| i.name.clone()));
+    let input = match &input_name {
+        None => None,
+        Some(name) => Some(
+            connector
+                .input(name)
+                .ok_or_else(|| Refusal::input_missing(connector.id.as_str(), name))?,
+        ),
+    };
+    if !field.allowed_for(connector, input) {
         return Err(
             Refusal::placeholder_misplaced(connector.id.as_str(), &field.describe()).into(),
         );
     }
+    let signs = input.is_some_and(|i| i.inject == InputField::Sign);
     // What the agent asks must be allowed before its token is renewed or swapped in.
     if let Some(asked) = lookup.asked {
         let mut held = None;
@@ -460,8 +544,54 @@ fn check(
                 return Err(Halt::Renew(resolved.placeholder));
             }
         }
+    } else if !resolved.credential.refs.is_empty() {
+        // Values kept in an external store: the fetched credential, once fetched.
+        let same = |(p, _): &&(Arc<PlaceholderEntry>, Arc<Credential>)| {
+            p.connection == resolved.placeholder.connection
+        };
+        match lookup.renewed.iter().find(same) {
+            Some((_, credential)) => resolved.credential = credential.clone(),
+            None => return Err(Halt::Fetch(resolved.placeholder)),
+        }
     }
-    Ok(resolved)
+    Ok(Found {
+        resolved,
+        input: input_name,
+        signs,
+    })
+}
+
+/// The key id of a SigV4 signature: an AWS placeholder egret gave, checked like any
+/// placeholder; toward an AWS connector's host, any other key id is refused (the
+/// request would go out signed with keys egret did not give).
+fn aws_key_id(
+    key_id: &str,
+    dest: Destination<'_>,
+    lookup: &Lookup<'_>,
+    report: &mut SwapReport,
+) -> Result<(), Halt> {
+    if !egret_vault::is_aws_key_id(key_id) {
+        if let Some(c) = lookup.policy.connectors.iter().find(|c| {
+            matches!(c.auth, AuthKind::AwsSigV4(_)) && c.serves(dest.host, dest.port)
+        }) {
+            return Err(Refusal::signature_invalid(
+                c.id.as_str(),
+                "it is signed with an access key id egret did not give; sign with the AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from `egret sandbox-env`",
+            )
+            .into());
+        }
+        return Ok(());
+    }
+    let found = check(key_id.as_bytes(), Field::SigV4, dest, lookup)?;
+    let credential = &found.resolved.credential;
+    // The real key id and session token go on the wire: answers are scanned for them.
+    for input in ["access_key_id", "session_token"] {
+        if let Some(value) = credential.value(Some(input)) {
+            report.echo(value.expose_secret().as_bytes(), key_id.as_bytes());
+        }
+    }
+    record(report, &found.resolved, Cow::Borrowed("aws sigv4"));
+    Ok(())
 }
 
 /// The connector's request rules on this request: `Ok(Ok(()))` to go, `Ok(Err(verdict))`
@@ -493,8 +623,8 @@ fn refuse_hidden(
     if let Some(token) = encoded::hidden(bytes, base64).first() {
         let what = format!("{}, encoded (percent, JSON or base64)", place());
         // `Elsewhere` is never an injection field: this always ends in a refusal.
-        let resolved = check(token, Field::Elsewhere(&what), dest, lookup)?;
-        let connector = &resolved.placeholder.info.connector;
+        let found = check(token, Field::Elsewhere(&what), dest, lookup)?;
+        let connector = &found.resolved.placeholder.info.connector;
         return Err(Refusal::placeholder_misplaced(connector, &what).into());
     }
     Ok(())

@@ -1,0 +1,164 @@
+//! External secret stores: connection values kept as references (`vault://…`,
+//! `aws-sm://…`, `gcp-sm://…`, `op://…`) fetched when a request needs them.
+//!
+//! Owns the fetch (one client per source kind, `sources/`), the cache (a value is used
+//! for the source's `cache_ttl`; while the source fails, the last good value for its
+//! `failure_ttl`), one fetch at a time per reference, and the metrics. It only ever
+//! reads the stores, and never logs, returns in an error, or caches anything but the
+//! value: a source's token stays in its configuration.
+
+mod cache;
+mod error;
+mod sources;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use egret_policy::{Connector, ExternalRef, Policy, Scheme, SourceTiming};
+use egret_vault::Credential;
+use secrecy::SecretString;
+
+pub use error::SourceError;
+
+use cache::Cache;
+
+/// The keys of an AWS connection, looked up by `secret_sources.aws_sm.connection`.
+pub type AwsKeysLookup =
+    Arc<dyn Fn(&str) -> Option<(String, SecretString, Option<SecretString>)> + Send + Sync>;
+
+/// The secret sources of the running egret: their clients and their cache.
+pub struct Secrets {
+    client: egret_oauth::HttpClient,
+    cache: Cache,
+    metrics: Arc<egret_metrics::Metrics>,
+    aws_keys: AwsKeysLookup,
+    vault_login: sources::vault::Login,
+}
+
+impl Secrets {
+    pub fn new(
+        outbound: &egret_outbound::Outbound,
+        metrics: Arc<egret_metrics::Metrics>,
+        aws_keys: AwsKeysLookup,
+    ) -> Self {
+        Self {
+            client: egret_oauth::HttpClient::for_use(
+                outbound,
+                egret_outbound::Use::SecretSource,
+                std::time::Duration::from_secs(5),
+            ),
+            cache: Cache::default(),
+            metrics,
+            aws_keys,
+            vault_login: sources::vault::Login::default(),
+        }
+    }
+
+    /// `credential` with every value its references name fetched (from the cache while
+    /// fresh): what the swap sends.
+    pub async fn resolve(
+        &self,
+        policy: &Policy,
+        connector: &Connector,
+        credential: &Credential,
+    ) -> Result<Arc<Credential>, SourceError> {
+        let mut fetched = BTreeMap::new();
+        for (input, reference) in &credential.refs {
+            fetched.insert(input.clone(), self.fetch(policy, reference).await?);
+        }
+        let first = connector.first_input().map(|i| i.name.as_str());
+        Ok(Arc::new(credential.fetched(fetched, first)))
+    }
+
+    /// The value `reference` names: cached while fresh, fetched once however many ask
+    /// at the same time, the last good one while the source fails (until its
+    /// `failure_ttl`).
+    pub async fn fetch(
+        &self,
+        policy: &Policy,
+        reference: &str,
+    ) -> Result<SecretString, SourceError> {
+        let parsed = ExternalRef::parse(reference).map_err(|why| SourceError::new("secret reference", why))?;
+        let source = parsed.scheme.source();
+        let timing = timing(policy, parsed.scheme).ok_or_else(|| {
+            SourceError::new(
+                source,
+                format!("no `secret_sources.{source}` is configured in the policy"),
+            )
+        })?;
+        let count = |outcome| {
+            self.metrics
+                .secret_fetches
+                .get_or_create(&egret_metrics::SecretFetchLabels { source, outcome })
+                .inc();
+        };
+        if let Some(value) = self.cache.fresh(reference, timing.cache_ttl) {
+            count("cached");
+            return Ok(value);
+        }
+        let _flight = self.cache.flight(reference).await;
+        // Another request may have fetched it while this one waited.
+        if let Some(value) = self.cache.fresh(reference, timing.cache_ttl) {
+            count("cached");
+            return Ok(value);
+        }
+        let client = self.client.with_timeout(timing.timeout);
+        let result = tokio::time::timeout(
+            timing.timeout,
+            sources::fetch(self, &client, policy, &parsed),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(SourceError::new(
+                source,
+                format!("no answer within {}", humanize(timing.timeout)),
+            ))
+        });
+        match result {
+            Ok(value) => {
+                count("fetched");
+                self.cache.put(reference, value.clone());
+                Ok(value)
+            }
+            Err(e) => match self.cache.usable(reference, timing.failure_ttl) {
+                Some(value) => {
+                    count("stale");
+                    tracing::warn!(source, error = %e, "secret source failed; using the last good value until its failure_ttl");
+                    Ok(value)
+                }
+                None => {
+                    count("failed");
+                    Err(e)
+                }
+            },
+        }
+    }
+}
+
+fn timing(policy: &Policy, scheme: Scheme) -> Option<SourceTiming> {
+    let s = &policy.secret_sources;
+    match scheme {
+        Scheme::Vault => s.vault.as_ref().map(|v| v.timing),
+        Scheme::AwsSm => s.aws_sm.as_ref().map(|v| v.timing),
+        Scheme::GcpSm => s.gcp_sm.as_ref().map(|v| v.timing),
+        Scheme::Op => s.op.as_ref().map(|v| v.timing),
+    }
+}
+
+fn humanize(d: std::time::Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+
+/// Checks a reference a person gives for a connection value: its shape, and that its
+/// source is configured. The message says what to fix.
+pub fn check_reference(policy: &Policy, reference: &str) -> Result<(), String> {
+    let parsed = ExternalRef::parse(reference)?;
+    if timing(policy, parsed.scheme).is_none() {
+        let source = parsed.scheme.source();
+        return Err(format!(
+            "`{}` names the secret source `{source}`, which the policy does not configure; add `secret_sources.{source}` to the policy",
+            parsed
+        ));
+    }
+    Ok(())
+}
