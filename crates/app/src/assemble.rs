@@ -81,7 +81,13 @@ pub fn assemble(p: Parts) -> Result<Assembled, crate::AppError> {
         webhooks.clone(),
         p.clock.clone(),
     ));
+    let secrets = Arc::new(egret_secrets::Secrets::new(
+        &p.outbound,
+        metrics.clone(),
+        egret_secrets::vault_aws_keys(p.vault.clone()),
+    ));
     let services = Services {
+        secrets,
         events: webhooks.clone(),
         approvals: approvals.clone(),
         broker: broker.clone(),

@@ -59,6 +59,17 @@ impl Clock {
         }
     }
 
+    /// Now, in unix milliseconds: for signatures that carry a timestamp (HMAC). A test
+    /// clock gives its seconds, times 1000.
+    pub fn unix_ms(&self) -> i64 {
+        match &self.test {
+            None => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            Some(_) => self.unix().saturating_mul(1000),
+        }
+    }
+
     /// Now, as a monotonic instant (tokio's: it pauses with the runtime's clock).
     pub fn instant(&self) -> Instant {
         Instant::now()

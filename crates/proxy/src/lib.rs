@@ -47,6 +47,7 @@ pub mod probe;
 mod proxy_auth;
 mod rate;
 pub mod redact;
+mod sandbox_body;
 pub mod refusal;
 pub mod swap;
 #[cfg(test)]
@@ -84,6 +85,8 @@ pub struct Services {
     pub approvals: Arc<egret_approvals::Approvals>,
     /// Where events the proxy sees (a budget used up) are told.
     pub events: Arc<dyn egret_webhooks::EventSink>,
+    /// Where values kept in external secret stores are fetched.
+    pub secrets: Arc<egret_secrets::Secrets>,
 }
 
 /// What the proxy's connections share. Everything here is shared by all worker threads
@@ -97,6 +100,7 @@ pub struct Proxy {
     pub(crate) broker: egret_oauth::Broker,
     pub(crate) approvals: Arc<egret_approvals::Approvals>,
     pub(crate) events: Arc<dyn egret_webhooks::EventSink>,
+    pub(crate) secrets: Arc<egret_secrets::Secrets>,
     /// Requests per connection in their windows, and in flight (`connectors[].limits`).
     pub(crate) budgets: Arc<budget::Budgets>,
     pub(crate) metrics: Arc<egret_metrics::Metrics>,
@@ -127,6 +131,7 @@ impl Proxy {
             clock,
             approvals,
             events,
+            secrets,
         } = services;
         let limits_connections = limits.max_client_connections;
         let upstream = upstream::Upstream::new(outbound, &limits);
@@ -139,6 +144,7 @@ impl Proxy {
             broker,
             approvals,
             events,
+            secrets,
             budgets: Arc::default(),
             metrics,
             audit,
@@ -168,6 +174,7 @@ impl Proxy {
             broker: self.broker.clone(),
             approvals: self.approvals.clone(),
             events: self.events.clone(),
+            secrets: self.secrets.clone(),
             budgets: self.budgets.clone(),
             metrics: self.metrics.clone(),
             audit: self.audit.clone(),

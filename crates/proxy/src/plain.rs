@@ -45,7 +45,7 @@ pub(crate) async fn forward(
     let resp = send(
         proxy,
         &bound.host,
-        Request::from_parts(parts, Either::Left(body)),
+        Request::from_parts(parts, Either::Left(body.into())),
     )
     .await?;
     Ok(resp.map(stream))

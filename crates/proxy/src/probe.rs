@@ -58,6 +58,24 @@ pub async fn test_connection(
             });
         }
     };
+    // A value kept in an external store is fetched as a request would.
+    let credential = if credential.refs.is_empty() {
+        credential
+    } else {
+        let policy = proxy.policy.load();
+        match proxy.secrets.resolve(&policy, connector, &credential).await {
+            Ok(c) => c,
+            Err(e) => {
+                return Some(Outcome {
+                    ok: false,
+                    status: None,
+                    latency_ms: elapsed(),
+                    message: format!("no usable credential: {e}"),
+                    identity: None,
+                });
+            }
+        }
+    };
     let secret = credential.secret.expose_secret();
     // What the vendor writes back must not carry any secret of the connection or of its
     // OAuth app, in any form.

@@ -56,10 +56,12 @@ impl Redactors {
             }
         }
         let (generation, credentials) = vault.live_credentials(connector);
+        // Every value of each: one key, or each input of a connection that has several.
         let echoes: Vec<Echo> = credentials
             .iter()
-            .map(|c| {
-                let secret = secrecy::ExposeSecret::expose_secret(&c.secret);
+            .flat_map(|c| c.secrets())
+            .map(|secret| {
+                let secret = secrecy::ExposeSecret::expose_secret(secret);
                 Echo::fixed(secret.as_bytes(), WITHHELD)
             })
             .collect();

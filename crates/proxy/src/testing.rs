@@ -51,7 +51,13 @@ pub(crate) fn test_proxy() -> TestProxy {
         Arc::new(egret_webhooks::NoEvents),
         clock.clone(),
     ));
+    let secrets = Arc::new(egret_secrets::Secrets::new(
+        &outbound,
+        metrics.clone(),
+        egret_secrets::vault_aws_keys(vault.clone()),
+    ));
     let services = Services {
+        secrets,
         events: Arc::new(egret_webhooks::NoEvents),
         approvals,
         broker,

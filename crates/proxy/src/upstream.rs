@@ -28,7 +28,8 @@ pub(crate) fn unresolved(e: &ResolveError, host: &str) -> Refusal {
 pub use egret_outbound::HttpsConnector;
 /// A request body toward an upstream: streamed from the sandbox, or buffered so the
 /// request can be sent again (see `forward::replay`).
-pub type UpstreamBody = http_body_util::Either<Incoming, http_body_util::Full<bytes::Bytes>>;
+pub type UpstreamBody =
+    http_body_util::Either<crate::sandbox_body::SandboxBody, http_body_util::Full<bytes::Bytes>>;
 pub type UpstreamClient = Client<HttpsConnector, UpstreamBody>;
 
 /// The pooled clients: one that speaks HTTP/2 where the server offers it, else HTTP/1.1,

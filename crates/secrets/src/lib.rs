@@ -7,6 +7,7 @@
 //! reads the stores, and never logs, returns in an error, or caches anything but the
 //! value: a source's token stays in its configuration.
 
+mod aws_role;
 mod cache;
 mod error;
 mod sources;
@@ -18,6 +19,7 @@ use egret_policy::{Connector, ExternalRef, Policy, Scheme, SourceTiming};
 use egret_vault::Credential;
 use secrecy::SecretString;
 
+pub use aws_role::TemporaryKeys;
 pub use error::SourceError;
 
 use cache::Cache;
@@ -26,6 +28,32 @@ use cache::Cache;
 pub type AwsKeysLookup =
     Arc<dyn Fn(&str) -> Option<(String, SecretString, Option<SecretString>)> + Send + Sync>;
 
+/// Looks the AWS keys of `aws_sm.connection` up in `vault`: `CONNECTOR` (the
+/// organisation's default connection) or `CONNECTOR/OWNER/NAME`. Keys kept in an
+/// external store themselves are not used (a source may not lean on another).
+pub fn vault_aws_keys(vault: Arc<egret_vault::Vault>) -> AwsKeysLookup {
+    Arc::new(move |spec: &str| {
+        let mut parts = spec.split('/');
+        let connector = parts.next()?;
+        let owner = egret_vault::Owner::parse(parts.next().unwrap_or("org")).ok()?;
+        let name = match parts.next() {
+            Some(n) => egret_vault::ConnectionName::parse(n).ok()?,
+            None => egret_vault::ConnectionName::default(),
+        };
+        let id = egret_vault::ConnectionId::new(connector, &owner, &name);
+        let credential = vault.credential(&id)?;
+        if !credential.refs.is_empty() {
+            return None;
+        }
+        Some((
+            secrecy::ExposeSecret::expose_secret(credential.value(Some("access_key_id"))?)
+                .to_owned(),
+            credential.value(Some("secret_access_key"))?.clone(),
+            credential.value(Some("session_token")).cloned(),
+        ))
+    })
+}
+
 /// The secret sources of the running egret: their clients and their cache.
 pub struct Secrets {
     client: egret_oauth::HttpClient,
@@ -33,6 +61,7 @@ pub struct Secrets {
     metrics: Arc<egret_metrics::Metrics>,
     aws_keys: AwsKeysLookup,
     vault_login: sources::vault::Login,
+    roles: aws_role::Roles,
 }
 
 impl Secrets {
@@ -51,7 +80,22 @@ impl Secrets {
             metrics,
             aws_keys,
             vault_login: sources::vault::Login::default(),
+            roles: aws_role::Roles::default(),
         }
+    }
+
+    /// The temporary keys of `role`, taken with `stored` (cached until 5 minutes
+    /// before they expire).
+    pub async fn assume_role(
+        &self,
+        role: &egret_policy::AssumeRole,
+        region: &str,
+        stored: &egret_signing::sigv4::Keys<'_>,
+        now_unix: i64,
+    ) -> Result<TemporaryKeys, SourceError> {
+        self.roles
+            .keys(&self.client.with_timeout(std::time::Duration::from_secs(10)), role, region, stored, now_unix)
+            .await
     }
 
     /// `credential` with every value its references name fetched (from the cache while
@@ -143,6 +187,20 @@ fn timing(policy: &Policy, scheme: Scheme) -> Option<SourceTiming> {
         Scheme::GcpSm => s.gcp_sm.as_ref().map(|v| v.timing),
         Scheme::Op => s.op.as_ref().map(|v| v.timing),
     }
+}
+
+/// Now as SigV4 writes it: `YYYYMMDDTHHMMSSZ`.
+pub(crate) fn amz_date_now() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
 }
 
 fn humanize(d: std::time::Duration) -> String {

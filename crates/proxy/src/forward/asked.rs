@@ -87,7 +87,7 @@ pub(super) async fn take(
                 Either::Right(Full::new(bytes)),
             )
         }
-        None => (None, Either::Left(body)),
+        None => (None, Either::Left(body.into())),
     };
     let asking = Asking {
         method: parts.method.as_str().to_owned(),

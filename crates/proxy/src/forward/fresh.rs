@@ -74,6 +74,14 @@ pub(super) async fn swap(
             Err(Halt::Refuse(r)) => return Err(r.into()),
             Err(Halt::Approve(entry, verdict)) => return Err(Stop::Hold(entry, verdict)),
             Err(Halt::Renew(entry)) => entry,
+            Err(Halt::Fetch(entry)) => {
+                // Each connection's references are fetched at most once per request; a
+                // fetched credential has none left, so this ends.
+                let credential = fetch(proxy, &policy, &entry).await?;
+                renewed.push((entry, credential));
+                policy = proxy.policy.load();
+                continue;
+            }
         };
         // Each connection is renewed at most once per request; a renewed credential is
         // always accepted by the swap, so this ends.
@@ -88,6 +96,26 @@ pub(super) async fn swap(
         renewed.push((entry, credential));
         policy = proxy.policy.load();
     }
+}
+
+/// The connection's credential with the values it keeps in external stores fetched.
+async fn fetch(
+    proxy: &Proxy,
+    policy: &Policy,
+    entry: &PlaceholderEntry,
+) -> Result<Arc<Credential>, Refusal> {
+    let connector = policy
+        .connector(&entry.info.connector)
+        .ok_or_else(Refusal::placeholder_unknown)?;
+    let credential = proxy
+        .vault
+        .credential(&entry.connection)
+        .ok_or_else(Refusal::placeholder_unknown)?;
+    proxy
+        .secrets
+        .resolve(policy, connector, &credential)
+        .await
+        .map_err(|e| Refusal::secret_source_failed(connector.id.as_str(), e.source_name, &e.why))
 }
 
 /// The OAuth tokens a swapped request carries (an upstream 401 names one of these),

@@ -110,7 +110,7 @@ async fn buffer(
                 .map(|c| c.to_bytes())
                 .unwrap_or_default());
         }
-        Either::Left(incoming) => incoming,
+        Either::Left(sandbox) => sandbox,
     };
     super::whole::read(proxy, incoming, BODY_MAX)
         .await?

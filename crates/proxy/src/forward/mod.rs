@@ -14,6 +14,7 @@ mod retry;
 mod route;
 mod scan;
 mod settings;
+mod signed;
 mod target;
 mod tools;
 mod upgrade;
@@ -99,6 +100,9 @@ async fn forward(
     let (report, body) = held::swap(proxy, &mut parts, bound, Some(&asked), body).await?;
     // 4b. Each connection it spends counts against its budget, and holds a place in flight.
     budgeted::take(proxy, &proxy.policy.load(), &report, &mut guard)?;
+    // 4c. Credentials computed, not swapped: an AWS signature checked and made again
+    //     with the real keys, an HMAC signature made with the connection's secret.
+    let body = signed::sign(proxy, &report, &mut parts, body).await?;
     let swapped = record::swapped(proxy, &report);
     // An MCP server's tools/list answer will show only the tools its connector allows.
     let tools = tools::to_filter(proxy, &report, asking.lists_tools());
@@ -115,7 +119,10 @@ async fn forward(
     let upgrade = target::upstream_head(&mut parts, bound)?;
     if upgrade {
         // An upgrade is a GET: its body is never read for the rules.
-        let Either::Left(body) = body else {
+        let Some(body) = (match body {
+            Either::Left(sandbox) => sandbox.into_plain(),
+            Either::Right(_) => None,
+        }) else {
             return Err(Refusal::bad_request(
                 "an upgrade request may not carry a body",
             ));

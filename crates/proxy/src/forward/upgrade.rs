@@ -45,7 +45,7 @@ pub(super) async fn forward(
         // Compressed frames could not be scanned: the upstream is not offered it.
         parts.headers.remove(http::header::SEC_WEBSOCKET_EXTENSIONS);
     }
-    let upstream_req = Request::from_parts(parts, Either::Left(body));
+    let upstream_req = Request::from_parts(parts, Either::Left(body.into()));
     let sent = proxy.upstream.upgrade_client.request(upstream_req);
     let mut resp = tokio::time::timeout(proxy.limits.upstream_response_timeout, sent)
         .await

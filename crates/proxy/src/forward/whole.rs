@@ -4,18 +4,17 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 
 use crate::Proxy;
 use crate::refusal::Refusal;
 
 /// `body`, whole: `Ok(None)` when it is bigger than `max` (the caller says why that is
 /// refused), a refusal when it does not arrive in time or breaks off.
-pub(super) async fn read(
-    proxy: &Proxy,
-    body: Incoming,
-    max: usize,
-) -> Result<Option<Bytes>, Refusal> {
+pub(super) async fn read<B>(proxy: &Proxy, body: B, max: usize) -> Result<Option<Bytes>, Refusal>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let collected = tokio::time::timeout(
         proxy.limits.request_head_timeout,
         Limited::new(body, max).collect(),

@@ -91,6 +91,7 @@ fn swap_parts(f: &Fixture, host: &str, parts: &mut Parts) -> Result<SwapReport, 
         Err(Halt::Refuse(r)) => Err(r),
         Err(Halt::Renew(_)) => panic!("static keys are never renewed"),
         Err(Halt::Approve(..)) => panic!("no rule asks for approval here"),
+        Err(Halt::Fetch(_)) => panic!("no value is kept in an external store here"),
     }
 }
 

@@ -52,16 +52,7 @@ pub(crate) async fn fetch(
         SOURCE,
     )?;
     let (mut parts, body) = req.into_parts();
-    let now = time::OffsetDateTime::now_utc();
-    let amz_date = format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
+    let amz_date = crate::amz_date_now();
     sign_new(
         &mut parts,
         &body,
