@@ -175,12 +175,18 @@ pub async fn run(r: Request<'_>) -> Result<()> {
         minted_any += 1;
         let first_host = connector["egress"][0].as_str().unwrap_or_default();
         for (var, what) in connector["env"].as_object().into_iter().flatten() {
-            match what.as_str() {
-                Some("placeholder") => lines.push(export(&name.env_var(var), placeholder)),
-                Some("url") if !first_host.starts_with("*.") => {
-                    lines.push(export(var, &format!("https://{first_host}")));
+            let what = what.as_str().unwrap_or_default();
+            if what == "placeholder" {
+                lines.push(export(&name.env_var(var), placeholder));
+            } else if what == "url" && !first_host.starts_with("*.") {
+                lines.push(export(var, &format!("https://{first_host}")));
+            } else if let Some(input) = what.strip_prefix("input:") {
+                // One variable per input (an AWS key pair, an API key and its secret).
+                if let Some(p) = minted["placeholders"][input].as_str() {
+                    lines.push(export(&name.env_var(var), p));
                 }
-                _ => {}
+            } else if let Some(text) = what.strip_prefix("text:") {
+                lines.push(export(var, text));
             }
         }
     }

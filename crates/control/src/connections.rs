@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use egret_service::{ConnectionFilter, ConnectionId, ConnectionName, Labels, Owner};
+use egret_service::{ConnectionFilter, ConnectionId, ConnectionName, GivenKey, Labels, Owner};
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -97,10 +97,47 @@ pub(crate) async fn list(
     Ok(Json(json!({ "connections": list })))
 }
 
+/// `{"key": "…"}`, `{"ref": "vault://…"}`, or `{"values": {"api_key": "…", "app_key":
+/// {"ref": "…"}}}`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct KeyBody {
-    key: SecretString,
+    key: Option<SecretString>,
+    #[serde(rename = "ref")]
+    reference: Option<String>,
+    values: Option<std::collections::BTreeMap<String, GivenValue>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(crate) enum GivenValue {
+    Value(SecretString),
+    Ref {
+        #[serde(rename = "ref")]
+        reference: String,
+    },
+}
+
+impl KeyBody {
+    fn given(self) -> Result<Vec<(Option<String>, GivenKey)>, ApiError> {
+        match (self.key, self.reference, self.values) {
+            (Some(key), None, None) => Ok(vec![(None, GivenKey::Value(key))]),
+            (None, Some(r), None) => Ok(vec![(None, GivenKey::Ref(r))]),
+            (None, None, Some(values)) if !values.is_empty() => Ok(values
+                .into_iter()
+                .map(|(name, v)| {
+                    let given = match v {
+                        GivenValue::Value(s) => GivenKey::Value(s),
+                        GivenValue::Ref { reference } => GivenKey::Ref(reference),
+                    };
+                    (Some(name), given)
+                })
+                .collect()),
+            _ => Err(ApiError::bad_request(
+                "expected one of {\"key\": \"…\"}, {\"ref\": \"vault://…\"} or {\"values\": {\"INPUT\": \"…\" or {\"ref\": \"…\"}}}".to_owned(),
+            )),
+        }
+    }
 }
 
 pub(crate) async fn put_key(
@@ -115,11 +152,11 @@ pub(crate) async fn put_key(
     state.service.may_store_key(&who, &conn)?;
     let Json(body) = body.map_err(|e| {
         ApiError::bad_request(format!(
-            "expected a JSON body {{\"key\": \"...\"}}: {}",
+            "expected a JSON body {{\"key\": \"...\"}} (or {{\"ref\"}}, or {{\"values\": {{…}}}}): {}",
             e.body_text()
         ))
     })?;
-    let info = state.service.store_key(&who, &conn, body.key).await?;
+    let info = state.service.store_keys(&who, &conn, body.given()?).await?;
     Ok(Json(json!(info)))
 }
 

@@ -159,6 +159,20 @@ pub fn connector_view(c: &Connector) -> Value {
             "concurrent": b.concurrent,
         });
     }
+    if !c.inputs.is_empty() {
+        v["inputs"] = c
+            .inputs
+            .iter()
+            .map(|i| json!({ "name": i.name, "inject": i.inject.describe(), "optional": i.optional }))
+            .collect::<Vec<_>>()
+            .into();
+    }
+    if let AuthKind::AwsSigV4(aws) = &c.auth {
+        v["aws"] = json!({
+            "region": aws.region,
+            "assume_role": aws.assume_role.as_ref().map(|r| &r.role_arn),
+        });
+    }
     v["env"] = c
         .env
         .iter()

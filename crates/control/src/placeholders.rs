@@ -44,19 +44,29 @@ pub(crate) async fn mint(
         ttl: body.ttl,
         sandbox: body.sandbox,
     };
-    let Minted { placeholder, info } = state.service.mint_placeholder(&who, new).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "placeholder": placeholder.expose(),
-            "connector": info.connector,
-            "owner": info.owner,
-            "name": info.name,
-            "created_at": info.created_at,
-            "expires_at": info.expires_at,
-            "sandbox": info.sandbox,
-        })),
-    ))
+    let Minted {
+        placeholder,
+        info,
+        inputs,
+    } = state.service.mint_placeholder(&who, new).await?;
+    let mut answer = json!({
+        "placeholder": placeholder.expose(),
+        "connector": info.connector,
+        "owner": info.owner,
+        "name": info.name,
+        "created_at": info.created_at,
+        "expires_at": info.expires_at,
+        "sandbox": info.sandbox,
+    });
+    // A connector of several inputs: one placeholder each, by input name.
+    if !inputs.is_empty() {
+        let by_input: serde_json::Map<String, Value> = inputs
+            .iter()
+            .map(|(name, p)| (name.clone(), Value::from(p.expose())))
+            .collect();
+        answer["placeholders"] = Value::Object(by_input);
+    }
+    Ok((StatusCode::CREATED, Json(answer)))
 }
 
 #[derive(Deserialize)]

@@ -143,21 +143,36 @@ fn describe(proxy: &Proxy, policy: &Policy, p: &PlaceholderInfo) -> Value {
     });
     if let Some(c) = connector {
         v["egress"] = json!(c.egress.iter().map(ToString::to_string).collect::<Vec<_>>());
-        let mut fields = vec![json!({ "header": "authorization", "form": "Bearer <placeholder>" })];
-        fields.extend(c.inject.headers.iter().map(|h| json!({ "header": h })));
-        fields.extend(c.inject.query.iter().map(|q| json!({ "query": q })));
-        v["send_in"] = json!(fields);
+        let input = p
+            .input
+            .as_deref()
+            .and_then(|name| c.input(name))
+            .or_else(|| c.first_input());
+        v["send_in"] = json!(match input {
+            None => {
+                let mut fields =
+                    vec![json!({ "header": "authorization", "form": "Bearer <placeholder>" })];
+                fields.extend(c.inject.headers.iter().map(|h| json!({ "header": h })));
+                fields.extend(c.inject.query.iter().map(|q| json!({ "query": q })));
+                fields
+            }
+            Some(i) => vec![send_in(c, &i.inject)],
+        });
+        if let Some(i) = input {
+            v["input"] = json!(i.name);
+        }
         v["env"] = json!(
             c.env
                 .iter()
-                .filter(|(_, what)| *what == EnvValue::Placeholder)
+                .filter(|(_, what)| match what {
+                    EnvValue::Placeholder => input.is_none(),
+                    EnvValue::Input(name) => input.is_some_and(|i| &i.name == name),
+                    _ => false,
+                })
                 .map(|(var, _)| p.name.env_var(var))
                 .collect::<Vec<_>>()
         );
-        v["auth"] = json!(match c.auth {
-            AuthKind::OAuth2(_) => "oauth2",
-            _ => "api_key",
-        });
+        v["auth"] = json!(c.auth.name());
         // What the agent may do with it, so it can plan instead of being refused.
         v["access"] = json!({
             "read_only": c.access.read_only,
@@ -245,5 +260,23 @@ mod tests {
         let v = HeaderValue::from_static("Bearer egp_a, egp_b,Bearer egp_c");
         assert_eq!(bearer_list(Some(&v)), ["egp_a", "egp_b", "egp_c"]);
         assert!(bearer_list(None).is_empty());
+    }
+}
+
+/// Where a sandbox puts an input's placeholder, for an agent to read.
+fn send_in(c: &egret_policy::Connector, field: &egret_policy::InputField) -> serde_json::Value {
+    use egret_policy::InputField;
+    match field {
+        InputField::Header(h) if h == "authorization" => {
+            json!({ "header": "authorization", "form": "Bearer <placeholder>" })
+        }
+        InputField::Header(h) => json!({ "header": h }),
+        InputField::Query(q) => json!({ "query": q }),
+        InputField::BasicUser => json!({ "header": "authorization", "form": "Basic base64(<placeholder>:<password>)" }),
+        InputField::BasicPassword => json!({ "header": "authorization", "form": "Basic base64(<user>:<placeholder>)" }),
+        InputField::Sign => match &c.auth {
+            AuthKind::AwsSigV4(_) => json!({ "sign": "aws_sigv4", "form": "sign with the AWS SDK using the placeholder key pair; egret signs again" }),
+            _ => json!({ "sign": "hmac", "form": "send no signature (or the placeholder where the signature goes); egret signs" }),
+        },
     }
 }

@@ -203,12 +203,31 @@ impl Service {
         conn: &ConnectionId,
         key: SecretString,
     ) -> Result<ConnectionInfo, ServiceError> {
+        self.store_keys(who, conn, vec![(None, GivenKey::Value(key))])
+            .await
+    }
+
+    /// Stores (or replaces) a connection's values: one (`None`) for a connector of one
+    /// value (or of one input), else one per input by name. Each may be a reference to
+    /// an external secret store (`vault://…`), fetched when a request needs it. Every
+    /// input not marked optional must be given; none the connector does not declare.
+    pub async fn store_keys(
+        self: &Arc<Self>,
+        who: &Principal,
+        conn: &ConnectionId,
+        given: Vec<(Option<String>, GivenKey)>,
+    ) -> Result<ConnectionInfo, ServiceError> {
         let by = who.label();
         self.may_store_key(who, conn)?;
+        let values = {
+            let policy = self.policy.load();
+            let c = known(&policy, &conn.connector)?;
+            key_values(&policy, c, given)?
+        };
         let c = conn.clone();
         let info = self
             .blocking(move |s| {
-                let info = s.vault.put_api_key(&c, &key)?;
+                let info = s.vault.put_key(&c, values)?;
                 s.vault
                     .audit_connection_by(&by, "connection.set_key", &c, None)?;
                 Ok(info)
@@ -662,4 +681,94 @@ impl Service {
         })
         .await
     }
+}
+
+/// A value given for a connection: the value, or where it is kept.
+pub enum GivenKey {
+    Value(SecretString),
+    /// `vault://…`, `aws-sm://…`, `gcp-sm://…`, `op://…`.
+    Ref(String),
+}
+
+/// What is given, checked against the connector's inputs, in the connector's order.
+fn key_values(
+    policy: &egret_policy::Policy,
+    c: &egret_policy::Connector,
+    given: Vec<(Option<String>, GivenKey)>,
+) -> Result<Vec<(String, egret_vault::KeyValue)>, ServiceError> {
+    let convert = |name: &str, g: GivenKey| -> Result<egret_vault::KeyValue, ServiceError> {
+        Ok(match g {
+            GivenKey::Value(v) => egret_vault::KeyValue::Value(v),
+            GivenKey::Ref(r) => {
+                let field = if name.is_empty() { "ref" } else { "values" };
+                egret_secrets::check_reference(policy, &r)
+                    .map_err(|why| ServiceError::invalid(field, why))?;
+                egret_vault::KeyValue::Ref(r)
+            }
+        })
+    };
+    if c.inputs.is_empty() {
+        let mut given = given.into_iter();
+        return match (given.next(), given.next()) {
+            (Some((None, g)), None) => Ok(vec![(String::new(), convert("", g)?)]),
+            _ => Err(ServiceError::invalid(
+                "values",
+                format!("connector `{}` takes one key: send {{\"key\": \"…\"}}", c.id),
+            )),
+        };
+    }
+    let names = || {
+        c.inputs
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut by_name: Vec<(String, GivenKey)> = Vec::new();
+    for (name, g) in given {
+        let name = match name {
+            Some(n) => n,
+            // `{"key"}` where there is one input.
+            None if c.inputs.len() == 1 => c.inputs[0].name.clone(),
+            None => {
+                return Err(ServiceError::invalid(
+                    "values",
+                    format!(
+                        "connector `{}` takes several values; send {{\"values\": {{…}}}} with {}",
+                        c.id,
+                        names()
+                    ),
+                ));
+            }
+        };
+        if c.input(&name).is_none() {
+            return Err(ServiceError::invalid(
+                "values",
+                format!("connector `{}` has no input `{name}`; its inputs: {}", c.id, names()),
+            ));
+        }
+        by_name.push((name, g));
+    }
+    let mut out = Vec::new();
+    for input in &c.inputs {
+        match by_name.iter().position(|(n, _)| n == &input.name) {
+            Some(i) => {
+                let (name, g) = by_name.swap_remove(i);
+                out.push((name.clone(), convert(&name, g)?));
+            }
+            None if input.optional => {}
+            None => {
+                return Err(ServiceError::invalid(
+                        "values",
+                    format!(
+                        "connector `{}` needs `{}` too; give every input: {}",
+                        c.id,
+                        input.name,
+                        names()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(out)
 }

@@ -40,7 +40,9 @@ use egret_policy::Policy;
 use egret_vault::Vault;
 
 pub use approvals::ApprovalFilter;
-pub use connections::{BudgetUse, ConnectionFilter, ConnectionView, missing_scopes, offered};
+pub use connections::{
+    BudgetUse, ConnectionFilter, ConnectionView, GivenKey, missing_scopes, offered,
+};
 pub use connectors::{ConnectorEntry, NewAuth, NewConnector, RemovedConnector};
 pub use egret_approvals::{Approval, ApprovalStatus, Decision, Grant};
 pub use error::ServiceError;

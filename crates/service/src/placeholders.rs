@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use egret_vault::{ConnectionId, Owner, Placeholder, PlaceholderInfo};
+use egret_vault::{ConnectionId, Owner, Placeholder, PlaceholderInfo, Shape};
 
 use crate::principal::{Operation, Principal, authorize};
 use crate::{DEFAULT_TTL, Service, ServiceError};
@@ -19,9 +19,13 @@ pub struct NewPlaceholder {
 }
 
 /// A placeholder just minted: the placeholder itself (shown this once) and its record.
+/// For a connector of several inputs, one per input (the first is `placeholder`).
 pub struct Minted {
     pub placeholder: Placeholder,
     pub info: PlaceholderInfo,
+    /// Input name -> its placeholder (for AWS, the secret key's is derived from the key
+    /// id's); empty for a connector of one value.
+    pub inputs: Vec<(String, Placeholder)>,
 }
 
 /// Which placeholders a listing shows; `None` fields filter nothing.
@@ -52,28 +56,58 @@ impl Service {
             DEFAULT_TTL,
             policy.limits.max_ttl(),
         )?);
-        if policy.connector(&new.connection.connector).is_none() {
+        let Some(connector) = policy.connector(&new.connection.connector) else {
             return Err(ServiceError::unknown_connector(
                 &new.connection.connector,
                 &policy,
             ));
-        }
+        };
+        let aws = matches!(connector.auth, egret_policy::AuthKind::AwsSigV4(_));
+        // AWS: the key id is minted, the secret derived from it, no session token.
+        let shapes: Vec<(Option<String>, Shape)> = if aws {
+            vec![(Some("access_key_id".to_owned()), Shape::AwsKeyId)]
+        } else if connector.inputs.is_empty() {
+            vec![(None, Shape::Opaque)]
+        } else {
+            connector
+                .inputs
+                .iter()
+                .map(|i| (Some(i.name.clone()), Shape::Opaque))
+                .collect()
+        };
         let (conn, sandbox) = (new.connection, new.sandbox);
-        let (placeholder, info) = self
+        let mut minted = self
             .blocking(move |s| {
                 let minted = s
                     .vault
-                    .mint_placeholder_for(&conn, ttl, sandbox.as_deref())?;
+                    .mint_placeholders(&conn, ttl, sandbox.as_deref(), &shapes)?;
+                let hints: Vec<String> = minted.iter().map(|(_, i)| i.hint.clone()).collect();
                 s.vault.audit_connection_by(
                     &by,
                     "placeholder.mint",
                     &conn,
-                    Some(minted.1.hint.clone()),
+                    Some(hints.join(" ")),
                 )?;
                 Ok(minted)
             })
             .await?;
-        Ok(Minted { placeholder, info })
+        let mut inputs: Vec<(String, Placeholder)> = minted
+            .iter()
+            .filter_map(|(p, i)| Some((i.input.clone()?, p.clone())))
+            .collect();
+        if aws && let Some((_, key_id)) = inputs.first() {
+            let secret = self.vault.aws_secret_placeholder(key_id.expose());
+            inputs.push(("secret_access_key".to_owned(), secret));
+        }
+        if minted.is_empty() {
+            return Err(ServiceError::invalid("connection", "nothing was minted"));
+        }
+        let (placeholder, info) = minted.swap_remove(0);
+        Ok(Minted {
+            placeholder,
+            info,
+            inputs,
+        })
     }
 
     /// Live placeholders: who and what each stands for, its hint (`egp_AbCd…`).
