@@ -7,6 +7,8 @@ mod harness;
 
 /// Approvals: a held request released or refused by a person, through the API.
 mod approvals;
+/// AWS SigV4: the real boto3 through egret with placeholder keys, re-signed with the real ones.
+mod aws;
 /// The audit log: what is recorded for each decision and change, and what never is.
 mod audit;
 /// Budgets per connection: requests per window and in flight, the webhook, the listing.

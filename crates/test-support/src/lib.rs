@@ -10,6 +10,7 @@
 //! Everything binds loopback only and ends when dropped. It must never be a dependency
 //! of the shipped binary, and never decides a test's outcome (assertions live in tests/).
 
+pub mod aws;
 pub mod browser;
 pub mod chromium;
 pub mod client;

@@ -537,6 +537,11 @@ fn default_env(
                 EnvValue::Input("secret_access_key".to_owned()),
             ),
             ("AWS_REGION".to_owned(), EnvValue::Fixed(aws.region.clone())),
+            // botocore (boto3, the AWS CLI) reads only this one.
+            (
+                "AWS_DEFAULT_REGION".to_owned(),
+                EnvValue::Fixed(aws.region.clone()),
+            ),
         ];
     }
     if !inputs.is_empty() {

@@ -194,6 +194,8 @@ pub fn swap_request(
     // with the body (`forward::signed`).
     if let Some((key_id, _)) = egret_signing::sigv4::access_key_id(parts) {
         aws_key_id(key_id, dest, lookup, &mut report)?;
+    } else if egret_signing::sigv4::signed_v2(parts) {
+        refuse_sigv2(dest, lookup)?;
     }
     // Computed first, applied after: a halt midway must leave the request untouched.
     let mut replaced: Vec<(usize, HeaderValue)> = Vec::new();
@@ -559,6 +561,24 @@ fn check(
         input: input_name,
         signs,
     })
+}
+
+/// An AWS Signature Version 2 request toward an AWS connector: egret signs only
+/// Version 4 (AWS itself retired Version 2 for S3).
+fn refuse_sigv2(dest: Destination<'_>, lookup: &Lookup<'_>) -> Result<(), Halt> {
+    match lookup
+        .policy
+        .connectors
+        .iter()
+        .find(|c| matches!(c.auth, AuthKind::AwsSigV4(_)) && c.serves(dest.host, dest.port))
+    {
+        Some(c) => Err(Refusal::signature_invalid(
+            c.id.as_str(),
+            "it is signed with AWS Signature Version 2, which egret does not sign; use Version 4 (boto3: Config(signature_version=\"s3v4\"))",
+        )
+        .into()),
+        None => Ok(()),
+    }
 }
 
 /// The key id of a SigV4 signature: an AWS placeholder egret gave, checked like any

@@ -122,6 +122,20 @@ pub fn access_key_id(parts: &Parts) -> Option<(&str, Placement)> {
     })
 }
 
+/// True when `parts` carries an AWS Signature Version 2 (`Authorization: AWS KEY:SIG`,
+/// or a presigned `AWSAccessKeyId=…&Signature=…` query).
+pub fn signed_v2(parts: &Parts) -> bool {
+    let header = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .is_some_and(|v| v.as_bytes().starts_with(b"AWS ") && v.as_bytes().contains(&b':'));
+    header
+        || parts.uri.query().is_some_and(|q| {
+            q.split('&').any(|p| p.starts_with("AWSAccessKeyId="))
+                && q.split('&').any(|p| p.starts_with("Signature="))
+        })
+}
+
 /// The SigV4 signature on `parts`; `Ok(None)` when it carries none.
 pub fn read(parts: &Parts) -> Result<Option<Signed>, SignError> {
     match access_key_id(parts) {

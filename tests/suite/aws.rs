@@ -1,0 +1,179 @@
+//! AWS SigV4 (issue 28, part 1): the real boto3 in the "sandbox" holds only the
+//! placeholder key pair egret minted; egret checks each signature was made with it and
+//! signs the request again with the connection's real keys; the test endpoint verifies
+//! every signature with botocore's signer and the real keys. S3 put (20 MiB, streamed),
+//! get, a presigned URL, a Bedrock-shaped JSON call; a request signed with anything else
+//! is refused before it leaves.
+
+use egret_test_support::aws::{AwsEndpoint, BEDROCK_HOST, S3_HOST, run_client};
+use egret_test_support::proxy::TestProxy;
+use egret_test_support::upstream::TestCa;
+use egret_vault::{ConnectionId, KeyValue, Owner};
+use http::Method;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use super::harness::api::admin;
+
+const REAL_KEY_ID: &str = "AKIAREALKEY000000001";
+const REAL_SECRET: &str = "real/secret+key0000000000000000000000000";
+
+fn policy(port: u16) -> String {
+    format!(
+        r#"
+version: 1
+upstream:
+  resolve:
+    {S3_HOST}: 127.0.0.1
+    {BEDROCK_HOST}: 127.0.0.1
+connectors:
+  - id: aws
+    auth: aws_sigv4
+    aws: {{ region: us-east-1 }}
+    egress: ["{S3_HOST}:{port}", "{BEDROCK_HOST}:{port}"]
+"#
+    )
+}
+
+struct Setup {
+    egret: TestProxy,
+    endpoint: AwsEndpoint,
+    env: Vec<(String, String)>,
+    _ca_file: tempfile::NamedTempFile,
+}
+
+/// egret with an AWS connector, the endpoint knowing the real keys, the connection's
+/// keys stored, and the environment `sandbox-env` would give (placeholders only).
+async fn setup(token: Option<&str>) -> Setup {
+    let ca = TestCa::new();
+    let endpoint = AwsEndpoint::start(&ca, REAL_KEY_ID, REAL_SECRET, token).await;
+    let egret = TestProxy::start(&policy(endpoint.port), &ca.pem).await;
+    let conn = ConnectionId::default_of("aws", &Owner::parse("org").expect("owner"));
+    let mut values = vec![
+        (
+            "access_key_id".to_owned(),
+            KeyValue::Value(SecretString::from(REAL_KEY_ID)),
+        ),
+        (
+            "secret_access_key".to_owned(),
+            KeyValue::Value(SecretString::from(REAL_SECRET)),
+        ),
+    ];
+    if let Some(t) = token {
+        values.push((
+            "session_token".to_owned(),
+            KeyValue::Value(SecretString::from(t)),
+        ));
+    }
+    egret.vault.put_key(&conn, values).expect("keys");
+    let (status, minted) = admin(
+        &egret,
+        Method::POST,
+        "/v1/placeholders",
+        Some(json!({ "connector": "aws", "owner": "org" })),
+    )
+    .await;
+    assert!(status.is_success(), "{minted}");
+    let key_id = minted["placeholders"]["access_key_id"]
+        .as_str()
+        .expect("key id placeholder")
+        .to_owned();
+    let secret = minted["placeholders"]["secret_access_key"]
+        .as_str()
+        .expect("secret placeholder")
+        .to_owned();
+    assert_eq!(minted["placeholder"], key_id.as_str());
+    assert!(
+        key_id.starts_with("AKIA") && key_id.len() == 20,
+        "an AKIA-shaped key id: {key_id}"
+    );
+    assert_eq!(secret.len(), 40);
+    let ca_file = tempfile::NamedTempFile::new().expect("ca file");
+    std::fs::write(ca_file.path(), &egret.ca_pem).expect("write ca");
+    let env = vec![
+        ("AWS_ACCESS_KEY_ID".to_owned(), key_id),
+        ("AWS_SECRET_ACCESS_KEY".to_owned(), secret),
+        ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
+        ("AWS_DEFAULT_REGION".to_owned(), "us-east-1".to_owned()),
+        (
+            "HTTPS_PROXY".to_owned(),
+            format!("http://{}", egret.proxy_addr),
+        ),
+        (
+            "AWS_CA_BUNDLE".to_owned(),
+            ca_file.path().display().to_string(),
+        ),
+    ];
+    Setup {
+        egret,
+        endpoint,
+        env,
+        _ca_file: ca_file,
+    }
+}
+
+fn no_real_key(report: &Value) {
+    let text = report.to_string();
+    assert!(!text.contains(REAL_KEY_ID), "the real key id reached the sandbox: {text}");
+    assert!(!text.contains(REAL_SECRET), "the real secret reached the sandbox");
+}
+
+#[tokio::test]
+async fn boto3_with_placeholder_keys_puts_gets_presigns_and_invokes_through_egret() {
+    let s = setup(None).await;
+    let size = 20 * 1024 * 1024;
+    let report = run_client(&s.endpoint, &s.env, "put,get,presigned,bedrock", size).await;
+    assert_eq!(report["put"]["ok"], true, "{report}");
+    assert_eq!(report["get"]["length"], size, "{report}");
+    assert_eq!(report["get"]["sha256"], report["get"]["expected"], "{report}");
+    assert_eq!(report["presigned"]["status"], 200, "{report}");
+    assert_eq!(report["presigned"]["body"], "presigned hello", "{report}");
+    // The URL the sandbox made names the placeholder; egret signed it again.
+    assert!(
+        report["presigned"]["url_key_id"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("AKIA") && k != REAL_KEY_ID),
+        "{report}"
+    );
+    assert_eq!(report["bedrock"]["completion"], "you said: hello", "{report}");
+    // Every request the endpoint saw verified with the REAL keys (none refused), and the
+    // 20 MiB upload went as it came: a payload mode egret streams, not a body it held.
+    let seen = report["stats"]["requests"].as_array().expect("requests");
+    assert!(seen.iter().all(|r| r.get("refused").is_none()), "{report}");
+    let put = seen
+        .iter()
+        .find(|r| r["method"] == "PUT" && r["path"] == "/bucket/big.bin")
+        .expect("the upload reached the endpoint");
+    assert!(put["bytes"].as_u64().expect("bytes") >= size as u64, "{put}");
+    eprintln!("boto3's upload: x-amz-content-sha256 {}, content-encoding {}", put["mode"], put["encoding"]);
+    no_real_key(&report);
+}
+
+#[tokio::test]
+async fn a_request_signed_with_another_secret_is_refused_before_it_leaves() {
+    let s = setup(None).await;
+    let report = run_client(&s.endpoint, &s.env, "wrong_secret", 0).await;
+    let err = &report["wrong_secret"];
+    assert_eq!(err["error"], "ClientError", "{report}");
+    assert!(
+        err["message"].as_str().is_some_and(|m| m.contains("403")),
+        "{report}"
+    );
+    // Refused by egret, not by the endpoint: it never saw the request.
+    assert!(
+        report["stats"]["requests"]
+            .as_array()
+            .is_some_and(|r| r.is_empty()),
+        "{report}"
+    );
+    no_real_key(&report);
+}
+
+#[tokio::test]
+async fn a_session_token_is_added_and_signed_by_egret() {
+    let s = setup(Some("real-session-token-xyz")).await;
+    let report = run_client(&s.endpoint, &s.env, "bedrock,presigned", 0).await;
+    assert_eq!(report["bedrock"]["completion"], "you said: hello", "{report}");
+    assert_eq!(report["presigned"]["status"], 200, "{report}");
+    assert!(!report.to_string().contains("real-session-token-xyz"));
+}
