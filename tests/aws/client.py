@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import sys
+import urllib.error
 import urllib.request
 
 import boto3
@@ -94,6 +95,62 @@ def bedrock():
     return json.loads(got["body"].read())
 
 
+def chunked():
+    """A PUT in STREAMING-AWS4-HMAC-SHA256-PAYLOAD, signed (seed with botocore's signer,
+    chunks by hand) with the placeholder keys, as Java/Go SDKs send uploads."""
+    import datetime
+    import hmac as hm
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    akid, secret = os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]
+    pieces = [bytes([65 + i]) * (64 * 1024 + i) for i in range(3)]
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    scope = f"{stamp[:8]}/us-east-1/s3/aws4_request"
+    # Framing with the final lengths: 64 hex digits per signature.
+    framed_len = sum(len(f"{len(p):x};chunk-signature=") + 64 + 2 + len(p) + 2 for p in pieces)
+    framed_len += len("0;chunk-signature=") + 64 + 4
+    host = S3_ENDPOINT.split("://")[1]
+    url = f"{S3_ENDPOINT}/bucket/chunked.bin"
+    headers = {"host": host, "x-amz-date": stamp,
+               "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+               "content-encoding": "aws-chunked",
+               "x-amz-decoded-content-length": str(sum(map(len, pieces))),
+               "content-length": str(framed_len)}
+    request = AWSRequest(method="PUT", url=url, headers=headers)
+    request.context["timestamp"] = stamp
+    auth = S3SigV4Auth(Credentials(akid, secret), "s3", "us-east-1")
+    canonical = auth.canonical_request(request)
+    seed = auth.signature(auth.string_to_sign(request, canonical), request)
+    signed = ";".join(sorted(headers))
+    headers["authorization"] = (f"AWS4-HMAC-SHA256 Credential={akid}/{scope}, "
+                                f"SignedHeaders={signed}, Signature={seed}")
+    key = ("AWS4" + secret).encode()
+    for part in (stamp[:8], "us-east-1", "s3", "aws4_request"):
+        key = hm.new(key, part.encode(), hashlib.sha256).digest()
+    body, previous = b"", seed
+    for data in pieces + [b""]:
+        to_sign = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", stamp, scope, previous,
+                              hashlib.sha256(b"").hexdigest(), hashlib.sha256(data).hexdigest()])
+        previous = hm.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        body += f"{len(data):x};chunk-signature={previous}\r\n".encode() + data + b"\r\n"
+    assert len(body) == framed_len
+    ctx = __import__("ssl").create_default_context(cafile=CA)
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({"https": os.environ["HTTPS_PROXY"]}),
+        urllib.request.HTTPSHandler(context=ctx))
+    req = urllib.request.Request(url, data=body, method="PUT",
+                                 headers={k: v for k, v in headers.items() if k != "host"})
+    try:
+        with opener.open(req, timeout=30) as r:
+            status = r.status
+    except urllib.error.HTTPError as e:
+        return {"status": e.code, "body": e.read().decode()[:500]}
+    got = s3.get_object(Bucket="bucket", Key="chunked.bin")["Body"].read()
+    return {"status": status, "same": got == b"".join(pieces)}
+
+
 def wrong_secret():
     bad = boto3.client("s3", endpoint_url=S3_ENDPOINT, verify=CA, config=config,
                        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
@@ -103,7 +160,7 @@ def wrong_secret():
 
 
 for name, fn in [("put", put), ("get", get), ("presigned", presigned), ("bedrock", bedrock),
-                 ("wrong_secret", wrong_secret)]:
+                 ("chunked", chunked), ("wrong_secret", wrong_secret)]:
     if name in os.environ.get("CALLS", "put,get,presigned,bedrock,wrong_secret").split(","):
         call(name, fn)
 # What the endpoint saw, asked directly (not through egret): its own test port.

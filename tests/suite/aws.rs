@@ -177,3 +177,22 @@ async fn a_session_token_is_added_and_signed_by_egret() {
     assert_eq!(report["presigned"]["status"], 200, "{report}");
     assert!(!report.to_string().contains("real-session-token-xyz"));
 }
+
+/// `STREAMING-AWS4-HMAC-SHA256-PAYLOAD` (the Java and Go SDKs' uploads): each chunk
+/// signed with the placeholder chain arrives signed with the real chain, which the
+/// endpoint checks chunk by chunk; the body's length is unchanged.
+#[tokio::test]
+async fn signed_chunks_are_resigned_one_by_one() {
+    let s = setup(None).await;
+    let report = run_client(&s.endpoint, &s.env, "chunked", 0).await;
+    assert_eq!(report["chunked"]["status"], 200, "{report}");
+    assert_eq!(report["chunked"]["same"], true, "{report}");
+    let seen = report["stats"]["requests"].as_array().expect("requests");
+    let put = seen
+        .iter()
+        .find(|r| r["path"] == "/bucket/chunked.bin" && r["method"] == "PUT")
+        .expect("the upload reached the endpoint");
+    assert_eq!(put["mode"], "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "{report}");
+    assert!(seen.iter().all(|r| r.get("refused").is_none()), "{report}");
+    no_real_key(&report);
+}
