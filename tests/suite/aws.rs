@@ -114,8 +114,14 @@ async fn setup(token: Option<&str>) -> Setup {
 
 fn no_real_key(report: &Value) {
     let text = report.to_string();
-    assert!(!text.contains(REAL_KEY_ID), "the real key id reached the sandbox: {text}");
-    assert!(!text.contains(REAL_SECRET), "the real secret reached the sandbox");
+    assert!(
+        !text.contains(REAL_KEY_ID),
+        "the real key id reached the sandbox: {text}"
+    );
+    assert!(
+        !text.contains(REAL_SECRET),
+        "the real secret reached the sandbox"
+    );
 }
 
 #[tokio::test]
@@ -125,7 +131,10 @@ async fn boto3_with_placeholder_keys_puts_gets_presigns_and_invokes_through_egre
     let report = run_client(&s.endpoint, &s.env, "put,get,presigned,bedrock", size).await;
     assert_eq!(report["put"]["ok"], true, "{report}");
     assert_eq!(report["get"]["length"], size, "{report}");
-    assert_eq!(report["get"]["sha256"], report["get"]["expected"], "{report}");
+    assert_eq!(
+        report["get"]["sha256"], report["get"]["expected"],
+        "{report}"
+    );
     assert_eq!(report["presigned"]["status"], 200, "{report}");
     assert_eq!(report["presigned"]["body"], "presigned hello", "{report}");
     // The URL the sandbox made names the placeholder; egret signed it again.
@@ -135,7 +144,10 @@ async fn boto3_with_placeholder_keys_puts_gets_presigns_and_invokes_through_egre
             .is_some_and(|k| k.starts_with("AKIA") && k != REAL_KEY_ID),
         "{report}"
     );
-    assert_eq!(report["bedrock"]["completion"], "you said: hello", "{report}");
+    assert_eq!(
+        report["bedrock"]["completion"], "you said: hello",
+        "{report}"
+    );
     // Every request the endpoint saw verified with the REAL keys (none refused), and the
     // 20 MiB upload went as it came: a payload mode egret streams, not a body it held.
     let seen = report["stats"]["requests"].as_array().expect("requests");
@@ -144,8 +156,14 @@ async fn boto3_with_placeholder_keys_puts_gets_presigns_and_invokes_through_egre
         .iter()
         .find(|r| r["method"] == "PUT" && r["path"] == "/bucket/big.bin")
         .expect("the upload reached the endpoint");
-    assert!(put["bytes"].as_u64().expect("bytes") >= size as u64, "{put}");
-    eprintln!("boto3's upload: x-amz-content-sha256 {}, content-encoding {}", put["mode"], put["encoding"]);
+    assert!(
+        put["bytes"].as_u64().expect("bytes") >= size as u64,
+        "{put}"
+    );
+    eprintln!(
+        "boto3's upload: x-amz-content-sha256 {}, content-encoding {}",
+        put["mode"], put["encoding"]
+    );
     no_real_key(&report);
 }
 
@@ -173,7 +191,10 @@ async fn a_request_signed_with_another_secret_is_refused_before_it_leaves() {
 async fn a_session_token_is_added_and_signed_by_egret() {
     let s = setup(Some("real-session-token-xyz")).await;
     let report = run_client(&s.endpoint, &s.env, "bedrock,presigned", 0).await;
-    assert_eq!(report["bedrock"]["completion"], "you said: hello", "{report}");
+    assert_eq!(
+        report["bedrock"]["completion"], "you said: hello",
+        "{report}"
+    );
     assert_eq!(report["presigned"]["status"], 200, "{report}");
     assert!(!report.to_string().contains("real-session-token-xyz"));
 }
@@ -192,7 +213,10 @@ async fn signed_chunks_are_resigned_one_by_one() {
         .iter()
         .find(|r| r["path"] == "/bucket/chunked.bin" && r["method"] == "PUT")
         .expect("the upload reached the endpoint");
-    assert_eq!(put["mode"], "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "{report}");
+    assert_eq!(
+        put["mode"], "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+        "{report}"
+    );
     assert!(seen.iter().all(|r| r.get("refused").is_none()), "{report}");
     no_real_key(&report);
 }

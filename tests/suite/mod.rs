@@ -7,10 +7,10 @@ mod harness;
 
 /// Approvals: a held request released or refused by a person, through the API.
 mod approvals;
-/// AWS SigV4: the real boto3 through egret with placeholder keys, re-signed with the real ones.
-mod aws;
 /// The audit log: what is recorded for each decision and change, and what never is.
 mod audit;
+/// AWS SigV4: the real boto3 through egret with placeholder keys, re-signed with the real ones.
+mod aws;
 /// Budgets per connection: requests per window and in flight, the webhook, the listing.
 mod budgets;
 /// CONNECT: refusals before a tunnel, tunnels to allowed hosts, timeouts, bad input.
@@ -67,6 +67,8 @@ mod request_settings;
 mod rules;
 /// Proxy authentication: sandbox identities and bound placeholders.
 mod sandboxes;
+/// External secret stores: Vault KV v2, AWS Secrets Manager, Google Secret Manager, 1Password.
+mod secret_sources;
 /// Sign-in with the organisation's identity provider: roles, refusals that say why.
 mod sign_in;
 /// No SSRF: IP literals, private ranges, DNS answers checked where they are dialled.

@@ -155,7 +155,10 @@ pub(crate) fn hmac(raw: &RawHmac) -> Result<HmacRecipe, (Option<&S<String>>, Str
         Some(name) => hmac_recipe(&name.value).ok_or_else(|| {
             (
                 Some(name),
-                format!("unknown hmac recipe `{}`; built-in: {HMAC_RECIPES}", name.value),
+                format!(
+                    "unknown hmac recipe `{}`; built-in: {HMAC_RECIPES}",
+                    name.value
+                ),
             )
         })?,
         None => HmacRecipe {
@@ -175,14 +178,24 @@ pub(crate) fn hmac(raw: &RawHmac) -> Result<HmacRecipe, (Option<&S<String>>, Str
         recipe.algorithm = match a.value.as_str() {
             "sha256" | "hmac-sha256" => Algorithm::Sha256,
             "sha512" | "hmac-sha512" => Algorithm::Sha512,
-            _ => return Err((Some(a), "unknown algorithm; expected `sha256` or `sha512`".into())),
+            _ => {
+                return Err((
+                    Some(a),
+                    "unknown algorithm; expected `sha256` or `sha512`".into(),
+                ));
+            }
         };
     }
     if let Some(e) = &raw.encoding {
         recipe.encoding = match e.value.as_str() {
             "hex" => Encoding::Hex,
             "base64" => Encoding::Base64,
-            _ => return Err((Some(e), "unknown encoding; expected `hex` or `base64`".into())),
+            _ => {
+                return Err((
+                    Some(e),
+                    "unknown encoding; expected `hex` or `base64`".into(),
+                ));
+            }
         };
     }
     if let Some(e) = &raw.key_encoding {
@@ -235,7 +248,8 @@ pub(crate) fn hmac(raw: &RawHmac) -> Result<HmacRecipe, (Option<&S<String>>, Str
     if recipe.parts.contains(&Part::Timestamp) && recipe.timestamp.is_none() {
         return Err((
             None,
-            "`string_to_sign` has `timestamp` but `hmac.timestamp` does not say where it goes".into(),
+            "`string_to_sign` has `timestamp` but `hmac.timestamp` does not say where it goes"
+                .into(),
         ));
     }
     Ok(recipe)
@@ -306,7 +320,10 @@ pub(crate) fn inputs(
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if !valid {
-            return Err((r, format!("input name `{name}` must be 1-40 of a-z, 0-9, `_`")));
+            return Err((
+                r,
+                format!("input name `{name}` must be 1-40 of a-z, 0-9, `_`"),
+            ));
         }
         if out.iter().any(|i| &i.name == name) {
             return Err((r, format!("input `{name}` is listed twice")));
@@ -343,7 +360,10 @@ pub(crate) fn inputs(
         if inject != InputField::Sign && out.iter().any(|i| i.inject == inject) {
             return Err((
                 r,
-                format!("input `{name}` goes where another input goes ({})", inject.describe()),
+                format!(
+                    "input `{name}` goes where another input goes ({})",
+                    inject.describe()
+                ),
             ));
         }
         out.push(Input {

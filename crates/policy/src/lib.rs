@@ -39,8 +39,8 @@ pub use model::*;
 pub use request::{RequestSettings, Retries};
 pub use secret_ref::SecretRef;
 pub use sources::{
-    AwsSmSource, ExternalRef, GcpSmSource, OpSource, Scheme, SecretSources, SourceTiming, VaultAuth,
-    VaultSource,
+    AwsSmSource, ExternalRef, GcpSmSource, OpSource, Scheme, SecretSources, SourceTiming,
+    VaultAuth, VaultSource,
 };
 pub use suggest::closest;
 pub use ui::{OidcSettings, RoleMatch, UiSettings};

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::error::Located;
 use crate::raw::S;
 use crate::secret_ref::SecretRef;
 use crate::validate::Validator;
-use crate::error::Located;
 
 /// The configured sources; each absent one refuses references to it.
 #[derive(Debug, Clone, Default)]
@@ -336,7 +336,10 @@ impl ExternalRef {
                 Scheme::GcpSm => "gcp-sm://projects/p/secrets/s/versions/latest",
                 Scheme::Op => "op://vault/item/field",
             };
-            return Err(format!("`{text}` is not a valid {} reference; expected e.g. {example}", scheme.source()));
+            return Err(format!(
+                "`{text}` is not a valid {} reference; expected e.g. {example}",
+                scheme.source()
+            ));
         }
         Ok(Self {
             scheme,
@@ -364,7 +367,10 @@ mod tests {
     #[test]
     fn references_parse_by_scheme_and_bad_ones_say_what_is_expected() {
         let r = ExternalRef::parse("vault://secret/openai#api_key").expect("vault");
-        assert_eq!((r.scheme, r.path.as_str()), (Scheme::Vault, "secret/openai#api_key"));
+        assert_eq!(
+            (r.scheme, r.path.as_str()),
+            (Scheme::Vault, "secret/openai#api_key")
+        );
         assert!(ExternalRef::parse("aws-sm://prod/db#password").is_ok());
         assert!(ExternalRef::parse("aws-sm://arn:aws:secretsmanager:us-east-1:1:secret:x").is_ok());
         assert!(ExternalRef::parse("gcp-sm://projects/p/secrets/s/versions/latest").is_ok());

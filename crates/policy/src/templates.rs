@@ -256,8 +256,14 @@ pub const TEMPLATES: &[Template] = &[
                 ],
                 egress: vec!["api.binance.com".into()],
                 env: vec![
-                    ("BINANCE_API_KEY".into(), crate::EnvValue::Input("api_key".into())),
-                    ("BINANCE_API_SECRET".into(), crate::EnvValue::Input("secret_key".into())),
+                    (
+                        "BINANCE_API_KEY".into(),
+                        crate::EnvValue::Input("api_key".into()),
+                    ),
+                    (
+                        "BINANCE_API_SECRET".into(),
+                        crate::EnvValue::Input("secret_key".into()),
+                    ),
                 ],
                 ..Defaults::default()
             })

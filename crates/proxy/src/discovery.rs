@@ -272,11 +272,19 @@ fn send_in(c: &egret_policy::Connector, field: &egret_policy::InputField) -> ser
         }
         InputField::Header(h) => json!({ "header": h }),
         InputField::Query(q) => json!({ "query": q }),
-        InputField::BasicUser => json!({ "header": "authorization", "form": "Basic base64(<placeholder>:<password>)" }),
-        InputField::BasicPassword => json!({ "header": "authorization", "form": "Basic base64(<user>:<placeholder>)" }),
+        InputField::BasicUser => {
+            json!({ "header": "authorization", "form": "Basic base64(<placeholder>:<password>)" })
+        }
+        InputField::BasicPassword => {
+            json!({ "header": "authorization", "form": "Basic base64(<user>:<placeholder>)" })
+        }
         InputField::Sign => match &c.auth {
-            AuthKind::AwsSigV4(_) => json!({ "sign": "aws_sigv4", "form": "sign with the AWS SDK using the placeholder key pair; egret signs again" }),
-            _ => json!({ "sign": "hmac", "form": "send no signature (or the placeholder where the signature goes); egret signs" }),
+            AuthKind::AwsSigV4(_) => {
+                json!({ "sign": "aws_sigv4", "form": "sign with the AWS SDK using the placeholder key pair; egret signs again" })
+            }
+            _ => {
+                json!({ "sign": "hmac", "form": "send no signature (or the placeholder where the signature goes); egret signs" })
+            }
         },
     }
 }

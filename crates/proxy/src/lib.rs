@@ -47,8 +47,8 @@ pub mod probe;
 mod proxy_auth;
 mod rate;
 pub mod redact;
-mod sandbox_body;
 pub mod refusal;
+mod sandbox_body;
 pub mod swap;
 #[cfg(test)]
 mod testing;

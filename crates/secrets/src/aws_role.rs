@@ -91,14 +91,24 @@ async fn assume(
         &url,
         &[
             ("host", host.as_str()),
-            ("content-type", "application/x-www-form-urlencoded; charset=utf-8"),
+            (
+                "content-type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            ),
         ],
         body.into_bytes(),
         SOURCE,
     )?;
     let (mut parts, body) = req.into_parts();
-    sign_new(&mut parts, &body, stored, region, "sts", &crate::amz_date_now())
-        .map_err(|e| SourceError::new(SOURCE, e.to_string()))?;
+    sign_new(
+        &mut parts,
+        &body,
+        stored,
+        region,
+        "sts",
+        &crate::amz_date_now(),
+    )
+    .map_err(|e| SourceError::new(SOURCE, e.to_string()))?;
     let answer = client
         .send(http::Request::from_parts(parts, body))
         .await
@@ -109,20 +119,22 @@ async fn assume(
         let code = element(&text, "Code").unwrap_or_default();
         return Err(SourceError::new(
             SOURCE,
-            format!("AssumeRole of {} was refused (HTTP {status} {code})", role.role_arn),
+            format!(
+                "AssumeRole of {} was refused (HTTP {status} {code})",
+                role.role_arn
+            ),
         ));
     }
-    let missing = |what: &str| SourceError::new(SOURCE, format!("the AssumeRole answer has no {what}"));
+    let missing =
+        |what: &str| SourceError::new(SOURCE, format!("the AssumeRole answer has no {what}"));
     let akid = element(&text, "AccessKeyId").ok_or_else(|| missing("AccessKeyId"))?;
     let secret = element(&text, "SecretAccessKey").ok_or_else(|| missing("SecretAccessKey"))?;
     let token = element(&text, "SessionToken").ok_or_else(|| missing("SessionToken"))?;
     let expiration = element(&text, "Expiration").ok_or_else(|| missing("Expiration"))?;
-    let expires = time::OffsetDateTime::parse(
-        &expiration,
-        &time::format_description::well_known::Rfc3339,
-    )
-    .map_err(|_| missing("readable Expiration"))?
-    .unix_timestamp();
+    let expires =
+        time::OffsetDateTime::parse(&expiration, &time::format_description::well_known::Rfc3339)
+            .map_err(|_| missing("readable Expiration"))?
+            .unix_timestamp();
     Ok((
         (akid, SecretString::from(secret), SecretString::from(token)),
         expires,
@@ -147,7 +159,10 @@ mod tests {
     fn reads_the_credentials_of_an_assume_role_answer() {
         let xml = "<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>ASIAX</AccessKeyId><SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken><Expiration>2026-12-07T18:00:00Z</Expiration></Credentials></AssumeRoleResult></AssumeRoleResponse>";
         assert_eq!(element(xml, "AccessKeyId").as_deref(), Some("ASIAX"));
-        assert_eq!(element(xml, "Expiration").as_deref(), Some("2026-12-07T18:00:00Z"));
+        assert_eq!(
+            element(xml, "Expiration").as_deref(),
+            Some("2026-12-07T18:00:00Z")
+        );
         assert_eq!(element(xml, "Nothing"), None);
     }
 }

@@ -62,7 +62,13 @@ mod tests {
         cache.put("vault://s/a#k", SecretString::from("v1".to_owned()));
         let (cache_ttl, failure_ttl) = (Duration::from_secs(300), Duration::from_secs(3600));
         tokio::time::advance(Duration::from_secs(299)).await;
-        assert_eq!(cache.fresh("vault://s/a#k", cache_ttl).expect("fresh").expose_secret(), "v1");
+        assert_eq!(
+            cache
+                .fresh("vault://s/a#k", cache_ttl)
+                .expect("fresh")
+                .expose_secret(),
+            "v1"
+        );
         tokio::time::advance(Duration::from_secs(2)).await;
         assert!(cache.fresh("vault://s/a#k", cache_ttl).is_none());
         assert!(cache.usable("vault://s/a#k", failure_ttl).is_some());

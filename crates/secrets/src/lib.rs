@@ -94,7 +94,13 @@ impl Secrets {
         now_unix: i64,
     ) -> Result<TemporaryKeys, SourceError> {
         self.roles
-            .keys(&self.client.with_timeout(std::time::Duration::from_secs(10)), role, region, stored, now_unix)
+            .keys(
+                &self.client.with_timeout(std::time::Duration::from_secs(10)),
+                role,
+                region,
+                stored,
+                now_unix,
+            )
             .await
     }
 
@@ -122,7 +128,8 @@ impl Secrets {
         policy: &Policy,
         reference: &str,
     ) -> Result<SecretString, SourceError> {
-        let parsed = ExternalRef::parse(reference).map_err(|why| SourceError::new("secret reference", why))?;
+        let parsed = ExternalRef::parse(reference)
+            .map_err(|why| SourceError::new("secret reference", why))?;
         let source = parsed.scheme.source();
         let timing = timing(policy, parsed.scheme).ok_or_else(|| {
             SourceError::new(

@@ -713,7 +713,10 @@ fn key_values(
             (Some((None, g)), None) => Ok(vec![(String::new(), convert("", g)?)]),
             _ => Err(ServiceError::invalid(
                 "values",
-                format!("connector `{}` takes one key: send {{\"key\": \"…\"}}", c.id),
+                format!(
+                    "connector `{}` takes one key: send {{\"key\": \"…\"}}",
+                    c.id
+                ),
             )),
         };
     }
@@ -744,7 +747,11 @@ fn key_values(
         if c.input(&name).is_none() {
             return Err(ServiceError::invalid(
                 "values",
-                format!("connector `{}` has no input `{name}`; its inputs: {}", c.id, names()),
+                format!(
+                    "connector `{}` has no input `{name}`; its inputs: {}",
+                    c.id,
+                    names()
+                ),
             ));
         }
         by_name.push((name, g));
@@ -759,7 +766,7 @@ fn key_values(
             None if input.optional => {}
             None => {
                 return Err(ServiceError::invalid(
-                        "values",
+                    "values",
                     format!(
                         "connector `{}` needs `{}` too; give every input: {}",
                         c.id,

@@ -148,4 +148,3 @@ pub async fn run_client(
         )
     })
 }
-

@@ -20,6 +20,7 @@ pub mod mcp;
 pub mod oauth_server;
 pub mod proxy;
 pub mod receiver;
+pub mod secret_stores;
 pub mod upstream;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;

@@ -186,7 +186,9 @@ impl Vault {
         given: Vec<(String, KeyValue)>,
     ) -> Result<ConnectionInfo, VaultError> {
         if given.is_empty() {
-            return Err(VaultError::Invalid("no value given; send the key".to_owned()));
+            return Err(VaultError::Invalid(
+                "no value given; send the key".to_owned(),
+            ));
         }
         let mut values = std::collections::BTreeMap::new();
         let mut refs = std::collections::BTreeMap::new();
@@ -196,7 +198,11 @@ impl Vault {
                 KeyValue::Value(v) => {
                     let text = v.expose_secret();
                     if text.is_empty() || text.contains(['\r', '\n', '\0']) {
-                        let what = if name.is_empty() { "the key".to_owned() } else { format!("`{name}`") };
+                        let what = if name.is_empty() {
+                            "the key".to_owned()
+                        } else {
+                            format!("`{name}`")
+                        };
                         return Err(VaultError::Invalid(format!(
                             "{what} is empty or contains a line break; send only the value itself"
                         )));

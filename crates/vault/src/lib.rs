@@ -56,13 +56,13 @@ pub use db::{PlaceholderEntry, Resolved, Vault};
 pub use error::VaultError;
 pub use key::MasterKey;
 pub use links::{ConnectLink, LinkUse};
+pub use minted::Shape;
 pub use outbox::OutboxEntry;
 pub use placeholder::{
     AWS_KEY_ID_PREFIX, MIN_BODY as PLACEHOLDER_MIN_BODY, PREFIX as PLACEHOLDER_PREFIX, Placeholder,
     PlaceholderHash, is_aws_key_id,
 };
 pub use records::SandboxInfo;
-pub use minted::Shape;
 pub use records::{
     AuditEvent, ConnectionId, ConnectionInfo, ConnectionKind, ConnectionName, ConnectionStatus,
     Credential, Identity, KeyValue, Labels, Owner, PendingAuthorization, PlaceholderInfo, TokenSet,

@@ -109,7 +109,9 @@ impl Vault {
     /// id but another secret is refused.
     pub fn aws_secret_placeholder(&self, key_id: &str) -> Placeholder {
         use base64::Engine;
-        let derived = self.mac.derive("aws secret access key placeholder", key_id.as_bytes());
+        let derived = self
+            .mac
+            .derive("aws secret access key placeholder", key_id.as_bytes());
         let text = base64::engine::general_purpose::STANDARD.encode(&derived[..30]);
         Placeholder::derived(text.replace(['+', '/'], "x"))
     }

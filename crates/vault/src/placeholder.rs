@@ -18,7 +18,9 @@ const AWS_KEY_ID_BODY: usize = 16;
 /// True for `AKIA` + 16 of `A-Z2-7`: the shape of the AWS key id placeholders egret mints.
 pub fn is_aws_key_id(text: &str) -> bool {
     text.strip_prefix(AWS_KEY_ID_PREFIX).is_some_and(|b| {
-        b.len() == AWS_KEY_ID_BODY && b.bytes().all(|c| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c))
+        b.len() == AWS_KEY_ID_BODY
+            && b.bytes()
+                .all(|c| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c))
     })
 }
 

@@ -8,9 +8,9 @@ use super::Validator;
 use crate::error::Located;
 use crate::host::{HostPattern, normalize_host};
 use crate::model::*;
-use crate::{AssumeRole, AwsSettings};
 use crate::raw::*;
 use crate::templates::{self, Defaults};
+use crate::{AssumeRole, AwsSettings};
 
 impl Validator<'_> {
     pub(super) fn connector(&self, c: RawConnector, base: &Path) -> Result<Connector, Located> {
@@ -87,11 +87,12 @@ impl Validator<'_> {
             }
             Some("hmac") => {
                 let recipe = match (&c.hmac, defaults.as_ref().and_then(|d| d.hmac.clone())) {
-                    (Some(h), _) => crate::credential::hmac(&h.value)
-                        .map_err(|(at, m)| match at {
+                    (Some(h), _) => {
+                        crate::credential::hmac(&h.value).map_err(|(at, m)| match at {
                             Some(at) => self.at(at, &m),
                             None => self.at(h, &m),
-                        })?,
+                        })?
+                    }
                     (None, Some(recipe)) => recipe,
                     (None, None) => {
                         return Err(self.at(&c.id, &format!("connector `{id}` has `auth: hmac` but no `hmac:` block; give `recipe` or `string_to_sign` and `signature`")));
@@ -212,7 +213,17 @@ impl Validator<'_> {
                     other => {
                         if let Some(input) = other.strip_prefix("input:") {
                             if !inputs.iter().any(|i| i.name == input) {
-                                return Err(self.at(what, &format!("there is no input `{input}`; the connector's inputs: {}", inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", "))));
+                                return Err(self.at(
+                                    what,
+                                    &format!(
+                                        "there is no input `{input}`; the connector's inputs: {}",
+                                        inputs
+                                            .iter()
+                                            .map(|i| i.name.as_str())
+                                            .collect::<Vec<_>>()
+                                            .join(", ")
+                                    ),
+                                ));
                             }
                             EnvValue::Input(input.to_owned())
                         } else if let Some(text) = other.strip_prefix("text:") {
@@ -329,7 +340,10 @@ impl Validator<'_> {
             Some(r) => {
                 let arn = &r.value.role_arn;
                 if !arn.value.starts_with("arn:") || arn.value.contains(char::is_whitespace) {
-                    return Err(self.at(arn, "`role_arn` is not an ARN; expected `arn:aws:iam::123456789012:role/NAME`"));
+                    return Err(self.at(
+                        arn,
+                        "`role_arn` is not an ARN; expected `arn:aws:iam::123456789012:role/NAME`",
+                    ));
                 }
                 let sts_url = match &r.value.sts_url {
                     Some(u) => self.url(u)?,

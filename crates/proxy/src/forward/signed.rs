@@ -115,8 +115,15 @@ async fn aws_sigv4(
         }
         _ => (body, None),
     };
-    let resigned = sigv4::resign(parts, &signed, &payload, hash.as_deref(), &placeholder, &real)
-        .map_err(invalid)?;
+    let resigned = sigv4::resign(
+        parts,
+        &signed,
+        &payload,
+        hash.as_deref(),
+        &placeholder,
+        &real,
+    )
+    .map_err(invalid)?;
     match payload {
         Payload::SignedChunks { trailer } => {
             let resigner = ChunkResigner::new(&resigned, trailer, CHUNK_MAX);
@@ -127,7 +134,11 @@ async fn aws_sigv4(
                 },
                 // Read whole already (for rules or an approval): re-signed at once.
                 Either::Right(full) => {
-                    let bytes = full.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                    let bytes = full
+                        .collect()
+                        .await
+                        .map(|c| c.to_bytes())
+                        .unwrap_or_default();
                     let mut resigner = resigner;
                     let out = resigner.push(&bytes).map_err(invalid)?;
                     resigner.finish().map_err(invalid)?;

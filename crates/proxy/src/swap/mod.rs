@@ -171,9 +171,7 @@ impl Field<'_> {
         match self {
             Field::Authorization => Cow::Borrowed("the Authorization header"),
             Field::Basic { password: false } => Cow::Borrowed("the user of a Basic credential"),
-            Field::Basic { password: true } => {
-                Cow::Borrowed("the password of a Basic credential")
-            }
+            Field::Basic { password: true } => Cow::Borrowed("the password of a Basic credential"),
             Field::SigV4 => Cow::Borrowed("an AWS signature"),
             Field::Header(name) => Cow::Owned(format!("header {name}")),
             Field::Query(name) => Cow::Owned(format!("query parameter {name}")),
@@ -388,7 +386,11 @@ fn swap_basic(
             let secret = found.wire()?.as_bytes();
             out.extend_from_slice(secret);
             report.echo(secret, part);
-            record(report, &found.resolved, Cow::Borrowed("authorization (basic)"));
+            record(
+                report,
+                &found.resolved,
+                Cow::Borrowed("authorization (basic)"),
+            );
         } else {
             let field = Field::Elsewhere("a Basic credential, mixed with other text");
             swap_in_text(part, field, dest, lookup, report, verbatim)?;
@@ -591,9 +593,12 @@ fn aws_key_id(
     report: &mut SwapReport,
 ) -> Result<(), Halt> {
     if !egret_vault::is_aws_key_id(key_id) {
-        if let Some(c) = lookup.policy.connectors.iter().find(|c| {
-            matches!(c.auth, AuthKind::AwsSigV4(_)) && c.serves(dest.host, dest.port)
-        }) {
+        if let Some(c) = lookup
+            .policy
+            .connectors
+            .iter()
+            .find(|c| matches!(c.auth, AuthKind::AwsSigV4(_)) && c.serves(dest.host, dest.port))
+        {
             return Err(Refusal::signature_invalid(
                 c.id.as_str(),
                 "it is signed with an access key id egret did not give; sign with the AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from `egret sandbox-env`",

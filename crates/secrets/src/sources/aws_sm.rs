@@ -32,7 +32,9 @@ pub(crate) async fn fetch(
             ),
         )
     })?;
-    let body = serde_json::json!({ "SecretId": id }).to_string().into_bytes();
+    let body = serde_json::json!({ "SecretId": id })
+        .to_string()
+        .into_bytes();
     let url = format!("{}/", source.endpoint);
     let host = url
         .strip_prefix("https://")
@@ -80,7 +82,10 @@ pub(crate) async fn fetch(
         .and_then(serde_json::Value::as_str)
         .ok_or_else(|| SourceError::new(SOURCE, format!("{what} has no SecretString")))?;
     let object: serde_json::Value = serde_json::from_str(text).map_err(|_| {
-        SourceError::new(SOURCE, format!("{what}: the secret is not JSON, so it has no field `{name}`"))
+        SourceError::new(
+            SOURCE,
+            format!("{what}: the secret is not JSON, so it has no field `{name}`"),
+        )
     })?;
     field(SOURCE, &object, name, &what)
 }

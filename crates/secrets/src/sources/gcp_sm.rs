@@ -23,7 +23,13 @@ pub(crate) async fn fetch(
     let bearer = format!("Bearer {}", token.expose_secret());
     let path: Vec<String> = path.split('/').map(super::encode).collect();
     let url = format!("{}/v1/{}:access", source.endpoint, path.join("/"));
-    let req = request(Method::GET, &url, &[("authorization", &bearer)], Vec::new(), SOURCE)?;
+    let req = request(
+        Method::GET,
+        &url,
+        &[("authorization", &bearer)],
+        Vec::new(),
+        SOURCE,
+    )?;
     let answer = client.send(req).await.map_err(|e| transport(SOURCE, e))?;
     let what = "the secret version".to_owned();
     let answer = json(SOURCE, &what, answer)?;
@@ -34,8 +40,8 @@ pub(crate) async fn fetch(
     let bytes = STANDARD
         .decode(data)
         .map_err(|_| SourceError::new(SOURCE, "payload.data is not base64"))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| SourceError::new(SOURCE, "the secret is not text"))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| SourceError::new(SOURCE, "the secret is not text"))?;
     let text = text.trim().to_owned();
     if text.is_empty() {
         return Err(SourceError::new(SOURCE, "the secret is empty"));

@@ -21,7 +21,10 @@ pub(crate) async fn fetch(
     let s = &policy.secret_sources;
     let missing = || {
         let source = reference.scheme.source();
-        SourceError::new(source, format!("no `secret_sources.{source}` is configured"))
+        SourceError::new(
+            source,
+            format!("no `secret_sources.{source}` is configured"),
+        )
     };
     match reference.scheme {
         Scheme::Vault => {
@@ -75,7 +78,9 @@ pub(crate) fn json(
     let status = answer.status();
     if !status.is_success() {
         let why = match status.as_u16() {
-            401 | 403 => format!("{what}: access denied (HTTP {status}); check the source's token and its permissions"),
+            401 | 403 => format!(
+                "{what}: access denied (HTTP {status}); check the source's token and its permissions"
+            ),
             404 => format!("{what}: not found (HTTP 404)"),
             _ => format!("{what}: HTTP {status}"),
         };
@@ -94,9 +99,18 @@ pub(crate) fn field(
 ) -> Result<SecretString, SourceError> {
     match object.get(name) {
         Some(serde_json::Value::String(v)) if !v.is_empty() => Ok(SecretString::from(v.clone())),
-        Some(serde_json::Value::String(_)) => Err(SourceError::new(source, format!("{what}: field `{name}` is empty"))),
-        Some(_) => Err(SourceError::new(source, format!("{what}: field `{name}` is not a string"))),
-        None => Err(SourceError::new(source, format!("{what} has no field `{name}`"))),
+        Some(serde_json::Value::String(_)) => Err(SourceError::new(
+            source,
+            format!("{what}: field `{name}` is empty"),
+        )),
+        Some(_) => Err(SourceError::new(
+            source,
+            format!("{what}: field `{name}` is not a string"),
+        )),
+        None => Err(SourceError::new(
+            source,
+            format!("{what} has no field `{name}`"),
+        )),
     }
 }
 

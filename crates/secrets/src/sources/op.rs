@@ -19,14 +19,23 @@ pub(crate) async fn fetch(
 ) -> Result<SecretString, SourceError> {
     let mut parts = path.split('/').filter(|p| !p.is_empty());
     let (Some(vault), Some(item), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(SourceError::new(SOURCE, "the reference is not op://VAULT/ITEM/FIELD"));
+        return Err(SourceError::new(
+            SOURCE,
+            "the reference is not op://VAULT/ITEM/FIELD",
+        ));
     };
     let token = token(SOURCE, &source.token)?;
     let bearer = format!("Bearer {}", token.expose_secret());
     let get = |url: String, what: String| {
         let bearer = bearer.clone();
         async move {
-            let req = request(Method::GET, &url, &[("authorization", &bearer)], Vec::new(), SOURCE)?;
+            let req = request(
+                Method::GET,
+                &url,
+                &[("authorization", &bearer)],
+                Vec::new(),
+                SOURCE,
+            )?;
             let answer = client.send(req).await.map_err(|e| transport(SOURCE, e))?;
             json(SOURCE, &what, answer)
         }
@@ -36,11 +45,16 @@ pub(crate) async fn fetch(
         percent_encoding::utf8_percent_encode(&text, percent_encoding::NON_ALPHANUMERIC).to_string()
     };
     let vaults = get(
-        format!("{}/v1/vaults?filter={}", source.address, filter("name", vault)),
+        format!(
+            "{}/v1/vaults?filter={}",
+            source.address,
+            filter("name", vault)
+        ),
         format!("vault {vault}"),
     )
     .await?;
-    let vault_id = first_id(&vaults).ok_or_else(|| SourceError::new(SOURCE, format!("there is no vault named {vault}")))?;
+    let vault_id = first_id(&vaults)
+        .ok_or_else(|| SourceError::new(SOURCE, format!("there is no vault named {vault}")))?;
     let items = get(
         format!(
             "{}/v1/vaults/{}/items?filter={}",
@@ -51,7 +65,9 @@ pub(crate) async fn fetch(
         format!("item {item}"),
     )
     .await?;
-    let item_id = first_id(&items).ok_or_else(|| SourceError::new(SOURCE, format!("vault {vault} has no item titled {item}")))?;
+    let item_id = first_id(&items).ok_or_else(|| {
+        SourceError::new(SOURCE, format!("vault {vault} has no item titled {item}"))
+    })?;
     let full = get(
         format!(
             "{}/v1/vaults/{}/items/{}",
@@ -70,9 +86,15 @@ pub(crate) async fn fetch(
         f.get("label").and_then(serde_json::Value::as_str) == Some(name)
             || f.get("id").and_then(serde_json::Value::as_str) == Some(name)
     });
-    match found.and_then(|f| f.get("value")).and_then(serde_json::Value::as_str) {
+    match found
+        .and_then(|f| f.get("value"))
+        .and_then(serde_json::Value::as_str)
+    {
         Some(v) if !v.is_empty() => Ok(SecretString::from(v.to_owned())),
-        _ => Err(SourceError::new(SOURCE, format!("item {item} has no field {name} with a value"))),
+        _ => Err(SourceError::new(
+            SOURCE,
+            format!("item {item} has no field {name} with a value"),
+        )),
     }
 }
 

@@ -76,12 +76,18 @@ pub(crate) async fn fetch(
             continue;
         }
         let body = json(SOURCE, &what, answer)?;
-        let data = body
-            .pointer("/data/data")
-            .ok_or_else(|| SourceError::new(SOURCE, format!("{what}: the answer has no data.data (is {mount} a KV version 2 mount?)")))?;
+        let data = body.pointer("/data/data").ok_or_else(|| {
+            SourceError::new(
+                SOURCE,
+                format!("{what}: the answer has no data.data (is {mount} a KV version 2 mount?)"),
+            )
+        })?;
         return field(SOURCE, data, name, &what);
     }
-    Err(SourceError::new(SOURCE, format!("{what}: access denied after logging in again")))
+    Err(SourceError::new(
+        SOURCE,
+        format!("{what}: access denied after logging in again"),
+    ))
 }
 
 async fn approle_login(
@@ -104,7 +110,13 @@ async fn approle_login(
     if let Some(ns) = &source.namespace {
         headers.push(("x-vault-namespace", ns.as_str()));
     }
-    let req = request(Method::POST, &url, &headers, body.to_string().into_bytes(), SOURCE)?;
+    let req = request(
+        Method::POST,
+        &url,
+        &headers,
+        body.to_string().into_bytes(),
+        SOURCE,
+    )?;
     let answer = client.send(req).await.map_err(|e| transport(SOURCE, e))?;
     let body = json(SOURCE, "AppRole login", answer)?;
     let auth = body
