@@ -39,6 +39,8 @@ mod e2e_sandbox_env;
 mod e2e_vault;
 /// Hostile upstreams: compressed, renamed and malformed answers never bring a key back.
 mod hostile;
+/// Several values per connection and HMAC signing: each input in its own field.
+mod inputs;
 /// Interception: the swap, host binding, HTTP/1.1 and HTTP/2, pooling, policy changes.
 mod intercept;
 /// Nothing leaks back: echoed credentials replaced in answers, disguised placeholders.
