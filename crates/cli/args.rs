@@ -319,10 +319,16 @@ pub enum ConnectionCommand {
         which: WhichConnection,
     },
     /// Store a static key for CONNECTOR: typed at a prompt that does not echo, or piped
-    /// on stdin (never on the command line).
+    /// on stdin (never on the command line). A connector with several inputs prompts for
+    /// each (piped: one `INPUT=VALUE` per line).
     SetKey {
         #[command(flatten)]
         which: WhichConnection,
+        /// Keep the value in an external secret store instead: `vault://MOUNT/PATH#FIELD`,
+        /// `aws-sm://…`, `gcp-sm://…`, `op://…`; `INPUT=REFERENCE` for one input of
+        /// several. Repeatable.
+        #[arg(long = "ref", value_name = "[INPUT=]REFERENCE")]
+        refs: Vec<String>,
     },
     /// Test a connection: one real, read-only request to the vendor with its credential
     /// (the connector's `test:`, or its template's identity request). Exit 1 when it

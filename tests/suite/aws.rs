@@ -36,7 +36,8 @@ connectors:
 }
 
 struct Setup {
-    egret: TestProxy,
+    /// Kept running for the test's length.
+    _egret: TestProxy,
     endpoint: AwsEndpoint,
     env: Vec<(String, String)>,
     _ca_file: tempfile::NamedTempFile,
@@ -105,7 +106,7 @@ async fn setup(token: Option<&str>) -> Setup {
         ),
     ];
     Setup {
-        egret,
+        _egret: egret,
         endpoint,
         env,
         _ca_file: ca_file,

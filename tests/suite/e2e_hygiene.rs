@@ -281,3 +281,221 @@ async fn no_secret_appears_in_any_output_or_in_the_vault_file() {
         "the trace log holds a placeholder"
     );
 }
+
+const DD_API: &str = "dd-HYGIENE-api-key-0123";
+const DD_APP: &str = "dd-HYGIENE-app/key+4567";
+const HMAC_SECRET: &str = "whsec-HYGIENE-signing-89";
+const FROM_VAULT: &str = "sk-HYGIENE-kept-in-vault-55";
+
+/// The credential kinds of issue 28 — several inputs, an HMAC secret, a value kept in
+/// Vault — stored every way egret takes them (CLI prompts piped, references), used and
+/// refused through the proxy with trace logs on, then every output searched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_value_of_several_inputs_an_hmac_secret_or_a_vault_reference_appears_anywhere() {
+    use egret_test_support::secret_stores::{HOST, SecretStores, VAULT_TOKEN};
+    let (dir, ca, upstream) = setup().await;
+    let d = dir.path();
+    let stores = SecretStores::start(&ca).await;
+    stores.set_vault("secret/openai", "api_key", FROM_VAULT);
+    std::fs::write(d.join("vault-token"), VAULT_TOKEN).expect("token file");
+    let connectors = "  - { id: openai, auth: api_key, egress: [api.test.local] }
+  - id: datadog
+    auth: api_key
+    egress: [other.test.local]
+    inputs:
+      - { name: api_key, inject: { header: DD-API-KEY } }
+      - { name: app_key, inject: { header: DD-APPLICATION-KEY } }
+  - { id: hooks, template: github-webhook, egress: [weather.test.local] }
+";
+    let yaml = super::harness::binary::config(connectors)
+        .replace(
+            "weather.test.local: 127.0.0.1 }",
+            &format!("weather.test.local: 127.0.0.1, {HOST}: 127.0.0.1 }}"),
+        )
+        .replace(
+            "connectors:\n",
+            &format!(
+                "secret_sources:\n  vault: {{ address: \"{}\", token: \"${{file:vault-token}}\", ca_file: upstream-ca.pem }}\nconnectors:\n",
+                stores.url()
+            ),
+        );
+    std::fs::write(d.join("egret.yaml"), yaml).expect("write");
+    let egret = Egret::start(d, "trace.log").await;
+    let token = std::fs::read_to_string(d.join("data/admin.token")).expect("token");
+    let token = token.trim().to_owned();
+    let (proxy, control) = (egret.proxy, egret.control);
+    let base = format!("http://{control}");
+    let auth = format!("Authorization: Bearer {token}");
+    let mut outputs = Vec::new();
+    // Stored by the CLI: piped INPUT=VALUE lines, and a reference.
+    for (args, input) in [
+        (
+            vec!["connection", "set-key", "datadog", "--owner", "org"],
+            Some(format!("api_key={DD_API}\napp_key={DD_APP}\n")),
+        ),
+        (
+            vec!["connection", "set-key", "hooks", "--owner", "org"],
+            Some(format!("secret={HMAC_SECRET}\n")),
+        ),
+        (
+            vec![
+                "connection",
+                "set-key",
+                "openai",
+                "--owner",
+                "org",
+                "--ref",
+                "vault://secret/openai#api_key",
+            ],
+            None,
+        ),
+    ] {
+        let out = egret.cli(&args, input.as_deref()).await;
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        outputs.push(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let mint = |connector: &str| {
+        let (auth, base, body) = (
+            auth.clone(),
+            base.clone(),
+            format!(r#"{{"connector":"{connector}","owner":"org"}}"#),
+        );
+        async move {
+            curl(&[
+                "-X",
+                "POST",
+                "-H",
+                &auth,
+                "-H",
+                "content-type: application/json",
+                "--data-binary",
+                &body,
+                &format!("{base}/v1/placeholders"),
+            ])
+            .await
+        }
+    };
+    let placeholders = |text: &str| -> Vec<String> {
+        text.split('"')
+            .filter(|s| s.starts_with("egp_"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let dd = mint("datadog").await;
+    let hooks = mint("hooks").await;
+    let openai = mint("openai").await;
+    let (dd_p, hooks_p, openai_p) = (
+        placeholders(&dd),
+        placeholders(&hooks),
+        placeholders(&openai),
+    );
+    outputs.extend([dd, hooks, openai]);
+    let pem = stdout(&egret.cli(&["ca", "export"], None).await);
+    std::fs::write(d.join("egret-ca.pem"), format!("{pem}\n")).expect("write");
+    let port = upstream.addr.port();
+    let ca_file = d.join("egret-ca.pem").display().to_string();
+    let through = |headers: Vec<String>, url: String, body: Option<&'static str>| {
+        let ca_file = ca_file.clone();
+        async move {
+            let mut args = vec![
+                "-x".to_owned(),
+                format!("http://{proxy}"),
+                "--cacert".to_owned(),
+                ca_file,
+            ];
+            for h in headers {
+                args.extend(["-H".to_owned(), h]);
+            }
+            if let Some(b) = body {
+                args.extend(["--data-binary".to_owned(), b.to_owned()]);
+            }
+            args.push(url);
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            curl(&refs).await
+        }
+    };
+    // Each used (answers echo what was sent: /reflect), one misplaced.
+    outputs.push(
+        through(
+            vec![
+                format!("DD-API-KEY: {}", dd_p[1]),
+                format!("DD-APPLICATION-KEY: {}", dd_p[2]),
+            ],
+            format!("https://other.test.local:{port}/reflect"),
+            None,
+        )
+        .await,
+    );
+    outputs.push(
+        through(
+            vec![format!("DD-API-KEY: {}", dd_p[2])],
+            format!("https://other.test.local:{port}/reflect"),
+            None,
+        )
+        .await,
+    );
+    outputs.push(
+        through(
+            vec![format!("X-Hub-Signature-256: sha256={}", hooks_p[0])],
+            format!("https://weather.test.local:{port}/reflect"),
+            Some("Hello, World!"),
+        )
+        .await,
+    );
+    outputs.push(
+        through(
+            vec![format!("Authorization: Bearer {}", openai_p[0])],
+            format!("https://api.test.local:{port}/reflect"),
+            None,
+        )
+        .await,
+    );
+    let seen = upstream.seen();
+    assert!(
+        seen.iter()
+            .any(|s| s["headers"]["dd-application-key"] == DD_APP),
+        "the inputs went upstream"
+    );
+    assert!(
+        seen.iter()
+            .any(|s| s["headers"]["authorization"] == format!("Bearer {FROM_VAULT}")),
+        "the value kept in Vault went upstream"
+    );
+    for path in [
+        "/v1/connectors",
+        "/v1/connections",
+        "/v1/audit",
+        "/v1/placeholders",
+        "/metrics",
+    ] {
+        outputs.push(curl(&["-H", &auth, &format!("{base}{path}")]).await);
+    }
+    outputs.push(stdout(
+        &egret.cli(&["connection", "list", "-o", "json"], None).await,
+    ));
+    outputs.push(stdout(&egret.cli(&["audit", "tail"], None).await));
+    let log = egret.stop().await;
+    let vault = String::from_utf8_lossy(&std::fs::read(d.join("data/egret.redb")).expect("vault"))
+        .into_owned();
+    for secret in [
+        DD_API,
+        DD_APP,
+        "dd-HYGIENE-app%2Fkey%2B4567",
+        HMAC_SECRET,
+        FROM_VAULT,
+        VAULT_TOKEN,
+    ] {
+        for (i, out) in outputs.iter().enumerate() {
+            assert!(!out.contains(secret), "output {i} holds {secret}:\n{out}");
+        }
+        assert!(!log.contains(secret), "the trace log holds {secret}");
+        assert!(
+            !vault.contains(secret),
+            "the vault file holds {secret} in the clear"
+        );
+    }
+}

@@ -66,12 +66,24 @@ pub async fn run(client: ControlClient, cmd: ConnectionCommand) -> Result<()> {
             table.print("no connections; store a key with `egret connection set-key` or connect with `egret connection connect`");
             Ok(())
         }
-        ConnectionCommand::SetKey { which } => {
-            let key = read_key(&which)?;
+        ConnectionCommand::SetKey { which, refs } => {
+            let connectors = client
+                .call(Method::GET, "/v1/connectors", None)
+                .await?
+                .unwrap_or(Value::Null);
+            let inputs: Vec<(String, bool)> = connectors["connectors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["id"] == which.connector.as_str())
+                .and_then(|c| c["inputs"].as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|i| Some((i["name"].as_str()?.to_owned(), i["optional"] == true)))
+                .collect();
+            let body = key_body(&which, &inputs, &refs)?;
             let path = connection_path(&which, "/key");
-            client
-                .call(Method::PUT, &path, Some(json!({ "key": key.as_str() })))
-                .await?;
+            client.call(Method::PUT, &path, Some(body)).await?;
             eprintln!("stored the key for {}", label(&which));
             Ok(())
         }
@@ -210,6 +222,79 @@ fn label(which: &WhichConnection) -> String {
 
 /// The key: typed at a prompt that does not echo when stdin is a terminal, else read
 /// whole from stdin (a pipe). Never from the command line, where `ps` would show it.
+/// The body of `PUT …/key`: one key (or reference), or a value per input — prompted
+/// for each on a terminal, else read as `INPUT=VALUE` lines from stdin.
+fn key_body(which: &WhichConnection, inputs: &[(String, bool)], refs: &[String]) -> Result<Value> {
+    if inputs.is_empty() {
+        return match refs {
+            [] => Ok(json!({ "key": read_key(which)?.as_str() })),
+            [one] if !one.contains('=') || one.contains("://") => Ok(json!({ "ref": one })),
+            _ => bail!(
+                "connector {} takes one value: give one --ref REFERENCE",
+                which.connector
+            ),
+        };
+    }
+    let mut values = serde_json::Map::new();
+    for r in refs {
+        let (input, reference) = match r.split_once('=') {
+            Some((i, rest)) if !i.contains("://") => (i.to_owned(), rest.to_owned()),
+            _ if inputs.len() == 1 => (inputs[0].0.clone(), r.clone()),
+            _ => bail!(
+                "connector {} has several inputs; write --ref INPUT=REFERENCE",
+                which.connector
+            ),
+        };
+        values.insert(input, json!({ "ref": reference }));
+    }
+    let missing: Vec<&(String, bool)> = inputs
+        .iter()
+        .filter(|(n, _)| !values.contains_key(n))
+        .collect();
+    if std::io::stdin().is_terminal() {
+        for (name, optional) in missing {
+            let hint = if *optional {
+                ", optional: Enter to leave it out"
+            } else {
+                ""
+            };
+            let value = zeroize::Zeroizing::new(
+                rpassword::prompt_password(format!(
+                    "{name} for {} (not shown{hint}): ",
+                    label(which)
+                ))
+                .context("reading a value from the terminal")?,
+            );
+            if !value.is_empty() {
+                values.insert(name.clone(), Value::from(value.as_str()));
+            }
+        }
+    } else if !missing.is_empty() {
+        let mut text = zeroize::Zeroizing::new(String::new());
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the values from stdin")?;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let Some((name, value)) = line.split_once('=') else {
+                bail!(
+                    "expected INPUT=VALUE lines on stdin (inputs: {})",
+                    names(inputs)
+                );
+            };
+            values.insert(name.trim().to_owned(), Value::from(value));
+        }
+    }
+    Ok(json!({ "values": values }))
+}
+
+fn names(inputs: &[(String, bool)]) -> String {
+    inputs
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn read_key(which: &WhichConnection) -> Result<zeroize::Zeroizing<String>> {
     let key = if std::io::stdin().is_terminal() {
         zeroize::Zeroizing::new(

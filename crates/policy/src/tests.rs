@@ -239,7 +239,7 @@ connectors:
 
 #[test]
 fn every_template_resolves_and_bad_template_input_is_located() {
-    for t in templates::TEMPLATES {
+    for t in templates::TEMPLATES.iter().filter(|t| t.oauth) {
         let settings: Vec<String> = t
             .settings
             .iter()
@@ -589,4 +589,101 @@ fn a_misspelt_key_says_which_key_was_meant() {
     );
     let e = error_of("version: 1\nproxy: [\n");
     assert!(!e.message.contains("error:"), "{e}");
+}
+
+#[test]
+fn the_aws_template_gives_egress_per_service_and_the_aws_inputs() {
+    let p = parse_str(
+        "version: 1\nconnectors:\n  - id: aws\n    template: aws\n    settings: { region: eu-west-1, services: [bedrock-runtime, s3] }\n",
+    )
+    .expect("aws");
+    let c = p.connector("aws").expect("connector");
+    let egress: Vec<String> = c.egress.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        egress,
+        [
+            "bedrock-runtime.eu-west-1.amazonaws.com",
+            "s3.eu-west-1.amazonaws.com",
+            "*.s3.eu-west-1.amazonaws.com"
+        ]
+    );
+    assert!(matches!(&c.auth, AuthKind::AwsSigV4(a) if a.region == "eu-west-1"));
+    let names: Vec<&str> = c.inputs.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["access_key_id", "secret_access_key", "session_token"]
+    );
+    let env: Vec<&str> = c.env.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        env,
+        [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION"
+        ]
+    );
+    let e = parse_str(
+        "version: 1\nconnectors:\n  - id: aws\n    template: aws\n    settings: { region: \"us east\", services: [s3] }\n",
+    )
+    .expect_err("bad region");
+    assert!(e.to_string().contains("not an AWS region"), "{e}");
+}
+
+#[test]
+fn inputs_and_hmac_recipes_are_checked_with_what_to_write() {
+    for (stanza, says) in [
+        (
+            "auth: api_key\n    egress: [x.com]\n    inputs: [{ name: a, inject: { header: X-A } }, { name: a, inject: { header: X-B } }]",
+            "listed twice",
+        ),
+        (
+            "auth: api_key\n    egress: [x.com]\n    inputs: [{ name: a, inject: { header: X-A } }, { name: b, inject: { header: x-a } }]",
+            "goes where another input goes",
+        ),
+        (
+            "auth: api_key\n    egress: [x.com]\n    inputs: [{ name: a }]",
+            "has no `inject`",
+        ),
+        (
+            "auth: api_key\n    egress: [x.com]\n    inputs: [{ name: Bad, inject: { header: X-A } }]",
+            "must be 1-40 of a-z",
+        ),
+        (
+            "auth: hmac\n    egress: [x.com]\n    inputs: [{ name: s }]",
+            "no `hmac:` block",
+        ),
+        (
+            "auth: hmac\n    egress: [x.com]\n    inputs: [{ name: s }]\n    hmac: { string_to_sign: [body, nonsense], signature: { header: X-Sig } }",
+            "not a part of a string to sign",
+        ),
+        (
+            "auth: hmac\n    egress: [x.com]\n    inputs: [{ name: s }]\n    hmac: { string_to_sign: [timestamp, body], signature: { header: X-Sig } }",
+            "does not say where it goes",
+        ),
+        (
+            "auth: hmac\n    egress: [x.com]\n    inputs: [{ name: s }, { name: t }]\n    hmac: { recipe: binance }",
+            "exactly one input without `inject`",
+        ),
+        (
+            "auth: oauth2\n    egress: [x.com]\n    oauth: { client_id: a, token_url: https://t }\n    grant: client_credentials\n    inputs: [{ name: a, inject: { header: X-A } }]",
+            "an OAuth connection holds one token",
+        ),
+        (
+            "auth: aws_sigv4\n    egress: [x.com]",
+            "needs `aws: {region",
+        ),
+    ] {
+        let text = format!("version: 1\nconnectors:\n  - id: c\n    {stanza}\n");
+        let e = parse_str(&text).expect_err(stanza);
+        assert!(e.to_string().contains(says), "{stanza}: {e}");
+    }
+    let p = parse_str(
+        "version: 1\nconnectors:\n  - id: c\n    auth: hmac\n    egress: [x.com]\n    inputs: [{ name: key, inject: { header: X-Key } }, { name: secret }]\n    hmac: { algorithm: sha512, encoding: base64, key_encoding: base64, string_to_sign: [timestamp, method, path_and_query, body], timestamp: { header: X-Ts, unit: ms }, signature: { header: X-Sig } }\n",
+    )
+    .expect("a custom recipe");
+    let c = p.connector("c").expect("c");
+    assert!(matches!(&c.auth, AuthKind::Hmac(r) if r.parts.len() == 4));
+    let env: Vec<&str> = c.env.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(env, ["C_KEY", "C_SECRET"]);
 }

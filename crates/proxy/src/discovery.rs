@@ -251,18 +251,6 @@ fn reply(status: StatusCode, body: &Value) -> Response<ProxyBody> {
     resp
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bearer_lists_split_on_commas_with_or_without_the_scheme() {
-        let v = HeaderValue::from_static("Bearer egp_a, egp_b,Bearer egp_c");
-        assert_eq!(bearer_list(Some(&v)), ["egp_a", "egp_b", "egp_c"]);
-        assert!(bearer_list(None).is_empty());
-    }
-}
-
 /// Where a sandbox puts an input's placeholder, for an agent to read.
 fn send_in(c: &egret_policy::Connector, field: &egret_policy::InputField) -> serde_json::Value {
     use egret_policy::InputField;
@@ -286,5 +274,17 @@ fn send_in(c: &egret_policy::Connector, field: &egret_policy::InputField) -> ser
                 json!({ "sign": "hmac", "form": "send no signature (or the placeholder where the signature goes); egret signs" })
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_lists_split_on_commas_with_or_without_the_scheme() {
+        let v = HeaderValue::from_static("Bearer egp_a, egp_b,Bearer egp_c");
+        assert_eq!(bearer_list(Some(&v)), ["egp_a", "egp_b", "egp_c"]);
+        assert!(bearer_list(None).is_empty());
     }
 }

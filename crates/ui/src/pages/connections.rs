@@ -13,11 +13,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use egret_policy::{AuthKind, Connector};
 use egret_service::{
-    Begun, ConnectLink, ConnectionFilter, ConnectionId, ConnectionName, ConnectionView, Labels,
-    LinkUse, Owner,
+    Begun, ConnectLink, ConnectionFilter, ConnectionId, ConnectionName, ConnectionView, GivenKey,
+    Labels, LinkUse, Owner,
 };
 use maud::{Markup, html};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::{
@@ -352,8 +352,19 @@ fn offer(session: &Session, link: &ConnectLink, c: &Connector, mine: &[Connectio
                 _ => {
                     form method="post" action=(format!("/ui/connections/{id}/key")) {
                         (hidden(session, &name))
-                        label for=(format!("k-{id}")) { "API key" }
-                        input type="password" id=(format!("k-{id}")) name="key" autocomplete="off" required;
+                        @if c.inputs.is_empty() {
+                            label for=(format!("k-{id}")) { "API key" }
+                            input type="password" id=(format!("k-{id}")) name="key" autocomplete="off" required;
+                        } @else {
+                            // One write-only field per input: what is typed is never shown again.
+                            @for i in &c.inputs {
+                                label for=(format!("k-{id}-{}", i.name)) {
+                                    (i.name)
+                                    @if i.optional { " (optional)" }
+                                }
+                                input type="password" id=(format!("k-{id}-{}", i.name)) name=(format!("input.{}", i.name)) autocomplete="off" required[!i.optional];
+                            }
+                        }
                         button.primary type="submit" { "Save key" }
                     }
                 }
@@ -385,6 +396,9 @@ pub(crate) struct ActionForm {
     description: Option<String>,
     /// `none`, `read_only`, `ask` (the narrowing form).
     narrow: Option<String>,
+    /// `input.<name>`: one value per input of a connector that has several.
+    #[serde(flatten)]
+    inputs: std::collections::BTreeMap<String, SecretString>,
 }
 
 /// `POST /ui/connections/{connector}/{action}`: connect, key, test, describe, remove.
@@ -438,14 +452,27 @@ pub(crate) async fn act(
             }
         }
         "key" => {
-            let Some(key) = form.key else {
+            let given: Vec<(Option<String>, GivenKey)> = match form.key {
+                Some(key) => vec![(None, GivenKey::Value(key))],
+                // An optional input left empty is not given.
+                None => form
+                    .inputs
+                    .into_iter()
+                    .filter_map(|(field, value)| {
+                        let input = field.strip_prefix("input.")?.to_owned();
+                        (!value.expose_secret().is_empty())
+                            .then_some((Some(input), GivenKey::Value(value)))
+                    })
+                    .collect(),
+            };
+            if given.is_empty() {
                 return back_with(
                     Some(&session),
                     StatusCode::BAD_REQUEST,
                     "Type the key; nothing was changed.",
                 );
-            };
-            service.store_key(&who, &conn, key).await.map(drop)
+            }
+            service.store_keys(&who, &conn, given).await.map(drop)
         }
         "test" => match service.test(&who, &conn).await {
             Ok(outcome) if outcome.ok => Ok(()),
