@@ -27,6 +27,8 @@ const CA_VARIABLES: &[&str] = &[
     "CURL_CA_BUNDLE",
     "GIT_SSL_CAINFO",
     "PIP_CERT",
+    // botocore (boto3, the AWS CLI) reads no other.
+    "AWS_CA_BUNDLE",
 ];
 
 pub struct Request<'a> {

@@ -277,3 +277,86 @@ async fn sandbox_env_gives_the_proxy_address_the_server_runs_on() {
         "the pid file is removed on exit"
     );
 }
+
+/// An AWS connection through `sandbox-env` alone: the placeholder key pair, the region
+/// and the CA bundle it prints are all the real boto3 needs; the endpoint checks every
+/// signature with the real keys, which the sandbox never sees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_env_gives_boto3_a_placeholder_key_pair_that_egret_signs_for() {
+    use egret_test_support::aws::{AwsEndpoint, BEDROCK_HOST, S3_HOST};
+    let (dir, ca, _upstream) = setup().await;
+    let (key_id, secret) = (
+        "AKIAE2EREALKEY000001",
+        "e2e-real-secret-key-0000000000000000000",
+    );
+    let endpoint = AwsEndpoint::start(&ca, key_id, secret, None).await;
+    let port = endpoint.port;
+    let yaml = super::harness::binary::config(&format!(
+        "  - id: aws\n    template: aws\n    settings: {{ region: us-east-1, services: [s3, bedrock-runtime] }}\n    egress: [\"{S3_HOST}:{port}\", \"{BEDROCK_HOST}:{port}\"]\n"
+    ))
+    .replace(
+        "weather.test.local: 127.0.0.1 }",
+        &format!("weather.test.local: 127.0.0.1, {S3_HOST}: 127.0.0.1, {BEDROCK_HOST}: 127.0.0.1 }}"),
+    );
+    std::fs::write(dir.path().join("egret.yaml"), yaml).expect("write");
+    let egret = Egret::start(dir.path(), "serve.log").await;
+    let out = egret
+        .cli(
+            &["connection", "set-key", "aws", "--owner", "user:ann"],
+            Some(&format!(
+                "access_key_id={key_id}\nsecret_access_key={secret}\n"
+            )),
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bundle = dir.path().join("sandbox/bundle.pem");
+    let out = egret
+        .cli(
+            &[
+                "sandbox-env",
+                "--owner",
+                "user:ann",
+                "--ca-bundle",
+                &bundle.to_string_lossy(),
+            ],
+            None,
+        )
+        .await;
+    let env_lines = stdout(&out);
+    for var in [
+        "AWS_ACCESS_KEY_ID='AKIA",
+        "AWS_SECRET_ACCESS_KEY='",
+        "AWS_REGION='us-east-1'",
+        "AWS_DEFAULT_REGION='us-east-1'",
+        "AWS_CA_BUNDLE='",
+    ] {
+        assert!(
+            env_lines.contains(&format!("export {var}")),
+            "{var}: {env_lines}"
+        );
+    }
+    assert!(!env_lines.contains(key_id) && !env_lines.contains(secret));
+    let client = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/aws/client.py");
+    let report = sandboxed(
+        &env_lines,
+        &format!(
+            "CALLS=bedrock,presigned AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null python3 '{}' '{}' '{}' 0",
+            client.display(),
+            endpoint.s3_url(),
+            endpoint.bedrock_url()
+        ),
+    )
+    .await;
+    let report: serde_json::Value = serde_json::from_str(&report).expect("the client's JSON");
+    assert_eq!(
+        report["bedrock"]["completion"], "you said: hello",
+        "{report}"
+    );
+    assert_eq!(report["presigned"]["status"], 200, "{report}");
+    assert!(!report.to_string().contains(key_id));
+    egret.stop().await;
+}
