@@ -95,9 +95,12 @@ def bedrock():
     return json.loads(got["body"].read())
 
 
-def chunked():
-    """A PUT in STREAMING-AWS4-HMAC-SHA256-PAYLOAD, signed (seed with botocore's signer,
-    chunks by hand) with the placeholder keys, as Java/Go SDKs send uploads."""
+def chunked(trailer=False):
+    """A PUT in STREAMING-AWS4-HMAC-SHA256-PAYLOAD (with `trailer`: its -TRAILER form,
+    a CRC32 checksum after the last chunk), signed (seed with botocore's signer, chunks
+    by hand) with the placeholder keys, as Java/Go SDKs send uploads."""
+    import base64
+    import zlib
     import datetime
     import hmac as hm
     from botocore.auth import S3SigV4Auth
@@ -110,14 +113,24 @@ def chunked():
     scope = f"{stamp[:8]}/us-east-1/s3/aws4_request"
     # Framing with the final lengths: 64 hex digits per signature.
     framed_len = sum(len(f"{len(p):x};chunk-signature=") + 64 + 2 + len(p) + 2 for p in pieces)
-    framed_len += len("0;chunk-signature=") + 64 + 4
+    crc = base64.b64encode(zlib.crc32(b"".join(pieces)).to_bytes(4, "big")).decode()
+    trailer_line = f"x-amz-checksum-crc32:{crc}"
+    if trailer:
+        framed_len += len("0;chunk-signature=") + 64 + 2
+        framed_len += len(trailer_line) + 2 + len("x-amz-trailer-signature:") + 64 + 2 + 2
+    else:
+        framed_len += len("0;chunk-signature=") + 64 + 4
     host = S3_ENDPOINT.split("://")[1]
-    url = f"{S3_ENDPOINT}/bucket/chunked.bin"
+    key_name = "chunked-trailer.bin" if trailer else "chunked.bin"
+    url = f"{S3_ENDPOINT}/bucket/{key_name}"
+    mode = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" + ("-TRAILER" if trailer else "")
     headers = {"host": host, "x-amz-date": stamp,
-               "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+               "x-amz-content-sha256": mode,
                "content-encoding": "aws-chunked",
                "x-amz-decoded-content-length": str(sum(map(len, pieces))),
                "content-length": str(framed_len)}
+    if trailer:
+        headers["x-amz-trailer"] = "x-amz-checksum-crc32"
     request = AWSRequest(method="PUT", url=url, headers=headers)
     request.context["timestamp"] = stamp
     auth = S3SigV4Auth(Credentials(akid, secret), "s3", "us-east-1")
@@ -134,8 +147,15 @@ def chunked():
         to_sign = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", stamp, scope, previous,
                               hashlib.sha256(b"").hexdigest(), hashlib.sha256(data).hexdigest()])
         previous = hm.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-        body += f"{len(data):x};chunk-signature={previous}\r\n".encode() + data + b"\r\n"
-    assert len(body) == framed_len
+        body += f"{len(data):x};chunk-signature={previous}\r\n".encode() + data
+        if data or not trailer:
+            body += b"\r\n"
+    if trailer:
+        to_sign = "\n".join(["AWS4-HMAC-SHA256-TRAILER", stamp, scope, previous,
+                              hashlib.sha256((trailer_line + "\n").encode()).hexdigest()])
+        signature = hm.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        body += f"{trailer_line}\r\nx-amz-trailer-signature:{signature}\r\n\r\n".encode()
+    assert len(body) == framed_len, (len(body), framed_len)
     ctx = __import__("ssl").create_default_context(cafile=CA)
     opener = urllib.request.build_opener(
         urllib.request.ProxyHandler({"https": os.environ["HTTPS_PROXY"]}),
@@ -147,7 +167,7 @@ def chunked():
             status = r.status
     except urllib.error.HTTPError as e:
         return {"status": e.code, "body": e.read().decode()[:500]}
-    got = s3.get_object(Bucket="bucket", Key="chunked.bin")["Body"].read()
+    got = s3.get_object(Bucket="bucket", Key=key_name)["Body"].read()
     return {"status": status, "same": got == b"".join(pieces)}
 
 
@@ -160,7 +180,8 @@ def wrong_secret():
 
 
 for name, fn in [("put", put), ("get", get), ("presigned", presigned), ("bedrock", bedrock),
-                 ("chunked", chunked), ("wrong_secret", wrong_secret)]:
+                 ("chunked", chunked), ("chunked_trailer", lambda: chunked(trailer=True)),
+                 ("wrong_secret", wrong_secret)]:
     if name in os.environ.get("CALLS", "put,get,presigned,bedrock,wrong_secret").split(","):
         call(name, fn)
 # What the endpoint saw, asked directly (not through egret): its own test port.

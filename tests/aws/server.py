@@ -123,8 +123,9 @@ class Handler(BaseHTTPRequestHandler):
         self.seed = (given, date, region, service)
         return None
 
-    def decode_chunks(self, body, signed):
-        """The payload of an aws-chunked body; each chunk signature checked when signed."""
+    def decode_chunks(self, body, signed, trailer):
+        """The payload of an aws-chunked body; each chunk signature checked when signed,
+        and (with `trailer`) the trailing checksum and its signature."""
         out, pos = b"", 0
         previous, date, region, service = self.seed
         key = signing_key(date, region, service)
@@ -148,11 +149,37 @@ class Handler(BaseHTTPRequestHandler):
                 previous = sig
             out += data
             pos = end + 2 + size
+            if size == 0 and trailer:
+                return out, self.check_trailer(body[pos:], out, key, stamp, scope, previous, signed)
             if size == 0:
-                return out
+                return out, None
             if body[pos:pos + 2] != b"\r\n":
                 raise ValueError("chunk framing")
             pos += 2
+
+    def check_trailer(self, rest, payload, key, stamp, scope, previous, signed):
+        """The trailing headers: the checksum must match the payload; signed, the
+        trailer signature must verify with the real key."""
+        import base64
+        import zlib
+        lines = rest.split(b"\r\n")
+        headers = {}
+        for line in lines:
+            if not line:
+                break
+            name, _, value = line.decode().partition(":")
+            headers[name.strip().lower()] = value.strip()
+        crc = base64.b64encode(zlib.crc32(payload).to_bytes(4, "big")).decode()
+        if headers.get("x-amz-checksum-crc32", crc) != crc:
+            raise ValueError("trailer checksum")
+        if signed:
+            canonical = "".join(f"{k}:{v}\n" for k, v in headers.items() if k != "x-amz-trailer-signature")
+            to_sign = "\n".join(["AWS4-HMAC-SHA256-TRAILER", stamp, scope, previous,
+                                  hashlib.sha256(canonical.encode()).hexdigest()])
+            expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+            if not hmac.compare_digest(expected, headers.get("x-amz-trailer-signature", "")):
+                raise ValueError("trailer signature")
+        return sorted(headers)
 
     def handle_any(self):
         if self.path == "/_stats":
@@ -169,9 +196,12 @@ class Handler(BaseHTTPRequestHandler):
                                       "encoding": self.headers.get("Content-Encoding")})
         if self.headers.get("Content-Encoding", "").startswith("aws-chunked"):
             try:
-                body = self.decode_chunks(body, mode.startswith("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"))
+                body, trailers = self.decode_chunks(
+                    body, mode.startswith("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"), mode.endswith("-TRAILER"))
             except ValueError as e:
                 return self.refuse(str(e))
+            with LOCK:
+                STATS["requests"][-1]["trailers"] = trailers
         path = urlsplit(self.path).path
         if path.startswith("/model/") and path.endswith("/invoke"):
             request = json.loads(body or b"{}")

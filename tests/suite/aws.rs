@@ -221,3 +221,28 @@ async fn signed_chunks_are_resigned_one_by_one() {
     assert!(seen.iter().all(|r| r.get("refused").is_none()), "{report}");
     no_real_key(&report);
 }
+
+/// The `-TRAILER` form: chunks re-signed, then the trailing checksum passed on with its
+/// signature made again with the real chain (the endpoint checks both).
+#[tokio::test]
+async fn a_signed_trailer_is_resigned_after_the_last_chunk() {
+    let s = setup(None).await;
+    let report = run_client(&s.endpoint, &s.env, "chunked_trailer", 0).await;
+    assert_eq!(report["chunked_trailer"]["status"], 200, "{report}");
+    assert_eq!(report["chunked_trailer"]["same"], true, "{report}");
+    let seen = report["stats"]["requests"].as_array().expect("requests");
+    let put = seen
+        .iter()
+        .find(|r| r["path"] == "/bucket/chunked-trailer.bin" && r["method"] == "PUT")
+        .expect("the upload reached the endpoint");
+    assert_eq!(
+        put["mode"], "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
+        "{report}"
+    );
+    assert_eq!(
+        put["trailers"],
+        serde_json::json!(["x-amz-checksum-crc32", "x-amz-trailer-signature"]),
+        "{report}"
+    );
+    assert!(seen.iter().all(|r| r.get("refused").is_none()), "{report}");
+}

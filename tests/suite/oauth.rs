@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use egret_test_support::browser::{Browser, Choice, query_param};
 use egret_test_support::client::{Proto, get};
+use egret_test_support::upstream::TestCa;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -1059,4 +1060,52 @@ async fn the_vendor_identity_is_recorded_and_can_be_required_to_match_the_owner(
         json!([]),
         "nothing was connected for bob"
     );
+}
+
+/// An OAuth app's client secret kept in Vault (`client_secret: vault://…`): egret fetches
+/// it while it runs, and uses it for the client-credentials grant; the policy and every
+/// answer hold only the reference.
+#[tokio::test]
+async fn a_client_secret_kept_in_vault_is_fetched_and_used() {
+    use egret_test_support::secret_stores::{HOST, SecretStores, VAULT_TOKEN};
+    let stores_ca = TestCa::new();
+    let stores = SecretStores::start(&stores_ca).await;
+    stores.set_vault("secret/ci", "client_secret", "ci-secret");
+    let files = tempfile::tempdir().expect("tempdir");
+    let token = files.path().join("vault-token");
+    std::fs::write(&token, VAULT_TOKEN).expect("token");
+    let ca_file = files.path().join("stores-ca.pem");
+    std::fs::write(&ca_file, &stores_ca.pem).expect("ca");
+    let top = format!(
+        "secret_sources:\n  vault: {{ address: \"{}\", token: \"${{file:{}}}\", ca_file: \"{}\" }}\n",
+        stores.url(),
+        token.display(),
+        ca_file.display()
+    );
+    let f = OAuthFixture::new(Options {
+        ci_client_secret: "vault://secret/ci#client_secret".to_owned(),
+        top,
+        resolve: format!(", {HOST}: 127.0.0.1"),
+        ..Options::default()
+    })
+    .await;
+    // Fetched within a second of the policy being installed.
+    let body = until_some(
+        "the client-credentials grant with the fetched secret",
+        Duration::from_secs(10),
+        || async {
+            let (status, body) = f
+                .admin(Method::POST, "/v1/connections/ci/org/authorize", None)
+                .await;
+            (status == StatusCode::OK).then_some(body)
+        },
+    )
+    .await;
+    assert_eq!(body["status"], "connected");
+    let (_, connector) = f.admin(Method::GET, "/v1/connectors/ci", None).await;
+    assert!(
+        !connector.to_string().contains("ci-secret\""),
+        "{connector}"
+    );
+    assert!(stores.reads() >= 1);
 }

@@ -1515,3 +1515,81 @@ async fn administrators_make_and_revoke_api_tokens_on_their_page() {
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+/// A connector of several inputs offers one write-only field per input; what is typed is
+/// stored as those inputs and never shown again; one left out is refused, naming it.
+#[tokio::test]
+async fn a_connector_of_several_inputs_takes_one_write_only_field_each() {
+    let ca = egret_test_support::upstream::TestCa::new();
+    let upstream = egret_test_support::upstream::Upstream::https(
+        &ca,
+        super::harness::NAMES,
+        egret_test_support::upstream::Offer::Http2AndHttp1,
+    )
+    .await;
+    let yaml = super::harness::policy_yaml()
+        + "  - id: datadog\n    auth: api_key\n    egress: [other.test.local]\n    inputs:\n      - { name: api_key, inject: { header: DD-API-KEY } }\n      - { name: app_key, inject: { header: DD-APPLICATION-KEY } }\n";
+    let egret = egret_test_support::proxy::TestProxy::start(&yaml, &ca.pem).await;
+    let f = Fixture {
+        ca,
+        upstream,
+        egret,
+    };
+    let path = connect_link(&f, json!({ "owner": "user:ann", "connector": "datadog" })).await;
+    let cookie = open_link(&f, &path).await;
+    let page = page_at(&f, "/ui/connections", &cookie).await;
+    let html = page.html();
+    let fields: Vec<(String, String)> = html
+        .select(&scraper::Selector::parse("section.offer form input[name^='input.']").expect("css"))
+        .map(|i| {
+            (
+                i.value().attr("name").unwrap_or_default().to_owned(),
+                i.value().attr("type").unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("input.api_key".to_owned(), "password".to_owned()),
+            ("input.app_key".to_owned(), "password".to_owned())
+        ]
+    );
+    let csrf = page.csrf();
+    let missing = post(
+        &f,
+        "/ui/connections/datadog/key",
+        &cookie,
+        &format!("csrf={csrf}&name=default&input.api_key=dd-ui-REAL&input.app_key="),
+    )
+    .await;
+    let back = page_at(&f, "/ui/connections", &cookie).await;
+    assert!(
+        missing.body.contains("app_key") || back.body.contains("app_key"),
+        "the missing input is named: {}",
+        missing.body
+    );
+    let stored = post(
+        &f,
+        "/ui/connections/datadog/key",
+        &cookie,
+        &format!("csrf={csrf}&name=default&input.api_key=dd-ui-REAL&input.app_key=dd-app-REAL"),
+    )
+    .await;
+    assert_eq!(stored.status, StatusCode::SEE_OTHER, "{}", stored.body);
+    let page = page_at(&f, "/ui/connections", &cookie).await;
+    assert_eq!(page.texts("section.connection h3"), ["datadog"]);
+    assert!(!page.body.contains("dd-ui-REAL") && !page.body.contains("dd-app-REAL"));
+    let credential = f
+        .egret
+        .vault
+        .credential(&egret_vault::ConnectionId::default_of(
+            "datadog",
+            &egret_vault::Owner::parse("user:ann").expect("owner"),
+        ))
+        .expect("stored");
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(credential.value(Some("app_key")).expect("app_key")),
+        "dd-app-REAL"
+    );
+}

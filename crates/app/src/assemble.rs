@@ -40,6 +40,8 @@ pub struct Assembled {
     pub webhooks: Arc<egret_webhooks::Webhooks>,
     /// Renews tokens (inline, and by a background task).
     pub broker: egret_oauth::Broker,
+    /// Reads external secret stores (a background task keeps the policy's current).
+    pub secrets: Arc<egret_secrets::Secrets>,
 }
 
 /// Wires both planes (called by [`crate::Egret::start`]).
@@ -87,7 +89,7 @@ pub fn assemble(p: Parts) -> Result<Assembled, crate::AppError> {
         egret_secrets::vault_aws_keys(p.vault.clone()),
     ));
     let services = Services {
-        secrets,
+        secrets: secrets.clone(),
         events: webhooks.clone(),
         approvals: approvals.clone(),
         broker: broker.clone(),
@@ -125,6 +127,7 @@ pub fn assemble(p: Parts) -> Result<Assembled, crate::AppError> {
         lifecycle,
         webhooks,
         broker,
+        secrets,
     })
 }
 

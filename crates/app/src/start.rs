@@ -133,6 +133,7 @@ impl Egret {
             lifecycle,
             webhooks,
             broker,
+            secrets,
         } = assemble(Parts {
             policy: policy.clone(),
             vault: vault.clone(),
@@ -163,6 +164,15 @@ impl Egret {
             broker.clone().renew_in_background(egret_oauth::RENEW_EVERY),
         );
         tasks.spawn_loop("purge", purge_expired(lifecycle.clone(), webhooks.clone()));
+        // OAuth client secrets kept in external stores: fetched once before the first
+        // request (bounded by each source's timeout), then kept current.
+        secrets
+            .keep_current(&control.service.policy.load_full())
+            .await;
+        tasks.spawn_loop(
+            "secret sources",
+            crate::tasks::keep_secrets_current(secrets, control.service.policy.clone()),
+        );
         let deliverer = webhooks.clone();
         tasks.spawn("webhooks", move |stopped| deliverer.run(stopped));
         let routes = egret_control::router(control.clone()).merge(egret_ui::router(

@@ -105,6 +105,18 @@ pub(crate) async fn flush_budgets(
     }
 }
 
+/// Every second, fetches again the policy's secrets kept in external stores whose
+/// cached value is older than their source's `cache_ttl` (see [`egret_secrets`]).
+pub(crate) async fn keep_secrets_current(
+    secrets: Arc<egret_secrets::Secrets>,
+    policy: Arc<arc_swap::ArcSwap<egret_policy::Policy>>,
+) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        secrets.keep_current(&policy.load_full()).await;
+    }
+}
+
 /// Every second, erases what connectors gone from the policy kept once their retention
 /// has ended (a cheap look at memory when none is due).
 pub(crate) async fn purge_expired(

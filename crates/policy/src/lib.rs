@@ -37,7 +37,7 @@ pub use mcp::McpTools;
 pub use model::*;
 
 pub use request::{RequestSettings, Retries};
-pub use secret_ref::SecretRef;
+pub use secret_ref::{ExternalSecret, SecretRef};
 pub use sources::{
     AwsSmSource, ExternalRef, GcpSmSource, OpSource, Scheme, SecretSources, SourceTiming,
     VaultAuth, VaultSource,

@@ -476,6 +476,36 @@ impl Policy {
         self.control.listen = control;
     }
 
+    /// The secrets of this policy kept in external stores (OAuth client secrets given
+    /// as `vault://…`), for the running egret to fetch and keep current.
+    pub fn external_secrets(&self) -> Vec<std::sync::Arc<crate::ExternalSecret>> {
+        self.connectors
+            .iter()
+            .filter_map(|c| match &c.auth {
+                AuthKind::OAuth2(o) => match &o.client_secret {
+                    Some(SecretRef::External(e)) => Some(e.clone()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Gives this (new) policy's external secrets the values `old` has fetched for the
+    /// same references: a reload does not leave them empty until the next fetch.
+    pub fn keep_fetched_from(&self, old: &Policy) {
+        let known = old.external_secrets();
+        for secret in self.external_secrets() {
+            if let Some(value) = known
+                .iter()
+                .find(|k| k.reference == secret.reference)
+                .and_then(|k| k.get())
+            {
+                secret.set(Some(value));
+            }
+        }
+    }
+
     /// A warning for every connector secret reference (`${env:…}`, `${file:…}`) that
     /// does not resolve now, naming the connector: better said at `policy check` and at
     /// start than when a user first connects.
@@ -488,6 +518,10 @@ impl Policy {
             let Some(reference) = &o.client_secret else {
                 continue;
             };
+            // Fetched by the running egret from its store, not read here.
+            if matches!(reference, SecretRef::External(_)) {
+                continue;
+            }
             let why = match reference.read() {
                 Ok(Some(_)) => continue,
                 Ok(None) => match reference {

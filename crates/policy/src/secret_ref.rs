@@ -12,6 +12,33 @@ pub enum SecretRef {
     File(PathBuf),
     /// Given through the control plane; shown only masked.
     Stored(std::sync::Arc<secrecy::SecretString>),
+    /// Kept in an external secret store (`vault://…`): read from the value the running
+    /// egret last fetched (`egret-secrets` keeps it current), `None` before that.
+    External(std::sync::Arc<ExternalSecret>),
+}
+
+/// A secret in an external store and the value last fetched for it.
+pub struct ExternalSecret {
+    pub reference: crate::ExternalRef,
+    value: std::sync::RwLock<Option<secrecy::SecretString>>,
+}
+
+impl ExternalSecret {
+    pub fn new(reference: crate::ExternalRef) -> Self {
+        Self {
+            reference,
+            value: std::sync::RwLock::new(None),
+        }
+    }
+
+    /// The value last fetched, if any (and not given up on).
+    pub fn get(&self) -> Option<secrecy::SecretString> {
+        self.value.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set(&self, value: Option<secrecy::SecretString>) {
+        *self.value.write().unwrap_or_else(|p| p.into_inner()) = value;
+    }
 }
 
 impl PartialEq for SecretRef {
@@ -20,6 +47,7 @@ impl PartialEq for SecretRef {
             (Self::Env(a), Self::Env(b)) => a == b,
             (Self::File(a), Self::File(b)) => a == b,
             (Self::Stored(a), Self::Stored(b)) => std::sync::Arc::ptr_eq(a, b),
+            (Self::External(a), Self::External(b)) => a.reference == b.reference,
             _ => false,
         }
     }
@@ -57,11 +85,29 @@ impl SecretRef {
 }
 
 impl SecretRef {
+    /// As [`SecretRef::parse`], or a reference to an external secret store
+    /// (`vault://…`, `aws-sm://…`, `gcp-sm://…`, `op://…`): for the secrets egret may
+    /// fetch while it runs (an OAuth app's client secret), not those it needs to start.
+    pub fn parse_or_external(text: &str, base: &Path) -> Result<Self, String> {
+        let trimmed = text.trim();
+        if ["vault://", "aws-sm://", "gcp-sm://", "op://"]
+            .iter()
+            .any(|s| trimmed.starts_with(s))
+        {
+            let reference = crate::ExternalRef::parse(trimmed)?;
+            return Ok(Self::External(std::sync::Arc::new(ExternalSecret::new(
+                reference,
+            ))));
+        }
+        Self::parse(text, base)
+    }
+
     /// Reads the secret now. `Ok(None)`: the variable is unset or empty, or the file does
     /// not exist. File contents are trimmed (a trailing newline is not part of a secret).
     pub fn read(&self) -> std::io::Result<Option<secrecy::SecretString>> {
         match self {
             Self::Stored(value) => Ok(Some((**value).clone())),
+            Self::External(external) => Ok(external.get()),
             Self::Env(name) => Ok(std::env::var(name)
                 .ok()
                 .filter(|v| !v.is_empty())
@@ -80,6 +126,7 @@ impl fmt::Display for SecretRef {
         match self {
             Self::Env(name) => write!(f, "${{env:{name}}}"),
             Self::File(path) => write!(f, "${{file:{}}}", path.display()),
+            Self::External(external) => write!(f, "{}", external.reference),
             Self::Stored(value) => {
                 use secrecy::ExposeSecret;
                 // At most the last 4 characters, and only of a secret long enough that

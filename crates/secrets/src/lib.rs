@@ -104,6 +104,29 @@ impl Secrets {
             .await
     }
 
+    /// Keeps `policy`'s secrets that live in external stores (OAuth client secrets)
+    /// current: each whose cached value is older than its source's `cache_ttl` (or that
+    /// has none) is fetched; a fetch that fails leaves the last good value until the
+    /// source's `failure_ttl`, then none (the broker then says the secret does not
+    /// resolve).
+    pub async fn keep_current(&self, policy: &Policy) {
+        for secret in policy.external_secrets() {
+            let reference = secret.reference.to_string();
+            let fresh = timing(policy, secret.reference.scheme)
+                .is_some_and(|t| self.cache.fresh(&reference, t.cache_ttl).is_some());
+            if fresh && secret.get().is_some() {
+                continue;
+            }
+            match self.fetch(policy, &reference).await {
+                Ok(value) => secret.set(Some(value)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "an OAuth client secret could not be fetched from its secret source");
+                    secret.set(None);
+                }
+            }
+        }
+    }
+
     /// `credential` with every value its references name fetched (from the cache while
     /// fresh): what the swap sends.
     pub async fn resolve(

@@ -115,6 +115,8 @@ impl Lifecycle {
             file.bound_to(old.proxy.listen, old.control.listen);
         }
         let new = merge(file, &self.vault)?;
+        // Client secrets fetched from external stores carry over to the new policy.
+        new.keep_fetched_from(&old);
         if why == Install::Reload {
             // The file is in force again: nothing refused stands.
             *self.refused.lock().unwrap_or_else(|p| p.into_inner()) = None;

@@ -34,6 +34,12 @@ pub struct Options {
     pub webhook: Option<String>,
     /// Lines added to the `vendor` connector (request rules), indented by four spaces.
     pub vendor_extra: &'static str,
+    /// The `ci` connector's `client_secret` (a `${file:ci-secret}` reference unless given).
+    pub ci_client_secret: String,
+    /// Top-level lines added to the policy (`secret_sources:`), and names resolved to
+    /// 127.0.0.1 besides the test's own.
+    pub top: String,
+    pub resolve: String,
 }
 
 impl Default for Options {
@@ -47,6 +53,9 @@ impl Default for Options {
             multiple_connections: false,
             webhook: None,
             vendor_extra: "",
+            ci_client_secret: "${file:ci-secret}".to_owned(),
+            top: String::new(),
+            resolve: String::new(),
         }
     }
 }
@@ -86,6 +95,7 @@ impl OAuthFixture {
         let (skew, timeout, scopes) = (o.skew, o.timeout, o.scopes);
         let multiple = o.multiple_connections;
         let extra = o.vendor_extra;
+        let (ci_secret, top, resolve) = (o.ci_client_secret, o.top, o.resolve);
         let webhooks = o
             .webhook
             .map(|url| {
@@ -103,8 +113,8 @@ control:
   public_url: http://127.0.0.1:{control}
 upstream:
   extra_ca: [upstream-ca.pem]
-  resolve: {{ auth.test.local: 127.0.0.1, api.test.local: 127.0.0.1 }}
-connectors:
+  resolve: {{ auth.test.local: 127.0.0.1, api.test.local: 127.0.0.1{resolve} }}
+{top}connectors:
   - id: vendor
     auth: oauth2
     oauth:
@@ -124,7 +134,7 @@ connectors:
     oauth:
       token_url: https://auth.test.local:{port}/token
       client_id: egret-ci
-      client_secret: ${{file:ci-secret}}
+      client_secret: "{ci_secret}"
       client_auth: post
       scopes: [read]
       refresh_skew: {skew}

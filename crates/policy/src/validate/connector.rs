@@ -9,6 +9,7 @@ use crate::error::Located;
 use crate::host::{HostPattern, normalize_host};
 use crate::model::*;
 use crate::raw::*;
+use crate::secret_ref::SecretRef;
 use crate::templates::{self, Defaults};
 use crate::{AssumeRole, AwsSettings};
 
@@ -468,11 +469,20 @@ impl Validator<'_> {
             .ok_or_else(|| self.at(o, "`oauth` needs `client_id`"))?
             .value
             .clone();
+        // The one policy secret that may live in an external store: egret fetches it
+        // while it runs (see `egret-secrets`).
         let client_secret = raw
             .client_secret
             .as_ref()
-            .map(|s| self.secret(s, base))
+            .map(|s| SecretRef::parse_or_external(&s.value, base).map_err(|m| self.at(s, &m)))
             .transpose()?;
+        if let (Some(SecretRef::External(e)), Some(at)) = (&client_secret, &raw.client_secret) {
+            let scheme = e.reference.scheme;
+            if !self.sources_configured.borrow().contains(&scheme) {
+                let source = scheme.source();
+                return Err(self.at(at, &format!("oauth.client_secret names the secret source `{source}`, which this file does not configure; add `secret_sources.{source}`")));
+            }
+        }
         let client_auth = match raw.client_auth.as_ref().map(|c| (c, c.value.as_str())) {
             None => d.client_auth.unwrap_or(ClientAuth::Basic),
             Some((_, "basic")) => ClientAuth::Basic,

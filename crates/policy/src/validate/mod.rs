@@ -11,6 +11,7 @@ use crate::host::{HostPattern, normalize_host};
 use crate::model::*;
 use crate::raw::*;
 use crate::secret_ref::SecretRef;
+use crate::sources::Scheme;
 
 mod connector;
 
@@ -21,6 +22,7 @@ pub(crate) fn validate(raw: RawPolicy, file: &Path, base: &Path) -> Result<Polic
     let v = Validator {
         file,
         problems: RefCell::default(),
+        sources_configured: RefCell::default(),
     };
     if raw.version.value != 1 {
         // Another version's keys mean other things: nothing past this is worth reading.
@@ -101,6 +103,17 @@ impl Validator<'_> {
         }
 
         let mut seen = HashSet::new();
+        // Before the connectors: a client secret may name one of these sources.
+        let secret_sources = v.sources(&raw.secret_sources, base);
+        *v.sources_configured.borrow_mut() = [
+            (Scheme::Vault, secret_sources.vault.is_some()),
+            (Scheme::AwsSm, secret_sources.aws_sm.is_some()),
+            (Scheme::GcpSm, secret_sources.gcp_sm.is_some()),
+            (Scheme::Op, secret_sources.op.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(s, on)| on.then_some(s))
+        .collect();
         let mut connectors = Vec::with_capacity(raw.connectors.len());
         for c in raw.connectors {
             let reused = v.at(&c.id, "connector ids must be unique; this id is used twice");
@@ -172,7 +185,7 @@ impl Validator<'_> {
                 .as_ref()
                 .and_then(|a| v.keep(v.approvals(a)))
                 .unwrap_or_default(),
-            secret_sources: v.sources(&raw.secret_sources, base),
+            secret_sources,
         }
     }
 
@@ -224,6 +237,8 @@ pub(crate) struct Validator<'a> {
     file: &'a Path,
     /// What is wrong so far, in the order found.
     problems: RefCell<Vec<Located>>,
+    /// The external secret sources the file configures.
+    pub(crate) sources_configured: RefCell<Vec<Scheme>>,
 }
 
 impl Validator<'_> {

@@ -32,6 +32,9 @@ pub(super) async fn sign(
     parts: &mut Parts,
     body: UpstreamBody,
 ) -> Result<UpstreamBody, Refusal> {
+    if !report.signing {
+        return Ok(body);
+    }
     let policy = proxy.policy.load();
     let found = report.swapped.iter().find_map(|s| {
         let c = policy.connector(s.connector())?;

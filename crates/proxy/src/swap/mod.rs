@@ -44,6 +44,9 @@ pub struct SwapReport {
     /// Each credential as it went out and what the sandbox had in its place: the
     /// response is scanned for these (see `redact`).
     pub echoes: Vec<Echo>,
+    /// A swapped placeholder's connector computes its credential (AWS SigV4, HMAC): the
+    /// request is signed after the swap (`forward::signed`).
+    pub signing: bool,
 }
 
 /// One credential on the wire and the text the sandbox sent instead. Never printed.
@@ -190,11 +193,7 @@ pub fn swap_request(
     // An AWS signature names its key id in the Authorization header or the query:
     // egret's placeholder there is checked like any other; the re-signing comes later,
     // with the body (`forward::signed`).
-    if let Some((key_id, _)) = egret_signing::sigv4::access_key_id(parts) {
-        aws_key_id(key_id, dest, lookup, &mut report)?;
-    } else if egret_signing::sigv4::signed_v2(parts) {
-        refuse_sigv2(dest, lookup)?;
-    }
+    aws::signature(parts, dest, lookup, &mut report)?;
     // Computed first, applied after: a halt midway must leave the request untouched.
     let mut replaced: Vec<(usize, HeaderValue)> = Vec::new();
     for (i, (name, value)) in parts.headers.iter().enumerate() {
@@ -341,7 +340,7 @@ fn swap_authorization(
         }
         out.extend_from_slice(secret.as_bytes());
         report.echo(secret.as_bytes(), credentials);
-        record(report, &found.resolved, Cow::Borrowed("authorization"));
+        record(report, &found, Cow::Borrowed("authorization"));
         return Ok(Some(out));
     }
     swap_in_text(
@@ -386,11 +385,7 @@ fn swap_basic(
             let secret = found.wire()?.as_bytes();
             out.extend_from_slice(secret);
             report.echo(secret, part);
-            record(
-                report,
-                &found.resolved,
-                Cow::Borrowed("authorization (basic)"),
-            );
+            record(report, &found, Cow::Borrowed("authorization (basic)"));
         } else {
             let field = Field::Elsewhere("a Basic credential, mixed with other text");
             swap_in_text(part, field, dest, lookup, report, verbatim)?;
@@ -429,7 +424,7 @@ fn swap_in_text(
         if escaped.as_slice() != secret.as_bytes() {
             report.echo(&escaped, &text[r.clone()]);
         }
-        record(report, &found.resolved, field.describe());
+        record(report, &found, field.describe());
         last = r.end;
     }
     out.extend_from_slice(&text[last..]);
@@ -444,6 +439,8 @@ struct Found {
     /// A signing secret: what goes on the wire in its place is nothing (the signature
     /// is put there later).
     signs: bool,
+    /// Its connector computes what goes on the wire (AWS SigV4, HMAC).
+    computed: bool,
 }
 
 impl Found {
@@ -562,61 +559,8 @@ fn check(
         resolved,
         input: input_name,
         signs,
+        computed: matches!(connector.auth, AuthKind::AwsSigV4(_) | AuthKind::Hmac(_)),
     })
-}
-
-/// An AWS Signature Version 2 request toward an AWS connector: egret signs only
-/// Version 4 (AWS itself retired Version 2 for S3).
-fn refuse_sigv2(dest: Destination<'_>, lookup: &Lookup<'_>) -> Result<(), Halt> {
-    match lookup
-        .policy
-        .connectors
-        .iter()
-        .find(|c| matches!(c.auth, AuthKind::AwsSigV4(_)) && c.serves(dest.host, dest.port))
-    {
-        Some(c) => Err(Refusal::signature_invalid(
-            c.id.as_str(),
-            "it is signed with AWS Signature Version 2, which egret does not sign; use Version 4 (boto3: Config(signature_version=\"s3v4\"))",
-        )
-        .into()),
-        None => Ok(()),
-    }
-}
-
-/// The key id of a SigV4 signature: an AWS placeholder egret gave, checked like any
-/// placeholder; toward an AWS connector's host, any other key id is refused (the
-/// request would go out signed with keys egret did not give).
-fn aws_key_id(
-    key_id: &str,
-    dest: Destination<'_>,
-    lookup: &Lookup<'_>,
-    report: &mut SwapReport,
-) -> Result<(), Halt> {
-    if !egret_vault::is_aws_key_id(key_id) {
-        if let Some(c) = lookup
-            .policy
-            .connectors
-            .iter()
-            .find(|c| matches!(c.auth, AuthKind::AwsSigV4(_)) && c.serves(dest.host, dest.port))
-        {
-            return Err(Refusal::signature_invalid(
-                c.id.as_str(),
-                "it is signed with an access key id egret did not give; sign with the AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from `egret sandbox-env`",
-            )
-            .into());
-        }
-        return Ok(());
-    }
-    let found = check(key_id.as_bytes(), Field::SigV4, dest, lookup)?;
-    let credential = &found.resolved.credential;
-    // The real key id and session token go on the wire: answers are scanned for them.
-    for input in ["access_key_id", "session_token"] {
-        if let Some(value) = credential.value(Some(input)) {
-            report.echo(value.expose_secret().as_bytes(), key_id.as_bytes());
-        }
-    }
-    record(report, &found.resolved, Cow::Borrowed("aws sigv4"));
-    Ok(())
 }
 
 /// The connector's request rules on this request: `Ok(Ok(()))` to go, `Ok(Err(verdict))`
@@ -655,10 +599,11 @@ fn refuse_hidden(
     Ok(())
 }
 
-fn record(report: &mut SwapReport, resolved: &Resolved, field: Cow<'static, str>) {
+fn record(report: &mut SwapReport, found: &Found, field: Cow<'static, str>) {
+    report.signing |= found.computed;
     report.swapped.push(Swapped {
-        placeholder: resolved.placeholder.clone(),
-        credential: resolved.credential.clone(),
+        placeholder: found.resolved.placeholder.clone(),
+        credential: found.resolved.credential.clone(),
         field,
     });
 }
@@ -687,6 +632,7 @@ fn unusable_credential(report: &SwapReport) -> Refusal {
     )
 }
 
+mod aws;
 mod encoded;
 pub(crate) mod narrowing;
 #[cfg(test)]
