@@ -48,7 +48,17 @@ impl HttpClient {
         use_: egret_outbound::Use,
         timeout: Duration,
     ) -> Self {
-        let https = outbound.https(use_, outbound.http(use_, timeout), true);
+        Self::with_tls(outbound, use_, outbound.tls(use_), timeout)
+    }
+
+    /// As [`HttpClient::for_use`], trusting what `tls` trusts.
+    pub fn with_tls(
+        outbound: &egret_outbound::Outbound,
+        use_: egret_outbound::Use,
+        tls: rustls::ClientConfig,
+        timeout: Duration,
+    ) -> Self {
+        let https = outbound.https_with(tls, outbound.http(use_, timeout), true);
         let inner = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())

@@ -6,7 +6,7 @@
 //! | [`Use::Upstream`]: a sandbox's requests, tunnels, connection tests | web PKI + `upstream.extra_ca` | `upstream.resolve`, then DNS without private ranges ([`Rule::NoPrivate`]) |
 //! | [`Use::TokenEndpoint`]: OAuth token, revocation, discovery, userinfo | web PKI + `upstream.extra_ca` | `upstream.resolve`, then DNS, private allowed ([`Rule::PrivateAllowed`]) |
 //! | [`Use::Webhook`]: webhook receivers | web PKI + `upstream.extra_ca` | `upstream.resolve`, then DNS, private allowed |
-//! | [`Use::SecretSource`]: external secret stores | web PKI + `upstream.extra_ca` + each source's `ca_file` | `upstream.resolve`, then DNS, private allowed |
+//! | [`Use::SecretSource`]: external secret stores | web PKI + `upstream.extra_ca` + the sources' `ca_file`s ([`Outbound::tls_trusting`]) | `upstream.resolve`, then DNS, private allowed |
 //! | the vault database ([`database_tls`]) | web PKI + `vault.ca_file` | the database driver's (the URL's host) |
 //!
 //! `resolve` holds the rules and the private blocks. It owns no pools, timeouts or
@@ -63,42 +63,36 @@ pub type HttpsConnector = hyper_rustls::HttpsConnector<Guarded>;
 pub struct Outbound {
     policy: Arc<ArcSwap<Policy>>,
     tls: rustls::ClientConfig,
-    /// Also trusts the secret sources' own CAs.
-    sources_tls: rustls::ClientConfig,
 }
 
 impl Outbound {
     /// Trusts the web PKI and the policy's `upstream.extra_ca` (read now: a change takes
     /// effect at the next start).
     pub fn new(policy: Arc<ArcSwap<Policy>>) -> Result<Self, TlsError> {
-        let loaded = policy.load();
-        let tls = egret_tls::upstream_client_config(&loaded.upstream.extra_ca)?;
-        let s = &loaded.secret_sources;
-        let mut cas = loaded.upstream.extra_ca.clone();
-        cas.extend(
-            [
-                s.vault.as_ref().and_then(|v| v.ca_file.clone()),
-                s.aws_sm.as_ref().and_then(|v| v.ca_file.clone()),
-                s.gcp_sm.as_ref().and_then(|v| v.ca_file.clone()),
-                s.op.as_ref().and_then(|v| v.ca_file.clone()),
-            ]
-            .into_iter()
-            .flatten(),
-        );
-        let sources_tls = egret_tls::upstream_client_config(&cas)?;
-        drop(loaded);
-        Ok(Self {
-            policy,
-            tls,
-            sources_tls,
-        })
+        let tls = egret_tls::upstream_client_config(&policy.load().upstream.extra_ca)?;
+        Ok(Self { policy, tls })
+    }
+
+    /// The TLS configuration of `use_` trusting `more` CA files besides (a secret
+    /// source's `ca_file`, read now).
+    pub fn tls_trusting(
+        &self,
+        more: &[std::path::PathBuf],
+    ) -> Result<rustls::ClientConfig, TlsError> {
+        if more.is_empty() {
+            return Ok(self.tls.clone());
+        }
+        let mut files = self.policy.load().upstream.extra_ca.clone();
+        files.extend(more.iter().cloned());
+        egret_tls::upstream_client_config(&files)
     }
 
     /// The TLS client configuration for `use_` (ALPN is left to the HTTP client).
     pub fn tls(&self, use_: Use) -> rustls::ClientConfig {
         match use_ {
-            Use::Upstream | Use::TokenEndpoint | Use::Webhook => self.tls.clone(),
-            Use::SecretSource => self.sources_tls.clone(),
+            Use::Upstream | Use::TokenEndpoint | Use::Webhook | Use::SecretSource => {
+                self.tls.clone()
+            }
         }
     }
 
@@ -121,9 +115,20 @@ impl Outbound {
     /// HTTP/2 where the server offers it; a connection that reaches one of egret's own
     /// listeners is refused ([`OwnAddress`]).
     pub fn https(&self, use_: Use, http: HttpConnector<Resolver>, h2: bool) -> HttpsConnector {
+        self.https_with(self.tls(use_), http, h2)
+    }
+
+    /// [`Outbound::https`] with a TLS configuration of the caller's (from
+    /// [`Outbound::tls_trusting`]).
+    pub fn https_with(
+        &self,
+        tls: rustls::ClientConfig,
+        http: HttpConnector<Resolver>,
+        h2: bool,
+    ) -> HttpsConnector {
         let http = Guarded::new(http, self.policy.clone());
         let builder = HttpsConnectorBuilder::new()
-            .with_tls_config(self.tls(use_))
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1();
         if h2 {

@@ -56,7 +56,14 @@ pub fn vault_aws_keys(vault: Arc<egret_vault::Vault>) -> AwsKeysLookup {
 
 /// The secret sources of the running egret: their clients and their cache.
 pub struct Secrets {
-    client: egret_oauth::HttpClient,
+    outbound: egret_outbound::Outbound,
+    /// Clients by the CA files they trust besides `upstream.extra_ca` (the sources'
+    /// `ca_file`s as the policy in force names them: a reload may change them).
+    clients: std::sync::Mutex<
+        std::collections::HashMap<Vec<std::path::PathBuf>, egret_oauth::HttpClient>,
+    >,
+    /// References whose last fetch failed (each said once in the log, not every second).
+    failing: std::sync::Mutex<std::collections::HashSet<String>>,
     cache: Cache,
     metrics: Arc<egret_metrics::Metrics>,
     aws_keys: AwsKeysLookup,
@@ -71,11 +78,9 @@ impl Secrets {
         aws_keys: AwsKeysLookup,
     ) -> Self {
         Self {
-            client: egret_oauth::HttpClient::for_use(
-                outbound,
-                egret_outbound::Use::SecretSource,
-                std::time::Duration::from_secs(5),
-            ),
+            outbound: outbound.clone(),
+            clients: std::sync::Mutex::default(),
+            failing: std::sync::Mutex::default(),
             cache: Cache::default(),
             metrics,
             aws_keys,
@@ -93,14 +98,13 @@ impl Secrets {
         stored: &egret_signing::sigv4::Keys<'_>,
         now_unix: i64,
     ) -> Result<TemporaryKeys, SourceError> {
+        // STS is reached like any AWS endpoint: the web PKI and `upstream.extra_ca`.
+        let client = self
+            .client(&[])
+            .map_err(|why| SourceError::new("sts", why))?
+            .with_timeout(std::time::Duration::from_secs(10));
         self.roles
-            .keys(
-                &self.client.with_timeout(std::time::Duration::from_secs(10)),
-                role,
-                region,
-                stored,
-                now_unix,
-            )
+            .keys(&client, role, region, stored, now_unix)
             .await
     }
 
@@ -117,10 +121,22 @@ impl Secrets {
             if fresh && secret.get().is_some() {
                 continue;
             }
-            match self.fetch(policy, &reference).await {
-                Ok(value) => secret.set(Some(value)),
+            let result = self.fetch(policy, &reference).await;
+            let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+            match result {
+                Ok(value) => {
+                    if failing.remove(&reference) {
+                        tracing::info!(
+                            reference,
+                            "an OAuth client secret is read from its secret source again"
+                        );
+                    }
+                    secret.set(Some(value));
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "an OAuth client secret could not be fetched from its secret source");
+                    if failing.insert(reference.clone()) {
+                        tracing::warn!(error = %e, reference, "an OAuth client secret could not be fetched from its secret source");
+                    }
                     secret.set(None);
                 }
             }
@@ -176,7 +192,10 @@ impl Secrets {
             count("cached");
             return Ok(value);
         }
-        let client = self.client.with_timeout(timing.timeout);
+        let client = self
+            .client(&ca_files(policy))
+            .map_err(|why| SourceError::new(source, why))?
+            .with_timeout(timing.timeout);
         let result = tokio::time::timeout(
             timing.timeout,
             sources::fetch(self, &client, policy, &parsed),
@@ -207,6 +226,46 @@ impl Secrets {
             },
         }
     }
+}
+
+impl Secrets {
+    /// The client trusting `ca_files` (and `upstream.extra_ca`), built once per set.
+    fn client(&self, ca_files: &[std::path::PathBuf]) -> Result<egret_oauth::HttpClient, String> {
+        let mut held = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = held.get(ca_files) {
+            return Ok(client.clone());
+        }
+        // Reloads that keep changing CA files must not grow this without end.
+        if held.len() >= 8 {
+            held.clear();
+        }
+        let tls = self
+            .outbound
+            .tls_trusting(ca_files)
+            .map_err(|e| format!("its ca_file cannot be used: {e}"))?;
+        let client = egret_oauth::HttpClient::with_tls(
+            &self.outbound,
+            egret_outbound::Use::SecretSource,
+            tls,
+            std::time::Duration::from_secs(5),
+        );
+        held.insert(ca_files.to_vec(), client.clone());
+        Ok(client)
+    }
+}
+
+/// The CA files the policy's sources name.
+fn ca_files(policy: &Policy) -> Vec<std::path::PathBuf> {
+    let s = &policy.secret_sources;
+    [
+        s.vault.as_ref().and_then(|v| v.ca_file.clone()),
+        s.aws_sm.as_ref().and_then(|v| v.ca_file.clone()),
+        s.gcp_sm.as_ref().and_then(|v| v.ca_file.clone()),
+        s.op.as_ref().and_then(|v| v.ca_file.clone()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 fn timing(policy: &Policy, scheme: Scheme) -> Option<SourceTiming> {
