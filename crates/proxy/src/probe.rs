@@ -46,17 +46,18 @@ pub async fn test_connection(
     let started = proxy.clock.instant();
     let elapsed =
         || u64::try_from((proxy.clock.instant() - started).as_millis()).unwrap_or(u64::MAX);
+    let unusable = |e: &dyn std::fmt::Display| {
+        Some(Outcome {
+            ok: false,
+            status: None,
+            latency_ms: elapsed(),
+            message: format!("no usable credential: {e}"),
+            identity: None,
+        })
+    };
     let credential = match proxy.broker.fresh(connector, conn, Need::Fresh).await {
         Ok(c) => c,
-        Err(e) => {
-            return Some(Outcome {
-                ok: false,
-                status: None,
-                latency_ms: elapsed(),
-                message: format!("no usable credential: {e}"),
-                identity: None,
-            });
-        }
+        Err(e) => return unusable(&e),
     };
     // A value kept in an external store is fetched as a request would.
     let credential = if credential.refs.is_empty() {
@@ -65,15 +66,7 @@ pub async fn test_connection(
         let policy = proxy.policy.load();
         match proxy.secrets.resolve(&policy, connector, &credential).await {
             Ok(c) => c,
-            Err(e) => {
-                return Some(Outcome {
-                    ok: false,
-                    status: None,
-                    latency_ms: elapsed(),
-                    message: format!("no usable credential: {e}"),
-                    identity: None,
-                });
-            }
+            Err(e) => return unusable(&e),
         }
     };
     let secret = credential.secret.expose_secret();

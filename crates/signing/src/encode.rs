@@ -15,3 +15,16 @@ pub fn hex(bytes: &[u8]) -> String {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref())
 }
+
+/// `parts` with its path and query replaced by `text` (`/path?query`).
+pub(crate) fn set_path_and_query(
+    parts: &mut http::request::Parts,
+    text: String,
+) -> Result<(), crate::SignError> {
+    let invalid = || crate::SignError::Malformed("the signed URL is not valid");
+    let pq = http::uri::PathAndQuery::try_from(text).map_err(|_| invalid())?;
+    let mut uri = std::mem::take(&mut parts.uri).into_parts();
+    uri.path_and_query = Some(pq);
+    parts.uri = http::Uri::from_parts(uri).map_err(|_| invalid())?;
+    Ok(())
+}

@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
 use crate::SignError;
-use crate::encode::{hex, sha256_hex};
+use crate::encode::{hex, set_path_and_query, sha256_hex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
@@ -233,16 +233,6 @@ fn put(parts: &mut Parts, place: &Place, value: &str) -> Result<(), SignError> {
             set_path_and_query(parts, text)
         }
     }
-}
-
-fn set_path_and_query(parts: &mut Parts, text: String) -> Result<(), SignError> {
-    let pq = PathAndQuery::try_from(text)
-        .map_err(|_| SignError::Malformed("the signed URL is not valid"))?;
-    let mut uri = std::mem::take(&mut parts.uri).into_parts();
-    uri.path_and_query = Some(pq);
-    parts.uri = http::Uri::from_parts(uri)
-        .map_err(|_| SignError::Malformed("the signed URL is not valid"))?;
-    Ok(())
 }
 
 /// Built-in recipes for real APIs, each reproducing its vendor's documented example in

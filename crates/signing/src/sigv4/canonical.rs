@@ -2,7 +2,6 @@
 //! way AWS's documentation says, so a signature computed here matches the SDK's.
 
 use http::request::Parts;
-use http::uri::PathAndQuery;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
 use super::Signed;
@@ -161,11 +160,5 @@ pub(crate) fn set_query(parts: &mut Parts, params: &[(String, String)]) -> Resul
         text.push('=');
         text.push_str(&encode(v));
     }
-    let pq = PathAndQuery::try_from(text)
-        .map_err(|_| SignError::Malformed("the re-signed URL is not valid"))?;
-    let mut uri = std::mem::take(&mut parts.uri).into_parts();
-    uri.path_and_query = Some(pq);
-    parts.uri = http::Uri::from_parts(uri)
-        .map_err(|_| SignError::Malformed("the re-signed URL is not valid"))?;
-    Ok(())
+    crate::encode::set_path_and_query(parts, text)
 }

@@ -360,9 +360,19 @@ fn resign_header(
     }
     let canonical = canonical_request(parts, &signed, literal)?;
     let signature = signature(key, &signed.amz_date, &signed.scope(), &canonical);
+    set_authorization(parts, real.access_key_id, &signed, &signature)?;
+    Ok(signature)
+}
+
+/// `Authorization: AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…`.
+fn set_authorization(
+    parts: &mut Parts,
+    access_key_id: &str,
+    signed: &Signed,
+    signature: &str,
+) -> Result<(), SignError> {
     let header = format!(
-        "{ALGORITHM} Credential={}/{}, SignedHeaders={}, Signature={signature}",
-        real.access_key_id,
+        "{ALGORITHM} Credential={access_key_id}/{}, SignedHeaders={}, Signature={signature}",
         signed.scope(),
         signed.signed_headers.join(";"),
     );
@@ -370,7 +380,7 @@ fn resign_header(
         .map_err(|_| SignError::BadKey("the access key id is not a valid header value"))?;
     value.set_sensitive(true);
     parts.headers.insert(http::header::AUTHORIZATION, value);
-    Ok(signature)
+    Ok(())
 }
 
 fn resign_query(
@@ -481,11 +491,5 @@ pub fn sign_new(
     let canonical = canonical_request(parts, &signed, &hash)?;
     let key = signing_key(keys.secret_access_key, &signed);
     let signature = signature(&key, amz_date, &signed.scope(), &canonical);
-    let header = format!(
-        "{ALGORITHM} Credential={}/{}, SignedHeaders={}, Signature={signature}",
-        keys.access_key_id,
-        signed.scope(),
-        signed.signed_headers.join(";"),
-    );
-    set(parts, "authorization", &header)
+    set_authorization(parts, keys.access_key_id, &signed, &signature)
 }
