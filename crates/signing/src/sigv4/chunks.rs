@@ -84,6 +84,11 @@ impl ChunkResigner {
         Ok(out.freeze())
     }
 
+    /// Bytes held now (a chunk not yet complete): never more than one chunk and its head.
+    pub fn buffered(&self) -> usize {
+        self.pending.len()
+    }
+
     /// The body ended: fine only after its last chunk.
     pub fn finish(&self) -> Result<(), SignError> {
         match self.state {
