@@ -29,7 +29,15 @@ pub async fn run(client: ControlClient, cmd: PlaceholderCommand) -> Result<()> {
             let p = answer["placeholder"]
                 .as_str()
                 .context("the server answered without a placeholder")?;
-            say!("{p}");
+            match answer["placeholders"].as_object() {
+                // A connector of several inputs: one `INPUT=placeholder` line each.
+                Some(by_input) => {
+                    for (input, p) in by_input {
+                        say!("{input}={}", p.as_str().unwrap_or_default());
+                    }
+                }
+                None => say!("{p}"),
+            }
             eprintln!("valid until {}", when(&answer["expires_at"]));
             Ok(())
         }
