@@ -1538,6 +1538,13 @@ async fn a_connector_of_several_inputs_takes_one_write_only_field_each() {
     let path = connect_link(&f, json!({ "owner": "user:ann", "connector": "datadog" })).await;
     let cookie = open_link(&f, &path).await;
     let page = page_at(&f, "/ui/connections", &cookie).await;
+    assert_eq!(
+        page.texts("section.offer small"),
+        [
+            "API keys",
+            "Sends your credential only to other.test.local."
+        ]
+    );
     let html = page.html();
     let fields: Vec<(String, String)> = html
         .select(&scraper::Selector::parse("section.offer form input[name^='input.']").expect("css"))

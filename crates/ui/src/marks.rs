@@ -56,6 +56,9 @@ pub(crate) fn vendor_name(c: &Connector) -> &'static str {
     ) {
         (Some(t), _) => t.title,
         (None, AuthKind::OAuth2(_)) => "Custom OAuth 2.0",
+        (None, AuthKind::AwsSigV4(_)) => "AWS",
+        (None, AuthKind::Hmac(_)) => "Signed requests (HMAC)",
+        (None, _) if !c.inputs.is_empty() => "API keys",
         (None, _) => "API key",
     }
 }

@@ -188,8 +188,22 @@ fn auth(c: &Connector) -> String {
             Grant::AuthorizationCode => "OAuth 2.0, each user signs in".to_owned(),
             Grant::ClientCredentials => "OAuth 2.0 client credentials".to_owned(),
         },
-        _ => "Static key".to_owned(),
+        AuthKind::AwsSigV4(aws) => format!(
+            "AWS keys ({}): egret signs each request (SigV4)",
+            aws.region
+        ),
+        AuthKind::Hmac(_) => format!("Keys ({}): egret signs each request (HMAC)", input_names(c)),
+        AuthKind::ApiKey if !c.inputs.is_empty() => format!("Static keys ({})", input_names(c)),
+        AuthKind::ApiKey => "Static key".to_owned(),
     }
+}
+
+fn input_names(c: &Connector) -> String {
+    c.inputs
+        .iter()
+        .map(|i| i.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The connector's connections by status, as listings show it.
