@@ -18,14 +18,19 @@ const POLL: Duration = Duration::from_secs(1);
 /// Reloads the policy file at `path` whenever it changes (checked every second) or
 /// SIGHUP arrives, until the task is dropped.
 /// `listen` (flags, environment) is applied to every file read, as at start-up.
-pub async fn watch(
+pub fn watch(
     path: PathBuf,
     listen: ListenOverride,
     lifecycle: Arc<Lifecycle>,
     vault: Arc<Vault>,
     metrics: Arc<egret_metrics::Metrics>,
-) {
-    metrics.policy_applied(&file_hash(&path), vault.clock().unix(), false);
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    // The file as it is now, before egret says it is ready: a change written the moment
+    // after is seen (taken inside the task, it could be missed while the task waited to
+    // be first polled).
+    let mut seen = stamp(&path);
+    // Listened for from here too: a SIGHUP right after the ready line reloads instead of
+    // ending the process (its default action).
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(e) => {
@@ -33,25 +38,27 @@ pub async fn watch(
             None
         }
     };
-    let mut seen = stamp(&path);
-    loop {
-        let by_signal = tokio::select! {
-            () = tokio::time::sleep(POLL) => false,
-            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
-        };
-        let now = stamp(&path);
-        if !by_signal && now == seen {
-            continue;
+    async move {
+        metrics.policy_applied(&file_hash(&path), vault.clock().unix(), false);
+        loop {
+            let by_signal = tokio::select! {
+                () = tokio::time::sleep(POLL) => false,
+                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+            };
+            let now = stamp(&path);
+            if !by_signal && now == seen {
+                continue;
+            }
+            seen = now;
+            reload(
+                &path,
+                listen,
+                &lifecycle,
+                &vault,
+                &metrics,
+                if by_signal { "SIGHUP" } else { "file change" },
+            );
         }
-        seen = now;
-        reload(
-            &path,
-            listen,
-            &lifecycle,
-            &vault,
-            &metrics,
-            if by_signal { "SIGHUP" } else { "file change" },
-        );
     }
 }
 
