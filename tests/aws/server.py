@@ -28,9 +28,22 @@ CERT, KEY, AKID, SECRET = sys.argv[1:5]
 TOKEN = sys.argv[5] if len(sys.argv) > 5 else None
 CREDS = Credentials(AKID, SECRET, TOKEN)
 OBJECTS = {}
+# Temporary keys this endpoint's STS gave (AssumeRole): key id -> (secret, token).
+ISSUED = {}
 STATS = {"requests": [], "largest_chunk": 0}
 LOCK = threading.Lock()
 EMPTY = hashlib.sha256(b"").hexdigest()
+
+
+def credentials_for(akid):
+    """The keys a request signed with `akid` must verify with: the real ones, or
+    temporary ones STS issued here."""
+    if akid == AKID:
+        return CREDS
+    if akid in ISSUED:
+        secret, token = ISSUED[akid]
+        return Credentials(akid, secret, token)
+    return None
 
 
 def parse_authorization(value):
@@ -90,16 +103,17 @@ class Handler(BaseHTTPRequestHandler):
         query = dict(parse_qsl(split.query, keep_blank_values=True))
         if "X-Amz-Signature" in query:
             akid, date, region, service, _ = query["X-Amz-Credential"].split("/")
-            if akid != AKID:
+            creds = credentials_for(akid)
+            if creds is None:
                 return f"presigned with key id {akid}"
-            if TOKEN and query.get("X-Amz-Security-Token") != TOKEN:
+            if creds.token and query.get("X-Amz-Security-Token") != creds.token:
                 return "the session token is missing or wrong"
             given = query["X-Amz-Signature"]
             stripped = "&".join(p for p in split.query.split("&") if not p.startswith("X-Amz-Signature="))
             request = AWSRequest(method=self.command, url=f"{split.scheme}://{split.netloc}{split.path}?{stripped}",
                                  headers={"host": self.headers["Host"]})
             request.context["timestamp"] = query["X-Amz-Date"]
-            auth = S3SigV4QueryAuth(CREDS, service, region, expires=int(query["X-Amz-Expires"]))
+            auth = S3SigV4QueryAuth(creds, service, region, expires=int(query["X-Amz-Expires"]))
             canonical = auth.canonical_request(request)
             expected = auth.signature(auth.string_to_sign(request, canonical), request)
             return None if hmac.compare_digest(expected, given) else "presigned signature"
@@ -107,15 +121,16 @@ class Handler(BaseHTTPRequestHandler):
         if not header.startswith("AWS4-HMAC-SHA256 "):
             return "no SigV4 Authorization header"
         akid, date, region, service, signed, given = parse_authorization(header)
-        if akid != AKID:
+        creds = credentials_for(akid)
+        if creds is None:
             return f"signed with key id {akid}"
-        if TOKEN and self.headers.get("X-Amz-Security-Token") != TOKEN:
+        if creds.token and self.headers.get("X-Amz-Security-Token") != creds.token:
             return "the session token is missing or wrong"
         headers = {name: ",".join(self.headers.get_all(name)) for name in signed}
         request = AWSRequest(method=self.command, url=url, headers=headers, data=body)
         request.context["timestamp"] = self.headers["X-Amz-Date"]
         cls = S3SigV4Auth if service == "s3" else SigV4Auth
-        auth = cls(CREDS, service, region)
+        auth = cls(creds, service, region)
         canonical = auth.canonical_request(request)
         expected = auth.signature(auth.string_to_sign(request, canonical), request)
         if not hmac.compare_digest(expected, given):
@@ -181,6 +196,25 @@ class Handler(BaseHTTPRequestHandler):
                 raise ValueError("trailer signature")
         return sorted(headers)
 
+    def assume_role(self, body):
+        """STS AssumeRole (2011-06-15): temporary keys for the role, in STS's XML."""
+        import datetime
+        import secrets
+        form = dict(parse_qsl(body.decode()))
+        akid = "ASIA" + secrets.token_hex(8).upper()
+        secret, token = secrets.token_urlsafe(30), "FQoG" + secrets.token_urlsafe(40)
+        with LOCK:
+            ISSUED[akid] = (secret, token)
+            STATS["requests"][-1]["assumed"] = form.get("RoleArn")
+            STATS["requests"][-1]["external_id"] = form.get("ExternalId")
+        expires = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        xml = (f"<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult>"
+               f"<Credentials><AccessKeyId>{akid}</AccessKeyId><SecretAccessKey>{secret}</SecretAccessKey>"
+               f"<SessionToken>{token}</SessionToken><Expiration>{expires}</Expiration></Credentials>"
+               f"<AssumedRoleUser><Arn>{form.get('RoleArn')}/egret</Arn></AssumedRoleUser>"
+               f"</AssumeRoleResult></AssumeRoleResponse>").encode()
+        return self.answer(200, xml, "text/xml")
+
     def handle_any(self):
         if self.path == "/_stats":
             with LOCK:
@@ -191,8 +225,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.refuse(why)
         mode = self.headers.get("X-Amz-Content-SHA256")
         with LOCK:
+            key_id = parse_authorization(self.headers["Authorization"])[0] if self.headers.get("Authorization", "").startswith("AWS4") else None
             STATS["requests"].append({"method": self.command, "path": urlsplit(self.path).path,
-                                      "mode": mode, "bytes": len(body),
+                                      "mode": mode, "bytes": len(body), "key_id": key_id,
                                       "encoding": self.headers.get("Content-Encoding")})
         if self.headers.get("Content-Encoding", "").startswith("aws-chunked"):
             try:
@@ -203,6 +238,8 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 STATS["requests"][-1]["trailers"] = trailers
         path = urlsplit(self.path).path
+        if self.command == "POST" and path == "/" and b"Action=AssumeRole" in body:
+            return self.assume_role(body)
         if path.startswith("/model/") and path.endswith("/invoke"):
             request = json.loads(body or b"{}")
             answer = {"completion": f"you said: {request.get('prompt', '')}", "echo_key_id": "none"}

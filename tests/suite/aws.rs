@@ -5,7 +5,7 @@
 //! get, a presigned URL, a Bedrock-shaped JSON call; a request signed with anything else
 //! is refused before it leaves.
 
-use egret_test_support::aws::{AwsEndpoint, BEDROCK_HOST, S3_HOST, run_client};
+use egret_test_support::aws::{AwsEndpoint, BEDROCK_HOST, S3_HOST, STS_HOST, run_client};
 use egret_test_support::proxy::TestProxy;
 use egret_test_support::upstream::TestCa;
 use egret_vault::{ConnectionId, KeyValue, Owner};
@@ -19,6 +19,10 @@ const REAL_KEY_ID: &str = "AKIAREALKEY000000001";
 const REAL_SECRET: &str = "real/secret+key0000000000000000000000000";
 
 fn policy(port: u16) -> String {
+    policy_with(port, "{ region: us-east-1 }")
+}
+
+fn policy_with(port: u16, aws: &str) -> String {
     format!(
         r#"
 version: 1
@@ -26,10 +30,11 @@ upstream:
   resolve:
     {S3_HOST}: 127.0.0.1
     {BEDROCK_HOST}: 127.0.0.1
+    {STS_HOST}: 127.0.0.1
 connectors:
   - id: aws
     auth: aws_sigv4
-    aws: {{ region: us-east-1 }}
+    aws: {aws}
     egress: ["{S3_HOST}:{port}", "{BEDROCK_HOST}:{port}"]
 "#
     )
@@ -46,9 +51,24 @@ struct Setup {
 /// egret with an AWS connector, the endpoint knowing the real keys, the connection's
 /// keys stored, and the environment `sandbox-env` would give (placeholders only).
 async fn setup(token: Option<&str>) -> Setup {
+    setup_with(token, None).await
+}
+
+/// As [`setup`]; `assume_role` (a role ARN) makes egret sign with the role's keys.
+async fn setup_with(token: Option<&str>, assume_role: Option<&str>) -> Setup {
     let ca = TestCa::new();
     let endpoint = AwsEndpoint::start(&ca, REAL_KEY_ID, REAL_SECRET, token).await;
-    let egret = TestProxy::start(&policy(endpoint.port), &ca.pem).await;
+    let yaml = match assume_role {
+        None => policy(endpoint.port),
+        Some(arn) => policy_with(
+            endpoint.port,
+            &format!(
+                "{{ region: us-east-1, assume_role: {{ role_arn: \"{arn}\", external_id: ext-42, sts_url: \"https://{STS_HOST}:{}\" }} }}",
+                endpoint.port
+            ),
+        ),
+    };
+    let egret = TestProxy::start(&yaml, &ca.pem).await;
     let conn = ConnectionId::default_of("aws", &Owner::parse("org").expect("owner"));
     let mut values = vec![
         (
@@ -113,8 +133,14 @@ async fn setup(token: Option<&str>) -> Setup {
     }
 }
 
+/// What the sandbox saw (the client's report, not the endpoint's own stats) holds
+/// neither real key.
 fn no_real_key(report: &Value) {
-    let text = report.to_string();
+    let mut seen = report.clone();
+    if let Some(o) = seen.as_object_mut() {
+        o.remove("stats");
+    }
+    let text = seen.to_string();
     assert!(
         !text.contains(REAL_KEY_ID),
         "the real key id reached the sandbox: {text}"
@@ -245,4 +271,42 @@ async fn a_signed_trailer_is_resigned_after_the_last_chunk() {
         "{report}"
     );
     assert!(seen.iter().all(|r| r.get("refused").is_none()), "{report}");
+}
+
+/// `aws.assume_role`: egret takes the role's temporary keys from STS with the stored
+/// keys (the endpoint's STS checks that signature with botocore too), signs with them
+/// (and their session token), and asks STS once however many requests follow.
+#[tokio::test]
+async fn with_assume_role_egret_signs_with_the_roles_temporary_keys_taken_once() {
+    let s = setup_with(None, Some("arn:aws:iam::123456789012:role/agent")).await;
+    let report = run_client(&s.endpoint, &s.env, "bedrock,presigned", 0).await;
+    assert_eq!(
+        report["bedrock"]["completion"], "you said: hello",
+        "{report}"
+    );
+    assert_eq!(report["presigned"]["status"], 200, "{report}");
+    let seen = report["stats"]["requests"].as_array().expect("requests");
+    assert!(seen.iter().all(|r| r.get("refused").is_none()), "{report}");
+    let assumed: Vec<&Value> = seen.iter().filter(|r| r.get("assumed").is_some()).collect();
+    assert_eq!(assumed.len(), 1, "STS asked once: {report}");
+    assert_eq!(
+        assumed[0]["assumed"],
+        "arn:aws:iam::123456789012:role/agent"
+    );
+    assert_eq!(assumed[0]["external_id"], "ext-42");
+    assert_eq!(
+        assumed[0]["key_id"], REAL_KEY_ID,
+        "AssumeRole signed with the stored keys"
+    );
+    let invoke = seen
+        .iter()
+        .find(|r| r["path"] == "/model/x/invoke")
+        .expect("the call reached the endpoint");
+    assert!(
+        invoke["key_id"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("ASIA")),
+        "signed with the role's temporary keys: {report}"
+    );
+    no_real_key(&report);
 }

@@ -16,6 +16,8 @@ use crate::upstream::TestCa;
 /// The hosts the endpoint answers for.
 pub const S3_HOST: &str = "s3.us-east-1.amazonaws.com";
 pub const BEDROCK_HOST: &str = "bedrock-runtime.us-east-1.amazonaws.com";
+/// STS (AssumeRole), on the same port.
+pub const STS_HOST: &str = "sts.us-east-1.amazonaws.com";
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/aws")
@@ -61,7 +63,7 @@ impl AwsEndpoint {
             .await
             .expect("boto3");
         let tmp = tempfile::tempdir().expect("tempdir");
-        let (cert, key) = ca.issue_pem(&[S3_HOST, BEDROCK_HOST]);
+        let (cert, key) = ca.issue_pem(&[S3_HOST, BEDROCK_HOST, STS_HOST]);
         std::fs::write(tmp.path().join("cert.pem"), cert).expect("cert");
         std::fs::write(tmp.path().join("key.pem"), key).expect("key");
         let mut cmd = Command::new("python3");
