@@ -357,6 +357,9 @@ async fn sandbox_env_gives_boto3_a_placeholder_key_pair_that_egret_signs_for() {
         "{report}"
     );
     assert_eq!(report["presigned"]["status"], 200, "{report}");
-    assert!(!report.to_string().contains(key_id));
+    // What the sandbox got back (not the endpoint's own stats) never names the real key.
+    for call in ["bedrock", "presigned"] {
+        assert!(!report[call].to_string().contains(key_id), "{report}");
+    }
     egret.stop().await;
 }
