@@ -21,6 +21,31 @@ pub struct SecretSources {
     pub op: Option<OpSource>,
 }
 
+impl SecretSources {
+    /// The timing of the source `scheme` names; `None` when it is not configured.
+    pub fn timing(&self, scheme: Scheme) -> Option<SourceTiming> {
+        match scheme {
+            Scheme::Vault => self.vault.as_ref().map(|v| v.timing),
+            Scheme::AwsSm => self.aws_sm.as_ref().map(|v| v.timing),
+            Scheme::GcpSm => self.gcp_sm.as_ref().map(|v| v.timing),
+            Scheme::Op => self.op.as_ref().map(|v| v.timing),
+        }
+    }
+
+    /// The CA files the configured sources name.
+    pub fn ca_files(&self) -> Vec<PathBuf> {
+        [
+            self.vault.as_ref().and_then(|v| v.ca_file.clone()),
+            self.aws_sm.as_ref().and_then(|v| v.ca_file.clone()),
+            self.gcp_sm.as_ref().and_then(|v| v.ca_file.clone()),
+            self.op.as_ref().and_then(|v| v.ca_file.clone()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
 /// How long values are kept, used while the source fails, and waited for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceTiming {

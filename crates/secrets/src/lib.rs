@@ -15,7 +15,7 @@ mod sources;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use egret_policy::{Connector, ExternalRef, Policy, Scheme, SourceTiming};
+use egret_policy::{Connector, ExternalRef, Policy};
 use egret_vault::Credential;
 use secrecy::SecretString;
 
@@ -116,7 +116,9 @@ impl Secrets {
     pub async fn keep_current(&self, policy: &Policy) {
         for secret in policy.external_secrets() {
             let reference = secret.reference.to_string();
-            let fresh = timing(policy, secret.reference.scheme)
+            let fresh = policy
+                .secret_sources
+                .timing(secret.reference.scheme)
                 .is_some_and(|t| self.cache.fresh(&reference, t.cache_ttl).is_some());
             if fresh && secret.get().is_some() {
                 continue;
@@ -170,7 +172,7 @@ impl Secrets {
         let parsed = ExternalRef::parse(reference)
             .map_err(|why| SourceError::new("secret reference", why))?;
         let source = parsed.scheme.source();
-        let timing = timing(policy, parsed.scheme).ok_or_else(|| {
+        let timing = policy.secret_sources.timing(parsed.scheme).ok_or_else(|| {
             SourceError::new(
                 source,
                 format!("no `secret_sources.{source}` is configured in the policy"),
@@ -193,7 +195,7 @@ impl Secrets {
             return Ok(value);
         }
         let client = self
-            .client(&ca_files(policy))
+            .client(&policy.secret_sources.ca_files())
             .map_err(|why| SourceError::new(source, why))?
             .with_timeout(timing.timeout);
         let result = tokio::time::timeout(
@@ -254,30 +256,6 @@ impl Secrets {
     }
 }
 
-/// The CA files the policy's sources name.
-fn ca_files(policy: &Policy) -> Vec<std::path::PathBuf> {
-    let s = &policy.secret_sources;
-    [
-        s.vault.as_ref().and_then(|v| v.ca_file.clone()),
-        s.aws_sm.as_ref().and_then(|v| v.ca_file.clone()),
-        s.gcp_sm.as_ref().and_then(|v| v.ca_file.clone()),
-        s.op.as_ref().and_then(|v| v.ca_file.clone()),
-    ]
-    .into_iter()
-    .flatten()
-    .collect()
-}
-
-fn timing(policy: &Policy, scheme: Scheme) -> Option<SourceTiming> {
-    let s = &policy.secret_sources;
-    match scheme {
-        Scheme::Vault => s.vault.as_ref().map(|v| v.timing),
-        Scheme::AwsSm => s.aws_sm.as_ref().map(|v| v.timing),
-        Scheme::GcpSm => s.gcp_sm.as_ref().map(|v| v.timing),
-        Scheme::Op => s.op.as_ref().map(|v| v.timing),
-    }
-}
-
 /// Now as SigV4 writes it: `YYYYMMDDTHHMMSSZ`.
 pub(crate) fn amz_date_now() -> String {
     let now = time::OffsetDateTime::now_utc();
@@ -300,7 +278,7 @@ fn humanize(d: std::time::Duration) -> String {
 /// source is configured. The message says what to fix.
 pub fn check_reference(policy: &Policy, reference: &str) -> Result<(), String> {
     let parsed = ExternalRef::parse(reference)?;
-    if timing(policy, parsed.scheme).is_none() {
+    if policy.secret_sources.timing(parsed.scheme).is_none() {
         let source = parsed.scheme.source();
         return Err(format!(
             "`{}` names the secret source `{source}`, which the policy does not configure; add `secret_sources.{source}` to the policy",

@@ -105,15 +105,11 @@ impl Validator<'_> {
         let mut seen = HashSet::new();
         // Before the connectors: a client secret may name one of these sources.
         let secret_sources = v.sources(&raw.secret_sources, base);
-        *v.sources_configured.borrow_mut() = [
-            (Scheme::Vault, secret_sources.vault.is_some()),
-            (Scheme::AwsSm, secret_sources.aws_sm.is_some()),
-            (Scheme::GcpSm, secret_sources.gcp_sm.is_some()),
-            (Scheme::Op, secret_sources.op.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(s, on)| on.then_some(s))
-        .collect();
+        *v.sources_configured.borrow_mut() =
+            [Scheme::Vault, Scheme::AwsSm, Scheme::GcpSm, Scheme::Op]
+                .into_iter()
+                .filter(|s| secret_sources.timing(*s).is_some())
+                .collect();
         let mut connectors = Vec::with_capacity(raw.connectors.len());
         for c in raw.connectors {
             let reused = v.at(&c.id, "connector ids must be unique; this id is used twice");

@@ -9,7 +9,7 @@ use egret_approvals::{Ask, BODY_MAX, Held};
 use egret_policy::Verdict;
 use egret_vault::PlaceholderEntry;
 use http::request::Parts;
-use http_body_util::{BodyExt, Either, Full};
+use http_body_util::{Either, Full};
 
 use super::fresh::{self, Stop};
 use crate::Proxy;
@@ -101,18 +101,8 @@ async fn buffer(
     entry: &PlaceholderEntry,
     verdict: &Verdict,
 ) -> Result<Bytes, Refusal> {
-    let incoming = match body {
-        // Read already, for the rules (at most their 64 KiB).
-        Either::Right(full) => {
-            return Ok(full
-                .collect()
-                .await
-                .map(|c| c.to_bytes())
-                .unwrap_or_default());
-        }
-        Either::Left(sandbox) => sandbox,
-    };
-    super::whole::read(proxy, incoming, BODY_MAX)
+    // Read already for the rules (at most their 64 KiB), or now.
+    super::whole::upstream(proxy, body, BODY_MAX)
         .await?
         .ok_or_else(|| {
             Refusal::request_denied(

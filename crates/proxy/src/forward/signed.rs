@@ -191,18 +191,15 @@ async fn whole(
     connector: &str,
     what: &str,
 ) -> Result<Bytes, Refusal> {
-    match body {
-        Either::Right(full) => Ok(full.collect().await.map(|c| c.to_bytes()).unwrap_or_default()),
-        Either::Left(sandbox) => super::whole::read(proxy, sandbox, SIGNED_BODY_MAX)
-            .await?
-            .ok_or_else(|| {
-                Refusal::signature_invalid(
-                    connector,
-                    &format!(
-                        "egret reads the body whole for {what}, and it is over {} MiB; send a smaller body (for S3, an x-amz-content-sha256 header, UNSIGNED-PAYLOAD or aws-chunked streaming)",
-                        SIGNED_BODY_MAX / (1024 * 1024)
-                    ),
-                )
-            }),
-    }
+    super::whole::upstream(proxy, body, SIGNED_BODY_MAX)
+        .await?
+        .ok_or_else(|| {
+            Refusal::signature_invalid(
+                connector,
+                &format!(
+                    "egret reads the body whole for {what}, and it is over {} MiB; send a smaller body (for S3, an x-amz-content-sha256 header, UNSIGNED-PAYLOAD or aws-chunked streaming)",
+                    SIGNED_BODY_MAX / (1024 * 1024)
+                ),
+            )
+        })
 }

@@ -27,3 +27,22 @@ where
         Err(_) => Err(Refusal::bad_request("the request body broke off")),
     }
 }
+
+/// A request body on its way upstream, whole: the bytes read already (for the rules or
+/// a held request, within their own bounds), or the sandbox's stream read up to `max`
+/// (`Ok(None)` beyond it, as [`read`]).
+pub(super) async fn upstream(
+    proxy: &Proxy,
+    body: crate::upstream::UpstreamBody,
+    max: usize,
+) -> Result<Option<Bytes>, Refusal> {
+    match body {
+        http_body_util::Either::Right(full) => Ok(Some(
+            full.collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default(),
+        )),
+        http_body_util::Either::Left(sandbox) => read(proxy, sandbox, max).await,
+    }
+}

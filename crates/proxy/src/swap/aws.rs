@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
-use egret_policy::AuthKind;
+use egret_policy::{AuthKind, Connector};
 use http::header::AUTHORIZATION;
 use http::request::Parts;
 use memchr::memmem;
@@ -52,15 +52,19 @@ static AWS_CREDENTIAL_FINDER: LazyLock<memmem::Finder<'static>> =
 static AWS_V2_FINDER: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"AWSAccessKeyId="));
 
-/// An AWS Signature Version 2 request toward an AWS connector: egret signs only
-/// Version 4 (AWS itself retired Version 2 for S3).
-fn refuse_sigv2(dest: Destination<'_>, lookup: &Lookup<'_>) -> Result<(), Halt> {
-    match lookup
+/// The AWS connector whose hosts include `dest`, if any.
+fn aws_connector<'p>(dest: Destination<'_>, lookup: &Lookup<'p>) -> Option<&'p Connector> {
+    lookup
         .policy
         .connectors
         .iter()
         .find(|c| matches!(c.auth, AuthKind::AwsSigV4(_)) && c.serves(dest.host, dest.port))
-    {
+}
+
+/// An AWS Signature Version 2 request toward an AWS connector: egret signs only
+/// Version 4 (AWS itself retired Version 2 for S3).
+fn refuse_sigv2(dest: Destination<'_>, lookup: &Lookup<'_>) -> Result<(), Halt> {
+    match aws_connector(dest, lookup) {
         Some(c) => Err(Refusal::signature_invalid(
             c.id.as_str(),
             "it is signed with AWS Signature Version 2, which egret does not sign; use Version 4 (boto3: Config(signature_version=\"s3v4\"))",
@@ -80,12 +84,7 @@ fn aws_key_id(
     report: &mut SwapReport,
 ) -> Result<(), Halt> {
     if !egret_vault::is_aws_key_id(key_id) {
-        if let Some(c) = lookup
-            .policy
-            .connectors
-            .iter()
-            .find(|c| matches!(c.auth, AuthKind::AwsSigV4(_)) && c.serves(dest.host, dest.port))
-        {
+        if let Some(c) = aws_connector(dest, lookup) {
             return Err(Refusal::signature_invalid(
                 c.id.as_str(),
                 "it is signed with an access key id egret did not give; sign with the AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from `egret sandbox-env`",
