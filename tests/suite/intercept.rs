@@ -40,10 +40,58 @@ async fn the_placeholder_reaches_the_upstream_as_the_real_key_over_h1_and_h2() {
             (seen["path"].as_str(), seen["query"].as_str()),
             (Some("/echo"), Some("x=1"))
         );
-        // The upstream offers h2, so egret speaks h2 to it whatever the sandbox spoke.
-        assert_eq!(seen["version"], "HTTP/2.0", "{proto:?}");
+        // The upstream offers both: egret speaks the sandbox's version to it (with few
+        // connections open; see `many_connections_share_one_http2_upstream_connection`).
+        let version = match proto {
+            Proto::H1 => "HTTP/1.1",
+            Proto::H2 => "HTTP/2.0",
+        };
+        assert_eq!(seen["version"], version, "{proto:?}");
         assert!(seen["headers"].get("proxy-connection").is_none());
     }
+}
+
+#[tokio::test]
+async fn many_connections_share_one_http2_upstream_connection() {
+    // With few sandbox connections on a worker, each HTTP/1.1 request has an HTTP/1.1
+    // upstream connection of its own; from `MULTIPLEX_FROM` on a worker, they share the
+    // worker's HTTP/2 connection (where the upstream offers it).
+    let f = Fixture::new().await;
+    let p = f.egret.key_and_placeholder("openai", "org", "sk-many");
+    let auth = bearer(&p);
+    let host = f.at("api.test.local");
+    let open = || {
+        client::Session::open(
+            f.egret.proxy_addr,
+            &host,
+            "api.test.local",
+            &f.egret.ca_pem,
+            Proto::H1,
+        )
+    };
+    let mut first = open().await.expect("session");
+    let resp = first
+        .get(&host, "/echo", &[("authorization", &auth)])
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(f.last_seen()["version"], "HTTP/1.1", "one connection");
+    // Two workers share the connections out evenly: this many puts each over the mark.
+    let mut sessions = vec![first];
+    for _ in 0..2 * egret_proxy::upstream::MULTIPLEX_FROM {
+        sessions.push(open().await.expect("session"));
+    }
+    for session in &mut sessions {
+        let resp = session
+            .get(&host, "/echo", &[("authorization", &auth)])
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), StatusCode::OK);
+        let seen = f.last_seen();
+        assert_eq!(seen["version"], "HTTP/2.0", "many connections");
+        assert_eq!(seen["headers"]["authorization"], "Bearer sk-many");
+    }
+    drop(sessions);
 }
 
 #[tokio::test]

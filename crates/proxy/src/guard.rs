@@ -33,6 +33,24 @@ impl Loads {
     }
 }
 
+/// One worker's count of open connections, read by its upstream pools.
+#[derive(Clone)]
+pub(crate) struct WorkerLoad {
+    loads: Arc<Loads>,
+    worker: usize,
+}
+
+impl WorkerLoad {
+    pub(crate) fn new(loads: Arc<Loads>, worker: usize) -> Self {
+        Self { loads, worker }
+    }
+
+    /// Connections open on the worker now.
+    pub(crate) fn open(&self) -> usize {
+        self.loads.0[self.worker].load(Ordering::Relaxed)
+    }
+}
+
 /// Counts one open connection against a worker while it lives.
 pub(crate) struct Load {
     loads: Arc<Loads>,

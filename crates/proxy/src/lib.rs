@@ -163,13 +163,14 @@ impl Proxy {
     }
 
     /// The proxy one worker thread serves with: everything shared with `self` except
-    /// the upstream pools, which start empty and fill on this worker only.
-    pub fn for_worker(&self) -> Self {
+    /// the upstream pools, which start empty and fill on this worker only (and read
+    /// the worker's open connections, `load`, to choose between HTTP/1.1 and HTTP/2).
+    pub(crate) fn for_worker(&self, load: guard::WorkerLoad) -> Self {
         Self {
             policy: self.policy.clone(),
             vault: self.vault.clone(),
             leaves: self.leaves.clone(),
-            upstream: self.upstream.new_pool(&self.limits),
+            upstream: self.upstream.new_pool(&self.limits, Some(load)),
             limits: self.limits.clone(),
             broker: self.broker.clone(),
             approvals: self.approvals.clone(),

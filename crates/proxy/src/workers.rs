@@ -24,7 +24,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::Proxy;
 use crate::drain::Drain;
-use crate::guard::{Load, Loads};
+use crate::guard::{Load, Loads, WorkerLoad};
 
 /// Serves the proxy on `listener` with `workers` threads (none: on the caller's
 /// runtime) until `stop` turns true, then waits for every worker to drain (each within
@@ -93,7 +93,8 @@ fn start(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let proxy = Arc::new(proxy.for_worker());
+    let load = WorkerLoad::new(worker.balance.loads.clone(), index);
+    let proxy = Arc::new(proxy.for_worker(load));
     let (done, finished) = oneshot::channel();
     std::thread::Builder::new()
         .name(format!("egret-proxy-{index}"))

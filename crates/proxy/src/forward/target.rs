@@ -27,8 +27,7 @@ pub(super) fn upstream_head(parts: &mut Parts, bound: &Bound) -> Result<bool, Re
         .path_and_query(path_and_query)
         .build()
         .map_err(|_| Refusal::bad_request("the request target is not a valid URI"))?;
-    // The pooled client picks HTTP/2 or HTTP/1.1 per upstream; it needs an HTTP/1.1 request.
-    parts.version = Version::HTTP_11;
+    // The version stays the sandbox's: `Upstream::request` picks the pool by it.
     Ok(upgrade)
 }
 
@@ -71,7 +70,7 @@ mod tests {
         let mut p = parts(Version::HTTP_2, "https://api.x.com/s", &[]);
         assert!(!upstream_head(&mut p, &bound).expect("h2"));
         assert_eq!(p.uri, "https://api.x.com/s");
-        assert_eq!(p.version, Version::HTTP_11);
+        assert_eq!(p.version, Version::HTTP_2, "the pool is picked by it");
         let mut ws = parts(
             Version::HTTP_11,
             "/ws",

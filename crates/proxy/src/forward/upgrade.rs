@@ -46,7 +46,7 @@ pub(super) async fn forward(
         parts.headers.remove(http::header::SEC_WEBSOCKET_EXTENSIONS);
     }
     let upstream_req = Request::from_parts(parts, Either::Left(body.into()));
-    let sent = proxy.upstream.upgrade_client.request(upstream_req);
+    let sent = proxy.upstream.http1_client.request(upstream_req);
     let mut resp = tokio::time::timeout(proxy.limits.upstream_response_timeout, sent)
         .await
         .map_err(|_| Refusal::upstream_timeout(&bound.host, "answer the upgrade"))?
