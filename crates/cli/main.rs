@@ -45,7 +45,9 @@ use clap::Parser;
 
 /// A proxy allocates and frees many small buffers per request on every worker thread;
 /// mimalloc's thread-local free lists beat glibc malloc there (`benches/hot_path.rs`:
-/// the swap took 2.2 µs on glibc malloc, 1.8 µs on mimalloc).
+/// the swap took 2.2 µs on glibc malloc, 1.8 µs on mimalloc). Built without transparent
+/// huge pages (the `no_thp` feature): with them, its arenas grew in 2 MiB pages and an
+/// idle intercepted connection cost 47 KiB of memory instead of 32 KiB.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -20,6 +20,10 @@ use crate::body::ProxyBody;
 use crate::drain::Watcher;
 use crate::idle::{Busy, IdleIo};
 
+/// One request's handling, allocated for its time (see [`Intercepted::handle`]).
+type Handling =
+    std::pin::Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
+
 /// What every request inside one intercepted tunnel needs, held for the tunnel's life.
 struct Intercepted {
     /// Everything the proxy's connections share.
@@ -34,12 +38,15 @@ struct Intercepted {
 impl Intercepted {
     /// Counts the request in flight at once (not when the future first runs), so the
     /// head timeout cannot fire between the head's arrival and its handling.
-    fn handle(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-    ) -> impl Future<Output = Result<Response<ProxyBody>, Infallible>> {
+    ///
+    /// The request's future is boxed: hyper keeps a place for it in every connection
+    /// from the start, and unboxed that place is the whole request path (about 8 KiB),
+    /// held by every idle connection for its life. Boxed, it is allocated per request.
+    fn handle(self: Arc<Self>, req: Request<Incoming>) -> Handling {
         let guard = self.busy.enter();
-        async move { Ok(crate::forward::handle(&self.proxy, &self.bound, guard, req).await) }
+        Box::pin(
+            async move { Ok(crate::forward::handle(&self.proxy, &self.bound, guard, req).await) },
+        )
     }
 }
 
@@ -50,7 +57,9 @@ pub(crate) async fn serve(
     upgraded: Upgraded,
 ) {
     let Some(watcher) = watcher else { return };
-    let handshake = async {
+    // Boxed, so the handshake's state is freed once it is done instead of sizing the
+    // connection's task for its whole life.
+    let handshake = Box::pin(async {
         let start =
             LazyConfigAcceptor::new(rustls::server::Acceptor::default(), TokioIo::new(upgraded))
                 .await?;
@@ -62,7 +71,7 @@ pub(crate) async fn serve(
             .map_err(std::io::Error::other)?;
         let stream = start.into_stream(config).await?;
         Ok::<_, std::io::Error>((stream, sni))
-    };
+    });
     let (stream, sni) =
         match tokio::time::timeout(proxy.limits.tls_handshake_timeout, handshake).await {
             Ok(Ok(done)) => done,
