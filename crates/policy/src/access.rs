@@ -60,10 +60,13 @@ impl PathGlob {
 
     /// Whether `path` (already decoded and free of `.`/`..` segments) matches.
     pub fn matches(&self, path: &str) -> bool {
-        let path = path.strip_prefix('/').unwrap_or(path);
-        let parts: Vec<&str> = path.split('/').collect();
-        let pattern: Vec<&str> = self.segments.iter().map(String::as_str).collect();
-        glob_segments(&pattern, &parts)
+        let parts: Vec<&str> = segments_of(path).collect();
+        self.matches_segments(&parts)
+    }
+
+    /// As [`PathGlob::matches`], on the path's segments (split once for every rule).
+    pub fn matches_segments(&self, parts: &[&str]) -> bool {
+        glob_segments(&self.segments, parts)
     }
 }
 
@@ -73,10 +76,15 @@ impl fmt::Display for PathGlob {
     }
 }
 
-fn glob_segments(pattern: &[&str], path: &[&str]) -> bool {
+/// A path's `/`-separated segments, as patterns are split.
+fn segments_of(path: &str) -> std::str::Split<'_, char> {
+    path.strip_prefix('/').unwrap_or(path).split('/')
+}
+
+fn glob_segments(pattern: &[String], path: &[&str]) -> bool {
     match pattern.split_first() {
         None => path.is_empty(),
-        Some((&"**", rest)) => {
+        Some((any, rest)) if any == "**" => {
             // Trailing `**` also matches the parent itself (`/repos/**` matches `/repos`).
             (0..=path.len()).any(|skip| glob_segments(rest, &path[skip..]))
         }
@@ -198,8 +206,16 @@ impl Access {
 
     /// `Ok` when the request may go; the verdict (deny or approve) otherwise.
     pub fn decide(&self, req: &RequestFacts<'_>) -> Result<(), Verdict> {
-        let method = req.method.to_ascii_uppercase();
-        if self.read_only && !matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS") {
+        // Per request, before the rules: the method as rules name it, the path split once
+        // and the query parsed only when a rule looks at it (no copies per rule).
+        let method: std::borrow::Cow<'_, str> =
+            if req.method.bytes().any(|b| b.is_ascii_lowercase()) {
+                req.method.to_ascii_uppercase().into()
+            } else {
+                req.method.into()
+            };
+        let method = method.as_ref();
+        if self.read_only && !matches!(method, "GET" | "HEAD" | "OPTIONS") {
             let query_only = method == "POST" && graphql_query_only(req.body);
             if !query_only {
                 return Err(Verdict {
@@ -216,9 +232,14 @@ impl Access {
         {
             mcp.judge(req.body)?;
         }
-        let query = parse_query(req.query);
+        let query = if self.rules.iter().any(|r| !r.query.is_empty()) {
+            parse_query(req.query)
+        } else {
+            Vec::new()
+        };
+        let path: Vec<&str> = segments_of(req.path).collect();
         for (i, rule) in self.rules.iter().enumerate() {
-            if !self.matches(rule, &method, req, &query) {
+            if !Self::matches(rule, method, req, &path, &query) {
                 continue;
             }
             let name = rule.name.clone().unwrap_or_else(|| format!("#{}", i + 1));
@@ -249,14 +270,14 @@ impl Access {
     }
 
     fn matches(
-        &self,
         rule: &RequestRule,
         method: &str,
         req: &RequestFacts<'_>,
+        path: &[&str],
         query: &[(String, String)],
     ) -> bool {
         (rule.methods.is_empty() || rule.methods.iter().any(|m| m == method))
-            && rule.path.matches(req.path)
+            && rule.path.matches_segments(path)
             && rule
                 .query
                 .iter()
