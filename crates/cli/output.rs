@@ -119,7 +119,19 @@ pub fn relative(delta: i64) -> String {
 /// `1 connector`, `2 connectors`.
 pub fn count(n: u64, noun: &str) -> String {
     if n == 1 {
-        format!("1 {noun}")
+        return format!("1 {noun}");
+    }
+    // English plurals of the nouns egret counts: sandboxes, deliveries, keys, rows.
+    let consonant_y = noun
+        .strip_suffix('y')
+        .filter(|stem| stem.chars().last().is_some_and(|c| !"aeiou".contains(c)));
+    if let Some(stem) = consonant_y {
+        format!("{n} {stem}ies")
+    } else if ["s", "x", "z", "ch", "sh"]
+        .iter()
+        .any(|end| noun.ends_with(end))
+    {
+        format!("{n} {noun}es")
     } else {
         format!("{n} {noun}s")
     }
@@ -146,5 +158,15 @@ mod tests {
         assert_eq!(text(&Value::Null), "-");
         assert!(when(&serde_json::json!(0)).starts_with("1970-01-01 00:00 UTC ("));
         assert_eq!(when(&Value::Null), "-");
+    }
+
+    #[test]
+    fn counts_say_english_plurals() {
+        assert_eq!(count(1, "sandbox"), "1 sandbox");
+        assert_eq!(count(0, "sandbox"), "0 sandboxes");
+        assert_eq!(count(2, "webhook delivery"), "2 webhook deliveries");
+        assert_eq!(count(3, "key"), "3 keys");
+        assert_eq!(count(4, "audit event"), "4 audit events");
+        assert_eq!(count(5, "row"), "5 rows");
     }
 }
