@@ -128,3 +128,57 @@ async fn a_name_constrained_ca_is_trusted_only_for_its_domains() {
     let cache = LeafCache::new(ca, 8).expect("cache");
     assert!(client_accepts(&cache, "www.google.com").await);
 }
+
+/// The suite a client that puts AES-256-GCM-SHA384 first (rustls's own order) and one
+/// that offers only it get from a leaf.
+async fn negotiated_suite(cache: &LeafCache, only_aes256: bool) -> Option<rustls::CipherSuite> {
+    let server = tokio_rustls::TlsAcceptor::from(cache.issue_uncached("api.x.com").expect("leaf"));
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in crate::upstream::certs_from_pem(cache.ca().cert_pem()) {
+        roots.add(cert).expect("root");
+    }
+    let mut provider = (*crate::provider()).clone();
+    if only_aes256 {
+        provider
+            .cipher_suites
+            .retain(|s| s.suite() == rustls::CipherSuite::TLS13_AES_256_GCM_SHA384);
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let client = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let name = rustls_pki_types::ServerName::try_from("api.x.com").expect("name");
+    let (client, _server) = tokio::join!(client.connect(name, a), server.accept(b));
+    let stream = client.ok()?;
+    stream
+        .get_ref()
+        .1
+        .negotiated_cipher_suite()
+        .map(|s| s.suite())
+}
+
+#[tokio::test]
+async fn sandboxes_get_aes_128_gcm_sha256_first_and_any_suite_they_need() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca, _) = CertificateAuthority::load_or_create(dir.path()).expect("ca");
+    let cache = LeafCache::new(ca, 8).expect("cache");
+    let first = crate::provider().cipher_suites[0].suite();
+    assert_eq!(
+        first,
+        rustls::CipherSuite::TLS13_AES_256_GCM_SHA384,
+        "the client's own order puts AES-256 first"
+    );
+    assert_eq!(
+        negotiated_suite(&cache, false).await,
+        Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256),
+        "egret's order decides"
+    );
+    assert_eq!(
+        negotiated_suite(&cache, true).await,
+        Some(rustls::CipherSuite::TLS13_AES_256_GCM_SHA384),
+        "a client with only AES-256 still connects"
+    );
+}
