@@ -4,15 +4,13 @@
 //! signatures, GitHub-style webhook signatures), the secret never on the wire.
 
 use egret_test_support::client::{self, Proto, full, refusal_code};
-use egret_test_support::proxy::TestProxy;
-use egret_test_support::upstream::{Offer, TestCa, Upstream};
 use hmac::{Hmac, Mac};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
+use super::harness::Fixture;
 use super::harness::api::admin;
-use super::harness::{Fixture, NAMES};
 
 const POLICY: &str = r#"
 version: 1
@@ -44,14 +42,7 @@ connectors:
 "#;
 
 async fn fixture() -> Fixture {
-    let ca = TestCa::new();
-    let upstream = Upstream::https(&ca, NAMES, Offer::Http2AndHttp1).await;
-    let egret = TestProxy::start(POLICY, &ca.pem).await;
-    Fixture {
-        ca,
-        upstream,
-        egret,
-    }
+    Fixture::with_policy(POLICY).await
 }
 
 /// Stores `values` for `connector` (org) through the API, mints, and returns the

@@ -5,25 +5,16 @@
 use std::time::Duration;
 
 use egret_test_support::client::{self, Proto, refusal_code};
-use egret_test_support::proxy::TestProxy;
-use egret_test_support::upstream::{Offer, TestCa, Upstream};
 use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::harness::api::metrics;
 use super::harness::wait::until;
-use super::harness::{Fixture, NAMES, json, policy_yaml};
+use super::harness::{Fixture, json, policy_yaml};
 
 async fn fixture(yaml: &str) -> Fixture {
-    let ca = TestCa::new();
-    let upstream = Upstream::https(&ca, NAMES, Offer::Http2AndHttp1).await;
-    let egret = TestProxy::start(yaml, &ca.pem).await;
-    Fixture {
-        ca,
-        upstream,
-        egret,
-    }
+    Fixture::with_policy(yaml).await
 }
 
 #[tokio::test]

@@ -3,11 +3,9 @@
 //! before any renewal: a refused request is never sent and costs no token.
 
 use egret_test_support::client::{self, Proto, full, refusal_code};
-use egret_test_support::proxy::TestProxy;
-use egret_test_support::upstream::{Offer, TestCa, Upstream};
 use http::StatusCode;
 
-use super::harness::{Fixture, NAMES, json, policy_yaml};
+use super::harness::{Fixture, json, policy_yaml};
 
 /// The test policy with `rules` (lines indented by four spaces) on the `openai` connector.
 pub(super) fn ruled_yaml(rules: &str) -> String {
@@ -18,15 +16,7 @@ pub(super) fn ruled_yaml(rules: &str) -> String {
 }
 
 pub(super) async fn fixture(rules: &str) -> Fixture {
-    let yaml = ruled_yaml(rules);
-    let ca = TestCa::new();
-    let upstream = Upstream::https(&ca, NAMES, Offer::Http2AndHttp1).await;
-    let egret = TestProxy::start(&yaml, &ca.pem).await;
-    Fixture {
-        ca,
-        upstream,
-        egret,
-    }
+    Fixture::with_policy(&ruled_yaml(rules)).await
 }
 
 /// `method path` with the placeholder, and `body`, through a fresh session.

@@ -1420,20 +1420,8 @@ async fn an_owner_narrows_a_connection_on_their_connections_page() {
 /// Issue 26, part 3: the Connections page shows a connection's use against its budget.
 #[tokio::test]
 async fn the_connections_page_shows_use_against_the_budget() {
-    let ca = egret_test_support::upstream::TestCa::new();
-    let upstream = egret_test_support::upstream::Upstream::https(
-        &ca,
-        super::harness::NAMES,
-        egret_test_support::upstream::Offer::Http2AndHttp1,
-    )
-    .await;
     let yaml = super::rules::ruled_yaml("    limits: { requests: 5, per: 1h }\n");
-    let egret = egret_test_support::proxy::TestProxy::start(&yaml, &ca.pem).await;
-    let f = Fixture {
-        ca,
-        upstream,
-        egret,
-    };
+    let f = Fixture::with_policy(&yaml).await;
     let p = f.egret.key_and_placeholder("openai", "user:ann", "sk-ann");
     let auth = format!("Bearer {p}");
     for _ in 0..2 {
@@ -1520,21 +1508,9 @@ async fn administrators_make_and_revoke_api_tokens_on_their_page() {
 /// stored as those inputs and never shown again; one left out is refused, naming it.
 #[tokio::test]
 async fn a_connector_of_several_inputs_takes_one_write_only_field_each() {
-    let ca = egret_test_support::upstream::TestCa::new();
-    let upstream = egret_test_support::upstream::Upstream::https(
-        &ca,
-        super::harness::NAMES,
-        egret_test_support::upstream::Offer::Http2AndHttp1,
-    )
-    .await;
     let yaml = super::harness::policy_yaml()
         + "  - id: datadog\n    auth: api_key\n    egress: [other.test.local]\n    inputs:\n      - { name: api_key, inject: { header: DD-API-KEY } }\n      - { name: app_key, inject: { header: DD-APPLICATION-KEY } }\n";
-    let egret = egret_test_support::proxy::TestProxy::start(&yaml, &ca.pem).await;
-    let f = Fixture {
-        ca,
-        upstream,
-        egret,
-    };
+    let f = Fixture::with_policy(&yaml).await;
     let path = connect_link(&f, json!({ "owner": "user:ann", "connector": "datadog" })).await;
     let cookie = open_link(&f, &path).await;
     let page = page_at(&f, "/ui/connections", &cookie).await;

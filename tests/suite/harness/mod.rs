@@ -79,6 +79,18 @@ impl Fixture {
         }
     }
 
+    /// As [`Fixture::new`], with the policy `yaml` in place of the test policy.
+    pub async fn with_policy(yaml: &str) -> Self {
+        let ca = TestCa::new();
+        let upstream = Upstream::https(&ca, NAMES, Offer::Http2AndHttp1).await;
+        let egret = TestProxy::start(yaml, &ca.pem).await;
+        Self {
+            ca,
+            upstream,
+            egret,
+        }
+    }
+
     /// As [`Fixture::new`], with the proxy on the test's own runtime: a test that pauses
     /// tokio's clock pauses egret's (placeholders, sandboxes, backoff) with it.
     pub async fn inline() -> Self {
