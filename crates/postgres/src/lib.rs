@@ -338,15 +338,18 @@ fn random_id() -> String {
 /// The counter's row lock orders concurrent reservations: numbers are gap-free across
 /// replicas and none is given twice.
 async fn reserve(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &deadpool_postgres::Transaction<'_>,
     counter: &str,
     n: u64,
 ) -> Result<i64, StoreError> {
-    let row = tx
-        .query_one(
+    let reserve = tx
+        .prepare_cached(
             "UPDATE egret_counters SET value = value + $1 WHERE name = $2 RETURNING value",
-            &[&i64_of(n), &counter],
         )
+        .await
+        .map_err(db)?;
+    let row = tx
+        .query_one(&reserve, &[&i64_of(n), &counter])
         .await
         .map_err(db)?;
     Ok(row.get(0))

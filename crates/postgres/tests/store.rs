@@ -370,6 +370,66 @@ fn replicas_starting_together_migrate_once() {
     assert_eq!(versions, 1, "one schema version row");
 }
 
+/// Runs one query on the test's own database (not the server's default one).
+fn on_db<T>(url: &str, f: impl AsyncFnOnce(&tokio_postgres::Client) -> T) -> T {
+    admin(async |_| {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        f(&client).await
+    })
+}
+
+#[test]
+fn the_audit_log_is_compressed_with_lz4_also_in_a_database_from_before() {
+    let db = Db::new("lz4");
+    let compression = |url: &str| -> String {
+        on_db(url, async |c| {
+            c.query_one(
+                "SELECT attcompression::text FROM pg_attribute
+                 WHERE attrelid = 'egret_audit'::regclass AND attname = 'lines'",
+                &[],
+            )
+            .await
+            .expect("column")
+            .get(0)
+        })
+    };
+    let store = db.store();
+    assert_eq!(compression(&db.url), "l", "a new database");
+    // A database as schema version 1 left it (pglz), with a batch stored: the next
+    // start migrates it and the batch reads back.
+    let keep = Retention {
+        keep: 100,
+        max_age_secs: 3600,
+    };
+    store
+        .audit_append(br#"{"at":1,"event":"x"}"#, 1, true, keep)
+        .expect("append");
+    drop(store);
+    on_db(&db.url, async |c| {
+        c.batch_execute(
+            "ALTER TABLE egret_audit ALTER COLUMN lines SET COMPRESSION pglz;
+             UPDATE egret_schema SET version = 1",
+        )
+        .await
+        .expect("back to version 1")
+    });
+    assert_eq!(compression(&db.url), "p");
+    let store = db.store();
+    assert_eq!(compression(&db.url), "l", "migrated");
+    let version: i32 = on_db(&db.url, async |c| {
+        c.query_one("SELECT version FROM egret_schema", &[])
+            .await
+            .expect("version")
+            .get(0)
+    });
+    assert_eq!(version, 2);
+    let lines = store.audit_page(AuditFrom::After(0), 10).expect("page");
+    assert_eq!(lines.len(), 1, "the batch from before reads back");
+}
+
 #[test]
 fn sslmode_require_is_tls_with_the_certificate_verified() {
     // The server's own certificate (Debian's: `localhost`), when it serves TLS at all.
