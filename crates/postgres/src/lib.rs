@@ -61,6 +61,12 @@ pub struct PgStore {
     hearing: Arc<Hearing>,
     /// Queries that failed, for metrics.
     errors: Arc<AtomicU64>,
+    /// The audit counter as this replica last left it (-1: not read yet): the next batch
+    /// is numbered from it before the database is asked (see `audit.rs`).
+    audit_seen: Arc<std::sync::atomic::AtomicI64>,
+    /// How often an audit batch is numbered from `audit_seen` before the counter is
+    /// locked instead (0 in a test of the locking path).
+    claim_tries: usize,
 }
 
 impl PgStore {
@@ -120,6 +126,8 @@ impl PgStore {
             origin: random_id(),
             hearing: Arc::new(Hearing::default()),
             errors: Arc::new(AtomicU64::new(0)),
+            audit_seen: Arc::new(std::sync::atomic::AtomicI64::new(-1)),
+            claim_tries: audit::CLAIM_TRIES,
             describe,
         };
         let p = store.pool.clone();
@@ -144,6 +152,15 @@ impl PgStore {
                 other => other,
             })?;
         Ok(store)
+    }
+
+    /// This store numbers every audit batch under the counter's lock, never from the
+    /// value it last saw: for tests of that path (replicas contending for numbers).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn always_lock_audit_counter(mut self) -> Self {
+        self.claim_tries = 0;
+        self
     }
 
     /// The listener's state, for readiness and metrics.

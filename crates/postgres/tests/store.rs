@@ -176,7 +176,12 @@ fn one_replica_leads_a_background_task_until_its_lease_ends() {
 #[test]
 fn audit_events_are_numbered_once_across_replicas() {
     let db = Db::new("audit");
-    let (a, b) = (Arc::new(db.store()), Arc::new(db.store()));
+    // One numbers its batches from the counter as it last saw it, the other locks the
+    // counter every time: both ways, side by side.
+    let (a, b) = (
+        Arc::new(db.store()),
+        Arc::new(db.store().always_lock_audit_counter()),
+    );
     let keep = Retention {
         keep: 100_000,
         max_age_secs: 3600,
@@ -212,6 +217,19 @@ fn audit_events_are_numbered_once_across_replicas() {
         .filter_map(|l| egret_vault::store::seq_of_line(l))
         .collect();
     assert_eq!(newest, vec![80, 79, 78]);
+    // Taking turns: each finds the counter moved by the other since its last batch
+    // (synced or not, as the request writer asks between its once-a-second syncs).
+    let c = db.store();
+    for (store, durable) in [(&*a, false), (&c, false), (&*a, true), (&c, true)] {
+        store.audit_append(line, 1, durable, keep).expect("append");
+    }
+    let turns: Vec<u64> = c
+        .audit_page(AuditFrom::After(80), 10)
+        .expect("page")
+        .iter()
+        .filter_map(|l| egret_vault::store::seq_of_line(l))
+        .collect();
+    assert_eq!(turns, vec![81, 82, 83, 84]);
     // Retention by count: the newest `keep` stay once the next batch crosses a mark.
     let small = Retention {
         keep: 10,
@@ -225,7 +243,7 @@ fn audit_events_are_numbered_once_across_replicas() {
         .and_then(|l| egret_vault::store::seq_of_line(l));
     assert_eq!(
         (left.len(), first),
-        (600, Some(81)),
+        (600, Some(85)),
         "whole rows go; the newest stays"
     );
 }
