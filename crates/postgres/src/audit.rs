@@ -69,6 +69,14 @@ async fn claim(
 }
 
 impl AuditLog for PgStore {
+    /// A row costs the database server about 0.65 ms of CPU (round trips, its commit),
+    /// on the cores it may share with egret: with 20 ms batches, a proxy serving 2,000
+    /// new connections a second cost it 13 µs per request, as much as 4,000 requests
+    /// over kept-alive connections. Events reach the audit log up to 100 ms later.
+    fn audit_gather(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(100)
+    }
+
     fn append_row(
         &self,
         lines: &[u8],

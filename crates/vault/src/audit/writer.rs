@@ -24,9 +24,6 @@ const BATCH: usize = 4096;
 /// How often request events are synced to disk: a crash loses at most this much of
 /// them (never a connection or token change: those sync on every commit).
 const SYNC_EVERY: Duration = Duration::from_secs(1);
-/// After the first event of a batch the writer sleeps this long, then takes everything
-/// that came meanwhile: one vault write per batch, not per request.
-const GATHER: Duration = Duration::from_millis(20);
 
 /// Queues request audit events for the vault; cloning shares the one writer thread,
 /// which ends (after a last write) when the last clone is dropped.
@@ -144,9 +141,10 @@ impl AuditWriter {
             }
             pending.lines.extend_from_slice(line);
             pending.count += 1;
-            let first = pending.count == 1;
+            // The writer waits for the first event of a batch, then for a full batch.
+            let wake = pending.count == 1 || pending.count == BATCH;
             drop(pending);
-            if first {
+            if wake {
                 self.shared.work.notify_one();
             }
             true
@@ -180,6 +178,7 @@ impl AuditWriter {
 }
 
 fn write_loop(vault: &Vault, shared: &Shared) {
+    let gather = vault.store.audit_gather();
     // Swapped with the shared buffer: both keep their capacity from batch to batch.
     let mut batch = Vec::new();
     let mut synced = Instant::now();
@@ -205,10 +204,22 @@ fn write_loop(vault: &Vault, shared: &Shared) {
                 .0;
         }
         let hurry = pending.closed || pending.flush_waiting();
-        if !hurry && !pending.lines.is_empty() && pending.count < BATCH {
-            drop(pending);
-            std::thread::sleep(GATHER);
-            pending = shared.lock();
+        if !hurry && !pending.lines.is_empty() {
+            // After the first event of a batch, everything that comes within the store's
+            // gathering time (or until a batch is full) is written at once: one vault
+            // write per batch, not per request.
+            let until = Instant::now() + gather;
+            while !(pending.closed || pending.flush_waiting() || pending.count >= BATCH) {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                pending = shared
+                    .work
+                    .wait_timeout(pending, left)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
         }
         let ticket = pending.flush_asked;
         let flush_waiting = pending.flush_waiting();
