@@ -85,6 +85,12 @@ thread_local! {
 
 impl AuditWriter {
     pub fn start(vault: Arc<Vault>, dropped: Counter) -> Self {
+        let gather = vault.store.audit_gather();
+        Self::start_gathering(vault, dropped, gather)
+    }
+
+    /// As [`AuditWriter::start`], gathering each batch for `gather` whatever the store says.
+    fn start_gathering(vault: Arc<Vault>, dropped: Counter, gather: Duration) -> Self {
         let clock = vault.clock().clone();
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
@@ -94,7 +100,7 @@ impl AuditWriter {
         let theirs = shared.clone();
         let spawned = std::thread::Builder::new()
             .name("egret-audit".to_owned())
-            .spawn(move || write_loop(&vault, &theirs));
+            .spawn(move || write_loop(&vault, &theirs, gather));
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the audit writer; request events will be dropped");
             shared.lock().closed = true;
@@ -177,8 +183,7 @@ impl AuditWriter {
     }
 }
 
-fn write_loop(vault: &Vault, shared: &Shared) {
-    let gather = vault.store.audit_gather();
+fn write_loop(vault: &Vault, shared: &Shared, gather: Duration) {
     // Swapped with the shared buffer: both keep their capacity from batch to batch.
     let mut batch = Vec::new();
     let mut synced = Instant::now();
@@ -294,5 +299,36 @@ mod tests {
             .audit("policy.reload", None, None, None)
             .expect("audit");
         assert_eq!(next.seq, 52);
+    }
+
+    #[test]
+    fn a_full_batch_is_written_without_waiting_for_the_gathering_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vault = Arc::new(
+            Vault::open(&dir.path().join("v.redb"), &MasterKey::generate()).expect("open"),
+        );
+        let dropped = Counter::default();
+        // Far longer than the test may take: only a full batch gets written.
+        let writer =
+            AuditWriter::start_gathering(vault.clone(), dropped.clone(), Duration::from_secs(600));
+        let data = serde_json::json!({ "status": 200 });
+        let stored = || {
+            vault
+                .audit_since(0, 10_000, None, None)
+                .expect("read")
+                .len()
+        };
+        for _ in 0..BATCH - 1 {
+            assert!(writer.record("request.swap", None, &data));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(stored(), 0, "a batch short of full waits for its time");
+        assert!(writer.record("request.swap", None, &data));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while stored() < BATCH && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(stored(), BATCH, "the full batch is written at once");
+        assert_eq!(dropped.get(), 0);
     }
 }
