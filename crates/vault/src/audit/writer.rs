@@ -163,23 +163,14 @@ impl AuditWriter {
 
     /// Waits (at most `timeout`) until everything queued so far is stored and synced.
     pub fn flush(&self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
         let mut pending = self.shared.lock();
         pending.flush_asked += 1;
         let ticket = pending.flush_asked;
         self.shared.work.notify_one();
-        while pending.flush_done < ticket && !pending.closed {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            pending = self
-                .shared
-                .written
-                .wait_timeout(pending, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        let _stored = self
+            .shared
+            .written
+            .wait_timeout_while(pending, timeout, |p| p.flush_done < ticket && !p.closed);
     }
 }
 
@@ -213,18 +204,13 @@ fn write_loop(vault: &Vault, shared: &Shared, gather: Duration) {
             // After the first event of a batch, everything that comes within the store's
             // gathering time (or until a batch is full) is written at once: one vault
             // write per batch, not per request.
-            let until = Instant::now() + gather;
-            while !(pending.closed || pending.flush_waiting() || pending.count >= BATCH) {
-                let left = until.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                pending = shared
-                    .work
-                    .wait_timeout(pending, left)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
-            }
+            pending = shared
+                .work
+                .wait_timeout_while(pending, gather, |p| {
+                    !(p.closed || p.flush_waiting() || p.count >= BATCH)
+                })
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
         let ticket = pending.flush_asked;
         let flush_waiting = pending.flush_waiting();
