@@ -373,14 +373,8 @@ fn replicas_starting_together_migrate_once() {
     for s in starts {
         s.join().expect("thread").expect("every replica starts");
     }
-    let versions: i64 = admin(async |c| {
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .expect("connect");
-        tokio::spawn(connection);
-        let _ = c;
-        client
-            .query_one("SELECT count(*) FROM egret_schema", &[])
+    let versions: i64 = on_db(&url, async |c| {
+        c.query_one("SELECT count(*) FROM egret_schema", &[])
             .await
             .expect("schema")
             .get(0)
